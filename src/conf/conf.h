@@ -1,0 +1,246 @@
+/*
+ * conf.h - Sluice's configuration: the immutable result of loading
+ * sluice.conf (SPEC section 2).
+ *
+ * conf_load() parses the INI file through inih against one declarative key
+ * table, applies defaults, validates Exchange's constraints and returns a
+ * struct conf that nobody modifies afterwards.  On SIGHUP the daemon loads
+ * a new one and swaps the pointer whole; a config that fails to load is
+ * never used.  Errors are reported as "FILE:LINE: reason".
+ *
+ * Times are stored in seconds, sizes in bytes; SIZE_UNLIMITED marks the
+ * Exchange value "unlimited".
+ */
+#ifndef SLUICE_CONF_H
+#define SLUICE_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define SIZE_UNLIMITED UINT64_MAX
+
+/* AuthMechanism flags (Set-ReceiveConnector -AuthMechanism). */
+enum {
+	AUTHM_TLS = 1 << 0,
+	AUTHM_BASIC = 1 << 1,
+	AUTHM_BASIC_REQUIRE_TLS = 1 << 2,
+	AUTHM_EXTERNAL_AUTHORITATIVE = 1 << 3,
+};
+
+/* PermissionGroups flags. */
+enum {
+	PERM_ANONYMOUS_USERS = 1 << 0,
+	PERM_EXCHANGE_USERS = 1 << 1,
+	PERM_EXCHANGE_SERVERS = 1 << 2,
+	PERM_PARTNERS = 1 << 3,
+};
+
+enum conf_domain_type {
+	DOMAIN_AUTHORITATIVE,
+	DOMAIN_INTERNAL_RELAY,
+	DOMAIN_EXTERNAL_RELAY,
+};
+
+/* Ordered: a higher level implies every check of the lower ones. */
+enum tls_auth_level {
+	TLS_AUTH_NONE, /* TlsAuthLevel not set */
+	TLS_AUTH_ENCRYPTION_ONLY,
+	TLS_AUTH_CERTIFICATE_VALIDATION,
+	TLS_AUTH_DOMAIN_VALIDATION,
+};
+
+enum smarthost_auth { SMARTHOST_AUTH_NONE, SMARTHOST_AUTH_BASIC,
+	SMARTHOST_AUTH_BASIC_REQUIRE_TLS };
+
+enum proto_log_level { PROTOLOG_NONE, PROTOLOG_VERBOSE };
+
+/* A list of strings parsed from a comma-separated value. */
+struct conf_strlist {
+	char **v;
+	size_t n;
+};
+
+/* A listening address: Bindings = 0.0.0.0:25, [::]:25 */
+struct conf_binding {
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char text[64]; /* as written, normalised: "0.0.0.0:25", "[::]:25" */
+};
+
+/*
+ * An address range: CIDR, "a-b" or a single address.  Addresses are kept
+ * as 16-byte big-endian values (IPv4 mapped into ::ffff:0:0/96) so that
+ * comparisons are plain memcmp.  "size" is the number of addresses as a
+ * log2 (128 for ::/0, 32 for 0.0.0.0/0 on the mapped scale it is 32 too):
+ * the smaller, the more specific.
+ */
+struct conf_iprange {
+	uint8_t lo[16];
+	uint8_t hi[16];
+	int family; /* AF_INET or AF_INET6 as written */
+	int bits;   /* host bits spanned: 0 = one address; smaller is more specific */
+	char text[96];
+};
+
+struct conf_transport {
+	struct conf_strlist send_domain_secure;	   /* TLSSendDomainSecureList */
+	struct conf_strlist receive_domain_secure; /* TLSReceiveDomainSecureList */
+	uint64_t max_receive_size;		   /* MaxReceiveSize, bytes */
+	uint64_t max_send_size;			   /* MaxSendSize */
+	unsigned max_recipient_envelope_limit;	   /* MaxRecipientEnvelopeLimit */
+	unsigned message_expiration_timeout;	   /* seconds */
+	unsigned transient_failure_retry_interval;
+	unsigned transient_failure_retry_attempts;
+	unsigned outbound_connection_failure_retry_interval;
+	unsigned delay_notification_timeout;
+	char *queue_directory;
+	char *log_directory;
+	char *trusted_ca_file;
+	char *resolver;	   /* "system" or "ADDR@PORT" */
+	char *tls_ciphers;     /* TLS 1.2 cipher list (OpenSSL syntax) */
+	char *tls_ciphersuites; /* TLS 1.3 suites */
+	char *user;	   /* run as this user after binding; empty = stay */
+	char *control_socket; /* path of sluicectl's control socket */
+};
+
+struct conf_certificate {
+	char *name;
+	char *certificate_file;
+	char *key_file;
+	int line;
+};
+
+struct conf_accepted_domain {
+	char *name; /* lower case */
+	enum conf_domain_type type;
+	char *mailboxes; /* Maildir pattern, %d domain, %u local part */
+	int line;
+};
+
+struct conf_receive_connector {
+	char *name;
+	struct conf_binding *bindings;
+	size_t nbindings;
+	struct conf_iprange *remote_ranges;
+	size_t nremote_ranges;
+	unsigned auth_mechanism;    /* AUTHM_* flags; 0 = None */
+	unsigned permission_groups; /* PERM_* flags */
+	int require_tls;
+	int domain_secure_enabled;
+	char *fqdn;
+	char *banner;		  /* full greeting line, e.g. "220 mx ESMTP" */
+	char *tls_certificate_name; /* name of a [Certificate] section */
+	uint64_t max_message_size;
+	uint64_t max_header_size;
+	unsigned max_recipients_per_message;
+	unsigned max_hop_count;
+	unsigned max_inbound_connection;
+	unsigned max_inbound_connection_per_source;
+	unsigned max_protocol_errors;
+	unsigned connection_timeout;	      /* seconds */
+	unsigned connection_inactivity_timeout; /* seconds */
+	unsigned tarpit_interval;	      /* seconds */
+	uint64_t min_data_rate;		      /* bytes per second, Sluice's own */
+	uint64_t message_rate_limit;	      /* per minute; SIZE_UNLIMITED */
+	int pipelining_enabled;
+	int chunking_enabled;
+	int eight_bit_mime_enabled;
+	int smtp_utf8_enabled;
+	int dsn_enabled;
+	int enhanced_status_codes_enabled;
+	enum proto_log_level protocol_logging_level;
+	int line;
+};
+
+struct conf_address_space {
+	char *domain; /* "contoso.com", "*.contoso.com" or "*" */
+	unsigned cost;
+};
+
+struct conf_smarthost {
+	char *host;	/* name or address literal without brackets */
+	unsigned short port; /* 0: the connector's Port */
+	int literal;	/* written as [address] */
+};
+
+struct conf_send_connector {
+	char *name;
+	struct conf_address_space *address_spaces;
+	size_t naddress_spaces;
+	int dns_routing_enabled;
+	struct conf_smarthost *smart_hosts;
+	size_t nsmart_hosts;
+	unsigned short port;
+	int ignore_starttls;
+	int require_tls;
+	enum tls_auth_level tls_auth_level;
+	char *tls_domain;
+	char *tls_certificate_name;
+	int domain_secure_enabled;
+	enum smarthost_auth smart_host_auth_mechanism;
+	char *authentication_credential; /* file path */
+	char *fqdn;
+	uint64_t max_message_size;
+	int enabled;
+	enum proto_log_level protocol_logging_level;
+	unsigned connection_inactivity_timeout;
+	int line;
+};
+
+struct conf {
+	char *path;
+	struct conf_transport transport;
+	struct conf_certificate *certificates;
+	size_t ncertificates;
+	struct conf_accepted_domain *accepted_domains;
+	size_t naccepted_domains;
+	struct conf_receive_connector *receive_connectors;
+	size_t nreceive_connectors;
+	struct conf_send_connector *send_connectors;
+	size_t nsend_connectors;
+};
+
+/*
+ * Load and validate.  On failure returns NULL and writes one or more
+ * "FILE:LINE: reason" lines to err (which may be NULL).
+ */
+struct conf *conf_load(const char *path, FILE *err);
+void conf_free(struct conf *);
+
+/* Look-ups over a loaded configuration; NULL when absent.  Case-insensitive. */
+const struct conf_certificate *conf_certificate(const struct conf *,
+    const char *name);
+const struct conf_accepted_domain *conf_accepted_domain(const struct conf *,
+    const char *domain);
+const struct conf_receive_connector *conf_receive_connector(
+    const struct conf *, const char *name);
+const struct conf_send_connector *conf_send_connector(const struct conf *,
+    const char *name);
+
+/*
+ * Value parsers, exported for the unit tests and for sluicectl.  Each
+ * returns 0 on success, -1 with *why set to a static reason on failure.
+ */
+int conf_parse_bool(const char *, int *, const char **why);
+int conf_parse_timespan(const char *, unsigned *seconds, const char **why);
+int conf_parse_size(const char *, uint64_t *bytes, const char **why);
+int conf_parse_iprange(const char *, struct conf_iprange *, const char **why);
+int conf_parse_binding(const char *, struct conf_binding *, const char **why);
+int conf_iprange_contains(const struct conf_iprange *,
+    const struct sockaddr *);
+
+/* Format-List style dumps used by sluicectl get-* (effective values). */
+void conf_dump_transport(const struct conf *, FILE *);
+void conf_dump_accepted_domain(const struct conf_accepted_domain *, FILE *);
+void conf_dump_receive_connector(const struct conf_receive_connector *,
+    FILE *);
+void conf_dump_send_connector(const struct conf_send_connector *, FILE *);
+void conf_dump_certificate(const struct conf_certificate *, FILE *);
+
+/* Formatting helpers shared by the dumps: "2.00:00:00", "36 MB". */
+void conf_format_timespan(unsigned seconds, char *, size_t);
+void conf_format_size(uint64_t bytes, char *, size_t);
+
+#endif

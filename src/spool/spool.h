@@ -1,0 +1,87 @@
+/*
+ * spool.h - the durable message store (SQLite in WAL mode).
+ *
+ * A session hands a complete message (envelope + content) to
+ * spool_submit().  A single committer thread takes every message that is
+ * waiting, writes them in one transaction and commits it (SQLite fsyncs the
+ * WAL), then reports each outcome back on the event loop through the
+ * completion callback.  Many concurrent sessions thus share one fsync
+ * (group commit) and the session only says 250 after its callback reported
+ * success.  Any failure (write, fsync, disk full) reports failure for the
+ * messages of that batch and leaves nothing of them stored.
+ *
+ * The store keeps per-recipient state for the delivery side.
+ */
+#ifndef SLUICE_SPOOL_H
+#define SLUICE_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct spool;
+
+enum spool_rcpt_status {
+	SPOOL_RCPT_PENDING = 0,
+	SPOOL_RCPT_DELIVERED = 1,
+	SPOOL_RCPT_FAILED = 2,
+};
+
+struct spool_rcpt {
+	const char *addr;  /* forward-path, "" never */
+	const char *orcpt; /* DSN ORCPT, "" when absent */
+	unsigned notify;   /* SMTP_NOTIFY_* flags */
+};
+
+/* What a session hands over; the spool copies what it keeps. */
+struct spool_msg {
+	const char *sender; /* "" for the null reverse-path */
+	const char *envid;  /* DSN ENVID, "" when absent */
+	int ret;	    /* enum smtp_ret */
+	int body_type;	    /* enum smtp_body */
+	int smtputf8;
+	const char *connector; /* receive connector name */
+	const char *client;    /* remote endpoint "addr:port" */
+	const char *helo;
+	const char *tls;      /* TLS summary, "" when none */
+	const char *auth_as;  /* Anonymous | Partner | Internal */
+	const struct spool_rcpt *rcpts;
+	size_t nrcpts;
+	const char *data; /* the message as stored, headers included */
+	size_t len;
+};
+
+/*
+ * ok: 1 when the message is durable, 0 on failure (reply 451 4.3.0).
+ * queue_id: the message's id, valid during the call, "" on failure.
+ */
+typedef void (*spool_done_fn)(void *arg, int ok, const char *queue_id);
+
+/* Open (creating if needed) DIR/queue.db.  NULL with *why on failure. */
+struct spool *spool_open(const char *dir, struct event_base *,
+    const char **why);
+/* Waits for the committer to finish what was submitted, then closes. */
+void spool_close(struct spool *);
+
+/*
+ * Queue the message for the next group commit.  The callback is always
+ * called exactly once, later, from the event loop (never from inside
+ * spool_submit).  Returns -1 only if the message could not even be queued
+ * (out of memory); the callback is then not called.
+ */
+int spool_submit(struct spool *, const struct spool_msg *, spool_done_fn,
+    void *arg);
+
+/* Number of messages waiting for or inside a commit. */
+size_t spool_inflight(const struct spool *);
+
+/*
+ * Crash points for the durability tests: when the environment variable
+ * SLUICE_CRASH_POINT equals name, the process exits at once with _exit(97)
+ * as if killed.  Names: "after-write" (rows inserted, not committed),
+ * "after-fsync" (committed, callback not yet run), "before-reply" (in the
+ * session, right before the 250).
+ */
+void spool_crash_point(const char *name);
+
+#endif
