@@ -1,0 +1,58 @@
+/*
+ * conn.h - the I/O layer under an SMTP server session.
+ *
+ * A conn owns one socket (and, after STARTTLS, its SSL object) through a
+ * libevent bufferevent.  The protocol code above it sees only events
+ * ("input is available", "the peer went away", "a deadline passed") and
+ * byte slices; it never touches sockets, OpenSSL or libevent.  Input is
+ * bounded: the layer stops reading once CONN_INPUT_MAX bytes are waiting.
+ */
+#ifndef SLUICE_CONN_H
+#define SLUICE_CONN_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct event_base;
+struct conn;
+
+struct conn_ops {
+	void (*input)(void *arg);                   /* new bytes are waiting */
+	void (*closed)(void *arg, const char *why); /* peer gone or error */
+	void (*timeout)(void *arg);                 /* the deadline passed */
+	void (*flushed)(
+	    void *arg); /* output drained after conn_close_after_flush */
+};
+
+/* Bytes read ahead of the protocol; bounds memory per session. */
+#define CONN_INPUT_MAX (256 * 1024)
+
+struct conn *conn_new(
+    struct event_base *, int fd, const struct conn_ops *, void *arg);
+void conn_free(struct conn *);
+
+/* The waiting input as one contiguous slice (valid until the next call). */
+const char *conn_peek(struct conn *, size_t *len);
+void conn_consume(struct conn *, size_t n);
+size_t conn_input_len(struct conn *);
+
+void conn_write(struct conn *, const void *, size_t);
+/* Stop reading (while a message is being committed), and resume. */
+void conn_pause(struct conn *);
+void conn_resume(struct conn *);
+/* Flush what is queued, then report flushed(); reading stops. */
+void conn_close_after_flush(struct conn *);
+/* Absolute deadline (CLOCK_MONOTONIC seconds); 0 clears it. */
+void conn_set_deadline(struct conn *, double when);
+/*
+ * Tarpit: hold reading, write the bytes after delay seconds, then resume
+ * and report input() so that pipelined commands are processed again.
+ */
+void conn_write_later(struct conn *, const void *, size_t, double delay);
+int conn_held(const struct conn *);
+/* Does data already wait on the socket (used before the greeting)? */
+int conn_socket_has_data(struct conn *);
+
+double conn_now(void);
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * listener.c - listening sockets and the accept path.
+ *
+ * One socket per distinct binding.  A wildcard binding (0.0.0.0:25,
+ * [::]:25) covers every specific address on the same port and family, so
+ * specific ones are not bound beside it (Linux would refuse); the receive
+ * connector is chosen per connection from the local address the client
+ * actually reached (selector.c).  IPv6 sockets are V6ONLY so that an IPv4
+ * and an IPv6 wildcard can coexist.
+ *
+ * The accept path enforces MaxInboundConnection (per connector) and
+ * MaxInboundConnectionPerSource before any byte is read from the client,
+ * answering 421 4.3.2 as Exchange does.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "server/listener.h"
+#include "server/selector.h"
+#include "server/server.h"
+#include "server/session.h"
+#include "util/log.h"
+
+/* Kernel accept queue; large enough for bursts of new connections. */
+#define LISTENER_BACKLOG 1024
+
+struct listener {
+	struct listener *next;
+	struct evconnlistener *ev;
+	struct server *srv;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char text[64];
+	int keep;  /* still bound by the configuration being applied */
+	int fresh; /* opened by the sync in progress */
+};
+
+static int
+listener_same(
+    const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a,
+		                         *y = (const void *)b;
+
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	} else {
+		const struct sockaddr_in6 *x = (const void *)a,
+		                          *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+	}
+}
+
+/* Is b made redundant by a wildcard binding of conf on its port/family? */
+static int
+listener_covered(const struct conf *conf, const struct conf_binding *b)
+{
+	struct sockaddr_storage wild;
+
+	memset(&wild, 0, sizeof(wild));
+	wild.ss_family = b->ss.ss_family;
+	if (b->ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&wild)->sin_port =
+		    ((const struct sockaddr_in *)&b->ss)->sin_port;
+	else
+		((struct sockaddr_in6 *)&wild)->sin6_port =
+		    ((const struct sockaddr_in6 *)&b->ss)->sin6_port;
+	if (listener_same(&wild, &b->ss))
+		return 0;
+	for (size_t i = 0; i < conf->nreceive_connectors; i++) {
+		const struct conf_receive_connector *rc =
+		    &conf->receive_connectors[i];
+
+		for (size_t j = 0; j < rc->nbindings; j++)
+			if (listener_same(&rc->bindings[j].ss, &wild))
+				return 1;
+	}
+	return 0;
+}
+
+static void
+listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
+    struct sockaddr *remote, int rlen, void *arg)
+{
+	struct listener *l = arg;
+	struct server *srv = l->srv;
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	const struct conf_receive_connector *rc;
+	struct conf_ref *cref;
+	const char *refuse = NULL;
+	unsigned per_connector = 0;
+
+	(void)ev;
+	(void)rlen;
+	if (srv->draining ||
+	    getsockname(fd, (struct sockaddr *)&local, &llen) < 0) {
+		close(fd);
+		return;
+	}
+	cref = server_conf_acquire(srv);
+	rc = selector_pick(cref->conf, (struct sockaddr *)&local, remote);
+	if (rc == NULL) {
+		/* No connector admits this client here: as if not listening. */
+		server_conf_release(cref);
+		close(fd);
+		return;
+	}
+	per_connector = server_connector_count(srv, rc->name);
+	if (per_connector >= rc->max_inbound_connection)
+		refuse = "421 4.3.2 The maximum number of concurrent server "
+		         "connections has exceeded a limit, closing "
+		         "transmission channel";
+	else if (server_source_count(srv, remote) >=
+	         rc->max_inbound_connection_per_source)
+		refuse = "421 4.3.2 The maximum number of concurrent "
+		         "connections has exceeded a limit, closing "
+		         "transmission channel";
+	session_start(
+	    srv, cref, rc, fd, (struct sockaddr *)&local, remote, refuse);
+}
+
+static int
+listener_open(
+    struct server *srv, const struct conf_binding *b, const char **why)
+{
+	struct listener *l;
+	int fd, on = 1;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	if ((fd = socket(b->ss.ss_family,
+	         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (b->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, (const struct sockaddr *)&b->ss, b->sslen) < 0 ||
+	    listen(fd, LISTENER_BACKLOG) < 0) {
+		close(fd);
+		goto fail;
+	}
+	l->ev = evconnlistener_new(
+	    srv->base, listener_accept, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (l->ev == NULL) {
+		close(fd);
+		goto fail;
+	}
+	l->srv = srv;
+	l->ss = b->ss;
+	l->sslen = b->sslen;
+	snprintf(l->text, sizeof(l->text), "%s", b->text);
+	l->keep = 1;
+	l->fresh = 1;
+	l->next = srv->listeners;
+	srv->listeners = l;
+	log_info("listening on %s", b->text);
+	return 0;
+fail:
+	log_err("cannot listen on %s: %s", b->text, strerror(errno));
+	*why = "cannot listen on a binding (see the log)";
+	free(l);
+	return -1;
+}
+
+int
+listener_sync(struct server *srv, const struct conf *conf, const char **why)
+{
+	for (struct listener *l = srv->listeners; l != NULL; l = l->next) {
+		l->keep = 0;
+		l->fresh = 0;
+	}
+	for (size_t i = 0; i < conf->nreceive_connectors; i++) {
+		const struct conf_receive_connector *rc =
+		    &conf->receive_connectors[i];
+
+		for (size_t j = 0; j < rc->nbindings; j++) {
+			const struct conf_binding *b = &rc->bindings[j];
+			struct listener *l;
+
+			if (listener_covered(conf, b))
+				continue;
+			for (l = srv->listeners; l != NULL; l = l->next)
+				if (listener_same(&l->ss, &b->ss))
+					break;
+			if (l != NULL) {
+				l->keep = 1;
+				continue;
+			}
+			if (listener_open(srv, b, why) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+listener_prune(struct server *srv, int drop_fresh)
+{
+	struct listener **lp = &srv->listeners;
+
+	while (*lp != NULL) {
+		struct listener *l = *lp;
+
+		if ((drop_fresh && l->fresh) || (!drop_fresh && !l->keep)) {
+			*lp = l->next;
+			log_info("no longer listening on %s", l->text);
+			evconnlistener_free(l->ev);
+			free(l);
+			continue;
+		}
+		l->keep = 1;
+		l->fresh = 0;
+		lp = &l->next;
+	}
+}
+
+void
+listener_commit(struct server *srv)
+{
+	listener_prune(srv, 0);
+}
+
+void
+listener_rollback(struct server *srv)
+{
+	listener_prune(srv, 1);
+}
+
+void
+listener_close_all(struct server *srv)
+{
+	while (srv->listeners != NULL) {
+		struct listener *l = srv->listeners;
+
+		srv->listeners = l->next;
+		evconnlistener_free(l->ev);
+		free(l);
+	}
+}

@@ -1,0 +1,187 @@
+/*
+ * server.c - shared state of the receiving side: the live configuration
+ * (reference counted, swapped whole on reload) and connection counters.
+ *
+ * Counters are a small chained hash keyed by the client address (for
+ * MaxInboundConnectionPerSource) or by "connector:NAME" (for
+ * MaxInboundConnection).  An entry is freed when its count drops to zero,
+ * so the table holds at most one entry per open connection and connector.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/listener.h"
+#include "server/server.h"
+#include "util/log.h"
+
+#define SERVER_BUCKETS 4096
+
+struct server_counter {
+	struct server_counter *next;
+	unsigned count;
+	char key[]; /* "a:" address text, or "c:" connector name */
+};
+
+struct conf_ref *
+server_conf_acquire(struct server *srv)
+{
+	srv->conf->refs++;
+	return srv->conf;
+}
+
+void
+server_conf_release(struct conf_ref *ref)
+{
+	if (--ref->refs > 0)
+		return;
+	conf_free(ref->conf);
+	free(ref);
+}
+
+static unsigned
+server_hash(const char *key)
+{
+	unsigned h = 2166136261u; /* FNV-1a */
+
+	for (; *key != '\0'; key++)
+		h = (h ^ (unsigned char)*key) * 16777619u;
+	return h % SERVER_BUCKETS;
+}
+
+static void
+server_key_addr(const struct sockaddr *sa, char *key, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+	const struct sockaddr_in6 *s6 = (const void *)sa;
+
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    ip, sizeof(ip));
+	else if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip, sizeof(ip));
+	else
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+	snprintf(key, len, "a:%s", ip);
+}
+
+static struct server_counter **
+server_find(struct server *srv, const char *key)
+{
+	struct server_counter **cp;
+
+	if (srv->counters == NULL && (srv->counters = calloc(SERVER_BUCKETS,
+	                                  sizeof(*srv->counters))) == NULL)
+		log_fatal("out of memory");
+	cp = &srv->counters[server_hash(key)];
+	while (*cp != NULL && strcmp((*cp)->key, key) != 0)
+		cp = &(*cp)->next;
+	return cp;
+}
+
+static unsigned
+server_count(struct server *srv, const char *key)
+{
+	struct server_counter **cp = server_find(srv, key);
+
+	return *cp != NULL ? (*cp)->count : 0;
+}
+
+static void
+server_add(struct server *srv, const char *key, int delta)
+{
+	struct server_counter **cp = server_find(srv, key), *c = *cp;
+	size_t len;
+
+	if (c == NULL) {
+		if (delta <= 0)
+			log_panic("connection counter %s below zero", key);
+		len = strlen(key) + 1;
+		if ((c = calloc(1, sizeof(*c) + len)) == NULL)
+			log_fatal("out of memory");
+		memcpy(c->key, key, len);
+		*cp = c;
+	}
+	if (delta < 0 && c->count < (unsigned)-delta)
+		log_panic("connection counter %s below zero", key);
+	c->count = (unsigned)((int)c->count + delta);
+	if (c->count == 0) {
+		*cp = c->next;
+		free(c);
+	}
+}
+
+unsigned
+server_source_count(struct server *srv, const struct sockaddr *sa)
+{
+	char key[64];
+
+	server_key_addr(sa, key, sizeof(key));
+	return server_count(srv, key);
+}
+
+unsigned
+server_connector_count(struct server *srv, const char *connector)
+{
+	char key[512];
+
+	snprintf(key, sizeof(key), "c:%s", connector);
+	return server_count(srv, key);
+}
+
+void
+server_account(struct server *srv, const char *connector,
+    const struct sockaddr *sa, int delta)
+{
+	char key[512];
+
+	server_key_addr(sa, key, sizeof(key));
+	server_add(srv, key, delta);
+	snprintf(key, sizeof(key), "c:%s", connector);
+	server_add(srv, key, delta);
+}
+
+void
+server_session_done(struct server *srv)
+{
+	srv->nsessions--;
+}
+
+int
+server_listen(struct server *srv, const struct conf *conf, const char **why)
+{
+	if (listener_sync(srv, conf, why) < 0) {
+		listener_rollback(srv);
+		return -1;
+	}
+	listener_commit(srv);
+	return 0;
+}
+
+int
+server_reload(struct server *srv, struct conf *conf, const char **why)
+{
+	struct conf_ref *ref;
+
+	if ((ref = calloc(1, sizeof(*ref))) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	if (server_listen(srv, conf, why) < 0) {
+		free(ref);
+		return -1;
+	}
+	ref->conf = conf;
+	ref->refs = 1;
+	if (srv->conf != NULL)
+		server_conf_release(srv->conf);
+	srv->conf = ref;
+	return 0;
+}
+
+void
+server_close_listeners(struct server *srv)
+{
+	listener_close_all(srv);
+}

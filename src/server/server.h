@@ -1,0 +1,71 @@
+/*
+ * server.h - the receiving half of sluiced: listeners, the live
+ * configuration, connection accounting and the sessions.
+ *
+ * The configuration is reference counted: each session keeps the conf it
+ * started with, so a SIGHUP swaps in a new conf for new connections while
+ * open sessions finish under the old one, which is freed with its last
+ * session.
+ */
+#ifndef SLUICE_SERVER_H
+#define SLUICE_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf/conf.h"
+
+struct event_base;
+struct spool;
+struct protolog;
+struct tracklog;
+struct session;
+
+struct conf_ref {
+	struct conf *conf;
+	unsigned refs;
+};
+
+struct server {
+	struct event_base *base;
+	struct conf_ref *conf;
+	struct spool *spool;
+	struct protolog *protolog;
+	struct tracklog *tracklog;
+	struct listener *listeners;
+	struct session *sessions; /* every live session, for draining */
+	size_t nsessions;
+	struct server_counter **counters; /* hash table, SERVER_BUCKETS */
+	size_t memory_used; /* message bytes held by all sessions */
+	uint64_t next_session;
+	int draining;
+};
+
+/*
+ * Message bytes all sessions together may hold in memory while receiving;
+ * past it new messages get 452 4.3.1 instead of exhausting the host.
+ */
+#define SERVER_MEMORY_MAX ((size_t)1024 * 1024 * 1024)
+
+struct conf_ref *server_conf_acquire(struct server *);
+void server_conf_release(struct conf_ref *);
+
+/* Open listeners for every binding of conf, keeping those already open. */
+int server_listen(struct server *, const struct conf *, const char **why);
+/* Swap in a new configuration (listeners first; the old stays on failure). */
+int server_reload(struct server *, struct conf *, const char **why);
+void server_close_listeners(struct server *);
+
+/*
+ * Connection accounting for MaxInboundConnection (per connector) and
+ * MaxInboundConnectionPerSource (per client address).
+ */
+unsigned server_source_count(struct server *, const struct sockaddr *);
+unsigned server_connector_count(struct server *, const char *connector);
+void server_account(
+    struct server *, const char *connector, const struct sockaddr *, int delta);
+
+void server_session_done(struct server *);
+
+#endif

@@ -1,0 +1,1243 @@
+/*
+ * session.c - the SMTP server session state machine (RFC 5321, with
+ * RFC 1870 SIZE, RFC 2920 PIPELINING, RFC 3030 CHUNKING, RFC 3461 DSN,
+ * RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 2034 ENHANCEDSTATUSCODES).
+ *
+ * Data flow: conn (bytes) -> this file (lines, commands, message
+ * content) -> content.c (validation, header filter) -> spool (durable) ->
+ * the 250.  The session sees events from conn.c and never touches a
+ * socket.
+ *
+ * Invariants:
+ * - state changes only through session_enter(), which logs them;
+ * - every command goes through the table in session_commands[], whose flags
+ *   carry the sequencing and RFC 2920 pipelining rules;
+ * - all input is read through the bounded line reader or, for BDAT, by
+ *   exact byte counts; nothing is buffered beyond CONN_INPUT_MAX and the
+ *   message size limit;
+ * - "250" to the end of a message is written only from the spool's
+ *   completion callback, i.e. after the message is durable;
+ * - a session is never freed inside its own call chain: session_close()
+ *   schedules the free for the next turn of the event loop.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "log/protolog.h"
+#include "log/tracklog.h"
+#include "server/conn.h"
+#include "server/content.h"
+#include "server/server.h"
+#include "server/session.h"
+#include "smtp/command.h"
+#include "smtp/linereader.h"
+#include "spool/spool.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+/* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CRLF. */
+#define SESSION_CMD_MAX 510
+/* Longest reply we format; EHLO's is the largest at a few hundred bytes. */
+#define SESSION_REPLY_MAX 2048
+
+enum session_state {
+	SESSION_GREETING, /* connected, banner not yet sent */
+	SESSION_COMMAND,  /* reading commands */
+	SESSION_DATA,     /* reading DATA content up to CRLF.CRLF */
+	SESSION_BDAT,     /* reading an exact BDAT chunk */
+	SESSION_COMMIT,   /* waiting for the spool to make it durable */
+	SESSION_CLOSING,  /* last reply queued, closing after flush */
+	SESSION_DEAD,     /* connection gone, waiting to be freed */
+};
+
+static const char *session_state_names[] = {
+    "greeting", "command", "data", "bdat", "commit", "closing", "dead"};
+
+struct session_rcpt {
+	char addr[SMTP_PATH_MAX + 1];
+	char orcpt[SMTP_ORCPT_MAX + 1];
+	unsigned notify;
+};
+
+struct session {
+	struct session *next, *prev; /* server's list */
+	struct server *srv;
+	struct conf_ref *cref;
+	const struct conf_receive_connector *rc;
+	const struct conf_transport *tc;
+	struct conn *conn;
+	enum session_state state;
+	char id[20];
+	char local[64];
+	char remote[64];
+	char remote_ip[48];
+	struct sockaddr_storage peer;
+	unsigned seq; /* protocol log sequence number */
+	double started;
+
+	/* SMTP state after HELO/EHLO */
+	char helo[SMTP_HELO_MAX + 1];
+	int esmtp;
+	struct smtp_ext ext; /* what this session offered */
+	int pipelining;
+	unsigned errors;
+	int skip_line; /* discarding the rest of an over-long command */
+
+	/* the transaction */
+	int have_mail;
+	struct smtp_mail_args mail;
+	struct session_rcpt *rcpts;
+	size_t nrcpts;
+	size_t rcpt_cap;
+	int content_started;
+	struct content content;
+	int used_bdat;
+	int used_data;
+	uint64_t bdat_remaining;
+	int bdat_last;
+	int bdat_discard; /* consume the chunk, then reply bdat_reply */
+	const char *bdat_reply;
+	int data_midline; /* inside a line that had a bad ending */
+	double phase_start;
+	uint64_t phase_bytes;
+	char queue_id[32];
+	unsigned transactions;
+};
+
+static void session_process(struct session *);
+static void session_close(struct session *, const char *why);
+
+/* --- logging and replies --------------------------------------------- */
+
+static int
+session_protolog_on(const struct session *s)
+{
+	return s->srv->protolog != NULL &&
+	       s->rc->protocol_logging_level == PROTOLOG_VERBOSE;
+}
+
+static void
+session_plog(struct session *s, char event, const char *data, size_t len,
+    const char *context)
+{
+	if (!session_protolog_on(s))
+		return;
+	protolog_write(s->srv->protolog, s->rc->name, s->id, s->seq++, s->local,
+	    s->remote, event, data, len, context);
+}
+
+static void
+session_enter(struct session *s, enum session_state next)
+{
+	if (s->state == next)
+		return;
+	log_debug("session %s: %s -> %s", s->id, session_state_names[s->state],
+	    session_state_names[next]);
+	s->state = next;
+}
+
+/*
+ * Send one reply line ("250 2.1.0 Sender OK").  4xx and 5xx replies count
+ * as errors and are delayed by TarpitInterval, which slows down address
+ * harvesting and dictionary attacks without costing a process.
+ */
+static void
+session_vreply(struct session *s, int tarpit, const char *fmt, va_list ap)
+{
+	char line[SESSION_REPLY_MAX];
+	int n;
+
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	if (n < 0)
+		log_panic("session %s: reply format failed", s->id);
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	session_plog(s, '>', line, (size_t)n, NULL);
+	line[n++] = '\r';
+	line[n++] = '\n';
+	if (tarpit && (line[0] == '4' || line[0] == '5') &&
+	    s->rc->tarpit_interval > 0)
+		conn_write_later(
+		    s->conn, line, (size_t)n, (double)s->rc->tarpit_interval);
+	else
+		conn_write(s->conn, line, (size_t)n);
+}
+
+static void __attribute__((format(printf, 2, 3)))
+session_reply(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, 1, fmt, ap);
+	va_end(ap);
+}
+
+/* Send a final reply and close the connection once it is written. */
+static void __attribute__((format(printf, 2, 3)))
+session_reply_close(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, 0, fmt, ap);
+	va_end(ap);
+	session_enter(s, SESSION_CLOSING);
+	conn_close_after_flush(s->conn);
+}
+
+/* A protocol error: reply, count it, and hang up when there are too many. */
+static void __attribute__((format(printf, 2, 3)))
+session_error(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, 1, fmt, ap);
+	va_end(ap);
+	if (++s->errors >= s->rc->max_protocol_errors)
+		session_reply_close(s,
+		    "421 4.7.0 %s Too many errors on this "
+		    "connection, closing transmission channel",
+		    s->rc->fqdn);
+}
+
+/* --- transaction ----------------------------------------------------- */
+
+static uint64_t
+session_max_size(const struct session *s)
+{
+	uint64_t m = s->rc->max_message_size;
+
+	if (s->tc->max_receive_size < m)
+		m = s->tc->max_receive_size;
+	return m;
+}
+
+static unsigned
+session_max_rcpts(const struct session *s)
+{
+	unsigned m = s->rc->max_recipients_per_message;
+
+	if (s->tc->max_recipient_envelope_limit > 0 &&
+	    s->tc->max_recipient_envelope_limit < m)
+		m = s->tc->max_recipient_envelope_limit;
+	return m;
+}
+
+static void
+session_content_release(struct session *s)
+{
+	if (!s->content_started)
+		return;
+	s->srv->memory_used -= s->content.out.max;
+	content_free(&s->content);
+	s->content_started = 0;
+}
+
+static void
+session_reset(struct session *s)
+{
+	session_content_release(s);
+	s->have_mail = 0;
+	memset(&s->mail, 0, sizeof(s->mail));
+	s->nrcpts = 0;
+	s->used_bdat = 0;
+	s->used_data = 0;
+	s->bdat_remaining = 0;
+	s->bdat_last = 0;
+	s->bdat_discard = 0;
+	s->data_midline = 0;
+}
+
+/* RFC 3848 protocol type for the Received header. */
+static const char *
+session_with(const struct session *s)
+{
+	if (s->mail.smtputf8)
+		return "UTF8SMTP";
+	return s->esmtp ? "ESMTP" : "SMTP";
+}
+
+static void
+session_make_queue_id(struct session *s)
+{
+	static unsigned counter;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(s->queue_id, sizeof(s->queue_id), "%08llX%05lX%03X",
+	    (unsigned long long)ts.tv_sec, (unsigned long)(ts.tv_nsec / 10000),
+	    counter++ & 0xfff);
+}
+
+/*
+ * Start receiving content: reserve the message's memory budget and write
+ * our own trace and organisation headers in front of it.
+ */
+static int
+session_content_start(struct session *s)
+{
+	struct content_limits lim;
+	struct buf hdr;
+	char date[64];
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t budget;
+	int rc;
+
+	lim.max_size = session_max_size(s);
+	lim.max_header = s->rc->max_header_size;
+	lim.max_hops = s->rc->max_hop_count;
+	/* Our headers, plus the size limit, bound the stored message. */
+	budget = lim.max_size > SERVER_MEMORY_MAX ? SERVER_MEMORY_MAX
+	                                          : (size_t)lim.max_size + 4096;
+	if (s->srv->memory_used + budget > SERVER_MEMORY_MAX)
+		return -1;
+	s->srv->memory_used += budget;
+	content_init(&s->content, &lim, budget);
+	s->content_started = 1;
+	session_make_queue_id(s);
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	buf_init(&hdr, 4096);
+	rc = buf_printf(&hdr,
+	    "Received: from %s (%s [%s])\r\n"
+	    "\tby %s (Sluice) with %s id %s",
+	    s->helo, s->remote_ip, s->remote_ip, s->rc->fqdn, session_with(s),
+	    s->queue_id);
+	if (rc == BUF_OK && s->nrcpts == 1)
+		rc = buf_printf(&hdr, "\r\n\tfor <%s>", s->rcpts[0].addr);
+	if (rc == BUF_OK)
+		rc = buf_printf(&hdr,
+		    "; %s\r\n"
+		    "X-Sluice-Organization-AuthAs: Anonymous\r\n"
+		    "X-Sluice-Organization-AuthMechanism: None\r\n",
+		    date);
+	if (rc != BUF_OK || content_prefix(&s->content, hdr.data, hdr.len) < 0)
+		rc = -1;
+	buf_free(&hdr);
+	return rc == BUF_OK ? 0 : -1;
+}
+
+static void
+session_track_receive(struct session *s)
+{
+	struct track_event ev;
+
+	if (s->srv->tracklog == NULL)
+		return;
+	for (size_t i = 0; i < s->nrcpts; i++) {
+		memset(&ev, 0, sizeof(ev));
+		ev.event = "RECEIVE";
+		ev.message_id = s->queue_id;
+		ev.sender = s->mail.path.addr;
+		ev.recipient = s->rcpts[i].addr;
+		ev.connector = s->rc->name;
+		ev.next_hop = s->remote;
+		ev.tls = "";
+		ev.status = "250 2.6.0 Queued mail for delivery";
+		tracklog_write(s->srv->tracklog, &ev);
+	}
+}
+
+static void
+session_committed(void *arg, int ok, const char *queue_id)
+{
+	struct session *s = arg;
+
+	if (s->state == SESSION_DEAD) {
+		/* The client left while we committed; nothing to answer. */
+		session_close(s, NULL);
+		return;
+	}
+	(void)queue_id; /* the spool stores ours; see session_finish */
+	if (ok) {
+		spool_crash_point("before-reply");
+		session_track_receive(s);
+		session_reply(
+		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
+	} else {
+		session_reply(s, "451 4.3.0 Failed to store the message; "
+		                 "try again later");
+	}
+	session_reset(s);
+	session_enter(s, SESSION_COMMAND);
+	if (s->srv->draining) {
+		session_reply_close(
+		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
+		return;
+	}
+	s->phase_start = conn_now();
+	conn_resume(s->conn);
+	session_process(s);
+}
+
+/* The whole message is in: validate, then hand it to the spool. */
+static void
+session_finish(struct session *s)
+{
+	enum content_error err = content_finish(&s->content);
+	struct spool_rcpt *rcpts;
+	struct spool_msg msg;
+
+	s->transactions++;
+	if (err != CONTENT_OK) {
+		session_plog(s, '*', content_error_reply(err),
+		    strlen(content_error_reply(err)), "message rejected");
+		session_reply(s, "%s", content_error_reply(err));
+		session_reset(s);
+		session_enter(s, SESSION_COMMAND);
+		return;
+	}
+	if ((rcpts = calloc(s->nrcpts, sizeof(*rcpts))) == NULL) {
+		session_reply(s, "452 4.3.1 Insufficient system resources");
+		session_reset(s);
+		session_enter(s, SESSION_COMMAND);
+		return;
+	}
+	for (size_t i = 0; i < s->nrcpts; i++) {
+		rcpts[i].addr = s->rcpts[i].addr;
+		rcpts[i].orcpt = s->rcpts[i].orcpt;
+		rcpts[i].notify = s->rcpts[i].notify;
+	}
+	memset(&msg, 0, sizeof(msg));
+	msg.queue_id = s->queue_id;
+	msg.sender = s->mail.path.addr;
+	msg.envid = s->mail.envid;
+	msg.ret = (int)s->mail.ret;
+	msg.body_type = (int)s->mail.body;
+	msg.smtputf8 = s->mail.smtputf8;
+	msg.connector = s->rc->name;
+	msg.client = s->remote;
+	msg.helo = s->helo;
+	msg.tls = "";
+	msg.auth_as = "Anonymous";
+	msg.rcpts = rcpts;
+	msg.nrcpts = s->nrcpts;
+	msg.data = s->content.out.data;
+	msg.len = s->content.out.len;
+	session_enter(s, SESSION_COMMIT);
+	conn_pause(s->conn);
+	conn_set_deadline(s->conn, 0);
+	if (spool_submit(s->srv->spool, &msg, session_committed, s) < 0) {
+		session_reply(s, "451 4.3.0 Queue is busy; try again later");
+		session_reset(s);
+		session_enter(s, SESSION_COMMAND);
+		conn_resume(s->conn);
+	}
+	free(rcpts);
+}
+
+/* --- commands --------------------------------------------------------- */
+
+enum {
+	CMD_ENDS_GROUP =
+	    1 << 0, /* RFC 2920: must be last in a pipelined group */
+	CMD_NEEDS_HELO = 1 << 1,
+	CMD_TRANSACTION = 1 << 2, /* MAIL/RCPT/DATA/BDAT: RequireTLS applies */
+};
+
+struct session_cmd {
+	enum smtp_verb verb;
+	unsigned flags;
+	void (*fn)(struct session *, const struct smtp_cmd *);
+};
+
+static void
+session_hello_reset(struct session *s)
+{
+	session_reset(s);
+	memset(&s->ext, 0, sizeof(s->ext));
+	s->pipelining = 0;
+}
+
+static int
+session_hello_arg(struct session *s, const struct smtp_cmd *c)
+{
+	const char *why = NULL;
+
+	if (smtp_helo_parse(
+	        c->arg, c->arg_len, s->helo, sizeof(s->helo), &why) < 0) {
+		session_error(
+		    s, "501 5.5.4 %s", why ? why : "Invalid domain name");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+session_cmd_helo(struct session *s, const struct smtp_cmd *c)
+{
+	if (session_hello_arg(s, c) < 0)
+		return;
+	session_hello_reset(s);
+	s->esmtp = 0;
+	session_reply(s, "250 %s Hello [%s]", s->rc->fqdn, s->remote_ip);
+}
+
+static void
+session_cmd_ehlo(struct session *s, const struct smtp_cmd *c)
+{
+	const struct conf_receive_connector *rc = s->rc;
+	char lines[16][64];
+	size_t n = 0;
+
+	if (session_hello_arg(s, c) < 0)
+		return;
+	session_hello_reset(s);
+	s->esmtp = 1;
+	s->ext.size = 1;
+	snprintf(lines[n++], sizeof(lines[0]), "SIZE %llu",
+	    (unsigned long long)session_max_size(s));
+	if (rc->pipelining_enabled) {
+		s->pipelining = 1;
+		snprintf(lines[n++], sizeof(lines[0]), "PIPELINING");
+	}
+	if (rc->dsn_enabled) {
+		s->ext.dsn = 1;
+		snprintf(lines[n++], sizeof(lines[0]), "DSN");
+	}
+	if (rc->enhanced_status_codes_enabled)
+		snprintf(lines[n++], sizeof(lines[0]), "ENHANCEDSTATUSCODES");
+	if (rc->eight_bit_mime_enabled) {
+		s->ext.eightbitmime = 1;
+		snprintf(lines[n++], sizeof(lines[0]), "8BITMIME");
+	}
+	if (rc->smtp_utf8_enabled) {
+		s->ext.smtputf8 = 1;
+		snprintf(lines[n++], sizeof(lines[0]), "SMTPUTF8");
+	}
+	if (rc->chunking_enabled) {
+		s->ext.chunking = 1;
+		snprintf(lines[n++], sizeof(lines[0]), "CHUNKING");
+	}
+	session_reply(s, "250-%s Hello [%s]", rc->fqdn, s->remote_ip);
+	for (size_t i = 0; i < n; i++)
+		session_reply(s, "250%c%s", i + 1 == n ? ' ' : '-', lines[i]);
+}
+
+static int
+session_require_tls(struct session *s)
+{
+	if (s->rc->require_tls) {
+		session_reply(
+		    s, "530 5.7.0 Must issue a STARTTLS command first");
+		return -1;
+	}
+	return 0;
+}
+
+/* Map a parser status to the reply RFC 5321 and RFC 3463 call for. */
+static void
+session_parse_error(struct session *s, int st, const char *why, int is_rcpt)
+{
+	switch (st) {
+	case SMTP_PARSE_UTF8:
+		session_error(s, "553 5.6.7 %s",
+		    why ? why : "Non-ASCII address requires SMTPUTF8");
+		break;
+	case SMTP_PARSE_BADPARAM:
+		session_error(
+		    s, "555 5.5.4 %s", why ? why : "Unsupported parameter");
+		break;
+	case SMTP_PARSE_TOOLONG:
+		session_error(s, "501 5.5.4 %s", why ? why : "Path too long");
+		break;
+	default:
+		session_error(s, "501 %s %s", is_rcpt ? "5.1.3" : "5.1.7",
+		    why       ? why
+		    : is_rcpt ? "Bad recipient address syntax"
+		              : "Bad sender address syntax");
+		break;
+	}
+}
+
+static void
+session_cmd_mail(struct session *s, const struct smtp_cmd *c)
+{
+	const char *why = NULL;
+	int st;
+
+	if (s->have_mail) {
+		session_error(s, "503 5.5.1 Sender already specified");
+		return;
+	}
+	memset(&s->mail, 0, sizeof(s->mail));
+	st = smtp_mail_parse(c->arg, c->arg_len, &s->ext, &s->mail, &why);
+	if (st != SMTP_PARSE_OK) {
+		session_parse_error(s, st, why, 0);
+		return;
+	}
+	if (s->mail.body == SMTP_BODY_BINARYMIME) {
+		session_error(s, "555 5.5.4 BINARYMIME is not supported");
+		return;
+	}
+	if (s->mail.has_size && s->mail.size > session_max_size(s)) {
+		session_reply(s, "552 5.3.4 Message size exceeds fixed maximum "
+		                 "message size");
+		return;
+	}
+	s->have_mail = 1;
+	s->nrcpts = 0;
+	session_reply(s, "250 2.1.0 Sender OK");
+}
+
+/*
+ * Relay control (SPEC 3): anonymous clients only reach accepted domains;
+ * ExchangeServers on an ExternalAuthoritative connector and authenticated
+ * ExchangeUsers may send anywhere.
+ */
+static int
+session_may_relay(const struct session *s, const struct smtp_path *p)
+{
+	const struct conf_receive_connector *rc = s->rc;
+
+	if (p->postmaster)
+		return 1;
+	if (conf_accepted_domain(s->cref->conf, p->domain) != NULL)
+		return 1;
+	if ((rc->auth_mechanism & AUTHM_EXTERNAL_AUTHORITATIVE) &&
+	    (rc->permission_groups & PERM_EXCHANGE_SERVERS))
+		return 1;
+	return 0;
+}
+
+static void
+session_cmd_rcpt(struct session *s, const struct smtp_cmd *c)
+{
+	struct smtp_rcpt_args args;
+	struct session_rcpt *r;
+	const char *why = NULL;
+	int st;
+
+	if (!s->have_mail) {
+		session_error(s, "503 5.5.1 Need MAIL command");
+		return;
+	}
+	memset(&args, 0, sizeof(args));
+	st = smtp_rcpt_parse(c->arg, c->arg_len, &s->ext, &args, &why);
+	if (st != SMTP_PARSE_OK) {
+		session_parse_error(s, st, why, 1);
+		return;
+	}
+	if (args.path.utf8 && !s->mail.smtputf8) {
+		session_error(
+		    s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+		return;
+	}
+	if (s->nrcpts >= session_max_rcpts(s)) {
+		session_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (!session_may_relay(s, &args.path)) {
+		session_reply(s, "550 5.7.54 Unable to relay recipient in "
+		                 "non-accepted domain");
+		return;
+	}
+	if (s->nrcpts == s->rcpt_cap) {
+		size_t ncap = s->rcpt_cap ? s->rcpt_cap * 2 : 8;
+		struct session_rcpt *nr =
+		    reallocarray(s->rcpts, ncap, sizeof(*nr));
+
+		if (nr == NULL) {
+			session_reply(s, "452 4.3.1 Insufficient system "
+			                 "resources");
+			return;
+		}
+		s->rcpts = nr;
+		s->rcpt_cap = ncap;
+	}
+	r = &s->rcpts[s->nrcpts++];
+	memcpy(r->addr, args.path.addr, sizeof(r->addr));
+	memcpy(r->orcpt, args.orcpt, sizeof(r->orcpt));
+	r->notify = args.notify;
+	session_reply(s, "250 2.1.5 Recipient OK");
+}
+
+/* Common checks before DATA or the first BDAT; replies on failure. */
+static int
+session_begin_content(struct session *s)
+{
+	if (!s->have_mail) {
+		session_error(s, "503 5.5.1 Need MAIL command");
+		return -1;
+	}
+	if (s->nrcpts == 0) {
+		session_error(s, "554 5.5.1 No valid recipients");
+		return -1;
+	}
+	if (!s->content_started && session_content_start(s) < 0) {
+		session_content_release(s);
+		session_reply(s, "452 4.3.1 Insufficient system resources");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+session_cmd_data(struct session *s, const struct smtp_cmd *c)
+{
+	if (c->arg_len > 0) {
+		session_error(s, "501 5.5.4 DATA takes no argument");
+		return;
+	}
+	if (s->used_bdat) {
+		session_error(s, "503 5.5.1 DATA cannot follow BDAT");
+		return;
+	}
+	if (session_begin_content(s) < 0)
+		return;
+	s->used_data = 1;
+	s->data_midline = 0;
+	s->phase_start = conn_now();
+	s->phase_bytes = 0;
+	session_enter(s, SESSION_DATA);
+	session_reply(s, "354 Start mail input; end with <CRLF>.<CRLF>");
+}
+
+static void
+session_cmd_bdat(struct session *s, const struct smtp_cmd *c)
+{
+	uint64_t size;
+	int last;
+
+	if (!s->ext.chunking ||
+	    smtp_bdat_parse(c->arg, c->arg_len, &size, &last) < 0) {
+		/*
+		 * Without a size we cannot tell the chunk from the next
+		 * command, so the only safe answer is to hang up.
+		 */
+		session_reply_close(s, "501 5.5.4 Invalid BDAT size; closing "
+		                       "connection");
+		return;
+	}
+	if (size > session_max_size(s) ||
+	    (s->content_started &&
+	        s->content.size + size > session_max_size(s))) {
+		session_reply_close(s,
+		    "552 5.3.4 Message size exceeds fixed "
+		    "maximum message size; closing connection");
+		return;
+	}
+	s->bdat_remaining = size;
+	s->bdat_last = last;
+	s->bdat_discard = 0;
+	s->phase_start = conn_now();
+	s->phase_bytes = 0;
+	if (s->used_data) {
+		s->bdat_discard = 1;
+		s->bdat_reply = "503 5.5.1 BDAT cannot follow DATA";
+	} else if (!s->have_mail || s->nrcpts == 0) {
+		s->bdat_discard = 1;
+		s->bdat_reply = !s->have_mail ? "503 5.5.1 Need MAIL command"
+		                              : "554 5.5.1 No valid recipients";
+	} else if (!s->content_started && session_content_start(s) < 0) {
+		session_content_release(s);
+		s->bdat_discard = 1;
+		s->bdat_reply = "452 4.3.1 Insufficient system resources";
+	}
+	s->used_bdat = 1;
+	session_enter(s, SESSION_BDAT);
+}
+
+static void
+session_cmd_rset(struct session *s, const struct smtp_cmd *c)
+{
+	session_reset(s);
+	session_reply(s, "250 2.0.0 Resetting");
+}
+
+static void
+session_cmd_noop(struct session *s, const struct smtp_cmd *c)
+{
+	session_reply(s, "250 2.0.0 OK");
+}
+
+static void
+session_cmd_quit(struct session *s, const struct smtp_cmd *c)
+{
+	session_reply_close(s,
+	    "221 2.0.0 %s Service closing transmission "
+	    "channel",
+	    s->rc->fqdn);
+}
+
+static void
+session_cmd_vrfy(struct session *s, const struct smtp_cmd *c)
+{
+	session_reply(s, "252 2.1.5 Cannot VRFY user, but will accept message "
+	                 "and attempt delivery");
+}
+
+static void
+session_cmd_expn(struct session *s, const struct smtp_cmd *c)
+{
+	session_error(s, "502 5.3.3 Command not implemented");
+}
+
+static void
+session_cmd_help(struct session *s, const struct smtp_cmd *c)
+{
+	session_reply(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT "
+	                 "RSET NOOP QUIT VRFY HELP");
+	session_reply(s, "214 2.0.0 See RFC 5321");
+}
+
+static void
+session_cmd_starttls(struct session *s, const struct smtp_cmd *c)
+{
+	session_error(s, "454 4.7.0 TLS not available");
+}
+
+static void
+session_cmd_auth(struct session *s, const struct smtp_cmd *c)
+{
+	session_error(s, "503 5.5.1 Authentication not available");
+}
+
+static const struct session_cmd session_commands[] = {
+    {SMTP_VERB_HELO, CMD_ENDS_GROUP, session_cmd_helo},
+    {SMTP_VERB_EHLO, CMD_ENDS_GROUP, session_cmd_ehlo},
+    {SMTP_VERB_MAIL, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_mail},
+    {SMTP_VERB_RCPT, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_rcpt},
+    {SMTP_VERB_DATA, CMD_NEEDS_HELO | CMD_TRANSACTION | CMD_ENDS_GROUP,
+        session_cmd_data},
+    {SMTP_VERB_BDAT, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_bdat},
+    {SMTP_VERB_RSET, 0, session_cmd_rset},
+    {SMTP_VERB_NOOP, 0, session_cmd_noop},
+    {SMTP_VERB_QUIT, 0, session_cmd_quit},
+    {SMTP_VERB_VRFY, 0, session_cmd_vrfy},
+    {SMTP_VERB_EXPN, 0, session_cmd_expn},
+    {SMTP_VERB_HELP, 0, session_cmd_help},
+    {SMTP_VERB_STARTTLS, CMD_NEEDS_HELO | CMD_ENDS_GROUP, session_cmd_starttls},
+    {SMTP_VERB_AUTH, CMD_NEEDS_HELO | CMD_ENDS_GROUP, session_cmd_auth},
+};
+
+static void
+session_dispatch(struct session *s, const char *line, size_t len)
+{
+	const struct session_cmd *cmd = NULL;
+	struct smtp_cmd c;
+	int more = conn_input_len(s->conn) > 0;
+
+	session_plog(s, '<', line, len, NULL);
+	if (memchr(line, '\0', len) != NULL) {
+		session_error(s, "500 5.5.2 NUL in command line");
+		return;
+	}
+	smtp_cmd_parse(line, len, &c);
+	for (size_t i = 0;
+	     i < sizeof(session_commands) / sizeof(session_commands[0]); i++)
+		if (session_commands[i].verb == c.verb)
+			cmd = &session_commands[i];
+	/*
+	 * RFC 2920: without PIPELINING a client waits for each reply, and
+	 * even with it certain commands end a group.  Input that is already
+	 * waiting here broke that rule; it is typical of spam engines and of
+	 * attacks that count on a server reading ahead, so hang up.
+	 */
+	if (more &&
+	    (!s->pipelining ||
+	        (cmd != NULL && (cmd->flags & CMD_ENDS_GROUP) &&
+	            c.verb != SMTP_VERB_EHLO && c.verb != SMTP_VERB_HELO))) {
+		session_reply_close(s, "554 5.5.0 Command pipelining is not "
+		                       "permitted here; closing connection");
+		return;
+	}
+	if (cmd == NULL) {
+		session_error(s, "500 5.3.3 Unrecognized command '%.*s'",
+		    (int)(c.verb_len > 20 ? 20 : c.verb_len), c.verb_text);
+		return;
+	}
+	if ((cmd->flags & CMD_NEEDS_HELO) && s->helo[0] == '\0') {
+		session_error(s, "503 5.5.1 Send hello first");
+		return;
+	}
+	if ((cmd->flags & CMD_TRANSACTION) && session_require_tls(s) < 0)
+		return;
+	cmd->fn(s, &c);
+}
+
+/* --- input ------------------------------------------------------------ */
+
+static void
+session_read_commands(struct session *s)
+{
+	while (s->state == SESSION_COMMAND && !conn_held(s->conn)) {
+		size_t len, linelen, used;
+		const char *p = conn_peek(s->conn, &len);
+		enum lr_status st;
+		int found;
+
+		if (len == 0)
+			return;
+		if (s->skip_line) {
+			used = linereader_skip(p, len, &found);
+			conn_consume(s->conn, used);
+			if (!found)
+				return;
+			s->skip_line = 0;
+			continue;
+		}
+		st = linereader_next(p, len, SESSION_CMD_MAX, &linelen, &used);
+		if (st == LR_MORE)
+			return;
+		if (st == LR_BADEOL) {
+			session_reply_close(s, "521 5.5.2 Bare CR or LF in "
+			                       "command; closing connection");
+			return;
+		}
+		if (st == LR_TOOLONG) {
+			s->skip_line = 1;
+			session_error(s, "500 5.5.2 Line too long");
+			continue;
+		}
+		{
+			char line[SESSION_CMD_MAX + 1];
+
+			/* Copy: dispatch may write, and input may move. */
+			memcpy(line, p, linelen);
+			line[linelen] = '\0';
+			conn_consume(s->conn, used);
+			s->phase_start = conn_now();
+			session_dispatch(s, line, linelen);
+		}
+	}
+}
+
+/*
+ * DATA: find CRLF-ended lines; a line that is just "." ends the message
+ * (RFC 5321 4.1.1.4), a leading dot is removed (4.5.2).  After a bad line
+ * ending the rest of that line is not a line start, so "\n.\r\n" can
+ * never end the message: only CRLF "." CRLF does.
+ */
+static void
+session_read_data(struct session *s)
+{
+	while (s->state == SESSION_DATA) {
+		size_t len, linelen, used;
+		const char *p = conn_peek(s->conn, &len);
+		enum lr_status st;
+		int found;
+
+		if (len == 0)
+			return;
+		st = linereader_next(p, len, CONTENT_LINE_MAX, &linelen, &used);
+		switch (st) {
+		case LR_MORE:
+			return;
+		case LR_TOOLONG:
+			content_fail(&s->content, CONTENT_LINE_LONG);
+			used = linereader_skip(p, len, &found);
+			s->data_midline = !found;
+			break;
+		case LR_BADEOL:
+			content_fail(&s->content, CONTENT_BAD_EOL);
+			s->data_midline = 1;
+			break;
+		case LR_OK:
+			if (s->data_midline) {
+				s->data_midline = 0;
+			} else if (linelen == 1 && p[0] == '.') {
+				conn_consume(s->conn, used);
+				session_finish(s);
+				return;
+			} else if (p[0] == '.') {
+				content_line(&s->content, p + 1, used - 1);
+			} else {
+				content_line(&s->content, p, used);
+			}
+			break;
+		}
+		s->phase_bytes += used;
+		conn_consume(s->conn, used);
+	}
+}
+
+static void
+session_read_bdat(struct session *s)
+{
+	while (s->state == SESSION_BDAT) {
+		size_t len, take;
+		const char *p = conn_peek(s->conn, &len);
+
+		if (s->bdat_remaining > 0) {
+			if (len == 0)
+				return;
+			take = len < s->bdat_remaining
+			           ? len
+			           : (size_t)s->bdat_remaining;
+			if (!s->bdat_discard)
+				content_bytes(&s->content, p, take);
+			conn_consume(s->conn, take);
+			s->bdat_remaining -= take;
+			s->phase_bytes += take;
+			continue;
+		}
+		session_enter(s, SESSION_COMMAND);
+		s->phase_start = conn_now();
+		if (s->bdat_discard) {
+			session_error(s, "%s", s->bdat_reply);
+			session_reset(s);
+		} else if (s->bdat_last) {
+			session_finish(s);
+		} else {
+			session_reply(s, "250 2.0.0 %llu octets received",
+			    (unsigned long long)s->content.size);
+		}
+	}
+}
+
+/*
+ * Per-request deadline: a command must arrive within the inactivity
+ * timeout; message content must keep up MinDataRate on average; and the
+ * whole connection ends after ConnectionTimeout.
+ */
+static void
+session_arm_deadline(struct session *s)
+{
+	const struct conf_receive_connector *rc = s->rc;
+	double d = s->phase_start + rc->connection_inactivity_timeout;
+	double cap = s->started + rc->connection_timeout;
+
+	if (s->state == SESSION_DATA || s->state == SESSION_BDAT) {
+		if (rc->min_data_rate > 0)
+			d += (double)s->phase_bytes / (double)rc->min_data_rate;
+	}
+	conn_set_deadline(s->conn, d < cap ? d : cap);
+}
+
+static void
+session_process(struct session *s)
+{
+	enum session_state before;
+
+	do {
+		before = s->state;
+		switch (s->state) {
+		case SESSION_COMMAND:
+			session_read_commands(s);
+			break;
+		case SESSION_DATA:
+			session_read_data(s);
+			break;
+		case SESSION_BDAT:
+			session_read_bdat(s);
+			break;
+		default:
+			return;
+		}
+	} while (s->state != before && !conn_held(s->conn));
+	if (s->state == SESSION_COMMAND || s->state == SESSION_DATA ||
+	    s->state == SESSION_BDAT)
+		session_arm_deadline(s);
+}
+
+/* --- connection events -------------------------------------------------- */
+
+static void
+session_on_input(void *arg)
+{
+	session_process(arg);
+}
+
+static void
+session_on_closed(void *arg, const char *why)
+{
+	struct session *s = arg;
+
+	session_close(s, why);
+}
+
+static void
+session_on_timeout(void *arg)
+{
+	struct session *s = arg;
+
+	session_plog(s, '*', "timeout", 7, NULL);
+	session_reply_close(s,
+	    "421 4.4.2 %s Timeout exceeded, closing "
+	    "connection",
+	    s->rc->fqdn);
+}
+
+static void
+session_on_flushed(void *arg)
+{
+	session_close(arg, NULL);
+}
+
+static const struct conn_ops session_conn_ops = {
+    .input = session_on_input,
+    .closed = session_on_closed,
+    .timeout = session_on_timeout,
+    .flushed = session_on_flushed,
+};
+
+static void
+session_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)what;
+	session_content_release(s);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		s->srv->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	conn_free(s->conn);
+	server_account(s->srv, s->rc->name, (struct sockaddr *)&s->peer, -1);
+	server_conf_release(s->cref);
+	server_session_done(s->srv);
+	free(s->rcpts);
+	free(s);
+}
+
+/*
+ * End the session.  While the spool holds a message of ours the session
+ * must outlive the commit, so it only turns DEAD and session_committed()
+ * finishes the job.
+ */
+static void
+session_close(struct session *s, const char *why)
+{
+	if (s->state == SESSION_DEAD && why != NULL)
+		return;
+	if (s->state == SESSION_COMMIT) {
+		session_enter(s, SESSION_DEAD);
+		return;
+	}
+	session_plog(s, '-', why ? why : "", why ? strlen(why) : 0, NULL);
+	s->state = SESSION_DEAD;
+	conn_pause(s->conn);
+	conn_set_deadline(s->conn, 0);
+	if (event_base_once(
+	        s->srv->base, -1, EV_TIMEOUT, session_free_cb, s, NULL) < 0)
+		log_panic("session %s: cannot schedule free", s->id);
+}
+
+static void
+session_format_endpoint(
+    const struct sockaddr *sa, char *ip, size_t iplen, char *out, size_t outlen)
+{
+	const void *addr;
+	int port;
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		addr = &s6->sin6_addr;
+		port = ntohs(s6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip,
+			    (socklen_t)iplen);
+			snprintf(out, outlen, "%s:%d", ip, port);
+			return;
+		}
+		inet_ntop(AF_INET6, addr, ip, (socklen_t)iplen);
+		snprintf(out, outlen, "[%s]:%d", ip, port);
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+		addr = &s4->sin_addr;
+		port = ntohs(s4->sin_port);
+		inet_ntop(AF_INET, addr, ip, (socklen_t)iplen);
+		snprintf(out, outlen, "%s:%d", ip, port);
+	}
+}
+
+void
+session_start(struct server *srv, struct conf_ref *cref,
+    const struct conf_receive_connector *rc, int fd,
+    const struct sockaddr *local, const struct sockaddr *remote,
+    const char *refuse)
+{
+	struct session *s;
+	char ip[48];
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		close(fd);
+		server_conf_release(cref);
+		return;
+	}
+	s->srv = srv;
+	s->cref = cref;
+	s->rc = rc;
+	s->tc = &cref->conf->transport;
+	s->state = SESSION_GREETING;
+	s->started = conn_now();
+	s->phase_start = s->started;
+	snprintf(s->id, sizeof(s->id), "%016llX",
+	    (unsigned long long)srv->next_session++);
+	memcpy(&s->peer, remote,
+	    remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                  : sizeof(struct sockaddr_in));
+	session_format_endpoint(
+	    local, ip, sizeof(ip), s->local, sizeof(s->local));
+	session_format_endpoint(remote, s->remote_ip, sizeof(s->remote_ip),
+	    s->remote, sizeof(s->remote));
+	srv->nsessions++;
+	s->next = srv->sessions;
+	if (s->next != NULL)
+		s->next->prev = s;
+	srv->sessions = s;
+	server_account(srv, rc->name, remote, 1);
+	if ((s->conn = conn_new(srv->base, fd, &session_conn_ops, s)) == NULL) {
+		srv->sessions = s->next;
+		if (s->next != NULL)
+			s->next->prev = NULL;
+		server_account(srv, rc->name, remote, -1);
+		server_conf_release(cref);
+		server_session_done(srv);
+		free(s);
+		return;
+	}
+	session_plog(s, '+', "", 0, NULL);
+	if (refuse != NULL) {
+		session_reply_close(s, "%s", refuse);
+		return;
+	}
+	/*
+	 * RFC 5321 4.3.1: the client waits for the greeting.  One that talks
+	 * first is a bot hoping we do not check; refuse it.
+	 */
+	if (conn_socket_has_data(s->conn)) {
+		session_reply_close(s,
+		    "554 5.5.0 %s Data received before the "
+		    "greeting; closing connection",
+		    rc->fqdn);
+		return;
+	}
+	session_enter(s, SESSION_COMMAND);
+	if (strncmp(rc->banner, "220", 3) == 0)
+		session_reply(s, "%s", rc->banner);
+	else
+		session_reply(s, "220 %s", rc->banner);
+	session_arm_deadline(s);
+}
+
+void
+session_drain_all(struct server *srv)
+{
+	for (struct session *s = srv->sessions; s != NULL; s = s->next)
+		if (s->state == SESSION_COMMAND || s->state == SESSION_GREETING)
+			session_reply_close(s,
+			    "421 4.3.2 %s Service shutting "
+			    "down",
+			    s->rc->fqdn);
+}

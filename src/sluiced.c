@@ -1,0 +1,229 @@
+/*
+ * sluiced.c - the Sluice daemon: load the configuration, open the queue
+ * and the logs, bind the receive connectors, drop privileges and run the
+ * event loop.
+ *
+ * Signals: SIGHUP reloads the configuration (a config that fails
+ * validation is refused and the running one stays in force; open sessions
+ * keep the configuration they started with); SIGTERM and SIGINT stop
+ * accepting, let sessions finish what they are doing for up to
+ * SLUICED_DRAIN_SECONDS, wait for the queue to commit, and exit 0.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "log/protolog.h"
+#include "log/tracklog.h"
+#include "server/server.h"
+#include "server/session.h"
+#include "spool/spool.h"
+#include "util/log.h"
+
+#define SLUICED_DEFAULT_CONF "/etc/sluice/sluice.conf"
+/* How long SIGTERM waits for sessions that are mid-message. */
+#define SLUICED_DRAIN_SECONDS 30
+
+struct sluiced {
+	struct server srv;
+	const char *conf_path;
+	struct event *drain_timer;
+};
+
+static void
+sluiced_usage(void)
+{
+	fprintf(stderr,
+	    "usage: sluiced [-f] [-c FILE]\n"
+	    "  -f       stay in the foreground, log to stderr\n"
+	    "  -c FILE  configuration (default %s)\n",
+	    SLUICED_DEFAULT_CONF);
+	exit(2);
+}
+
+/* Load a configuration, sending its errors to the daemon log. */
+static struct conf *
+sluiced_load(const char *path)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *err = open_memstream(&text, &len);
+	struct conf *conf = conf_load(path, err != NULL ? err : stderr);
+
+	if (err != NULL) {
+		fclose(err);
+		for (char *line = text, *nl; line != NULL && *line != '\0';
+		     line = nl) {
+			if ((nl = strchr(line, '\n')) != NULL)
+				*nl++ = '\0';
+			log_err("%s", line);
+		}
+		free(text);
+	}
+	return conf;
+}
+
+static void
+sluiced_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct sluiced *d = arg;
+	struct conf *conf;
+	const char *why = NULL;
+
+	(void)sig;
+	(void)what;
+	log_info("SIGHUP: reloading %s", d->conf_path);
+	if ((conf = sluiced_load(d->conf_path)) == NULL) {
+		log_err("reload refused: %s has errors; the running "
+		        "configuration stays in force",
+		    d->conf_path);
+		return;
+	}
+	if (server_reload(&d->srv, conf, &why) < 0) {
+		log_err("reload refused: %s; the running configuration stays "
+		        "in force",
+		    why);
+		conf_free(conf);
+		return;
+	}
+	if (d->srv.protolog != NULL)
+		protolog_reopen(d->srv.protolog);
+	if (d->srv.tracklog != NULL)
+		tracklog_reopen(d->srv.tracklog);
+	log_info("reload done");
+}
+
+static void
+sluiced_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct sluiced *d = arg;
+	static int ticks;
+
+	(void)fd;
+	(void)what;
+	if (d->srv.nsessions == 0 || ++ticks > SLUICED_DRAIN_SECONDS * 10) {
+		if (d->srv.nsessions > 0)
+			log_warn("drain timeout: closing %zu sessions",
+			    d->srv.nsessions);
+		event_base_loopexit(d->srv.base, NULL);
+	}
+}
+
+static void
+sluiced_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct sluiced *d = arg;
+	struct timeval tick = {0, 100000};
+
+	(void)what;
+	if (d->srv.draining)
+		return;
+	log_info("signal %d: stop accepting, draining %zu sessions", (int)sig,
+	    d->srv.nsessions);
+	d->srv.draining = 1;
+	server_close_listeners(&d->srv);
+	session_drain_all(&d->srv);
+	d->drain_timer =
+	    event_new(d->srv.base, -1, EV_PERSIST, sluiced_drain_check, d);
+	event_add(d->drain_timer, &tick);
+}
+
+/* After binding: never keep running as root (GUIDE 4.11). */
+static void
+sluiced_drop_privileges(const struct conf *conf)
+{
+	const char *user = conf->transport.user;
+	struct passwd *pw;
+
+	if (user == NULL || user[0] == '\0' || geteuid() != 0)
+		return;
+	if ((pw = getpwnam(user)) == NULL)
+		log_fatal("User %s: no such user", user);
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		log_fatal("cannot become %s: %s", user, strerror(errno));
+	if (setuid(0) == 0)
+		log_fatal("privileges could not be dropped");
+	log_info("running as %s", user);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sluiced d;
+	struct event *ev_hup, *ev_term, *ev_int;
+	struct conf *conf;
+	const char *why = NULL;
+	int ch, foreground = 0;
+
+	memset(&d, 0, sizeof(d));
+	d.conf_path = SLUICED_DEFAULT_CONF;
+	while ((ch = getopt(argc, argv, "fc:h")) != -1) {
+		switch (ch) {
+		case 'f':
+			foreground = 1;
+			break;
+		case 'c':
+			d.conf_path = optarg;
+			break;
+		default:
+			sluiced_usage();
+		}
+	}
+	if (optind != argc)
+		sluiced_usage();
+	/* A config error at start goes to stderr as FILE:LINE: reason. */
+	if ((conf = conf_load(d.conf_path, stderr)) == NULL)
+		return 1;
+	log_open("sluiced", foreground);
+	if (getenv("SLUICE_DEBUG") != NULL)
+		log_set_level(LOG_LVL_DEBUG);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((d.srv.base = event_base_new()) == NULL)
+		log_fatal("cannot create the event loop");
+	if ((d.srv.spool = spool_open(
+	         conf->transport.queue_directory, d.srv.base, &why)) == NULL)
+		log_fatal("queue %s: %s", conf->transport.queue_directory, why);
+	d.srv.protolog =
+	    protolog_open(conf->transport.log_directory, PROTOLOG_RECEIVE);
+	d.srv.tracklog = tracklog_open(conf->transport.log_directory);
+	if (d.srv.protolog == NULL || d.srv.tracklog == NULL)
+		log_fatal("cannot open the logs in %s",
+		    conf->transport.log_directory);
+	if (server_reload(&d.srv, conf, &why) < 0)
+		log_fatal("%s", why);
+	sluiced_drop_privileges(conf);
+
+	ev_hup = evsignal_new(d.srv.base, SIGHUP, sluiced_reload, &d);
+	ev_term = evsignal_new(d.srv.base, SIGTERM, sluiced_stop, &d);
+	ev_int = evsignal_new(d.srv.base, SIGINT, sluiced_stop, &d);
+	evsignal_add(ev_hup, NULL);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	log_info("sluiced ready (%s)", d.conf_path);
+
+	event_base_dispatch(d.srv.base);
+
+	log_info("stopping");
+	spool_close(d.srv.spool);
+	protolog_close(d.srv.protolog);
+	tracklog_close(d.srv.tracklog);
+	event_free(ev_hup);
+	event_free(ev_term);
+	event_free(ev_int);
+	if (d.drain_timer != NULL)
+		event_free(d.drain_timer);
+	server_conf_release(d.srv.conf);
+	free(d.srv.counters);
+	event_base_free(d.srv.base);
+	return 0;
+}
