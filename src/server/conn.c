@@ -18,7 +18,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "server/conn.h"
 #include "util/log.h"
@@ -32,7 +35,11 @@ struct conn {
 	void *arg;
 	int fd;
 	int closing;
+	SSL *pending_ssl; /* STARTTLS waiting for the 220 to be written */
+	int handshaking;
 };
+
+static void conn_switch_to_tls(struct conn *);
 
 double
 conn_now(void)
@@ -58,7 +65,11 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	if (c->pending_ssl != NULL)
+		conn_switch_to_tls(c);
+	else if (c->closing)
 		c->ops->flushed(c->arg);
 }
 
@@ -69,8 +80,26 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	const char *why = "connection closed by peer";
 
 	(void)bev;
-	if (what & BEV_EVENT_ERROR)
-		why = strerror(EVUTIL_SOCKET_ERROR());
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake completed. */
+		c->handshaking = 0;
+		bufferevent_enable(c->bev, EV_READ);
+		c->ops->tls_done(c->arg, 1);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(c->bev);
+
+		why = e != 0 ? ERR_reason_error_string(e)
+		             : strerror(EVUTIL_SOCKET_ERROR());
+		if (why == NULL)
+			why = "TLS error";
+	}
+	if (c->handshaking) {
+		c->handshaking = 0;
+		c->ops->tls_done(c->arg, 0);
+		return;
+	}
 	if (c->closing && !(what & BEV_EVENT_ERROR)) {
 		c->ops->flushed(c->arg);
 		return;
@@ -252,6 +281,64 @@ int
 conn_held(const struct conn *c)
 {
 	return evtimer_pending(c->tarpit, NULL);
+}
+
+int
+conn_starttls(struct conn *c, SSL *ssl)
+{
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	c->pending_ssl = ssl;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_switch_to_tls(c);
+	return 0;
+}
+
+/*
+ * Replace the plain bufferevent by a TLS one on the same socket.  Reading
+ * was disabled since STARTTLS was parsed, so the client's handshake is
+ * still in the kernel and no plaintext can leak into the TLS session.
+ */
+static void
+conn_switch_to_tls(struct conn *c)
+{
+	struct event_base *base = bufferevent_get_base(c->bev);
+	struct bufferevent *tls;
+	SSL *ssl = c->pending_ssl;
+
+	c->pending_ssl = NULL;
+	bufferevent_setfd(c->bev, -1);
+	bufferevent_free(c->bev);
+	tls = bufferevent_openssl_socket_new(
+	    base, c->fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tls == NULL) {
+		/* Cannot continue in either mode: close the socket. */
+		SSL_free(ssl);
+		c->bev =
+		    bufferevent_socket_new(base, c->fd, BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL)
+			log_fatal("out of memory");
+		c->ops->tls_done(c->arg, 0);
+		return;
+	}
+	c->bev = tls;
+	c->handshaking = 1;
+	/* A dirty shutdown is still the end: never read plaintext after. */
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 0);
+	bufferevent_setwatermark(tls, EV_READ, 0, CONN_INPUT_MAX);
+	bufferevent_setcb(tls, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_enable(tls, EV_READ | EV_WRITE);
+}
+
+SSL *
+conn_ssl(struct conn *c)
+{
+	if (c->pending_ssl != NULL || c->handshaking)
+		return NULL;
+	return bufferevent_openssl_get_ssl(c->bev);
 }
 
 int

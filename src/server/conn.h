@@ -17,12 +17,19 @@ struct event_base;
 struct conn;
 
 struct conn_ops {
-	void (*input)(void *arg);                   /* new bytes are waiting */
-	void (*closed)(void *arg, const char *why); /* peer gone or error */
-	void (*timeout)(void *arg);                 /* the deadline passed */
-	void (*flushed)(
-	    void *arg); /* output drained after conn_close_after_flush */
+	/* New bytes are waiting. */
+	void (*input)(void *arg);
+	/* The peer went away, or an I/O or TLS error ended the connection. */
+	void (*closed)(void *arg, const char *why);
+	/* The deadline passed. */
+	void (*timeout)(void *arg);
+	/* Output drained after conn_close_after_flush(). */
+	void (*flushed)(void *arg);
+	/* The STARTTLS handshake finished (ok) or failed. */
+	void (*tls_done)(void *arg, int ok);
 };
+
+typedef struct ssl_st SSL;
 
 /* Bytes read ahead of the protocol; bounds memory per session. */
 #define CONN_INPUT_MAX (256 * 1024)
@@ -44,6 +51,18 @@ void conn_resume(struct conn *);
 void conn_close_after_flush(struct conn *);
 /* Absolute deadline (CLOCK_MONOTONIC seconds); 0 clears it. */
 void conn_set_deadline(struct conn *, double when);
+/*
+ * STARTTLS (RFC 3207): once the queued plaintext (the 220) is written,
+ * run the server side of a TLS handshake on the socket with ssl, which the
+ * conn then owns.  Fails when unread plaintext is waiting: anything a
+ * client pipelined after STARTTLS is an injection attempt (CVE-2011-0411)
+ * and the caller must drop the connection.  tls_done() reports the end of
+ * the handshake.  After a TLS error or close_notify the connection is
+ * finished (closed() is called); there is no way back to plaintext.
+ */
+int conn_starttls(struct conn *, SSL *ssl);
+SSL *conn_ssl(struct conn *);
+
 /*
  * Tarpit: hold reading, write the bytes after delay seconds, then resume
  * and report input() so that pipelined commands are processed again.
