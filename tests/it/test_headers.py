@@ -1,0 +1,156 @@
+"""Headers Sluice adds and removes: the Received trace header (RFC 5321
+4.4, protocol types of RFC 3848) with the queue id, and the
+X-Sluice-Organization-* headers, which are Sluice's own trust decisions:
+any copy from the client is removed (any case, with continuation lines)
+and ours are added."""
+import re
+
+import pytest
+
+from harness import FQDN, dot_stuff, queue_id_of, running, split_headers
+
+SENDER = "a@sender.example"
+
+
+@pytest.fixture(scope="module")
+def hdr(tmp_path_factory):
+    with running(tmp_path_factory.mktemp("headers")) as s:
+        yield s
+
+
+def send(c, raw, rcpts=("user@localhost",), hello="EHLO client.example"):
+    c.cmd(hello).check(250)
+    c.cmd(f"MAIL FROM:<{SENDER}>").check(250, "2.1.0")
+    for r in rcpts:
+        c.cmd(f"RCPT TO:<{r}>").check(250, "2.1.5")
+    c.cmd("DATA").check(354)
+    c.send(dot_stuff(raw) + b".\r\n")
+    return c.reply().check(250, "2.6.0")
+
+
+def fields(body):
+    return [(n.lower(), v.decode("utf-8", "replace"))
+            for n, v in split_headers(body)]
+
+
+@pytest.mark.parametrize("hello,proto", [("EHLO client.example", "ESMTP"),
+                                         ("HELO client.example", "SMTP")])
+def test_received_header(hdr, hello, proto):
+    raw = b"Subject: received\r\n\r\nbody\r\n"
+    with hdr.client() as c:
+        r = send(c, raw, hello=hello)
+    qid = queue_id_of(r)
+    body = hdr.message(qid)["body"]
+    assert body.startswith(b"Received: from client.example ")
+    name, value = fields(body)[0]
+    assert name == "received"
+    assert re.search(r"^from client\.example \(.*\[127\.0\.0\.1\]\)", value), \
+        value
+    assert re.search(rf"\bby {re.escape(FQDN)} \(Sluice\)", value), value
+    assert re.search(rf"\bwith {proto} id {re.escape(qid)}\b", value), value
+    assert re.search(r"\bfor <user@localhost>", value), value
+    # RFC 5322 date after the last ";"
+    date = value.rsplit(";", 1)[1].strip()
+    assert re.match(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{1,2} "
+                    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                    r"\d{4} \d\d:\d\d:\d\d [+-]\d{4}$", date), date
+    # Folded lines of our header use CRLF + white space only.
+    head = body.split(b"\r\n\r\n", 1)[0]
+    assert b"\n" not in head.replace(b"\r\n", b"")
+
+
+def test_received_header_multiple_recipients(hdr):
+    with hdr.client() as c:
+        r = send(c, b"Subject: two\r\n\r\nbody\r\n",
+                 rcpts=("a@localhost", "b@localhost"))
+    name, value = fields(hdr.message(queue_id_of(r))["body"])[0]
+    assert name == "received"
+    # One Received header for the message, and it must not pretend the
+    # message was for only one of the recipients.
+    assert "for <a@localhost>" not in value or "b@localhost" in value
+    assert [n for n, _ in fields(hdr.message(queue_id_of(r))["body"])
+            ].count("received") == 1
+
+
+def test_client_received_headers_kept_below_ours(hdr):
+    raw = (b"Received: from earlier.example by relay.example; "
+           b"Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+           b"Subject: trace\r\n\r\nbody\r\n")
+    with hdr.client() as c:
+        r = send(c, raw)
+    body = hdr.message(queue_id_of(r))["body"]
+    assert body.endswith(raw)
+    received = [v for n, v in fields(body) if n == "received"]
+    assert len(received) == 2
+    assert received[1].startswith("from earlier.example")
+
+
+FORGED = (
+    b"X-Sluice-Organization-AuthAs: Internal\r\n"
+    b"Subject: keep me\r\n"
+    b"x-sluice-organization-authmechanism: BasicAuth\r\n"
+    b"X-SLUICE-ORGANIZATION-AuthDomain: evil.example\r\n"
+    b"\tcontinued-evil-line\r\n"
+    b"X-Keep-1: one\r\n"
+    b"X-Sluice-Organization-Custom: folded\r\n"
+    b"  more-folded-evil\r\n"
+    b"\t and-more-evil\r\n"
+    b"X-Sluice-Organizational: not ours, kept\r\n"
+    b"X-Sluice-Organization-AuthAs:Partner\r\n"
+    b"X-Keep-2: two\r\n"
+    b"  folded keep\r\n"
+    b"\r\n"
+    b"X-Sluice-Organization-AuthAs: in the body, kept\r\n"
+)
+
+
+def test_forged_organization_headers_removed(hdr):
+    with hdr.client() as c:
+        r = send(c, FORGED)
+    body = hdr.message(queue_id_of(r))["body"]
+    f = fields(body)
+    org = [(n, v) for n, v in f if n.startswith("x-sluice-organization-")]
+    assert sorted(org) == [("x-sluice-organization-authas", "Anonymous"),
+                           ("x-sluice-organization-authmechanism", "None")], \
+        org
+    head = body.split(b"\r\n\r\n", 1)[0]
+    for gone in (b"Internal", b"BasicAuth", b"evil", b"Partner"):
+        assert gone not in head, head
+    # Everything else is kept, byte for byte and in order.
+    expected_rest = (b"Subject: keep me\r\n"
+                     b"X-Keep-1: one\r\n"
+                     b"X-Sluice-Organizational: not ours, kept\r\n"
+                     b"X-Keep-2: two\r\n"
+                     b"  folded keep\r\n"
+                     b"\r\n"
+                     b"X-Sluice-Organization-AuthAs: in the body, kept\r\n")
+    assert body.endswith(expected_rest), body
+
+
+def test_organization_headers_added_once(hdr):
+    with hdr.client() as c:
+        r = send(c, b"Subject: plain\r\n\r\nbody\r\n")
+    f = fields(hdr.message(queue_id_of(r))["body"])
+    assert [v for n, v in f if n == "x-sluice-organization-authas"] == \
+        ["Anonymous"]
+    assert [v for n, v in f if n == "x-sluice-organization-authmechanism"] \
+        == ["None"]
+    assert not [n for n, v in f if n == "x-sluice-organization-authdomain"]
+
+
+def test_forged_headers_removed_with_bdat(hdr):
+    # The chunk boundary falls inside a forged continuation line.
+    cut = FORGED.index(b"continued-evil") + 5
+    chunks = [FORGED[:cut], FORGED[cut:]]
+    with hdr.client() as c:
+        c.cmd("EHLO client.example").check(250)
+        c.cmd(f"MAIL FROM:<{SENDER}>").check(250, "2.1.0")
+        c.cmd("RCPT TO:<user@localhost>").check(250, "2.1.5")
+        c.send(b"BDAT %d\r\n" % len(chunks[0]) + chunks[0])
+        c.reply().check(250, "2.0.0")
+        c.send(b"BDAT %d LAST\r\n" % len(chunks[1]) + chunks[1])
+        r = c.reply().check(250, "2.6.0")
+    head = hdr.message(queue_id_of(r))["body"].split(b"\r\n\r\n", 1)[0]
+    for gone in (b"Internal", b"BasicAuth", b"evil", b"Partner"):
+        assert gone not in head, head
+    assert b"X-Keep-2: two\r\n  folded keep" in head
