@@ -1,0 +1,232 @@
+/*
+ * test_content.c - message content validation and header filtering
+ * (src/server/content.c), for both the DATA path (whole lines) and the
+ * BDAT path (raw chunks split anywhere).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "server/content.h"
+
+static const struct content_limits limits = {
+    .max_size = 4096,
+    .max_header = 512,
+    .max_hops = 3,
+};
+
+/* Feed text through the DATA path: one content_line() per CRLF line. */
+static enum content_error
+feed_lines(struct content *c, const char *text)
+{
+	const char *p = text;
+
+	while (*p != '\0') {
+		const char *e = strstr(p, "\r\n");
+		size_t n = e != NULL ? (size_t)(e - p) + 2 : strlen(p);
+
+		content_line(c, p, n);
+		p += n;
+	}
+	return content_finish(c);
+}
+
+/* Feed text through the BDAT path in chunks of the given size. */
+static enum content_error
+feed_chunks(struct content *c, const char *text, size_t chunk)
+{
+	size_t len = strlen(text);
+
+	for (size_t off = 0; off < len; off += chunk)
+		content_bytes(
+		    c, text + off, len - off < chunk ? len - off : chunk);
+	return content_finish(c);
+}
+
+struct case_ {
+	const char *name;
+	const char *text;
+	enum content_error want;
+	const char *stored; /* NULL: do not check */
+};
+
+static const struct case_ cases[] = {
+    {"plain", "Subject: hi\r\n\r\nbody\r\n", CONTENT_OK,
+        "Subject: hi\r\n\r\nbody\r\n"},
+    {"org headers removed",
+        "X-Sluice-Organization-AuthAs: Partner\r\n"
+        "x-sluice-ORGANIZATION-authdomain: evil.example\r\n"
+        "\tcontinued\r\n"
+        "Subject: ok\r\n\r\n"
+        "X-Sluice-Organization-AuthAs: in body stays\r\n",
+        CONTENT_OK,
+        "Subject: ok\r\n\r\nX-Sluice-Organization-AuthAs: in body "
+        "stays\r\n"},
+    {"three hops ok", "Received: a\r\nReceived: b\r\nReceived: c\r\n\r\nx\r\n",
+        CONTENT_OK, NULL},
+    {"four hops loop",
+        "Received: a\r\nReceived: b\r\nReceived: c\r\nreceived: d\r\n\r\n",
+        CONTENT_HOPS, NULL},
+    {"received in body not counted",
+        "S: x\r\n\r\nReceived: a\r\nReceived: b\r\nReceived: c\r\n"
+        "Received: d\r\n",
+        CONTENT_OK, NULL},
+    {"bare LF", "Subject: x\r\n\r\nline\nsmuggled\r\n", CONTENT_BAD_EOL, NULL},
+    {"bare CR", "Subject: x\r\n\r\nline\rmore\r\n", CONTENT_BAD_EOL, NULL},
+    {"no final CRLF", "Subject: x\r\n\r\nno end", CONTENT_BAD_EOL, NULL},
+};
+
+static void
+test_bdat_cases(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* Every chunk size, so lines are split at every position. */
+		for (size_t chunk = 1; chunk <= 9; chunk++) {
+			struct content c;
+			enum content_error got;
+
+			content_init(&c, &limits, 8192);
+			got = feed_chunks(&c, cases[i].text, chunk);
+			if (got != cases[i].want)
+				fail_msg("%s (chunk %zu): got %d want %d",
+				    cases[i].name, chunk, got, cases[i].want);
+			if (cases[i].stored != NULL)
+				assert_string_equal(
+				    c.out.data, cases[i].stored);
+			content_free(&c);
+		}
+	}
+}
+
+static void
+test_data_path_strips_and_counts(void **state)
+{
+	struct content c;
+
+	(void)state;
+	content_init(&c, &limits, 8192);
+	assert_int_equal(content_prefix(&c, "Received: ours\r\n", 16), 0);
+	assert_int_equal(
+	    feed_lines(&c, "X-Sluice-Organization-AuthAs: Internal\r\n"
+	                   "Subject: s\r\n\r\nbody\r\n"),
+	    CONTENT_OK);
+	assert_string_equal(
+	    c.out.data, "Received: ours\r\nSubject: s\r\n\r\nbody\r\n");
+	/* Our own prefix is not counted against the client's size. */
+	assert_int_equal(
+	    c.size, strlen("X-Sluice-Organization-AuthAs: "
+	                   "Internal\r\nSubject: s\r\n\r\nbody\r\n"));
+	content_free(&c);
+}
+
+static void
+test_nul_in_line_rejected(void **state)
+{
+	struct content c;
+	static const char line[] = "a\0b\r\n";
+
+	(void)state;
+	content_init(&c, &limits, 8192);
+	content_line(&c, "S: x\r\n", 6);
+	content_line(&c, "\r\n", 2);
+	content_line(&c, line, sizeof(line) - 1);
+	assert_int_equal(content_finish(&c), CONTENT_BAD_EOL);
+	content_free(&c);
+}
+
+static void
+test_size_limit(void **state)
+{
+	struct content c;
+	char line[100];
+
+	(void)state;
+	memset(line, 'a', sizeof(line));
+	line[98] = '\r';
+	line[99] = '\n';
+	content_init(&c, &limits, 8192);
+	content_line(&c, "\r\n", 2);
+	for (int i = 0; i < 41; i++)
+		content_line(&c, line, sizeof(line));
+	assert_int_equal(content_finish(&c), CONTENT_TOO_BIG);
+	/* Storing stopped at the error; memory stays within the budget. */
+	assert_true(c.out.len <= 4096);
+	content_free(&c);
+}
+
+static void
+test_header_limit(void **state)
+{
+	struct content c;
+	char line[64];
+
+	(void)state;
+	memset(line, 'h', sizeof(line));
+	memcpy(line, "X-Long: ", 8);
+	line[62] = '\r';
+	line[63] = '\n';
+	content_init(&c, &limits, 8192);
+	for (int i = 0; i < 9; i++)
+		content_line(&c, line, sizeof(line));
+	assert_int_equal(content_finish(&c), CONTENT_HEADER_BIG);
+	content_free(&c);
+}
+
+static void
+test_long_line_bdat(void **state)
+{
+	struct content c;
+	char text[1200];
+
+	(void)state;
+	memcpy(text, "\r\n", 2);
+	memset(text + 2, 'x', 1001);
+	memcpy(text + 1003, "\r\nok\r\n", 7);
+	content_init(&c, &limits, 8192);
+	assert_int_equal(feed_chunks(&c, text, 300), CONTENT_LINE_LONG);
+	content_free(&c);
+
+	/* 998 octets plus CRLF is the longest legal line. */
+	memset(text + 2, 'x', 998);
+	memcpy(text + 1000, "\r\n", 3);
+	content_init(&c, &limits, 8192);
+	assert_int_equal(feed_chunks(&c, text, 7), CONTENT_OK);
+	content_free(&c);
+}
+
+static void
+test_memory_budget(void **state)
+{
+	struct content c;
+	struct content_limits big = limits;
+
+	(void)state;
+	big.max_size = 1 << 20;
+	content_init(&c, &big, 64);
+	assert_int_equal(feed_lines(&c, "\r\n0123456789012345678901234567890"
+	                                "1234567890123456789012345678901234"
+	                                "56789\r\n"),
+	    CONTENT_NOMEM);
+	content_free(&c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bdat_cases),
+	    cmocka_unit_test(test_data_path_strips_and_counts),
+	    cmocka_unit_test(test_nul_in_line_rejected),
+	    cmocka_unit_test(test_size_limit),
+	    cmocka_unit_test(test_header_limit),
+	    cmocka_unit_test(test_long_line_bdat),
+	    cmocka_unit_test(test_memory_budget),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
