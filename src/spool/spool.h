@@ -33,18 +33,22 @@ struct spool_rcpt {
 	unsigned notify;   /* SMTP_NOTIFY_* flags */
 };
 
-/* What a session hands over; the spool copies what it keeps. */
+/*
+ * What a session hands over.  The spool copies the envelope; the content
+ * (data, len) is not copied and must stay valid until the callback.
+ */
 struct spool_msg {
-	const char *sender; /* "" for the null reverse-path */
-	const char *envid;  /* DSN ENVID, "" when absent */
-	int ret;	    /* enum smtp_ret */
-	int body_type;	    /* enum smtp_body */
+	const char *queue_id; /* unique, chosen by the receiving session */
+	const char *sender;   /* "" for the null reverse-path */
+	const char *envid;    /* DSN ENVID, "" when absent */
+	int ret;              /* enum smtp_ret */
+	int body_type;        /* enum smtp_body */
 	int smtputf8;
 	const char *connector; /* receive connector name */
 	const char *client;    /* remote endpoint "addr:port" */
 	const char *helo;
-	const char *tls;      /* TLS summary, "" when none */
-	const char *auth_as;  /* Anonymous | Partner | Internal */
+	const char *tls;     /* TLS summary, "" when none */
+	const char *auth_as; /* Anonymous | Partner | Internal */
 	const struct spool_rcpt *rcpts;
 	size_t nrcpts;
 	const char *data; /* the message as stored, headers included */
@@ -54,12 +58,13 @@ struct spool_msg {
 /*
  * ok: 1 when the message is durable, 0 on failure (reply 451 4.3.0).
  * queue_id: the message's id, valid during the call, "" on failure.
+ * Messages are reported in the order they were submitted.
  */
 typedef void (*spool_done_fn)(void *arg, int ok, const char *queue_id);
 
 /* Open (creating if needed) DIR/queue.db.  NULL with *why on failure. */
-struct spool *spool_open(const char *dir, struct event_base *,
-    const char **why);
+struct spool *spool_open(
+    const char *dir, struct event_base *, const char **why);
 /* Waits for the committer to finish what was submitted, then closes. */
 void spool_close(struct spool *);
 
@@ -69,11 +74,18 @@ void spool_close(struct spool *);
  * spool_submit).  Returns -1 only if the message could not even be queued
  * (out of memory); the callback is then not called.
  */
-int spool_submit(struct spool *, const struct spool_msg *, spool_done_fn,
-    void *arg);
+int spool_submit(
+    struct spool *, const struct spool_msg *, spool_done_fn, void *arg);
 
 /* Number of messages waiting for or inside a commit. */
 size_t spool_inflight(const struct spool *);
+
+/* Group commit at work: messages per transaction = messages / commits. */
+struct spool_stats {
+	unsigned long long commits;
+	unsigned long long messages;
+};
+struct spool_stats spool_get_stats(struct spool *);
 
 /*
  * Crash points for the durability tests: when the environment variable

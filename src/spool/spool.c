@@ -1,0 +1,521 @@
+/*
+ * spool.c - durable message store with group commit (see spool.h).
+ *
+ * Threads: the event loop thread calls spool_submit() and runs the
+ * completion callbacks; one committer thread owns the writing SQLite
+ * connection.  They share two lists under one mutex: "pending" (submitted,
+ * not yet written) and "done" (committed or failed, not yet reported).
+ * The committer wakes the loop through a pipe.
+ *
+ * Durability: PRAGMA journal_mode=WAL with synchronous=FULL makes every
+ * COMMIT fsync the WAL before returning.  Each batch is one transaction;
+ * each message inside it is a SAVEPOINT so one bad message fails alone.
+ * If COMMIT fails, the whole batch is rolled back and reported failed:
+ * nothing of those messages is stored and no client gets a 250.
+ *
+ * Records carry their length and an FNV-1a checksum of the content so
+ * that a reader can tell a damaged body from a good one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sqlite3.h>
+
+#include "spool/spool.h"
+#include "spool/spool_fault.h"
+#include "util/log.h"
+
+/*
+ * Bytes of submitted messages waiting for the committer.  Past it new
+ * submissions fail fast (451 4.3.0) rather than queueing without bound
+ * when the disk cannot keep up.
+ */
+#define SPOOL_PENDING_MAX ((size_t)512 * 1024 * 1024)
+/* Messages per transaction: bounds a batch's memory and its latency. */
+#define SPOOL_BATCH_MAX 512
+#define SPOOL_SCHEMA_VERSION 1
+
+struct spool_item_rcpt {
+	char *addr;
+	char *orcpt;
+	unsigned notify;
+};
+
+struct spool_item {
+	struct spool_item *next;
+	char *queue_id, *sender, *envid, *connector, *client, *helo, *tls,
+	    *auth_as;
+	int ret, body_type, smtputf8;
+	struct spool_item_rcpt *rcpts;
+	size_t nrcpts;
+	const char *data; /* the caller's, valid until the callback */
+	size_t len;
+	spool_done_fn fn;
+	void *arg;
+	int ok;
+};
+
+struct spool {
+	sqlite3 *db;
+	sqlite3_stmt *ins_msg, *ins_rcpt;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct spool_item *pending, **pending_tail;
+	size_t pending_bytes;
+	struct spool_item *done, **done_tail;
+	size_t inflight;
+	int stop;
+	int wake[2];
+	struct event *wake_ev;
+	struct spool_stats stats;
+};
+
+static const char spool_schema[] =
+    "CREATE TABLE IF NOT EXISTS messages ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " queue_id TEXT NOT NULL UNIQUE,"
+    " received INTEGER NOT NULL,"
+    " sender TEXT NOT NULL,"
+    " envid TEXT NOT NULL DEFAULT '',"
+    " ret INTEGER NOT NULL DEFAULT 0,"
+    " body_type INTEGER NOT NULL DEFAULT 0,"
+    " smtputf8 INTEGER NOT NULL DEFAULT 0,"
+    " connector TEXT NOT NULL DEFAULT '',"
+    " client TEXT NOT NULL DEFAULT '',"
+    " helo TEXT NOT NULL DEFAULT '',"
+    " tls TEXT NOT NULL DEFAULT '',"
+    " auth_as TEXT NOT NULL DEFAULT '',"
+    " size INTEGER NOT NULL,"
+    " checksum TEXT NOT NULL,"
+    " body BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS recipients ("
+    " id INTEGER PRIMARY KEY,"
+    " message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
+    " rcpt_index INTEGER NOT NULL,"
+    " addr TEXT NOT NULL,"
+    " orcpt TEXT NOT NULL DEFAULT '',"
+    " notify INTEGER NOT NULL DEFAULT 0,"
+    " status INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " next_hop TEXT NOT NULL DEFAULT '',"
+    " updated INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS recipients_due"
+    " ON recipients(status, next_attempt);"
+    "CREATE INDEX IF NOT EXISTS recipients_message"
+    " ON recipients(message_id);";
+
+void
+spool_crash_point(const char *name)
+{
+	const char *want = getenv("SLUICE_CRASH_POINT");
+
+	if (want != NULL && strcmp(want, name) == 0) {
+		fprintf(stderr, "sluiced: crash point %s reached\n", name);
+		_exit(97);
+	}
+}
+
+static uint64_t
+spool_checksum(const char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+	return h;
+}
+
+static char *
+spool_strdup(const char *s)
+{
+	return strdup(s != NULL ? s : "");
+}
+
+static void
+spool_item_free(struct spool_item *it)
+{
+	for (size_t i = 0; i < it->nrcpts; i++) {
+		free(it->rcpts[i].addr);
+		free(it->rcpts[i].orcpt);
+	}
+	free(it->rcpts);
+	free(it->queue_id);
+	free(it->sender);
+	free(it->envid);
+	free(it->connector);
+	free(it->client);
+	free(it->helo);
+	free(it->tls);
+	free(it->auth_as);
+	free(it);
+}
+
+static int
+spool_exec(sqlite3 *db, const char *sql)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		log_err("queue: %s: %s", sql, err != NULL ? err : "?");
+		sqlite3_free(err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Write one message inside the open transaction; 0 on success. */
+static int
+spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
+{
+	sqlite3_stmt *m = sp->ins_msg, *r = sp->ins_rcpt;
+	sqlite3_int64 rowid;
+	char sum[17];
+	int rc;
+
+	snprintf(sum, sizeof(sum), "%016llx",
+	    (unsigned long long)spool_checksum(it->data, it->len));
+	sqlite3_reset(m);
+	sqlite3_bind_text(m, 1, it->queue_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(m, 2, (sqlite3_int64)now);
+	sqlite3_bind_text(m, 3, it->sender, -1, SQLITE_STATIC);
+	sqlite3_bind_text(m, 4, it->envid, -1, SQLITE_STATIC);
+	sqlite3_bind_int(m, 5, it->ret);
+	sqlite3_bind_int(m, 6, it->body_type);
+	sqlite3_bind_int(m, 7, it->smtputf8);
+	sqlite3_bind_text(m, 8, it->connector, -1, SQLITE_STATIC);
+	sqlite3_bind_text(m, 9, it->client, -1, SQLITE_STATIC);
+	sqlite3_bind_text(m, 10, it->helo, -1, SQLITE_STATIC);
+	sqlite3_bind_text(m, 11, it->tls, -1, SQLITE_STATIC);
+	sqlite3_bind_text(m, 12, it->auth_as, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(m, 13, (sqlite3_int64)it->len);
+	sqlite3_bind_text(m, 14, sum, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(m, 15, it->data, it->len, SQLITE_STATIC);
+	if ((rc = sqlite3_step(m)) != SQLITE_DONE) {
+		log_err("queue: storing %s: %s", it->queue_id,
+		    sqlite3_errmsg(sp->db));
+		return -1;
+	}
+	rowid = sqlite3_last_insert_rowid(sp->db);
+	for (size_t i = 0; i < it->nrcpts; i++) {
+		sqlite3_reset(r);
+		sqlite3_bind_int64(r, 1, rowid);
+		sqlite3_bind_int(r, 2, (int)i);
+		sqlite3_bind_text(r, 3, it->rcpts[i].addr, -1, SQLITE_STATIC);
+		sqlite3_bind_text(r, 4, it->rcpts[i].orcpt, -1, SQLITE_STATIC);
+		sqlite3_bind_int(r, 5, (int)it->rcpts[i].notify);
+		sqlite3_bind_int64(r, 6, (sqlite3_int64)now);
+		if (sqlite3_step(r) != SQLITE_DONE) {
+			log_err("queue: storing recipients of %s: %s",
+			    it->queue_id, sqlite3_errmsg(sp->db));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* One batch: a transaction, a savepoint per message, one COMMIT. */
+static void
+spool_commit_batch(struct spool *sp, struct spool_item *batch)
+{
+	time_t now = time(NULL);
+	int any = 0;
+
+	if (spool_exec(sp->db, "BEGIN IMMEDIATE") < 0) {
+		for (struct spool_item *it = batch; it != NULL; it = it->next)
+			it->ok = 0;
+		return;
+	}
+	for (struct spool_item *it = batch; it != NULL; it = it->next) {
+		spool_exec(sp->db, "SAVEPOINT msg");
+		it->ok = spool_write_item(sp, it, now) == 0;
+		if (!it->ok)
+			spool_exec(sp->db, "ROLLBACK TO msg");
+		spool_exec(sp->db, "RELEASE msg");
+		any |= it->ok;
+	}
+	spool_crash_point("after-write");
+	if (sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		log_err("queue: commit failed: %s; %s", sqlite3_errmsg(sp->db),
+		    "the batch is refused with 451");
+		sqlite3_exec(sp->db, "ROLLBACK", NULL, NULL, NULL);
+		for (struct spool_item *it = batch; it != NULL; it = it->next)
+			it->ok = 0;
+		return;
+	}
+	if (any)
+		spool_crash_point("after-fsync");
+}
+
+static void *
+spool_committer(void *arg)
+{
+	struct spool *sp = arg;
+
+	for (;;) {
+		struct spool_item *batch, **tail, *last = NULL;
+		size_t n = 0, bytes = 0;
+
+		pthread_mutex_lock(&sp->mu);
+		while (sp->pending == NULL && !sp->stop)
+			pthread_cond_wait(&sp->cv, &sp->mu);
+		if (sp->pending == NULL) {
+			pthread_mutex_unlock(&sp->mu);
+			break;
+		}
+		batch = sp->pending;
+		for (struct spool_item *it = batch;
+		     it != NULL && n < SPOOL_BATCH_MAX; it = it->next) {
+			last = it;
+			n++;
+			bytes += it->len;
+		}
+		sp->pending = last->next;
+		if (sp->pending == NULL)
+			sp->pending_tail = &sp->pending;
+		last->next = NULL;
+		sp->pending_bytes -= bytes;
+		pthread_mutex_unlock(&sp->mu);
+
+		spool_commit_batch(sp, batch);
+
+		pthread_mutex_lock(&sp->mu);
+		sp->stats.commits++;
+		sp->stats.messages += n;
+		*sp->done_tail = batch;
+		for (tail = &batch->next; *tail != NULL; tail = &(*tail)->next)
+			;
+		sp->done_tail = tail;
+		pthread_mutex_unlock(&sp->mu);
+		if (write(sp->wake[1], "x", 1) < 0 && errno != EAGAIN)
+			log_err("queue: cannot wake the event loop: %s",
+			    strerror(errno));
+	}
+	return NULL;
+}
+
+/* On the loop thread: report every finished message. */
+static void
+spool_deliver_done(struct spool *sp)
+{
+	struct spool_item *list, *next;
+
+	pthread_mutex_lock(&sp->mu);
+	list = sp->done;
+	sp->done = NULL;
+	sp->done_tail = &sp->done;
+	pthread_mutex_unlock(&sp->mu);
+	for (; list != NULL; list = next) {
+		next = list->next;
+		sp->inflight--;
+		list->fn(list->arg, list->ok, list->ok ? list->queue_id : "");
+		spool_item_free(list);
+	}
+}
+
+static void
+spool_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char drain[256];
+
+	(void)what;
+	while (read(fd, drain, sizeof(drain)) > 0)
+		;
+	spool_deliver_done(arg);
+}
+
+static sqlite3 *
+spool_open_db(const char *path, const char **why)
+{
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(path, &db,
+	        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	            SQLITE_OPEN_NOMUTEX,
+	        spool_fault_vfs()) != SQLITE_OK) {
+		*why = db != NULL ? sqlite3_errmsg(db) : "cannot open";
+		log_err("queue: %s: %s", path, *why);
+		*why = "cannot open the queue database";
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	if (spool_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
+	    spool_exec(db, "PRAGMA synchronous=FULL") < 0 ||
+	    spool_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
+	    spool_exec(db, spool_schema) < 0 ||
+	    spool_exec(db, "PRAGMA user_version=1") < 0) {
+		*why = "cannot initialise the queue database";
+		sqlite3_close(db);
+		return NULL;
+	}
+	spool_fault_arm(NULL);
+	return db;
+}
+
+struct spool *
+spool_open(const char *dir, struct event_base *base, const char **why)
+{
+	struct spool *sp;
+	char path[4096];
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		*why = strerror(errno);
+		return NULL;
+	}
+	if ((size_t)snprintf(path, sizeof(path), "%s/queue.db", dir) >=
+	    sizeof(path)) {
+		*why = "path too long";
+		return NULL;
+	}
+	if ((sp = calloc(1, sizeof(*sp))) == NULL) {
+		*why = "out of memory";
+		return NULL;
+	}
+	sp->pending_tail = &sp->pending;
+	sp->done_tail = &sp->done;
+	if ((sp->db = spool_open_db(path, why)) == NULL)
+		goto fail;
+	if (sqlite3_prepare_v2(sp->db,
+	        "INSERT INTO messages (queue_id, received, sender, envid, ret,"
+	        " body_type, smtputf8, connector, client, helo, tls, auth_as,"
+	        " size, checksum, body)"
+	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	        -1, &sp->ins_msg, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sp->db,
+	        "INSERT INTO recipients (message_id, rcpt_index, addr, orcpt,"
+	        " notify, updated) VALUES (?,?,?,?,?,?)",
+	        -1, &sp->ins_rcpt, NULL) != SQLITE_OK) {
+		*why = "cannot prepare statements";
+		goto fail;
+	}
+	if (pipe2(sp->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+		*why = strerror(errno);
+		goto fail;
+	}
+	sp->wake_ev = event_new(
+	    base, sp->wake[0], EV_READ | EV_PERSIST, spool_wake_cb, sp);
+	if (sp->wake_ev == NULL || event_add(sp->wake_ev, NULL) < 0) {
+		*why = "cannot register with the event loop";
+		goto fail;
+	}
+	pthread_mutex_init(&sp->mu, NULL);
+	pthread_cond_init(&sp->cv, NULL);
+	if (pthread_create(&sp->thread, NULL, spool_committer, sp) != 0) {
+		*why = "cannot start the committer thread";
+		goto fail;
+	}
+	return sp;
+fail:
+	if (sp->wake_ev != NULL)
+		event_free(sp->wake_ev);
+	sqlite3_finalize(sp->ins_msg);
+	sqlite3_finalize(sp->ins_rcpt);
+	sqlite3_close(sp->db);
+	free(sp);
+	return NULL;
+}
+
+void
+spool_close(struct spool *sp)
+{
+	if (sp == NULL)
+		return;
+	pthread_mutex_lock(&sp->mu);
+	sp->stop = 1;
+	pthread_cond_signal(&sp->cv);
+	pthread_mutex_unlock(&sp->mu);
+	pthread_join(sp->thread, NULL);
+	spool_deliver_done(sp);
+	event_free(sp->wake_ev);
+	close(sp->wake[0]);
+	close(sp->wake[1]);
+	sqlite3_finalize(sp->ins_msg);
+	sqlite3_finalize(sp->ins_rcpt);
+	sqlite3_close(sp->db);
+	pthread_mutex_destroy(&sp->mu);
+	pthread_cond_destroy(&sp->cv);
+	free(sp);
+}
+
+int
+spool_submit(
+    struct spool *sp, const struct spool_msg *msg, spool_done_fn fn, void *arg)
+{
+	struct spool_item *it;
+	int full;
+
+	pthread_mutex_lock(&sp->mu);
+	full = sp->pending_bytes + msg->len > SPOOL_PENDING_MAX;
+	pthread_mutex_unlock(&sp->mu);
+	if (full || (it = calloc(1, sizeof(*it))) == NULL)
+		return -1;
+	it->queue_id = spool_strdup(msg->queue_id);
+	it->sender = spool_strdup(msg->sender);
+	it->envid = spool_strdup(msg->envid);
+	it->connector = spool_strdup(msg->connector);
+	it->client = spool_strdup(msg->client);
+	it->helo = spool_strdup(msg->helo);
+	it->tls = spool_strdup(msg->tls);
+	it->auth_as = spool_strdup(msg->auth_as);
+	it->ret = msg->ret;
+	it->body_type = msg->body_type;
+	it->smtputf8 = msg->smtputf8;
+	it->data = msg->data;
+	it->len = msg->len;
+	it->fn = fn;
+	it->arg = arg;
+	it->rcpts = calloc(msg->nrcpts ? msg->nrcpts : 1, sizeof(*it->rcpts));
+	if (it->rcpts != NULL) {
+		it->nrcpts = msg->nrcpts;
+		for (size_t i = 0; i < msg->nrcpts; i++) {
+			it->rcpts[i].addr = spool_strdup(msg->rcpts[i].addr);
+			it->rcpts[i].orcpt = spool_strdup(msg->rcpts[i].orcpt);
+			it->rcpts[i].notify = msg->rcpts[i].notify;
+			if (it->rcpts[i].addr == NULL ||
+			    it->rcpts[i].orcpt == NULL) {
+				spool_item_free(it);
+				return -1;
+			}
+		}
+	}
+	if (it->queue_id == NULL || it->sender == NULL || it->rcpts == NULL) {
+		spool_item_free(it);
+		return -1;
+	}
+	pthread_mutex_lock(&sp->mu);
+	*sp->pending_tail = it;
+	sp->pending_tail = &it->next;
+	sp->pending_bytes += it->len;
+	sp->inflight++;
+	pthread_cond_signal(&sp->cv);
+	pthread_mutex_unlock(&sp->mu);
+	return 0;
+}
+
+size_t
+spool_inflight(const struct spool *sp)
+{
+	return sp->inflight;
+}
+
+struct spool_stats
+spool_get_stats(struct spool *sp)
+{
+	struct spool_stats st;
+
+	pthread_mutex_lock(&sp->mu);
+	st = sp->stats;
+	pthread_mutex_unlock(&sp->mu);
+	return st;
+}

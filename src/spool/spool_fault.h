@@ -1,0 +1,19 @@
+/*
+ * spool_fault.h - fault injection for the queue's storage (tests only).
+ *
+ * With SLUICE_FAULT=write or SLUICE_FAULT=fsync in the environment, the
+ * queue opens its database through a shim SQLite VFS that delegates to the
+ * real "unix" VFS but fails every write (SQLITE_IOERR_WRITE) or every sync
+ * (SQLITE_IOERR_FSYNC) once the database is initialised.  The failure thus
+ * happens where a real disk error would, and the tests can show that it
+ * becomes a 451 with nothing stored.
+ */
+#ifndef SLUICE_SPOOL_FAULT_H
+#define SLUICE_SPOOL_FAULT_H
+
+/* VFS name to open the database with: NULL (default) without a fault. */
+const char *spool_fault_vfs(void);
+/* Start failing now (after the schema exists): "write", "fsync" or NULL. */
+void spool_fault_arm(const char *kind);
+
+#endif
