@@ -1,0 +1,180 @@
+/*
+ * csvlog.c - CSV log files in Exchange's layout (see csvlog.h).
+ *
+ * Rows are buffered by stdio and flushed at the end of every row: a log is
+ * not the queue, so it is never fsync'd, but it must not lose the last
+ * rows of a crashed daemon either.  Field content comes from peers, so
+ * every byte below 0x20 or 0x7f is written as \xNN and quotes are doubled:
+ * a client can never start a new row or a new field of its own.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "log/csvlog.h"
+#include "util/log.h"
+
+struct csvlog {
+	char *dir;
+	char *prefix;
+	char *log_type;
+	char *fields;
+	FILE *fp;
+	char day[9]; /* yyyymmdd of the open file */
+};
+
+/* mkdir -p, mode 0750 */
+static int
+csvlog_mkdirs(const char *path)
+{
+	char tmp[4096];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, path, len + 1);
+	for (char *p = tmp + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, 0750) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+struct csvlog *
+csvlog_open(const char *dir, const char *prefix, const char *log_type,
+    const char *fields)
+{
+	struct csvlog *l;
+
+	if (csvlog_mkdirs(dir) < 0) {
+		log_err("log directory %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return NULL;
+	l->dir = strdup(dir);
+	l->prefix = strdup(prefix);
+	l->log_type = strdup(log_type);
+	l->fields = strdup(fields);
+	if (l->dir == NULL || l->prefix == NULL || l->log_type == NULL ||
+	    l->fields == NULL) {
+		csvlog_close(l);
+		return NULL;
+	}
+	return l;
+}
+
+void
+csvlog_reopen(struct csvlog *l)
+{
+	if (l->fp != NULL)
+		fclose(l->fp);
+	l->fp = NULL;
+	l->day[0] = '\0';
+}
+
+void
+csvlog_close(struct csvlog *l)
+{
+	if (l == NULL)
+		return;
+	csvlog_reopen(l);
+	free(l->dir);
+	free(l->prefix);
+	free(l->log_type);
+	free(l->fields);
+	free(l);
+}
+
+static void
+csvlog_stamp(char *out, size_t len, struct tm *tm)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, tm);
+	snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+	    tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday, tm->tm_hour,
+	    tm->tm_min, tm->tm_sec, (long)(tv.tv_usec / 1000));
+}
+
+/* Open today's file, appending; a new file gets the header lines. */
+static int
+csvlog_file(struct csvlog *l, const struct tm *tm, const char *stamp)
+{
+	char day[16], path[4200];
+	struct stat st;
+
+	snprintf(day, sizeof(day), "%04d%02d%02d", tm->tm_year + 1900,
+	    tm->tm_mon + 1, tm->tm_mday);
+	if (l->fp != NULL && strcmp(day, l->day) == 0)
+		return 0;
+	csvlog_reopen(l);
+	snprintf(path, sizeof(path), "%s/%s%s-1.LOG", l->dir, l->prefix, day);
+	if ((l->fp = fopen(path, "a")) == NULL) {
+		log_err("log %s: %s", path, strerror(errno));
+		return -1;
+	}
+	memcpy(l->day, day, sizeof(l->day));
+	if (fstat(fileno(l->fp), &st) == 0 && st.st_size == 0)
+		fprintf(l->fp,
+		    "#Software: Sluice\r\n#Version: 1.0\r\n#Log-type: %s\r\n"
+		    "#Date: %s\r\n#Fields: %s\r\n",
+		    l->log_type, stamp, l->fields);
+	return 0;
+}
+
+FILE *
+csvlog_begin(struct csvlog *l)
+{
+	char stamp[40];
+	struct tm tm;
+
+	csvlog_stamp(stamp, sizeof(stamp), &tm);
+	if (csvlog_file(l, &tm, stamp) < 0)
+		return NULL;
+	fputs(stamp, l->fp);
+	return l->fp;
+}
+
+void
+csvlog_field(FILE *fp, const char *s, size_t n)
+{
+	int quote = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == ',' || s[i] == '"' || (unsigned char)s[i] < 0x20 ||
+		    s[i] == 0x7f)
+			quote = 1;
+	fputc(',', fp);
+	if (!quote) {
+		fwrite(s, 1, n, fp);
+		return;
+	}
+	fputc('"', fp);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '"')
+			fputs("\"\"", fp);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(fp, "\\x%02X", ch);
+		else
+			fputc(ch, fp);
+	}
+	fputc('"', fp);
+}
+
+void
+csvlog_end(struct csvlog *l)
+{
+	fputs("\r\n", l->fp);
+	fflush(l->fp);
+}

@@ -1,0 +1,30 @@
+/*
+ * csvlog.h - the file side shared by the protocol log and the message
+ * tracking log: Exchange's W3C-style CSV files with "#" header lines,
+ * daily files PREFIXyyyymmdd-N.LOG, safe CSV quoting.
+ */
+#ifndef SLUICE_CSVLOG_H
+#define SLUICE_CSVLOG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct csvlog;
+
+/* dir is created (0750) as needed; fields is the "#Fields:" value. */
+struct csvlog *csvlog_open(const char *dir, const char *prefix,
+    const char *log_type, const char *fields);
+void csvlog_close(struct csvlog *);
+/* Close the file; the next row opens the current one again (rotation). */
+void csvlog_reopen(struct csvlog *);
+
+/*
+ * Start a row (rolls over to a new file at midnight UTC), then add
+ * fields; the first field, the date-time, is written by csvlog_begin.
+ */
+FILE *csvlog_begin(struct csvlog *);
+/* One field: quoted when needed, control bytes escaped as \xNN. */
+void csvlog_field(FILE *, const char *, size_t);
+void csvlog_end(struct csvlog *);
+
+#endif
