@@ -51,8 +51,11 @@ enum tls_auth_level {
 	TLS_AUTH_DOMAIN_VALIDATION,
 };
 
-enum smarthost_auth { SMARTHOST_AUTH_NONE, SMARTHOST_AUTH_BASIC,
-	SMARTHOST_AUTH_BASIC_REQUIRE_TLS };
+enum smarthost_auth {
+	SMARTHOST_AUTH_NONE,
+	SMARTHOST_AUTH_BASIC,
+	SMARTHOST_AUTH_BASIC_REQUIRE_TLS
+};
 
 enum proto_log_level { PROTOLOG_NONE, PROTOLOG_VERBOSE };
 
@@ -66,7 +69,7 @@ struct conf_strlist {
 struct conf_binding {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	char text[64]; /* as written, normalised: "0.0.0.0:25", "[::]:25" */
+	char text[80]; /* as written, normalised: "0.0.0.0:25", "[::]:25" */
 };
 
 /*
@@ -80,17 +83,19 @@ struct conf_iprange {
 	uint8_t lo[16];
 	uint8_t hi[16];
 	int family; /* AF_INET or AF_INET6 as written */
-	int bits;   /* host bits spanned: 0 = one address; smaller is more specific */
+	int bits;   /* host bits spanned: 0 = one address; smaller is more
+	               specific */
 	char text[96];
 };
 
 struct conf_transport {
-	struct conf_strlist send_domain_secure;	   /* TLSSendDomainSecureList */
-	struct conf_strlist receive_domain_secure; /* TLSReceiveDomainSecureList */
-	uint64_t max_receive_size;		   /* MaxReceiveSize, bytes */
-	uint64_t max_send_size;			   /* MaxSendSize */
-	unsigned max_recipient_envelope_limit;	   /* MaxRecipientEnvelopeLimit */
-	unsigned message_expiration_timeout;	   /* seconds */
+	struct conf_strlist send_domain_secure; /* TLSSendDomainSecureList */
+	struct conf_strlist
+	    receive_domain_secure;             /* TLSReceiveDomainSecureList */
+	uint64_t max_receive_size;             /* MaxReceiveSize, bytes */
+	uint64_t max_send_size;                /* MaxSendSize */
+	unsigned max_recipient_envelope_limit; /* MaxRecipientEnvelopeLimit */
+	unsigned message_expiration_timeout;   /* seconds */
 	unsigned transient_failure_retry_interval;
 	unsigned transient_failure_retry_attempts;
 	unsigned outbound_connection_failure_retry_interval;
@@ -98,10 +103,10 @@ struct conf_transport {
 	char *queue_directory;
 	char *log_directory;
 	char *trusted_ca_file;
-	char *resolver;	   /* "system" or "ADDR@PORT" */
-	char *tls_ciphers;     /* TLS 1.2 cipher list (OpenSSL syntax) */
+	char *resolver;         /* "system" or "ADDR@PORT" */
+	char *tls_ciphers;      /* TLS 1.2 cipher list (OpenSSL syntax) */
 	char *tls_ciphersuites; /* TLS 1.3 suites */
-	char *user;	   /* run as this user after binding; empty = stay */
+	char *user;           /* run as this user after binding; empty = stay */
 	char *control_socket; /* path of sluicectl's control socket */
 };
 
@@ -130,7 +135,7 @@ struct conf_receive_connector {
 	int require_tls;
 	int domain_secure_enabled;
 	char *fqdn;
-	char *banner;		  /* full greeting line, e.g. "220 mx ESMTP" */
+	char *banner; /* full greeting line, e.g. "220 mx ESMTP" */
 	char *tls_certificate_name; /* name of a [Certificate] section */
 	uint64_t max_message_size;
 	uint64_t max_header_size;
@@ -139,11 +144,12 @@ struct conf_receive_connector {
 	unsigned max_inbound_connection;
 	unsigned max_inbound_connection_per_source;
 	unsigned max_protocol_errors;
-	unsigned connection_timeout;	      /* seconds */
+	unsigned connection_timeout;            /* seconds */
 	unsigned connection_inactivity_timeout; /* seconds */
-	unsigned tarpit_interval;	      /* seconds */
-	uint64_t min_data_rate;		      /* bytes per second, Sluice's own */
-	uint64_t message_rate_limit;	      /* per minute; SIZE_UNLIMITED */
+	unsigned tarpit_interval;               /* seconds */
+	unsigned greeting_delay;                /* seconds before the banner */
+	uint64_t min_data_rate;      /* bytes per second, Sluice's own */
+	uint64_t message_rate_limit; /* per minute; SIZE_UNLIMITED */
 	int pipelining_enabled;
 	int chunking_enabled;
 	int eight_bit_mime_enabled;
@@ -160,9 +166,9 @@ struct conf_address_space {
 };
 
 struct conf_smarthost {
-	char *host;	/* name or address literal without brackets */
+	char *host;          /* name or address literal without brackets */
 	unsigned short port; /* 0: the connector's Port */
-	int literal;	/* written as [address] */
+	int literal;         /* written as [address] */
 };
 
 struct conf_send_connector {
@@ -210,14 +216,14 @@ struct conf *conf_load(const char *path, FILE *err);
 void conf_free(struct conf *);
 
 /* Look-ups over a loaded configuration; NULL when absent.  Case-insensitive. */
-const struct conf_certificate *conf_certificate(const struct conf *,
-    const char *name);
-const struct conf_accepted_domain *conf_accepted_domain(const struct conf *,
-    const char *domain);
+const struct conf_certificate *conf_certificate(
+    const struct conf *, const char *name);
+const struct conf_accepted_domain *conf_accepted_domain(
+    const struct conf *, const char *domain);
 const struct conf_receive_connector *conf_receive_connector(
     const struct conf *, const char *name);
-const struct conf_send_connector *conf_send_connector(const struct conf *,
-    const char *name);
+const struct conf_send_connector *conf_send_connector(
+    const struct conf *, const char *name);
 
 /*
  * Value parsers, exported for the unit tests and for sluicectl.  Each
@@ -228,16 +234,20 @@ int conf_parse_timespan(const char *, unsigned *seconds, const char **why);
 int conf_parse_size(const char *, uint64_t *bytes, const char **why);
 int conf_parse_iprange(const char *, struct conf_iprange *, const char **why);
 int conf_parse_binding(const char *, struct conf_binding *, const char **why);
-int conf_iprange_contains(const struct conf_iprange *,
-    const struct sockaddr *);
+int conf_iprange_contains(const struct conf_iprange *, const struct sockaddr *);
 
 /* Format-List style dumps used by sluicectl get-* (effective values). */
 void conf_dump_transport(const struct conf *, FILE *);
 void conf_dump_accepted_domain(const struct conf_accepted_domain *, FILE *);
-void conf_dump_receive_connector(const struct conf_receive_connector *,
-    FILE *);
+void conf_dump_receive_connector(const struct conf_receive_connector *, FILE *);
 void conf_dump_send_connector(const struct conf_send_connector *, FILE *);
 void conf_dump_certificate(const struct conf_certificate *, FILE *);
+
+/* "EncryptionOnly", ... ("" for TLS_AUTH_NONE). */
+const char *conf_tls_level_name(enum tls_auth_level);
+
+/* INI dump of the effective configuration; it loads again as is. */
+void conf_dump_ini(const struct conf *, FILE *);
 
 /* Formatting helpers shared by the dumps: "2.00:00:00", "36 MB". */
 void conf_format_timespan(unsigned seconds, char *, size_t);

@@ -23,7 +23,7 @@ struct csvlog {
 	char *log_type;
 	char *fields;
 	FILE *fp;
-	char day[9]; /* yyyymmdd of the open file */
+	char day[16]; /* yyyymmdd of the open file */
 };
 
 /* mkdir -p, mode 0750 */
@@ -98,11 +98,12 @@ csvlog_stamp(char *out, size_t len, struct tm *tm)
 {
 	struct timeval tv;
 
+	char base[32];
+
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, tm);
-	snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-	    tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday, tm->tm_hour,
-	    tm->tm_min, tm->tm_sec, (long)(tv.tv_usec / 1000));
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", tm);
+	snprintf(out, len, "%s.%03dZ", base, (int)(tv.tv_usec / 1000));
 }
 
 /* Open today's file, appending; a new file gets the header lines. */
@@ -112,8 +113,7 @@ csvlog_file(struct csvlog *l, const struct tm *tm, const char *stamp)
 	char day[16], path[4200];
 	struct stat st;
 
-	snprintf(day, sizeof(day), "%04d%02d%02d", tm->tm_year + 1900,
-	    tm->tm_mon + 1, tm->tm_mday);
+	strftime(day, sizeof(day), "%Y%m%d", tm);
 	if (l->fp != NULL && strcmp(day, l->day) == 0)
 		return 0;
 	csvlog_reopen(l);
@@ -134,7 +134,7 @@ csvlog_file(struct csvlog *l, const struct tm *tm, const char *stamp)
 FILE *
 csvlog_begin(struct csvlog *l)
 {
-	char stamp[40];
+	char stamp[48];
 	struct tm tm;
 
 	csvlog_stamp(stamp, sizeof(stamp), &tm);

@@ -37,7 +37,7 @@ struct listener {
 	struct server *srv;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	char text[64];
+	char text[80];
 	int keep;  /* still bound by the configuration being applied */
 	int fresh; /* opened by the sync in progress */
 };

@@ -323,8 +323,15 @@ command_path(struct command_cursor *c, struct smtp_path *path, int allow_null,
 	c->pos++;
 	if (c->pos - start > SMTP_PATH_MAX)
 		return SMTP_PARSE_TOOLONG;
-	snprintf(
-	    path->addr, sizeof(path->addr), "%s@%s", path->local, path->domain);
+	{
+		size_t ll = strlen(path->local), dl = strlen(path->domain);
+
+		if (ll + 1 + dl > SMTP_PATH_MAX)
+			return SMTP_PARSE_TOOLONG;
+		memcpy(path->addr, path->local, ll);
+		path->addr[ll] = '@';
+		memcpy(path->addr + ll + 1, path->domain, dl + 1);
+	}
 	return SMTP_PARSE_OK;
 }
 

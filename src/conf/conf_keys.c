@@ -1,0 +1,903 @@
+/*
+ * conf_keys.c - the key table (see conf_keys.h) and the per-type parse,
+ * format and free functions it dispatches to.
+ *
+ * Defaults follow Exchange's own defaults for the same parameter (SPEC 2),
+ * except where Sluice adds a key of its own; docs/config.md lists them all
+ * and a unit test checks that every key here is documented there.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/conf_keys.h"
+
+#define T(f) offsetof(struct conf_transport, f)
+#define C(f) offsetof(struct conf_certificate, f)
+#define A(f) offsetof(struct conf_accepted_domain, f)
+#define R(f) offsetof(struct conf_receive_connector, f)
+#define S(f) offsetof(struct conf_send_connector, f)
+#define DAY 86400ull
+
+static const struct conf_key transport_keys[] = {
+    {"TLSSendDomainSecureList", CT_DOMAINS, T(send_domain_secure.v),
+        T(send_domain_secure.n), "", 0, 0, 0},
+    {"TLSReceiveDomainSecureList", CT_DOMAINS, T(receive_domain_secure.v),
+        T(receive_domain_secure.n), "", 0, 0, 0},
+    {"MaxReceiveSize", CT_SIZE, T(max_receive_size), 0, "36MB", 0, UINT64_MAX,
+        0},
+    {"MaxSendSize", CT_SIZE, T(max_send_size), 0, "36MB", 0, UINT64_MAX, 0},
+    {"MaxRecipientEnvelopeLimit", CT_UINT, T(max_recipient_envelope_limit), 0,
+        "500", 1, 100000, 0},
+    {"MessageExpirationTimeout", CT_TIME, T(message_expiration_timeout), 0,
+        "2.00:00:00", 60, 90 * DAY, 0},
+    {"TransientFailureRetryInterval", CT_TIME,
+        T(transient_failure_retry_interval), 0, "00:05:00", 1, 12 * 3600, 0},
+    {"TransientFailureRetryAttempts", CT_UINT,
+        T(transient_failure_retry_attempts), 0, "6", 0, 180, 0},
+    {"OutboundConnectionFailureRetryInterval", CT_TIME,
+        T(outbound_connection_failure_retry_interval), 0, "00:10:00", 1,
+        20 * DAY, 0},
+    {"DelayNotificationTimeout", CT_TIME, T(delay_notification_timeout), 0,
+        "04:00:00", 1, 30 * DAY, 0},
+    {"QueueDirectory", CT_PATH, T(queue_directory), 0, "/var/spool/sluice", 0,
+        0, 0},
+    {"LogDirectory", CT_PATH, T(log_directory), 0, "/var/log/sluice", 0, 0, 0},
+    {"TrustedCAFile", CT_PATH, T(trusted_ca_file), 0,
+        "/etc/ssl/certs/ca-certificates.crt", 0, 0, 0},
+    {"Resolver", CT_STR, T(resolver), 0, "system", 0, 0, 0},
+    /* Forward secrecy and AEAD only; TLS 1.2 is the minimum anyway. */
+    {"TlsCiphers", CT_STR, T(tls_ciphers), 0,
+        "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL", 0, 0, 0},
+    {"TlsCipherSuites", CT_STR, T(tls_ciphersuites), 0,
+        "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
+        "TLS_AES_128_GCM_SHA256",
+        0, 0, 0},
+    {"User", CT_STR, T(user), 0, "", 0, 0, 0},
+    {"ControlSocket", CT_PATH, T(control_socket), 0, NULL, 0, 0, 0},
+};
+
+static const struct conf_key certificate_keys[] = {
+    {"CertificateFile", CT_PATH, C(certificate_file), 0, NULL, 0, 0, 1},
+    {"KeyFile", CT_PATH, C(key_file), 0, NULL, 0, 0, 1},
+};
+
+static const struct conf_key accepted_domain_keys[] = {
+    {"DomainType", CT_DOMAINTYPE, A(type), 0, "Authoritative", 0, 0, 0},
+    {"Mailboxes", CT_PATH, A(mailboxes), 0, "", 0, 0, 0},
+};
+
+static const struct conf_key receive_keys[] = {
+    {"Bindings", CT_BINDINGS, R(bindings), R(nbindings), NULL, 0, 0, 1},
+    {"RemoteIPRanges", CT_RANGES, R(remote_ranges), R(nremote_ranges),
+        "0.0.0.0/0, ::/0", 0, 0, 0},
+    {"AuthMechanism", CT_AUTHMECH, R(auth_mechanism), 0, "Tls", 0, 0, 0},
+    {"PermissionGroups", CT_PERMS, R(permission_groups), 0, "AnonymousUsers", 0,
+        0, 0},
+    {"RequireTLS", CT_BOOL, R(require_tls), 0, "false", 0, 0, 0},
+    {"DomainSecureEnabled", CT_BOOL, R(domain_secure_enabled), 0, "false", 0, 0,
+        0},
+    {"Fqdn", CT_STR, R(fqdn), 0, NULL, 0, 0, 0},
+    {"Banner", CT_STR, R(banner), 0, NULL, 0, 0, 0},
+    {"TlsCertificateName", CT_STR, R(tls_certificate_name), 0, "", 0, 0, 0},
+    {"MaxMessageSize", CT_SIZE, R(max_message_size), 0, "36MB", 1024,
+        UINT64_MAX, 0},
+    {"MaxHeaderSize", CT_SIZE, R(max_header_size), 0, "256KB", 1024,
+        64ull * 1024 * 1024, 0},
+    {"MaxRecipientsPerMessage", CT_UINT, R(max_recipients_per_message), 0,
+        "200", 1, 100000, 0},
+    {"MaxHopCount", CT_UINT, R(max_hop_count), 0, "60", 1, 500, 0},
+    {"MaxInboundConnection", CT_UINT, R(max_inbound_connection), 0, "5000", 1,
+        1000000, 0},
+    {"MaxInboundConnectionPerSource", CT_UINT,
+        R(max_inbound_connection_per_source), 0, "20", 1, 1000000, 0},
+    {"MaxProtocolErrors", CT_UINT, R(max_protocol_errors), 0, "5", 1, 1000, 0},
+    {"ConnectionTimeout", CT_TIME, R(connection_timeout), 0, "00:10:00", 1, DAY,
+        0},
+    {"ConnectionInactivityTimeout", CT_TIME, R(connection_inactivity_timeout),
+        0, "00:05:00", 1, DAY, 0},
+    {"TarpitInterval", CT_TIME, R(tarpit_interval), 0, "00:00:05", 0, 600, 0},
+    {"GreetingDelay", CT_TIME, R(greeting_delay), 0, "00:00:00", 0, 60, 0},
+    {"MinDataRate", CT_SIZE, R(min_data_rate), 0, "1KB", 0,
+        1024ull * 1024 * 1024, 0},
+    {"MessageRateLimit", CT_SIZE, R(message_rate_limit), 0, "unlimited", 1,
+        UINT64_MAX, 0},
+    {"PipeliningEnabled", CT_BOOL, R(pipelining_enabled), 0, "true", 0, 0, 0},
+    {"ChunkingEnabled", CT_BOOL, R(chunking_enabled), 0, "true", 0, 0, 0},
+    {"EightBitMimeEnabled", CT_BOOL, R(eight_bit_mime_enabled), 0, "true", 0, 0,
+        0},
+    {"SmtpUtf8Enabled", CT_BOOL, R(smtp_utf8_enabled), 0, "true", 0, 0, 0},
+    {"DeliveryStatusNotificationEnabled", CT_BOOL, R(dsn_enabled), 0, "true", 0,
+        0, 0},
+    {"EnhancedStatusCodesEnabled", CT_BOOL, R(enhanced_status_codes_enabled), 0,
+        "true", 0, 0, 0},
+    {"ProtocolLoggingLevel", CT_PROTOLOG, R(protocol_logging_level), 0, "None",
+        0, 0, 0},
+};
+
+static const struct conf_key send_keys[] = {
+    {"AddressSpaces", CT_ADDRSPACES, S(address_spaces), S(naddress_spaces),
+        NULL, 0, 0, 1},
+    {"DNSRoutingEnabled", CT_BOOL, S(dns_routing_enabled), 0, "true", 0, 0, 0},
+    {"SmartHosts", CT_SMARTHOSTS, S(smart_hosts), S(nsmart_hosts), "", 0, 0, 0},
+    {"Port", CT_PORT, S(port), 0, "25", 1, 65535, 0},
+    {"IgnoreSTARTTLS", CT_BOOL, S(ignore_starttls), 0, "false", 0, 0, 0},
+    {"RequireTLS", CT_BOOL, S(require_tls), 0, "false", 0, 0, 0},
+    {"TlsAuthLevel", CT_TLSLEVEL, S(tls_auth_level), 0, "", 0, 0, 0},
+    {"TlsDomain", CT_STR, S(tls_domain), 0, "", 0, 0, 0},
+    {"TlsCertificateName", CT_STR, S(tls_certificate_name), 0, "", 0, 0, 0},
+    {"DomainSecureEnabled", CT_BOOL, S(domain_secure_enabled), 0, "false", 0, 0,
+        0},
+    {"SmartHostAuthMechanism", CT_SMARTAUTH, S(smart_host_auth_mechanism), 0,
+        "None", 0, 0, 0},
+    {"AuthenticationCredential", CT_PATH, S(authentication_credential), 0, "",
+        0, 0, 0},
+    {"Fqdn", CT_STR, S(fqdn), 0, NULL, 0, 0, 0},
+    {"MaxMessageSize", CT_SIZE, S(max_message_size), 0, "unlimited", 1024,
+        UINT64_MAX, 0},
+    {"Enabled", CT_BOOL, S(enabled), 0, "true", 0, 0, 0},
+    {"ProtocolLoggingLevel", CT_PROTOLOG, S(protocol_logging_level), 0, "None",
+        0, 0, 0},
+    {"ConnectionInactivityTimeout", CT_TIME, S(connection_inactivity_timeout),
+        0, "00:10:00", 1, DAY, 0},
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+const struct conf_section_desc conf_sections[CONF_SEC_COUNT] = {
+    {"Transport", 0, transport_keys, N(transport_keys),
+        sizeof(struct conf_transport)},
+    {"Certificate", 1, certificate_keys, N(certificate_keys),
+        sizeof(struct conf_certificate)},
+    {"AcceptedDomain", 1, accepted_domain_keys, N(accepted_domain_keys),
+        sizeof(struct conf_accepted_domain)},
+    {"ReceiveConnector", 1, receive_keys, N(receive_keys),
+        sizeof(struct conf_receive_connector)},
+    {"SendConnector", 1, send_keys, N(send_keys),
+        sizeof(struct conf_send_connector)},
+};
+
+void *
+conf_object(const struct conf *c, enum conf_section sec, size_t i)
+{
+	switch (sec) {
+	case CONF_SEC_TRANSPORT:
+		return (void *)(uintptr_t)&c->transport;
+	case CONF_SEC_CERTIFICATE:
+		return &c->certificates[i];
+	case CONF_SEC_ACCEPTED_DOMAIN:
+		return &c->accepted_domains[i];
+	case CONF_SEC_RECEIVE:
+		return &c->receive_connectors[i];
+	case CONF_SEC_SEND:
+		return &c->send_connectors[i];
+	case CONF_SEC_COUNT:
+		break;
+	}
+	return NULL;
+}
+
+size_t
+conf_object_count(const struct conf *c, enum conf_section sec)
+{
+	switch (sec) {
+	case CONF_SEC_TRANSPORT:
+		return 1;
+	case CONF_SEC_CERTIFICATE:
+		return c->ncertificates;
+	case CONF_SEC_ACCEPTED_DOMAIN:
+		return c->naccepted_domains;
+	case CONF_SEC_RECEIVE:
+		return c->nreceive_connectors;
+	case CONF_SEC_SEND:
+		return c->nsend_connectors;
+	case CONF_SEC_COUNT:
+		break;
+	}
+	return 0;
+}
+
+/* --- enumerations ------------------------------------------------------ */
+
+struct conf_name {
+	const char *name;
+	unsigned value;
+};
+
+static const struct conf_name authmech_names[] = {
+    {"None", 0},
+    {"Tls", AUTHM_TLS},
+    {"BasicAuth", AUTHM_BASIC},
+    {"BasicAuthRequireTLS", AUTHM_BASIC_REQUIRE_TLS},
+    {"ExternalAuthoritative", AUTHM_EXTERNAL_AUTHORITATIVE},
+    {NULL, 0},
+};
+static const struct conf_name perm_names[] = {
+    {"None", 0},
+    {"AnonymousUsers", PERM_ANONYMOUS_USERS},
+    {"ExchangeUsers", PERM_EXCHANGE_USERS},
+    {"ExchangeServers", PERM_EXCHANGE_SERVERS},
+    {"Partners", PERM_PARTNERS},
+    {NULL, 0},
+};
+static const struct conf_name domaintype_names[] = {
+    {"Authoritative", DOMAIN_AUTHORITATIVE},
+    {"InternalRelay", DOMAIN_INTERNAL_RELAY},
+    {"ExternalRelay", DOMAIN_EXTERNAL_RELAY},
+    {NULL, 0},
+};
+static const struct conf_name tlslevel_names[] = {
+    {"EncryptionOnly", TLS_AUTH_ENCRYPTION_ONLY},
+    {"CertificateValidation", TLS_AUTH_CERTIFICATE_VALIDATION},
+    {"DomainValidation", TLS_AUTH_DOMAIN_VALIDATION},
+    {NULL, 0},
+};
+static const struct conf_name smartauth_names[] = {
+    {"None", SMARTHOST_AUTH_NONE},
+    {"BasicAuth", SMARTHOST_AUTH_BASIC},
+    {"BasicAuthRequireTLS", SMARTHOST_AUTH_BASIC_REQUIRE_TLS},
+    {NULL, 0},
+};
+static const struct conf_name protolog_names[] = {
+    {"None", PROTOLOG_NONE},
+    {"Verbose", PROTOLOG_VERBOSE},
+    {NULL, 0},
+};
+
+static int
+conf_lookup(const struct conf_name *t, const char *s, unsigned *out)
+{
+	for (; t->name != NULL; t++) {
+		if (strcasecmp(t->name, s) == 0) {
+			*out = t->value;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+conf_tls_level_name(enum tls_auth_level l)
+{
+	for (const struct conf_name *t = tlslevel_names; t->name != NULL; t++)
+		if (t->value == (unsigned)l)
+			return t->name;
+	return "";
+}
+
+/* --- list splitting ---------------------------------------------------- */
+
+/*
+ * Call fn for each trimmed, comma-separated item; an empty item is an
+ * error ("a,,b").  An entirely empty value is an empty list.
+ */
+static int
+conf_each(const char *value, int (*fn)(void *, const char *, const char **),
+    void *arg, const char **why)
+{
+	const char *p = value;
+	char item[512];
+
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p == '\0')
+		return 0;
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+
+		while (n > 0 && isspace((unsigned char)*p))
+			p++, n--;
+		while (n > 0 && isspace((unsigned char)p[n - 1]))
+			n--;
+		if (n == 0) {
+			*why = "empty item in list";
+			return -1;
+		}
+		if (n >= sizeof(item)) {
+			*why = "list item too long";
+			return -1;
+		}
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (fn(arg, item, why) < 0)
+			return -1;
+		if (end == NULL)
+			return 0;
+		p = end + 1;
+	}
+}
+
+/* Grow an array held as (pointer, count) by one zeroed element. */
+static void *
+conf_grow(void *obj, const struct conf_key *k, size_t elem)
+{
+	void **arr = (void **)((char *)obj + k->off);
+	size_t *n = (size_t *)((char *)obj + k->count_off);
+	char *p = realloc(*arr, (*n + 1) * elem);
+
+	if (p == NULL)
+		return NULL;
+	memset(p + *n * elem, 0, elem);
+	*arr = p;
+	return p + (*n)++ * elem;
+}
+
+struct conf_each_ctx {
+	const struct conf_key *k;
+	void *obj;
+	unsigned flags;
+	const struct conf_name *names;
+};
+
+static int
+conf_valid_domain(const char *s, int allow_wild)
+{
+	size_t label = 0;
+
+	if (allow_wild && strncmp(s, "*.", 2) == 0)
+		s += 2;
+	if (*s == '\0' || strlen(s) > 253)
+		return 0;
+	for (; *s != '\0'; s++) {
+		if (*s == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+		} else if (isalnum((unsigned char)*s) || *s == '-' ||
+		           *s == '_') {
+			if (++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0;
+}
+
+static int
+conf_add_domain(void *arg, const char *item, const char **why)
+{
+	struct conf_each_ctx *c = arg;
+	char **slot;
+
+	if (!conf_valid_domain(item, 1) && strcmp(item, "*") != 0) {
+		*why = "not a domain name";
+		return -1;
+	}
+	if ((slot = conf_grow(c->obj, c->k, sizeof(char *))) == NULL ||
+	    (*slot = strdup(item)) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	for (char *p = *slot; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return 0;
+}
+
+static int
+conf_add_binding(void *arg, const char *item, const char **why)
+{
+	struct conf_each_ctx *c = arg;
+	struct conf_binding b, *slot;
+
+	if (conf_parse_binding(item, &b, why) < 0)
+		return -1;
+	if ((slot = conf_grow(c->obj, c->k, sizeof(b))) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	*slot = b;
+	return 0;
+}
+
+static int
+conf_add_range(void *arg, const char *item, const char **why)
+{
+	struct conf_each_ctx *c = arg;
+	struct conf_iprange r, *slot;
+
+	if (conf_parse_iprange(item, &r, why) < 0)
+		return -1;
+	if ((slot = conf_grow(c->obj, c->k, sizeof(r))) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	*slot = r;
+	return 0;
+}
+
+static int
+conf_add_flag(void *arg, const char *item, const char **why)
+{
+	struct conf_each_ctx *c = arg;
+	unsigned v;
+
+	if (conf_lookup(c->names, item, &v) < 0) {
+		*why = c->names == authmech_names
+		           ? "expected None, Tls, BasicAuth, "
+		             "BasicAuthRequireTLS or "
+		             "ExternalAuthoritative"
+		           : "expected None, AnonymousUsers, ExchangeUsers, "
+		             "ExchangeServers or Partners";
+		return -1;
+	}
+	c->flags |= v;
+	return 0;
+}
+
+/* contoso.com;1  *.contoso.com;2  *  SMTP:contoso.com;1 */
+static int
+conf_add_space(void *arg, const char *item, const char **why)
+{
+	struct conf_each_ctx *c = arg;
+	struct conf_address_space *slot;
+	char dom[300];
+	const char *semi;
+	unsigned long cost = 1;
+	size_t n;
+
+	if (strncasecmp(item, "SMTP:", 5) == 0)
+		item += 5;
+	semi = strchr(item, ';');
+	n = semi != NULL ? (size_t)(semi - item) : strlen(item);
+	if (n >= sizeof(dom)) {
+		*why = "address space too long";
+		return -1;
+	}
+	memcpy(dom, item, n);
+	dom[n] = '\0';
+	if (semi != NULL) {
+		char *end;
+
+		cost = strtoul(semi + 1, &end, 10);
+		if (semi[1] == '\0' || *end != '\0' || cost < 1 || cost > 100) {
+			*why = "cost must be a number from 1 to 100";
+			return -1;
+		}
+	}
+	if (strcmp(dom, "*") != 0 && !conf_valid_domain(dom, 1)) {
+		*why = "expected domain[;cost], *.domain[;cost] or *";
+		return -1;
+	}
+	if ((slot = conf_grow(c->obj, c->k, sizeof(*slot))) == NULL ||
+	    (slot->domain = strdup(dom)) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	for (char *p = slot->domain; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	slot->cost = (unsigned)cost;
+	return 0;
+}
+
+/* host, host:port, [address], [address]:port */
+static int
+conf_add_smarthost(void *arg, const char *item, const char **why)
+{
+	struct conf_each_ctx *c = arg;
+	struct conf_smarthost *slot;
+	char host[300];
+	const char *port = NULL;
+	int literal = 0;
+	size_t n;
+
+	if (item[0] == '[') {
+		const char *end = strchr(item, ']');
+
+		if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
+			*why = "expected [address] or [address]:port";
+			return -1;
+		}
+		n = (size_t)(end - item - 1);
+		item++;
+		literal = 1;
+		if (end[1] == ':')
+			port = end + 2;
+	} else {
+		const char *colon = strchr(item, ':');
+
+		n = colon != NULL ? (size_t)(colon - item) : strlen(item);
+		if (colon != NULL)
+			port = colon + 1;
+	}
+	if (n == 0 || n >= sizeof(host)) {
+		*why = "bad smart host";
+		return -1;
+	}
+	memcpy(host, item, n);
+	host[n] = '\0';
+	if (!literal && !conf_valid_domain(host, 0)) {
+		*why = "bad smart host name";
+		return -1;
+	}
+	if ((slot = conf_grow(c->obj, c->k, sizeof(*slot))) == NULL ||
+	    (slot->host = strdup(host)) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	slot->literal = literal;
+	if (port != NULL) {
+		char *end;
+		unsigned long p = strtoul(port, &end, 10);
+
+		if (*port == '\0' || *end != '\0' || p < 1 || p > 65535) {
+			*why = "bad smart host port";
+			return -1;
+		}
+		slot->port = (unsigned short)p;
+	}
+	return 0;
+}
+
+/* --- parse, format, free ----------------------------------------------- */
+
+/*
+ * Remove "." and "dir/.." components of an absolute path in place, so
+ * that "/etc/sluice/../run" is shown as "/etc/run".  Purely lexical: the
+ * files need not exist yet.
+ */
+static void
+conf_normalize_path(char *path)
+{
+	char *out = path, *p = path;
+
+	while (*p != '\0') {
+		char *seg, *end;
+		size_t n;
+
+		while (*p == '/')
+			p++;
+		seg = p;
+		end = strchr(seg, '/');
+		n = end != NULL ? (size_t)(end - seg) : strlen(seg);
+		p = seg + n;
+		if (n == 0 || (n == 1 && seg[0] == '.'))
+			continue;
+		if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+			while (out > path && *--out != '/')
+				;
+			continue;
+		}
+		*out++ = '/';
+		memmove(out, seg, n);
+		out += n;
+	}
+	if (out == path)
+		*out++ = '/';
+	*out = '\0';
+}
+
+#define FIELD(obj, k, type) ((type *)((char *)(obj) + (k)->off))
+
+int
+conf_key_parse(const struct conf_key *k, void *obj, const char *value,
+    const char *basedir, const char **why)
+{
+	struct conf_each_ctx ctx = {k, obj, 0, NULL};
+	unsigned u;
+	uint64_t sz;
+	char *end;
+	unsigned long long n;
+
+	switch (k->type) {
+	case CT_BOOL:
+		return conf_parse_bool(value, FIELD(obj, k, int), why);
+	case CT_TIME:
+		if (conf_parse_timespan(value, &u, why) < 0)
+			return -1;
+		if (u < k->min || u > k->max) {
+			*why = "TimeSpan out of range";
+			return -1;
+		}
+		*FIELD(obj, k, unsigned) = u;
+		return 0;
+	case CT_SIZE:
+		if (conf_parse_size(value, &sz, why) < 0)
+			return -1;
+		if (sz < k->min || (sz > k->max && sz != SIZE_UNLIMITED) ||
+		    (sz == SIZE_UNLIMITED && k->max != UINT64_MAX)) {
+			*why = "size out of range";
+			return -1;
+		}
+		*FIELD(obj, k, uint64_t) = sz;
+		return 0;
+	case CT_UINT:
+	case CT_PORT:
+		if (!isdigit((unsigned char)value[0]) ||
+		    (n = strtoull(value, &end, 10), *end != '\0') ||
+		    n < k->min || n > k->max) {
+			static char msg[96];
+
+			snprintf(msg, sizeof(msg),
+			    "expected a whole number from %llu to %llu", k->min,
+			    k->max);
+			*why = msg;
+			return -1;
+		}
+		if (k->type == CT_PORT)
+			*FIELD(obj, k, unsigned short) = (unsigned short)n;
+		else
+			*FIELD(obj, k, unsigned) = (unsigned)n;
+		return 0;
+	case CT_STR:
+	case CT_PATH: {
+		char **slot = FIELD(obj, k, char *);
+		char *s;
+
+		if (k->type == CT_PATH && value[0] != '\0' && value[0] != '/' &&
+		    basedir != NULL) {
+			size_t len = strlen(basedir) + strlen(value) + 2;
+
+			if ((s = malloc(len)) != NULL) {
+				snprintf(s, len, "%s/%s", basedir, value);
+				conf_normalize_path(s);
+			}
+		} else {
+			s = strdup(value);
+		}
+		if (s == NULL) {
+			*why = "out of memory";
+			return -1;
+		}
+		free(*slot);
+		*slot = s;
+		return 0;
+	}
+	case CT_DOMAINS:
+		return conf_each(value, conf_add_domain, &ctx, why);
+	case CT_BINDINGS:
+		return conf_each(value, conf_add_binding, &ctx, why);
+	case CT_RANGES:
+		return conf_each(value, conf_add_range, &ctx, why);
+	case CT_ADDRSPACES:
+		return conf_each(value, conf_add_space, &ctx, why);
+	case CT_SMARTHOSTS:
+		return conf_each(value, conf_add_smarthost, &ctx, why);
+	case CT_AUTHMECH:
+	case CT_PERMS:
+		ctx.names =
+		    k->type == CT_AUTHMECH ? authmech_names : perm_names;
+		ctx.flags = *FIELD(obj, k, unsigned);
+		if (conf_each(value, conf_add_flag, &ctx, why) < 0)
+			return -1;
+		*FIELD(obj, k, unsigned) = ctx.flags;
+		return 0;
+	case CT_DOMAINTYPE:
+		if (conf_lookup(domaintype_names, value, &u) < 0) {
+			*why = "expected Authoritative, InternalRelay or "
+			       "ExternalRelay";
+			return -1;
+		}
+		*FIELD(obj, k, enum conf_domain_type) =
+		    (enum conf_domain_type)u;
+		return 0;
+	case CT_TLSLEVEL:
+		if (value[0] == '\0') {
+			*FIELD(obj, k, enum tls_auth_level) = TLS_AUTH_NONE;
+			return 0;
+		}
+		if (conf_lookup(tlslevel_names, value, &u) < 0) {
+			*why =
+			    "expected EncryptionOnly, CertificateValidation or "
+			    "DomainValidation";
+			return -1;
+		}
+		*FIELD(obj, k, enum tls_auth_level) = (enum tls_auth_level)u;
+		return 0;
+	case CT_SMARTAUTH:
+		if (conf_lookup(smartauth_names, value, &u) < 0) {
+			*why =
+			    "expected None, BasicAuth or BasicAuthRequireTLS";
+			return -1;
+		}
+		*FIELD(obj, k, enum smarthost_auth) = (enum smarthost_auth)u;
+		return 0;
+	case CT_PROTOLOG:
+		if (conf_lookup(protolog_names, value, &u) < 0) {
+			*why = "expected None or Verbose";
+			return -1;
+		}
+		*FIELD(obj, k, enum proto_log_level) = (enum proto_log_level)u;
+		return 0;
+	}
+	*why = "unknown key type";
+	return -1;
+}
+
+static void
+conf_join_flags(const struct conf_name *t, unsigned v, char *out, size_t len)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (t++; t->name != NULL; t++) /* skip "None" */
+		if (v & t->value)
+			o += (size_t)snprintf(out + o, o < len ? len - o : 0,
+			    "%s%s", o ? ", " : "", t->name);
+	if (o == 0)
+		snprintf(out, len, "None");
+}
+
+static const char *
+conf_name_of(const struct conf_name *t, unsigned v)
+{
+	for (; t->name != NULL; t++)
+		if (t->value == v)
+			return t->name;
+	return "";
+}
+
+void
+conf_key_format(
+    const struct conf_key *k, const void *obj, char *out, size_t len)
+{
+	const char *o = obj;
+	size_t n, w = 0;
+
+	out[0] = '\0';
+	switch (k->type) {
+	case CT_BOOL:
+		snprintf(out, len, "%s",
+		    *(const int *)(o + k->off) ? "true" : "false");
+		break;
+	case CT_TIME:
+		conf_format_timespan(*(const unsigned *)(o + k->off), out, len);
+		break;
+	case CT_SIZE:
+		conf_format_size(*(const uint64_t *)(o + k->off), out, len);
+		break;
+	case CT_UINT:
+		snprintf(out, len, "%u", *(const unsigned *)(o + k->off));
+		break;
+	case CT_PORT:
+		snprintf(out, len, "%u",
+		    (unsigned)*(const unsigned short *)(o + k->off));
+		break;
+	case CT_STR:
+	case CT_PATH: {
+		const char *s = *(char *const *)(o + k->off);
+
+		snprintf(out, len, "%s", s != NULL ? s : "");
+		break;
+	}
+	case CT_DOMAINS: {
+		char *const *v = *(char *const *const *)(o + k->off);
+
+		n = *(const size_t *)(o + k->count_off);
+		for (size_t i = 0; i < n; i++)
+			w += (size_t)snprintf(out + w, w < len ? len - w : 0,
+			    "%s%s", i ? ", " : "", v[i]);
+		break;
+	}
+	case CT_BINDINGS: {
+		const struct conf_binding *v =
+		    *(const struct conf_binding *const *)(o + k->off);
+
+		n = *(const size_t *)(o + k->count_off);
+		for (size_t i = 0; i < n; i++)
+			w += (size_t)snprintf(out + w, w < len ? len - w : 0,
+			    "%s%s", i ? ", " : "", v[i].text);
+		break;
+	}
+	case CT_RANGES: {
+		const struct conf_iprange *v =
+		    *(const struct conf_iprange *const *)(o + k->off);
+
+		n = *(const size_t *)(o + k->count_off);
+		for (size_t i = 0; i < n; i++)
+			w += (size_t)snprintf(out + w, w < len ? len - w : 0,
+			    "%s%s", i ? ", " : "", v[i].text);
+		break;
+	}
+	case CT_ADDRSPACES: {
+		const struct conf_address_space *v =
+		    *(const struct conf_address_space *const *)(o + k->off);
+
+		n = *(const size_t *)(o + k->count_off);
+		for (size_t i = 0; i < n; i++)
+			w += (size_t)snprintf(out + w, w < len ? len - w : 0,
+			    "%s%s;%u", i ? ", " : "", v[i].domain, v[i].cost);
+		break;
+	}
+	case CT_SMARTHOSTS: {
+		const struct conf_smarthost *v =
+		    *(const struct conf_smarthost *const *)(o + k->off);
+
+		n = *(const size_t *)(o + k->count_off);
+		for (size_t i = 0; i < n; i++) {
+			w += (size_t)snprintf(out + w, w < len ? len - w : 0,
+			    v[i].literal ? "%s[%s]" : "%s%s", i ? ", " : "",
+			    v[i].host);
+			if (v[i].port)
+				w += (size_t)snprintf(out + w,
+				    w < len ? len - w : 0, ":%u", v[i].port);
+		}
+		break;
+	}
+	case CT_AUTHMECH:
+		conf_join_flags(
+		    authmech_names, *(const unsigned *)(o + k->off), out, len);
+		break;
+	case CT_PERMS:
+		conf_join_flags(
+		    perm_names, *(const unsigned *)(o + k->off), out, len);
+		break;
+	case CT_DOMAINTYPE:
+		snprintf(out, len, "%s",
+		    conf_name_of(
+		        domaintype_names, *(const unsigned *)(o + k->off)));
+		break;
+	case CT_TLSLEVEL:
+		snprintf(out, len, "%s",
+		    conf_tls_level_name(
+		        *(const enum tls_auth_level *)(o + k->off)));
+		break;
+	case CT_SMARTAUTH:
+		snprintf(out, len, "%s",
+		    conf_name_of(
+		        smartauth_names, *(const unsigned *)(o + k->off)));
+		break;
+	case CT_PROTOLOG:
+		snprintf(out, len, "%s",
+		    conf_name_of(
+		        protolog_names, *(const unsigned *)(o + k->off)));
+		break;
+	}
+}
+
+void
+conf_key_free(const struct conf_key *k, void *obj)
+{
+	char *o = obj;
+	size_t n;
+
+	switch (k->type) {
+	case CT_STR:
+	case CT_PATH:
+		free(*(char **)(o + k->off));
+		*(char **)(o + k->off) = NULL;
+		break;
+	case CT_DOMAINS: {
+		char **v = *(char ***)(o + k->off);
+
+		n = *(size_t *)(o + k->count_off);
+		for (size_t i = 0; i < n; i++)
+			free(v[i]);
+		free(v);
+		break;
+	}
+	case CT_ADDRSPACES: {
+		struct conf_address_space *v =
+		    *(struct conf_address_space **)(o + k->off);
+
+		n = *(size_t *)(o + k->count_off);
+		for (size_t i = 0; i < n; i++)
+			free(v[i].domain);
+		free(v);
+		break;
+	}
+	case CT_SMARTHOSTS: {
+		struct conf_smarthost *v =
+		    *(struct conf_smarthost **)(o + k->off);
+
+		n = *(size_t *)(o + k->count_off);
+		for (size_t i = 0; i < n; i++)
+			free(v[i].host);
+		free(v);
+		break;
+	}
+	case CT_BINDINGS:
+	case CT_RANGES:
+		free(*(void **)(o + k->off));
+		break;
+	default:
+		return;
+	}
+	if (k->count_off != 0) {
+		*(void **)(o + k->off) = NULL;
+		*(size_t *)(o + k->count_off) = 0;
+	}
+}

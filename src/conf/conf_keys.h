@@ -1,0 +1,89 @@
+/*
+ * conf_keys.h - the declarative key table behind the configuration
+ * (internal to src/conf/).
+ *
+ * Every key of every section is one row: its Exchange name, its type,
+ * where it lives in the section's struct, its default (as text, parsed by
+ * the same parser as the file, so there is one source of truth), its range
+ * and the Exchange cmdlet parameter it mirrors.  Loading, defaults,
+ * validation messages, Format-List dumps, the INI dump and freeing are all
+ * driven by this table.
+ */
+#ifndef SLUICE_CONF_KEYS_H
+#define SLUICE_CONF_KEYS_H
+
+#include <stddef.h>
+
+#include "conf/conf.h"
+
+enum conf_section {
+	CONF_SEC_TRANSPORT,
+	CONF_SEC_CERTIFICATE,
+	CONF_SEC_ACCEPTED_DOMAIN,
+	CONF_SEC_RECEIVE,
+	CONF_SEC_SEND,
+	CONF_SEC_COUNT,
+};
+
+enum conf_type {
+	CT_BOOL,
+	CT_TIME,
+	CT_SIZE,
+	CT_UINT,
+	CT_PORT,
+	CT_STR,
+	CT_PATH,    /* a file or directory, relative to the config file */
+	CT_DOMAINS, /* list of domain names */
+	CT_BINDINGS,
+	CT_RANGES,
+	CT_AUTHMECH,
+	CT_PERMS,
+	CT_DOMAINTYPE,
+	CT_TLSLEVEL,
+	CT_SMARTAUTH,
+	CT_PROTOLOG,
+	CT_ADDRSPACES,
+	CT_SMARTHOSTS,
+};
+
+struct conf_key {
+	const char *name;
+	enum conf_type type;
+	size_t off;       /* of the value (or of the array pointer) */
+	size_t count_off; /* of the element count, for array types */
+	const char *def;  /* NULL: no default (see conf_load.c fix-ups) */
+	unsigned long long min, max; /* CT_UINT, CT_TIME, CT_SIZE */
+	int required;
+};
+
+struct conf_section_desc {
+	const char *name; /* as written in the file: "ReceiveConnector" */
+	int named;        /* [Kind NAME] rather than [Kind] */
+	const struct conf_key *keys;
+	size_t nkeys;
+	size_t size; /* of one object */
+};
+
+extern const struct conf_section_desc conf_sections[CONF_SEC_COUNT];
+
+/* The object of a section: &conf->transport, &conf->certificates[i]... */
+void *conf_object(const struct conf *, enum conf_section, size_t index);
+size_t conf_object_count(const struct conf *, enum conf_section);
+
+/* Parse value into the object's field; appends for list types. */
+int conf_key_parse(const struct conf_key *, void *obj, const char *value,
+    const char *basedir, const char **why);
+/* Print the field as the file would say it. */
+void conf_key_format(
+    const struct conf_key *, const void *obj, char *out, size_t len);
+void conf_key_free(const struct conf_key *, void *obj);
+
+/* Validation over a loaded configuration (conf_validate.c). */
+struct conf_parse;
+int conf_validate(struct conf *, struct conf_parse *);
+/* Report "FILE:LINE: reason" for a key (or the section) of an object. */
+void conf_error_at(struct conf_parse *, enum conf_section, size_t index,
+    const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+#endif

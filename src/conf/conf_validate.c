@@ -1,0 +1,174 @@
+/*
+ * conf_validate.c - Exchange's own constraints on connector settings
+ * (SPEC 2, "Validation"), plus the references between sections.
+ *
+ * Each rule reports at the line of the key that breaks it, so the message
+ * points where the administrator has to edit.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "conf/conf_keys.h"
+
+/* "*.contoso.com" or "contoso.com"; never "w*.x", "*", "a.*.b". */
+static int
+validate_tls_domain(const char *s)
+{
+	if (strncmp(s, "*.", 2) == 0)
+		s += 2;
+	return *s != '\0' && strchr(s, '*') == NULL;
+}
+
+static int
+validate_same_ranges(const struct conf_receive_connector *a,
+    const struct conf_receive_connector *b)
+{
+	if (a->nremote_ranges != b->nremote_ranges)
+		return 0;
+	for (size_t i = 0; i < a->nremote_ranges; i++) {
+		size_t j;
+
+		for (j = 0; j < b->nremote_ranges; j++)
+			if (memcmp(a->remote_ranges[i].lo,
+			        b->remote_ranges[j].lo, 16) == 0 &&
+			    memcmp(a->remote_ranges[i].hi,
+			        b->remote_ranges[j].hi, 16) == 0)
+				break;
+		if (j == b->nremote_ranges)
+			return 0;
+	}
+	return 1;
+}
+
+static int
+validate_common_binding(const struct conf_receive_connector *a,
+    const struct conf_receive_connector *b)
+{
+	for (size_t i = 0; i < a->nbindings; i++)
+		for (size_t j = 0; j < b->nbindings; j++)
+			if (a->bindings[i].sslen == b->bindings[j].sslen &&
+			    memcmp(&a->bindings[i].ss, &b->bindings[j].ss,
+			        a->bindings[i].sslen) == 0)
+				return 1;
+	return 0;
+}
+
+static void
+validate_secure_list(struct conf *c, struct conf_parse *p,
+    const struct conf_strlist *l, const char *key)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strchr(l->v[i], '*') != NULL)
+			conf_error_at(p, CONF_SEC_TRANSPORT, 0, key,
+			    "%s: %s: domains in the secure lists take no "
+			    "wildcard",
+			    key, l->v[i]);
+	(void)c;
+}
+
+static void
+validate_receive(struct conf *c, struct conf_parse *p, size_t i)
+{
+	const struct conf_receive_connector *rc = &c->receive_connectors[i];
+	unsigned am = rc->auth_mechanism;
+
+	if (rc->require_tls && !(am & AUTHM_TLS))
+		conf_error_at(p, CONF_SEC_RECEIVE, i, "RequireTLS",
+		    "RequireTLS needs Tls in AuthMechanism");
+	if (rc->domain_secure_enabled && !(am & AUTHM_TLS))
+		conf_error_at(p, CONF_SEC_RECEIVE, i, "DomainSecureEnabled",
+		    "DomainSecureEnabled needs Tls in AuthMechanism");
+	if ((am & AUTHM_BASIC_REQUIRE_TLS) &&
+	    (!(am & AUTHM_BASIC) || !(am & AUTHM_TLS)))
+		conf_error_at(p, CONF_SEC_RECEIVE, i, "AuthMechanism",
+		    "BasicAuthRequireTLS needs BasicAuth and Tls in "
+		    "AuthMechanism");
+	if ((am & AUTHM_EXTERNAL_AUTHORITATIVE) && (am & AUTHM_BASIC))
+		conf_error_at(p, CONF_SEC_RECEIVE, i, "AuthMechanism",
+		    "ExternalAuthoritative cannot be combined with BasicAuth");
+	if (rc->tls_certificate_name[0] != '\0' &&
+	    conf_certificate(c, rc->tls_certificate_name) == NULL)
+		conf_error_at(p, CONF_SEC_RECEIVE, i, "TlsCertificateName",
+		    "TlsCertificateName %s: no [Certificate %s] section",
+		    rc->tls_certificate_name, rc->tls_certificate_name);
+	for (size_t j = 0; j < i; j++) {
+		const struct conf_receive_connector *o =
+		    &c->receive_connectors[j];
+
+		if (validate_common_binding(rc, o) &&
+		    validate_same_ranges(rc, o))
+			conf_error_at(p, CONF_SEC_RECEIVE, i, "Bindings",
+			    "receive connectors \"%s\" and \"%s\" have the "
+			    "same binding and the same RemoteIPRanges",
+			    o->name, rc->name);
+	}
+}
+
+static void
+validate_send(struct conf *c, struct conf_parse *p, size_t i)
+{
+	const struct conf_send_connector *sc = &c->send_connectors[i];
+
+	if (sc->tls_auth_level != TLS_AUTH_NONE &&
+	    (!sc->require_tls || sc->ignore_starttls))
+		conf_error_at(p, CONF_SEC_SEND, i, "TlsAuthLevel",
+		    "TlsAuthLevel needs RequireTLS = true and IgnoreSTARTTLS = "
+		    "false");
+	if (sc->require_tls && sc->ignore_starttls)
+		conf_error_at(p, CONF_SEC_SEND, i, "IgnoreSTARTTLS",
+		    "RequireTLS and IgnoreSTARTTLS cannot both be true");
+	if (sc->tls_auth_level == TLS_AUTH_DOMAIN_VALIDATION &&
+	    !sc->dns_routing_enabled && sc->tls_domain[0] == '\0')
+		conf_error_at(p, CONF_SEC_SEND, i, "TlsAuthLevel",
+		    "DomainValidation through smart hosts needs TlsDomain");
+	if (sc->tls_domain[0] != '\0' && !validate_tls_domain(sc->tls_domain))
+		conf_error_at(p, CONF_SEC_SEND, i, "TlsDomain",
+		    "TlsDomain %s: a wildcard is allowed only as \"*.\" in "
+		    "front of a domain",
+		    sc->tls_domain);
+	if (sc->domain_secure_enabled &&
+	    (!sc->dns_routing_enabled || sc->ignore_starttls))
+		conf_error_at(p, CONF_SEC_SEND, i, "DomainSecureEnabled",
+		    "DomainSecureEnabled needs DNSRoutingEnabled = true and "
+		    "IgnoreSTARTTLS = false");
+	if (!sc->dns_routing_enabled && sc->nsmart_hosts == 0)
+		conf_error_at(p, CONF_SEC_SEND, i, "DNSRoutingEnabled",
+		    "DNSRoutingEnabled = false needs SmartHosts");
+	if (sc->dns_routing_enabled && sc->nsmart_hosts > 0)
+		conf_error_at(p, CONF_SEC_SEND, i, "SmartHosts",
+		    "SmartHosts are used only with DNSRoutingEnabled = false");
+	if (sc->smart_host_auth_mechanism != SMARTHOST_AUTH_NONE &&
+	    sc->authentication_credential[0] == '\0')
+		conf_error_at(p, CONF_SEC_SEND, i, "SmartHostAuthMechanism",
+		    "SmartHostAuthMechanism needs AuthenticationCredential");
+	if (sc->tls_certificate_name[0] != '\0' &&
+	    conf_certificate(c, sc->tls_certificate_name) == NULL)
+		conf_error_at(p, CONF_SEC_SEND, i, "TlsCertificateName",
+		    "TlsCertificateName %s: no [Certificate %s] section",
+		    sc->tls_certificate_name, sc->tls_certificate_name);
+}
+
+int
+conf_validate(struct conf *c, struct conf_parse *p)
+{
+	validate_secure_list(
+	    c, p, &c->transport.send_domain_secure, "TLSSendDomainSecureList");
+	validate_secure_list(c, p, &c->transport.receive_domain_secure,
+	    "TLSReceiveDomainSecureList");
+	if (c->transport.resolver[0] == '\0')
+		conf_error_at(p, CONF_SEC_TRANSPORT, 0, "Resolver",
+		    "Resolver must be \"system\" or ADDRESS@PORT");
+	for (size_t i = 0; i < c->naccepted_domains; i++) {
+		const struct conf_accepted_domain *d = &c->accepted_domains[i];
+
+		if (d->type == DOMAIN_AUTHORITATIVE && d->mailboxes[0] == '\0')
+			conf_error_at(p, CONF_SEC_ACCEPTED_DOMAIN, i,
+			    "Mailboxes",
+			    "Authoritative domain %s needs Mailboxes", d->name);
+	}
+	for (size_t i = 0; i < c->nreceive_connectors; i++)
+		validate_receive(c, p, i);
+	for (size_t i = 0; i < c->nsend_connectors; i++)
+		validate_send(c, p, i);
+	return 0;
+}

@@ -1,0 +1,30 @@
+/*
+ * ctl.h - sluicectl's command table.  A command is a row: its words, a
+ * usage line, a one-line summary and the function that runs it.  "help"
+ * is generated from the table.  Commands live in files by topic
+ * (ctl_config.c, and later ctl_queue.c for the control socket).
+ */
+#ifndef SLUICE_CTL_H
+#define SLUICE_CTL_H
+
+struct ctl {
+	const char *conf_path;
+};
+
+struct ctl_command {
+	const char *name; /* "config check", "get-receiveconnector" */
+	const char *args; /* usage of the arguments, "" when none */
+	const char *summary;
+	int (*run)(struct ctl *, int argc, char **argv);
+};
+
+/* Commands of ctl_config.c */
+int ctl_config_check(struct ctl *, int, char **);
+int ctl_config_dump(struct ctl *, int, char **);
+int ctl_get_transportconfig(struct ctl *, int, char **);
+int ctl_get_receiveconnector(struct ctl *, int, char **);
+int ctl_get_sendconnector(struct ctl *, int, char **);
+int ctl_get_accepteddomain(struct ctl *, int, char **);
+int ctl_get_certificate(struct ctl *, int, char **);
+
+#endif
