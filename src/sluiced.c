@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -188,6 +189,8 @@ main(int argc, char **argv)
 		log_set_level(LOG_LVL_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Session ids stay unique across restarts (protocol log). */
+	d.srv.next_session = (uint64_t)time(NULL) << 20;
 	if ((d.srv.base = event_base_new()) == NULL)
 		log_fatal("cannot create the event loop");
 	if ((d.srv.spool = spool_open(

@@ -66,7 +66,7 @@ static const struct conf_key certificate_keys[] = {
 
 static const struct conf_key accepted_domain_keys[] = {
     {"DomainType", CT_DOMAINTYPE, A(type), 0, "Authoritative", 0, 0, 0},
-    {"Mailboxes", CT_PATH, A(mailboxes), 0, "", 0, 0, 0},
+    {"Mailboxes", CT_PATH, A(mailboxes), 0, NULL, 0, 0, 0},
 };
 
 static const struct conf_key receive_keys[] = {

@@ -456,6 +456,14 @@ conf_derive(struct conf *c)
 	    asprintf(&c->transport.control_socket, "%s/sluice.sock",
 	        c->transport.queue_directory) < 0)
 		return -1;
+	for (size_t i = 0; i < c->naccepted_domains; i++) {
+		struct conf_accepted_domain *d = &c->accepted_domains[i];
+
+		if (d->mailboxes == NULL &&
+		    asprintf(&d->mailboxes, "%s/mailboxes/%%d/%%u",
+			c->transport.queue_directory) < 0)
+			return -1;
+	}
 	for (size_t i = 0; i < c->nreceive_connectors; i++) {
 		struct conf_receive_connector *rc = &c->receive_connectors[i];
 

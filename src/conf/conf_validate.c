@@ -161,10 +161,9 @@ conf_validate(struct conf *c, struct conf_parse *p)
 	for (size_t i = 0; i < c->naccepted_domains; i++) {
 		const struct conf_accepted_domain *d = &c->accepted_domains[i];
 
-		if (d->type == DOMAIN_AUTHORITATIVE && d->mailboxes[0] == '\0')
-			conf_error_at(p, CONF_SEC_ACCEPTED_DOMAIN, i,
-			    "Mailboxes",
-			    "Authoritative domain %s needs Mailboxes", d->name);
+		if (strstr(d->mailboxes, "%u") == NULL)
+			conf_error_at(p, CONF_SEC_ACCEPTED_DOMAIN, i, "Mailboxes",
+			    "Mailboxes must contain %%u (the local part)");
 	}
 	for (size_t i = 0; i < c->nreceive_connectors; i++)
 		validate_receive(c, p, i);
