@@ -552,6 +552,10 @@ session_parse_error(struct session *s, int st, const char *why, int is_rcpt)
 		session_error(
 		    s, "555 5.5.4 %s", why ? why : "Unsupported parameter");
 		break;
+	case SMTP_PARSE_BADVALUE:
+		session_error(
+		    s, "501 5.5.4 %s", why ? why : "Invalid parameter");
+		break;
 	case SMTP_PARSE_TOOLONG:
 		session_error(s, "501 5.5.4 %s", why ? why : "Path too long");
 		break;

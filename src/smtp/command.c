@@ -551,13 +551,13 @@ smtp_mail_parse(const char *arg, size_t len, const struct smtp_ext *ext,
 			    smtp_xtext_decode(
 			        v, vl, m->envid, sizeof(m->envid)) < 0)
 				return command_fail(
-				    why, "Invalid ENVID", SMTP_PARSE_BADPARAM);
+				    why, "Invalid ENVID", SMTP_PARSE_BADVALUE);
 		} else if (command_is(k, kl, "AUTH")) {
 			bit = 32;
 			if (v == NULL || smtp_xtext_decode(v, vl, m->auth,
 			                     sizeof(m->auth)) < 0)
 				return command_fail(
-				    why, "Invalid AUTH", SMTP_PARSE_BADPARAM);
+				    why, "Invalid AUTH", SMTP_PARSE_BADVALUE);
 		} else {
 			return command_fail(
 			    why, "Unsupported parameter", SMTP_PARSE_BADPARAM);
@@ -647,7 +647,7 @@ smtp_rcpt_parse(const char *arg, size_t len, const struct smtp_ext *ext,
 			    smtp_xtext_decode(
 			        v, vl, r->orcpt, sizeof(r->orcpt)) < 0)
 				return command_fail(
-				    why, "Invalid ORCPT", SMTP_PARSE_BADPARAM);
+				    why, "Invalid ORCPT", SMTP_PARSE_BADVALUE);
 		} else {
 			return command_fail(
 			    why, "Unsupported parameter", SMTP_PARSE_BADPARAM);
@@ -688,8 +688,8 @@ smtp_bdat_parse(const char *arg, size_t len, uint64_t *size, int *last)
 
 	while (i < len && arg[i] >= '0' && arg[i] <= '9')
 		i++;
-	/* RFC 3030: chunk-size = 1*DIGIT; 19 digits always fit uint64_t. */
-	if (i == 0 || i > 19 || command_number(arg, i, size) < 0)
+	/* RFC 3030: chunk-size = 1*DIGIT; it must fit in 64 bits. */
+	if (i == 0 || command_number(arg, i, size) < 0)
 		return -1;
 	*last = 0;
 	if (i == len)

@@ -36,8 +36,8 @@ enum smtp_verb {
 #define SMTP_LOCAL_MAX 64
 #define SMTP_DOMAIN_MAX 255
 #define SMTP_PATH_MAX 256
-#define SMTP_ENVID_MAX 100  /* RFC 3461 4.4 */
-#define SMTP_ORCPT_MAX 500  /* RFC 3461 4.2: decoded address plus type */
+#define SMTP_ENVID_MAX 100 /* RFC 3461 4.4 */
+#define SMTP_ORCPT_MAX 500 /* RFC 3461 4.2: decoded address plus type */
 #define SMTP_HELO_MAX 255
 
 struct smtp_cmd {
@@ -57,21 +57,26 @@ struct smtp_path {
 	char addr[SMTP_PATH_MAX + 1]; /* "local@domain", "" for <> */
 	char local[SMTP_LOCAL_MAX + 1];
 	char domain[SMTP_DOMAIN_MAX + 1]; /* lower-cased unless a literal */
-	int null;			  /* the null path <> */
-	int utf8;			  /* contains non-ASCII */
-	int postmaster;			  /* <Postmaster> without a domain */
+	int null;                         /* the null path <> */
+	int utf8;                         /* contains non-ASCII */
+	int postmaster;                   /* <Postmaster> without a domain */
 };
 
 enum smtp_parse_status {
 	SMTP_PARSE_OK = 0,
-	SMTP_PARSE_SYNTAX = -1,	 /* 501 5.5.4 / 5.1.3 / 5.1.7 */
-	SMTP_PARSE_TOOLONG = -2, /* 501 5.5.4 path or part too long */
-	SMTP_PARSE_UTF8 = -3,	 /* non-ASCII without SMTPUTF8: 553 5.6.7 */
+	SMTP_PARSE_SYNTAX = -1,   /* 501 5.5.4 / 5.1.3 / 5.1.7 */
+	SMTP_PARSE_TOOLONG = -2,  /* 501 5.5.4 path or part too long */
+	SMTP_PARSE_UTF8 = -3,     /* non-ASCII without SMTPUTF8: 553 5.6.7 */
 	SMTP_PARSE_BADPARAM = -4, /* 555 5.5.4 unknown or bad parameter */
+	SMTP_PARSE_BADVALUE = -5, /* 501 5.5.4 undecodable xtext value */
 };
 
-enum smtp_body { SMTP_BODY_NONE, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME,
-	SMTP_BODY_BINARYMIME };
+enum smtp_body {
+	SMTP_BODY_NONE,
+	SMTP_BODY_7BIT,
+	SMTP_BODY_8BITMIME,
+	SMTP_BODY_BINARYMIME
+};
 enum smtp_ret { SMTP_RET_NONE, SMTP_RET_FULL, SMTP_RET_HDRS };
 enum {
 	SMTP_NOTIFY_NEVER = 1 << 0,
@@ -93,12 +98,12 @@ struct smtp_mail_args {
 	int smtputf8;
 	enum smtp_ret ret;
 	char envid[SMTP_ENVID_MAX + 1]; /* xtext-decoded */
-	char auth[SMTP_PATH_MAX + 3];	/* AUTH= as given (xtext-decoded) */
+	char auth[SMTP_PATH_MAX + 3];   /* AUTH= as given (xtext-decoded) */
 };
 
 struct smtp_rcpt_args {
 	struct smtp_path path;
-	unsigned notify; /* SMTP_NOTIFY_* flags, 0 when absent */
+	unsigned notify;                /* SMTP_NOTIFY_* flags, 0 when absent */
 	char orcpt[SMTP_ORCPT_MAX + 1]; /* "rfc822;user@example", decoded */
 };
 
@@ -114,12 +119,12 @@ int smtp_rcpt_parse(const char *arg, size_t len, const struct smtp_ext *,
     struct smtp_rcpt_args *, const char **why);
 
 /* A HELO/EHLO argument: a domain or an address literal. */
-int smtp_helo_parse(const char *arg, size_t len, char *out, size_t outsz,
-    const char **why);
+int smtp_helo_parse(
+    const char *arg, size_t len, char *out, size_t outsz, const char **why);
 
 /*
  * BDAT argument: "size" or "size LAST".  Rejects signs, leading spaces,
- * empty or more than 19 digits, and values that overflow uint64_t.
+ * empty sizes and values that overflow uint64_t.
  */
 int smtp_bdat_parse(const char *arg, size_t len, uint64_t *size, int *last);
 

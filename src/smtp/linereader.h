@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 enum lr_status {
-	LR_OK,	    /* a complete line: *linelen bytes without the CRLF */
+	LR_OK,      /* a complete line: *linelen bytes without the CRLF */
 	LR_MORE,    /* no complete line yet and still within the maximum */
 	LR_TOOLONG, /* max bytes seen without CRLF */
 	LR_BADEOL,  /* bare LF or bare CR at offset *linelen */
