@@ -226,7 +226,7 @@ main(int argc, char **argv)
 	if (d.drain_timer != NULL)
 		event_free(d.drain_timer);
 	server_conf_release(d.srv.conf);
-	free(d.srv.counters);
+	server_free_tables(&d.srv);
 	event_base_free(d.srv.base);
 	return 0;
 }

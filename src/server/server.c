@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/listener.h"
 #include "server/server.h"
@@ -21,7 +22,8 @@
 struct server_counter {
 	struct server_counter *next;
 	unsigned count;
-	char key[]; /* "a:" address text, or "c:" connector name */
+	time_t window; /* rate entries: start of the current minute */
+	char key[];    /* "a:" address text, or "c:" connector name */
 };
 
 struct conf_ref *
@@ -67,17 +69,23 @@ server_key_addr(const struct sockaddr *sa, char *key, size_t len)
 }
 
 static struct server_counter **
-server_find(struct server *srv, const char *key)
+server_bucket(struct server_counter ***table, const char *key)
 {
 	struct server_counter **cp;
 
-	if (srv->counters == NULL && (srv->counters = calloc(SERVER_BUCKETS,
-	                                  sizeof(*srv->counters))) == NULL)
+	if (*table == NULL &&
+	    (*table = calloc(SERVER_BUCKETS, sizeof(**table))) == NULL)
 		log_fatal("out of memory");
-	cp = &srv->counters[server_hash(key)];
+	cp = &(*table)[server_hash(key)];
 	while (*cp != NULL && strcmp((*cp)->key, key) != 0)
 		cp = &(*cp)->next;
 	return cp;
+}
+
+static struct server_counter **
+server_find(struct server *srv, const char *key)
+{
+	return server_bucket(&srv->counters, key);
 }
 
 static unsigned
@@ -142,6 +150,64 @@ server_account(struct server *srv, const char *connector,
 	server_add(srv, key, delta);
 }
 
+/* Drop rate windows that ended; called when the table is full. */
+static void
+server_rate_sweep(struct server *srv, time_t now)
+{
+	for (size_t b = 0; b < SERVER_BUCKETS; b++) {
+		struct server_counter **cp = &srv->rates[b];
+
+		while (*cp != NULL) {
+			if (now - (*cp)->window >= 60) {
+				struct server_counter *dead = *cp;
+
+				*cp = dead->next;
+				free(dead);
+				srv->nrates--;
+			} else {
+				cp = &(*cp)->next;
+			}
+		}
+	}
+}
+
+int
+server_rate_allow(struct server *srv, const char *connector,
+    const struct sockaddr *sa, uint64_t limit)
+{
+	struct server_counter **cp, *c;
+	char key[600], addr[64];
+	time_t now = time(NULL);
+	size_t len;
+
+	if (limit == SIZE_UNLIMITED)
+		return 1;
+	server_key_addr(sa, addr, sizeof(addr));
+	snprintf(key, sizeof(key), "r:%s:%s", connector, addr);
+	cp = server_bucket(&srv->rates, key);
+	if ((c = *cp) == NULL) {
+		if (srv->nrates >= SERVER_RATE_MAX)
+			server_rate_sweep(srv, now);
+		if (srv->nrates >= SERVER_RATE_MAX)
+			return 1;
+		len = strlen(key) + 1;
+		if ((c = calloc(1, sizeof(*c) + len)) == NULL)
+			return 1;
+		memcpy(c->key, key, len);
+		c->window = now;
+		*cp = c;
+		srv->nrates++;
+	}
+	if (now - c->window >= 60) {
+		c->window = now;
+		c->count = 0;
+	}
+	if (c->count >= limit)
+		return 0;
+	c->count++;
+	return 1;
+}
+
 void
 server_session_done(struct server *srv)
 {
@@ -184,4 +250,29 @@ void
 server_close_listeners(struct server *srv)
 {
 	listener_close_all(srv);
+}
+
+static void
+server_free_table(struct server_counter **table)
+{
+	if (table == NULL)
+		return;
+	for (size_t b = 0; b < SERVER_BUCKETS; b++) {
+		while (table[b] != NULL) {
+			struct server_counter *c = table[b];
+
+			table[b] = c->next;
+			free(c);
+		}
+	}
+	free(table);
+}
+
+void
+server_free_tables(struct server *srv)
+{
+	server_free_table(srv->counters);
+	server_free_table(srv->rates);
+	srv->counters = srv->rates = NULL;
+	srv->nrates = 0;
 }

@@ -37,6 +37,8 @@ struct server {
 	struct session *sessions; /* every live session, for draining */
 	size_t nsessions;
 	struct server_counter **counters; /* hash table, SERVER_BUCKETS */
+	struct server_counter **rates;    /* MessageRateLimit windows */
+	size_t nrates;
 	size_t memory_used; /* message bytes held by all sessions */
 	uint64_t next_session;
 	int draining;
@@ -66,6 +68,19 @@ unsigned server_connector_count(struct server *, const char *connector);
 void server_account(
     struct server *, const char *connector, const struct sockaddr *, int delta);
 
+/*
+ * MessageRateLimit: count one message from this source on this connector
+ * and say whether it is within limit messages per minute (fixed one-minute
+ * windows).  The table holds at most SERVER_RATE_MAX sources; when it is
+ * full of current windows, new sources are not limited rather than
+ * refused, so a flood of addresses cannot turn the limiter against
+ * everyone.
+ */
+int server_rate_allow(struct server *, const char *connector,
+    const struct sockaddr *, uint64_t limit);
+#define SERVER_RATE_MAX 65536
+
 void server_session_done(struct server *);
+void server_free_tables(struct server *);
 
 #endif

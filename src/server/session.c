@@ -588,6 +588,12 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *c)
 		session_error(s, "555 5.5.4 BINARYMIME is not supported");
 		return;
 	}
+	if (!server_rate_allow(s->srv, s->rc->name,
+	        (const struct sockaddr *)&s->peer, s->rc->message_rate_limit)) {
+		session_reply(s, "450 4.7.0 Message submission rate for this "
+		                 "client has exceeded the configured limit");
+		return;
+	}
 	if (s->mail.has_size && s->mail.size > session_max_size(s)) {
 		session_reply(s, "552 5.3.4 Message size exceeds fixed maximum "
 		                 "message size");
@@ -1051,10 +1057,42 @@ session_process(struct session *s)
 
 /* --- connection events -------------------------------------------------- */
 
+/*
+ * RFC 5321 4.3.1: the client waits for the greeting.  One that talks first
+ * is a bot hoping we do not check (GreetingDelay gives it the time to give
+ * itself away); refuse it.
+ */
+static void
+session_greet(struct session *s)
+{
+	const char *banner = s->rc->banner;
+
+	if (conn_socket_has_data(s->conn)) {
+		session_reply_close(s,
+		    "554 5.5.0 %s Data received before the "
+		    "greeting; closing connection",
+		    s->rc->fqdn);
+		return;
+	}
+	session_enter(s, SESSION_COMMAND);
+	s->phase_start = conn_now();
+	if (strncmp(banner, "220", 3) == 0)
+		session_reply(s, "%s", banner);
+	else
+		session_reply(s, "220 %s", banner);
+	session_arm_deadline(s);
+}
+
 static void
 session_on_input(void *arg)
 {
-	session_process(arg);
+	struct session *s = arg;
+
+	if (s->state == SESSION_GREETING) {
+		session_greet(s); /* refuses: input is waiting */
+		return;
+	}
+	session_process(s);
 }
 
 static void
@@ -1070,6 +1108,10 @@ session_on_timeout(void *arg)
 {
 	struct session *s = arg;
 
+	if (s->state == SESSION_GREETING) {
+		session_greet(s);
+		return;
+	}
 	session_plog(s, '*', "timeout", 7, NULL);
 	session_reply_close(s,
 	    "421 4.4.2 %s Timeout exceeded, closing "
@@ -1216,23 +1258,12 @@ session_start(struct server *srv, struct conf_ref *cref,
 		session_reply_close(s, "%s", refuse);
 		return;
 	}
-	/*
-	 * RFC 5321 4.3.1: the client waits for the greeting.  One that talks
-	 * first is a bot hoping we do not check; refuse it.
-	 */
-	if (conn_socket_has_data(s->conn)) {
-		session_reply_close(s,
-		    "554 5.5.0 %s Data received before the "
-		    "greeting; closing connection",
-		    rc->fqdn);
+	if (rc->greeting_delay > 0) {
+		/* session_on_timeout() greets when the delay is over. */
+		conn_set_deadline(s->conn, s->started + rc->greeting_delay);
 		return;
 	}
-	session_enter(s, SESSION_COMMAND);
-	if (strncmp(rc->banner, "220", 3) == 0)
-		session_reply(s, "%s", rc->banner);
-	else
-		session_reply(s, "220 %s", rc->banner);
-	session_arm_deadline(s);
+	session_greet(s);
 }
 
 void
