@@ -16,6 +16,7 @@
 
 #include "log/csvlog.h"
 #include "util/log.h"
+#include "util/mkdirs.h"
 
 struct csvlog {
 	char *dir;
@@ -26,34 +27,13 @@ struct csvlog {
 	char day[16]; /* yyyymmdd of the open file */
 };
 
-/* mkdir -p, mode 0750 */
-static int
-csvlog_mkdirs(const char *path)
-{
-	char tmp[4096];
-	size_t len = strlen(path);
-
-	if (len >= sizeof(tmp))
-		return -1;
-	memcpy(tmp, path, len + 1);
-	for (char *p = tmp + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, 0750) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 struct csvlog *
 csvlog_open(const char *dir, const char *prefix, const char *log_type,
     const char *fields)
 {
 	struct csvlog *l;
 
-	if (csvlog_mkdirs(dir) < 0) {
+	if (mkdirs(dir, 0750) < 0) {
 		log_err("log directory %s: %s", dir, strerror(errno));
 		return NULL;
 	}

@@ -32,6 +32,7 @@
 #include "spool/spool.h"
 #include "spool/spool_fault.h"
 #include "util/log.h"
+#include "util/mkdirs.h"
 
 /*
  * Bytes of submitted messages waiting for the committer.  Past it new
@@ -369,7 +370,7 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	struct spool *sp;
 	char path[4096];
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+	if (mkdirs(dir, 0700) < 0) {
 		*why = strerror(errno);
 		return NULL;
 	}

@@ -1,0 +1,12 @@
+/*
+ * mkdirs.h - create a directory and its missing parents (mkdir -p).
+ */
+#ifndef SLUICE_MKDIRS_H
+#define SLUICE_MKDIRS_H
+
+#include <sys/types.h>
+
+/* 0 on success or when it exists; -1 with errno set. */
+int mkdirs(const char *path, mode_t mode);
+
+#endif
