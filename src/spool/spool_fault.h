@@ -13,7 +13,10 @@
 
 /* VFS name to open the database with: NULL (default) without a fault. */
 const char *spool_fault_vfs(void);
-/* Start failing now (after the schema exists): "write", "fsync" or NULL. */
+/*
+ * Start failing now: "write" or "fsync"; "none" stops; NULL applies what
+ * SLUICE_FAULT asked for (the queue calls it once its schema exists).
+ */
 void spool_fault_arm(const char *kind);
 
 #endif

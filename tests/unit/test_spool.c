@@ -1,0 +1,190 @@
+/*
+ * test_spool.c - the durable queue (src/spool/): messages and recipients
+ * stored byte-exact, group commit really batching, and injected write and
+ * fsync failures reported as failures with nothing stored.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <sqlite3.h>
+
+#include "spool/spool.h"
+#include "spool/spool_fault.h"
+
+#define BATCH 200
+
+struct outcome {
+	int done, ok;
+};
+
+static void
+on_done(void *arg, int ok, const char *queue_id)
+{
+	struct outcome *o = arg;
+
+	o->done++;
+	o->ok += ok;
+	if (ok)
+		assert_true(queue_id[0] != '\0');
+}
+
+static char *
+make_dir(void)
+{
+	char tmpl[] = "/tmp/sluice-spool-XXXXXX";
+	char *d = mkdtemp(tmpl);
+
+	assert_non_null(d);
+	return strdup(d);
+}
+
+static int
+count_rows(const char *dir, const char *sql)
+{
+	char path[512];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = -1;
+
+	snprintf(path, sizeof(path), "%s/queue.db", dir);
+	assert_int_equal(
+	    sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Submit n messages at once, then run the loop until all are reported. */
+static struct outcome
+submit_many(struct spool *sp, struct event_base *base, int n, const char *body)
+{
+	static const struct spool_rcpt rcpts[] = {
+	    {"a@example.com", "", 0},
+	    {"b@example.com", "rfc822;b@example.com", 6},
+	    {"c@example.com", "", 0},
+	};
+	struct outcome o = {0, 0};
+	char ids[BATCH][32];
+
+	assert_true(n <= BATCH);
+	for (int i = 0; i < n; i++) {
+		struct spool_msg m;
+
+		memset(&m, 0, sizeof(m));
+		snprintf(ids[i], sizeof(ids[i]), "T%d-%d", (int)getpid(), i);
+		m.queue_id = ids[i];
+		m.sender = "sender@example.org";
+		m.rcpts = rcpts;
+		m.nrcpts = 3;
+		m.data = body;
+		m.len = strlen(body);
+		assert_int_equal(spool_submit(sp, &m, on_done, &o), 0);
+	}
+	while (o.done < n)
+		event_base_loop(base, EVLOOP_ONCE);
+	return o;
+}
+
+static void
+test_store_and_group_commit(void **state)
+{
+	const char *body = "Subject: x\r\n\r\nbody \x01\xff\r\n";
+	struct event_base *base = event_base_new();
+	char *dir = make_dir();
+	const char *why = NULL;
+	struct spool *sp = spool_open(dir, base, &why);
+	struct spool_stats st;
+	struct outcome o;
+
+	(void)state;
+	assert_non_null(sp);
+	o = submit_many(sp, base, BATCH, body);
+	assert_int_equal(o.ok, BATCH);
+	st = spool_get_stats(sp);
+	assert_int_equal(st.messages, BATCH);
+	/* 200 messages submitted together share a handful of commits. */
+	assert_true(st.commits < BATCH / 4);
+	spool_close(sp);
+	assert_int_equal(
+	    count_rows(dir, "select count(*) from messages"), BATCH);
+	assert_int_equal(
+	    count_rows(dir, "select count(*) from recipients"), 3 * BATCH);
+	assert_int_equal(
+	    count_rows(dir, "select count(*) from messages where body = "
+	                    "cast(x'5375626a6563743a20780d0a0d0a626f647920"
+	                    "01ff0d0a' as blob)"),
+	    BATCH);
+	assert_int_equal(
+	    count_rows(dir, "select count(*) from recipients where notify = 6 "
+	                    "and orcpt = 'rfc822;b@example.com'"),
+	    BATCH);
+	/* Reopening keeps what was stored. */
+	sp = spool_open(dir, base, &why);
+	assert_non_null(sp);
+	spool_close(sp);
+	assert_int_equal(
+	    count_rows(dir, "select count(*) from messages"), BATCH);
+	event_base_free(base);
+	free(dir);
+}
+
+static void
+run_fault(const char *kind)
+{
+	struct event_base *base = event_base_new();
+	char *dir = make_dir();
+	const char *why = NULL;
+	struct spool *sp;
+	struct outcome o;
+
+	setenv("SLUICE_FAULT", kind, 1);
+	sp = spool_open(dir, base, &why);
+	unsetenv("SLUICE_FAULT");
+	assert_non_null(sp);
+	o = submit_many(sp, base, 10, "Subject: f\r\n\r\nx\r\n");
+	assert_int_equal(o.done, 10);
+	assert_int_equal(o.ok, 0);
+	spool_fault_arm("none");
+	spool_close(sp);
+	assert_int_equal(count_rows(dir, "select count(*) from messages"), 0);
+	assert_int_equal(count_rows(dir, "select count(*) from recipients"), 0);
+	event_base_free(base);
+	free(dir);
+}
+
+static void
+test_fsync_failure(void **state)
+{
+	(void)state;
+	run_fault("fsync");
+}
+
+static void
+test_write_failure(void **state)
+{
+	(void)state;
+	run_fault("write");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_store_and_group_commit),
+	    cmocka_unit_test(test_fsync_failure),
+	    cmocka_unit_test(test_write_failure),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
