@@ -27,6 +27,7 @@
 #include "server/server.h"
 #include "server/session.h"
 #include "spool/spool.h"
+#include "tls/tls_store.h"
 #include "util/log.h"
 
 #define SLUICED_DEFAULT_CONF "/etc/sluice/sluice.conf"
@@ -50,15 +51,24 @@ sluiced_usage(void)
 	exit(2);
 }
 
-/* Load a configuration, sending its errors to the daemon log. */
+/*
+ * Load a configuration and its certificates, sending every error line to
+ * the daemon log (at start they also go to stderr: see main).
+ */
 static struct conf *
-sluiced_load(const char *path)
+sluiced_load(const char *path, struct tls_store **tls)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *err = open_memstream(&text, &len);
-	struct conf *conf = conf_load(path, err != NULL ? err : stderr);
+	FILE *out = err != NULL ? err : stderr;
+	struct conf *conf = conf_load(path, out);
 
+	*tls = NULL;
+	if (conf != NULL && (*tls = tls_store_new(conf, out)) == NULL) {
+		conf_free(conf);
+		conf = NULL;
+	}
 	if (err != NULL) {
 		fclose(err);
 		for (char *line = text, *nl; line != NULL && *line != '\0';
@@ -77,21 +87,23 @@ sluiced_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct sluiced *d = arg;
 	struct conf *conf;
+	struct tls_store *tls;
 	const char *why = NULL;
 
 	(void)sig;
 	(void)what;
 	log_info("SIGHUP: reloading %s", d->conf_path);
-	if ((conf = sluiced_load(d->conf_path)) == NULL) {
+	if ((conf = sluiced_load(d->conf_path, &tls)) == NULL) {
 		log_err("reload refused: %s has errors; the running "
 		        "configuration stays in force",
 		    d->conf_path);
 		return;
 	}
-	if (server_reload(&d->srv, conf, &why) < 0) {
+	if (server_reload(&d->srv, conf, tls, &why) < 0) {
 		log_err("reload refused: %s; the running configuration stays "
 		        "in force",
 		    why);
+		tls_store_free(tls);
 		conf_free(conf);
 		return;
 	}
@@ -162,6 +174,7 @@ main(int argc, char **argv)
 	struct sluiced d;
 	struct event *ev_hup, *ev_term, *ev_int;
 	struct conf *conf;
+	struct tls_store *tls = NULL;
 	const char *why = NULL;
 	int ch, foreground = 0;
 
@@ -184,6 +197,10 @@ main(int argc, char **argv)
 	/* A config error at start goes to stderr as FILE:LINE: reason. */
 	if ((conf = conf_load(d.conf_path, stderr)) == NULL)
 		return 1;
+	if ((tls = tls_store_new(conf, stderr)) == NULL) {
+		conf_free(conf);
+		return 1;
+	}
 	log_open("sluiced", foreground);
 	if (getenv("SLUICE_DEBUG") != NULL)
 		log_set_level(LOG_LVL_DEBUG);
@@ -202,7 +219,7 @@ main(int argc, char **argv)
 	if (d.srv.protolog == NULL || d.srv.tracklog == NULL)
 		log_fatal("cannot open the logs in %s",
 		    conf->transport.log_directory);
-	if (server_reload(&d.srv, conf, &why) < 0)
+	if (server_reload(&d.srv, conf, tls, &why) < 0)
 		log_fatal("%s", why);
 	sluiced_drop_privileges(conf);
 

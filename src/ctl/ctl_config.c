@@ -8,6 +8,7 @@
 
 #include "conf/conf.h"
 #include "ctl/ctl.h"
+#include "tls/tls_store.h"
 
 static struct conf *
 ctl_load(struct ctl *ctl)
@@ -19,11 +20,19 @@ int
 ctl_config_check(struct ctl *ctl, int argc, char **argv)
 {
 	struct conf *c = ctl_load(ctl);
+	struct tls_store *tls;
 
 	(void)argc;
 	(void)argv;
+
 	if (c == NULL)
 		return 1;
+	/* Certificates and keys must load too, as sluiced will need them. */
+	if ((tls = tls_store_new(c, stderr)) == NULL) {
+		conf_free(c);
+		return 1;
+	}
+	tls_store_free(tls);
 	printf("%s: configuration OK\n", ctl->conf_path);
 	conf_free(c);
 	return 0;

@@ -15,6 +15,7 @@
 
 #include "server/listener.h"
 #include "server/server.h"
+#include "tls/tls_store.h"
 #include "util/log.h"
 
 #define SERVER_BUCKETS 4096
@@ -38,6 +39,7 @@ server_conf_release(struct conf_ref *ref)
 {
 	if (--ref->refs > 0)
 		return;
+	tls_store_free(ref->tls);
 	conf_free(ref->conf);
 	free(ref);
 }
@@ -226,7 +228,8 @@ server_listen(struct server *srv, const struct conf *conf, const char **why)
 }
 
 int
-server_reload(struct server *srv, struct conf *conf, const char **why)
+server_reload(struct server *srv, struct conf *conf, struct tls_store *tls,
+    const char **why)
 {
 	struct conf_ref *ref;
 
@@ -239,6 +242,7 @@ server_reload(struct server *srv, struct conf *conf, const char **why)
 		return -1;
 	}
 	ref->conf = conf;
+	ref->tls = tls;
 	ref->refs = 1;
 	if (srv->conf != NULL)
 		server_conf_release(srv->conf);

@@ -21,9 +21,11 @@ struct spool;
 struct protolog;
 struct tracklog;
 struct session;
+struct tls_store;
 
 struct conf_ref {
 	struct conf *conf;
+	struct tls_store *tls; /* certificates of this configuration */
 	unsigned refs;
 };
 
@@ -56,7 +58,13 @@ void server_conf_release(struct conf_ref *);
 /* Open listeners for every binding of conf, keeping those already open. */
 int server_listen(struct server *, const struct conf *, const char **why);
 /* Swap in a new configuration (listeners first; the old stays on failure). */
-int server_reload(struct server *, struct conf *, const char **why);
+/*
+ * Swap in a new configuration and its certificates (listeners first; the
+ * old configuration stays in force on failure, and then the caller still
+ * owns conf and tls).
+ */
+int server_reload(struct server *, struct conf *, struct tls_store *,
+    const char **why);
 void server_close_listeners(struct server *);
 
 /*

@@ -42,6 +42,9 @@
 #include "smtp/command.h"
 #include "smtp/linereader.h"
 #include "spool/spool.h"
+#include "tls/tls_store.h"
+
+#include <openssl/x509.h>
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -56,12 +59,13 @@ enum session_state {
 	SESSION_DATA,     /* reading DATA content up to CRLF.CRLF */
 	SESSION_BDAT,     /* reading an exact BDAT chunk */
 	SESSION_COMMIT,   /* waiting for the spool to make it durable */
+	SESSION_TLS,      /* STARTTLS handshake in progress */
 	SESSION_CLOSING,  /* last reply queued, closing after flush */
 	SESSION_DEAD,     /* connection gone, waiting to be freed */
 };
 
 static const char *session_state_names[] = {
-    "greeting", "command", "data", "bdat", "commit", "closing", "dead"};
+    "greeting", "command", "data", "bdat", "commit", "tls", "closing", "dead"};
 
 struct session_rcpt {
 	char addr[SMTP_PATH_MAX + 1];
@@ -112,9 +116,31 @@ struct session {
 	uint64_t phase_bytes;
 	char queue_id[32];
 	unsigned transactions;
+	size_t charged; /* bytes of content.out charged to the server */
+
+	/* TLS and who the sender is (X-Sluice-Organization-*) */
+	int tls;
+	struct tls_peer tlsinfo;
+	const char *auth_as;   /* Anonymous | Partner | Internal */
+	const char *auth_mech; /* None | Tls | DomainSecure | BasicAuth */
+	char auth_domain[SMTP_DOMAIN_MAX + 1];
 };
 
 static void session_process(struct session *);
+
+/* Charge the content buffer's growth to the server's memory budget. */
+static void
+session_charge(struct session *s)
+{
+	size_t cap = s->content.out.cap;
+
+	if (!s->content_started || cap == s->charged)
+		return;
+	s->srv->memory_used += cap - s->charged;
+	s->charged = cap;
+	if (s->srv->memory_used > SERVER_MEMORY_MAX)
+		content_fail(&s->content, CONTENT_NOMEM);
+}
 static void session_close(struct session *, const char *why);
 
 /* --- logging and replies --------------------------------------------- */
@@ -240,7 +266,8 @@ session_content_release(struct session *s)
 {
 	if (!s->content_started)
 		return;
-	s->srv->memory_used -= s->content.out.max;
+	s->srv->memory_used -= s->charged;
+	s->charged = 0;
 	content_free(&s->content);
 	s->content_started = 0;
 }
@@ -265,7 +292,9 @@ static const char *
 session_with(const struct session *s)
 {
 	if (s->mail.smtputf8)
-		return "UTF8SMTP";
+		return s->tls ? "UTF8SMTPS" : "UTF8SMTP";
+	if (s->tls)
+		return "ESMTPS";
 	return s->esmtp ? "ESMTP" : "SMTP";
 }
 
@@ -299,12 +328,17 @@ session_content_start(struct session *s)
 	lim.max_size = session_max_size(s);
 	lim.max_header = s->rc->max_header_size;
 	lim.max_hops = s->rc->max_hop_count;
-	/* Our headers, plus the size limit, bound the stored message. */
-	budget = lim.max_size > SERVER_MEMORY_MAX ? SERVER_MEMORY_MAX
-	                                          : (size_t)lim.max_size + 4096;
-	if (s->srv->memory_used + budget > SERVER_MEMORY_MAX)
+	/*
+	 * The buffer may grow to the size limit plus our headers; what it
+	 * really holds is charged to the server as it grows
+	 * (session_charge), and new messages are refused while all sessions
+	 * together hold SERVER_MEMORY_MAX.
+	 */
+	budget = lim.max_size > SERVER_MEMORY_MAX - 4096
+	             ? SERVER_MEMORY_MAX
+	             : (size_t)lim.max_size + 4096;
+	if (s->srv->memory_used >= SERVER_MEMORY_MAX)
 		return -1;
-	s->srv->memory_used += budget;
 	content_init(&s->content, &lim, budget);
 	s->content_started = 1;
 	session_make_queue_id(s);
@@ -314,17 +348,24 @@ session_content_start(struct session *s)
 	buf_init(&hdr, 4096);
 	rc = buf_printf(&hdr,
 	    "Received: from %s (%s [%s])\r\n"
-	    "\tby %s (Sluice) with %s id %s",
-	    s->helo, s->remote_ip, s->remote_ip, s->rc->fqdn, session_with(s),
-	    s->queue_id);
+	    "\tby %s (Sluice) with %s",
+	    s->helo, s->remote_ip, s->remote_ip, s->rc->fqdn, session_with(s));
+	if (rc == BUF_OK && s->tls)
+		rc = buf_printf(&hdr, "\r\n\t(version=%s cipher=%s)",
+		    s->tlsinfo.version, s->tlsinfo.cipher);
+	if (rc == BUF_OK)
+		rc = buf_printf(&hdr, " id %s", s->queue_id);
 	if (rc == BUF_OK && s->nrcpts == 1)
 		rc = buf_printf(&hdr, "\r\n\tfor <%s>", s->rcpts[0].addr);
 	if (rc == BUF_OK)
 		rc = buf_printf(&hdr,
 		    "; %s\r\n"
-		    "X-Sluice-Organization-AuthAs: Anonymous\r\n"
-		    "X-Sluice-Organization-AuthMechanism: None\r\n",
-		    date);
+		    "X-Sluice-Organization-AuthAs: %s\r\n"
+		    "X-Sluice-Organization-AuthMechanism: %s\r\n",
+		    date, s->auth_as, s->auth_mech);
+	if (rc == BUF_OK && s->auth_domain[0] != '\0')
+		rc = buf_printf(&hdr,
+		    "X-Sluice-Organization-AuthDomain: %s\r\n", s->auth_domain);
 	if (rc != BUF_OK || content_prefix(&s->content, hdr.data, hdr.len) < 0)
 		rc = -1;
 	buf_free(&hdr);
@@ -390,6 +431,7 @@ session_finish(struct session *s)
 	enum content_error err = content_finish(&s->content);
 	struct spool_rcpt *rcpts;
 	struct spool_msg msg;
+	char tls_summary[96] = "";
 
 	s->transactions++;
 	if (err != CONTENT_OK) {
@@ -412,6 +454,9 @@ session_finish(struct session *s)
 		rcpts[i].notify = s->rcpts[i].notify;
 	}
 	memset(&msg, 0, sizeof(msg));
+	if (s->tls)
+		snprintf(tls_summary, sizeof(tls_summary), "%s %s",
+		    s->tlsinfo.version, s->tlsinfo.cipher);
 	msg.queue_id = s->queue_id;
 	msg.sender = s->mail.path.addr;
 	msg.envid = s->mail.envid;
@@ -421,8 +466,8 @@ session_finish(struct session *s)
 	msg.connector = s->rc->name;
 	msg.client = s->remote;
 	msg.helo = s->helo;
-	msg.tls = "";
-	msg.auth_as = "Anonymous";
+	msg.tls = tls_summary;
+	msg.auth_as = s->auth_as;
 	msg.rcpts = rcpts;
 	msg.nrcpts = s->nrcpts;
 	msg.data = s->content.out.data;
@@ -456,6 +501,13 @@ struct session_cmd {
 	unsigned flags;
 	void (*fn)(struct session *, const struct smtp_cmd *);
 };
+
+static int
+session_tls_offered(const struct session *s)
+{
+	return (s->rc->auth_mechanism & AUTHM_TLS) && !s->tls &&
+	       s->rc->tls_certificate_name[0] != '\0';
+}
 
 static void
 session_hello_reset(struct session *s)
@@ -525,6 +577,8 @@ session_cmd_ehlo(struct session *s, const struct smtp_cmd *c)
 		s->ext.chunking = 1;
 		snprintf(lines[n++], sizeof(lines[0]), "CHUNKING");
 	}
+	if (session_tls_offered(s))
+		snprintf(lines[n++], sizeof(lines[0]), "STARTTLS");
 	session_reply(s, "250-%s Hello [%s]", rc->fqdn, s->remote_ip);
 	for (size_t i = 0; i < n; i++)
 		session_reply(s, "250%c%s", i + 1 == n ? ' ' : '-', lines[i]);
@@ -533,7 +587,7 @@ session_cmd_ehlo(struct session *s, const struct smtp_cmd *c)
 static int
 session_require_tls(struct session *s)
 {
-	if (s->rc->require_tls) {
+	if (s->rc->require_tls && !s->tls) {
 		session_reply(
 		    s, "530 5.7.0 Must issue a STARTTLS command first");
 		return -1;
@@ -570,6 +624,65 @@ session_parse_error(struct session *s, int st, const char *why, int is_rcpt)
 	}
 }
 
+static int
+session_in_list(const struct conf_strlist *l, const char *domain)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcasecmp(l->v[i], domain) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Who is sending this message (SPEC 3, Domain Security inbound).  A
+ * sender domain in TLSReceiveDomainSecureList on a DomainSecureEnabled
+ * connector must come over TLS with a client certificate that chains to
+ * TrustedCAFile and names the domain; otherwise a 4.7.1 refusal says
+ * which condition failed, so that the partner's administrator can act.
+ * Passing mail is marked Partner / DomainSecure; other TLS mail is
+ * Anonymous / Tls.
+ */
+static int
+session_identify(struct session *s)
+{
+	const char *domain = s->mail.path.domain, *why = NULL;
+	SSL *ssl;
+
+	s->auth_domain[0] = '\0';
+	s->auth_as = "Anonymous";
+	s->auth_mech = s->tls ? "Tls" : "None";
+	if ((s->rc->auth_mechanism & AUTHM_EXTERNAL_AUTHORITATIVE) &&
+	    (s->rc->permission_groups & PERM_EXCHANGE_SERVERS))
+		s->auth_as = "Internal";
+	if (!s->rc->domain_secure_enabled || s->mail.path.null ||
+	    !session_in_list(&s->tc->receive_domain_secure, domain))
+		return 0;
+	if (!s->tls || (ssl = conn_ssl(s->conn)) == NULL)
+		why = "the session is not encrypted; use STARTTLS with a "
+		      "client certificate";
+	else if (!s->tlsinfo.has_cert)
+		why = "no client certificate was presented";
+	else if (s->tlsinfo.verify != X509_V_OK)
+		why = X509_verify_cert_error_string(s->tlsinfo.verify);
+	else if (!tls_peer_names(ssl, domain))
+		why = "the client certificate does not name the sender domain";
+	if (why != NULL) {
+		char line[600];
+
+		snprintf(line, sizeof(line),
+		    "Domain Security refused for %s: %s", domain, why);
+		session_plog(s, '*', line, strlen(line), "DomainSecure");
+		log_warn("session %s from %s: %s", s->id, s->remote, line);
+		session_reply(s, "451 4.7.1 Domain Security for %s failed: %s",
+		    domain, why);
+		return -1;
+	}
+	s->auth_as = "Partner";
+	s->auth_mech = "DomainSecure";
+	snprintf(s->auth_domain, sizeof(s->auth_domain), "%s", domain);
+	return 0;
+}
+
 static void
 session_cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
@@ -601,6 +714,8 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *c)
 		                 "message size");
 		return;
 	}
+	if (session_identify(s) < 0)
+		return;
 	s->have_mail = 1;
 	s->nrcpts = 0;
 	session_reply(s, "250 2.1.0 Sender OK");
@@ -807,10 +922,39 @@ session_cmd_help(struct session *s, const struct smtp_cmd *c)
 	session_reply(s, "214 2.0.0 See RFC 5321");
 }
 
+/*
+ * RFC 3207.  The 220 goes out in plaintext, then conn.c switches the
+ * socket to TLS; it refuses when the client already sent more (the
+ * CMD_ENDS_GROUP rule has hung up on that case before we get here).
+ */
 static void
 session_cmd_starttls(struct session *s, const struct smtp_cmd *c)
 {
-	session_error(s, "454 4.7.0 TLS not available");
+	SSL *ssl;
+
+	if (s->tls) {
+		session_error(s, "503 5.5.1 TLS is already active");
+		return;
+	}
+	if (!session_tls_offered(s)) {
+		session_error(s, "502 5.5.1 STARTTLS is not offered here");
+		return;
+	}
+	if (c->arg_len > 0) {
+		session_error(s, "501 5.5.4 STARTTLS takes no argument");
+		return;
+	}
+	ssl = tls_store_ssl(s->cref->tls, s->rc->tls_certificate_name,
+	    s->rc->domain_secure_enabled);
+	if (ssl == NULL) {
+		session_reply(s, "454 4.7.0 TLS not available due to a local "
+		                 "problem");
+		return;
+	}
+	session_reply(s, "220 2.0.0 Ready to start TLS");
+	session_enter(s, SESSION_TLS);
+	if (conn_starttls(s->conn, ssl) < 0)
+		session_close(s, "plaintext pipelined after STARTTLS");
 }
 
 static void
@@ -975,6 +1119,7 @@ session_read_data(struct session *s)
 		}
 		s->phase_bytes += used;
 		conn_consume(s->conn, used);
+		session_charge(s);
 	}
 }
 
@@ -996,6 +1141,7 @@ session_read_bdat(struct session *s)
 			conn_consume(s->conn, take);
 			s->bdat_remaining -= take;
 			s->phase_bytes += take;
+			session_charge(s);
 			continue;
 		}
 		session_enter(s, SESSION_COMMAND);
@@ -1121,6 +1267,43 @@ session_on_timeout(void *arg)
 	    s->rc->fqdn);
 }
 
+/*
+ * RFC 3207 4.2: after the handshake the session starts over: no HELO, no
+ * transaction, nothing learnt in plaintext is kept.
+ */
+static void
+session_on_tls_done(void *arg, int ok)
+{
+	struct session *s = arg;
+	char info[700];
+	SSL *ssl;
+
+	if (!ok || (ssl = conn_ssl(s->conn)) == NULL) {
+		session_plog(s, '*', "TLS handshake failed", 20, NULL);
+		session_close(s, "TLS handshake failed");
+		return;
+	}
+	tls_peer_describe(ssl, &s->tlsinfo);
+	s->tls = 1;
+	session_hello_reset(s);
+	s->helo[0] = '\0';
+	s->esmtp = 0;
+	snprintf(info, sizeof(info),
+	    "TLS negotiated: %s %s; peer certificate: %s%s%s%s%s",
+	    s->tlsinfo.version, s->tlsinfo.cipher,
+	    s->tlsinfo.has_cert ? s->tlsinfo.subject : "none",
+	    s->tlsinfo.has_cert ? "; issuer: " : "",
+	    s->tlsinfo.has_cert ? s->tlsinfo.issuer : "",
+	    s->tlsinfo.has_cert ? "; verification: " : "",
+	    s->tlsinfo.has_cert
+	        ? X509_verify_cert_error_string(s->tlsinfo.verify)
+	        : "");
+	session_plog(s, '*', info, strlen(info), "TLS");
+	session_enter(s, SESSION_COMMAND);
+	s->phase_start = conn_now();
+	session_process(s);
+}
+
 static void
 session_on_flushed(void *arg)
 {
@@ -1132,6 +1315,7 @@ static const struct conn_ops session_conn_ops = {
     .closed = session_on_closed,
     .timeout = session_on_timeout,
     .flushed = session_on_flushed,
+    .tls_done = session_on_tls_done,
 };
 
 static void
@@ -1228,6 +1412,8 @@ session_start(struct server *srv, struct conf_ref *cref,
 	s->rc = rc;
 	s->tc = &cref->conf->transport;
 	s->state = SESSION_GREETING;
+	s->auth_as = "Anonymous";
+	s->auth_mech = "None";
 	s->started = conn_now();
 	s->phase_start = s->started;
 	snprintf(s->id, sizeof(s->id), "%016llX",
