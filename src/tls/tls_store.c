@@ -66,9 +66,15 @@ tls_sni(SSL *ssl, int *alert, void *arg)
 	(void)alert;
 	if (name == NULL)
 		return SSL_TLSEXT_ERR_NOACK;
-	for (size_t i = 0; i < st->ncerts; i++) {
-		if (X509_check_host(st->certs[i].leaf, name, 0, TLS_NAME_FLAGS,
-		        NULL) == 1) {
+	/* A certificate naming the host exactly beats a wildcard one. */
+	for (int pass = 0; pass < 2; pass++) {
+		unsigned flags = TLS_NAME_FLAGS |
+		                 (pass == 0 ? X509_CHECK_FLAG_NO_WILDCARDS : 0);
+
+		for (size_t i = 0; i < st->ncerts; i++) {
+			if (X509_check_host(
+			        st->certs[i].leaf, name, 0, flags, NULL) != 1)
+				continue;
 			if (SSL_get_SSL_CTX(ssl) != st->certs[i].ctx)
 				SSL_set_SSL_CTX(ssl, st->certs[i].ctx);
 			return SSL_TLSEXT_ERR_OK;

@@ -1,0 +1,255 @@
+"""Inbound TLS on receive connectors: STARTTLS (RFC 3207) with its
+security rules, RequireTLS, SNI, the TLS versions offered, and Domain
+Security (mutual TLS with partner domains), against real clients: Python's
+ssl module, openssl s_client and swaks.  The certificates come from a test
+PKI made at test time (tests/pki/make-pki.sh)."""
+import os
+import re
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import ROOT, Client, ConnectionClosed, make_message, running
+
+SENDER = "a@sender.example"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    subprocess.run([str(ROOT / "tests/pki/make-pki.sh"), str(d)], check=True,
+                   timeout=60)
+    return d
+
+
+def certs(pki):
+    return f"""
+[Certificate mx]
+CertificateFile = {pki}/server.pem
+KeyFile = {pki}/server.key
+
+[Certificate wild]
+CertificateFile = {pki}/wild.pem
+KeyFile = {pki}/wild.key
+
+[Certificate ecdsa]
+CertificateFile = {pki}/ecdsa.pem
+KeyFile = {pki}/ecdsa.key
+"""
+
+
+def tls_conf(pki, **conn):
+    c = {"AuthMechanism": "Tls", "TlsCertificateName": "mx"}
+    c.update(conn)
+    return dict(conn=c, raw_extra=certs(pki),
+                transport={"TrustedCAFile": f"{pki}/trusted.pem",
+                           "TLSReceiveDomainSecureList": "partner.test"})
+
+
+@pytest.fixture(scope="module")
+def tls(pki, tmp_path_factory):
+    with running(tmp_path_factory.mktemp("tls"), **tls_conf(pki)) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def secure(pki, tmp_path_factory):
+    with running(tmp_path_factory.mktemp("secure"),
+                 **tls_conf(pki, DomainSecureEnabled="true")) as s:
+        yield s
+
+
+def client_ctx(pki=None, cert=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if cert is not None:
+        ctx.load_cert_chain(f"{pki}/{cert}.pem", f"{pki}/{cert}.key")
+    return ctx
+
+
+def starttls(c, ctx=None, sni="mx.sluice.test"):
+    c.cmd("STARTTLS").check(220, "2.0.0")
+    c.sock = (ctx or client_ctx()).wrap_socket(c.sock, server_hostname=sni)
+    return c.sock
+
+
+def send_one(c, rcpt="user@localhost", sender=SENDER, subject="tls"):
+    c.cmd(f"MAIL FROM:<{sender}>").check(250, "2.1.0")
+    c.cmd(f"RCPT TO:<{rcpt}>").check(250, "2.1.5")
+    c.cmd("DATA").check(354)
+    c.send(make_message(subject).encode() + b".\r\n")
+    return c.reply()
+
+
+def test_ehlo_offers_starttls_and_handshake(tls):
+    with Client(tls.port) as c:
+        assert "STARTTLS" in c.ehlo().text
+        sock = starttls(c)
+        assert sock.version() in ("TLSv1.2", "TLSv1.3")
+        r = c.ehlo()
+        assert "STARTTLS" not in r.text  # RFC 3207: not offered again
+        send_one(c, subject="overtls").check(250, "2.6.0")
+    body = tls.bodies()[-1]
+    assert re.search(rb"with ESMTPS\r\n\t\(version=TLSv1\.[23] cipher=", body)
+    assert b"X-Sluice-Organization-AuthAs: Anonymous\r\n" in body
+    assert b"X-Sluice-Organization-AuthMechanism: Tls\r\n" in body
+
+
+def test_starttls_injection_drops_connection(tls):
+    before = len(tls.messages())
+    with Client(tls.port) as c:
+        c.ehlo()
+        c.send(b"STARTTLS\r\nMAIL FROM:<evil@x.example>\r\n")
+        data = b""
+        try:
+            while True:
+                c._fill(3)
+                data += c.buf
+                c.buf = b""
+        except ConnectionClosed:
+            pass
+        assert b"220 2.0.0" not in data
+    assert len(tls.messages()) == before
+
+
+def test_state_reset_after_tls(tls):
+    with Client(tls.port) as c:
+        c.ehlo()
+        starttls(c)
+        c.cmd(f"MAIL FROM:<{SENDER}>").check(503, "5.5.1")
+        c.ehlo()
+        c.cmd("STARTTLS").check(503, "5.5.1")
+        send_one(c).check(250, "2.6.0")
+
+
+def test_tls_versions(tls):
+    for flag, ok in (("-tls1_2", True), ("-tls1_3", True),
+                     ("-tls1_1", False), ("-tls1", False)):
+        args = ["openssl", "s_client", "-starttls", "smtp", "-connect",
+                f"127.0.0.1:{tls.port}", flag]
+        if not ok:
+            args += ["-cipher", "DEFAULT@SECLEVEL=0"]
+        p = subprocess.run(args, input=b"QUIT\r\n", capture_output=True,
+                           timeout=20)
+        out = p.stdout.decode(errors="replace")
+        established = "Cipher is" in out and "Cipher is (NONE)" not in out
+        assert established == ok, (flag, out[-400:])
+
+
+def test_sni_and_ecdsa(tls, pki):
+    for sni, want in (("a.sluice.test", "CN = wildcard"),
+                      ("ecdsa.sluice.test", "CN = ecdsa.sluice.test"),
+                      ("unknown.example", "CN = mx.sluice.test"),
+                      ("a.b.sluice.test", "CN = mx.sluice.test")):
+        p = subprocess.run(
+            ["openssl", "s_client", "-starttls", "smtp", "-connect",
+             f"127.0.0.1:{tls.port}", "-servername", sni],
+            input=b"QUIT\r\n", capture_output=True, timeout=20)
+        out = p.stdout.decode(errors="replace")
+        subject = re.search(r"subject=(.*)", out).group(1)
+        assert want.replace(" = ", "=") in subject.replace(" = ", "="), \
+            (sni, subject)
+
+
+def test_require_tls(pki, tmp_path):
+    with running(tmp_path, **tls_conf(pki, RequireTLS="true")) as s:
+        with Client(s.port) as c:
+            c.ehlo()
+            c.cmd(f"MAIL FROM:<{SENDER}>").check(
+                530, "5.7.0", "Must issue a STARTTLS command first")
+            starttls(c)
+            c.ehlo()
+            send_one(c).check(250, "2.6.0")
+        # The seeds' manual check, with swaks: plain MAIL FROM is refused.
+        p = subprocess.run(["swaks", "--server", "127.0.0.1", "--port",
+                            str(s.port), "--to", "user@localhost"],
+                           capture_output=True, timeout=30)
+        assert b"530 5.7.0" in p.stdout
+
+
+def test_close_notify_during_bdat_ends_session(tls):
+    before = len(tls.messages())
+    c = Client(tls.port)
+    c.ehlo()
+    sock = starttls(c)
+    c.ehlo()
+    c.cmd(f"MAIL FROM:<{SENDER}>").check(250)
+    c.cmd("RCPT TO:<user@localhost>").check(250)
+    c.send(b"BDAT 100 LAST\r\nSubject: x\r\n\r\n")
+    raw = sock.unwrap()  # close_notify, back to the bare TCP socket
+    try:
+        raw.sendall(b"y" * 80 + b"\r\nQUIT\r\n")
+        raw.settimeout(3)
+        data = raw.recv(4096)
+    except OSError:
+        data = b""
+    raw.close()
+    assert b"250" not in data
+    time.sleep(0.3)
+    assert len(tls.messages()) == before
+
+
+def swaks(port, cert=None, pki=None, sender="someone@partner.test",
+          tls=True):
+    args = ["swaks", "--server", "127.0.0.1", "--port", str(port),
+            "--from", sender, "--to", "user@localhost", "--tls-sni",
+            "mx.sluice.test"]
+    if tls:
+        args.append("-tls")
+    if cert is not None:
+        args += ["--tls-cert", f"{pki}/{cert}.pem",
+                 "--tls-key", f"{pki}/{cert}.key"]
+    return subprocess.run(args, capture_output=True, timeout=30,
+                          text=True).stdout
+
+
+def test_domain_secure_accepted(secure, pki):
+    out = swaks(secure.port, "partner", pki)
+    assert "250 2.6.0" in out, out
+    body = secure.bodies()[-1]
+    assert b"X-Sluice-Organization-AuthAs: Partner\r\n" in body
+    assert b"X-Sluice-Organization-AuthMechanism: DomainSecure\r\n" in body
+    assert b"X-Sluice-Organization-AuthDomain: partner.test\r\n" in body
+
+
+@pytest.mark.parametrize("cert,tls,reason", [
+    ("partner-wrong", True, "does not name"),
+    ("partner-expired", True, "expired"),
+    ("partner-self", True, "self-signed"),
+    ("partner-cn", True, "does not name"),
+    (None, True, "no client certificate"),
+    (None, False, "not encrypted"),
+])
+def test_domain_secure_refused(secure, pki, cert, tls, reason):
+    before = len(secure.messages())
+    out = swaks(secure.port, cert, pki, tls=tls)
+    m = re.search(r"<~?\*+ +(451 4\.7\.1 .*)", out)
+    assert m, out
+    assert reason in m.group(1), m.group(1)
+    assert len(secure.messages()) == before
+    assert secure.wait_stderr(re.escape(reason))
+
+
+def test_domain_secure_other_domains_unaffected(secure, pki):
+    out = swaks(secure.port, None, pki, sender="x@elsewhere.example")
+    assert "250 2.6.0" in out, out
+    body = secure.bodies()[-1]
+    assert b"X-Sluice-Organization-AuthMechanism: Tls\r\n" in body
+
+
+def test_broken_certificate_refused_on_reload(pki, tmp_path):
+    with running(tmp_path, **tls_conf(pki)) as s:
+        bad = tmp_path / "bad.pem"
+        bad.write_text("not a certificate\n")
+        text = s.conf_text.replace(f"{pki}/wild.pem", str(bad))
+        s.write_config(text)
+        s.reload()
+        assert s.wait_stderr("reload refused")
+        with Client(s.port) as c:
+            assert "STARTTLS" in c.ehlo().text
+            starttls(c, sni="a.sluice.test")
+            c.ehlo()
