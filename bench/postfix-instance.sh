@@ -7,6 +7,10 @@
 # is accepted and put on hold (smtpd "HOLD" action), so Postfix stores it
 # durably (its queue files are fsync'd before the 250, as always) and does
 # no delivery work: the same job sluiced does before the delivery issue.
+#
+# Environment: HOLD=0 accepts without holding (Postfix then delivers);
+# POSTFIX_EXTRA holds further main.cf lines (e.g. a relayhost and client
+# TLS settings, for tests where Postfix sends to sluiced).
 set -e
 cmd=$1 dir=$2 port=${3:-2626} domain=${4:-example.com}
 
@@ -35,7 +39,7 @@ mynetworks = 127.0.0.0/8
 alias_maps =
 alias_database =
 smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_recipient_restrictions = check_client_access static:HOLD, permit_mynetworks, reject
+smtpd_recipient_restrictions = $( [ "${HOLD:-1}" = 1 ] && printf 'check_client_access static:HOLD, ')permit_mynetworks, reject
 smtpd_client_connection_count_limit = 0
 smtpd_client_connection_rate_limit = 0
 smtpd_client_message_rate_limit = 0
@@ -43,6 +47,7 @@ default_process_limit = 200
 smtpd_tls_security_level = none
 maillog_file = $dir/maillog
 maillog_file_prefixes = $dir
+${POSTFIX_EXTRA:-}
 CONF
 	# Debian's master.cf with smtpd on our port, not chrooted.
 	sed -e "s/^smtp      inet  n       -       y       -       -       smtpd/127.0.0.1:$port inet n - n - - smtpd/" \
