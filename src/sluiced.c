@@ -38,7 +38,11 @@ struct sluiced {
 	struct server srv;
 	const char *conf_path;
 	struct event *drain_timer;
+	struct event *cert_timer;
 };
+
+/* How often certificate and key files are checked for changes. */
+#define SLUICED_CERT_CHECK_SECONDS 5
 
 static void
 sluiced_usage(void)
@@ -92,7 +96,7 @@ sluiced_reload(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
-	log_info("SIGHUP: reloading %s", d->conf_path);
+	log_info("reloading %s", d->conf_path);
 	if ((conf = sluiced_load(d->conf_path, &tls)) == NULL) {
 		log_err("reload refused: %s has errors; the running "
 		        "configuration stays in force",
@@ -112,6 +116,24 @@ sluiced_reload(evutil_socket_t sig, short what, void *arg)
 	if (d->srv.tracklog != NULL)
 		tracklog_reopen(d->srv.tracklog);
 	log_info("reload done");
+}
+
+/* A renewed certificate on disk is picked up like a SIGHUP. */
+static void
+sluiced_cert_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct sluiced *d = arg;
+	struct tls_store *running = d->srv.conf->tls;
+
+	(void)fd;
+	(void)what;
+	if (d->srv.draining || !tls_store_changed(running))
+		return;
+	log_info("certificate files changed on disk: reloading");
+	sluiced_reload(-1, 0, d);
+	if (d->srv.conf->tls == running)
+		tls_store_rescan(
+		    running); /* refused: wait for the next change */
 }
 
 static void
@@ -229,6 +251,13 @@ main(int argc, char **argv)
 	evsignal_add(ev_hup, NULL);
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
+	{
+		struct timeval every = {SLUICED_CERT_CHECK_SECONDS, 0};
+
+		d.cert_timer = event_new(
+		    d.srv.base, -1, EV_PERSIST, sluiced_cert_check, &d);
+		event_add(d.cert_timer, &every);
+	}
 	log_info("sluiced ready (%s)", d.conf_path);
 
 	event_base_dispatch(d.srv.base);
@@ -242,6 +271,7 @@ main(int argc, char **argv)
 	event_free(ev_int);
 	if (d.drain_timer != NULL)
 		event_free(d.drain_timer);
+	event_free(d.cert_timer);
 	server_conf_release(d.srv.conf);
 	server_free_tables(&d.srv);
 	event_base_free(d.srv.base);

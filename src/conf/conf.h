@@ -108,6 +108,7 @@ struct conf_transport {
 	char *tls_ciphersuites; /* TLS 1.3 suites */
 	char *user;           /* run as this user after binding; empty = stay */
 	char *control_socket; /* path of sluicectl's control socket */
+	char *users_file;     /* "user:crypt-hash" lines for AUTH */
 };
 
 struct conf_certificate {

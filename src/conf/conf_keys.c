@@ -57,6 +57,7 @@ static const struct conf_key transport_keys[] = {
         0, 0, 0},
     {"User", CT_STR, T(user), 0, "", 0, 0, 0},
     {"ControlSocket", CT_PATH, T(control_socket), 0, NULL, 0, 0, 0},
+    {"UsersFile", CT_PATH, T(users_file), 0, "", 0, 0, 0},
 };
 
 static const struct conf_key certificate_keys[] = {

@@ -461,7 +461,7 @@ conf_derive(struct conf *c)
 
 		if (d->mailboxes == NULL &&
 		    asprintf(&d->mailboxes, "%s/mailboxes/%%d/%%u",
-			c->transport.queue_directory) < 0)
+		        c->transport.queue_directory) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < c->nreceive_connectors; i++) {

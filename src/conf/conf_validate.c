@@ -162,7 +162,8 @@ conf_validate(struct conf *c, struct conf_parse *p)
 		const struct conf_accepted_domain *d = &c->accepted_domains[i];
 
 		if (strstr(d->mailboxes, "%u") == NULL)
-			conf_error_at(p, CONF_SEC_ACCEPTED_DOMAIN, i, "Mailboxes",
+			conf_error_at(p, CONF_SEC_ACCEPTED_DOMAIN, i,
+			    "Mailboxes",
 			    "Mailboxes must contain %%u (the local part)");
 	}
 	for (size_t i = 0; i < c->nreceive_connectors; i++)

@@ -211,6 +211,20 @@ server_rate_allow(struct server *srv, const char *connector,
 }
 
 void
+server_rate_forgive(
+    struct server *srv, const char *connector, const struct sockaddr *sa)
+{
+	struct server_counter **cp;
+	char key[600], addr[64];
+
+	server_key_addr(sa, addr, sizeof(addr));
+	snprintf(key, sizeof(key), "r:%s:%s", connector, addr);
+	cp = server_bucket(&srv->rates, key);
+	if (*cp != NULL && (*cp)->count > 0)
+		(*cp)->count--;
+}
+
+void
 server_session_done(struct server *srv)
 {
 	srv->nsessions--;

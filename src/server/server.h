@@ -63,8 +63,8 @@ int server_listen(struct server *, const struct conf *, const char **why);
  * old configuration stays in force on failure, and then the caller still
  * owns conf and tls).
  */
-int server_reload(struct server *, struct conf *, struct tls_store *,
-    const char **why);
+int server_reload(
+    struct server *, struct conf *, struct tls_store *, const char **why);
 void server_close_listeners(struct server *);
 
 /*
@@ -87,6 +87,9 @@ void server_account(
 int server_rate_allow(struct server *, const char *connector,
     const struct sockaddr *, uint64_t limit);
 #define SERVER_RATE_MAX 65536
+/* Take back one count of server_rate_allow (a check that was no event). */
+void server_rate_forgive(
+    struct server *, const char *connector, const struct sockaddr *);
 
 void server_session_done(struct server *);
 void server_free_tables(struct server *);

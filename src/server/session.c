@@ -36,6 +36,7 @@
 #include "log/protolog.h"
 #include "log/tracklog.h"
 #include "server/conn.h"
+#include "server/auth.h"
 #include "server/content.h"
 #include "server/server.h"
 #include "server/session.h"
@@ -50,6 +51,10 @@
 
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CRLF. */
 #define SESSION_CMD_MAX 510
+/* Longest user name or password we accept in AUTH. */
+#define SESSION_AUTH_MAX 255
+/* Failed AUTH attempts per client address and minute before 454. */
+#define SESSION_AUTH_FAILURES_MAX 5
 /* Longest reply we format; EHLO's is the largest at a few hundred bytes. */
 #define SESSION_REPLY_MAX 2048
 
@@ -124,6 +129,9 @@ struct session {
 	const char *auth_as;   /* Anonymous | Partner | Internal */
 	const char *auth_mech; /* None | Tls | DomainSecure | BasicAuth */
 	char auth_domain[SMTP_DOMAIN_MAX + 1];
+	char auth_user[SESSION_AUTH_MAX + 1]; /* "" until AUTH succeeded */
+	int auth_step; /* AUTH exchange in progress: what comes next */
+	char auth_login[SESSION_AUTH_MAX + 1]; /* AUTH LOGIN user name */
 };
 
 static void session_process(struct session *);
@@ -291,11 +299,14 @@ session_reset(struct session *s)
 static const char *
 session_with(const struct session *s)
 {
-	if (s->mail.smtputf8)
-		return s->tls ? "UTF8SMTPS" : "UTF8SMTP";
-	if (s->tls)
-		return "ESMTPS";
-	return s->esmtp ? "ESMTP" : "SMTP";
+	static const char *names[2][2][2] = {
+	    {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+	    {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
+	};
+
+	if (!s->esmtp && !s->tls && s->auth_user[0] == '\0')
+		return "SMTP";
+	return names[s->mail.smtputf8 != 0][s->tls][s->auth_user[0] != '\0'];
 }
 
 static void
@@ -509,6 +520,17 @@ session_tls_offered(const struct session *s)
 	       s->rc->tls_certificate_name[0] != '\0';
 }
 
+/* BasicAuth offers AUTH; BasicAuthRequireTLS only inside TLS (SPEC 3). */
+static int
+session_auth_offered(const struct session *s)
+{
+	unsigned am = s->rc->auth_mechanism;
+
+	if (!(am & AUTHM_BASIC))
+		return 0;
+	return s->tls || !(am & AUTHM_BASIC_REQUIRE_TLS);
+}
+
 static void
 session_hello_reset(struct session *s)
 {
@@ -579,6 +601,8 @@ session_cmd_ehlo(struct session *s, const struct smtp_cmd *c)
 	}
 	if (session_tls_offered(s))
 		snprintf(lines[n++], sizeof(lines[0]), "STARTTLS");
+	if (session_auth_offered(s))
+		snprintf(lines[n++], sizeof(lines[0]), "AUTH PLAIN LOGIN");
 	session_reply(s, "250-%s Hello [%s]", rc->fqdn, s->remote_ip);
 	for (size_t i = 0; i < n; i++)
 		session_reply(s, "250%c%s", i + 1 == n ? ' ' : '-', lines[i]);
@@ -654,6 +678,10 @@ session_identify(struct session *s)
 	if ((s->rc->auth_mechanism & AUTHM_EXTERNAL_AUTHORITATIVE) &&
 	    (s->rc->permission_groups & PERM_EXCHANGE_SERVERS))
 		s->auth_as = "Internal";
+	if (s->auth_user[0] != '\0') {
+		s->auth_as = "Internal";
+		s->auth_mech = "BasicAuth";
+	}
 	if (!s->rc->domain_secure_enabled || s->mail.path.null ||
 	    !session_in_list(&s->tc->receive_domain_secure, domain))
 		return 0;
@@ -737,6 +765,9 @@ session_may_relay(const struct session *s, const struct smtp_path *p)
 		return 1;
 	if ((rc->auth_mechanism & AUTHM_EXTERNAL_AUTHORITATIVE) &&
 	    (rc->permission_groups & PERM_EXCHANGE_SERVERS))
+		return 1;
+	if (s->auth_user[0] != '\0' &&
+	    (rc->permission_groups & PERM_EXCHANGE_USERS))
 		return 1;
 	return 0;
 }
@@ -957,10 +988,149 @@ session_cmd_starttls(struct session *s, const struct smtp_cmd *c)
 		session_close(s, "plaintext pipelined after STARTTLS");
 }
 
+/* Finish an AUTH exchange with the decoded user name and password. */
+static void
+session_auth_finish(struct session *s, const char *user, const char *pass)
+{
+	char line[400];
+
+	s->auth_step = 0;
+	if (user[0] != '\0' && auth_check(s->tc->users_file, user, pass)) {
+		snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
+		snprintf(line, sizeof(line), "authenticated as %s", user);
+		session_plog(s, '*', line, strlen(line), "AUTH");
+		session_reply(s, "235 2.7.0 Authentication successful");
+		return;
+	}
+	snprintf(
+	    line, sizeof(line), "authentication failed for \"%.100s\"", user);
+	for (char *p = line; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p =
+			    '?'; /* the name is the client's: keep logs clean */
+	session_plog(s, '*', line, strlen(line), "AUTH");
+	log_warn("session %s from %s: %s", s->id, s->remote, line);
+	/* Count the failure; the next attempts meet 454 once over the limit. */
+	server_rate_allow(s->srv, "auth-failures",
+	    (const struct sockaddr *)&s->peer, SESSION_AUTH_FAILURES_MAX);
+	session_error(s, "535 5.7.8 Authentication credentials invalid");
+}
+
+/* RFC 4616: [authzid] NUL authcid NUL passwd */
+static void
+session_auth_plain(struct session *s, const char *b64, size_t len)
+{
+	char buf[3 * SESSION_AUTH_MAX], *user, *pass;
+	int n = auth_base64_decode(b64, len, buf, sizeof(buf));
+
+	if (n < 0 || (user = memchr(buf, '\0', (size_t)n)) == NULL ||
+	    (pass = memchr(user + 1, '\0', (size_t)(buf + n - user - 1))) ==
+	        NULL) {
+		s->auth_step = 0;
+		session_error(s, "501 5.5.2 Malformed AUTH PLAIN response");
+		return;
+	}
+	user++;
+	pass++;
+	session_auth_finish(s, user, pass);
+}
+
+enum { AUTH_STEP_PLAIN = 1, AUTH_STEP_LOGIN_USER, AUTH_STEP_LOGIN_PASS };
+
+/* A line of an AUTH exchange (never logged: it carries a password). */
+static void
+session_auth_line(struct session *s, const char *line, size_t len)
+{
+	char pass[SESSION_AUTH_MAX + 1];
+
+	session_plog(s, '<', "*** (credentials)", 17, "AUTH");
+	if (len == 1 && line[0] == '*') {
+		s->auth_step = 0;
+		session_error(s, "501 5.7.0 Authentication cancelled");
+		return;
+	}
+	switch (s->auth_step) {
+	case AUTH_STEP_PLAIN:
+		session_auth_plain(s, line, len);
+		break;
+	case AUTH_STEP_LOGIN_USER:
+		if (auth_base64_decode(
+		        line, len, s->auth_login, sizeof(s->auth_login)) < 0) {
+			s->auth_step = 0;
+			session_error(
+			    s, "501 5.5.2 Malformed AUTH LOGIN response");
+			return;
+		}
+		s->auth_step = AUTH_STEP_LOGIN_PASS;
+		session_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+		break;
+	case AUTH_STEP_LOGIN_PASS:
+		if (auth_base64_decode(line, len, pass, sizeof(pass)) < 0) {
+			s->auth_step = 0;
+			session_error(
+			    s, "501 5.5.2 Malformed AUTH LOGIN response");
+			return;
+		}
+		session_auth_finish(s, s->auth_login, pass);
+		break;
+	}
+}
+
 static void
 session_cmd_auth(struct session *s, const struct smtp_cmd *c)
 {
-	session_error(s, "503 5.5.1 Authentication not available");
+	const char *sp = memchr(c->arg, ' ', c->arg_len);
+	size_t mlen = sp != NULL ? (size_t)(sp - c->arg) : c->arg_len;
+	const char *initial = sp != NULL ? sp + 1 : NULL;
+	size_t ilen = sp != NULL ? c->arg_len - mlen - 1 : 0;
+
+	if (!(s->rc->auth_mechanism & AUTHM_BASIC) || !s->esmtp) {
+		session_error(s, "503 5.5.1 AUTH is not offered here");
+		return;
+	}
+	if (!session_auth_offered(s) && !s->tls) {
+		session_error(s, "538 5.7.11 Encryption required for requested "
+		                 "authentication mechanism");
+		return;
+	}
+	if (s->auth_user[0] != '\0' || s->have_mail) {
+		session_error(s, "503 5.5.1 AUTH not allowed now");
+		return;
+	}
+	if (!server_rate_allow(s->srv, "auth-failures",
+	        (const struct sockaddr *)&s->peer, SESSION_AUTH_FAILURES_MAX)) {
+		session_reply(s, "454 4.7.0 Too many failed authentications; "
+		                 "try again later");
+		return;
+	}
+	/* The check above counted an attempt; only failures should count. */
+	server_rate_forgive(
+	    s->srv, "auth-failures", (const struct sockaddr *)&s->peer);
+	if (mlen == 5 && strncasecmp(c->arg, "PLAIN", 5) == 0) {
+		if (initial != NULL && !(ilen == 1 && initial[0] == '=')) {
+			session_auth_plain(s, initial, ilen);
+			return;
+		}
+		s->auth_step = AUTH_STEP_PLAIN;
+		session_reply(s, "334 ");
+	} else if (mlen == 5 && strncasecmp(c->arg, "LOGIN", 5) == 0) {
+		if (initial != NULL) {
+			if (auth_base64_decode(initial, ilen, s->auth_login,
+			        sizeof(s->auth_login)) < 0) {
+				session_error(s,
+				    "501 5.5.2 Malformed AUTH LOGIN "
+				    "response");
+				return;
+			}
+			s->auth_step = AUTH_STEP_LOGIN_PASS;
+			session_reply(s, "334 UGFzc3dvcmQ6");
+			return;
+		}
+		s->auth_step = AUTH_STEP_LOGIN_USER;
+		session_reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+	} else {
+		session_error(s, "504 5.5.4 Unrecognized authentication type");
+	}
 }
 
 static const struct session_cmd session_commands[] = {
@@ -988,12 +1158,22 @@ session_dispatch(struct session *s, const char *line, size_t len)
 	struct smtp_cmd c;
 	int more = conn_input_len(s->conn) > 0;
 
-	session_plog(s, '<', line, len, NULL);
+	smtp_cmd_parse(line, len, &c);
+	if (c.verb == SMTP_VERB_AUTH) {
+		/* The mechanism, never an initial response: it is a password.
+		 */
+		const char *sp = memchr(c.arg, ' ', c.arg_len);
+		size_t shown = (size_t)(c.arg - line) +
+		               (sp != NULL ? (size_t)(sp - c.arg) : c.arg_len);
+
+		session_plog(s, '<', line, shown, sp != NULL ? "+ ***" : NULL);
+	} else {
+		session_plog(s, '<', line, len, NULL);
+	}
 	if (memchr(line, '\0', len) != NULL) {
 		session_error(s, "500 5.5.2 NUL in command line");
 		return;
 	}
-	smtp_cmd_parse(line, len, &c);
 	for (size_t i = 0;
 	     i < sizeof(session_commands) / sizeof(session_commands[0]); i++)
 		if (session_commands[i].verb == c.verb)
@@ -1068,7 +1248,10 @@ session_read_commands(struct session *s)
 			line[linelen] = '\0';
 			conn_consume(s->conn, used);
 			s->phase_start = conn_now();
-			session_dispatch(s, line, linelen);
+			if (s->auth_step != 0)
+				session_auth_line(s, line, linelen);
+			else
+				session_dispatch(s, line, linelen);
 		}
 	}
 }
@@ -1285,6 +1468,8 @@ session_on_tls_done(void *arg, int ok)
 	}
 	tls_peer_describe(ssl, &s->tlsinfo);
 	s->tls = 1;
+	s->auth_user[0] = '\0';
+	s->auth_step = 0;
 	session_hello_reset(s);
 	s->helo[0] = '\0';
 	s->esmtp = 0;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -25,10 +26,16 @@
 	(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |                                \
 	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT)
 
+struct tls_file {
+	char *path;
+	struct stat st;
+};
+
 struct tls_cert {
 	char *name;
 	SSL_CTX *ctx;
 	X509 *leaf;
+	struct tls_file files[2]; /* certificate, key */
 };
 
 struct tls_store {
@@ -161,7 +168,12 @@ tls_store_new(const struct conf *conf, FILE *err)
 			failed = 1;
 			continue;
 		}
-		if ((tc->name = strdup(c->name)) == NULL) {
+		tc->files[0].path = strdup(c->certificate_file);
+		tc->files[1].path = strdup(c->key_file);
+		if ((tc->name = strdup(c->name)) == NULL ||
+		    tc->files[0].path == NULL || tc->files[1].path == NULL) {
+			free(tc->files[0].path);
+			free(tc->files[1].path);
 			SSL_CTX_free(tc->ctx);
 			X509_free(tc->leaf);
 			failed = 1;
@@ -169,6 +181,7 @@ tls_store_new(const struct conf *conf, FILE *err)
 		}
 		st->ncerts++;
 	}
+	tls_store_rescan(st);
 	if (failed) {
 		tls_store_free(st);
 		return NULL;
@@ -185,9 +198,42 @@ tls_store_free(struct tls_store *st)
 		SSL_CTX_free(st->certs[i].ctx);
 		X509_free(st->certs[i].leaf);
 		free(st->certs[i].name);
+		free(st->certs[i].files[0].path);
+		free(st->certs[i].files[1].path);
 	}
 	free(st->certs);
 	free(st);
+}
+
+void
+tls_store_rescan(struct tls_store *st)
+{
+	for (size_t i = 0; i < st->ncerts; i++)
+		for (int f = 0; f < 2; f++)
+			if (stat(st->certs[i].files[f].path,
+			        &st->certs[i].files[f].st) < 0)
+				memset(&st->certs[i].files[f].st, 0,
+				    sizeof(struct stat));
+}
+
+int
+tls_store_changed(const struct tls_store *st)
+{
+	for (size_t i = 0; i < st->ncerts; i++) {
+		for (int f = 0; f < 2; f++) {
+			const struct stat *old = &st->certs[i].files[f].st;
+			struct stat now;
+
+			if (stat(st->certs[i].files[f].path, &now) < 0)
+				memset(&now, 0, sizeof(now));
+			if (now.st_ino != old->st_ino ||
+			    now.st_size != old->st_size ||
+			    now.st_mtim.tv_sec != old->st_mtim.tv_sec ||
+			    now.st_mtim.tv_nsec != old->st_mtim.tv_nsec)
+				return 1;
+		}
+	}
+	return 0;
 }
 
 SSL *

@@ -22,6 +22,16 @@ struct tls_store *tls_store_new(const struct conf *, FILE *err);
 void tls_store_free(struct tls_store *);
 
 /*
+ * Have the certificate or key files changed on disk since they were
+ * loaded (inode, size or modification time)?  The daemon polls this and
+ * reloads, so a renewed certificate is used without a restart.  After a
+ * reload that failed, tls_store_rescan() accepts the files' current state
+ * so that the same broken file is not retried until it changes again.
+ */
+int tls_store_changed(const struct tls_store *);
+void tls_store_rescan(struct tls_store *);
+
+/*
  * A server SSL for a connection offered the certificate named cert_name
  * (another certificate may be chosen by SNI).  With request_client_cert
  * the handshake asks for a client certificate but completes without one
