@@ -281,10 +281,6 @@ class Postfix:
             "smtpd_tls_security_level": "",
             "smtp_tls_security_level": "",
         }
-        if not self.relayhost:
-            # Mail for other domains fails at once instead of looking up
-            # the next hop (no live DNS); transport entries override it.
-            p["default_transport"] = "error:no outbound mail from this peer"
         if self.mailbox_domains:
             # One Maildir for every recipient: virtual(8) cannot derive
             # a path from the address (regexp substitution is refused for
@@ -310,6 +306,10 @@ class Postfix:
                 p["smtpd_tls_ask_ccert"] = "yes"
             p["smtpd_tls_loglevel"] = "1"
         p.update({k: str(v) for k, v in self.main.items()})
+        if not p["relayhost"] and "default_transport" not in p:
+            # Mail for other domains fails at once instead of looking up
+            # the next hop (no live DNS); transport entries override it.
+            p["default_transport"] = "error:no outbound mail from this peer"
         return "".join(f"{k} = {v}\n" for k, v in p.items())
 
     def _master_cf(self):
@@ -675,6 +675,8 @@ def _main(argv):
                     help="relay_domains entry (repeatable)")
     st.add_argument("--hold", action="store_true",
                     help="keep every accepted message in the hold queue")
+    st.add_argument("--mynetworks", default="",
+                    help="clients that may relay anywhere (default none)")
     st.add_argument("--process-limit", type=int, default=100)
     st.add_argument("-o", action="append", default=[],
                     metavar="NAME=VALUE", help="extra main.cf parameter")
@@ -687,9 +689,14 @@ def _main(argv):
     a = ap.parse_args(argv)
     try:
         if a.cmd == "start":
-            main = dict(kv.split("=", 1) for kv in a.o)
+            main = {}
+            for kv in a.o:
+                name, eq, value = kv.partition("=")
+                if not eq or not name.strip():
+                    raise PeerError(f"-o {kv!r}: expected NAME=VALUE")
+                main[name.strip()] = value.strip()
             pf = Postfix(a.port, a.host, relay_domains=a.accept,
-                         mynetworks=(), hold=a.hold,
+                         mynetworks=a.mynetworks, hold=a.hold,
                          smtpd_process_limit=a.process_limit, main=main,
                          dir=a.dir)
             pf.start()
