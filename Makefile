@@ -71,6 +71,7 @@ test: deps check-src
 
 bench: deps all
 	@bench/acceptance.sh
+	@bench/tls.sh
 
 check-src:
 	@scripts/checksrc

@@ -1,0 +1,126 @@
+#!/bin/bash
+# tls.sh - inbound TLS figures of sluiced against Postfix, side by side.
+#
+# Both servers use the same ECDSA P-256 certificate from the test PKI, the
+# same TLS 1.3 defaults of Debian's OpenSSL, and hold the mail they accept
+# (see acceptance.sh).  Measured in one run:
+#   1. full STARTTLS handshakes per second (connect, EHLO, STARTTLS, a full
+#      handshake without resumption, EHLO, QUIT), 20 clients in parallel;
+#   2. messages per second accepted over TLS (20 TLS sessions reused);
+#   3. memory per idle TLS session: IDLE sessions (default 2000) are opened
+#      to sluiced and held after EHLO inside TLS; the growth of sluiced's
+#      proportional set size (PSS), divided by the sessions.  Postfix needs
+#      a process per session; it is measured with POSTFIX_IDLE sessions
+#      (default 150, its process limit here is 200) as the growth of the
+#      PSS summed over all processes of its instance.
+#
+#   bench/tls.sh     or     IDLE=2000 HANDSHAKES=3000 bench/tls.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+HANDSHAKES=${HANDSHAKES:-3000}
+MESSAGES=${MESSAGES:-5000}
+IDLE=${IDLE:-2000}
+POSTFIX_IDLE=${POSTFIX_IDLE:-150}
+WORK=$(mktemp -d /tmp/sluice-tlsbench.XXXXXX)
+chmod 755 "$WORK"
+SLUICE_PORT=$((20000 + RANDOM % 10000))
+POSTFIX_PORT=$((SLUICE_PORT + 1))
+SLUICED_PID=
+
+cleanup() {
+	exec 7>&- 2>/dev/null || true
+	[ -n "$SLUICED_PID" ] && kill "$SLUICED_PID" 2>/dev/null && wait "$SLUICED_PID" 2>/dev/null
+	bench/postfix-instance.sh stop "$WORK/postfix" || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+make -s all
+cc -O2 -Wall -Wextra -Werror -o build/tlsload bench/tlsload.c -lpthread -lssl -lcrypto
+tests/pki/make-pki.sh "$WORK/pki"
+
+cat >"$WORK/sluice.conf" <<CONF
+[Transport]
+QueueDirectory = $WORK/sluice/queue
+LogDirectory = $WORK/sluice/log
+[Certificate mx]
+CertificateFile = $WORK/pki/ecdsa.pem
+KeyFile = $WORK/pki/ecdsa.key
+[AcceptedDomain example.com]
+DomainType = InternalRelay
+[ReceiveConnector bench]
+Bindings = 127.0.0.1:$SLUICE_PORT
+TlsCertificateName = mx
+TarpitInterval = 0s
+MaxInboundConnection = 100000
+MaxInboundConnectionPerSource = 100000
+CONF
+build/sluiced -f -c "$WORK/sluice.conf" 2>"$WORK/sluiced.log" &
+SLUICED_PID=$!
+HOLD=1 POSTFIX_EXTRA="smtpd_tls_security_level = may
+smtpd_tls_cert_file = $WORK/pki/ecdsa.pem
+smtpd_tls_key_file = $WORK/pki/ecdsa.key" \
+	bench/postfix-instance.sh start "$WORK/postfix" "$POSTFIX_PORT" example.com
+for i in $(seq 50); do
+	ss -ltn | grep -q "127.0.0.1:$SLUICE_PORT " && break
+	sleep 0.1
+done
+
+rate() { sed 's/.*rate=\([0-9]*\).*/\1/'; }
+best() { # best rate of two runs: args to tlsload
+	local a b
+	a=$(build/tlsload "$@" | rate)
+	b=$(build/tlsload "$@" | rate)
+	echo $((a > b ? a : b))
+}
+pss_of() { # summed PSS (kB) of the given pids
+	local s=0 v
+	for p in "$@"; do
+		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true)
+		s=$((s + ${v:-0}))
+	done
+	echo "$s"
+}
+postfix_pids() { pgrep -f -- "smtpd -n 127.0.0.1:$POSTFIX_PORT" || true; }
+idle_growth() { # port sessions pid-command: PSS growth in bytes per session
+	local port=$1 n=$2 pids=$3 before after out
+	before=$(pss_of $($pids))
+	rm -f "$WORK/fifo" "$WORK/idle.out"
+	mkfifo "$WORK/fifo"
+	build/tlsload -I "$n" 127.0.0.1 "$port" <"$WORK/fifo" >"$WORK/idle.out" &
+	exec 7>"$WORK/fifo"
+	for i in $(seq 300); do
+		grep -q idle "$WORK/idle.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	out=$(cat "$WORK/idle.out")
+	after=$(pss_of $($pids))
+	exec 7>&-
+	wait
+	[ "$out" = "idle $n" ] || { echo "only $out sessions opened" >&2; exit 1; }
+	echo $(((after - before) * 1024 / n))
+}
+
+echo "sluice TLS benchmark: $(nproc) cores, ECDSA P-256 certificate"
+build/tlsload -H -c 20 -m 200 127.0.0.1 "$SLUICE_PORT" >/dev/null # warm-up
+build/tlsload -H -c 20 -m 200 127.0.0.1 "$POSTFIX_PORT" >/dev/null
+SH=$(best -H -c 20 -m "$HANDSHAKES" 127.0.0.1 "$SLUICE_PORT")
+PH=$(best -H -c 20 -m "$HANDSHAKES" 127.0.0.1 "$POSTFIX_PORT")
+SM=$(best -c 20 -m "$MESSAGES" 127.0.0.1 "$SLUICE_PORT")
+PM=$(best -c 20 -m "$MESSAGES" 127.0.0.1 "$POSTFIX_PORT")
+# Postfix keeps idle smtpd processes around; start its idle test clean.
+bench/postfix-instance.sh stop "$WORK/postfix"
+HOLD=1 POSTFIX_EXTRA="smtpd_tls_security_level = may
+smtpd_tls_cert_file = $WORK/pki/ecdsa.pem
+smtpd_tls_key_file = $WORK/pki/ecdsa.key" \
+	bench/postfix-instance.sh start "$WORK/postfix" "$POSTFIX_PORT" example.com
+SI=$(idle_growth "$SLUICE_PORT" "$IDLE" "echo $SLUICED_PID")
+PI=$(idle_growth "$POSTFIX_PORT" "$POSTFIX_IDLE" postfix_pids)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+printf "\n%-46s %10s %10s %7s\n" "measure" "sluiced" "postfix" "ratio"
+printf "%-46s %10s %10s %7s\n" "full STARTTLS handshakes per second" "$SH" "$PH" "$(ratio "$SH" "$PH")"
+printf "%-46s %10s %10s %7s\n" "messages per second over TLS" "$SM" "$PM" "$(ratio "$SM" "$PM")"
+printf "%-46s %10s %10s\n" "bytes per idle TLS session (PSS growth)" "$SI" "$PI"
+printf "%-46s %10s %10s\n" "idle TLS sessions measured" "$IDLE" "$POSTFIX_IDLE"
