@@ -47,6 +47,7 @@ static const struct conf_key transport_keys[] = {
     {"LogDirectory", CT_PATH, T(log_directory), 0, "/var/log/sluice", 0, 0, 0},
     {"TrustedCAFile", CT_PATH, T(trusted_ca_file), 0,
         "/etc/ssl/certs/ca-certificates.crt", 0, 0, 0},
+    {"CRLFile", CT_PATH, T(crl_file), 0, "", 0, 0, 0},
     {"Resolver", CT_STR, T(resolver), 0, "system", 0, 0, 0},
     /* Forward secrecy and AEAD only; TLS 1.2 is the minimum anyway. */
     {"TlsCiphers", CT_STR, T(tls_ciphers), 0,

@@ -11,6 +11,7 @@
  * certificate with the same RFC 9525 rules used for peers; the first match
  * serves, else the connector's own certificate does.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -55,12 +56,29 @@ tls_report(FILE *err, const char *file, const char *what)
 	ERR_clear_error();
 }
 
-/* Handshakes can complete with any client certificate: policy is later. */
+/* SSL ex_data slot holding the first chain error + 1 (0: none). */
+static int tls_error_slot = -1;
+
+/*
+ * Handshakes complete with any client certificate: Domain Security
+ * decides per message, later.  What the chain check found is kept: the
+ * first real error, not merely the last one OpenSSL saw.  A CA without a
+ * CRL in CRLFile is not an error: revocation is checked where a CRL is
+ * available (SPEC 3).
+ */
 static int
 tls_accept_any(int ok, X509_STORE_CTX *ctx)
 {
-	(void)ok;
-	(void)ctx;
+	int err = X509_STORE_CTX_get_error(ctx);
+	SSL *ssl;
+
+	if (ok || err == X509_V_ERR_UNABLE_TO_GET_CRL)
+		return 1;
+	ssl = X509_STORE_CTX_get_ex_data(
+	    ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+	if (ssl != NULL && SSL_get_ex_data(ssl, tls_error_slot) == NULL)
+		SSL_set_ex_data(
+		    ssl, tls_error_slot, (void *)(intptr_t)(err + 1));
 	return 1;
 }
 
@@ -133,6 +151,21 @@ tls_make_ctx(struct tls_store *st, const struct conf *conf,
 		tls_report(err, t->trusted_ca_file, "cannot load CA file");
 		goto fail;
 	}
+	/*
+	 * With a CRL file, every certificate of a peer's chain is checked
+	 * against it; a chain whose CA has no CRL there fails, so the file
+	 * must hold a CRL for each CA (documented in docs/tls.md).
+	 */
+	if (t->crl_file[0] != '\0') {
+		X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+
+		if (X509_STORE_load_file(store, t->crl_file) != 1) {
+			tls_report(err, t->crl_file, "cannot load CRL file");
+			goto fail;
+		}
+		X509_STORE_set_flags(
+		    store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+	}
 	SSL_CTX_set_tlsext_servername_callback(ctx, tls_sni);
 	SSL_CTX_set_tlsext_servername_arg(ctx, st);
 	if ((*leaf = SSL_CTX_get0_certificate(ctx)) == NULL) {
@@ -154,6 +187,9 @@ tls_store_new(const struct conf *conf, FILE *err)
 
 	if (st == NULL)
 		return NULL;
+	if (tls_error_slot < 0)
+		tls_error_slot =
+		    SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	if (conf->ncertificates > 0 && (st->certs = calloc(conf->ncertificates,
 	                                    sizeof(*st->certs))) == NULL) {
 		free(st);
@@ -278,9 +314,14 @@ tls_peer_describe(SSL *ssl, struct tls_peer *p)
 	snprintf(p->version, sizeof(p->version), "%s", SSL_get_version(ssl));
 	snprintf(p->cipher, sizeof(p->cipher), "%s",
 	    SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
-	p->verify = SSL_get_verify_result(ssl);
 	if ((cert = SSL_get1_peer_certificate(ssl)) == NULL)
 		return;
+	p->verify =
+	    tls_error_slot >= 0 && SSL_get_ex_data(ssl, tls_error_slot) != NULL
+	        ? (long)(intptr_t)SSL_get_ex_data(ssl, tls_error_slot) - 1
+	        : SSL_get_verify_result(ssl);
+	if (p->verify == X509_V_ERR_UNABLE_TO_GET_CRL)
+		p->verify = X509_V_OK;
 	p->has_cert = 1;
 	tls_name_line(
 	    X509_get_subject_name(cert), p->subject, sizeof(p->subject));

@@ -328,3 +328,47 @@ def test_postfix_sends_domain_secured(pki, tmp_path):
         assert b"with ESMTPS" in body
         assert b"X-Sluice-Organization-AuthAs: Partner\r\n" in body
         assert b"X-Sluice-Organization-AuthDomain: partner.test\r\n" in body
+
+
+def test_domain_secure_revoked_with_crl(pki, tmp_path):
+    conf = tls_conf(pki, DomainSecureEnabled="true")
+    conf["transport"]["CRLFile"] = f"{pki}/partner-ca.crl"
+    with running(tmp_path, **conf) as s:
+        out = swaks(s.port, "partner-revoked", pki)
+        assert re.search(r"451 4\.7\.1 .*revoked", out), out
+        # A good certificate of the same CA passes the CRL check.
+        out = swaks(s.port, "partner", pki)
+        assert "250 2.6.0" in out, out
+    # Without a CRL file, revocation is not checked (docs/tls.md).
+    with running(tmp_path / "nocrl", **tls_conf(pki, DomainSecureEnabled="true")) as s:
+        assert "250 2.6.0" in swaks(s.port, "partner-revoked", pki)
+
+
+def test_certificate_file_change_reloads(pki, tmp_path):
+    """A renewed certificate on disk is used without a signal."""
+    import shutil as sh
+    cert, key = tmp_path / "mx.pem", tmp_path / "mx.key"
+    sh.copy(f"{pki}/server.pem", cert)
+    sh.copy(f"{pki}/server.key", key)
+    conf = tls_conf(pki)
+    conf["raw_extra"] = conf["raw_extra"].replace(
+        f"{pki}/server.pem", str(cert)).replace(f"{pki}/server.key", str(key))
+    with running(tmp_path / "d", **conf) as s:
+        def served():
+            p = subprocess.run(
+                ["openssl", "s_client", "-starttls", "smtp", "-connect",
+                 f"127.0.0.1:{s.port}"],
+                input=b"QUIT\r\n", capture_output=True, timeout=20)
+            return re.search(r"subject=(.*)", p.stdout.decode()).group(1)
+        assert "mx.sluice.test" in served()
+        # Replace both files (renewal), the key first as certbot does.
+        sh.copy(f"{pki}/ecdsa.key", tmp_path / "new.key")
+        sh.copy(f"{pki}/ecdsa.pem", tmp_path / "new.pem")
+        os.replace(tmp_path / "new.key", key)
+        os.replace(tmp_path / "new.pem", cert)
+        assert s.wait_stderr("certificate files changed", timeout=15)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and \
+                "ecdsa.sluice.test" not in served():
+            time.sleep(0.5)
+        assert "ecdsa.sluice.test" in served()

@@ -12,6 +12,8 @@
 #   partner-expired.pem / .key partner.test, expired in 2021 (by partner-ca)
 #   partner-self.pem / .key    partner.test, self-signed (trusted by nobody)
 #   partner-cn.pem / .key      CN=partner.test and no subjectAltName
+#   partner-revoked.pem / .key partner.test, revoked in partner-ca.crl
+#   partner-ca.crl             the partner CA's CRL (PEM)
 #
 # Idempotent: does nothing when DIR/done exists.  No network, a few seconds.
 set -e
@@ -66,6 +68,8 @@ database = ca-db/index.txt
 serial = ca-db/serial
 new_certs_dir = ca-db
 default_md = sha256
+default_crl_days = 30
+unique_subject = no
 policy = any
 copy_extensions = copy
 [any]
@@ -78,10 +82,21 @@ ossl ca -batch -config ca-db/ca.cnf -cert partner-ca.pem -keyfile partner-ca.key
 	-in partner-expired.csr -out partner-expired.pem
 rm -f partner-expired.csr
 
+ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=mx.partner.test" \
+	-addext "subjectAltName=DNS:partner.test" -keyout partner-revoked.key -out partner-revoked.csr
+ossl ca -batch -config ca-db/ca.cnf -cert partner-ca.pem -keyfile partner-ca.key \
+	-days 825 -in partner-revoked.csr -out partner-revoked.pem
+rm -f partner-revoked.csr
+ossl ca -config ca-db/ca.cnf -cert partner-ca.pem -keyfile partner-ca.key \
+	-revoke partner-revoked.pem
+ossl ca -gencrl -config ca-db/ca.cnf -cert partner-ca.pem -keyfile partner-ca.key \
+	-crldays 30 -out partner-ca.crl
+
 ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
 	-subj "/CN=partner.test" -addext "subjectAltName=DNS:partner.test" \
 	-keyout partner-self.key -out partner-self.pem
-for f in server wild ecdsa partner partner-wrong partner-expired partner-self partner-cn; do
+for f in server wild ecdsa partner partner-wrong partner-expired partner-self partner-cn partner-revoked; do
 	[ -s "$f.pem" ] && [ -s "$f.key" ] || { echo "make-pki: $f failed" >&2; exit 1; }
 done
+[ -s partner-ca.crl ] || { echo "make-pki: CRL failed" >&2; exit 1; }
 touch done
