@@ -273,7 +273,8 @@ conf_tls_level_name(enum tls_auth_level l)
 
 /*
  * Call fn for each trimmed, comma-separated item; an empty item is an
- * error ("a,,b").  An entirely empty value is an empty list.
+ * error ("a,,b") except after a trailing comma, which a list continued on
+ * the next line naturally has.  An entirely empty value is an empty list.
  */
 static int
 conf_each(const char *value, int (*fn)(void *, const char *, const char **),
@@ -294,6 +295,9 @@ conf_each(const char *value, int (*fn)(void *, const char *, const char **),
 			p++, n--;
 		while (n > 0 && isspace((unsigned char)p[n - 1]))
 			n--;
+		/* "a, b," before a continuation line: a trailing comma is ok */
+		if (n == 0 && end == NULL && p != value)
+			return 0;
 		if (n == 0) {
 			*why = "empty item in list";
 			return -1;

@@ -310,6 +310,29 @@ conf_section_line(struct conf_parse *p, const char *s, size_t n)
 
 /* --- reading ----------------------------------------------------------- */
 
+/*
+ * inih takes " ;" as the start of a comment even inside double quotes.
+ * A quoted value may hold ";" (a Banner, a dumped cipher list), so inside
+ * quotes it travels as CONF_SEMICOLON and the handler puts it back.
+ */
+#define CONF_SEMICOLON '\x01'
+
+static void
+conf_protect_quoted(char *line)
+{
+	char *eq = strchr(line, '=');
+	int quoted = 0;
+
+	if (eq == NULL)
+		return;
+	for (char *p = eq + 1; *p != '\0'; p++) {
+		if (*p == '"')
+			quoted = !quoted;
+		else if (*p == ';' && quoted)
+			*p = CONF_SEMICOLON;
+	}
+}
+
 /* inih's line source: one physical line per call, counted. */
 static char *
 conf_reader(char *str, int num, void *arg)
@@ -338,6 +361,7 @@ conf_reader(char *str, int num, void *arg)
 	}
 	memcpy(str, start, n);
 	str[n] = '\0';
+	conf_protect_quoted(str);
 	{
 		const char *s = start;
 
@@ -394,6 +418,9 @@ conf_handler(
 	} else {
 		memcpy(val, value, vl + 1);
 	}
+	for (char *q = val; *q != '\0'; q++)
+		if (*q == CONF_SEMICOLON)
+			*q = ';';
 	if (p->continuation && k == p->last_key) {
 		if (!conf_is_list(k->type)) {
 			conf_error(p, p->line,
