@@ -66,6 +66,7 @@ run: deps all
 	$(BUILD)/sluiced -f -c etc/sluice.conf
 
 test: deps check-src
+	@scripts/make-cert run/localhost
 	@$(MAKE) --no-print-directory asan
 	@/usr/bin/python3 tests/run-all
 
