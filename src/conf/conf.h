@@ -104,7 +104,7 @@ struct conf_transport {
 	char *log_directory;
 	char *trusted_ca_file;
 	char *crl_file; /* PEM CRLs checked for peer certificates; "" = none */
-	char *resolver;         /* "system" or "ADDR@PORT" */
+	char *resolver; /* "system" or "ADDR@PORT" */
 	char *tls_ciphers;      /* TLS 1.2 cipher list (OpenSSL syntax) */
 	char *tls_ciphersuites; /* TLS 1.3 suites */
 	char *user;           /* run as this user after binding; empty = stay */

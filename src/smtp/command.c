@@ -488,6 +488,34 @@ command_fail(const char **why, const char *reason, int rc)
 	return rc;
 }
 
+/*
+ * The start shared by MAIL and RCPT: "FROM:" or "TO:", the path, then
+ * the end of the argument or a space before the parameters.
+ */
+static int
+command_path_arg(struct command_cursor *c, struct smtp_path *path, int is_rcpt,
+    const char **why)
+{
+	const char *bad = is_rcpt ? "Bad recipient address syntax"
+	                          : "Bad sender address syntax";
+	int rc;
+
+	if (command_prefix(c, is_rcpt ? "TO:" : "FROM:") < 0)
+		return command_fail(why,
+		    is_rcpt ? "Syntax: RCPT TO:<address>"
+		            : "Syntax: MAIL FROM:<address>",
+		    SMTP_PARSE_SYNTAX);
+	if ((rc = command_path(c, path, !is_rcpt, is_rcpt)) != SMTP_PARSE_OK)
+		return command_fail(why,
+		    rc != SMTP_PARSE_TOOLONG ? bad
+		    : is_rcpt                ? "Recipient address too long"
+		                             : "Sender address too long",
+		    rc);
+	if (c->pos < c->len && c->p[c->pos] != ' ')
+		return command_fail(why, bad, SMTP_PARSE_SYNTAX);
+	return SMTP_PARSE_OK;
+}
+
 int
 smtp_mail_parse(const char *arg, size_t len, const struct smtp_ext *ext,
     struct smtp_mail_args *m, const char **why)
@@ -499,17 +527,8 @@ smtp_mail_parse(const char *arg, size_t len, const struct smtp_ext *ext,
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	if (command_prefix(&c, "FROM:") < 0)
-		return command_fail(
-		    why, "Syntax: MAIL FROM:<address>", SMTP_PARSE_SYNTAX);
-	if ((rc = command_path(&c, &m->path, 1, 0)) != SMTP_PARSE_OK)
-		return command_fail(why,
-		    rc == SMTP_PARSE_TOOLONG ? "Sender address too long"
-		                             : "Bad sender address syntax",
-		    rc);
-	if (c.pos < c.len && c.p[c.pos] != ' ')
-		return command_fail(
-		    why, "Bad sender address syntax", SMTP_PARSE_SYNTAX);
+	if ((rc = command_path_arg(&c, &m->path, 0, why)) != SMTP_PARSE_OK)
+		return rc;
 	while (command_param(&c, &k, &kl, &v, &vl)) {
 		unsigned bit;
 
@@ -619,17 +638,8 @@ smtp_rcpt_parse(const char *arg, size_t len, const struct smtp_ext *ext,
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if (command_prefix(&c, "TO:") < 0)
-		return command_fail(
-		    why, "Syntax: RCPT TO:<address>", SMTP_PARSE_SYNTAX);
-	if ((rc = command_path(&c, &r->path, 0, 1)) != SMTP_PARSE_OK)
-		return command_fail(why,
-		    rc == SMTP_PARSE_TOOLONG ? "Recipient address too long"
-		                             : "Bad recipient address syntax",
-		    rc);
-	if (c.pos < c.len && c.p[c.pos] != ' ')
-		return command_fail(
-		    why, "Bad recipient address syntax", SMTP_PARSE_SYNTAX);
+	if ((rc = command_path_arg(&c, &r->path, 1, why)) != SMTP_PARSE_OK)
+		return rc;
 	while (command_param(&c, &k, &kl, &v, &vl)) {
 		unsigned bit;
 

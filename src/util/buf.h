@@ -15,7 +15,7 @@
 
 enum buf_status {
 	BUF_OK = 0,
-	BUF_FULL = -1,	/* would exceed the buffer's maximum */
+	BUF_FULL = -1,  /* would exceed the buffer's maximum */
 	BUF_NOMEM = -2, /* allocation failed */
 };
 

@@ -5,13 +5,15 @@
   no sanitizer report).
 - `sluice`: one running daemon with the default test configuration.
 - `shared_sluice`: one default daemon shared by a module's tests.
+- `pki`: a test PKI (tests/pki/make-pki.sh) made once per session.
 - Every test is bounded by SIGALRM: 60 s, or @pytest.mark.timeout_s(N).
 """
 import signal
+import subprocess
 
 import pytest
 
-from harness import Sluice
+from harness import ROOT, Sluice
 
 DEFAULT_TEST_TIMEOUT = 60  # seconds per test
 
@@ -83,3 +85,13 @@ def shared_sluice(tmp_path_factory):
         s.kill9()
 
 
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """Certificates for the TLS tests, made at test time (see
+    tests/pki/README.md for what each file is)."""
+    d = tmp_path_factory.mktemp("pki")
+    subprocess.run([str(ROOT / "tests/pki/make-pki.sh"), str(d)], check=True,
+                   timeout=60)
+    return d

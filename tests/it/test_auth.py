@@ -12,18 +12,10 @@ import subprocess
 
 import pytest
 
-from harness import ROOT, Client, running
+from harness import Client, running
 from test_tls import certs, client_ctx, send_one, starttls
 
 USER, PASSWORD = "alice", "s3cret pass"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pki")
-    subprocess.run([str(ROOT / "tests/pki/make-pki.sh"), str(d)], check=True,
-                   timeout=60)
-    return d
 
 
 def auth_conf(tmp, pki, mech):

@@ -19,14 +19,6 @@ from harness import ROOT, Client, ConnectionClosed, make_message, running
 SENDER = "a@sender.example"
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pki")
-    subprocess.run([str(ROOT / "tests/pki/make-pki.sh"), str(d)], check=True,
-                   timeout=60)
-    return d
-
-
 def certs(pki):
     return f"""
 [Certificate mx]
