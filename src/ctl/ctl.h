@@ -27,4 +27,7 @@ int ctl_get_sendconnector(struct ctl *, int, char **);
 int ctl_get_accepteddomain(struct ctl *, int, char **);
 int ctl_get_certificate(struct ctl *, int, char **);
 
+/* Commands of ctl_route.c */
+int ctl_route(struct ctl *, int, char **);
+
 #endif

@@ -28,6 +28,9 @@ static const struct ctl_command ctl_commands[] = {
         "show accepted domains (Get-AcceptedDomain)", ctl_get_accepteddomain},
     {"get-certificate", "[NAME]", "show certificates (Get-ExchangeCertificate)",
         ctl_get_certificate},
+    {"route", "user@domain",
+        "which connector, next hop and TLS policy a recipient gets, and why",
+        ctl_route},
     {"help", "", "this list", ctl_help},
 };
 

@@ -1,0 +1,157 @@
+/*
+ * route.c - recipient routing, as Exchange selects send connectors.
+ *
+ * Pure: no I/O, no clock, no DNS; the next hop (MX or smart hosts) is the
+ * delivery side's business.  Specificity is a number so that the rule
+ * stays one comparison: an exact domain beats any wildcard, a longer
+ * "*.suffix" beats a shorter one, and "*" matches everything last.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "route/route.h"
+
+/* -1: no match; otherwise larger is more specific. */
+static int
+route_specificity(const char *space, const char *domain)
+{
+	size_t dl = strlen(domain), sl;
+
+	if (strcmp(space, "*") == 0)
+		return 0;
+	if (strncmp(space, "*.", 2) == 0) {
+		space += 2;
+		sl = strlen(space);
+		/* the domain itself and every subdomain (SPEC: TlsDomain too)
+		 */
+		if (strcasecmp(domain, space) == 0)
+			return 1 + (int)sl;
+		if (dl > sl + 1 && domain[dl - sl - 1] == '.' &&
+		    strcasecmp(domain + dl - sl, space) == 0)
+			return 1 + (int)sl;
+		return -1;
+	}
+	if (strcasecmp(space, domain) == 0)
+		return 1000 + (int)dl;
+	return -1;
+}
+
+static int
+route_in_list(const struct conf_strlist *l, const char *domain)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcasecmp(l->v[i], domain) == 0)
+			return 1;
+	return 0;
+}
+
+void
+route_domain(const struct conf *conf, const char *domain, struct route *r)
+{
+	const struct conf_accepted_domain *ad =
+	    conf_accepted_domain(conf, domain);
+	int best = -1;
+
+	memset(r, 0, sizeof(*r));
+	if (ad != NULL && ad->type == DOMAIN_AUTHORITATIVE) {
+		r->kind = ROUTE_LOCAL;
+		r->domain = ad;
+		snprintf(r->why, sizeof(r->why),
+		    "%s is an Authoritative accepted domain: local delivery",
+		    domain);
+		return;
+	}
+	for (size_t i = 0; i < conf->nsend_connectors; i++) {
+		const struct conf_send_connector *sc =
+		    &conf->send_connectors[i];
+
+		if (!sc->enabled)
+			continue;
+		for (size_t j = 0; j < sc->naddress_spaces; j++) {
+			const struct conf_address_space *as =
+			    &sc->address_spaces[j];
+			int spec = route_specificity(as->domain, domain);
+
+			if (spec < 0)
+				continue;
+			if (spec > best ||
+			    (spec == best && as->cost < r->space->cost)) {
+				best = spec;
+				r->connector = sc;
+				r->space = as;
+			}
+		}
+	}
+	if (r->connector == NULL) {
+		r->kind = ROUTE_NONE;
+		snprintf(r->why, sizeof(r->why),
+		    "no enabled send connector has an address space that "
+		    "matches %s (5.4.4)",
+		    domain);
+		return;
+	}
+	r->kind = ROUTE_CONNECTOR;
+	r->domain = ad;
+	r->domain_secure =
+	    r->connector->domain_secure_enabled &&
+	    route_in_list(&conf->transport.send_domain_secure, domain);
+	snprintf(r->why, sizeof(r->why),
+	    "send connector \"%s\": address space %s;%u is the most specific "
+	    "match%s",
+	    r->connector->name, r->space->domain, r->space->cost,
+	    best == 0 ? " (catch-all)" : "");
+}
+
+void
+route_tls_policy(const struct route *r, char *out, size_t len)
+{
+	const struct conf_send_connector *sc = r->connector;
+
+	if (r->kind != ROUTE_CONNECTOR) {
+		snprintf(out, len, "none (no network hop)");
+		return;
+	}
+	if (r->domain_secure) {
+		snprintf(out, len,
+		    "Domain Security: TLS required, our certificate %s%s%s "
+		    "presented, peer chain validated and must name the "
+		    "recipient domain; otherwise defer",
+		    sc->tls_certificate_name[0] ? "\"" : "",
+		    sc->tls_certificate_name[0] ? sc->tls_certificate_name
+		                                : "(none configured)",
+		    sc->tls_certificate_name[0] ? "\"" : "");
+		return;
+	}
+	if (sc->ignore_starttls) {
+		snprintf(
+		    out, len, "IgnoreSTARTTLS: plaintext, TLS never tried");
+		return;
+	}
+	if (!sc->require_tls) {
+		snprintf(out, len,
+		    "opportunistic: STARTTLS when offered, no certificate "
+		    "checks; plaintext when TLS is not offered or fails");
+		return;
+	}
+	switch (sc->tls_auth_level) {
+	case TLS_AUTH_NONE:
+	case TLS_AUTH_ENCRYPTION_ONLY:
+		snprintf(out, len,
+		    "RequireTLS, EncryptionOnly: TLS required, "
+		    "certificate not checked; otherwise defer");
+		break;
+	case TLS_AUTH_CERTIFICATE_VALIDATION:
+		snprintf(out, len,
+		    "RequireTLS, CertificateValidation: TLS with a certificate "
+		    "chaining to TrustedCAFile; otherwise defer");
+		break;
+	case TLS_AUTH_DOMAIN_VALIDATION:
+		snprintf(out, len,
+		    "RequireTLS, DomainValidation: TLS with a trusted "
+		    "certificate naming %s; otherwise defer",
+		    sc->tls_domain[0] ? sc->tls_domain
+		                      : "the recipient domain");
+		break;
+	}
+}

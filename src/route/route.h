@@ -1,0 +1,39 @@
+/*
+ * route.h - where a recipient goes (SPEC 3, "Routing and sending"): a
+ * pure function of the configuration and the recipient's domain.
+ */
+#ifndef SLUICE_ROUTE_H
+#define SLUICE_ROUTE_H
+
+#include <stddef.h>
+
+#include "conf/conf.h"
+
+enum route_kind {
+	ROUTE_LOCAL,     /* Authoritative accepted domain: a Maildir */
+	ROUTE_CONNECTOR, /* through a send connector */
+	ROUTE_NONE,      /* no connector: non-delivery, 5.4.4 */
+};
+
+struct route {
+	enum route_kind kind;
+	const struct conf_accepted_domain *domain;   /* ROUTE_LOCAL */
+	const struct conf_send_connector *connector; /* ROUTE_CONNECTOR */
+	const struct conf_address_space *space;      /* the entry that won */
+	int domain_secure; /* Domain Security applies to this recipient */
+	char why[256];     /* one line an administrator can read */
+};
+
+/*
+ * Route a recipient domain (lower case).  Accepted domains of type
+ * Authoritative are local; every other domain goes to the enabled send
+ * connector whose AddressSpaces entry matches most specifically (an
+ * exact domain, then the longest "*.suffix", then "*"), and among equally
+ * specific matches the lowest cost, then the first in the file.
+ */
+void route_domain(const struct conf *, const char *domain, struct route *);
+
+/* The TLS policy that will apply, in the words of SPEC's TLS table. */
+void route_tls_policy(const struct route *, char *out, size_t len);
+
+#endif
