@@ -10,11 +10,13 @@
  * SLUICED_DRAIN_SECONDS, wait for the queue to commit, and exit 0.
  */
 #include <errno.h>
+#include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -171,6 +173,32 @@ sluiced_stop(evutil_socket_t sig, short what, void *arg)
 	event_add(d->drain_timer, &tick);
 }
 
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int
+sluiced_chown_one(
+    const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	if (lchown(path, chown_uid, chown_gid) < 0)
+		log_fatal("cannot give %s to the run-time user: %s", path,
+		    strerror(errno));
+	return 0;
+}
+
+static void
+sluiced_chown_tree(const char *dir, const struct passwd *pw)
+{
+	chown_uid = pw->pw_uid;
+	chown_gid = pw->pw_gid;
+	/* Bounded: the queue holds three files, the logs a few per day. */
+	if (nftw(dir, sluiced_chown_one, 16, FTW_PHYS) < 0)
+		log_fatal("cannot walk %s: %s", dir, strerror(errno));
+}
+
 /* After binding: never keep running as root (GUIDE 4.11). */
 static void
 sluiced_drop_privileges(const struct conf *conf)
@@ -182,6 +210,13 @@ sluiced_drop_privileges(const struct conf *conf)
 		return;
 	if ((pw = getpwnam(user)) == NULL)
 		log_fatal("User %s: no such user", user);
+	/*
+	 * The queue and the logs were opened as root; everything under them
+	 * must be the user's, or the daily log file and SQLite's side files
+	 * could not be created later.
+	 */
+	sluiced_chown_tree(conf->transport.queue_directory, pw);
+	sluiced_chown_tree(conf->transport.log_directory, pw);
 	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
 	    setuid(pw->pw_uid) < 0)
 		log_fatal("cannot become %s: %s", user, strerror(errno));
