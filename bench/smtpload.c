@@ -179,8 +179,7 @@ sl_usage(void)
 	    "usage: smtpload [-1P] [-c sessions] [-m messages] [-s size] "
 	    "[-f from] [-t to]\n"
 	    "                [-H helo] [-T timeout] HOST:PORT\n"
-	    "       smtpload -i sessions [-c connecting] [-d hold] "
-	    "HOST:PORT\n"
+	    "       smtpload -i sessions [-d hold] HOST:PORT\n"
 	    "  -c  concurrent sessions (20)       -m  messages in total "
 	    "(1000)\n"
 	    "  -s  message size in bytes (2048)   -1  one message per "
@@ -470,7 +469,7 @@ static void
 sl_reply(struct sl_session *s, int code, const char *last)
 {
 	struct timespec now;
-	double ms;
+	double us;
 
 	switch (s->state) {
 	case S_GREETING:
@@ -518,9 +517,9 @@ sl_reply(struct sl_session *s, int code, const char *last)
 		if (code != 250)
 			break;
 		now = sl_now();
-		ms = sl_seconds(s->dot_sent, now) * 1e6;
+		us = sl_seconds(s->dot_sent, now) * 1e6;
 		lat_us[accepted++] =
-		    ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+		    us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 		s->claimed = 0;
 		if (opt.one_per_conn) {
 			sl_cmd(s, "QUIT\r\n");
@@ -755,6 +754,24 @@ sl_fill(unsigned long want, unsigned long slots)
 		}
 }
 
+static void
+sl_report(double secs)
+{
+	qsort(lat_us, accepted, sizeof(*lat_us), sl_cmp_u32);
+	printf("target: %s\n", opt.target);
+	printf("sessions: %lu\n", opt.sessions);
+	printf("size: %lu\n", opt.size);
+	printf("messages: %lu\n", claimed);
+	printf("accepted: %lu\n", accepted);
+	printf("errors: %lu\n", errors);
+	printf("seconds: %.3f\n", secs);
+	printf("msgs/s: %.1f\n", secs > 0 ? accepted / secs : 0.0);
+	printf("p50_ms: %.2f\n", sl_percentile(0.50));
+	printf("p99_ms: %.2f\n", sl_percentile(0.99));
+	printf(
+	    "max_ms: %.2f\n", accepted ? lat_us[accepted - 1] / 1000.0 : 0.0);
+}
+
 static int
 sl_run(void)
 {
@@ -763,8 +780,7 @@ sl_run(void)
 	struct pollfd *pfd;
 	unsigned long *map;
 	struct timespec start, end, now;
-	int ready_printed = 0;
-	double secs;
+	int ready_printed = 0, rc;
 
 	sessions = calloc(slots, sizeof(*sessions));
 	pfd = calloc(slots, sizeof(*pfd));
@@ -789,7 +805,7 @@ sl_run(void)
 	start = sl_now();
 	for (;;) {
 		unsigned long n = 0;
-		int rc;
+		int ready;
 
 		/* Keep `slots` sessions while messages are left (or until the
 		 * idle target is reached once). */
@@ -828,12 +844,12 @@ sl_run(void)
 		    (stop_requested ||
 		        sl_seconds(start, sl_now()) > opt.hold_s))
 			break;
-		rc = poll(pfd, n, SL_TICK_MS);
-		if (rc < 0 && errno != EINTR) {
+		ready = poll(pfd, n, SL_TICK_MS);
+		if (ready < 0 && errno != EINTR) {
 			perror("smtpload: poll");
 			return 1;
 		}
-		for (i = 0; rc > 0 && i < n; i++) {
+		for (i = 0; ready > 0 && i < n; i++) {
 			struct sl_session *s = &sessions[map[i]];
 			if (pfd[i].revents == 0 || s->state == S_FREE)
 				continue;
@@ -862,32 +878,27 @@ sl_run(void)
 				sl_close(&sessions[i]);
 		if (!ready_printed)
 			fprintf(stderr,
-			    "smtpload: only %lu of %lu idle "
-			    "sessions opened\n",
+			    "smtpload: only %lu of %lu idle sessions opened\n",
 			    opt.idle - errors, opt.idle);
-		return ready_printed && errors == 0 ? 0 : 1;
+		rc = ready_printed && errors == 0 ? 0 : 1;
+	} else {
+		sl_report(sl_seconds(start, end));
+		rc = errors == 0 && accepted == opt.messages ? 0 : 1;
 	}
-	secs = sl_seconds(start, end);
-	qsort(lat_us, accepted, sizeof(*lat_us), sl_cmp_u32);
-	printf("target: %s\n", opt.target);
-	printf("sessions: %lu\n", opt.sessions);
-	printf("size: %lu\n", opt.size);
-	printf("messages: %lu\n", claimed);
-	printf("accepted: %lu\n", accepted);
-	printf("errors: %lu\n", errors);
-	printf("seconds: %.3f\n", secs);
-	printf("msgs/s: %.1f\n", secs > 0 ? accepted / secs : 0.0);
-	printf("p50_ms: %.2f\n", sl_percentile(0.50));
-	printf("p99_ms: %.2f\n", sl_percentile(0.99));
-	printf(
-	    "max_ms: %.2f\n", accepted ? lat_us[accepted - 1] / 1000.0 : 0.0);
-	return errors == 0 && accepted == opt.messages ? 0 : 1;
+	for (i = 0; i < slots; i++)
+		free(sessions[i].msg);
+	free(sessions);
+	free(pfd);
+	free(map);
+	free(lat_us);
+	return rc;
 }
 
 int
 main(int argc, char **argv)
 {
 	struct sigaction sa;
+	int rc;
 
 	sl_options(argc, argv);
 	memset(&sa, 0, sizeof(sa));
@@ -897,5 +908,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (opt.idle == 0)
 		sl_build_content();
-	return sl_run();
+	rc = sl_run();
+	free(content);
+	return rc;
 }
