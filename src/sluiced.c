@@ -28,6 +28,7 @@
 #include "log/tracklog.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "queue/qmgr.h"
 #include "spool/spool.h"
 #include "tls/tls_store.h"
 #include "util/log.h"
@@ -41,6 +42,7 @@ struct sluiced {
 	const char *conf_path;
 	struct event *drain_timer;
 	struct event *cert_timer;
+	struct qmgr *qmgr;
 };
 
 /* How often certificate and key files are checked for changes. */
@@ -278,6 +280,14 @@ main(int argc, char **argv)
 		    conf->transport.log_directory);
 	if (server_reload(&d.srv, conf, tls, &why) < 0)
 		log_fatal("%s", why);
+	{
+		char db[4200];
+
+		snprintf(db, sizeof(db), "%s/queue.db",
+		    conf->transport.queue_directory);
+		if ((d.qmgr = qmgr_start(&d.srv, db)) == NULL)
+			log_fatal("cannot start the queue manager");
+	}
 	sluiced_drop_privileges(conf);
 
 	ev_hup = evsignal_new(d.srv.base, SIGHUP, sluiced_reload, &d);
@@ -298,7 +308,9 @@ main(int argc, char **argv)
 	event_base_dispatch(d.srv.base);
 
 	log_info("stopping");
+	qmgr_stop(d.qmgr);
 	spool_close(d.srv.spool);
+	qmgr_free(d.qmgr);
 	protolog_close(d.srv.protolog);
 	tracklog_close(d.srv.tracklog);
 	event_free(ev_hup);

@@ -100,6 +100,7 @@ struct conf_transport {
 	unsigned transient_failure_retry_attempts;
 	unsigned outbound_connection_failure_retry_interval;
 	unsigned delay_notification_timeout;
+	unsigned safety_net_hold_time; /* finished messages kept, seconds */
 	char *queue_directory;
 	char *log_directory;
 	char *trusted_ca_file;

@@ -42,6 +42,8 @@ static const struct conf_key transport_keys[] = {
         20 * DAY, 0},
     {"DelayNotificationTimeout", CT_TIME, T(delay_notification_timeout), 0,
         "04:00:00", 1, 30 * DAY, 0},
+    {"SafetyNetHoldTime", CT_TIME, T(safety_net_hold_time), 0, "2.00:00:00", 0,
+        7 * DAY, 0},
     {"QueueDirectory", CT_PATH, T(queue_directory), 0, "/var/spool/sluice", 0,
         0, 0},
     {"LogDirectory", CT_PATH, T(log_directory), 0, "/var/log/sluice", 0, 0, 0},

@@ -62,11 +62,17 @@ struct spool_item {
 	spool_done_fn fn;
 	void *arg;
 	int ok;
+	/* a delivery result instead of a message (queue_id is its message) */
+	int is_result;
+	struct spool_result result;
+	char *result_error, *result_hop;
 };
 
 struct spool {
 	sqlite3 *db;
-	sqlite3_stmt *ins_msg, *ins_rcpt;
+	sqlite3_stmt *ins_msg, *ins_rcpt, *upd_rcpt, *del_msg;
+	sqlite3 *reader; /* the event loop's read-only view */
+	sqlite3_stmt *sel_due;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -159,6 +165,8 @@ spool_item_free(struct spool_item *it)
 	free(it->helo);
 	free(it->tls);
 	free(it->auth_as);
+	free(it->result_error);
+	free(it->result_hop);
 	free(it);
 }
 
@@ -225,6 +233,32 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 	return 0;
 }
 
+/*
+ * A delivery result: the recipient's new state.  A result with rcpt_id 0
+ * is the safety-net purge instead: messages whose recipients are all final
+ * and that were received before next_attempt leave the queue.
+ */
+static int
+spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
+{
+	const struct spool_result *r = &it->result;
+	sqlite3_stmt *u = sp->upd_rcpt, *d = sp->del_msg;
+
+	if (r->rcpt_id == 0) {
+		sqlite3_reset(d);
+		sqlite3_bind_int64(d, 1, (sqlite3_int64)r->next_attempt);
+		return sqlite3_step(d) == SQLITE_DONE ? 0 : -1;
+	}
+	sqlite3_reset(u);
+	sqlite3_bind_int(u, 1, r->status);
+	sqlite3_bind_int64(u, 2, (sqlite3_int64)r->next_attempt);
+	sqlite3_bind_text(u, 3, it->result_error, -1, SQLITE_STATIC);
+	sqlite3_bind_text(u, 4, it->result_hop, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(u, 5, (sqlite3_int64)now);
+	sqlite3_bind_int64(u, 6, (sqlite3_int64)r->rcpt_id);
+	return sqlite3_step(u) == SQLITE_DONE ? 0 : -1;
+}
+
 /* One batch: a transaction, a savepoint per message, one COMMIT. */
 static void
 spool_commit_batch(struct spool *sp, struct spool_item *batch)
@@ -239,7 +273,8 @@ spool_commit_batch(struct spool *sp, struct spool_item *batch)
 	}
 	for (struct spool_item *it = batch; it != NULL; it = it->next) {
 		spool_exec(sp->db, "SAVEPOINT msg");
-		it->ok = spool_write_item(sp, it, now) == 0;
+		it->ok = (it->is_result ? spool_write_result(sp, it, now)
+		                        : spool_write_item(sp, it, now)) == 0;
 		if (!it->ok)
 			spool_exec(sp->db, "ROLLBACK TO msg");
 		spool_exec(sp->db, "RELEASE msg");
@@ -400,6 +435,28 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 		*why = "cannot prepare statements";
 		goto fail;
 	}
+	if (sqlite3_prepare_v2(sp->db,
+	        "UPDATE recipients SET status = ?, attempts = attempts + 1,"
+	        " next_attempt = ?, last_error = ?, next_hop = ?, updated = ?"
+	        " WHERE id = ?",
+	        -1, &sp->upd_rcpt, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sp->db,
+	        "DELETE FROM messages WHERE received < ? AND NOT EXISTS"
+	        " (SELECT 1 FROM recipients r WHERE r.message_id = messages.id"
+	        " AND r.status = 0)",
+	        -1, &sp->del_msg, NULL) != SQLITE_OK ||
+	    sqlite3_open_v2(path, &sp->reader, SQLITE_OPEN_READONLY, NULL) !=
+	        SQLITE_OK ||
+	    sqlite3_prepare_v2(sp->reader,
+	        "SELECT r.id, r.message_id, m.queue_id, m.sender, r.addr,"
+	        " r.attempts, m.received FROM recipients r"
+	        " JOIN messages m ON m.id = r.message_id"
+	        " WHERE r.status = 0 AND r.next_attempt <= ? AND r.id > ?"
+	        " ORDER BY r.id LIMIT ?",
+	        -1, &sp->sel_due, NULL) != SQLITE_OK) {
+		*why = "cannot prepare statements";
+		goto fail;
+	}
 	if (pipe2(sp->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
 		*why = strerror(errno);
 		goto fail;
@@ -422,6 +479,10 @@ fail:
 		event_free(sp->wake_ev);
 	sqlite3_finalize(sp->ins_msg);
 	sqlite3_finalize(sp->ins_rcpt);
+	sqlite3_finalize(sp->upd_rcpt);
+	sqlite3_finalize(sp->del_msg);
+	sqlite3_finalize(sp->sel_due);
+	sqlite3_close(sp->reader);
 	sqlite3_close(sp->db);
 	free(sp);
 	return NULL;
@@ -443,10 +504,26 @@ spool_close(struct spool *sp)
 	close(sp->wake[1]);
 	sqlite3_finalize(sp->ins_msg);
 	sqlite3_finalize(sp->ins_rcpt);
+	sqlite3_finalize(sp->upd_rcpt);
+	sqlite3_finalize(sp->del_msg);
+	sqlite3_finalize(sp->sel_due);
+	sqlite3_close(sp->reader);
 	sqlite3_close(sp->db);
 	pthread_mutex_destroy(&sp->mu);
 	pthread_cond_destroy(&sp->cv);
 	free(sp);
+}
+
+static void
+spool_enqueue(struct spool *sp, struct spool_item *it)
+{
+	pthread_mutex_lock(&sp->mu);
+	*sp->pending_tail = it;
+	sp->pending_tail = &it->next;
+	sp->pending_bytes += it->len;
+	sp->inflight++;
+	pthread_cond_signal(&sp->cv);
+	pthread_mutex_unlock(&sp->mu);
 }
 
 int
@@ -494,13 +571,64 @@ spool_submit(
 		spool_item_free(it);
 		return -1;
 	}
-	pthread_mutex_lock(&sp->mu);
-	*sp->pending_tail = it;
-	sp->pending_tail = &it->next;
-	sp->pending_bytes += it->len;
-	sp->inflight++;
-	pthread_cond_signal(&sp->cv);
-	pthread_mutex_unlock(&sp->mu);
+	spool_enqueue(sp, it);
+	return 0;
+}
+
+int
+spool_record(
+    struct spool *sp, const struct spool_result *r, spool_done_fn fn, void *arg)
+{
+	struct spool_item *it = calloc(1, sizeof(*it));
+
+	if (it == NULL)
+		return -1;
+	it->is_result = 1;
+	it->result = *r;
+	it->result.error = NULL;
+	it->result.next_hop = NULL;
+	it->result.queue_id = NULL;
+	it->queue_id = spool_strdup(r->queue_id);
+	it->result_error = spool_strdup(r->error);
+	it->result_hop = spool_strdup(r->next_hop);
+	it->fn = fn;
+	it->arg = arg;
+	if (it->queue_id == NULL || it->result_error == NULL ||
+	    it->result_hop == NULL) {
+		spool_item_free(it);
+		return -1;
+	}
+	spool_enqueue(sp, it);
+	return 0;
+}
+
+int
+spool_due(struct spool *sp, time_t now, int64_t after, struct spool_due *out,
+    size_t max, size_t *n)
+{
+	sqlite3_stmt *q = sp->sel_due;
+	int rc;
+
+	*n = 0;
+	sqlite3_reset(q);
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)after);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)max);
+	while (*n < max && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct spool_due *d = &out[(*n)++];
+
+		d->rcpt_id = sqlite3_column_int64(q, 0);
+		d->message_id = sqlite3_column_int64(q, 1);
+		snprintf(d->queue_id, sizeof(d->queue_id), "%s",
+		    (const char *)sqlite3_column_text(q, 2));
+		snprintf(d->sender, sizeof(d->sender), "%s",
+		    (const char *)sqlite3_column_text(q, 3));
+		snprintf(d->addr, sizeof(d->addr), "%s",
+		    (const char *)sqlite3_column_text(q, 4));
+		d->attempts = (unsigned)sqlite3_column_int(q, 5);
+		d->received = (time_t)sqlite3_column_int64(q, 6);
+	}
+	sqlite3_reset(q);
 	return 0;
 }
 
@@ -519,4 +647,24 @@ spool_get_stats(struct spool *sp)
 	st = sp->stats;
 	pthread_mutex_unlock(&sp->mu);
 	return st;
+}
+
+static void
+spool_purged(void *arg, int ok, const char *queue_id)
+{
+	(void)arg;
+	(void)queue_id;
+	if (!ok)
+		log_warn("queue: safety-net purge failed; it is tried again");
+}
+
+int
+spool_purge(struct spool *sp, time_t before)
+{
+	struct spool_result r;
+
+	memset(&r, 0, sizeof(r));
+	r.queue_id = "purge";
+	r.next_attempt = before;
+	return spool_record(sp, &r, spool_purged, NULL);
 }

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct event_base;
 struct spool;
@@ -76,6 +77,43 @@ void spool_close(struct spool *);
  */
 int spool_submit(
     struct spool *, const struct spool_msg *, spool_done_fn, void *arg);
+
+/*
+ * The delivery side.  spool_due() lists pending recipients whose next
+ * attempt is due (event loop thread, read-only connection).
+ * spool_record() stores a delivery result through the committer, like a
+ * message, and calls back once it is durable.  It may be called from any
+ * thread.  Messages whose recipients are all final stay in the queue (the
+ * safety net, as Exchange's SafetyNetHoldTime) until spool_purge().
+ */
+struct spool_due {
+	int64_t rcpt_id;
+	int64_t message_id;
+	char queue_id[32];
+	char sender[257];
+	char addr[257];
+	unsigned attempts;
+	time_t received;
+};
+
+struct spool_result {
+	int64_t rcpt_id;
+	int64_t message_id;
+	const char *queue_id;
+	int status;          /* enum spool_rcpt_status */
+	time_t next_attempt; /* while still pending */
+	const char *error;   /* last error text, "" when none */
+	const char *next_hop;
+};
+
+/* Due recipients with id > after, in id order (a cursor over the queue). */
+int spool_due(struct spool *, time_t now, int64_t after, struct spool_due *,
+    size_t max, size_t *n);
+int spool_record(
+    struct spool *, const struct spool_result *, spool_done_fn, void *arg);
+
+/* Remove finished messages received before the given time. */
+int spool_purge(struct spool *, time_t before);
 
 /* Number of messages waiting for or inside a commit. */
 size_t spool_inflight(const struct spool *);

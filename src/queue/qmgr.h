@@ -1,0 +1,18 @@
+/*
+ * qmgr.h - the queue manager: finds recipients whose next attempt is due,
+ * routes them and hands them to a delivery agent.
+ */
+#ifndef SLUICE_QMGR_H
+#define SLUICE_QMGR_H
+
+struct server;
+struct qmgr;
+
+/* Start scanning the queue of srv (its spool, configuration, logs). */
+struct qmgr *qmgr_start(struct server *, const char *queue_db);
+/* Stop handing out work and stop the agents; callbacks may still come
+ * through the spool until it is closed. */
+void qmgr_stop(struct qmgr *);
+void qmgr_free(struct qmgr *);
+
+#endif

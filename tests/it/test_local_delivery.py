@@ -1,0 +1,55 @@
+"""Local delivery (first part of the delivery issue): mail for an
+Authoritative accepted domain lands in the recipient's Maildir, byte-exact
+after a Return-Path header, and only then is marked delivered; the
+tracking log gets a DELIVER row; the message stays in queue.db for the
+safety net."""
+import time
+from pathlib import Path
+
+from harness import Client, make_message, queue_id_of, running
+
+
+def wait_for_files(d, n, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = sorted(Path(d).glob("*")) if Path(d).is_dir() else []
+        if len(files) >= n:
+            return files
+        time.sleep(0.1)
+    return sorted(Path(d).glob("*")) if Path(d).is_dir() else []
+
+
+def test_maildir_delivery(tmp_path):
+    mail = tmp_path / "mail"
+    with running(tmp_path / "d",
+                 raw_extra=f"\n[AcceptedDomain local.test]\n"
+                           f"Mailboxes = {mail}/%d/%u\n") as s:
+        with Client(s.port) as c:
+            c.ehlo()
+            c.cmd("MAIL FROM:<sender@remote.example>").check(250)
+            c.cmd("RCPT TO:<Alice@LOCAL.test>").check(250)
+            c.cmd("RCPT TO:<bob@local.test>").check(250)
+            c.cmd("DATA").check(354)
+            body = make_message("maildir", "line one\r\n..dot\r\n")
+            c.send(body.encode() + b".\r\n")
+            qid = queue_id_of(c.reply().check(250, "2.6.0"))
+        alice = wait_for_files(mail / "local.test" / "Alice" / "new", 1)
+        bob = wait_for_files(mail / "local.test" / "bob" / "new", 1)
+        assert len(alice) == 1 and len(bob) == 1
+        for d in ("tmp", "cur"):
+            assert (mail / "local.test" / "bob" / d).is_dir()
+        data = bob[0].read_bytes()
+        assert data.startswith(b"Return-Path: <sender@remote.example>\r\n")
+        assert data.endswith(b"line one\r\n.dot\r\n")
+        assert b"Received: from client.example" in data
+        # recorded as delivered, kept for the safety net
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            st = [r["status"] for r in s.recipients()]
+            if st == [1, 1]:
+                break
+            time.sleep(0.1)
+        assert [r["status"] for r in s.recipients()] == [1, 1]
+        assert len(s.messages()) == 1
+        log = "".join(open(p).read() for p in s.tracklog_files())
+        assert log.count(f"DELIVER,{qid},") == 2
