@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -177,6 +178,64 @@ test_write_failure(void **state)
 	run_fault("write");
 }
 
+static void
+test_due_record_purge(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *dir = make_dir();
+	const char *why = NULL;
+	struct spool *sp = spool_open(dir, base, &why);
+	struct spool_due due[8];
+	struct spool_result r;
+	struct outcome o = {0, 0};
+	size_t n = 0;
+
+	(void)state;
+	assert_non_null(sp);
+	submit_many(sp, base, 1, "Subject: d\r\n\r\nx\r\n");
+	assert_int_equal(spool_due(sp, time(NULL), 0, due, 8, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(due[1].addr, "b@example.com");
+	assert_string_equal(due[0].sender, "sender@example.org");
+	/* the cursor skips what was seen */
+	assert_int_equal(
+	    spool_due(sp, time(NULL), due[1].rcpt_id, due, 8, &n), 0);
+	assert_int_equal(n, 1);
+	/* two delivered, one retried later: it is no longer due now */
+	assert_int_equal(spool_due(sp, time(NULL), 0, due, 8, &n), 0);
+	for (size_t i = 0; i < 3; i++) {
+		memset(&r, 0, sizeof(r));
+		r.rcpt_id = due[i].rcpt_id;
+		r.message_id = due[i].message_id;
+		r.queue_id = due[i].queue_id;
+		r.status = i < 2 ? SPOOL_RCPT_DELIVERED : SPOOL_RCPT_PENDING;
+		r.next_attempt = time(NULL) + 300;
+		r.error = i < 2 ? "" : "451 try later";
+		r.next_hop = "test";
+		assert_int_equal(spool_record(sp, &r, on_done, &o), 0);
+	}
+	while (o.done < 3)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(o.ok, 3);
+	assert_int_equal(spool_due(sp, time(NULL), 0, due, 8, &n), 0);
+	assert_int_equal(n, 0);
+	/* a pending recipient keeps the message through the purge */
+	o.done = 0;
+	assert_int_equal(spool_purge(sp, time(NULL) + 10), 0);
+	spool_close(sp);
+	assert_int_equal(count_rows(dir, "select count(*) from messages"), 1);
+	assert_int_equal(
+	    count_rows(dir, "select count(*) from recipients where status = 1 "
+	                    "and attempts = 1"),
+	    2);
+	assert_int_equal(
+	    count_rows(dir, "select count(*) from recipients where last_error "
+	                    "= '451 try later'"),
+	    1);
+	event_base_free(base);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -184,6 +243,7 @@ main(void)
 	    cmocka_unit_test(test_store_and_group_commit),
 	    cmocka_unit_test(test_fsync_failure),
 	    cmocka_unit_test(test_write_failure),
+	    cmocka_unit_test(test_due_record_purge),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
