@@ -23,7 +23,7 @@ ctl_route_nexthop(
 		return;
 	}
 	if (r->kind == ROUTE_NONE) {
-		snprintf(out, len, "none: the message is returned (5.4.4)");
+		snprintf(out, len, "none: non-delivery (5.4.4)");
 		return;
 	}
 	if (sc->dns_routing_enabled) {
