@@ -7,6 +7,7 @@
 #                every suite; the last line is "N passed, N failed"
 #   make bench   acceptance benchmark against Postfix (bench/)
 #   make format  clang-format every source file in place
+#   make fuzz    build the parsers' libFuzzer harnesses and run each a while
 
 CC      ?= cc
 PKGS     = libevent libevent_openssl openssl libunbound inih sqlite3 libcrypt
@@ -78,9 +79,11 @@ check-src:
 	@scripts/checksrc
 
 format:
-	clang-format -i $$(find src tests/unit bench -name '*.[ch]')
+	clang-format -i $$(find src tests/unit tests/fuzz bench -name '*.[ch]')
 
 clean:
 	rm -rf build
+
+include tests/fuzz/fuzz.mk
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
