@@ -246,6 +246,9 @@ void conf_dump_receive_connector(const struct conf_receive_connector *, FILE *);
 void conf_dump_send_connector(const struct conf_send_connector *, FILE *);
 void conf_dump_certificate(const struct conf_certificate *, FILE *);
 
+/* Is name in the list (case-insensitive)?  For the domain lists. */
+int conf_strlist_has(const struct conf_strlist *, const char *name);
+
 /* "EncryptionOnly", ... ("" for TLS_AUTH_NONE). */
 const char *conf_tls_level_name(enum tls_auth_level);
 

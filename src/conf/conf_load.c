@@ -636,6 +636,15 @@ conf_free(struct conf *c)
 
 /* --- look-ups ---------------------------------------------------------- */
 
+int
+conf_strlist_has(const struct conf_strlist *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcasecmp(l->v[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 const struct conf_certificate *
 conf_certificate(const struct conf *c, const char *name)
 {

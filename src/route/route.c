@@ -37,15 +37,6 @@ route_specificity(const char *space, const char *domain)
 	return -1;
 }
 
-static int
-route_in_list(const struct conf_strlist *l, const char *domain)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (strcasecmp(l->v[i], domain) == 0)
-			return 1;
-	return 0;
-}
-
 void
 route_domain(const struct conf *conf, const char *domain, struct route *r)
 {
@@ -95,7 +86,7 @@ route_domain(const struct conf *conf, const char *domain, struct route *r)
 	r->domain = ad;
 	r->domain_secure =
 	    r->connector->domain_secure_enabled &&
-	    route_in_list(&conf->transport.send_domain_secure, domain);
+	    conf_strlist_has(&conf->transport.send_domain_secure, domain);
 	snprintf(r->why, sizeof(r->why),
 	    "send connector \"%s\": address space %s;%u is the most specific "
 	    "match%s",

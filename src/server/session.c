@@ -648,15 +648,6 @@ session_parse_error(struct session *s, int st, const char *why, int is_rcpt)
 	}
 }
 
-static int
-session_in_list(const struct conf_strlist *l, const char *domain)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (strcasecmp(l->v[i], domain) == 0)
-			return 1;
-	return 0;
-}
-
 /*
  * Who is sending this message (SPEC 3, Domain Security inbound).  A
  * sender domain in TLSReceiveDomainSecureList on a DomainSecureEnabled
@@ -683,7 +674,7 @@ session_identify(struct session *s)
 		s->auth_mech = "BasicAuth";
 	}
 	if (!s->rc->domain_secure_enabled || s->mail.path.null ||
-	    !session_in_list(&s->tc->receive_domain_secure, domain))
+	    !conf_strlist_has(&s->tc->receive_domain_secure, domain))
 		return 0;
 	if (!s->tls || (ssl = conn_ssl(s->conn)) == NULL)
 		why = "the session is not encrypted; use STARTTLS with a "

@@ -399,6 +399,19 @@ spool_open_db(const char *path, const char **why)
 	return db;
 }
 
+/* Statements and connections, in the order they were made. */
+static void
+spool_close_db(struct spool *sp)
+{
+	sqlite3_finalize(sp->ins_msg);
+	sqlite3_finalize(sp->ins_rcpt);
+	sqlite3_finalize(sp->upd_rcpt);
+	sqlite3_finalize(sp->del_msg);
+	sqlite3_finalize(sp->sel_due);
+	sqlite3_close(sp->reader);
+	sqlite3_close(sp->db);
+}
+
 struct spool *
 spool_open(const char *dir, struct event_base *base, const char **why)
 {
@@ -477,13 +490,7 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 fail:
 	if (sp->wake_ev != NULL)
 		event_free(sp->wake_ev);
-	sqlite3_finalize(sp->ins_msg);
-	sqlite3_finalize(sp->ins_rcpt);
-	sqlite3_finalize(sp->upd_rcpt);
-	sqlite3_finalize(sp->del_msg);
-	sqlite3_finalize(sp->sel_due);
-	sqlite3_close(sp->reader);
-	sqlite3_close(sp->db);
+	spool_close_db(sp);
 	free(sp);
 	return NULL;
 }
@@ -502,13 +509,7 @@ spool_close(struct spool *sp)
 	event_free(sp->wake_ev);
 	close(sp->wake[0]);
 	close(sp->wake[1]);
-	sqlite3_finalize(sp->ins_msg);
-	sqlite3_finalize(sp->ins_rcpt);
-	sqlite3_finalize(sp->upd_rcpt);
-	sqlite3_finalize(sp->del_msg);
-	sqlite3_finalize(sp->sel_due);
-	sqlite3_close(sp->reader);
-	sqlite3_close(sp->db);
+	spool_close_db(sp);
 	pthread_mutex_destroy(&sp->mu);
 	pthread_cond_destroy(&sp->cv);
 	free(sp);
