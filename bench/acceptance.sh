@@ -353,10 +353,14 @@ read -r LP LP50 LP99 <<<"$LOAD_P"
 
 # --- nothing lost ---------------------------------------------------------------------
 
-SQ=$("$PY" - "$WORK/sluice/queue/queue.db" <<'PYEOF'
+# Only the bench's own sender: anything sluiced itself may queue later
+# (delivery status notifications have the null sender) is not counted.
+# Delivered messages stay in queue.db for SafetyNetHoldTime (2 days).
+SQ=$("$PY" - "$WORK/sluice/queue/queue.db" "$SENDER" <<'PYEOF'
 import sqlite3, sys
 db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-print(db.execute("select count(*) from messages").fetchone()[0])
+print(db.execute("select count(*) from messages where sender = ?",
+                 (sys.argv[2],)).fetchone()[0])
 PYEOF
 ) || SQ="?"
 for ((i = 0; i < 100; i++)); do # Postfix's queue files settle at once
