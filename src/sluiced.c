@@ -29,6 +29,7 @@
 #include "server/server.h"
 #include "server/session.h"
 #include "queue/qmgr.h"
+#include "server/control.h"
 #include "spool/spool.h"
 #include "tls/tls_store.h"
 #include "util/log.h"
@@ -43,6 +44,7 @@ struct sluiced {
 	struct event *drain_timer;
 	struct event *cert_timer;
 	struct qmgr *qmgr;
+	struct control *control;
 };
 
 /* How often certificate and key files are checked for changes. */
@@ -219,6 +221,9 @@ sluiced_drop_privileges(const struct conf *conf)
 	 */
 	sluiced_chown_tree(conf->transport.queue_directory, pw);
 	sluiced_chown_tree(conf->transport.log_directory, pw);
+	if (lchown(conf->transport.control_socket, pw->pw_uid, pw->pw_gid) < 0)
+		log_fatal("cannot give %s to %s: %s",
+		    conf->transport.control_socket, user, strerror(errno));
 	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
 	    setuid(pw->pw_uid) < 0)
 		log_fatal("cannot become %s: %s", user, strerror(errno));
@@ -288,6 +293,10 @@ main(int argc, char **argv)
 		if ((d.qmgr = qmgr_start(&d.srv, db)) == NULL)
 			log_fatal("cannot start the queue manager");
 	}
+	if ((d.control = control_start(
+	         &d.srv, conf->transport.control_socket)) == NULL)
+		log_fatal("cannot open the control socket %s",
+		    conf->transport.control_socket);
 	sluiced_drop_privileges(conf);
 
 	ev_hup = evsignal_new(d.srv.base, SIGHUP, sluiced_reload, &d);
@@ -308,6 +317,7 @@ main(int argc, char **argv)
 	event_base_dispatch(d.srv.base);
 
 	log_info("stopping");
+	control_stop(d.control);
 	qmgr_stop(d.qmgr);
 	spool_close(d.srv.spool);
 	qmgr_free(d.qmgr);

@@ -27,6 +27,10 @@ int ctl_get_sendconnector(struct ctl *, int, char **);
 int ctl_get_accepteddomain(struct ctl *, int, char **);
 int ctl_get_certificate(struct ctl *, int, char **);
 
+/* Commands of ctl_queue.c (they talk to the running daemon) */
+int ctl_queue(struct ctl *, int, char **);
+int ctl_messages(struct ctl *, int, char **);
+
 /* Commands of ctl_route.c */
 int ctl_route(struct ctl *, int, char **);
 

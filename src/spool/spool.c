@@ -669,3 +669,34 @@ spool_purge(struct spool *sp, time_t before)
 	r.next_attempt = before;
 	return spool_record(sp, &r, spool_purged, NULL);
 }
+
+int
+spool_foreach_pending(struct spool *sp,
+    int (*fn)(void *, const struct spool_pending *), void *arg)
+{
+	struct spool_pending pd;
+	sqlite3_stmt *q;
+	int rc;
+
+	if (sqlite3_prepare_v2(sp->reader,
+	        "SELECT m.queue_id, m.sender, r.addr, r.last_error,"
+	        " r.next_attempt, m.received, r.attempts, m.size"
+	        " FROM recipients r JOIN messages m ON m.id = r.message_id"
+	        " WHERE r.status = 0 ORDER BY m.id, r.rcpt_index",
+	        -1, &q, NULL) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		pd.queue_id = (const char *)sqlite3_column_text(q, 0);
+		pd.sender = (const char *)sqlite3_column_text(q, 1);
+		pd.addr = (const char *)sqlite3_column_text(q, 2);
+		pd.last_error = (const char *)sqlite3_column_text(q, 3);
+		pd.next_attempt = (time_t)sqlite3_column_int64(q, 4);
+		pd.received = (time_t)sqlite3_column_int64(q, 5);
+		pd.attempts = (unsigned)sqlite3_column_int(q, 6);
+		pd.size = sqlite3_column_int64(q, 7);
+		if (fn(arg, &pd) != 0)
+			break;
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}

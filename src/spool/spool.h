@@ -112,6 +112,24 @@ int spool_due(struct spool *, time_t now, int64_t after, struct spool_due *,
 int spool_record(
     struct spool *, const struct spool_result *, spool_done_fn, void *arg);
 
+/*
+ * Every pending recipient with its message, in queue order, for the
+ * administrator's views (sluicectl queue / messages); event loop thread.
+ * The callback returns 0 to go on.
+ */
+struct spool_pending {
+	const char *queue_id;
+	const char *sender;
+	const char *addr;
+	const char *last_error;
+	time_t next_attempt;
+	time_t received;
+	unsigned attempts;
+	int64_t size;
+};
+int spool_foreach_pending(
+    struct spool *, int (*fn)(void *, const struct spool_pending *), void *arg);
+
 /* Remove finished messages received before the given time. */
 int spool_purge(struct spool *, time_t before);
 
