@@ -464,7 +464,9 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        "SELECT r.id, r.message_id, m.queue_id, m.sender, r.addr,"
 	        " r.attempts, m.received FROM recipients r"
 	        " JOIN messages m ON m.id = r.message_id"
-	        " WHERE r.status = 0 AND r.next_attempt <= ? AND r.id > ?"
+	        /* "+": walk the rowid from the cursor (LIMIT rows), not the
+	         * status index, which would sort every pending recipient. */
+	        " WHERE +r.status = 0 AND +r.next_attempt <= ? AND r.id > ?"
 	        " ORDER BY r.id LIMIT ?",
 	        -1, &sp->sel_due, NULL) != SQLITE_OK) {
 		*why = "cannot prepare statements";
