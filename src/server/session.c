@@ -38,6 +38,7 @@
 #include "server/conn.h"
 #include "server/auth.h"
 #include "server/content.h"
+#include "server/session_int.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "smtp/command.h"
@@ -49,107 +50,8 @@
 #include "util/buf.h"
 #include "util/log.h"
 
-/* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CRLF. */
-#define SESSION_CMD_MAX 510
-/* Longest user name or password we accept in AUTH. */
-#define SESSION_AUTH_MAX 255
-/* Failed AUTH attempts per client address and minute before 454. */
-#define SESSION_AUTH_FAILURES_MAX 5
-/* Longest reply we format; EHLO's is the largest at a few hundred bytes. */
-#define SESSION_REPLY_MAX 2048
-
-enum session_state {
-	SESSION_GREETING, /* connected, banner not yet sent */
-	SESSION_COMMAND,  /* reading commands */
-	SESSION_DATA,     /* reading DATA content up to CRLF.CRLF */
-	SESSION_BDAT,     /* reading an exact BDAT chunk */
-	SESSION_COMMIT,   /* waiting for the spool to make it durable */
-	SESSION_TLS,      /* STARTTLS handshake in progress */
-	SESSION_CLOSING,  /* last reply queued, closing after flush */
-	SESSION_DEAD,     /* connection gone, waiting to be freed */
-};
-
 static const char *session_state_names[] = {
     "greeting", "command", "data", "bdat", "commit", "tls", "closing", "dead"};
-
-struct session_rcpt {
-	char addr[SMTP_PATH_MAX + 1];
-	char orcpt[SMTP_ORCPT_MAX + 1];
-	unsigned notify;
-};
-
-struct session {
-	struct session *next, *prev; /* server's list */
-	struct server *srv;
-	struct conf_ref *cref;
-	const struct conf_receive_connector *rc;
-	const struct conf_transport *tc;
-	struct conn *conn;
-	enum session_state state;
-	char id[20];
-	char local[64];
-	char remote[64];
-	char remote_ip[48];
-	struct sockaddr_storage peer;
-	unsigned seq; /* protocol log sequence number */
-	double started;
-
-	/* SMTP state after HELO/EHLO */
-	char helo[SMTP_HELO_MAX + 1];
-	int esmtp;
-	struct smtp_ext ext; /* what this session offered */
-	int pipelining;
-	unsigned errors;
-	int skip_line; /* discarding the rest of an over-long command */
-
-	/* the transaction */
-	int have_mail;
-	struct smtp_mail_args mail;
-	struct session_rcpt *rcpts;
-	size_t nrcpts;
-	size_t rcpt_cap;
-	int content_started;
-	struct content content;
-	int used_bdat;
-	int used_data;
-	uint64_t bdat_remaining;
-	int bdat_last;
-	int bdat_discard; /* consume the chunk, then reply bdat_reply */
-	const char *bdat_reply;
-	int data_midline; /* inside a line that had a bad ending */
-	double phase_start;
-	uint64_t phase_bytes;
-	char queue_id[32];
-	unsigned transactions;
-	size_t charged; /* bytes of content.out charged to the server */
-
-	/* TLS and who the sender is (X-Sluice-Organization-*) */
-	int tls;
-	struct tls_peer tlsinfo;
-	const char *auth_as;   /* Anonymous | Partner | Internal */
-	const char *auth_mech; /* None | Tls | DomainSecure | BasicAuth */
-	char auth_domain[SMTP_DOMAIN_MAX + 1];
-	char auth_user[SESSION_AUTH_MAX + 1]; /* "" until AUTH succeeded */
-	int auth_step; /* AUTH exchange in progress: what comes next */
-	char auth_login[SESSION_AUTH_MAX + 1]; /* AUTH LOGIN user name */
-};
-
-static void session_process(struct session *);
-
-/* Charge the content buffer's growth to the server's memory budget. */
-static void
-session_charge(struct session *s)
-{
-	size_t cap = s->content.out.cap;
-
-	if (!s->content_started || cap == s->charged)
-		return;
-	s->srv->memory_used += cap - s->charged;
-	s->charged = cap;
-	if (s->srv->memory_used > SERVER_MEMORY_MAX)
-		content_fail(&s->content, CONTENT_NOMEM);
-}
-static void session_close(struct session *, const char *why);
 
 /* --- logging and replies --------------------------------------------- */
 
@@ -160,7 +62,7 @@ session_protolog_on(const struct session *s)
 	       s->rc->protocol_logging_level == PROTOLOG_VERBOSE;
 }
 
-static void
+void
 session_plog(struct session *s, char event, const char *data, size_t len,
     const char *context)
 {
@@ -170,7 +72,7 @@ session_plog(struct session *s, char event, const char *data, size_t len,
 	    s->remote, event, data, len, context);
 }
 
-static void
+void
 session_enter(struct session *s, enum session_state next)
 {
 	if (s->state == next)
@@ -207,7 +109,7 @@ session_vreply(struct session *s, int tarpit, const char *fmt, va_list ap)
 		conn_write(s->conn, line, (size_t)n);
 }
 
-static void __attribute__((format(printf, 2, 3)))
+void __attribute__((format(printf, 2, 3)))
 session_reply(struct session *s, const char *fmt, ...)
 {
 	va_list ap;
@@ -218,7 +120,7 @@ session_reply(struct session *s, const char *fmt, ...)
 }
 
 /* Send a final reply and close the connection once it is written. */
-static void __attribute__((format(printf, 2, 3)))
+void __attribute__((format(printf, 2, 3)))
 session_reply_close(struct session *s, const char *fmt, ...)
 {
 	va_list ap;
@@ -231,7 +133,7 @@ session_reply_close(struct session *s, const char *fmt, ...)
 }
 
 /* A protocol error: reply, count it, and hang up when there are too many. */
-static void __attribute__((format(printf, 2, 3)))
+void __attribute__((format(printf, 2, 3)))
 session_error(struct session *s, const char *fmt, ...)
 {
 	va_list ap;
@@ -248,7 +150,7 @@ session_error(struct session *s, const char *fmt, ...)
 
 /* --- transaction ----------------------------------------------------- */
 
-static uint64_t
+uint64_t
 session_max_size(const struct session *s)
 {
 	uint64_t m = s->rc->max_message_size;
@@ -269,18 +171,7 @@ session_max_rcpts(const struct session *s)
 	return m;
 }
 
-static void
-session_content_release(struct session *s)
-{
-	if (!s->content_started)
-		return;
-	s->srv->memory_used -= s->charged;
-	s->charged = 0;
-	content_free(&s->content);
-	s->content_started = 0;
-}
-
-static void
+void
 session_reset(struct session *s)
 {
 	session_content_release(s);
@@ -293,209 +184,6 @@ session_reset(struct session *s)
 	s->bdat_last = 0;
 	s->bdat_discard = 0;
 	s->data_midline = 0;
-}
-
-/* RFC 3848 protocol type for the Received header. */
-static const char *
-session_with(const struct session *s)
-{
-	static const char *names[2][2][2] = {
-	    {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
-	    {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
-	};
-
-	if (!s->esmtp && !s->tls && s->auth_user[0] == '\0')
-		return "SMTP";
-	return names[s->mail.smtputf8 != 0][s->tls][s->auth_user[0] != '\0'];
-}
-
-static void
-session_make_queue_id(struct session *s)
-{
-	static unsigned counter;
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(s->queue_id, sizeof(s->queue_id), "%08llX%05lX%03X",
-	    (unsigned long long)ts.tv_sec, (unsigned long)(ts.tv_nsec / 10000),
-	    counter++ & 0xfff);
-}
-
-/*
- * Start receiving content: reserve the message's memory budget and write
- * our own trace and organisation headers in front of it.
- */
-static int
-session_content_start(struct session *s)
-{
-	struct content_limits lim;
-	struct buf hdr;
-	char date[64];
-	struct tm tm;
-	time_t now = time(NULL);
-	size_t budget;
-	int rc;
-
-	lim.max_size = session_max_size(s);
-	lim.max_header = s->rc->max_header_size;
-	lim.max_hops = s->rc->max_hop_count;
-	/*
-	 * The buffer may grow to the size limit plus our headers; what it
-	 * really holds is charged to the server as it grows
-	 * (session_charge), and new messages are refused while all sessions
-	 * together hold SERVER_MEMORY_MAX.
-	 */
-	budget = lim.max_size > SERVER_MEMORY_MAX - 4096
-	             ? SERVER_MEMORY_MAX
-	             : (size_t)lim.max_size + 4096;
-	if (s->srv->memory_used >= SERVER_MEMORY_MAX)
-		return -1;
-	content_init(&s->content, &lim, budget);
-	s->content_started = 1;
-	session_make_queue_id(s);
-
-	localtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	buf_init(&hdr, 4096);
-	rc = buf_printf(&hdr,
-	    "Received: from %s (%s [%s])\r\n"
-	    "\tby %s (Sluice) with %s",
-	    s->helo, s->remote_ip, s->remote_ip, s->rc->fqdn, session_with(s));
-	if (rc == BUF_OK && s->tls)
-		rc = buf_printf(&hdr, "\r\n\t(version=%s cipher=%s)",
-		    s->tlsinfo.version, s->tlsinfo.cipher);
-	if (rc == BUF_OK)
-		rc = buf_printf(&hdr, " id %s", s->queue_id);
-	if (rc == BUF_OK && s->nrcpts == 1)
-		rc = buf_printf(&hdr, "\r\n\tfor <%s>", s->rcpts[0].addr);
-	if (rc == BUF_OK)
-		rc = buf_printf(&hdr,
-		    "; %s\r\n"
-		    "X-Sluice-Organization-AuthAs: %s\r\n"
-		    "X-Sluice-Organization-AuthMechanism: %s\r\n",
-		    date, s->auth_as, s->auth_mech);
-	if (rc == BUF_OK && s->auth_domain[0] != '\0')
-		rc = buf_printf(&hdr,
-		    "X-Sluice-Organization-AuthDomain: %s\r\n", s->auth_domain);
-	if (rc != BUF_OK || content_prefix(&s->content, hdr.data, hdr.len) < 0)
-		rc = -1;
-	buf_free(&hdr);
-	return rc == BUF_OK ? 0 : -1;
-}
-
-static void
-session_track_receive(struct session *s)
-{
-	struct track_event ev;
-
-	if (s->srv->tracklog == NULL)
-		return;
-	for (size_t i = 0; i < s->nrcpts; i++) {
-		memset(&ev, 0, sizeof(ev));
-		ev.event = "RECEIVE";
-		ev.message_id = s->queue_id;
-		ev.sender = s->mail.path.addr;
-		ev.recipient = s->rcpts[i].addr;
-		ev.connector = s->rc->name;
-		ev.next_hop = s->remote;
-		ev.tls = "";
-		ev.status = "250 2.6.0 Queued mail for delivery";
-		tracklog_write(s->srv->tracklog, &ev);
-	}
-}
-
-static void
-session_committed(void *arg, int ok, const char *queue_id)
-{
-	struct session *s = arg;
-
-	if (s->state == SESSION_DEAD) {
-		/* The client left while we committed; nothing to answer. */
-		session_close(s, NULL);
-		return;
-	}
-	(void)queue_id; /* the spool stores ours; see session_finish */
-	if (ok) {
-		spool_crash_point("before-reply");
-		session_track_receive(s);
-		session_reply(
-		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
-	} else {
-		session_reply(s, "451 4.3.0 Failed to store the message; "
-		                 "try again later");
-	}
-	session_reset(s);
-	session_enter(s, SESSION_COMMAND);
-	if (s->srv->draining) {
-		session_reply_close(
-		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
-		return;
-	}
-	s->phase_start = conn_now();
-	session_process(s);
-}
-
-/* The whole message is in: validate, then hand it to the spool. */
-static void
-session_finish(struct session *s)
-{
-	enum content_error err = content_finish(&s->content);
-	struct spool_rcpt *rcpts;
-	struct spool_msg msg;
-	char tls_summary[96] = "";
-
-	s->transactions++;
-	if (err != CONTENT_OK) {
-		session_plog(s, '*', content_error_reply(err),
-		    strlen(content_error_reply(err)), "message rejected");
-		session_reply(s, "%s", content_error_reply(err));
-		session_reset(s);
-		session_enter(s, SESSION_COMMAND);
-		return;
-	}
-	if ((rcpts = calloc(s->nrcpts, sizeof(*rcpts))) == NULL) {
-		session_reply(s, "452 4.3.1 Insufficient system resources");
-		session_reset(s);
-		session_enter(s, SESSION_COMMAND);
-		return;
-	}
-	for (size_t i = 0; i < s->nrcpts; i++) {
-		rcpts[i].addr = s->rcpts[i].addr;
-		rcpts[i].orcpt = s->rcpts[i].orcpt;
-		rcpts[i].notify = s->rcpts[i].notify;
-	}
-	memset(&msg, 0, sizeof(msg));
-	if (s->tls)
-		snprintf(tls_summary, sizeof(tls_summary), "%s %s",
-		    s->tlsinfo.version, s->tlsinfo.cipher);
-	msg.queue_id = s->queue_id;
-	msg.sender = s->mail.path.addr;
-	msg.envid = s->mail.envid;
-	msg.ret = (int)s->mail.ret;
-	msg.body_type = (int)s->mail.body;
-	msg.smtputf8 = s->mail.smtputf8;
-	msg.connector = s->rc->name;
-	msg.client = s->remote;
-	msg.helo = s->helo;
-	msg.tls = tls_summary;
-	msg.auth_as = s->auth_as;
-	msg.rcpts = rcpts;
-	msg.nrcpts = s->nrcpts;
-	msg.data = s->content.out.data;
-	msg.len = s->content.out.len;
-	/*
-	 * Reading goes on while the spool commits (bounded by
-	 * CONN_INPUT_MAX): pipelined commands simply wait in the buffer, and
-	 * not toggling the socket saves two system calls per message.
-	 */
-	session_enter(s, SESSION_COMMIT);
-	conn_set_deadline(s->conn, 0);
-	if (spool_submit(s->srv->spool, &msg, session_committed, s) < 0) {
-		session_reply(s, "451 4.3.0 Queue is busy; try again later");
-		session_reset(s);
-		session_enter(s, SESSION_COMMAND);
-	}
-	free(rcpts);
 }
 
 /* --- commands --------------------------------------------------------- */
@@ -518,17 +206,6 @@ session_tls_offered(const struct session *s)
 {
 	return (s->rc->auth_mechanism & AUTHM_TLS) && !s->tls &&
 	       s->rc->tls_certificate_name[0] != '\0';
-}
-
-/* BasicAuth offers AUTH; BasicAuthRequireTLS only inside TLS (SPEC 3). */
-static int
-session_auth_offered(const struct session *s)
-{
-	unsigned am = s->rc->auth_mechanism;
-
-	if (!(am & AUTHM_BASIC))
-		return 0;
-	return s->tls || !(am & AUTHM_BASIC_REQUIRE_TLS);
 }
 
 static void
@@ -979,151 +656,6 @@ session_cmd_starttls(struct session *s, const struct smtp_cmd *c)
 		session_close(s, "plaintext pipelined after STARTTLS");
 }
 
-/* Finish an AUTH exchange with the decoded user name and password. */
-static void
-session_auth_finish(struct session *s, const char *user, const char *pass)
-{
-	char line[400];
-
-	s->auth_step = 0;
-	if (user[0] != '\0' && auth_check(s->tc->users_file, user, pass)) {
-		snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
-		snprintf(line, sizeof(line), "authenticated as %s", user);
-		session_plog(s, '*', line, strlen(line), "AUTH");
-		session_reply(s, "235 2.7.0 Authentication successful");
-		return;
-	}
-	snprintf(
-	    line, sizeof(line), "authentication failed for \"%.100s\"", user);
-	for (char *p = line; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p =
-			    '?'; /* the name is the client's: keep logs clean */
-	session_plog(s, '*', line, strlen(line), "AUTH");
-	log_warn("session %s from %s: %s", s->id, s->remote, line);
-	/* Count the failure; the next attempts meet 454 once over the limit. */
-	server_rate_allow(s->srv, "auth-failures",
-	    (const struct sockaddr *)&s->peer, SESSION_AUTH_FAILURES_MAX);
-	session_error(s, "535 5.7.8 Authentication credentials invalid");
-}
-
-/* RFC 4616: [authzid] NUL authcid NUL passwd */
-static void
-session_auth_plain(struct session *s, const char *b64, size_t len)
-{
-	char buf[3 * SESSION_AUTH_MAX], *user, *pass;
-	int n = auth_base64_decode(b64, len, buf, sizeof(buf));
-
-	if (n < 0 || (user = memchr(buf, '\0', (size_t)n)) == NULL ||
-	    (pass = memchr(user + 1, '\0', (size_t)(buf + n - user - 1))) ==
-	        NULL) {
-		s->auth_step = 0;
-		session_error(s, "501 5.5.2 Malformed AUTH PLAIN response");
-		return;
-	}
-	user++;
-	pass++;
-	session_auth_finish(s, user, pass);
-}
-
-enum { AUTH_STEP_PLAIN = 1, AUTH_STEP_LOGIN_USER, AUTH_STEP_LOGIN_PASS };
-
-/* A line of an AUTH exchange (never logged: it carries a password). */
-static void
-session_auth_line(struct session *s, const char *line, size_t len)
-{
-	char pass[SESSION_AUTH_MAX + 1];
-
-	session_plog(s, '<', "*** (credentials)", 17, "AUTH");
-	if (len == 1 && line[0] == '*') {
-		s->auth_step = 0;
-		session_error(s, "501 5.7.0 Authentication cancelled");
-		return;
-	}
-	switch (s->auth_step) {
-	case AUTH_STEP_PLAIN:
-		session_auth_plain(s, line, len);
-		break;
-	case AUTH_STEP_LOGIN_USER:
-		if (auth_base64_decode(
-		        line, len, s->auth_login, sizeof(s->auth_login)) < 0) {
-			s->auth_step = 0;
-			session_error(
-			    s, "501 5.5.2 Malformed AUTH LOGIN response");
-			return;
-		}
-		s->auth_step = AUTH_STEP_LOGIN_PASS;
-		session_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
-		break;
-	case AUTH_STEP_LOGIN_PASS:
-		if (auth_base64_decode(line, len, pass, sizeof(pass)) < 0) {
-			s->auth_step = 0;
-			session_error(
-			    s, "501 5.5.2 Malformed AUTH LOGIN response");
-			return;
-		}
-		session_auth_finish(s, s->auth_login, pass);
-		break;
-	}
-}
-
-static void
-session_cmd_auth(struct session *s, const struct smtp_cmd *c)
-{
-	const char *sp = memchr(c->arg, ' ', c->arg_len);
-	size_t mlen = sp != NULL ? (size_t)(sp - c->arg) : c->arg_len;
-	const char *initial = sp != NULL ? sp + 1 : NULL;
-	size_t ilen = sp != NULL ? c->arg_len - mlen - 1 : 0;
-
-	if (!(s->rc->auth_mechanism & AUTHM_BASIC) || !s->esmtp) {
-		session_error(s, "503 5.5.1 AUTH is not offered here");
-		return;
-	}
-	if (!session_auth_offered(s) && !s->tls) {
-		session_error(s, "538 5.7.11 Encryption required for requested "
-		                 "authentication mechanism");
-		return;
-	}
-	if (s->auth_user[0] != '\0' || s->have_mail) {
-		session_error(s, "503 5.5.1 AUTH not allowed now");
-		return;
-	}
-	if (!server_rate_allow(s->srv, "auth-failures",
-	        (const struct sockaddr *)&s->peer, SESSION_AUTH_FAILURES_MAX)) {
-		session_reply(s, "454 4.7.0 Too many failed authentications; "
-		                 "try again later");
-		return;
-	}
-	/* The check above counted an attempt; only failures should count. */
-	server_rate_forgive(
-	    s->srv, "auth-failures", (const struct sockaddr *)&s->peer);
-	if (mlen == 5 && strncasecmp(c->arg, "PLAIN", 5) == 0) {
-		if (initial != NULL && !(ilen == 1 && initial[0] == '=')) {
-			session_auth_plain(s, initial, ilen);
-			return;
-		}
-		s->auth_step = AUTH_STEP_PLAIN;
-		session_reply(s, "334 ");
-	} else if (mlen == 5 && strncasecmp(c->arg, "LOGIN", 5) == 0) {
-		if (initial != NULL) {
-			if (auth_base64_decode(initial, ilen, s->auth_login,
-			        sizeof(s->auth_login)) < 0) {
-				session_error(s,
-				    "501 5.5.2 Malformed AUTH LOGIN "
-				    "response");
-				return;
-			}
-			s->auth_step = AUTH_STEP_LOGIN_PASS;
-			session_reply(s, "334 UGFzc3dvcmQ6");
-			return;
-		}
-		s->auth_step = AUTH_STEP_LOGIN_USER;
-		session_reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
-	} else {
-		session_error(s, "504 5.5.4 Unrecognized authentication type");
-	}
-}
-
 static const struct session_cmd session_commands[] = {
     {SMTP_VERB_HELO, CMD_ENDS_GROUP, session_cmd_helo},
     {SMTP_VERB_EHLO, CMD_ENDS_GROUP, session_cmd_ehlo},
@@ -1351,7 +883,7 @@ session_arm_deadline(struct session *s)
 	conn_set_deadline(s->conn, d < cap ? d : cap);
 }
 
-static void
+void
 session_process(struct session *s)
 {
 	enum session_state before;
@@ -1521,7 +1053,7 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
  * must outlive the commit, so it only turns DEAD and session_committed()
  * finishes the job.
  */
-static void
+void
 session_close(struct session *s, const char *why)
 {
 	if (s->state == SESSION_DEAD && why != NULL)

@@ -1,0 +1,247 @@
+/*
+ * session_message.c - a message's way from its first content byte to the
+ * 250: memory accounting, our trace and organisation headers in front of
+ * it (RFC 5321 4.4, RFC 3848, SPEC 3), validation at the end, the spool
+ * submission, and the reply written only once the spool says the message
+ * is durable (SPEC 4).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf/conf.h"
+#include "log/tracklog.h"
+#include "server/conn.h"
+#include "server/server.h"
+#include "server/session_int.h"
+#include "spool/spool.h"
+#include "util/buf.h"
+#include "util/log.h"
+/* Charge the content buffer's growth to the server's memory budget. */
+void
+session_charge(struct session *s)
+{
+	size_t cap = s->content.out.cap;
+
+	if (!s->content_started || cap == s->charged)
+		return;
+	s->srv->memory_used += cap - s->charged;
+	s->charged = cap;
+	if (s->srv->memory_used > SERVER_MEMORY_MAX)
+		content_fail(&s->content, CONTENT_NOMEM);
+}
+
+void
+session_content_release(struct session *s)
+{
+	if (!s->content_started)
+		return;
+	s->srv->memory_used -= s->charged;
+	s->charged = 0;
+	content_free(&s->content);
+	s->content_started = 0;
+}
+
+/* RFC 3848 protocol type for the Received header. */
+static const char *
+session_with(const struct session *s)
+{
+	static const char *names[2][2][2] = {
+	    {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+	    {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
+	};
+
+	if (!s->esmtp && !s->tls && s->auth_user[0] == '\0')
+		return "SMTP";
+	return names[s->mail.smtputf8 != 0][s->tls][s->auth_user[0] != '\0'];
+}
+
+static void
+session_make_queue_id(struct session *s)
+{
+	static unsigned counter;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(s->queue_id, sizeof(s->queue_id), "%08llX%05lX%03X",
+	    (unsigned long long)ts.tv_sec, (unsigned long)(ts.tv_nsec / 10000),
+	    counter++ & 0xfff);
+}
+
+/*
+ * Start receiving content: reserve the message's memory budget and write
+ * our own trace and organisation headers in front of it.
+ */
+int
+session_content_start(struct session *s)
+{
+	struct content_limits lim;
+	struct buf hdr;
+	char date[64];
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t budget;
+	int rc;
+
+	lim.max_size = session_max_size(s);
+	lim.max_header = s->rc->max_header_size;
+	lim.max_hops = s->rc->max_hop_count;
+	/*
+	 * The buffer may grow to the size limit plus our headers; what it
+	 * really holds is charged to the server as it grows
+	 * (session_charge), and new messages are refused while all sessions
+	 * together hold SERVER_MEMORY_MAX.
+	 */
+	budget = lim.max_size > SERVER_MEMORY_MAX - 4096
+	             ? SERVER_MEMORY_MAX
+	             : (size_t)lim.max_size + 4096;
+	if (s->srv->memory_used >= SERVER_MEMORY_MAX)
+		return -1;
+	content_init(&s->content, &lim, budget);
+	s->content_started = 1;
+	session_make_queue_id(s);
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	buf_init(&hdr, 4096);
+	rc = buf_printf(&hdr,
+	    "Received: from %s (%s [%s])\r\n"
+	    "\tby %s (Sluice) with %s",
+	    s->helo, s->remote_ip, s->remote_ip, s->rc->fqdn, session_with(s));
+	if (rc == BUF_OK && s->tls)
+		rc = buf_printf(&hdr, "\r\n\t(version=%s cipher=%s)",
+		    s->tlsinfo.version, s->tlsinfo.cipher);
+	if (rc == BUF_OK)
+		rc = buf_printf(&hdr, " id %s", s->queue_id);
+	if (rc == BUF_OK && s->nrcpts == 1)
+		rc = buf_printf(&hdr, "\r\n\tfor <%s>", s->rcpts[0].addr);
+	if (rc == BUF_OK)
+		rc = buf_printf(&hdr,
+		    "; %s\r\n"
+		    "X-Sluice-Organization-AuthAs: %s\r\n"
+		    "X-Sluice-Organization-AuthMechanism: %s\r\n",
+		    date, s->auth_as, s->auth_mech);
+	if (rc == BUF_OK && s->auth_domain[0] != '\0')
+		rc = buf_printf(&hdr,
+		    "X-Sluice-Organization-AuthDomain: %s\r\n", s->auth_domain);
+	if (rc != BUF_OK || content_prefix(&s->content, hdr.data, hdr.len) < 0)
+		rc = -1;
+	buf_free(&hdr);
+	return rc == BUF_OK ? 0 : -1;
+}
+
+static void
+session_track_receive(struct session *s)
+{
+	struct track_event ev;
+
+	if (s->srv->tracklog == NULL)
+		return;
+	for (size_t i = 0; i < s->nrcpts; i++) {
+		memset(&ev, 0, sizeof(ev));
+		ev.event = "RECEIVE";
+		ev.message_id = s->queue_id;
+		ev.sender = s->mail.path.addr;
+		ev.recipient = s->rcpts[i].addr;
+		ev.connector = s->rc->name;
+		ev.next_hop = s->remote;
+		ev.tls = "";
+		ev.status = "250 2.6.0 Queued mail for delivery";
+		tracklog_write(s->srv->tracklog, &ev);
+	}
+}
+
+static void
+session_committed(void *arg, int ok, const char *queue_id)
+{
+	struct session *s = arg;
+
+	if (s->state == SESSION_DEAD) {
+		/* The client left while we committed; nothing to answer. */
+		session_close(s, NULL);
+		return;
+	}
+	(void)queue_id; /* the spool stores ours; see session_finish */
+	if (ok) {
+		spool_crash_point("before-reply");
+		session_track_receive(s);
+		session_reply(
+		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
+	} else {
+		session_reply(s, "451 4.3.0 Failed to store the message; "
+		                 "try again later");
+	}
+	session_reset(s);
+	session_enter(s, SESSION_COMMAND);
+	if (s->srv->draining) {
+		session_reply_close(
+		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
+		return;
+	}
+	s->phase_start = conn_now();
+	session_process(s);
+}
+
+/* The whole message is in: validate, then hand it to the spool. */
+void
+session_finish(struct session *s)
+{
+	enum content_error err = content_finish(&s->content);
+	struct spool_rcpt *rcpts;
+	struct spool_msg msg;
+	char tls_summary[96] = "";
+
+	s->transactions++;
+	if (err != CONTENT_OK) {
+		session_plog(s, '*', content_error_reply(err),
+		    strlen(content_error_reply(err)), "message rejected");
+		session_reply(s, "%s", content_error_reply(err));
+		session_reset(s);
+		session_enter(s, SESSION_COMMAND);
+		return;
+	}
+	if ((rcpts = calloc(s->nrcpts, sizeof(*rcpts))) == NULL) {
+		session_reply(s, "452 4.3.1 Insufficient system resources");
+		session_reset(s);
+		session_enter(s, SESSION_COMMAND);
+		return;
+	}
+	for (size_t i = 0; i < s->nrcpts; i++) {
+		rcpts[i].addr = s->rcpts[i].addr;
+		rcpts[i].orcpt = s->rcpts[i].orcpt;
+		rcpts[i].notify = s->rcpts[i].notify;
+	}
+	memset(&msg, 0, sizeof(msg));
+	if (s->tls)
+		snprintf(tls_summary, sizeof(tls_summary), "%s %s",
+		    s->tlsinfo.version, s->tlsinfo.cipher);
+	msg.queue_id = s->queue_id;
+	msg.sender = s->mail.path.addr;
+	msg.envid = s->mail.envid;
+	msg.ret = (int)s->mail.ret;
+	msg.body_type = (int)s->mail.body;
+	msg.smtputf8 = s->mail.smtputf8;
+	msg.connector = s->rc->name;
+	msg.client = s->remote;
+	msg.helo = s->helo;
+	msg.tls = tls_summary;
+	msg.auth_as = s->auth_as;
+	msg.rcpts = rcpts;
+	msg.nrcpts = s->nrcpts;
+	msg.data = s->content.out.data;
+	msg.len = s->content.out.len;
+	/*
+	 * Reading goes on while the spool commits (bounded by
+	 * CONN_INPUT_MAX): pipelined commands simply wait in the buffer, and
+	 * not toggling the socket saves two system calls per message.
+	 */
+	session_enter(s, SESSION_COMMIT);
+	conn_set_deadline(s->conn, 0);
+	if (spool_submit(s->srv->spool, &msg, session_committed, s) < 0) {
+		session_reply(s, "451 4.3.0 Queue is busy; try again later");
+		session_reset(s);
+		session_enter(s, SESSION_COMMAND);
+	}
+	free(rcpts);
+}
