@@ -1,31 +1,70 @@
 /*
  * tls_store.c - server certificates and contexts (see tls_store.h).
  *
- * Every context is TLS 1.2 or 1.3 only, with forward-secret AEAD ciphers
- * (TlsCiphers, TlsCipherSuites), no renegotiation, no compression, server
- * cipher preference and session tickets.  SSL_MODE_RELEASE_BUFFERS lets an
- * idle connection give its record buffers back, which is most of the
- * memory of an idle TLS session.
+ * Where it sits: built with each configuration (start, SIGHUP, or when a
+ * watched file changes); the listener's sessions ask it for an SSL at
+ * STARTTLS; the SMTP client borrows its certificates for mutual TLS.
  *
- * SNI: the client's server name is matched against each loaded
- * certificate with the same RFC 9525 rules used for peers; the first match
- * serves, else the connector's own certificate does.
+ * Every context is TLS 1.2 or 1.3 only (RFC 8996 retired 1.0 and 1.1),
+ * with forward-secret AEAD ciphers (TlsCiphers, TlsCipherSuites), no
+ * renegotiation, no compression, server cipher preference and session
+ * tickets.  SSL_MODE_RELEASE_BUFFERS lets an idle connection give its
+ * record buffers back, which is most of the memory of an idle session.
+ *
+ * SNI (RFC 6066 3): the client's server name is matched against each
+ * loaded certificate with the RFC 9525 rules used for peers
+ * (tls_name_matches).  An exact name beats a wildcard; among equals the
+ * connector's own certificate wins, then configuration order; without a
+ * match the connector's certificate serves.
+ *
+ * Trust for client certificates: one X509_STORE per store, shared by all
+ * its contexts (TrustedCAFile, the optional client CA file, the CRLs), so
+ * a big CA bundle is parsed once, not once per certificate.
+ *
+ * Invariants: a store never changes after tls_store_build(); it lives
+ * while the configuration or any SSL made from it holds a reference; the
+ * SNI callback's argument is the store itself, kept alive by the SSL's
+ * reference.
  */
-#include <stdint.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "tls/tls_store.h"
 
-/* RFC 9525 name matching with OpenSSL 3.0 (GUIDE 4.9). */
-#define TLS_NAME_FLAGS                                                         \
-	(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |                                \
-	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT)
+/*
+ * Longest chain a client certificate may have: partner PKIs are root,
+ * one or two intermediates, leaf; 10 leaves room and bounds the work an
+ * attacker can cause.
+ */
+#define TLS_STORE_VERIFY_DEPTH 10
+
+/*
+ * Server-side session cache (TLS 1.2 session IDs) per context: enough for
+ * the MTAs that reconnect within the lifetime, bounded in memory (a
+ * session with a client certificate is a few KB).
+ */
+#define TLS_STORE_SESSION_CACHE 4096
+
+/*
+ * How long a session may be resumed, in seconds.  A resumed session
+ * keeps the client certificate verdict of its first handshake, so this
+ * bounds how long a revocation published in a new CRL can go unnoticed
+ * on a connection that resumes (a reload starts new contexts and ends
+ * resumption at once).
+ */
+#define TLS_STORE_SESSION_LIFETIME 3600
+
+/* Session ID context: sessions resume only in Sluice's own contexts. */
+static const unsigned char tls_store_sid[] = "sluice";
 
 struct tls_file {
 	char *path;
@@ -35,89 +74,225 @@ struct tls_file {
 struct tls_cert {
 	char *name;
 	SSL_CTX *ctx;
-	X509 *leaf;
-	struct tls_file files[2]; /* certificate, key */
+	X509 *leaf; /* the context's certificate, one reference */
 };
 
 struct tls_store {
+	atomic_uint refs;
 	struct tls_cert *certs;
 	size_t ncerts;
+	struct tls_file *files; /* everything the store was built from */
+	size_t nfiles;
+	X509_STORE *trust; /* shared by every context; NULL without certs */
+	STACK_OF(X509_NAME) * ca_names; /* listed in certificate requests */
 };
 
-static void
-tls_report(FILE *err, const char *file, const char *what)
-{
-	unsigned long e = ERR_get_error();
-	char buf[256];
+/* SSL ex_data slot: the store an SSL was made from (one reference). */
+static int tls_store_slot = -1;
+static pthread_once_t tls_store_once = PTHREAD_ONCE_INIT;
 
-	ERR_error_string_n(e, buf, sizeof(buf));
+static void
+tls_store_ssl_free(
+    void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (ptr != NULL)
+		tls_store_unref(ptr);
+}
+
+static void
+tls_store_init(void)
+{
+	tls_store_slot =
+	    SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_store_ssl_free);
+}
+
+static int
+tls_store_empty(const char *s)
+{
+	return s == NULL || s[0] == '\0';
+}
+
+/*
+ * "FILE: what: OpenSSL's reason ([Certificate NAME])".  The reason is
+ * the deepest error on OpenSSL's queue, which is the one that says what
+ * is wrong with the file ("no start line", "bad decrypt").
+ */
+static void
+tls_store_report(
+    FILE *err, const char *file, const char *what, const char *section)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+
 	if (err != NULL)
-		fprintf(err, "%s: %s: %s\n", file, what, e ? buf : "error");
+		fprintf(err, "%s: %s%s%s%s%s%s\n", file, what,
+		    reason != NULL ? ": " : "", reason != NULL ? reason : "",
+		    section != NULL ? " ([Certificate " : "",
+		    section != NULL ? section : "",
+		    section != NULL ? "])" : "");
 	ERR_clear_error();
 }
 
-/* SSL ex_data slot holding the first chain error + 1 (0: none). */
-static int tls_error_slot = -1;
-
-/*
- * Handshakes complete with any client certificate: Domain Security
- * decides per message, later.  What the chain check found is kept: the
- * first real error, not merely the last one OpenSSL saw.  A CA without a
- * CRL in CRLFile is not an error: revocation is checked where a CRL is
- * available (SPEC 3).
- */
+/* A file must exist and be readable before OpenSSL is asked to parse it. */
 static int
-tls_accept_any(int ok, X509_STORE_CTX *ctx)
+tls_store_readable(FILE *err, const char *file, const char *section)
 {
-	int err = X509_STORE_CTX_get_error(ctx);
-	SSL *ssl;
+	FILE *fp = fopen(file, "r");
 
-	if (ok || err == X509_V_ERR_UNABLE_TO_GET_CRL)
+	if (fp != NULL) {
+		fclose(fp);
 		return 1;
-	ssl = X509_STORE_CTX_get_ex_data(
-	    ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
-	if (ssl != NULL && SSL_get_ex_data(ssl, tls_error_slot) == NULL)
-		SSL_set_ex_data(
-		    ssl, tls_error_slot, (void *)(intptr_t)(err + 1));
-	return 1;
+	}
+	if (err != NULL)
+		fprintf(err, "%s: %s%s%s%s\n", file, strerror(errno),
+		    section != NULL ? " ([Certificate " : "",
+		    section != NULL ? section : "",
+		    section != NULL ? "])" : "");
+	return 0;
+}
+
+/* Encrypted keys are refused, never prompted for on a terminal. */
+static int
+tls_store_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
 }
 
 static int
-tls_sni(SSL *ssl, int *alert, void *arg)
+tls_store_watch(struct tls_store *st, const char *path)
+{
+	struct tls_file *f;
+
+	f = realloc(st->files, (st->nfiles + 1) * sizeof(*st->files));
+	if (f == NULL)
+		return -1;
+	st->files = f;
+	memset(&f[st->nfiles], 0, sizeof(*f));
+	if ((f[st->nfiles].path = strdup(path)) == NULL)
+		return -1;
+	/*
+	 * Before the file is read: a change while it is being loaded is
+	 * then seen by the next tls_store_changed(), never lost.
+	 */
+	if (stat(path, &f[st->nfiles].st) < 0)
+		memset(&f[st->nfiles].st, 0, sizeof(struct stat));
+	st->nfiles++;
+	return 0;
+}
+
+/* Choose among the store's certificates by the client's server name. */
+static int
+tls_store_sni(SSL *ssl, int *alert, void *arg)
 {
 	struct tls_store *st = arg;
 	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	SSL_CTX *own = SSL_get_SSL_CTX(ssl);
 
 	(void)alert;
-	if (name == NULL)
-		return SSL_TLSEXT_ERR_NOACK;
-	/* A certificate naming the host exactly beats a wildcard one. */
+	if (name == NULL || !tls_name_valid(name))
+		return SSL_TLSEXT_ERR_NOACK; /* keep the connector's */
 	for (int pass = 0; pass < 2; pass++) {
-		unsigned flags = TLS_NAME_FLAGS |
+		/* Pass 0: exact names only; pass 1: wildcards too. */
+		unsigned flags = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+		                 X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
 		                 (pass == 0 ? X509_CHECK_FLAG_NO_WILDCARDS : 0);
+		size_t len = strlen(name);
 
+		if (name[len - 1] == '.')
+			len--;
+		for (size_t i = 0; i < st->ncerts; i++)
+			if (st->certs[i].ctx == own &&
+			    X509_check_host(
+			        st->certs[i].leaf, name, len, flags, NULL) == 1)
+				return SSL_TLSEXT_ERR_OK;
 		for (size_t i = 0; i < st->ncerts; i++) {
 			if (X509_check_host(
-			        st->certs[i].leaf, name, 0, flags, NULL) != 1)
+			        st->certs[i].leaf, name, len, flags, NULL) != 1)
 				continue;
-			if (SSL_get_SSL_CTX(ssl) != st->certs[i].ctx)
-				SSL_set_SSL_CTX(ssl, st->certs[i].ctx);
+			SSL_set_SSL_CTX(ssl, st->certs[i].ctx);
 			return SSL_TLSEXT_ERR_OK;
 		}
 	}
-	return SSL_TLSEXT_ERR_OK; /* keep the connector's certificate */
+	return SSL_TLSEXT_ERR_OK; /* unknown name: the connector's */
+}
+
+/* The trust store shared by every context, and the CA names to list. */
+static int
+tls_store_trust(
+    struct tls_store *st, const struct tls_store_params *p, FILE *err)
+{
+	const char *files[2] = {p->trusted_ca_file, p->client_ca_file};
+	int ok = 1;
+
+	if ((st->trust = X509_STORE_new()) == NULL)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		if (tls_store_empty(files[i]))
+			continue;
+		if (!tls_store_readable(err, files[i], NULL)) {
+			ok = 0;
+			continue;
+		}
+		if (X509_STORE_load_file(st->trust, files[i]) != 1) {
+			tls_store_report(
+			    err, files[i], "no CA certificate found", NULL);
+			ok = 0;
+		}
+	}
+	if (!tls_store_empty(p->client_ca_file) && ok &&
+	    (st->ca_names = SSL_load_client_CA_file(p->client_ca_file)) ==
+	        NULL) {
+		tls_store_report(
+		    err, p->client_ca_file, "cannot read the CA names", NULL);
+		ok = 0;
+	}
+	/*
+	 * With a CRL file every certificate of a client's chain is checked
+	 * against the CRL of its issuer, when that file has one (see
+	 * tls_peer_verify_cb: a CA without a CRL is not an error).
+	 */
+	if (!tls_store_empty(p->crl_file)) {
+		if (!tls_store_readable(err, p->crl_file, NULL)) {
+			ok = 0;
+		} else if (X509_STORE_load_file(st->trust, p->crl_file) != 1) {
+			tls_store_report(
+			    err, p->crl_file, "no CRL found", NULL);
+			ok = 0;
+		} else {
+			X509_STORE_set_flags(st->trust,
+			    X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+		}
+	}
+	X509_STORE_set_depth(st->trust, TLS_STORE_VERIFY_DEPTH);
+	return ok;
 }
 
 static SSL_CTX *
-tls_make_ctx(struct tls_store *st, const struct conf *conf,
-    const struct conf_certificate *c, X509 **leaf, FILE *err)
+tls_store_ctx(struct tls_store *st, const struct tls_store_cert *c,
+    const struct tls_store_params *p, FILE *err)
 {
-	const struct conf_transport *t = &conf->transport;
-	static const unsigned char sid[] = "sluice";
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *ctx;
+	const char *ciphers =
+	    tls_store_empty(p->ciphers) ? TLS_STORE_CIPHERS : p->ciphers;
+	const char *suites = tls_store_empty(p->ciphersuites)
+	                         ? TLS_STORE_CIPHERSUITES
+	                         : p->ciphersuites;
 
-	if (ctx == NULL) {
-		tls_report(err, c->certificate_file, "cannot create context");
+	if (!tls_store_readable(err, c->certificate_file, c->name) ||
+	    !tls_store_readable(err, c->key_file, c->name))
+		return NULL;
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		tls_store_report(err, c->certificate_file,
+		    "cannot create a TLS context", c->name);
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -125,230 +300,339 @@ tls_make_ctx(struct tls_store *st, const struct conf *conf,
 	                             SSL_OP_NO_COMPRESSION |
 	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
-	if (SSL_CTX_set_cipher_list(ctx, t->tls_ciphers) != 1 ||
-	    SSL_CTX_set_ciphersuites(ctx, t->tls_ciphersuites) != 1) {
-		tls_report(err, conf->path, "TlsCiphers/TlsCipherSuites");
+	SSL_CTX_set_session_id_context(
+	    ctx, tls_store_sid, sizeof(tls_store_sid) - 1);
+	SSL_CTX_sess_set_cache_size(ctx, TLS_STORE_SESSION_CACHE);
+	SSL_CTX_set_timeout(ctx, TLS_STORE_SESSION_LIFETIME);
+	SSL_CTX_set_default_passwd_cb(ctx, tls_store_no_passphrase);
+	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+		tls_store_report(err, c->certificate_file,
+		    "TlsCiphers selects no usable cipher", c->name);
+		goto fail;
+	}
+	if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
+		tls_store_report(err, c->certificate_file,
+		    "TlsCipherSuites selects no usable suite", c->name);
 		goto fail;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, c->certificate_file) != 1) {
-		tls_report(err, c->certificate_file, "cannot load certificate");
+		tls_store_report(err, c->certificate_file,
+		    "cannot load the certificate chain (PEM, leaf first)",
+		    c->name);
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, c->key_file, SSL_FILETYPE_PEM) !=
 	    1) {
-		tls_report(err, c->key_file, "cannot load private key");
+		tls_store_report(err, c->key_file,
+		    "cannot load the private key (PEM, not encrypted)",
+		    c->name);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		tls_report(err, c->key_file,
-		    "private key does not match the certificate");
+		ERR_clear_error();
+		if (err != NULL)
+			fprintf(err,
+			    "%s: private key does not match the certificate "
+			    "in %s ([Certificate %s])\n",
+			    c->key_file, c->certificate_file, c->name);
 		goto fail;
 	}
-	/* Client certificates (Domain Security) chain to TrustedCAFile. */
-	if (t->trusted_ca_file[0] != '\0' &&
-	    SSL_CTX_load_verify_locations(ctx, t->trusted_ca_file, NULL) != 1) {
-		tls_report(err, t->trusted_ca_file, "cannot load CA file");
-		goto fail;
-	}
-	/*
-	 * With a CRL file, every certificate of a peer's chain is checked
-	 * against it; a chain whose CA has no CRL there fails, so the file
-	 * must hold a CRL for each CA (documented in docs/tls.md).
-	 */
-	if (t->crl_file[0] != '\0') {
-		X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	SSL_CTX_set1_cert_store(ctx, st->trust);
+	if (st->ca_names != NULL) {
+		STACK_OF(X509_NAME) *names = SSL_dup_CA_list(st->ca_names);
 
-		if (X509_STORE_load_file(store, t->crl_file) != 1) {
-			tls_report(err, t->crl_file, "cannot load CRL file");
+		if (names == NULL) {
+			tls_store_report(
+			    err, c->certificate_file, "out of memory", c->name);
 			goto fail;
 		}
-		X509_STORE_set_flags(
-		    store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+		SSL_CTX_set_client_CA_list(ctx, names);
 	}
-	SSL_CTX_set_tlsext_servername_callback(ctx, tls_sni);
+	SSL_CTX_set_tlsext_servername_callback(ctx, tls_store_sni);
 	SSL_CTX_set_tlsext_servername_arg(ctx, st);
-	if ((*leaf = SSL_CTX_get0_certificate(ctx)) == NULL) {
-		tls_report(err, c->certificate_file, "no certificate");
-		goto fail;
-	}
-	X509_up_ref(*leaf);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
 	return NULL;
 }
 
+static void
+tls_store_destroy(struct tls_store *st)
+{
+	for (size_t i = 0; i < st->ncerts; i++) {
+		SSL_CTX_free(st->certs[i].ctx);
+		X509_free(st->certs[i].leaf);
+		free(st->certs[i].name);
+	}
+	for (size_t i = 0; i < st->nfiles; i++)
+		free(st->files[i].path);
+	free(st->files);
+	free(st->certs);
+	X509_STORE_free(st->trust);
+	sk_X509_NAME_pop_free(st->ca_names, X509_NAME_free);
+	free(st);
+}
+
 struct tls_store *
-tls_store_new(const struct conf *conf, FILE *err)
+tls_store_build(const struct tls_store_cert *certs, size_t ncerts,
+    const struct tls_store_params *p, FILE *err)
 {
 	struct tls_store *st = calloc(1, sizeof(*st));
+	const char *extra[3] = {
+	    p->trusted_ca_file, p->client_ca_file, p->crl_file};
 	int failed = 0;
 
-	if (st == NULL)
-		return NULL;
-	if (tls_error_slot < 0)
-		tls_error_slot =
-		    SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	if (conf->ncertificates > 0 && (st->certs = calloc(conf->ncertificates,
-	                                    sizeof(*st->certs))) == NULL) {
+	pthread_once(&tls_store_once, tls_store_init);
+	if (st == NULL || tls_store_slot < 0) {
 		free(st);
 		return NULL;
 	}
-	for (size_t i = 0; i < conf->ncertificates; i++) {
-		const struct conf_certificate *c = &conf->certificates[i];
+	atomic_init(&st->refs, 1);
+	if (ncerts > 0) {
+		if ((st->certs = calloc(ncerts, sizeof(*st->certs))) == NULL) {
+			free(st);
+			return NULL;
+		}
+		for (int i = 0; i < 3; i++)
+			if (!tls_store_empty(extra[i]) &&
+			    tls_store_watch(st, extra[i]) < 0)
+				failed = 1;
+		/* Client certificates are only checked with certificates. */
+		if (!tls_store_trust(st, p, err))
+			failed = 1;
+		if (st->trust == NULL) {
+			tls_store_destroy(st);
+			return NULL;
+		}
+	}
+	for (size_t i = 0; i < ncerts; i++) {
 		struct tls_cert *tc = &st->certs[st->ncerts];
 
-		tc->ctx = tls_make_ctx(st, conf, c, &tc->leaf, err);
-		if (tc->ctx == NULL) {
+		for (size_t j = 0; j < i; j++) {
+			if (strcasecmp(certs[j].name, certs[i].name) != 0)
+				continue;
+			if (err != NULL)
+				fprintf(err,
+				    "%s: [Certificate %s] is defined twice\n",
+				    certs[i].certificate_file, certs[i].name);
+			failed = 1;
+		}
+		if (tls_store_watch(st, certs[i].certificate_file) < 0 ||
+		    tls_store_watch(st, certs[i].key_file) < 0) {
 			failed = 1;
 			continue;
 		}
-		tc->files[0].path = strdup(c->certificate_file);
-		tc->files[1].path = strdup(c->key_file);
-		if ((tc->name = strdup(c->name)) == NULL ||
-		    tc->files[0].path == NULL || tc->files[1].path == NULL) {
-			free(tc->files[0].path);
-			free(tc->files[1].path);
+		if ((tc->ctx = tls_store_ctx(st, &certs[i], p, err)) == NULL) {
+			failed = 1;
+			continue;
+		}
+		if ((tc->leaf = SSL_CTX_get0_certificate(tc->ctx)) == NULL ||
+		    (tc->name = strdup(certs[i].name)) == NULL) {
 			SSL_CTX_free(tc->ctx);
-			X509_free(tc->leaf);
+			tc->ctx = NULL;
+			tc->leaf = NULL;
 			failed = 1;
 			continue;
 		}
+		X509_up_ref(tc->leaf);
 		st->ncerts++;
 	}
-	tls_store_rescan(st);
 	if (failed) {
-		tls_store_free(st);
+		tls_store_destroy(st);
 		return NULL;
 	}
 	return st;
 }
 
+struct tls_store *
+tls_store_new(const struct conf *conf, FILE *err)
+{
+	const struct conf_transport *t = &conf->transport;
+	struct tls_store_cert *certs = NULL;
+	struct tls_store_params p = {
+	    .trusted_ca_file = t->trusted_ca_file,
+	    .crl_file = t->crl_file,
+	    .ciphers = t->tls_ciphers,
+	    .ciphersuites = t->tls_ciphersuites,
+	};
+	struct tls_store *st;
+
+	if (conf->ncertificates > 0 &&
+	    (certs = calloc(conf->ncertificates, sizeof(*certs))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < conf->ncertificates; i++) {
+		certs[i].name = conf->certificates[i].name;
+		certs[i].certificate_file =
+		    conf->certificates[i].certificate_file;
+		certs[i].key_file = conf->certificates[i].key_file;
+	}
+	st = tls_store_build(certs, conf->ncertificates, &p, err);
+	free(certs);
+	return st;
+}
+
+struct tls_store *
+tls_store_ref(struct tls_store *st)
+{
+	atomic_fetch_add(&st->refs, 1);
+	return st;
+}
+
+void
+tls_store_unref(struct tls_store *st)
+{
+	if (st != NULL && atomic_fetch_sub(&st->refs, 1) == 1)
+		tls_store_destroy(st);
+}
+
 void
 tls_store_free(struct tls_store *st)
 {
+	tls_store_unref(st);
+}
+
+int
+tls_store_reload(struct tls_store **current, const struct conf *conf, FILE *err)
+{
+	struct tls_store *st = tls_store_new(conf, err);
+
 	if (st == NULL)
-		return;
-	for (size_t i = 0; i < st->ncerts; i++) {
-		SSL_CTX_free(st->certs[i].ctx);
-		X509_free(st->certs[i].leaf);
-		free(st->certs[i].name);
-		free(st->certs[i].files[0].path);
-		free(st->certs[i].files[1].path);
-	}
-	free(st->certs);
-	free(st);
+		return -1;
+	tls_store_unref(*current);
+	*current = st;
+	return 0;
 }
 
 void
 tls_store_rescan(struct tls_store *st)
 {
-	for (size_t i = 0; i < st->ncerts; i++)
-		for (int f = 0; f < 2; f++)
-			if (stat(st->certs[i].files[f].path,
-			        &st->certs[i].files[f].st) < 0)
-				memset(&st->certs[i].files[f].st, 0,
-				    sizeof(struct stat));
+	for (size_t i = 0; i < st->nfiles; i++)
+		if (stat(st->files[i].path, &st->files[i].st) < 0)
+			memset(&st->files[i].st, 0, sizeof(struct stat));
 }
 
 int
 tls_store_changed(const struct tls_store *st)
 {
-	for (size_t i = 0; i < st->ncerts; i++) {
-		for (int f = 0; f < 2; f++) {
-			const struct stat *old = &st->certs[i].files[f].st;
-			struct stat now;
+	for (size_t i = 0; i < st->nfiles; i++) {
+		const struct stat *old = &st->files[i].st;
+		struct stat now;
 
-			if (stat(st->certs[i].files[f].path, &now) < 0)
-				memset(&now, 0, sizeof(now));
-			if (now.st_ino != old->st_ino ||
-			    now.st_size != old->st_size ||
-			    now.st_mtim.tv_sec != old->st_mtim.tv_sec ||
-			    now.st_mtim.tv_nsec != old->st_mtim.tv_nsec)
-				return 1;
-		}
+		if (stat(st->files[i].path, &now) < 0)
+			memset(&now, 0, sizeof(now));
+		if (now.st_ino != old->st_ino || now.st_dev != old->st_dev ||
+		    now.st_size != old->st_size ||
+		    now.st_mtim.tv_sec != old->st_mtim.tv_sec ||
+		    now.st_mtim.tv_nsec != old->st_mtim.tv_nsec)
+			return 1;
 	}
 	return 0;
+}
+
+static const struct tls_cert *
+tls_store_find(const struct tls_store *st, const char *name)
+{
+	if (name == NULL)
+		return NULL;
+	for (size_t i = 0; i < st->ncerts; i++)
+		if (strcasecmp(st->certs[i].name, name) == 0)
+			return &st->certs[i];
+	return NULL;
+}
+
+int
+tls_store_has(const struct tls_store *st, const char *name)
+{
+	return tls_store_find(st, name) != NULL;
 }
 
 SSL *
 tls_store_ssl(
     struct tls_store *st, const char *cert_name, int request_client_cert)
 {
+	const struct tls_cert *c = tls_store_find(st, cert_name);
 	SSL *ssl;
 
-	for (size_t i = 0; i < st->ncerts; i++) {
-		if (strcasecmp(st->certs[i].name, cert_name) != 0)
-			continue;
-		if ((ssl = SSL_new(st->certs[i].ctx)) == NULL)
-			return NULL;
-		if (request_client_cert)
-			SSL_set_verify(ssl, SSL_VERIFY_PEER, tls_accept_any);
-		return ssl;
+	if (c == NULL || (ssl = SSL_new(c->ctx)) == NULL)
+		return NULL;
+	if (SSL_set_ex_data(ssl, tls_store_slot, tls_store_ref(st)) != 1) {
+		tls_store_unref(st);
+		SSL_free(ssl);
+		return NULL;
 	}
+	/*
+	 * Without FAIL_IF_NO_PEER_CERT: a client without a certificate still
+	 * gets TLS; tls_peer_verify_cb lets any chain through and keeps the
+	 * verdict for tls_domain_secure_check().
+	 */
+	if (request_client_cert)
+		SSL_set_verify(ssl, SSL_VERIFY_PEER, tls_peer_verify_cb);
+	return ssl;
+}
+
+const char *
+tls_store_served(SSL *ssl)
+{
+	struct tls_store *st;
+	SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+
+	pthread_once(&tls_store_once, tls_store_init);
+	if ((st = SSL_get_ex_data(ssl, tls_store_slot)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < st->ncerts; i++)
+		if (st->certs[i].ctx == ctx)
+			return st->certs[i].name;
 	return NULL;
 }
 
-static void
-tls_name_line(const X509_NAME *name, char *out, size_t len)
+int
+tls_store_use_cert(const struct tls_store *st, const char *name, SSL *ssl)
 {
-	BIO *b = BIO_new(BIO_s_mem());
-	int n;
+	const struct tls_cert *c = tls_store_find(st, name);
+	STACK_OF(X509) *chain = NULL;
 
-	out[0] = '\0';
-	if (b == NULL)
-		return;
-	X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253);
-	n = BIO_read(b, out, (int)len - 1);
-	out[n > 0 ? n : 0] = '\0';
-	BIO_free(b);
+	if (c == NULL)
+		return -1;
+	SSL_CTX_get0_chain_certs(c->ctx, &chain);
+	if (SSL_use_cert_and_key(
+	        ssl, c->leaf, SSL_CTX_get0_privatekey(c->ctx), chain, 1) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+static void
+tls_store_time(const ASN1_TIME *t, char *out, size_t len)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1 ||
+	    strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(out, len, "(unreadable)");
 }
 
 void
-tls_peer_describe(SSL *ssl, struct tls_peer *p)
+tls_store_describe(const struct tls_store *st, FILE *out)
 {
-	X509 *cert;
+	for (size_t i = 0; i < st->ncerts; i++) {
+		const struct tls_cert *c = &st->certs[i];
+		EVP_PKEY *key = SSL_CTX_get0_privatekey(c->ctx);
+		char names[TLS_PEER_NAMES_MAX], expiry[40], subject[256];
+		int days = 0, secs = 0;
 
-	memset(p, 0, sizeof(*p));
-	snprintf(p->version, sizeof(p->version), "%s", SSL_get_version(ssl));
-	snprintf(p->cipher, sizeof(p->cipher), "%s",
-	    SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
-	if ((cert = SSL_get1_peer_certificate(ssl)) == NULL)
-		return;
-	p->verify =
-	    tls_error_slot >= 0 && SSL_get_ex_data(ssl, tls_error_slot) != NULL
-	        ? (long)(intptr_t)SSL_get_ex_data(ssl, tls_error_slot) - 1
-	        : SSL_get_verify_result(ssl);
-	if (p->verify == X509_V_ERR_UNABLE_TO_GET_CRL)
-		p->verify = X509_V_OK;
-	p->has_cert = 1;
-	tls_name_line(
-	    X509_get_subject_name(cert), p->subject, sizeof(p->subject));
-	tls_name_line(X509_get_issuer_name(cert), p->issuer, sizeof(p->issuer));
-	{
-		BIO *b = BIO_new(BIO_s_mem());
-		int n;
-
-		if (b != NULL) {
-			ASN1_TIME_print(b, X509_get0_notAfter(cert));
-			n = BIO_read(b, p->not_after, sizeof(p->not_after) - 1);
-			p->not_after[n > 0 ? n : 0] = '\0';
-			BIO_free(b);
-		}
+		tls_cert_names(c->leaf, names, sizeof(names));
+		tls_store_time(
+		    X509_get0_notAfter(c->leaf), expiry, sizeof(expiry));
+		X509_NAME_oneline(
+		    X509_get_subject_name(c->leaf), subject, sizeof(subject));
+		ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(c->leaf));
+		fprintf(out,
+		    "%s: %s; names %s; expires %s (%s%d days); %s %d\n",
+		    c->name, subject, names[0] != '\0' ? names : "(none)",
+		    expiry, days < 0 || secs < 0 ? "EXPIRED " : "in ",
+		    days < 0 ? -days : days,
+		    key != NULL ? EVP_PKEY_get0_type_name(key) : "?",
+		    key != NULL ? EVP_PKEY_get_bits(key) : 0);
 	}
-	X509_free(cert);
-}
-
-int
-tls_peer_names(SSL *ssl, const char *domain)
-{
-	X509 *cert = SSL_get1_peer_certificate(ssl);
-	int ok;
-
-	if (cert == NULL)
-		return 0;
-	ok = X509_check_host(cert, domain, 0, TLS_NAME_FLAGS, NULL) == 1;
-	X509_free(cert);
-	return ok;
 }
