@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "tls/tls_store.h"
@@ -119,14 +120,15 @@ tls_store_empty(const char *s)
 
 /*
  * "FILE: what: OpenSSL's reason ([Certificate NAME])".  The reason is
- * the deepest error on OpenSSL's queue, which is the one that says what
- * is wrong with the file ("no start line", "bad decrypt").
+ * the first error on OpenSSL's queue, the root cause that says what is
+ * wrong with the file ("no start line", "bad decrypt"), not the wrapper
+ * the SSL library adds ("PEM lib").
  */
 static void
 tls_store_report(
     FILE *err, const char *file, const char *what, const char *section)
 {
-	unsigned long e = ERR_peek_last_error();
+	unsigned long e = ERR_peek_error();
 	const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
 
 	if (err != NULL)
@@ -165,6 +167,20 @@ tls_store_no_passphrase(char *buf, int size, int rwflag, void *u)
 	(void)rwflag;
 	(void)u;
 	return -1;
+}
+
+/* A PEM private key; an encrypted one is refused, never prompted for. */
+static EVP_PKEY *
+tls_store_read_key(const char *path)
+{
+	BIO *b = BIO_new_file(path, "r");
+	EVP_PKEY *key;
+
+	if (b == NULL)
+		return NULL;
+	key = PEM_read_bio_PrivateKey(b, NULL, tls_store_no_passphrase, NULL);
+	BIO_free(b);
+	return key;
 }
 
 static int
@@ -281,6 +297,7 @@ tls_store_ctx(struct tls_store *st, const struct tls_store_cert *c,
     const struct tls_store_params *p, FILE *err)
 {
 	SSL_CTX *ctx;
+	EVP_PKEY *key = NULL;
 	const char *ciphers =
 	    tls_store_empty(p->ciphers) ? TLS_STORE_CIPHERS : p->ciphers;
 	const char *suites = tls_store_empty(p->ciphersuites)
@@ -321,14 +338,13 @@ tls_store_ctx(struct tls_store *st, const struct tls_store_cert *c,
 		    c->name);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, c->key_file, SSL_FILETYPE_PEM) !=
-	    1) {
+	if ((key = tls_store_read_key(c->key_file)) == NULL) {
 		tls_store_report(err, c->key_file,
 		    "cannot load the private key (PEM, not encrypted)",
 		    c->name);
 		goto fail;
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
+	if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) != 1) {
 		ERR_clear_error();
 		if (err != NULL)
 			fprintf(err,
@@ -337,6 +353,13 @@ tls_store_ctx(struct tls_store *st, const struct tls_store_cert *c,
 			    c->key_file, c->certificate_file, c->name);
 		goto fail;
 	}
+	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		tls_store_report(
+		    err, c->key_file, "cannot use the private key", c->name);
+		goto fail;
+	}
+	EVP_PKEY_free(key);
 	SSL_CTX_set1_cert_store(ctx, st->trust);
 	if (st->ca_names != NULL) {
 		STACK_OF(X509_NAME) *names = SSL_dup_CA_list(st->ca_names);
@@ -352,6 +375,7 @@ tls_store_ctx(struct tls_store *st, const struct tls_store_cert *c,
 	SSL_CTX_set_tlsext_servername_arg(ctx, st);
 	return ctx;
 fail:
+	EVP_PKEY_free(key);
 	SSL_CTX_free(ctx);
 	return NULL;
 }
