@@ -8,7 +8,10 @@
  * Use, per connection: tls_client_ssl() before the handshake; after it,
  * tls_client_done() and tls_client_check(), and nothing is sent (not even
  * EHLO) until tls_client_check() says TLS_CHECK_OK: an untrusted server
- * does not fail the handshake (tls_peer_verify_cb), policy does.
+ * does not fail the handshake (tls_peer_verify_cb), policy does.  End the
+ * connection with SSL_shutdown() after QUIT: OpenSSL invalidates the
+ * session of a TLS 1.2 connection freed without close_notify, and the
+ * next connection to that hop then needs a full handshake.
  */
 #ifndef SLUICE_TLS_CLIENT_H
 #define SLUICE_TLS_CLIENT_H

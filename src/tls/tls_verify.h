@@ -92,7 +92,8 @@ int tls_domain_matches(X509 *cert, const char *tls_domain);
  *                            (tls_name_matches).
  * Returns the first failed check, TLS_CHECK_OK if none; why (may be
  * NULL) receives a one-line reason, e.g. "certificate name mx.other.test
- * does not match TlsDomain *.contoso.com".
+ * does not match TlsDomain *.contoso.com".  To log what an opportunistic
+ * connection would have failed, evaluate it at DOMAIN_VALIDATION.
  */
 enum tls_check tls_evaluate(enum tls_auth_level, const struct tls_outcome *,
     const char *tls_domain, const char *domain, char *why, size_t whylen);
