@@ -28,7 +28,6 @@
  * loops); every SSL from here has its cache key in ex_data, freed with it.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,6 +39,7 @@
 
 #include "tls/tls_client.h"
 #include "tls/tls_peer.h"
+#include "tls/tls_trust.h"
 
 /* Next hops whose sessions are kept; each is a few KB with its chain. */
 #define TLS_CLIENT_CACHE_SLOTS 1024
@@ -53,9 +53,6 @@
 
 /* Cache key: host (253), port, certificate name, trust: bounded. */
 #define TLS_CLIENT_KEY_MAX 400
-
-/* Same chain depth limit as the server side, for the same reasons. */
-#define TLS_CLIENT_VERIFY_DEPTH 10
 
 struct tls_client_slot {
 	char *key;
@@ -146,45 +143,6 @@ tls_client_new_session(SSL *ssl, SSL_SESSION *sess)
 	return 1; /* the cache owns the reference now */
 }
 
-/* A trust store: the CA files, then the CRLs with their check flags. */
-static X509_STORE *
-tls_client_trust(const char *ca1, const char *ca2, const char *crl, FILE *err)
-{
-	X509_STORE *st = X509_STORE_new();
-	const char *files[3] = {ca1, ca2, crl};
-	int ok = st != NULL;
-
-	for (int i = 0; ok && i < 3; i++) {
-		FILE *fp;
-
-		if (tls_client_empty(files[i]))
-			continue;
-		if ((fp = fopen(files[i], "r")) == NULL) {
-			if (err != NULL)
-				fprintf(
-				    err, "%s: %s\n", files[i], strerror(errno));
-			ok = 0;
-			break;
-		}
-		fclose(fp);
-		if (X509_STORE_load_file(st, files[i]) != 1) {
-			tls_client_report(err, files[i],
-			    i == 2 ? "no CRL found"
-			           : "no CA certificate found");
-			ok = 0;
-		}
-	}
-	if (!ok) {
-		X509_STORE_free(st);
-		return NULL;
-	}
-	if (!tls_client_empty(crl))
-		X509_STORE_set_flags(
-		    st, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
-	X509_STORE_set_depth(st, TLS_CLIENT_VERIFY_DEPTH);
-	return st;
-}
-
 struct tls_client *
 tls_client_new(const struct tls_client_params *p, FILE *err)
 {
@@ -225,12 +183,12 @@ tls_client_new(const struct tls_client_params *p, FILE *err)
 		tls_client_report(err, "TLS client", "cannot enable DANE");
 		goto fail;
 	}
-	if ((c->trust = tls_client_trust(
+	if ((c->trust = tls_trust_build(
 	         p->trusted_ca_file, NULL, p->crl_file, err)) == NULL)
 		goto fail;
 	SSL_CTX_set1_cert_store(c->ctx, c->trust);
 	if (!tls_client_empty(p->domain_secure_ca_file) &&
-	    (c->secure_trust = tls_client_trust(p->trusted_ca_file,
+	    (c->secure_trust = tls_trust_build(p->trusted_ca_file,
 	         p->domain_secure_ca_file, p->crl_file, err)) == NULL)
 		goto fail;
 	return c;

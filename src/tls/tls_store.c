@@ -17,9 +17,9 @@
  * connector's own certificate wins, then configuration order; without a
  * match the connector's certificate serves.
  *
- * Trust for client certificates: one X509_STORE per store, shared by all
- * its contexts (TrustedCAFile, the optional client CA file, the CRLs), so
- * a big CA bundle is parsed once, not once per certificate.
+ * Trust for client certificates: one X509_STORE per store (tls_trust.c),
+ * shared by all its contexts (TrustedCAFile, the optional client CA file,
+ * the CRLs), so a big CA bundle is parsed once, not once per certificate.
  *
  * Invariants: a store never changes after tls_store_build(); it lives
  * while the configuration or any SSL made from it holds a reference; the
@@ -40,13 +40,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls/tls_store.h"
-
-/*
- * Longest chain a client certificate may have: partner PKIs are root,
- * one or two intermediates, leaf; 10 leaves room and bounds the work an
- * attacker can cause.
- */
-#define TLS_STORE_VERIFY_DEPTH 10
+#include "tls/tls_trust.h"
 
 /*
  * Server-side session cache (TLS 1.2 session IDs) per context: enough for
@@ -158,27 +152,33 @@ tls_store_readable(FILE *err, const char *file, const char *section)
 	return 0;
 }
 
-/* Encrypted keys are refused, never prompted for on a terminal. */
+/*
+ * Encrypted keys are refused, never prompted for on a terminal; *asked
+ * (when given) records that a passphrase was wanted.
+ */
 static int
-tls_store_no_passphrase(char *buf, int size, int rwflag, void *u)
+tls_store_no_passphrase(char *buf, int size, int rwflag, void *asked)
 {
 	(void)buf;
 	(void)size;
 	(void)rwflag;
-	(void)u;
+	if (asked != NULL)
+		*(int *)asked = 1;
 	return -1;
 }
 
-/* A PEM private key; an encrypted one is refused, never prompted for. */
+/* A PEM private key; *encrypted says why there is none, if that is why. */
 static EVP_PKEY *
-tls_store_read_key(const char *path)
+tls_store_read_key(const char *path, int *encrypted)
 {
 	BIO *b = BIO_new_file(path, "r");
 	EVP_PKEY *key;
 
+	*encrypted = 0;
 	if (b == NULL)
 		return NULL;
-	key = PEM_read_bio_PrivateKey(b, NULL, tls_store_no_passphrase, NULL);
+	key = PEM_read_bio_PrivateKey(
+	    b, NULL, tls_store_no_passphrase, encrypted);
 	BIO_free(b);
 	return key;
 }
@@ -241,54 +241,61 @@ tls_store_sni(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK; /* unknown name: the connector's */
 }
 
-/* The trust store shared by every context, and the CA names to list. */
+/*
+ * The trust store shared by every context, and the CA names to list.
+ * After a failure st->trust is an empty store, so that the certificates
+ * are still checked and every problem reported in one go.
+ */
 static int
 tls_store_trust(
     struct tls_store *st, const struct tls_store_params *p, FILE *err)
 {
-	const char *files[2] = {p->trusted_ca_file, p->client_ca_file};
-	int ok = 1;
-
-	if ((st->trust = X509_STORE_new()) == NULL)
+	st->trust = tls_trust_build(
+	    p->trusted_ca_file, p->client_ca_file, p->crl_file, err);
+	if (st->trust == NULL) {
+		st->trust = X509_STORE_new();
 		return 0;
-	for (int i = 0; i < 2; i++) {
-		if (tls_store_empty(files[i]))
-			continue;
-		if (!tls_store_readable(err, files[i], NULL)) {
-			ok = 0;
-			continue;
-		}
-		if (X509_STORE_load_file(st->trust, files[i]) != 1) {
-			tls_store_report(
-			    err, files[i], "no CA certificate found", NULL);
-			ok = 0;
-		}
 	}
-	if (!tls_store_empty(p->client_ca_file) && ok &&
+	if (!tls_store_empty(p->client_ca_file) &&
 	    (st->ca_names = SSL_load_client_CA_file(p->client_ca_file)) ==
 	        NULL) {
 		tls_store_report(
 		    err, p->client_ca_file, "cannot read the CA names", NULL);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * Do the cipher lists select anything?  Checked once, before any
+ * context, so a bad TlsCiphers is one report, not one per certificate.
+ */
+static int
+tls_store_ciphers(const struct tls_store_params *p, FILE *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int ok = 1;
+
+	if (ctx == NULL)
+		return 0;
+	if (!tls_store_empty(p->ciphers) &&
+	    SSL_CTX_set_cipher_list(ctx, p->ciphers) != 1) {
+		if (err != NULL)
+			fprintf(err,
+			    "TlsCiphers = %s: selects no usable cipher\n",
+			    p->ciphers);
 		ok = 0;
 	}
-	/*
-	 * With a CRL file every certificate of a client's chain is checked
-	 * against the CRL of its issuer, when that file has one (see
-	 * tls_peer_verify_cb: a CA without a CRL is not an error).
-	 */
-	if (!tls_store_empty(p->crl_file)) {
-		if (!tls_store_readable(err, p->crl_file, NULL)) {
-			ok = 0;
-		} else if (X509_STORE_load_file(st->trust, p->crl_file) != 1) {
-			tls_store_report(
-			    err, p->crl_file, "no CRL found", NULL);
-			ok = 0;
-		} else {
-			X509_STORE_set_flags(st->trust,
-			    X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
-		}
+	if (!tls_store_empty(p->ciphersuites) &&
+	    SSL_CTX_set_ciphersuites(ctx, p->ciphersuites) != 1) {
+		if (err != NULL)
+			fprintf(err,
+			    "TlsCipherSuites = %s: selects no usable suite\n",
+			    p->ciphersuites);
+		ok = 0;
 	}
-	X509_STORE_set_depth(st->trust, TLS_STORE_VERIFY_DEPTH);
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
 	return ok;
 }
 
@@ -298,6 +305,7 @@ tls_store_ctx(struct tls_store *st, const struct tls_store_cert *c,
 {
 	SSL_CTX *ctx;
 	EVP_PKEY *key = NULL;
+	int encrypted;
 	const char *ciphers =
 	    tls_store_empty(p->ciphers) ? TLS_STORE_CIPHERS : p->ciphers;
 	const char *suites = tls_store_empty(p->ciphersuites)
@@ -322,14 +330,10 @@ tls_store_ctx(struct tls_store *st, const struct tls_store_cert *c,
 	SSL_CTX_sess_set_cache_size(ctx, TLS_STORE_SESSION_CACHE);
 	SSL_CTX_set_timeout(ctx, TLS_STORE_SESSION_LIFETIME);
 	SSL_CTX_set_default_passwd_cb(ctx, tls_store_no_passphrase);
-	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
-		tls_store_report(err, c->certificate_file,
-		    "TlsCiphers selects no usable cipher", c->name);
-		goto fail;
-	}
-	if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
-		tls_store_report(err, c->certificate_file,
-		    "TlsCipherSuites selects no usable suite", c->name);
+	/* tls_store_ciphers() has reported bad lists already. */
+	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1 ||
+	    SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
+		ERR_clear_error();
 		goto fail;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, c->certificate_file) != 1) {
@@ -338,10 +342,19 @@ tls_store_ctx(struct tls_store *st, const struct tls_store_cert *c,
 		    c->name);
 		goto fail;
 	}
-	if ((key = tls_store_read_key(c->key_file)) == NULL) {
-		tls_store_report(err, c->key_file,
-		    "cannot load the private key (PEM, not encrypted)",
-		    c->name);
+	if ((key = tls_store_read_key(c->key_file, &encrypted)) == NULL) {
+		if (encrypted) {
+			ERR_clear_error();
+			if (err != NULL)
+				fprintf(err,
+				    "%s: the private key is encrypted; Sluice "
+				    "needs it unencrypted (openssl pkey -in "
+				    "FILE -out NEWFILE) ([Certificate %s])\n",
+				    c->key_file, c->name);
+		} else {
+			tls_store_report(err, c->key_file,
+			    "no PEM private key found", c->name);
+		}
 		goto fail;
 	}
 	if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) != 1) {
@@ -349,7 +362,8 @@ tls_store_ctx(struct tls_store *st, const struct tls_store_cert *c,
 		if (err != NULL)
 			fprintf(err,
 			    "%s: private key does not match the certificate "
-			    "in %s ([Certificate %s])\n",
+			    "in %s (the file must start with this server's "
+			    "own certificate) ([Certificate %s])\n",
 			    c->key_file, c->certificate_file, c->name);
 		goto fail;
 	}
@@ -424,6 +438,10 @@ tls_store_build(const struct tls_store_cert *certs, size_t ncerts,
 		/* Client certificates are only checked with certificates. */
 		if (!tls_store_trust(st, p, err))
 			failed = 1;
+		if (!tls_store_ciphers(p, err)) {
+			tls_store_destroy(st);
+			return NULL;
+		}
 		if (st->trust == NULL) {
 			tls_store_destroy(st);
 			return NULL;

@@ -364,7 +364,8 @@ test_client_new_errors(void **state)
 	fflush(err);
 	assert_non_null(
 	    strstr(text, "/nonexistent/ca.pem: No such file or directory\n"));
-	assert_non_null(strstr(text, "/server.key: no CRL found"));
+	assert_non_null(strstr(text, "/server.key: holds a certificate or key; "
+	                             "a CRL file must hold CRLs only"));
 	assert_non_null(strstr(text, "selects no usable cipher"));
 	fclose(err);
 	free(text);
