@@ -6,7 +6,7 @@
  * The PKI: $SLUICE_PKI when set (a directory made by
  * tests/pki/make-pki.sh), else tests/pki/make-pki.sh is run into a fresh
  * temporary directory, which test_pki_cleanup() removes.  Tests run from
- * the repository root.
+ * the repository root, or with $SLUICE_ROOT naming it (as test_docs).
  */
 #ifndef SLUICE_TEST_TLS_H
 #define SLUICE_TEST_TLS_H
@@ -32,6 +32,18 @@
 static char test_pki[256];
 static int test_pki_made;
 
+static inline void
+test_pki_cleanup(void)
+{
+	char cmd[512];
+
+	if (!test_pki_made)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_pki);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", test_pki);
+}
+
 static inline const char *
 test_pki_dir(void)
 {
@@ -48,24 +60,15 @@ test_pki_dir(void)
 			return NULL;
 		test_pki_made = 1;
 	}
-	snprintf(cmd, sizeof(cmd), "tests/pki/make-pki.sh '%s'", test_pki);
+	snprintf(cmd, sizeof(cmd), "'%s/tests/pki/make-pki.sh' '%s'",
+	    getenv("SLUICE_ROOT") != NULL ? getenv("SLUICE_ROOT") : ".",
+	    test_pki);
 	if (system(cmd) != 0) {
 		fprintf(stderr, "cannot make the test PKI: %s\n", cmd);
+		test_pki_cleanup();
 		return NULL;
 	}
 	return test_pki;
-}
-
-static inline void
-test_pki_cleanup(void)
-{
-	char cmd[512];
-
-	if (!test_pki_made)
-		return;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_pki);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", test_pki);
 }
 
 /* DIR/name, in a rotating set of buffers so several can be in use. */
