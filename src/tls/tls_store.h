@@ -35,10 +35,12 @@ struct tls_store_cert {
 struct tls_store_params {
 	const char *trusted_ca_file; /* client certificates chain to these */
 	/*
-	 * Partner CAs: trusted like trusted_ca_file, and their names are
-	 * listed in the certificate request, so that a partner's server
-	 * picks the right client certificate.  Without it the request lists
-	 * no CA (RFC 8446 4.3.2 and RFC 5246 7.4.4 allow that: any CA).
+	 * Partner CAs (the proposed [Transport] DomainSecureCAFile):
+	 * trusted like trusted_ca_file, and their names are listed in the
+	 * certificate request, so that a partner's server picks the right
+	 * client certificate.  Without it the request lists no CA (RFC 8446
+	 * 4.3.2 and RFC 5246 7.4.4 allow that: any CA); TrustedCAFile is
+	 * not listed, a public bundle would make every request ~15 KB.
 	 */
 	const char *client_ca_file;
 	const char *crl_file;     /* PEM CRLs; revocation checks need it */
