@@ -44,7 +44,9 @@
 #include "smtp/command.h"
 #include "smtp/linereader.h"
 #include "spool/spool.h"
+#include "tls/tls_peer.h"
 #include "tls/tls_store.h"
+#include "tls/tls_verify.h"
 
 #include <openssl/x509.h>
 #include "util/buf.h"
@@ -338,7 +340,8 @@ static int
 session_identify(struct session *s)
 {
 	const char *domain = s->mail.path.domain, *why = NULL;
-	SSL *ssl;
+	struct tls_outcome outcome;
+	char reason[512];
 
 	s->auth_domain[0] = '\0';
 	s->auth_as = "Anonymous";
@@ -353,20 +356,16 @@ session_identify(struct session *s)
 	if (!s->rc->domain_secure_enabled || s->mail.path.null ||
 	    !conf_strlist_has(&s->tc->receive_domain_secure, domain))
 		return 0;
-	if (!s->tls || (ssl = conn_ssl(s->conn)) == NULL)
-		why = "the session is not encrypted; use STARTTLS with a "
-		      "client certificate";
-	else if (!s->tlsinfo.has_cert)
-		why = "no client certificate was presented";
-	else if (s->tlsinfo.verify != X509_V_OK)
-		why = X509_verify_cert_error_string(s->tlsinfo.verify);
-	else if (!tls_peer_names(ssl, domain))
-		why = "the client certificate does not name the sender domain";
+	/* The checks themselves are the TLS library's (tls_verify.c). */
+	tls_peer_outcome(s->tls ? conn_ssl(s->conn) : NULL, 1, &outcome);
+	if (tls_domain_secure_check(&outcome, domain, reason, sizeof(reason)) !=
+	    TLS_CHECK_OK)
+		why = reason;
 	if (why != NULL) {
-		char line[600];
+		char line[1000];
 
 		snprintf(line, sizeof(line),
-		    "Domain Security refused for %s: %s", domain, why);
+		    "Domain Security refused for %s: %.600s", domain, why);
 		session_plog(s, '*', line, strlen(line), "DomainSecure");
 		log_warn("session %s from %s: %s", s->id, s->remote, line);
 		session_reply(s, "451 4.7.1 Domain Security for %s failed: %s",
