@@ -71,6 +71,22 @@ test_pki_dir(void)
 	return test_pki;
 }
 
+/* Group setup and teardown for the suites that need only the PKI. */
+static inline int
+test_pki_group_setup(void **state)
+{
+	(void)state;
+	return test_pki_dir() == NULL ? -1 : 0;
+}
+
+static inline int
+test_pki_group_teardown(void **state)
+{
+	(void)state;
+	test_pki_cleanup();
+	return 0;
+}
+
 /* DIR/name, in a rotating set of buffers so several can be in use. */
 static inline const char *
 test_pki_path(const char *name)

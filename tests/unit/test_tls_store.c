@@ -871,21 +871,6 @@ test_use_cert(void **state)
 	tls_store_free(st);
 }
 
-static int
-setup(void **state)
-{
-	(void)state;
-	return test_pki_dir() == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	test_pki_cleanup();
-	return 0;
-}
-
 int
 main(void)
 {
@@ -906,5 +891,6 @@ main(void)
 	    cmocka_unit_test(test_use_cert),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(
+	    tests, test_pki_group_setup, test_pki_group_teardown);
 }

@@ -573,21 +573,6 @@ test_level_names(void **state)
 	    TLS_AUTH_CERTIFICATE_VALIDATION < TLS_AUTH_DOMAIN_VALIDATION);
 }
 
-static int
-setup(void **state)
-{
-	(void)state;
-	return test_pki_dir() == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	test_pki_cleanup();
-	return 0;
-}
-
 int
 main(void)
 {
@@ -605,5 +590,6 @@ main(void)
 	    cmocka_unit_test(test_level_names),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(
+	    tests, test_pki_group_setup, test_pki_group_teardown);
 }
