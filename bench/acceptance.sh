@@ -328,28 +328,25 @@ for s in sluiced postfix; do
 done
 
 SRC_S=0 SRC_P=0 SRCD_S=0 SRCD_P=0 LOAD_S="0 - -" LOAD_P="0 - -"
+
+# One smtp-source round against both servers; keeps the best rate of each
+# in the variables named ${1}_S and ${1}_P.  $2: extra flag ("-d": the
+# sessions carry several messages each).
+source_round() {
+	local flag=${2:-} s rate best
+	for s in sluiced postfix; do
+		# shellcheck disable=SC2086 # no flag means no argument
+		source_run "$s" "$MESSAGES" $flag || FAILED=1
+		rate=$RESULT
+		echo "  round $r $s smtp-source${flag:+ $flag}: $rate msgs/s"
+		[ "$s" = sluiced ] && best="${1}_S" || best="${1}_P"
+		printf -v "$best" %s "$(better "${!best}" "$rate")"
+	done
+}
+
 for ((r = 1; r <= RUNS; r++)); do
-	# smtp-source -d: sessions that carry several messages each
-	for s in sluiced postfix; do
-		source_run "$s" "$MESSAGES" -d || FAILED=1
-		rate=$RESULT
-		echo "  round $r $s smtp-source -d: $rate msgs/s"
-		if [ "$s" = sluiced ]; then
-			SRCD_S=$(better "$SRCD_S" "$rate")
-		else
-			SRCD_P=$(better "$SRCD_P" "$rate")
-		fi
-	done
-	for s in sluiced postfix; do
-		source_run "$s" "$MESSAGES" || FAILED=1
-		rate=$RESULT
-		echo "  round $r $s smtp-source: $rate msgs/s"
-		if [ "$s" = sluiced ]; then
-			SRC_S=$(better "$SRC_S" "$rate")
-		else
-			SRC_P=$(better "$SRC_P" "$rate")
-		fi
-	done
+	source_round SRCD -d
+	source_round SRC
 	for s in sluiced postfix; do
 		load_run "$s" || FAILED=1
 		res=$RESULT
