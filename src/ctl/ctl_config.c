@@ -32,6 +32,7 @@ ctl_config_check(struct ctl *ctl, int argc, char **argv)
 		conf_free(c);
 		return 1;
 	}
+	tls_store_describe(tls, stdout);
 	tls_store_free(tls);
 	printf("%s: configuration OK\n", ctl->conf_path);
 	conf_free(c);
