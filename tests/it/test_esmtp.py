@@ -55,6 +55,28 @@ def test_ehlo_capabilities(esmtp):
     assert r.lines[-1].startswith("250 ")
 
 
+@pytest.mark.parametrize("key,keyword,refused", [
+    ("PipeliningEnabled", "PIPELINING", None),
+    ("ChunkingEnabled", "CHUNKING", None),
+    ("EightBitMimeEnabled", "8BITMIME", " BODY=8BITMIME"),
+    ("SmtpUtf8Enabled", "SMTPUTF8", " SMTPUTF8"),
+    ("DeliveryStatusNotificationEnabled", "DSN", " RET=HDRS"),
+])
+def test_extension_switched_off(sluice_factory, key, keyword, refused):
+    s = sluice_factory(conn={key: False})
+    with s.client() as c:
+        r = c.cmd("EHLO client.example").check(250)
+        keywords = [t.split()[0].upper() for t in r.texts[1:]]
+        assert keyword not in keywords, r
+        # The others stay on.
+        assert {"SIZE", "ENHANCEDSTATUSCODES"} <= set(keywords), r
+        if refused:
+            # A parameter of an extension not offered (RFC 5321 4.1.1.11).
+            c.cmd(f"MAIL FROM:<{SENDER}>{refused}").check(555, "5.5.4")
+        c.cmd(f"MAIL FROM:<{SENDER}>").check(250, "2.1.0")
+        c.quit()
+
+
 def test_helo_single_line(esmtp):
     with esmtp.client() as c:
         r = c.cmd("HELO client.example").check(250)

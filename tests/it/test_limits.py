@@ -377,6 +377,52 @@ def test_trickled_command_does_not_extend_inactivity(sluice_factory):
         assert time.monotonic() - start <= 4.5
 
 
+def test_data_below_min_data_rate(sluice_factory):
+    # Content must arrive at MinDataRate on average on top of the
+    # inactivity allowance: 100 bytes/s against 1 KB/s is cut off.
+    s = sluice_factory(conn={"ConnectionInactivityTimeout": "2s",
+                             "MinDataRate": "1KB"})
+    with s.client() as c:
+        open_transaction(c)
+        c.cmd("DATA").check(354)
+        start = time.monotonic()
+        got = None
+        while time.monotonic() - start < 8:
+            try:
+                c.send(b"s" * 48 + b"\r\n")
+            except OSError:
+                break
+            try:
+                got = c.reply(timeout=0.5)
+                break
+            except socket.timeout:
+                continue
+            except ConnectionClosed:
+                break
+        elapsed = time.monotonic() - start
+        assert got is not None, "closed without a 421"
+        got.check(421, "4.4.2")
+        assert 1.8 <= elapsed <= 4.5, f"421 after {elapsed:.1f}s"
+    assert s.messages() == []
+
+
+def test_fast_data_is_not_cut_by_inactivity(sluice_factory):
+    s = sluice_factory(conn={"ConnectionInactivityTimeout": "2s",
+                             "MinDataRate": "1KB"})
+    line = b"f" * 998 + b"\r\n"
+    with s.client() as c:
+        open_transaction(c)
+        c.cmd("DATA").check(354)
+        start = time.monotonic()
+        # 3 s of content at about 20 KB/s: longer than the inactivity
+        # timeout, far above the minimum rate.
+        while time.monotonic() - start < 3:
+            c.send(line * 10)
+            time.sleep(0.5)
+        c.send(b".\r\n")
+        c.reply().check(250, "2.6.0")
+
+
 @pytest.mark.timeout_s(30)
 def test_slow_client_one_byte_per_second(sluice_factory):
     s = sluice_factory(conn={"ConnectionTimeout": "5s",

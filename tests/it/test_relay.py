@@ -75,6 +75,11 @@ def test_external_authoritative_relays_anything(sluice_factory):
     m = s.message(queue_id_of(r))
     assert sorted(x["addr"] for x in m["rcpts"]) == \
         ["someone@elsewhere.example", "user@localhost"]
+    # Exchange treats an ExternalAuthoritative (ExchangeServers) connector
+    # as internal: the message is marked so, without a mechanism.
+    head = m["body"].split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nX-Sluice-Organization-AuthAs: Internal\r\n" in head
+    assert b"\r\nX-Sluice-Organization-AuthMechanism: None\r\n" in head
 
 
 # --- connector selection ---------------------------------------------------
