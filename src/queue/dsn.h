@@ -1,0 +1,53 @@
+/*
+ * dsn.h - delivery status notifications (RFC 3464) as the MTA writes
+ * them: a multipart/report message from the null sender to the original
+ * sender, one per-recipient block per recipient it reports on, and the
+ * original message (RET=FULL) or its header (RET=HDRS) attached.
+ */
+#ifndef SLUICE_DSN_H
+#define SLUICE_DSN_H
+
+#include <stddef.h>
+#include <time.h>
+
+enum dsn_action {
+	DSN_FAILED,    /* returned: permanent failure or expiry */
+	DSN_DELAYED,   /* still trying (DelayNotificationTimeout passed) */
+	DSN_DELIVERED, /* NOTIFY=SUCCESS and delivered locally */
+	DSN_RELAYED,   /* NOTIFY=SUCCESS and handed to a non-DSN next hop */
+};
+
+struct dsn_rcpt {
+	const char *addr;       /* Final-Recipient, rfc822;addr */
+	const char *orcpt;      /* ORCPT as received, "" when none */
+	enum dsn_action action;
+	const char *status;     /* "5.4.4", "4.7.5", "2.0.0" */
+	const char *remote_mta; /* next hop host name, "" when none */
+	const char *diagnostic; /* the reply or reason, "" when none */
+	time_t last_attempt;    /* 0 when never tried */
+	time_t retry_until;     /* DSN_DELAYED: when the message expires */
+};
+
+struct dsn_msg {
+	const char *reporting_mta; /* our FQDN */
+	const char *queue_id;      /* the original's queue id */
+	const char *envid;         /* DSN ENVID, "" when none */
+	const char *sender;        /* the original sender: the DSN's To */
+	time_t arrival;            /* when we accepted the original */
+	int ret;                   /* enum smtp_ret of the original */
+	const char *original;      /* the stored message, headers and body */
+	size_t original_len;
+	const struct dsn_rcpt *rcpts;
+	size_t nrcpts;
+	time_t now;
+	const char *message_id; /* Message-ID for the DSN, without <> */
+};
+
+/*
+ * The whole notification, header and body, CRLF line endings, no line
+ * over 998 octets.  Returns a malloc'ed buffer and its length in *len,
+ * NULL when out of memory.
+ */
+char *dsn_compose(const struct dsn_msg *, size_t *len);
+
+#endif
