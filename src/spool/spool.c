@@ -62,10 +62,12 @@ struct spool_item {
 	spool_done_fn fn;
 	void *arg;
 	int ok;
-	/* a delivery result instead of a message (queue_id is its message) */
+	/* a change of state instead of a message (queue_id names its target) */
 	int is_result;
+	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY, SPOOL_OP_REMOVE } op;
 	struct spool_result result;
 	char *result_error, *result_hop;
+	int changes; /* rows an administrator's change touched */
 };
 
 struct spool {
@@ -116,7 +118,8 @@ static const char spool_schema[] =
     " next_attempt INTEGER NOT NULL DEFAULT 0,"
     " last_error TEXT NOT NULL DEFAULT '',"
     " next_hop TEXT NOT NULL DEFAULT '',"
-    " updated INTEGER NOT NULL DEFAULT 0);"
+    " updated INTEGER NOT NULL DEFAULT 0,"
+    " delay_notified INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS recipients_due"
     " ON recipients(status, next_attempt);"
     "CREATE INDEX IF NOT EXISTS recipients_message"
@@ -233,6 +236,22 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 	return 0;
 }
 
+/* An administrator's change, one statement with the target as ?1. */
+static int
+spool_admin(struct spool *sp, struct spool_item *it, const char *sql)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(sp->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, it->queue_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	it->changes = sqlite3_changes(sp->db);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /*
  * A delivery result: the recipient's new state.  A result with rcpt_id 0
  * is the safety-net purge instead: messages whose recipients are all final
@@ -244,6 +263,16 @@ spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
 	const struct spool_result *r = &it->result;
 	sqlite3_stmt *u = sp->upd_rcpt, *d = sp->del_msg;
 
+	if (it->op == SPOOL_OP_RETRY)
+		return spool_admin(sp, it,
+		    "UPDATE recipients SET next_attempt = 0"
+		    " WHERE status = 0 AND next_hop = ?1 COLLATE NOCASE");
+	if (it->op == SPOOL_OP_REMOVE)
+		return spool_admin(sp, it,
+		    "UPDATE recipients SET status = 2, next_attempt = 0,"
+		    " last_error = 'removed by the administrator'"
+		    " WHERE status = 0 AND message_id ="
+		    " (SELECT id FROM messages WHERE queue_id = ?1)");
 	if (r->rcpt_id == 0) {
 		sqlite3_reset(d);
 		sqlite3_bind_int64(d, 1, (sqlite3_int64)r->next_attempt);
@@ -251,11 +280,13 @@ spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
 	}
 	sqlite3_reset(u);
 	sqlite3_bind_int(u, 1, r->status);
-	sqlite3_bind_int64(u, 2, (sqlite3_int64)r->next_attempt);
-	sqlite3_bind_text(u, 3, it->result_error, -1, SQLITE_STATIC);
-	sqlite3_bind_text(u, 4, it->result_hop, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(u, 5, (sqlite3_int64)now);
-	sqlite3_bind_int64(u, 6, (sqlite3_int64)r->rcpt_id);
+	sqlite3_bind_int(u, 2, r->not_an_attempt ? 0 : 1);
+	sqlite3_bind_int64(u, 3, (sqlite3_int64)r->next_attempt);
+	sqlite3_bind_text(u, 4, it->result_error, -1, SQLITE_STATIC);
+	sqlite3_bind_text(u, 5, it->result_hop, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(u, 6, (sqlite3_int64)now);
+	sqlite3_bind_int(u, 7, r->delay_notified);
+	sqlite3_bind_int64(u, 8, (sqlite3_int64)r->rcpt_id);
 	return sqlite3_step(u) == SQLITE_DONE ? 0 : -1;
 }
 
@@ -354,7 +385,13 @@ spool_deliver_done(struct spool *sp)
 	for (; list != NULL; list = next) {
 		next = list->next;
 		sp->inflight--;
-		list->fn(list->arg, list->ok, list->ok ? list->queue_id : "");
+		/* An administrator's change that touched nothing is reported
+		 * as done with an empty id: nothing matched. */
+		list->fn(list->arg, list->ok,
+		    list->ok &&
+		            !(list->op != SPOOL_OP_RESULT && list->changes == 0)
+		        ? list->queue_id
+		        : "");
 		spool_item_free(list);
 	}
 }
@@ -368,6 +405,20 @@ spool_wake_cb(evutil_socket_t fd, short what, void *arg)
 	while (read(fd, drain, sizeof(drain)) > 0)
 		;
 	spool_deliver_done(arg);
+}
+
+/*
+ * A queue written by version 1 lacks the delay notice column; CREATE TABLE
+ * IF NOT EXISTS leaves an old table as it is, so add the column here.
+ */
+static int
+spool_migrate(sqlite3 *db)
+{
+	if (sqlite3_exec(db, "SELECT delay_notified FROM recipients LIMIT 0",
+	        NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	return spool_exec(db, "ALTER TABLE recipients ADD COLUMN"
+	                      " delay_notified INTEGER NOT NULL DEFAULT 0");
 }
 
 static sqlite3 *
@@ -389,8 +440,8 @@ spool_open_db(const char *path, const char **why)
 	if (spool_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
 	    spool_exec(db, "PRAGMA synchronous=FULL") < 0 ||
 	    spool_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
-	    spool_exec(db, spool_schema) < 0 ||
-	    spool_exec(db, "PRAGMA user_version=1") < 0) {
+	    spool_exec(db, spool_schema) < 0 || spool_migrate(db) < 0 ||
+	    spool_exec(db, "PRAGMA user_version=2") < 0) {
 		*why = "cannot initialise the queue database";
 		sqlite3_close(db);
 		return NULL;
@@ -449,9 +500,9 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 		goto fail;
 	}
 	if (sqlite3_prepare_v2(sp->db,
-	        "UPDATE recipients SET status = ?, attempts = attempts + 1,"
-	        " next_attempt = ?, last_error = ?, next_hop = ?, updated = ?"
-	        " WHERE id = ?",
+	        "UPDATE recipients SET status = ?, attempts = attempts + ?,"
+	        " next_attempt = ?, last_error = ?, next_hop = ?, updated = ?,"
+	        " delay_notified = max(delay_notified, ?) WHERE id = ?",
 	        -1, &sp->upd_rcpt, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "DELETE FROM messages WHERE received < ? AND NOT EXISTS"
@@ -462,7 +513,8 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->reader,
 	        "SELECT r.id, r.message_id, m.queue_id, m.sender, r.addr,"
-	        " r.attempts, m.received FROM recipients r"
+	        " r.attempts, m.received, r.notify, r.orcpt,"
+	        " r.delay_notified, r.last_error FROM recipients r"
 	        " JOIN messages m ON m.id = r.message_id"
 	        /* "+": walk the rowid from the cursor (LIMIT rows), not the
 	         * status index, which would sort every pending recipient. */
@@ -605,6 +657,78 @@ spool_record(
 	return 0;
 }
 
+static int
+spool_admin_submit(
+    struct spool *sp, int op, const char *target, spool_done_fn fn, void *arg)
+{
+	struct spool_item *it = calloc(1, sizeof(*it));
+
+	if (it == NULL || (it->queue_id = spool_strdup(target)) == NULL) {
+		free(it);
+		return -1;
+	}
+	it->is_result = 1;
+	it->op = op;
+	it->fn = fn;
+	it->arg = arg;
+	spool_enqueue(sp, it);
+	return 0;
+}
+
+int
+spool_retry(struct spool *sp, const char *next_hop, spool_done_fn fn, void *arg)
+{
+	return spool_admin_submit(sp, SPOOL_OP_RETRY, next_hop, fn, arg);
+}
+
+int
+spool_remove(
+    struct spool *sp, const char *queue_id, spool_done_fn fn, void *arg)
+{
+	return spool_admin_submit(sp, SPOOL_OP_REMOVE, queue_id, fn, arg);
+}
+
+int
+spool_load(struct spool *sp, int64_t message_id, struct spool_stored *out)
+{
+	sqlite3_stmt *q;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (sqlite3_prepare_v2(sp->reader,
+	        "SELECT queue_id, sender, envid, ret, body_type, smtputf8,"
+	        " received, body, helo, client FROM messages WHERE id = ?",
+	        -1, &q, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)message_id);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		const void *body = sqlite3_column_blob(q, 7);
+		size_t len = (size_t)sqlite3_column_bytes(q, 7);
+
+		snprintf(out->queue_id, sizeof(out->queue_id), "%s",
+		    (const char *)sqlite3_column_text(q, 0));
+		snprintf(out->sender, sizeof(out->sender), "%s",
+		    (const char *)sqlite3_column_text(q, 1));
+		snprintf(out->envid, sizeof(out->envid), "%s",
+		    (const char *)sqlite3_column_text(q, 2));
+		out->ret = sqlite3_column_int(q, 3);
+		out->body_type = sqlite3_column_int(q, 4);
+		out->smtputf8 = sqlite3_column_int(q, 5);
+		out->received = (time_t)sqlite3_column_int64(q, 6);
+		snprintf(out->helo, sizeof(out->helo), "%s",
+		    (const char *)sqlite3_column_text(q, 8));
+		snprintf(out->client, sizeof(out->client), "%s",
+		    (const char *)sqlite3_column_text(q, 9));
+		if ((out->data = malloc(len ? len : 1)) != NULL) {
+			memcpy(out->data, body, len);
+			out->len = len;
+			rc = 0;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
 int
 spool_due(struct spool *sp, time_t now, int64_t after, struct spool_due *out,
     size_t max, size_t *n)
@@ -630,6 +754,12 @@ spool_due(struct spool *sp, time_t now, int64_t after, struct spool_due *out,
 		    (const char *)sqlite3_column_text(q, 4));
 		d->attempts = (unsigned)sqlite3_column_int(q, 5);
 		d->received = (time_t)sqlite3_column_int64(q, 6);
+		d->notify = (unsigned)sqlite3_column_int(q, 7);
+		snprintf(d->orcpt, sizeof(d->orcpt), "%s",
+		    (const char *)sqlite3_column_text(q, 8));
+		d->delay_notified = sqlite3_column_int(q, 9);
+		snprintf(d->last_error, sizeof(d->last_error), "%s",
+		    (const char *)sqlite3_column_text(q, 10));
 	}
 	sqlite3_reset(q);
 	return 0;

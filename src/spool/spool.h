@@ -94,6 +94,10 @@ struct spool_due {
 	char addr[257];
 	unsigned attempts;
 	time_t received;
+	unsigned notify;    /* SMTP_NOTIFY_* flags, 0 when absent */
+	char orcpt[520];    /* DSN ORCPT, "" when absent */
+	int delay_notified; /* the sender has had a delay notice */
+	char last_error[512];
 };
 
 struct spool_result {
@@ -104,6 +108,8 @@ struct spool_result {
 	time_t next_attempt; /* while still pending */
 	const char *error;   /* last error text, "" when none */
 	const char *next_hop;
+	int delay_notified; /* 1: a delay notice went out (never cleared) */
+	int not_an_attempt; /* 1: attempts stays (an administrator's action) */
 };
 
 /* Due recipients with id > after, in id order (a cursor over the queue). */
@@ -129,6 +135,34 @@ struct spool_pending {
 };
 int spool_foreach_pending(
     struct spool *, int (*fn)(void *, const struct spool_pending *), void *arg);
+
+/*
+ * A stored message for delivery or a DSN (event loop thread).  data is
+ * malloc'ed and the caller frees it.  -1 when it is gone or unreadable.
+ */
+struct spool_stored {
+	char queue_id[32];
+	char sender[257];
+	char envid[101];
+	int ret, body_type, smtputf8;
+	time_t received;
+	char helo[256];
+	char client[64];
+	char *data;
+	size_t len;
+};
+int spool_load(struct spool *, int64_t message_id, struct spool_stored *);
+
+/*
+ * The administrator's changes, through the committer like results.  The
+ * callback's queue_id is "" when nothing matched.  spool_retry() makes
+ * every pending recipient last deferred at next_hop (a queue's name) due
+ * now (Retry-Queue); spool_remove() ends every pending recipient of a
+ * message without a notification (Remove-Message).
+ */
+int spool_retry(struct spool *, const char *next_hop, spool_done_fn, void *arg);
+int spool_remove(
+    struct spool *, const char *queue_id, spool_done_fn, void *arg);
 
 /* Remove finished messages received before the given time. */
 int spool_purge(struct spool *, time_t before);

@@ -1,0 +1,110 @@
+/*
+ * smtp_client.h - one outbound SMTP connection, driven by the event loop.
+ *
+ * A client is given the ordered next hops of one destination and works
+ * through them until one greets, says EHLO (or HELO) and meets the send
+ * connector's TLS policy; then it asks its owner for messages one at a
+ * time (next), sends each as one transaction (MAIL, every RCPT, then BDAT
+ * or DATA; pipelined when offered) and reports every recipient's reply
+ * (done).  When the owner has nothing more it can park the connection for
+ * a few seconds (idle) so that the next message reuses it.  closed() is
+ * the last call, exactly once.
+ *
+ * TLS follows SPEC's table: opportunistic unless the connector requires
+ * it; under a requirement, a next hop that does not meet it is never sent
+ * a MAIL FROM and the client moves on to the next one.
+ */
+#ifndef SLUICE_SMTP_CLIENT_H
+#define SLUICE_SMTP_CLIENT_H
+
+#include <stddef.h>
+
+#include "conf/conf.h"
+#include "dns/resolver.h"
+
+struct event_base;
+struct protolog;
+struct smtp_client;
+struct tls_client;
+struct tls_store;
+
+/* One line of a reply kept per recipient: code, enhanced code and text. */
+#define SMTP_CLIENT_STATUS_MAX 512
+
+struct smtp_client_rcpt {
+	const char *addr;
+	const char *orcpt; /* "rfc822;user@example" or "" */
+	unsigned notify;   /* SMTP_NOTIFY_* or 0 */
+	/* the outcome, set by the client before done() */
+	int code;     /* 250, 450, 550; 0: not tried */
+	char enh[16]; /* "2.0.0"; from the code if absent */
+	char status[SMTP_CLIENT_STATUS_MAX]; /* "550 5.1.1 no such user" */
+};
+
+struct smtp_client_msg {
+	const char *queue_id;
+	const char *sender; /* "" for the null reverse-path */
+	const char *envid;
+	int ret;       /* enum smtp_ret */
+	int body_type; /* enum smtp_body */
+	int smtputf8;
+	const char *data; /* stored message, CRLF lines */
+	size_t len;
+	struct smtp_client_rcpt *rcpts;
+	size_t nrcpts;
+};
+
+struct smtp_client_ops {
+	/* The connection can take a message: the next, or NULL for none. */
+	struct smtp_client_msg *(*next)(void *arg, struct smtp_client *);
+	/* Every recipient of msg has its outcome. */
+	void (*done)(void *arg, struct smtp_client *, struct smtp_client_msg *);
+	/*
+	 * The client is finished and will be freed on return.  delivered:
+	 * it reached a next hop that took part in at least one transaction.
+	 * why: the reason the last next hop could not be used, "" if none.
+	 */
+	void (*closed)(void *arg, struct smtp_client *, int delivered,
+	    const char *enh, const char *why);
+};
+
+struct smtp_client_params {
+	struct event_base *base;
+	const struct conf_send_connector *connector; /* outlives the client */
+	const char *domain;                          /* recipient domain */
+	int domain_secure; /* TLSSendDomainSecureList applies */
+	const struct resolver_hop *hops;
+	size_t nhops;
+	struct tls_client *tls;        /* client TLS context; NULL: no TLS */
+	const struct tls_store *certs; /* for TlsCertificateName */
+	const char *auth_user;         /* SmartHostAuthMechanism credentials */
+	const char *auth_pass;
+	struct protolog *protolog; /* SmtpSend protocol log, may be NULL */
+	const struct smtp_client_ops *ops;
+	void *arg;
+};
+
+/* Start connecting; NULL when out of memory. */
+struct smtp_client *smtp_client_start(const struct smtp_client_params *);
+/* The owner has a message for an idle client (it then calls next()). */
+void smtp_client_resume(struct smtp_client *);
+/* Is the client parked, waiting for a message? */
+int smtp_client_idle(const struct smtp_client *);
+/* End the connection soon (QUIT if possible); closed() follows. */
+void smtp_client_quit(struct smtp_client *);
+
+/* The host in use, and the TLS outcome for logs ("tls=...;..."). */
+const char *smtp_client_host(const struct smtp_client *);
+const char *smtp_client_tls(const struct smtp_client *);
+
+/*
+ * The content as it goes on the wire: every line ends in CRLF (a bare CR
+ * or LF becomes CRLF), a final CRLF is added when missing and, for DATA,
+ * lines starting with "." get another one (RFC 5321 4.5.2).  Returns the
+ * bytes written to out (an evbuffer), or -1 when out of memory.
+ */
+struct evbuffer;
+long smtp_client_encode(
+    const char *data, size_t len, int dotstuff, struct evbuffer *out);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * resolver.h - asynchronous next-hop resolution over libunbound, driven by
+ * the daemon's libevent loop.
+ *
+ * A destination domain becomes the ordered list of addresses the SMTP
+ * client tries (RFC 5321 section 5.1): MX hosts by preference, in random
+ * order among equal preferences; each host's addresses (AAAA and A) in
+ * turn; the domain's own addresses when it has no MX (implicit MX); and
+ * a null MX (RFC 7505, "MX 0 .") is a permanent failure at once.  Smart
+ * hosts are resolved in the order configured.
+ */
+#ifndef SLUICE_RESOLVER_H
+#define SLUICE_RESOLVER_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "conf/conf.h"
+
+struct event_base;
+struct resolver;
+
+/* Addresses tried for one destination, at most (Postfix tries 5 MX hosts). */
+#define RESOLVER_HOPS_MAX 16
+
+enum resolver_status {
+	RESOLVER_OK,       /* hops[] holds at least one address */
+	RESOLVER_TEMPFAIL, /* SERVFAIL, timeout, no address yet: retry later */
+	RESOLVER_PERMFAIL, /* NXDOMAIN, no MX and no address: bounce (5.1.2) */
+	RESOLVER_NULLMX,   /* the domain accepts no mail (RFC 7505): 5.1.10 */
+};
+
+struct resolver_hop {
+	char host[256]; /* MX or smart host name (SNI, TLS checks, logs);
+	                 * the address in text for address literals */
+	unsigned pref;  /* MX preference; 0 for implicit MX and smart hosts */
+	struct sockaddr_storage addr; /* port already set */
+	socklen_t addrlen;
+};
+
+struct resolver_result {
+	enum resolver_status status;
+	char why[256]; /* for logs and DSNs when status is not OK */
+	size_t nhops;
+	struct resolver_hop hops[RESOLVER_HOPS_MAX];
+};
+
+/* The callback runs on the event loop, never inside the call that asked. */
+typedef void (*resolver_fn)(void *arg, const struct resolver_result *);
+
+/*
+ * spec is the [Transport] Resolver value: "system" (resolv.conf and
+ * /etc/hosts) or "ADDR@PORT" (a DNS server, e.g. a test unbound on
+ * loopback).  NULL with *why set on failure.
+ */
+struct resolver *resolver_new(
+    struct event_base *, const char *spec, const char **why);
+/* Outstanding queries are cancelled; their callbacks never run. */
+void resolver_free(struct resolver *);
+
+/* Next hops of a mail domain (lower case, no trailing dot). */
+int resolver_mx(struct resolver *, const char *domain, unsigned port,
+    resolver_fn, void *arg);
+/*
+ * Next hops of a smart host list, in order: names are resolved (AAAA and
+ * A), address literals used as they are; a host without its own port uses
+ * default_port.
+ */
+int resolver_smarthosts(struct resolver *, const struct conf_smarthost *,
+    size_t n, unsigned default_port, resolver_fn, void *arg);
+
+/*
+ * The pure steps of MX handling, exported for the unit tests.
+ *
+ * resolver_mx_parse reads one MX RDATA as libunbound hands it over
+ * (preference, then an uncompressed wire-format name).  It returns -1 for
+ * anything that is not a usable host name: truncated or overlong data,
+ * compression pointers, labels over 63 octets, names over 253 characters,
+ * characters other than letters, digits and hyphens, and address literals
+ * in disguise (an all-numeric last label, "192.0.2.1").  The root name
+ * (null MX) parses to host "".  The host comes out in lower case.
+ *
+ * resolver_mx_order sorts by preference, shuffles each run of equal
+ * preference with rnd (which returns a number below bound) and drops
+ * repeated hosts, keeping the most preferred; it returns the new count.
+ */
+struct resolver_mx {
+	unsigned pref;
+	char host[256];
+};
+
+int resolver_mx_parse(
+    const unsigned char *rdata, size_t len, struct resolver_mx *out);
+size_t resolver_mx_order(struct resolver_mx *, size_t n,
+    unsigned (*rnd)(void *arg, unsigned bound), void *arg);
+
+#endif
