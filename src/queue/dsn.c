@@ -636,7 +636,7 @@ text_part(struct buf *t, const struct dsn_msg *m, int any_failed,
 			    (rc = buf_puts(&p, ".")) != BUF_OK)
 				goto out;
 		}
-		if ((rc = buf_printf(&p, " (status %s)", rcpt_status(r))) !=
+		if ((rc = buf_printf(&p, " (status %s).", rcpt_status(r))) !=
 		    BUF_OK)
 			goto out;
 		if (r->action == DSN_DELAYED && r->retry_until != 0) {
