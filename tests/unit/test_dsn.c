@@ -773,6 +773,40 @@ test_huge_original(void **state)
 }
 
 static void
+test_huge_header(void **state)
+{
+	size_t n = 300 * 1024, k = 0;
+	char *orig = malloc(n + 64), *body, *s, *text;
+	struct dsn_msg m = base_msg(&bob_failed, 1);
+
+	(void)state;
+	assert_non_null(orig);
+	k += (size_t)snprintf(orig, n, "Subject: many\r\n");
+	while (k + 100 < n)
+		k += (size_t)snprintf(
+		    orig + k, n - k, "X-Filler: %090zu\r\n", k);
+	memcpy(orig + k, "\r\nBODY-MARKER\r\n", 15);
+	k += 15;
+	/* Cut at a line boundary within the bound, and said so. */
+	assert_int_equal(
+	    returned(SMTP_RET_HDRS, DSN_FAILED, orig, k, &body), 'H');
+	assert_true(strlen(body) <= 256 * 1024);
+	assert_true(strlen(body) > 200 * 1024);
+	assert_non_null(strstr(body, "Subject: many\r\n"));
+	assert_null(strstr(body, "BODY-MARKER"));
+	free(body);
+	m.ret = SMTP_RET_HDRS;
+	m.original = orig;
+	m.original_len = k;
+	s = compose(&m, NULL);
+	text = unwrap(s);
+	assert_non_null(strstr(text, "The header was cut short"));
+	free(text);
+	free(s);
+	free(orig);
+}
+
+static void
 test_hostile_diagnostic(void **state)
 {
 	size_t n = 10 * 1024;
@@ -1007,6 +1041,59 @@ test_empty_original(void **state)
 	free(s);
 }
 
+/* A small LCG, so that the random test is the same on every run. */
+static unsigned
+rnd(uint32_t *seed)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return (*seed >> 16) & 0x7fff;
+}
+
+/* Random bytes everywhere, fixed seed: the wire invariants always hold. */
+static void
+test_random(void **state)
+{
+	static const char alphabet[] = "\r\n\r\n\t -:;+=.<>\"?aZ0\x80\xff\x01";
+	uint32_t seed = 12345;
+	char orig[3000], diag[1500], addr[300], subj[] = "Subject: ";
+
+	(void)state;
+	for (int iter = 0; iter < 300; iter++) {
+		struct dsn_rcpt r[3] = {bob_failed, bob_failed, bob_failed};
+		struct dsn_msg m = base_msg(r, 3);
+		size_t olen = 0;
+		char *s;
+
+		memcpy(orig, subj, sizeof(subj) - 1);
+		olen = sizeof(subj) - 1 + rnd(&seed) % (sizeof(orig) - 10);
+		for (size_t i = sizeof(subj) - 1; i < olen; i++)
+			orig[i] =
+			    rnd(&seed) % 4 == 0
+			        ? alphabet[rnd(&seed) % (sizeof(alphabet) - 1)]
+			        : (char)rnd(&seed);
+		for (size_t i = 0; i < sizeof(diag) - 1; i++)
+			diag[i] =
+			    (char)(rnd(&seed) % 3 == 0 ? ' '
+			                               : rnd(&seed) % 255 + 1);
+		diag[sizeof(diag) - 1] = '\0';
+		for (size_t i = 0; i < sizeof(addr) - 1; i++)
+			addr[i] = (char)(rnd(&seed) % 255 + 1);
+		addr[sizeof(addr) - 1] = '\0';
+		for (int i = 0; i < 3; i++) {
+			r[i].action = (enum dsn_action)(rnd(&seed) % 4);
+			r[i].diagnostic = diag + rnd(&seed) % 1000;
+		}
+		r[1].addr = addr;
+		r[2].orcpt = addr + rnd(&seed) % 100;
+		m.envid = addr + rnd(&seed) % 250;
+		m.ret = (int)(rnd(&seed) % 3);
+		m.original = orig;
+		m.original_len = olen;
+		s = compose(&m, NULL);
+		free(s);
+	}
+}
+
 int
 main(void)
 {
@@ -1020,11 +1107,13 @@ main(void)
 	    cmocka_unit_test(test_ret),
 	    cmocka_unit_test(test_8bit_original),
 	    cmocka_unit_test(test_huge_original),
+	    cmocka_unit_test(test_huge_header),
 	    cmocka_unit_test(test_hostile_diagnostic),
 	    cmocka_unit_test(test_hostile_envelope),
 	    cmocka_unit_test(test_hostile_original),
 	    cmocka_unit_test(test_boundary_not_in_content),
 	    cmocka_unit_test(test_empty_original),
+	    cmocka_unit_test(test_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
