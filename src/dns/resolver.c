@@ -1,0 +1,886 @@
+/*
+ * resolver.c - next hops of a destination over libunbound, driven by the
+ * caller's libevent loop.
+ *
+ * One ub_ctx per resolver, in thread mode: libunbound resolves in its own
+ * thread and hands answers back through a pipe (ub_fd), which the event
+ * loop watches; ub_process() then runs our per-query callbacks.  A request
+ * (a "job") is one MX or smart host look-up: an MX query, then AAAA and A
+ * for every chosen host in parallel.  When the last answer is in, the job
+ * assembles its hops in RFC 5321 section 5.1 order.
+ *
+ * Invariants:
+ * - The user's callback runs only from the "deliver" event, one finished
+ *   job per activation, and nothing of the resolver is touched after it
+ *   returns: it may call resolver_free() or ask again.  So a callback never
+ *   runs inside resolver_mx(), resolver_smarthosts() or ub_process().
+ * - A job is on exactly one list: pending (queries or a timer outstanding)
+ *   or ready (finished, waiting for delivery).  resolver_free() cancels
+ *   the pending ones and drops the ready ones; no callback runs afterwards.
+ * - DNS data is hostile: every loop over records is bounded by a named
+ *   limit, lengths come from libunbound's len[] and are checked, names are
+ *   validated before use, and addresses that would reach this machine by
+ *   accident (0.0.0.0, multicast, v4-mapped) are dropped.
+ *
+ * RFCs: 5321 5.1 (MX order, implicit MX), 7505 (null MX), 1035 (wire names).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <unbound.h>
+
+#include "dns/resolver.h"
+
+/* Queries in flight per resolver: bounds libunbound's memory and ours. */
+#define RESOLVER_QUERIES_MAX 1024
+/*
+ * MX hosts (or smart hosts) looked up per destination.  Postfix stops at
+ * 5 MX hosts; more than RESOLVER_HOPS_MAX can never be used anyway.
+ */
+#define RESOLVER_HOSTS_MAX RESOLVER_HOPS_MAX
+/* MX records read from one answer; a DNS message holds thousands. */
+#define RESOLVER_MX_RECORDS_MAX 256
+/* Address records read from one answer. */
+#define RESOLVER_RR_MAX 256
+/*
+ * Addresses kept per host and family, so that one host's long list
+ * cannot hide its other family or the backup MX hosts.
+ */
+#define RESOLVER_FAMILY_ADDRS_MAX 4
+/* A job not done by then is a temporary failure (libunbound retries). */
+#define RESOLVER_TIMEOUT_SEC 30
+
+#define RR_TYPE_A 1
+#define RR_TYPE_MX 15
+#define RR_TYPE_AAAA 28
+#define RR_CLASS_IN 1
+#define RCODE_SERVFAIL 2
+#define RCODE_NXDOMAIN 3
+
+enum resolver_kind { JOB_MX, JOB_SMARTHOSTS };
+
+/* What one query told us, from best to worst for the final verdict. */
+enum resolver_outcome { OUT_DATA, OUT_NODATA, OUT_NXDOMAIN, OUT_TEMP };
+
+struct resolver_job;
+
+struct resolver_query {
+	struct resolver_job *job;
+	int id;   /* libunbound's async id */
+	int busy; /* sent, answer not yet in */
+	int type;
+	int host; /* index in job->hosts, -1 for the MX query */
+};
+
+struct resolver_host {
+	char name[256];
+	unsigned pref;
+	unsigned port;
+	struct resolver_query q[2]; /* AAAA, A */
+	enum resolver_outcome worst;
+	char why[256]; /* of the worst temporary failure */
+	size_t n6, n4;
+	unsigned char a6[RESOLVER_FAMILY_ADDRS_MAX][16];
+	unsigned char a4[RESOLVER_FAMILY_ADDRS_MAX][4];
+};
+
+struct resolver_job {
+	TAILQ_ENTRY(resolver_job) link;
+	struct resolver *r;
+	resolver_fn fn;
+	void *arg;
+	enum resolver_kind kind;
+	int implicit; /* no MX: the domain's own addresses */
+	int finished; /* result final; on the ready list */
+	char domain[256];
+	unsigned port;
+	size_t pending; /* queries in flight */
+	struct event *timer;
+	struct resolver_query mxq;
+	size_t nhosts;
+	struct resolver_host hosts[RESOLVER_HOSTS_MAX];
+	struct resolver_result res;
+};
+
+TAILQ_HEAD(resolver_jobs, resolver_job);
+
+struct resolver {
+	struct event_base *base;
+	struct ub_ctx *ctx;
+	struct event *ev_ub;      /* ub_fd readable */
+	struct event *ev_deliver; /* a job on the ready list */
+	struct resolver_jobs pending, ready;
+	size_t nqueries;
+};
+
+static void resolver_finish(struct resolver_job *);
+
+/* Names */
+
+static int
+resolver_ldh(int c)
+{
+	return isascii(c) && (isalnum(c) || c == '-');
+}
+
+/*
+ * A host name as we accept it for DNS queries: LDH labels of 1 to 63
+ * characters, at most 253 characters, no trailing dot, and a last label
+ * that is not all digits (so no IPv4 literal passes as a name).
+ */
+static int
+resolver_name_ok(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+	int alldigits = 1;
+
+	if (len == 0 || len > 253)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			alldigits = 1;
+			continue;
+		}
+		if (!resolver_ldh(c) || ++label > 63)
+			return 0;
+		if (!isdigit(c))
+			alldigits = 0;
+	}
+	return label > 0 && !alldigits;
+}
+
+int
+resolver_mx_parse(
+    const unsigned char *rdata, size_t len, struct resolver_mx *out)
+{
+	size_t i = 2, w = 0;
+
+	if (rdata == NULL || len < 3)
+		return -1;
+	out->pref = (unsigned)rdata[0] << 8 | rdata[1];
+	out->host[0] = '\0';
+	/* Each label costs at least one octet, so this loop ends. */
+	while (i < len) {
+		size_t l = rdata[i++];
+
+		if (l == 0) {
+			if (i != len)
+				return -1; /* trailing octets */
+			if (w == 0)
+				return 0; /* the root: null MX */
+			out->host[w - 1] = '\0';
+			return resolver_name_ok(out->host) ? 0 : -1;
+		}
+		/* Compression pointers and extended labels are not names. */
+		if (l > 63 || l > len - i || w + l + 1 > 254)
+			return -1;
+		for (size_t k = 0; k < l; k++) {
+			int c = rdata[i + k];
+
+			if (!resolver_ldh(c))
+				return -1;
+			out->host[w++] = (char)tolower(c);
+		}
+		out->host[w++] = '.';
+		i += l;
+	}
+	return -1; /* no terminating root label */
+}
+
+static int
+resolver_mx_cmp(const void *a, const void *b)
+{
+	const struct resolver_mx *x = a, *y = b;
+
+	return x->pref < y->pref ? -1 : x->pref > y->pref;
+}
+
+size_t
+resolver_mx_order(struct resolver_mx *v, size_t n,
+    unsigned (*rnd)(void *arg, unsigned bound), void *arg)
+{
+	size_t out = 0;
+
+	qsort(v, n, sizeof(*v), resolver_mx_cmp);
+	/* RFC 5321 5.1: equal preferences in random order (Fisher-Yates). */
+	for (size_t start = 0, end; start < n; start = end) {
+		for (end = start + 1; end < n && v[end].pref == v[start].pref;
+		     end++)
+			;
+		for (size_t i = end - 1; i > start; i--) {
+			size_t j = start + rnd(arg, (unsigned)(i - start + 1));
+			struct resolver_mx t = v[i];
+
+			v[i] = v[j];
+			v[j] = t;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+
+		for (k = 0; k < out && strcmp(v[k].host, v[i].host) != 0; k++)
+			;
+		if (k < out)
+			continue;
+		if (out != i)
+			v[out] = v[i];
+		out++;
+	}
+	return out;
+}
+
+static unsigned
+resolver_random(void *arg, unsigned bound)
+{
+	(void)arg;
+	return arc4random_uniform(bound);
+}
+
+/* Answers */
+
+static const char *
+resolver_rcode_name(int rcode)
+{
+	static const char *names[] = {
+	    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
+
+	if (rcode >= 0 && (size_t)rcode < sizeof(names) / sizeof(names[0]))
+		return names[rcode];
+	return "an unexpected response code";
+}
+
+static enum resolver_outcome
+resolver_classify(const char *name, int err, const struct ub_result *res,
+    char *why, size_t whylen)
+{
+	if (err != 0 || res == NULL) {
+		snprintf(why, whylen, "DNS lookup of %s failed: %s", name,
+		    ub_strerror(err));
+		return OUT_TEMP;
+	}
+	if (res->bogus) {
+		snprintf(why, whylen,
+		    "DNS lookup of %s failed: DNSSEC validation failed", name);
+		return OUT_TEMP;
+	}
+	if (res->rcode == RCODE_NXDOMAIN || res->nxdomain)
+		return OUT_NXDOMAIN;
+	if (res->rcode != 0) {
+		snprintf(why, whylen, "DNS lookup of %s failed: %s", name,
+		    resolver_rcode_name(res->rcode));
+		return OUT_TEMP;
+	}
+	if (!res->havedata || res->data == NULL || res->data[0] == NULL)
+		return OUT_NODATA;
+	return OUT_DATA;
+}
+
+/* Addresses that would loop back to us or reach nobody by accident. */
+static int
+resolver_addr_ok(int family, const unsigned char *a)
+{
+	static const unsigned char zero[16],
+	    mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (family == AF_INET)
+		return a[0] != 0 && a[0] < 224;
+	/* v4-mapped would slip past the IPv4 checks above. */
+	return memcmp(a, zero, 16) != 0 && a[0] != 0xff &&
+	       memcmp(a, mapped, 12) != 0;
+}
+
+static void
+resolver_host_worst(
+    struct resolver_host *h, enum resolver_outcome o, const char *why)
+{
+	if (o <= h->worst)
+		return;
+	h->worst = o;
+	if (why != NULL)
+		snprintf(h->why, sizeof(h->why), "%s", why);
+}
+
+static void
+resolver_addr_answer(
+    struct resolver_host *h, int type, int err, const struct ub_result *res)
+{
+	char why[256] = "";
+	enum resolver_outcome o =
+	    resolver_classify(h->name, err, res, why, sizeof(why));
+	size_t want = type == RR_TYPE_AAAA ? 16 : 4;
+
+	if (o != OUT_DATA) {
+		resolver_host_worst(h, o, why);
+		return;
+	}
+	for (size_t i = 0; i < RESOLVER_RR_MAX && res->data[i] != NULL; i++) {
+		const unsigned char *a = (const unsigned char *)res->data[i];
+
+		if (res->len[i] < 0 || (size_t)res->len[i] != want ||
+		    !resolver_addr_ok(
+		        type == RR_TYPE_AAAA ? AF_INET6 : AF_INET, a))
+			continue;
+		if (type == RR_TYPE_AAAA && h->n6 < RESOLVER_FAMILY_ADDRS_MAX)
+			memcpy(h->a6[h->n6++], a, 16);
+		else if (type == RR_TYPE_A && h->n4 < RESOLVER_FAMILY_ADDRS_MAX)
+			memcpy(h->a4[h->n4++], a, 4);
+	}
+}
+
+/* Queries */
+
+static void resolver_ub_cb(void *mydata, int err, struct ub_result *res);
+
+static int
+resolver_send(struct resolver_job *job, struct resolver_query *q,
+    const char *name, int type, int host)
+{
+	struct resolver *r = job->r;
+
+	if (r->nqueries >= RESOLVER_QUERIES_MAX)
+		return -1;
+	q->job = job;
+	q->type = type;
+	q->host = host;
+	if (ub_resolve_async(r->ctx, name, type, RR_CLASS_IN, q, resolver_ub_cb,
+	        &q->id) != 0)
+		return -1;
+	q->busy = 1;
+	job->pending++;
+	r->nqueries++;
+	return 0;
+}
+
+static void
+resolver_cancel(struct resolver_job *job, struct resolver_query *q)
+{
+	if (!q->busy)
+		return;
+	/* In thread mode the answer may still come; its callback won't. */
+	(void)ub_cancel(job->r->ctx, q->id);
+	q->busy = 0;
+	job->pending--;
+	job->r->nqueries--;
+}
+
+static void resolver_fail(struct resolver_job *job, enum resolver_status st,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+resolver_fail(
+    struct resolver_job *job, enum resolver_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	job->res.status = st;
+	job->res.nhops = 0;
+	va_start(ap, fmt);
+	vsnprintf(job->res.why, sizeof(job->res.why), fmt, ap);
+	va_end(ap);
+	resolver_finish(job);
+}
+
+/* AAAA and A of every host; a host whose name is unusable is skipped. */
+static void
+resolver_send_hosts(struct resolver_job *job)
+{
+	for (size_t i = 0; i < job->nhosts; i++) {
+		struct resolver_host *h = &job->hosts[i];
+
+		if (h->worst != OUT_DATA || h->n4 + h->n6 > 0)
+			continue; /* bad name, or a literal already known */
+		if (resolver_send(
+		        job, &h->q[0], h->name, RR_TYPE_AAAA, (int)i) != 0 ||
+		    resolver_send(job, &h->q[1], h->name, RR_TYPE_A, (int)i) !=
+		        0) {
+			resolver_fail(job, RESOLVER_TEMPFAIL,
+			    "DNS lookup of %s not started: too many queries "
+			    "outstanding",
+			    h->name);
+			return;
+		}
+	}
+}
+
+static void
+resolver_mx_answer(struct resolver_job *job, int err, struct ub_result *res)
+{
+	struct resolver_mx *mx;
+	char why[256] = "";
+	size_t n = 0, nrr = 0;
+
+	switch (resolver_classify(job->domain, err, res, why, sizeof(why))) {
+	case OUT_TEMP:
+		resolver_fail(job, RESOLVER_TEMPFAIL, "%s", why);
+		return;
+	case OUT_NXDOMAIN:
+		resolver_fail(job, RESOLVER_PERMFAIL,
+		    "domain %s does not exist (NXDOMAIN)", job->domain);
+		return;
+	case OUT_NODATA:
+		/* RFC 5321 5.1: the domain itself is the implicit MX. */
+		job->implicit = 1;
+		job->nhosts = 1;
+		snprintf(job->hosts[0].name, sizeof(job->hosts[0].name), "%s",
+		    job->domain);
+		job->hosts[0].port = job->port;
+		resolver_send_hosts(job);
+		return;
+	case OUT_DATA:
+		break;
+	}
+	if ((mx = calloc(RESOLVER_MX_RECORDS_MAX, sizeof(*mx))) == NULL) {
+		resolver_fail(job, RESOLVER_TEMPFAIL,
+		    "DNS lookup of %s failed: out of memory", job->domain);
+		return;
+	}
+	for (size_t i = 0; i < RESOLVER_RR_MAX && res->data[i] != NULL; i++) {
+		nrr++;
+		if (n < RESOLVER_MX_RECORDS_MAX && res->len[i] >= 0 &&
+		    resolver_mx_parse((const unsigned char *)res->data[i],
+		        (size_t)res->len[i], &mx[n]) == 0)
+			n++;
+	}
+	if (nrr == 1 && n == 1 && mx[0].pref == 0 && mx[0].host[0] == '\0') {
+		free(mx);
+		resolver_fail(job, RESOLVER_NULLMX,
+		    "%s accepts no mail (null MX, RFC 7505)", job->domain);
+		return;
+	}
+	n = resolver_mx_order(mx, n, resolver_random, NULL);
+	for (size_t i = 0; i < n && job->nhosts < RESOLVER_HOSTS_MAX; i++) {
+		struct resolver_host *h = &job->hosts[job->nhosts];
+
+		if (mx[i].host[0] == '\0')
+			continue; /* "." beside other MX records: unusable */
+		snprintf(h->name, sizeof(h->name), "%s", mx[i].host);
+		h->pref = mx[i].pref;
+		h->port = job->port;
+		job->nhosts++;
+	}
+	free(mx);
+	if (job->nhosts == 0) {
+		resolver_fail(job, RESOLVER_TEMPFAIL,
+		    "no usable MX host for %s (%zu MX records, none a valid "
+		    "host name)",
+		    job->domain, nrr);
+		return;
+	}
+	resolver_send_hosts(job);
+}
+
+static void
+resolver_sockaddr(
+    struct resolver_hop *hop, int family, const unsigned char *a, unsigned port)
+{
+	memset(&hop->addr, 0, sizeof(hop->addr));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&hop->addr;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		memcpy(&s6->sin6_addr, a, 16);
+		hop->addrlen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&hop->addr;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		memcpy(&s4->sin_addr, a, 4);
+		hop->addrlen = sizeof(*s4);
+	}
+}
+
+static void
+resolver_add_hop(struct resolver_result *res, const struct resolver_host *h,
+    int family, const unsigned char *a)
+{
+	struct resolver_hop *hop;
+
+	if (res->nhops >= RESOLVER_HOPS_MAX)
+		return;
+	hop = &res->hops[res->nhops++];
+	snprintf(hop->host, sizeof(hop->host), "%s", h->name);
+	hop->pref = h->pref;
+	resolver_sockaddr(hop, family, a, h->port);
+}
+
+/* Every answer is in: hosts in order, each host's AAAA then A. */
+static void
+resolver_assemble(struct resolver_job *job)
+{
+	struct resolver_result *res = &job->res;
+	const struct resolver_host *temp = NULL;
+	int nx = 0;
+	char names[200] = "";
+	size_t w = 0;
+
+	res->nhops = 0;
+	for (size_t i = 0; i < job->nhosts; i++) {
+		const struct resolver_host *h = &job->hosts[i];
+
+		for (size_t k = 0; k < h->n6; k++)
+			resolver_add_hop(res, h, AF_INET6, h->a6[k]);
+		for (size_t k = 0; k < h->n4; k++)
+			resolver_add_hop(res, h, AF_INET, h->a4[k]);
+		if (h->n4 + h->n6 == 0) {
+			if (h->worst == OUT_TEMP && temp == NULL)
+				temp = h;
+			nx |= h->worst == OUT_NXDOMAIN;
+			if (w < sizeof(names))
+				w += (size_t)snprintf(names + w,
+				    sizeof(names) - w, "%s%s", w ? ", " : "",
+				    h->name);
+		}
+	}
+	if (res->nhops > 0) {
+		res->status = RESOLVER_OK;
+		res->why[0] = '\0';
+	} else if (temp != NULL) {
+		res->status = RESOLVER_TEMPFAIL;
+		snprintf(res->why, sizeof(res->why), "%s", temp->why);
+	} else if (job->kind == JOB_SMARTHOSTS) {
+		res->status = RESOLVER_TEMPFAIL;
+		snprintf(res->why, sizeof(res->why),
+		    "no address for smart hosts %s", names);
+	} else if (job->implicit) {
+		res->status = RESOLVER_PERMFAIL;
+		snprintf(res->why, sizeof(res->why),
+		    nx ? "domain %s does not exist (NXDOMAIN)"
+		       : "no MX or address for %s",
+		    job->domain);
+	} else {
+		/* RFC 5321 5.1: MX hosts without addresses may get some. */
+		res->status = RESOLVER_TEMPFAIL;
+		snprintf(res->why, sizeof(res->why),
+		    "no address for the MX hosts of %.100s (%.120s)",
+		    job->domain, names);
+	}
+	resolver_finish(job);
+}
+
+static void
+resolver_ub_cb(void *mydata, int err, struct ub_result *res)
+{
+	struct resolver_query *q = mydata;
+	struct resolver_job *job = q->job;
+
+	q->busy = 0;
+	job->pending--;
+	job->r->nqueries--;
+	if (q->host < 0)
+		resolver_mx_answer(job, err, res);
+	else
+		resolver_addr_answer(&job->hosts[q->host], q->type, err, res);
+	ub_resolve_free(res);
+	if (!job->finished && job->pending == 0)
+		resolver_assemble(job);
+}
+
+/* Jobs */
+
+static void
+resolver_job_free(struct resolver_job *job)
+{
+	if (job->timer != NULL)
+		event_free(job->timer);
+	free(job);
+}
+
+/* The result is final: stop everything and queue it for delivery. */
+static void
+resolver_finish(struct resolver_job *job)
+{
+	struct resolver *r = job->r;
+
+	resolver_cancel(job, &job->mxq);
+	for (size_t i = 0; i < job->nhosts; i++) {
+		resolver_cancel(job, &job->hosts[i].q[0]);
+		resolver_cancel(job, &job->hosts[i].q[1]);
+	}
+	if (job->timer != NULL) {
+		event_free(job->timer);
+		job->timer = NULL;
+	}
+	job->finished = 1;
+	TAILQ_REMOVE(&r->pending, job, link);
+	TAILQ_INSERT_TAIL(&r->ready, job, link);
+	event_active(r->ev_deliver, EV_TIMEOUT, 1);
+}
+
+static void
+resolver_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver_job *job = arg;
+
+	(void)fd;
+	(void)what;
+	resolver_fail(job, RESOLVER_TEMPFAIL, "DNS lookup of %s timed out",
+	    job->kind == JOB_MX ? job->domain : "the smart hosts");
+}
+
+static void
+resolver_deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver *r = arg;
+	struct resolver_job *job = TAILQ_FIRST(&r->ready);
+	resolver_fn fn;
+	void *fnarg;
+
+	(void)fd;
+	(void)what;
+	if (job == NULL)
+		return;
+	TAILQ_REMOVE(&r->ready, job, link);
+	if (!TAILQ_EMPTY(&r->ready))
+		event_active(r->ev_deliver, EV_TIMEOUT, 1);
+	fn = job->fn;
+	fnarg = job->arg;
+	/* Last use of r: the callback may free the resolver. */
+	fn(fnarg, &job->res);
+	resolver_job_free(job);
+}
+
+static void
+resolver_ub_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver *r = arg;
+
+	(void)fd;
+	(void)what;
+	(void)ub_process(r->ctx);
+}
+
+static struct resolver_job *
+resolver_job_new(struct resolver *r, enum resolver_kind kind, unsigned port,
+    resolver_fn fn, void *arg)
+{
+	struct resolver_job *job;
+	const struct timeval tv = {RESOLVER_TIMEOUT_SEC, 0};
+
+	if (port < 1 || port > 65535 || fn == NULL ||
+	    r->nqueries >= RESOLVER_QUERIES_MAX)
+		return NULL;
+	if ((job = calloc(1, sizeof(*job))) == NULL)
+		return NULL;
+	job->r = r;
+	job->kind = kind;
+	job->port = port;
+	job->fn = fn;
+	job->arg = arg;
+	job->mxq.host = -1;
+	if ((job->timer = evtimer_new(r->base, resolver_timeout_cb, job)) ==
+	        NULL ||
+	    evtimer_add(job->timer, &tv) != 0) {
+		resolver_job_free(job);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&r->pending, job, link);
+	return job;
+}
+
+/* Undo a job that never got going; the caller sees -1, no callback. */
+static int
+resolver_job_abort(struct resolver_job *job)
+{
+	TAILQ_REMOVE(&job->r->pending, job, link);
+	resolver_job_free(job);
+	return -1;
+}
+
+int
+resolver_mx(struct resolver *r, const char *domain, unsigned port,
+    resolver_fn fn, void *arg)
+{
+	struct resolver_job *job;
+
+	if ((job = resolver_job_new(r, JOB_MX, port, fn, arg)) == NULL)
+		return -1;
+	if (strlen(domain) >= sizeof(job->domain) ||
+	    !resolver_name_ok(domain)) {
+		/* Reported like any answer, so callers have one path. */
+		snprintf(job->domain, sizeof(job->domain), "%.200s", domain);
+		resolver_fail(job, RESOLVER_PERMFAIL,
+		    "%s is not a valid mail domain", job->domain);
+		return 0;
+	}
+	snprintf(job->domain, sizeof(job->domain), "%s", domain);
+	if (resolver_send(job, &job->mxq, domain, RR_TYPE_MX, -1) != 0)
+		return resolver_job_abort(job);
+	return 0;
+}
+
+/* "192.0.2.1", "2001:db8::1" or "IPv6:2001:db8::1" (RFC 5321 4.1.3). */
+static int
+resolver_literal(struct resolver_host *h, const char *s)
+{
+	if (strncasecmp(s, "IPv6:", 5) == 0) {
+		if (inet_pton(AF_INET6, s + 5, h->a6[0]) != 1)
+			return -1;
+		h->n6 = resolver_addr_ok(AF_INET6, h->a6[0]);
+	} else if (inet_pton(AF_INET, s, h->a4[0]) == 1) {
+		h->n4 = resolver_addr_ok(AF_INET, h->a4[0]);
+	} else if (inet_pton(AF_INET6, s, h->a6[0]) == 1) {
+		h->n6 = resolver_addr_ok(AF_INET6, h->a6[0]);
+	} else {
+		return -1;
+	}
+	return h->n4 + h->n6 > 0 ? 0 : -1;
+}
+
+int
+resolver_smarthosts(struct resolver *r, const struct conf_smarthost *sh,
+    size_t n, unsigned default_port, resolver_fn fn, void *arg)
+{
+	struct resolver_job *job;
+
+	if (n == 0 || (job = resolver_job_new(
+	                   r, JOB_SMARTHOSTS, default_port, fn, arg)) == NULL)
+		return -1;
+	for (size_t i = 0; i < n && i < RESOLVER_HOSTS_MAX; i++) {
+		struct resolver_host *h = &job->hosts[job->nhosts++];
+
+		snprintf(h->name, sizeof(h->name), "%s", sh[i].host);
+		h->port = sh[i].port ? sh[i].port : default_port;
+		if (sh[i].literal ? resolver_literal(h, sh[i].host) != 0
+		                  : !resolver_name_ok(sh[i].host)) {
+			h->worst = OUT_NODATA;
+			continue;
+		}
+	}
+	if (r->nqueries + 2 * job->nhosts > RESOLVER_QUERIES_MAX)
+		return resolver_job_abort(job);
+	resolver_send_hosts(job);
+	if (!job->finished && job->pending == 0)
+		resolver_assemble(job); /* literals only: delivered later */
+	return 0;
+}
+
+/* Resolvers */
+
+/* "ADDR@PORT" with an IPv4 or IPv6 address and a port of 1 to 65535. */
+static int
+resolver_spec_ok(const char *spec)
+{
+	const char *at = strrchr(spec, '@');
+	char addr[64];
+	unsigned char buf[16];
+	char *end;
+	unsigned long port;
+
+	if (at == NULL || at == spec || (size_t)(at - spec) >= sizeof(addr))
+		return 0;
+	memcpy(addr, spec, (size_t)(at - spec));
+	addr[at - spec] = '\0';
+	if (inet_pton(AF_INET, addr, buf) != 1 &&
+	    inet_pton(AF_INET6, addr, buf) != 1)
+		return 0;
+	if (!isdigit((unsigned char)at[1]))
+		return 0;
+	port = strtoul(at + 1, &end, 10);
+	return *end == '\0' && port >= 1 && port <= 65535;
+}
+
+struct resolver *
+resolver_new(struct event_base *base, const char *spec, const char **why)
+{
+	struct resolver *r;
+	int system = spec != NULL && strcmp(spec, "system") == 0;
+
+	if (spec == NULL || (!system && !resolver_spec_ok(spec))) {
+		*why = "Resolver must be \"system\" or ADDRESS@PORT";
+		return NULL;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    (r->ctx = ub_ctx_create()) == NULL) {
+		free(r);
+		*why = "cannot create a libunbound context";
+		return NULL;
+	}
+	r->base = base;
+	TAILQ_INIT(&r->pending);
+	TAILQ_INIT(&r->ready);
+	*why = "cannot set up libunbound";
+	/*
+	 * Thread mode: the default forks a resolver process, which would
+	 * outlive a crash and hold a copy of the daemon's memory.  Loopback
+	 * servers (a local unbound, systemd-resolved) are ordinary here.
+	 */
+	if (ub_ctx_async(r->ctx, 1) != 0 ||
+	    ub_ctx_set_option(r->ctx, "do-not-query-localhost:", "no") != 0)
+		goto fail;
+	if (system) {
+		int rc;
+
+		if (ub_ctx_resolvconf(r->ctx, NULL) != 0) {
+			*why = "cannot read /etc/resolv.conf";
+			goto fail;
+		}
+		/* A missing /etc/hosts is no reason to refuse to start. */
+		rc = ub_ctx_hosts(r->ctx, NULL);
+		if (rc != 0 && rc != UB_READFILE) {
+			*why = "cannot parse /etc/hosts";
+			goto fail;
+		}
+	} else if (ub_ctx_set_fwd(r->ctx, spec) != 0) {
+		*why = "Resolver must be \"system\" or ADDRESS@PORT";
+		goto fail;
+	} else if (ub_ctx_zone_remove(r->ctx, "test.") != 0) {
+		/*
+		 * libunbound answers RFC 6761 "test." itself (NXDOMAIN); a
+		 * server named explicitly is a lab or test server whose
+		 * zones under "test." are the point of naming it.  Removing
+		 * a zone finalizes the context: all options come before.
+		 */
+		goto fail;
+	}
+	if ((r->ev_ub = event_new(base, ub_fd(r->ctx), EV_READ | EV_PERSIST,
+	         resolver_ub_readable, r)) == NULL ||
+	    event_add(r->ev_ub, NULL) != 0 ||
+	    (r->ev_deliver = event_new(base, -1, 0, resolver_deliver_cb, r)) ==
+	        NULL)
+		goto fail;
+	*why = NULL;
+	return r;
+fail:
+	resolver_free(r);
+	return NULL;
+}
+
+void
+resolver_free(struct resolver *r)
+{
+	struct resolver_job *job;
+
+	if (r == NULL)
+		return;
+	/* Deleting the context stops its thread: no callback after this. */
+	ub_ctx_delete(r->ctx);
+	while ((job = TAILQ_FIRST(&r->pending)) != NULL) {
+		TAILQ_REMOVE(&r->pending, job, link);
+		resolver_job_free(job);
+	}
+	while ((job = TAILQ_FIRST(&r->ready)) != NULL) {
+		TAILQ_REMOVE(&r->ready, job, link);
+		resolver_job_free(job);
+	}
+	if (r->ev_ub != NULL)
+		event_free(r->ev_ub);
+	if (r->ev_deliver != NULL)
+		event_free(r->ev_deliver);
+	free(r);
+}
