@@ -2,14 +2,27 @@
  * ctl_route.c - "sluicectl route ADDRESS": which way a recipient would
  * go, through which connector, to which next hop, under which TLS policy,
  * and why — computed by the same routing function sluiced uses.
+ *
+ * Through a send connector, the next hops are then resolved as sluiced
+ * resolves them (src/dns/resolver.c, [Transport] Resolver) on a private
+ * event loop, bounded by CTL_ROUTE_DNS_WAIT, and printed in the order the
+ * SMTP client would try them.  --no-dns skips that, for scripts offline.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "conf/conf.h"
 #include "ctl/ctl.h"
+#include "dns/resolver.h"
 #include "route/route.h"
+
+/* Longer than the resolver's own timeout would be no use to a person. */
+#define CTL_ROUTE_DNS_WAIT 10 /* seconds */
 
 static void
 ctl_route_nexthop(
@@ -43,6 +56,110 @@ ctl_route_nexthop(
 		                            : sc->port);
 }
 
+struct ctl_route_wait {
+	struct event_base *base;
+	int done;
+	struct resolver_result res;
+};
+
+static void
+ctl_route_resolved(void *arg, const struct resolver_result *res)
+{
+	struct ctl_route_wait *w = arg;
+
+	w->res = *res;
+	w->done = 1;
+	event_base_loopbreak(w->base);
+}
+
+static const char *
+ctl_route_status(enum resolver_status st)
+{
+	switch (st) {
+	case RESOLVER_OK:
+		return "ok";
+	case RESOLVER_TEMPFAIL:
+		return "temporary failure";
+	case RESOLVER_PERMFAIL:
+		return "permanent failure";
+	case RESOLVER_NULLMX:
+		return "null MX";
+	}
+	return "?";
+}
+
+/* One "NextHops" line per address, or one saying why there is none. */
+static int
+ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
+{
+	const struct conf_send_connector *sc = r->connector;
+	struct ctl_route_wait w = {0};
+	struct resolver *res = NULL;
+	struct timeval tv = {CTL_ROUTE_DNS_WAIT, 0};
+	const char *why = NULL;
+	int rc;
+
+	if ((w.base = event_base_new()) == NULL) {
+		printf("NextHops  : none (cannot create an event loop)\n");
+		return 1;
+	}
+	if ((res = resolver_new(w.base, c->transport.resolver, &why)) == NULL) {
+		printf("NextHops  : none (resolver: %s)\n", why);
+		event_base_free(w.base);
+		return 1;
+	}
+	rc = sc->dns_routing_enabled
+	         ? resolver_mx(res, domain, sc->port, ctl_route_resolved, &w)
+	         : resolver_smarthosts(res, sc->smart_hosts, sc->nsmart_hosts,
+	               sc->port, ctl_route_resolved, &w);
+	if (rc == 0) {
+		event_base_loopexit(w.base, &tv);
+		event_base_dispatch(w.base);
+	}
+	resolver_free(res);
+	event_base_free(w.base);
+	if (rc != 0 || !w.done) {
+		printf("NextHops  : none (temporary failure: %s)\n",
+		    rc != 0 ? "could not start the DNS lookup"
+		            : "no answer within 10 seconds");
+		return 1;
+	}
+	if (w.res.status != RESOLVER_OK) {
+		printf("NextHops  : none (%s: %s)\n",
+		    ctl_route_status(w.res.status), w.res.why);
+		return 1;
+	}
+	for (size_t i = 0; i < w.res.nhops; i++) {
+		const struct resolver_hop *h = &w.res.hops[i];
+		char addr[INET6_ADDRSTRLEN] = "?";
+		unsigned port = 0;
+
+		if (h->addr.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 =
+			    (const struct sockaddr_in6 *)&h->addr;
+
+			inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof(addr));
+			port = ntohs(s6->sin6_port);
+		} else if (h->addr.ss_family == AF_INET) {
+			const struct sockaddr_in *s4 =
+			    (const struct sockaddr_in *)&h->addr;
+
+			inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof(addr));
+			port = ntohs(s4->sin_port);
+		}
+		if (!sc->dns_routing_enabled)
+			printf("NextHops  : %s [%s]:%u (smart host)\n", h->host,
+			    addr, port);
+		else if (strcmp(h->host, domain) == 0 && h->pref == 0)
+			printf("NextHops  : %s [%s]:%u (implicit MX)\n",
+			    h->host, addr, port);
+		else
+			printf("NextHops  : %s [%s]:%u (MX %u)\n", h->host,
+			    addr, port, h->pref);
+	}
+	return 0;
+}
+
 int
 ctl_route(struct ctl *ctl, int argc, char **argv)
 {
@@ -50,10 +167,17 @@ ctl_route(struct ctl *ctl, int argc, char **argv)
 	struct route r;
 	char domain[256], hop[1024], tls[512];
 	const char *at;
+	int dns = 1, rc;
 
+	if (argc == 2 && strcmp(argv[0], "--no-dns") == 0) {
+		dns = 0;
+		argc--;
+		argv++;
+	}
 	if (argc != 1 || (at = strrchr(argv[0], '@')) == NULL ||
 	    at[1] == '\0' || strlen(at + 1) >= sizeof(domain)) {
-		fprintf(stderr, "usage: sluicectl route user@domain\n");
+		fprintf(
+		    stderr, "usage: sluicectl route [--no-dns] user@domain\n");
 		return 2;
 	}
 	for (size_t i = 0; at[1 + i] != '\0'; i++)
@@ -74,6 +198,11 @@ ctl_route(struct ctl *ctl, int argc, char **argv)
 	printf("NextHop   : %s\n", hop);
 	printf("TlsPolicy : %s\n", tls);
 	printf("Reason    : %s\n", r.why);
+	rc = r.kind == ROUTE_NONE ? 1 : 0;
+	if (dns && r.kind == ROUTE_CONNECTOR) {
+		fflush(stdout);
+		rc = ctl_route_hops(c, &r, domain);
+	}
 	conf_free(c);
-	return r.kind == ROUTE_NONE ? 1 : 0;
+	return rc;
 }
