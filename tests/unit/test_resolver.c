@@ -1,0 +1,390 @@
+/*
+ * test_resolver.c - the pure MX steps of src/dns/resolver.c as tables
+ * (RDATA parsing with hostile input, preference order, shuffling of equal
+ * preferences, duplicates), and the resolver's promises that need no DNS
+ * answer: bad specs, callbacks only from the event loop, smart host
+ * literals in order, and resolver_free() silencing what is outstanding.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "dns/resolver.h"
+
+/* A server nobody answers from; no test here waits for an answer. */
+#define DEAD_SERVER "127.0.0.1@9"
+
+/* Wire-format helper: "\x00\x0a" "\x02mx\x07example\x04test\x00". */
+static size_t
+mx_rdata(unsigned char *out, unsigned pref, const char *labels, size_t n)
+{
+	out[0] = (unsigned char)(pref >> 8);
+	out[1] = (unsigned char)pref;
+	memcpy(out + 2, labels, n);
+	return n + 2;
+}
+
+/* A wire name and its length, without the literal's own NUL. */
+#define W(s) s, sizeof(s) - 1
+
+static void
+test_mx_parse(void **state)
+{
+	static const struct {
+		const char *wire;
+		size_t len;
+		int rc;
+		const char *host;
+	} t[] = {
+	    {W("\x02mx\x07"
+	       "example\x04test\x00"),
+	        0, "mx.example.test"},
+	    {W("\x02MX\x07"
+	       "Example\x04TEST\x00"),
+	        0, "mx.example.test"},
+	    {W("\x00"), 0, ""}, /* root: null MX */
+	    {W("\x02mx\x07"
+	       "example\x04test"),
+	        -1, 0}, /* no root label */
+	    {W("\x02mx\x07"
+	       "example\x04te"),
+	        -1, 0},                        /* truncated label */
+	    {W("\x02mx\xc0\x0c"), -1, 0},      /* compression */
+	    {W("\x02m_\x04test\x00"), -1, 0},  /* underscore */
+	    {W("\x02m x\x04test\x00"), -1, 0}, /* wrong length */
+	    {W("\x03"
+	       "a b\x04test\x00"),
+	        -1, 0}, /* space */
+	    {W("\x03"
+	       "a\0b\x04test\x00"),
+	        -1, 0},                   /* NUL */
+	    {W("\x02mx\x00\x00"), -1, 0}, /* trailing octet */
+	    {W("\x03"
+	       "192\x01"
+	       "0\x01"
+	       "2\x01"
+	       "1\x00"),
+	        -1, 0}, /* literal */
+	    {W("\x02mx\x03"
+	       "123\x00"),
+	        -1, 0}, /* numeric TLD */
+	    {W("\x02mx\x04"
+	       "1tld\x00"),
+	        0, "mx.1tld"},
+	};
+	unsigned char buf[600];
+	struct resolver_mx mx;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t n = mx_rdata(buf, 10, t[i].wire, t[i].len);
+
+		if (resolver_mx_parse(buf, n, &mx) != t[i].rc)
+			fail_msg("case %zu: rc != %d", i, t[i].rc);
+		if (t[i].rc == 0) {
+			assert_string_equal(mx.host, t[i].host);
+			assert_int_equal(mx.pref, 10);
+		}
+	}
+	/* Too short for a preference and a name. */
+	assert_int_equal(resolver_mx_parse(buf, 2, &mx), -1);
+	assert_int_equal(resolver_mx_parse(NULL, 0, &mx), -1);
+}
+
+static void
+test_mx_parse_lengths(void **state)
+{
+	unsigned char wire[600], buf[610];
+	struct resolver_mx mx;
+	size_t w = 0;
+
+	(void)state;
+	/* A 64-octet label is over the limit; 63 is fine. */
+	wire[w++] = 64;
+	memset(wire + w, 'a', 64);
+	w += 64;
+	wire[w++] = 0;
+	assert_int_equal(
+	    resolver_mx_parse(buf, mx_rdata(buf, 1, (char *)wire, w), &mx), -1);
+	wire[0] = 63;
+	wire[64] = 0;
+	assert_int_equal(
+	    resolver_mx_parse(buf, mx_rdata(buf, 1, (char *)wire, 65), &mx), 0);
+	assert_int_equal(strlen(mx.host), 63);
+	/* 4 labels of 63 = 255 characters with dots: over 253. */
+	w = 0;
+	for (int i = 0; i < 4; i++) {
+		wire[w++] = 63;
+		memset(wire + w, 'b', 63);
+		w += 63;
+	}
+	wire[w++] = 0;
+	assert_int_equal(
+	    resolver_mx_parse(buf, mx_rdata(buf, 1, (char *)wire, w), &mx), -1);
+	/* 3 labels of 63 and one of 61: 253 characters, the maximum. */
+	wire[3 * 64] = 61;
+	wire[3 * 64 + 62] = 0;
+	assert_int_equal(resolver_mx_parse(buf,
+	                     mx_rdata(buf, 1, (char *)wire, 3 * 64 + 63), &mx),
+	    0);
+	assert_int_equal(strlen(mx.host), 253);
+}
+
+/* Deterministic "random": always the lowest or always the highest. */
+static unsigned
+rnd_low(void *arg, unsigned bound)
+{
+	(void)arg;
+	(void)bound;
+	return 0;
+}
+
+static unsigned
+rnd_high(void *arg, unsigned bound)
+{
+	(void)arg;
+	return bound - 1;
+}
+
+static void
+set_mx(struct resolver_mx *v, unsigned pref, const char *host)
+{
+	v->pref = pref;
+	snprintf(v->host, sizeof(v->host), "%s", host);
+}
+
+static void
+test_mx_order(void **state)
+{
+	struct resolver_mx v[6];
+	size_t n;
+
+	(void)state;
+	set_mx(&v[0], 30, "c");
+	set_mx(&v[1], 10, "a");
+	set_mx(&v[2], 20, "b");
+	set_mx(&v[3], 20, "a"); /* duplicate host, less preferred: dropped */
+	n = resolver_mx_order(v, 4, rnd_low, NULL);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0].host, "a");
+	assert_int_equal(v[0].pref, 10);
+	assert_string_equal(v[1].host, "b");
+	assert_string_equal(v[2].host, "c");
+	assert_int_equal(resolver_mx_order(v, 0, rnd_low, NULL), 0);
+}
+
+static void
+test_mx_order_shuffles_equal(void **state)
+{
+	struct resolver_mx lo[3], hi[3];
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		struct resolver_mx *v = k ? hi : lo;
+
+		set_mx(&v[0], 10, "x");
+		set_mx(&v[1], 5, "first");
+		set_mx(&v[2], 10, "y");
+	}
+	assert_int_equal(resolver_mx_order(lo, 3, rnd_low, NULL), 3);
+	assert_int_equal(resolver_mx_order(hi, 3, rnd_high, NULL), 3);
+	/* The lower preference always leads; the tie goes either way. */
+	assert_string_equal(lo[0].host, "first");
+	assert_string_equal(hi[0].host, "first");
+	assert_string_not_equal(lo[1].host, hi[1].host);
+	assert_int_equal(lo[1].pref, 10);
+	assert_int_equal(hi[2].pref, 10);
+}
+
+/* Resolver objects */
+
+struct seen {
+	int calls;
+	int in_call; /* set around the request, to catch synchronous calls */
+	int sync;
+	struct resolver_result res;
+};
+
+static void
+record(void *arg, const struct resolver_result *res)
+{
+	struct seen *s = arg;
+
+	s->calls++;
+	s->sync |= s->in_call;
+	s->res = *res;
+}
+
+static void
+test_bad_specs(void **state)
+{
+	static const char *bad[] = {"", "127.0.0.1", "127.0.0.1@",
+	    "127.0.0.1@0", "127.0.0.1@65536", "127.0.0.1@53x", "host@53", "@53",
+	    "127.0.0.1:53", "[::1]@53"};
+	struct event_base *base = event_base_new();
+	const char *why = NULL;
+	struct resolver *r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		if (resolver_new(base, bad[i], &why) != NULL)
+			fail_msg("spec \"%s\" accepted", bad[i]);
+		assert_non_null(why);
+	}
+	r = resolver_new(base, "::1@53", &why);
+	assert_non_null(r);
+	resolver_free(r);
+	event_base_free(base);
+}
+
+static void
+test_smarthost_literals(void **state)
+{
+	struct conf_smarthost sh[] = {
+	    {"192.0.2.7", 0, 1}, {"2001:db8::1", 2525, 1},
+	    {"IPv6:2001:db8::2", 0, 1},
+	    {"0.0.0.0", 0, 1}, /* would reach this machine: skipped */
+	};
+	struct event_base *base = event_base_new();
+	const char *why;
+	struct resolver *r = resolver_new(base, DEAD_SERVER, &why);
+	struct seen s = {0};
+	const struct sockaddr_in *s4;
+	const struct sockaddr_in6 *s6;
+	char text[INET6_ADDRSTRLEN];
+
+	(void)state;
+	assert_non_null(r);
+	s.in_call = 1;
+	assert_int_equal(resolver_smarthosts(r, sh, 4, 25, record, &s), 0);
+	s.in_call = 0;
+	assert_int_equal(s.calls, 0); /* never inside the call */
+	event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	assert_int_equal(s.calls, 1);
+	assert_int_equal(s.sync, 0);
+	assert_int_equal(s.res.status, RESOLVER_OK);
+	assert_int_equal(s.res.nhops, 3);
+	s4 = (const struct sockaddr_in *)&s.res.hops[0].addr;
+	assert_int_equal(s4->sin_family, AF_INET);
+	assert_int_equal(ntohs(s4->sin_port), 25);
+	assert_string_equal(s.res.hops[0].host, "192.0.2.7");
+	s6 = (const struct sockaddr_in6 *)&s.res.hops[1].addr;
+	assert_int_equal(s6->sin6_family, AF_INET6);
+	assert_int_equal(ntohs(s6->sin6_port), 2525);
+	s6 = (const struct sockaddr_in6 *)&s.res.hops[2].addr;
+	inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof(text));
+	assert_string_equal(text, "2001:db8::2");
+	resolver_free(r);
+	event_base_free(base);
+}
+
+static void
+test_only_bad_smarthosts_tempfail(void **state)
+{
+	struct conf_smarthost sh[] = {{"not-an-address", 0, 1}};
+	struct event_base *base = event_base_new();
+	const char *why;
+	struct resolver *r = resolver_new(base, DEAD_SERVER, &why);
+	struct seen s = {0};
+
+	(void)state;
+	assert_int_equal(resolver_smarthosts(r, sh, 1, 25, record, &s), 0);
+	event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	assert_int_equal(s.calls, 1);
+	assert_int_equal(s.res.status, RESOLVER_TEMPFAIL);
+	assert_non_null(strstr(s.res.why, "not-an-address"));
+	resolver_free(r);
+	event_base_free(base);
+}
+
+static void
+test_invalid_domain_reported_later(void **state)
+{
+	struct event_base *base = event_base_new();
+	const char *why;
+	struct resolver *r = resolver_new(base, DEAD_SERVER, &why);
+	struct seen s = {0};
+
+	(void)state;
+	assert_int_equal(resolver_mx(r, "bad domain.test", 25, record, &s), 0);
+	assert_int_equal(s.calls, 0);
+	event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	assert_int_equal(s.calls, 1);
+	assert_int_equal(s.res.status, RESOLVER_PERMFAIL);
+	assert_int_equal(resolver_mx(r, "example.test", 0, record, &s), -1);
+	resolver_free(r);
+	event_base_free(base);
+}
+
+static void
+test_free_cancels(void **state)
+{
+	struct conf_smarthost sh[] = {{"192.0.2.7", 0, 1}};
+	struct event_base *base = event_base_new();
+	const char *why;
+	struct resolver *r = resolver_new(base, DEAD_SERVER, &why);
+	struct seen s = {0};
+
+	(void)state;
+	/* One waiting for a server that never answers, one ready. */
+	assert_int_equal(resolver_mx(r, "example.test", 25, record, &s), 0);
+	assert_int_equal(resolver_smarthosts(r, sh, 1, 25, record, &s), 0);
+	resolver_free(r);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	assert_int_equal(s.calls, 0);
+	event_base_free(base);
+}
+
+static void
+test_query_cap(void **state)
+{
+	struct event_base *base = event_base_new();
+	const char *why;
+	struct resolver *r = resolver_new(base, DEAD_SERVER, &why);
+	struct seen s = {0};
+	int ok = 0, refused = 0;
+
+	(void)state;
+	/* Far more than the cap: the excess is refused, not queued. */
+	for (int i = 0; i < 1500; i++) {
+		if (resolver_mx(r, "example.test", 25, record, &s) == 0)
+			ok++;
+		else
+			refused++;
+	}
+	assert_true(ok > 0 && ok <= 1024);
+	assert_int_equal(ok + refused, 1500);
+	resolver_free(r);
+	assert_int_equal(s.calls, 0);
+	event_base_free(base);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_mx_parse),
+	    cmocka_unit_test(test_mx_parse_lengths),
+	    cmocka_unit_test(test_mx_order),
+	    cmocka_unit_test(test_mx_order_shuffles_equal),
+	    cmocka_unit_test(test_bad_specs),
+	    cmocka_unit_test(test_smarthost_literals),
+	    cmocka_unit_test(test_only_bad_smarthosts_tempfail),
+	    cmocka_unit_test(test_invalid_domain_reported_later),
+	    cmocka_unit_test(test_free_cancels),
+	    cmocka_unit_test(test_query_cap),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
