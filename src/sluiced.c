@@ -119,6 +119,8 @@ sluiced_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	if (d->srv.protolog != NULL)
 		protolog_reopen(d->srv.protolog);
+	if (d->srv.sendlog != NULL)
+		protolog_reopen(d->srv.sendlog);
 	if (d->srv.tracklog != NULL)
 		tracklog_reopen(d->srv.tracklog);
 	log_info("reload done");
@@ -280,7 +282,10 @@ main(int argc, char **argv)
 	d.srv.protolog =
 	    protolog_open(conf->transport.log_directory, PROTOLOG_RECEIVE);
 	d.srv.tracklog = tracklog_open(conf->transport.log_directory);
-	if (d.srv.protolog == NULL || d.srv.tracklog == NULL)
+	d.srv.sendlog =
+	    protolog_open(conf->transport.log_directory, PROTOLOG_SEND);
+	if (d.srv.protolog == NULL || d.srv.tracklog == NULL ||
+	    d.srv.sendlog == NULL)
 		log_fatal("cannot open the logs in %s",
 		    conf->transport.log_directory);
 	if (server_reload(&d.srv, conf, tls, &why) < 0)
@@ -292,6 +297,7 @@ main(int argc, char **argv)
 		    conf->transport.queue_directory);
 		if ((d.qmgr = qmgr_start(&d.srv, db)) == NULL)
 			log_fatal("cannot start the queue manager");
+		d.srv.qmgr = d.qmgr;
 	}
 	if ((d.control = control_start(
 	         &d.srv, conf->transport.control_socket)) == NULL)
@@ -322,6 +328,7 @@ main(int argc, char **argv)
 	spool_close(d.srv.spool);
 	qmgr_free(d.qmgr);
 	protolog_close(d.srv.protolog);
+	protolog_close(d.srv.sendlog);
 	tracklog_close(d.srv.tracklog);
 	event_free(ev_hup);
 	event_free(ev_term);

@@ -30,6 +30,10 @@ int ctl_get_certificate(struct ctl *, int, char **);
 /* Commands of ctl_queue.c (they talk to the running daemon) */
 int ctl_queue(struct ctl *, int, char **);
 int ctl_messages(struct ctl *, int, char **);
+int ctl_retry(struct ctl *, int, char **);
+int ctl_suspend(struct ctl *, int, char **);
+int ctl_resume(struct ctl *, int, char **);
+int ctl_remove(struct ctl *, int, char **);
 
 /* Commands of ctl_route.c */
 int ctl_route(struct ctl *, int, char **);

@@ -1,7 +1,9 @@
 /*
  * ctl_queue.c - sluicectl commands that ask the running daemon about its
  * queues over the control socket (ControlSocket): "queue" as Get-Queue,
- * "messages [QUEUE]" as Get-Message.  The answer ends with a "." line.
+ * "messages [QUEUE]" as Get-Message, "retry QUEUE" (Retry-Queue),
+ * "suspend QUEUE" / "resume QUEUE" (Suspend-Queue, Resume-Queue) and
+ * "remove ID" (Remove-Message).  The answer ends with a "." line.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -85,4 +87,45 @@ ctl_messages(struct ctl *ctl, int argc, char **argv)
 	if (strpbrk(req, "\r\n") != NULL)
 		return 2;
 	return ctl_ask(ctl, req);
+}
+
+/* The commands that take exactly one name. */
+static int
+ctl_one(
+    struct ctl *ctl, const char *verb, const char *what, int argc, char **argv)
+{
+	char req[600];
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: sluicectl %s %s\n", verb, what);
+		return 2;
+	}
+	snprintf(req, sizeof(req), "%s %s", verb, argv[0]);
+	if (strpbrk(req, "\r\n") != NULL)
+		return 2;
+	return ctl_ask(ctl, req);
+}
+
+int
+ctl_retry(struct ctl *ctl, int argc, char **argv)
+{
+	return ctl_one(ctl, "retry", "QUEUE", argc, argv);
+}
+
+int
+ctl_suspend(struct ctl *ctl, int argc, char **argv)
+{
+	return ctl_one(ctl, "suspend", "QUEUE", argc, argv);
+}
+
+int
+ctl_resume(struct ctl *ctl, int argc, char **argv)
+{
+	return ctl_one(ctl, "resume", "QUEUE", argc, argv);
+}
+
+int
+ctl_remove(struct ctl *ctl, int argc, char **argv)
+{
+	return ctl_one(ctl, "remove", "ID", argc, argv);
 }

@@ -753,8 +753,10 @@ client_start_transaction(struct smtp_client *c)
 		}
 		c->msg = m;
 		c->delivered = 1;
-		for (size_t i = 0; i < m->nrcpts; i++)
+		for (size_t i = 0; i < m->nrcpts; i++) {
 			m->rcpts[i].code = 0;
+			m->rcpts[i].dsn_passed = c->ext.dsn;
+		}
 		if (client_can_take(c, m))
 			break;
 		client_msg_done(c);
@@ -1270,6 +1272,14 @@ smtp_client_quit(struct smtp_client *c)
 	           c->msg == NULL) {
 		client_end(c);
 	}
+}
+
+void
+smtp_client_abort(struct smtp_client *c)
+{
+	if (c->closing)
+		return; /* client_finish_cb is scheduled and frees it */
+	client_free(c);
 }
 
 const char *

@@ -39,6 +39,7 @@ struct smtp_client_rcpt {
 	int code;     /* 250, 450, 550; 0: not tried */
 	char enh[16]; /* "2.0.0"; from the code if absent */
 	char status[SMTP_CLIENT_STATUS_MAX]; /* "550 5.1.1 no such user" */
+	int dsn_passed; /* the next hop took our NOTIFY (it offers DSN) */
 };
 
 struct smtp_client_msg {
@@ -52,6 +53,7 @@ struct smtp_client_msg {
 	size_t len;
 	struct smtp_client_rcpt *rcpts;
 	size_t nrcpts;
+	void *owner; /* the owner's own record of the message */
 };
 
 struct smtp_client_ops {
@@ -92,6 +94,9 @@ void smtp_client_resume(struct smtp_client *);
 int smtp_client_idle(const struct smtp_client *);
 /* End the connection soon (QUIT if possible); closed() follows. */
 void smtp_client_quit(struct smtp_client *);
+
+/* Free at once, without callbacks (the daemon is exiting). */
+void smtp_client_abort(struct smtp_client *);
 
 /* The host in use, and the TLS outcome for logs ("tls=...;..."). */
 const char *smtp_client_host(const struct smtp_client *);

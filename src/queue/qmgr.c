@@ -1,16 +1,16 @@
 /*
- * qmgr.c - queue manager (first part of the delivery issue).
+ * qmgr.c - the queue manager.
  *
  * Every QMGR_TICK_MS it reads a batch of due recipients from the spool's
  * read-only view, in recipient id order from a cursor that wraps around,
  * so every pending recipient is seen in turn however many wait.  Each is
- * routed with the live configuration (route.c); recipients of
- * Authoritative domains go to the Maildir agent.  Recipients routed to
- * send connectors wait in the queue for the SMTP client (delivery issue,
- * not built yet); recipients without a route wait for the DSN code.
+ * routed with the live configuration (route.c): Authoritative domains go
+ * to the Maildir agent, recipients of send connectors to the delivery
+ * queue of their next hop (dqueue.c), and recipients without a route fail
+ * with 5.4.4 (outcome.c writes the DSN).
  *
- * A recipient handed to an agent is remembered as in flight until its
- * result is durable, so a slow agent never gets the same recipient twice.
+ * A recipient handed out is remembered as in flight until its new state
+ * is durable, so it is never handed out twice.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +20,8 @@
 
 #include "deliver/maildir.h"
 #include "log/tracklog.h"
+#include "queue/dqueue.h"
+#include "queue/outcome.h"
 #include "queue/qmgr.h"
 #include "route/route.h"
 #include "server/server.h"
@@ -29,15 +31,21 @@
 /* How often the queue is looked at, and how much is taken each time. */
 #define QMGR_TICK_MS 250
 #define QMGR_BATCH 64
-/* Recipients handed out and not yet recorded, at most. */
-#define QMGR_INFLIGHT_MAX 256
+/*
+ * Recipients handed out and not yet recorded, at most: bounds the memory
+ * of the delivery queues (a few hundred bytes each).  The set is an open
+ * addressing table twice as large, so probes stay short.
+ */
+#define QMGR_INFLIGHT_MAX 8192
+#define QMGR_INFLIGHT_SLOTS (2 * QMGR_INFLIGHT_MAX)
 
 struct qmgr {
 	struct server *srv;
 	struct maildir *maildir;
+	struct dqueues *dqueues;
 	struct event *timer;
-	int64_t cursor; /* last recipient id looked at */
-	int64_t inflight[QMGR_INFLIGHT_MAX];
+	int64_t cursor;                        /* last recipient id looked at */
+	int64_t inflight[QMGR_INFLIGHT_SLOTS]; /* 0: empty slot */
 	size_t ninflight;
 	time_t last_purge;
 };
@@ -45,24 +53,64 @@ struct qmgr {
 /* How often finished messages past SafetyNetHoldTime are removed. */
 #define QMGR_PURGE_SECONDS 60
 
+static size_t
+qmgr_slot(int64_t id)
+{
+	/* Ids are sequential: a multiplicative hash spreads them. */
+	return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 32) &
+	       (QMGR_INFLIGHT_SLOTS - 1);
+}
+
 static int
 qmgr_is_inflight(const struct qmgr *q, int64_t id)
 {
-	for (size_t i = 0; i < q->ninflight; i++)
+	for (size_t i = qmgr_slot(id); q->inflight[i] != 0;
+	     i = (i + 1) & (QMGR_INFLIGHT_SLOTS - 1))
 		if (q->inflight[i] == id)
 			return 1;
 	return 0;
 }
 
 static void
+qmgr_hold(struct qmgr *q, int64_t id)
+{
+	size_t i = qmgr_slot(id);
+
+	while (q->inflight[i] != 0)
+		i = (i + 1) & (QMGR_INFLIGHT_SLOTS - 1);
+	q->inflight[i] = id;
+	q->ninflight++;
+}
+
+/* Remove with backward shift, so lookups never need tombstones. */
+static void
 qmgr_forget(struct qmgr *q, int64_t id)
 {
-	for (size_t i = 0; i < q->ninflight; i++) {
-		if (q->inflight[i] == id) {
-			q->inflight[i] = q->inflight[--q->ninflight];
+	size_t mask = QMGR_INFLIGHT_SLOTS - 1, i = qmgr_slot(id), j;
+
+	while (q->inflight[i] != id) {
+		if (q->inflight[i] == 0)
 			return;
+		i = (i + 1) & mask;
+	}
+	q->inflight[i] = 0;
+	q->ninflight--;
+	for (j = (i + 1) & mask; q->inflight[j] != 0; j = (j + 1) & mask) {
+		size_t home = qmgr_slot(q->inflight[j]);
+
+		/* Move j back into the hole if its home is not in (i, j]. */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			q->inflight[i] = q->inflight[j];
+			q->inflight[j] = 0;
+			i = j;
 		}
 	}
+}
+
+static void
+qmgr_released(void *arg, int64_t rcpt_id)
+{
+	qmgr_forget(arg, rcpt_id);
 }
 
 /* A Maildir outcome is durable: log it and let the recipient go. */
@@ -91,19 +139,76 @@ qmgr_local_done(
 	tracklog_write(q->srv->tracklog, &ev);
 }
 
+/* No send connector matches: a non-delivery report with 5.4.4. */
+static void
+qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *why)
+{
+	struct outcome_rcpt r;
+	struct outcome o;
+	char status[400];
+
+	snprintf(status, sizeof(status), "550 5.4.4 Unable to route: %s", why);
+	memset(&r, 0, sizeof(r));
+	r.rcpt_id = d->rcpt_id;
+	r.addr = d->addr;
+	r.orcpt = d->orcpt;
+	r.notify = d->notify;
+	r.attempts = d->attempts;
+	r.delay_notified = d->delay_notified;
+	r.code = 550;
+	r.enh = "5.4.4";
+	r.status = status;
+	memset(&o, 0, sizeof(o));
+	o.message_id = d->message_id;
+	o.queue_id = d->queue_id;
+	o.sender = d->sender;
+	o.received = d->received;
+	o.connector = "";
+	o.host = "";
+	o.queue = "Unreachable";
+	o.tls = "";
+	o.rcpts = &r;
+	o.nrcpts = 1;
+	qmgr_hold(q, d->rcpt_id);
+	outcome_settle(q->srv, &o, qmgr_released, q);
+}
+
 static void
 qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 {
 	const struct conf *conf = q->srv->conf->conf;
 	const char *at = strrchr(d->addr, '@');
 	struct maildir_job job;
+	struct dqueue_rcpt dr;
 	struct route r;
+	char queue[300];
+	const char *type;
 
 	if (at == NULL)
 		return; /* <Postmaster>: local routing comes with delivery */
 	route_domain(conf, at + 1, &r);
-	if (r.kind != ROUTE_LOCAL)
-		return; /* waits for the SMTP client and DSNs */
+	if (r.kind == ROUTE_NONE) {
+		qmgr_unroutable(q, d, r.why);
+		return;
+	}
+	if (r.kind == ROUTE_CONNECTOR) {
+		route_queue_name(&r, at + 1, queue, sizeof(queue), &type);
+		memset(&dr, 0, sizeof(dr));
+		dr.rcpt_id = d->rcpt_id;
+		dr.message_id = d->message_id;
+		dr.queue_id = d->queue_id;
+		dr.sender = d->sender;
+		dr.received = d->received;
+		dr.addr = d->addr;
+		dr.orcpt = d->orcpt;
+		dr.notify = d->notify;
+		dr.attempts = d->attempts;
+		dr.delay_notified = d->delay_notified;
+		if (dqueues_add(
+		        q->dqueues, queue, r.connector->name, at + 1, &dr) == 0)
+			qmgr_hold(q, d->rcpt_id);
+		return;
+	}
 	memset(&job, 0, sizeof(job));
 	job.rcpt_id = d->rcpt_id;
 	job.message_id = d->message_id;
@@ -114,7 +219,7 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 	snprintf(job.addr, sizeof(job.addr), "%s", d->addr);
 	snprintf(job.pattern, sizeof(job.pattern), "%s", r.domain->mailboxes);
 	if (maildir_submit(q->maildir, &job) == 0)
-		q->inflight[q->ninflight++] = d->rcpt_id;
+		qmgr_hold(q, d->rcpt_id);
 }
 
 static void
@@ -144,6 +249,7 @@ qmgr_tick(evutil_socket_t fd, short what, void *arg)
 	}
 	if (n < QMGR_BATCH)
 		q->cursor = 0; /* wrap around next time */
+	dqueues_kick(q->dqueues);
 }
 
 struct qmgr *
@@ -156,13 +262,15 @@ qmgr_start(struct server *srv, const char *queue_db)
 		return NULL;
 	q->srv = srv;
 	q->maildir = maildir_start(queue_db, srv->spool, qmgr_local_done, q);
+	q->dqueues = dqueues_new(srv, qmgr_released, q);
 	q->timer = event_new(srv->base, -1, EV_PERSIST, qmgr_tick, q);
-	if (q->maildir == NULL || q->timer == NULL ||
+	if (q->maildir == NULL || q->dqueues == NULL || q->timer == NULL ||
 	    event_add(q->timer, &tick) < 0) {
 		if (q->timer != NULL)
 			event_free(q->timer);
 		maildir_stop(q->maildir);
 		maildir_free(q->maildir);
+		dqueues_free(q->dqueues);
 		free(q);
 		return NULL;
 	}
@@ -181,5 +289,18 @@ qmgr_free(struct qmgr *q)
 {
 	event_free(q->timer);
 	maildir_free(q->maildir);
+	dqueues_free(q->dqueues);
 	free(q);
+}
+
+struct dqueues *
+qmgr_dqueues(struct qmgr *q)
+{
+	return q->dqueues;
+}
+
+void
+qmgr_kick(struct qmgr *q)
+{
+	qmgr_tick(-1, 0, q);
 }

@@ -7,6 +7,7 @@
 
 struct server;
 struct qmgr;
+struct dqueues;
 
 /* Start scanning the queue of srv (its spool, configuration, logs). */
 struct qmgr *qmgr_start(struct server *, const char *queue_db);
@@ -14,5 +15,9 @@ struct qmgr *qmgr_start(struct server *, const char *queue_db);
  * through the spool until it is closed. */
 void qmgr_stop(struct qmgr *);
 void qmgr_free(struct qmgr *);
+/* The delivery queues, for the control socket's queue commands. */
+struct dqueues *qmgr_dqueues(struct qmgr *);
+/* Look at the queue now (new mail, an administrator's retry). */
+void qmgr_kick(struct qmgr *);
 
 #endif

@@ -146,3 +146,28 @@ route_tls_policy(const struct route *r, char *out, size_t len)
 		break;
 	}
 }
+
+void
+route_queue_name(const struct route *r, const char *domain, char *out,
+    size_t len, const char **type)
+{
+	switch (r->kind) {
+	case ROUTE_LOCAL:
+		snprintf(out, len, "Local");
+		*type = "MaildirDelivery";
+		break;
+	case ROUTE_NONE:
+		snprintf(out, len, "Unreachable");
+		*type = "Unreachable";
+		break;
+	case ROUTE_CONNECTOR:
+		if (r->connector->dns_routing_enabled) {
+			snprintf(out, len, "%s", domain);
+			*type = "DnsConnectorDelivery";
+		} else {
+			snprintf(out, len, "%s", r->connector->name);
+			*type = "SmartHostConnectorDelivery";
+		}
+		break;
+	}
+}

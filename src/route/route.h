@@ -33,6 +33,15 @@ struct route {
  */
 void route_domain(const struct conf *, const char *domain, struct route *);
 
+/*
+ * The delivery queue a routed recipient waits in (Exchange's next hop
+ * domain): "Local" for Authoritative domains, the recipient domain for a
+ * DNS-routed connector, the connector's name for smart hosts,
+ * "Unreachable" without a route.  *type is Exchange's DeliveryType.
+ */
+void route_queue_name(const struct route *, const char *domain, char *out,
+    size_t len, const char **type);
+
 /* The TLS policy that will apply, in the words of SPEC's TLS table. */
 void route_tls_policy(const struct route *, char *out, size_t len);
 

@@ -7,6 +7,11 @@
  *   queue              the queues: one per next hop (Get-Queue)
  *   messages [QUEUE]   the messages waiting, in one queue or all
  *                      (Get-Message)
+ *   retry QUEUE        try the queue's next hop now (Retry-Queue)
+ *   suspend QUEUE      no more connections for it (Suspend-Queue; not
+ *   resume QUEUE       kept across restarts, as in Exchange)
+ *   remove ID          the message's pending recipients end, without a
+ *                      notice (Remove-Message -WithNDR $false)
  * Queues are derived, not stored: each pending recipient is routed with
  * the live configuration, and its next hop names its queue — "Local" for
  * Authoritative domains, the recipient domain for DNS-routed connectors,
@@ -27,6 +32,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "queue/dqueue.h"
+#include "queue/qmgr.h"
 #include "route/route.h"
 #include "server/conn.h"
 #include "server/control.h"
@@ -52,6 +59,9 @@ struct control_client {
 	struct control *ctl;
 	struct conn *conn;
 	int done;
+	int waiting; /* an answer comes from the spool's callback */
+	int gone;    /* the connection ended while waiting */
+	char arg[CONTROL_LINE_MAX + 1];
 };
 
 struct control_queue {
@@ -81,25 +91,7 @@ control_queue_of(const struct conf *conf, const char *addr, char *id,
 	struct route r;
 
 	route_domain(conf, at != NULL ? at + 1 : "", &r);
-	switch (r.kind) {
-	case ROUTE_LOCAL:
-		snprintf(id, idlen, "Local");
-		*type = "MaildirDelivery";
-		break;
-	case ROUTE_NONE:
-		snprintf(id, idlen, "Unreachable");
-		*type = "Unreachable";
-		break;
-	case ROUTE_CONNECTOR:
-		if (r.connector->dns_routing_enabled) {
-			snprintf(id, idlen, "%s", at != NULL ? at + 1 : "");
-			*type = "DnsConnectorDelivery";
-		} else {
-			snprintf(id, idlen, "%s", r.connector->name);
-			*type = "SmartHostConnectorDelivery";
-		}
-		break;
-	}
+	route_queue_name(&r, at != NULL ? at + 1 : "", id, idlen, type);
 }
 
 static void
@@ -160,19 +152,28 @@ control_queues(struct control *ctl, struct buf *out)
 	}
 	if (spool_foreach_pending(ctl->srv->spool, control_collect, &w) < 0)
 		buf_puts(out, "error: cannot read the queue\n");
-	buf_printf(out, "%-32s %-27s %-6s %12s %-20s %s\n", "Identity",
+	buf_printf(out, "%-32s %-27s %-9s %12s %-20s %s\n", "Identity",
 	    "DeliveryType", "Status", "MessageCount", "NextRetryTime",
 	    "LastError");
 	for (size_t i = 0; i < w.nqueues; i++) {
 		const struct control_queue *q = &w.queues[i];
+		const char *status = q->ready > 0 ? "Ready" : "Retry";
+		char live_error[200] = "";
+		unsigned conns = 0;
+		const char *live = dqueues_status(qmgr_dqueues(ctl->srv->qmgr),
+		    q->identity, &conns, live_error, sizeof(live_error));
 
+		/* The live queue knows better: Active, Suspended. */
+		if (live != NULL && (strcmp(live, "Active") == 0 ||
+		                        strcmp(live, "Suspended") == 0))
+			status = live;
 		if (q->next_retry != 0)
 			control_stamp(q->next_retry, when, sizeof(when));
 		else
 			snprintf(when, sizeof(when), "-");
-		buf_printf(out, "%-32s %-27s %-6s %12u %-20s %s\n", q->identity,
-		    q->type, q->ready > 0 ? "Ready" : "Retry", q->messages,
-		    when, q->last_error);
+		buf_printf(out, "%-32s %-27s %-9s %12u %-20s %s\n", q->identity,
+		    q->type, status, q->messages, when,
+		    q->last_error[0] ? q->last_error : live_error);
 	}
 	free(w.queues);
 }
@@ -202,10 +203,39 @@ control_message(void *arg, const struct spool_pending *p)
 	return w->out->len >= w->out->max - 4096;
 }
 
+static void control_answer(struct control_client *, struct buf *);
+
+/* The spool made an administrator's change durable (or not). */
 static void
-control_run(struct control *ctl, const char *line, struct buf *out)
+control_changed(void *arg, int ok, const char *queue_id)
 {
+	struct control_client *c = arg;
+	struct buf out;
+
+	c->waiting = 0;
+	if (c->gone) {
+		conn_free(c->conn);
+		free(c);
+		return;
+	}
+	buf_init(&out, CONTROL_OUT_MAX);
+	if (!ok)
+		buf_printf(&out, "error: the queue could not be changed\n");
+	else if (strncmp(c->arg, "remove ", 7) == 0 && queue_id[0] == '\0')
+		buf_printf(&out, "error: no pending message %s\n", c->arg + 7);
+	else
+		buf_printf(&out, "ok\n");
+	control_answer(c, &out);
+	buf_free(&out);
+}
+
+/* Returns 1 when the answer comes later (control_changed). */
+static int
+control_run(struct control_client *c, const char *line, struct buf *out)
+{
+	struct control *ctl = c->ctl;
 	struct control_walk w = {ctl, NULL, 0, out, NULL, time(NULL)};
+	struct dqueues *dqs = qmgr_dqueues(ctl->srv->qmgr);
 
 	if (strcmp(line, "queue") == 0) {
 		control_queues(ctl, out);
@@ -215,10 +245,49 @@ control_run(struct control *ctl, const char *line, struct buf *out)
 		if (spool_foreach_pending(
 		        ctl->srv->spool, control_message, &w) < 0)
 			buf_puts(out, "error: cannot read the queue\n");
+	} else if (strncmp(line, "suspend ", 8) == 0) {
+		dqueues_suspend(dqs, line + 8, 1);
+		buf_printf(out, "queue %s suspended\n", line + 8);
+	} else if (strncmp(line, "resume ", 7) == 0) {
+		if (dqueues_suspend(dqs, line + 7, 0) < 0)
+			buf_printf(out, "error: queue %s is not suspended\n",
+			    line + 7);
+		else
+			buf_printf(out, "queue %s resumed\n", line + 7);
+	} else if (strncmp(line, "retry ", 6) == 0) {
+		dqueues_retry(dqs, line + 6);
+		snprintf(c->arg, sizeof(c->arg), "%s", line);
+		if (spool_retry(ctl->srv->spool, line + 6, control_changed, c) <
+		    0) {
+			buf_printf(out, "error: out of memory\n");
+			return 0;
+		}
+		return 1;
+	} else if (strncmp(line, "remove ", 7) == 0) {
+		dqueues_forget_message(dqs, line + 7);
+		snprintf(c->arg, sizeof(c->arg), "%s", line);
+		if (spool_remove(
+		        ctl->srv->spool, line + 7, control_changed, c) < 0) {
+			buf_printf(out, "error: out of memory\n");
+			return 0;
+		}
+		return 1;
 	} else {
 		buf_printf(out, "error: unknown request (queue, messages "
-		                "[QUEUE])\n");
+		                "[QUEUE], retry QUEUE, suspend QUEUE, resume "
+		                "QUEUE, remove ID)\n");
 	}
+	return 0;
+}
+
+static void
+control_answer(struct control_client *c, struct buf *out)
+{
+	if (out->len >= CONTROL_OUT_MAX - 4096)
+		buf_puts(out, "(truncated)\n");
+	buf_puts(out, ".\n");
+	conn_write(c->conn, out->data, out->len);
+	conn_close_after_flush(c->conn);
 }
 
 static void
@@ -246,13 +315,11 @@ control_input(void *arg)
 	}
 	c->done = 1;
 	buf_init(&out, CONTROL_OUT_MAX);
-	control_run(c->ctl, line, &out);
-	if (out.len >= CONTROL_OUT_MAX - 4096)
-		buf_puts(&out, "(truncated)\n");
-	buf_puts(&out, ".\n");
-	conn_write(c->conn, out.data, out.len);
+	if (control_run(c, line, &out) == 0)
+		control_answer(c, &out);
+	else
+		c->waiting = 1;
 	buf_free(&out);
-	conn_close_after_flush(c->conn);
 }
 
 static void
@@ -262,6 +329,10 @@ control_free_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->waiting) {
+		c->gone = 1; /* control_changed frees it */
+		return;
+	}
 	conn_free(c->conn);
 	free(c);
 }

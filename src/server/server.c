@@ -15,6 +15,7 @@
 
 #include "server/listener.h"
 #include "server/server.h"
+#include "tls/tls_client.h"
 #include "tls/tls_store.h"
 #include "util/log.h"
 
@@ -39,6 +40,7 @@ server_conf_release(struct conf_ref *ref)
 {
 	if (--ref->refs > 0)
 		return;
+	tls_client_free(ref->tls_client);
 	tls_store_free(ref->tls);
 	conf_free(ref->conf);
 	free(ref);

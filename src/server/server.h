@@ -22,10 +22,15 @@ struct protolog;
 struct tracklog;
 struct session;
 struct tls_store;
+struct tls_client;
+struct qmgr;
 
 struct conf_ref {
 	struct conf *conf;
 	struct tls_store *tls; /* certificates of this configuration */
+	/* outbound TLS context (trust, ciphers, session cache), made on
+	 * first use by the delivery side, freed with the configuration */
+	struct tls_client *tls_client;
 	unsigned refs;
 };
 
@@ -35,6 +40,8 @@ struct server {
 	struct spool *spool;
 	struct protolog *protolog;
 	struct tracklog *tracklog;
+	struct protolog *sendlog; /* SmtpSend protocol log */
+	struct qmgr *qmgr; /* the delivery side, for the control socket */
 	struct listener *listeners;
 	struct session *sessions; /* every live session, for draining */
 	size_t nsessions;

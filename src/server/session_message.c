@@ -57,18 +57,6 @@ session_with(const struct session *s)
 	return names[s->mail.smtputf8 != 0][s->tls][s->auth_user[0] != '\0'];
 }
 
-static void
-session_make_queue_id(struct session *s)
-{
-	static unsigned counter;
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(s->queue_id, sizeof(s->queue_id), "%08llX%05lX%03X",
-	    (unsigned long long)ts.tv_sec, (unsigned long)(ts.tv_nsec / 10000),
-	    counter++ & 0xfff);
-}
-
 /*
  * Start receiving content: reserve the message's memory budget and write
  * our own trace and organisation headers in front of it.
@@ -100,7 +88,7 @@ session_content_start(struct session *s)
 		return -1;
 	content_init(&s->content, &lim, budget);
 	s->content_started = 1;
-	session_make_queue_id(s);
+	spool_queue_id(s->queue_id, sizeof(s->queue_id));
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);

@@ -136,6 +136,19 @@ spool_crash_point(const char *name)
 	}
 }
 
+void
+spool_queue_id(char *out, size_t len)
+{
+	static unsigned counter;
+	struct timespec ts;
+
+	/* Seconds, then 10-microsecond ticks, then a counter for the rest:
+	 * sortable by arrival and unique within one process. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(out, len, "%08llX%05lX%03X", (unsigned long long)ts.tv_sec,
+	    (unsigned long)(ts.tv_nsec / 10000), counter++ & 0xfff);
+}
+
 static uint64_t
 spool_checksum(const char *p, size_t n)
 {
@@ -502,7 +515,9 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	if (sqlite3_prepare_v2(sp->db,
 	        "UPDATE recipients SET status = ?, attempts = attempts + ?,"
 	        " next_attempt = ?, last_error = ?, next_hop = ?, updated = ?,"
-	        " delay_notified = max(delay_notified, ?) WHERE id = ?",
+	        " delay_notified = max(delay_notified, ?)"
+	        /* a message removed meanwhile stays removed */
+	        " WHERE id = ? AND status = 0",
 	        -1, &sp->upd_rcpt, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "DELETE FROM messages WHERE received < ? AND NOT EXISTS"

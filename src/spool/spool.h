@@ -63,6 +63,9 @@ struct spool_msg {
  */
 typedef void (*spool_done_fn)(void *arg, int ok, const char *queue_id);
 
+/* A new queue id (for a received message or a DSN), at most 31 chars. */
+void spool_queue_id(char *out, size_t len);
+
 /* Open (creating if needed) DIR/queue.db.  NULL with *why on failure. */
 struct spool *spool_open(
     const char *dir, struct event_base *, const char **why);

@@ -1,0 +1,696 @@
+/*
+ * dqueue.c - delivery queues (see dqueue.h).
+ *
+ * Memory: a queue holds copies of the envelope of its waiting recipients
+ * only; a message's content is read from the spool when a connection
+ * takes it and freed when its outcome is handed to outcome_settle().  The
+ * queue manager bounds how many recipients are handed out at once.
+ *
+ * Lifetimes: every connection holds a reference to the configuration it
+ * started with (its send connector and TLS context live there), so a
+ * reload never pulls a connector from under a delivery.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "deliver/smtp_client.h"
+#include "dns/resolver.h"
+#include "queue/dqueue.h"
+#include "server/server.h"
+#include "spool/spool.h"
+#include "tls/tls_client.h"
+#include "util/log.h"
+
+/* Resolved next hops are reused this long (no TTLs from the resolver). */
+#define DQUEUE_HOPS_TTL 60
+
+struct dq_rcpt {
+	int64_t rcpt_id;
+	char *addr, *orcpt;
+	unsigned notify, attempts;
+	int delay_notified;
+};
+
+struct dq_msg {
+	struct dq_msg *next;
+	struct dq *q;
+	int64_t message_id;
+	char queue_id[32];
+	char sender[257];
+	time_t received;
+	struct dq_rcpt *rcpts;
+	size_t nrcpts, cap;
+	/* while a connection has it */
+	struct spool_stored stored;
+	struct smtp_client_msg cm;
+	struct smtp_client_rcpt *crcpts;
+};
+
+struct dq_client {
+	struct dq_client *next;
+	struct dq *q;
+	struct smtp_client *client;
+	struct conf_ref *ref;
+	char user[256], pass[256];
+};
+
+struct dq {
+	struct dq *next;
+	struct dqueues *owner;
+	char name[256];
+	char connector[256];
+	char domain[256];
+	int suspended;
+	struct dq_msg *head, **tail;
+	size_t nwaiting;
+	struct dq_client *clients;
+	unsigned nclients;
+	int resolving;
+	struct resolver_result hops;
+	time_t hops_at;
+	time_t retry_until;
+	char last_error[512];
+};
+
+struct dqueues {
+	struct server *srv;
+	outcome_released_fn released;
+	void *arg;
+	struct dq *queues;
+	unsigned nclients;
+	struct resolver *resolver;
+	char resolver_spec[256];
+	unsigned resolving;
+};
+
+static void dq_start_clients(struct dq *);
+
+static void
+dq_msg_free(struct dq_msg *m)
+{
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		free(m->rcpts[i].addr);
+		free(m->rcpts[i].orcpt);
+	}
+	free(m->rcpts);
+	free(m->stored.data);
+	free(m->crcpts);
+	free(m);
+}
+
+static struct dq *
+dq_find(struct dqueues *dqs, const char *name)
+{
+	for (struct dq *q = dqs->queues; q != NULL; q = q->next)
+		if (strcasecmp(q->name, name) == 0)
+			return q;
+	return NULL;
+}
+
+static struct dq *
+dq_get(struct dqueues *dqs, const char *name, const char *connector,
+    const char *domain)
+{
+	struct dq *q = dq_find(dqs, name);
+
+	if (q != NULL)
+		return q;
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return NULL;
+	q->owner = dqs;
+	snprintf(q->name, sizeof(q->name), "%s", name);
+	snprintf(q->connector, sizeof(q->connector), "%s", connector);
+	snprintf(q->domain, sizeof(q->domain), "%s", domain);
+	q->tail = &q->head;
+	q->next = dqs->queues;
+	dqs->queues = q;
+	return q;
+}
+
+/* An empty, idle, unsuspended queue is forgotten. */
+static void
+dq_collect(struct dqueues *dqs)
+{
+	struct dq **pp = &dqs->queues;
+
+	while (*pp != NULL) {
+		struct dq *q = *pp;
+
+		if (q->head == NULL && q->clients == NULL && !q->resolving &&
+		    !q->suspended && q->retry_until <= time(NULL)) {
+			*pp = q->next;
+			free(q);
+		} else {
+			pp = &q->next;
+		}
+	}
+}
+
+struct dqueues *
+dqueues_new(struct server *srv, outcome_released_fn released, void *arg)
+{
+	struct dqueues *dqs = calloc(1, sizeof(*dqs));
+
+	if (dqs == NULL)
+		return NULL;
+	dqs->srv = srv;
+	dqs->released = released;
+	dqs->arg = arg;
+	return dqs;
+}
+
+void
+dqueues_free(struct dqueues *dqs)
+{
+	if (dqs == NULL)
+		return;
+	while (dqs->queues != NULL) {
+		struct dq *q = dqs->queues;
+
+		dqs->queues = q->next;
+		while (q->clients != NULL) {
+			struct dq_client *dc = q->clients;
+
+			q->clients = dc->next;
+			smtp_client_abort(dc->client);
+			server_conf_release(dc->ref);
+			free(dc);
+		}
+		while (q->head != NULL) {
+			struct dq_msg *m = q->head;
+
+			q->head = m->next;
+			dq_msg_free(m);
+		}
+		free(q);
+	}
+	resolver_free(dqs->resolver);
+	free(dqs);
+}
+
+int
+dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
+    const char *domain, const struct dqueue_rcpt *r)
+{
+	struct dq *q = dq_get(dqs, queue, connector, domain);
+	struct dq_msg *m;
+	struct dq_rcpt *dr;
+
+	if (q == NULL)
+		return -1;
+	/* Recipients of one message arrive together, in id order. */
+	m = q->head != NULL ? (struct dq_msg *)((char *)q->tail -
+	                                        offsetof(struct dq_msg, next))
+	                    : NULL;
+	if (m == NULL || m->message_id != r->message_id) {
+		if ((m = calloc(1, sizeof(*m))) == NULL)
+			return -1;
+		m->q = q;
+		m->message_id = r->message_id;
+		snprintf(m->queue_id, sizeof(m->queue_id), "%s", r->queue_id);
+		snprintf(m->sender, sizeof(m->sender), "%s", r->sender);
+		m->received = r->received;
+		*q->tail = m;
+		q->tail = &m->next;
+		q->nwaiting++;
+	}
+	if (m->nrcpts == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 4;
+		struct dq_rcpt *p = realloc(m->rcpts, cap * sizeof(*p));
+
+		if (p == NULL)
+			return -1;
+		m->rcpts = p;
+		m->cap = cap;
+	}
+	dr = &m->rcpts[m->nrcpts];
+	dr->rcpt_id = r->rcpt_id;
+	dr->addr = strdup(r->addr);
+	dr->orcpt = strdup(r->orcpt != NULL ? r->orcpt : "");
+	dr->notify = r->notify;
+	dr->attempts = r->attempts;
+	dr->delay_notified = r->delay_notified;
+	if (dr->addr == NULL || dr->orcpt == NULL) {
+		free(dr->addr);
+		free(dr->orcpt);
+		return -1;
+	}
+	m->nrcpts++;
+	return 0;
+}
+
+/* Hand a message's outcome (replies filled in) to outcome_settle(). */
+static void
+dq_settle(struct dq *q, struct dq_msg *m, const char *host, const char *tls)
+{
+	struct outcome o;
+	struct outcome_rcpt *rs =
+	    calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*rs));
+	struct dqueues *dqs = q->owner;
+
+	if (rs == NULL) {
+		for (size_t i = 0; i < m->nrcpts; i++)
+			dqs->released(dqs->arg, m->rcpts[i].rcpt_id);
+		return;
+	}
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		const struct smtp_client_rcpt *c = &m->crcpts[i];
+
+		rs[i].rcpt_id = m->rcpts[i].rcpt_id;
+		rs[i].addr = m->rcpts[i].addr;
+		rs[i].orcpt = m->rcpts[i].orcpt;
+		rs[i].notify = m->rcpts[i].notify;
+		rs[i].attempts = m->rcpts[i].attempts;
+		rs[i].delay_notified = m->rcpts[i].delay_notified;
+		rs[i].code = c->code > 0 ? c->code : 451;
+		rs[i].enh = c->code > 0 ? c->enh : "4.4.0";
+		rs[i].status = c->code > 0 ? c->status : "not attempted";
+		rs[i].dsn_passed = c->dsn_passed;
+	}
+	memset(&o, 0, sizeof(o));
+	o.message_id = m->message_id;
+	o.queue_id = m->queue_id;
+	o.sender = m->sender;
+	o.received = m->received;
+	o.connector = q->connector;
+	o.host = host;
+	o.queue = q->name;
+	o.tls = tls;
+	o.rcpts = rs;
+	o.nrcpts = m->nrcpts;
+	outcome_settle(dqs->srv, &o, dqs->released, dqs->arg);
+	free(rs);
+}
+
+/* Give every waiting message of q the same outcome (no next hop usable). */
+static void
+dq_settle_waiting(struct dq *q, int code, const char *enh, const char *why)
+{
+	while (q->head != NULL) {
+		struct dq_msg *m = q->head;
+
+		q->head = m->next;
+		q->nwaiting--;
+		if ((m->crcpts = calloc(m->nrcpts, sizeof(*m->crcpts))) !=
+		    NULL) {
+			for (size_t i = 0; i < m->nrcpts; i++) {
+				m->crcpts[i].code = code;
+				snprintf(m->crcpts[i].enh,
+				    sizeof(m->crcpts[i].enh), "%s", enh);
+				snprintf(m->crcpts[i].status,
+				    sizeof(m->crcpts[i].status), "%d %s %s",
+				    code, enh, why);
+			}
+			dq_settle(q, m, "", "");
+		} else {
+			for (size_t i = 0; i < m->nrcpts; i++)
+				q->owner->released(
+				    q->owner->arg, m->rcpts[i].rcpt_id);
+		}
+		dq_msg_free(m);
+	}
+	q->tail = &q->head;
+}
+
+static const struct conf_send_connector *
+dq_connector(const struct conf_ref *ref, const struct dq *q)
+{
+	return conf_send_connector(ref->conf, q->connector);
+}
+
+/* --- the connections' callbacks --- */
+
+static struct smtp_client_msg *
+dq_next(void *arg, struct smtp_client *client)
+{
+	struct dq_client *dc = arg;
+	struct dq *q = dc->q;
+
+	(void)client;
+	while (q->head != NULL && !q->suspended) {
+		struct dq_msg *m = q->head;
+
+		q->head = m->next;
+		if (q->head == NULL)
+			q->tail = &q->head;
+		q->nwaiting--;
+		m->next = NULL;
+		m->crcpts = calloc(m->nrcpts, sizeof(*m->crcpts));
+		if (m->crcpts == NULL || spool_load(q->owner->srv->spool,
+		                             m->message_id, &m->stored) < 0) {
+			/* Gone (removed) or unreadable: due again later. */
+			for (size_t i = 0; i < m->nrcpts; i++)
+				q->owner->released(
+				    q->owner->arg, m->rcpts[i].rcpt_id);
+			dq_msg_free(m);
+			continue;
+		}
+		for (size_t i = 0; i < m->nrcpts; i++) {
+			m->crcpts[i].addr = m->rcpts[i].addr;
+			m->crcpts[i].orcpt = m->rcpts[i].orcpt;
+			m->crcpts[i].notify = m->rcpts[i].notify;
+		}
+		m->cm.queue_id = m->queue_id;
+		m->cm.sender = m->stored.sender;
+		m->cm.envid = m->stored.envid;
+		m->cm.ret = m->stored.ret;
+		m->cm.body_type = m->stored.body_type;
+		m->cm.smtputf8 = m->stored.smtputf8;
+		m->cm.data = m->stored.data;
+		m->cm.len = m->stored.len;
+		m->cm.rcpts = m->crcpts;
+		m->cm.nrcpts = m->nrcpts;
+		m->cm.owner = m;
+		return &m->cm;
+	}
+	return NULL;
+}
+
+static void
+dq_done(void *arg, struct smtp_client *client, struct smtp_client_msg *cm)
+{
+	struct dq_client *dc = arg;
+	struct dq_msg *m = cm->owner;
+
+	dq_settle(dc->q, m, smtp_client_host(client), smtp_client_tls(client));
+	dq_msg_free(m);
+}
+
+static void
+dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
+    const char *why)
+{
+	struct dq_client *dc = arg, **pp;
+	struct dq *q = dc->q;
+	struct dqueues *dqs = q->owner;
+
+	(void)client;
+	for (pp = &q->clients; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == dc) {
+			*pp = dc->next;
+			break;
+		}
+	q->nclients--;
+	dqs->nclients--;
+	if (!delivered && why[0] != '\0') {
+		snprintf(q->last_error, sizeof(q->last_error), "%s", why);
+		if (q->nclients == 0) {
+			/* No next hop took a message: the queue waits. */
+			q->retry_until =
+			    outcome_next_attempt(dqs->srv, 0, time(NULL));
+			dq_settle_waiting(q, 451, enh[0] ? enh : "4.4.1", why);
+		}
+	} else if (delivered) {
+		q->last_error[0] = '\0';
+	}
+	server_conf_release(dc->ref);
+	free(dc);
+	if (q->head != NULL)
+		dq_start_clients(q);
+}
+
+static const struct smtp_client_ops dq_client_ops = {
+    .next = dq_next,
+    .done = dq_done,
+    .closed = dq_closed,
+};
+
+/* AuthenticationCredential: one line "user:password". */
+static void
+dq_credentials(const struct conf_send_connector *sc, struct dq_client *dc)
+{
+	char line[600], *colon;
+	FILE *f;
+
+	if (sc->smart_host_auth_mechanism == SMARTHOST_AUTH_NONE ||
+	    sc->authentication_credential == NULL ||
+	    (f = fopen(sc->authentication_credential, "r")) == NULL)
+		return;
+	if (fgets(line, sizeof(line), f) != NULL &&
+	    (colon = strchr(line, ':')) != NULL &&
+	    (size_t)(colon - line) < sizeof(dc->user)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		memcpy(dc->user, line, (size_t)(colon - line));
+		dc->user[colon - line] = '\0';
+		if (strlen(colon + 1) < sizeof(dc->pass))
+			memcpy(dc->pass, colon + 1, strlen(colon + 1) + 1);
+		else
+			dc->user[0] = '\0'; /* too long: no credentials */
+	}
+	explicit_bzero(line, sizeof(line));
+	fclose(f);
+}
+
+static void
+dq_open(struct dq *q)
+{
+	struct dqueues *dqs = q->owner;
+	struct conf_ref *ref = server_conf_acquire(dqs->srv);
+	const struct conf_send_connector *sc = dq_connector(ref, q);
+	struct smtp_client_params p;
+	struct dq_client *dc;
+
+	if (sc == NULL || !sc->enabled) {
+		/* The connector went away in a reload: route again later. */
+		server_conf_release(ref);
+		dq_settle_waiting(
+		    q, 451, "4.4.3", "the send connector is gone or disabled");
+		return;
+	}
+	if (ref->tls_client == NULL)
+		ref->tls_client = tls_client_from_conf(ref->conf, NULL);
+	if ((dc = calloc(1, sizeof(*dc))) == NULL) {
+		server_conf_release(ref);
+		return;
+	}
+	dc->q = q;
+	dc->ref = ref;
+	dq_credentials(sc, dc);
+	memset(&p, 0, sizeof(p));
+	p.base = dqs->srv->base;
+	p.connector = sc;
+	p.domain = q->domain;
+	p.domain_secure =
+	    sc->domain_secure_enabled &&
+	    conf_strlist_has(
+	        &ref->conf->transport.send_domain_secure, q->domain);
+	p.hops = q->hops.hops;
+	p.nhops = q->hops.nhops;
+	p.tls = ref->tls_client;
+	p.certs = ref->tls;
+	p.auth_user = dc->user[0] ? dc->user : NULL;
+	p.auth_pass = dc->user[0] ? dc->pass : NULL;
+	p.protolog = dqs->srv->sendlog;
+	p.ops = &dq_client_ops;
+	p.arg = dc;
+	dc->next = q->clients;
+	q->clients = dc;
+	q->nclients++;
+	dqs->nclients++;
+	if ((dc->client = smtp_client_start(&p)) == NULL) {
+		q->clients = dc->next;
+		q->nclients--;
+		dqs->nclients--;
+		server_conf_release(ref);
+		free(dc);
+	}
+}
+
+static void
+dq_resolved(void *arg, const struct resolver_result *res)
+{
+	struct dq *q = arg;
+
+	q->resolving = 0;
+	q->owner->resolving--;
+	q->hops = *res;
+	q->hops_at = time(NULL);
+	switch (res->status) {
+	case RESOLVER_OK:
+		dq_start_clients(q);
+		return;
+	case RESOLVER_TEMPFAIL:
+		snprintf(q->last_error, sizeof(q->last_error), "%s", res->why);
+		q->retry_until =
+		    outcome_next_attempt(q->owner->srv, 0, time(NULL));
+		dq_settle_waiting(q, 451, "4.4.3", res->why);
+		return;
+	case RESOLVER_PERMFAIL:
+		dq_settle_waiting(q, 550, "5.1.2", res->why);
+		return;
+	case RESOLVER_NULLMX:
+		dq_settle_waiting(q, 556, "5.1.10", res->why);
+		return;
+	}
+}
+
+/* The resolver of the live configuration (made again when it changed). */
+static struct resolver *
+dq_resolver(struct dqueues *dqs)
+{
+	const char *spec = dqs->srv->conf->conf->transport.resolver;
+	const char *why = NULL;
+
+	if (dqs->resolver != NULL && strcmp(dqs->resolver_spec, spec) != 0 &&
+	    dqs->resolving == 0) {
+		resolver_free(dqs->resolver);
+		dqs->resolver = NULL;
+	}
+	if (dqs->resolver == NULL) {
+		dqs->resolver = resolver_new(dqs->srv->base, spec, &why);
+		if (dqs->resolver == NULL)
+			log_err("Resolver %s: %s", spec, why ? why : "?");
+		snprintf(
+		    dqs->resolver_spec, sizeof(dqs->resolver_spec), "%s", spec);
+	}
+	return dqs->resolver;
+}
+
+static void
+dq_resolve(struct dq *q)
+{
+	struct dqueues *dqs = q->owner;
+	const struct conf *conf = dqs->srv->conf->conf;
+	const struct conf_send_connector *sc =
+	    conf_send_connector(conf, q->connector);
+	struct resolver *res = dq_resolver(dqs);
+	int rc;
+
+	if (sc == NULL || res == NULL) {
+		dq_settle_waiting(q, 451, "4.4.3",
+		    sc == NULL ? "the send connector is gone"
+		               : "no DNS resolver");
+		return;
+	}
+	q->resolving = 1;
+	dqs->resolving++;
+	if (sc->dns_routing_enabled)
+		rc = resolver_mx(res, q->domain, sc->port, dq_resolved, q);
+	else
+		rc = resolver_smarthosts(res, sc->smart_hosts, sc->nsmart_hosts,
+		    sc->port, dq_resolved, q);
+	if (rc < 0) {
+		q->resolving = 0;
+		dqs->resolving--;
+	}
+}
+
+static void
+dq_start_clients(struct dq *q)
+{
+	struct dqueues *dqs = q->owner;
+	size_t want;
+	time_t now = time(NULL);
+
+	if (q->suspended || q->head == NULL || q->retry_until > now)
+		return;
+	/* Parked connections first: they cost nothing. */
+	for (struct dq_client *dc = q->clients; dc != NULL && q->head != NULL;
+	     dc = dc->next)
+		if (smtp_client_idle(dc->client))
+			smtp_client_resume(dc->client);
+	if (q->head == NULL || q->resolving)
+		return;
+	if (q->hops_at + DQUEUE_HOPS_TTL <= now ||
+	    q->hops.status != RESOLVER_OK) {
+		dq_resolve(q);
+		return;
+	}
+	want = q->nwaiting;
+	while (want-- > 0 && q->nclients < DQUEUE_CONNECTIONS_MAX &&
+	       dqs->nclients < DQUEUE_CONNECTIONS_TOTAL && q->head != NULL) {
+		unsigned before = q->nclients;
+
+		dq_open(q);
+		if (q->nclients == before)
+			break;
+	}
+}
+
+void
+dqueues_kick(struct dqueues *dqs)
+{
+	for (struct dq *q = dqs->queues; q != NULL; q = q->next)
+		dq_start_clients(q);
+	dq_collect(dqs);
+}
+
+int
+dqueues_suspend(struct dqueues *dqs, const char *queue, int suspend)
+{
+	struct dq *q =
+	    suspend ? dq_get(dqs, queue, "", queue) : dq_find(dqs, queue);
+
+	if (q == NULL)
+		return -1;
+	q->suspended = suspend;
+	if (suspend) {
+		for (struct dq_client *dc = q->clients; dc != NULL;
+		     dc = dc->next)
+			if (smtp_client_idle(dc->client))
+				smtp_client_quit(dc->client);
+	} else {
+		dq_start_clients(q);
+	}
+	return 0;
+}
+
+int
+dqueues_retry(struct dqueues *dqs, const char *queue)
+{
+	struct dq *q = dq_find(dqs, queue);
+
+	if (q == NULL)
+		return -1;
+	q->retry_until = 0;
+	q->hops_at = 0; /* look the next hops up again */
+	dq_start_clients(q);
+	return 0;
+}
+
+void
+dqueues_forget_message(struct dqueues *dqs, const char *queue_id)
+{
+	for (struct dq *q = dqs->queues; q != NULL; q = q->next) {
+		struct dq_msg **pp = &q->head;
+
+		while (*pp != NULL) {
+			struct dq_msg *m = *pp;
+
+			if (strcmp(m->queue_id, queue_id) != 0) {
+				pp = &m->next;
+				continue;
+			}
+			*pp = m->next;
+			q->nwaiting--;
+			for (size_t i = 0; i < m->nrcpts; i++)
+				dqs->released(dqs->arg, m->rcpts[i].rcpt_id);
+			dq_msg_free(m);
+		}
+		for (q->tail = &q->head; *q->tail != NULL;
+		     q->tail = &(*q->tail)->next)
+			;
+	}
+}
+
+const char *
+dqueues_status(struct dqueues *dqs, const char *queue, unsigned *connections,
+    char *last_error, size_t len)
+{
+	struct dq *q = dq_find(dqs, queue);
+
+	if (q == NULL)
+		return NULL;
+	*connections = q->nclients;
+	snprintf(last_error, len, "%s", q->last_error);
+	if (q->suspended)
+		return "Suspended";
+	if (q->nclients > 0)
+		return "Active";
+	if (q->retry_until > time(NULL))
+		return "Retry";
+	return "Ready";
+}

@@ -1,0 +1,69 @@
+/*
+ * dqueue.h - delivery queues: one per next hop (Exchange's queues), each
+ * holding the messages waiting for that destination and the SMTP
+ * connections serving it.
+ *
+ * A queue resolves its next hops (MX or smart hosts), opens up to
+ * DQUEUE_CONNECTIONS_MAX connections and feeds them messages one at a
+ * time, reusing connections while messages wait.  When no next hop can be
+ * reached, every waiting message is deferred with the reason and the
+ * queue shows Retry until the next attempt.  A suspended queue keeps its
+ * messages and opens no connection.
+ */
+#ifndef SLUICE_DQUEUE_H
+#define SLUICE_DQUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "queue/outcome.h"
+
+struct server;
+struct resolver;
+struct dqueues;
+
+/* Connections per destination (Exchange: MaxPerDomainOutboundConnections). */
+#define DQUEUE_CONNECTIONS_MAX 20
+/* Connections in all (Exchange: MaxOutboundConnections). */
+#define DQUEUE_CONNECTIONS_TOTAL 1000
+
+/* One recipient handed to a queue (copied). */
+struct dqueue_rcpt {
+	int64_t rcpt_id;
+	int64_t message_id;
+	const char *queue_id;
+	const char *sender;
+	time_t received;
+	const char *addr;
+	const char *orcpt;
+	unsigned notify;
+	unsigned attempts;
+	int delay_notified;
+};
+
+struct dqueues *dqueues_new(struct server *, outcome_released_fn, void *arg);
+/* Ends every connection; recipients not yet settled stay due. */
+void dqueues_free(struct dqueues *);
+
+/*
+ * Queue a recipient routed to a send connector.  The queue is named
+ * after the next hop (route_queue_name).  -1 when out of memory.
+ */
+int dqueues_add(struct dqueues *, const char *queue, const char *connector,
+    const char *domain, const struct dqueue_rcpt *);
+
+/* Start connections where messages wait; called after a batch of adds. */
+void dqueues_kick(struct dqueues *);
+
+/* Administrator's actions; -1 when no such queue. */
+int dqueues_suspend(struct dqueues *, const char *queue, int suspend);
+int dqueues_retry(struct dqueues *, const char *queue);
+/* A message removed by the administrator leaves the waiting lists. */
+void dqueues_forget_message(struct dqueues *, const char *queue_id);
+
+/* For Get-Queue: "Active", "Ready", "Retry", "Suspended"; NULL unknown. */
+const char *dqueues_status(struct dqueues *, const char *queue,
+    unsigned *connections, char *last_error, size_t len);
+
+#endif

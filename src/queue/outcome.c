@@ -1,0 +1,431 @@
+/*
+ * outcome.c - settling recipients after an attempt (see outcome.h).
+ *
+ * One settle is one message's recipients from one attempt.  It decides
+ * each recipient's new state, writes the notices the sender is owed (one
+ * DSN per kind, listing every recipient of that kind), and only when the
+ * notices are durable records the states.  If a notice cannot be stored,
+ * the recipients it was for are deferred instead of failed, so a later
+ * attempt writes it again: no failure is ever recorded without its DSN.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log/tracklog.h"
+#include "queue/dsn.h"
+#include "queue/outcome.h"
+#include "server/server.h"
+#include "smtp/command.h"
+#include "spool/spool.h"
+#include "util/log.h"
+
+/* A stored notice that could not be written is tried again this soon. */
+#define OUTCOME_DSN_RETRY_SECONDS 60
+
+enum settle_state { ST_DELIVERED, ST_DEFERRED, ST_FAILED };
+
+struct settle_rcpt {
+	int64_t rcpt_id;
+	char *addr, *orcpt, *status, *enh;
+	unsigned notify;
+	enum settle_state state;
+	time_t next_attempt;
+	int expired;
+	int delay_notice; /* a delay notice goes out now */
+	int dsn;          /* DSN_* action owed, or -1 */
+	const char *event;
+};
+
+struct settle {
+	struct server *srv;
+	outcome_released_fn released;
+	void *arg;
+	int64_t message_id;
+	char *queue_id, *sender, *connector, *host, *queue, *tls;
+	time_t received;
+	struct settle_rcpt *rcpts;
+	size_t nrcpts;
+	unsigned pending;    /* notices and records not yet durable */
+	int notices_failed;  /* a notice could not be stored */
+	int recording;       /* the notices are done; records went out */
+	char dsn_ids[4][32]; /* queue ids of the notices, by DSN action */
+	char *texts[4];      /* their content, kept until it is stored */
+};
+
+time_t
+outcome_next_attempt(const struct server *srv, unsigned attempts, time_t now)
+{
+	const struct conf_transport *t = &srv->conf->conf->transport;
+
+	if (attempts < t->transient_failure_retry_attempts)
+		return now + (time_t)t->transient_failure_retry_interval;
+	return now + (time_t)t->outbound_connection_failure_retry_interval;
+}
+
+static char *
+settle_dup(const char *s)
+{
+	return strdup(s != NULL ? s : "");
+}
+
+static void
+settle_free(struct settle *st)
+{
+	for (size_t i = 0; i < st->nrcpts; i++) {
+		free(st->rcpts[i].addr);
+		free(st->rcpts[i].orcpt);
+		free(st->rcpts[i].status);
+		free(st->rcpts[i].enh);
+	}
+	free(st->rcpts);
+	free(st->queue_id);
+	free(st->sender);
+	free(st->connector);
+	free(st->host);
+	free(st->queue);
+	free(st->tls);
+	for (size_t i = 0; i < 4; i++)
+		free(st->texts[i]);
+	free(st);
+}
+
+/* Does the sender want a notice of this kind for this recipient? */
+static int
+settle_wants(const struct settle *st, unsigned notify, enum dsn_action a)
+{
+	if (st->sender[0] == '\0' || (notify & SMTP_NOTIFY_NEVER))
+		return 0;
+	switch (a) {
+	case DSN_FAILED:
+		return notify == 0 || (notify & SMTP_NOTIFY_FAILURE);
+	case DSN_DELAYED:
+		/* RFC 3461 4.1: without NOTIFY, delay notices are ours to
+		 * choose; Exchange sends them, and so do we. */
+		return notify == 0 || (notify & SMTP_NOTIFY_DELAY);
+	case DSN_DELIVERED:
+	case DSN_RELAYED:
+		return (notify & SMTP_NOTIFY_SUCCESS) != 0;
+	}
+	return 0;
+}
+
+static void
+settle_track(struct settle *st, const struct settle_rcpt *r)
+{
+	struct track_event ev;
+
+	if (st->srv->tracklog == NULL)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.event = r->event;
+	ev.message_id = st->queue_id;
+	ev.sender = st->sender;
+	ev.recipient = r->addr;
+	ev.connector = st->connector;
+	ev.next_hop = st->host;
+	ev.tls = st->tls;
+	ev.status = r->status;
+	tracklog_write(st->srv->tracklog, &ev);
+}
+
+static void
+settle_unref(struct settle *st)
+{
+	if (--st->pending == 0)
+		settle_free(st);
+}
+
+static void settle_record_all(struct settle *);
+
+/* A notice is durable, or not: when all are in, record the states. */
+static void
+settle_notice_stored(void *arg, int ok, const char *queue_id)
+{
+	struct settle *st = arg;
+
+	if (!ok) {
+		st->notices_failed = 1;
+		log_warn("queue: a delivery notice for %s could not be stored; "
+		         "the recipients stay deferred",
+		    st->queue_id);
+	} else if (st->srv->tracklog != NULL) {
+		struct track_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.event = "DSN";
+		ev.message_id = st->queue_id;
+		ev.sender = "";
+		ev.recipient = st->sender;
+		ev.connector = st->connector;
+		ev.next_hop = st->host;
+		ev.tls = "";
+		ev.status = queue_id;
+		tracklog_write(st->srv->tracklog, &ev);
+	}
+	if (--st->pending == 0)
+		settle_record_all(st);
+}
+
+struct settle_record {
+	struct settle *st;
+	size_t i;
+};
+
+static void
+settle_one_recorded(void *arg, int ok, const char *queue_id)
+{
+	struct settle_record *rec = arg;
+	struct settle *st = rec->st;
+	struct settle_rcpt *r = &st->rcpts[rec->i];
+
+	(void)queue_id;
+	if (ok)
+		settle_track(st, r);
+	else
+		log_warn("queue: the result for %s of %s could not be stored; "
+		         "it is tried again",
+		    r->addr, st->queue_id);
+	st->released(st->arg, r->rcpt_id);
+	free(rec);
+	settle_unref(st);
+}
+
+static void
+settle_record_all(struct settle *st)
+{
+	time_t now = time(NULL);
+
+	st->recording = 1;
+	st->pending = 1; /* held while the records go out */
+	for (size_t i = 0; i < st->nrcpts; i++) {
+		struct settle_rcpt *r = &st->rcpts[i];
+		struct settle_record *rec = malloc(sizeof(*rec));
+		struct spool_result res;
+
+		if (st->notices_failed && r->dsn >= 0 &&
+		    r->state == ST_FAILED) {
+			/* No failure without its notice: try again later. */
+			r->state = ST_DEFERRED;
+			r->next_attempt = now + OUTCOME_DSN_RETRY_SECONDS;
+			r->event = "DEFER";
+		}
+		memset(&res, 0, sizeof(res));
+		res.rcpt_id = r->rcpt_id;
+		res.message_id = st->message_id;
+		res.queue_id = st->queue_id;
+		res.status = r->state == ST_DELIVERED ? SPOOL_RCPT_DELIVERED
+		             : r->state == ST_FAILED  ? SPOOL_RCPT_FAILED
+		                                      : SPOOL_RCPT_PENDING;
+		res.next_attempt = r->next_attempt;
+		res.error = r->state == ST_DELIVERED ? "" : r->status;
+		res.next_hop = st->queue;
+		res.delay_notified = r->delay_notice && !st->notices_failed;
+		if (rec == NULL) {
+			st->released(st->arg, r->rcpt_id);
+			continue;
+		}
+		rec->st = st;
+		rec->i = i;
+		st->pending++;
+		if (spool_record(
+		        st->srv->spool, &res, settle_one_recorded, rec) < 0) {
+			st->pending--;
+			free(rec);
+			st->released(st->arg, r->rcpt_id);
+		}
+	}
+	settle_unref(st);
+}
+
+static const char *
+settle_reporting_mta(const struct server *srv)
+{
+	const struct conf *conf = srv->conf->conf;
+
+	if (conf->nreceive_connectors > 0 &&
+	    conf->receive_connectors[0].fqdn != NULL &&
+	    conf->receive_connectors[0].fqdn[0] != '\0')
+		return conf->receive_connectors[0].fqdn;
+	return "localhost";
+}
+
+/* Write one notice (all recipients owed this kind) into the queue. */
+static void
+settle_notice(
+    struct settle *st, const struct spool_stored *orig, enum dsn_action kind)
+{
+	int slot = (int)kind;
+	const struct conf_transport *t = &st->srv->conf->conf->transport;
+	struct dsn_rcpt dr[64];
+	struct dsn_msg m;
+	struct spool_rcpt to;
+	struct spool_msg sm;
+	char msgid[300], *text;
+	size_t n = 0, len;
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < st->nrcpts && n < 64; i++) {
+		struct settle_rcpt *r = &st->rcpts[i];
+
+		if (r->dsn != (int)kind)
+			continue;
+		memset(&dr[n], 0, sizeof(dr[n]));
+		dr[n].addr = r->addr;
+		dr[n].orcpt = r->orcpt;
+		dr[n].action = kind;
+		dr[n].status = r->enh;
+		dr[n].remote_mta = st->host;
+		dr[n].diagnostic = r->status;
+		dr[n].last_attempt = now;
+		dr[n].retry_until =
+		    st->received + (time_t)t->message_expiration_timeout;
+		n++;
+	}
+	if (n == 0)
+		return;
+	spool_queue_id(st->dsn_ids[slot], sizeof(st->dsn_ids[slot]));
+	snprintf(msgid, sizeof(msgid), "%s@%s", st->dsn_ids[slot],
+	    settle_reporting_mta(st->srv));
+	memset(&m, 0, sizeof(m));
+	m.reporting_mta = settle_reporting_mta(st->srv);
+	m.queue_id = st->queue_id;
+	m.envid = orig->envid;
+	m.sender = st->sender;
+	m.arrival = orig->received;
+	m.ret = orig->ret;
+	m.original = orig->data;
+	m.original_len = orig->len;
+	m.rcpts = dr;
+	m.nrcpts = n;
+	m.now = now;
+	m.message_id = msgid;
+	if ((text = dsn_compose(&m, &len)) == NULL) {
+		st->notices_failed = 1;
+		return;
+	}
+	memset(&to, 0, sizeof(to));
+	to.addr = st->sender;
+	to.orcpt = "";
+	memset(&sm, 0, sizeof(sm));
+	sm.queue_id = st->dsn_ids[slot];
+	sm.sender = ""; /* RFC 3464: notices come from the null sender */
+	sm.envid = "";
+	sm.connector = "DSN";
+	sm.client = "";
+	sm.helo = "";
+	sm.tls = "";
+	sm.auth_as = "Internal";
+	sm.rcpts = &to;
+	sm.nrcpts = 1;
+	/* The spool reads the content until its callback: keep it. */
+	st->texts[slot] = text;
+	sm.data = text;
+	sm.len = len;
+	st->pending++;
+	if (spool_submit(st->srv->spool, &sm, settle_notice_stored, st) < 0) {
+		st->pending--;
+		st->notices_failed = 1;
+	}
+}
+
+static void
+settle_classify(struct settle *st, const struct outcome *o,
+    struct settle_rcpt *r, const struct outcome_rcpt *in, time_t now)
+{
+	const struct conf_transport *t = &st->srv->conf->conf->transport;
+	int klass = in->code / 100;
+
+	r->dsn = -1;
+	if (klass == 2) {
+		r->state = ST_DELIVERED;
+		r->event = o->local ? "DELIVER" : "SEND";
+		if (settle_wants(st, in->notify, DSN_DELIVERED) &&
+		    (o->local || !in->dsn_passed))
+			r->dsn = o->local ? DSN_DELIVERED : DSN_RELAYED;
+		return;
+	}
+	if (klass == 5) {
+		r->state = ST_FAILED;
+		r->event = "FAIL";
+		if (settle_wants(st, in->notify, DSN_FAILED))
+			r->dsn = DSN_FAILED;
+		return;
+	}
+	if (now - o->received >= (time_t)t->message_expiration_timeout) {
+		r->state = ST_FAILED;
+		r->expired = 1;
+		r->event = "EXPIRE";
+		if (settle_wants(st, in->notify, DSN_FAILED))
+			r->dsn = DSN_FAILED;
+		return;
+	}
+	r->state = ST_DEFERRED;
+	r->event = "DEFER";
+	r->next_attempt = outcome_next_attempt(st->srv, in->attempts + 1, now);
+	if (!in->delay_notified &&
+	    now - o->received >= (time_t)t->delay_notification_timeout &&
+	    settle_wants(st, in->notify, DSN_DELAYED)) {
+		r->delay_notice = 1;
+		r->dsn = DSN_DELAYED;
+	}
+}
+
+void
+outcome_settle(struct server *srv, const struct outcome *o,
+    outcome_released_fn released, void *arg)
+{
+	struct settle *st = calloc(1, sizeof(*st));
+	time_t now = time(NULL);
+	int owed = 0;
+
+	if (st == NULL || (st->rcpts = calloc(o->nrcpts ? o->nrcpts : 1,
+	                       sizeof(*st->rcpts))) == NULL) {
+		free(st);
+		for (size_t i = 0; i < o->nrcpts; i++)
+			released(arg, o->rcpts[i].rcpt_id);
+		return;
+	}
+	st->srv = srv;
+	st->released = released;
+	st->arg = arg;
+	st->message_id = o->message_id;
+	st->queue_id = settle_dup(o->queue_id);
+	st->sender = settle_dup(o->sender);
+	st->connector = settle_dup(o->connector);
+	st->host = settle_dup(o->host);
+	st->queue = settle_dup(o->queue);
+	st->tls = settle_dup(o->tls);
+	st->received = o->received;
+	st->nrcpts = o->nrcpts;
+	for (size_t i = 0; i < o->nrcpts; i++) {
+		struct settle_rcpt *r = &st->rcpts[i];
+		const struct outcome_rcpt *in = &o->rcpts[i];
+
+		r->rcpt_id = in->rcpt_id;
+		r->addr = settle_dup(in->addr);
+		r->orcpt = settle_dup(in->orcpt);
+		r->status = settle_dup(in->status);
+		r->enh = settle_dup(in->enh);
+		r->notify = in->notify;
+		settle_classify(st, o, r, in, now);
+		owed |= r->dsn >= 0;
+	}
+	if (owed) {
+		struct spool_stored orig;
+
+		st->pending = 1; /* held while the notices go out */
+		if (spool_load(srv->spool, o->message_id, &orig) < 0) {
+			st->notices_failed = 1;
+		} else {
+			settle_notice(st, &orig, DSN_FAILED);
+			settle_notice(st, &orig, DSN_DELAYED);
+			settle_notice(st, &orig, DSN_DELIVERED);
+			settle_notice(st, &orig, DSN_RELAYED);
+			free(orig.data);
+		}
+		if (--st->pending > 0)
+			return; /* settle_notice_stored records the states */
+	}
+	settle_record_all(st);
+}
