@@ -119,9 +119,13 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 	resolver_free(res);
 	event_base_free(w.base);
 	if (rc != 0 || !w.done) {
-		printf("NextHops  : none (temporary failure: %s)\n",
-		    rc != 0 ? "could not start the DNS lookup"
-		            : "no answer within 10 seconds");
+		if (rc != 0)
+			printf("NextHops  : none (temporary failure: could not "
+			       "start the DNS lookup)\n");
+		else
+			printf("NextHops  : none (temporary failure: no answer "
+			       "within %d seconds)\n",
+			    CTL_ROUTE_DNS_WAIT);
 		return 1;
 	}
 	if (w.res.status != RESOLVER_OK) {

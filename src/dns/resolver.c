@@ -408,9 +408,9 @@ resolver_send_hosts(struct resolver_job *job)
 		    resolver_send(job, &h->q[1], h->name, RR_TYPE_A, (int)i) !=
 		        0) {
 			resolver_fail(job, RESOLVER_TEMPFAIL,
-			    "DNS lookup of %s not started: too many queries "
-			    "outstanding",
-			    h->name);
+			    "DNS lookup of %s not started (%zu queries "
+			    "outstanding, or libunbound failing)",
+			    h->name, job->r->nqueries);
 			return;
 		}
 	}
