@@ -32,7 +32,7 @@ static const struct conf_key transport_keys[] = {
     {"MaxRecipientEnvelopeLimit", CT_UINT, T(max_recipient_envelope_limit), 0,
         "500", 1, 100000, 0},
     {"MessageExpirationTimeout", CT_TIME, T(message_expiration_timeout), 0,
-        "2.00:00:00", 60, 90 * DAY, 0},
+        "2.00:00:00", 5, 90 * DAY, 0},
     {"TransientFailureRetryInterval", CT_TIME,
         T(transient_failure_retry_interval), 0, "00:05:00", 1, 12 * 3600, 0},
     {"TransientFailureRetryAttempts", CT_UINT,

@@ -194,7 +194,10 @@ client_enh(const struct reply *r, char *enh, size_t len)
 static void
 client_status(const struct reply *r, char *out, size_t len)
 {
-	size_t n = (size_t)snprintf(out, len, "%d ", r->code);
+	int w = r->enh[0] != '\0'
+	            ? snprintf(out, len, "%d %s ", r->code, r->enh)
+	            : snprintf(out, len, "%d ", r->code);
+	size_t n = w > 0 && (size_t)w < len ? (size_t)w : 0;
 
 	for (size_t i = 0; i < r->text_len && r->text[i] != '\n' && n + 1 < len;
 	     i++) {

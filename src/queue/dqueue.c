@@ -54,6 +54,7 @@ struct dq_client {
 	struct dq *q;
 	struct smtp_client *client;
 	struct conf_ref *ref;
+	int connecting; /* has not asked for a message yet */
 	char user[256], pass[256];
 };
 
@@ -68,6 +69,7 @@ struct dq {
 	size_t nwaiting;
 	struct dq_client *clients;
 	unsigned nclients;
+	unsigned nconnecting; /* clients on their way to their first message */
 	int resolving;
 	struct resolver_result hops;
 	time_t hops_at;
@@ -330,6 +332,10 @@ dq_next(void *arg, struct smtp_client *client)
 	struct dq *q = dc->q;
 
 	(void)client;
+	if (dc->connecting) {
+		dc->connecting = 0;
+		q->nconnecting--;
+	}
 	while (q->head != NULL && !q->suspended) {
 		struct dq_msg *m = q->head;
 
@@ -395,6 +401,8 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
 		}
 	q->nclients--;
 	dqs->nclients--;
+	if (dc->connecting)
+		q->nconnecting--;
 	if (!delivered && why[0] != '\0') {
 		snprintf(q->last_error, sizeof(q->last_error), "%s", why);
 		if (q->nclients == 0) {
@@ -468,6 +476,7 @@ dq_open(struct dq *q)
 	}
 	dc->q = q;
 	dc->ref = ref;
+	dc->connecting = 1;
 	dq_credentials(sc, dc);
 	memset(&p, 0, sizeof(p));
 	p.base = dqs->srv->base;
@@ -489,10 +498,12 @@ dq_open(struct dq *q)
 	dc->next = q->clients;
 	q->clients = dc;
 	q->nclients++;
+	q->nconnecting++;
 	dqs->nclients++;
 	if ((dc->client = smtp_client_start(&p)) == NULL) {
 		q->clients = dc->next;
 		q->nclients--;
+		q->nconnecting--;
 		dqs->nclients--;
 		server_conf_release(ref);
 		free(dc);
@@ -599,7 +610,8 @@ dq_start_clients(struct dq *q)
 		dq_resolve(q);
 		return;
 	}
-	want = q->nwaiting;
+	/* Connections on their way will take a message each. */
+	want = q->nwaiting > q->nconnecting ? q->nwaiting - q->nconnecting : 0;
 	while (want-- > 0 && q->nclients < DQUEUE_CONNECTIONS_MAX &&
 	       dqs->nclients < DQUEUE_CONNECTIONS_TOTAL && q->head != NULL) {
 		unsigned before = q->nclients;

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import SLUICECTL, Client, make_message, running
+from harness import SLUICECTL, Client, dot_stuff, make_message, running
 from peers.fakesmtp import CountingSink, FakeSmtp, server_context
 
 RELAY = {"PermissionGroups": "ExchangeServers",
@@ -39,7 +39,7 @@ def send(s, rcpts, subject="hello", sender="alice@example.test",
         for r in rcpts:
             c.cmd(f"RCPT TO:<{r}>").check(250)
         c.cmd("DATA").check(354)
-        c.send(make_message(subject, body).encode() + b".\r\n")
+        c.send(dot_stuff(make_message(subject, body).encode()) + b".\r\n")
         return c.reply().check(250)
 
 
@@ -92,3 +92,178 @@ def test_relay_to_smarthost_pipelined_bdat(tmp_path):
         st = states(s)
         assert st["bob@remote.test"][0] == 1
         assert wait_for(lambda: len(events(s, "SEND")) == 2)
+
+
+def mailbox(s, user, domain="example.test"):
+    """Messages (bytes) in a local Maildir's new/ directory."""
+    d = s.queue_dir / "mailboxes" / domain / user / "new"
+    if not d.is_dir():
+        return []
+    return [p.read_bytes() for p in sorted(d.iterdir())]
+
+
+def dsn_parts(raw):
+    """(human text, delivery-status fields, returned part) of a DSN."""
+    msg = email.message_from_bytes(raw)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = msg.get_payload()
+    status = parts[1].get_payload()
+    fields = [dict(block.items()) for block in status]
+    return parts[0].get_payload(), fields, parts[2] if len(parts) > 2 else None
+
+
+def test_data_without_pipelining_dot_stuffs(tmp_path):
+    body = ".starts with a dot\r\n..two dots\r\nplain\r\n.\r\nend\r\n"
+    with FakeSmtp(capabilities=("8BITMIME",)) as mx, \
+            running(tmp_path, conn=RELAY, raw_extra=smarthost(mx.port)) as s:
+        send(s, ["bob@remote.test"], "dots", body=body)
+        (m,) = mx.wait_messages(1, timeout=20)
+        assert m.via == "DATA"
+        assert body.encode() in m.data  # unstuffed by the peer: as sent
+        assert b"\r\n..starts with a dot" in m.raw
+        assert not m.bare_line_endings
+        # one command per write without PIPELINING
+        assert all(len(b) == 1 for b in mx.sessions[0].batches())
+        assert wait_for(lambda: pending(s) == 0)
+
+
+def test_permanent_failure_returns_a_dsn(tmp_path):
+    with FakeSmtp(capabilities=("PIPELINING", "ENHANCEDSTATUSCODES"),
+                  replies={"RCPT:bad@remote.test":
+                           "550 5.1.1 <bad@remote.test> no such user"}) as mx, \
+            running(tmp_path, conn=RELAY, raw_extra=smarthost(mx.port)) as s:
+        send(s, ["good@remote.test", "bad@remote.test"], "mixed")
+        (m,) = mx.wait_messages(1, timeout=20)
+        assert m.rcpts == ["good@remote.test"]
+        assert wait_for(lambda: mailbox(s, "alice"))
+        text, fields, returned = dsn_parts(mailbox(s, "alice")[0])
+        assert "bad@remote.test" in text and "no such user" in text
+        per_rcpt = [f for f in fields if "Final-Recipient" in f]
+        assert len(per_rcpt) == 1
+        f = per_rcpt[0]
+        assert f["Final-Recipient"] == "rfc822;bad@remote.test"
+        assert f["Action"] == "failed" and f["Status"] == "5.1.1"
+        assert "550 5.1.1" in f["Diagnostic-Code"]
+        assert f["Remote-MTA"] == "dns;127.0.0.1"
+        assert b"Subject: mixed" in returned.as_bytes()
+        st = states(s)
+        assert st["good@remote.test"][0] == 1
+        assert st["bad@remote.test"][0] == 2
+        assert [e["recipient-address"] for e in events(s, "FAIL")] == \
+            ["bad@remote.test"]
+        assert wait_for(lambda: events(s, "DSN"))
+
+
+def test_null_sender_is_never_bounced(tmp_path):
+    with FakeSmtp(replies={"RCPT": "550 5.1.1 no such user"}) as mx, \
+            running(tmp_path, conn=RELAY, raw_extra=smarthost(mx.port)) as s:
+        send(s, ["bad@remote.test"], "bounce of a bounce", sender="")
+        assert wait_for(lambda: pending(s) == 0)
+        assert wait_for(lambda: events(s, "FAIL"))
+        time.sleep(1)
+        assert events(s, "DSN") == []
+        assert len(s.messages()) == 1  # no notice was queued
+
+
+def test_transient_failure_is_retried(tmp_path):
+    with FakeSmtp(replies={"MAIL": ["451 4.3.0 try again later",
+                                    "250 2.1.0 ok"]}) as mx, \
+            running(tmp_path, conn=RELAY, transport=FAST,
+                    raw_extra=smarthost(mx.port)) as s:
+        send(s, ["bob@remote.test"], "retry me")
+        assert wait_for(lambda: events(s, "DEFER"))
+        st = states(s)["bob@remote.test"]
+        assert st[0] == 0 and "451 4.3.0 try again later" in st[1]
+        (m,) = mx.wait_messages(1, timeout=20)
+        assert m.rcpts == ["bob@remote.test"]
+        assert wait_for(lambda: states(s)["bob@remote.test"][0] == 1)
+        assert states(s)["bob@remote.test"][2] == 2  # two attempts
+
+
+def test_unreachable_next_hop_waits_in_retry(tmp_path):
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        dead = sk.getsockname()[1]  # bound, never listening: refused
+        with running(tmp_path, conn=RELAY, transport={
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=smarthost(dead)) as s:
+            send(s, ["bob@remote.test"], "nobody home")
+            assert wait_for(lambda: events(s, "DEFER"))
+            st = states(s)["bob@remote.test"]
+            assert st[0] == 0 and "connection failed" in st[1]
+            p = subprocess.run([str(SLUICECTL), "-c", str(s.conf_path),
+                                "queue"], capture_output=True, text=True,
+                               timeout=20)
+            row = [ln for ln in p.stdout.splitlines()
+                   if ln.startswith("Out ")]
+            assert row and "Retry" in row[0] and "refused" in row[0], p.stdout
+
+
+def test_expiry_returns_the_message(tmp_path):
+    t = dict(FAST, MessageExpirationTimeout="5s")
+    with FakeSmtp(replies={"RCPT": "452 4.2.2 mailbox full"}) as mx, \
+            running(tmp_path, conn=RELAY, transport=t,
+                    raw_extra=smarthost(mx.port)) as s:
+        send(s, ["bob@remote.test"], "too late")
+        assert wait_for(lambda: events(s, "EXPIRE"), timeout=30)
+        assert states(s)["bob@remote.test"][0] == 2
+        assert wait_for(lambda: mailbox(s, "alice"))
+        text, fields, _ = dsn_parts(mailbox(s, "alice")[0])
+        f = [f for f in fields if "Final-Recipient" in f][0]
+        assert f["Action"] == "failed"
+        assert "452 4.2.2 mailbox full" in f["Diagnostic-Code"]
+
+
+def test_delay_notice_once_then_delivery(tmp_path):
+    t = dict(FAST, DelayNotificationTimeout="1s")
+    with FakeSmtp(replies={"MAIL": ["451 4.4.1 busy"] * 3 +
+                           ["250 2.1.0 ok"]}) as mx, \
+            running(tmp_path, conn=RELAY, transport=t,
+                    raw_extra=smarthost(mx.port)) as s:
+        send(s, ["bob@remote.test"], "slow")
+        assert wait_for(lambda: mailbox(s, "alice"), timeout=30)
+        text, fields, returned = dsn_parts(mailbox(s, "alice")[0])
+        f = [f for f in fields if "Final-Recipient" in f][0]
+        assert f["Action"] == "delayed" and "Will-Retry-Until" in f
+        (m,) = mx.wait_messages(1, timeout=30)
+        assert wait_for(lambda: states(s)["bob@remote.test"][0] == 1)
+        assert len(mailbox(s, "alice")) == 1  # one delay notice only
+
+
+def test_no_route_bounces_with_5_4_4(tmp_path):
+    extra = smarthost(9, spaces="only.test")
+    with running(tmp_path, conn=RELAY, raw_extra=extra) as s:
+        send(s, ["bob@nowhere.test"], "lost")
+        assert wait_for(lambda: mailbox(s, "alice"))
+        _, fields, _ = dsn_parts(mailbox(s, "alice")[0])
+        f = [f for f in fields if "Final-Recipient" in f][0]
+        assert f["Status"] == "5.4.4" and f["Action"] == "failed"
+
+
+def test_messages_share_one_connection(tmp_path):
+    with FakeSmtp(capabilities=("PIPELINING",)) as mx, \
+            running(tmp_path, conn=RELAY, raw_extra=smarthost(mx.port)) as s:
+        send(s, ["a@remote.test"], "first")
+        mx.wait_messages(1, timeout=20)
+        for i in range(3):
+            send(s, [f"b{i}@remote.test"], f"more {i}")
+        mx.wait_messages(4, timeout=20)
+        # the parked connection took later messages: fewer connections
+        # than messages, and the first one carried more than one
+        assert len(mx.sessions) < 4
+        assert len(mx.sessions[0].messages) >= 2
+
+
+def test_hostile_replies_defer_and_never_crash(tmp_path):
+    from peers.fakesmtp import CODE_CHANGE, ENDLESS, GARBAGE, OVERLONG
+    for reply in (OVERLONG, ENDLESS, GARBAGE, CODE_CHANGE):
+        d = tmp_path / f"r{len(os.listdir(tmp_path))}"
+        with FakeSmtp(replies={"MAIL": reply}, endless_limit=100000) as mx, \
+                running(d, conn=RELAY, transport={
+                    "TransientFailureRetryInterval": "1h"},
+                    raw_extra=smarthost(mx.port)) as s:
+            send(s, ["bob@remote.test"], "hostile")
+            assert wait_for(lambda: events(s, "DEFER"), timeout=30), reply
+            st = states(s)["bob@remote.test"]
+            assert st[0] == 0 and "bad reply" in st[1], st
