@@ -27,6 +27,7 @@ AddressSpaces = {spaces}
 DNSRoutingEnabled = false
 SmartHosts = [127.0.0.1]:{port}
 Fqdn = out.sluice.test
+ProtocolLoggingLevel = Verbose
 {extra}
 """
 
@@ -267,3 +268,140 @@ def test_hostile_replies_defer_and_never_crash(tmp_path):
             assert wait_for(lambda: events(s, "DEFER"), timeout=30), reply
             st = states(s)["bob@remote.test"]
             assert st[0] == 0 and "bad reply" in st[1], st
+
+
+# --- opportunistic TLS, AUTH ---------------------------------------------
+
+TLS_CAPS = ("PIPELINING", "STARTTLS", "ENHANCEDSTATUSCODES")
+
+
+def test_opportunistic_starttls_with_any_certificate(tmp_path, pki):
+    # self-signed: opportunistic TLS checks nothing and still encrypts
+    with FakeSmtp(capabilities=TLS_CAPS, tls=server_context(pki, "self")) \
+            as mx, running(tmp_path, conn=RELAY,
+                           raw_extra=smarthost(mx.port)) as s:
+        send(s, ["bob@remote.test"], "secret")
+        (m,) = mx.wait_messages(1, timeout=20)
+        assert m.tls
+        sess = mx.sessions[0]
+        assert sess.verbs(tls=False) == ["EHLO", "STARTTLS"]
+        assert sess.verbs(tls=True)[:2] == ["EHLO", "MAIL"]
+        assert wait_for(lambda: events(s, "SEND"))
+        tls = events(s, "SEND")[0]
+        assert "tls=opportunistic:encrypted;TLSv1" in str(tls), tls
+
+
+def test_failed_handshake_retries_same_host_in_plaintext(tmp_path, pki):
+    with FakeSmtp(capabilities=TLS_CAPS, tls=server_context(pki, "server"),
+                  starttls="garbage") as mx, \
+            running(tmp_path, conn=RELAY,
+                    raw_extra=smarthost(mx.port)) as s:
+        send(s, ["bob@remote.test"], "plain after all")
+        (m,) = mx.wait_messages(1, timeout=20)
+        assert not m.tls
+        assert len(mx.sessions) == 2
+        assert "STARTTLS" in mx.sessions[0].verbs()
+        assert "STARTTLS" not in mx.sessions[1].verbs()
+        assert wait_for(lambda: states(s)["bob@remote.test"][0] == 1)
+
+
+def test_plaintext_injected_after_starttls_is_discarded(tmp_path, pki):
+    with FakeSmtp(capabilities=TLS_CAPS, tls=server_context(pki, "server"),
+                  starttls="inject",
+                  inject=b"250-injected\r\n250 PIPELINING\r\n") as mx, \
+            running(tmp_path, conn=RELAY,
+                    raw_extra=smarthost(mx.port)) as s:
+        send(s, ["bob@remote.test"], "no injection")
+        (m,) = mx.wait_messages(1, timeout=20)
+        assert m.tls and m.rcpts == ["bob@remote.test"]
+        # the injected lines were never taken as the EHLO reply
+        assert mx.sessions[0].verbs(tls=True)[0] == "EHLO"
+        assert wait_for(lambda: states(s)["bob@remote.test"][0] == 1)
+        log = "\n".join(",".join(r) for r in
+                        s.read_csv_log(sorted((s.log_dir / "ProtocolLog" /
+                                               "SmtpSend").glob("*")))[1])
+        assert "discarded plaintext after STARTTLS" in log
+
+
+def test_ignore_starttls_never_tries(tmp_path, pki):
+    with FakeSmtp(capabilities=TLS_CAPS, tls=server_context(pki, "server")) \
+            as mx, running(tmp_path, conn=RELAY, raw_extra=smarthost(
+                mx.port, extra="IgnoreSTARTTLS = true")) as s:
+        send(s, ["bob@remote.test"], "plain")
+        (m,) = mx.wait_messages(1, timeout=20)
+        assert not m.tls and "STARTTLS" not in mx.sessions[0].verbs()
+
+
+def test_starttls_refused_goes_on_in_plaintext(tmp_path, pki):
+    with FakeSmtp(capabilities=TLS_CAPS, tls=server_context(pki, "server"),
+                  replies={"STARTTLS": "454 4.7.0 TLS not available"}) \
+            as mx, running(tmp_path, conn=RELAY,
+                           raw_extra=smarthost(mx.port)) as s:
+        send(s, ["bob@remote.test"], "plain")
+        (m,) = mx.wait_messages(1, timeout=20)
+        assert not m.tls and len(mx.sessions) == 1
+
+
+def test_require_tls_never_sends_in_plaintext(tmp_path):
+    with FakeSmtp(capabilities=("PIPELINING",)) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=smarthost(mx.port, extra="RequireTLS = true\n"
+                                    "TlsAuthLevel = EncryptionOnly")) as s:
+        send(s, ["bob@remote.test"], "must be encrypted")
+        assert wait_for(lambda: events(s, "DEFER"))
+        assert "MAIL" not in mx.sessions[0].verbs()
+        st = states(s)["bob@remote.test"]
+        assert st[0] == 0 and "does not offer STARTTLS" in st[1]
+
+
+def smarthost_auth(port, mech, cred):
+    return smarthost(port, extra=f"SmartHostAuthMechanism = {mech}\n"
+                     f"AuthenticationCredential = {cred}")
+
+
+def test_auth_to_smarthost_inside_tls(tmp_path, pki):
+    cred = tmp_path / "relay.secret"
+    cred.write_text("relayuser:s3cret pass\n")
+    with FakeSmtp(capabilities=TLS_CAPS, tls=server_context(pki, "server"),
+                  auth=("relayuser", "s3cret pass")) as mx, \
+            running(tmp_path / "d", conn=RELAY, raw_extra=smarthost_auth(
+                mx.port, "BasicAuthRequireTLS", cred)) as s:
+        send(s, ["bob@remote.test"], "authenticated")
+        (m,) = mx.wait_messages(1, timeout=20)
+        (a,) = mx.sessions[0].auths
+        assert a.tls and a.ok and a.user == "relayuser"
+        assert wait_for(lambda: states(s)["bob@remote.test"][0] == 1)
+        # credentials never reach the protocol log
+        text = "".join(p.read_text() for p in
+                       (s.log_dir / "ProtocolLog" / "SmtpSend").glob("*"))
+        assert "AUTH ****" in text and "czNjcmV0" not in text
+
+
+def test_auth_require_tls_without_tls_sends_nothing(tmp_path):
+    cred = tmp_path / "relay.secret"
+    cred.write_text("relayuser:s3cret\n")
+    with FakeSmtp(capabilities=("PIPELINING",),
+                  auth=("relayuser", "s3cret")) as mx, \
+            running(tmp_path / "d", conn=RELAY, transport={
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=smarthost_auth(mx.port, "BasicAuthRequireTLS",
+                                         cred)) as s:
+        send(s, ["bob@remote.test"], "no creds in clear")
+        assert wait_for(lambda: events(s, "DEFER"))
+        assert mx.sessions[0].auths == []
+        assert "MAIL" not in mx.sessions[0].verbs()
+        assert "credentials not sent" in states(s)["bob@remote.test"][1]
+
+
+def test_basic_auth_without_tls_on_offer(tmp_path):
+    cred = tmp_path / "relay.secret"
+    cred.write_text("relayuser:s3cret\n")
+    with FakeSmtp(capabilities=("PIPELINING",), auth_mechanisms=("LOGIN",),
+                  auth=("relayuser", "s3cret")) as mx, \
+            running(tmp_path / "d", conn=RELAY, raw_extra=smarthost_auth(
+                mx.port, "BasicAuth", cred)) as s:
+        send(s, ["bob@remote.test"], "login")
+        mx.wait_messages(1, timeout=20)
+        (a,) = mx.sessions[0].auths
+        assert a.mechanism == "LOGIN" and a.ok and not a.tls
