@@ -1,0 +1,408 @@
+#!/bin/bash
+# relay.sh - end-to-end relay rate of sluiced, side by side with Postfix.
+#
+# One run on this machine, both servers under the same load, each relaying
+# everything to its own smtp-sink (Postfix's counting SMTP sink) on
+# 127.0.0.1:
+#   - sluiced ($BUILD/sluiced) with a receive connector that lets
+#     127.0.0.0/8 relay (ExternalAuthoritative, ExchangeServers) and one
+#     send connector for "*" to the smart host [127.0.0.1]:SINK (no DNS);
+#   - a private Postfix (tests/it/peers/postfix.py: its own config, queue
+#     and data directories; never /etc/postfix or port 25) with
+#     mynetworks = 127.0.0.0/8 and relayhost = [127.0.0.1]:SINK, its
+#     defaults otherwise (see bench/README.md for every setting and why).
+# Both fsync a message before the 250 (sluiced: SQLite WAL commit with
+# synchronous=FULL; Postfix: cleanup fsyncs the queue file).
+#
+# A measured run sends MESSAGES messages of SIZE bytes over SESSIONS
+# concurrent sessions (bench/smtpload, or smtp-source -d with
+# TOOL=smtp-source) and takes the time from the first message sent until
+# the sink has counted all of them (smtp-sink -c counts every "."/BDAT
+# LAST it answers): messages per second end to end.  The sink count must
+# be exactly MESSAGES (not fewer: lost; not more: duplicated or a bounce),
+# the load tool must have had a 250 for every message, and afterwards
+# sluiced's queue.db must show every recipient delivered and Postfix's
+# queue must be empty.  A run that does not finish within TIMEOUT seconds
+# fails and reports the counts it reached.
+#
+#   make bench                     (runs acceptance.sh, tls.sh and this)
+#   MESSAGES=10000 SESSIONS=20 SIZE=2048 RUNS=1 WARMUP=500 TIMEOUT=120 \
+#       bench/relay.sh
+#   BENCH_BUILD=build/bench KEEP=1 bench/relay.sh   (own build directory,
+#                                                    keep the temp dir)
+# Exits non-zero on any error, loss, duplicate or timeout.  Everything it
+# started (sinks, servers, load tools, temp dir) is stopped/removed on exit,
+# also on failure or a signal.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+
+MESSAGES=${MESSAGES:-10000} # per measured run
+SESSIONS=${SESSIONS:-20}    # concurrent SMTP sessions into the server
+SIZE=${SIZE:-2048}          # message size in bytes
+RUNS=${RUNS:-1}             # measured rounds per server; the best counts
+WARMUP=${WARMUP:-500}       # messages relayed by each before measuring
+TIMEOUT=${TIMEOUT:-120}     # seconds a measured run may take end to end
+TOOL=${TOOL:-smtpload}      # smtpload | smtp-source
+BUILD=${BENCH_BUILD:-build}
+PY=/usr/bin/python3
+PEER=("$PY" "$ROOT/tests/it/peers/postfix.py")
+SMTP_SOURCE=/usr/sbin/smtp-source
+SENDER=a@example.org
+RCPT=b@example.net # no accepted domain of either server: relayed
+START_WAIT=100     # tenths of a second for a server to listen
+STOP_WAIT=150      # tenths of a second for sluiced to drain on SIGTERM
+POLL=0.05          # seconds between looks at the sink's counter
+
+WORK= SLUICED_PID= CHILD= PF_DIR= FAILED=0
+SINK_PID_S= SINK_PID_P=
+
+die() {
+	echo "relay.sh: $*" >&2
+	exit 1
+}
+
+alive() { # pid: running and not a zombie
+	[ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 != "Z") }' \
+	    "/proc/$1/stat" 2>/dev/null
+}
+
+stop_pid() { # pid [tenths of a second before SIGKILL]
+	local i
+	[ -n "$1" ] || return 0
+	kill -TERM "$1" 2>/dev/null
+	for ((i = 0; i < ${2:-50}; i++)); do
+		alive "$1" || break
+		sleep 0.1
+	done
+	alive "$1" && kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+stop_postfix() {
+	[ -n "$PF_DIR" ] && [ -d "$PF_DIR/etc" ] &&
+	    "${PEER[@]}" stop --dir "$PF_DIR" --keep
+	PF_DIR=
+}
+
+cleanup() {
+	stop_pid "$CHILD" 10
+	CHILD=
+	stop_pid "$SLUICED_PID" "$STOP_WAIT"
+	SLUICED_PID=
+	stop_postfix
+	stop_pid "$SINK_PID_S"
+	stop_pid "$SINK_PID_P"
+	SINK_PID_S= SINK_PID_P=
+	if [ -n "$WORK" ]; then
+		if [ "${KEEP:-0}" = 1 ]; then
+			echo "kept $WORK"
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- prerequisites and builds -----------------------------------------------
+
+SMTP_SINK=
+for s in /usr/sbin/smtp-sink /usr/lib/postfix/sbin/smtp-sink; do
+	[ -x "$s" ] && SMTP_SINK=$s && break
+done
+[ -n "$SMTP_SINK" ] || die "smtp-sink is missing (make deps: postfix)"
+for tool in "$PY" "$SMTP_SOURCE" /usr/sbin/postfix ss; do
+	command -v "$tool" >/dev/null || die "$tool is missing (make deps)"
+done
+case "$TOOL" in
+smtpload | smtp-source) ;;
+*) die "TOOL=$TOOL: smtpload or smtp-source" ;;
+esac
+make -s BUILD="$BUILD" all ||
+    die "sluiced does not build (make BUILD=$BUILD all failed)"
+SLUICED=$ROOT/$BUILD/sluiced
+SLUICECTL=$ROOT/$BUILD/sluicectl
+[ -x "$SLUICED" ] || die "$SLUICED does not exist"
+
+WORK=$(mktemp -d /tmp/sluice-relay.XXXXXX) || die "mktemp failed"
+chmod 755 "$WORK" # Postfix's daemons (user postfix) enter its queue here
+SMTPLOAD=$WORK/smtpload
+cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wshadow \
+    -Wpointer-arith -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes \
+    -o "$SMTPLOAD" bench/smtpload.c || die "bench/smtpload.c does not build"
+
+free_ports() { # n: n distinct free loopback ports
+	"$PY" - "$1" <<'PYEOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(*(s.getsockname()[1] for s in socks))
+PYEOF
+}
+read -r SPORT PPORT SINK_S SINK_P < <(free_ports 4)
+
+wait_listen() { # port
+	local i
+	for ((i = 0; i < START_WAIT; i++)); do
+		[ -n "$(ss -Hltn "sport = :$1")" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# --- the sinks ------------------------------------------------------------------
+
+# One smtp-sink per server, so that each count is that server's alone.
+# -c writes "sess=N quit=N mesg=N" after every message (CR-separated).
+start_sink() { # name port: sets SINK_PID_<name>
+	local args=(-c)
+	[ "$(id -u)" = 0 ] && args+=(-u nobody) # smtp-sink drops root
+	"$SMTP_SINK" "${args[@]}" "127.0.0.1:$2" 256 \
+	    >"$WORK/sink-$1.out" 2>&1 </dev/null &
+	printf -v "SINK_PID_$1" %s $!
+	wait_listen "$2" || die "smtp-sink did not start on port $2"
+}
+
+sink_count() { # S|P: messages the sink has received so far
+	local c
+	c=$(tail -c 256 "$WORK/sink-$1.out" | tr '\r' '\n' |
+	    grep -o 'mesg=[0-9]*' | tail -1)
+	echo "${c#mesg=}" | awk '{ print $1 + 0 }'
+}
+
+# --- the two servers ----------------------------------------------------------
+
+start_sluiced() {
+	mkdir -p "$WORK/sluice"
+	cat >"$WORK/sluice.conf" <<CONF
+[Transport]
+QueueDirectory = $WORK/sluice/queue
+LogDirectory = $WORK/sluice/log
+ControlSocket = $WORK/sluice/ctl.sock
+
+[AcceptedDomain localhost]
+DomainType = Authoritative
+
+[ReceiveConnector Relay]
+Bindings = 127.0.0.1:$SPORT
+RemoteIPRanges = 127.0.0.0/8
+AuthMechanism = ExternalAuthoritative
+PermissionGroups = ExchangeServers
+Fqdn = sluice.bench
+TarpitInterval = 0s
+ProtocolLoggingLevel = None
+MaxInboundConnectionPerSource = 1000
+
+[SendConnector Sink]
+AddressSpaces = *
+DNSRoutingEnabled = false
+SmartHosts = [127.0.0.1]:$SINK_S
+Fqdn = sluice.bench
+ProtocolLoggingLevel = None
+CONF
+	"$SLUICECTL" -c "$WORK/sluice.conf" config check >/dev/null ||
+	    die "the sluiced configuration is refused ($WORK/sluice.conf)"
+	"$SLUICED" -f -c "$WORK/sluice.conf" 2>>"$WORK/sluiced.log" &
+	SLUICED_PID=$!
+	wait_listen "$SPORT" || {
+		tail -5 "$WORK/sluiced.log" >&2
+		die "sluiced did not start"
+	}
+}
+
+# Postfix's defaults already match sluiced's send connector where it
+# matters (20 connections per destination, connection cache on demand);
+# they are spelled out so that the comparison documents itself.
+start_postfix() {
+	PF_DIR=$WORK/postfix
+	mkdir -p "$PF_DIR"
+	"${PEER[@]}" start --dir "$PF_DIR" --port "$PPORT" \
+	    --mynetworks 127.0.0.0/8 --process-limit 100 \
+	    -o "relayhost=[127.0.0.1]:$SINK_P" \
+	    -o default_destination_concurrency_limit=20 \
+	    -o smtp_connection_cache_on_demand=yes ||
+	    die "postfix did not start"
+}
+
+# --- load ------------------------------------------------------------------------
+
+port_of() { [ "$1" = sluiced ] && echo "$SPORT" || echo "$PPORT"; }
+sink_of() { [ "$1" = sluiced ] && echo S || echo P; }
+
+load_start() { # server messages: the load tool in the background (CHILD)
+	local port
+	port=$(port_of "$1")
+	if [ "$TOOL" = smtpload ]; then
+		"$SMTPLOAD" -c "$SESSIONS" -m "$2" -s "$SIZE" -f "$SENDER" \
+		    -t "$RCPT" "127.0.0.1:$port" >"$WORK/load.out" \
+		    2>"$WORK/load.err" &
+	else
+		"$SMTP_SOURCE" -d -c -s "$SESSIONS" -m "$2" -l "$SIZE" \
+		    -f "$SENDER" -t "$RCPT" "127.0.0.1:$port" \
+		    >"$WORK/load.out" 2>"$WORK/load.err" &
+	fi
+	CHILD=$!
+}
+
+ACKED_S=0 ACKED_P=0 # messages each server acknowledged (warm-up included)
+
+# One relay run; RESULT="e2e_msgs/s accept_msgs/s delivered", or fails.
+# The clock starts just before the load tool and stops when the sink has
+# counted all n messages.
+relay_run() { # server n
+	local s=$1 n=$2 k base t0 t1 ta= rc=0 c=0 accepted deadline
+	k=$(sink_of "$s")
+	base=$(sink_count "$k")
+	RESULT="0 0 0"
+	t0=$EPOCHREALTIME
+	load_start "$s" "$n"
+	deadline=$((${t0%.*} + TIMEOUT))
+	while :; do
+		if [ -n "$CHILD" ] && ! alive "$CHILD"; then
+			ta=$EPOCHREALTIME
+			wait "$CHILD"
+			rc=$?
+			CHILD=
+		fi
+		c=$(($(sink_count "$k") - base))
+		[ "$c" -ge "$n" ] && break
+		if [ "${EPOCHREALTIME%.*}" -ge "$deadline" ]; then
+			echo "TIMEOUT: $s did not relay $n messages in" \
+			    "${TIMEOUT}s; the sink has $c" >&2
+			break
+		fi
+		if [ -z "$CHILD" ] && [ "$rc" -ne 0 ]; then
+			break # the load failed: no point waiting for the sink
+		fi
+		sleep "$POLL"
+	done
+	t1=$EPOCHREALTIME
+	if [ -n "$CHILD" ]; then # the sink was faster than the tool's exit
+		wait "$CHILD"
+		rc=$?
+		ta=${ta:-$EPOCHREALTIME}
+		CHILD=
+	fi
+	if [ "$TOOL" = smtpload ]; then
+		accepted=$(awk '$1 == "accepted:" { print $2 }' "$WORK/load.out")
+	else
+		[ "$rc" = 0 ] && accepted=$n || accepted=0
+	fi
+	accepted=${accepted:-0}
+	[ "$s" = sluiced ] && ACKED_S=$((ACKED_S + accepted)) ||
+	    ACKED_P=$((ACKED_P + accepted))
+	if [ "$rc" -ne 0 ] || [ "$accepted" != "$n" ]; then
+		echo "$TOOL against $s: $accepted of $n acknowledged" >&2
+		tail -5 "$WORK/load.err" >&2
+		return 1
+	fi
+	# Late duplicates would show up here.
+	sleep 0.5
+	c=$(($(sink_count "$k") - base))
+	RESULT=$(awk -v n="$n" -v c="$c" -v a="$t0" -v b="$t1" -v t="$ta" \
+	    'BEGIN { printf "%.0f %.0f %d", n / (b - a), n / (t - a), c }')
+	[ "$c" = "$n" ] || {
+		echo "$s: the sink counted $c messages, $n were sent" >&2
+		return 1
+	}
+}
+
+better() { # a b: the larger number
+	awk -v a="$1" -v b="$2" 'BEGIN { print (b + 0 > a + 0 ? b : a) }'
+}
+
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-";
+	    else printf "%.3g", a / b }'
+}
+
+# --- the run -----------------------------------------------------------------------
+
+echo "relay benchmark: $MESSAGES messages of $SIZE bytes, $SESSIONS" \
+    "sessions ($TOOL), $RUNS round(s) (best counts), $WARMUP warm-up," \
+    "$(nproc) cores"
+echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)" \
+    "(other work on this machine skews the figures)"
+echo "sluiced $(git describe --always --dirty 2>/dev/null || echo '?')," \
+    "postfix $(/usr/sbin/postconf -h mail_version 2>/dev/null)"
+
+start_sink S "$SINK_S"
+start_sink P "$SINK_P"
+start_sluiced
+start_postfix
+
+if [ "$WARMUP" -gt 0 ]; then
+	echo "warm-up: $WARMUP messages relayed by each"
+	for s in sluiced postfix; do
+		relay_run "$s" "$WARMUP" || FAILED=1
+	done
+fi
+
+E2E_S=0 E2E_P=0 ACC_S=0 ACC_P=0 DEL_S=0 DEL_P=0
+for ((r = 1; r <= RUNS; r++)); do
+	for s in sluiced postfix; do
+		relay_run "$s" "$MESSAGES" || FAILED=1
+		read -r e2e acc del <<<"$RESULT"
+		echo "  round $r $s: $e2e msgs/s end to end ($acc msgs/s" \
+		    "accepted), sink counted $del of $MESSAGES"
+		if [ "$s" = sluiced ]; then
+			[ "$e2e" -gt "$E2E_S" ] && E2E_S=$e2e ACC_S=$acc
+			DEL_S=$del
+		else
+			[ "$e2e" -gt "$E2E_P" ] && E2E_P=$e2e ACC_P=$acc
+			DEL_P=$del
+		fi
+	done
+done
+
+# --- nothing lost --------------------------------------------------------------------
+
+TOTAL_S=$(sink_count S) TOTAL_P=$(sink_count P)
+# Every recipient of the bench's sender delivered (status 1), none pending
+# (0) or failed (2); bounces would also have reached the sink and shown as
+# duplicates above.
+SQ=$("$PY" - "$WORK/sluice/queue/queue.db" "$SENDER" <<'PYEOF'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+rows = dict(db.execute(
+    "select r.status, count(*) from recipients r join messages m "
+    "on m.id = r.message_id where m.sender = ? group by r.status",
+    (sys.argv[2],)).fetchall())
+print(rows.get(1, 0), rows.get(0, 0) + rows.get(2, 0))
+PYEOF
+) || SQ="? ?"
+read -r SQ_DONE SQ_LEFT <<<"$SQ"
+for ((i = 0; i < 100; i++)); do # the queue file goes after the sink's 250
+	PQ=$("${PEER[@]}" count --dir "$PF_DIR") || PQ="?"
+	[ "$PQ" = 0 ] && break
+	sleep 0.1
+done
+
+{
+	echo
+	printf "%-22s %14s %14s %22s\n" "" "end to end" "accepted" \
+	    "delivered to sink"
+	printf "%-22s %14s %14s %22s\n" system msgs/s msgs/s "(last run, all runs)"
+	printf "%-22s %14s %14s %22s\n" sluiced "$E2E_S" "$ACC_S" \
+	    "$DEL_S/$MESSAGES, $TOTAL_S/$ACKED_S"
+	printf "%-22s %14s %14s %22s\n" postfix "$E2E_P" "$ACC_P" \
+	    "$DEL_P/$MESSAGES, $TOTAL_P/$ACKED_P"
+	printf "%-22s %14s %14s\n" "ratio sluiced/postfix" \
+	    "$(ratio "$E2E_S" "$E2E_P")" "$(ratio "$ACC_S" "$ACC_P")"
+	echo
+	echo "queues afterwards: sluiced $SQ_DONE recipients delivered," \
+	    "$SQ_LEFT pending or failed; postfix $PQ messages left"
+} | tee "$ROOT/$BUILD/bench-relay.txt"
+
+if [ "$TOTAL_S" != "$ACKED_S" ] || [ "$TOTAL_P" != "$ACKED_P" ] ||
+    [ "$SQ_DONE" != "$ACKED_S" ] || [ "$SQ_LEFT" != 0 ] || [ "$PQ" != 0 ]; then
+	echo "MISMATCH: a server lost, duplicated or kept messages" >&2
+	FAILED=1
+fi
+if [ -s "$WORK/sluiced.log" ] && grep -qiE 'error|fatal' "$WORK/sluiced.log"; then
+	echo "sluiced reported errors:" >&2
+	grep -iE 'error|fatal' "$WORK/sluiced.log" | head -5 >&2
+fi
+[ "$FAILED" = 0 ] || die "the run had errors (figures above are not valid)"
