@@ -118,8 +118,15 @@ dq_get(struct dqueues *dqs, const char *name, const char *connector,
 {
 	struct dq *q = dq_find(dqs, name);
 
-	if (q != NULL)
+	if (q != NULL) {
+		/* Suspended before any mail came: now it is known where to. */
+		if (q->connector[0] == '\0' && connector[0] != '\0') {
+			snprintf(q->connector, sizeof(q->connector), "%s",
+			    connector);
+			snprintf(q->domain, sizeof(q->domain), "%s", domain);
+		}
 		return q;
+	}
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
 	q->owner = dqs;
