@@ -51,8 +51,8 @@ def test_postfix_next_hop_with_starttls(tmp_path, pki):
             pf.wait_delivered("bob@remote.test", timeout=20)
             pf.wait_log(r"TLS connection established from", timeout=20)
             assert wait_for(lambda: events(s, "SEND"))
-            assert "opportunistic:encrypted" in events(s, "SEND")[0]["tls"] \
-                if "tls" in events(s, "SEND")[0] else True
+            assert events(s, "SEND")[0]["tls"].startswith(
+                "tls=opportunistic:encrypted;TLSv1")
     finally:
         pf.close()
 
