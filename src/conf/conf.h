@@ -111,6 +111,8 @@ struct conf_transport {
 	char *user;           /* run as this user after binding; empty = stay */
 	char *control_socket; /* path of sluicectl's control socket */
 	char *users_file;     /* "user:crypt-hash" lines for AUTH */
+	/* RCPT to an Authoritative domain needs an existing mailbox */
+	int recipient_validation_enabled;
 };
 
 struct conf_certificate {

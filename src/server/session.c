@@ -27,12 +27,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "conf/conf.h"
+#include "deliver/maildir.h"
 #include "log/protolog.h"
 #include "log/tracklog.h"
 #include "server/conn.h"
@@ -439,6 +441,31 @@ session_may_relay(const struct session *s, const struct smtp_path *p)
 	return 0;
 }
 
+/*
+ * RecipientValidationEnabled: does the mailbox of an Authoritative
+ * domain's recipient exist?  A mailbox exists when its Maildir directory
+ * does; the administrator makes it.  Everything else passes here.
+ */
+static int
+session_mailbox_exists(const struct session *s, const struct smtp_path *p)
+{
+	const struct conf *conf = s->cref->conf;
+	const struct conf_accepted_domain *ad;
+	char path[4096];
+	struct stat st;
+
+	if (!conf->transport.recipient_validation_enabled || p->postmaster)
+		return 1;
+	ad = conf_accepted_domain(conf, p->domain);
+	if (ad == NULL || ad->type != DOMAIN_AUTHORITATIVE)
+		return 1;
+	if (strncasecmp(p->addr, "postmaster@", 11) == 0)
+		return 1; /* RFC 5321 4.5.1 */
+	if (maildir_path(ad->mailboxes, p->addr, path, sizeof(path)) < 0)
+		return 0;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 static void
 session_cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
@@ -469,6 +496,10 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 	if (!session_may_relay(s, &args.path)) {
 		session_reply(s, "550 5.7.54 Unable to relay recipient in "
 		                 "non-accepted domain");
+		return;
+	}
+	if (!session_mailbox_exists(s, &args.path)) {
+		session_reply(s, "550 5.1.1 User unknown");
 		return;
 	}
 	if (s->nrcpts == s->rcpt_cap) {

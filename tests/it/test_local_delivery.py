@@ -53,3 +53,24 @@ def test_maildir_delivery(tmp_path):
         assert len(s.messages()) == 1
         log = "".join(open(p).read() for p in s.tracklog_files())
         assert log.count(f"DELIVER,{qid},") == 2
+
+
+def test_recipient_validation_rejects_unknown_mailboxes(tmp_path):
+    mail = tmp_path / "mail"
+    (mail / "local.test" / "alice").mkdir(parents=True)
+    with running(tmp_path / "d",
+                 transport={"RecipientValidationEnabled": "true"},
+                 raw_extra=f"\n[AcceptedDomain local.test]\n"
+                           f"Mailboxes = {mail}/%d/%u\n") as s:
+        with Client(s.port) as c:
+            c.ehlo()
+            c.cmd("MAIL FROM:<sender@remote.example>").check(250)
+            c.cmd("RCPT TO:<alice@local.test>").check(250)
+            c.cmd("RCPT TO:<nobody@local.test>").check(550, "5.1.1")
+            c.cmd("RCPT TO:<Postmaster@local.test>").check(250)
+            c.cmd("RCPT TO:<Postmaster>").check(250)
+            c.cmd("DATA").check(354)
+            c.send(make_message("known only").encode() + b".\r\n")
+            c.reply().check(250)
+        assert wait_for_files(mail / "local.test" / "alice" / "new", 1)
+        assert not (mail / "local.test" / "nobody").exists()
