@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -932,7 +933,18 @@ client_reply(struct smtp_client *c, const struct reply *r)
 {
 	char enh[16];
 
-	client_log(c, '<', r->text, r->text_len, NULL);
+	{
+		/* As Exchange logs it: code, enhanced code, text. */
+		char line[REPLY_TEXT_MAX + 32];
+		int n = snprintf(line, sizeof(line), "%d%s%s %.*s", r->code,
+		    r->enh[0] ? " " : "", r->enh, (int)r->text_len, r->text);
+
+		client_log(c, '<', line,
+		    n < 0 ? 0
+		          : ((size_t)n < sizeof(line) ? (size_t)n
+		                                      : sizeof(line) - 1),
+		    NULL);
+	}
 	client_enh(r, enh, sizeof(enh));
 	/* 421 at any point: the server is going away. */
 	if (r->code == 421 && c->state != CS_QUIT) {
@@ -1204,6 +1216,9 @@ client_connect(struct smtp_client *c)
 		snprintf(c->remote, sizeof(c->remote), "%s:%u", host,
 		    ntohs(s4->sin_port));
 	}
+	/* Unique across restarts, like the receive side's session ids. */
+	if (client_sessions == 0)
+		client_sessions = (unsigned long long)time(NULL) << 20;
 	snprintf(
 	    c->session_id, sizeof(c->session_id), "%016llX", ++client_sessions);
 	c->seq = 0;
