@@ -320,8 +320,10 @@ client_next_hop(struct smtp_client *c, const char *enh, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	/* What failed, where: the DSN and Get-Queue show this line. */
 	n = snprintf(c->fail_why, sizeof(c->fail_why),
-	    "%s: ", c->hop < c->p.nhops ? client_hop(c)->host : "next hop");
+	    "send connector %s, host %s (%s): ", c->p.connector->name,
+	    c->hop < c->p.nhops ? client_hop(c)->host : "?", c->remote);
 	va_start(ap, fmt);
 	if (n > 0 && (size_t)n < sizeof(c->fail_why))
 		vsnprintf(
@@ -554,7 +556,6 @@ static void client_event_cb(struct bufferevent *, short, void *);
 static void
 client_starttls(struct smtp_client *c)
 {
-	const struct conf_send_connector *sc = c->p.connector;
 	struct tls_client_target t;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct bufferevent *tls;
@@ -570,10 +571,7 @@ client_starttls(struct smtp_client *c)
 	t.host = client_hop(c)->host;
 	t.port =
 	    ntohs(((const struct sockaddr_in *)&client_hop(c)->addr)->sin_port);
-	t.cert_name =
-	    sc->tls_certificate_name != NULL && sc->tls_certificate_name[0]
-	        ? sc->tls_certificate_name
-	        : NULL;
+	t.cert_name = c->p.cert_name;
 	t.domain_secure = c->p.domain_secure;
 	if ((ssl = tls_client_ssl(c->p.tls, &t, c->p.certs, &why)) == NULL) {
 		client_next_hop(c, "4.7.5", "cannot start TLS: %s",

@@ -79,6 +79,7 @@ struct smtp_client_params {
 	size_t nhops;
 	struct tls_client *tls;        /* client TLS context; NULL: no TLS */
 	const struct tls_store *certs; /* for TlsCertificateName */
+	const char *cert_name;         /* our client certificate, or NULL */
 	const char *auth_user;         /* SmartHostAuthMechanism credentials */
 	const char *auth_pass;
 	struct protolog *protolog; /* SmtpSend protocol log, may be NULL */

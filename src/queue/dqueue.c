@@ -497,6 +497,12 @@ dq_open(struct dq *q)
 	p.nhops = q->hops.nhops;
 	p.tls = ref->tls_client;
 	p.certs = ref->tls;
+	/* Domain Security presents our certificate: the connector's, or
+	 * else the first one configured (Exchange's default certificate). */
+	if (sc->tls_certificate_name != NULL && sc->tls_certificate_name[0])
+		p.cert_name = sc->tls_certificate_name;
+	else if (p.domain_secure && ref->conf->ncertificates > 0)
+		p.cert_name = ref->conf->certificates[0].name;
 	p.auth_user = dc->user[0] ? dc->user : NULL;
 	p.auth_pass = dc->user[0] ? dc->pass : NULL;
 	p.protolog = dqs->srv->sendlog;

@@ -1,0 +1,178 @@
+"""Outbound TLS policy (issue 5): every row of SPEC's TLS table against a
+real next hop.  A private Postfix serves in turn with no TLS, a
+self-signed certificate, a good certificate from the test CA, a
+wrong-name, an expired and a wildcard certificate; sluiced sends one
+message to five domains, each routed through a send connector with one
+setting of the table, and each recipient must be delivered or deferred
+as the table says.  A deferred recipient never reaches the peer (its
+address is absent from Postfix's log), and the fake server proves from
+the peer's side that no MAIL FROM crosses in plaintext when TLS is
+required, also when STARTTLS is stripped or plaintext is injected."""
+import pytest
+
+from harness import free_port, running
+from peers.fakesmtp import FakeSmtp, server_context
+from peers.postfix import Postfix
+from test_delivery import RELAY, events, send, states, wait_for
+
+# connector (AddressSpaces = <name>.test) -> its TLS settings
+SETTINGS = {
+    "opp": "",
+    "ignore": "IgnoreSTARTTLS = true",
+    "enc": "RequireTLS = true\nTlsAuthLevel = EncryptionOnly",
+    "cert": "RequireTLS = true\nTlsAuthLevel = CertificateValidation",
+    "dom": "RequireTLS = true\nTlsAuthLevel = DomainValidation\n"
+           "TlsDomain = *.sluice.test",
+}
+
+# peer certificate -> connectors that deliver (the others defer)
+MATRIX = {
+    None: {"opp", "ignore"},
+    "self": {"opp", "ignore", "enc"},
+    "server": {"opp", "ignore", "enc", "cert", "dom"},
+    "wrong": {"opp", "ignore", "enc", "cert"},
+    "expired": {"opp", "ignore", "enc"},
+    "wild": {"opp", "ignore", "enc", "cert", "dom"},
+}
+
+# why a connector defers, per peer certificate (a word of the reason)
+REASONS = {
+    None: "does not offer STARTTLS",
+    "self": "not trusted",
+    "wrong": "does not match TlsDomain *.sluice.test",
+    "expired": "expired",
+}
+
+
+def connectors(port):
+    out = ""
+    for name, extra in SETTINGS.items():
+        out += f"""
+[SendConnector {name}]
+AddressSpaces = {name}.test
+DNSRoutingEnabled = false
+SmartHosts = [127.0.0.1]:{port}
+Fqdn = out.sluice.test
+ProtocolLoggingLevel = Verbose
+{extra}
+"""
+    return out
+
+
+@pytest.mark.parametrize("cert", list(MATRIX), ids=lambda c: c or "none")
+def test_tls_table(tmp_path, pki, cert):
+    tls = None
+    if cert is not None:
+        tls = {"cert": f"{pki}/{cert}.pem", "key": f"{pki}/{cert}.key",
+               "level": "may"}
+    domains = [f"{n}.test" for n in SETTINGS]
+    pf = Postfix(free_port(), mailbox_domains=domains, mynetworks=(),
+                 tls=tls).start()
+    try:
+        with running(tmp_path, conn=RELAY, transport={
+                "TrustedCAFile": f"{pki}/trusted.pem",
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=connectors(pf.port)) as s:
+            rcpts = [f"bob@{d}" for d in domains]
+            send(s, rcpts, f"tls table {cert}")
+            assert wait_for(lambda: all(
+                r["attempts"] >= 1 or r["status"] != 0
+                for r in s.recipients()), timeout=30)
+            st = states(s)
+            for name in SETTINGS:
+                addr = f"bob@{name}.test"
+                if name in MATRIX[cert]:
+                    assert st[addr][0] == 1, (cert, name, st[addr])
+                    pf.wait_delivered(addr, timeout=20)
+                else:
+                    assert st[addr][0] == 0, (cert, name, st[addr])
+                    assert f"send connector {name}" in st[addr][1]
+                    if cert in REASONS:
+                        assert REASONS[cert] in st[addr][1], st[addr]
+            # a deferred recipient never reached the peer
+            log = pf.log_file.read_text(errors="replace")
+            for name in set(SETTINGS) - MATRIX[cert]:
+                assert f"to=<bob@{name}.test>" not in log
+            # the tracking log states the policy and whether it was met
+            sent = {e["recipient-address"]: e["tls"]
+                    for e in events(s, "SEND")}
+            if cert is not None:
+                assert sent["bob@opp.test"].startswith(
+                    "tls=opportunistic:encrypted;TLSv1")
+                assert sent["bob@enc.test"].startswith(
+                    "tls=EncryptionOnly:encrypted;TLSv1")
+            assert sent["bob@ignore.test"] == "tls=IgnoreSTARTTLS:none"
+            if "dom" in MATRIX[cert]:
+                assert sent["bob@dom.test"].startswith(
+                    "tls=DomainValidation:verified;TLSv1")
+                assert sent["bob@cert.test"].startswith(
+                    "tls=CertificateValidation:verified;")
+    finally:
+        pf.close()
+
+
+REQUIRED = "RequireTLS = true\nTlsAuthLevel = EncryptionOnly"
+
+
+def fake_connector(port, extra=REQUIRED):
+    return f"""
+[SendConnector Forced]
+AddressSpaces = *
+DNSRoutingEnabled = false
+SmartHosts = [127.0.0.1]:{port}
+ProtocolLoggingLevel = Verbose
+{extra}
+"""
+
+
+@pytest.mark.parametrize("mode", ["strip", "close", "garbage", "refused"])
+def test_forced_tls_never_falls_back(tmp_path, pki, mode):
+    kw = {"starttls": mode} if mode != "refused" else {
+        "replies": {"STARTTLS": "454 4.7.0 TLS not available"}}
+    with FakeSmtp(capabilities=("PIPELINING", "STARTTLS"),
+                  tls=server_context(pki, "server"), **kw) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=fake_connector(mx.port)) as s:
+        send(s, ["bob@remote.test"], f"forced {mode}")
+        assert wait_for(lambda: events(s, "DEFER"), timeout=20)
+        for sess in mx.sessions:
+            assert "MAIL" not in sess.verbs(tls=False), sess
+            assert "RCPT" not in sess.verbs(tls=False), sess
+        assert len(mx.sessions) == 1  # never retried in plaintext
+        assert states(s)["bob@remote.test"][0] == 0
+
+
+def test_forced_tls_survives_injection(tmp_path, pki):
+    with FakeSmtp(capabilities=("PIPELINING", "STARTTLS"),
+                  tls=server_context(pki, "server"), starttls="inject",
+                  inject=b"250 injected\r\n") as mx, \
+            running(tmp_path, conn=RELAY,
+                    raw_extra=fake_connector(mx.port)) as s:
+        send(s, ["bob@remote.test"], "injection")
+        (m,) = mx.wait_messages(1, timeout=20)
+        assert m.tls
+        assert mx.sessions[0].verbs(tls=False) == ["EHLO", "STARTTLS"]
+        assert mx.sessions[0].verbs(tls=True)[0] == "EHLO"
+
+
+def test_client_certificate_and_sni(tmp_path, pki):
+    """TlsCertificateName presents our certificate; SNI names the host."""
+    ctx = server_context(pki, "server", client_ca=f"{pki}/trusted.pem")
+    certs = f"""
+[Certificate partner]
+CertificateFile = {pki}/partner.pem
+KeyFile = {pki}/partner.key
+"""
+    extra = fake_connector(0, "TlsCertificateName = partner")
+    extra = extra.replace("SmartHosts = [127.0.0.1]:0",
+                          "SmartHosts = localhost:{port}")
+    with FakeSmtp(capabilities=("PIPELINING", "STARTTLS"), tls=ctx) as mx, \
+            running(tmp_path, conn=RELAY, raw_extra=certs + extra.replace(
+                "{port}", str(mx.port))) as s:
+        send(s, ["bob@remote.test"], "with our certificate")
+        (m,) = mx.wait_messages(1, timeout=20)
+        sess = mx.sessions[-1]
+        assert m.tls and sess.client_cert is not None
+        assert sess.sni == "localhost"
+        assert "partner.test" in str(sess.client_cert_info)
