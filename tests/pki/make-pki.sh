@@ -7,7 +7,7 @@
 # is done, otherwise DIR is filled again from scratch.  Bump PKI_VERSION
 # whenever a file is added or changed, so stale directories are remade.
 set -e
-PKI_VERSION=2
+PKI_VERSION=3
 dir=${1:?usage: make-pki.sh DIR}
 [ "$(cat "$dir/done" 2>/dev/null)" = "$PKI_VERSION" ] && exit 0
 mkdir -p "$dir"
@@ -111,6 +111,9 @@ issue server ca rsa "/CN=mx.sluice.test" "DNS:mx.sluice.test,DNS:localhost,IP:12
 issue wild ca rsa "/CN=wildcard" "DNS:*.sluice.test"
 issue ecdsa ca ec "/CN=ecdsa.sluice.test" "DNS:ecdsa.sluice.test"
 issue wrong ca ec "/CN=mx.other.test" "DNS:mx.other.test"
+# Our own organisation's certificate for Domain Security: it names the
+# domain itself (partners check the recipient or sender domain).
+issue org ca ec "/CN=mx.sluice.test" "DNS:sluice.test,DNS:mx.sluice.test"
 issue cn-only ca ec "/CN=mx.sluice.test" ""
 issue expired ca ec "/CN=mx.sluice.test" "DNS:mx.sluice.test" \
 	-startdate 20200101000000Z -enddate 20210101000000Z

@@ -1,0 +1,120 @@
+"""Domain Security between two Sluice instances (issue 5): sluice.test
+and partner.test, each the other's partner, with certificates from
+different test CAs that trust each other, exchange mail in both
+directions over mutual TLS; it arrives Domain Secured.  With a partner
+certificate that does not name the partner domain the mail waits in the
+queue with a clear reason and nothing crosses.
+
+Both find each other by MX in a private unbound: mx.sluice.test is
+127.0.0.3, mx.partner.test 127.0.0.2, both on the same port (the send
+connectors' Port)."""
+import pytest
+
+from harness import Client, free_port, make_message, running
+from peers.unbound import Unbound
+from test_delivery import RELAY, states, wait_for
+
+
+def side(pki, dns, me, partner, addr, port, cert):
+    """The configuration of one side: a submission connector on
+    127.0.0.1 (relay allowed), the partner-facing connector on the MX
+    address with DomainSecureEnabled, and a Domain Secure send
+    connector to the partner domain."""
+    return dict(
+        conn=RELAY,
+        domains=(me,),
+        transport={"TrustedCAFile": f"{pki}/trusted.pem",
+                   "Resolver": dns.spec,
+                   "TLSSendDomainSecureList": partner,
+                   "TLSReceiveDomainSecureList": partner,
+                   "TransientFailureRetryInterval": "1h"},
+        connectors=[{"name": "Partners", "Bindings": [f"{addr}:{port}"],
+                     "AuthMechanism": "Tls",
+                     "PermissionGroups": "AnonymousUsers, Partners",
+                     "DomainSecureEnabled": "true",
+                     "TlsCertificateName": "org"}],
+        raw_extra=f"""
+[Certificate org]
+CertificateFile = {pki}/{cert}.pem
+KeyFile = {pki}/{cert}.key
+
+[SendConnector Partner]
+AddressSpaces = {partner}
+DomainSecureEnabled = true
+Port = {port}
+Fqdn = mx.{me}
+ProtocolLoggingLevel = Verbose
+""")
+
+
+def submit(s, sender, rcpt, subject):
+    with Client(s.port) as c:
+        c.ehlo()
+        c.cmd(f"MAIL FROM:<{sender}>").check(250)
+        c.cmd(f"RCPT TO:<{rcpt}>").check(250)
+        c.cmd("DATA").check(354)
+        c.send(make_message(subject).encode() + b".\r\n")
+        c.reply().check(250)
+
+
+def inbox(s, user, domain):
+    d = s.queue_dir / "mailboxes" / domain / user / "new"
+    return [p.read_bytes() for p in sorted(d.iterdir())] if d.is_dir() \
+        else []
+
+
+RECORDS = ["sluice.test. MX 10 mx.sluice.test.",
+           "mx.sluice.test. A 127.0.0.3",
+           "partner.test. MX 10 mx.partner.test.",
+           "mx.partner.test. A 127.0.0.2"]
+
+
+@pytest.fixture
+def dns():
+    with Unbound(zones=["sluice.test", "partner.test"],
+                 records=RECORDS) as server:
+        yield server
+
+
+def test_domain_secured_both_ways(tmp_path, pki, dns):
+    port = free_port()
+    with running(tmp_path / "a", **side(pki, dns, "sluice.test",
+                                        "partner.test", "127.0.0.3", port,
+                                        "org")) as a, \
+            running(tmp_path / "b", **side(pki, dns, "partner.test",
+                                           "sluice.test", "127.0.0.2", port,
+                                           "partner")) as b:
+        submit(a, "alice@sluice.test", "bob@partner.test", "to partner")
+        submit(b, "bob@partner.test", "alice@sluice.test", "to sluice")
+        got_b = wait_for(lambda: inbox(b, "bob", "partner.test"), timeout=30)
+        got_a = wait_for(lambda: inbox(a, "alice", "sluice.test"), timeout=30)
+        assert got_b and got_a, (states(a), states(b))
+        for body, peer in ((got_b[0], "sluice.test"),
+                           (got_a[0], "partner.test")):
+            assert b"with ESMTPS" in body
+            assert b"X-Sluice-Organization-AuthAs: Partner\r\n" in body
+            assert b"X-Sluice-Organization-AuthMechanism: DomainSecure" \
+                in body
+            assert f"X-Sluice-Organization-AuthDomain: {peer}\r\n".encode() \
+                in body
+        sent = [r for r in a.tracklog()[1] if "SEND" in r]
+        assert any("tls=DomainValidation:verified" in ",".join(r)
+                   for r in sent), sent
+
+
+def test_wrong_partner_certificate_waits(tmp_path, pki, dns):
+    port = free_port()
+    with running(tmp_path / "a", **side(pki, dns, "sluice.test",
+                                        "partner.test", "127.0.0.3", port,
+                                        "org")) as a, \
+            running(tmp_path / "b", **side(pki, dns, "partner.test",
+                                           "sluice.test", "127.0.0.2", port,
+                                           "partner-wrong")) as b:
+        submit(a, "alice@sluice.test", "bob@partner.test", "must wait")
+        assert wait_for(lambda: states(a)["bob@partner.test"][2] >= 1,
+                        timeout=30)
+        st = states(a)["bob@partner.test"]
+        assert st[0] == 0, st
+        assert "send connector Partner, host mx.partner.test" in st[1]
+        assert "partner.test" in st[1] and "4.7.5" in st[1], st
+        assert b.messages() == []  # nothing crossed
