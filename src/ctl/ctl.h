@@ -35,6 +35,9 @@ int ctl_suspend(struct ctl *, int, char **);
 int ctl_resume(struct ctl *, int, char **);
 int ctl_remove(struct ctl *, int, char **);
 
+/* Commands of ctl_testtls.c */
+int ctl_test_tls(struct ctl *, int, char **);
+
 /* Commands of ctl_route.c */
 int ctl_route(struct ctl *, int, char **);
 

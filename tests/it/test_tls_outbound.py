@@ -176,3 +176,58 @@ KeyFile = {pki}/partner.key
         assert m.tls and sess.client_cert is not None
         assert sess.sni == "localhost"
         assert "partner.test" in str(sess.client_cert_info)
+
+
+# --- sluicectl test-tls --------------------------------------------------
+
+def test_tls_probe(tmp_path, pki):
+    import subprocess
+    from harness import SLUICECTL
+    conf = tmp_path / "probe.conf"
+    conf.write_text(f"""[Transport]
+QueueDirectory = {tmp_path}/q
+TrustedCAFile = {pki}/trusted.pem
+[SendConnector Contoso]
+AddressSpaces = contoso.test
+DNSRoutingEnabled = false
+SmartHosts = [127.0.0.1]:25
+RequireTLS = true
+TlsAuthLevel = DomainValidation
+TlsDomain = *.sluice.test
+""")
+
+    def probe(port, *args):
+        p = subprocess.run([str(SLUICECTL), "-c", str(conf), "test-tls",
+                            f"127.0.0.1:{port}", *args],
+                           capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout + p.stderr
+
+    caps = ("PIPELINING", "STARTTLS", "ENHANCEDSTATUSCODES")
+    with FakeSmtp(capabilities=caps, tls=server_context(pki, "server"),
+                  replies={"MAIL": "530 5.7.0 Must issue a STARTTLS "
+                                   "command first"}) as mx:
+        rc, out = probe(mx.port, "--domain", "mx.sluice.test",
+                        "--connector", "Contoso")
+        assert rc == 0, out
+        assert "STARTTLS     : offered" in out
+        assert "Plain MAIL   : refused" in out
+        assert "TLSv1" in out and "Sluice Test CA" in out
+        assert "CertificateValidation : pass" in out
+        assert "DomainValidation      : pass" in out
+        assert "Could deliver: yes (DomainValidation met)" in out
+        # the probe renewed EHLO inside TLS
+        assert mx.sessions[0].verbs(tls=True)[0] == "EHLO"
+    with FakeSmtp(capabilities=caps, tls=server_context(pki, "wrong")) as mx:
+        rc, out = probe(mx.port, "--connector", "Contoso")
+        assert "Plain MAIL   : accepted" in out
+        assert "EncryptionOnly        : pass" in out
+        assert "DomainValidation      : FAIL" in out
+        assert "does not match TlsDomain *.sluice.test" in out
+        assert "Could deliver: no" in out
+    with FakeSmtp(capabilities=("PIPELINING",)) as mx:
+        rc, out = probe(mx.port, "--connector", "Contoso")
+        assert "STARTTLS     : NOT offered" in out
+        assert "Could deliver: no (TLS is required and STARTTLS is not " \
+            "offered" in out
+    rc, out = probe(free_port())
+    assert rc == 1 and "Connection refused" in out

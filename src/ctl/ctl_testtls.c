@@ -1,0 +1,447 @@
+/*
+ * ctl_testtls.c - "sluicectl test-tls HOST[:PORT] [--domain D]
+ * [--connector NAME]": what an administrator would otherwise do by hand
+ * with telnet and openssl s_client.  It connects, shows the banner and
+ * the EHLO capabilities, says whether STARTTLS is offered and whether a
+ * plaintext MAIL FROM is refused (a server that forces TLS), performs the
+ * handshake with the same client TLS code sluiced uses (trust from
+ * [Transport], the connector's client certificate, SNI), shows the chain,
+ * and then states which TlsAuthLevel would pass for domain D and whether
+ * the send connector could deliver there now.
+ *
+ * It is a tool run by hand: plain blocking sockets with a timeout, one
+ * connection, bounded replies through the client's reply parser.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "conf/conf.h"
+#include "ctl/ctl.h"
+#include "smtp/reply.h"
+#include "tls/tls_client.h"
+#include "tls/tls_peer.h"
+#include "tls/tls_store.h"
+#include "tls/tls_verify.h"
+
+/* Each read or write waits at most this long. */
+#define TESTTLS_TIMEOUT_SECONDS 15
+
+struct probe {
+	int fd;
+	SSL *ssl;
+	char buf[8192];
+	size_t len;
+};
+
+static ssize_t
+probe_read(struct probe *p, char *out, size_t n)
+{
+	if (p->ssl != NULL) {
+		int r = SSL_read(p->ssl, out, (int)n);
+
+		return r > 0 ? r : -1;
+	}
+	return recv(p->fd, out, n, 0);
+}
+
+/* One complete reply; -1 on a closed connection, timeout or bad reply. */
+static int
+probe_reply(struct probe *p, struct reply *r)
+{
+	reply_init(r);
+	for (;;) {
+		size_t used = 0;
+		enum reply_status st = reply_parse(r, p->buf, p->len, &used);
+		ssize_t n;
+
+		memmove(p->buf, p->buf + used, p->len - used);
+		p->len -= used;
+		if (st == REPLY_OK)
+			return 0;
+		if (st == REPLY_ERROR) {
+			printf("  bad reply: %s\n", r->why ? r->why : "?");
+			return -1;
+		}
+		if (p->len == sizeof(p->buf))
+			return -1;
+		n = probe_read(p, p->buf + p->len, sizeof(p->buf) - p->len);
+		if (n <= 0) {
+			printf("  connection closed or timed out\n");
+			return -1;
+		}
+		p->len += (size_t)n;
+	}
+}
+
+static int
+probe_cmd(struct probe *p, const char *line, struct reply *r)
+{
+	char out[600];
+	int n = snprintf(out, sizeof(out), "%s\r\n", line);
+
+	if (n < 0 || (size_t)n >= sizeof(out))
+		return -1;
+	if (p->ssl != NULL ? SSL_write(p->ssl, out, n) != n
+	                   : send(p->fd, out, (size_t)n, MSG_NOSIGNAL) != n)
+		return -1;
+	return probe_reply(p, r);
+}
+
+/* Print a reply as the server sent it, one line each, indented. */
+static void
+probe_show(const char *prefix, const struct reply *r)
+{
+	const char *s = r->text, *end = r->text + r->text_len;
+
+	while (s <= end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		size_t len = (size_t)((nl != NULL ? nl : end) - s);
+
+		printf("%s%d %s%s%.*s\n", prefix, r->code, r->enh,
+		    r->enh[0] ? " " : "", (int)len, s);
+		if (nl == NULL)
+			break;
+		s = nl + 1;
+	}
+}
+
+static int
+probe_has(const struct reply *r, const char *kw)
+{
+	const char *s = r->text, *end = r->text + r->text_len;
+	size_t k = strlen(kw);
+
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+
+		if ((size_t)((nl != NULL ? nl : end) - s) >= k &&
+		    strncasecmp(s, kw, k) == 0 &&
+		    (s + k == (nl != NULL ? nl : end) || s[k] == ' '))
+			return 1;
+		if (nl == NULL)
+			break;
+		s = nl + 1;
+	}
+	return 0;
+}
+
+static int
+probe_connect(const char *host, const char *port)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	struct timeval tv = {TESTTLS_TIMEOUT_SECONDS, 0};
+	int fd = -1, rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
+		printf("  cannot resolve %s: %s\n", host, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		char addr[NI_MAXHOST];
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr),
+		    NULL, 0, NI_NUMERICHOST);
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			printf("Connected    : %s port %s\n", addr, port);
+			break;
+		}
+		printf("  %s port %s: %s\n", addr, port, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static void
+probe_chain(SSL *ssl)
+{
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+
+	if (chain == NULL || sk_X509_num(chain) == 0) {
+		printf("Chain        : (no certificate)\n");
+		return;
+	}
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+		char subj[256], iss[256], after[64] = "?";
+		BIO *b = BIO_new(BIO_s_mem());
+
+		X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof(subj));
+		X509_NAME_oneline(X509_get_issuer_name(x), iss, sizeof(iss));
+		if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(x))) {
+			int n = BIO_read(b, after, sizeof(after) - 1);
+
+			after[n > 0 ? n : 0] = '\0';
+		}
+		BIO_free(b);
+		printf("Chain %-7d: %s\n", i, subj);
+		printf("               issuer %s, expires %s\n", iss, after);
+	}
+}
+
+/* Each level, judged for domain with the connector's TlsDomain if any. */
+static void
+probe_levels(SSL *ssl, const char *tls_domain, const char *domain)
+{
+	static const enum tls_auth_level levels[] = {TLS_AUTH_ENCRYPTION_ONLY,
+	    TLS_AUTH_CERTIFICATE_VALIDATION, TLS_AUTH_DOMAIN_VALIDATION};
+	struct tls_outcome o;
+
+	tls_peer_outcome(ssl, ssl != NULL, &o);
+	for (size_t i = 0; i < 3; i++) {
+		char why[300] = "";
+		enum tls_check ch = tls_evaluate(
+		    levels[i], &o, tls_domain, domain, why, sizeof(why));
+
+		printf("%-22s: %s%s%s\n", tls_level_name(levels[i]),
+		    ch == TLS_CHECK_OK ? "pass" : "FAIL",
+		    ch == TLS_CHECK_OK ? "" : " - ",
+		    ch == TLS_CHECK_OK ? "" : why);
+	}
+}
+
+static void
+probe_verdict(const struct conf_send_connector *sc, SSL *ssl, int handshake,
+    int starttls, const char *domain, int domain_secure)
+{
+	enum tls_auth_level level = TLS_AUTH_NONE;
+	struct tls_outcome o;
+	char why[300] = "";
+
+	if (domain_secure)
+		level = TLS_AUTH_DOMAIN_VALIDATION;
+	else if (sc->require_tls)
+		level = sc->tls_auth_level != TLS_AUTH_NONE
+		            ? sc->tls_auth_level
+		            : TLS_AUTH_ENCRYPTION_ONLY;
+	printf("Connector    : %s (%s%s%s%s)\n", sc->name,
+	    domain_secure     ? "Domain Security"
+	    : sc->require_tls ? "RequireTLS, "
+	                      : "opportunistic TLS",
+	    sc->require_tls && !domain_secure ? tls_level_name(level) : "",
+	    sc->tls_domain[0] ? ", TlsDomain " : "", sc->tls_domain);
+	if (level == TLS_AUTH_NONE) {
+		printf("Could deliver: yes (%s)\n",
+		    sc->ignore_starttls ? "IgnoreSTARTTLS: in plaintext"
+		    : handshake         ? "over TLS, nothing checked"
+		    : starttls ? "the handshake fails: in plaintext on retry"
+		               : "no STARTTLS: in plaintext");
+		return;
+	}
+	if (!handshake) {
+		printf(
+		    "Could deliver: no (%s; the message would be deferred)\n",
+		    starttls ? "the TLS handshake failed"
+		             : "TLS is required and STARTTLS is not offered");
+		return;
+	}
+	tls_peer_outcome(ssl, 1, &o);
+	if (tls_evaluate(level, &o, domain_secure ? NULL : sc->tls_domain,
+	        domain, why, sizeof(why)) == TLS_CHECK_OK)
+		printf("Could deliver: yes (%s met)\n", tls_level_name(level));
+	else
+		printf(
+		    "Could deliver: no (%s; the message would be deferred)\n",
+		    why);
+}
+
+static int
+ctl_testtls_usage(void)
+{
+	fprintf(stderr, "usage: sluicectl test-tls HOST[:PORT] [--domain D] "
+	                "[--connector NAME]\n");
+	return 2;
+}
+
+int
+ctl_test_tls(struct ctl *ctl, int argc, char **argv)
+{
+	const char *target = NULL, *domain = NULL, *cname = NULL;
+	char host[300], port[16] = "25";
+	const struct conf_send_connector *sc = NULL;
+	struct tls_client *tc = NULL;
+	struct tls_store *certs = NULL;
+	struct probe p;
+	struct reply r;
+	struct conf *c;
+	int starttls = 0, handshake = 0, rc = 1, domain_secure = 0;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--domain") == 0 && i + 1 < argc)
+			domain = argv[++i];
+		else if (strcmp(argv[i], "--connector") == 0 && i + 1 < argc)
+			cname = argv[++i];
+		else if (argv[i][0] != '-' && target == NULL)
+			target = argv[i];
+		else
+			return ctl_testtls_usage();
+	}
+	if (target == NULL)
+		return ctl_testtls_usage();
+	/* HOST, HOST:PORT, [v6]:PORT */
+	if (target[0] == '[') {
+		const char *close = strchr(target, ']');
+
+		if (close == NULL)
+			return ctl_testtls_usage();
+		snprintf(host, sizeof(host), "%.*s", (int)(close - target - 1),
+		    target + 1);
+		if (close[1] == ':')
+			snprintf(port, sizeof(port), "%s", close + 2);
+	} else {
+		const char *colon = strrchr(target, ':');
+
+		if (colon != NULL && strchr(target, ':') == colon) {
+			snprintf(host, sizeof(host), "%.*s",
+			    (int)(colon - target), target);
+			snprintf(port, sizeof(port), "%s", colon + 1);
+		} else {
+			snprintf(host, sizeof(host), "%s", target);
+		}
+	}
+	if (domain == NULL)
+		domain = host;
+	if ((c = conf_load(ctl->conf_path, stderr)) == NULL)
+		return 1;
+	if (cname != NULL && (sc = conf_send_connector(c, cname)) == NULL) {
+		fprintf(stderr, "sluicectl: no send connector %s\n", cname);
+		conf_free(c);
+		return 1;
+	}
+	if (sc != NULL)
+		domain_secure =
+		    sc->domain_secure_enabled &&
+		    conf_strlist_has(&c->transport.send_domain_secure, domain);
+	memset(&p, 0, sizeof(p));
+	if ((p.fd = probe_connect(host, port)) < 0)
+		goto out;
+	if (probe_reply(&p, &r) < 0)
+		goto out;
+	probe_show("Banner       : ", &r);
+	{
+		char ehlo[300];
+
+		snprintf(ehlo, sizeof(ehlo), "EHLO %s",
+		    sc != NULL ? sc->fqdn : "sluicectl.invalid");
+		if (probe_cmd(&p, ehlo, &r) < 0)
+			goto out;
+	}
+	probe_show("EHLO         : ", &r);
+	starttls = r.code / 100 == 2 && probe_has(&r, "STARTTLS");
+	printf("STARTTLS     : %s\n", starttls ? "offered" : "NOT offered");
+	if (probe_cmd(&p, "MAIL FROM:<>", &r) < 0)
+		goto out;
+	printf("Plain MAIL   : %s (%d %s)\n",
+	    r.code / 100 == 2 ? "accepted (TLS is not forced)"
+	                      : "refused (the server forces TLS or refuses us)",
+	    r.code, r.enh);
+	if (r.code / 100 == 2 && probe_cmd(&p, "RSET", &r) < 0)
+		goto out;
+	rc = 0;
+	if (starttls) {
+		struct tls_client_target t;
+		const char *why = NULL;
+		SSL *ssl;
+
+		if (probe_cmd(&p, "STARTTLS", &r) < 0 || r.code != 220) {
+			printf(
+			    "TLS          : STARTTLS refused (%d)\n", r.code);
+			goto verdict;
+		}
+		p.len = 0; /* nothing sent before the handshake is trusted */
+		if ((tc = tls_client_from_conf(c, stderr)) == NULL) {
+			rc = 1;
+			goto out;
+		}
+		memset(&t, 0, sizeof(t));
+		t.host = host;
+		t.port = (unsigned)atoi(port);
+		t.domain_secure = domain_secure;
+		if (sc != NULL && sc->tls_certificate_name[0] != '\0') {
+			t.cert_name = sc->tls_certificate_name;
+		} else if (domain_secure && c->ncertificates > 0) {
+			t.cert_name = c->certificates[0].name;
+		}
+		if (t.cert_name != NULL &&
+		    (certs = tls_store_new(c, stderr)) == NULL) {
+			rc = 1;
+			goto out;
+		}
+		if ((ssl = tls_client_ssl(tc, &t, certs, &why)) == NULL) {
+			printf("TLS          : cannot start (%s)\n",
+			    why ? why : "?");
+			goto verdict;
+		}
+		SSL_set_fd(ssl, p.fd);
+		p.ssl = ssl;
+		handshake = SSL_connect(ssl) == 1;
+		tls_client_done(ssl, handshake);
+		if (!handshake) {
+			unsigned long e = ERR_get_error();
+
+			printf("TLS          : handshake FAILED (%s)\n",
+			    e ? ERR_reason_error_string(e) : "closed");
+			goto verdict;
+		}
+		{
+			struct tls_peer peer;
+
+			tls_peer_describe(ssl, &peer);
+			printf("TLS          : %s %s%s\n", peer.version,
+			    peer.cipher,
+			    t.cert_name ? " (client certificate "
+			                  "presented)"
+			                : "");
+			printf("Names        : %s\n",
+			    peer.names[0] ? peer.names : "(none)");
+		}
+		probe_chain(ssl);
+		printf("Verification : %s\n",
+		    X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
+		probe_levels(ssl,
+		    sc != NULL && sc->tls_domain[0] ? sc->tls_domain : NULL,
+		    domain);
+		/* What was offered before TLS counts for nothing now. */
+		if (probe_cmd(&p, "EHLO sluicectl.invalid", &r) == 0)
+			probe_show("EHLO in TLS  : ", &r);
+	} else {
+		printf("TLS          : not possible (no STARTTLS)\n");
+		probe_levels(NULL, NULL, domain);
+	}
+verdict:
+	if (sc != NULL)
+		probe_verdict(
+		    sc, p.ssl, handshake, starttls, domain, domain_secure);
+	if (probe_cmd(&p, "QUIT", &r) < 0)
+		(void)0; /* the answer to QUIT does not matter */
+out:
+	if (p.ssl != NULL) {
+		SSL_shutdown(p.ssl);
+		SSL_free(p.ssl);
+	}
+	if (p.fd > 0)
+		close(p.fd);
+	tls_client_free(tc);
+	tls_store_free(certs);
+	conf_free(c);
+	return rc;
+}
