@@ -360,13 +360,15 @@ def smarthost_auth(port, mech, cred):
                      f"AuthenticationCredential = {cred}")
 
 
-def test_auth_to_smarthost_inside_tls(tmp_path, pki):
+@pytest.mark.parametrize("mech", ["BasicAuth", "BasicAuthRequireTLS"])
+def test_auth_to_smarthost_inside_tls(tmp_path, pki, mech):
+    """Credentials go inside TLS whenever TLS is possible, for both."""
     cred = tmp_path / "relay.secret"
     cred.write_text("relayuser:s3cret pass\n")
     with FakeSmtp(capabilities=TLS_CAPS, tls=server_context(pki, "server"),
                   auth=("relayuser", "s3cret pass")) as mx, \
             running(tmp_path / "d", conn=RELAY, raw_extra=smarthost_auth(
-                mx.port, "BasicAuthRequireTLS", cred)) as s:
+                mx.port, mech, cred)) as s:
         send(s, ["bob@remote.test"], "authenticated")
         (m,) = mx.wait_messages(1, timeout=20)
         (a,) = mx.sessions[0].auths

@@ -231,3 +231,66 @@ TlsDomain = *.sluice.test
             "offered" in out
     rc, out = probe(free_port())
     assert rc == 1 and "Connection refused" in out
+
+
+def test_seed_mixed_scenario(tmp_path, pki):
+    """The seed's three partners in one run: domain-a has no TLS and gets
+    plaintext, domain-b offers TLS and gets opportunistic TLS, domain-c
+    has a Force TLS connector and is delivered only over TLS."""
+    ctx = server_context(pki, "server")
+    with FakeSmtp(capabilities=("PIPELINING",)) as a, \
+            FakeSmtp(capabilities=("PIPELINING", "STARTTLS"), tls=ctx) as b, \
+            FakeSmtp(capabilities=("PIPELINING", "STARTTLS"), tls=ctx) as c:
+        extra = ""
+        for name, mx, settings in (
+                ("a", a, ""), ("b", b, ""),
+                ("c", c, "RequireTLS = true\n"
+                         "TlsAuthLevel = CertificateValidation")):
+            extra += f"""
+[SendConnector domain-{name}]
+AddressSpaces = domain-{name}.test
+DNSRoutingEnabled = false
+SmartHosts = [127.0.0.1]:{mx.port}
+{settings}
+"""
+        with running(tmp_path, conn=RELAY, transport={
+                "TrustedCAFile": f"{pki}/trusted.pem"},
+                raw_extra=extra) as s:
+            send(s, ["x@domain-a.test", "y@domain-b.test",
+                     "z@domain-c.test"], "mixed partners")
+            (ma,) = a.wait_messages(1, timeout=20)
+            (mb,) = b.wait_messages(1, timeout=20)
+            (mc,) = c.wait_messages(1, timeout=20)
+            assert not ma.tls and mb.tls and mc.tls
+            assert "MAIL" not in c.sessions[0].verbs(tls=False)
+            sent = {e["recipient-address"]: e["tls"]
+                    for e in events(s, "SEND")}
+            assert sent["x@domain-a.test"] == "tls=opportunistic:none"
+            assert sent["y@domain-b.test"].startswith(
+                "tls=opportunistic:encrypted")
+            assert sent["z@domain-c.test"].startswith(
+                "tls=CertificateValidation:verified")
+
+
+def test_expired_forced_tls_dsn_names_the_check(tmp_path, pki):
+    from test_delivery import dsn_parts, mailbox
+    with FakeSmtp(capabilities=("PIPELINING", "STARTTLS"),
+                  tls=server_context(pki, "wrong")) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "TrustedCAFile": f"{pki}/trusted.pem",
+                "MessageExpirationTimeout": "5s",
+                "TransientFailureRetryInterval": "1s"},
+                raw_extra=fake_connector(
+                    mx.port, "RequireTLS = true\n"
+                    "TlsAuthLevel = DomainValidation\n"
+                    "TlsDomain = *.contoso.test")) as s:
+        send(s, ["bob@contoso.test"], "never in clear")
+        assert wait_for(lambda: events(s, "EXPIRE"), timeout=30)
+        assert wait_for(lambda: mailbox(s, "alice"))
+        text, fields, _ = dsn_parts(mailbox(s, "alice")[0])
+        f = [f for f in fields if "Final-Recipient" in f][0]
+        diag = " ".join(f["Diagnostic-Code"].split())
+        assert "send connector Forced" in diag
+        assert "certificate name mx.other.test does not match TlsDomain " \
+            "*.contoso.test" in diag
+        assert all("MAIL" not in sess.verbs() for sess in mx.sessions)
