@@ -374,7 +374,7 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		}
 		memset(&t, 0, sizeof(t));
 		t.host = host;
-		t.port = (unsigned)atoi(port);
+		t.port = (unsigned)strtoul(port, NULL, 10);
 		t.domain_secure = domain_secure;
 		if (sc != NULL && sc->tls_certificate_name[0] != '\0') {
 			t.cert_name = sc->tls_certificate_name;

@@ -724,6 +724,30 @@ client_send_content(struct smtp_client *c, int bdat)
 	return 0;
 }
 
+static void
+client_send_rcpt(struct smtp_client *c)
+{
+	char line[2048];
+
+	client_rcpt_line(c, &c->msg->rcpts[c->next_rcpt++], line, sizeof(line));
+	client_send(c, line);
+	client_expect(c, EX_RCPT);
+}
+
+/* After the RCPTs: the whole message as BDAT LAST, or DATA. */
+static void
+client_send_body(struct smtp_client *c)
+{
+	if (!c->ext.chunking) {
+		client_send(c, "DATA");
+		client_expect(c, EX_DATA);
+	} else if (client_send_content(c, 1) < 0) {
+		client_next_hop(c, "4.3.0", "out of memory");
+	} else {
+		client_expect(c, EX_BDAT);
+	}
+}
+
 static int
 client_can_take(struct smtp_client *c, struct smtp_client_msg *m)
 {
@@ -778,38 +802,19 @@ client_start_transaction(struct smtp_client *c)
 	if (!c->ext.pipelining)
 		return;
 	/* RFC 2920: everything up to DATA (or the last BDAT) in one go. */
-	for (size_t i = 0; i < m->nrcpts && i < CLIENT_PIPELINE_MAX; i++) {
-		client_rcpt_line(c, &m->rcpts[i], line, sizeof(line));
-		client_send(c, line);
-		client_expect(c, EX_RCPT);
-		c->next_rcpt++;
-	}
+	while (c->next_rcpt < m->nrcpts && c->next_rcpt < CLIENT_PIPELINE_MAX)
+		client_send_rcpt(c);
 	if (c->next_rcpt < m->nrcpts)
 		return; /* the rest after the replies */
-	if (c->ext.chunking) {
-		if (client_send_content(c, 1) < 0) {
-			client_next_hop(c, "4.3.0", "out of memory");
-			return;
-		}
-		client_expect(c, EX_BDAT);
-	} else {
-		client_send(c, "DATA");
-		client_expect(c, EX_DATA);
-	}
+	client_send_body(c);
 }
 
 /* Without pipelining (or past the pipeline's depth): the next command. */
 static void
 client_send_next(struct smtp_client *c)
 {
-	char line[2048];
-
 	if (c->next_rcpt < c->msg->nrcpts) {
-		client_rcpt_line(
-		    c, &c->msg->rcpts[c->next_rcpt], line, sizeof(line));
-		client_send(c, line);
-		client_expect(c, EX_RCPT);
-		c->next_rcpt++;
+		client_send_rcpt(c);
 		return;
 	}
 	if (c->accepted == 0) {
@@ -817,16 +822,7 @@ client_send_next(struct smtp_client *c)
 		client_send(c, "RSET");
 		return;
 	}
-	if (c->ext.chunking) {
-		if (client_send_content(c, 1) < 0) {
-			client_next_hop(c, "4.3.0", "out of memory");
-			return;
-		}
-		client_expect(c, EX_BDAT);
-	} else {
-		client_send(c, "DATA");
-		client_expect(c, EX_DATA);
-	}
+	client_send_body(c);
 }
 
 /* The final reply for every recipient the server accepted. */
