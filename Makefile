@@ -74,6 +74,7 @@ test: deps check-src
 bench: deps all
 	@bench/acceptance.sh
 	@bench/tls.sh
+	@bench/relay.sh
 
 check-src:
 	@scripts/checksrc
