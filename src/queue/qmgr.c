@@ -28,9 +28,17 @@
 #include "spool/spool.h"
 #include "util/log.h"
 
-/* How often the queue is looked at, and how much is taken each time. */
+/*
+ * How often the whole queue is looked at (deferred recipients coming due),
+ * and how much one read takes.  New mail does not wait for the tick: the
+ * session wakes the queue manager when it is committed.
+ */
 #define QMGR_TICK_MS 250
 #define QMGR_BATCH 64
+/* Reads per scan at most, so one scan cannot hold the loop for long. */
+#define QMGR_SCAN_BATCHES 32
+/* The cursor goes back to the start of the queue at most this often. */
+#define QMGR_WRAP_MS 250
 /*
  * Recipients handed out and not yet recorded, at most: bounds the memory
  * of the delivery queues (a few hundred bytes each).  The set is an open
@@ -44,7 +52,9 @@ struct qmgr {
 	struct maildir *maildir;
 	struct dqueues *dqueues;
 	struct event *timer;
+	struct event *wake;                    /* activated by qmgr_wake() */
 	int64_t cursor;                        /* last recipient id looked at */
+	struct timespec last_wrap;             /* cursor back to the start */
 	int64_t inflight[QMGR_INFLIGHT_SLOTS]; /* 0: empty slot */
 	size_t ninflight;
 	time_t last_purge;
@@ -222,34 +232,81 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 		qmgr_hold(q, d->rcpt_id);
 }
 
+static double
+qmgr_ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - t->tv_nsec) / 1e6;
+}
+
+/*
+ * Read due recipients from the cursor on and hand them out.  The cursor
+ * only goes back to the start (where deferred recipients come due) every
+ * QMGR_WRAP_MS, so that a wake for new mail reads only the new rows and
+ * not every recipient already in flight.
+ */
+static void
+qmgr_scan(struct qmgr *q)
+{
+	struct spool_due due[QMGR_BATCH];
+
+	if (q->srv->draining)
+		return;
+	for (int b = 0; b < QMGR_SCAN_BATCHES; b++) {
+		size_t n = 0;
+
+		if (q->ninflight >= QMGR_INFLIGHT_MAX - QMGR_BATCH)
+			break;
+		if (spool_due(q->srv->spool, time(NULL), q->cursor, due,
+		        QMGR_BATCH, &n) < 0)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			q->cursor = due[i].rcpt_id;
+			if (!qmgr_is_inflight(q, due[i].rcpt_id))
+				qmgr_dispatch(q, &due[i]);
+		}
+		if (n < QMGR_BATCH) {
+			if (qmgr_ms_since(&q->last_wrap) >= QMGR_WRAP_MS) {
+				q->cursor = 0; /* from the start next time */
+				clock_gettime(CLOCK_MONOTONIC, &q->last_wrap);
+			}
+			break;
+		}
+	}
+	dqueues_kick(q->dqueues);
+}
+
 static void
 qmgr_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct qmgr *q = arg;
-	struct spool_due due[QMGR_BATCH];
-	size_t n = 0;
 
 	(void)fd;
 	(void)what;
-	if (q->srv->draining || q->ninflight >= QMGR_INFLIGHT_MAX - QMGR_BATCH)
-		return;
 	if (time(NULL) - q->last_purge >= QMGR_PURGE_SECONDS) {
 		q->last_purge = time(NULL);
 		spool_purge(q->srv->spool,
 		    q->last_purge - (time_t)q->srv->conf->conf->transport
 		                        .safety_net_hold_time);
 	}
-	if (spool_due(
-	        q->srv->spool, time(NULL), q->cursor, due, QMGR_BATCH, &n) < 0)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		q->cursor = due[i].rcpt_id;
-		if (!qmgr_is_inflight(q, due[i].rcpt_id))
-			qmgr_dispatch(q, &due[i]);
-	}
-	if (n < QMGR_BATCH)
-		q->cursor = 0; /* wrap around next time */
-	dqueues_kick(q->dqueues);
+	qmgr_scan(q);
+}
+
+static void
+qmgr_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	qmgr_scan(arg);
+}
+
+void
+qmgr_wake(struct qmgr *q)
+{
+	event_active(q->wake, EV_TIMEOUT, 0);
 }
 
 struct qmgr *
@@ -264,10 +321,13 @@ qmgr_start(struct server *srv, const char *queue_db)
 	q->maildir = maildir_start(queue_db, srv->spool, qmgr_local_done, q);
 	q->dqueues = dqueues_new(srv, qmgr_released, q);
 	q->timer = event_new(srv->base, -1, EV_PERSIST, qmgr_tick, q);
+	q->wake = event_new(srv->base, -1, 0, qmgr_wake_cb, q);
 	if (q->maildir == NULL || q->dqueues == NULL || q->timer == NULL ||
-	    event_add(q->timer, &tick) < 0) {
+	    q->wake == NULL || event_add(q->timer, &tick) < 0) {
 		if (q->timer != NULL)
 			event_free(q->timer);
+		if (q->wake != NULL)
+			event_free(q->wake);
 		maildir_stop(q->maildir);
 		maildir_free(q->maildir);
 		dqueues_free(q->dqueues);
@@ -281,6 +341,7 @@ void
 qmgr_stop(struct qmgr *q)
 {
 	event_del(q->timer);
+	event_del(q->wake);
 	maildir_stop(q->maildir);
 }
 
@@ -288,6 +349,7 @@ void
 qmgr_free(struct qmgr *q)
 {
 	event_free(q->timer);
+	event_free(q->wake);
 	maildir_free(q->maildir);
 	dqueues_free(q->dqueues);
 	free(q);

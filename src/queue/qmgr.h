@@ -17,7 +17,12 @@ void qmgr_stop(struct qmgr *);
 void qmgr_free(struct qmgr *);
 /* The delivery queues, for the control socket's queue commands. */
 struct dqueues *qmgr_dqueues(struct qmgr *);
-/* Look at the queue now (new mail, an administrator's retry). */
+/* Look at the queue now (an administrator's retry). */
 void qmgr_kick(struct qmgr *);
+/*
+ * New mail was committed: look for it once the event loop is free (many
+ * wakes in one loop turn make one scan).
+ */
+void qmgr_wake(struct qmgr *);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "conf/conf.h"
 #include "log/tracklog.h"
+#include "queue/qmgr.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/session_int.h"
@@ -145,6 +146,9 @@ session_committed(void *arg, int ok, const char *queue_id)
 {
 	struct session *s = arg;
 
+	/* New mail: the queue manager looks at once, not at its next tick. */
+	if (ok && s->srv->qmgr != NULL)
+		qmgr_wake(s->srv->qmgr);
 	if (s->state == SESSION_DEAD) {
 		/* The client left while we committed; nothing to answer. */
 		session_close(s, NULL);

@@ -38,7 +38,10 @@ def send(s, rcpts, subject):
 
 
 def test_queue_and_messages(tmp_path):
+    # DNS that never answers (a dead loopback port) keeps remote.example's
+    # mail waiting in its queue instead of bouncing on a failed lookup.
     with running(tmp_path, raw_extra=EXTRA,
+                 transport={"Resolver": "127.0.0.1@9"},
                  conn={"PermissionGroups": "ExchangeServers",
                        "AuthMechanism": "ExternalAuthoritative"}) as s:
         sock = s.dir / "ctl.sock"
