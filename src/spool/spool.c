@@ -74,7 +74,7 @@ struct spool {
 	sqlite3 *db;
 	sqlite3_stmt *ins_msg, *ins_rcpt, *upd_rcpt, *del_msg;
 	sqlite3 *reader; /* the event loop's read-only view */
-	sqlite3_stmt *sel_due;
+	sqlite3_stmt *sel_due, *sel_load;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -472,6 +472,7 @@ spool_close_db(struct spool *sp)
 	sqlite3_finalize(sp->upd_rcpt);
 	sqlite3_finalize(sp->del_msg);
 	sqlite3_finalize(sp->sel_due);
+	sqlite3_finalize(sp->sel_load);
 	sqlite3_close(sp->reader);
 	sqlite3_close(sp->db);
 }
@@ -535,7 +536,11 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	         * status index, which would sort every pending recipient. */
 	        " WHERE +r.status = 0 AND +r.next_attempt <= ? AND r.id > ?"
 	        " ORDER BY r.id LIMIT ?",
-	        -1, &sp->sel_due, NULL) != SQLITE_OK) {
+	        -1, &sp->sel_due, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sp->reader,
+	        "SELECT queue_id, sender, envid, ret, body_type, smtputf8,"
+	        " received, body, helo, client FROM messages WHERE id = ?",
+	        -1, &sp->sel_load, NULL) != SQLITE_OK) {
 		*why = "cannot prepare statements";
 		goto fail;
 	}
@@ -706,15 +711,11 @@ spool_remove(
 int
 spool_load(struct spool *sp, int64_t message_id, struct spool_stored *out)
 {
-	sqlite3_stmt *q;
+	sqlite3_stmt *q = sp->sel_load;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (sqlite3_prepare_v2(sp->reader,
-	        "SELECT queue_id, sender, envid, ret, body_type, smtputf8,"
-	        " received, body, helo, client FROM messages WHERE id = ?",
-	        -1, &q, NULL) != SQLITE_OK)
-		return -1;
+	sqlite3_reset(q);
 	sqlite3_bind_int64(q, 1, (sqlite3_int64)message_id);
 	if (sqlite3_step(q) == SQLITE_ROW) {
 		const void *body = sqlite3_column_blob(q, 7);
@@ -740,7 +741,7 @@ spool_load(struct spool *sp, int64_t message_id, struct spool_stored *out)
 			rc = 0;
 		}
 	}
-	sqlite3_finalize(q);
+	sqlite3_reset(q);
 	return rc;
 }
 
