@@ -615,7 +615,7 @@ client_mail_line(struct smtp_client *c, char *line, size_t len)
 		n += (size_t)snprintf(line + n, len - n, " RET=%s",
 		    m->ret == SMTP_RET_FULL ? "FULL" : "HDRS");
 	if (c->ext.dsn && m->envid[0] != '\0' && n < len &&
-	    smtp_xtext_encode(m->envid, x, sizeof(x)) == 0)
+	    smtp_xtext_encode(m->envid, x, sizeof(x)) >= 0)
 		snprintf(line + n, len - n, " ENVID=%s", x);
 }
 
@@ -644,7 +644,7 @@ client_rcpt_line(struct smtp_client *c, const struct smtp_client_rcpt *rc,
 		const char *semi = strchr(rc->orcpt, ';');
 
 		if (semi != NULL &&
-		    smtp_xtext_encode(semi + 1, x, sizeof(x)) == 0)
+		    smtp_xtext_encode(semi + 1, x, sizeof(x)) >= 0)
 			snprintf(line + n, len - n, " ORCPT=%.*s;%s",
 			    (int)(semi - rc->orcpt), rc->orcpt, x);
 	}

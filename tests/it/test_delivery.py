@@ -407,3 +407,57 @@ def test_basic_auth_without_tls_on_offer(tmp_path):
         mx.wait_messages(1, timeout=20)
         (a,) = mx.sessions[0].auths
         assert a.mechanism == "LOGIN" and a.ok and not a.tls
+
+
+# --- DSN parameters (RFC 3461) --------------------------------------------
+
+def send_dsn(s, rcpt_params, mail_params=" RET=HDRS ENVID=env+2Bid"):
+    with Client(s.port) as c:
+        c.ehlo()
+        c.cmd(f"MAIL FROM:<alice@example.test>{mail_params}").check(250)
+        c.cmd(f"RCPT TO:<bob@remote.test>{rcpt_params}").check(250)
+        c.cmd("DATA").check(354)
+        c.send(make_message("dsn params").encode() + b".\r\n")
+        c.reply().check(250)
+
+
+def test_dsn_parameters_pass_to_a_dsn_next_hop(tmp_path):
+    with FakeSmtp(capabilities=("PIPELINING", "DSN")) as mx, \
+            running(tmp_path, conn=RELAY, raw_extra=smarthost(mx.port)) as s:
+        send_dsn(s, " NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob+2Bx@remote.test")
+        (m,) = mx.wait_messages(1, timeout=20)
+        params = " ".join(m.mail_params).upper() if isinstance(
+            m.mail_params, (list, tuple)) else str(m.mail_params).upper()
+        assert "RET=HDRS" in params and "ENVID=ENV+2BID" in params
+        rp = str(m.rcpt_params).upper()
+        assert "NOTIFY=SUCCESS,FAILURE" in rp
+        assert "ORCPT=RFC822;BOB+2BX@REMOTE.TEST" in rp
+        assert wait_for(lambda: pending(s) == 0)
+        time.sleep(1)
+        assert mailbox(s, "alice") == []  # the next hop reports success
+
+
+def test_notify_success_without_dsn_next_hop_is_relayed(tmp_path):
+    with FakeSmtp(capabilities=("PIPELINING",)) as mx, \
+            running(tmp_path, conn=RELAY, raw_extra=smarthost(mx.port)) as s:
+        send_dsn(s, " NOTIFY=SUCCESS")
+        mx.wait_messages(1, timeout=20)
+        (m,) = mx.messages
+        assert "NOTIFY" not in str(m.rcpt_params).upper()
+        assert wait_for(lambda: mailbox(s, "alice"))
+        _, fields, returned = dsn_parts(mailbox(s, "alice")[0])
+        f = [f for f in fields if "Final-Recipient" in f][0]
+        assert f["Action"] == "relayed" and f["Status"].startswith("2.")
+        assert any(x.get("Original-Envelope-Id") == "env+2Bid"
+                   for x in fields)
+        # RET=HDRS: the header only
+        assert returned.get_content_type() == "text/rfc822-headers"
+
+
+def test_notify_never_gets_no_bounce(tmp_path):
+    with FakeSmtp(replies={"RCPT": "550 5.1.1 no such user"}) as mx, \
+            running(tmp_path, conn=RELAY, raw_extra=smarthost(mx.port)) as s:
+        send_dsn(s, " NOTIFY=NEVER")
+        assert wait_for(lambda: events(s, "FAIL"))
+        time.sleep(1)
+        assert mailbox(s, "alice") == [] and events(s, "DSN") == []
