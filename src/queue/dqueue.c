@@ -332,6 +332,36 @@ dq_connector(const struct conf_ref *ref, const struct dq *q)
 
 /* --- the connections' callbacks --- */
 
+/*
+ * The connector's MaxMessageSize and [Transport] MaxSendSize bound what
+ * goes out: a larger message is returned with 5.3.4 (as Exchange does)
+ * rather than offered to the next hop.
+ */
+static int
+dq_too_large(struct dq_client *dc, struct dq_msg *m)
+{
+	const struct conf_send_connector *sc = dq_connector(dc->ref, dc->q);
+	uint64_t limit = dc->ref->conf->transport.max_send_size;
+	const char *which = "MaxSendSize";
+
+	if (sc != NULL && sc->max_message_size < limit) {
+		limit = sc->max_message_size;
+		which = "the send connector's MaxMessageSize";
+	}
+	if ((uint64_t)m->stored.len <= limit)
+		return 0;
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		m->crcpts[i].code = 552;
+		snprintf(m->crcpts[i].enh, sizeof(m->crcpts[i].enh), "5.3.4");
+		snprintf(m->crcpts[i].status, sizeof(m->crcpts[i].status),
+		    "552 5.3.4 message size %zu exceeds %s", m->stored.len,
+		    which);
+	}
+	dq_settle(dc->q, m, "", "");
+	dq_msg_free(m);
+	return 1;
+}
+
 static struct smtp_client_msg *
 dq_next(void *arg, struct smtp_client *client)
 {
@@ -361,6 +391,8 @@ dq_next(void *arg, struct smtp_client *client)
 			dq_msg_free(m);
 			continue;
 		}
+		if (dq_too_large(dc, m))
+			continue;
 		for (size_t i = 0; i < m->nrcpts; i++) {
 			m->crcpts[i].addr = m->rcpts[i].addr;
 			m->crcpts[i].orcpt = m->rcpts[i].orcpt;

@@ -461,3 +461,19 @@ def test_notify_never_gets_no_bounce(tmp_path):
         assert wait_for(lambda: events(s, "FAIL"))
         time.sleep(1)
         assert mailbox(s, "alice") == [] and events(s, "DSN") == []
+
+
+def test_connector_max_message_size_returns_larger_mail(tmp_path):
+    with FakeSmtp() as mx, running(tmp_path, conn=RELAY, raw_extra=smarthost(
+            mx.port, extra="MaxMessageSize = 2KB")) as s:
+        send(s, ["small@remote.test"], "small")
+        send(s, ["big@remote.test"], "big", body="x" * 70 + "\r\n" * 1 +
+             ("y" * 70 + "\r\n") * 60)
+        mx.wait_messages(1, timeout=20)
+        assert wait_for(lambda: mailbox(s, "alice"))
+        _, fields, _ = dsn_parts(mailbox(s, "alice")[0])
+        f = [f for f in fields if "Final-Recipient" in f][0]
+        assert f["Final-Recipient"] == "rfc822;big@remote.test"
+        assert f["Status"] == "5.3.4"
+        assert "MaxMessageSize" in f["Diagnostic-Code"]
+        assert [m.rcpts for m in mx.messages] == [["small@remote.test"]]
