@@ -54,8 +54,8 @@ START_WAIT=100     # tenths of a second for a server to listen
 STOP_WAIT=150      # tenths of a second for sluiced to drain on SIGTERM
 POLL=0.05          # seconds between looks at the sink's counter
 
-WORK= SLUICED_PID= CHILD= PF_DIR= FAILED=0
-SINK_PID_S= SINK_PID_P=
+WORK='' SLUICED_PID='' CHILD='' PF_DIR='' FAILED=0
+SINK_PID_S='' SINK_PID_P=''
 
 die() {
 	echo "relay.sh: $*" >&2
@@ -93,7 +93,7 @@ cleanup() {
 	stop_postfix
 	stop_pid "$SINK_PID_S"
 	stop_pid "$SINK_PID_P"
-	SINK_PID_S= SINK_PID_P=
+	SINK_PID_S='' SINK_PID_P=''
 	if [ -n "$WORK" ]; then
 		if [ "${KEEP:-0}" = 1 ]; then
 			echo "kept $WORK"
@@ -252,7 +252,7 @@ ACKED_S=0 ACKED_P=0 # messages each server acknowledged (warm-up included)
 # The clock starts just before the load tool and stops when the sink has
 # counted all n messages.
 relay_run() { # server n
-	local s=$1 n=$2 k base t0 t1 ta= rc=0 c=0 accepted deadline
+	local s=$1 n=$2 k base t0 t1 ta='' rc=0 c=0 accepted deadline late=0
 	k=$(sink_of "$s")
 	base=$(sink_count "$k")
 	RESULT="0 0 0"
@@ -271,6 +271,7 @@ relay_run() { # server n
 		if [ "${EPOCHREALTIME%.*}" -ge "$deadline" ]; then
 			echo "TIMEOUT: $s did not relay $n messages in" \
 			    "${TIMEOUT}s; the sink has $c" >&2
+			late=1
 			break
 		fi
 		if [ -z "$CHILD" ] && [ "$rc" -ne 0 ]; then
@@ -301,12 +302,16 @@ relay_run() { # server n
 	# Late duplicates would show up here.
 	sleep 0.5
 	c=$(($(sink_count "$k") - base))
+	if [ "$c" != "$n" ]; then
+		echo "$s: the sink counted $c messages, $n were sent" >&2
+		late=1
+	fi
+	if [ "$late" = 1 ]; then # no rate for a failed run
+		RESULT="0 0 $c"
+		return 1
+	fi
 	RESULT=$(awk -v n="$n" -v c="$c" -v a="$t0" -v b="$t1" -v t="$ta" \
 	    'BEGIN { printf "%.0f %.0f %d", n / (b - a), n / (t - a), c }')
-	[ "$c" = "$n" ] || {
-		echo "$s: the sink counted $c messages, $n were sent" >&2
-		return 1
-	}
 }
 
 better() { # a b: the larger number
