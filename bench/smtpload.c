@@ -18,9 +18,12 @@
  *
  * Design: one thread, one poll() loop, one small state machine per
  * session (enum sl_state, changed only by sl_enter()).  Sessions read and
- * write through an I/O vtable (struct sl_io) so that STARTTLS can be
- * added as a second implementation plus two states (STARTTLS sent,
- * handshake) after EHLO, without touching the protocol code.  A single
+ * write through an I/O vtable (struct sl_io): plain TCP, or, after
+ * STARTTLS (-S), non-blocking OpenSSL; STARTTLS adds two states (S_STARTTLS,
+ * S_HANDSHAKE) after the first EHLO and then EHLO is sent again inside
+ * TLS, so the protocol code is the same for both.  TLS is compiled in
+ * only with -DSL_TLS (and -lssl -lcrypto): bench/relay.sh builds it so,
+ * acceptance.sh builds the plain tool without OpenSSL.  A single
  * thread keeps the generator's own CPU cost low on the 2-core machines
  * the benchmark runs on, where it competes with the server it measures.
  *
@@ -32,6 +35,13 @@
  * are printed, and the session is closed (a fresh one takes its place if
  * messages remain).  Every message is claimed exactly once, so the run
  * always ends: M = accepted + errors.
+ *
+ * TLS (-S): every session issues STARTTLS after EHLO and does a full
+ * handshake (no client session cache: each load session is a new TLS
+ * client); the server's certificate is not verified unless -A names the
+ * CA file (then the chain must verify).  The report adds the handshakes
+ * done, how many the server resumed (always 0 without a client cache),
+ * and the protocol and cipher of the last one.
  *
  * RFCs: 5321 (SMTP: reply format 4.2, line limits 4.5.3.1, dot-stuffing
  * 4.5.2 - the generated content has no line starting with "."), 2920
@@ -55,6 +65,11 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef SL_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
 
 /* Sessions at once; each is one descriptor, and 10000 is far beyond what
  * a benchmark on loopback needs while keeping the tables small. */
@@ -84,14 +99,14 @@ enum sl_state {
 	S_CONNECTING, /* non-blocking connect in progress */
 	S_GREETING,   /* waiting for 220 */
 	S_EHLO,       /* EHLO sent, waiting for 250 */
-	/* STARTTLS would go here: S_STARTTLS (220), S_HANDSHAKE, then EHLO
-	 * again over the TLS io. */
-	S_MAIL, /* MAIL sent (with -P also RCPT and DATA), waiting */
-	S_RCPT, /* waiting for the RCPT reply */
-	S_DATA, /* waiting for 354 */
-	S_DOT,  /* content and "." sent, waiting for the 250 */
-	S_IDLE, /* -i: EHLO done, holding the session open */
-	S_QUIT, /* QUIT sent, waiting for 221 or close */
+	S_STARTTLS,   /* -S: STARTTLS sent, waiting for 220 */
+	S_HANDSHAKE,  /* -S: TLS handshake; then EHLO again inside TLS */
+	S_MAIL,       /* MAIL sent (with -P also RCPT and DATA), waiting */
+	S_RCPT,       /* waiting for the RCPT reply */
+	S_DATA,       /* waiting for 354 */
+	S_DOT,        /* content and "." sent, waiting for the 250 */
+	S_IDLE,       /* -i: EHLO done, holding the session open */
+	S_QUIT,       /* QUIT sent, waiting for 221 or close */
 };
 
 static const char *const sl_state_names[] = {
@@ -99,6 +114,8 @@ static const char *const sl_state_names[] = {
     "connecting",
     "greeting",
     "EHLO",
+    "STARTTLS",
+    "TLS handshake",
     "MAIL",
     "RCPT",
     "DATA",
@@ -122,7 +139,12 @@ struct sl_session {
 	int fd;
 	const struct sl_io *io;
 	int pipelining; /* server offered PIPELINING */
-	int claimed;    /* a message is in flight on this session */
+	int starttls;   /* server offered STARTTLS */
+#ifdef SL_TLS
+	SSL *ssl;     /* after STARTTLS */
+	int hs_write; /* the handshake waits for POLLOUT */
+#endif
+	int claimed; /* a message is in flight on this session */
 	unsigned long msgno;
 	char in[SL_IN_MAX];
 	size_t inlen;
@@ -144,6 +166,8 @@ struct sl_options {
 	unsigned long idle;
 	int one_per_conn;
 	int pipeline;
+	int tls;
+	const char *cafile;
 	int timeout_s;
 	int hold_s;
 	const char *from, *to, *helo;
@@ -157,6 +181,11 @@ static size_t msgno_off;   /* offset of the fixed-width message number */
 static uint32_t *lat_us;   /* acceptance latency per accepted message */
 static unsigned long claimed, accepted, errors, connecting, live;
 static volatile sig_atomic_t stop_requested;
+#ifdef SL_TLS
+static SSL_CTX *tls_ctx;
+static unsigned long tls_sessions, tls_resumed;
+static char tls_last[128] = "-";
+#endif
 
 static ssize_t
 sl_plain_read(struct sl_session *s, void *buf, size_t len)
@@ -172,6 +201,69 @@ sl_plain_write(struct sl_session *s, const void *buf, size_t len)
 
 static const struct sl_io sl_plain_io = {sl_plain_read, sl_plain_write};
 
+#ifdef SL_TLS
+/* Same contract as the plain io.  Reads until OpenSSL wants more from the
+ * socket, so no decrypted record is left in OpenSSL's buffer where poll()
+ * cannot see it. */
+static ssize_t
+sl_tls_read(struct sl_session *s, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		int r = SSL_read(s->ssl, (char *)buf + got, (int)(len - got));
+		if (r > 0) {
+			got += (size_t)r;
+			continue;
+		}
+		switch (SSL_get_error(s->ssl, r)) {
+		case SSL_ERROR_WANT_READ:
+		case SSL_ERROR_WANT_WRITE:
+			if (got > 0)
+				return (ssize_t)got;
+			errno = EAGAIN;
+			return -1;
+		case SSL_ERROR_ZERO_RETURN:
+			return (ssize_t)got; /* close_notify: EOF */
+		case SSL_ERROR_SYSCALL:      /* then as default, unless EOF */
+			if (ERR_peek_error() == 0 && got == 0)
+				return 0; /* EOF without close_notify */
+			ERR_clear_error();
+			errno = EIO;
+			return got > 0 ? (ssize_t)got : -1;
+		default:
+			ERR_clear_error();
+			if (got > 0)
+				return (ssize_t)got;
+			errno = EIO;
+			return -1;
+		}
+	}
+	return (ssize_t)got;
+}
+
+static ssize_t
+sl_tls_write(struct sl_session *s, const void *buf, size_t len)
+{
+	int r = SSL_write(s->ssl, buf, (int)len);
+
+	if (r > 0)
+		return r;
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	default:
+		ERR_clear_error();
+		errno = EIO;
+		return -1;
+	}
+}
+
+static const struct sl_io sl_tls_io = {sl_tls_read, sl_tls_write};
+#endif
+
 static void
 sl_usage(void)
 {
@@ -185,6 +277,8 @@ sl_usage(void)
 	    "  -s  message size in bytes (2048)   -1  one message per "
 	    "connection\n"
 	    "  -P  pipeline MAIL/RCPT/DATA when offered\n"
+	    "  -S  STARTTLS on every session (built with -DSL_TLS)\n"
+	    "  -A  with -S: verify the server's chain against this CA file\n"
 	    "  -T  seconds to wait for a reply (60)\n"
 	    "  -i  open this many idle sessions, print \"ready N\", hold "
 	    "until\n"
@@ -336,6 +430,11 @@ sl_close(struct sl_session *s)
 {
 	if (s->state == S_CONNECTING)
 		connecting--;
+#ifdef SL_TLS
+	if (s->ssl != NULL)
+		SSL_free(s->ssl); /* no close_notify: QUIT already ended it */
+	s->ssl = NULL;
+#endif
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
@@ -463,6 +562,64 @@ sl_connected(struct sl_session *s)
 	sl_enter(s, S_GREETING);
 }
 
+#ifdef SL_TLS
+/* Drive the handshake; when it is done, EHLO again inside TLS. */
+static void
+sl_handshake(struct sl_session *s)
+{
+	int r = SSL_do_handshake(s->ssl);
+
+	if (r == 1) {
+		tls_sessions++;
+		if (SSL_session_reused(s->ssl))
+			tls_resumed++;
+		snprintf(tls_last, sizeof(tls_last), "%s %s",
+		    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
+		s->io = &sl_tls_io;
+		s->pipelining = s->starttls = 0; /* capabilities are new */
+		sl_cmd(s, "EHLO %s\r\n", opt.helo);
+		sl_enter(s, S_EHLO);
+		return;
+	}
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		s->hs_write = 0;
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		s->hs_write = 1;
+		return;
+	default: {
+		unsigned long e = ERR_get_error();
+		char why[256];
+		ERR_error_string_n(e, why, sizeof(why));
+		ERR_clear_error();
+		sl_fail(s, "TLS handshake: %s", e ? why : "connection closed");
+	}
+	}
+}
+
+static void
+sl_starttls(struct sl_session *s)
+{
+	s->ssl = SSL_new(tls_ctx);
+	if (s->ssl == NULL || SSL_set_fd(s->ssl, s->fd) != 1) {
+		sl_fail(s, "SSL_new failed");
+		return;
+	}
+	SSL_set_mode(s->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	                         SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_set_connect_state(s->ssl);
+	sl_enter(s, S_HANDSHAKE);
+	sl_handshake(s);
+}
+#else
+static void
+sl_starttls(struct sl_session *s)
+{
+	sl_fail(s, "built without TLS");
+}
+#endif
+
 /* One complete reply: its code, its last line (for messages) and whether
  * the EHLO keyword list named PIPELINING. */
 static void
@@ -481,6 +638,15 @@ sl_reply(struct sl_session *s, int code, const char *last)
 	case S_EHLO:
 		if (code != 250)
 			break;
+		if (opt.tls && s->io == &sl_plain_io) {
+			if (!s->starttls) {
+				sl_fail(s, "STARTTLS not offered");
+				return;
+			}
+			sl_cmd(s, "STARTTLS\r\n");
+			sl_enter(s, S_STARTTLS);
+			return;
+		}
 		if (opt.idle > 0) {
 			sl_enter(s, S_IDLE);
 			return;
@@ -527,6 +693,11 @@ sl_reply(struct sl_session *s, int code, const char *last)
 		} else
 			sl_next_message(s);
 		return;
+	case S_STARTTLS:
+		if (code != 220)
+			break;
+		sl_starttls(s);
+		return;
 	case S_QUIT:
 		sl_close(s);
 		return;
@@ -567,6 +738,9 @@ sl_parse(struct sl_session *s)
 		    strncasecmp(line + 4, "PIPELINING", 10) == 0 &&
 		    (len == 14 || line[14] == ' '))
 			s->pipelining = 1;
+		if (s->state == S_EHLO && len == 12 &&
+		    strncasecmp(line + 4, "STARTTLS", 8) == 0)
+			s->starttls = 1;
 		if (len > 3 && line[3] == '-')
 			continue;
 		code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
@@ -574,6 +748,12 @@ sl_parse(struct sl_session *s)
 		sl_reply(s, code, line);
 		if (s->state == S_FREE)
 			return;
+		if (s->state == S_HANDSHAKE) {
+			/* Plaintext after the 220 is never carried into TLS
+			 * (RFC 3207 / CVE-2021-38371). */
+			s->inlen = 0;
+			return;
+		}
 		/* Replies to a pipelined group arrive together: go on. */
 	}
 	memmove(s->in, s->in + start, s->inlen - start);
@@ -678,8 +858,14 @@ sl_options(int argc, char **argv)
 	opt.from = "a@example.org";
 	opt.to = "b@example.com";
 	opt.helo = "smtpload.test";
-	while ((ch = getopt(argc, argv, "1Pc:d:f:H:i:m:s:t:T:")) != -1) {
+	while ((ch = getopt(argc, argv, "1PSA:c:d:f:H:i:m:s:t:T:")) != -1) {
 		switch (ch) {
+		case 'S':
+			opt.tls = 1;
+			break;
+		case 'A':
+			opt.cafile = optarg;
+			break;
 		case '1':
 			opt.one_per_conn = 1;
 			break;
@@ -731,6 +917,33 @@ sl_options(int argc, char **argv)
 		exit(2);
 	}
 	sl_parse_target(argv[optind]);
+#ifdef SL_TLS
+	if (opt.tls) {
+		tls_ctx = SSL_CTX_new(TLS_client_method());
+		if (tls_ctx == NULL) {
+			fprintf(stderr, "smtpload: SSL_CTX_new failed\n");
+			exit(1);
+		}
+		SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+		SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+		if (opt.cafile != NULL) {
+			if (SSL_CTX_load_verify_locations(
+			        tls_ctx, opt.cafile, NULL) != 1) {
+				fprintf(stderr, "smtpload: cannot load %s\n",
+				    opt.cafile);
+				exit(2);
+			}
+			SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+		} else
+			SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+	}
+#else
+	if (opt.tls) {
+		fprintf(stderr, "smtpload: -S needs a build with -DSL_TLS "
+		                "-lssl -lcrypto\n");
+		exit(2);
+	}
+#endif
 }
 
 /* Open sessions until `want` are live, SL_MAX_CONNECTING at a time, and
@@ -742,7 +955,7 @@ sl_fill(unsigned long want, unsigned long slots)
 
 	for (i = 0; i < slots; i++)
 		if (sessions[i].state >= S_CONNECTING &&
-		    sessions[i].state <= S_EHLO)
+		    sessions[i].state <= S_HANDSHAKE)
 			starting++;
 	for (i = 0; i < slots && live < want &&
 	            (opt.idle > 0 || starting < opt.messages - claimed) &&
@@ -770,6 +983,13 @@ sl_report(double secs)
 	printf("p99_ms: %.2f\n", sl_percentile(0.99));
 	printf(
 	    "max_ms: %.2f\n", accepted ? lat_us[accepted - 1] / 1000.0 : 0.0);
+#ifdef SL_TLS
+	if (opt.tls) {
+		printf("tls_sessions: %lu\n", tls_sessions);
+		printf("tls_resumed: %lu\n", tls_resumed);
+		printf("tls_last: %s\n", tls_last);
+	}
+#endif
 }
 
 static int
@@ -831,6 +1051,10 @@ sl_run(void)
 			    s->state == S_CONNECTING || s->outlen > s->outoff
 			        ? POLLOUT
 			        : POLLIN;
+#ifdef SL_TLS
+			if (s->state == S_HANDSHAKE)
+				pfd[n].events = s->hs_write ? POLLOUT : POLLIN;
+#endif
 			pfd[n].revents = 0;
 			map[n++] = i;
 		}
@@ -855,6 +1079,10 @@ sl_run(void)
 				continue;
 			if (s->state == S_CONNECTING)
 				sl_connected(s);
+#ifdef SL_TLS
+			else if (s->state == S_HANDSHAKE)
+				sl_handshake(s);
+#endif
 			else if (pfd[i].revents & POLLOUT)
 				sl_writable(s);
 			else
