@@ -4,7 +4,9 @@
 # One run on this machine measures both servers under the same load:
 #   - sluiced ($BUILD/sluiced, the optimised `make` build) with one receive
 #     connector on a free 127.0.0.1 port accepting example.com
-#     (InternalRelay; nothing is delivered yet, mail waits in queue.db),
+#     (InternalRelay, routed to a send connector whose queue is suspended
+#     with `sluicectl suspend`, so mail waits in queue.db, as Postfix's
+#     does on HOLD: no delivery work on either side),
 #     no TLS, protocol log off, no tarpit;
 #   - a private Postfix (tests/it/peers/postfix.py: its own config, queue
 #     and data directories; never /etc/postfix or port 25) relaying
@@ -123,6 +125,7 @@ done
 make -s BUILD="$BUILD" all ||
     die "sluiced does not build yet (make BUILD=$BUILD all failed)"
 SLUICED=$ROOT/$BUILD/sluiced
+SLUICECTL=$ROOT/$BUILD/sluicectl
 [ -x "$SLUICED" ] || die "$SLUICED does not exist"
 SMTPLOAD=$ROOT/$BUILD/smtpload
 cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wshadow \
@@ -160,9 +163,15 @@ start_sluiced() {
 [Transport]
 QueueDirectory = $WORK/sluice/queue
 LogDirectory = $WORK/sluice/log
+ControlSocket = $WORK/sluice/ctl.sock
 
 [AcceptedDomain example.com]
 DomainType = InternalRelay
+
+[SendConnector Hold]
+AddressSpaces = example.com
+DNSRoutingEnabled = false
+SmartHosts = [127.0.0.1]:9
 
 [ReceiveConnector bench]
 Bindings = 127.0.0.1:$SPORT
@@ -180,6 +189,8 @@ CONF
 		tail -5 "$WORK/sluiced.log" >&2
 		die "sluiced did not start"
 	}
+	"$SLUICECTL" -c "$WORK/sluice.conf" suspend Hold >/dev/null ||
+	    die "sluicectl suspend Hold failed"
 }
 
 start_postfix() {

@@ -262,7 +262,7 @@ dq_settle(struct dq *q, struct dq_msg *m, const char *host, const char *tls)
 
 	if (rs == NULL) {
 		for (size_t i = 0; i < m->nrcpts; i++)
-			dqs->released(dqs->arg, m->rcpts[i].rcpt_id);
+			dqs->released(dqs->arg, m->rcpts[i].rcpt_id, 0);
 		return;
 	}
 	for (size_t i = 0; i < m->nrcpts; i++) {
@@ -317,7 +317,7 @@ dq_settle_waiting(struct dq *q, int code, const char *enh, const char *why)
 		} else {
 			for (size_t i = 0; i < m->nrcpts; i++)
 				q->owner->released(
-				    q->owner->arg, m->rcpts[i].rcpt_id);
+				    q->owner->arg, m->rcpts[i].rcpt_id, 0);
 		}
 		dq_msg_free(m);
 	}
@@ -387,7 +387,7 @@ dq_next(void *arg, struct smtp_client *client)
 			/* Gone (removed) or unreadable: due again later. */
 			for (size_t i = 0; i < m->nrcpts; i++)
 				q->owner->released(
-				    q->owner->arg, m->rcpts[i].rcpt_id);
+				    q->owner->arg, m->rcpts[i].rcpt_id, 0);
 			dq_msg_free(m);
 			continue;
 		}
@@ -724,7 +724,7 @@ dqueues_forget_message(struct dqueues *dqs, const char *queue_id)
 			*pp = m->next;
 			q->nwaiting--;
 			for (size_t i = 0; i < m->nrcpts; i++)
-				dqs->released(dqs->arg, m->rcpts[i].rcpt_id);
+				dqs->released(dqs->arg, m->rcpts[i].rcpt_id, 0);
 			dq_msg_free(m);
 		}
 		for (q->tail = &q->head; *q->tail != NULL;

@@ -18,8 +18,8 @@ enum dsn_action {
 };
 
 struct dsn_rcpt {
-	const char *addr;       /* Final-Recipient, rfc822;addr */
-	const char *orcpt;      /* ORCPT as received, "" when none */
+	const char *addr;  /* Final-Recipient, rfc822;addr */
+	const char *orcpt; /* ORCPT as received, "" when none */
 	enum dsn_action action;
 	const char *status;     /* "5.4.4", "4.7.5", "2.0.0" */
 	const char *remote_mta; /* next hop host name, "" when none */

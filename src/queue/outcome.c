@@ -186,7 +186,7 @@ settle_one_recorded(void *arg, int ok, const char *queue_id)
 		log_warn("queue: the result for %s of %s could not be stored; "
 		         "it is tried again",
 		    r->addr, st->queue_id);
-	st->released(st->arg, r->rcpt_id);
+	st->released(st->arg, r->rcpt_id, ok);
 	free(rec);
 	settle_unref(st);
 }
@@ -222,7 +222,7 @@ settle_record_all(struct settle *st)
 		res.next_hop = st->queue;
 		res.delay_notified = r->delay_notice && !st->notices_failed;
 		if (rec == NULL) {
-			st->released(st->arg, r->rcpt_id);
+			st->released(st->arg, r->rcpt_id, 0);
 			continue;
 		}
 		rec->st = st;
@@ -232,7 +232,7 @@ settle_record_all(struct settle *st)
 		        st->srv->spool, &res, settle_one_recorded, rec) < 0) {
 			st->pending--;
 			free(rec);
-			st->released(st->arg, r->rcpt_id);
+			st->released(st->arg, r->rcpt_id, 0);
 		}
 	}
 	settle_unref(st);
@@ -383,7 +383,7 @@ outcome_settle(struct server *srv, const struct outcome *o,
 	                       sizeof(*st->rcpts))) == NULL) {
 		free(st);
 		for (size_t i = 0; i < o->nrcpts; i++)
-			released(arg, o->rcpts[i].rcpt_id);
+			released(arg, o->rcpts[i].rcpt_id, 0);
 		return;
 	}
 	st->srv = srv;

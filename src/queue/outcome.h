@@ -52,8 +52,11 @@ struct outcome {
 	size_t nrcpts;
 };
 
-/* Called once per recipient when its new state is durable. */
-typedef void (*outcome_released_fn)(void *arg, int64_t rcpt_id);
+/*
+ * Called once per recipient when its new state is durable (recorded 1),
+ * or when it could not be stored and stays as it was (recorded 0).
+ */
+typedef void (*outcome_released_fn)(void *arg, int64_t rcpt_id, int recorded);
 
 /*
  * Settle every recipient of one message (all from one attempt).  The

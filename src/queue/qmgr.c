@@ -35,10 +35,8 @@
  */
 #define QMGR_TICK_MS 250
 #define QMGR_BATCH 64
-/* Reads per scan at most, so one scan cannot hold the loop for long. */
+/* Reads per walk at most, so one scan cannot hold the loop for long. */
 #define QMGR_SCAN_BATCHES 32
-/* The cursor goes back to the start of the queue at most this often. */
-#define QMGR_WRAP_MS 250
 /*
  * Recipients handed out and not yet recorded, at most: bounds the memory
  * of the delivery queues (a few hundred bytes each).  The set is an open
@@ -52,9 +50,10 @@ struct qmgr {
 	struct maildir *maildir;
 	struct dqueues *dqueues;
 	struct event *timer;
-	struct event *wake;                    /* activated by qmgr_wake() */
-	int64_t cursor;                        /* last recipient id looked at */
-	struct timespec last_wrap;             /* cursor back to the start */
+	struct event *wake;               /* activated by qmgr_wake() */
+	int64_t new_cursor;               /* last never-tried id seen */
+	struct spool_cursor retry_cursor; /* the deferred walk */
+	int rescan;                       /* new_cursor back to 0 at the tick */
 	int64_t inflight[QMGR_INFLIGHT_SLOTS]; /* 0: empty slot */
 	size_t ninflight;
 	time_t last_purge;
@@ -118,9 +117,15 @@ qmgr_forget(struct qmgr *q, int64_t id)
 }
 
 static void
-qmgr_released(void *arg, int64_t rcpt_id)
+qmgr_released(void *arg, int64_t rcpt_id, int recorded)
 {
-	qmgr_forget(arg, rcpt_id);
+	struct qmgr *q = arg;
+
+	qmgr_forget(q, rcpt_id);
+	/* Not stored: it may be a never-tried recipient behind the new-mail
+	 * cursor, so that walk starts again from the beginning. */
+	if (!recorded)
+		q->rescan = 1;
 }
 
 /* A Maildir outcome is durable: log it and let the recipient go. */
@@ -184,18 +189,61 @@ qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *why)
 }
 
 static void
+qmgr_local(struct qmgr *q, const struct spool_due *d, const char *addr,
+    const char *pattern)
+{
+	struct maildir_job job;
+
+	memset(&job, 0, sizeof(job));
+	job.rcpt_id = d->rcpt_id;
+	job.message_id = d->message_id;
+	job.attempts = d->attempts;
+	job.retry_interval =
+	    q->srv->conf->conf->transport.transient_failure_retry_interval;
+	snprintf(job.queue_id, sizeof(job.queue_id), "%s", d->queue_id);
+	snprintf(job.sender, sizeof(job.sender), "%s", d->sender);
+	snprintf(job.addr, sizeof(job.addr), "%s", addr);
+	snprintf(job.pattern, sizeof(job.pattern), "%s", pattern);
+	if (maildir_submit(q->maildir, &job) == 0)
+		qmgr_hold(q, d->rcpt_id);
+}
+
+/*
+ * <Postmaster> (RFC 5321 4.5.1, no domain): the postmaster mailbox of the
+ * first Authoritative accepted domain.  Without one it waits.
+ */
+static void
+qmgr_postmaster(struct qmgr *q, const struct spool_due *d)
+{
+	const struct conf *conf = q->srv->conf->conf;
+	char addr[300];
+
+	for (size_t i = 0; i < conf->naccepted_domains; i++) {
+		const struct conf_accepted_domain *ad =
+		    &conf->accepted_domains[i];
+
+		if (ad->type != DOMAIN_AUTHORITATIVE)
+			continue;
+		snprintf(addr, sizeof(addr), "postmaster@%s", ad->name);
+		qmgr_local(q, d, addr, ad->mailboxes);
+		return;
+	}
+}
+
+static void
 qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 {
 	const struct conf *conf = q->srv->conf->conf;
 	const char *at = strrchr(d->addr, '@');
-	struct maildir_job job;
 	struct dqueue_rcpt dr;
 	struct route r;
 	char queue[300];
 	const char *type;
 
-	if (at == NULL)
-		return; /* <Postmaster>: local routing comes with delivery */
+	if (at == NULL) {
+		qmgr_postmaster(q, d);
+		return;
+	}
 	route_domain(conf, at + 1, &r);
 	if (r.kind == ROUTE_NONE) {
 		qmgr_unroutable(q, d, r.why);
@@ -219,60 +267,53 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 			qmgr_hold(q, d->rcpt_id);
 		return;
 	}
-	memset(&job, 0, sizeof(job));
-	job.rcpt_id = d->rcpt_id;
-	job.message_id = d->message_id;
-	job.attempts = d->attempts;
-	job.retry_interval = conf->transport.transient_failure_retry_interval;
-	snprintf(job.queue_id, sizeof(job.queue_id), "%s", d->queue_id);
-	snprintf(job.sender, sizeof(job.sender), "%s", d->sender);
-	snprintf(job.addr, sizeof(job.addr), "%s", d->addr);
-	snprintf(job.pattern, sizeof(job.pattern), "%s", r.domain->mailboxes);
-	if (maildir_submit(q->maildir, &job) == 0)
-		qmgr_hold(q, d->rcpt_id);
-}
-
-static double
-qmgr_ms_since(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t->tv_sec) * 1e3 +
-	       (double)(now.tv_nsec - t->tv_nsec) / 1e6;
+	qmgr_local(q, d, d->addr, r.domain->mailboxes);
 }
 
 /*
- * Read due recipients from the cursor on and hand them out.  The cursor
- * only goes back to the start (where deferred recipients come due) every
- * QMGR_WRAP_MS, so that a wake for new mail reads only the new rows and
- * not every recipient already in flight.
+ * The two walks (spool_due_new, spool_due_retry), each from its cursor, a
+ * bounded number of batches.  New mail moves the new-mail cursor forward
+ * for good; the retry walk goes back to the start when it reaches the end,
+ * at the next tick.
  */
 static void
-qmgr_scan(struct qmgr *q)
+qmgr_scan(struct qmgr *q, int retry)
 {
 	struct spool_due due[QMGR_BATCH];
+	time_t now = time(NULL);
 
 	if (q->srv->draining)
 		return;
 	for (int b = 0; b < QMGR_SCAN_BATCHES; b++) {
 		size_t n = 0;
 
-		if (q->ninflight >= QMGR_INFLIGHT_MAX - QMGR_BATCH)
+		if (q->ninflight >= QMGR_INFLIGHT_MAX - QMGR_BATCH ||
+		    spool_due_new(
+		        q->srv->spool, q->new_cursor, due, QMGR_BATCH, &n) < 0)
 			break;
-		if (spool_due(q->srv->spool, time(NULL), q->cursor, due,
+		for (size_t i = 0; i < n; i++) {
+			q->new_cursor = due[i].rcpt_id;
+			if (!qmgr_is_inflight(q, due[i].rcpt_id))
+				qmgr_dispatch(q, &due[i]);
+		}
+		if (n < QMGR_BATCH)
+			break;
+	}
+	for (int b = 0; retry && b < QMGR_SCAN_BATCHES; b++) {
+		size_t n = 0;
+
+		if (q->ninflight >= QMGR_INFLIGHT_MAX - QMGR_BATCH ||
+		    spool_due_retry(q->srv->spool, now, &q->retry_cursor, due,
 		        QMGR_BATCH, &n) < 0)
 			break;
 		for (size_t i = 0; i < n; i++) {
-			q->cursor = due[i].rcpt_id;
+			q->retry_cursor.next_attempt = due[i].next_attempt;
+			q->retry_cursor.id = due[i].rcpt_id;
 			if (!qmgr_is_inflight(q, due[i].rcpt_id))
 				qmgr_dispatch(q, &due[i]);
 		}
 		if (n < QMGR_BATCH) {
-			if (qmgr_ms_since(&q->last_wrap) >= QMGR_WRAP_MS) {
-				q->cursor = 0; /* from the start next time */
-				clock_gettime(CLOCK_MONOTONIC, &q->last_wrap);
-			}
+			memset(&q->retry_cursor, 0, sizeof(q->retry_cursor));
 			break;
 		}
 	}
@@ -292,7 +333,11 @@ qmgr_tick(evutil_socket_t fd, short what, void *arg)
 		    q->last_purge - (time_t)q->srv->conf->conf->transport
 		                        .safety_net_hold_time);
 	}
-	qmgr_scan(q);
+	if (q->rescan) {
+		q->rescan = 0;
+		q->new_cursor = 0;
+	}
+	qmgr_scan(q, 1);
 }
 
 static void
@@ -300,7 +345,7 @@ qmgr_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	qmgr_scan(arg);
+	qmgr_scan(arg, 0);
 }
 
 void

@@ -74,7 +74,7 @@ struct spool {
 	sqlite3 *db;
 	sqlite3_stmt *ins_msg, *ins_rcpt, *upd_rcpt, *del_msg;
 	sqlite3 *reader; /* the event loop's read-only view */
-	sqlite3_stmt *sel_due, *sel_load;
+	sqlite3_stmt *sel_new, *sel_retry, *sel_load;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -87,6 +87,13 @@ struct spool {
 	struct event *wake_ev;
 	struct spool_stats stats;
 };
+
+/* What spool_due_new() and spool_due_retry() read, in struct order. */
+#define SPOOL_DUE_COLUMNS                                                      \
+	"SELECT r.id, r.message_id, m.queue_id, m.sender, r.addr,"             \
+	" r.attempts, m.received, r.notify, r.orcpt, r.delay_notified,"        \
+	" r.last_error, r.next_attempt FROM recipients r"                      \
+	" JOIN messages m ON m.id = r.message_id"
 
 static const char spool_schema[] =
     "CREATE TABLE IF NOT EXISTS messages ("
@@ -278,8 +285,11 @@ spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
 
 	if (it->op == SPOOL_OP_RETRY)
 		return spool_admin(sp, it,
-		    "UPDATE recipients SET next_attempt = 0"
-		    " WHERE status = 0 AND next_hop = ?1 COLLATE NOCASE");
+		    /* 1, not 0: a deferred recipient stays on the retry
+		     * walk, due at once */
+		    "UPDATE recipients SET next_attempt = 1"
+		    " WHERE status = 0 AND next_attempt > 1"
+		    " AND next_hop = ?1 COLLATE NOCASE");
 	if (it->op == SPOOL_OP_REMOVE)
 		return spool_admin(sp, it,
 		    "UPDATE recipients SET status = 2, next_attempt = 0,"
@@ -471,7 +481,8 @@ spool_close_db(struct spool *sp)
 	sqlite3_finalize(sp->ins_rcpt);
 	sqlite3_finalize(sp->upd_rcpt);
 	sqlite3_finalize(sp->del_msg);
-	sqlite3_finalize(sp->sel_due);
+	sqlite3_finalize(sp->sel_new);
+	sqlite3_finalize(sp->sel_retry);
 	sqlite3_finalize(sp->sel_load);
 	sqlite3_close(sp->reader);
 	sqlite3_close(sp->db);
@@ -528,15 +539,20 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	    sqlite3_open_v2(path, &sp->reader, SQLITE_OPEN_READONLY, NULL) !=
 	        SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->reader,
-	        "SELECT r.id, r.message_id, m.queue_id, m.sender, r.addr,"
-	        " r.attempts, m.received, r.notify, r.orcpt,"
-	        " r.delay_notified, r.last_error FROM recipients r"
-	        " JOIN messages m ON m.id = r.message_id"
+	        SPOOL_DUE_COLUMNS
 	        /* "+": walk the rowid from the cursor (LIMIT rows), not the
 	         * status index, which would sort every pending recipient. */
-	        " WHERE +r.status = 0 AND +r.next_attempt <= ? AND r.id > ?"
-	        " ORDER BY r.id LIMIT ?",
-	        -1, &sp->sel_due, NULL) != SQLITE_OK ||
+	        " WHERE r.id > ?1 AND +r.status = 0 AND +r.next_attempt = 0"
+	        " ORDER BY r.id LIMIT ?2",
+	        -1, &sp->sel_new, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sp->reader,
+	        SPOOL_DUE_COLUMNS
+	        /* the (status, next_attempt) index, from the cursor on */
+	        " WHERE r.status = 0 AND r.next_attempt > 0"
+	        " AND r.next_attempt <= ?1"
+	        " AND (r.next_attempt, r.id) > (?2, ?3)"
+	        " ORDER BY r.next_attempt, r.id LIMIT ?4",
+	        -1, &sp->sel_retry, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->reader,
 	        "SELECT queue_id, sender, envid, ret, body_type, smtputf8,"
 	        " received, body, helo, client FROM messages WHERE id = ?",
@@ -745,18 +761,13 @@ spool_load(struct spool *sp, int64_t message_id, struct spool_stored *out)
 	return rc;
 }
 
-int
-spool_due(struct spool *sp, time_t now, int64_t after, struct spool_due *out,
-    size_t max, size_t *n)
+/* Run a due query whose parameters are bound; rows into out. */
+static int
+spool_due_rows(sqlite3_stmt *q, struct spool_due *out, size_t max, size_t *n)
 {
-	sqlite3_stmt *q = sp->sel_due;
 	int rc;
 
 	*n = 0;
-	sqlite3_reset(q);
-	sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
-	sqlite3_bind_int64(q, 2, (sqlite3_int64)after);
-	sqlite3_bind_int64(q, 3, (sqlite3_int64)max);
 	while (*n < max && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct spool_due *d = &out[(*n)++];
 
@@ -776,9 +787,36 @@ spool_due(struct spool *sp, time_t now, int64_t after, struct spool_due *out,
 		d->delay_notified = sqlite3_column_int(q, 9);
 		snprintf(d->last_error, sizeof(d->last_error), "%s",
 		    (const char *)sqlite3_column_text(q, 10));
+		d->next_attempt = (time_t)sqlite3_column_int64(q, 11);
 	}
 	sqlite3_reset(q);
 	return 0;
+}
+
+int
+spool_due_new(struct spool *sp, int64_t after, struct spool_due *out,
+    size_t max, size_t *n)
+{
+	sqlite3_stmt *q = sp->sel_new;
+
+	sqlite3_reset(q);
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)after);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)max);
+	return spool_due_rows(q, out, max, n);
+}
+
+int
+spool_due_retry(struct spool *sp, time_t now, const struct spool_cursor *after,
+    struct spool_due *out, size_t max, size_t *n)
+{
+	sqlite3_stmt *q = sp->sel_retry;
+
+	sqlite3_reset(q);
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)after->next_attempt);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)after->id);
+	sqlite3_bind_int64(q, 4, (sqlite3_int64)max);
+	return spool_due_rows(q, out, max, n);
 }
 
 size_t

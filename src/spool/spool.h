@@ -82,12 +82,16 @@ int spool_submit(
     struct spool *, const struct spool_msg *, spool_done_fn, void *arg);
 
 /*
- * The delivery side.  spool_due() lists pending recipients whose next
- * attempt is due (event loop thread, read-only connection).
- * spool_record() stores a delivery result through the committer, like a
- * message, and calls back once it is durable.  It may be called from any
- * thread.  Messages whose recipients are all final stay in the queue (the
- * safety net, as Exchange's SafetyNetHoldTime) until spool_purge().
+ * The delivery side, on the event loop thread (read-only connection).
+ * Due recipients are found in two walks so that neither reads what is
+ * already in flight over and over: spool_due_new() walks recipients never
+ * tried (next_attempt 0) by id from a cursor that only moves forward;
+ * spool_due_retry() walks deferred recipients whose next attempt has come,
+ * by (next_attempt, id) through the index.  spool_record() stores a
+ * delivery result through the committer, like a message, and calls back
+ * once it is durable; it may be called from any thread.  Messages whose
+ * recipients are all final stay in the queue (the safety net, as
+ * Exchange's SafetyNetHoldTime) until spool_purge().
  */
 struct spool_due {
 	int64_t rcpt_id;
@@ -101,6 +105,13 @@ struct spool_due {
 	char orcpt[520];    /* DSN ORCPT, "" when absent */
 	int delay_notified; /* the sender has had a delay notice */
 	char last_error[512];
+	time_t next_attempt; /* 0: never tried */
+};
+
+/* Where spool_due_retry() goes on from. */
+struct spool_cursor {
+	time_t next_attempt;
+	int64_t id;
 };
 
 struct spool_result {
@@ -115,9 +126,12 @@ struct spool_result {
 	int not_an_attempt; /* 1: attempts stays (an administrator's action) */
 };
 
-/* Due recipients with id > after, in id order (a cursor over the queue). */
-int spool_due(struct spool *, time_t now, int64_t after, struct spool_due *,
-    size_t max, size_t *n);
+/* Never-tried recipients with id > after, in id order. */
+int spool_due_new(
+    struct spool *, int64_t after, struct spool_due *, size_t max, size_t *n);
+/* Deferred recipients due by now, after the cursor, in cursor order. */
+int spool_due_retry(struct spool *, time_t now, const struct spool_cursor *,
+    struct spool_due *, size_t max, size_t *n);
 int spool_record(
     struct spool *, const struct spool_result *, spool_done_fn, void *arg);
 

@@ -74,3 +74,16 @@ def test_recipient_validation_rejects_unknown_mailboxes(tmp_path):
             c.reply().check(250)
         assert wait_for_files(mail / "local.test" / "alice" / "new", 1)
         assert not (mail / "local.test" / "nobody").exists()
+
+
+def test_bare_postmaster_reaches_the_first_authoritative_domain(tmp_path):
+    with running(tmp_path / "d") as s:
+        with Client(s.port) as c:
+            c.ehlo()
+            c.cmd("MAIL FROM:<sender@remote.example>").check(250)
+            c.cmd("RCPT TO:<Postmaster>").check(250)
+            c.cmd("DATA").check(354)
+            c.send(make_message("to the postmaster").encode() + b".\r\n")
+            c.reply().check(250)
+        box = s.queue_dir / "mailboxes" / "localhost" / "postmaster" / "new"
+        assert wait_for_files(box, 1)

@@ -193,16 +193,16 @@ test_due_record_purge(void **state)
 	(void)state;
 	assert_non_null(sp);
 	submit_many(sp, base, 1, "Subject: d\r\n\r\nx\r\n");
-	assert_int_equal(spool_due(sp, time(NULL), 0, due, 8, &n), 0);
+	assert_int_equal(spool_due_new(sp, 0, due, 8, &n), 0);
 	assert_int_equal(n, 3);
 	assert_string_equal(due[1].addr, "b@example.com");
 	assert_string_equal(due[0].sender, "sender@example.org");
+	assert_int_equal(due[0].next_attempt, 0);
 	/* the cursor skips what was seen */
-	assert_int_equal(
-	    spool_due(sp, time(NULL), due[1].rcpt_id, due, 8, &n), 0);
+	assert_int_equal(spool_due_new(sp, due[1].rcpt_id, due, 8, &n), 0);
 	assert_int_equal(n, 1);
 	/* two delivered, one retried later: it is no longer due now */
-	assert_int_equal(spool_due(sp, time(NULL), 0, due, 8, &n), 0);
+	assert_int_equal(spool_due_new(sp, 0, due, 8, &n), 0);
 	for (size_t i = 0; i < 3; i++) {
 		memset(&r, 0, sizeof(r));
 		r.rcpt_id = due[i].rcpt_id;
@@ -217,8 +217,29 @@ test_due_record_purge(void **state)
 	while (o.done < 3)
 		event_base_loop(base, EVLOOP_ONCE);
 	assert_int_equal(o.ok, 3);
-	assert_int_equal(spool_due(sp, time(NULL), 0, due, 8, &n), 0);
+	assert_int_equal(spool_due_new(sp, 0, due, 8, &n), 0);
 	assert_int_equal(n, 0);
+	{
+		struct spool_cursor start = {0, 0};
+
+		/* deferred: not due now, due in 300 s, on the retry walk */
+		assert_int_equal(
+		    spool_due_retry(sp, time(NULL), &start, due, 8, &n), 0);
+		assert_int_equal(n, 0);
+		assert_int_equal(
+		    spool_due_retry(sp, time(NULL) + 301, &start, due, 8, &n),
+		    0);
+		assert_int_equal(n, 1);
+		assert_string_equal(due[0].last_error, "451 try later");
+		assert_true(due[0].next_attempt > time(NULL));
+		/* the retry cursor skips what was seen */
+		start.next_attempt = due[0].next_attempt;
+		start.id = due[0].rcpt_id;
+		assert_int_equal(
+		    spool_due_retry(sp, time(NULL) + 301, &start, due, 8, &n),
+		    0);
+		assert_int_equal(n, 0);
+	}
 	/* a pending recipient keeps the message through the purge */
 	o.done = 0;
 	assert_int_equal(spool_purge(sp, time(NULL) + 10), 0);
