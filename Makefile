@@ -75,6 +75,7 @@ bench: deps all
 	@bench/acceptance.sh
 	@bench/tls.sh
 	@bench/relay.sh
+	@TLS=1 bench/relay.sh
 
 check-src:
 	@scripts/checksrc

@@ -25,6 +25,16 @@
 # queue must be empty.  A run that does not finish within TIMEOUT seconds
 # fails and reports the counts it reached.
 #
+# TLS=1: the same with TLS on both hops (bench/README.md, "Relay with
+# TLS").  The load tool (smtpload -S) issues STARTTLS on every session;
+# both servers offer STARTTLS with the test PKI's server.pem and relay to
+# their own bench/tlssink (a counting sink with STARTTLS; smtp-sink has no
+# TLS) with TLS required and the sink's chain verified against
+# trusted.pem, connections reused and TLS sessions resumed.  The sinks
+# count TLS handshakes and resumed ones; the script also counts TLS in
+# sluiced's tracking log and Postfix's log, and fails if any hop of
+# either server was not TLS.
+#
 #   make bench                     (runs acceptance.sh, tls.sh and this)
 #   MESSAGES=10000 SESSIONS=20 SIZE=2048 RUNS=1 WARMUP=500 TIMEOUT=120 \
 #       bench/relay.sh
@@ -44,6 +54,7 @@ RUNS=${RUNS:-1}             # measured rounds per server; the best counts
 WARMUP=${WARMUP:-500}       # messages relayed by each before measuring
 TIMEOUT=${TIMEOUT:-120}     # seconds a measured run may take end to end
 TOOL=${TOOL:-smtpload}      # smtpload | smtp-source
+TLS=${TLS:-0}               # 1: TLS on both hops (smtpload only)
 BUILD=${BENCH_BUILD:-build}
 PY=/usr/bin/python3
 PEER=("$PY" "$ROOT/tests/it/peers/postfix.py")
@@ -119,6 +130,11 @@ case "$TOOL" in
 smtpload | smtp-source) ;;
 *) die "TOOL=$TOOL: smtpload or smtp-source" ;;
 esac
+case "$TLS" in
+0) ;;
+1) [ "$TOOL" = smtpload ] || die "TLS=1 needs TOOL=smtpload" ;;
+*) die "TLS=$TLS: 0 or 1" ;;
+esac
 make -s BUILD="$BUILD" all ||
     die "sluiced does not build (make BUILD=$BUILD all failed)"
 SLUICED=$ROOT/$BUILD/sluiced
@@ -128,9 +144,20 @@ SLUICECTL=$ROOT/$BUILD/sluicectl
 WORK=$(mktemp -d /tmp/sluice-relay.XXXXXX) || die "mktemp failed"
 chmod 755 "$WORK" # Postfix's daemons (user postfix) enter its queue here
 SMTPLOAD=$WORK/smtpload
-cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wshadow \
-    -Wpointer-arith -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes \
-    -o "$SMTPLOAD" bench/smtpload.c || die "bench/smtpload.c does not build"
+TLSSINK=$WORK/tlssink
+PKI=$WORK/pki
+CFLAGS_BENCH=(-std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wshadow
+    -Wpointer-arith -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes)
+if [ "$TLS" = 1 ]; then
+	cc "${CFLAGS_BENCH[@]}" -DSL_TLS -o "$SMTPLOAD" bench/smtpload.c \
+	    -lssl -lcrypto || die "bench/smtpload.c does not build"
+	cc "${CFLAGS_BENCH[@]}" -o "$TLSSINK" bench/tlssink.c -lssl -lcrypto ||
+	    die "bench/tlssink.c does not build"
+	tests/pki/make-pki.sh "$PKI" >/dev/null || die "make-pki.sh failed"
+else
+	cc "${CFLAGS_BENCH[@]}" -o "$SMTPLOAD" bench/smtpload.c ||
+	    die "bench/smtpload.c does not build"
+fi
 
 free_ports() { # n: n distinct free loopback ports
 	"$PY" - "$1" <<'PYEOF'
@@ -154,33 +181,57 @@ wait_listen() { # port
 
 # --- the sinks ------------------------------------------------------------------
 
-# One smtp-sink per server, so that each count is that server's alone.
-# -c writes "sess=N quit=N mesg=N" after every message (CR-separated).
+# One sink per server, so that each count is that server's alone.
+# smtp-sink -c writes "sess=N quit=N mesg=N" after every message
+# (CR-separated); tlssink writes the same plus "tls=N resumed=N" (one line
+# at most every 10 ms while it changes, the exact totals last).
 start_sink() { # name port: sets SINK_PID_<name>
 	local args=(-c)
-	[ "$(id -u)" = 0 ] && args+=(-u nobody) # smtp-sink drops root
-	"$SMTP_SINK" "${args[@]}" "127.0.0.1:$2" 256 \
-	    >"$WORK/sink-$1.out" 2>&1 </dev/null &
+	if [ "$TLS" = 1 ]; then
+		"$TLSSINK" -C "$PKI/server.pem" \
+		    -K "$PKI/server.key" "127.0.0.1:$2" \
+		    >"$WORK/sink-$1.out" 2>&1 </dev/null &
+	else
+		[ "$(id -u)" = 0 ] && args+=(-u nobody) # smtp-sink drops root
+		"$SMTP_SINK" "${args[@]}" "127.0.0.1:$2" 256 \
+		    >"$WORK/sink-$1.out" 2>&1 </dev/null &
+	fi
 	printf -v "SINK_PID_$1" %s $!
-	wait_listen "$2" || die "smtp-sink did not start on port $2"
+	wait_listen "$2" || die "the sink did not start on port $2"
 }
 
-sink_count() { # S|P: messages the sink has received so far
+sink_field() { # S|P field: the sink's last value of field= (0 if none)
 	local c
-	c=$(tail -c 256 "$WORK/sink-$1.out" | tr '\r' '\n' |
-	    grep -o 'mesg=[0-9]*' | tail -1)
-	echo "${c#mesg=}" | awk '{ print $1 + 0 }'
+	c=$(tail -c 512 "$WORK/sink-$1.out" | tr '\r' '\n' |
+	    grep -o "\\b$2=[0-9]*" | tail -1)
+	echo "${c#"$2"=}" | awk '{ print $1 + 0 }'
 }
+
+sink_count() { sink_field "$1" mesg; } # S|P: messages received so far
 
 # --- the two servers ----------------------------------------------------------
 
 start_sluiced() {
+	local auth=ExternalAuthoritative rtls='' ttls='' stls='' cert=''
+	if [ "$TLS" = 1 ]; then
+		# Inbound: STARTTLS offered with server.pem.  Outbound: TLS
+		# required, the sink's chain verified against trusted.pem.
+		auth="Tls, ExternalAuthoritative"
+		rtls="TlsCertificateName = mx"
+		ttls="TrustedCAFile = $PKI/trusted.pem"
+		stls=$'RequireTLS = true\nTlsAuthLevel = CertificateValidation'
+		cert=$'[Certificate mx]\nCertificateFile = '"$PKI/server.pem"
+		cert+=$'\nKeyFile = '"$PKI/server.key"
+	fi
 	mkdir -p "$WORK/sluice"
 	cat >"$WORK/sluice.conf" <<CONF
 [Transport]
 QueueDirectory = $WORK/sluice/queue
 LogDirectory = $WORK/sluice/log
 ControlSocket = $WORK/sluice/ctl.sock
+$ttls
+
+$cert
 
 [AcceptedDomain localhost]
 DomainType = Authoritative
@@ -188,7 +239,8 @@ DomainType = Authoritative
 [ReceiveConnector Relay]
 Bindings = 127.0.0.1:$SPORT
 RemoteIPRanges = 127.0.0.0/8
-AuthMechanism = ExternalAuthoritative
+AuthMechanism = $auth
+$rtls
 PermissionGroups = ExchangeServers
 Fqdn = sluice.bench
 TarpitInterval = 0s
@@ -201,6 +253,7 @@ DNSRoutingEnabled = false
 SmartHosts = [127.0.0.1]:$SINK_S
 Fqdn = sluice.bench
 ProtocolLoggingLevel = None
+$stls
 CONF
 	"$SLUICECTL" -c "$WORK/sluice.conf" config check >/dev/null ||
 	    die "the sluiced configuration is refused ($WORK/sluice.conf)"
@@ -215,15 +268,44 @@ CONF
 # Postfix's defaults already match sluiced's send connector where it
 # matters (20 connections per destination, connection cache on demand);
 # they are spelled out so that the comparison documents itself.
+#
+# TLS=1, the same policy as sluiced's: smtpd offers STARTTLS with
+# server.pem (security level may); the smtp client requires TLS and
+# verifies the sink's chain and name (level verify; the sink is reached
+# as [localhost], a name server.pem carries, as Postfix does not match IP
+# address SANs), resumes sessions through tlsmgr's cache, and keeps TLS
+# connections for reuse (smtp_tls_connection_reuse, which needs the
+# tlsproxy service: added to the instance's master.cf, then reload).
 start_postfix() {
+	local relay=127.0.0.1 tls=()
 	PF_DIR=$WORK/postfix
+	if [ "$TLS" = 1 ]; then
+		relay=localhost
+		tls=(-o smtpd_tls_security_level=may
+		    -o "smtpd_tls_cert_file=$PKI/server.pem"
+		    -o "smtpd_tls_key_file=$PKI/server.key"
+		    -o smtpd_tls_loglevel=1
+		    -o smtp_tls_security_level=verify
+		    -o "smtp_tls_CAfile=$PKI/trusted.pem"
+		    -o "smtp_tls_session_cache_database=btree:$PF_DIR/data/smtp_scache"
+		    -o smtp_tls_connection_reuse=yes
+		    -o smtp_tls_loglevel=1)
+	fi
 	mkdir -p "$PF_DIR"
 	"${PEER[@]}" start --dir "$PF_DIR" --port "$PPORT" \
 	    --mynetworks 127.0.0.0/8 --process-limit 100 \
-	    -o "relayhost=[127.0.0.1]:$SINK_P" \
+	    -o "relayhost=[$relay]:$SINK_P" \
 	    -o default_destination_concurrency_limit=20 \
-	    -o smtp_connection_cache_on_demand=yes ||
+	    -o smtp_connection_cache_on_demand=yes "${tls[@]}" ||
 	    die "postfix did not start"
+	if [ "$TLS" = 1 ]; then
+		/usr/sbin/postconf -c "$PF_DIR/etc" -M \
+		    "tlsproxy/unix=tlsproxy unix - - n - 0 tlsproxy" ||
+		    die "postfix: adding tlsproxy failed"
+		/usr/sbin/postfix -c "$PF_DIR/etc" reload 2>/dev/null ||
+		    die "postfix reload failed"
+		sleep 1 # the master rereads master.cf after the reload
+	fi
 }
 
 # --- load ------------------------------------------------------------------------
@@ -235,7 +317,8 @@ load_start() { # server messages: the load tool in the background (CHILD)
 	local port
 	port=$(port_of "$1")
 	if [ "$TOOL" = smtpload ]; then
-		"$SMTPLOAD" -c "$SESSIONS" -m "$2" -s "$SIZE" -f "$SENDER" \
+		"$SMTPLOAD" "${LOAD_TLS[@]}" -c "$SESSIONS" -m "$2" -s "$SIZE" \
+		    -f "$SENDER" \
 		    -t "$RCPT" "127.0.0.1:$port" >"$WORK/load.out" \
 		    2>"$WORK/load.err" &
 	else
@@ -246,7 +329,10 @@ load_start() { # server messages: the load tool in the background (CHILD)
 	CHILD=$!
 }
 
+LOAD_TLS=()
+[ "$TLS" = 1 ] && LOAD_TLS=(-S)
 ACKED_S=0 ACKED_P=0 # messages each server acknowledged (warm-up included)
+LTLS_S=0 LTLS_P=0   # TLS=1: inbound TLS sessions the load tool opened
 
 # One relay run; RESULT="e2e_msgs/s accept_msgs/s delivered", or fails.
 # The clock starts just before the load tool and stops when the sink has
@@ -294,6 +380,12 @@ relay_run() { # server n
 	accepted=${accepted:-0}
 	[ "$s" = sluiced ] && ACKED_S=$((ACKED_S + accepted)) ||
 	    ACKED_P=$((ACKED_P + accepted))
+	if [ "$TLS" = 1 ]; then # STARTTLS handshakes the load tool made
+		k=$(awk '$1 == "tls_sessions:" { print $2 }' "$WORK/load.out")
+		[ "$s" = sluiced ] && LTLS_S=$((LTLS_S + ${k:-0})) ||
+		    LTLS_P=$((LTLS_P + ${k:-0}))
+		k=$(sink_of "$s")
+	fi
 	if [ "$rc" -ne 0 ] || [ "$accepted" != "$n" ]; then
 		echo "$TOOL against $s: $accepted of $n acknowledged" >&2
 		tail -5 "$WORK/load.err" >&2
@@ -325,7 +417,11 @@ ratio() {
 
 # --- the run -----------------------------------------------------------------------
 
-echo "relay benchmark: $MESSAGES messages of $SIZE bytes, $SESSIONS" \
+REPORT=bench-relay.txt
+[ "$TLS" = 1 ] && REPORT=bench-relay-tls.txt
+MODE=''
+[ "$TLS" = 1 ] && MODE=" (TLS on both hops)"
+echo "relay benchmark$MODE: $MESSAGES messages of $SIZE bytes, $SESSIONS" \
     "sessions ($TOOL), $RUNS round(s) (best counts), $WARMUP warm-up," \
     "$(nproc) cores"
 echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)" \
@@ -399,7 +495,77 @@ done
 	echo
 	echo "queues afterwards: sluiced $SQ_DONE recipients delivered," \
 	    "$SQ_LEFT pending or failed; postfix $PQ messages left"
-} | tee "$ROOT/$BUILD/bench-relay.txt"
+} | tee "$ROOT/$BUILD/$REPORT"
+
+# --- TLS=1: was every hop TLS? ------------------------------------------------------
+
+# Inbound: smtpload -S refuses to send without STARTTLS and a handshake;
+# sluiced records each message's inbound TLS in queue.db (messages.tls;
+# the tracking log's RECEIVE rows leave tls= empty), Postfix's smtpd logs
+# each handshake.  Outbound: the sink counts handshakes, resumed ones and
+# the messages that came inside TLS; sluiced's tracking log has tls= on
+# each delivery row, Postfix's smtp logs each new TLS connection.
+tls_evidence() {
+	local f s_tls s_res p_tls p_res s_row s_rowres q_plain q_tls \
+	    p_in p_out
+	f=("$WORK"/sluice/log/MessageTracking/*.LOG)
+	s_row=$(grep -hc ',tls=CertificateValidation:verified;' "${f[@]}" |
+	    awk '{ n += $1 } END { print n + 0 }')
+	s_rowres=$(grep -h ',tls=CertificateValidation:verified;' "${f[@]}" |
+	    grep -c ';resumed,')
+	read -r q_tls q_plain < <("$PY" - "$WORK/sluice/queue/queue.db" \
+	    "$SENDER" <<'PYEOF'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+n = dict(db.execute("select tls != '', count(*) from messages "
+                    "where sender = ? group by tls != ''",
+                    (sys.argv[2],)).fetchall())
+print(n.get(1, 0), n.get(0, 0))
+PYEOF
+	) || q_tls='?'
+	p_in=$(grep -c 'postfix/smtpd.*TLS connection established from' \
+	    "$PF_DIR/maillog")
+	p_out=$(grep -c 'postfix/tlsproxy.*Verified TLS connection established to' \
+	    "$PF_DIR/maillog")
+	s_tls=$(sink_field S tls) s_res=$(sink_field S resumed)
+	p_tls=$(sink_field P tls) p_res=$(sink_field P resumed)
+	echo
+	echo "TLS (all runs, warm-up included): inbound STARTTLS with" \
+	    "server.pem; outbound TLS required, the sink's chain verified"
+	echo "sluiced  inbound:  $LTLS_S TLS sessions from smtpload ($(awk \
+	    '$1 == "tls_last:" { print $2, $3 }' "$WORK/load.out")); queue.db:" \
+	    "$q_tls of $ACKED_S messages received with TLS, $q_plain without"
+	echo "         outbound: sink: $(sink_field S tlsmesg) of" \
+	    "$(sink_count S) messages inside TLS; $(sink_field S sess)" \
+	    "connections, $s_tls TLS sessions, $s_res resumed" \
+	    "($(pct "$s_res" "$s_tls"))"
+	echo "                   tracking log: $s_row deliveries with" \
+	    "tls=CertificateValidation:verified, $s_rowres of them resumed"
+	echo "postfix  inbound:  $LTLS_P TLS sessions from smtpload; log:" \
+	    "$p_in 'TLS connection established from' (smtpd)"
+	echo "         outbound: sink: $(sink_field P tlsmesg) of" \
+	    "$(sink_count P) messages inside TLS; $(sink_field P sess)" \
+	    "connections, $p_tls TLS sessions, $p_res resumed" \
+	    "($(pct "$p_res" "$p_tls"))"
+	echo "                   log: $p_out 'Verified TLS connection" \
+	    "established to' (tlsproxy)"
+	if [ "$(sink_field S tlsmesg)" != "$ACKED_S" ] ||
+	    [ "$(sink_field P tlsmesg)" != "$ACKED_P" ] ||
+	    [ "$q_tls" != "$ACKED_S" ] || [ "$s_row" != "$ACKED_S" ] ||
+	    [ "$LTLS_S" -lt 1 ] || [ "$p_in" -lt "$LTLS_P" ] ||
+	    [ "$p_out" -lt 1 ]; then
+		echo "NOT TLS: a message went through a hop without TLS" >&2
+		return 1
+	fi
+}
+
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-";
+    else printf "%.0f%%", 100 * a / b }'; }
+
+if [ "$TLS" = 1 ]; then
+	tls_evidence | tee -a "$ROOT/$BUILD/$REPORT"
+	[ "${PIPESTATUS[0]}" = 0 ] || FAILED=1
+fi
 
 if [ "$TOTAL_S" != "$ACKED_S" ] || [ "$TOTAL_P" != "$ACKED_P" ] ||
     [ "$SQ_DONE" != "$ACKED_S" ] || [ "$SQ_LEFT" != 0 ] || [ "$PQ" != 0 ]; then

@@ -5,11 +5,12 @@
  * (EHLO/HELO, STARTTLS, MAIL, RCPT, DATA, RSET, NOOP, QUIT; PIPELINING
  * offered, CHUNKING not), stores nothing and counts: sessions, TLS
  * handshakes, resumed TLS sessions (RFC 8446 tickets or RFC 5077/5246
- * session IDs), messages (each "." that ends a DATA), QUITs.  It is
+ * session IDs), messages (each "." that ends a DATA) and those of them
+ * that came inside TLS, QUITs.  It is
  * smtp-sink's job (Postfix's sink cannot do TLS), with smtp-sink -c's
  * counter line, so the same script reads both:
  *
- *     sess=N quit=N mesg=N tls=N resumed=N proto=TLSv1.3
+ *     sess=N quit=N mesg=N tlsmesg=N tls=N resumed=N proto=TLSv1.3
  *
  * written to stdout (a file) at most every STATUS_MS milliseconds while
  * the counters change, and once more on SIGTERM/SIGINT before it exits.
@@ -68,7 +69,7 @@ struct conn {
 
 static SSL_CTX *ctx;
 static int ep;
-static unsigned long n_sess, n_quit, n_mesg, n_tls, n_resumed;
+static unsigned long n_sess, n_quit, n_mesg, n_tlsmesg, n_tls, n_resumed;
 static char proto[32] = "-";
 static int dirty = 1;
 static volatile sig_atomic_t stop;
@@ -94,8 +95,9 @@ status(void)
 {
 	char line[256];
 	int n = snprintf(line, sizeof(line),
-	    "sess=%lu quit=%lu mesg=%lu tls=%lu resumed=%lu proto=%s\n", n_sess,
-	    n_quit, n_mesg, n_tls, n_resumed, proto);
+	    "sess=%lu quit=%lu mesg=%lu tlsmesg=%lu tls=%lu resumed=%lu "
+	    "proto=%s\n",
+	    n_sess, n_quit, n_mesg, n_tlsmesg, n_tls, n_resumed, proto);
 
 	if (n > 0 && write(1, line, (size_t)n) < 0)
 		exit(1);
@@ -246,6 +248,8 @@ process(struct conn *c)
 			if (!c->midline && len == 1 && line[0] == '.') {
 				c->data = 0;
 				n_mesg++;
+				if (c->ssl != NULL)
+					n_tlsmesg++;
 				dirty = 1;
 				reply(c, "250 2.0.0 Ok: queued\r\n");
 			}
