@@ -1,20 +1,33 @@
 /*
- * conn.c - socket I/O for server sessions over a libevent bufferevent.
+ * conn.c - socket I/O for server sessions.
  *
- * Read-ahead is capped by a high watermark so a client that floods us
- * only fills CONN_INPUT_MAX bytes; the rest waits in the kernel.  Deadlines
- * are one timer per connection, re-armed by the session for every request
+ * Two modes.  A plaintext connection is a socket driven directly: one
+ * persistent read event, read(2) into the input buffer, and replies written
+ * straight to the socket, with a write event only when the kernel does not
+ * take everything.  Replies produced while one batch of input is processed
+ * are written together when the batch is done, so pipelined replies (and
+ * multi-line ones) leave in one segment.  This costs a read and a write
+ * per request where a bufferevent also pays an ioctl(FIONREAD) per read
+ * and two epoll_ctl calls per reply to arm and disarm its write event;
+ * with a new connection per message that was a third of the syscalls.
+ * After STARTTLS the socket belongs to a libevent OpenSSL bufferevent.
+ *
+ * Read-ahead is capped so a client that floods us only fills
+ * CONN_INPUT_MAX bytes; the rest waits in the kernel.  Deadlines are one
+ * timer per connection, re-armed by the session for every request
  * (command, or data progress), which is how per-request timeouts and a
- * minimum data rate are enforced.  Callbacks into the session are made from
- * the event loop only, and a conn is never freed inside its own callback
+ * minimum data rate are enforced.  Callbacks into the session are made
+ * from the event loop only (an error found while writing is reported from
+ * a later loop turn), and a conn is never freed inside its own callback
  * chain by this layer: the session decides when to call conn_free().
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -26,7 +39,18 @@
 #include "server/conn.h"
 #include "util/log.h"
 
+/* One read takes at most this much (and never past CONN_INPUT_MAX). */
+#define CONN_READ_CHUNK 16384
+
 struct conn {
+	struct event_base *base;
+	/* plaintext mode */
+	struct event *rev, *wev;
+	struct evbuffer *in, *out;
+	int reading;     /* the session wants input (not paused) */
+	int in_batch;    /* inside input(): replies wait for its end */
+	int write_error; /* errno of a failed write, reported by wev */
+	/* TLS mode, after STARTTLS */
 	struct bufferevent *bev;
 	struct event *timer;
 	struct event *tarpit;
@@ -40,6 +64,7 @@ struct conn {
 };
 
 static void conn_switch_to_tls(struct conn *);
+static void conn_flush(struct conn *);
 
 double
 conn_now(void)
@@ -50,6 +75,137 @@ conn_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static struct evbuffer *
+conn_inbuf(struct conn *c)
+{
+	return c->bev != NULL ? bufferevent_get_input(c->bev) : c->in;
+}
+
+static struct evbuffer *
+conn_outbuf(struct conn *c)
+{
+	return c->bev != NULL ? bufferevent_get_output(c->bev) : c->out;
+}
+
+/* Plaintext: read only while wanted and while there is room. */
+static void
+conn_plain_arm(struct conn *c)
+{
+	int want = c->reading && !c->closing && c->pending_ssl == NULL &&
+	           !evtimer_pending(c->tarpit, NULL) &&
+	           evbuffer_get_length(c->in) < CONN_INPUT_MAX;
+
+	if (want && !event_pending(c->rev, EV_READ, NULL))
+		event_add(c->rev, NULL);
+	else if (!want && event_pending(c->rev, EV_READ, NULL))
+		event_del(c->rev);
+}
+
+/* Hand input to the session; what it replies leaves in one write. */
+static void
+conn_deliver_input(struct conn *c)
+{
+	c->in_batch = 1;
+	c->ops->input(c->arg);
+	c->in_batch = 0;
+	if (c->bev == NULL)
+		conn_flush(c);
+}
+
+static void
+conn_plain_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	size_t room = CONN_INPUT_MAX - evbuffer_get_length(c->in);
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	(void)what;
+	if (room > CONN_READ_CHUNK)
+		room = CONN_READ_CHUNK;
+	if (room == 0 ||
+	    evbuffer_reserve_space(c->in, (ev_ssize_t)room, &v, 1) < 1) {
+		conn_plain_arm(c);
+		return;
+	}
+	n = read(fd, v.iov_base, v.iov_len < room ? v.iov_len : room);
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		const char *why =
+		    n == 0 ? "connection closed by peer" : strerror(errno);
+
+		event_del(c->rev);
+		c->reading = 0;
+		if (c->closing && n == 0)
+			c->ops->flushed(c->arg);
+		else
+			c->ops->closed(c->arg, why);
+		return;
+	}
+	v.iov_len = (size_t)n;
+	evbuffer_commit_space(c->in, &v, 1);
+	conn_plain_arm(c);
+	if (!c->closing)
+		conn_deliver_input(c);
+}
+
+/* The kernel can take more, or a write failed earlier. */
+static void
+conn_plain_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->write_error != 0) {
+		event_del(c->rev);
+		c->reading = 0;
+		c->ops->closed(c->arg, strerror(c->write_error));
+		return;
+	}
+	conn_flush(c);
+}
+
+/*
+ * Write what is queued.  Whatever the kernel does not take waits for the
+ * write event; once all is out, a pending STARTTLS switches and a closing
+ * connection reports flushed().
+ */
+static void
+conn_flush(struct conn *c)
+{
+	if (c->bev != NULL || c->write_error != 0)
+		return;
+	while (evbuffer_get_length(c->out) > 0) {
+		int n = evbuffer_write(c->out, c->fd);
+
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!event_pending(c->wev, EV_WRITE, NULL))
+				event_add(c->wev, NULL);
+			return;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* Report from the loop, not from inside the caller. */
+		c->write_error = n < 0 ? errno : EPIPE;
+		evbuffer_drain(c->out, evbuffer_get_length(c->out));
+		event_active(c->wev, EV_WRITE, 0);
+		return;
+	}
+	if (event_pending(c->wev, EV_WRITE, NULL))
+		event_del(c->wev);
+	if (c->pending_ssl != NULL)
+		conn_switch_to_tls(c);
+	else if (c->closing)
+		c->ops->flushed(c->arg);
+}
+
+/* --- TLS mode: the OpenSSL bufferevent ----------------------------------- */
+
 static void
 conn_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -57,7 +213,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (!c->closing)
-		c->ops->input(c->arg);
+		conn_deliver_input(c);
 }
 
 static void
@@ -67,9 +223,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
-	if (c->pending_ssl != NULL)
-		conn_switch_to_tls(c);
-	else if (c->closing)
+	if (c->closing)
 		c->ops->flushed(c->arg);
 }
 
@@ -107,6 +261,8 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	c->ops->closed(c->arg, why);
 }
 
+/* --- both modes --------------------------------------------------------- */
+
 static void
 conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -124,11 +280,16 @@ conn_tarpit_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	bufferevent_write_buffer(c->bev, c->held);
-	if (c->closing)
+	evbuffer_add_buffer(conn_outbuf(c), c->held);
+	if (c->closing) {
+		conn_flush(c);
 		return;
-	bufferevent_enable(c->bev, EV_READ);
-	c->ops->input(c->arg);
+	}
+	if (c->bev != NULL)
+		bufferevent_enable(c->bev, EV_READ);
+	else
+		conn_plain_arm(c);
+	conn_deliver_input(c);
 }
 
 struct conn *
@@ -136,34 +297,31 @@ conn_new(struct event_base *base, int fd, const struct conn_ops *ops, void *arg)
 {
 	struct conn *c;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return NULL;
-	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->timer = evtimer_new(base, conn_timer_cb, c);
-	c->tarpit = evtimer_new(base, conn_tarpit_cb, c);
-	c->held = evbuffer_new();
-	if (c->bev == NULL || c->timer == NULL || c->tarpit == NULL ||
-	    c->held == NULL) {
-		if (c->bev != NULL)
-			bufferevent_free(c->bev);
-		else
-			close(fd);
-		if (c->timer != NULL)
-			event_free(c->timer);
-		if (c->tarpit != NULL)
-			event_free(c->tarpit);
-		if (c->held != NULL)
-			evbuffer_free(c->held);
-		free(c);
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
 		return NULL;
 	}
+	c->base = base;
 	c->fd = fd;
 	c->ops = ops;
 	c->arg = arg;
-	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_MAX);
-	bufferevent_setcb(
-	    c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->rev =
+	    event_new(base, fd, EV_READ | EV_PERSIST, conn_plain_read_cb, c);
+	c->wev =
+	    event_new(base, fd, EV_WRITE | EV_PERSIST, conn_plain_write_cb, c);
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
+	c->timer = evtimer_new(base, conn_timer_cb, c);
+	c->tarpit = evtimer_new(base, conn_tarpit_cb, c);
+	c->held = evbuffer_new();
+	if (c->rev == NULL || c->wev == NULL || c->in == NULL ||
+	    c->out == NULL || c->timer == NULL || c->tarpit == NULL ||
+	    c->held == NULL) {
+		conn_free(c);
+		return NULL;
+	}
+	c->reading = 1;
+	conn_plain_arm(c);
 	return c;
 }
 
@@ -172,17 +330,33 @@ conn_free(struct conn *c)
 {
 	if (c == NULL)
 		return;
-	event_free(c->timer);
-	event_free(c->tarpit);
-	evbuffer_free(c->held);
-	bufferevent_free(c->bev);
+	if (c->rev != NULL)
+		event_free(c->rev);
+	if (c->wev != NULL)
+		event_free(c->wev);
+	if (c->in != NULL)
+		evbuffer_free(c->in);
+	if (c->out != NULL)
+		evbuffer_free(c->out);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	if (c->tarpit != NULL)
+		event_free(c->tarpit);
+	if (c->held != NULL)
+		evbuffer_free(c->held);
+	if (c->pending_ssl != NULL)
+		SSL_free(c->pending_ssl);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev); /* closes the socket */
+	else
+		close(c->fd);
 	free(c);
 }
 
 const char *
 conn_peek(struct conn *c, size_t *len)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = conn_inbuf(c);
 
 	*len = evbuffer_get_length(in);
 	if (*len == 0)
@@ -193,36 +367,56 @@ conn_peek(struct conn *c, size_t *len)
 void
 conn_consume(struct conn *c, size_t n)
 {
-	evbuffer_drain(bufferevent_get_input(c->bev), n);
+	evbuffer_drain(conn_inbuf(c), n);
+	if (c->bev == NULL)
+		conn_plain_arm(c); /* room again */
 }
 
 size_t
 conn_input_len(struct conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_input(c->bev));
+	return evbuffer_get_length(conn_inbuf(c));
 }
 
 void
 conn_write(struct conn *c, const void *p, size_t n)
 {
 	/* Keep replies in order behind one that is being tarpitted. */
-	if (evtimer_pending(c->tarpit, NULL))
+	if (evtimer_pending(c->tarpit, NULL)) {
 		evbuffer_add(c->held, p, n);
-	else
+		return;
+	}
+	if (c->bev != NULL) {
 		bufferevent_write(c->bev, p, n);
+		return;
+	}
+	evbuffer_add(c->out, p, n);
+	if (!c->in_batch)
+		conn_flush(c);
 }
 
 void
 conn_pause(struct conn *c)
 {
-	bufferevent_disable(c->bev, EV_READ);
+	if (c->bev != NULL) {
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	c->reading = 0;
+	conn_plain_arm(c);
 }
 
 void
 conn_resume(struct conn *c)
 {
-	if (!c->closing && !evtimer_pending(c->tarpit, NULL))
+	if (c->closing || evtimer_pending(c->tarpit, NULL))
+		return;
+	if (c->bev != NULL) {
 		bufferevent_enable(c->bev, EV_READ);
+		return;
+	}
+	c->reading = 1;
+	conn_plain_arm(c);
 }
 
 void
@@ -231,14 +425,20 @@ conn_close_after_flush(struct conn *c)
 	if (c->closing)
 		return;
 	c->closing = 1;
-	bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->timer);
 	if (evtimer_pending(c->tarpit, NULL)) {
 		evtimer_del(c->tarpit);
-		bufferevent_write_buffer(c->bev, c->held);
+		evbuffer_add_buffer(conn_outbuf(c), c->held);
 	}
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		c->ops->flushed(c->arg);
+	if (c->bev != NULL) {
+		bufferevent_disable(c->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			c->ops->flushed(c->arg);
+		return;
+	}
+	conn_plain_arm(c);
+	if (!c->in_batch)
+		conn_flush(c); /* reports flushed() once all is out */
 }
 
 void
@@ -271,10 +471,13 @@ conn_write_later(struct conn *c, const void *p, size_t n, double delay)
 	evbuffer_add(c->held, p, n);
 	if (evtimer_pending(c->tarpit, NULL))
 		return;
-	bufferevent_disable(c->bev, EV_READ);
+	if (c->bev != NULL)
+		bufferevent_disable(c->bev, EV_READ);
 	tv.tv_sec = (time_t)delay;
 	tv.tv_usec = (suseconds_t)((delay - (double)tv.tv_sec) * 1e6);
 	evtimer_add(c->tarpit, &tv);
+	if (c->bev == NULL)
+		conn_plain_arm(c); /* reading waits for the tarpit's end */
 }
 
 int
@@ -286,41 +489,36 @@ conn_held(const struct conn *c)
 int
 conn_starttls(struct conn *c, SSL *ssl)
 {
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+	if (c->bev != NULL || evbuffer_get_length(c->in) > 0) {
 		SSL_free(ssl);
 		return -1;
 	}
-	bufferevent_disable(c->bev, EV_READ);
 	c->pending_ssl = ssl;
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		conn_switch_to_tls(c);
+	conn_plain_arm(c); /* no more plaintext is read */
+	if (!c->in_batch)
+		conn_flush(c); /* switches once the 220 is out */
 	return 0;
 }
 
 /*
- * Replace the plain bufferevent by a TLS one on the same socket.  Reading
- * was disabled since STARTTLS was parsed, so the client's handshake is
- * still in the kernel and no plaintext can leak into the TLS session.
+ * Hand the socket to a TLS bufferevent.  Reading stopped when STARTTLS
+ * was parsed, so the client's handshake is still in the kernel and no
+ * plaintext can leak into the TLS session.
  */
 static void
 conn_switch_to_tls(struct conn *c)
 {
-	struct event_base *base = bufferevent_get_base(c->bev);
 	struct bufferevent *tls;
 	SSL *ssl = c->pending_ssl;
 
 	c->pending_ssl = NULL;
-	bufferevent_setfd(c->bev, -1);
-	bufferevent_free(c->bev);
-	tls = bufferevent_openssl_socket_new(
-	    base, c->fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	event_del(c->rev);
+	event_del(c->wev);
+	tls = bufferevent_openssl_socket_new(c->base, c->fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL) {
-		/* Cannot continue in either mode: close the socket. */
+		/* Cannot continue in either mode: the session ends. */
 		SSL_free(ssl);
-		c->bev =
-		    bufferevent_socket_new(base, c->fd, BEV_OPT_CLOSE_ON_FREE);
-		if (c->bev == NULL)
-			log_fatal("out of memory");
 		c->ops->tls_done(c->arg, 0);
 		return;
 	}
@@ -336,7 +534,7 @@ conn_switch_to_tls(struct conn *c)
 SSL *
 conn_ssl(struct conn *c)
 {
-	if (c->pending_ssl != NULL || c->handshaking)
+	if (c->bev == NULL || c->handshaking)
 		return NULL;
 	return bufferevent_openssl_get_ssl(c->bev);
 }
@@ -347,7 +545,7 @@ conn_socket_has_data(struct conn *c)
 	char b;
 	ssize_t n;
 
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	if (evbuffer_get_length(conn_inbuf(c)) > 0)
 		return 1;
 	n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 	return n > 0;
