@@ -22,7 +22,10 @@
  * judges a resumed connection exactly like the first one.  The cache is
  * direct-mapped and bounded (TLS_CLIENT_CACHE_SLOTS); a collision only
  * costs a full handshake.  TLS 1.3 tickets are taken out when used (RFC
- * 8446 C.4: single use); TLS 1.2 sessions stay until they expire.
+ * 8446 C.4: single use), so a slot keeps the last TLS_CLIENT_TICKETS of
+ * them (a server sends two per handshake): when a queue opens many
+ * connections to one next hop at once, each can resume with a ticket of
+ * its own.  TLS 1.2 sessions stay until they expire.
  *
  * Invariants: the cache has a mutex (delivery may run on several event
  * loops); every SSL from here has its cache key in ex_data, freed with it.
@@ -54,9 +57,13 @@
 /* Cache key: host (253), port, certificate name, trust: bounded. */
 #define TLS_CLIENT_KEY_MAX 400
 
+/* Tickets kept per next hop (a queue opens up to 20 connections). */
+#define TLS_CLIENT_TICKETS 16
+
 struct tls_client_slot {
 	char *key;
-	SSL_SESSION *sess;
+	SSL_SESSION *sess[TLS_CLIENT_TICKETS]; /* oldest first */
+	size_t n;
 };
 
 struct tls_client {
@@ -117,9 +124,22 @@ static void
 tls_client_slot_clear(struct tls_client_slot *s)
 {
 	free(s->key);
-	SSL_SESSION_free(s->sess);
+	for (size_t i = 0; i < s->n; i++)
+		SSL_SESSION_free(s->sess[i]);
 	s->key = NULL;
-	s->sess = NULL;
+	s->n = 0;
+}
+
+/* Take session i out of the slot (the caller owns its reference). */
+static SSL_SESSION *
+tls_client_slot_take(struct tls_client_slot *s, size_t i)
+{
+	SSL_SESSION *sess = s->sess[i];
+
+	memmove(
+	    &s->sess[i], &s->sess[i + 1], (s->n - i - 1) * sizeof(*s->sess));
+	s->n--;
+	return sess;
 }
 
 /* OpenSSL hands over each new session (TLS 1.3: each ticket). */
@@ -136,9 +156,15 @@ tls_client_new_session(SSL *ssl, SSL_SESSION *sess)
 		return 0; /* not kept: OpenSSL frees it */
 	pthread_mutex_lock(&c->lock);
 	s = &c->slots[tls_client_hash(key)];
-	tls_client_slot_clear(s);
-	s->key = copy;
-	s->sess = sess;
+	if (s->key == NULL || strcmp(s->key, key) != 0) {
+		tls_client_slot_clear(s); /* another next hop: replaced */
+		s->key = copy;
+	} else {
+		free(copy);
+	}
+	if (s->n == TLS_CLIENT_TICKETS)
+		SSL_SESSION_free(tls_client_slot_take(s, 0)); /* the oldest */
+	s->sess[s->n++] = sess;
 	pthread_mutex_unlock(&c->lock);
 	return 1; /* the cache owns the reference now */
 }
@@ -234,19 +260,23 @@ tls_client_resume(struct tls_client *c, SSL *ssl, const char *key)
 
 	pthread_mutex_lock(&c->lock);
 	s = &c->slots[tls_client_hash(key)];
-	if (s->key != NULL && strcmp(s->key, key) == 0) {
-		time_t born = (time_t)SSL_SESSION_get_time(s->sess);
-		long life = SSL_SESSION_get_timeout(s->sess);
+	/* The newest good session; expired ones are dropped on the way. */
+	while (s->key != NULL && strcmp(s->key, key) == 0 && s->n > 0) {
+		SSL_SESSION *sess = s->sess[s->n - 1];
+		time_t born = (time_t)SSL_SESSION_get_time(sess);
+		long life = SSL_SESSION_get_timeout(sess);
 
 		if (life > TLS_CLIENT_SESSION_LIFETIME)
 			life = TLS_CLIENT_SESSION_LIFETIME;
-		if (now - born >= life || !SSL_SESSION_is_resumable(s->sess)) {
-			tls_client_slot_clear(s);
-		} else if (SSL_set_session(ssl, s->sess) == 1 &&
-		           SSL_SESSION_get_protocol_version(s->sess) >=
-		               TLS1_3_VERSION) {
-			tls_client_slot_clear(s); /* tickets are single use */
+		if (now - born >= life || !SSL_SESSION_is_resumable(sess)) {
+			SSL_SESSION_free(tls_client_slot_take(s, s->n - 1));
+			continue;
 		}
+		if (SSL_set_session(ssl, sess) == 1 &&
+		    SSL_SESSION_get_protocol_version(sess) >= TLS1_3_VERSION)
+			/* tickets are single use */
+			SSL_SESSION_free(tls_client_slot_take(s, s->n - 1));
+		break;
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -352,7 +382,7 @@ tls_client_cached(struct tls_client *c)
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < TLS_CLIENT_CACHE_SLOTS; i++)
-		n += c->slots[i].sess != NULL;
+		n += c->slots[i].n > 0;
 	pthread_mutex_unlock(&c->lock);
 	return n;
 }

@@ -80,7 +80,7 @@ void tls_client_done(SSL *, int handshake_ok);
 enum tls_check tls_client_check(SSL *, int handshake_ok, enum tls_auth_level,
     const char *tls_domain, const char *domain, char *why, size_t whylen);
 
-/* Cached sessions (for tests and sluicectl). */
+/* Next hops with cached sessions (for tests and sluicectl). */
 size_t tls_client_cached(struct tls_client *);
 
 #endif

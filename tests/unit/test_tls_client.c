@@ -485,6 +485,49 @@ test_failed_handshake_drops_session(void **state)
 	tls_client_free(c);
 }
 
+/*
+ * A queue opens many connections to one next hop at once: each TLS 1.3
+ * ticket is used once, so the cache keeps several per next hop and
+ * connections opened together all resume.
+ */
+static void
+test_several_tickets_per_next_hop(void **state)
+{
+	struct tls_client *c = client(NULL, NULL);
+	struct tls_client_target t = {.host = "mx.sluice.test", .port = 25};
+	SSL *cl[4], *sv[4];
+	const char *why = NULL;
+	int resumed = 0;
+
+	(void)state;
+	/* Two full handshakes at once: the server sends two tickets each
+	 * (a resumed one would send one for the one it used). */
+	for (int i = 0; i < 2; i++) {
+		cl[i] = tls_client_ssl(c, &t, NULL, &why);
+		sv[i] = tls_store_ssl(servers, "server", 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_true(test_handshake(cl[i], sv[i]));
+		assert_false(SSL_session_reused(cl[i]));
+		tls_client_done(cl[i], 1);
+		finish(cl[i], sv[i]);
+	}
+	/* Four connections at once, each offered a ticket of its own. */
+	for (int i = 0; i < 4; i++) {
+		cl[i] = tls_client_ssl(c, &t, NULL, &why);
+		sv[i] = tls_store_ssl(servers, "server", 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_true(test_handshake(cl[i], sv[i]));
+		tls_client_done(cl[i], 1);
+		resumed += SSL_session_reused(cl[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		finish(cl[i], sv[i]);
+	assert_int_equal(resumed, 4);
+	tls_client_free(c);
+}
+
 int
 main(void)
 {
@@ -498,6 +541,7 @@ main(void)
 	    cmocka_unit_test(test_client_new_errors),
 	    cmocka_unit_test(test_session_cache),
 	    cmocka_unit_test(test_failed_handshake_drops_session),
+	    cmocka_unit_test(test_several_tickets_per_next_hop),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
