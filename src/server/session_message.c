@@ -124,9 +124,16 @@ static void
 session_track_receive(struct session *s)
 {
 	struct track_event ev;
+	char tls[160] = "tls=none";
 
 	if (s->srv->tracklog == NULL)
 		return;
+	/* The same shape as the SEND rows' TLS outcome. */
+	if (s->tls)
+		snprintf(tls, sizeof(tls), "tls=%s:encrypted;%s;%s",
+		    strcmp(s->auth_mech, "DomainSecure") == 0 ? "DomainSecure"
+		                                              : "inbound",
+		    s->tlsinfo.version, s->tlsinfo.cipher);
 	for (size_t i = 0; i < s->nrcpts; i++) {
 		memset(&ev, 0, sizeof(ev));
 		ev.event = "RECEIVE";
@@ -135,7 +142,7 @@ session_track_receive(struct session *s)
 		ev.recipient = s->rcpts[i].addr;
 		ev.connector = s->rc->name;
 		ev.next_hop = s->remote;
-		ev.tls = "";
+		ev.tls = tls;
 		ev.status = "250 2.6.0 Queued mail for delivery";
 		tracklog_write(s->srv->tracklog, &ev);
 	}

@@ -97,6 +97,10 @@ def test_domain_secured_both_ways(tmp_path, pki, dns):
                 in body
             assert f"X-Sluice-Organization-AuthDomain: {peer}\r\n".encode() \
                 in body
+        # the receiving side logs how it came in
+        received = [",".join(r) for r in b.tracklog()[1] if "RECEIVE" in r]
+        assert any("tls=DomainSecure:encrypted;TLSv1" in r
+                   for r in received), received
         sent = [r for r in a.tracklog()[1] if "SEND" in r]
         assert any("tls=DomainValidation:verified" in ",".join(r)
                    for r in sent), sent
