@@ -44,11 +44,17 @@ cat >"$WORK/sluice.conf" <<CONF
 [Transport]
 QueueDirectory = $WORK/sluice/queue
 LogDirectory = $WORK/sluice/log
+ControlSocket = $WORK/sluice/ctl.sock
 [Certificate mx]
 CertificateFile = $WORK/pki/ecdsa.pem
 KeyFile = $WORK/pki/ecdsa.key
 [AcceptedDomain example.com]
 DomainType = InternalRelay
+; a suspended queue keeps the mail, as Postfix's HOLD does (below)
+[SendConnector Hold]
+AddressSpaces = example.com
+DNSRoutingEnabled = false
+SmartHosts = [127.0.0.1]:9
 [ReceiveConnector bench]
 Bindings = 127.0.0.1:$SLUICE_PORT
 TlsCertificateName = mx
@@ -66,6 +72,7 @@ for i in $(seq 50); do
 	ss -ltn | grep -q "127.0.0.1:$SLUICE_PORT " && break
 	sleep 0.1
 done
+build/sluicectl -c "$WORK/sluice.conf" suspend Hold >/dev/null
 
 rate() { sed 's/.*rate=\([0-9]*\).*/\1/'; }
 best() { # best rate of two runs: args to tlsload

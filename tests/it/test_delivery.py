@@ -151,8 +151,8 @@ def test_permanent_failure_returns_a_dsn(tmp_path):
         st = states(s)
         assert st["good@remote.test"][0] == 1
         assert st["bad@remote.test"][0] == 2
-        assert [e["recipient-address"] for e in events(s, "FAIL")] == \
-            ["bad@remote.test"]
+        assert wait_for(lambda: [e["recipient-address"] for e in
+                                 events(s, "FAIL")] == ["bad@remote.test"])
         assert wait_for(lambda: events(s, "DSN"))
 
 

@@ -52,6 +52,7 @@ def test_mx_preference_and_fallback(tmp_path):
         (m,) = mx2.wait_messages(1, timeout=20)
         assert m.rcpts == ["carol@backup.mx.test"]
         assert wait_for(lambda: pending(s) == 0)
+        assert wait_for(lambda: len(events(s, "SEND")) == 2)
         hops = {e["recipient-address"]: e["next-hop"]
                 for e in events(s, "SEND")}
         assert hops == {"bob@mx.test": "mx1.mx.test",

@@ -94,6 +94,8 @@ def test_tls_table(tmp_path, pki, cert):
             for name in set(SETTINGS) - MATRIX[cert]:
                 assert f"to=<bob@{name}.test>" not in log
             # the tracking log states the policy and whether it was met
+            assert wait_for(lambda: len(events(s, "SEND")) ==
+                            len(MATRIX[cert]))
             sent = {e["recipient-address"]: e["tls"]
                     for e in events(s, "SEND")}
             if cert is not None:
@@ -263,6 +265,8 @@ SmartHosts = [127.0.0.1]:{mx.port}
             (mc,) = c.wait_messages(1, timeout=20)
             assert not ma.tls and mb.tls and mc.tls
             assert "MAIL" not in c.sessions[0].verbs(tls=False)
+            # the log row follows the peer's reply: wait for all three
+            assert wait_for(lambda: len(events(s, "SEND")) == 3)
             sent = {e["recipient-address"]: e["tls"]
                     for e in events(s, "SEND")}
             assert sent["x@domain-a.test"] == "tls=opportunistic:none"
