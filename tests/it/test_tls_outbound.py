@@ -298,3 +298,21 @@ def test_expired_forced_tls_dsn_names_the_check(tmp_path, pki):
         assert "certificate name mx.other.test does not match TlsDomain " \
             "*.contoso.test" in diag
         assert all("MAIL" not in sess.verbs() for sess in mx.sessions)
+
+
+def test_revoked_next_hop_defers_with_crl(tmp_path, pki):
+    """CertificateValidation checks revocation where CRLFile has a CRL."""
+    with FakeSmtp(capabilities=("PIPELINING", "STARTTLS"),
+                  tls=server_context(pki, "revoked")) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "TrustedCAFile": f"{pki}/trusted.pem",
+                "CRLFile": f"{pki}/crls.pem",
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=fake_connector(
+                    mx.port, "RequireTLS = true\n"
+                    "TlsAuthLevel = CertificateValidation")) as s:
+        send(s, ["bob@remote.test"], "revoked")
+        assert wait_for(lambda: events(s, "DEFER"), timeout=20)
+        st = states(s)["bob@remote.test"]
+        assert st[0] == 0 and "revoked" in st[1], st
+        assert all("MAIL" not in x.verbs() for x in mx.sessions)
