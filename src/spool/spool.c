@@ -596,6 +596,24 @@ spool_close(struct spool *sp)
 	pthread_mutex_unlock(&sp->mu);
 	pthread_join(sp->thread, NULL);
 	spool_deliver_done(sp);
+	/*
+	 * Callbacks may have stored more (a delivery result after its DSN):
+	 * write that too, here, so nothing handed over is dropped.  Each round
+	 * can only follow from the previous one's callbacks; a few suffice.
+	 */
+	for (int round = 0; round < 4 && sp->pending != NULL; round++) {
+		struct spool_item *batch = sp->pending, **tail;
+
+		sp->pending = NULL;
+		sp->pending_tail = &sp->pending;
+		sp->pending_bytes = 0;
+		spool_commit_batch(sp, batch);
+		*sp->done_tail = batch;
+		for (tail = &batch->next; *tail != NULL; tail = &(*tail)->next)
+			;
+		sp->done_tail = tail;
+		spool_deliver_done(sp);
+	}
 	event_free(sp->wake_ev);
 	close(sp->wake[0]);
 	close(sp->wake[1]);
