@@ -152,10 +152,15 @@ sluiced_drain_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (d->srv.nsessions == 0 || ++ticks > SLUICED_DRAIN_SECONDS * 10) {
-		if (d->srv.nsessions > 0)
-			log_warn("drain timeout: closing %zu sessions",
-			    d->srv.nsessions);
+	/* Inbound sessions and outbound transactions both finish. */
+	unsigned outbound = qmgr_drain(d->qmgr);
+
+	if ((d->srv.nsessions == 0 && outbound == 0) ||
+	    ++ticks > SLUICED_DRAIN_SECONDS * 10) {
+		if (d->srv.nsessions > 0 || outbound > 0)
+			log_warn("drain timeout: closing %zu sessions and %u "
+			         "outbound connections",
+			    d->srv.nsessions, outbound);
 		event_base_loopexit(d->srv.base, NULL);
 	}
 }

@@ -373,7 +373,8 @@ dq_next(void *arg, struct smtp_client *client)
 		dc->connecting = 0;
 		q->nconnecting--;
 	}
-	while (q->head != NULL && !q->suspended) {
+	/* Stopping: the transaction in hand was the last one. */
+	while (q->head != NULL && !q->suspended && !q->owner->srv->draining) {
 		struct dq_msg *m = q->head;
 
 		q->head = m->next;
@@ -641,7 +642,8 @@ dq_start_clients(struct dq *q)
 	size_t want;
 	time_t now = time(NULL);
 
-	if (q->suspended || q->head == NULL || q->retry_until > now)
+	if (q->suspended || q->head == NULL || q->retry_until > now ||
+	    dqs->srv->draining)
 		return;
 	/* Parked connections first: they cost nothing. */
 	for (struct dq_client *dc = q->clients; dc != NULL && q->head != NULL;
@@ -750,4 +752,19 @@ dqueues_status(struct dqueues *dqs, const char *queue, unsigned *connections,
 	if (q->retry_until > time(NULL))
 		return "Retry";
 	return "Ready";
+}
+
+unsigned
+dqueues_drain(struct dqueues *dqs)
+{
+	unsigned busy = 0;
+
+	for (struct dq *q = dqs->queues; q != NULL; q = q->next)
+		for (struct dq_client *dc = q->clients; dc != NULL;
+		     dc = dc->next) {
+			if (smtp_client_idle(dc->client))
+				smtp_client_quit(dc->client);
+			busy++;
+		}
+	return busy;
 }

@@ -62,6 +62,12 @@ int dqueues_retry(struct dqueues *, const char *queue);
 /* A message removed by the administrator leaves the waiting lists. */
 void dqueues_forget_message(struct dqueues *, const char *queue_id);
 
+/*
+ * Stopping (SIGTERM): parked connections QUIT, busy ones finish their
+ * transaction and QUIT; returns how many connections are still open.
+ */
+unsigned dqueues_drain(struct dqueues *);
+
 /* For Get-Queue: "Active", "Ready", "Retry", "Suspended"; NULL unknown. */
 const char *dqueues_status(struct dqueues *, const char *queue,
     unsigned *connections, char *last_error, size_t len);

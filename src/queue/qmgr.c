@@ -411,3 +411,9 @@ qmgr_kick(struct qmgr *q)
 {
 	qmgr_tick(-1, 0, q);
 }
+
+unsigned
+qmgr_drain(struct qmgr *q)
+{
+	return dqueues_drain(q->dqueues);
+}

@@ -15,6 +15,8 @@ struct qmgr *qmgr_start(struct server *, const char *queue_db);
  * through the spool until it is closed. */
 void qmgr_stop(struct qmgr *);
 void qmgr_free(struct qmgr *);
+/* Stopping: outbound connections still open (see dqueues_drain). */
+unsigned qmgr_drain(struct qmgr *);
 /* The delivery queues, for the control socket's queue commands. */
 struct dqueues *qmgr_dqueues(struct qmgr *);
 /* Look at the queue now (an administrator's retry). */

@@ -152,3 +152,22 @@ def test_remove_message(tmp_path):
         assert p.returncode == 1 and "no pending message" in p.stdout
         assert mailbox(s, "alice") == []  # no notice (WithNDR $false)
         del reply
+
+
+def test_sigterm_lets_a_transaction_finish(tmp_path):
+    """Stopping drains outbound work too: the transaction in progress gets
+    its reply and its result is stored, so nothing is sent twice after a
+    restart."""
+    from peers.fakesmtp import delayed
+    with FakeSmtp(replies={"end-of-data": delayed(1.5, "250 2.0.0 ok")}) \
+            as mx, running(tmp_path, conn=RELAY,
+                           raw_extra=smarthost(mx.port)) as s:
+        send(s, ["bob@remote.test"], "in flight at stop")
+        assert wait_for(lambda: mx.unanswered(), timeout=20)
+        s.stop()  # SIGTERM, exit 0, no sanitizer report
+        assert states(s)["bob@remote.test"][0] == 1
+        assert [e["recipient-address"] for e in events(s, "SEND")] == \
+            ["bob@remote.test"]
+        s.start()
+        time.sleep(1.5)
+        assert len(mx.messages) == 1  # not sent again
