@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct maildir;
 struct spool;
@@ -20,6 +21,10 @@ struct maildir_job {
 	char pattern[1024]; /* the domain's Mailboxes, %d and %u unexpanded */
 	unsigned attempts;
 	unsigned retry_interval; /* seconds before the next try on failure */
+	/* for the queue manager's notices (not used by the agent) */
+	time_t received;
+	unsigned notify;
+	char orcpt[520];
 };
 
 /*

@@ -25,6 +25,7 @@
 #include "queue/qmgr.h"
 #include "route/route.h"
 #include "server/server.h"
+#include "smtp/command.h"
 #include "spool/spool.h"
 #include "util/log.h"
 
@@ -129,17 +130,59 @@ qmgr_released(void *arg, int64_t rcpt_id, int recorded)
 }
 
 /* A Maildir outcome is durable: log it and let the recipient go. */
+/*
+ * What the Maildir agent did is durable (it records its own results).
+ * Two cases still need the notices of outcome.c: a deferral past
+ * MessageExpirationTimeout fails with a DSN (a mailbox that cannot be
+ * written to for two days is a failure), and a delivery whose sender
+ * asked NOTIFY=SUCCESS gets a "delivered" notice.
+ */
 static void
 qmgr_local_done(
     void *arg, const struct maildir_job *j, int delivered, const char *error)
 {
 	struct qmgr *q = arg;
+	const struct conf_transport *t = &q->srv->conf->conf->transport;
+	int expired = !delivered && time(NULL) - j->received >=
+	                                (time_t)t->message_expiration_timeout;
 	struct track_event ev;
 
 	qmgr_forget(q, j->rcpt_id);
 	if (!delivered)
 		log_warn("local delivery of %s to %s deferred: %s", j->queue_id,
 		    j->addr, error);
+	if (expired || (delivered && (j->notify & SMTP_NOTIFY_SUCCESS))) {
+		struct outcome_rcpt r;
+		struct outcome o;
+		char status[600];
+
+		snprintf(status, sizeof(status), "%s",
+		    delivered ? "250 2.0.0 Delivered to the mailbox" : error);
+		memset(&r, 0, sizeof(r));
+		r.rcpt_id = j->rcpt_id;
+		r.addr = j->addr;
+		r.orcpt = j->orcpt;
+		r.notify = j->notify;
+		r.attempts = j->attempts;
+		r.code = delivered ? 250 : 451;
+		r.enh = delivered ? "2.0.0" : "4.2.0";
+		r.status = status;
+		memset(&o, 0, sizeof(o));
+		o.message_id = j->message_id;
+		o.queue_id = j->queue_id;
+		o.sender = j->sender;
+		o.received = j->received;
+		o.connector = "Maildir";
+		o.host = "local";
+		o.queue = "Local";
+		o.tls = "";
+		o.local = 1;
+		o.rcpts = &r;
+		o.nrcpts = 1;
+		qmgr_hold(q, j->rcpt_id);
+		outcome_settle(q->srv, &o, qmgr_released, q);
+		return; /* outcome.c writes the tracking row */
+	}
 	if (q->srv->tracklog == NULL)
 		return;
 	memset(&ev, 0, sizeof(ev));
@@ -204,6 +247,9 @@ qmgr_local(struct qmgr *q, const struct spool_due *d, const char *addr,
 	snprintf(job.sender, sizeof(job.sender), "%s", d->sender);
 	snprintf(job.addr, sizeof(job.addr), "%s", addr);
 	snprintf(job.pattern, sizeof(job.pattern), "%s", pattern);
+	job.received = d->received;
+	job.notify = d->notify;
+	snprintf(job.orcpt, sizeof(job.orcpt), "%s", d->orcpt);
 	if (maildir_submit(q->maildir, &job) == 0)
 		qmgr_hold(q, d->rcpt_id);
 }

@@ -87,3 +87,45 @@ def test_bare_postmaster_reaches_the_first_authoritative_domain(tmp_path):
             c.reply().check(250)
         box = s.queue_dir / "mailboxes" / "localhost" / "postmaster" / "new"
         assert wait_for_files(box, 1)
+
+
+def _dsn_fields(raw):
+    import email
+    msg = email.message_from_bytes(raw)
+    assert msg.get_content_type() == "multipart/report"
+    blocks = msg.get_payload()[1].get_payload()
+    return [dict(b.items()) for b in blocks if "Final-Recipient" in b]
+
+
+def test_local_notify_success_and_expiry(tmp_path):
+    """Local delivery honours NOTIFY=SUCCESS, and a mailbox that cannot be
+    written until MessageExpirationTimeout fails with a DSN."""
+    mail = tmp_path / "mail"
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a directory should be\n")
+    with running(tmp_path / "d", transport={
+            "MessageExpirationTimeout": "5s",
+            "TransientFailureRetryInterval": "1s"},
+            raw_extra=f"\n[AcceptedDomain local.test]\n"
+                      f"Mailboxes = {mail}/%d/%u\n"
+                      f"\n[AcceptedDomain broken.test]\n"
+                      f"Mailboxes = {blocked}/%d/%u\n") as s:
+        with Client(s.port) as c:
+            c.ehlo()
+            c.cmd("MAIL FROM:<alice@local.test>").check(250)
+            c.cmd("RCPT TO:<bob@local.test> NOTIFY=SUCCESS").check(250)
+            c.cmd("RCPT TO:<carol@broken.test>").check(250)
+            c.cmd("DATA").check(354)
+            c.send(make_message("notices").encode() + b".\r\n")
+            c.reply().check(250)
+        inbox = mail / "local.test" / "alice" / "new"
+        files = wait_for_files(inbox, 2, timeout=30)
+        assert len(files) == 2, files
+        actions = {}
+        for f in files:
+            for b in _dsn_fields(f.read_bytes()):
+                actions[b["Final-Recipient"]] = (b["Action"], b["Status"])
+        assert actions["rfc822;bob@local.test"] == ("delivered", "2.0.0")
+        assert actions["rfc822;carol@broken.test"][0] == "failed"
+        assert {r["addr"]: r["status"] for r in s.recipients()}[
+            "carol@broken.test"] == 2
