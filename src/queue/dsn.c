@@ -146,7 +146,7 @@ put_safe(struct buf *b, const char *s, size_t max, int allow_space)
 	size_t n = 0;
 	int rc;
 
-	for (size_t i = 0; s[i] != '\0' && i < max; i++) {
+	for (size_t i = 0; i < max && s[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c > 0x20 && c < 0x7f)
@@ -178,7 +178,7 @@ put_xtext(struct buf *b, const char *s, size_t max, int strict, size_t outmax)
 	size_t out = 0;
 	int rc;
 
-	for (size_t i = 0; s[i] != '\0' && i < max; i++) {
+	for (size_t i = 0; i < max && s[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)s[i];
 		char esc[3];
 
