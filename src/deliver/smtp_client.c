@@ -1106,28 +1106,34 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	(void)arg;
 }
 
+/* "192.0.2.1:25" or "[2001:db8::1]:25", for the protocol log. */
+static void
+client_format_endpoint(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%u", host, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%u", host, ntohs(s4->sin_port));
+	}
+}
+
 static void
 client_endpoints(struct smtp_client *c, int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char host[INET6_ADDRSTRLEN];
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			const struct sockaddr_in6 *s6 = (const void *)&ss;
-
-			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-			snprintf(c->local, sizeof(c->local), "[%s]:%u", host,
-			    ntohs(s6->sin6_port));
-		} else {
-			const struct sockaddr_in *s4 = (const void *)&ss;
-
-			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-			snprintf(c->local, sizeof(c->local), "%s:%u", host,
-			    ntohs(s4->sin_port));
-		}
-	}
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		client_format_endpoint(&ss, c->local, sizeof(c->local));
 }
 
 static void
@@ -1195,21 +1201,8 @@ static void
 client_connect(struct smtp_client *c)
 {
 	const struct resolver_hop *h = client_hop(c);
-	char host[INET6_ADDRSTRLEN] = "?";
 
-	if (h->addr.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)&h->addr;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		snprintf(c->remote, sizeof(c->remote), "[%s]:%u", host,
-		    ntohs(s6->sin6_port));
-	} else {
-		const struct sockaddr_in *s4 = (const void *)&h->addr;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		snprintf(c->remote, sizeof(c->remote), "%s:%u", host,
-		    ntohs(s4->sin_port));
-	}
+	client_format_endpoint(&h->addr, c->remote, sizeof(c->remote));
 	/* Unique across restarts, like the receive side's session ids. */
 	if (client_sessions == 0)
 		client_sessions = (unsigned long long)time(NULL) << 20;
