@@ -10,6 +10,7 @@
  * started with (its send connector and TLS context live there), so a
  * reload never pulls a connector from under a delivery.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@
 
 /* Resolved next hops are reused this long (no TTLs from the resolver). */
 #define DQUEUE_HOPS_TTL 60
+/* Queues are found by name through a hash table (mail to many domains). */
+#define DQUEUE_BUCKETS 1024
 
 struct dq_rcpt {
 	int64_t rcpt_id;
@@ -59,7 +62,8 @@ struct dq_client {
 };
 
 struct dq {
-	struct dq *next;
+	struct dq *next;  /* every queue */
+	struct dq *hnext; /* same bucket */
 	struct dqueues *owner;
 	char name[256];
 	char connector[256];
@@ -82,6 +86,7 @@ struct dqueues {
 	outcome_released_fn released;
 	void *arg;
 	struct dq *queues;
+	struct dq *buckets[DQUEUE_BUCKETS];
 	unsigned nclients;
 	struct resolver *resolver;
 	char resolver_spec[256];
@@ -103,10 +108,22 @@ dq_msg_free(struct dq_msg *m)
 	free(m);
 }
 
+static unsigned
+dq_hash(const char *name)
+{
+	unsigned h = 2166136261u; /* FNV-1a over the lower-cased name */
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)tolower((unsigned char)*name)) *
+		    16777619u;
+	return h % DQUEUE_BUCKETS;
+}
+
 static struct dq *
 dq_find(struct dqueues *dqs, const char *name)
 {
-	for (struct dq *q = dqs->queues; q != NULL; q = q->next)
+	for (struct dq *q = dqs->buckets[dq_hash(name)]; q != NULL;
+	     q = q->hnext)
 		if (strcasecmp(q->name, name) == 0)
 			return q;
 	return NULL;
@@ -136,6 +153,8 @@ dq_get(struct dqueues *dqs, const char *name, const char *connector,
 	q->tail = &q->head;
 	q->next = dqs->queues;
 	dqs->queues = q;
+	q->hnext = dqs->buckets[dq_hash(q->name)];
+	dqs->buckets[dq_hash(q->name)] = q;
 	return q;
 }
 
@@ -150,6 +169,11 @@ dq_collect(struct dqueues *dqs)
 
 		if (q->head == NULL && q->clients == NULL && !q->resolving &&
 		    !q->suspended && q->retry_until <= time(NULL)) {
+			struct dq **hp = &dqs->buckets[dq_hash(q->name)];
+
+			while (*hp != q)
+				hp = &(*hp)->hnext;
+			*hp = q->hnext;
 			*pp = q->next;
 			free(q);
 		} else {
