@@ -50,8 +50,8 @@ test_encode_table(void **state)
 	     i++) {
 		const struct encode_case *c = &encode_cases[i];
 		struct evbuffer *out = evbuffer_new();
-		long n = smtp_client_encode(
-		    c->in, strlen(c->in), c->dotstuff, out);
+		long n =
+		    smtp_client_encode(c->in, strlen(c->in), c->dotstuff, out);
 		size_t len = evbuffer_get_length(out);
 		char *got = calloc(1, len + 1);
 
