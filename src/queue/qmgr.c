@@ -152,33 +152,29 @@ qmgr_local_done(
 		log_warn("local delivery of %s to %s deferred: %s", j->queue_id,
 		    j->addr, error);
 	if (expired || (delivered && (j->notify & SMTP_NOTIFY_SUCCESS))) {
-		struct outcome_rcpt r;
-		struct outcome o;
 		char status[600];
+		struct outcome_rcpt r = {.rcpt_id = j->rcpt_id,
+		    .addr = j->addr,
+		    .orcpt = j->orcpt,
+		    .notify = j->notify,
+		    .attempts = j->attempts,
+		    .code = delivered ? 250 : 451,
+		    .enh = delivered ? "2.0.0" : "4.2.0",
+		    .status = status};
+		struct outcome o = {.message_id = j->message_id,
+		    .queue_id = j->queue_id,
+		    .sender = j->sender,
+		    .received = j->received,
+		    .connector = "Maildir",
+		    .host = "local",
+		    .queue = "Local",
+		    .tls = "",
+		    .local = 1,
+		    .rcpts = &r,
+		    .nrcpts = 1};
 
 		snprintf(status, sizeof(status), "%s",
 		    delivered ? "250 2.0.0 Delivered to the mailbox" : error);
-		memset(&r, 0, sizeof(r));
-		r.rcpt_id = j->rcpt_id;
-		r.addr = j->addr;
-		r.orcpt = j->orcpt;
-		r.notify = j->notify;
-		r.attempts = j->attempts;
-		r.code = delivered ? 250 : 451;
-		r.enh = delivered ? "2.0.0" : "4.2.0";
-		r.status = status;
-		memset(&o, 0, sizeof(o));
-		o.message_id = j->message_id;
-		o.queue_id = j->queue_id;
-		o.sender = j->sender;
-		o.received = j->received;
-		o.connector = "Maildir";
-		o.host = "local";
-		o.queue = "Local";
-		o.tls = "";
-		o.local = 1;
-		o.rcpts = &r;
-		o.nrcpts = 1;
 		qmgr_hold(q, j->rcpt_id);
 		outcome_settle(q->srv, &o, qmgr_released, q);
 		return; /* outcome.c writes the tracking row */
@@ -201,32 +197,28 @@ qmgr_local_done(
 static void
 qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *why)
 {
-	struct outcome_rcpt r;
-	struct outcome o;
 	char status[400];
+	struct outcome_rcpt r = {.rcpt_id = d->rcpt_id,
+	    .addr = d->addr,
+	    .orcpt = d->orcpt,
+	    .notify = d->notify,
+	    .attempts = d->attempts,
+	    .delay_notified = d->delay_notified,
+	    .code = 550,
+	    .enh = "5.4.4",
+	    .status = status};
+	struct outcome o = {.message_id = d->message_id,
+	    .queue_id = d->queue_id,
+	    .sender = d->sender,
+	    .received = d->received,
+	    .connector = "",
+	    .host = "",
+	    .queue = "Unreachable",
+	    .tls = "",
+	    .rcpts = &r,
+	    .nrcpts = 1};
 
 	snprintf(status, sizeof(status), "550 5.4.4 Unable to route: %s", why);
-	memset(&r, 0, sizeof(r));
-	r.rcpt_id = d->rcpt_id;
-	r.addr = d->addr;
-	r.orcpt = d->orcpt;
-	r.notify = d->notify;
-	r.attempts = d->attempts;
-	r.delay_notified = d->delay_notified;
-	r.code = 550;
-	r.enh = "5.4.4";
-	r.status = status;
-	memset(&o, 0, sizeof(o));
-	o.message_id = d->message_id;
-	o.queue_id = d->queue_id;
-	o.sender = d->sender;
-	o.received = d->received;
-	o.connector = "";
-	o.host = "";
-	o.queue = "Unreachable";
-	o.tls = "";
-	o.rcpts = &r;
-	o.nrcpts = 1;
 	qmgr_hold(q, d->rcpt_id);
 	outcome_settle(q->srv, &o, qmgr_released, q);
 }
