@@ -40,6 +40,9 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
+ME=acceptance.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 MESSAGES=${MESSAGES:-20000} # per measured run
 SESSIONS=${SESSIONS:-20}    # concurrent SMTP sessions
@@ -56,17 +59,7 @@ RCPT=b@example.com
 START_WAIT=100 # tenths of a second for a server to listen
 STOP_WAIT=150  # tenths of a second for sluiced to drain on SIGTERM
 
-WORK= SLUICED_PID= IDLE_PID= CHILD= PF_DIR= FAILED=0
-
-die() {
-	echo "acceptance.sh: $*" >&2
-	exit 1
-}
-
-alive() { # pid: running and not a zombie
-	[ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 != "Z") }' \
-	    "/proc/$1/stat" 2>/dev/null
-}
+WORK='' SLUICED_PID='' IDLE_PID='' CHILD='' PF_DIR='' FAILED=0
 
 stop_sluiced() {
 	local i
@@ -79,12 +72,6 @@ stop_sluiced() {
 	alive "$SLUICED_PID" && kill -KILL "$SLUICED_PID" 2>/dev/null
 	wait "$SLUICED_PID" 2>/dev/null
 	SLUICED_PID=
-}
-
-stop_postfix() {
-	[ -n "$PF_DIR" ] && [ -d "$PF_DIR/etc" ] &&
-	    "${PEER[@]}" stop --dir "$PF_DIR" --keep
-	PF_DIR=
 }
 
 # Run a load tool in the background and wait for it, so that a signal
@@ -106,13 +93,7 @@ cleanup() {
 	done
 	stop_sluiced
 	stop_postfix
-	if [ -n "$WORK" ]; then
-		if [ "${KEEP:-0}" = 1 ]; then
-			echo "kept $WORK"
-		else
-			rm -rf "$WORK"
-		fi
-	fi
+	remove_work
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -142,15 +123,6 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 SPORT=$(free_port)
 PPORT=$(free_port)
 while [ "$PPORT" = "$SPORT" ]; do PPORT=$(free_port); done
-
-wait_listen() { # port
-	local i
-	for ((i = 0; i < START_WAIT; i++)); do
-		[ -n "$(ss -Hltn "sport = :$1")" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # --- the two servers ----------------------------------------------------------
 
@@ -284,15 +256,6 @@ load_run() { # server: RESULT="msgs/s p50 p99" from smtpload, or fails
 	RESULT=$(awk '$1 == "msgs/s:" { r = $2 } $1 == "p50_ms:" { a = $2 }
 	    $1 == "p99_ms:" { b = $2 } END { printf "%.0f %s %s", r, a, b }' \
 	    <<<"$out")
-}
-
-better() { # a b: the larger number
-	awk -v a="$1" -v b="$2" 'BEGIN { print (b + 0 > a + 0 ? b : a) }'
-}
-
-ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-";
-	    else printf "%.3g", a / b }'
 }
 
 # --- the run -----------------------------------------------------------------------

@@ -46,6 +46,9 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
+ME=relay.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 MESSAGES=${MESSAGES:-10000} # per measured run
 SESSIONS=${SESSIONS:-20}    # concurrent SMTP sessions into the server
@@ -68,16 +71,6 @@ POLL=0.05          # seconds between looks at the sink's counter
 WORK='' SLUICED_PID='' CHILD='' PF_DIR='' FAILED=0
 SINK_PID_S='' SINK_PID_P=''
 
-die() {
-	echo "relay.sh: $*" >&2
-	exit 1
-}
-
-alive() { # pid: running and not a zombie
-	[ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 != "Z") }' \
-	    "/proc/$1/stat" 2>/dev/null
-}
-
 stop_pid() { # pid [tenths of a second before SIGKILL]
 	local i
 	[ -n "$1" ] || return 0
@@ -90,12 +83,6 @@ stop_pid() { # pid [tenths of a second before SIGKILL]
 	wait "$1" 2>/dev/null
 }
 
-stop_postfix() {
-	[ -n "$PF_DIR" ] && [ -d "$PF_DIR/etc" ] &&
-	    "${PEER[@]}" stop --dir "$PF_DIR" --keep
-	PF_DIR=
-}
-
 cleanup() {
 	stop_pid "$CHILD" 10
 	CHILD=
@@ -105,13 +92,7 @@ cleanup() {
 	stop_pid "$SINK_PID_S"
 	stop_pid "$SINK_PID_P"
 	SINK_PID_S='' SINK_PID_P=''
-	if [ -n "$WORK" ]; then
-		if [ "${KEEP:-0}" = 1 ]; then
-			echo "kept $WORK"
-		else
-			rm -rf "$WORK"
-		fi
-	fi
+	remove_work
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -169,15 +150,6 @@ print(*(s.getsockname()[1] for s in socks))
 PYEOF
 }
 read -r SPORT PPORT SINK_S SINK_P < <(free_ports 4)
-
-wait_listen() { # port
-	local i
-	for ((i = 0; i < START_WAIT; i++)); do
-		[ -n "$(ss -Hltn "sport = :$1")" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # --- the sinks ------------------------------------------------------------------
 
@@ -404,15 +376,6 @@ relay_run() { # server n
 	fi
 	RESULT=$(awk -v n="$n" -v c="$c" -v a="$t0" -v b="$t1" -v t="$ta" \
 	    'BEGIN { printf "%.0f %.0f %d", n / (b - a), n / (t - a), c }')
-}
-
-better() { # a b: the larger number
-	awk -v a="$1" -v b="$2" 'BEGIN { print (b + 0 > a + 0 ? b : a) }'
-}
-
-ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-";
-	    else printf "%.3g", a / b }'
 }
 
 # --- the run -----------------------------------------------------------------------
