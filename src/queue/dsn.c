@@ -253,6 +253,8 @@ put_wrapped(struct buf *b, size_t col, const char *s, size_t width, size_t hard,
 	size_t ilen = strlen(indent);
 	int at_start = 1, rc;
 
+	if (s == NULL)
+		s = ""; /* an empty buf has no data yet */
 	for (;;) {
 		size_t n;
 
@@ -766,13 +768,14 @@ status_part(struct buf *d, const struct dsn_msg *m)
 		        (rc = put_safe(d, host, DSN_HOST_MAX, 0)) != BUF_OK ||
 		        (rc = buf_puts(d, CRLF)) != BUF_OK))
 			goto out;
-		if (*diag != '\0') {
+		buf_reset(&p);
+		if ((rc = put_clean(&p, diag, DSN_DIAG_MAX)) != BUF_OK)
+			goto out;
+		/* Only when something printable is left (found by fuzzing). */
+		if (p.len > 0 && p.data != NULL) {
 			const char *type = diag_type(diag);
 
-			buf_reset(&p);
-			if ((rc = put_clean(&p, diag, DSN_DIAG_MAX)) !=
-			        BUF_OK ||
-			    (rc = buf_printf(
+			if ((rc = buf_printf(
 			         d, "Diagnostic-Code: %s; ", type)) != BUF_OK ||
 			    (rc = put_wrapped(d, strlen(type) + 19, p.data,
 			         DSN_WRAP, DSN_HARD_SPLIT, " ")) != BUF_OK)
