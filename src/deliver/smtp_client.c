@@ -91,8 +91,8 @@ struct smtp_client {
 	struct reply reply;
 	/* what the server offered (forgotten at STARTTLS) */
 	struct {
-		int esmtp, pipelining, chunking, starttls, eightbit, smtputf8,
-		    dsn, auth_plain, auth_login;
+		int pipelining, chunking, starttls, eightbit, smtputf8, dsn,
+		    auth_plain, auth_login;
 		unsigned long long size;
 	} ext;
 	/* the transaction */
@@ -371,7 +371,6 @@ client_parse_ehlo(struct smtp_client *c, const struct reply *r)
 	const char *p = memchr(r->text, '\n', r->text_len);
 	const char *end = r->text + r->text_len;
 
-	c->ext.esmtp = 1;
 	while (p != NULL && p < end) {
 		const char *line = p + 1, *eol = memchr(line, '\n', end - line);
 		size_t len = (eol != NULL ? eol : end) - line;
@@ -545,7 +544,6 @@ client_handshake_done(struct smtp_client *c, int ok)
 }
 
 static void client_read_cb(struct bufferevent *, void *);
-static void client_write_cb(struct bufferevent *, void *);
 static void client_event_cb(struct bufferevent *, short, void *);
 
 /*
@@ -591,8 +589,7 @@ client_starttls(struct smtp_client *c)
 	c->ssl = ssl;
 	c->state = CS_HANDSHAKE;
 	bufferevent_setwatermark(tls, EV_READ, 0, CLIENT_INPUT_MAX);
-	bufferevent_setcb(
-	    tls, client_read_cb, client_write_cb, client_event_cb, c);
+	bufferevent_setcb(tls, client_read_cb, NULL, client_event_cb, c);
 	bufferevent_enable(tls, EV_READ | EV_WRITE);
 	client_arm(c, c->p.connector->connection_inactivity_timeout);
 }
@@ -1099,13 +1096,6 @@ client_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void
-client_write_cb(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	(void)arg;
-}
-
 /* "192.0.2.1:25" or "[2001:db8::1]:25", for the protocol log. */
 static void
 client_format_endpoint(const struct sockaddr_storage *ss, char *out, size_t len)
@@ -1221,8 +1211,7 @@ client_connect(struct smtp_client *c)
 		return;
 	}
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CLIENT_INPUT_MAX);
-	bufferevent_setcb(
-	    c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	client_arm(c, CLIENT_CONNECT_SECONDS);
 	if (bufferevent_socket_connect(
