@@ -48,7 +48,6 @@ struct settle {
 	size_t nrcpts;
 	unsigned pending;    /* notices and records not yet durable */
 	int notices_failed;  /* a notice could not be stored */
-	int recording;       /* the notices are done; records went out */
 	char dsn_ids[4][32]; /* queue ids of the notices, by DSN action */
 	char *texts[4];      /* their content, kept until it is stored */
 };
@@ -196,7 +195,6 @@ settle_record_all(struct settle *st)
 {
 	time_t now = time(NULL);
 
-	st->recording = 1;
 	st->pending = 1; /* held while the records go out */
 	for (size_t i = 0; i < st->nrcpts; i++) {
 		struct settle_rcpt *r = &st->rcpts[i];
