@@ -477,3 +477,19 @@ def test_connector_max_message_size_returns_larger_mail(tmp_path):
         assert f["Status"] == "5.3.4"
         assert "MaxMessageSize" in f["Diagnostic-Code"]
         assert [m.rcpts for m in mx.messages] == [["small@remote.test"]]
+
+
+def test_ipv6_next_hop(tmp_path):
+    from harness import ipv6_available
+    if not ipv6_available():
+        pytest.skip("no IPv6 loopback in this environment")
+    with FakeSmtp(host="::1") as mx, running(
+            tmp_path, conn=RELAY, raw_extra=smarthost(mx.port).replace(
+                f"[127.0.0.1]:{mx.port}", f"[::1]:{mx.port}")) as s:
+        send(s, ["bob@remote.test"], "over IPv6")
+        (m,) = mx.wait_messages(1, timeout=20)
+        assert m.rcpts == ["bob@remote.test"]
+        assert wait_for(lambda: events(s, "SEND"))
+        log = "".join(p.read_text() for p in
+                      (s.log_dir / "ProtocolLog" / "SmtpSend").glob("*"))
+        assert f"[::1]:{mx.port}" in log
