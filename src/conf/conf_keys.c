@@ -62,7 +62,11 @@ static const struct conf_key transport_keys[] = {
     {"ControlSocket", CT_PATH, T(control_socket), 0, NULL, 0, 0, 0},
     {"UsersFile", CT_PATH, T(users_file), 0, "", 0, 0, 0},
     {"RecipientValidationEnabled", CT_BOOL, T(recipient_validation_enabled), 0,
-        "false", 0, 0, 0},
+        "true", 0, 0, 0},
+    {"MaxPerDomainOutboundConnections", CT_UINT,
+        T(max_per_domain_outbound_connections), 0, "20", 1, 10000, 0},
+    {"MaxOutboundConnections", CT_UINT, T(max_outbound_connections), 0, "1000",
+        1, 100000, 0},
 };
 
 static const struct conf_key certificate_keys[] = {

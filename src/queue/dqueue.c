@@ -663,6 +663,7 @@ static void
 dq_start_clients(struct dq *q)
 {
 	struct dqueues *dqs = q->owner;
+	const struct conf_transport *t = &dqs->srv->conf->conf->transport;
 	size_t want;
 	time_t now = time(NULL);
 
@@ -683,8 +684,9 @@ dq_start_clients(struct dq *q)
 	}
 	/* Connections on their way will take a message each. */
 	want = q->nwaiting > q->nconnecting ? q->nwaiting - q->nconnecting : 0;
-	while (want-- > 0 && q->nclients < DQUEUE_CONNECTIONS_MAX &&
-	       dqs->nclients < DQUEUE_CONNECTIONS_TOTAL && q->head != NULL) {
+	while (want-- > 0 &&
+	       q->nclients < t->max_per_domain_outbound_connections &&
+	       dqs->nclients < t->max_outbound_connections && q->head != NULL) {
 		unsigned before = q->nclients;
 
 		dq_open(q);

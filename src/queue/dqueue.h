@@ -4,7 +4,8 @@
  * connections serving it.
  *
  * A queue resolves its next hops (MX or smart hosts), opens up to
- * DQUEUE_CONNECTIONS_MAX connections and feeds them messages one at a
+ * MaxPerDomainOutboundConnections connections (MaxOutboundConnections
+ * in all) and feeds them messages one at a
  * time, reusing connections while messages wait.  When no next hop can be
  * reached, every waiting message is deferred with the reason and the
  * queue shows Retry until the next attempt.  A suspended queue keeps its
@@ -22,11 +23,6 @@
 struct server;
 struct resolver;
 struct dqueues;
-
-/* Connections per destination (Exchange: MaxPerDomainOutboundConnections). */
-#define DQUEUE_CONNECTIONS_MAX 20
-/* Connections in all (Exchange: MaxOutboundConnections). */
-#define DQUEUE_CONNECTIONS_TOTAL 1000
 
 /* One recipient handed to a queue (copied). */
 struct dqueue_rcpt {

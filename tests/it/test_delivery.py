@@ -493,3 +493,19 @@ def test_ipv6_next_hop(tmp_path):
         log = "".join(p.read_text() for p in
                       (s.log_dir / "ProtocolLog" / "SmtpSend").glob("*"))
         assert f"[::1]:{mx.port}" in log
+
+
+def test_max_per_domain_outbound_connections(tmp_path):
+    """One connection at a time to a next hop: the messages queue behind
+    it and share it."""
+    from peers.fakesmtp import delayed
+    with FakeSmtp(capabilities=("PIPELINING",),
+                  replies={"end-of-data": delayed(0.3, "250 2.0.0 ok")}) \
+            as mx, running(tmp_path, conn=RELAY, transport={
+                "MaxPerDomainOutboundConnections": 1},
+                raw_extra=smarthost(mx.port)) as s:
+        for i in range(4):
+            send(s, [f"r{i}@remote.test"], f"one lane {i}")
+        mx.wait_messages(4, timeout=20)
+        assert len(mx.sessions) == 1
+        assert wait_for(lambda: pending(s) == 0)

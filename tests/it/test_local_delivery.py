@@ -129,3 +129,18 @@ def test_local_notify_success_and_expiry(tmp_path):
         assert actions["rfc822;carol@broken.test"][0] == "failed"
         assert {r["addr"]: r["status"] for r in s.recipients()}[
             "carol@broken.test"] == 2
+
+
+def test_recipient_validation_is_on_by_default(tmp_path):
+    mail = tmp_path / "mail"
+    (mail / "local.test" / "alice").mkdir(parents=True)
+    # None drops the harness's "false": the daemon's default applies
+    with running(tmp_path / "d",
+                 transport={"RecipientValidationEnabled": None},
+                 raw_extra=f"\n[AcceptedDomain local.test]\n"
+                           f"Mailboxes = {mail}/%d/%u\n") as s:
+        with Client(s.port) as c:
+            c.ehlo()
+            c.cmd("MAIL FROM:<sender@remote.example>").check(250)
+            c.cmd("RCPT TO:<alice@local.test>").check(250)
+            c.cmd("RCPT TO:<nobody@local.test>").check(550, "5.1.1")
