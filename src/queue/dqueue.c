@@ -64,6 +64,8 @@ struct dq_client {
 struct dq {
 	struct dq *next;  /* every queue */
 	struct dq *hnext; /* same bucket */
+	struct dq *dnext; /* queues with new mail since the last kick */
+	int dirty;
 	struct dqueues *owner;
 	char name[256];
 	char connector[256];
@@ -87,6 +89,7 @@ struct dqueues {
 	void *arg;
 	struct dq *queues;
 	struct dq *buckets[DQUEUE_BUCKETS];
+	struct dq *dirty; /* dqueues_kick(..., 0) looks at these only */
 	unsigned nclients;
 	struct resolver *resolver;
 	char resolver_spec[256];
@@ -238,6 +241,11 @@ dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
 	m = q->head != NULL ? (struct dq_msg *)((char *)q->tail -
 	                                        offsetof(struct dq_msg, next))
 	                    : NULL;
+	if (!q->dirty) {
+		q->dirty = 1;
+		q->dnext = dqs->dirty;
+		dqs->dirty = q;
+	}
 	if (m == NULL || m->message_id != r->message_id) {
 		if ((m = calloc(1, sizeof(*m))) == NULL)
 			return -1;
@@ -696,13 +704,23 @@ dq_start_clients(struct dq *q)
 }
 
 void
-dqueues_kick(struct dqueues *dqs)
+dqueues_kick(struct dqueues *dqs, int all)
 {
+	/* New mail touches few queues; the whole list waits for the tick. */
+	while (dqs->dirty != NULL) {
+		struct dq *q = dqs->dirty;
+
+		dqs->dirty = q->dnext;
+		q->dirty = 0;
+		if (!all)
+			dq_start_clients(q);
+	}
+	if (!all)
+		return;
 	for (struct dq *q = dqs->queues; q != NULL; q = q->next)
 		dq_start_clients(q);
 	dq_collect(dqs);
 }
-
 int
 dqueues_suspend(struct dqueues *dqs, const char *queue, int suspend)
 {

@@ -49,8 +49,12 @@ void dqueues_free(struct dqueues *);
 int dqueues_add(struct dqueues *, const char *queue, const char *connector,
     const char *domain, const struct dqueue_rcpt *);
 
-/* Start connections where messages wait; called after a batch of adds. */
-void dqueues_kick(struct dqueues *);
+/*
+ * Start connections where messages wait: in the queues that got new
+ * recipients since the last kick, or (all) in every queue, retrying those
+ * whose retry time has come and forgetting empty ones.
+ */
+void dqueues_kick(struct dqueues *, int all);
 
 /* Administrator's actions; -1 when no such queue. */
 int dqueues_suspend(struct dqueues *, const char *queue, int suspend);

@@ -355,7 +355,7 @@ qmgr_scan(struct qmgr *q, int retry)
 			break;
 		}
 	}
-	dqueues_kick(q->dqueues);
+	dqueues_kick(q->dqueues, retry);
 }
 
 static void
