@@ -207,7 +207,7 @@ maildir_recorded(void *arg, int ok, const char *queue_id)
 		log_err("queue: could not record the delivery of %s to %s; it "
 		        "will be delivered again",
 		    it->job.queue_id, it->job.addr);
-	it->md->done(it->md->arg, &it->job, it->delivered && ok, it->error);
+	it->md->done(it->md->arg, &it->job, it->delivered && ok, ok, it->error);
 	free(it);
 }
 

@@ -29,10 +29,12 @@ struct maildir_job {
 
 /*
  * done() runs on the event loop (through the spool) once the outcome is
- * durable: delivered, or still pending with error set.
+ * durable: delivered, or still pending with error set.  recorded is 0
+ * when the outcome could not be stored: the recipient is as it was and
+ * will be delivered again.
  */
-typedef void (*maildir_done_fn)(
-    void *arg, const struct maildir_job *, int delivered, const char *error);
+typedef void (*maildir_done_fn)(void *arg, const struct maildir_job *,
+    int delivered, int recorded, const char *error);
 
 struct maildir *maildir_start(
     const char *queue_db, struct spool *, maildir_done_fn, void *arg);

@@ -138,8 +138,8 @@ qmgr_released(void *arg, int64_t rcpt_id, int recorded)
  * asked NOTIFY=SUCCESS gets a "delivered" notice.
  */
 static void
-qmgr_local_done(
-    void *arg, const struct maildir_job *j, int delivered, const char *error)
+qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
+    int recorded, const char *error)
 {
 	struct qmgr *q = arg;
 	const struct conf_transport *t = &q->srv->conf->conf->transport;
@@ -148,6 +148,11 @@ qmgr_local_done(
 	struct track_event ev;
 
 	qmgr_forget(q, j->rcpt_id);
+	if (!recorded) {
+		/* Still never tried in the queue: walk new mail again. */
+		q->rescan = 1;
+		return;
+	}
 	if (!delivered)
 		log_warn("local delivery of %s to %s deferred: %s", j->queue_id,
 		    j->addr, error);
