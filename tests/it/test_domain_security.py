@@ -8,6 +8,8 @@ queue with a clear reason and nothing crosses.
 Both find each other by MX in a private unbound: mx.sluice.test is
 127.0.0.3, mx.partner.test 127.0.0.2, both on the same port (the send
 connectors' Port)."""
+import contextlib
+
 import pytest
 
 from harness import Client, free_port, make_message, running
@@ -47,6 +49,19 @@ ProtocolLoggingLevel = Verbose
 """)
 
 
+@contextlib.contextmanager
+def partners(tmp_path, pki, dns, partner_cert="partner"):
+    """Both sides running on one MX port: (sluice.test, partner.test)."""
+    port = free_port()
+    with running(tmp_path / "a", **side(pki, dns, "sluice.test",
+                                        "partner.test", "127.0.0.3", port,
+                                        "org")) as a, \
+            running(tmp_path / "b", **side(pki, dns, "partner.test",
+                                           "sluice.test", "127.0.0.2", port,
+                                           partner_cert)) as b:
+        yield a, b
+
+
 def submit(s, sender, rcpt, subject):
     with Client(s.port) as c:
         c.ehlo()
@@ -77,13 +92,7 @@ def dns():
 
 
 def test_domain_secured_both_ways(tmp_path, pki, dns):
-    port = free_port()
-    with running(tmp_path / "a", **side(pki, dns, "sluice.test",
-                                        "partner.test", "127.0.0.3", port,
-                                        "org")) as a, \
-            running(tmp_path / "b", **side(pki, dns, "partner.test",
-                                           "sluice.test", "127.0.0.2", port,
-                                           "partner")) as b:
+    with partners(tmp_path, pki, dns) as (a, b):
         submit(a, "alice@sluice.test", "bob@partner.test", "to partner")
         submit(b, "bob@partner.test", "alice@sluice.test", "to sluice")
         got_b = wait_for(lambda: inbox(b, "bob", "partner.test"), timeout=30)
@@ -107,13 +116,7 @@ def test_domain_secured_both_ways(tmp_path, pki, dns):
 
 
 def test_wrong_partner_certificate_waits(tmp_path, pki, dns):
-    port = free_port()
-    with running(tmp_path / "a", **side(pki, dns, "sluice.test",
-                                        "partner.test", "127.0.0.3", port,
-                                        "org")) as a, \
-            running(tmp_path / "b", **side(pki, dns, "partner.test",
-                                           "sluice.test", "127.0.0.2", port,
-                                           "partner-wrong")) as b:
+    with partners(tmp_path, pki, dns, "partner-wrong") as (a, b):
         submit(a, "alice@sluice.test", "bob@partner.test", "must wait")
         assert wait_for(lambda: states(a)["bob@partner.test"][2] >= 1,
                         timeout=30)

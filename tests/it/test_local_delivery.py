@@ -55,13 +55,19 @@ def test_maildir_delivery(tmp_path):
         assert log.count(f"DELIVER,{qid},") == 2
 
 
-def test_recipient_validation_rejects_unknown_mailboxes(tmp_path):
+def alice_only(tmp_path, validation):
+    """A daemon with local.test, whose only mailbox is alice's."""
     mail = tmp_path / "mail"
     (mail / "local.test" / "alice").mkdir(parents=True)
-    with running(tmp_path / "d",
-                 transport={"RecipientValidationEnabled": "true"},
-                 raw_extra=f"\n[AcceptedDomain local.test]\n"
-                           f"Mailboxes = {mail}/%d/%u\n") as s:
+    return mail, running(tmp_path / "d",
+                         transport={"RecipientValidationEnabled": validation},
+                         raw_extra=f"\n[AcceptedDomain local.test]\n"
+                                   f"Mailboxes = {mail}/%d/%u\n")
+
+
+def test_recipient_validation_rejects_unknown_mailboxes(tmp_path):
+    mail, daemon = alice_only(tmp_path, "true")
+    with daemon as s:
         with Client(s.port) as c:
             c.ehlo()
             c.cmd("MAIL FROM:<sender@remote.example>").check(250)
@@ -132,13 +138,9 @@ def test_local_notify_success_and_expiry(tmp_path):
 
 
 def test_recipient_validation_is_on_by_default(tmp_path):
-    mail = tmp_path / "mail"
-    (mail / "local.test" / "alice").mkdir(parents=True)
     # None drops the harness's "false": the daemon's default applies
-    with running(tmp_path / "d",
-                 transport={"RecipientValidationEnabled": None},
-                 raw_extra=f"\n[AcceptedDomain local.test]\n"
-                           f"Mailboxes = {mail}/%d/%u\n") as s:
+    _, daemon = alice_only(tmp_path, None)
+    with daemon as s:
         with Client(s.port) as c:
             c.ehlo()
             c.cmd("MAIL FROM:<sender@remote.example>").check(250)
