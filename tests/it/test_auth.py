@@ -7,13 +7,12 @@ import warnings
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import crypt  # Debian 12 python3.11 has it; hashes for the users file
-import re
 import subprocess
 
 import pytest
 
 from harness import Client, running
-from test_tls import certs, client_ctx, send_one, starttls
+from test_tls import certs, send_one, starttls
 
 USER, PASSWORD = "alice", "s3cret pass"
 

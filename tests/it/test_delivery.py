@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import SLUICECTL, Client, dot_stuff, make_message, running
-from peers.fakesmtp import CountingSink, FakeSmtp, server_context
+from peers.fakesmtp import FakeSmtp, server_context
 
 RELAY = {"PermissionGroups": "ExchangeServers",
          "AuthMechanism": "ExternalAuthoritative"}

@@ -3,7 +3,6 @@ a private Postfix instance as the next hop (plain and STARTTLS),
 Postfix's smtp-sink answering 4xx/5xx (-r/-f), at-least-once delivery
 across kill -9 against a counting sink, and the queue commands of
 sluicectl (suspend, resume, retry, remove) against the running daemon."""
-import socket
 import subprocess
 import time
 
@@ -11,7 +10,7 @@ from harness import SLUICECTL, free_port, running
 from peers.fakesmtp import CountingSink, FakeSmtp
 from peers.postfix import Postfix, SmtpSink
 from test_delivery import (FAST, RELAY, events, mailbox, pending, send,
-                           smarthost, states, wait_for, dsn_parts)
+                           smarthost, states, wait_for)
 
 
 def ctl(s, *args):
