@@ -29,6 +29,10 @@
 #      against each server.  The best round of each counts;
 #   3. the queues: sluiced's queue.db and Postfix's queue files must hold
 #      exactly what was acknowledged, so a fast but lossy server fails.
+# Each round also runs the same loads against Postfix's smtp-sink, a server
+# that parses just enough SMTP to answer and stores nothing: its rate is the
+# most any server can show here with these load tools on this machine, and
+# the "ceiling" row divides it by Postfix's, the highest ratio possible.
 # Prints a table with the ratio sluiced/postfix and exits non-zero on any
 # error or count mismatch.  Everything (servers, temp dirs) is cleaned up
 # on exit, also on failure or ^C.
@@ -54,12 +58,13 @@ BUILD=${BENCH_BUILD:-build}
 PY=/usr/bin/python3
 PEER=("$PY" "$ROOT/tests/it/peers/postfix.py")
 SMTP_SOURCE=/usr/sbin/smtp-source
+SMTP_SINK=/usr/sbin/smtp-sink
 SENDER=a@example.org
 RCPT=b@example.com
 START_WAIT=100 # tenths of a second for a server to listen
 STOP_WAIT=150  # tenths of a second for sluiced to drain on SIGTERM
 
-WORK='' SLUICED_PID='' IDLE_PID='' CHILD='' PF_DIR='' FAILED=0
+WORK='' SLUICED_PID='' IDLE_PID='' CHILD='' PF_DIR='' SINK_PID='' FAILED=0
 
 stop_sluiced() {
 	local i
@@ -93,6 +98,10 @@ cleanup() {
 	done
 	stop_sluiced
 	stop_postfix
+	if [ -n "$SINK_PID" ]; then
+		kill -TERM "$SINK_PID" 2>/dev/null
+		wait "$SINK_PID" 2>/dev/null
+	fi
 	remove_work
 }
 trap cleanup EXIT
@@ -100,7 +109,7 @@ trap 'exit 130' INT TERM
 
 # --- prerequisites and builds -----------------------------------------------
 
-for tool in "$PY" "$SMTP_SOURCE" /usr/sbin/postfix ss; do
+for tool in "$PY" "$SMTP_SOURCE" "$SMTP_SINK" /usr/sbin/postfix ss; do
 	command -v "$tool" >/dev/null || die "$tool is missing (make deps)"
 done
 make -s BUILD="$BUILD" all ||
@@ -123,6 +132,10 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 SPORT=$(free_port)
 PPORT=$(free_port)
 while [ "$PPORT" = "$SPORT" ]; do PPORT=$(free_port); done
+KPORT=$(free_port)
+while [ "$KPORT" = "$SPORT" ] || [ "$KPORT" = "$PPORT" ]; do
+	KPORT=$(free_port)
+done
 
 # --- the two servers ----------------------------------------------------------
 
@@ -174,6 +187,19 @@ start_postfix() {
 	    die "postfix did not start"
 }
 
+# The ceiling: answers every command, keeps nothing, never syncs.
+start_sink() {
+	local args=()
+	[ "$(id -u)" = 0 ] && args+=(-u nobody) # smtp-sink refuses root
+	"$SMTP_SINK" "${args[@]}" "127.0.0.1:$KPORT" 1000 >/dev/null \
+	    2>"$WORK/sink.err" </dev/null &
+	SINK_PID=$!
+	wait_listen "$KPORT" || {
+		cat "$WORK/sink.err" >&2
+		die "smtp-sink did not start"
+	}
+}
+
 # --- memory per idle session ------------------------------------------------------
 
 mem_kb() { # pid field(Rss|Pss)
@@ -209,14 +235,19 @@ per_session() { # before after
 SENT_S=0 SENT_P=0 # messages each server acknowledged
 
 sent() { # server count
-	if [ "$1" = sluiced ]; then
-		SENT_S=$((SENT_S + $2))
-	else
-		SENT_P=$((SENT_P + $2))
-	fi
+	case $1 in
+	sluiced) SENT_S=$((SENT_S + $2)) ;;
+	postfix) SENT_P=$((SENT_P + $2)) ;;
+	esac
 }
 
-port_of() { [ "$1" = sluiced ] && echo "$SPORT" || echo "$PPORT"; }
+port_of() {
+	case $1 in
+	sluiced) echo "$SPORT" ;;
+	postfix) echo "$PPORT" ;;
+	*) echo "$KPORT" ;;
+	esac
+}
 
 # Both run in this shell (not in $(...)) so that they can count what was
 # acknowledged; the result is left in RESULT.
@@ -296,24 +327,34 @@ if [ "$IDLE" -gt 0 ]; then
 	start_postfix
 fi
 
+start_sink
 echo "warm-up: $WARMUP messages each"
-for s in sluiced postfix; do
+for s in sluiced postfix sink; do
 	source_run "$s" "$WARMUP" || FAILED=1
 done
 
-SRC_S=0 SRC_P=0 SRCD_S=0 SRCD_P=0 LOAD_S="0 - -" LOAD_P="0 - -"
+SRC_S=0 SRC_P=0 SRC_K=0 SRCD_S=0 SRCD_P=0 SRCD_K=0
+LOAD_S="0 - -" LOAD_P="0 - -" LOAD_K="0 - -"
 
-# One smtp-source round against both servers; keeps the best rate of each
-# in the variables named ${1}_S and ${1}_P.  $2: extra flag ("-d": the
-# sessions carry several messages each).
+suffix() { # server: the letter of its variables
+	case $1 in
+	sluiced) echo S ;;
+	postfix) echo P ;;
+	*) echo K ;;
+	esac
+}
+
+# One smtp-source round against the servers and the sink; keeps the best
+# rate of each in the variables named ${1}_S, ${1}_P and ${1}_K.  $2: extra
+# flag ("-d": the sessions carry several messages each).
 source_round() {
 	local flag=${2:-} s rate best
-	for s in sluiced postfix; do
+	for s in sluiced postfix sink; do
 		# shellcheck disable=SC2086 # no flag means no argument
 		source_run "$s" "$MESSAGES" $flag || FAILED=1
 		rate=$RESULT
 		echo "  round $r $s smtp-source${flag:+ $flag}: $rate msgs/s"
-		[ "$s" = sluiced ] && best="${1}_S" || best="${1}_P"
+		best="${1}_$(suffix "$s")"
 		printf -v "$best" %s "$(better "${!best}" "$rate")"
 	done
 }
@@ -321,19 +362,17 @@ source_round() {
 for ((r = 1; r <= RUNS; r++)); do
 	source_round SRCD -d
 	source_round SRC
-	for s in sluiced postfix; do
+	for s in sluiced postfix sink; do
 		load_run "$s" || FAILED=1
 		res=$RESULT
 		echo "  round $r $s smtpload: $res (msgs/s p50_ms p99_ms)"
-		if [ "$s" = sluiced ]; then
-			[ "${res%% *}" -gt "${LOAD_S%% *}" ] && LOAD_S=$res
-		else
-			[ "${res%% *}" -gt "${LOAD_P%% *}" ] && LOAD_P=$res
-		fi
+		best="LOAD_$(suffix "$s")"
+		[ "${res%% *}" -gt "${!best%% *}" ] && printf -v "$best" %s "$res"
 	done
 done
 read -r LS LS50 LS99 <<<"$LOAD_S"
 read -r LP LP50 LP99 <<<"$LOAD_P"
+read -r LK LK50 LK99 <<<"$LOAD_K"
 
 # --- nothing lost ---------------------------------------------------------------------
 
@@ -370,6 +409,14 @@ done
 	    "$(ratio "$LS" "$LP")" \
 	    "$(ratio "$LS50" "$LP50")" "$(ratio "$LS99" "$LP99")" \
 	    "$(ratio "$MEM_S" "$MEM_PR")/$(ratio "$MEM_S" "$MEM_PP")"
+	printf "%-22s %12s %12s %12s %8s %8s %14s\n" "smtp-sink (no store)" \
+	    "$SRC_K" "$SRCD_K" "$LK" "$LK50" "$LK99" -
+	printf "%-22s %12s %12s %12s %8s %8s %14s\n" "ceiling sink/postfix" \
+	    "$(ratio "$SRC_K" "$SRC_P")" "$(ratio "$SRCD_K" "$SRCD_P")" \
+	    "$(ratio "$LK" "$LP")" - - -
+	printf "%-22s %12s %12s %12s %8s %8s %14s\n" "sluiced/sink" \
+	    "$(ratio "$SRC_S" "$SRC_K")" "$(ratio "$SRCD_S" "$SRCD_K")" \
+	    "$(ratio "$LS" "$LK")" - - -
 	echo
 	echo "queued: sluiced $SQ of $SENT_S acknowledged," \
 	    "postfix $PQ of $SENT_P acknowledged"
