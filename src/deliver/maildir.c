@@ -211,6 +211,44 @@ maildir_recorded(void *arg, int ok, const char *queue_id)
 	free(it);
 }
 
+static int
+maildir_stopping(struct maildir *md)
+{
+	int stop;
+
+	pthread_mutex_lock(&md->mu);
+	stop = md->stop;
+	pthread_mutex_unlock(&md->mu);
+	return stop;
+}
+
+/*
+ * Hand the outcome to the spool.  It refuses only when it cannot allocate
+ * the record; dropping the outcome then would leave the recipient in flight
+ * (the queue manager waits for maildir_recorded) until a restart, so the
+ * worker waits and tries again.  At shutdown it gives up: the recipient is
+ * still pending in the queue and is delivered again after the restart.
+ */
+static void
+maildir_record(
+    struct maildir *md, struct maildir_item *it, const struct spool_result *r)
+{
+	const struct timespec pause = {0, 200 * 1000 * 1000};
+	int logged = 0;
+
+	while (spool_record(md->spool, r, maildir_recorded, it) < 0) {
+		if (!logged++)
+			log_err("queue: cannot record the delivery of %s to %s "
+			        "yet; trying again",
+			    it->job.queue_id, it->job.addr);
+		if (maildir_stopping(md)) {
+			free(it);
+			return;
+		}
+		nanosleep(&pause, NULL);
+	}
+}
+
 static void *
 maildir_worker(void *arg)
 {
@@ -244,11 +282,7 @@ maildir_worker(void *arg)
 		r.next_attempt = time(NULL) + it->job.retry_interval;
 		r.error = it->error;
 		r.next_hop = "Maildir";
-		if (spool_record(md->spool, &r, maildir_recorded, it) < 0) {
-			log_err("queue: cannot record delivery of %s",
-			    it->job.queue_id);
-			free(it);
-		}
+		maildir_record(md, it, &r);
 	}
 	return NULL;
 }
