@@ -102,6 +102,15 @@ session_vreply(struct session *s, int tarpit, const char *fmt, va_list ap)
 		log_panic("session %s: reply format failed", s->id);
 	if ((size_t)n > sizeof(line) - 3)
 		n = (int)sizeof(line) - 3;
+	/*
+	 * A reply is printable ASCII (RFC 5321 4.2.1).  Some echo what the
+	 * client sent (an unknown verb); its control and 8-bit bytes must
+	 * not travel back to the client or into the logs.
+	 */
+	for (int i = 0; i < n; i++)
+		if ((unsigned char)line[i] < 0x20 ||
+		    (unsigned char)line[i] > 0x7e)
+			line[i] = '?';
 	session_plog(s, '>', line, (size_t)n, NULL);
 	line[n++] = '\r';
 	line[n++] = '\n';

@@ -116,6 +116,18 @@ def test_basic_commands(esmtp, line, code, enh):
         c.cmd("NOOP").check(250, "2.0.0")
 
 
+def test_reply_never_echoes_control_or_8bit_bytes(esmtp):
+    """An unknown verb is echoed in the 500, but only as printable ASCII:
+    an escape sequence or 8-bit bytes never travel back."""
+    with esmtp.client() as c:
+        c.ehlo()
+        c.send(b"\x1b[2J\x7f\xc3\xa9X\r\n")
+        r = c.reply().check(500, "5.3.3")
+        assert all(" " <= ch <= "~" for ch in r.text), r
+        assert "?[2J???X" in r.text, r
+        c.cmd("NOOP").check(250, "2.0.0")
+
+
 def test_help_is_multiline_with_codes(esmtp):
     with esmtp.client() as c:
         r = c.cmd("HELP").check(214, "2.0.0")
