@@ -2,7 +2,10 @@
 script of sensible commands and abuse (junk and overlong lines, NUL, bare
 CR and LF, absurd or negative sizes, BDAT chunks that lie about their
 length, pipelined bursts, STARTTLS followed by garbage, half a line and
-then a hang-up) mixed with real transactions.  Whatever arrives:
+then a hang-up) mixed with real transactions.  With a TLS connector, some
+clients also complete STARTTLS and go on with their abuse inside TLS, where
+the session reads through OpenSSL instead of the plain socket path.
+Whatever arrives:
 - every reply is a well-formed reply line, and every 4xx or 5xx one carries
   an enhanced status code;
 - the daemon survives under ASan/UBSan and stops cleanly;
@@ -12,18 +15,21 @@ Seeds are fixed, so a failure replays."""
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 
 import pytest
 
 from harness import Client, make_message, running
+from test_tls import tls_conf
 
 REPLY_LINE = re.compile(rb"^[2-5]\d\d[ -][\x20-\x7e]*$")
 ENHANCED = re.compile(rb"^[45]\d\d[ -][45]\.\d{1,3}\.\d{1,3}( |$)")
 QUEUED = re.compile(rb"^250 2\.6\.0 <([0-9A-F]+)>")
 CONNECTIONS = 12  # per client thread
 THREADS = 4
+TLS = b"<a real STARTTLS handshake>"
 
 
 def junk(rng, n):
@@ -35,7 +41,7 @@ def moves(rng, tag):
     body = make_message(tag).encode() + b".\r\n"
     out = []
     for _ in range(rng.randint(1, 12)):
-        kind = rng.randrange(22)
+        kind = rng.randrange(23)
         if kind == 0:
             out.append(b"EHLO chaos.example\r\n")
         elif kind == 1:
@@ -100,6 +106,8 @@ def moves(rng, tag):
             out.append(b"ehlo " + b"h" * 255 + b"\r\nmail from:<>\r\n")
         elif kind == 20:
             out.append(b"MAIL FROM:<\xc3\xa9@example.org> SMTPUTF8\r\n")
+        elif kind == 21:
+            out.append(TLS)
         else:
             out.append(b"QUIT")  # half a command, then the hang-up
             break
@@ -130,7 +138,25 @@ def drain(sock, lines, until, stop_after=None):
         lines.append(buf)  # a reply line cut short would show here
 
 
-def client(port, seed, lines, errors):
+def starttls(sock, lines):
+    """STARTTLS for real: on a 220, the rest of the script goes over TLS
+    (after a new EHLO, as a client must); otherwise on as it was."""
+    sock.sendall(b"STARTTLS\r\n")
+    before = len(lines)
+    drain(sock, lines, time.monotonic() + 2, stop_after=1)
+    if len(lines) == before or not lines[-1].startswith(b"220 "):
+        return sock
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    sock.settimeout(5)
+    tls = ctx.wrap_socket(sock, server_hostname="mx.sluice.test")
+    tls.settimeout(0.15)
+    tls.sendall(b"EHLO chaos.example\r\n")
+    return tls
+
+
+def client(port, seed, lines, errors, tls, handshakes):
     rng = random.Random(seed)
     for n in range(CONNECTIONS):
         try:
@@ -149,6 +175,11 @@ def client(port, seed, lines, errors):
                 if plain or rng.random() < 0.85:
                     sock.sendall(b"EHLO chaos.example\r\n")
                     drain(sock, lines, time.monotonic() + 2)
+                    # Half the clients of a TLS connector go into TLS now.
+                    if tls and rng.random() < 0.5:
+                        sock = starttls(sock, lines)
+                        handshakes.append(isinstance(sock, ssl.SSLSocket))
+                        drain(sock, lines, time.monotonic() + 2)
             if plain:
                 script = [b"MAIL FROM:<chaos@example.org>\r\n",
                           b"RCPT TO:<user@localhost>\r\n", b"DATA\r\n",
@@ -157,7 +188,11 @@ def client(port, seed, lines, errors):
                 script = moves(rng, f"chaos-{seed}-{n}")
             for data in script:
                 try:
-                    sock.sendall(data)
+                    if data is TLS:
+                        sock = starttls(sock, lines)
+                        handshakes.append(isinstance(sock, ssl.SSLSocket))
+                    else:
+                        sock.sendall(data)
                 except OSError:
                     break
                 drain(sock, lines, time.monotonic() + 2)
@@ -167,14 +202,18 @@ def client(port, seed, lines, errors):
 
 
 @pytest.mark.timeout_s(120)
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_hostile_clients(tmp_path, seed):
-    with running(tmp_path, conn={"MaxProtocolErrors": 1000,
-                                 "ConnectionInactivityTimeout": "3s"}) as s:
-        lines, errors = [], []
+@pytest.mark.parametrize("seed,tls", [(1, False), (2, False), (3, False),
+                                      (4, True), (5, True)])
+def test_random_hostile_clients(tmp_path, seed, tls, request):
+    limits = {"MaxProtocolErrors": 1000, "ConnectionInactivityTimeout": "3s"}
+    config = tls_conf(request.getfixturevalue("pki"), **limits) if tls \
+        else {"conn": limits}
+    with running(tmp_path, **config) as s:
+        lines, errors, handshakes = [], [], []
         threads = [threading.Thread(target=client,
                                     args=(s.port, seed * 100 + i, lines,
-                                          errors), daemon=True)
+                                          errors, tls, handshakes),
+                                    daemon=True)
                    for i in range(THREADS)]
         for t in threads:
             t.start()
@@ -182,6 +221,8 @@ def test_random_hostile_clients(tmp_path, seed):
             t.join(100)
             assert not t.is_alive(), "a chaos client hung"
         assert not errors, errors
+        if tls:
+            assert any(handshakes), "no client completed STARTTLS"
 
         bad = [ln for ln in lines if not REPLY_LINE.match(ln)]
         assert not bad, f"malformed reply lines: {bad[:5]}"
