@@ -41,7 +41,10 @@
  * client); the server's certificate is not verified unless -A names the
  * CA file (then the chain must verify).  The report adds the handshakes
  * done, how many the server resumed (always 0 without a client cache),
- * and the protocol and cipher of the last one.
+ * and the protocol and cipher of the last one.  With -Q a connection sends no
+ * mail: EHLO, STARTTLS, the handshake, EHLO again and QUIT make one unit
+ * (bench/tls.sh's handshake rate); with -i the idle sessions are held
+ * inside TLS (its memory per idle TLS session).
  *
  * RFCs: 5321 (SMTP: reply format 4.2, line limits 4.5.3.1, dot-stuffing
  * 4.5.2 - the generated content has no line starting with "."), 2920
@@ -167,6 +170,7 @@ struct sl_options {
 	int one_per_conn;
 	int pipeline;
 	int tls;
+	int handshakes; /* -Q: count STARTTLS handshakes, send no mail */
 	const char *cafile;
 	int timeout_s;
 	int hold_s;
@@ -268,7 +272,7 @@ static void
 sl_usage(void)
 {
 	fprintf(stderr,
-	    "usage: smtpload [-1P] [-c sessions] [-m messages] [-s size] "
+	    "usage: smtpload [-1PQS] [-c sessions] [-m messages] [-s size] "
 	    "[-f from] [-t to]\n"
 	    "                [-H helo] [-T timeout] HOST:PORT\n"
 	    "       smtpload -i sessions [-d hold] HOST:PORT\n"
@@ -279,6 +283,10 @@ sl_usage(void)
 	    "  -P  pipeline MAIL/RCPT/DATA when offered\n"
 	    "  -S  STARTTLS on every session (built with -DSL_TLS)\n"
 	    "  -A  with -S: verify the server's chain against this CA file\n"
+	    "  -Q  with -S: handshakes only (EHLO, STARTTLS, a full "
+	    "handshake,\n"
+	    "      EHLO, QUIT); -m counts connections, latency is the "
+	    "handshake's\n"
 	    "  -T  seconds to wait for a reply (60)\n"
 	    "  -i  open this many idle sessions, print \"ready N\", hold "
 	    "until\n"
@@ -609,6 +617,7 @@ sl_starttls(struct sl_session *s)
 	SSL_set_mode(s->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	                         SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_set_connect_state(s->ssl);
+	s->dot_sent = sl_now(); /* -Q measures the handshake from here */
 	sl_enter(s, S_HANDSHAKE);
 	sl_handshake(s);
 }
@@ -619,6 +628,25 @@ sl_starttls(struct sl_session *s)
 	sl_fail(s, "built without TLS");
 }
 #endif
+
+/*
+ * -Q: the EHLO inside TLS has been answered, which ends one unit of work;
+ * its latency runs from the STARTTLS 220 (the handshake's start), and the
+ * connection QUITs so that the next unit is a new handshake.
+ */
+static void
+sl_handshake_done(struct sl_session *s)
+{
+	double us = sl_seconds(s->dot_sent, sl_now()) * 1e6;
+
+	if (claimed < opt.messages) {
+		claimed++;
+		lat_us[accepted++] =
+		    us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	}
+	sl_cmd(s, "QUIT\r\n");
+	sl_enter(s, S_QUIT);
+}
 
 /* One complete reply: its code, its last line (for messages) and whether
  * the EHLO keyword list named PIPELINING. */
@@ -649,6 +677,10 @@ sl_reply(struct sl_session *s, int code, const char *last)
 		}
 		if (opt.idle > 0) {
 			sl_enter(s, S_IDLE);
+			return;
+		}
+		if (opt.handshakes) {
+			sl_handshake_done(s);
 			return;
 		}
 		sl_next_message(s);
@@ -858,10 +890,13 @@ sl_options(int argc, char **argv)
 	opt.from = "a@example.org";
 	opt.to = "b@example.com";
 	opt.helo = "smtpload.test";
-	while ((ch = getopt(argc, argv, "1PSA:c:d:f:H:i:m:s:t:T:")) != -1) {
+	while ((ch = getopt(argc, argv, "1PQSA:c:d:f:H:i:m:s:t:T:")) != -1) {
 		switch (ch) {
 		case 'S':
 			opt.tls = 1;
+			break;
+		case 'Q':
+			opt.handshakes = 1;
 			break;
 		case 'A':
 			opt.cafile = optarg;
@@ -909,7 +944,7 @@ sl_options(int argc, char **argv)
 			sl_usage();
 		}
 	}
-	if (optind != argc - 1)
+	if (optind != argc - 1 || (opt.handshakes && !opt.tls))
 		sl_usage();
 	if (strpbrk(opt.from, "\r\n<>") || strpbrk(opt.to, "\r\n<>") ||
 	    strpbrk(opt.helo, "\r\n ")) {

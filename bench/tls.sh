@@ -29,7 +29,6 @@ POSTFIX_PORT=$((SLUICE_PORT + 1))
 SLUICED_PID=
 
 cleanup() {
-	exec 7>&- 2>/dev/null || true
 	[ -n "$SLUICED_PID" ] && kill "$SLUICED_PID" 2>/dev/null && wait "$SLUICED_PID" 2>/dev/null
 	bench/postfix-instance.sh stop "$WORK/postfix" || true
 	rm -rf "$WORK"
@@ -37,7 +36,11 @@ cleanup() {
 trap cleanup EXIT
 
 make -s all
-cc -O2 -Wall -Wextra -Werror -o build/tlsload bench/tlsload.c -lpthread -lssl -lcrypto
+# The load tool is bench/smtpload.c built with STARTTLS (-S): -Q for bare
+# handshakes, -i for idle sessions held inside TLS.
+SMTPLOAD=build/smtpload-tls
+cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -DSL_TLS -o "$SMTPLOAD" \
+    bench/smtpload.c -lssl -lcrypto
 tests/pki/make-pki.sh "$WORK/pki"
 
 cat >"$WORK/sluice.conf" <<CONF
@@ -68,17 +71,17 @@ HOLD=1 POSTFIX_EXTRA="smtpd_tls_security_level = may
 smtpd_tls_cert_file = $WORK/pki/ecdsa.pem
 smtpd_tls_key_file = $WORK/pki/ecdsa.key" \
 	bench/postfix-instance.sh start "$WORK/postfix" "$POSTFIX_PORT" example.com
-for i in $(seq 50); do
+for _ in $(seq 50); do
 	ss -ltn | grep -q "127.0.0.1:$SLUICE_PORT " && break
 	sleep 0.1
 done
 build/sluicectl -c "$WORK/sluice.conf" suspend Hold >/dev/null
 
-rate() { sed 's/.*rate=\([0-9]*\).*/\1/'; }
-best() { # best rate of two runs: args to tlsload
+rate() { awk '$1 == "msgs/s:" { printf "%d", $2 }'; }
+best() { # best rate of two runs: args to smtpload
 	local a b
-	a=$(build/tlsload "$@" | rate)
-	b=$(build/tlsload "$@" | rate)
+	a=$("$SMTPLOAD" "$@" | rate)
+	b=$("$SMTPLOAD" "$@" | rate)
 	echo $((a > b ? a : b))
 }
 pss_of() { # summed PSS (kB) of the given pids
@@ -92,30 +95,32 @@ pss_of() { # summed PSS (kB) of the given pids
 postfix_pids() { pgrep -f -- "smtpd -n 127.0.0.1:$POSTFIX_PORT" || true; }
 idle_growth() { # port sessions pid-command: PSS growth in bytes per session
 	local port=$1 n=$2 pids=$3 before after out
+	# shellcheck disable=SC2046 # one word per process id
 	before=$(pss_of $($pids))
-	rm -f "$WORK/fifo" "$WORK/idle.out"
-	mkfifo "$WORK/fifo"
-	build/tlsload -I "$n" 127.0.0.1 "$port" <"$WORK/fifo" >"$WORK/idle.out" &
-	exec 7>"$WORK/fifo"
-	for i in $(seq 300); do
-		grep -q idle "$WORK/idle.out" 2>/dev/null && break
+	rm -f "$WORK/idle.out"
+	"$SMTPLOAD" -S -i "$n" "127.0.0.1:$port" >"$WORK/idle.out" &
+	local load=$!
+	for _ in $(seq 300); do
+		grep -q ready "$WORK/idle.out" 2>/dev/null && break
+		kill -0 "$load" 2>/dev/null || break
 		sleep 0.1
 	done
 	out=$(cat "$WORK/idle.out")
+	# shellcheck disable=SC2046
 	after=$(pss_of $($pids))
-	exec 7>&-
-	wait
-	[ "$out" = "idle $n" ] || { echo "only $out sessions opened" >&2; exit 1; }
+	kill -TERM "$load" 2>/dev/null || true
+	wait "$load" || true
+	[ "$out" = "ready $n" ] || { echo "only \"$out\" of $n idle sessions" >&2; exit 1; }
 	echo $(((after - before) * 1024 / n))
 }
 
 echo "sluice TLS benchmark: $(nproc) cores, ECDSA P-256 certificate"
-build/tlsload -H -c 20 -m 200 127.0.0.1 "$SLUICE_PORT" >/dev/null # warm-up
-build/tlsload -H -c 20 -m 200 127.0.0.1 "$POSTFIX_PORT" >/dev/null
-SH=$(best -H -c 20 -m "$HANDSHAKES" 127.0.0.1 "$SLUICE_PORT")
-PH=$(best -H -c 20 -m "$HANDSHAKES" 127.0.0.1 "$POSTFIX_PORT")
-SM=$(best -c 20 -m "$MESSAGES" 127.0.0.1 "$SLUICE_PORT")
-PM=$(best -c 20 -m "$MESSAGES" 127.0.0.1 "$POSTFIX_PORT")
+"$SMTPLOAD" -S -Q -c 20 -m 200 "127.0.0.1:$SLUICE_PORT" >/dev/null # warm-up
+"$SMTPLOAD" -S -Q -c 20 -m 200 "127.0.0.1:$POSTFIX_PORT" >/dev/null
+SH=$(best -S -Q -c 20 -m "$HANDSHAKES" "127.0.0.1:$SLUICE_PORT")
+PH=$(best -S -Q -c 20 -m "$HANDSHAKES" "127.0.0.1:$POSTFIX_PORT")
+SM=$(best -S -c 20 -m "$MESSAGES" "127.0.0.1:$SLUICE_PORT")
+PM=$(best -S -c 20 -m "$MESSAGES" "127.0.0.1:$POSTFIX_PORT")
 # Postfix keeps idle smtpd processes around; start its idle test clean.
 bench/postfix-instance.sh stop "$WORK/postfix"
 HOLD=1 POSTFIX_EXTRA="smtpd_tls_security_level = may
