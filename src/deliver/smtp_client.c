@@ -120,6 +120,7 @@ static void client_connect(struct smtp_client *);
 static void client_start_transaction(struct smtp_client *);
 static void client_expect(struct smtp_client *, enum expect);
 static void client_end(struct smtp_client *);
+static void client_transaction_over(struct smtp_client *, int need_rset);
 
 static unsigned long long client_sessions;
 
@@ -815,8 +816,8 @@ client_send_next(struct smtp_client *c)
 		return;
 	}
 	if (c->accepted == 0) {
-		c->state = CS_RSET;
-		client_send(c, "RSET");
+		/* Every recipient refused: report them, then RSET. */
+		client_transaction_over(c, 1);
 		return;
 	}
 	client_send_body(c);

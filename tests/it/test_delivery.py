@@ -129,6 +129,26 @@ def test_data_without_pipelining_dot_stuffs(tmp_path):
         assert wait_for(lambda: pending(s) == 0)
 
 
+def test_all_recipients_refused_without_pipelining_is_recorded(tmp_path):
+    """Without PIPELINING, a transaction whose every RCPT is refused ends
+    with RSET; its recipients must still be recorded (deferred here) and the
+    connection go on with the next message.  (A chaos run found them left
+    in flight, never retried, until a restart.)"""
+    with FakeSmtp(capabilities=("8BITMIME",),
+                  replies={"RCPT:busy@remote.test": "450 4.2.1 busy"}) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "TransientFailureRetryInterval": "1s"},
+                raw_extra=smarthost(mx.port)) as s:
+        send(s, ["busy@remote.test"], "refused")
+        send(s, ["ok@remote.test"], "accepted")
+        (m,) = mx.wait_messages(1, timeout=20)
+        assert m.rcpts == ["ok@remote.test"]
+        assert wait_for(lambda: states(s)["busy@remote.test"][2] >= 2), \
+            states(s)
+        status, error, _ = states(s)["busy@remote.test"]
+        assert status == 0 and "450 4.2.1 busy" in error
+
+
 def test_permanent_failure_returns_a_dsn(tmp_path):
     with FakeSmtp(capabilities=("PIPELINING", "ENHANCEDSTATUSCODES"),
                   replies={"RCPT:bad@remote.test":
