@@ -476,13 +476,18 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
 	if (dc->connecting)
 		q->nconnecting--;
 	if (!delivered && why[0] != '\0') {
+		/*
+		 * Every next hop failed this connection: the queue waits for
+		 * its retry time before it opens another.  Starting one at
+		 * once, while other connections still run, tried a failing
+		 * destination in a tight loop, and its waiting messages were
+		 * never settled.  They are, once no connection is left;
+		 * connections already parked or running may still take them.
+		 */
 		snprintf(q->last_error, sizeof(q->last_error), "%s", why);
-		if (q->nclients == 0) {
-			/* No next hop took a message: the queue waits. */
-			q->retry_until =
-			    outcome_next_attempt(dqs->srv, 0, time(NULL));
+		q->retry_until = outcome_next_attempt(dqs->srv, 0, time(NULL));
+		if (q->nclients == 0)
 			dq_settle_waiting(q, 451, enh[0] ? enh : "4.4.1", why);
-		}
 	} else if (delivered) {
 		q->last_error[0] = '\0';
 	}
@@ -675,15 +680,17 @@ dq_start_clients(struct dq *q)
 	size_t want;
 	time_t now = time(NULL);
 
-	if (q->suspended || q->head == NULL || q->retry_until > now ||
-	    dqs->srv->draining)
+	if (q->suspended || q->head == NULL || dqs->srv->draining)
 		return;
-	/* Parked connections first: they cost nothing. */
+	/*
+	 * Parked connections first: they cost nothing, and they have just
+	 * worked, so they go on even while the queue waits to retry.
+	 */
 	for (struct dq_client *dc = q->clients; dc != NULL && q->head != NULL;
 	     dc = dc->next)
 		if (smtp_client_idle(dc->client))
 			smtp_client_resume(dc->client);
-	if (q->head == NULL || q->resolving)
+	if (q->head == NULL || q->resolving || q->retry_until > now)
 		return;
 	if (q->hops_at + DQUEUE_HOPS_TTL <= now ||
 	    q->hops.status != RESOLVER_OK) {

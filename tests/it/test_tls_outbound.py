@@ -8,12 +8,15 @@ as the table says.  A deferred recipient never reaches the peer (its
 address is absent from Postfix's log), and the fake server proves from
 the peer's side that no MAIL FROM crosses in plaintext when TLS is
 required, also when STARTTLS is stripped or plaintext is injected."""
+import time
+
 import pytest
 
 from harness import free_port, running
 from peers.fakesmtp import FakeSmtp, server_context
 from peers.postfix import Postfix
 from test_delivery import RELAY, events, send, states, wait_for
+from test_queue_cli import ctl
 
 # connector (AddressSpaces = <name>.test) -> its TLS settings
 SETTINGS = {
@@ -143,6 +146,34 @@ def test_forced_tls_never_falls_back(tmp_path, pki, mode):
             assert "RCPT" not in sess.verbs(tls=False), sess
         assert len(mx.sessions) == 1  # never retried in plaintext
         assert states(s)["bob@remote.test"][0] == 0
+
+
+def test_failing_next_hop_is_not_reconnected_in_a_loop(tmp_path, pki):
+    """Every connection fails the TLS its connector requires: the queue
+    waits for its retry time instead of opening the next connection at
+    once, and every waiting recipient is deferred with the reason.  (A
+    chaos run found the queue reconnecting thousands of times a second
+    while its waiting recipients were never settled.)"""
+    with FakeSmtp(capabilities=("PIPELINING", "STARTTLS"),
+                  tls=server_context(pki, "server"), starttls="garbage",
+                  max_sessions=40) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "TransientFailureRetryInterval": "1h",
+                "OutboundConnectionFailureRetryInterval": "1h"},
+                raw_extra=fake_connector(mx.port)) as s:
+        # All ten wait first, so that one wave of connections meets them.
+        assert ctl(s, "suspend", "Forced").returncode == 0
+        for n in range(10):
+            send(s, [f"r{n}@remote.test"], f"no loop {n}")
+        assert ctl(s, "resume", "Forced").returncode == 0
+        assert wait_for(lambda: all(
+            r["attempts"] >= 1 and "TLS handshake failed" in r["last_error"]
+            for r in s.recipients() if r["addr"].endswith("@remote.test")),
+            timeout=20), states(s)
+        seen = len(mx.sessions)
+        time.sleep(2)
+        # One wave at most (a connection per waiting message), then quiet.
+        assert len(mx.sessions) == seen <= 10, (seen, len(mx.sessions))
 
 
 def test_forced_tls_survives_injection(tmp_path, pki):
