@@ -25,6 +25,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -259,6 +260,25 @@ def queue_id_of(reply):
     m = re.search(r"<([^>]+)>", reply.text)
     assert m, f"no <queue-id> in {reply!r}"
     return m.group(1)
+
+
+def start_threads(target, argss):
+    """One daemon thread per argument tuple, started: the load of the
+    chaos tests (their failures are collected by the threads)."""
+    threads = [threading.Thread(target=target, args=args, daemon=True)
+               for args in argss]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def join_threads(threads, timeout, what):
+    """Wait for every thread, timeout seconds in all; a thread still
+    running then fails the test as hung."""
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+        assert not t.is_alive(), f"{what} hung"
 
 
 def make_message(subject, body="Hello.\r\n", extra_headers=""):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness import running
+from harness import join_threads, running, start_threads
 from peers.fakesmtp import FakeSmtp
 from test_delivery import RELAY, send, smarthost, wait_for
 from test_queue_cli import ctl
@@ -59,23 +59,16 @@ def test_random_queue_commands_while_delivering(tmp_path, seed):
                 "TransientFailureRetryInterval": "1s"},
                 raw_extra=smarthost(mx.port)) as s:
         acked, errors, log, stop = [], [], [], threading.Event()
-        admin = threading.Thread(target=administrator,
-                                 args=(s, rng, acked, log, stop), daemon=True)
-        senders = [threading.Thread(target=sender,
-                                    args=(s, t, acked, errors), daemon=True)
-                   for t in range(SENDERS)]
         # Mail piles up at first, so that there is something to remove.
         assert ctl(s, "suspend", "Out").returncode == 0
-        admin.start()
-        for t in senders:
-            t.start()
-        for t in senders:
-            t.join(60)
-            assert not t.is_alive(), "a sender hung"
+        admin = start_threads(administrator, [(s, rng, acked, log, stop)])
+        join_threads(start_threads(sender, [(s, t, acked, errors)
+                                            for t in range(SENDERS)]),
+                     60, "a sender")
         assert not errors, errors
         time.sleep(max(0.0, CHAOS_SECONDS - 1))
         stop.set()
-        admin.join(30)
+        join_threads(admin, 30, "the administrator")
         assert len(acked) == SENDERS * MESSAGES
         # A command may find nothing to act on (the message was delivered
         # or removed already, the queue is not suspended); nothing else

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from harness import Client, free_port, make_message, running
+from harness import (Client, free_port, join_threads, make_message, running,
+                     start_threads)
 from test_tls import certs, client_ctx, starttls
 
 SENDERS = 4
@@ -73,12 +74,9 @@ def test_random_reloads_while_sending(tmp_path, pki, seed):
         s.signal(signal.SIGHUP)
         time.sleep(0.3)
         acked, errors, stop = [], [], threading.Event()
-        threads = [threading.Thread(target=sender,
-                                    args=(s.port, seed * 10 + i, pki, acked,
-                                          errors, stop), daemon=True)
-                   for i in range(SENDERS)]
-        for t in threads:
-            t.start()
+        threads = start_threads(sender, [
+            (s.port, seed * 10 + i, pki, acked, errors, stop)
+            for i in range(SENDERS)])
         reloads = refused = 0
         deadline = time.monotonic() + SECONDS
         while time.monotonic() < deadline and not errors:
@@ -91,9 +89,7 @@ def test_random_reloads_while_sending(tmp_path, pki, seed):
             reloads += 1
             time.sleep(rng.uniform(0.02, 0.12))
         stop.set()
-        for t in threads:
-            t.join(30)
-            assert not t.is_alive(), "a sender hung"
+        join_threads(threads, 30, "a sender")
         assert not errors, errors[:5]
         assert s.alive()
         assert reloads > 10 and refused > 0 and len(acked) > 20, \

@@ -16,12 +16,12 @@ import random
 import re
 import socket
 import ssl
-import threading
 import time
 
 import pytest
 
-from harness import Client, make_message, running
+from harness import (Client, join_threads, make_message, running,
+                     start_threads)
 from test_tls import tls_conf
 
 REPLY_LINE = re.compile(rb"^[2-5]\d\d[ -][\x20-\x7e]*$")
@@ -210,16 +210,9 @@ def test_random_hostile_clients(tmp_path, seed, tls, request):
         else {"conn": limits}
     with running(tmp_path, **config) as s:
         lines, errors, handshakes = [], [], []
-        threads = [threading.Thread(target=client,
-                                    args=(s.port, seed * 100 + i, lines,
-                                          errors, tls, handshakes),
-                                    daemon=True)
-                   for i in range(THREADS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(100)
-            assert not t.is_alive(), "a chaos client hung"
+        join_threads(start_threads(client, [
+            (s.port, seed * 100 + i, lines, errors, tls, handshakes)
+            for i in range(THREADS)]), 100, "a chaos client")
         assert not errors, errors
         if tls:
             assert any(handshakes), "no client completed STARTTLS"
