@@ -25,6 +25,7 @@
 #include <ini.h>
 
 #include "conf/conf_keys.h"
+#include "rules/rules.h"
 
 /* The largest configuration file we read; far above any real one. */
 #define CONF_FILE_MAX (4 * 1024 * 1024)
@@ -128,6 +129,8 @@ conf_name_slot(struct conf *c, enum conf_section sec, size_t i)
 		return &c->receive_connectors[i].name;
 	case CONF_SEC_SEND:
 		return &c->send_connectors[i].name;
+	case CONF_SEC_RULE:
+		return &c->transport_rules[i].name;
 	default:
 		return NULL;
 	}
@@ -145,6 +148,8 @@ conf_line_slot(struct conf *c, enum conf_section sec, size_t i)
 		return &c->receive_connectors[i].line;
 	case CONF_SEC_SEND:
 		return &c->send_connectors[i].line;
+	case CONF_SEC_RULE:
+		return &c->transport_rules[i].line;
 	default:
 		return NULL;
 	}
@@ -174,6 +179,10 @@ conf_new_object(struct conf *c, enum conf_section sec)
 	case CONF_SEC_SEND:
 		arr = (void **)&c->send_connectors;
 		n = &c->nsend_connectors;
+		break;
+	case CONF_SEC_RULE:
+		arr = (void **)&c->transport_rules;
+		n = &c->ntransport_rules;
 		break;
 	default:
 		return -1;
@@ -230,16 +239,11 @@ conf_section_line(struct conf_parse *p, const char *s, size_t n)
 		if (strcasecmp(conf_sections[i].name, kind) == 0)
 			sec = i;
 	if (sec < 0) {
-		if (strcasecmp(kind, "TransportRule") == 0)
-			conf_error(p, p->line,
-			    "[TransportRule] sections are not supported yet "
-			    "(they are specified by their own issue)");
-		else
-			conf_error(p, p->line,
-			    "unknown section [%s] (expected Transport, "
-			    "Certificate, AcceptedDomain, ReceiveConnector or "
-			    "SendConnector)",
-			    kind);
+		conf_error(p, p->line,
+		    "unknown section [%s] (expected Transport, Certificate, "
+		    "AcceptedDomain, ReceiveConnector, SendConnector or "
+		    "TransportRule)",
+		    kind);
 		return;
 	}
 	if (conf_sections[sec].named && name[0] == '\0') {
@@ -378,7 +382,7 @@ conf_is_list(enum conf_type t)
 {
 	return t == CT_DOMAINS || t == CT_BINDINGS || t == CT_RANGES ||
 	       t == CT_ADDRSPACES || t == CT_SMARTHOSTS || t == CT_AUTHMECH ||
-	       t == CT_PERMS;
+	       t == CT_PERMS || conf_key_quoted_list(t);
 }
 
 static int
@@ -406,13 +410,18 @@ conf_handler(
 		return 1;
 	}
 	k = &conf_sections[p->cur->sec].keys[ki];
-	/* A value in double quotes keeps its inner text as is. */
+	/*
+	 * A value in double quotes keeps its inner text as is.  Lists whose
+	 * items may be quoted (transport rule words and patterns) keep the
+	 * quotes for their own parser.
+	 */
 	vl = strlen(value);
 	if (vl >= sizeof(val)) {
 		conf_error(p, p->line, "%s: value too long", k->name);
 		return 1;
 	}
-	if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
+	if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"' &&
+	    !conf_key_quoted_list(k->type)) {
 		memcpy(val, value + 1, vl - 2);
 		val[vl - 2] = '\0';
 	} else {
@@ -612,6 +621,7 @@ conf_free(struct conf *c)
 {
 	if (c == NULL)
 		return;
+	rule_set_free(c->rules); /* points into the rules below */
 	for (int s = 0; s < CONF_SEC_COUNT; s++) {
 		size_t n = conf_object_count(c, (enum conf_section)s);
 
@@ -630,6 +640,7 @@ conf_free(struct conf *c)
 	free(c->accepted_domains);
 	free(c->receive_connectors);
 	free(c->send_connectors);
+	free(c->transport_rules);
 	free(c->path);
 	free(c);
 }
@@ -678,5 +689,14 @@ conf_send_connector(const struct conf *c, const char *name)
 	for (size_t i = 0; i < c->nsend_connectors; i++)
 		if (strcasecmp(c->send_connectors[i].name, name) == 0)
 			return &c->send_connectors[i];
+	return NULL;
+}
+
+const struct conf_transport_rule *
+conf_transport_rule(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->ntransport_rules; i++)
+		if (strcasecmp(c->transport_rules[i].name, name) == 0)
+			return &c->transport_rules[i];
 	return NULL;
 }

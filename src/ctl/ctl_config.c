@@ -3,17 +3,27 @@
  * check it, dump it, and show objects the way Exchange's Get-* cmdlets
  * piped to Format-List do.  They never talk to the running daemon.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <strings.h>
 
 #include "conf/conf.h"
 #include "ctl/ctl.h"
+#include "rules/rules.h"
 #include "tls/tls_store.h"
 
 static struct conf *
 ctl_load(struct ctl *ctl)
 {
 	return conf_load(ctl->conf_path, stderr);
+}
+
+/* FILE:LINE: warning: ..., on stderr like the errors. */
+static void
+ctl_rule_warning(void *arg, int line, const char *rule, const char *msg)
+{
+	(void)rule;
+	fprintf(stderr, "%s:%d: warning: %s\n", (const char *)arg, line, msg);
 }
 
 int
@@ -27,6 +37,9 @@ ctl_config_check(struct ctl *ctl, int argc, char **argv)
 
 	if (c == NULL)
 		return 1;
+	/* Valid, but probably not meant: the file still loads. */
+	rule_lint(
+	    c->rules, c, ctl_rule_warning, (void *)(uintptr_t)ctl->conf_path);
 	/* Certificates and keys must load too, as sluiced will need them. */
 	if ((tls = tls_store_new(c, stderr)) == NULL) {
 		conf_free(c);

@@ -42,9 +42,15 @@ static const struct ctl_command ctl_commands[] = {
         ctl_test_tls},
     {"remove", "ID", "drop a message without a notice (Remove-Message)",
         ctl_remove},
-    {"route", "[--no-dns] user@domain",
+    {"route", "[--no-dns] [--from A] user@domain",
         "which connector, next hop and TLS policy a recipient gets, and why",
         ctl_route},
+    {"get-transportrule", "[NAME]",
+        "show transport rules in priority order (Get-TransportRule)",
+        ctl_get_transportrule},
+    {"test-transportrule", "--from A --to B [...]",
+        "which rules match a message, its route and TLS (Test-Message)",
+        ctl_test_transportrule},
     {"help", "", "this list", ctl_help},
 };
 

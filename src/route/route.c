@@ -57,7 +57,8 @@ route_domain(const struct conf *conf, const char *domain, struct route *r)
 		const struct conf_send_connector *sc =
 		    &conf->send_connectors[i];
 
-		if (!sc->enabled)
+		/* a scoped connector is only ever chosen by a rule */
+		if (!sc->enabled || sc->is_transport_rule_scoped)
 			continue;
 		for (size_t j = 0; j < sc->naddress_spaces; j++) {
 			const struct conf_address_space *as =
@@ -95,12 +96,93 @@ route_domain(const struct conf *conf, const char *domain, struct route *r)
 }
 
 void
+route_recipient(const struct conf *conf, const char *domain,
+    const struct route_rules *rr, struct route *r)
+{
+	const struct conf_send_connector *sc;
+	const struct conf_send_connector *tls_from;
+
+	route_domain(conf, domain, r);
+	if (rr == NULL || r->kind == ROUTE_LOCAL)
+		return;
+	if (rr->connector != NULL && rr->connector[0] != '\0') {
+		sc = conf_send_connector(conf, rr->connector);
+		if (sc == NULL || !sc->enabled ||
+		    !sc->is_transport_rule_scoped) {
+			r->kind = ROUTE_WAIT;
+			r->connector = NULL;
+			r->connector_rule = rr->connector_rule;
+			snprintf(r->why, sizeof(r->why),
+			    "transport rule \"%s\" routes to send connector "
+			    "\"%s\", which is %s: the recipient waits (4.4.3)",
+			    rr->connector_rule ? rr->connector_rule : "?",
+			    rr->connector,
+			    sc == NULL     ? "not configured"
+			    : !sc->enabled ? "disabled"
+			                   : "not IsTransportRuleScoped");
+			return;
+		}
+		r->kind = ROUTE_CONNECTOR;
+		r->connector = sc;
+		r->space = NULL;
+		r->connector_rule = rr->connector_rule;
+		r->domain_secure =
+		    sc->domain_secure_enabled &&
+		    conf_strlist_has(
+		        &conf->transport.send_domain_secure, domain);
+		snprintf(r->why, sizeof(r->why),
+		    "send connector \"%s\": chosen by transport rule \"%s\" "
+		    "(RouteMessageOutboundConnector)",
+		    sc->name, rr->connector_rule ? rr->connector_rule : "?");
+	}
+	if (rr->tls_rule != NULL && rr->tls_rule[0] != '\0' &&
+	    r->kind == ROUTE_CONNECTOR) {
+		tls_from = r->connector;
+		r->tls_rule = rr->tls_rule;
+		r->tls_floor = !r->domain_secure && !tls_from->require_tls;
+	}
+}
+
+void
+route_effective_connector(
+    const struct route *r, struct conf_send_connector *out)
+{
+	*out = *r->connector;
+	if (!r->tls_floor)
+		return;
+	out->require_tls = 1;
+	out->ignore_starttls = 0;
+	if (out->tls_auth_level < TLS_AUTH_ENCRYPTION_ONLY)
+		out->tls_auth_level = TLS_AUTH_ENCRYPTION_ONLY;
+}
+
+void
 route_tls_policy(const struct route *r, char *out, size_t len)
 {
 	const struct conf_send_connector *sc = r->connector;
+	size_t w;
 
 	if (r->kind != ROUTE_CONNECTOR) {
 		snprintf(out, len, "none (no network hop)");
+		return;
+	}
+	if (r->tls_floor) {
+		snprintf(out, len,
+		    "RequireTLS by transport rule \"%s\" "
+		    "(RouteMessageOutboundRequireTls), EncryptionOnly: TLS "
+		    "required, certificate not checked; otherwise defer",
+		    r->tls_rule);
+		return;
+	}
+	if (r->tls_rule != NULL) {
+		/* the connector requires TLS already, perhaps more */
+		struct route plain = *r;
+
+		plain.tls_rule = NULL;
+		route_tls_policy(&plain, out, len);
+		w = strlen(out);
+		snprintf(out + w, len > w ? len - w : 0,
+		    " (transport rule \"%s\" requires TLS too)", r->tls_rule);
 		return;
 	}
 	if (r->domain_secure) {
@@ -160,13 +242,26 @@ route_queue_name(const struct route *r, const char *domain, char *out,
 		snprintf(out, len, "Unreachable");
 		*type = "Unreachable";
 		break;
+	case ROUTE_WAIT:
+		snprintf(out, len, "Unreachable");
+		*type = "Unreachable";
+		break;
 	case ROUTE_CONNECTOR:
 		if (r->connector->dns_routing_enabled) {
-			snprintf(out, len, "%s", domain);
+			if (r->connector_rule != NULL)
+				snprintf(out, len, "%s/%s", domain,
+				    r->connector->name);
+			else
+				snprintf(out, len, "%s", domain);
 			*type = "DnsConnectorDelivery";
 		} else {
 			snprintf(out, len, "%s", r->connector->name);
 			*type = "SmartHostConnectorDelivery";
+		}
+		if (r->tls_floor) {
+			size_t w = strlen(out);
+
+			snprintf(out + w, len > w ? len - w : 0, "/RequireTls");
 		}
 		break;
 	}

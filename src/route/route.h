@@ -13,6 +13,17 @@ enum route_kind {
 	ROUTE_LOCAL,     /* Authoritative accepted domain: a Maildir */
 	ROUTE_CONNECTOR, /* through a send connector */
 	ROUTE_NONE,      /* no connector: non-delivery, 5.4.4 */
+	ROUTE_WAIT,      /* a rule's connector is missing: defer, 4.4.3 */
+};
+
+/*
+ * What transport rules decided for a recipient at acceptance (SPEC 5),
+ * stored with it in the queue: NULL or "" when a rule did not decide.
+ */
+struct route_rules {
+	const char *tls_rule;       /* RouteMessageOutboundRequireTls */
+	const char *connector;      /* RouteMessageOutboundConnector */
+	const char *connector_rule; /* the rule that chose it */
 };
 
 struct route {
@@ -21,7 +32,11 @@ struct route {
 	const struct conf_send_connector *connector; /* ROUTE_CONNECTOR */
 	const struct conf_address_space *space;      /* the entry that won */
 	int domain_secure; /* Domain Security applies to this recipient */
-	char why[256];     /* one line an administrator can read */
+	/* set by route_recipient() from the rules' decisions */
+	const char *connector_rule; /* the connector came from this rule */
+	const char *tls_rule;       /* this rule requires TLS ... */
+	int tls_floor;              /* ... and that raises the policy */
+	char why[256];              /* one line an administrator can read */
 };
 
 /*
@@ -34,10 +49,34 @@ struct route {
 void route_domain(const struct conf *, const char *domain, struct route *);
 
 /*
+ * Route a recipient with what transport rules decided for it (rules may
+ * be NULL: as route_domain).  Local delivery is never overridden.  A
+ * rule's connector (IsTransportRuleScoped) replaces the connector routing
+ * would pick; if it is gone or disabled since (a reload), the recipient
+ * waits (ROUTE_WAIT) rather than leaving by another way.  A rule that
+ * requires TLS sets tls_floor when the connector's own policy is weaker
+ * than RequireTLS with EncryptionOnly.
+ */
+void route_recipient(const struct conf *, const char *domain,
+    const struct route_rules *, struct route *);
+
+/*
+ * The send connector a delivery uses: the route's connector, with the
+ * TLS floor of a rule applied (RequireTLS, at least EncryptionOnly,
+ * STARTTLS never ignored).  Strings point into the original.
+ */
+void route_effective_connector(
+    const struct route *, struct conf_send_connector *out);
+
+/*
  * The delivery queue a routed recipient waits in (Exchange's next hop
  * domain): "Local" for Authoritative domains, the recipient domain for a
  * DNS-routed connector, the connector's name for smart hosts,
  * "Unreachable" without a route.  *type is Exchange's DeliveryType.
+ * Rules give queues of their own, so that a TLS requirement or a scoped
+ * connector never holds up (or lowers the policy of) other mail:
+ * "DOMAIN/CONNECTOR" for a DNS-routed scoped connector, "/RequireTls"
+ * appended under a TLS floor.
  */
 void route_queue_name(const struct route *, const char *domain, char *out,
     size_t len, const char **type);
