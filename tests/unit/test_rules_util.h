@@ -17,7 +17,7 @@
 #include "rules/rules.h"
 
 /* Load text as a configuration file; errors into err (may be NULL). */
-static struct conf *
+static __attribute__((unused)) struct conf *
 tr_load(const char *text, char *err, size_t errsz)
 {
 	char path[] = "/tmp/sluice-rules-XXXXXX";
@@ -39,7 +39,7 @@ tr_load(const char *text, char *err, size_t errsz)
 	return c;
 }
 
-static const struct rule *
+static __attribute__((unused)) const struct rule *
 tr_rule(const struct conf *c, const char *name)
 {
 	for (size_t i = 0; i < rule_set_count(c->rules); i++)
@@ -56,7 +56,7 @@ struct tr_msg {
 	struct rule_message m;
 };
 
-static void
+static __attribute__((unused)) void
 tr_msg(struct tr_msg *t, const char *sender, const char *const *rcpts,
     size_t nrcpts, const char *headers, const char *client)
 {
