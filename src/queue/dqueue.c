@@ -20,6 +20,7 @@
 #include "deliver/smtp_client.h"
 #include "dns/resolver.h"
 #include "queue/dqueue.h"
+#include "route/route.h"
 #include "server/server.h"
 #include "spool/spool.h"
 #include "tls/tls_client.h"
@@ -35,6 +36,7 @@ struct dq_rcpt {
 	char *addr, *orcpt;
 	unsigned notify, attempts;
 	int delay_notified;
+	char *note; /* after a failure's text: the transport rule */
 };
 
 struct dq_msg {
@@ -59,6 +61,8 @@ struct dq_client {
 	struct conf_ref *ref;
 	int connecting; /* has not asked for a message yet */
 	char user[256], pass[256];
+	/* the connector under a transport rule's TLS floor (tls_floor) */
+	struct conf_send_connector floor;
 };
 
 struct dq {
@@ -70,6 +74,7 @@ struct dq {
 	char name[256];
 	char connector[256];
 	char domain[256];
+	int tls_floor; /* transport rule: at least RequireTLS (route.c) */
 	int suspended;
 	struct dq_msg *head, **tail;
 	size_t nwaiting;
@@ -104,6 +109,7 @@ dq_msg_free(struct dq_msg *m)
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].orcpt);
+		free(m->rcpts[i].note);
 	}
 	free(m->rcpts);
 	free(m->stored.data);
@@ -237,6 +243,7 @@ dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
 
 	if (q == NULL)
 		return -1;
+	q->tls_floor |= r->tls_floor; /* the queue's name says so too */
 	/* Recipients of one message arrive together, in id order. */
 	m = q->head != NULL ? (struct dq_msg *)((char *)q->tail -
 	                                        offsetof(struct dq_msg, next))
@@ -274,9 +281,12 @@ dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
 	dr->notify = r->notify;
 	dr->attempts = r->attempts;
 	dr->delay_notified = r->delay_notified;
-	if (dr->addr == NULL || dr->orcpt == NULL) {
+	dr->note = r->note != NULL && r->note[0] ? strdup(r->note) : NULL;
+	if (dr->addr == NULL || dr->orcpt == NULL ||
+	    (r->note != NULL && r->note[0] && dr->note == NULL)) {
 		free(dr->addr);
 		free(dr->orcpt);
+		free(dr->note);
 		return -1;
 	}
 	m->nrcpts++;
@@ -290,11 +300,16 @@ dq_settle(struct dq *q, struct dq_msg *m, const char *host, const char *tls)
 	struct outcome o;
 	struct outcome_rcpt *rs =
 	    calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*rs));
+	/* a failure of a transport rule's recipient names the rule */
+	char(*noted)[SMTP_CLIENT_STATUS_MAX + 600] =
+	    calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*noted));
 	struct dqueues *dqs = q->owner;
 
-	if (rs == NULL) {
+	if (rs == NULL || noted == NULL) {
 		for (size_t i = 0; i < m->nrcpts; i++)
 			dqs->released(dqs->arg, m->rcpts[i].rcpt_id, 0);
+		free(rs);
+		free(noted);
 		return;
 	}
 	for (size_t i = 0; i < m->nrcpts; i++) {
@@ -310,6 +325,11 @@ dq_settle(struct dq *q, struct dq_msg *m, const char *host, const char *tls)
 		rs[i].enh = c->code > 0 ? c->enh : "4.4.0";
 		rs[i].status = c->code > 0 ? c->status : "not attempted";
 		rs[i].dsn_passed = c->dsn_passed;
+		if (m->rcpts[i].note != NULL && rs[i].code / 100 != 2) {
+			snprintf(noted[i], sizeof(noted[i]), "%s %s",
+			    rs[i].status, m->rcpts[i].note);
+			rs[i].status = noted[i];
+		}
 	}
 	memset(&o, 0, sizeof(o));
 	o.message_id = m->message_id;
@@ -324,6 +344,7 @@ dq_settle(struct dq *q, struct dq_msg *m, const char *host, const char *tls)
 	o.nrcpts = m->nrcpts;
 	outcome_settle(dqs->srv, &o, dqs->released, dqs->arg);
 	free(rs);
+	free(noted);
 }
 
 /* Give every waiting message of q the same outcome (no next hop usable). */
@@ -555,6 +576,12 @@ dq_open(struct dq *q)
 	dc->ref = ref;
 	dc->connecting = 1;
 	dq_credentials(sc, dc);
+	/* A transport rule's TLS floor: the client sees a connector that
+	 * requires TLS (route.c), so its own policy code does the rest. */
+	if (q->tls_floor) {
+		route_tls_floor(sc, &dc->floor);
+		sc = &dc->floor;
+	}
 	memset(&p, 0, sizeof(p));
 	p.base = dqs->srv->base;
 	p.connector = sc;

@@ -36,6 +36,11 @@ struct dqueue_rcpt {
 	unsigned notify;
 	unsigned attempts;
 	int delay_notified;
+	/* transport rules (SPEC 5): the queue enforces at least RequireTLS
+	 * with EncryptionOnly; note goes after a failure's text (the DSN
+	 * then names the rule) */
+	int tls_floor;
+	const char *note;
 };
 
 struct dqueues *dqueues_new(struct server *, outcome_released_fn, void *arg);

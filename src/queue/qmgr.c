@@ -12,6 +12,7 @@
  * A recipient handed out is remembered as in flight until its new state
  * is durable, so it is never handed out twice.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -198,19 +199,23 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
 	tracklog_write(q->srv->tracklog, &ev);
 }
 
-/* No send connector matches: a non-delivery report with 5.4.4. */
+/*
+ * Settle a recipient without an attempt: no send connector matches (a
+ * non-delivery report with 5.4.4), a transport rule refused it (its 5.7.x
+ * reply), or a rule's connector is gone (deferred with 4.4.3).
+ */
 static void
-qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *why)
+qmgr_settle_now(struct qmgr *q, const struct spool_due *d, int code,
+    const char *enh, const char *status)
 {
-	char status[400];
 	struct outcome_rcpt r = {.rcpt_id = d->rcpt_id,
 	    .addr = d->addr,
 	    .orcpt = d->orcpt,
 	    .notify = d->notify,
 	    .attempts = d->attempts,
 	    .delay_notified = d->delay_notified,
-	    .code = 550,
-	    .enh = "5.4.4",
+	    .code = code,
+	    .enh = enh,
 	    .status = status};
 	struct outcome o = {.message_id = d->message_id,
 	    .queue_id = d->queue_id,
@@ -223,9 +228,29 @@ qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *why)
 	    .rcpts = &r,
 	    .nrcpts = 1};
 
-	snprintf(status, sizeof(status), "550 5.4.4 Unable to route: %s", why);
 	qmgr_hold(q, d->rcpt_id);
 	outcome_settle(q->srv, &o, qmgr_released, q);
+}
+
+static void
+qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *why)
+{
+	char status[400];
+
+	snprintf(status, sizeof(status), "550 5.4.4 Unable to route: %s", why);
+	qmgr_settle_now(q, d, 550, "5.4.4", status);
+}
+
+/* "550 5.7.1 text" as a rule stored it: fail with it and an NDR. */
+static void
+qmgr_rule_refused(struct qmgr *q, const struct spool_due *d)
+{
+	char enh[16] = "5.7.1";
+	const char *sp = strchr(d->rule_reject, ' ');
+
+	if (sp != NULL && sscanf(sp + 1, "%15[0-9.]", enh) != 1)
+		snprintf(enh, sizeof(enh), "5.7.1");
+	qmgr_settle_now(q, d, 550, enh, d->rule_reject);
 }
 
 static void
@@ -279,20 +304,47 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 	const struct conf *conf = q->srv->conf->conf;
 	const char *at = strrchr(d->addr, '@');
 	struct dqueue_rcpt dr;
+	struct route_rules rr;
 	struct route r;
-	char queue[300];
+	char queue[600];
 	const char *type;
 
+	if (d->rule_reject[0] != '\0') {
+		qmgr_rule_refused(q, d);
+		return;
+	}
 	if (at == NULL) {
 		qmgr_postmaster(q, d);
 		return;
 	}
-	route_domain(conf, at + 1, &r);
+	/* with what transport rules decided at acceptance (SPEC 5) */
+	rr.tls_rule = d->rule_tls;
+	rr.connector = d->rule_connector;
+	rr.connector_rule = d->rule_route;
+	route_recipient(conf, at + 1, &rr, &r);
 	if (r.kind == ROUTE_NONE) {
 		qmgr_unroutable(q, d, r.why);
 		return;
 	}
+	if (r.kind == ROUTE_WAIT) {
+		char status[400];
+
+		snprintf(status, sizeof(status), "451 4.4.3 %s", r.why);
+		qmgr_settle_now(q, d, 451, "4.4.3", status);
+		return;
+	}
 	if (r.kind == ROUTE_CONNECTOR) {
+		char note[600] = "";
+
+		if (r.tls_floor)
+			snprintf(note, sizeof(note),
+			    "(TLS required by transport rule \"%s\")",
+			    r.tls_rule);
+		else if (r.connector_rule != NULL)
+			snprintf(note, sizeof(note),
+			    "(routed by transport rule \"%s\" through send "
+			    "connector \"%s\")",
+			    r.connector_rule, r.connector->name);
 		route_queue_name(&r, at + 1, queue, sizeof(queue), &type);
 		memset(&dr, 0, sizeof(dr));
 		dr.rcpt_id = d->rcpt_id;
@@ -305,6 +357,8 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 		dr.notify = d->notify;
 		dr.attempts = d->attempts;
 		dr.delay_notified = d->delay_notified;
+		dr.tls_floor = r.tls_floor;
+		dr.note = note;
 		if (dqueues_add(
 		        q->dqueues, queue, r.connector->name, at + 1, &dr) == 0)
 			qmgr_hold(q, d->rcpt_id);

@@ -144,12 +144,10 @@ route_recipient(const struct conf *conf, const char *domain,
 }
 
 void
-route_effective_connector(
-    const struct route *r, struct conf_send_connector *out)
+route_tls_floor(
+    const struct conf_send_connector *sc, struct conf_send_connector *out)
 {
-	*out = *r->connector;
-	if (!r->tls_floor)
-		return;
+	*out = *sc;
 	out->require_tls = 1;
 	out->ignore_starttls = 0;
 	if (out->tls_auth_level < TLS_AUTH_ENCRYPTION_ONLY)

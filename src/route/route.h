@@ -61,12 +61,12 @@ void route_recipient(const struct conf *, const char *domain,
     const struct route_rules *, struct route *);
 
 /*
- * The send connector a delivery uses: the route's connector, with the
- * TLS floor of a rule applied (RequireTLS, at least EncryptionOnly,
- * STARTTLS never ignored).  Strings point into the original.
+ * The send connector a delivery uses under a rule's TLS floor: a copy of
+ * the connector with RequireTLS, at least EncryptionOnly, STARTTLS never
+ * ignored (a stricter TlsAuthLevel stays).  Strings point into sc.
  */
-void route_effective_connector(
-    const struct route *, struct conf_send_connector *out);
+void route_tls_floor(
+    const struct conf_send_connector *sc, struct conf_send_connector *out);
 
 /*
  * The delivery queue a routed recipient waits in (Exchange's next hop

@@ -83,14 +83,16 @@ struct control_walk {
 	time_t now;
 };
 
+/* The queue a pending recipient waits in, transport rules included. */
 static void
-control_queue_of(const struct conf *conf, const char *addr, char *id,
-    size_t idlen, const char **type)
+control_queue_of(const struct conf *conf, const struct spool_pending *p,
+    char *id, size_t idlen, const char **type)
 {
-	const char *at = strrchr(addr, '@');
+	const char *at = strrchr(p->addr, '@');
+	struct route_rules rr = {p->rule_tls, p->rule_connector, p->rule_route};
 	struct route r;
 
-	route_domain(conf, at != NULL ? at + 1 : "", &r);
+	route_recipient(conf, at != NULL ? at + 1 : "", &rr, &r);
 	route_queue_name(&r, at != NULL ? at + 1 : "", id, idlen, type);
 }
 
@@ -111,8 +113,7 @@ control_collect(void *arg, const struct spool_pending *p)
 	char id[300];
 	const char *type;
 
-	control_queue_of(
-	    w->ctl->srv->conf->conf, p->addr, id, sizeof(id), &type);
+	control_queue_of(w->ctl->srv->conf->conf, p, id, sizeof(id), &type);
 	for (size_t i = 0; i < w->nqueues; i++)
 		if (strcmp(w->queues[i].identity, id) == 0)
 			q = &w->queues[i];
@@ -185,8 +186,7 @@ control_message(void *arg, const struct spool_pending *p)
 	char id[300], when[32], next[32];
 	const char *type;
 
-	control_queue_of(
-	    w->ctl->srv->conf->conf, p->addr, id, sizeof(id), &type);
+	control_queue_of(w->ctl->srv->conf->conf, p, id, sizeof(id), &type);
 	if (w->only != NULL && strcasecmp(w->only, id) != 0)
 		return 0;
 	control_stamp(p->received, when, sizeof(when));

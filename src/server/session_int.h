@@ -5,6 +5,7 @@
  *
  *   session.c          the state machine, commands, input and deadlines
  *   session_message.c  message content: our headers, the commit, the 250
+ *   session_rules.c    transport rules between the content and the commit
  *   session_auth.c     SMTP AUTH (RFC 4954)
  */
 #ifndef SLUICE_SESSION_INT_H
@@ -104,6 +105,9 @@ struct session {
 	char auth_user[SESSION_AUTH_MAX + 1]; /* "" until AUTH succeeded */
 	int auth_step; /* AUTH exchange in progress: what comes next */
 	char auth_login[SESSION_AUTH_MAX + 1]; /* AUTH LOGIN user name */
+
+	/* what transport rules decided for the message being stored */
+	struct session_rules *rules;
 };
 
 /* session.c */
@@ -126,6 +130,18 @@ void session_charge(struct session *);
 void session_content_release(struct session *);
 int session_content_start(struct session *);
 void session_finish(struct session *);
+
+/* session_rules.c: transport rules at the end of data */
+struct spool_msg;
+/*
+ * Run the rules over the finished message (msg as it would be stored).
+ * 0: store msg, which may now be a chain of copies; 1: the rules
+ * answered the client themselves (reject, delete, defer, no memory).
+ */
+int session_rules_apply(struct session *, struct spool_msg *);
+/* Tracking rows once the commit succeeded (ok) or failed. */
+void session_rules_committed(struct session *, int ok);
+void session_rules_free(struct session *);
 
 /* session_auth.c */
 int session_auth_offered(const struct session *);

@@ -36,6 +36,7 @@ session_charge(struct session *s)
 void
 session_content_release(struct session *s)
 {
+	session_rules_free(s);
 	if (!s->content_started)
 		return;
 	s->srv->memory_used -= s->charged;
@@ -165,6 +166,7 @@ session_committed(void *arg, int ok, const char *queue_id)
 	if (ok) {
 		spool_crash_point("before-reply");
 		session_track_receive(s);
+		session_rules_committed(s, ok);
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
 	} else {
@@ -230,6 +232,13 @@ session_finish(struct session *s)
 	msg.nrcpts = s->nrcpts;
 	msg.data = s->content.out.data;
 	msg.len = s->content.out.len;
+	/* Transport rules, before anything is stored (SPEC 5). */
+	if (session_rules_apply(s, &msg) != 0) {
+		free(rcpts);
+		session_reset(s);
+		session_enter(s, SESSION_COMMAND);
+		return;
+	}
 	/*
 	 * Reading goes on while the spool commits (bounded by
 	 * CONN_INPUT_MAX): pipelined commands simply wait in the buffer, and
