@@ -274,6 +274,10 @@ qmgr_local(struct qmgr *q, const struct spool_due *d, const char *addr,
 	snprintf(job.orcpt, sizeof(job.orcpt), "%s", d->orcpt);
 	if (maildir_submit(q->maildir, &job) == 0)
 		qmgr_hold(q, d->rcpt_id);
+	else
+		/* The agent's queue is full: the new-mail walk has moved past
+		 * this recipient, so it starts again from the beginning. */
+		q->rescan = 1;
 }
 
 /*
@@ -362,6 +366,8 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 		if (dqueues_add(
 		        q->dqueues, queue, r.connector->name, at + 1, &dr) == 0)
 			qmgr_hold(q, d->rcpt_id);
+		else
+			q->rescan = 1; /* as for a full Maildir queue */
 		return;
 	}
 	qmgr_local(q, d, d->addr, r.domain->mailboxes);
