@@ -70,11 +70,11 @@ match_domain_of(const char *addr)
 	return at != NULL ? at + 1 : "";
 }
 
-/* domain is d or a subdomain of d */
+/* domain (of length dl) is d or a subdomain of d */
 static int
-match_domain_under(const char *domain, const char *d)
+match_domain_under(const char *domain, size_t dl, const char *d)
 {
-	size_t dl = strlen(domain), n = strlen(d);
+	size_t n = strlen(d);
 
 	if (dl == n)
 		return strcasecmp(domain, d) == 0;
@@ -86,11 +86,12 @@ static int
 match_domains(const char *addr, const struct conf_strlist *l)
 {
 	const char *domain = match_domain_of(addr);
+	size_t dl = strlen(domain);
 
-	if (domain[0] == '\0')
+	if (dl == 0)
 		return 0;
 	for (size_t i = 0; i < l->n; i++)
-		if (match_domain_under(domain, l->v[i]))
+		if (match_domain_under(domain, dl, l->v[i]))
 			return 1;
 	return 0;
 }
@@ -261,6 +262,18 @@ match_senders(const struct rule *r, const struct rule_message *m,
 	return n;
 }
 
+/*
+ * Add one predicate's value; true when the set is decided already: a
+ * false condition or a true exception.  Cheap predicates come first, so
+ * patterns and header decoding only run when the rest did not decide.
+ */
+static int
+acc_decides(struct match_acc *a, int v, int all)
+{
+	acc_add(a, v);
+	return all ? v == 0 : v > 0;
+}
+
 /* The predicates of p that do not depend on the recipient. */
 static int
 match_message(const struct rule *r, const struct rule_pred *p,
@@ -272,6 +285,21 @@ match_message(const struct rule *r, const struct rule_pred *p,
 	const char *senders[2];
 	int ns = 0;
 
+	if (!p->any_message)
+		return all ? 1 : 0;
+	if (c->message_size_over != SIZE_UNLIMITED &&
+	    acc_decides(&a, m->size > c->message_size_over, all))
+		goto out;
+	if (c->nsender_ip_ranges) {
+		int v = 0;
+
+		for (size_t i = 0;
+		     m->client != NULL && i < c->nsender_ip_ranges; i++)
+			v |= conf_iprange_contains(
+			    &c->sender_ip_ranges[i], m->client);
+		if (acc_decides(&a, v, all))
+			goto out;
+	}
 	if (c->sender_domain_is.n || c->from.n || c->from_scope ||
 	    c->from_address_patterns.n)
 		ns = match_senders(r, m, h, mc, senders);
@@ -280,14 +308,16 @@ match_message(const struct rule *r, const struct rule_pred *p,
 
 		for (int i = 0; i < ns; i++)
 			v |= match_domains(senders[i], &c->sender_domain_is);
-		acc_add(&a, v);
+		if (acc_decides(&a, v, all))
+			goto out;
 	}
 	if (c->from.n) {
 		int v = 0;
 
 		for (int i = 0; i < ns; i++)
 			v |= match_addresses(senders[i], &c->from);
-		acc_add(&a, v);
+		if (acc_decides(&a, v, all))
+			goto out;
 	}
 	if (c->from_scope) {
 		int v = 0;
@@ -295,8 +325,21 @@ match_message(const struct rule *r, const struct rule_pred *p,
 		for (int i = 0; i < ns; i++)
 			v |= match_from_scope(
 			    conf, m, senders[i], c->from_scope);
-		acc_add(&a, v);
+		if (acc_decides(&a, v, all))
+			goto out;
 	}
+	if (c->subject_contains_words.n &&
+	    acc_decides(&a,
+	        match_header(mc, h, m->data, "Subject",
+	            &c->subject_contains_words, NULL),
+	        all))
+		goto out;
+	if (c->header_contains_name != NULL && c->header_contains_name[0] &&
+	    acc_decides(&a,
+	        match_header(mc, h, m->data, c->header_contains_name,
+	            &c->header_contains_words, NULL),
+	        all))
+		goto out;
 	if (c->from_address_patterns.n) {
 		struct match_acc any = {0};
 
@@ -304,34 +347,19 @@ match_message(const struct rule *r, const struct rule_pred *p,
 			acc_add(
 			    &any, match_patterns(senders[i], strlen(senders[i]),
 			              &p->from_patterns));
-		acc_add(&a, acc_any(&any));
+		if (acc_decides(&a, acc_any(&any), all))
+			goto out;
 	}
-	if (c->nsender_ip_ranges) {
-		int v = 0;
-
-		for (size_t i = 0;
-		     m->client != NULL && i < c->nsender_ip_ranges; i++)
-			v |= conf_iprange_contains(
-			    &c->sender_ip_ranges[i], m->client);
-		acc_add(&a, v);
-	}
-	if (c->message_size_over != SIZE_UNLIMITED)
-		acc_add(&a, m->size > c->message_size_over);
-	if (c->header_contains_name != NULL && c->header_contains_name[0])
-		acc_add(
-		    &a, match_header(mc, h, m->data, c->header_contains_name,
-		            &c->header_contains_words, NULL));
+	if (c->subject_matches_patterns.n &&
+	    acc_decides(&a,
+	        match_header(
+	            mc, h, m->data, "Subject", NULL, &p->subject_patterns),
+	        all))
+		goto out;
 	if (c->header_matches_name != NULL && c->header_matches_name[0])
 		acc_add(&a, match_header(mc, h, m->data, c->header_matches_name,
 		                NULL, &p->header_patterns));
-	if (c->subject_contains_words.n)
-		acc_add(&a, match_header(mc, h, m->data, "Subject",
-		                &c->subject_contains_words, NULL));
-	if (c->subject_matches_patterns.n)
-		acc_add(&a, match_header(mc, h, m->data, "Subject", NULL,
-		                &p->subject_patterns));
-	if (a.count == 0)
-		return all ? 1 : 0;
+out:
 	return all ? acc_all(&a) : acc_any(&a);
 }
 
@@ -375,6 +403,9 @@ rule_match(const struct rule *r, const struct conf *conf,
 	}
 	if (e->cond == 0 || e->except == 1)
 		return 0;
+	/* no recipient predicates: the answer is the message's alone */
+	if (!r->cond.any_recipient && !r->except.any_recipient)
+		return e->cond < 0 || e->except < 0 ? -1 : 1;
 	if (r->cond.any_recipient)
 		cond_r = match_recipient(&r->cond, conf, rcpt, 1);
 	if (cond_r == 0)

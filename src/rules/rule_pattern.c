@@ -73,16 +73,25 @@ rule_pattern_free(struct rule_pattern *p)
 	free(p);
 }
 
+/*
+ * The match data: only whether a pattern matches is wanted, so one
+ * ovector pair, made once per thread and kept (rules run on the event
+ * loop thread; sluicectl and the tests have one thread).
+ */
+static _Thread_local pcre2_match_data *pattern_md;
+
 int
 rule_pattern_match(const struct rule_pattern *p, const char *text, size_t len)
 {
-	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
 	int rc;
 
-	if (md == NULL)
+	if (pattern_md == NULL &&
+	    (pattern_md = pcre2_match_data_create(1, NULL)) == NULL)
 		return -1;
-	rc = pcre2_match(p->code, (PCRE2_SPTR)text, len, 0, 0, md, p->mctx);
-	pcre2_match_data_free(md);
+	rc = p->jit ? pcre2_jit_match(p->code, (PCRE2_SPTR)text, len, 0, 0,
+	                  pattern_md, p->mctx)
+	            : pcre2_match(p->code, (PCRE2_SPTR)text, len, 0, 0,
+	                  pattern_md, p->mctx);
 	/* 0: matched, but the vector was too small for the captures */
 	if (rc >= 0)
 		return 1;

@@ -20,6 +20,13 @@ words_is_word(unsigned char c)
 	return isalnum(c) || c == '_' || c >= 0x80;
 }
 
+/* ASCII case folding without the locale tables of tolower(). */
+static inline unsigned char
+words_fold(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
 static int
 words_is_blank(unsigned char c)
 {
@@ -53,15 +60,18 @@ words_at(const char *t, size_t len, size_t i, const char *w, size_t *end)
 int
 rule_words_contain(const char *t, size_t len, const char *word)
 {
-	size_t end;
+	size_t end, wl;
+	unsigned char first, last;
 
 	while (words_is_blank((unsigned char)*word))
 		word++;
 	if (*word == '\0')
 		return 0;
+	wl = strlen(word);
+	first = words_fold((unsigned char)word[0]);
+	last = (unsigned char)word[wl - 1];
 	for (size_t i = 0; i < len; i++) {
-		if (tolower((unsigned char)t[i]) !=
-		    tolower((unsigned char)*word))
+		if (words_fold((unsigned char)t[i]) != first)
 			continue;
 		/* the word must start and end at a word boundary, unless
 		 * it starts or ends with punctuation itself */
@@ -71,7 +81,7 @@ rule_words_contain(const char *t, size_t len, const char *word)
 		if (!words_at(t, len, i, word, &end))
 			continue;
 		if (end < len && words_is_word((unsigned char)t[end]) &&
-		    words_is_word((unsigned char)word[strlen(word) - 1]))
+		    words_is_word(last))
 			continue;
 		return 1;
 	}

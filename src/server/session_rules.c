@@ -101,45 +101,79 @@ session_rules_row(struct session *s, const char *event, const char *id,
 	tracklog_write(s->srv->tracklog, &ev);
 }
 
-/* One AGENTINFO row per rule that fired or matched in Audit mode. */
+/* "a@x;b@y": the envelope recipients a rule applied to, by bit i. */
+static int
+session_rules_rcpts(
+    const struct rule_result *res, size_t i, char *out, size_t len, int *all)
+{
+	size_t w = 0, n = 0;
+
+	out[0] = '\0';
+	for (size_t t = 0; t < res->ntracks; t++) {
+		if (!rule_bit(res->tracks[t].fired, i) &&
+		    !rule_bit(res->tracks[t].audited, i))
+			continue;
+		n++;
+		w += (size_t)snprintf(out + w, w < len ? len - w : 0, "%s%s",
+		    w ? ";" : "", res->tracks[t].addr);
+	}
+	*all = n == res->ntracks;
+	return n > 0;
+}
+
+/*
+ * One AGENTINFO row per message, as Exchange's transport rule agent
+ * writes one: every rule that fired (Enforce) or matched (Audit,
+ * AuditAndNotify) with its actions, in priority order; a rule that
+ * applied to some recipients only names them.  One row, not one per
+ * rule: each row is a write to the log, and rules add up.
+ */
 static void
 session_rules_agentinfo(struct session *s, struct session_rules *sr)
 {
 	const struct rule_set *set = sr->ref->conf->rules;
 	const struct rule_result *res = &sr->res;
+	char rcpts[1024], status[4096], who[1024];
+	size_t w = 0, rw = 0;
+	int all;
 
+	status[0] = '\0';
 	for (size_t i = 0; i < rule_set_count(set); i++) {
 		const struct rule *r = rule_set_rule(set, i);
-		char rcpts[1024], status[1600];
-		size_t w = 0;
-		int audit = 0, any = 0;
+		unsigned mode = rule_conf(r)->mode;
 
-		for (size_t t = 0; t < res->ntracks; t++) {
-			int f = rule_bit(res->tracks[t].fired, i),
-			    a = rule_bit(res->tracks[t].audited, i);
-
-			if (!f && !a)
-				continue;
-			audit |= a;
-			any = 1;
-			w += (size_t)snprintf(rcpts + w,
-			    w < sizeof(rcpts) ? sizeof(rcpts) - w : 0, "%s%s",
-			    w ? ";" : "", res->tracks[t].addr);
-		}
-		if (!any)
+		if (!session_rules_rcpts(res, i, who, sizeof(who), &all))
 			continue;
-		snprintf(status, sizeof(status),
-		    "TransportRule \"%s\" mode=%s %s%s", rule_name(r),
-		    rule_mode_name(rule_conf(r)->mode),
-		    audit ? "would: " : "actions: ", rule_actions_text(r));
-		session_rules_row(s, "AGENTINFO", s->queue_id, rcpts, status);
-		if (rule_conf(r)->mode == RULE_MODE_AUDIT_AND_NOTIFY)
-			log_info(
-			    "transport rule \"%s\" (AuditAndNotify) matched "
-			    "%s from <%s> to %s; it would: %s",
-			    rule_name(r), s->queue_id, s->mail.path.addr, rcpts,
+		w += (size_t)snprintf(status + w,
+		    w < sizeof(status) ? sizeof(status) - w : 0,
+		    "%sTransportRule \"%s\" mode=%s%s%s %s %s", w ? " | " : "",
+		    rule_name(r), rule_mode_name(mode), all ? "" : " for ",
+		    all ? "" : who,
+		    mode == RULE_MODE_ENFORCE ? "actions:" : "would:",
+		    rule_actions_text(r));
+		if (mode == RULE_MODE_AUDIT_AND_NOTIFY)
+			log_info("transport rule \"%s\" (AuditAndNotify) "
+			         "matched %s from <%s> to %s; it would: %s",
+			    rule_name(r), s->queue_id, s->mail.path.addr, who,
 			    rule_actions_text(r));
 	}
+	if (w == 0)
+		return;
+	if (w >= sizeof(status))
+		memcpy(status + sizeof(status) - 4, "...", 4);
+	rcpts[0] = '\0';
+	for (size_t t = 0; t < res->ntracks; t++) {
+		int any = 0;
+
+		for (size_t k = 0; k < res->words; k++)
+			any |= res->tracks[t].fired[k] != 0 ||
+			       res->tracks[t].audited[k] != 0;
+		if (any)
+			rw += (size_t)snprintf(rcpts + rw,
+			    rw < sizeof(rcpts) ? sizeof(rcpts) - rw : 0, "%s%s",
+			    rw ? ";" : "", res->tracks[t].addr);
+	}
+	session_rules_row(s, "AGENTINFO", s->queue_id, rcpts, status);
 }
 
 /* FAIL rows of the recipients a rule deleted (or, rejected, refused). */
