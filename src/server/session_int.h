@@ -130,6 +130,8 @@ void session_charge(struct session *);
 void session_content_release(struct session *);
 int session_content_start(struct session *);
 void session_finish(struct session *);
+/* RECEIVE rows of the envelope recipients (message tracking). */
+void session_track_receive(struct session *);
 
 /* session_rules.c: transport rules at the end of data */
 struct spool_msg;

@@ -121,7 +121,7 @@ session_content_start(struct session *s)
 	return rc == BUF_OK ? 0 : -1;
 }
 
-static void
+void
 session_track_receive(struct session *s)
 {
 	struct track_event ev;

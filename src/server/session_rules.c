@@ -383,6 +383,7 @@ session_rules_apply(struct session *s, struct spool_msg *msg)
 	}
 	if (sr->res.delete_all) {
 		/* Accepted and dropped: the client cannot tell (Exchange). */
+		session_track_receive(s);
 		session_rules_agentinfo(s, sr);
 		session_rules_fail_rows(s, sr, 0);
 		session_reply(

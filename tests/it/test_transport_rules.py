@@ -304,6 +304,7 @@ def test_delete_accepts_and_drops(actions):
     assert len(fail) == 1 and 'deleted by transport rule "Delete"' in \
         fail[0]["status-text"]
     assert [e for e in events(s, "AGENTINFO") if e["message-id"] == qid]
+    assert [e for e in events(s, "RECEIVE") if e["message-id"] == qid]
 
 
 def test_redirect_bcc_and_header_actions(actions):
