@@ -275,7 +275,7 @@ def test_reject_is_the_reply_and_nothing_is_stored(actions):
     assert "Unsolicited mail is not accepted" in r.text
     assert len(s.messages()) == before
     agent = [e for e in events(s, "AGENTINFO")
-             if 'TransportRule "Reject"' in e["status-text"]]
+             if "TransportRule 'Reject'" in e["status-text"]]
     assert len(agent) == 1
     assert agent[0]["recipient-address"] == "a@example.test;b@example.test"
 
@@ -301,7 +301,7 @@ def test_delete_accepts_and_drops(actions):
     qid = queue_id_of(transact(s, ["c@example.test"], "delete-me").check(250))
     assert len(s.messages()) == before
     fail = [e for e in events(s, "FAIL") if e["message-id"] == qid]
-    assert len(fail) == 1 and 'deleted by transport rule "Delete"' in \
+    assert len(fail) == 1 and "deleted by transport rule 'Delete'" in \
         fail[0]["status-text"]
     assert [e for e in events(s, "AGENTINFO") if e["message-id"] == qid]
     assert [e for e in events(s, "RECEIVE") if e["message-id"] == qid]
@@ -362,7 +362,7 @@ def test_audit_changes_nothing(actions):
     assert wait_for(lambda: [m for m in mailbox(s, "plain")
                              if b"Subject: watched" in m])
     agent = [e for e in events(s, "AGENTINFO") if e["message-id"] == qid]
-    watch = [e for e in agent if 'TransportRule "Watch"' in e["status-text"]]
+    watch = [e for e in agent if "TransportRule 'Watch'" in e["status-text"]]
     assert watch and "mode=Audit would: DeleteMessage" in \
         watch[0]["status-text"]
     assert not [e for e in events(s, "FAIL") if e["message-id"] == qid]
