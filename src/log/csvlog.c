@@ -24,7 +24,8 @@ struct csvlog {
 	char *log_type;
 	char *fields;
 	FILE *fp;
-	char day[16]; /* yyyymmdd of the open file */
+	char day[16];  /* yyyymmdd of the open file */
+	unsigned held; /* csvlog_hold() nesting: no flush per row */
 };
 
 struct csvlog *
@@ -156,5 +157,15 @@ void
 csvlog_end(struct csvlog *l)
 {
 	fputs("\r\n", l->fp);
-	fflush(l->fp);
+	if (l->held == 0)
+		fflush(l->fp);
+}
+
+void
+csvlog_hold(struct csvlog *l, int hold)
+{
+	if (hold)
+		l->held++;
+	else if (l->held > 0 && --l->held == 0 && l->fp != NULL)
+		fflush(l->fp);
 }

@@ -60,3 +60,10 @@ tracklog_write(struct tracklog *t, const struct track_event *ev)
 		    f[i] != NULL ? strlen(f[i]) : 0);
 	csvlog_end(t->csv);
 }
+
+void
+tracklog_hold(struct tracklog *t, int hold)
+{
+	if (t != NULL)
+		csvlog_hold(t->csv, hold);
+}

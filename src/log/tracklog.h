@@ -21,6 +21,8 @@ struct track_event {
 /* Files go to LOGDIR/MessageTracking/MSGTRKyyyymmdd-N.LOG */
 struct tracklog *tracklog_open(const char *logdir);
 void tracklog_write(struct tracklog *, const struct track_event *);
+/* Rows between hold 1 and hold 0 go to the file in one write. */
+void tracklog_hold(struct tracklog *, int hold);
 void tracklog_reopen(struct tracklog *);
 void tracklog_close(struct tracklog *);
 

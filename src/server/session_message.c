@@ -165,8 +165,11 @@ session_committed(void *arg, int ok, const char *queue_id)
 	(void)queue_id; /* the spool stores ours; see session_finish */
 	if (ok) {
 		spool_crash_point("before-reply");
+		/* the message's rows leave in one write */
+		tracklog_hold(s->srv->tracklog, 1);
 		session_track_receive(s);
 		session_rules_committed(s, ok);
+		tracklog_hold(s->srv->tracklog, 0);
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
 	} else {

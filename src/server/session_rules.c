@@ -394,8 +394,10 @@ session_rules_apply(struct session *s, struct spool_msg *msg)
 		return 1;
 	}
 	if (sr->res.reject_all) {
+		tracklog_hold(s->srv->tracklog, 1);
 		session_rules_agentinfo(s, sr);
 		session_rules_fail_rows(s, sr, 1);
+		tracklog_hold(s->srv->tracklog, 0);
 		session_plog(s, '*', rule_name(sr->res.reject_rule),
 		    strlen(rule_name(sr->res.reject_rule)),
 		    "rejected by transport rule");
@@ -404,9 +406,11 @@ session_rules_apply(struct session *s, struct spool_msg *msg)
 	}
 	if (sr->res.delete_all) {
 		/* Accepted and dropped: the client cannot tell (Exchange). */
+		tracklog_hold(s->srv->tracklog, 1);
 		session_track_receive(s);
 		session_rules_agentinfo(s, sr);
 		session_rules_fail_rows(s, sr, 0);
+		tracklog_hold(s->srv->tracklog, 0);
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
 		return 1;
