@@ -473,3 +473,29 @@ def test_ctl_commands(actions):
     check = ctl(s, "config", "check")
     assert check.returncode == 0
     assert "warning" not in check.stderr
+
+
+def test_config_check_warnings_and_errors(tmp_path):
+    base = ("[Transport]\nQueueDirectory = q\n"
+            "[ReceiveConnector r]\nBindings = 127.0.0.1:2525\n"
+            "[SendConnector Internet]\nAddressSpaces = *\n")
+    conf = tmp_path / "w.conf"
+    conf.write_text(base + "[TransportRule Everything]\n"
+                    "SetHeaderName = X-A\nSetHeaderValue = b\n"
+                    "[TransportRule Never]\nSentTo = a@x.org\n"
+                    "ExceptIfSentTo = a@x.org\nStopRuleProcessing = true\n")
+    out = subprocess.run([str(SLUICECTL), "-c", str(conf), "config", "check"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert f"{conf}:7: warning: rule \"Everything\" has no condition" \
+        in out.stderr
+    assert f"{conf}:10: warning: rule \"Never\" can never match: " \
+        "ExceptIfSentTo covers SentTo" in out.stderr
+    conf.write_text(base + "[TransportRule Bad]\n"
+                    "SubjectMatchesPatterns = \"(unclosed\"\n"
+                    "RouteMessageOutboundConnector = Internet\n")
+    out = subprocess.run([str(SLUICECTL), "-c", str(conf), "config", "check"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert f"{conf}:8: SubjectMatchesPatterns: pattern does not compile " \
+        "(PCRE2): missing closing parenthesis at offset 9" in out.stderr
