@@ -175,7 +175,7 @@ struct conf_address_space {
 struct conf_smarthost {
 	char *host;          /* name or address literal without brackets */
 	unsigned short port; /* 0: the connector's Port */
-	int literal;         /* written as [address] */
+	int literal;         /* an IP address (bracketed or not): no DNS */
 };
 
 struct conf_send_connector {
@@ -202,6 +202,8 @@ struct conf_send_connector {
 	int line;
 };
 
+struct conf_obj; /* where each object and key was written (conf_keys.h) */
+
 struct conf {
 	char *path;
 	struct conf_transport transport;
@@ -213,6 +215,11 @@ struct conf {
 	size_t nreceive_connectors;
 	struct conf_send_connector *send_connectors;
 	size_t nsend_connectors;
+	/* Where things were written, for reports after loading. */
+	struct conf_obj *objs;
+	size_t nobjs;
+	/* "FILE:LINE: warning: ..." lines found while loading, or NULL. */
+	char *warnings;
 };
 
 /*
@@ -221,6 +228,25 @@ struct conf {
  */
 struct conf *conf_load(const char *path, FILE *err);
 void conf_free(struct conf *);
+
+/*
+ * What the configuration accepts but an administrator should hear about
+ * (a receive connector shadowed for some clients, ...): the warning
+ * lines found by conf_load(), printed by `sluicectl config check` and
+ * logged by sluiced; other commands stay quiet.
+ */
+void conf_warnings(const struct conf *, FILE *);
+
+/*
+ * Reports about a loaded configuration, for checks made after loading.
+ * obj is &conf->transport or an element of one of the section arrays.
+ * conf_key_line() is the line of key in obj's section, 0 when the file
+ * does not set it; conf_report() prints "FILE:LINE: " and the message,
+ * with the key's line, else the section's, else no line at all.
+ */
+int conf_key_line(const struct conf *, const void *obj, const char *key);
+void conf_report(const struct conf *, FILE *, const void *obj, const char *key,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Look-ups over a loaded configuration; NULL when absent.  Case-insensitive. */
 const struct conf_certificate *conf_certificate(
@@ -242,6 +268,15 @@ int conf_parse_size(const char *, uint64_t *bytes, const char **why);
 int conf_parse_iprange(const char *, struct conf_iprange *, const char **why);
 int conf_parse_binding(const char *, struct conf_binding *, const char **why);
 int conf_iprange_contains(const struct conf_iprange *, const struct sockaddr *);
+/*
+ * One SmartHosts item: a name, an IPv4 or IPv6 address with or without
+ * brackets, with or without ":port" (never after a bare IPv6 address).
+ * *literal is set for addresses, *port to 0 when none is given.
+ */
+int conf_parse_smarthost(const char *item, char *host, size_t hostlen,
+    unsigned short *port, int *literal, const char **why);
+/* A host name (Fqdn, smart hosts): LDH labels, last label not numeric. */
+int conf_valid_hostname(const char *);
 
 /* Format-List style dumps used by sluicectl get-* (effective values). */
 void conf_dump_transport(const struct conf *, FILE *);

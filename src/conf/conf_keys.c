@@ -283,10 +283,15 @@ conf_tls_level_name(enum tls_auth_level l)
  * Call fn for each trimmed, comma-separated item; an empty item is an
  * error ("a,,b") except after a trailing comma, which a list continued on
  * the next line naturally has.  An entirely empty value is an empty list.
+ *
+ * An item may be wrapped in double quotes, as PowerShell writes a list
+ * (-RemoteIPRanges "127.0.0.0/8","10.0.0.0/8"): commas inside quotes do
+ * not split, and the quotes are removed.  On failure the offending item
+ * (as written) is copied to bad, so the message can quote it alone.
  */
 static int
 conf_each(const char *value, int (*fn)(void *, const char *, const char **),
-    void *arg, const char **why)
+    void *arg, const char **why, char *bad, size_t badlen)
 {
 	const char *p = value;
 	char item[512];
@@ -296,29 +301,47 @@ conf_each(const char *value, int (*fn)(void *, const char *, const char **),
 	if (*p == '\0')
 		return 0;
 	for (;;) {
-		const char *end = strchr(p, ',');
-		size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+		const char *end = p, *q;
+		size_t n;
+		int quoted = 0;
 
+		while (*end != '\0' && (*end != ',' || quoted)) {
+			if (*end == '"')
+				quoted = !quoted;
+			end++;
+		}
+		n = (size_t)(end - p);
 		while (n > 0 && isspace((unsigned char)*p))
 			p++, n--;
 		while (n > 0 && isspace((unsigned char)p[n - 1]))
 			n--;
+		snprintf(bad, badlen, "%.*s", (int)n, p);
 		/* "a, b," before a continuation line: a trailing comma is ok */
-		if (n == 0 && end == NULL && p != value)
+		if (n == 0 && *end == '\0' && p != value)
 			return 0;
 		if (n == 0) {
 			*why = "empty item in list";
+			return -1;
+		}
+		q = p;
+		if (n >= 2 && p[0] == '"' && p[n - 1] == '"') {
+			q = p + 1;
+			n -= 2;
+		}
+		if (memchr(q, '"', n) != NULL) {
+			*why = "unbalanced double quote (write items as "
+			       "a, b or \"a\", \"b\")";
 			return -1;
 		}
 		if (n >= sizeof(item)) {
 			*why = "list item too long";
 			return -1;
 		}
-		memcpy(item, p, n);
+		memcpy(item, q, n);
 		item[n] = '\0';
 		if (fn(arg, item, why) < 0)
 			return -1;
-		if (end == NULL)
+		if (*end == '\0')
 			return 0;
 		p = end + 1;
 	}
@@ -487,62 +510,26 @@ conf_add_space(void *arg, const char *item, const char **why)
 	return 0;
 }
 
-/* host, host:port, [address], [address]:port */
+/* A name or an address, each with an optional port (conf_value.c). */
 static int
 conf_add_smarthost(void *arg, const char *item, const char **why)
 {
 	struct conf_each_ctx *c = arg;
 	struct conf_smarthost *slot;
 	char host[300];
-	const char *port = NULL;
-	int literal = 0;
-	size_t n;
+	unsigned short port;
+	int literal;
 
-	if (item[0] == '[') {
-		const char *end = strchr(item, ']');
-
-		if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
-			*why = "expected [address] or [address]:port";
-			return -1;
-		}
-		n = (size_t)(end - item - 1);
-		item++;
-		literal = 1;
-		if (end[1] == ':')
-			port = end + 2;
-	} else {
-		const char *colon = strchr(item, ':');
-
-		n = colon != NULL ? (size_t)(colon - item) : strlen(item);
-		if (colon != NULL)
-			port = colon + 1;
-	}
-	if (n == 0 || n >= sizeof(host)) {
-		*why = "bad smart host";
+	if (conf_parse_smarthost(
+	        item, host, sizeof(host), &port, &literal, why) < 0)
 		return -1;
-	}
-	memcpy(host, item, n);
-	host[n] = '\0';
-	if (!literal && !conf_valid_domain(host, 0)) {
-		*why = "bad smart host name";
-		return -1;
-	}
 	if ((slot = conf_grow(c->obj, c->k, sizeof(*slot))) == NULL ||
 	    (slot->host = strdup(host)) == NULL) {
 		*why = "out of memory";
 		return -1;
 	}
 	slot->literal = literal;
-	if (port != NULL) {
-		char *end;
-		unsigned long p = strtoul(port, &end, 10);
-
-		if (*port == '\0' || *end != '\0' || p < 1 || p > 65535) {
-			*why = "bad smart host port";
-			return -1;
-		}
-		slot->port = (unsigned short)p;
-	}
+	slot->port = port;
 	return 0;
 }
 
@@ -588,10 +575,13 @@ conf_normalize_path(char *path)
 
 int
 conf_key_parse(const struct conf_key *k, void *obj, const char *value,
-    const char *basedir, const char **why)
+    const char *basedir, const char **why, char *bad, size_t badlen)
 {
 	struct conf_each_ctx ctx = {k, obj, 0, NULL};
 	unsigned u;
+
+	/* Scalars are quoted whole; lists quote their bad item. */
+	snprintf(bad, badlen, "%s", value);
 	uint64_t sz;
 	char *end;
 	unsigned long long n;
@@ -661,21 +651,24 @@ conf_key_parse(const struct conf_key *k, void *obj, const char *value,
 		return 0;
 	}
 	case CT_DOMAINS:
-		return conf_each(value, conf_add_domain, &ctx, why);
+		return conf_each(
+		    value, conf_add_domain, &ctx, why, bad, badlen);
 	case CT_BINDINGS:
-		return conf_each(value, conf_add_binding, &ctx, why);
+		return conf_each(
+		    value, conf_add_binding, &ctx, why, bad, badlen);
 	case CT_RANGES:
-		return conf_each(value, conf_add_range, &ctx, why);
+		return conf_each(value, conf_add_range, &ctx, why, bad, badlen);
 	case CT_ADDRSPACES:
-		return conf_each(value, conf_add_space, &ctx, why);
+		return conf_each(value, conf_add_space, &ctx, why, bad, badlen);
 	case CT_SMARTHOSTS:
-		return conf_each(value, conf_add_smarthost, &ctx, why);
+		return conf_each(
+		    value, conf_add_smarthost, &ctx, why, bad, badlen);
 	case CT_AUTHMECH:
 	case CT_PERMS:
 		ctx.names =
 		    k->type == CT_AUTHMECH ? authmech_names : perm_names;
 		ctx.flags = *FIELD(obj, k, unsigned);
-		if (conf_each(value, conf_add_flag, &ctx, why) < 0)
+		if (conf_each(value, conf_add_flag, &ctx, why, bad, badlen) < 0)
 			return -1;
 		*FIELD(obj, k, unsigned) = ctx.flags;
 		return 0;

@@ -756,11 +756,15 @@ resolver_smarthosts(struct resolver *r, const struct conf_smarthost *sh,
 
 		snprintf(h->name, sizeof(h->name), "%s", sh[i].host);
 		h->port = sh[i].port ? sh[i].port : default_port;
-		if (sh[i].literal ? resolver_literal(h, sh[i].host) != 0
-		                  : !resolver_name_ok(sh[i].host)) {
-			h->worst = OUT_NODATA;
+		/*
+		 * An address is used as it is, flagged or not (Exchange
+		 * writes SmartHosts = 10.10.10.1): DNS is never asked
+		 * about an address literal.
+		 */
+		if (resolver_literal(h, sh[i].host) == 0)
 			continue;
-		}
+		if (sh[i].literal || !resolver_name_ok(sh[i].host))
+			h->worst = OUT_NODATA;
 	}
 	if (r->nqueries + 2 * job->nhosts > RESOLVER_QUERIES_MAX)
 		return resolver_job_abort(job);

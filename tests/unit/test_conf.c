@@ -132,6 +132,63 @@ test_ranges_and_bindings(void **state)
 	assert_int_equal(conf_parse_binding("127.0.0.1", &bd, &why), -1);
 }
 
+/* SmartHosts items in every form: what is an address, what is a port. */
+static void
+test_smarthosts(void **state)
+{
+	static const struct {
+		const char *in;
+		int ok;
+		const char *host;
+		unsigned port;
+		int literal;
+	} cases[] = {
+	    {"relay.contoso.com", 1, "relay.contoso.com", 0, 0},
+	    {"relay.contoso.com:587", 1, "relay.contoso.com", 587, 0},
+	    {"10.10.10.1", 1, "10.10.10.1", 0, 1},
+	    {"10.10.10.1:2525", 1, "10.10.10.1", 2525, 1},
+	    {"[10.10.10.1]", 1, "10.10.10.1", 0, 1},
+	    {"[10.10.10.1]:2525", 1, "10.10.10.1", 2525, 1},
+	    {"::1", 1, "::1", 0, 1},
+	    {"2001:db8::1", 1, "2001:db8::1", 0, 1},
+	    {"[::1]:2525", 1, "::1", 2525, 1},
+	    {"[2001:db8::1]", 1, "2001:db8::1", 0, 1},
+	    {"[IPv6:2001:db8::1]:25", 1, "IPv6:2001:db8::1", 25, 1},
+	    {"localhost", 1, "localhost", 0, 0},
+	    {"10.10.10.256", 0, NULL, 0, 0},
+	    {"10.10.10", 0, NULL, 0, 0},
+	    {"[relay.contoso.com]", 0, NULL, 0, 0},
+	    {"[10.10.10.1", 0, NULL, 0, 0},
+	    {"[10.10.10.1]x", 0, NULL, 0, 0},
+	    {"2001:db8::g", 0, NULL, 0, 0},
+	    {"10.10.10.1:0", 0, NULL, 0, 0},
+	    {"10.10.10.1:65536", 0, NULL, 0, 0},
+	    {"relay.contoso.com:", 0, NULL, 0, 0},
+	    {"relay_contoso.com", 0, NULL, 0, 0},
+	    {"-relay.contoso.com", 0, NULL, 0, 0},
+	    {"RequireTLS = true", 0, NULL, 0, 0},
+	    {"", 0, NULL, 0, 0},
+	};
+	char host[300];
+	unsigned short port;
+	int literal;
+	const char *why;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = conf_parse_smarthost(
+		    cases[i].in, host, sizeof(host), &port, &literal, &why);
+
+		if (rc != (cases[i].ok ? 0 : -1))
+			fail_msg("%s: got %d", cases[i].in, rc);
+		if (!cases[i].ok)
+			continue;
+		assert_string_equal(host, cases[i].host);
+		assert_int_equal(port, cases[i].port);
+		assert_int_equal(literal, cases[i].literal);
+	}
+}
+
 static void
 test_defaults_and_paths(void **state)
 {
@@ -303,6 +360,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_ranges_and_bindings),
+	    cmocka_unit_test(test_smarthosts),
 	    cmocka_unit_test(test_defaults_and_paths),
 	    cmocka_unit_test(test_syntax_errors),
 	    cmocka_unit_test(test_validation_rules),
