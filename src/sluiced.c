@@ -72,7 +72,7 @@ sluiced_load(const char *path, struct tls_store **tls)
 	size_t len = 0;
 	FILE *err = open_memstream(&text, &len);
 	FILE *out = err != NULL ? err : stderr;
-	struct conf *conf = conf_load(path, out);
+	struct conf *conf = conf_load_checked(path, out);
 
 	*tls = NULL;
 	if (conf != NULL && (*tls = tls_store_new(conf, out)) == NULL) {
@@ -85,7 +85,10 @@ sluiced_load(const char *path, struct tls_store **tls)
 		     line = nl) {
 			if ((nl = strchr(line, '\n')) != NULL)
 				*nl++ = '\0';
-			log_err("%s", line);
+			if (strstr(line, ": warning: ") != NULL)
+				log_warn("%s", line);
+			else
+				log_err("%s", line);
 		}
 		free(text);
 	}
@@ -266,7 +269,7 @@ main(int argc, char **argv)
 	if (optind != argc)
 		sluiced_usage();
 	/* A config error at start goes to stderr as FILE:LINE: reason. */
-	if ((conf = conf_load(d.conf_path, stderr)) == NULL)
+	if ((conf = conf_load_checked(d.conf_path, stderr)) == NULL)
 		return 1;
 	if ((tls = tls_store_new(conf, stderr)) == NULL) {
 		conf_free(conf);

@@ -164,6 +164,7 @@ struct conf_receive_connector {
 	int dsn_enabled;
 	int enhanced_status_codes_enabled;
 	enum proto_log_level protocol_logging_level;
+	int enabled; /* Enabled = false: no listening, no serving */
 	int line;
 };
 
@@ -228,6 +229,18 @@ struct conf {
  */
 struct conf *conf_load(const char *path, FILE *err);
 void conf_free(struct conf *);
+
+/*
+ * Checks of what the configuration names on this machine (conf_check.c):
+ * every file a key names opened as the run-time user (User), secrets
+ * that every local user could read refused, the queue and log
+ * directories shared with other users refused or warned about.  Errors
+ * and warnings are "FILE:LINE: ..." lines on err; returns the number of
+ * errors.  conf_load_checked() is conf_load(), its warnings and
+ * conf_check(): what sluiced (start and reload) and `config check` use.
+ */
+int conf_check(const struct conf *, FILE *err);
+struct conf *conf_load_checked(const char *path, FILE *err);
 
 /*
  * What the configuration accepts but an administrator should hear about

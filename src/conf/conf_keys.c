@@ -89,7 +89,7 @@ static const struct conf_key receive_keys[] = {
     {"RequireTLS", CT_BOOL, R(require_tls), 0, "false", 0, 0, 0},
     {"DomainSecureEnabled", CT_BOOL, R(domain_secure_enabled), 0, "false", 0, 0,
         0},
-    {"Fqdn", CT_STR, R(fqdn), 0, NULL, 0, 0, 0},
+    {"Fqdn", CT_HOSTNAME, R(fqdn), 0, NULL, 0, 0, 0},
     {"Banner", CT_STR, R(banner), 0, NULL, 0, 0, 0},
     {"TlsCertificateName", CT_STR, R(tls_certificate_name), 0, "", 0, 0, 0},
     {"MaxMessageSize", CT_SIZE, R(max_message_size), 0, "36MB", 1024,
@@ -125,6 +125,9 @@ static const struct conf_key receive_keys[] = {
         "true", 0, 0, 0},
     {"ProtocolLoggingLevel", CT_PROTOLOG, R(protocol_logging_level), 0, "None",
         0, 0, 0},
+    /* Set-ReceiveConnector -Enabled: a disabled one neither listens nor
+       serves. */
+    {"Enabled", CT_BOOL, R(enabled), 0, "true", 0, 0, 0},
 };
 
 static const struct conf_key send_keys[] = {
@@ -144,7 +147,7 @@ static const struct conf_key send_keys[] = {
         "None", 0, 0, 0},
     {"AuthenticationCredential", CT_PATH, S(authentication_credential), 0, "",
         0, 0, 0},
-    {"Fqdn", CT_STR, S(fqdn), 0, NULL, 0, 0, 0},
+    {"Fqdn", CT_HOSTNAME, S(fqdn), 0, NULL, 0, 0, 0},
     {"MaxMessageSize", CT_SIZE, S(max_message_size), 0, "unlimited", 1024,
         UINT64_MAX, 0},
     {"Enabled", CT_BOOL, S(enabled), 0, "true", 0, 0, 0},
@@ -339,6 +342,7 @@ conf_each(const char *value, int (*fn)(void *, const char *, const char **),
 		}
 		memcpy(item, q, n);
 		item[n] = '\0';
+		snprintf(bad, badlen, "%s", item);
 		if (fn(arg, item, why) < 0)
 			return -1;
 		if (*end == '\0')
@@ -627,10 +631,16 @@ conf_key_parse(const struct conf_key *k, void *obj, const char *value,
 			*FIELD(obj, k, unsigned) = (unsigned)n;
 		return 0;
 	case CT_STR:
+	case CT_HOSTNAME:
 	case CT_PATH: {
 		char **slot = FIELD(obj, k, char *);
 		char *s;
 
+		if (k->type == CT_HOSTNAME && !conf_valid_hostname(value)) {
+			*why = "not a host name (letters, digits and hyphens "
+			       "in dot-separated labels, e.g. mx.contoso.com)";
+			return -1;
+		}
 		if (k->type == CT_PATH && value[0] != '\0' && value[0] != '/' &&
 		    basedir != NULL) {
 			size_t len = strlen(basedir) + strlen(value) + 2;
@@ -764,6 +774,7 @@ conf_key_format(
 		    (unsigned)*(const unsigned short *)(o + k->off));
 		break;
 	case CT_STR:
+	case CT_HOSTNAME:
 	case CT_PATH: {
 		const char *s = *(char *const *)(o + k->off);
 
@@ -863,6 +874,7 @@ conf_key_free(const struct conf_key *k, void *obj)
 
 	switch (k->type) {
 	case CT_STR:
+	case CT_HOSTNAME:
 	case CT_PATH:
 		free(*(char **)(o + k->off));
 		*(char **)(o + k->off) = NULL;

@@ -32,8 +32,9 @@ enum conf_type {
 	CT_UINT,
 	CT_PORT,
 	CT_STR,
-	CT_PATH,    /* a file or directory, relative to the config file */
-	CT_DOMAINS, /* list of domain names */
+	CT_HOSTNAME, /* a host name (Fqdn): conf_valid_hostname() */
+	CT_PATH,     /* a file or directory, relative to the config file */
+	CT_DOMAINS,  /* list of domain names */
 	CT_BINDINGS,
 	CT_RANGES,
 	CT_AUTHMECH,
@@ -116,6 +117,8 @@ int conf_validate(struct conf *, struct conf_parse *);
 void conf_error_at(struct conf_parse *, enum conf_section, size_t index,
     const char *key, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* Warnings about receive connectors shadowed by a tie (conf_overlap.c). */
+void conf_overlap_check(struct conf *, struct conf_parse *);
 /*
  * The same as a warning ("FILE:LINE: warning: reason"): kept with the
  * configuration for conf_warnings(), never a reason to refuse it.

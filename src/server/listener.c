@@ -84,7 +84,7 @@ listener_covered(const struct conf *conf, const struct conf_binding *b)
 		const struct conf_receive_connector *rc =
 		    &conf->receive_connectors[i];
 
-		for (size_t j = 0; j < rc->nbindings; j++)
+		for (size_t j = 0; j < rc->nbindings && rc->enabled; j++)
 			if (listener_same(&rc->bindings[j].ss, &wild))
 				return 1;
 	}
@@ -215,7 +215,9 @@ listener_sync(struct server *srv, const struct conf *conf, const char **why)
 		const struct conf_receive_connector *rc =
 		    &conf->receive_connectors[i];
 
-		for (size_t j = 0; j < rc->nbindings; j++) {
+		/* A disabled connector listens nowhere (Exchange's -Enabled).
+		 */
+		for (size_t j = 0; j < rc->nbindings && rc->enabled; j++) {
 			const struct conf_binding *b = &rc->bindings[j];
 			struct listener *l;
 
