@@ -252,6 +252,12 @@ main(int argc, char **argv)
 	const char *why = NULL;
 	int ch, foreground = 0;
 
+	/*
+	 * Everything sluiced creates is private to its user: logs (0600),
+	 * log directories (0700); the queue sets its own modes as well
+	 * (docs/design.md, "Local users").
+	 */
+	umask(077);
 	memset(&d, 0, sizeof(d));
 	d.conf_path = SLUICED_DEFAULT_CONF;
 	while ((ch = getopt(argc, argv, "fc:h")) != -1) {

@@ -15,6 +15,14 @@
  *
  * Records carry their length and an FNV-1a checksum of the content so
  * that a reader can tell a damaged body from a good one.
+ *
+ * Privacy (issue 18): the queue holds whole messages, kept for
+ * SafetyNetHoldTime after delivery, so only the daemon's user may read
+ * it.  The directory is made 0700 and queue.db 0600 whatever the umask,
+ * and an existing directory or database that others could read is made
+ * private at open, with a warning.  queue.db is created by us, not by
+ * SQLite (which would create it 0644 and force that mode past the
+ * umask); SQLite gives -wal and -shm the database's own mode.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -488,21 +496,81 @@ spool_close_db(struct spool *sp)
 	sqlite3_close(sp->db);
 }
 
+/*
+ * Take group and other permissions away from path; 0 if it is gone.
+ * The directory may be a symbolic link to the real one; a database file
+ * may not.
+ */
+static int
+spool_private(const char *path, mode_t mode, int follow)
+{
+	struct stat st;
+
+	if ((follow ? stat(path, &st) : lstat(path, &st)) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (follow ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+		/* a file for the directory, a link or device for a file */
+		errno = follow ? ENOTDIR : EINVAL;
+		return -1;
+	}
+	if ((st.st_mode & 07777) == mode)
+		return 0;
+	if (chmod(path, mode) < 0)
+		return -1;
+	if (st.st_mode & 077)
+		log_warn("queue: %s was mode %04o, readable by other users; "
+		         "made %04o",
+		    path, (unsigned)(st.st_mode & 07777), (unsigned)mode);
+	return 0;
+}
+
+/*
+ * The queue directory and its database files, private: made so when
+ * new, made so when found open to others.
+ */
+static int
+spool_prepare(const char *dir, const char *db, const char **why)
+{
+	static const char *const sides[] = {"", "-wal", "-shm"};
+	char side[4200];
+	int fd;
+
+	if (mkdirs(dir, 0700) < 0 || spool_private(dir, 0700, 1) < 0) {
+		*why = strerror(errno);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(sides) / sizeof(sides[0]); i++) {
+		snprintf(side, sizeof(side), "%s%s", db, sides[i]);
+		if (spool_private(side, 0600, 0) < 0) {
+			*why = strerror(errno);
+			log_err("queue: %s: %s", side, *why);
+			return -1;
+		}
+	}
+	/* An empty file is an empty database to SQLite. */
+	if ((fd = open(db, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) <
+	    0) {
+		*why = strerror(errno);
+		log_err("queue: %s: %s", db, *why);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 struct spool *
 spool_open(const char *dir, struct event_base *base, const char **why)
 {
 	struct spool *sp;
 	char path[4096];
 
-	if (mkdirs(dir, 0700) < 0) {
-		*why = strerror(errno);
-		return NULL;
-	}
 	if ((size_t)snprintf(path, sizeof(path), "%s/queue.db", dir) >=
 	    sizeof(path)) {
 		*why = "path too long";
 		return NULL;
 	}
+	if (spool_prepare(dir, path, why) < 0)
+		return NULL;
 	if ((sp = calloc(1, sizeof(*sp))) == NULL) {
 		*why = "out of memory";
 		return NULL;
