@@ -293,6 +293,9 @@ conf_parse_smarthost(const char *item, char *host, size_t hostlen,
 		             : "not an IPv4 or IPv6 address");
 	if (!*literal && !conf_valid_hostname(host))
 		return value_fail(why, "not a host name or an IP address");
+	/* RFC 5321's tag says nothing inet_pton does not: keep the address. */
+	if (strncasecmp(host, "IPv6:", 5) == 0)
+		memmove(host, host + 5, strlen(host + 5) + 1);
 	if (portstr != NULL && value_port(portstr, port) < 0)
 		return value_fail(why, "bad port (1 to 65535)");
 	return 0;
