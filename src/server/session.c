@@ -719,21 +719,19 @@ session_dispatch(struct session *s, const char *line, size_t len)
 	const struct session_cmd *cmd = NULL;
 	struct smtp_cmd c;
 	int more = conn_input_len(s->conn) > 0;
+	size_t shown;
 
 	smtp_cmd_parse(line, len, &c);
-	if (c.verb == SMTP_VERB_AUTH) {
-		/* The mechanism, never an initial response: it is a password.
-		 */
-		const char *sp = memchr(c.arg, ' ', c.arg_len);
-		size_t shown = (size_t)(c.arg - line) +
-		               (sp != NULL ? (size_t)(sp - c.arg) : c.arg_len);
-
-		session_plog(s, '<', line, shown, sp != NULL ? "+ ***" : NULL);
-	} else {
-		session_plog(s, '<', line, len, NULL);
-	}
+	/* An AUTH line is logged without what may be a credential. */
+	shown = smtp_cmd_public_len(line, len, &c);
+	session_plog(s, '<', line, shown, shown < len ? "+ ***" : NULL);
 	if (memchr(line, '\0', len) != NULL) {
 		session_error(s, "500 5.5.2 NUL in command line");
+		return;
+	}
+	if (c.bad_separator) {
+		session_error(s, "500 5.5.2 Syntax error: a command and its "
+		                 "argument are separated by a space");
 		return;
 	}
 	for (size_t i = 0;
