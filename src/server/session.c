@@ -206,6 +206,7 @@ enum {
 	    1 << 0, /* RFC 2920: must be last in a pipelined group */
 	CMD_NEEDS_HELO = 1 << 1,
 	CMD_TRANSACTION = 1 << 2, /* MAIL/RCPT/DATA/BDAT: RequireTLS applies */
+	CMD_JUNK = 1 << 3,        /* counts against SESSION_JUNK_MAX */
 };
 
 struct session_cmd {
@@ -695,20 +696,28 @@ session_cmd_starttls(struct session *s, const struct smtp_cmd *c)
 		session_close(s, "plaintext pipelined after STARTTLS");
 }
 
+/*
+ * The command table.  CMD_ENDS_GROUP is RFC 2920 section 3.1's list
+ * (EHLO, HELO, DATA, VRFY, EXPN, TURN, QUIT, NOOP; TURN is not
+ * implemented) plus STARTTLS (RFC 3207: nothing may follow it in
+ * plaintext) and AUTH (its exchange needs the 334 first).  CMD_JUNK marks
+ * commands that cost a reply and change nothing, which a client may
+ * repeat without end: they count against SESSION_JUNK_MAX.
+ */
 static const struct session_cmd session_commands[] = {
-    {SMTP_VERB_HELO, CMD_ENDS_GROUP, session_cmd_helo},
-    {SMTP_VERB_EHLO, CMD_ENDS_GROUP, session_cmd_ehlo},
+    {SMTP_VERB_HELO, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_helo},
+    {SMTP_VERB_EHLO, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_ehlo},
     {SMTP_VERB_MAIL, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_mail},
     {SMTP_VERB_RCPT, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_rcpt},
     {SMTP_VERB_DATA, CMD_NEEDS_HELO | CMD_TRANSACTION | CMD_ENDS_GROUP,
         session_cmd_data},
     {SMTP_VERB_BDAT, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_bdat},
-    {SMTP_VERB_RSET, 0, session_cmd_rset},
-    {SMTP_VERB_NOOP, 0, session_cmd_noop},
-    {SMTP_VERB_QUIT, 0, session_cmd_quit},
-    {SMTP_VERB_VRFY, 0, session_cmd_vrfy},
-    {SMTP_VERB_EXPN, 0, session_cmd_expn},
-    {SMTP_VERB_HELP, 0, session_cmd_help},
+    {SMTP_VERB_RSET, CMD_JUNK, session_cmd_rset},
+    {SMTP_VERB_NOOP, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_noop},
+    {SMTP_VERB_QUIT, CMD_ENDS_GROUP, session_cmd_quit},
+    {SMTP_VERB_VRFY, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_vrfy},
+    {SMTP_VERB_EXPN, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_expn},
+    {SMTP_VERB_HELP, CMD_JUNK, session_cmd_help},
     {SMTP_VERB_STARTTLS, CMD_NEEDS_HELO | CMD_ENDS_GROUP, session_cmd_starttls},
     {SMTP_VERB_AUTH, CMD_NEEDS_HELO | CMD_ENDS_GROUP, session_cmd_auth},
 };
@@ -740,21 +749,36 @@ session_dispatch(struct session *s, const char *line, size_t len)
 			cmd = &session_commands[i];
 	/*
 	 * RFC 2920: without PIPELINING a client waits for each reply, and
-	 * even with it certain commands end a group.  Input that is already
-	 * waiting here broke that rule; it is typical of spam engines and of
-	 * attacks that count on a server reading ahead, so hang up.
+	 * even with it the commands that end a group must come last.  Input
+	 * that is already waiting here broke that rule; it is typical of
+	 * spam engines and of attacks that count on a server reading ahead,
+	 * so hang up.
 	 */
-	if (more &&
-	    (!s->pipelining ||
-	        (cmd != NULL && (cmd->flags & CMD_ENDS_GROUP) &&
-	            c.verb != SMTP_VERB_EHLO && c.verb != SMTP_VERB_HELO))) {
+	if (more && (!s->pipelining ||
+	                (cmd != NULL && (cmd->flags & CMD_ENDS_GROUP)))) {
 		session_reply_close(s, "554 5.5.0 Command pipelining is not "
 		                       "permitted here; closing connection");
 		return;
 	}
 	if (cmd == NULL) {
+		size_t n = c.verb_len < shown ? c.verb_len : shown;
+
 		session_error(s, "500 5.3.3 Unrecognized command '%.*s'",
-		    (int)(c.verb_len > 20 ? 20 : c.verb_len), c.verb_text);
+		    (int)(n > 20 ? 20 : n), c.verb_text);
+		return;
+	}
+	/*
+	 * Postfix's smtpd_junk_command_limit: a session that only repeats
+	 * commands which change nothing is not sending mail.  The count
+	 * starts again with every message accepted (session_committed), so
+	 * a long connection that sends RSET between messages is never hit.
+	 */
+	if ((cmd->flags & CMD_JUNK) && ++s->junk > SESSION_JUNK_MAX) {
+		session_plog(s, '*', "junk command limit reached", 26, NULL);
+		session_reply_close(s,
+		    "421 4.7.0 %s Too many commands without mail, closing "
+		    "transmission channel",
+		    s->rc->fqdn);
 		return;
 	}
 	if ((cmd->flags & CMD_NEEDS_HELO) && s->helo[0] == '\0') {

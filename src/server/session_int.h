@@ -30,6 +30,29 @@ struct conn;
 #define SESSION_AUTH_MAX 255
 /* Failed AUTH attempts per client address and minute before 454. */
 #define SESSION_AUTH_FAILURES_MAX 5
+/*
+ * Commands that change nothing (HELO, EHLO, NOOP, RSET, VRFY, EXPN, HELP)
+ * allowed between two accepted messages before the session ends with 421
+ * 4.7.0: Postfix's smtpd_junk_command_limit and its default.  Exchange has
+ * no such setting, so it is a constant.  HELO and EHLO count, as in
+ * Postfix: a client needs them at most twice per connection (before and
+ * after STARTTLS), and an EHLO reply is the largest we send.
+ */
+#define SESSION_JUNK_MAX 100
+/*
+ * Protocol log bytes one session may write, beyond the credit of the
+ * messages it delivers (see session_plog).  A Verbose log row costs about
+ * 150 bytes, so this is some 1700 rows of commands that sent no mail:
+ * far more than any real client needs, and it stops a client that
+ * pipelines junk from making the log grow many times faster than its
+ * traffic (an EHLO of 12 bytes writes a dozen rows).
+ */
+#define SESSION_LOG_MAX (256 * 1024)
+/* What a stored message adds to the budget, and per recipient. */
+#define SESSION_LOG_MSG_CREDIT 4096
+#define SESSION_LOG_RCPT_CREDIT 1024
+/* A row's fixed fields: date-time, sequence, event, commas, CRLF. */
+#define SESSION_LOG_ROW_FIXED 40
 /* Longest reply we format; EHLO's is the largest at a few hundred bytes. */
 #define SESSION_REPLY_MAX 2048
 
@@ -72,6 +95,7 @@ struct session {
 	struct smtp_ext ext; /* what this session offered */
 	int pipelining;
 	unsigned errors;
+	unsigned junk; /* CMD_JUNK commands since the last accepted message */
 	int skip_line; /* discarding the rest of an over-long command */
 
 	/* the transaction */

@@ -165,6 +165,7 @@ session_committed(void *arg, int ok, const char *queue_id)
 	if (ok) {
 		spool_crash_point("before-reply");
 		session_track_receive(s);
+		s->junk = 0; /* the session does send mail */
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
 	} else {
