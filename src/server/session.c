@@ -66,14 +66,70 @@ session_protolog_on(const struct session *s)
 	       s->rc->protocol_logging_level == PROTOLOG_VERBOSE;
 }
 
+/*
+ * One row of the protocol log, within the session's budget: once a
+ * session has written SESSION_LOG_MAX bytes, one row says so and the rest
+ * are counted, not written, until the disconnect row, which is always
+ * written and carries the count.  Every stored message adds to the budget
+ * what its rows need (session_log_credit), so the budget bounds what a
+ * client makes us write without sending mail, never a busy relay.
+ */
 void
 session_plog(struct session *s, char event, const char *data, size_t len,
     const char *context)
 {
+	char why[300];
+	size_t row;
+
 	if (!session_protolog_on(s))
 		return;
+	/* About the row's size: its data, context and fixed fields. */
+	row = len + (context != NULL ? strlen(context) : 0) +
+	      strlen(s->rc->name) + strlen(s->id) + strlen(s->local) +
+	      strlen(s->remote) + SESSION_LOG_ROW_FIXED;
+	if (event == '-' && s->log_dropped > 0) {
+		snprintf(why, sizeof(why),
+		    "%.*s%s%llu lines (%llu bytes) not logged: protocol log "
+		    "limit",
+		    (int)(len > 200 ? 200 : len), data, len > 0 ? "; " : "",
+		    (unsigned long long)s->log_dropped,
+		    (unsigned long long)s->log_dropped_bytes);
+		data = why;
+		len = strlen(why);
+	} else if (event != '-' &&
+	           (s->log_capped ||
+	               s->log_bytes + row > SESSION_LOG_MAX + s->log_credit)) {
+		if (!s->log_capped) {
+			s->log_capped = 1;
+			snprintf(why, sizeof(why),
+			    "protocol log limit reached (%u bytes); further "
+			    "lines are counted, not written",
+			    (unsigned)SESSION_LOG_MAX);
+			protolog_write(s->srv->protolog, s->rc->name, s->id,
+			    s->seq++, s->local, s->remote, '*', why,
+			    strlen(why), NULL);
+		}
+		s->log_dropped++;
+		s->log_dropped_bytes += row;
+		s->seq++;
+		return;
+	}
+	s->log_bytes += row;
 	protolog_write(s->srv->protolog, s->rc->name, s->id, s->seq++, s->local,
 	    s->remote, event, data, len, context);
+}
+
+/*
+ * A message was stored: its rows were mail, not junk.  The credit covers
+ * a transaction's rows (MAIL, DATA, their replies, the commit) and two
+ * rows of at most a full-length address per recipient; refused commands
+ * inside the transaction get no credit of their own.
+ */
+void
+session_log_credit(struct session *s)
+{
+	s->log_credit +=
+	    SESSION_LOG_MSG_CREDIT + s->nrcpts * SESSION_LOG_RCPT_CREDIT;
 }
 
 void

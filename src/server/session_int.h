@@ -86,7 +86,11 @@ struct session {
 	char remote[64];
 	char remote_ip[48];
 	struct sockaddr_storage peer;
-	unsigned seq; /* protocol log sequence number */
+	unsigned seq;      /* protocol log sequence number */
+	size_t log_bytes;  /* protocol log bytes charged to the budget */
+	size_t log_credit; /* added to SESSION_LOG_MAX by stored messages */
+	int log_capped;    /* SESSION_LOG_MAX reached: rows only counted */
+	uint64_t log_dropped, log_dropped_bytes;
 	double started;
 
 	/* SMTP state after HELO/EHLO */
@@ -133,6 +137,7 @@ struct session {
 /* session.c */
 void session_plog(struct session *, char event, const char *data, size_t len,
     const char *context);
+void session_log_credit(struct session *);
 void session_enter(struct session *, enum session_state);
 void session_reply(struct session *, const char *, ...)
     __attribute__((format(printf, 2, 3)));

@@ -164,6 +164,7 @@ session_committed(void *arg, int ok, const char *queue_id)
 	(void)queue_id; /* the spool stores ours; see session_finish */
 	if (ok) {
 		spool_crash_point("before-reply");
+		session_log_credit(s);
 		session_track_receive(s);
 		s->junk = 0; /* the session does send mail */
 		session_reply(
