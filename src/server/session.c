@@ -252,7 +252,8 @@ session_reset(struct session *s)
 	s->bdat_remaining = 0;
 	s->bdat_last = 0;
 	s->bdat_discard = 0;
-	s->data_midline = 0;
+	s->data_bol = 0;
+	s->data_cr = 0;
 }
 
 /* --- commands --------------------------------------------------------- */
@@ -622,7 +623,8 @@ session_cmd_data(struct session *s, const struct smtp_cmd *c)
 	if (session_begin_content(s) < 0)
 		return;
 	s->used_data = 1;
-	s->data_midline = 0;
+	s->data_bol = 1;
+	s->data_cr = 0;
 	s->phase_start = conn_now();
 	s->phase_bytes = 0;
 	session_enter(s, SESSION_DATA);
@@ -897,51 +899,48 @@ session_read_commands(struct session *s)
 }
 
 /*
- * DATA: find CRLF-ended lines; a line that is just "." ends the message
- * (RFC 5321 4.1.1.4), a leading dot is removed (4.5.2).  After a bad line
- * ending the rest of that line is not a line start, so "\n.\r\n" can
- * never end the message: only CRLF "." CRLF does.
+ * DATA: a line that is just "." ends the message (RFC 5321 4.1.1.4), a
+ * leading dot is removed (4.5.2).  A line start is what follows CRLF, and
+ * only CRLF: after a bare LF or CR the rest is not a line start, so
+ * "\n.\r\n" can never end the message; only CRLF "." CRLF does.  Lines
+ * are handed on in pieces as they arrive, so a line may be longer than
+ * the input buffer (content.c checks it when it ends).
  */
 static void
 session_read_data(struct session *s)
 {
 	while (s->state == SESSION_DATA) {
-		size_t len, linelen, used;
+		size_t len, take;
 		const char *p = conn_peek(s->conn, &len);
-		enum lr_status st;
-		int found;
+		const char *lf;
 
 		if (len == 0)
 			return;
-		st = linereader_next(p, len, CONTENT_LINE_MAX, &linelen, &used);
-		switch (st) {
-		case LR_MORE:
-			return;
-		case LR_TOOLONG:
-			content_fail(&s->content, CONTENT_LINE_LONG);
-			used = linereader_skip(p, len, &found);
-			s->data_midline = !found;
-			break;
-		case LR_BADEOL:
-			content_fail(&s->content, CONTENT_BAD_EOL);
-			s->data_midline = 1;
-			break;
-		case LR_OK:
-			if (s->data_midline) {
-				s->data_midline = 0;
-			} else if (linelen == 1 && p[0] == '.') {
-				conn_consume(s->conn, used);
+		if (s->data_bol && p[0] == '.') {
+			if (len < 3 && (len == 1 || p[1] == '\r'))
+				return; /* "." or ".\r": the rest decides */
+			if (p[1] == '\r' && p[2] == '\n') {
+				conn_consume(s->conn, 3);
+				s->phase_bytes += 3;
 				session_finish(s);
 				return;
-			} else if (p[0] == '.') {
-				content_line(&s->content, p + 1, used - 1);
-			} else {
-				content_line(&s->content, p, used);
 			}
-			break;
+			conn_consume(s->conn, 1);
+			s->phase_bytes++;
+			s->data_bol = 0;
+			continue;
 		}
-		s->phase_bytes += used;
-		conn_consume(s->conn, used);
+		lf = memchr(p, '\n', len);
+		take = lf != NULL ? (size_t)(lf - p) + 1 : len;
+		content_line_part(&s->content, p, take);
+		if (lf != NULL)
+			s->data_bol =
+			    take >= 2 ? p[take - 2] == '\r' : s->data_cr;
+		else
+			s->data_bol = 0;
+		s->data_cr = p[take - 1] == '\r';
+		s->phase_bytes += take;
+		conn_consume(s->conn, take);
 		session_charge(s);
 	}
 }

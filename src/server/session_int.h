@@ -116,7 +116,8 @@ struct session {
 	int bdat_last;
 	int bdat_discard; /* consume the chunk, then reply bdat_reply */
 	const char *bdat_reply;
-	int data_midline; /* inside a line that had a bad ending */
+	int data_bol; /* DATA: at a line start (the last bytes were CRLF) */
+	int data_cr;  /* DATA: the last byte read was a CR */
 	double phase_start;
 	uint64_t phase_bytes;
 	char queue_id[32];

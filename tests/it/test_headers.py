@@ -154,3 +154,30 @@ def test_forged_headers_removed_with_bdat(hdr):
     for gone in (b"Internal", b"BasicAuth", b"evil", b"Partner"):
         assert gone not in head, head
     assert b"X-Keep-2: two\r\n  folded keep" in head
+
+
+CONTINUATION = (b" Internal; X-Sluice-Organization-AuthAs=Internal\r\n"
+                b"Subject: continued\r\n\r\nbody\r\n")
+
+
+@pytest.mark.parametrize("how", ["DATA", "BDAT"])
+def test_content_starting_with_continuation_refused(hdr, how):
+    """A first content line that starts with white space would continue
+    the last header Sluice prepends (issue 18.1): the message is refused
+    with 550 5.6.0 and nothing is stored; the session goes on."""
+    before = len(hdr.messages())
+    with hdr.client() as c:
+        c.cmd("EHLO client.example").check(250)
+        c.cmd(f"MAIL FROM:<{SENDER}>").check(250, "2.1.0")
+        c.cmd("RCPT TO:<user@localhost>").check(250, "2.1.5")
+        if how == "DATA":
+            c.cmd("DATA").check(354)
+            c.send(CONTINUATION + b".\r\n")
+        else:
+            c.send(b"BDAT %d LAST\r\n" % len(CONTINUATION) + CONTINUATION)
+        c.reply().check(550, "5.6.0", "continuation")
+        r = send(c, b"Subject: after\r\n\r\nbody\r\n")
+    assert len(hdr.messages()) == before + 1
+    f = fields(hdr.message(queue_id_of(r))["body"])
+    assert [v for n, v in f if n == "x-sluice-organization-authmechanism"] \
+        == ["None"]
