@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "server/auth_pool.h"
 #include "server/listener.h"
 #include "server/server.h"
 #include "tls/tls_client.h"
@@ -291,6 +292,8 @@ server_free_table(struct server_counter **table)
 void
 server_free_tables(struct server *srv)
 {
+	auth_pool_free(srv->auth_pool);
+	srv->auth_pool = NULL;
 	server_free_table(srv->counters);
 	server_free_table(srv->rates);
 	srv->counters = srv->rates = NULL;

@@ -24,6 +24,7 @@ struct session;
 struct tls_store;
 struct tls_client;
 struct qmgr;
+struct auth_pool;
 
 struct conf_ref {
 	struct conf *conf;
@@ -42,6 +43,7 @@ struct server {
 	struct tracklog *tracklog;
 	struct protolog *sendlog; /* SmtpSend protocol log */
 	struct qmgr *qmgr; /* the delivery side, for the control socket */
+	struct auth_pool *auth_pool; /* password checks; made on first AUTH */
 	struct listener *listeners;
 	struct session *sessions; /* every live session, for draining */
 	size_t nsessions;

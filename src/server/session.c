@@ -54,8 +54,8 @@
 #include "util/buf.h"
 #include "util/log.h"
 
-static const char *session_state_names[] = {
-    "greeting", "command", "data", "bdat", "commit", "tls", "closing", "dead"};
+static const char *session_state_names[] = {"greeting", "command", "data",
+    "bdat", "commit", "auth", "tls", "closing", "dead"};
 
 /* --- logging and replies --------------------------------------------- */
 
@@ -137,6 +137,9 @@ session_enter(struct session *s, enum session_state next)
 {
 	if (s->state == next)
 		return;
+	/* A password check belongs to SESSION_AUTH (session_auth.c). */
+	if (s->state == SESSION_AUTH)
+		session_auth_abandon(s);
 	log_debug("session %s: %s -> %s", s->id, session_state_names[s->state],
 	    session_state_names[next]);
 	s->state = next;
@@ -1179,6 +1182,7 @@ session_close(struct session *s, const char *why)
 		return;
 	}
 	session_plog(s, '-', why ? why : "", why ? strlen(why) : 0, NULL);
+	session_auth_abandon(s);
 	s->state = SESSION_DEAD;
 	conn_pause(s->conn);
 	conn_set_deadline(s->conn, 0);

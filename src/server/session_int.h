@@ -23,12 +23,16 @@ struct conf_ref;
 struct conf_receive_connector;
 struct conf_transport;
 struct conn;
+struct auth_job;
 
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CRLF. */
 #define SESSION_CMD_MAX 510
 /* Longest user name or password we accept in AUTH. */
 #define SESSION_AUTH_MAX 255
-/* Failed AUTH attempts per client address and minute before 454. */
+/*
+ * AUTH attempts per client address (IPv6: per /64) and minute before
+ * 454; counted when they start, and a success is given back.
+ */
 #define SESSION_AUTH_FAILURES_MAX 5
 /*
  * Commands that change nothing (HELO, EHLO, NOOP, RSET, VRFY, EXPN, HELP)
@@ -62,6 +66,7 @@ enum session_state {
 	SESSION_DATA,     /* reading DATA content up to CRLF.CRLF */
 	SESSION_BDAT,     /* reading an exact BDAT chunk */
 	SESSION_COMMIT,   /* waiting for the spool to make it durable */
+	SESSION_AUTH,     /* waiting for a worker to check a password */
 	SESSION_TLS,      /* STARTTLS handshake in progress */
 	SESSION_CLOSING,  /* last reply queued, closing after flush */
 	SESSION_DEAD,     /* connection gone, waiting to be freed */
@@ -132,7 +137,8 @@ struct session {
 	char auth_domain[SMTP_DOMAIN_MAX + 1];
 	char auth_user[SESSION_AUTH_MAX + 1]; /* "" until AUTH succeeded */
 	int auth_step; /* AUTH exchange in progress: what comes next */
-	char auth_login[SESSION_AUTH_MAX + 1]; /* AUTH LOGIN user name */
+	char auth_login[SESSION_AUTH_MAX + 1]; /* the user being checked */
+	struct auth_job *auth_job; /* the check in flight (SESSION_AUTH) */
 };
 
 /* session.c */
@@ -161,5 +167,9 @@ void session_finish(struct session *);
 int session_auth_offered(const struct session *);
 void session_auth_line(struct session *, const char *line, size_t len);
 void session_cmd_auth(struct session *, const struct smtp_cmd *);
+void session_auth_abandon(struct session *);
+/* The key AUTH attempts are counted under: the address, IPv6 by /64. */
+void session_auth_source(
+    const struct sockaddr *peer, struct sockaddr_storage *out);
 
 #endif
