@@ -37,6 +37,7 @@
 #include "deliver/maildir.h"
 #include "log/protolog.h"
 #include "log/tracklog.h"
+#include "route/route.h"
 #include "server/conn.h"
 #include "server/auth.h"
 #include "server/content.h"
@@ -561,6 +562,13 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 	}
 	if (s->nrcpts >= session_max_rcpts(s)) {
 		session_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (args.path.postmaster && route_postmaster(s->cref->conf) == NULL) {
+		session_reply(s, "550 5.1.1 <Postmaster> without a domain "
+		                 "cannot be delivered here (no Authoritative "
+		                 "accepted domain); write to postmaster@ a "
+		                 "domain");
 		return;
 	}
 	if (!session_may_relay(s, &args.path)) {
