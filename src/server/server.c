@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dns/resolver.h"
 #include "server/auth_pool.h"
 #include "server/listener.h"
 #include "server/server.h"
@@ -41,6 +42,7 @@ server_conf_release(struct conf_ref *ref)
 {
 	if (--ref->refs > 0)
 		return;
+	resolver_free(ref->resolver);
 	tls_client_free(ref->tls_client);
 	tls_store_free(ref->tls);
 	conf_free(ref->conf);

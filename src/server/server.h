@@ -25,6 +25,7 @@ struct tls_store;
 struct tls_client;
 struct qmgr;
 struct auth_pool;
+struct resolver;
 
 struct conf_ref {
 	struct conf *conf;
@@ -32,6 +33,10 @@ struct conf_ref {
 	/* outbound TLS context (trust, ciphers, session cache), made on
 	 * first use by the delivery side, freed with the configuration */
 	struct tls_client *tls_client;
+	/* the sessions' reverse look-ups ([Transport] Resolver of this
+	 * configuration), made by the first session that needs one */
+	struct resolver *resolver;
+	int resolver_failed;
 	unsigned refs;
 };
 

@@ -35,6 +35,7 @@
 
 #include "conf/conf.h"
 #include "deliver/maildir.h"
+#include "dns/resolver.h"
 #include "log/protolog.h"
 #include "log/tracklog.h"
 #include "route/route.h"
@@ -1153,6 +1154,53 @@ static const struct conn_ops session_conn_ops = {
     .tls_done = session_on_tls_done,
 };
 
+/*
+ * The client's reverse name for our Received header (RFC 5321 4.4), looked
+ * up from the connect on so that no reply ever waits for DNS; it is used
+ * only if it is known, and forward-confirmed, when a message starts.
+ */
+static void
+session_ptr_done(void *arg, const char *name)
+{
+	struct session *s = arg;
+
+	char line[300];
+
+	s->ptr_job = NULL;
+	if (name != NULL)
+		snprintf(s->peer_name, sizeof(s->peer_name), "%s", name);
+	snprintf(line, sizeof(line), "reverse DNS: %s",
+	    name != NULL ? name : "no forward-confirmed name");
+	session_plog(s, '*', line, strlen(line), "DNS");
+}
+
+static void
+session_ptr_start(struct session *s)
+{
+	struct conf_ref *cref = s->cref;
+	const char *why = NULL;
+
+	if (cref->resolver == NULL && !cref->resolver_failed &&
+	    (cref->resolver = resolver_new(
+	         s->srv->base, cref->conf->transport.resolver, &why)) == NULL) {
+		cref->resolver_failed = 1;
+		log_err("no reverse look-ups of clients: %s",
+		    why != NULL ? why : "resolver failed");
+	}
+	if (cref->resolver != NULL)
+		s->ptr_job = resolver_ptr(cref->resolver,
+		    (const struct sockaddr *)&s->peer, session_ptr_done, s);
+}
+
+static void
+session_ptr_abandon(struct session *s)
+{
+	if (s->ptr_job == NULL)
+		return;
+	resolver_ptr_cancel(s->cref->resolver, s->ptr_job);
+	s->ptr_job = NULL;
+}
+
 static void
 session_free_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1160,6 +1208,7 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	session_ptr_abandon(s);
 	session_content_release(s);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -1191,6 +1240,7 @@ session_close(struct session *s, const char *why)
 	}
 	session_plog(s, '-', why ? why : "", why ? strlen(why) : 0, NULL);
 	session_auth_abandon(s);
+	session_ptr_abandon(s);
 	s->state = SESSION_DEAD;
 	conn_pause(s->conn);
 	conn_set_deadline(s->conn, 0);
@@ -1282,6 +1332,7 @@ session_start(struct server *srv, struct conf_ref *cref,
 		session_reply_close(s, "%s", refuse);
 		return;
 	}
+	session_ptr_start(s);
 	if (rc->greeting_delay > 0) {
 		/* session_on_timeout() greets when the delay is over. */
 		conn_set_deadline(s->conn, s->started + rc->greeting_delay);

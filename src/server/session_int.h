@@ -24,6 +24,7 @@ struct conf_receive_connector;
 struct conf_transport;
 struct conn;
 struct auth_job;
+struct resolver_ptr;
 
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CRLF. */
 #define SESSION_CMD_MAX 510
@@ -91,6 +92,10 @@ struct session {
 	char remote[64];
 	char remote_ip[48];
 	struct sockaddr_storage peer;
+	/* the client's forward-confirmed reverse name ("" while unknown or
+	 * when there is none), looked up from the connect on */
+	char peer_name[256];
+	struct resolver_ptr *ptr_job;
 	unsigned seq;      /* protocol log sequence number */
 	size_t log_bytes;  /* protocol log bytes charged to the budget */
 	size_t log_credit; /* added to SESSION_LOG_MAX by stored messages */

@@ -724,8 +724,16 @@ smtp_helo_parse(
 		/* Lenient like real servers, but never spaces or controls. */
 		if (ch <= 32 || ch == 127)
 			return command_fail(why, "Invalid domain name", -1);
+		/*
+		 * It goes into our Received header, where 8-bit bytes do not
+		 * belong (RFC 5322) and "(", ")" or ";" could fake a comment
+		 * or end the field: what is not a domain or an address
+		 * literal is kept as '?', and the client is not refused.
+		 */
+		out[i] = isascii(ch) && (isalnum(ch) || strchr("-._:[]", ch))
+		             ? (char)ch
+		             : '?';
 	}
-	memcpy(out, arg, len);
 	out[len] = '\0';
 	return 0;
 }

@@ -135,7 +135,11 @@ int smtp_mail_parse(const char *arg, size_t len, const struct smtp_ext *,
 int smtp_rcpt_parse(const char *arg, size_t len, const struct smtp_ext *,
     struct smtp_rcpt_args *, const char **why);
 
-/* A HELO/EHLO argument: a domain or an address literal. */
+/*
+ * A HELO/EHLO argument: a domain or an address literal.  Spaces and
+ * controls are refused; any other byte that has no place in a domain or
+ * an address literal (8-bit, "(", ";", ...) comes out as '?'.
+ */
 int smtp_helo_parse(
     const char *arg, size_t len, char *out, size_t outsz, const char **why);
 

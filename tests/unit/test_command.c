@@ -279,6 +279,17 @@ test_verbs_and_helo(void **state)
 	assert_int_equal(smtp_helo_parse("", 0, helo, sizeof(helo), &why), -1);
 	assert_int_equal(
 	    smtp_helo_parse("a\tb", 3, helo, sizeof(helo), &why), -1);
+	assert_int_equal(
+	    smtp_helo_parse("[IPv6:::1]", 10, helo, sizeof(helo), &why), 0);
+	assert_string_equal(helo, "[IPv6:::1]");
+	assert_int_equal(
+	    smtp_helo_parse("mx_1.Example-2.org", 18, helo, sizeof(helo), &why),
+	    0);
+	assert_string_equal(helo, "mx_1.Example-2.org");
+	assert_int_equal(smtp_helo_parse("\xc3\xa9vil(x);\"y\"\x9b", 13, helo,
+	                     sizeof(helo), &why),
+	    0);
+	assert_string_equal(helo, "??vil?x???y??");
 }
 
 /*
