@@ -1163,7 +1163,6 @@ static void
 session_ptr_done(void *arg, const char *name)
 {
 	struct session *s = arg;
-
 	char line[300];
 
 	s->ptr_job = NULL;
