@@ -253,24 +253,25 @@ qmgr_local(struct qmgr *q, const struct spool_due *d, const char *addr,
 
 /*
  * <Postmaster> (RFC 5321 4.5.1, no domain): the postmaster mailbox of the
- * first Authoritative accepted domain.  Without one it waits.
+ * first Authoritative accepted domain (route_postmaster).  The session
+ * refuses it when there is none; one accepted before a reload removed the
+ * last such domain fails like any unroutable recipient, never waits.
  */
 static void
 qmgr_postmaster(struct qmgr *q, const struct spool_due *d)
 {
-	const struct conf *conf = q->srv->conf->conf;
+	const struct conf_accepted_domain *ad =
+	    route_postmaster(q->srv->conf->conf);
 	char addr[300];
 
-	for (size_t i = 0; i < conf->naccepted_domains; i++) {
-		const struct conf_accepted_domain *ad =
-		    &conf->accepted_domains[i];
-
-		if (ad->type != DOMAIN_AUTHORITATIVE)
-			continue;
-		snprintf(addr, sizeof(addr), "postmaster@%s", ad->name);
-		qmgr_local(q, d, addr, ad->mailboxes);
+	if (ad == NULL) {
+		qmgr_unroutable(q, d,
+		    "<Postmaster> without a domain, and no Authoritative "
+		    "accepted domain to deliver it to");
 		return;
 	}
+	snprintf(addr, sizeof(addr), "postmaster@%s", ad->name);
+	qmgr_local(q, d, addr, ad->mailboxes);
 }
 
 static void

@@ -94,6 +94,15 @@ route_domain(const struct conf *conf, const char *domain, struct route *r)
 	    best == 0 ? " (catch-all)" : "");
 }
 
+const struct conf_accepted_domain *
+route_postmaster(const struct conf *conf)
+{
+	for (size_t i = 0; i < conf->naccepted_domains; i++)
+		if (conf->accepted_domains[i].type == DOMAIN_AUTHORITATIVE)
+			return &conf->accepted_domains[i];
+	return NULL;
+}
+
 void
 route_tls_policy(const struct route *r, char *out, size_t len)
 {

@@ -34,6 +34,14 @@ struct route {
 void route_domain(const struct conf *, const char *domain, struct route *);
 
 /*
+ * Where <Postmaster> without a domain (RFC 5321 4.5.1) goes: the
+ * postmaster mailbox of the first Authoritative accepted domain.  NULL
+ * when there is none (a relay-only server): it can then be delivered
+ * nowhere, and is refused at RCPT rather than accepted and kept forever.
+ */
+const struct conf_accepted_domain *route_postmaster(const struct conf *);
+
+/*
  * The delivery queue a routed recipient waits in (Exchange's next hop
  * domain): "Local" for Authoritative domains, the recipient domain for a
  * DNS-routed connector, the connector's name for smart hosts,

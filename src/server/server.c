@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "dns/resolver.h"
+#include "server/auth_pool.h"
 #include "server/listener.h"
 #include "server/server.h"
 #include "tls/tls_client.h"
@@ -40,6 +42,7 @@ server_conf_release(struct conf_ref *ref)
 {
 	if (--ref->refs > 0)
 		return;
+	resolver_free(ref->resolver);
 	tls_client_free(ref->tls_client);
 	tls_store_free(ref->tls);
 	conf_free(ref->conf);
@@ -291,6 +294,8 @@ server_free_table(struct server_counter **table)
 void
 server_free_tables(struct server *srv)
 {
+	auth_pool_free(srv->auth_pool);
+	srv->auth_pool = NULL;
 	server_free_table(srv->counters);
 	server_free_table(srv->rates);
 	srv->counters = srv->rates = NULL;

@@ -24,6 +24,8 @@ struct session;
 struct tls_store;
 struct tls_client;
 struct qmgr;
+struct auth_pool;
+struct resolver;
 
 struct conf_ref {
 	struct conf *conf;
@@ -31,6 +33,10 @@ struct conf_ref {
 	/* outbound TLS context (trust, ciphers, session cache), made on
 	 * first use by the delivery side, freed with the configuration */
 	struct tls_client *tls_client;
+	/* the sessions' reverse look-ups ([Transport] Resolver of this
+	 * configuration), made by the first session that needs one */
+	struct resolver *resolver;
+	int resolver_failed;
 	unsigned refs;
 };
 
@@ -42,6 +48,7 @@ struct server {
 	struct tracklog *tracklog;
 	struct protolog *sendlog; /* SmtpSend protocol log */
 	struct qmgr *qmgr; /* the delivery side, for the control socket */
+	struct auth_pool *auth_pool; /* password checks; made on first AUTH */
 	struct listener *listeners;
 	struct session *sessions; /* every live session, for draining */
 	size_t nsessions;

@@ -35,8 +35,10 @@
 
 #include "conf/conf.h"
 #include "deliver/maildir.h"
+#include "dns/resolver.h"
 #include "log/protolog.h"
 #include "log/tracklog.h"
+#include "route/route.h"
 #include "server/conn.h"
 #include "server/auth.h"
 #include "server/content.h"
@@ -54,8 +56,8 @@
 #include "util/buf.h"
 #include "util/log.h"
 
-static const char *session_state_names[] = {
-    "greeting", "command", "data", "bdat", "commit", "tls", "closing", "dead"};
+static const char *session_state_names[] = {"greeting", "command", "data",
+    "bdat", "commit", "auth", "tls", "closing", "dead"};
 
 /* --- logging and replies --------------------------------------------- */
 
@@ -66,14 +68,70 @@ session_protolog_on(const struct session *s)
 	       s->rc->protocol_logging_level == PROTOLOG_VERBOSE;
 }
 
+/*
+ * One row of the protocol log, within the session's budget: once a
+ * session has written SESSION_LOG_MAX bytes, one row says so and the rest
+ * are counted, not written, until the disconnect row, which is always
+ * written and carries the count.  Every stored message adds to the budget
+ * what its rows need (session_log_credit), so the budget bounds what a
+ * client makes us write without sending mail, never a busy relay.
+ */
 void
 session_plog(struct session *s, char event, const char *data, size_t len,
     const char *context)
 {
+	char why[300];
+	size_t row;
+
 	if (!session_protolog_on(s))
 		return;
+	/* About the row's size: its data, context and fixed fields. */
+	row = len + (context != NULL ? strlen(context) : 0) +
+	      strlen(s->rc->name) + strlen(s->id) + strlen(s->local) +
+	      strlen(s->remote) + SESSION_LOG_ROW_FIXED;
+	if (event == '-' && s->log_dropped > 0) {
+		snprintf(why, sizeof(why),
+		    "%.*s%s%llu lines (%llu bytes) not logged: protocol log "
+		    "limit",
+		    (int)(len > 200 ? 200 : len), data, len > 0 ? "; " : "",
+		    (unsigned long long)s->log_dropped,
+		    (unsigned long long)s->log_dropped_bytes);
+		data = why;
+		len = strlen(why);
+	} else if (event != '-' &&
+	           (s->log_capped ||
+	               s->log_bytes + row > SESSION_LOG_MAX + s->log_credit)) {
+		if (!s->log_capped) {
+			s->log_capped = 1;
+			snprintf(why, sizeof(why),
+			    "protocol log limit reached (%u bytes); further "
+			    "lines are counted, not written",
+			    (unsigned)SESSION_LOG_MAX);
+			protolog_write(s->srv->protolog, s->rc->name, s->id,
+			    s->seq++, s->local, s->remote, '*', why,
+			    strlen(why), NULL);
+		}
+		s->log_dropped++;
+		s->log_dropped_bytes += row;
+		s->seq++;
+		return;
+	}
+	s->log_bytes += row;
 	protolog_write(s->srv->protolog, s->rc->name, s->id, s->seq++, s->local,
 	    s->remote, event, data, len, context);
+}
+
+/*
+ * A message was stored: its rows were mail, not junk.  The credit covers
+ * a transaction's rows (MAIL, DATA, their replies, the commit) and two
+ * rows of at most a full-length address per recipient; refused commands
+ * inside the transaction get no credit of their own.
+ */
+void
+session_log_credit(struct session *s)
+{
+	s->log_credit +=
+	    SESSION_LOG_MSG_CREDIT + s->nrcpts * SESSION_LOG_RCPT_CREDIT;
 }
 
 void
@@ -81,6 +139,9 @@ session_enter(struct session *s, enum session_state next)
 {
 	if (s->state == next)
 		return;
+	/* A password check belongs to SESSION_AUTH (session_auth.c). */
+	if (s->state == SESSION_AUTH)
+		session_auth_abandon(s);
 	log_debug("session %s: %s -> %s", s->id, session_state_names[s->state],
 	    session_state_names[next]);
 	s->state = next;
@@ -196,7 +257,8 @@ session_reset(struct session *s)
 	s->bdat_remaining = 0;
 	s->bdat_last = 0;
 	s->bdat_discard = 0;
-	s->data_midline = 0;
+	s->data_bol = 0;
+	s->data_cr = 0;
 }
 
 /* --- commands --------------------------------------------------------- */
@@ -206,6 +268,7 @@ enum {
 	    1 << 0, /* RFC 2920: must be last in a pipelined group */
 	CMD_NEEDS_HELO = 1 << 1,
 	CMD_TRANSACTION = 1 << 2, /* MAIL/RCPT/DATA/BDAT: RequireTLS applies */
+	CMD_JUNK = 1 << 3,        /* counts against SESSION_JUNK_MAX */
 };
 
 struct session_cmd {
@@ -502,6 +565,13 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
+	if (args.path.postmaster && route_postmaster(s->cref->conf) == NULL) {
+		session_reply(s, "550 5.1.1 <Postmaster> without a domain "
+		                 "cannot be delivered here (no Authoritative "
+		                 "accepted domain); write to postmaster@ a "
+		                 "domain");
+		return;
+	}
 	if (!session_may_relay(s, &args.path)) {
 		session_reply(s, "550 5.7.54 Unable to relay recipient in "
 		                 "non-accepted domain");
@@ -565,7 +635,8 @@ session_cmd_data(struct session *s, const struct smtp_cmd *c)
 	if (session_begin_content(s) < 0)
 		return;
 	s->used_data = 1;
-	s->data_midline = 0;
+	s->data_bol = 1;
+	s->data_cr = 0;
 	s->phase_start = conn_now();
 	s->phase_bytes = 0;
 	session_enter(s, SESSION_DATA);
@@ -695,20 +766,28 @@ session_cmd_starttls(struct session *s, const struct smtp_cmd *c)
 		session_close(s, "plaintext pipelined after STARTTLS");
 }
 
+/*
+ * The command table.  CMD_ENDS_GROUP is RFC 2920 section 3.1's list
+ * (EHLO, HELO, DATA, VRFY, EXPN, TURN, QUIT, NOOP; TURN is not
+ * implemented) plus STARTTLS (RFC 3207: nothing may follow it in
+ * plaintext) and AUTH (its exchange needs the 334 first).  CMD_JUNK marks
+ * commands that cost a reply and change nothing, which a client may
+ * repeat without end: they count against SESSION_JUNK_MAX.
+ */
 static const struct session_cmd session_commands[] = {
-    {SMTP_VERB_HELO, CMD_ENDS_GROUP, session_cmd_helo},
-    {SMTP_VERB_EHLO, CMD_ENDS_GROUP, session_cmd_ehlo},
+    {SMTP_VERB_HELO, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_helo},
+    {SMTP_VERB_EHLO, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_ehlo},
     {SMTP_VERB_MAIL, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_mail},
     {SMTP_VERB_RCPT, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_rcpt},
     {SMTP_VERB_DATA, CMD_NEEDS_HELO | CMD_TRANSACTION | CMD_ENDS_GROUP,
         session_cmd_data},
     {SMTP_VERB_BDAT, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_bdat},
-    {SMTP_VERB_RSET, 0, session_cmd_rset},
-    {SMTP_VERB_NOOP, 0, session_cmd_noop},
-    {SMTP_VERB_QUIT, 0, session_cmd_quit},
-    {SMTP_VERB_VRFY, 0, session_cmd_vrfy},
-    {SMTP_VERB_EXPN, 0, session_cmd_expn},
-    {SMTP_VERB_HELP, 0, session_cmd_help},
+    {SMTP_VERB_RSET, CMD_JUNK, session_cmd_rset},
+    {SMTP_VERB_NOOP, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_noop},
+    {SMTP_VERB_QUIT, CMD_ENDS_GROUP, session_cmd_quit},
+    {SMTP_VERB_VRFY, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_vrfy},
+    {SMTP_VERB_EXPN, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_expn},
+    {SMTP_VERB_HELP, CMD_JUNK, session_cmd_help},
     {SMTP_VERB_STARTTLS, CMD_NEEDS_HELO | CMD_ENDS_GROUP, session_cmd_starttls},
     {SMTP_VERB_AUTH, CMD_NEEDS_HELO | CMD_ENDS_GROUP, session_cmd_auth},
 };
@@ -719,21 +798,19 @@ session_dispatch(struct session *s, const char *line, size_t len)
 	const struct session_cmd *cmd = NULL;
 	struct smtp_cmd c;
 	int more = conn_input_len(s->conn) > 0;
+	size_t shown;
 
 	smtp_cmd_parse(line, len, &c);
-	if (c.verb == SMTP_VERB_AUTH) {
-		/* The mechanism, never an initial response: it is a password.
-		 */
-		const char *sp = memchr(c.arg, ' ', c.arg_len);
-		size_t shown = (size_t)(c.arg - line) +
-		               (sp != NULL ? (size_t)(sp - c.arg) : c.arg_len);
-
-		session_plog(s, '<', line, shown, sp != NULL ? "+ ***" : NULL);
-	} else {
-		session_plog(s, '<', line, len, NULL);
-	}
+	/* An AUTH line is logged without what may be a credential. */
+	shown = smtp_cmd_public_len(line, len, &c);
+	session_plog(s, '<', line, shown, shown < len ? "+ ***" : NULL);
 	if (memchr(line, '\0', len) != NULL) {
 		session_error(s, "500 5.5.2 NUL in command line");
+		return;
+	}
+	if (c.bad_separator) {
+		session_error(s, "500 5.5.2 Syntax error: a command and its "
+		                 "argument are separated by a space");
 		return;
 	}
 	for (size_t i = 0;
@@ -742,21 +819,36 @@ session_dispatch(struct session *s, const char *line, size_t len)
 			cmd = &session_commands[i];
 	/*
 	 * RFC 2920: without PIPELINING a client waits for each reply, and
-	 * even with it certain commands end a group.  Input that is already
-	 * waiting here broke that rule; it is typical of spam engines and of
-	 * attacks that count on a server reading ahead, so hang up.
+	 * even with it the commands that end a group must come last.  Input
+	 * that is already waiting here broke that rule; it is typical of
+	 * spam engines and of attacks that count on a server reading ahead,
+	 * so hang up.
 	 */
-	if (more &&
-	    (!s->pipelining ||
-	        (cmd != NULL && (cmd->flags & CMD_ENDS_GROUP) &&
-	            c.verb != SMTP_VERB_EHLO && c.verb != SMTP_VERB_HELO))) {
+	if (more && (!s->pipelining ||
+	                (cmd != NULL && (cmd->flags & CMD_ENDS_GROUP)))) {
 		session_reply_close(s, "554 5.5.0 Command pipelining is not "
 		                       "permitted here; closing connection");
 		return;
 	}
 	if (cmd == NULL) {
+		size_t n = c.verb_len < shown ? c.verb_len : shown;
+
 		session_error(s, "500 5.3.3 Unrecognized command '%.*s'",
-		    (int)(c.verb_len > 20 ? 20 : c.verb_len), c.verb_text);
+		    (int)(n > 20 ? 20 : n), c.verb_text);
+		return;
+	}
+	/*
+	 * Postfix's smtpd_junk_command_limit: a session that only repeats
+	 * commands which change nothing is not sending mail.  The count
+	 * starts again with every message accepted (session_committed), so
+	 * a long connection that sends RSET between messages is never hit.
+	 */
+	if ((cmd->flags & CMD_JUNK) && ++s->junk > SESSION_JUNK_MAX) {
+		session_plog(s, '*', "junk command limit reached", 26, NULL);
+		session_reply_close(s,
+		    "421 4.7.0 %s Too many commands without mail, closing "
+		    "transmission channel",
+		    s->rc->fqdn);
 		return;
 	}
 	if ((cmd->flags & CMD_NEEDS_HELO) && s->helo[0] == '\0') {
@@ -819,51 +911,48 @@ session_read_commands(struct session *s)
 }
 
 /*
- * DATA: find CRLF-ended lines; a line that is just "." ends the message
- * (RFC 5321 4.1.1.4), a leading dot is removed (4.5.2).  After a bad line
- * ending the rest of that line is not a line start, so "\n.\r\n" can
- * never end the message: only CRLF "." CRLF does.
+ * DATA: a line that is just "." ends the message (RFC 5321 4.1.1.4), a
+ * leading dot is removed (4.5.2).  A line start is what follows CRLF, and
+ * only CRLF: after a bare LF or CR the rest is not a line start, so
+ * "\n.\r\n" can never end the message; only CRLF "." CRLF does.  Lines
+ * are handed on in pieces as they arrive, so a line may be longer than
+ * the input buffer (content.c checks it when it ends).
  */
 static void
 session_read_data(struct session *s)
 {
 	while (s->state == SESSION_DATA) {
-		size_t len, linelen, used;
+		size_t len, take;
 		const char *p = conn_peek(s->conn, &len);
-		enum lr_status st;
-		int found;
+		const char *lf;
 
 		if (len == 0)
 			return;
-		st = linereader_next(p, len, CONTENT_LINE_MAX, &linelen, &used);
-		switch (st) {
-		case LR_MORE:
-			return;
-		case LR_TOOLONG:
-			content_fail(&s->content, CONTENT_LINE_LONG);
-			used = linereader_skip(p, len, &found);
-			s->data_midline = !found;
-			break;
-		case LR_BADEOL:
-			content_fail(&s->content, CONTENT_BAD_EOL);
-			s->data_midline = 1;
-			break;
-		case LR_OK:
-			if (s->data_midline) {
-				s->data_midline = 0;
-			} else if (linelen == 1 && p[0] == '.') {
-				conn_consume(s->conn, used);
+		if (s->data_bol && p[0] == '.') {
+			if (len < 3 && (len == 1 || p[1] == '\r'))
+				return; /* "." or ".\r": the rest decides */
+			if (p[1] == '\r' && p[2] == '\n') {
+				conn_consume(s->conn, 3);
+				s->phase_bytes += 3;
 				session_finish(s);
 				return;
-			} else if (p[0] == '.') {
-				content_line(&s->content, p + 1, used - 1);
-			} else {
-				content_line(&s->content, p, used);
 			}
-			break;
+			conn_consume(s->conn, 1);
+			s->phase_bytes++;
+			s->data_bol = 0;
+			continue;
 		}
-		s->phase_bytes += used;
-		conn_consume(s->conn, used);
+		lf = memchr(p, '\n', len);
+		take = lf != NULL ? (size_t)(lf - p) + 1 : len;
+		content_line_part(&s->content, p, take);
+		if (lf != NULL)
+			s->data_bol =
+			    take >= 2 ? p[take - 2] == '\r' : s->data_cr;
+		else
+			s->data_bol = 0;
+		s->data_cr = p[take - 1] == '\r';
+		s->phase_bytes += take;
+		conn_consume(s->conn, take);
 		session_charge(s);
 	}
 }
@@ -1065,6 +1154,52 @@ static const struct conn_ops session_conn_ops = {
     .tls_done = session_on_tls_done,
 };
 
+/*
+ * The client's reverse name for our Received header (RFC 5321 4.4), looked
+ * up from the connect on so that no reply ever waits for DNS; it is used
+ * only if it is known, and forward-confirmed, when a message starts.
+ */
+static void
+session_ptr_done(void *arg, const char *name)
+{
+	struct session *s = arg;
+	char line[300];
+
+	s->ptr_job = NULL;
+	if (name != NULL)
+		snprintf(s->peer_name, sizeof(s->peer_name), "%s", name);
+	snprintf(line, sizeof(line), "reverse DNS: %s",
+	    name != NULL ? name : "no forward-confirmed name");
+	session_plog(s, '*', line, strlen(line), "DNS");
+}
+
+static void
+session_ptr_start(struct session *s)
+{
+	struct conf_ref *cref = s->cref;
+	const char *why = NULL;
+
+	if (cref->resolver == NULL && !cref->resolver_failed &&
+	    (cref->resolver = resolver_new(
+	         s->srv->base, cref->conf->transport.resolver, &why)) == NULL) {
+		cref->resolver_failed = 1;
+		log_err("no reverse look-ups of clients: %s",
+		    why != NULL ? why : "resolver failed");
+	}
+	if (cref->resolver != NULL)
+		s->ptr_job = resolver_ptr(cref->resolver,
+		    (const struct sockaddr *)&s->peer, session_ptr_done, s);
+}
+
+static void
+session_ptr_abandon(struct session *s)
+{
+	if (s->ptr_job == NULL)
+		return;
+	resolver_ptr_cancel(s->cref->resolver, s->ptr_job);
+	s->ptr_job = NULL;
+}
+
 static void
 session_free_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1072,6 +1207,7 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	session_ptr_abandon(s);
 	session_content_release(s);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -1102,6 +1238,8 @@ session_close(struct session *s, const char *why)
 		return;
 	}
 	session_plog(s, '-', why ? why : "", why ? strlen(why) : 0, NULL);
+	session_auth_abandon(s);
+	session_ptr_abandon(s);
 	s->state = SESSION_DEAD;
 	conn_pause(s->conn);
 	conn_set_deadline(s->conn, 0);
@@ -1193,6 +1331,7 @@ session_start(struct server *srv, struct conf_ref *cref,
 		session_reply_close(s, "%s", refuse);
 		return;
 	}
+	session_ptr_start(s);
 	if (rc->greeting_delay > 0) {
 		/* session_on_timeout() greets when the delay is over. */
 		conn_set_deadline(s->conn, s->started + rc->greeting_delay);

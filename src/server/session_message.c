@@ -94,10 +94,18 @@ session_content_start(struct session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&hdr, 4096);
+	/*
+	 * RFC 5321 4.4: "from HELO (NAME [IP])" with the client's verified
+	 * reverse name, or "from HELO ([IP])" without one (never the IP in
+	 * the name's place); IPv6 as an address literal.  The HELO argument
+	 * was made printable when it was read (smtp_helo_parse).
+	 */
 	rc = buf_printf(&hdr,
-	    "Received: from %s (%s [%s])\r\n"
+	    "Received: from %s (%s%s[%s%s])\r\n"
 	    "\tby %s (Sluice) with %s",
-	    s->helo, s->remote_ip, s->remote_ip, s->rc->fqdn, session_with(s));
+	    s->helo, s->peer_name, s->peer_name[0] != '\0' ? " " : "",
+	    strchr(s->remote_ip, ':') != NULL ? "IPv6:" : "", s->remote_ip,
+	    s->rc->fqdn, session_with(s));
 	if (rc == BUF_OK && s->tls)
 		rc = buf_printf(&hdr, "\r\n\t(version=%s cipher=%s)",
 		    s->tlsinfo.version, s->tlsinfo.cipher);
@@ -164,7 +172,9 @@ session_committed(void *arg, int ok, const char *queue_id)
 	(void)queue_id; /* the spool stores ours; see session_finish */
 	if (ok) {
 		spool_crash_point("before-reply");
+		session_log_credit(s);
 		session_track_receive(s);
+		s->junk = 0; /* the session does send mail */
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
 	} else {
