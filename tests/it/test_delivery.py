@@ -252,16 +252,6 @@ def test_delay_notice_once_then_delivery(tmp_path):
         assert len(mailbox(s, "alice")) == 1  # one delay notice only
 
 
-def test_no_route_bounces_with_5_4_4(tmp_path):
-    extra = smarthost(9, spaces="only.test")
-    with running(tmp_path, conn=RELAY, raw_extra=extra) as s:
-        send(s, ["bob@nowhere.test"], "lost")
-        assert wait_for(lambda: mailbox(s, "alice"))
-        _, fields, _ = dsn_parts(mailbox(s, "alice")[0])
-        f = [f for f in fields if "Final-Recipient" in f][0]
-        assert f["Status"] == "5.4.4" and f["Action"] == "failed"
-
-
 def test_messages_share_one_connection(tmp_path):
     with FakeSmtp(capabilities=("PIPELINING",)) as mx, \
             running(tmp_path, conn=RELAY, raw_extra=smarthost(mx.port)) as s:
