@@ -125,7 +125,7 @@ struct trk_search {
 	const char *reference, *subject;
 	const char *recipients[TRK_RECIPIENTS_MAX];
 	size_t nrecipients;
-	char start[32], end[32]; /* canonical date-time, "" open */
+	char start[96], end[96]; /* canonical date-time, "" open */
 	long long limit;         /* -1: unlimited */
 	int list;                /* Format-List instead of the table */
 	const char *needle;      /* a literal every match contains */
@@ -166,7 +166,8 @@ trk_time(const char *in, char *out, size_t len)
 	}
 	if (*p == 'Z')
 		p++;
-	if (*p != '\0')
+	/* the log's own form has 24 characters: four-digit years */
+	if (*p != '\0' || tm.tm_year + 1900 < 1970 || tm.tm_year + 1900 > 9999)
 		return -1;
 	snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
