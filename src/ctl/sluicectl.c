@@ -32,8 +32,7 @@ static const struct ctl_command ctl_commands[] = {
         ctl_queue},
     {"messages",
         "[QUEUE] [--queue Q] [--sender P] [--recipient P] [--status S]",
-        "messages, one entry per queue; SafetyNet: delivered ones kept "
-        "(Get-Message)",
+        "messages, one entry per message and queue (Get-Message)",
         ctl_messages},
     {"retry", "QUEUE", "try a queue's next hop now (Retry-Queue)", ctl_retry},
     {"suspend", "QUEUE|MESSAGE",

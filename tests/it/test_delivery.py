@@ -64,12 +64,8 @@ def states(s):
 
 
 def events(s, name=None):
-    """Tracking log rows as dicts keyed by the header's field names."""
-    headers, rows = s.tracklog()
-    fields = [h for h in headers if h.startswith("#Fields:")]
-    names = fields[0].split(":", 1)[1].strip().split(",") if fields else []
-    out = [dict(zip(names, r)) for r in rows]
-    return [e for e in out if name is None or e.get("event-id") == name]
+    """Tracking log rows as dicts (see Sluice.track_events)."""
+    return s.track_events(name)
 
 
 def test_relay_to_smarthost_pipelined_bdat(tmp_path):

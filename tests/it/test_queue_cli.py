@@ -259,9 +259,7 @@ SmartHosts = [127.0.0.1]:{dead}
             " ".join(f["Diagnostic-Code"].split())
         assert dsn["Subject"] == "Undeliverable: unwanted"
         # the tracking log says who did it
-        headers, rows = s.tracklog()
-        names = headers[-1].split(":", 1)[1].strip().split(",")
-        fails = [dict(zip(names, r)) for r in rows if "FAIL" in r]
+        fails = s.track_events("FAIL")
         assert [(e["source"], e["internal-message-id"]) for e in fails] == \
             [("ADMIN", qid)]
 
