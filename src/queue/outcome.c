@@ -177,7 +177,8 @@ settle_track(struct settle *st, const struct settle_rcpt *r)
 	ev.tls = st->tls;
 	if (st->local) {
 		ev.server_hostname = outcome_fqdn(st->srv);
-	} else {
+	} else if (st->connector[0] != '\0') {
+		/* a send connector's attempt: our end, then the next hop */
 		const struct conf_send_connector *sc =
 		    conf_send_connector(st->srv->conf->conf, st->connector);
 
