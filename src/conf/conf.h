@@ -113,6 +113,7 @@ struct conf_transport {
 	char *users_file;     /* "user:crypt-hash" lines for AUTH */
 	/* RCPT to an Authoritative domain needs an existing mailbox */
 	int recipient_validation_enabled;
+	int message_tracking_log_subject_logging_enabled;
 	unsigned max_per_domain_outbound_connections;
 	unsigned max_outbound_connections;
 };

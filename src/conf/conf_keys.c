@@ -67,6 +67,8 @@ static const struct conf_key transport_keys[] = {
         T(max_per_domain_outbound_connections), 0, "20", 1, 10000, 0},
     {"MaxOutboundConnections", CT_UINT, T(max_outbound_connections), 0, "1000",
         1, 100000, 0},
+    {"MessageTrackingLogSubjectLoggingEnabled", CT_BOOL,
+        T(message_tracking_log_subject_logging_enabled), 0, "true", 0, 0, 0},
 };
 
 static const struct conf_key certificate_keys[] = {

@@ -34,6 +34,10 @@ int ctl_retry(struct ctl *, int, char **);
 int ctl_suspend(struct ctl *, int, char **);
 int ctl_resume(struct ctl *, int, char **);
 int ctl_remove(struct ctl *, int, char **);
+int ctl_export(struct ctl *, int, char **);
+
+/* Commands of ctl_tracking.c (they read the log files) */
+int ctl_get_messagetrackinglog(struct ctl *, int, char **);
 
 /* Commands of ctl_testtls.c */
 int ctl_test_tls(struct ctl *, int, char **);

@@ -36,7 +36,9 @@ ctl_route_nexthop(
 		return;
 	}
 	if (r->kind == ROUTE_NONE) {
-		snprintf(out, len, "none: non-delivery (5.4.4)");
+		snprintf(out, len,
+		    "none: waits in the Unreachable queue until a connector "
+		    "matches or it expires");
 		return;
 	}
 	if (sc->dns_routing_enabled) {

@@ -192,7 +192,12 @@ client_enh(const struct reply *r, char *enh, size_t len)
 		snprintf(enh, len, "%d.0.0", r->code / 100);
 }
 
-/* First line of a reply, printable ASCII only (it goes into DSNs). */
+/*
+ * A reply as one line, printable ASCII only (it goes into DSNs and the
+ * tracking log): the lines of a multi-line reply joined by spaces, each
+ * continuation without its repeated enhanced code, so that what a next
+ * hop says after its first line (often its own queue id) is kept.
+ */
 static void
 client_status(const struct reply *r, char *out, size_t len)
 {
@@ -200,11 +205,19 @@ client_status(const struct reply *r, char *out, size_t len)
 	            ? snprintf(out, len, "%d %s ", r->code, r->enh)
 	            : snprintf(out, len, "%d ", r->code);
 	size_t n = w > 0 && (size_t)w < len ? (size_t)w : 0;
+	size_t el = strlen(r->enh);
 
-	for (size_t i = 0; i < r->text_len && r->text[i] != '\n' && n + 1 < len;
-	     i++) {
+	for (size_t i = 0; i < r->text_len && n + 1 < len; i++) {
 		unsigned char ch = (unsigned char)r->text[i];
 
+		if (ch == '\n') {
+			out[n++] = ' ';
+			if (el > 0 && r->text_len - i - 1 > el &&
+			    memcmp(r->text + i + 1, r->enh, el) == 0 &&
+			    r->text[i + 1 + el] == ' ')
+				i += el + 1;
+			continue;
+		}
 		out[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
 	}
 	out[n < len ? n : len - 1] = '\0';
@@ -1280,7 +1293,29 @@ smtp_client_abort(struct smtp_client *c)
 const char *
 smtp_client_host(const struct smtp_client *c)
 {
-	return c->hop < c->p.nhops ? c->p.hops[c->hop].host : "";
+	/* Past the last next hop: the last one tried (a DEFER row says
+	 * where it failed). */
+	if (c->hop < c->p.nhops)
+		return c->p.hops[c->hop].host;
+	return c->p.nhops > 0 ? c->p.hops[c->p.nhops - 1].host : "";
+}
+
+const char *
+smtp_client_local(const struct smtp_client *c)
+{
+	return c->local;
+}
+
+const char *
+smtp_client_remote(const struct smtp_client *c)
+{
+	return c->remote;
+}
+
+const char *
+smtp_client_session(const struct smtp_client *c)
+{
+	return c->session_id;
 }
 
 const char *

@@ -28,8 +28,9 @@ struct smtp_client;
 struct tls_client;
 struct tls_store;
 
-/* One line of a reply kept per recipient: code, enhanced code and text. */
-#define SMTP_CLIENT_STATUS_MAX 512
+/* A reply kept per recipient as one line: code, enhanced code and text
+ * (the lines of a multi-line reply joined). */
+#define SMTP_CLIENT_STATUS_MAX 1000
 
 struct smtp_client_rcpt {
 	const char *addr;
@@ -99,9 +100,15 @@ void smtp_client_quit(struct smtp_client *);
 /* Free at once, without callbacks (the daemon is exiting). */
 void smtp_client_abort(struct smtp_client *);
 
-/* The host in use, and the TLS outcome for logs ("tls=...;..."). */
+/* The host in use (or the last one tried), and the TLS outcome for logs
+ * ("tls=...;..."). */
 const char *smtp_client_host(const struct smtp_client *);
 const char *smtp_client_tls(const struct smtp_client *);
+/* For the tracking log: the connection's ends ("addr:port", "" before
+ * the first connection) and the SmtpSend protocol log's session id. */
+const char *smtp_client_local(const struct smtp_client *);
+const char *smtp_client_remote(const struct smtp_client *);
+const char *smtp_client_session(const struct smtp_client *);
 
 /*
  * The content as it goes on the wire: every line ends in CRLF (a bare CR

@@ -78,7 +78,7 @@ route_domain(const struct conf *conf, const char *domain, struct route *r)
 		r->kind = ROUTE_NONE;
 		snprintf(r->why, sizeof(r->why),
 		    "no enabled send connector has an address space that "
-		    "matches %s (5.4.4)",
+		    "matches %s: the mail waits in the Unreachable queue",
 		    domain);
 		return;
 	}

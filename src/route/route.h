@@ -12,7 +12,7 @@
 enum route_kind {
 	ROUTE_LOCAL,     /* Authoritative accepted domain: a Maildir */
 	ROUTE_CONNECTOR, /* through a send connector */
-	ROUTE_NONE,      /* no connector: non-delivery, 5.4.4 */
+	ROUTE_NONE,      /* no connector: the Unreachable queue */
 };
 
 struct route {
