@@ -31,6 +31,7 @@
 #include "smtp/reply.h"
 #include "tls/tls_client.h"
 #include "tls/tls_peer.h"
+#include "tls/tls_policy.h"
 #include "tls/tls_store.h"
 #include "tls/tls_verify.h"
 
@@ -219,49 +220,65 @@ probe_levels(SSL *ssl, const char *tls_domain, const char *domain)
 	}
 }
 
+/*
+ * What the send connector's policy (tls_policy.c, the daemon's own
+ * decision) makes of what was observed: the same questions the SMTP
+ * client asks, in the same order.
+ */
 static void
-probe_verdict(const struct conf_send_connector *sc, SSL *ssl, int handshake,
-    int starttls, const char *domain, int domain_secure)
+probe_verdict(const struct tls_policy *pol, SSL *ssl, int starttls,
+    const char *refused, int handshake, const char *error)
 {
-	enum tls_auth_level level = TLS_AUTH_NONE;
+	struct tls_facts f;
 	struct tls_outcome o;
-	char why[300] = "";
+	char why[400] = "", words[512];
+	enum tls_action a;
 
-	if (domain_secure)
-		level = TLS_AUTH_DOMAIN_VALIDATION;
-	else if (sc->require_tls)
-		level = sc->tls_auth_level != TLS_AUTH_NONE
-		            ? sc->tls_auth_level
-		            : TLS_AUTH_ENCRYPTION_ONLY;
-	printf("Connector    : %s (%s%s%s%s)\n", sc->name,
-	    domain_secure     ? "Domain Security"
-	    : sc->require_tls ? "RequireTLS, "
-	                      : "opportunistic TLS",
-	    sc->require_tls && !domain_secure ? tls_level_name(level) : "",
-	    sc->tls_domain[0] ? ", TlsDomain " : "", sc->tls_domain);
-	if (level == TLS_AUTH_NONE) {
+	tls_policy_describe(pol, words, sizeof(words));
+	printf("Connector    : %s\n", pol->connector);
+	printf("TlsPolicy    : %s\n", words);
+	memset(&f, 0, sizeof(f));
+	f.stage = TLS_STAGE_EHLO;
+	f.offered = starttls;
+	a = tls_policy_judge(pol, &f, NULL, why, sizeof(why));
+	if (a == TLS_ACTION_STARTTLS && refused != NULL) {
+		f.stage = TLS_STAGE_REFUSED;
+		f.error = refused;
+		a = tls_policy_judge(pol, &f, NULL, why, sizeof(why));
+	} else if (a == TLS_ACTION_STARTTLS) {
+		f.stage = TLS_STAGE_HANDSHAKE;
+		f.error = error;
+		tls_peer_outcome(ssl, handshake, &o);
+		f.outcome = &o;
+		a = tls_policy_judge(pol, &f, NULL, why, sizeof(why));
+	}
+	switch (a) {
+	case TLS_ACTION_STARTTLS: /* not after a handshake */
+	case TLS_ACTION_PLAINTEXT:
 		printf("Could deliver: yes (%s)\n",
-		    sc->ignore_starttls ? "IgnoreSTARTTLS: in plaintext"
-		    : handshake         ? "over TLS, nothing checked"
-		    : starttls ? "the handshake fails: in plaintext on retry"
-		               : "no STARTTLS: in plaintext");
-		return;
-	}
-	if (!handshake) {
-		printf(
-		    "Could deliver: no (%s; the message would be deferred)\n",
-		    starttls ? "the TLS handshake failed"
-		             : "TLS is required and STARTTLS is not offered");
-		return;
-	}
-	tls_peer_outcome(ssl, 1, &o);
-	if (tls_evaluate(level, &o, domain_secure ? NULL : sc->tls_domain,
-	        domain, why, sizeof(why)) == TLS_CHECK_OK)
-		printf("Could deliver: yes (%s met)\n", tls_level_name(level));
-	else
-		printf(
-		    "Could deliver: no (%s; the message would be deferred)\n",
+		    pol->level == TLS_POLICY_NONE
+		        ? "IgnoreSTARTTLS: in plaintext"
+		    : refused != NULL ? "STARTTLS refused: in plaintext"
+		                      : "no STARTTLS: in plaintext");
+		break;
+	case TLS_ACTION_RETRY_PLAINTEXT:
+		printf("Could deliver: yes (the handshake fails: in plaintext "
+		       "on retry)\n");
+		break;
+	case TLS_ACTION_SEND:
+		if (tls_policy_required(pol))
+			printf("Could deliver: yes (%s met)\n",
+			    tls_policy_name(pol));
+		else
+			printf("Could deliver: yes (over TLS, nothing "
+			       "checked)\n");
+		break;
+	case TLS_ACTION_DEFER:
+		printf("Could deliver: no (%s; the message would be "
+		       "deferred)\n",
 		    why);
+		break;
+	}
 }
 
 static int
@@ -283,7 +300,10 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 	struct probe p;
 	struct reply r;
 	struct conf *c;
-	int starttls = 0, handshake = 0, rc = 1, domain_secure = 0;
+	struct tls_policy pol;
+	const char *refused = NULL, *error = NULL;
+	char refused_text[300], error_text[200];
+	int starttls = 0, handshake = 0, rc = 1;
 
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--domain") == 0 && i + 1 < argc)
@@ -327,10 +347,12 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		conf_free(c);
 		return 1;
 	}
-	if (sc != NULL)
-		domain_secure =
-		    sc->domain_secure_enabled &&
-		    conf_strlist_has(&c->transport.send_domain_secure, domain);
+	if (sc != NULL) {
+		struct tls_policy_input in = {
+		    .conf = c, .connector = sc, .domain = domain, .host = host};
+
+		tls_policy_decide(&in, &pol);
+	}
 	memset(&p, 0, sizeof(p));
 	if ((p.fd = probe_connect(host, port)) < 0)
 		goto out;
@@ -365,6 +387,10 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		if (probe_cmd(&p, "STARTTLS", &r) < 0 || r.code != 220) {
 			printf(
 			    "TLS          : STARTTLS refused (%d)\n", r.code);
+			snprintf(refused_text, sizeof(refused_text),
+			    "%d %s%s%.*s", r.code, r.enh, r.enh[0] ? " " : "",
+			    (int)r.text_len, r.text);
+			refused = refused_text;
 			goto verdict;
 		}
 		p.len = 0; /* nothing sent before the handshake is trusted */
@@ -375,11 +401,10 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		memset(&t, 0, sizeof(t));
 		t.host = host;
 		t.port = (unsigned)strtoul(port, NULL, 10);
-		t.domain_secure = domain_secure;
-		if (sc != NULL && sc->tls_certificate_name[0] != '\0') {
-			t.cert_name = sc->tls_certificate_name;
-		} else if (domain_secure && c->ncertificates > 0) {
-			t.cert_name = c->certificates[0].name;
+		if (sc != NULL) {
+			/* who we are and whom we trust: the policy's */
+			t.domain_secure = pol.partner_trust;
+			t.cert_name = pol.cert_name;
 		}
 		if (t.cert_name != NULL &&
 		    (certs = tls_store_new(c, stderr)) == NULL) {
@@ -398,8 +423,12 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		if (!handshake) {
 			unsigned long e = ERR_get_error();
 
-			printf("TLS          : handshake FAILED (%s)\n",
-			    e ? ERR_reason_error_string(e) : "closed");
+			snprintf(error_text, sizeof(error_text), "%s",
+			    e != 0 && ERR_reason_error_string(e) != NULL
+			        ? ERR_reason_error_string(e)
+			        : "peer closed");
+			error = error_text;
+			printf("TLS          : handshake FAILED (%s)\n", error);
 			goto verdict;
 		}
 		{
@@ -429,8 +458,7 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 	}
 verdict:
 	if (sc != NULL)
-		probe_verdict(
-		    sc, p.ssl, handshake, starttls, domain, domain_secure);
+		probe_verdict(&pol, p.ssl, starttls, refused, handshake, error);
 	if (probe_cmd(&p, "QUIT", &r) < 0)
 		(void)0; /* the answer to QUIT does not matter */
 out:

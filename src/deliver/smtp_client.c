@@ -41,6 +41,7 @@
 #include "smtp/reply.h"
 #include "tls/tls_client.h"
 #include "tls/tls_peer.h"
+#include "tls/tls_policy.h"
 #include "util/log.h"
 
 /* A connection attempt gets at most this long (the server may be gone). */
@@ -83,6 +84,7 @@ struct smtp_client {
 	struct bufferevent *bev;
 	struct event *timer;
 	SSL *ssl;
+	struct tls_policy policy; /* for the next hop in use */
 	enum client_state state;
 	size_t hop;      /* index into p.hops */
 	int plain_retry; /* this hop again without TLS (handshake failed) */
@@ -133,19 +135,7 @@ client_hop(const struct smtp_client *c)
 static int
 client_tls_required(const struct smtp_client *c)
 {
-	return c->p.connector->require_tls || c->p.domain_secure;
-}
-
-static enum tls_auth_level
-client_tls_level(const struct smtp_client *c)
-{
-	if (c->p.domain_secure)
-		return TLS_AUTH_DOMAIN_VALIDATION;
-	if (!c->p.connector->require_tls)
-		return TLS_AUTH_NONE;
-	return c->p.connector->tls_auth_level != TLS_AUTH_NONE
-	           ? c->p.connector->tls_auth_level
-	           : TLS_AUTH_ENCRYPTION_ONLY;
+	return tls_policy_required(&c->policy);
 }
 
 static void
@@ -434,20 +424,28 @@ static void
 client_after_ehlo(struct smtp_client *c)
 {
 	const struct conf_send_connector *sc = c->p.connector;
-	int tls_possible = c->ext.starttls && !sc->ignore_starttls &&
-	                   c->p.tls != NULL && !c->plain_retry;
 
-	if (!c->in_tls && tls_possible) {
-		c->state = CS_STARTTLS;
-		client_send(c, "STARTTLS");
-		return;
-	}
-	if (!c->in_tls && client_tls_required(c)) {
-		client_next_hop(c, "4.7.10", "%s",
-		    c->ext.starttls ? "TLS is required and the handshake failed"
-		                    : "TLS is required and the next hop does "
-		                      "not offer STARTTLS");
-		return;
+	if (!c->in_tls) {
+		struct tls_facts f = {
+		    .stage = TLS_STAGE_EHLO,
+		    .offered = c->ext.starttls,
+		    .unavailable = c->p.tls == NULL,
+		    .plain_retry = c->plain_retry,
+		};
+		char why[300];
+
+		switch (
+		    tls_policy_judge(&c->policy, &f, NULL, why, sizeof(why))) {
+		case TLS_ACTION_STARTTLS:
+			c->state = CS_STARTTLS;
+			client_send(c, "STARTTLS");
+			return;
+		case TLS_ACTION_DEFER:
+			client_next_hop(c, "4.7.10", "%s", why);
+			return;
+		default:
+			break; /* plaintext */
+		}
 	}
 	if (client_wants_auth(c)) {
 		char line[1200], raw[700], b64[1000];
@@ -497,29 +495,28 @@ static void
 client_handshake_done(struct smtp_client *c, int ok)
 {
 	struct tls_peer peer;
+	struct tls_outcome o;
+	struct tls_facts f = {.stage = TLS_STAGE_HANDSHAKE, .outcome = &o};
 	char why[300];
 	enum tls_check check;
-	enum tls_auth_level level = client_tls_level(c);
+	enum tls_action action;
 
 	tls_client_done(c->ssl, ok);
-	check = tls_client_check(c->ssl, ok, level, c->p.connector->tls_domain,
-	    c->p.domain, why, sizeof(why));
+	tls_peer_outcome(c->ssl, ok, &o);
+	action = tls_policy_judge(&c->policy, &f, &check, why, sizeof(why));
 	if (!ok) {
 		snprintf(c->tls_summary, sizeof(c->tls_summary),
-		    "tls=%s:failed;handshake",
-		    level == TLS_AUTH_NONE ? "opportunistic"
-		                           : tls_level_name(level));
+		    "tls=%s:failed;handshake", tls_policy_name(&c->policy));
 		client_log(c, '*', "TLS handshake failed", 20, NULL);
-		client_next_hop(c, "4.7.10", "TLS handshake failed%s",
-		    client_tls_required(c) ? "" : "; retrying in plaintext");
+		client_next_hop(c, "4.7.10", "%s", why);
 		return;
 	}
 	tls_peer_describe(c->ssl, &peer);
 	snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s;%s;%s%s",
-	    level == TLS_AUTH_NONE ? "opportunistic" : tls_level_name(level),
+	    tls_policy_name(&c->policy),
 	    check == TLS_CHECK_OK
-	        ? (level >= TLS_AUTH_CERTIFICATE_VALIDATION ? "verified"
-	                                                    : "encrypted")
+	        ? (c->policy.level >= TLS_POLICY_VERIFY ? "verified"
+	                                                : "encrypted")
 	        : tls_check_name(check),
 	    peer.version, peer.cipher, peer.resumed ? ";resumed" : "");
 	{
@@ -537,7 +534,7 @@ client_handshake_done(struct smtp_client *c, int ok)
 		    NULL);
 	}
 	c->in_tls = 1;
-	if (check != TLS_CHECK_OK) {
+	if (action == TLS_ACTION_DEFER) {
 		client_next_hop(c, "4.7.5", "%s", why);
 		return;
 	}
@@ -570,8 +567,8 @@ client_starttls(struct smtp_client *c)
 	t.host = client_hop(c)->host;
 	t.port =
 	    ntohs(((const struct sockaddr_in *)&client_hop(c)->addr)->sin_port);
-	t.cert_name = c->p.cert_name;
-	t.domain_secure = c->p.domain_secure;
+	t.cert_name = c->policy.cert_name;
+	t.domain_secure = c->policy.partner_trust;
 	if ((ssl = tls_client_ssl(c->p.tls, &t, c->p.certs, &why)) == NULL) {
 		client_next_hop(c, "4.7.5", "cannot start TLS: %s",
 		    why != NULL ? why : "?");
@@ -983,10 +980,15 @@ client_reply(struct smtp_client *c, const struct reply *r)
 		return;
 	case CS_STARTTLS:
 		if (r->code != 220) {
-			if (client_tls_required(c)) {
-				client_next_hop(c, "4.7.10",
-				    "STARTTLS refused: %d %.200s", r->code,
-				    r->text);
+			char text[260], why[300];
+			struct tls_facts f = {
+			    .stage = TLS_STAGE_REFUSED, .error = text};
+
+			snprintf(
+			    text, sizeof(text), "%d %.200s", r->code, r->text);
+			if (tls_policy_judge(&c->policy, &f, NULL, why,
+			        sizeof(why)) == TLS_ACTION_DEFER) {
+				client_next_hop(c, "4.7.10", "%s", why);
 				return;
 			}
 			c->plain_retry = 1; /* go on in plaintext */
@@ -1201,9 +1203,17 @@ client_connect(struct smtp_client *c)
 	    c->session_id, sizeof(c->session_id), "%016llX", ++client_sessions);
 	c->seq = 0;
 	c->state = CS_CONNECT;
+	{
+		struct tls_policy_input in = {.conf = c->p.conf,
+		    .connector = c->p.connector,
+		    .domain = c->p.domain,
+		    .host = h->host};
+
+		tls_policy_decide(&in, &c->policy);
+	}
 	if (!c->plain_retry)
 		c->tls_summary[0] = '\0';
-	if (c->p.connector->ignore_starttls)
+	if (c->policy.level == TLS_POLICY_NONE)
 		snprintf(c->tls_summary, sizeof(c->tls_summary),
 		    "tls=IgnoreSTARTTLS:none");
 	c->bev = bufferevent_socket_new(c->p.base, -1, BEV_OPT_CLOSE_ON_FREE);

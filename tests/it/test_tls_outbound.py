@@ -260,8 +260,8 @@ TlsDomain = *.sluice.test
     with FakeSmtp(capabilities=("PIPELINING",)) as mx:
         rc, out = probe(mx.port, "--connector", "Contoso")
         assert "STARTTLS     : NOT offered" in out
-        assert "Could deliver: no (TLS is required and STARTTLS is not " \
-            "offered" in out
+        assert "Could deliver: no (TLS is required and the next hop does not " \
+            "offer STARTTLS" in out
     rc, out = probe(free_port())
     assert rc == 1 and "Connection refused" in out
 
