@@ -28,13 +28,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
 #include <openssl/evp.h>
-#include <openssl/ssl.h>
 
+#include "deliver/client_conn.h"
+#include "deliver/client_content.h"
 #include "deliver/smtp_client.h"
 #include "log/protolog.h"
 #include "smtp/command.h"
@@ -48,8 +45,6 @@
 #define CLIENT_CONNECT_SECONDS 30
 /* A parked connection waits this long for another message, then QUITs. */
 #define CLIENT_IDLE_SECONDS 5
-/* Read-ahead cap: a reply line is at most 512 bytes; this is plenty. */
-#define CLIENT_INPUT_MAX (64 * 1024)
 /*
  * RCPTs sent ahead of their replies.  Servers read pipelined commands
  * from a socket buffer; a hundred short lines fit in any of them.
@@ -81,10 +76,9 @@ enum expect { EX_MAIL, EX_RCPT, EX_DATA, EX_DOT, EX_BDAT };
 
 struct smtp_client {
 	struct smtp_client_params p;
-	struct bufferevent *bev;
-	struct event *timer;
-	SSL *ssl;
-	struct tls_policy policy; /* for the next hop in use */
+	struct client_conn *conn;         /* NULL between next hops */
+	struct client_conn_later *finish; /* closed(), then free */
+	struct tls_policy policy;         /* for the next hop in use */
 	enum client_state state;
 	size_t hop;      /* index into p.hops */
 	int plain_retry; /* this hop again without TLS (handshake failed) */
@@ -152,23 +146,21 @@ client_log(struct smtp_client *c, char event, const char *data, size_t len,
 static void
 client_arm(struct smtp_client *c, unsigned seconds)
 {
-	struct timeval tv = {(time_t)seconds, 0};
-
-	evtimer_add(c->timer, &tv);
+	if (c->conn != NULL)
+		client_conn_set_timeout(c->conn, seconds);
 }
 
 static void
 client_send(struct smtp_client *c, const char *line)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-
 	/* Credentials never reach the log. */
 	if (strncasecmp(line, "AUTH ", 5) == 0 || c->state == CS_AUTH_USER ||
 	    c->state == CS_AUTH_PASS)
 		client_log(c, '>', "AUTH ****", 9, NULL);
 	else
 		client_log(c, '>', line, strlen(line), NULL);
-	evbuffer_add_printf(out, "%s\r\n", line);
+	client_conn_write(c->conn, line, strlen(line));
+	client_conn_write(c->conn, "\r\n", 2);
 	client_arm(c, c->p.connector->connection_inactivity_timeout);
 }
 
@@ -245,23 +237,16 @@ client_fail_rest(
 static void
 client_free(struct smtp_client *c)
 {
-	if (c->bev != NULL) {
-		if (c->ssl != NULL && c->in_tls)
-			SSL_shutdown(c->ssl); /* keeps the session resumable */
-		bufferevent_free(c->bev);
-	}
-	if (c->timer != NULL)
-		event_free(c->timer);
+	client_conn_free(c->conn);
+	client_conn_later_free(c->finish);
 	free(c);
 }
 
 static void
-client_finish_cb(evutil_socket_t fd, short what, void *arg)
+client_finish_cb(void *arg)
 {
 	struct smtp_client *c = arg;
 
-	(void)fd;
-	(void)what;
 	c->p.ops->closed(c->p.arg, c, c->delivered, c->fail_enh, c->fail_why);
 	client_free(c);
 }
@@ -278,26 +263,24 @@ client_end(struct smtp_client *c)
 		    c->fail_why[0] ? c->fail_why : "connection lost");
 		client_msg_done(c);
 	}
-	if (c->bev != NULL) {
+	if (c->conn != NULL) {
 		client_log(c, '-', NULL, 0, NULL);
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		client_conn_free(c->conn);
+		c->conn = NULL;
 	}
-	evtimer_del(c->timer);
 	c->state = CS_CLOSED;
-	event_base_once(c->p.base, -1, EV_TIMEOUT, client_finish_cb, c, NULL);
+	client_conn_later_fire(c->finish);
 }
 
 static void
 client_drop_connection(struct smtp_client *c)
 {
-	if (c->bev != NULL) {
+	if (c->conn != NULL) {
 		client_log(c, '-', NULL, 0, NULL);
-		bufferevent_free(c->bev);
-		c->bev = NULL;
+		client_conn_free(c->conn);
+		c->conn = NULL;
 	}
-	c->ssl = NULL;
 	c->in_tls = 0;
-	evtimer_del(c->timer);
 }
 
 /*
@@ -492,26 +475,29 @@ client_after_ehlo(struct smtp_client *c)
 }
 
 static void
-client_handshake_done(struct smtp_client *c, int ok)
+client_handshake_done(struct smtp_client *c, const char *error)
 {
+	SSL *ssl = client_conn_ssl(c->conn);
+	int ok = error == NULL;
 	struct tls_peer peer;
 	struct tls_outcome o;
-	struct tls_facts f = {.stage = TLS_STAGE_HANDSHAKE, .outcome = &o};
+	struct tls_facts f = {
+	    .stage = TLS_STAGE_HANDSHAKE, .outcome = &o, .error = error};
 	char why[300];
 	enum tls_check check;
 	enum tls_action action;
 
-	tls_client_done(c->ssl, ok);
-	tls_peer_outcome(c->ssl, ok, &o);
+	tls_client_done(ssl, ok);
+	tls_peer_outcome(ssl, ok, &o);
 	action = tls_policy_judge(&c->policy, &f, &check, why, sizeof(why));
 	if (!ok) {
 		snprintf(c->tls_summary, sizeof(c->tls_summary),
 		    "tls=%s:failed;handshake", tls_policy_name(&c->policy));
-		client_log(c, '*', "TLS handshake failed", 20, NULL);
+		client_log(c, '*', why, strlen(why), NULL);
 		client_next_hop(c, "4.7.10", "%s", why);
 		return;
 	}
-	tls_peer_describe(c->ssl, &peer);
+	tls_peer_describe(ssl, &peer);
 	snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s;%s;%s%s",
 	    tls_policy_name(&c->policy),
 	    check == TLS_CHECK_OK
@@ -541,9 +527,6 @@ client_handshake_done(struct smtp_client *c, int ok)
 	client_ehlo(c);
 }
 
-static void client_read_cb(struct bufferevent *, void *);
-static void client_event_cb(struct bufferevent *, short, void *);
-
 /*
  * The 220 to STARTTLS came: discard any plaintext that followed it in the
  * same read (an injection, CVE-2021-38371) and let the TLS filter take
@@ -553,16 +536,10 @@ static void
 client_starttls(struct smtp_client *c)
 {
 	struct tls_client_target t;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct bufferevent *tls;
 	const char *why = NULL;
 	SSL *ssl;
+	long discarded;
 
-	if (evbuffer_get_length(in) > 0) {
-		client_log(
-		    c, '*', "discarded plaintext after STARTTLS", 34, NULL);
-		evbuffer_drain(in, evbuffer_get_length(in));
-	}
 	memset(&t, 0, sizeof(t));
 	t.host = client_hop(c)->host;
 	t.port =
@@ -574,21 +551,14 @@ client_starttls(struct smtp_client *c)
 		    why != NULL ? why : "?");
 		return;
 	}
-	tls = bufferevent_openssl_filter_new(c->p.base, c->bev, ssl,
-	    BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (tls == NULL) {
-		SSL_free(ssl);
+	if ((discarded = client_conn_starttls(c->conn, ssl)) < 0) {
 		client_next_hop(c, "4.3.0", "cannot start TLS: out of memory");
 		return;
 	}
-	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
-	c->bev = tls;
-	c->ssl = ssl;
+	if (discarded > 0)
+		client_log(
+		    c, '*', "discarded plaintext after STARTTLS", 34, NULL);
 	c->state = CS_HANDSHAKE;
-	bufferevent_setwatermark(tls, EV_READ, 0, CLIENT_INPUT_MAX);
-	bufferevent_setcb(tls, client_read_cb, NULL, client_event_cb, c);
-	bufferevent_enable(tls, EV_READ | EV_WRITE);
 	client_arm(c, c->p.connector->connection_inactivity_timeout);
 }
 
@@ -645,77 +615,37 @@ client_rcpt_line(struct smtp_client *c, const struct smtp_client_rcpt *rc,
 	}
 }
 
-long
-smtp_client_encode(
-    const char *data, size_t len, int dotstuff, struct evbuffer *out)
+/* The encoder's output goes straight to the connection. */
+static int
+client_content_sink_conn(void *arg, const char *p, size_t n)
 {
-	size_t start = 0, total = 0;
-	int bol = 1;
-
-	for (size_t i = 0; i < len; i++) {
-		char ch = data[i];
-
-		if (bol && dotstuff && ch == '.') {
-			if (evbuffer_add(out, data + start, i - start) < 0 ||
-			    evbuffer_add(out, ".", 1) < 0)
-				return -1;
-			total += i - start + 1;
-			start = i;
-		}
-		bol = 0;
-		if (ch == '\r' && i + 1 < len && data[i + 1] == '\n') {
-			i++;
-			bol = 1;
-		} else if (ch == '\r' || ch == '\n') {
-			/* A bare CR or LF: the line ends here, in CRLF. */
-			if (evbuffer_add(out, data + start, i - start) < 0 ||
-			    evbuffer_add(out, "\r\n", 2) < 0)
-				return -1;
-			total += i - start + 2;
-			start = i + 1;
-			bol = 1;
-		}
-	}
-	if (evbuffer_add(out, data + start, len - start) < 0)
-		return -1;
-	total += len - start;
-	if (!bol && evbuffer_add(out, "\r\n", 2) == 0)
-		total += 2;
-	else if (!bol)
-		return -1;
-	return (long)total;
+	return client_conn_write(arg, p, n);
 }
 
 /* Send the content: the whole BDAT LAST chunk, or DATA's dot-stuffed body. */
 static int
 client_send_content(struct smtp_client *c, int bdat)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	char line[64];
-	long n;
+	long long n;
 
 	c->content_sent = 1;
 	if (!bdat) {
-		if (smtp_client_encode(c->msg->data, c->msg->len, 1, out) < 0)
+		if (client_content_encode(c->msg->data, c->msg->len,
+		        CLIENT_CONTENT_DOTSTUFF, client_content_sink_conn,
+		        c->conn) < 0 ||
+		    client_conn_write(c->conn, ".\r\n", 3) < 0)
 			return -1;
-		evbuffer_add(out, ".\r\n", 3);
 		client_log(c, '>', ".", 1, "message content");
 		return 0;
 	}
-	{
-		struct evbuffer *body = evbuffer_new();
-
-		if (body == NULL || (n = smtp_client_encode(c->msg->data,
-		                         c->msg->len, 0, body)) < 0) {
-			if (body != NULL)
-				evbuffer_free(body);
-			return -1;
-		}
-		snprintf(line, sizeof(line), "BDAT %ld LAST", n);
-		client_send(c, line);
-		evbuffer_add_buffer(out, body);
-		evbuffer_free(body);
-	}
+	/* BDAT needs the size first: a counting pass, then the bytes. */
+	n = client_content_encode(c->msg->data, c->msg->len, 0, NULL, NULL);
+	snprintf(line, sizeof(line), "BDAT %lld LAST", n);
+	client_send(c, line);
+	if (client_content_encode(c->msg->data, c->msg->len, 0,
+	        client_content_sink_conn, c->conn) != n)
+		return -1;
 	return 0;
 }
 
@@ -886,8 +816,7 @@ client_transaction_reply(struct smtp_client *c, const struct reply *r)
 		if (r->code == 354) {
 			if (c->accepted == 0) {
 				/* RFC 2920 3.1: nobody to send to, end it. */
-				evbuffer_add(
-				    bufferevent_get_output(c->bev), ".\r\n", 3);
+				client_conn_write(c->conn, ".\r\n", 3);
 				c->content_sent = 1;
 			} else if (client_send_content(c, 0) < 0) {
 				client_next_hop(c, "4.3.0", "out of memory");
@@ -1058,16 +987,17 @@ client_reply(struct smtp_client *c, const struct reply *r)
 	}
 }
 
+/* Complete replies, one at a time, from what the I/O layer has read. */
 static void
-client_read_cb(struct bufferevent *bev, void *arg)
+client_input_cb(void *arg)
 {
 	struct smtp_client *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct client_conn *conn = c->conn;
 
-	while (c->state != CS_CLOSED && c->bev == bev) {
-		size_t len = evbuffer_get_length(in), used = 0;
+	while (c->state != CS_CLOSED && c->conn == conn) {
+		size_t len = 0, used = 0;
+		const char *p = client_conn_peek(conn, &len);
 		enum reply_status st;
-		const char *p;
 
 		if (len == 0)
 			return;
@@ -1079,9 +1009,8 @@ client_read_cb(struct bufferevent *bev, void *arg)
 			    "server");
 			return;
 		}
-		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
 		st = reply_parse(&c->reply, p, len, &used);
-		evbuffer_drain(in, used);
+		client_conn_consume(conn, used);
 		if (st == REPLY_MORE)
 			return;
 		if (st == REPLY_ERROR) {
@@ -1093,85 +1022,49 @@ client_read_cb(struct bufferevent *bev, void *arg)
 			struct reply r = c->reply;
 
 			reply_init(&c->reply);
-			evtimer_del(c->timer);
 			client_reply(c, &r);
 		}
 	}
 }
 
-/* "192.0.2.1:25" or "[2001:db8::1]:25", for the protocol log. */
 static void
-client_format_endpoint(const struct sockaddr_storage *ss, char *out, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		snprintf(out, len, "[%s]:%u", host, ntohs(s6->sin6_port));
-	} else {
-		const struct sockaddr_in *s4 = (const void *)ss;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		snprintf(out, len, "%s:%u", host, ntohs(s4->sin_port));
-	}
-}
-
-static void
-client_endpoints(struct smtp_client *c, int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	memset(&ss, 0, sizeof(ss));
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		client_format_endpoint(&ss, c->local, sizeof(c->local));
-}
-
-static void
-client_event_cb(struct bufferevent *bev, short what, void *arg)
+client_connected_cb(void *arg)
 {
 	struct smtp_client *c = arg;
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		if (c->state == CS_HANDSHAKE) {
-			client_handshake_done(c, 1);
-			return;
-		}
-		client_endpoints(c, bufferevent_getfd(bev));
-		client_log(c, '+', NULL, 0, NULL);
-		c->state = CS_BANNER;
-		reply_init(&c->reply);
-		client_arm(c, c->p.connector->connection_inactivity_timeout);
+	snprintf(c->local, sizeof(c->local), "%s", client_conn_local(c->conn));
+	client_log(c, '+', NULL, 0, NULL);
+	c->state = CS_BANNER;
+	reply_init(&c->reply);
+	client_arm(c, c->p.connector->connection_inactivity_timeout);
+}
+
+static void
+client_tls_done_cb(void *arg, const char *error)
+{
+	client_handshake_done(arg, error);
+}
+
+static void
+client_closed_cb(void *arg, const char *why)
+{
+	struct smtp_client *c = arg;
+
+	if (c->state == CS_QUIT || c->state == CS_IDLE) {
+		client_end(c);
 		return;
 	}
-	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
-		if (c->state == CS_HANDSHAKE) {
-			client_handshake_done(c, 0);
-			return;
-		}
-		if (c->state == CS_QUIT || c->state == CS_IDLE) {
-			client_end(c);
-			return;
-		}
-		if (c->state == CS_CONNECT)
-			client_next_hop(c, "4.4.1", "connection failed: %s",
-			    strerror(EVUTIL_SOCKET_ERROR()));
-		else
-			client_next_hop(
-			    c, "4.4.2", "connection closed by the server");
-	}
+	if (c->state == CS_CONNECT)
+		client_next_hop(c, "4.4.1", "%s", why);
+	else
+		client_next_hop(c, "4.4.2", "%s", why);
 }
 
 static void
-client_timer_cb(evutil_socket_t fd, short what, void *arg)
+client_timeout_cb(void *arg)
 {
 	struct smtp_client *c = arg;
 
-	(void)fd;
-	(void)what;
 	switch (c->state) {
 	case CS_IDLE:
 		c->state = CS_QUIT;
@@ -1190,12 +1083,22 @@ client_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static const struct client_conn_ops client_conn_ops = {
+    .connected = client_connected_cb,
+    .input = client_input_cb,
+    .tls_done = client_tls_done_cb,
+    .closed = client_closed_cb,
+    .timeout = client_timeout_cb,
+};
+
 static void
 client_connect(struct smtp_client *c)
 {
 	const struct resolver_hop *h = client_hop(c);
+	const char *why = NULL;
 
-	client_format_endpoint(&h->addr, c->remote, sizeof(c->remote));
+	client_conn_endpoint(
+	    (const struct sockaddr *)&h->addr, c->remote, sizeof(c->remote));
 	/* Unique across restarts, like the receive side's session ids. */
 	if (client_sessions == 0)
 		client_sessions = (unsigned long long)time(NULL) << 20;
@@ -1216,19 +1119,12 @@ client_connect(struct smtp_client *c)
 	if (c->policy.level == TLS_POLICY_NONE)
 		snprintf(c->tls_summary, sizeof(c->tls_summary),
 		    "tls=IgnoreSTARTTLS:none");
-	c->bev = bufferevent_socket_new(c->p.base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		client_next_hop(c, "4.3.0", "out of memory");
-		return;
-	}
-	bufferevent_setwatermark(c->bev, EV_READ, 0, CLIENT_INPUT_MAX);
-	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	client_arm(c, CLIENT_CONNECT_SECONDS);
-	if (bufferevent_socket_connect(
-	        c->bev, (const struct sockaddr *)&h->addr, (int)h->addrlen) < 0)
-		client_next_hop(
-		    c, "4.4.1", "cannot connect: %s", strerror(errno));
+	c->local[0] = '\0';
+	c->conn =
+	    client_conn_connect(c->p.base, (const struct sockaddr *)&h->addr,
+	        h->addrlen, CLIENT_CONNECT_SECONDS, &client_conn_ops, c, &why);
+	if (c->conn == NULL)
+		client_next_hop(c, "4.4.1", "cannot connect: %s", why);
 }
 
 struct smtp_client *
@@ -1239,10 +1135,9 @@ smtp_client_start(const struct smtp_client_params *p)
 	if (c == NULL)
 		return NULL;
 	c->p = *p;
-	c->timer = evtimer_new(p->base, client_timer_cb, c);
-	if (c->timer == NULL || p->nhops == 0) {
-		if (c->timer != NULL)
-			event_free(c->timer);
+	c->finish = client_conn_later_new(p->base, client_finish_cb, c);
+	if (c->finish == NULL || p->nhops == 0) {
+		client_conn_later_free(c->finish);
 		free(c);
 		return NULL;
 	}
@@ -1255,7 +1150,6 @@ smtp_client_resume(struct smtp_client *c)
 {
 	if (c->state != CS_IDLE)
 		return;
-	evtimer_del(c->timer);
 	c->state = CS_READY;
 	client_start_transaction(c);
 }

@@ -104,14 +104,4 @@ void smtp_client_abort(struct smtp_client *);
 const char *smtp_client_host(const struct smtp_client *);
 const char *smtp_client_tls(const struct smtp_client *);
 
-/*
- * The content as it goes on the wire: every line ends in CRLF (a bare CR
- * or LF becomes CRLF), a final CRLF is added when missing and, for DATA,
- * lines starting with "." get another one (RFC 5321 4.5.2).  Returns the
- * bytes written to out (an evbuffer), or -1 when out of memory.
- */
-struct evbuffer;
-long smtp_client_encode(
-    const char *data, size_t len, int dotstuff, struct evbuffer *out);
-
 #endif
