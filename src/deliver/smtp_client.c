@@ -1,10 +1,28 @@
 /*
- * smtp_client.c - one outbound SMTP connection (see smtp_client.h).
+ * smtp_client.c - one outbound SMTP connection (see smtp_client.h), as
+ * an explicit state machine over the client I/O layer.
  *
- * The client is a state machine fed by complete replies from the bounded
- * reply parser (smtp/reply.c), so a hostile server can only make it fail
- * a next hop, never grow without bound.  Every request arms one deadline:
- * the connector's ConnectionInactivityTimeout, or less while connecting.
+ * Data flow: dqueue.c (a message) -> this file (commands, replies) ->
+ * client_content.c (the content as it goes on the wire) -> client_conn.c
+ * (socket, TLS) -> the next hop.  Replies come back complete from the
+ * bounded reply parser (smtp/reply.c), so a hostile server can only make
+ * the client fail a next hop, never grow without bound.
+ *
+ * Invariants:
+ * - the state changes only through client_enter(), which logs every
+ *   transition at debug level, sends the command the new state stands
+ *   for and sets that state's deadline; every reply goes to the one
+ *   handler of the state it arrives in (client_states[]);
+ * - every wait has a deadline (GUIDE 4.6): the I/O layer's timer is armed
+ *   from the connect to the close, set by client_enter() for each state
+ *   and again after every reply, so a next hop that stops answering in
+ *   the middle of a pipelined transaction is still timed out;
+ * - the TLS decision is tls_policy.c's, asked at each step (EHLO seen,
+ *   STARTTLS refused, handshake over); nothing of the envelope leaves
+ *   before it says so, and forced TLS never falls back to plaintext;
+ * - the protocol code never touches a socket, OpenSSL or libevent;
+ * - the client is never freed inside its own call chain: client_end()
+ *   fires a deferred call that reports closed() and frees it.
  *
  * Transactions: with PIPELINING, MAIL, every RCPT and the DATA (or the
  * whole BDAT LAST chunk) leave in one write and the replies are matched
@@ -45,6 +63,8 @@
 #define CLIENT_CONNECT_SECONDS 30
 /* A parked connection waits this long for another message, then QUITs. */
 #define CLIENT_IDLE_SECONDS 5
+/* The answer to QUIT is a courtesy: it gets this long, then we close. */
+#define CLIENT_QUIT_SECONDS 5
 /*
  * RCPTs sent ahead of their replies.  Servers read pipelined commands
  * from a socket buffer; a hundred short lines fit in any of them.
@@ -54,25 +74,41 @@
 #define RCPT_ACCEPTED (-1)
 
 enum client_state {
-	CS_CONNECT,
-	CS_BANNER,
-	CS_EHLO,
-	CS_HELO,
-	CS_STARTTLS,
-	CS_HANDSHAKE,
-	CS_AUTH,      /* AUTH PLAIN, or LOGIN's first step */
-	CS_AUTH_USER, /* LOGIN: username sent */
-	CS_AUTH_PASS, /* LOGIN: password sent */
-	CS_READY,     /* between transactions */
-	CS_IDLE,      /* parked, waiting for the owner */
-	CS_TRANSACTION,
-	CS_RSET,
-	CS_QUIT,
-	CS_CLOSED,
+	CS_CONNECT,     /* TCP connect in progress */
+	CS_BANNER,      /* waiting for the 220 greeting */
+	CS_EHLO,        /* EHLO sent */
+	CS_HELO,        /* HELO sent (EHLO was refused) */
+	CS_STARTTLS,    /* STARTTLS sent */
+	CS_HANDSHAKE,   /* the TLS handshake runs */
+	CS_AUTH,        /* AUTH PLAIN, or LOGIN's first step, sent */
+	CS_AUTH_USER,   /* LOGIN: username sent */
+	CS_AUTH_PASS,   /* LOGIN: password sent */
+	CS_READY,       /* between transactions: ask the owner for a message */
+	CS_IDLE,        /* parked, waiting for the owner */
+	CS_TRANSACTION, /* MAIL, RCPT, DATA/BDAT and the content */
+	CS_RSET,        /* RSET sent after an unfinished transaction */
+	CS_QUIT,        /* QUIT sent */
+	CS_CLOSED,      /* the end: closed() is on its way */
+	CS_COUNT
+};
+
+/* Which deadline a state waits under. */
+enum client_wait {
+	WAIT_NONE,    /* nothing to wait for (READY, CLOSED) */
+	WAIT_CONNECT, /* CLIENT_CONNECT_SECONDS */
+	WAIT_REPLY,   /* the connector's ConnectionInactivityTimeout */
+	WAIT_IDLE,    /* CLIENT_IDLE_SECONDS */
+	WAIT_QUIT,    /* CLIENT_QUIT_SECONDS */
 };
 
 /* What each reply in a transaction answers, in order. */
 enum expect { EX_MAIL, EX_RCPT, EX_DATA, EX_DOT, EX_BDAT };
+
+/* How a next hop that cannot be used is left. */
+enum client_leave {
+	LEAVE_DROP, /* the connection is broken or useless: close it */
+	LEAVE_QUIT, /* it works but fails our policy: QUIT, then close */
+};
 
 struct smtp_client {
 	struct smtp_client_params p;
@@ -83,7 +119,8 @@ struct smtp_client {
 	size_t hop;      /* index into p.hops */
 	int plain_retry; /* this hop again without TLS (handshake failed) */
 	int in_tls;
-	int delivered; /* a transaction took place on some hop */
+	int delivered;  /* a transaction took place on some hop */
+	int next_after; /* after QUIT: the next hop, not the end */
 	struct reply reply;
 	/* what the server offered (forgotten at STARTTLS) */
 	struct {
@@ -110,12 +147,25 @@ struct smtp_client {
 	int closing; /* closed() is on its way */
 };
 
-static void client_next_hop(struct smtp_client *, const char *enh,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* One row per state: its name, its deadline, its reply handler. */
+struct client_state_def {
+	const char *name;
+	enum client_wait wait;
+	/* Entering the state: send what it stands for (may be NULL). */
+	void (*enter)(struct smtp_client *);
+	/* A complete reply in this state; NULL: nothing was asked. */
+	void (*reply)(struct smtp_client *, const struct reply *);
+};
+
+static const struct client_state_def client_states[CS_COUNT];
+
+static void client_enter(struct smtp_client *, enum client_state);
+static void client_leave_hop(struct smtp_client *, enum client_leave,
+    const char *enh, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void client_connect(struct smtp_client *);
-static void client_start_transaction(struct smtp_client *);
-static void client_expect(struct smtp_client *, enum expect);
 static void client_end(struct smtp_client *);
+static void client_quit_done(struct smtp_client *);
 static void client_transaction_over(struct smtp_client *, int need_rset);
 
 static unsigned long long client_sessions;
@@ -126,11 +176,7 @@ client_hop(const struct smtp_client *c)
 	return &c->p.hops[c->hop];
 }
 
-static int
-client_tls_required(const struct smtp_client *c)
-{
-	return tls_policy_required(&c->policy);
-}
+/* --- logs and sending ---------------------------------------------------- */
 
 static void
 client_log(struct smtp_client *c, char event, const char *data, size_t len,
@@ -143,11 +189,66 @@ client_log(struct smtp_client *c, char event, const char *data, size_t len,
 	    c->seq++, c->local, c->remote, event, data, len, context);
 }
 
-static void
-client_arm(struct smtp_client *c, unsigned seconds)
+/* A '*' row: what the client decided and why. */
+static void __attribute__((format(printf, 2, 3)))
+client_note(struct smtp_client *c, const char *fmt, ...)
 {
-	if (c->conn != NULL)
-		client_conn_set_timeout(c->conn, seconds);
+	char line[700];
+	va_list ap;
+	int n;
+
+	if (c->p.protolog == NULL ||
+	    c->p.connector->protocol_logging_level != PROTOLOG_VERBOSE)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	client_log(c, '*', line,
+	    (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1, NULL);
+}
+
+/* The deadline of the current state, from now. */
+static void
+client_arm(struct smtp_client *c)
+{
+	unsigned seconds = 0;
+
+	if (c->conn == NULL)
+		return;
+	switch (client_states[c->state].wait) {
+	case WAIT_NONE:
+		return;
+	case WAIT_CONNECT:
+		seconds = CLIENT_CONNECT_SECONDS;
+		break;
+	case WAIT_REPLY:
+		seconds = c->p.connector->connection_inactivity_timeout;
+		break;
+	case WAIT_IDLE:
+		seconds = CLIENT_IDLE_SECONDS;
+		break;
+	case WAIT_QUIT:
+		seconds = CLIENT_QUIT_SECONDS;
+		break;
+	}
+	client_conn_set_timeout(c->conn, seconds);
+}
+
+/*
+ * The only way the state changes: log it, arm the new state's deadline
+ * and do what entering it means (send EHLO in CS_EHLO, ...).
+ */
+static void
+client_enter(struct smtp_client *c, enum client_state next)
+{
+	log_debug("delivery %s: %s -> %s", c->session_id,
+	    client_states[c->state].name, client_states[next].name);
+	c->state = next;
+	client_arm(c);
+	if (client_states[next].enter != NULL)
+		client_states[next].enter(c);
 }
 
 static void
@@ -159,9 +260,9 @@ client_send(struct smtp_client *c, const char *line)
 		client_log(c, '>', "AUTH ****", 9, NULL);
 	else
 		client_log(c, '>', line, strlen(line), NULL);
-	client_conn_write(c->conn, line, strlen(line));
-	client_conn_write(c->conn, "\r\n", 2);
-	client_arm(c, c->p.connector->connection_inactivity_timeout);
+	if (client_conn_write(c->conn, line, strlen(line)) < 0 ||
+	    client_conn_write(c->conn, "\r\n", 2) < 0)
+		log_warn("delivery %s: out of memory", c->session_id);
 }
 
 /* The enhanced code of a reply, or one derived from its basic code. */
@@ -191,6 +292,8 @@ client_status(const struct reply *r, char *out, size_t len)
 	}
 	out[n < len ? n : len - 1] = '\0';
 }
+
+/* --- recipients and messages ------------------------------------------- */
 
 static void
 client_set_rcpt(struct smtp_client_rcpt *rc, const struct reply *r)
@@ -234,6 +337,8 @@ client_fail_rest(
 			    &c->msg->rcpts[i], code, enh, text);
 }
 
+/* --- the end of a connection, of a next hop, of the client -------------- */
+
 static void
 client_free(struct smtp_client *c)
 {
@@ -251,27 +356,7 @@ client_finish_cb(void *arg)
 	client_free(c);
 }
 
-/* Close the connection and report, from a fresh loop turn. */
-static void
-client_end(struct smtp_client *c)
-{
-	if (c->closing)
-		return;
-	c->closing = 1;
-	if (c->msg != NULL) {
-		client_fail_rest(c, 451, c->fail_enh[0] ? c->fail_enh : "4.4.2",
-		    c->fail_why[0] ? c->fail_why : "connection lost");
-		client_msg_done(c);
-	}
-	if (c->conn != NULL) {
-		client_log(c, '-', NULL, 0, NULL);
-		client_conn_free(c->conn);
-		c->conn = NULL;
-	}
-	c->state = CS_CLOSED;
-	client_conn_later_fire(c->finish);
-}
-
+/* Close the connection, if any. */
 static void
 client_drop_connection(struct smtp_client *c)
 {
@@ -283,58 +368,139 @@ client_drop_connection(struct smtp_client *c)
 	c->in_tls = 0;
 }
 
-/*
- * This next hop cannot be used: note why and go on to the next one.  A
- * message in flight means the hop was already in use: its recipients are
- * deferred and the connection ends (the queue retries them).
- */
+/* The end: report from a fresh loop turn. */
 static void
-client_next_hop(struct smtp_client *c, const char *enh, const char *fmt, ...)
+client_end(struct smtp_client *c)
 {
-	va_list ap;
-	int n;
-
-	/* What failed, where: the DSN and Get-Queue show this line. */
-	n = snprintf(c->fail_why, sizeof(c->fail_why),
-	    "send connector %s, host %s (%s): ", c->p.connector->name,
-	    c->hop < c->p.nhops ? client_hop(c)->host : "?", c->remote);
-	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(c->fail_why))
-		vsnprintf(
-		    c->fail_why + n, sizeof(c->fail_why) - (size_t)n, fmt, ap);
-	va_end(ap);
-	snprintf(c->fail_enh, sizeof(c->fail_enh), "%s", enh);
-	log_info("delivery %s via %s: %s", c->session_id, c->p.connector->name,
-	    c->fail_why);
-	if (c->msg != NULL || c->delivered || c->state == CS_QUIT) {
-		client_end(c);
+	if (c->closing)
 		return;
-	}
-	if (c->state == CS_HANDSHAKE && !client_tls_required(c) &&
-	    !c->plain_retry) {
-		/* Opportunistic TLS never stops mail: same host, plaintext. */
-		client_drop_connection(c);
-		c->plain_retry = 1;
-		client_connect(c);
-		return;
+	c->closing = 1;
+	if (c->msg != NULL) {
+		client_fail_rest(c, 451, c->fail_enh[0] ? c->fail_enh : "4.4.2",
+		    c->fail_why[0] ? c->fail_why : "connection lost");
+		client_msg_done(c);
 	}
 	client_drop_connection(c);
+	client_enter(c, CS_CLOSED);
+	client_conn_later_fire(c->finish);
+}
+
+/* The connection is over: the next hop, or the end. */
+static void
+client_next_hop(struct smtp_client *c)
+{
+	client_drop_connection(c);
 	c->plain_retry = 0;
-	if (++c->hop >= c->p.nhops) {
+	c->next_after = 0;
+	if (c->msg != NULL || c->delivered || ++c->hop >= c->p.nhops) {
 		client_end(c);
 		return;
 	}
+	client_note(c, "trying the next hop");
 	client_connect(c);
 }
 
+/*
+ * Why this next hop failed, where: the DSN and Get-Queue show this line.
+ * Returns where the reason starts in c->fail_why (after the "where").
+ */
+static size_t
+client_vrecord(
+    struct smtp_client *c, const char *enh, const char *fmt, va_list ap)
+{
+	int n = snprintf(c->fail_why, sizeof(c->fail_why),
+	    "send connector %s, host %s (%s): ", c->p.connector->name,
+	    c->hop < c->p.nhops ? client_hop(c)->host : "?", c->remote);
+
+	if (n < 0 || (size_t)n >= sizeof(c->fail_why))
+		n = 0;
+	vsnprintf(c->fail_why + n, sizeof(c->fail_why) - (size_t)n, fmt, ap);
+	snprintf(c->fail_enh, sizeof(c->fail_enh), "%s", enh);
+	log_info("delivery %s via %s: %s", c->session_id, c->p.connector->name,
+	    c->fail_why);
+	return (size_t)n;
+}
+
+static void __attribute__((format(printf, 3, 4)))
+client_record(struct smtp_client *c, const char *enh, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	client_vrecord(c, enh, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * This next hop cannot be used: note why and go on to the next one.  A
+ * message in flight means the hop was already in use: its recipients are
+ * deferred and the connection ends (the queue retries them).  LEAVE_QUIT
+ * says goodbye first, as RFC 5321 4.1.1.10 asks, so that the next hop
+ * logs a client that left rather than a broken one.
+ */
 static void
-client_ehlo(struct smtp_client *c)
+client_leave_hop(struct smtp_client *c, enum client_leave how, const char *enh,
+    const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	if (c->state == CS_QUIT) {
+		/* Leaving already; the reason is the one that sent QUIT. */
+		client_quit_done(c);
+		return;
+	}
+	va_start(ap, fmt);
+	n = client_vrecord(c, enh, fmt, ap);
+	va_end(ap);
+	client_note(c, "leaving this next hop (%s): %s",
+	    how == LEAVE_QUIT ? "QUIT" : "closing", c->fail_why + n);
+	if (c->state == CS_CLOSED) {
+		client_end(c);
+		return;
+	}
+	if (how == LEAVE_QUIT && c->conn != NULL && c->msg == NULL) {
+		c->next_after = !c->delivered;
+		client_enter(c, CS_QUIT);
+		return;
+	}
+	client_next_hop(c);
+}
+
+/* --- greeting, EHLO, HELO ------------------------------------------------ */
+
+static void
+client_reply_banner(struct smtp_client *c, const struct reply *r)
+{
+	char enh[16];
+
+	client_enh(r, enh, sizeof(enh));
+	if (r->code != 220) {
+		client_leave_hop(c, LEAVE_DROP,
+		    r->code / 100 == 5 ? "5.0.0" : enh, "greeting %d %.200s",
+		    r->code, r->text);
+		return;
+	}
+	client_enter(c, CS_EHLO);
+}
+
+static void
+client_enter_ehlo(struct smtp_client *c)
 {
 	char line[300];
 
 	memset(&c->ext, 0, sizeof(c->ext));
 	snprintf(line, sizeof(line), "EHLO %s", c->p.connector->fqdn);
-	c->state = CS_EHLO;
+	client_send(c, line);
+}
+
+static void
+client_enter_helo(struct smtp_client *c)
+{
+	char line[300];
+
+	memset(&c->ext, 0, sizeof(c->ext));
+	snprintf(line, sizeof(line), "HELO %s", c->p.connector->fqdn);
 	client_send(c, line);
 }
 
@@ -385,24 +551,16 @@ client_parse_ehlo(struct smtp_client *c, const struct reply *r)
 	}
 }
 
-static void
-client_auth_b64(const char *in, size_t len, char *out, size_t outlen)
-{
-	if (outlen < 4 * ((len + 2) / 3) + 1) {
-		out[0] = '\0';
-		return;
-	}
-	EVP_EncodeBlock(
-	    (unsigned char *)out, (const unsigned char *)in, (int)len);
-}
-
 static int
 client_wants_auth(const struct smtp_client *c)
 {
 	return c->p.connector->smart_host_auth_mechanism != SMARTHOST_AUTH_NONE;
 }
 
-/* EHLO done (in plaintext or in TLS): TLS, AUTH or the first message. */
+/*
+ * EHLO (or HELO) done, in plaintext or in TLS: TLS as the policy says,
+ * then AUTH when the connector asks for it, then the first message.
+ */
 static void
 client_after_ehlo(struct smtp_client *c)
 {
@@ -420,120 +578,96 @@ client_after_ehlo(struct smtp_client *c)
 		switch (
 		    tls_policy_judge(&c->policy, &f, NULL, why, sizeof(why))) {
 		case TLS_ACTION_STARTTLS:
-			c->state = CS_STARTTLS;
-			client_send(c, "STARTTLS");
+			client_note(c, "STARTTLS offered: starting TLS");
+			client_enter(c, CS_STARTTLS);
 			return;
 		case TLS_ACTION_DEFER:
-			client_next_hop(c, "4.7.10", "%s", why);
+			client_leave_hop(c, LEAVE_DROP, "4.7.10", "%s", why);
 			return;
 		default:
-			break; /* plaintext */
+			client_note(c, "going on in plaintext (%s)",
+			    c->policy.level == TLS_POLICY_NONE
+			        ? "IgnoreSTARTTLS"
+			    : c->plain_retry  ? "retry after a failed handshake"
+			    : c->ext.starttls ? "no TLS context"
+			                      : "no STARTTLS offered");
+			break;
 		}
 	}
 	if (client_wants_auth(c)) {
-		char line[1200], raw[700], b64[1000];
-		int n;
-
 		if (!c->in_tls && sc->smart_host_auth_mechanism ==
 		                      SMARTHOST_AUTH_BASIC_REQUIRE_TLS) {
-			client_next_hop(c, "4.7.10",
+			client_leave_hop(c, LEAVE_DROP, "4.7.10",
 			    "BasicAuthRequireTLS and no TLS: credentials not "
 			    "sent");
 			return;
 		}
 		if (c->p.auth_user == NULL || c->p.auth_pass == NULL) {
-			client_next_hop(c, "4.7.0",
+			client_leave_hop(c, LEAVE_DROP, "4.7.0",
 			    "no credentials in AuthenticationCredential");
 			return;
 		}
-		if (c->ext.auth_plain) {
-			n = snprintf(raw, sizeof(raw), "%c%s%c%s", 0,
-			    c->p.auth_user, 0, c->p.auth_pass);
-			if (n < 0 || (size_t)n >= sizeof(raw)) {
-				client_next_hop(
-				    c, "4.7.0", "credentials too long");
-				return;
-			}
-			client_auth_b64(raw, (size_t)n, b64, sizeof(b64));
-			snprintf(line, sizeof(line), "AUTH PLAIN %s", b64);
-			c->state = CS_AUTH;
-			client_send(c, line);
+		if (!c->ext.auth_plain && !c->ext.auth_login) {
+			client_leave_hop(c, LEAVE_DROP, "4.7.0",
+			    "the next hop offers no AUTH mechanism we use "
+			    "(PLAIN, LOGIN)");
 			return;
 		}
-		if (c->ext.auth_login) {
-			c->state = CS_AUTH;
-			client_send(c, "AUTH LOGIN");
-			return;
-		}
-		client_next_hop(c, "4.7.0",
-		    "the next hop offers no AUTH mechanism we use (PLAIN, "
-		    "LOGIN)");
+		client_enter(c, CS_AUTH);
 		return;
 	}
-	c->state = CS_READY;
-	client_start_transaction(c);
+	client_enter(c, CS_READY);
 }
 
 static void
-client_handshake_done(struct smtp_client *c, const char *error)
+client_reply_ehlo(struct smtp_client *c, const struct reply *r)
 {
-	SSL *ssl = client_conn_ssl(c->conn);
-	int ok = error == NULL;
-	struct tls_peer peer;
-	struct tls_outcome o;
-	struct tls_facts f = {
-	    .stage = TLS_STAGE_HANDSHAKE, .outcome = &o, .error = error};
-	char why[300];
-	enum tls_check check;
-	enum tls_action action;
+	char enh[16];
 
-	tls_client_done(ssl, ok);
-	tls_peer_outcome(ssl, ok, &o);
-	action = tls_policy_judge(&c->policy, &f, &check, why, sizeof(why));
-	if (!ok) {
-		snprintf(c->tls_summary, sizeof(c->tls_summary),
-		    "tls=%s:failed;handshake", tls_policy_name(&c->policy));
-		client_log(c, '*', why, strlen(why), NULL);
-		client_next_hop(c, "4.7.10", "%s", why);
+	client_enh(r, enh, sizeof(enh));
+	if (r->code / 100 == 2) {
+		client_parse_ehlo(c, r);
+		client_after_ehlo(c);
 		return;
 	}
-	tls_peer_describe(ssl, &peer);
-	snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s;%s;%s%s",
-	    tls_policy_name(&c->policy),
-	    check == TLS_CHECK_OK
-	        ? (c->policy.level >= TLS_POLICY_VERIFY ? "verified"
-	                                                : "encrypted")
-	        : tls_check_name(check),
-	    peer.version, peer.cipher, peer.resumed ? ";resumed" : "");
-	{
-		char info[800];
-		int n = snprintf(info, sizeof(info),
-		    "TLS %s %s; peer %s; issuer %s; expires %s; %s",
-		    peer.version, peer.cipher,
-		    peer.has_cert ? peer.subject : "(no certificate)",
-		    peer.issuer, peer.not_after,
-		    check == TLS_CHECK_OK ? "policy met" : why);
-		client_log(c, '*', info,
-		    n > 0 ? ((size_t)n < sizeof(info) ? (size_t)n
-		                                      : sizeof(info) - 1)
-		          : 0,
-		    NULL);
-	}
-	c->in_tls = 1;
-	if (action == TLS_ACTION_DEFER) {
-		client_next_hop(c, "4.7.5", "%s", why);
+	if (c->in_tls) {
+		client_leave_hop(c, LEAVE_DROP, enh,
+		    "EHLO after STARTTLS: %d %.200s", r->code, r->text);
 		return;
 	}
-	client_ehlo(c);
+	client_enter(c, CS_HELO);
+}
+
+static void
+client_reply_helo(struct smtp_client *c, const struct reply *r)
+{
+	char enh[16];
+
+	client_enh(r, enh, sizeof(enh));
+	if (r->code / 100 != 2) {
+		client_leave_hop(c, LEAVE_DROP, enh, "HELO refused: %d %.200s",
+		    r->code, r->text);
+		return;
+	}
+	memset(&c->ext, 0, sizeof(c->ext));
+	client_after_ehlo(c);
+}
+
+/* --- STARTTLS --------------------------------------------------------- */
+
+static void
+client_enter_starttls(struct smtp_client *c)
+{
+	client_send(c, "STARTTLS");
 }
 
 /*
- * The 220 to STARTTLS came: discard any plaintext that followed it in the
- * same read (an injection, CVE-2021-38371) and let the TLS filter take
- * the socket.
+ * The 220 to STARTTLS came: the I/O layer discards any plaintext that
+ * followed it (an injection, CVE-2021-38371) and the TLS filter takes the
+ * socket.
  */
 static void
-client_starttls(struct smtp_client *c)
+client_start_tls(struct smtp_client *c)
 {
 	struct tls_client_target t;
 	const char *why = NULL;
@@ -547,20 +681,207 @@ client_starttls(struct smtp_client *c)
 	t.cert_name = c->policy.cert_name;
 	t.domain_secure = c->policy.partner_trust;
 	if ((ssl = tls_client_ssl(c->p.tls, &t, c->p.certs, &why)) == NULL) {
-		client_next_hop(c, "4.7.5", "cannot start TLS: %s",
+		client_leave_hop(c, LEAVE_DROP, "4.7.5", "cannot start TLS: %s",
 		    why != NULL ? why : "?");
 		return;
 	}
 	if ((discarded = client_conn_starttls(c->conn, ssl)) < 0) {
-		client_next_hop(c, "4.3.0", "cannot start TLS: out of memory");
+		client_leave_hop(
+		    c, LEAVE_DROP, "4.3.0", "cannot start TLS: out of memory");
 		return;
 	}
 	if (discarded > 0)
 		client_log(
 		    c, '*', "discarded plaintext after STARTTLS", 34, NULL);
-	c->state = CS_HANDSHAKE;
-	client_arm(c, c->p.connector->connection_inactivity_timeout);
+	client_enter(c, CS_HANDSHAKE);
 }
+
+static void
+client_reply_starttls(struct smtp_client *c, const struct reply *r)
+{
+	char text[260], why[300];
+	struct tls_facts f = {.stage = TLS_STAGE_REFUSED, .error = text};
+
+	if (r->code == 220) {
+		client_start_tls(c);
+		return;
+	}
+	snprintf(text, sizeof(text), "%d %.200s", r->code, r->text);
+	if (tls_policy_judge(&c->policy, &f, NULL, why, sizeof(why)) ==
+	    TLS_ACTION_DEFER) {
+		client_leave_hop(c, LEAVE_DROP, "4.7.10", "%s", why);
+		return;
+	}
+	client_note(c, "%s: going on in plaintext (opportunistic)", why);
+	c->plain_retry = 1; /* go on in plaintext */
+	snprintf(c->tls_summary, sizeof(c->tls_summary),
+	    "tls=opportunistic:refused");
+	client_after_ehlo(c);
+}
+
+/* The same host again, in plaintext: opportunistic TLS never stops mail. */
+static void
+client_retry_plaintext(struct smtp_client *c)
+{
+	client_note(c, "retrying this host in plaintext");
+	client_drop_connection(c);
+	c->plain_retry = 1;
+	client_connect(c);
+}
+
+/* The handshake is over (error: why it failed): what the policy says. */
+static void
+client_handshake_done(struct smtp_client *c, const char *error)
+{
+	SSL *ssl = client_conn_ssl(c->conn);
+	int ok = error == NULL;
+	struct tls_peer peer;
+	struct tls_outcome o;
+	struct tls_facts f = {
+	    .stage = TLS_STAGE_HANDSHAKE, .outcome = &o, .error = error};
+	char why[400];
+	enum tls_check check;
+	enum tls_action action;
+
+	tls_client_done(ssl, ok);
+	tls_peer_outcome(ssl, ok, &o);
+	action = tls_policy_judge(&c->policy, &f, &check, why, sizeof(why));
+	if (!ok) {
+		snprintf(c->tls_summary, sizeof(c->tls_summary),
+		    "tls=%s:failed;handshake", tls_policy_name(&c->policy));
+		client_log(c, '*', why, strlen(why), NULL);
+		if (action == TLS_ACTION_RETRY_PLAINTEXT) {
+			client_record(c, "4.7.10", "%s", why);
+			client_retry_plaintext(c);
+			return;
+		}
+		client_leave_hop(c, LEAVE_DROP, "4.7.10", "%s", why);
+		return;
+	}
+	tls_peer_describe(ssl, &peer);
+	snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s;%s;%s%s",
+	    tls_policy_name(&c->policy),
+	    check == TLS_CHECK_OK
+	        ? (c->policy.level >= TLS_POLICY_VERIFY ? "verified"
+	                                                : "encrypted")
+	        : tls_check_name(check),
+	    peer.version, peer.cipher, peer.resumed ? ";resumed" : "");
+	client_note(c, "TLS %s %s; peer %s; issuer %s; expires %s; %s",
+	    peer.version, peer.cipher,
+	    peer.has_cert ? peer.subject : "(no certificate)", peer.issuer,
+	    peer.not_after, check == TLS_CHECK_OK ? "policy met" : why);
+	c->in_tls = 1;
+	if (action == TLS_ACTION_DEFER) {
+		client_leave_hop(c, LEAVE_DROP, "4.7.5", "%s", why);
+		return;
+	}
+	client_enter(c, CS_EHLO);
+}
+
+/* --- AUTH ------------------------------------------------------------- */
+
+static void
+client_auth_b64(const char *in, size_t len, char *out, size_t outlen)
+{
+	if (outlen < 4 * ((len + 2) / 3) + 1) {
+		out[0] = '\0';
+		return;
+	}
+	EVP_EncodeBlock(
+	    (unsigned char *)out, (const unsigned char *)in, (int)len);
+}
+
+static void
+client_enter_auth(struct smtp_client *c)
+{
+	char line[1200], raw[700], b64[1000];
+	int n;
+
+	if (!c->ext.auth_plain) {
+		client_send(c, "AUTH LOGIN");
+		return;
+	}
+	n = snprintf(
+	    raw, sizeof(raw), "%c%s%c%s", 0, c->p.auth_user, 0, c->p.auth_pass);
+	if (n < 0 || (size_t)n >= sizeof(raw)) {
+		explicit_bzero(raw, sizeof(raw));
+		client_leave_hop(
+		    c, LEAVE_DROP, "4.7.0", "credentials too long");
+		return;
+	}
+	client_auth_b64(raw, (size_t)n, b64, sizeof(b64));
+	snprintf(line, sizeof(line), "AUTH PLAIN %s", b64);
+	client_send(c, line);
+	explicit_bzero(raw, sizeof(raw));
+	explicit_bzero(b64, sizeof(b64));
+	explicit_bzero(line, sizeof(line));
+}
+
+static void
+client_auth_failed(struct smtp_client *c, const struct reply *r)
+{
+	client_leave_hop(c, LEAVE_DROP, "4.7.0",
+	    "authentication failed: %d %.200s", r->code, r->text);
+}
+
+static void
+client_reply_auth(struct smtp_client *c, const struct reply *r)
+{
+	if (r->code == 334 && c->ext.auth_login && !c->ext.auth_plain) {
+		client_enter(c, CS_AUTH_USER);
+		return;
+	}
+	/* the answer to PLAIN */
+	if (r->code / 100 != 2) {
+		client_auth_failed(c, r);
+		return;
+	}
+	client_enter(c, CS_READY);
+}
+
+static void
+client_enter_auth_user(struct smtp_client *c)
+{
+	char b64[400];
+
+	client_auth_b64(
+	    c->p.auth_user, strlen(c->p.auth_user), b64, sizeof(b64));
+	client_send(c, b64);
+	explicit_bzero(b64, sizeof(b64));
+}
+
+static void
+client_reply_auth_user(struct smtp_client *c, const struct reply *r)
+{
+	if (r->code != 334) {
+		client_auth_failed(c, r);
+		return;
+	}
+	client_enter(c, CS_AUTH_PASS);
+}
+
+static void
+client_enter_auth_pass(struct smtp_client *c)
+{
+	char b64[400];
+
+	client_auth_b64(
+	    c->p.auth_pass, strlen(c->p.auth_pass), b64, sizeof(b64));
+	client_send(c, b64);
+	explicit_bzero(b64, sizeof(b64));
+}
+
+static void
+client_reply_auth_pass(struct smtp_client *c, const struct reply *r)
+{
+	if (r->code / 100 != 2) {
+		client_auth_failed(c, r);
+		return;
+	}
+	client_enter(c, CS_READY);
+}
+
+/* --- transactions ---------------------------------------------------- */
 
 /* MAIL FROM with the parameters the server understands. */
 static void
@@ -622,31 +943,46 @@ client_content_sink_conn(void *arg, const char *p, size_t n)
 	return client_conn_write(arg, p, n);
 }
 
+/* What the content encoder does for this connector. */
+static unsigned
+client_content_flags(const struct smtp_client *c)
+{
+	(void)c;
+	return 0;
+}
+
 /* Send the content: the whole BDAT LAST chunk, or DATA's dot-stuffed body. */
 static int
 client_send_content(struct smtp_client *c, int bdat)
 {
+	unsigned flags = client_content_flags(c);
 	char line[64];
 	long long n;
 
 	c->content_sent = 1;
 	if (!bdat) {
 		if (client_content_encode(c->msg->data, c->msg->len,
-		        CLIENT_CONTENT_DOTSTUFF, client_content_sink_conn,
-		        c->conn) < 0 ||
+		        flags | CLIENT_CONTENT_DOTSTUFF,
+		        client_content_sink_conn, c->conn) < 0 ||
 		    client_conn_write(c->conn, ".\r\n", 3) < 0)
 			return -1;
 		client_log(c, '>', ".", 1, "message content");
 		return 0;
 	}
 	/* BDAT needs the size first: a counting pass, then the bytes. */
-	n = client_content_encode(c->msg->data, c->msg->len, 0, NULL, NULL);
+	n = client_content_encode(c->msg->data, c->msg->len, flags, NULL, NULL);
 	snprintf(line, sizeof(line), "BDAT %lld LAST", n);
 	client_send(c, line);
-	if (client_content_encode(c->msg->data, c->msg->len, 0,
+	if (client_content_encode(c->msg->data, c->msg->len, flags,
 	        client_content_sink_conn, c->conn) != n)
 		return -1;
 	return 0;
+}
+
+static void
+client_expect(struct smtp_client *c, enum expect ex)
+{
+	c->expect[c->nexpect++ % (CLIENT_PIPELINE_MAX + 4)] = ex;
 }
 
 static void
@@ -667,10 +1003,26 @@ client_send_body(struct smtp_client *c)
 		client_send(c, "DATA");
 		client_expect(c, EX_DATA);
 	} else if (client_send_content(c, 1) < 0) {
-		client_next_hop(c, "4.3.0", "out of memory");
+		client_leave_hop(c, LEAVE_DROP, "4.3.0", "out of memory");
 	} else {
 		client_expect(c, EX_BDAT);
 	}
+}
+
+/* Without pipelining (or past the pipeline's depth): the next command. */
+static void
+client_send_next(struct smtp_client *c)
+{
+	if (c->next_rcpt < c->msg->nrcpts) {
+		client_send_rcpt(c);
+		return;
+	}
+	if (c->accepted == 0) {
+		/* Every recipient refused: report them, then RSET. */
+		client_transaction_over(c, 1);
+		return;
+	}
+	client_send_body(c);
 }
 
 static int
@@ -689,17 +1041,15 @@ client_can_take(struct smtp_client *c, struct smtp_client_msg *m)
 	return 1;
 }
 
-/* Ask the owner for a message and send its transaction. */
+/* READY: ask the owner for a message; a transaction, or park. */
 static void
-client_start_transaction(struct smtp_client *c)
+client_enter_ready(struct smtp_client *c)
 {
 	struct smtp_client_msg *m;
-	char line[2048];
 
 	for (;;) {
 		if ((m = c->p.ops->next(c->p.arg, c)) == NULL) {
-			c->state = CS_IDLE;
-			client_arm(c, CLIENT_IDLE_SECONDS);
+			client_enter(c, CS_IDLE);
 			return;
 		}
 		c->msg = m;
@@ -711,10 +1061,19 @@ client_start_transaction(struct smtp_client *c)
 		if (client_can_take(c, m))
 			break;
 		client_msg_done(c);
-		if (c->state == CS_CLOSED)
-			return;
+		if (c->state != CS_READY)
+			return; /* the owner ended us meanwhile */
 	}
-	c->state = CS_TRANSACTION;
+	client_enter(c, CS_TRANSACTION);
+}
+
+/* TRANSACTION: MAIL, and with PIPELINING every RCPT and the body too. */
+static void
+client_enter_transaction(struct smtp_client *c)
+{
+	struct smtp_client_msg *m = c->msg;
+	char line[2048];
+
 	c->nexpect = c->iexpect = 0;
 	c->accepted = 0;
 	c->mail_ok = 0;
@@ -734,22 +1093,6 @@ client_start_transaction(struct smtp_client *c)
 	client_send_body(c);
 }
 
-/* Without pipelining (or past the pipeline's depth): the next command. */
-static void
-client_send_next(struct smtp_client *c)
-{
-	if (c->next_rcpt < c->msg->nrcpts) {
-		client_send_rcpt(c);
-		return;
-	}
-	if (c->accepted == 0) {
-		/* Every recipient refused: report them, then RSET. */
-		client_transaction_over(c, 1);
-		return;
-	}
-	client_send_body(c);
-}
-
 /* The final reply for every recipient the server accepted. */
 static void
 client_set_accepted(struct smtp_client *c, const struct reply *r)
@@ -766,31 +1109,19 @@ client_transaction_over(struct smtp_client *c, int need_rset)
 	client_msg_done(c);
 	if (c->state == CS_CLOSED)
 		return;
-	if (need_rset) {
-		c->state = CS_RSET;
-		client_send(c, "RSET");
-		return;
-	}
-	c->state = CS_READY;
-	client_start_transaction(c);
+	client_enter(c, need_rset ? CS_RSET : CS_READY);
 }
 
 static void
-client_expect(struct smtp_client *c, enum expect ex)
-{
-	c->expect[c->nexpect++ % (CLIENT_PIPELINE_MAX + 4)] = ex;
-}
-
-static void
-client_transaction_reply(struct smtp_client *c, const struct reply *r)
+client_reply_transaction(struct smtp_client *c, const struct reply *r)
 {
 	struct smtp_client_msg *m = c->msg;
 	enum expect ex;
 	size_t rcpt_index;
 
 	if (c->iexpect >= c->nexpect) {
-		client_next_hop(
-		    c, "4.5.0", "reply without a command: %d", r->code);
+		client_leave_hop(c, LEAVE_DROP, "4.5.0",
+		    "reply without a command: %d", r->code);
 		return;
 	}
 	ex = c->expect[c->iexpect++ % (CLIENT_PIPELINE_MAX + 4)];
@@ -819,12 +1150,11 @@ client_transaction_reply(struct smtp_client *c, const struct reply *r)
 				client_conn_write(c->conn, ".\r\n", 3);
 				c->content_sent = 1;
 			} else if (client_send_content(c, 0) < 0) {
-				client_next_hop(c, "4.3.0", "out of memory");
+				client_leave_hop(
+				    c, LEAVE_DROP, "4.3.0", "out of memory");
 				return;
 			}
 			client_expect(c, EX_DOT);
-			client_arm(
-			    c, c->p.connector->connection_inactivity_timeout);
 			return;
 		}
 		client_set_accepted(c, r);
@@ -847,10 +1177,71 @@ client_transaction_reply(struct smtp_client *c, const struct reply *r)
 }
 
 static void
+client_enter_rset(struct smtp_client *c)
+{
+	client_send(c, "RSET");
+}
+
+static void
+client_reply_rset(struct smtp_client *c, const struct reply *r)
+{
+	client_enter(c, r->code / 100 == 2 ? CS_READY : CS_QUIT);
+}
+
+/* --- QUIT, and the end -------------------------------------------------- */
+
+static void
+client_enter_quit(struct smtp_client *c)
+{
+	client_send(c, "QUIT");
+}
+
+/* The QUIT is answered (or the server left): the next hop, or the end. */
+static void
+client_quit_done(struct smtp_client *c)
+{
+	if (c->next_after)
+		client_next_hop(c);
+	else
+		client_end(c);
+}
+
+static void
+client_reply_quit(struct smtp_client *c, const struct reply *r)
+{
+	(void)r;
+	client_quit_done(c);
+}
+
+/* --- the state table ----------------------------------------------------- */
+
+static const struct client_state_def client_states[CS_COUNT] = {
+    [CS_CONNECT] = {"connect", WAIT_CONNECT, NULL, NULL},
+    [CS_BANNER] = {"banner", WAIT_REPLY, NULL, client_reply_banner},
+    [CS_EHLO] = {"ehlo", WAIT_REPLY, client_enter_ehlo, client_reply_ehlo},
+    [CS_HELO] = {"helo", WAIT_REPLY, client_enter_helo, client_reply_helo},
+    [CS_STARTTLS] = {"starttls", WAIT_REPLY, client_enter_starttls,
+        client_reply_starttls},
+    [CS_HANDSHAKE] = {"handshake", WAIT_REPLY, NULL, NULL},
+    [CS_AUTH] = {"auth", WAIT_REPLY, client_enter_auth, client_reply_auth},
+    [CS_AUTH_USER] = {"auth-user", WAIT_REPLY, client_enter_auth_user,
+        client_reply_auth_user},
+    [CS_AUTH_PASS] = {"auth-pass", WAIT_REPLY, client_enter_auth_pass,
+        client_reply_auth_pass},
+    [CS_READY] = {"ready", WAIT_NONE, client_enter_ready, NULL},
+    [CS_IDLE] = {"idle", WAIT_IDLE, NULL, NULL},
+    [CS_TRANSACTION] = {"transaction", WAIT_REPLY, client_enter_transaction,
+        client_reply_transaction},
+    [CS_RSET] = {"rset", WAIT_REPLY, client_enter_rset, client_reply_rset},
+    [CS_QUIT] = {"quit", WAIT_QUIT, client_enter_quit, client_reply_quit},
+    [CS_CLOSED] = {"closed", WAIT_NONE, NULL, NULL},
+};
+
+/* --- events from the I/O layer --------------------------------------- */
+
+static void
 client_reply(struct smtp_client *c, const struct reply *r)
 {
-	char enh[16];
-
 	{
 		/* As Exchange logs it: code, enhanced code, text. */
 		char line[REPLY_TEXT_MAX + 32];
@@ -863,128 +1254,15 @@ client_reply(struct smtp_client *c, const struct reply *r)
 		                                      : sizeof(line) - 1),
 		    NULL);
 	}
-	client_enh(r, enh, sizeof(enh));
 	/* 421 at any point: the server is going away. */
 	if (r->code == 421 && c->state != CS_QUIT) {
-		client_next_hop(c, enh, "%d %s", r->code, r->text);
+		char enh[16];
+
+		client_enh(r, enh, sizeof(enh));
+		client_leave_hop(c, LEAVE_DROP, enh, "%d %s", r->code, r->text);
 		return;
 	}
-	switch (c->state) {
-	case CS_BANNER:
-		if (r->code != 220) {
-			client_next_hop(c, r->code / 100 == 5 ? "5.0.0" : enh,
-			    "greeting %d %.200s", r->code, r->text);
-			return;
-		}
-		client_ehlo(c);
-		return;
-	case CS_EHLO:
-		if (r->code / 100 == 2) {
-			client_parse_ehlo(c, r);
-			client_after_ehlo(c);
-			return;
-		}
-		if (c->in_tls) {
-			client_next_hop(c, enh,
-			    "EHLO after STARTTLS: %d %.200s", r->code, r->text);
-			return;
-		}
-		{
-			char line[300];
-
-			snprintf(line, sizeof(line), "HELO %s",
-			    c->p.connector->fqdn);
-			c->state = CS_HELO;
-			client_send(c, line);
-		}
-		return;
-	case CS_HELO:
-		if (r->code / 100 != 2) {
-			client_next_hop(c, enh, "HELO refused: %d %.200s",
-			    r->code, r->text);
-			return;
-		}
-		memset(&c->ext, 0, sizeof(c->ext));
-		client_after_ehlo(c);
-		return;
-	case CS_STARTTLS:
-		if (r->code != 220) {
-			char text[260], why[300];
-			struct tls_facts f = {
-			    .stage = TLS_STAGE_REFUSED, .error = text};
-
-			snprintf(
-			    text, sizeof(text), "%d %.200s", r->code, r->text);
-			if (tls_policy_judge(&c->policy, &f, NULL, why,
-			        sizeof(why)) == TLS_ACTION_DEFER) {
-				client_next_hop(c, "4.7.10", "%s", why);
-				return;
-			}
-			c->plain_retry = 1; /* go on in plaintext */
-			snprintf(c->tls_summary, sizeof(c->tls_summary),
-			    "tls=opportunistic:refused");
-			client_after_ehlo(c);
-			return;
-		}
-		client_starttls(c);
-		return;
-	case CS_AUTH:
-		if (r->code == 334 && c->ext.auth_login && !c->ext.auth_plain) {
-			char b64[400];
-
-			client_auth_b64(c->p.auth_user, strlen(c->p.auth_user),
-			    b64, sizeof(b64));
-			c->state = CS_AUTH_USER;
-			client_send(c, b64);
-			return;
-		}
-		/* FALLTHROUGH: the answer to PLAIN */
-		__attribute__((fallthrough));
-	case CS_AUTH_PASS:
-		if (r->code / 100 != 2) {
-			client_next_hop(c, "4.7.0",
-			    "authentication failed: %d %.200s", r->code,
-			    r->text);
-			return;
-		}
-		c->state = CS_READY;
-		client_start_transaction(c);
-		return;
-	case CS_AUTH_USER:
-		if (r->code != 334) {
-			client_next_hop(c, "4.7.0",
-			    "authentication failed: %d %.200s", r->code,
-			    r->text);
-			return;
-		}
-		{
-			char b64[400];
-
-			client_auth_b64(c->p.auth_pass, strlen(c->p.auth_pass),
-			    b64, sizeof(b64));
-			c->state = CS_AUTH_PASS;
-			client_send(c, b64);
-		}
-		return;
-	case CS_TRANSACTION:
-		client_transaction_reply(c, r);
-		return;
-	case CS_RSET:
-		if (r->code / 100 != 2) {
-			c->state = CS_QUIT;
-			client_send(c, "QUIT");
-			return;
-		}
-		c->state = CS_READY;
-		client_start_transaction(c);
-		return;
-	case CS_QUIT:
-		client_end(c);
-		return;
-	default:
-		client_next_hop(c, "4.5.0", "unexpected reply %d", r->code);
-		return;
-	}
+	client_states[c->state].reply(c, r);
 }
 
 /* Complete replies, one at a time, from what the I/O layer has read. */
@@ -1001,12 +1279,10 @@ client_input_cb(void *arg)
 
 		if (len == 0)
 			return;
-		if (c->state == CS_IDLE || c->state == CS_CONNECT ||
-		    c->state == CS_HANDSHAKE) {
+		if (client_states[c->state].reply == NULL) {
 			/* Nothing was asked: a server talking out of turn. */
-			client_next_hop(c, "4.5.0",
-			    "unexpected data from the "
-			    "server");
+			client_leave_hop(c, LEAVE_DROP, "4.5.0",
+			    "unexpected data from the server");
 			return;
 		}
 		st = reply_parse(&c->reply, p, len, &used);
@@ -1014,7 +1290,8 @@ client_input_cb(void *arg)
 		if (st == REPLY_MORE)
 			return;
 		if (st == REPLY_ERROR) {
-			client_next_hop(c, "4.5.0", "bad reply: %s",
+			client_leave_hop(c, LEAVE_DROP, "4.5.0",
+			    "bad reply: %s",
 			    c->reply.why != NULL ? c->reply.why : "?");
 			return;
 		}
@@ -1022,6 +1299,8 @@ client_input_cb(void *arg)
 			struct reply r = c->reply;
 
 			reply_init(&c->reply);
+			/* A reply is progress: the state's deadline again. */
+			client_arm(c);
 			client_reply(c, &r);
 		}
 	}
@@ -1031,12 +1310,18 @@ static void
 client_connected_cb(void *arg)
 {
 	struct smtp_client *c = arg;
+	char words[512];
 
 	snprintf(c->local, sizeof(c->local), "%s", client_conn_local(c->conn));
 	client_log(c, '+', NULL, 0, NULL);
-	c->state = CS_BANNER;
+	tls_policy_describe(&c->policy, words, sizeof(words));
+	client_note(c,
+	    "next hop %zu of %zu: %s via send connector %s; TLS "
+	    "policy: %s",
+	    c->hop + 1, c->p.nhops, client_hop(c)->host, c->p.connector->name,
+	    c->plain_retry ? "plaintext retry" : words);
 	reply_init(&c->reply);
-	client_arm(c, c->p.connector->connection_inactivity_timeout);
+	client_enter(c, CS_BANNER);
 }
 
 static void
@@ -1050,14 +1335,20 @@ client_closed_cb(void *arg, const char *why)
 {
 	struct smtp_client *c = arg;
 
-	if (c->state == CS_QUIT || c->state == CS_IDLE) {
+	switch (c->state) {
+	case CS_QUIT:
+		client_quit_done(c);
+		return;
+	case CS_IDLE:
 		client_end(c);
 		return;
+	case CS_CONNECT:
+		client_leave_hop(c, LEAVE_DROP, "4.4.1", "%s", why);
+		return;
+	default:
+		client_leave_hop(c, LEAVE_DROP, "4.4.2", "%s", why);
+		return;
 	}
-	if (c->state == CS_CONNECT)
-		client_next_hop(c, "4.4.1", "%s", why);
-	else
-		client_next_hop(c, "4.4.2", "%s", why);
 }
 
 static void
@@ -1067,18 +1358,23 @@ client_timeout_cb(void *arg)
 
 	switch (c->state) {
 	case CS_IDLE:
-		c->state = CS_QUIT;
-		client_send(c, "QUIT");
-		client_arm(c, 5);
+		client_enter(c, CS_QUIT);
 		return;
 	case CS_QUIT:
-		client_end(c);
+		client_quit_done(c);
 		return;
 	case CS_CONNECT:
-		client_next_hop(c, "4.4.1", "connection timed out");
+		client_leave_hop(
+		    c, LEAVE_DROP, "4.4.1", "connection timed out");
+		return;
+	case CS_HANDSHAKE:
+		/* A handshake that never ends is a failed one. */
+		client_handshake_done(c, "timeout during the TLS handshake");
 		return;
 	default:
-		client_next_hop(c, "4.4.2", "timeout waiting for the server");
+		client_leave_hop(c, LEAVE_DROP, "4.4.2",
+		    "timeout waiting for the server (%s)",
+		    client_states[c->state].name);
 		return;
 	}
 }
@@ -1091,10 +1387,15 @@ static const struct client_conn_ops client_conn_ops = {
     .timeout = client_timeout_cb,
 };
 
+/* A connection to the next hop in use, with the policy for that hop. */
 static void
 client_connect(struct smtp_client *c)
 {
 	const struct resolver_hop *h = client_hop(c);
+	struct tls_policy_input in = {.conf = c->p.conf,
+	    .connector = c->p.connector,
+	    .domain = c->p.domain,
+	    .host = h->host};
 	const char *why = NULL;
 
 	client_conn_endpoint(
@@ -1105,27 +1406,23 @@ client_connect(struct smtp_client *c)
 	snprintf(
 	    c->session_id, sizeof(c->session_id), "%016llX", ++client_sessions);
 	c->seq = 0;
-	c->state = CS_CONNECT;
-	{
-		struct tls_policy_input in = {.conf = c->p.conf,
-		    .connector = c->p.connector,
-		    .domain = c->p.domain,
-		    .host = h->host};
-
-		tls_policy_decide(&in, &c->policy);
-	}
+	c->local[0] = '\0';
+	tls_policy_decide(&in, &c->policy);
 	if (!c->plain_retry)
 		c->tls_summary[0] = '\0';
 	if (c->policy.level == TLS_POLICY_NONE)
 		snprintf(c->tls_summary, sizeof(c->tls_summary),
 		    "tls=IgnoreSTARTTLS:none");
-	c->local[0] = '\0';
 	c->conn =
 	    client_conn_connect(c->p.base, (const struct sockaddr *)&h->addr,
 	        h->addrlen, CLIENT_CONNECT_SECONDS, &client_conn_ops, c, &why);
+	client_enter(c, CS_CONNECT);
 	if (c->conn == NULL)
-		client_next_hop(c, "4.4.1", "cannot connect: %s", why);
+		client_leave_hop(
+		    c, LEAVE_DROP, "4.4.1", "cannot connect: %s", why);
 }
+
+/* --- the owner's side ---------------------------------------------------- */
 
 struct smtp_client *
 smtp_client_start(const struct smtp_client_params *p)
@@ -1148,10 +1445,8 @@ smtp_client_start(const struct smtp_client_params *p)
 void
 smtp_client_resume(struct smtp_client *c)
 {
-	if (c->state != CS_IDLE)
-		return;
-	c->state = CS_READY;
-	client_start_transaction(c);
+	if (c->state == CS_IDLE)
+		client_enter(c, CS_READY);
 }
 
 int
@@ -1163,21 +1458,17 @@ smtp_client_idle(const struct smtp_client *c)
 void
 smtp_client_quit(struct smtp_client *c)
 {
-	if (c->state == CS_IDLE || c->state == CS_READY) {
-		c->state = CS_QUIT;
-		client_send(c, "QUIT");
-		client_arm(c, 5);
-	} else if (c->state != CS_QUIT && c->state != CS_CLOSED &&
-	           c->msg == NULL) {
+	if (c->state == CS_IDLE || c->state == CS_READY)
+		client_enter(c, CS_QUIT);
+	else if (c->state != CS_QUIT && c->state != CS_CLOSED && c->msg == NULL)
 		client_end(c);
-	}
 }
 
 void
 smtp_client_abort(struct smtp_client *c)
 {
 	if (c->closing)
-		return; /* client_finish_cb is scheduled and frees it */
+		return; /* client_finish_cb is on its way and frees it */
 	client_free(c);
 }
 
@@ -1192,6 +1483,6 @@ smtp_client_tls(const struct smtp_client *c)
 {
 	if (c->tls_summary[0] != '\0')
 		return c->tls_summary;
-	return client_tls_required(c) ? "tls=required:none"
-	                              : "tls=opportunistic:none";
+	return tls_policy_required(&c->policy) ? "tls=required:none"
+	                                       : "tls=opportunistic:none";
 }
