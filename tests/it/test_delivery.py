@@ -290,6 +290,42 @@ def test_hostile_replies_defer_and_never_crash(tmp_path):
             assert st[0] == 0 and "bad reply" in st[1], st
 
 
+# Where the next hop stops answering, with the capabilities it offers.
+STALLS = {
+    "after-mail": ("RCPT", ("PIPELINING",)),
+    "after-bdat": ("end-of-data", ("PIPELINING", "CHUNKING")),
+    "after-data": ("end-of-data", ("PIPELINING",)),
+    "no-pipelining": ("RCPT", ()),
+    "banner": ("banner", ("PIPELINING",)),
+}
+
+
+@pytest.mark.parametrize("stall", list(STALLS))
+def test_silent_next_hop_is_timed_out(tmp_path, stall):
+    """Issue 10.6: a next hop that stops answering, wherever it does
+    (after a pipelined MAIL, after the content...), is timed out after
+    the send connector's ConnectionInactivityTimeout: the recipient is
+    deferred with an attempt recorded and the connection is closed,
+    instead of being held forever."""
+    from peers.fakesmtp import HANG
+    key, caps = STALLS[stall]
+    with FakeSmtp(capabilities=caps, replies={key: HANG},
+                  idle_timeout=120) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=smarthost(mx.port, extra=(
+                    "ConnectionInactivityTimeout = 00:00:02"))) as s:
+        send(s, ["bob@remote.test"], f"stall {stall}")
+        assert wait_for(lambda: states(s)["bob@remote.test"][2] >= 1,
+                        timeout=20), states(s)
+        st = states(s)["bob@remote.test"]
+        assert st[0] == 0 and "timeout waiting for the server" in st[1], st
+        assert events(s, "DEFER")
+        # and the client left: the fake server saw the connection end
+        assert wait_for(lambda: all(x.done.is_set() for x in mx.sessions),
+                        timeout=10)
+
+
 # --- opportunistic TLS, AUTH ---------------------------------------------
 
 TLS_CAPS = ("PIPELINING", "STARTTLS", "ENHANCEDSTATUSCODES")
