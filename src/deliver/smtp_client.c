@@ -476,7 +476,7 @@ client_reply_banner(struct smtp_client *c, const struct reply *r)
 
 	client_enh(r, enh, sizeof(enh));
 	if (r->code != 220) {
-		client_leave_hop(c, LEAVE_DROP,
+		client_leave_hop(c, LEAVE_QUIT,
 		    r->code / 100 == 5 ? "5.0.0" : enh, "greeting %d %.200s",
 		    r->code, r->text);
 		return;
@@ -582,7 +582,7 @@ client_after_ehlo(struct smtp_client *c)
 			client_enter(c, CS_STARTTLS);
 			return;
 		case TLS_ACTION_DEFER:
-			client_leave_hop(c, LEAVE_DROP, "4.7.10", "%s", why);
+			client_leave_hop(c, LEAVE_QUIT, "4.7.10", "%s", why);
 			return;
 		default:
 			client_note(c, "going on in plaintext (%s)",
@@ -597,18 +597,18 @@ client_after_ehlo(struct smtp_client *c)
 	if (client_wants_auth(c)) {
 		if (!c->in_tls && sc->smart_host_auth_mechanism ==
 		                      SMARTHOST_AUTH_BASIC_REQUIRE_TLS) {
-			client_leave_hop(c, LEAVE_DROP, "4.7.10",
+			client_leave_hop(c, LEAVE_QUIT, "4.7.10",
 			    "BasicAuthRequireTLS and no TLS: credentials not "
 			    "sent");
 			return;
 		}
 		if (c->p.auth_user == NULL || c->p.auth_pass == NULL) {
-			client_leave_hop(c, LEAVE_DROP, "4.7.0",
+			client_leave_hop(c, LEAVE_QUIT, "4.7.0",
 			    "no credentials in AuthenticationCredential");
 			return;
 		}
 		if (!c->ext.auth_plain && !c->ext.auth_login) {
-			client_leave_hop(c, LEAVE_DROP, "4.7.0",
+			client_leave_hop(c, LEAVE_QUIT, "4.7.0",
 			    "the next hop offers no AUTH mechanism we use "
 			    "(PLAIN, LOGIN)");
 			return;
@@ -631,7 +631,7 @@ client_reply_ehlo(struct smtp_client *c, const struct reply *r)
 		return;
 	}
 	if (c->in_tls) {
-		client_leave_hop(c, LEAVE_DROP, enh,
+		client_leave_hop(c, LEAVE_QUIT, enh,
 		    "EHLO after STARTTLS: %d %.200s", r->code, r->text);
 		return;
 	}
@@ -645,7 +645,7 @@ client_reply_helo(struct smtp_client *c, const struct reply *r)
 
 	client_enh(r, enh, sizeof(enh));
 	if (r->code / 100 != 2) {
-		client_leave_hop(c, LEAVE_DROP, enh, "HELO refused: %d %.200s",
+		client_leave_hop(c, LEAVE_QUIT, enh, "HELO refused: %d %.200s",
 		    r->code, r->text);
 		return;
 	}
@@ -709,7 +709,7 @@ client_reply_starttls(struct smtp_client *c, const struct reply *r)
 	snprintf(text, sizeof(text), "%d %.200s", r->code, r->text);
 	if (tls_policy_judge(&c->policy, &f, NULL, why, sizeof(why)) ==
 	    TLS_ACTION_DEFER) {
-		client_leave_hop(c, LEAVE_DROP, "4.7.10", "%s", why);
+		client_leave_hop(c, LEAVE_QUIT, "4.7.10", "%s", why);
 		return;
 	}
 	client_note(c, "%s: going on in plaintext (opportunistic)", why);
@@ -772,7 +772,7 @@ client_handshake_done(struct smtp_client *c, const char *error)
 	    peer.not_after, check == TLS_CHECK_OK ? "policy met" : why);
 	c->in_tls = 1;
 	if (action == TLS_ACTION_DEFER) {
-		client_leave_hop(c, LEAVE_DROP, "4.7.5", "%s", why);
+		client_leave_hop(c, LEAVE_QUIT, "4.7.5", "%s", why);
 		return;
 	}
 	client_enter(c, CS_EHLO);
@@ -820,7 +820,7 @@ client_enter_auth(struct smtp_client *c)
 static void
 client_auth_failed(struct smtp_client *c, const struct reply *r)
 {
-	client_leave_hop(c, LEAVE_DROP, "4.7.0",
+	client_leave_hop(c, LEAVE_QUIT, "4.7.0",
 	    "authentication failed: %d %.200s", r->code, r->text);
 }
 

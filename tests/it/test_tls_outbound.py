@@ -96,6 +96,8 @@ def test_tls_table(tmp_path, pki, cert):
             log = pf.log_file.read_text(errors="replace")
             for name in set(SETTINGS) - MATRIX[cert]:
                 assert f"to=<bob@{name}.test>" not in log
+            # and it was left with QUIT, not dropped (issue 10.14)
+            assert "lost connection" not in log, log
             # the tracking log states the policy and whether it was met
             assert wait_for(lambda: len(events(s, "SEND")) ==
                             len(MATRIX[cert]))
@@ -145,6 +147,50 @@ def test_forced_tls_never_falls_back(tmp_path, pki, mode):
             assert "MAIL" not in sess.verbs(tls=False), sess
             assert "RCPT" not in sess.verbs(tls=False), sess
         assert len(mx.sessions) == 1  # never retried in plaintext
+        assert states(s)["bob@remote.test"][0] == 0
+
+
+# how a next hop fails the policy -> (fake server options, connector,
+# the verbs the client sends in plaintext, the verbs inside TLS)
+POLITE = {
+    "no-starttls": (dict(starttls="strip"), REQUIRED,
+                    ["EHLO", "QUIT"], []),
+    "refused": (dict(replies={"STARTTLS": "454 4.7.0 TLS not available"}),
+                REQUIRED, ["EHLO", "STARTTLS", "QUIT"], []),
+    "wrong-name": (dict(tls="wrong"), "RequireTLS = true\n"
+                   "TlsAuthLevel = DomainValidation\n"
+                   "TlsDomain = *.sluice.test",
+                   ["EHLO", "STARTTLS"], ["QUIT"]),
+    "untrusted": (dict(tls="self"), "RequireTLS = true\n"
+                  "TlsAuthLevel = CertificateValidation",
+                  ["EHLO", "STARTTLS"], ["QUIT"]),
+}
+
+
+@pytest.mark.parametrize("case", list(POLITE))
+def test_policy_failure_says_quit(tmp_path, pki, case):
+    """Issue 10.14: a next hop that fails the TLS policy is left with
+    QUIT (inside TLS when the handshake worked, then close_notify), not
+    by dropping the connection, so that Postfix and Exim do not log a
+    broken client; nothing of the envelope crosses either way."""
+    opts, settings, plain, inside = POLITE[case]
+    opts = dict(opts)
+    opts["tls"] = server_context(pki, opts.get("tls", "server"))
+    with FakeSmtp(capabilities=("PIPELINING", "STARTTLS"), **opts) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "TrustedCAFile": f"{pki}/trusted.pem",
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=fake_connector(mx.port, settings)) as s:
+        send(s, ["bob@remote.test"], f"polite {case}")
+        assert wait_for(lambda: events(s, "DEFER"), timeout=20)
+        assert wait_for(lambda: mx.sessions and mx.sessions[0].done.is_set(),
+                        timeout=10)
+        sess = mx.sessions[0]
+        assert sess.verbs(tls=False) == plain, sess
+        assert sess.verbs(tls=True) == inside, sess
+        assert sess.close_reason == "QUIT", sess
+        if inside:
+            assert sess.close_notify, sess
         assert states(s)["bob@remote.test"][0] == 0
 
 

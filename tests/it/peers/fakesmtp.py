@@ -13,6 +13,7 @@ What it records, per connection (`server.sessions`, each a `Session`):
   arrived inside TLS (`Session.commands`, list of `Command`);
 - the TLS version, cipher, SNI and client certificate of the handshake, or
   why the handshake failed; what the client pipelined after STARTTLS;
+  whether, after QUIT inside TLS, the client sent its close_notify;
 - AUTH attempts (`Auth`: mechanism, user, password, over TLS or not);
 - every message (`Message`): envelope, content after dot-unstuffing (DATA)
   or assembled chunks (BDAT), the bytes as they were on the wire, over TLS
@@ -504,6 +505,7 @@ class Session:
         self.tls_error = None
         self.pipelined_after_starttls = b""
         self.close_reason = None
+        self.close_notify = False  # the client ended TLS with close_notify
         self.done = threading.Event()
         self._buf = bytearray()
         self._reads = 0
@@ -727,7 +729,24 @@ class Session:
 
     def _cmd_QUIT(self, arg):
         self._reply("QUIT", "221 2.0.0 Bye")
+        if self.tls:
+            self._tls_shutdown()
         raise _End("QUIT")
+
+    def _tls_shutdown(self):
+        """Inside TLS, end it properly and note whether the client's
+        close_notify came (`Session.close_notify`)."""
+        deadline = time.monotonic() + IO_TIMEOUT
+        while time.monotonic() < deadline and not self.server.stopping:
+            try:
+                self.sock = self.sock.unwrap()
+                self.close_notify = True
+                return
+            except (TimeoutError, ssl.SSLWantReadError,
+                    ssl.SSLWantWriteError):
+                continue
+            except (ssl.SSLError, OSError):
+                return
 
     @staticmethod
     def _path(arg, keyword):
