@@ -194,6 +194,39 @@ def test_policy_failure_says_quit(tmp_path, pki, case):
         assert states(s)["bob@remote.test"][0] == 0
 
 
+@pytest.mark.timeout_s(90)
+@pytest.mark.parametrize("mode,reasons", [
+    ("garbage", ["wrong version number"]),
+    # closed with our ClientHello unread: a FIN or a reset, as it happens
+    ("close", ["peer closed the connection", "Connection reset by peer"])])
+def test_handshake_failure_says_why(tmp_path, pki, mode, reasons):
+    """Issue 10.21: a failed handshake is reported with OpenSSL's reason
+    (or that the peer went away) in the protocol log, the queue's last
+    error and the DSN, not as a bare "TLS handshake failed"."""
+    from test_delivery import dsn_parts, mailbox
+    with FakeSmtp(capabilities=("PIPELINING", "STARTTLS"),
+                  tls=server_context(pki, "server"), starttls=mode,
+                  max_sessions=20) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "MessageExpirationTimeout": "6s",
+                "TransientFailureRetryInterval": "2s"},
+                raw_extra=fake_connector(mx.port)) as s:
+        send(s, ["bob@remote.test"], f"handshake {mode}")
+        assert wait_for(lambda: states(s)["bob@remote.test"][2] >= 1,
+                        timeout=20)
+        last = states(s)["bob@remote.test"][1]
+        reason = "TLS handshake failed: " + last.rsplit(": ", 1)[-1]
+        assert any(last.endswith(r) for r in reasons), last
+        rows = [r for r in s.read_csv_log(sorted(
+            (s.log_dir / "ProtocolLog" / "SmtpSend").glob("*.LOG")))[1]
+            if r[6] == "*"]
+        assert any(r[7] == reason for r in rows), rows
+        assert wait_for(lambda: mailbox(s, "alice"), timeout=40)
+        _, fields, _ = dsn_parts(mailbox(s, "alice")[0])
+        f = [f for f in fields if "Final-Recipient" in f][0]
+        assert reason in " ".join(f["Diagnostic-Code"].split()), f
+
+
 def test_failing_next_hop_is_not_reconnected_in_a_loop(tmp_path, pki):
     """Every connection fails the TLS its connector requires: the queue
     waits for its retry time instead of opening the next connection at
