@@ -943,12 +943,17 @@ client_content_sink_conn(void *arg, const char *p, size_t n)
 	return client_conn_write(arg, p, n);
 }
 
-/* What the content encoder does for this connector. */
+/*
+ * What the content encoder does for this connector: our organisation's
+ * headers stay inside it (SPEC 3; Exchange strips its own at the
+ * boundary) unless the next hop is of the same organisation.
+ */
 static unsigned
 client_content_flags(const struct smtp_client *c)
 {
-	(void)c;
-	return 0;
+	return c->p.connector->cloud_services_mail_enabled
+	           ? 0
+	           : CLIENT_CONTENT_STRIP_ORG;
 }
 
 /* Send the content: the whole BDAT LAST chunk, or DATA's dot-stuffed body. */

@@ -326,6 +326,41 @@ def test_silent_next_hop_is_timed_out(tmp_path, stall):
                         timeout=10)
 
 
+@pytest.mark.parametrize("caps", [("PIPELINING",), ("PIPELINING", "CHUNKING")],
+                         ids=["data", "bdat"])
+@pytest.mark.parametrize("keep", [False, True], ids=["strip", "keep"])
+def test_organization_headers_stay_inside(tmp_path, caps, keep):
+    """Issue 10.18: the X-Sluice-Organization-* headers every accepted
+    message carries (how it came in) are left out of what a send connector
+    sends, folded continuation lines included, by DATA and by BDAT, unless
+    the connector keeps them for a next hop of our own organisation
+    (CloudServicesMailEnabled).  Nothing else of the message changes."""
+    extra = "CloudServicesMailEnabled = true" if keep else ""
+    with FakeSmtp(capabilities=caps) as mx, \
+            running(tmp_path, conn=RELAY,
+                    raw_extra=smarthost(mx.port, extra=extra)) as s:
+        send(s, ["bob@remote.test"], "organisation headers",
+             body="X-Sluice-Organization-AuthAs: in the body stays\r\n")
+        (m,) = mx.wait_messages(1, timeout=20)
+        stored = s.bodies()[0]
+        assert b"\r\nX-Sluice-Organization-AuthAs: " in stored
+        header, _, body = m.data.partition(b"\r\n\r\n")
+        names = [ln.split(b":")[0].lower() for ln in header.split(b"\r\n")
+                 if ln[:1] not in (b" ", b"\t")]
+        org = [n for n in names if n.startswith(b"x-sluice-organization-")]
+        if keep:
+            assert m.data == stored and org, m.data
+        else:
+            assert org == [], m.data
+            # exactly those lines are gone, nothing else
+            kept = b"\r\n".join(
+                ln for ln in stored.split(b"\r\n\r\n")[0].split(b"\r\n")
+                if not ln.lower().startswith(b"x-sluice-organization-"))
+            assert header == kept
+            assert body == stored.split(b"\r\n\r\n", 1)[1]
+        assert b"X-Sluice-Organization-AuthAs: in the body stays" in body
+
+
 # --- opportunistic TLS, AUTH ---------------------------------------------
 
 TLS_CAPS = ("PIPELINING", "STARTTLS", "ENHANCEDSTATUSCODES")
