@@ -101,10 +101,10 @@ def test_domain_secured_both_ways(tmp_path, pki, dns):
         for body, peer in ((got_b[0], "sluice.test"),
                            (got_a[0], "partner.test")):
             assert b"with ESMTPS" in body
-            assert b"X-Sluice-Organization-AuthAs: Partner\r\n" in body
+            assert b"X-Sluice-Organization-AuthAs: Partner\n" in body
             assert b"X-Sluice-Organization-AuthMechanism: DomainSecure" \
                 in body
-            assert f"X-Sluice-Organization-AuthDomain: {peer}\r\n".encode() \
+            assert f"X-Sluice-Organization-AuthDomain: {peer}\n".encode() \
                 in body
         # the receiving side logs how it came in
         received = [",".join(r) for r in b.tracklog()[1] if "RECEIVE" in r]
@@ -140,7 +140,7 @@ def test_server_certificate_as_client_certificate(tmp_path, pki, dns):
         assert got_a and got_b, (states(a), states(b))
         assert b"X-Sluice-Organization-AuthMechanism: DomainSecure" \
             in got_a[0]
-        assert b"X-Sluice-Organization-AuthDomain: partner.test\r\n" \
+        assert b"X-Sluice-Organization-AuthDomain: partner.test\n" \
             in got_a[0]
 
 
