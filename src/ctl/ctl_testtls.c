@@ -10,10 +10,18 @@
  * the send connector could deliver there now.
  *
  * It is a tool run by hand: plain blocking sockets with a timeout, one
- * connection, bounded replies through the client's reply parser.
+ * connection, bounded replies through the client's reply parser.  What
+ * it shares with sluiced is what decides: the TLS policy (tls_policy.c:
+ * the same decision, the same words, the same verdict), the client TLS
+ * code, and name resolution through [Transport] Resolver.  SIGPIPE is
+ * ignored, so a server that hangs up mid-write ends the probe with its
+ * report, not the process.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +36,7 @@
 
 #include "conf/conf.h"
 #include "ctl/ctl.h"
+#include "dns/resolver.h"
 #include "smtp/reply.h"
 #include "tls/tls_client.h"
 #include "tls/tls_peer.h"
@@ -137,39 +146,55 @@ probe_has(const struct reply *r, const char *kw)
 	return 0;
 }
 
+/*
+ * Connect to the first address of host that answers, resolved as sluiced
+ * resolves next hops ([Transport] Resolver: the system's, or the DNS
+ * server the configuration names), in the same order.
+ */
 static int
-probe_connect(const char *host, const char *port)
+probe_connect(const struct conf *c, const char *host, unsigned port)
 {
-	struct addrinfo hints, *res = NULL, *ai;
+	struct conf_smarthost sh;
+	struct resolver_result res;
 	struct timeval tv = {TESTTLS_TIMEOUT_SECONDS, 0};
-	int fd = -1, rc;
+	unsigned char bin[sizeof(struct in6_addr)];
+	char why[300];
+	int fd = -1;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-		printf("  cannot resolve %s: %s\n", host, gai_strerror(rc));
+	memset(&sh, 0, sizeof(sh));
+	sh.host = (char *)(uintptr_t)host;
+	sh.port = (unsigned short)port;
+	sh.literal = inet_pton(AF_INET, host, bin) == 1 ||
+	             inet_pton(AF_INET6, host, bin) == 1;
+	if (ctl_resolve(c, NULL, &sh, 1, port, &res, why, sizeof(why)) < 0) {
+		printf("  cannot resolve %s: %s\n", host, why);
 		return -1;
 	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		char addr[NI_MAXHOST];
+	if (res.status != RESOLVER_OK) {
+		printf("  cannot resolve %s: %s\n", host, res.why);
+		return -1;
+	}
+	for (size_t i = 0; i < res.nhops; i++) {
+		const struct resolver_hop *h = &res.hops[i];
+		char addr[NI_MAXHOST] = "?";
 
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr),
-		    NULL, 0, NI_NUMERICHOST);
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-			printf("Connected    : %s port %s\n", addr, port);
-			break;
+		getnameinfo((const struct sockaddr *)&h->addr, h->addrlen, addr,
+		    sizeof(addr), NULL, 0, NI_NUMERICHOST);
+		if (connect(fd, (const struct sockaddr *)&h->addr,
+		        h->addrlen) == 0) {
+			printf("Connected    : %s port %u\n", addr, port);
+			return fd;
 		}
-		printf("  %s port %s: %s\n", addr, port, strerror(errno));
+		printf("  %s port %u: %s\n", addr, port, strerror(errno));
 		close(fd);
 		fd = -1;
 	}
-	freeaddrinfo(res);
-	return fd;
+	return -1;
 }
 
 static void
@@ -342,6 +367,12 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		domain = host;
 	if ((c = conf_load(ctl->conf_path, stderr)) == NULL)
 		return 1;
+	/*
+	 * A server that closes while we write (after the handshake, say)
+	 * must not kill the tool with SIGPIPE and lose what it found: the
+	 * write fails instead, and the report is printed.
+	 */
+	signal(SIGPIPE, SIG_IGN);
 	if (cname != NULL && (sc = conf_send_connector(c, cname)) == NULL) {
 		fprintf(stderr, "sluicectl: no send connector %s\n", cname);
 		conf_free(c);
@@ -354,7 +385,8 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		tls_policy_decide(&in, &pol);
 	}
 	memset(&p, 0, sizeof(p));
-	if ((p.fd = probe_connect(host, port)) < 0)
+	if ((p.fd = probe_connect(c, host, (unsigned)strtoul(port, NULL, 10))) <
+	    0)
 		goto out;
 	if (probe_reply(&p, &r) < 0)
 		goto out;

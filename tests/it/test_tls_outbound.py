@@ -8,11 +8,12 @@ as the table says.  A deferred recipient never reaches the peer (its
 address is absent from Postfix's log), and the fake server proves from
 the peer's side that no MAIL FROM crosses in plaintext when TLS is
 required, also when STARTTLS is stripped or plaintext is injected."""
+import subprocess
 import time
 
 import pytest
 
-from harness import free_port, running
+from harness import SLUICECTL, free_port, running
 from peers.fakesmtp import FakeSmtp, server_context
 from peers.postfix import Postfix
 from test_delivery import RELAY, events, send, states, wait_for
@@ -343,6 +344,49 @@ TlsDomain = *.sluice.test
             "offer STARTTLS" in out
     rc, out = probe(free_port())
     assert rc == 1 and "Connection refused" in out
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "mx.probe.test"])
+@pytest.mark.parametrize("when", ["before-handshake", "after-handshake"])
+def test_tls_probe_survives_a_hangup(tmp_path, pki, when, host):
+    """Issue 10.24: a server that closes while test-tls still has to
+    write (after the 220 to STARTTLS, or once TLS is up) used to kill
+    sluicectl with SIGPIPE (exit 141, all output lost when piped); the
+    probe now ends with its report.  The host is a name that only the
+    configured [Transport] Resolver knows: the probe resolves next hops
+    as sluiced does, not through the system's resolver."""
+    from peers.fakesmtp import CLOSE
+    from peers.unbound import Unbound
+    kw = {"starttls": "close"} if when == "before-handshake" else {
+        "replies": {"EHLO": ["250-fake.test\n250-PIPELINING\n250 STARTTLS",
+                             CLOSE]}}
+    with Unbound(zones=["probe.test"],
+                 records=["mx.probe.test. A 127.0.0.1"]) as dns, \
+            FakeSmtp(capabilities=("PIPELINING", "STARTTLS"),
+                     tls=server_context(pki, "server"), **kw) as mx:
+        conf = tmp_path / "probe.conf"
+        conf.write_text(f"""[Transport]
+QueueDirectory = {tmp_path}/q
+TrustedCAFile = {pki}/trusted.pem
+Resolver = {dns.spec}
+[SendConnector Contoso]
+AddressSpaces = probe.test
+RequireTLS = true
+TlsAuthLevel = CertificateValidation
+""")
+        # piped, as an administrator's `| less` or a script reads it
+        p = subprocess.run([str(SLUICECTL), "-c", str(conf), "test-tls",
+                            f"{host}:{mx.port}", "--connector",
+                            "Contoso"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+        assert p.returncode in (0, 1), (p.returncode, p.stdout)
+        assert "Connected    : 127.0.0.1" in p.stdout, p.stdout
+        assert "Could deliver: " in p.stdout, p.stdout
+        if when == "before-handshake":
+            assert "handshake FAILED" in p.stdout
+            assert "Could deliver: no (TLS handshake failed" in p.stdout
+        else:
+            assert "CertificateValidation met" in p.stdout
 
 
 def test_seed_mixed_scenario(tmp_path, pki):
