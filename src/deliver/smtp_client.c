@@ -46,8 +46,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-
 #include "deliver/client_conn.h"
 #include "deliver/client_content.h"
 #include "deliver/smtp_client.h"
@@ -780,15 +778,37 @@ client_handshake_done(struct smtp_client *c, const char *error)
 
 /* --- AUTH ------------------------------------------------------------- */
 
+/*
+ * Base64 (RFC 4648, padded) of AUTH's credentials into out, or "" when
+ * out is too small.  Here rather than through OpenSSL's EVP_EncodeBlock
+ * so that the protocol code stays free of OpenSSL.
+ */
 static void
 client_auth_b64(const char *in, size_t len, char *out, size_t outlen)
 {
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                          "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = (const unsigned char *)in;
+	size_t o = 0;
+
 	if (outlen < 4 * ((len + 2) / 3) + 1) {
-		out[0] = '\0';
+		if (outlen > 0)
+			out[0] = '\0';
 		return;
 	}
-	EVP_EncodeBlock(
-	    (unsigned char *)out, (const unsigned char *)in, (int)len);
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+
+		if (i + 1 < len)
+			v |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		out[o++] = abc[(v >> 18) & 63];
+		out[o++] = abc[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? abc[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < len ? abc[v & 63] : '=';
+	}
+	out[o] = '\0';
 }
 
 static void
