@@ -86,6 +86,7 @@ import time
 POLL = 0.05  # seconds: how often blocked threads look at the stop flag
 IDLE_TIMEOUT = 30.0  # a session waiting longer than this for data ends
 IO_TIMEOUT = 10.0  # one write, or a TLS handshake
+CLOSE_NOTIFY_WAIT = 3.0  # after QUIT inside TLS: the client's close_notify
 STOP_TIMEOUT = 5.0  # stop() waits this long for every thread to end
 MAX_LINE = 64 * 1024  # a command line; a longer one ends the session
 MAX_DATA_LINE = 1024 * 1024  # one line of DATA
@@ -735,8 +736,10 @@ class Session:
 
     def _tls_shutdown(self):
         """Inside TLS, end it properly and note whether the client's
-        close_notify came (`Session.close_notify`)."""
-        deadline = time.monotonic() + IO_TIMEOUT
+        close_notify came (`Session.close_notify`) within
+        CLOSE_NOTIFY_WAIT (a client that never sends one, or never
+        closes, does not hold the session longer)."""
+        deadline = time.monotonic() + CLOSE_NOTIFY_WAIT
         while time.monotonic() < deadline and not self.server.stopping:
             try:
                 self.sock = self.sock.unwrap()
