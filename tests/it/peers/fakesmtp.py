@@ -86,7 +86,7 @@ import time
 POLL = 0.05  # seconds: how often blocked threads look at the stop flag
 IDLE_TIMEOUT = 30.0  # a session waiting longer than this for data ends
 IO_TIMEOUT = 10.0  # one write, or a TLS handshake
-CLOSE_NOTIFY_WAIT = 3.0  # after QUIT inside TLS: the client's close_notify
+CLOSE_NOTIFY_WAIT = 5.0  # after QUIT inside TLS: the client's close_notify
 STOP_TIMEOUT = 5.0  # stop() waits this long for every thread to end
 MAX_LINE = 64 * 1024  # a command line; a longer one ends the session
 MAX_DATA_LINE = 1024 * 1024  # one line of DATA
