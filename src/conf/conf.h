@@ -201,6 +201,8 @@ struct conf_send_connector {
 	int enabled;
 	enum proto_log_level protocol_logging_level;
 	unsigned connection_inactivity_timeout;
+	/* keep X-Sluice-Organization-* headers (a partner of our own) */
+	int cloud_services_mail_enabled;
 	int line;
 };
 

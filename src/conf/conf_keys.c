@@ -157,6 +157,9 @@ static const struct conf_key send_keys[] = {
         0, 0, 0},
     {"ConnectionInactivityTimeout", CT_TIME, S(connection_inactivity_timeout),
         0, "00:10:00", 1, DAY, 0},
+    /* Exchange's name for "the next hop is our own organisation". */
+    {"CloudServicesMailEnabled", CT_BOOL, S(cloud_services_mail_enabled), 0,
+        "false", 0, 0, 0},
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

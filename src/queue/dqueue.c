@@ -578,22 +578,14 @@ dq_open(struct dq *q)
 	dq_credentials(sc, dc);
 	memset(&p, 0, sizeof(p));
 	p.base = dqs->srv->base;
+	/* The TLS policy is the client's (tls_policy_decide()) per hop. */
+	p.conf = ref->conf;
 	p.connector = sc;
 	p.domain = q->domain;
-	p.domain_secure =
-	    sc->domain_secure_enabled &&
-	    conf_strlist_has(
-	        &ref->conf->transport.send_domain_secure, q->domain);
 	p.hops = q->hops.hops;
 	p.nhops = q->hops.nhops;
 	p.tls = ref->tls_client;
 	p.certs = ref->tls;
-	/* Domain Security presents our certificate: the connector's, or
-	 * else the first one configured (Exchange's default certificate). */
-	if (sc->tls_certificate_name != NULL && sc->tls_certificate_name[0])
-		p.cert_name = sc->tls_certificate_name;
-	else if (p.domain_secure && ref->conf->ncertificates > 0)
-		p.cert_name = ref->conf->certificates[0].name;
 	p.auth_user = dc->user[0] ? dc->user : NULL;
 	p.auth_pass = dc->user[0] ? dc->pass : NULL;
 	p.protolog = dqs->srv->sendlog;
