@@ -10,7 +10,8 @@
 #   make fuzz    build the parsers' libFuzzer harnesses and run each a while
 
 CC      ?= cc
-PKGS     = libevent libevent_openssl openssl libunbound inih sqlite3 libcrypt
+PKGS     = libevent libevent_openssl openssl libunbound inih sqlite3 libcrypt \
+           libsystemd
 WARN     = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
            -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(WARN) -Isrc \
@@ -34,17 +35,17 @@ all: $(BUILD)/sluiced $(BUILD)/sluicectl
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
 $(BUILD)/libsluice.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/sluiced: $(BUILD)/obj/src/sluiced.o $(BUILD)/libsluice.a
-	$(CC) $(OPT) $(SAN) -o $@ $^ $(LIBS)
+	$(CC) $(OPT) $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/sluicectl: $(BUILD)/obj/src/ctl/sluicectl.o $(BUILD)/libsluice.a
-	$(CC) $(OPT) $(SAN) -o $@ $^ $(LIBS)
+	$(CC) $(OPT) $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsluice.a
 	@mkdir -p $(dir $@)

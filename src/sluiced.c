@@ -5,13 +5,21 @@
  *
  * Signals: SIGHUP reloads the configuration (a config that fails
  * validation is refused and the running one stays in force; open sessions
- * keep the configuration they started with); SIGTERM and SIGINT stop
- * accepting, let sessions finish what they are doing for up to
- * SLUICED_DRAIN_SECONDS, wait for the queue to commit, and exit 0.
+ * keep the configuration they started with); SIGUSR1 reopens the log
+ * files and nothing else (rotation); SIGTERM and SIGINT stop accepting,
+ * let sessions finish what they are doing for up to SLUICED_DRAIN_SECONDS,
+ * wait for the queue to commit, and exit 0.
+ *
+ * How it runs (util/service.c): `-f` in the foreground; under systemd in
+ * the foreground too, logging to the journal and telling systemd when it
+ * is ready; elsewhere detached, with `-p PIDFILE`, logging to syslog (or
+ * LogDirectory/sluiced.log when there is no syslog socket).
  */
 #include <errno.h>
 #include <ftw.h>
+#include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +41,9 @@
 #include "spool/spool.h"
 #include "tls/tls_store.h"
 #include "util/log.h"
+#include "util/mkdirs.h"
+#include "util/service.h"
+#include "version.h"
 
 #define SLUICED_DEFAULT_CONF "/etc/sluice/sluice.conf"
 /* How long SIGTERM waits for sessions that are mid-message. */
@@ -41,6 +52,10 @@
 struct sluiced {
 	struct server srv;
 	const char *conf_path;
+	char conf_abs[PATH_MAX]; /* conf_path made absolute (detaching) */
+	const char *pidfile;
+	enum service_mode mode;
+	time_t started;
 	struct event *drain_timer;
 	struct event *cert_timer;
 	struct qmgr *qmgr;
@@ -51,14 +66,19 @@ struct sluiced {
 #define SLUICED_CERT_CHECK_SECONDS 5
 
 static void
-sluiced_usage(void)
+sluiced_usage(FILE *out, int status)
 {
-	fprintf(stderr,
-	    "usage: sluiced [-f] [-c FILE]\n"
-	    "  -f       stay in the foreground, log to stderr\n"
-	    "  -c FILE  configuration (default %s)\n",
+	fprintf(out,
+	    "usage: sluiced [-f] [-c FILE] [-p PIDFILE]\n"
+	    "  -f          stay in the foreground, log to stderr\n"
+	    "  -c FILE     configuration (default %s)\n"
+	    "  -p PIDFILE  write the daemon's PID there\n"
+	    "  -V          print the version and exit\n"
+	    "Without -f, sluiced stays in the foreground under systemd and "
+	    "logs to the\njournal; elsewhere it detaches once it is ready "
+	    "and logs to syslog.\nSee sluiced(8).\n",
 	    SLUICED_DEFAULT_CONF);
-	exit(2);
+	exit(status);
 }
 
 /*
@@ -176,6 +196,7 @@ sluiced_stop(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("signal %d: stop accepting, draining %zu sessions", (int)sig,
 	    d->srv.nsessions);
+	service_stopping();
 	d->srv.draining = 1;
 	server_close_listeners(&d->srv);
 	session_drain_all(&d->srv);
@@ -239,32 +260,146 @@ sluiced_drop_privileges(const struct conf *conf)
 	log_info("running as %s", user);
 }
 
-int
-main(int argc, char **argv)
+/* SIGUSR1 (and sluicectl logs reopen): the log files, nothing else. */
+static void
+sluiced_logs_reopen(evutil_socket_t sig, short what, void *arg)
 {
-	struct sluiced d;
-	struct event *ev_hup, *ev_term, *ev_int;
-	struct conf *conf;
-	struct tls_store *tls = NULL;
-	const char *why = NULL;
+	struct sluiced *d = arg;
+
+	(void)sig;
+	(void)what;
+	if (d->srv.protolog != NULL)
+		protolog_reopen(d->srv.protolog);
+	if (d->srv.sendlog != NULL)
+		protolog_reopen(d->srv.sendlog);
+	if (d->srv.tracklog != NULL)
+		tracklog_reopen(d->srv.tracklog);
+	log_reopen();
+	log_info("log files reopened");
+}
+
+/*
+ * The command line: -f, -c FILE, -p PIDFILE, -V/--version, -h/--help.
+ * Returns whether -f was given.
+ */
+static int
+sluiced_options(struct sluiced *d, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
 	int ch, foreground = 0;
 
-	memset(&d, 0, sizeof(d));
-	d.conf_path = SLUICED_DEFAULT_CONF;
-	while ((ch = getopt(argc, argv, "fc:h")) != -1) {
+	d->conf_path = SLUICED_DEFAULT_CONF;
+	while (
+	    (ch = getopt_long(argc, argv, "fc:p:Vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			foreground = 1;
 			break;
 		case 'c':
-			d.conf_path = optarg;
+			d->conf_path = optarg;
+			break;
+		case 'p':
+			d->pidfile = optarg;
+			break;
+		case 'V':
+			printf("sluiced %s\n", SLUICE_VERSION);
+			exit(0);
+		case 'h':
+			sluiced_usage(stdout, 0);
 			break;
 		default:
-			sluiced_usage();
+			sluiced_usage(stderr, 2);
 		}
 	}
 	if (optind != argc)
-		sluiced_usage();
+		sluiced_usage(stderr, 2);
+	/*
+	 * Reloads read the same file even after a detached daemon has left
+	 * its working directory.
+	 */
+	if (realpath(d->conf_path, d->conf_abs) != NULL)
+		d->conf_path = d->conf_abs;
+	return foreground;
+}
+
+/* Where the diagnostic log goes until the daemon is ready. */
+static void
+sluiced_log_start(struct sluiced *d)
+{
+	/* Detached: start-up errors still reach the starting terminal. */
+	log_open("sluiced", 1);
+	if (d->mode == SERVICE_SYSTEMD)
+		log_to_journal();
+	if (getenv("SLUICE_DEBUG") != NULL)
+		log_set_level(LOG_LVL_DEBUG);
+}
+
+/*
+ * Detached and ready: syslog when there is a syslog socket, else a file
+ * of our own beside the other logs (containers often have no /dev/log).
+ */
+static void
+sluiced_log_settle(struct sluiced *d, const struct conf *conf)
+{
+	struct stat st;
+	char path[PATH_MAX];
+
+	if (d->mode != SERVICE_DETACHED)
+		return;
+	if (stat("/dev/log", &st) == 0 && S_ISSOCK(st.st_mode)) {
+		log_open("sluiced", 0);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/sluiced.log",
+	    conf->transport.log_directory);
+	if (log_to_file(path) < 0)
+		log_warn("no syslog socket and cannot write %s: %s; the "
+		         "diagnostic log is lost once detached",
+		    path, strerror(errno));
+}
+
+/* Detach (when not managed) and write the PID file, before any thread. */
+static void
+sluiced_service_start(struct sluiced *d)
+{
+	long running = 0;
+	char dir[PATH_MAX], *slash;
+
+	if (d->mode == SERVICE_DETACHED)
+		service_detach();
+	if (d->pidfile == NULL)
+		return;
+	snprintf(dir, sizeof(dir), "%s", d->pidfile);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdirs(dir, 0755) < 0)
+			log_fatal(
+			    "PID file directory %s: %s", dir, strerror(errno));
+	}
+	if (service_pidfile(d->pidfile, &running) < 0) {
+		if (running > 0)
+			log_fatal("already running as PID %ld (%s)", running,
+			    d->pidfile);
+		log_fatal("PID file %s: %s", d->pidfile, strerror(errno));
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sluiced d;
+	struct event *ev_hup, *ev_term, *ev_int, *ev_usr1;
+	struct conf *conf;
+	struct tls_store *tls = NULL;
+	const char *why = NULL;
+	int foreground;
+
+	memset(&d, 0, sizeof(d));
+	foreground = sluiced_options(&d, argc, argv);
 	/* A config error at start goes to stderr as FILE:LINE: reason. */
 	if ((conf = conf_load(d.conf_path, stderr)) == NULL)
 		return 1;
@@ -272,9 +407,9 @@ main(int argc, char **argv)
 		conf_free(conf);
 		return 1;
 	}
-	log_open("sluiced", foreground);
-	if (getenv("SLUICE_DEBUG") != NULL)
-		log_set_level(LOG_LVL_DEBUG);
+	d.mode = service_mode_pick(foreground, d.pidfile);
+	sluiced_log_start(&d);
+	sluiced_service_start(&d);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* Session ids stay unique across restarts (protocol log). */
@@ -313,9 +448,11 @@ main(int argc, char **argv)
 	ev_hup = evsignal_new(d.srv.base, SIGHUP, sluiced_reload, &d);
 	ev_term = evsignal_new(d.srv.base, SIGTERM, sluiced_stop, &d);
 	ev_int = evsignal_new(d.srv.base, SIGINT, sluiced_stop, &d);
+	ev_usr1 = evsignal_new(d.srv.base, SIGUSR1, sluiced_logs_reopen, &d);
 	evsignal_add(ev_hup, NULL);
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
+	evsignal_add(ev_usr1, NULL);
 	{
 		struct timeval every = {SLUICED_CERT_CHECK_SECONDS, 0};
 
@@ -323,7 +460,10 @@ main(int argc, char **argv)
 		    d.srv.base, -1, EV_PERSIST, sluiced_cert_check, &d);
 		event_add(d.cert_timer, &every);
 	}
-	log_info("sluiced ready (%s)", d.conf_path);
+	sluiced_log_settle(&d, conf);
+	d.started = time(NULL);
+	log_info("sluiced %s ready (%s)", SLUICE_VERSION, d.conf_path);
+	service_ready("accepting mail");
 
 	event_base_dispatch(d.srv.base);
 
@@ -338,11 +478,13 @@ main(int argc, char **argv)
 	event_free(ev_hup);
 	event_free(ev_term);
 	event_free(ev_int);
+	event_free(ev_usr1);
 	if (d.drain_timer != NULL)
 		event_free(d.drain_timer);
 	event_free(d.cert_timer);
 	server_conf_release(d.srv.conf);
 	server_free_tables(&d.srv);
 	event_base_free(d.srv.base);
+	service_pidfile_remove();
 	return 0;
 }
