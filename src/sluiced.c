@@ -32,14 +32,17 @@
 #include <event2/event.h>
 
 #include "conf/conf.h"
+#include "conf/conf_diff.h"
 #include "log/protolog.h"
 #include "log/tracklog.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "queue/qmgr.h"
 #include "server/control.h"
+#include "server/control_admin.h"
 #include "spool/spool.h"
 #include "tls/tls_store.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/mkdirs.h"
 #include "util/service.h"
@@ -56,6 +59,7 @@ struct sluiced {
 	const char *pidfile;
 	enum service_mode mode;
 	time_t started;
+	struct control_admin admin; /* status, reload, logs reopen */
 	struct event *drain_timer;
 	struct event *cert_timer;
 	struct qmgr *qmgr;
@@ -83,10 +87,11 @@ sluiced_usage(FILE *out, int status)
 
 /*
  * Load a configuration and its certificates, sending every error line to
- * the daemon log (at start they also go to stderr: see main).
+ * the daemon log (at start they also go to stderr: see main) and, for
+ * sluicectl reload, to errors as "error: " lines.
  */
 static struct conf *
-sluiced_load(const char *path, struct tls_store **tls)
+sluiced_load(const char *path, struct tls_store **tls, struct buf *errors)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -106,44 +111,100 @@ sluiced_load(const char *path, struct tls_store **tls)
 			if ((nl = strchr(line, '\n')) != NULL)
 				*nl++ = '\0';
 			log_err("%s", line);
+			if (errors != NULL)
+				buf_printf(errors, "error: %s\n", line);
 		}
 		free(text);
 	}
 	return conf;
 }
 
-static void
-sluiced_reload(evutil_socket_t sig, short what, void *arg)
+/*
+ * Reload the configuration (SIGHUP, a renewed certificate, sluicectl
+ * reload).  What changed, or why the new file was refused, is logged and,
+ * when report is not NULL, written there for sluicectl.
+ */
+static int
+sluiced_reload_report(struct sluiced *d, struct buf *report)
 {
-	struct sluiced *d = arg;
 	struct conf *conf;
 	struct tls_store *tls;
 	const char *why = NULL;
+	struct buf changes;
+	int n;
 
-	(void)sig;
-	(void)what;
 	log_info("reloading %s", d->conf_path);
-	if ((conf = sluiced_load(d->conf_path, &tls)) == NULL) {
+	service_reloading();
+	if ((conf = sluiced_load(d->conf_path, &tls, report)) == NULL) {
 		log_err("reload refused: %s has errors; the running "
 		        "configuration stays in force",
 		    d->conf_path);
-		return;
+		if (report != NULL)
+			buf_printf(report,
+			    "error: reload refused: %s has errors; the running "
+			    "configuration stays in force\n",
+			    d->conf_path);
+		service_reloaded("accepting mail (reload refused)");
+		return -1;
 	}
+	/* Compared before the swap, which may free the old one. */
+	buf_init(&changes, 1024 * 1024);
+	n = conf_diff(d->srv.conf->conf, conf, &changes);
 	if (server_reload(&d->srv, conf, tls, &why) < 0) {
 		log_err("reload refused: %s; the running configuration stays "
 		        "in force",
 		    why);
+		if (report != NULL)
+			buf_printf(report,
+			    "error: reload refused: %s; the running "
+			    "configuration stays in force\n",
+			    why);
 		tls_store_free(tls);
 		conf_free(conf);
-		return;
+		buf_free(&changes);
+		service_reloaded("accepting mail (reload refused)");
+		return -1;
 	}
+	d->admin.loaded = time(NULL);
 	if (d->srv.protolog != NULL)
 		protolog_reopen(d->srv.protolog);
 	if (d->srv.sendlog != NULL)
 		protolog_reopen(d->srv.sendlog);
 	if (d->srv.tracklog != NULL)
 		tracklog_reopen(d->srv.tracklog);
-	log_info("reload done");
+	if (report != NULL) {
+		buf_printf(report, "reloaded %s\n", d->conf_path);
+		if (n == 0)
+			buf_puts(report, "no changes\n");
+		else if (n > 0)
+			buf_printf(report, "%s", changes.data);
+	}
+	/* Split in place for the log: the report has its copy. */
+	for (char *line = changes.data, *nl; line != NULL && *line != '\0';
+	     line = nl) {
+		if ((nl = strchr(line, '\n')) != NULL)
+			*nl++ = '\0';
+		log_info("reload: %s", line);
+	}
+	log_info("reload done: %d change%s", n < 0 ? 0 : n, n == 1 ? "" : "s");
+	buf_free(&changes);
+	service_reloaded("accepting mail");
+	return 0;
+}
+
+static void
+sluiced_reload(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	sluiced_reload_report(arg, NULL);
+}
+
+/* sluicectl reload, through the control socket. */
+static int
+sluiced_admin_reload(void *arg, struct buf *report)
+{
+	return sluiced_reload_report(arg, report);
 }
 
 /* A renewed certificate on disk is picked up like a SIGHUP. */
@@ -276,6 +337,25 @@ sluiced_logs_reopen(evutil_socket_t sig, short what, void *arg)
 		tracklog_reopen(d->srv.tracklog);
 	log_reopen();
 	log_info("log files reopened");
+}
+
+static void
+sluiced_admin_logs_reopen(void *arg)
+{
+	sluiced_logs_reopen(-1, 0, arg);
+}
+
+/* What the control socket's status, reload and logs reopen use. */
+static void
+sluiced_admin_register(struct sluiced *d)
+{
+	d->admin.reload = sluiced_admin_reload;
+	d->admin.logs_reopen = sluiced_admin_logs_reopen;
+	d->admin.arg = d;
+	d->admin.conf_path = d->conf_path;
+	d->admin.started = d->started;
+	d->admin.loaded = d->started;
+	control_admin_register(&d->admin);
 }
 
 /*
@@ -462,6 +542,7 @@ main(int argc, char **argv)
 	}
 	sluiced_log_settle(&d, conf);
 	d.started = time(NULL);
+	sluiced_admin_register(&d);
 	log_info("sluiced %s ready (%s)", SLUICE_VERSION, d.conf_path);
 	service_ready("accepting mail");
 

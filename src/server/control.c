@@ -37,6 +37,7 @@
 #include "route/route.h"
 #include "server/conn.h"
 #include "server/control.h"
+#include "server/control_admin.h"
 #include "server/server.h"
 #include "smtp/linereader.h"
 #include "spool/spool.h"
@@ -237,7 +238,9 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 	struct control_walk w = {ctl, NULL, 0, out, NULL, time(NULL)};
 	struct dqueues *dqs = qmgr_dqueues(ctl->srv->qmgr);
 
-	if (strcmp(line, "queue") == 0) {
+	if (control_admin_run(ctl->srv, line, out)) {
+		/* status, reload, logs reopen: control_admin.c */
+	} else if (strcmp(line, "queue") == 0) {
 		control_queues(ctl, out);
 	} else if (strcmp(line, "messages") == 0 ||
 	           strncmp(line, "messages ", 9) == 0) {
