@@ -7,25 +7,30 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "conf/conf.h"
+#include "conf/conf_peek.h"
 #include "ctl/ctl.h"
 #include "ctl/ctl_request.h"
 #include "util/buf.h"
 
-/* Ask; print the answer; 1 when it carries "error: " lines. */
+/*
+ * Ask; print the answer; 1 when it carries "error: " lines.  The socket
+ * is found without loading the whole file: a reload must be possible, and
+ * report the errors, just after the file was edited into a broken one.
+ */
 static int
 ctl_daemon_ask(struct ctl *ctl, const char *request)
 {
-	struct conf *c = conf_load(ctl->conf_path, stderr);
 	struct buf ans;
-	char why[512];
+	char why[512], sock[4096];
 	int rc = 1;
 
-	if (c == NULL)
+	if (conf_peek_transport(ctl->conf_path, "ControlSocket", sock,
+	        sizeof(sock), why, sizeof(why)) < 0) {
+		fprintf(stderr, "sluicectl: %s\n", why);
 		return 1;
+	}
 	buf_init(&ans, CTL_REQUEST_ANSWER_MAX);
-	if (ctl_request(c->transport.control_socket, request, &ans, why,
-	        sizeof(why)) < 0) {
+	if (ctl_request(sock, request, &ans, why, sizeof(why)) < 0) {
 		fprintf(stderr, "sluicectl: %s (is sluiced running?)\n", why);
 	} else {
 		fwrite(ans.data, 1, ans.len, stdout);
@@ -35,7 +40,6 @@ ctl_daemon_ask(struct ctl *ctl, const char *request)
 		         : 0;
 	}
 	buf_free(&ans);
-	conf_free(c);
 	return rc;
 }
 

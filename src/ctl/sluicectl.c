@@ -336,6 +336,12 @@ ctl_help(struct ctl *ctl, int argc, char **argv)
 		ctl_overview(stdout);
 		return 0;
 	}
+	if (argc == 1 && strcmp(argv[0], "--help") == 0) {
+		for (size_t i = 0; i < CTL_NCOMMANDS; i++)
+			if (ctl_commands[i].run == ctl_help)
+				ctl_command_help(stdout, &ctl_commands[i]);
+		return 0;
+	}
 	if (argc == 1 && strcmp(argv[0], "--man") == 0) {
 		ctl_help_man(stdout);
 		return 0;
