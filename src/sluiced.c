@@ -85,6 +85,25 @@ sluiced_usage(FILE *out, int status)
 	exit(status);
 }
 
+/* The retention limits of [Transport], at start and after a reload. */
+static void
+sluiced_logs_retain(struct sluiced *d, const struct conf *conf)
+{
+	const struct conf_transport *t = &conf->transport;
+
+	if (d->srv.tracklog != NULL)
+		tracklog_retain(d->srv.tracklog,
+		    t->message_tracking_log_max_age,
+		    t->message_tracking_log_max_directory_size);
+	if (d->srv.protolog != NULL)
+		protolog_retain(d->srv.protolog,
+		    t->receive_protocol_log_max_age,
+		    t->receive_protocol_log_max_directory_size);
+	if (d->srv.sendlog != NULL)
+		protolog_retain(d->srv.sendlog, t->send_protocol_log_max_age,
+		    t->send_protocol_log_max_directory_size);
+}
+
 /*
  * Load a configuration and its certificates, sending every error line to
  * the daemon log (at start they also go to stderr: see main) and, for
@@ -166,6 +185,7 @@ sluiced_reload_report(struct sluiced *d, struct buf *report)
 		return -1;
 	}
 	d->admin.loaded = time(NULL);
+	sluiced_logs_retain(d, d->srv.conf->conf);
 	if (d->srv.protolog != NULL)
 		protolog_reopen(d->srv.protolog);
 	if (d->srv.sendlog != NULL)
@@ -508,6 +528,7 @@ main(int argc, char **argv)
 	    d.srv.sendlog == NULL)
 		log_fatal("cannot open the logs in %s",
 		    conf->transport.log_directory);
+	sluiced_logs_retain(&d, conf);
 	if (server_reload(&d.srv, conf, tls, &why) < 0)
 		log_fatal("%s", why);
 	{

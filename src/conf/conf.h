@@ -115,6 +115,14 @@ struct conf_transport {
 	int recipient_validation_enabled;
 	unsigned max_per_domain_outbound_connections;
 	unsigned max_outbound_connections;
+	/* log retention (Set-TransportService): seconds, 0 = no age limit;
+	 * bytes, SIZE_UNLIMITED = no size limit */
+	unsigned message_tracking_log_max_age;
+	uint64_t message_tracking_log_max_directory_size;
+	unsigned receive_protocol_log_max_age;
+	uint64_t receive_protocol_log_max_directory_size;
+	unsigned send_protocol_log_max_age;
+	uint64_t send_protocol_log_max_directory_size;
 };
 
 struct conf_certificate {

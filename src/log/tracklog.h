@@ -5,6 +5,8 @@
 #ifndef SLUICE_TRACKLOG_H
 #define SLUICE_TRACKLOG_H
 
+#include <stdint.h>
+
 struct tracklog;
 
 struct track_event {
@@ -22,6 +24,8 @@ struct track_event {
 struct tracklog *tracklog_open(const char *logdir);
 void tracklog_write(struct tracklog *, const struct track_event *);
 void tracklog_reopen(struct tracklog *);
+/* Retention: MessageTrackingLogMaxAge ... (see csvlog_retain). */
+void tracklog_retain(struct tracklog *, unsigned max_age, uint64_t max_size);
 void tracklog_close(struct tracklog *);
 
 #endif
