@@ -1,6 +1,7 @@
 # Sluice - build, run and test.
 #
-#   make         build build/sluiced and build/sluicectl (optimised)
+#   make         build build/sluiced, build/sluicectl and
+#                build/sluice-sendmail (optimised)
 #   make run     install what is missing, build, make a localhost
 #                certificate and run sluiced -f -c etc/sluice.conf
 #   make test    install what is missing, build with ASan/UBSan and run
@@ -23,7 +24,7 @@ OPT     ?= -O2 -g
 SAN     ?=
 CFLAGS_ALL = $(CFLAGS_BASE) $(OPT) $(SAN) $(CFLAGS)
 
-MAINS    = src/sluiced.c src/ctl/sluicectl.c
+MAINS    = src/sluiced.c src/ctl/sluicectl.c src/sendmail/sendmail.c
 LIB_SRC  = $(filter-out $(MAINS),$(shell find src -name '*.c' | sort))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC = $(shell find tests/unit -name 'test_*.c' | sort)
@@ -31,7 +32,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all asan deps run test unit bench format check-src clean
 
-all: $(BUILD)/sluiced $(BUILD)/sluicectl
+all: $(BUILD)/sluiced $(BUILD)/sluicectl $(BUILD)/sluice-sendmail
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -45,6 +46,10 @@ $(BUILD)/sluiced: $(BUILD)/obj/src/sluiced.o $(BUILD)/libsluice.a
 	$(CC) $(OPT) $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/sluicectl: $(BUILD)/obj/src/ctl/sluicectl.o $(BUILD)/libsluice.a
+	$(CC) $(OPT) $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/sluice-sendmail: $(BUILD)/obj/src/sendmail/sendmail.o \
+    $(BUILD)/libsluice.a
 	$(CC) $(OPT) $(SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsluice.a

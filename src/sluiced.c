@@ -40,6 +40,7 @@
 #include "queue/qmgr.h"
 #include "server/control.h"
 #include "server/control_admin.h"
+#include "server/local_submit.h"
 #include "spool/spool.h"
 #include "tls/tls_store.h"
 #include "util/buf.h"
@@ -60,6 +61,7 @@ struct sluiced {
 	enum service_mode mode;
 	time_t started;
 	struct control_admin admin; /* status, reload, logs reopen */
+	struct local_submit *local; /* LocalSubmissionSocket */
 	struct event *drain_timer;
 	struct event *cert_timer;
 	struct qmgr *qmgr;
@@ -186,6 +188,8 @@ sluiced_reload_report(struct sluiced *d, struct buf *report)
 	}
 	d->admin.loaded = time(NULL);
 	sluiced_logs_retain(d, d->srv.conf->conf);
+	d->local = local_submit_sync(d->local, &d->srv,
+	    d->srv.conf->conf->transport.local_submission_socket);
 	if (d->srv.protolog != NULL)
 		protolog_reopen(d->srv.protolog);
 	if (d->srv.sendlog != NULL)
@@ -278,6 +282,8 @@ sluiced_stop(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: stop accepting, draining %zu sessions", (int)sig,
 	    d->srv.nsessions);
 	service_stopping();
+	local_submit_free(d->local);
+	d->local = NULL;
 	d->srv.draining = 1;
 	server_close_listeners(&d->srv);
 	session_drain_all(&d->srv);
@@ -363,6 +369,17 @@ static void
 sluiced_admin_logs_reopen(void *arg)
 {
 	sluiced_logs_reopen(-1, 0, arg);
+}
+
+/* LocalSubmissionSocket at start: a socket that cannot be made is fatal. */
+static void
+sluiced_local_start(struct sluiced *d)
+{
+	const char *path = d->srv.conf->conf->transport.local_submission_socket;
+
+	d->local = local_submit_sync(NULL, &d->srv, path);
+	if (path[0] != '\0' && d->local == NULL)
+		log_fatal("cannot open the local submission socket %s", path);
 }
 
 /* What the control socket's status, reload and logs reopen use. */
@@ -531,6 +548,7 @@ main(int argc, char **argv)
 	sluiced_logs_retain(&d, conf);
 	if (server_reload(&d.srv, conf, tls, &why) < 0)
 		log_fatal("%s", why);
+	sluiced_local_start(&d);
 	{
 		char db[4200];
 
@@ -570,6 +588,7 @@ main(int argc, char **argv)
 	event_base_dispatch(d.srv.base);
 
 	log_info("stopping");
+	local_submit_free(d.local);
 	control_stop(d.control);
 	qmgr_stop(d.qmgr);
 	spool_close(d.srv.spool);

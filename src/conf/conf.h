@@ -110,7 +110,9 @@ struct conf_transport {
 	char *tls_ciphersuites; /* TLS 1.3 suites */
 	char *user;           /* run as this user after binding; empty = stay */
 	char *control_socket; /* path of sluicectl's control socket */
-	char *users_file;     /* "user:crypt-hash" lines for AUTH */
+	/* sluice-sendmail's socket (world-connectable); "" = none */
+	char *local_submission_socket;
+	char *users_file; /* "user:crypt-hash" lines for AUTH */
 	/* RCPT to an Authoritative domain needs an existing mailbox */
 	int recipient_validation_enabled;
 	unsigned max_per_domain_outbound_connections;
@@ -221,6 +223,13 @@ struct conf {
 	size_t nreceive_connectors;
 	struct conf_send_connector *send_connectors;
 	size_t nsend_connectors;
+	/*
+	 * The built-in connector local submissions (LocalSubmissionSocket)
+	 * are served by: a receive connector's defaults, relay allowed, no
+	 * TLS or AUTH offered (conf_local.c).  Not in receive_connectors:
+	 * it has no binding and no section of its own.
+	 */
+	struct conf_receive_connector local_submission;
 };
 
 /*

@@ -60,6 +60,8 @@ static const struct conf_key transport_keys[] = {
         0, 0, 0},
     {"User", CT_STR, T(user), 0, "", 0, 0, 0},
     {"ControlSocket", CT_PATH, T(control_socket), 0, NULL, 0, 0, 0},
+    {"LocalSubmissionSocket", CT_PATH, T(local_submission_socket), 0, "", 0, 0,
+        0},
     {"UsersFile", CT_PATH, T(users_file), 0, "", 0, 0, 0},
     {"RecipientValidationEnabled", CT_BOOL, T(recipient_validation_enabled), 0,
         "true", 0, 0, 0},

@@ -104,6 +104,11 @@ struct session {
 	char auth_user[SESSION_AUTH_MAX + 1]; /* "" until AUTH succeeded */
 	int auth_step; /* AUTH exchange in progress: what comes next */
 	char auth_login[SESSION_AUTH_MAX + 1]; /* AUTH LOGIN user name */
+
+	/* a local submission: the user the kernel named (local_submit.c) */
+	int is_local;
+	unsigned long local_uid;
+	char local_user[33];
 };
 
 /* session.c */

@@ -94,15 +94,23 @@ session_content_start(struct session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&hdr, 4096);
-	rc = buf_printf(&hdr,
-	    "Received: from %s (%s [%s])\r\n"
-	    "\tby %s (Sluice) with %s",
-	    s->helo, s->remote_ip, s->remote_ip, s->rc->fqdn, session_with(s));
+	if (s->is_local)
+		/* Postfix's form for local mail: no client, the user's id. */
+		rc = buf_printf(&hdr,
+		    "Received: by %s (Sluice, from userid %lu, %s)",
+		    s->rc->fqdn, s->local_uid, s->local_user);
+	else
+		rc = buf_printf(&hdr,
+		    "Received: from %s (%s [%s])\r\n"
+		    "\tby %s (Sluice) with %s",
+		    s->helo, s->remote_ip, s->remote_ip, s->rc->fqdn,
+		    session_with(s));
 	if (rc == BUF_OK && s->tls)
 		rc = buf_printf(&hdr, "\r\n\t(version=%s cipher=%s)",
 		    s->tlsinfo.version, s->tlsinfo.cipher);
 	if (rc == BUF_OK)
-		rc = buf_printf(&hdr, " id %s", s->queue_id);
+		rc = buf_printf(
+		    &hdr, "%sid %s", s->is_local ? "\r\n\t" : " ", s->queue_id);
 	if (rc == BUF_OK && s->nrcpts == 1)
 		rc = buf_printf(&hdr, "\r\n\tfor <%s>", s->rcpts[0].addr);
 	if (rc == BUF_OK)
