@@ -442,6 +442,8 @@ sm_deliver(struct sm *sm, const char *sock)
 	if ((sender = sm_sender(sm)) == NULL ||
 	    (prepend = sm_prepend(sm, &m, sender)) == NULL) {
 		fprintf(stderr, "%s: out of memory\n", sm->prog);
+		free(sender);
+		sm_message_free(&m);
 		return EX_OSERR;
 	}
 	memset(&o, 0, sizeof(o));
@@ -507,30 +509,24 @@ main(int argc, char **argv)
 		}
 	}
 	key = sm.mode == 'p' ? "ControlSocket" : "LocalSubmissionSocket";
-	if (conf_peek_transport(
-	        sm.conf, key, sock, sizeof(sock), why, sizeof(why)) < 0) {
+	if (conf_peek_transport(sm.conf, key, sock, sizeof(sock), why,
+	        sizeof(why)) < 0) {
 		fprintf(stderr, "%s: %s%s\n", sm.prog, why,
 		    sm.mode == 'p' ? "" : "; nothing was sent");
-		return EX_CONFIG;
-	}
-	if (sock[0] == '\0') {
+		rc = EX_CONFIG;
+	} else if (sock[0] == '\0') {
 		fprintf(stderr,
 		    "%s: local submission is off in %s: set [Transport] "
 		    "LocalSubmissionSocket (see sluice-sendmail(8)); nothing "
 		    "was sent\n",
 		    sm.prog, sm.conf);
-		return EX_CONFIG;
-	}
-	switch (sm.mode) {
-	case 'p':
+		rc = EX_CONFIG;
+	} else if (sm.mode == 'p') {
 		rc = sm_mailq(sm.prog, sock);
-		break;
-	case 's':
+	} else if (sm.mode == 's') {
 		rc = sm_submit_pipe(sm.prog, sock);
-		break;
-	default:
+	} else {
 		rc = sm_deliver(&sm, sock);
-		break;
 	}
 	for (size_t i = 0; i < sm.nrcpts; i++)
 		free(sm.rcpts[i]);
