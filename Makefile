@@ -9,6 +9,14 @@
 #   make bench   acceptance benchmark against Postfix (bench/)
 #   make format  clang-format every source file in place
 #   make fuzz    build the parsers' libFuzzer harnesses and run each a while
+#   make man     the man pages, in build/man (sluice.conf.5 from the key
+#                table and docs/config.md, sluicectl.8 from the command
+#                table)
+#   make install install the programs, man pages, the systemd unit and,
+#                when there is none yet, the production configuration;
+#                PREFIX (/usr/local), DESTDIR, SYSCONFDIR (/etc), UNITDIR
+#   make deb     a Debian package in build/deb/ (dpkg-buildpackage on a
+#                copy of the tree, then lintian)
 
 CC      ?= cc
 PKGS     = libevent libevent_openssl openssl libunbound inih sqlite3 libcrypt \
@@ -30,7 +38,18 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC = $(shell find tests/unit -name 'test_*.c' | sort)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all asan deps run test unit bench format check-src clean
+VERSION := $(shell sed -n 's/^\#define SLUICE_VERSION "\(.*\)"/\1/p' \
+	src/version.h)
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANS = $(BUILD)/man/sluiced.8 $(BUILD)/man/sluicectl.8 \
+       $(BUILD)/man/sluice-sendmail.8 $(BUILD)/man/sluice.conf.5
+
+.PHONY: all asan deps run test unit bench format check-src clean man \
+	install deb
 
 all: $(BUILD)/sluiced $(BUILD)/sluicectl $(BUILD)/sluice-sendmail
 
@@ -86,6 +105,60 @@ bench: deps all
 
 check-src:
 	@scripts/checksrc
+
+man: $(MANS)
+
+# sluice.conf(5): names and defaults from the key table, prose from
+# docs/config.md; gen-conf-man fails when the two disagree.
+$(BUILD)/man/sluice.conf.5: docs/config.md man/gen-conf-man $(BUILD)/sluicectl
+	@mkdir -p $(dir $@)
+	$(BUILD)/sluicectl config keys > $@.keys
+	man/gen-conf-man $@.keys docs/config.md $(VERSION) > $@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/man/sluicectl.8: man/sluicectl.8.in $(BUILD)/sluicectl
+	@mkdir -p $(dir $@)
+	$(BUILD)/sluicectl help --man > $@.commands
+	sed -e 's/@VERSION@/$(VERSION)/' -e '/@COMMANDS@/r $@.commands' \
+	    -e '/@COMMANDS@/d' $< > $@
+
+$(BUILD)/man/%.8: man/%.8 src/version.h
+	@mkdir -p $(dir $@)
+	sed 's/@VERSION@/$(VERSION)/' $< > $@
+
+# No users, directories or sendmail links here: the Debian package makes
+# those (docs/operations.md, "Installing without the package").  An
+# existing configuration is never replaced.
+install: all man
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/sluice
+	install -m 0755 $(BUILD)/sluiced $(BUILD)/sluicectl \
+	    $(BUILD)/sluice-sendmail $(DESTDIR)$(SBINDIR)
+	install -m 0644 $(BUILD)/man/sluice.conf.5 $(DESTDIR)$(MANDIR)/man5
+	install -m 0644 $(BUILD)/man/sluiced.8 $(BUILD)/man/sluicectl.8 \
+	    $(BUILD)/man/sluice-sendmail.8 $(DESTDIR)$(MANDIR)/man8
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    etc/dist/sluice.service > $(DESTDIR)$(UNITDIR)/sluice.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sluice.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/sluice/sluice.conf || \
+	    install -m 0644 etc/dist/sluice.conf \
+	        $(DESTDIR)$(SYSCONFDIR)/sluice/sluice.conf
+
+# Built from a copy of the tree, so that nothing debhelper writes lands
+# in the source (debian/.debhelper, debian/sluice, debian/files, build/).
+DEB_DIR = build/deb
+deb:
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/sluice-$(VERSION)
+	tar -cf - --exclude=./build --exclude=./.git --exclude=./run \
+	    --exclude=__pycache__ --exclude=.pytest_cache . | \
+	    tar -xf - -C $(DEB_DIR)/sluice-$(VERSION)
+	cd $(DEB_DIR)/sluice-$(VERSION) && \
+	    DEB_BUILD_OPTIONS="$(strip $(DEB_BUILD_OPTIONS) parallel=2)" \
+	    dpkg-buildpackage -us -uc -b
+	lintian --fail-on error $(DEB_DIR)/sluice_$(VERSION)_*.changes
+	@ls $(DEB_DIR)/*.deb
 
 format:
 	clang-format -i $$(find src tests/unit tests/fuzz bench -name '*.[ch]')
