@@ -8,11 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import (ROOT, SLUICECTL, Client, make_message, queue_id_of,
+from harness import (SLUICECTL, VERSION, Client, make_message, queue_id_of,
                      running)
 
-VERSION = re.search(r'#define SLUICE_VERSION "([^"]+)"',
-                    (ROOT / "src/version.h").read_text()).group(1)
 
 RELAY = """
 [AcceptedDomain relay.test]

@@ -30,14 +30,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT, Client, split_headers, swaks
+from harness import ROOT, VERSION, Client, split_headers, swaks
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg") is None,
                                 reason="no dpkg on this machine")
 
-VERSION = next(ln.split('"')[1] for ln in
-               (ROOT / "src/version.h").read_text().splitlines()
-               if ln.startswith("#define SLUICE_VERSION"))
 
 # What dpkg and its helpers may leave changed after a purge: their own
 # records and logs, and the man-db index their trigger rebuilds.
@@ -221,6 +218,8 @@ def test_install_run_reload_purge(deb, machine):
     before = m.snapshot()
 
     m.run(f"dpkg -i {deb}")
+    # the snapshots see what the package does
+    assert "usr/sbin/sluiced" in m.snapshot()
     pw = m.run("getent passwd sluice").stdout.split(":")
     assert pw[5] == "/var/spool/sluice" and pw[6].strip() == \
         "/usr/sbin/nologin"

@@ -11,11 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import (ROOT, SLUICECTL, SLUICED, Client, Sluice, make_message,
-                     queue_id_of)
+from harness import (SLUICECTL, SLUICED, VERSION, Client, Sluice,
+                     make_message, queue_id_of)
 
-VERSION = re.search(r'#define SLUICE_VERSION "([^"]+)"',
-                    (ROOT / "src/version.h").read_text()).group(1)
 
 
 def clean_env(**extra):
