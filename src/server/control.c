@@ -12,6 +12,8 @@
  *   resume QUEUE       kept across restarts, as in Exchange)
  *   remove ID          the message's pending recipients end, without a
  *                      notice (Remove-Message -WithNDR $false)
+ *   status, reload, logs reopen
+ *                      the daemon as a whole: control_admin.c
  * Queues are derived, not stored: each pending recipient is routed with
  * the live configuration, and its next hop names its queue — "Local" for
  * Authoritative domains, the recipient domain for DNS-routed connectors,
@@ -276,9 +278,9 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 		}
 		return 1;
 	} else {
-		buf_printf(out, "error: unknown request (queue, messages "
-		                "[QUEUE], retry QUEUE, suspend QUEUE, resume "
-		                "QUEUE, remove ID)\n");
+		buf_printf(out, "error: unknown request (status, reload, logs "
+		                "reopen, queue, messages [QUEUE], retry QUEUE, "
+		                "suspend QUEUE, resume QUEUE, remove ID)\n");
 	}
 	return 0;
 }
