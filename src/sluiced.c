@@ -434,12 +434,9 @@ sluiced_options(struct sluiced *d, int argc, char **argv)
 	}
 	if (optind != argc)
 		sluiced_usage(stderr, 2);
-	/*
-	 * Reloads read the same file even after a detached daemon has left
-	 * its working directory.
-	 */
-	if (realpath(d->conf_path, d->conf_abs) != NULL)
-		d->conf_path = d->conf_abs;
+	/* For reloads, once a detached daemon has left its directory. */
+	if (realpath(d->conf_path, d->conf_abs) == NULL)
+		d->conf_abs[0] = '\0';
 	return foreground;
 }
 
@@ -524,6 +521,9 @@ main(int argc, char **argv)
 		conf_free(conf);
 		return 1;
 	}
+	/* Errors at start named the file as given; reloads use its path. */
+	if (d.conf_abs[0] != '\0')
+		d.conf_path = d.conf_abs;
 	d.mode = service_mode_pick(foreground, d.pidfile);
 	sluiced_log_start(&d);
 	sluiced_service_start(&d);
