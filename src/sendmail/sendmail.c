@@ -509,8 +509,8 @@ main(int argc, char **argv)
 		}
 	}
 	key = sm.mode == 'p' ? "ControlSocket" : "LocalSubmissionSocket";
-	if (conf_peek_transport(sm.conf, key, sock, sizeof(sock), why,
-	        sizeof(why)) < 0) {
+	if (conf_peek_transport(
+	        sm.conf, key, sock, sizeof(sock), why, sizeof(why)) < 0) {
 		fprintf(stderr, "%s: %s%s\n", sm.prog, why,
 		    sm.mode == 'p' ? "" : "; nothing was sent");
 		rc = EX_CONFIG;
