@@ -148,7 +148,7 @@ install: all man
 # Built from a copy of the tree, so that nothing debhelper writes lands
 # in the source (debian/.debhelper, debian/sluice, debian/files, build/).
 DEB_DIR = build/deb
-deb:
+deb: deps
 	rm -rf $(DEB_DIR)
 	mkdir -p $(DEB_DIR)/sluice-$(VERSION)
 	tar -cf - --exclude=./build --exclude=./.git --exclude=./run \

@@ -50,20 +50,11 @@ def send(port, rcpts):
 
 
 def commands():
-    """The command names `sluicectl help` lists."""
-    p = ctl("help")
+    """The command names of the table, as `help --man` prints them."""
+    p = ctl("help", "--man")
     assert p.returncode == 0
-    names = []
-    for ln in p.stdout.split("commands:\n", 1)[1].splitlines():
-        words = ln.split()
-        if not words:
-            continue
-        name = words[0]
-        if len(words) > 1 and words[1] in ("check", "dump", "keys",
-                                           "reopen"):
-            name += " " + words[1]
-        names.append(name)
-    return names
+    return [n.replace("\\-", "-") for n in
+            re.findall(r"^\.TP\n\\fB(.+?)\\fR", p.stdout, re.M)]
 
 
 def test_help_and_version_options():

@@ -96,11 +96,14 @@ def test_sluicectl_page_has_every_command(pages):
     assert "@COMMANDS@" not in page
     listing = subprocess.run([str(SLUICECTL), "help"], capture_output=True,
                              text=True, timeout=30).stdout
-    names = [ln.split()[0] for ln in
-             listing.split("commands:\n", 1)[1].splitlines() if ln.strip()]
-    assert len(names) >= 18
-    for name in names:
-        assert f".TP\n\\fB{name.replace('-', chr(92) + '-')}" in page, name
+    lines = [ln for ln in listing.split("commands:\n", 1)[1].splitlines()
+             if ln.strip()]
+    assert len(lines) >= 18
+    for ln in lines:
+        # "  config check   summary": its name is a prefix of the line
+        first = ln.split()[0].replace("-", "\\-")
+        assert f".TP\n\\fB{first}" in page, ln
+    assert page.count("\n.TP\n\\fB") >= len(lines)
 
 
 def test_sluiced_page_has_every_option(pages):
