@@ -60,6 +60,8 @@ static const struct conf_key transport_keys[] = {
         0, 0, 0},
     {"User", CT_STR, T(user), 0, "", 0, 0, 0},
     {"ControlSocket", CT_PATH, T(control_socket), 0, NULL, 0, 0, 0},
+    {"LocalSubmissionSocket", CT_PATH, T(local_submission_socket), 0, "", 0, 0,
+        0},
     {"UsersFile", CT_PATH, T(users_file), 0, "", 0, 0, 0},
     {"RecipientValidationEnabled", CT_BOOL, T(recipient_validation_enabled), 0,
         "true", 0, 0, 0},
@@ -69,6 +71,25 @@ static const struct conf_key transport_keys[] = {
         1, 100000, 0},
     {"MessageTrackingLogSubjectLoggingEnabled", CT_BOOL,
         T(message_tracking_log_subject_logging_enabled), 0, "true", 0, 0, 0},
+    /*
+     * Log retention, Exchange 2013 and later defaults.  The longest
+     * TimeSpan Exchange takes here is 24855.03:14:07 (2^31 - 1 seconds);
+     * 00:00:00 turns the age limit off, as there.
+     */
+    {"MessageTrackingLogMaxAge", CT_TIME, T(message_tracking_log_max_age), 0,
+        "30.00:00:00", 0, 2147483647ull, 0},
+    {"MessageTrackingLogMaxDirectorySize", CT_SIZE,
+        T(message_tracking_log_max_directory_size), 0, "1000MB", 1, UINT64_MAX,
+        0},
+    {"ReceiveProtocolLogMaxAge", CT_TIME, T(receive_protocol_log_max_age), 0,
+        "30.00:00:00", 0, 2147483647ull, 0},
+    {"ReceiveProtocolLogMaxDirectorySize", CT_SIZE,
+        T(receive_protocol_log_max_directory_size), 0, "250MB", 1, UINT64_MAX,
+        0},
+    {"SendProtocolLogMaxAge", CT_TIME, T(send_protocol_log_max_age), 0,
+        "30.00:00:00", 0, 2147483647ull, 0},
+    {"SendProtocolLogMaxDirectorySize", CT_SIZE,
+        T(send_protocol_log_max_directory_size), 0, "250MB", 1, UINT64_MAX, 0},
 };
 
 static const struct conf_key certificate_keys[] = {

@@ -1,8 +1,10 @@
 /*
  * ctl.h - sluicectl's command table.  A command is a row: its words, a
- * usage line, a one-line summary and the function that runs it.  "help"
- * is generated from the table.  Commands live in files by topic
- * (ctl_config.c, and later ctl_queue.c for the control socket).
+ * usage line, a one-line summary, the function that runs it, what it does
+ * and examples (one per line).  "help", "help COMMAND", "COMMAND --help"
+ * and the COMMANDS section of sluicectl(8) are generated from the table.
+ * Commands live in files by topic (ctl_config.c, ctl_queue.c,
+ * ctl_daemon.c ...).
  */
 #ifndef SLUICE_CTL_H
 #define SLUICE_CTL_H
@@ -18,6 +20,8 @@ struct ctl_command {
 	const char *args; /* usage of the arguments, "" when none */
 	const char *summary;
 	int (*run)(struct ctl *, int argc, char **argv);
+	const char *help;     /* what it does, one paragraph */
+	const char *examples; /* command lines, one per line */
 };
 
 /* Commands of ctl_config.c */
@@ -40,6 +44,14 @@ int ctl_export(struct ctl *, int, char **);
 
 /* Commands of ctl_tracking.c (they read the log files) */
 int ctl_get_messagetrackinglog(struct ctl *, int, char **);
+
+/* Commands of ctl_daemon.c (the running daemon, as a whole) */
+int ctl_status(struct ctl *, int, char **);
+int ctl_reload(struct ctl *, int, char **);
+int ctl_logs_reopen(struct ctl *, int, char **);
+
+/* Commands of ctl_keys.c */
+int ctl_config_keys(struct ctl *, int, char **);
 
 /* Commands of ctl_testtls.c */
 int ctl_test_tls(struct ctl *, int, char **);

@@ -824,6 +824,12 @@ dqueues_status(struct dqueues *dqs, const char *queue, unsigned *connections,
 }
 
 unsigned
+dqueues_connections(const struct dqueues *dqs)
+{
+	return dqs->nclients;
+}
+
+unsigned
 dqueues_drain(struct dqueues *dqs)
 {
 	unsigned busy = 0;

@@ -5,7 +5,8 @@
  *
  * A request is a verb and its arguments ("verb ARG", or with several
  * "verb\tARG\tARG"); an answer whose first line starts with "error: "
- * is a failure.  The queue and message commands are in control_queue.c.
+ * is a failure.  The queue and message commands are in control_queue.c;
+ * status, reload and logs reopen (the daemon as a whole) in control_admin.c.
  * Requests are read through the bounded line reader; a request must come
  * within 10 seconds.
  */
@@ -26,6 +27,7 @@
 #include "server/conn.h"
 #include "server/control.h"
 #include "server/control_int.h"
+#include "server/control_admin.h"
 #include "server/server.h"
 #include "smtp/linereader.h"
 #include "util/buf.h"
@@ -98,11 +100,15 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 	struct control_request req;
 	int rc;
 
+	/* status, reload, logs reopen: control_admin.c */
+	if (control_admin_run(c->ctl->srv, line, out))
+		return 0;
 	control_parse(&req, line);
 	if ((rc = control_queue_run(c, &req, out)) >= 0)
 		return rc;
-	buf_printf(out, "error: unknown request (queue, messages, retry, "
-	                "suspend, resume, remove, export)\n");
+	buf_printf(out, "error: unknown request (status, reload, logs reopen, "
+	                "queue, messages, retry, suspend, resume, remove, "
+	                "export)\n");
 	return 0;
 }
 

@@ -1278,11 +1278,11 @@ session_format_endpoint(
 	}
 }
 
-void
-session_start(struct server *srv, struct conf_ref *cref,
+static void
+session_begin(struct server *srv, struct conf_ref *cref,
     const struct conf_receive_connector *rc, int fd,
     const struct sockaddr *local, const struct sockaddr *remote,
-    const char *refuse)
+    const struct session_local *who, const char *refuse)
 {
 	struct session *s;
 	char ip[48];
@@ -1310,6 +1310,15 @@ session_start(struct server *srv, struct conf_ref *cref,
 	    local, ip, sizeof(ip), s->local, sizeof(s->local));
 	session_format_endpoint(remote, s->remote_ip, sizeof(s->remote_ip),
 	    s->remote, sizeof(s->remote));
+	if (who != NULL) {
+		s->is_local = 1;
+		s->local_uid = who->uid;
+		snprintf(s->local_user, sizeof(s->local_user), "%s", who->user);
+		snprintf(s->remote_ip, sizeof(s->remote_ip), "local");
+		snprintf(s->remote, sizeof(s->remote), "local:%s(%lu)",
+		    who->user, who->uid);
+		snprintf(s->local, sizeof(s->local), "local");
+	}
 	srv->nsessions++;
 	s->next = srv->sessions;
 	if (s->next != NULL)
@@ -1338,6 +1347,32 @@ session_start(struct server *srv, struct conf_ref *cref,
 		return;
 	}
 	session_greet(s);
+}
+
+void
+session_start(struct server *srv, struct conf_ref *cref,
+    const struct conf_receive_connector *rc, int fd,
+    const struct sockaddr *local, const struct sockaddr *remote,
+    const char *refuse)
+{
+	session_begin(srv, cref, rc, fd, local, remote, NULL, refuse);
+}
+
+/*
+ * Local submissions are counted under 0.0.0.0, an address no network
+ * client has, so they never share a per-source count with 127.0.0.1.
+ */
+void
+session_start_local(struct server *srv, struct conf_ref *cref,
+    const struct conf_receive_connector *rc, int fd,
+    const struct session_local *who, const char *refuse)
+{
+	struct sockaddr_in none;
+
+	memset(&none, 0, sizeof(none));
+	none.sin_family = AF_INET;
+	session_begin(srv, cref, rc, fd, (struct sockaddr *)&none,
+	    (struct sockaddr *)&none, who, refuse);
 }
 
 void

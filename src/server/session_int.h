@@ -144,6 +144,11 @@ struct session {
 	int auth_step; /* AUTH exchange in progress: what comes next */
 	char auth_login[SESSION_AUTH_MAX + 1]; /* the user being checked */
 	struct auth_job *auth_job; /* the check in flight (SESSION_AUTH) */
+
+	/* a local submission: the user the kernel named (local_submit.c) */
+	int is_local;
+	unsigned long local_uid;
+	char local_user[33];
 };
 
 /* session.c */

@@ -95,23 +95,31 @@ session_content_start(struct session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&hdr, 4096);
-	/*
-	 * RFC 5321 4.4: "from HELO (NAME [IP])" with the client's verified
-	 * reverse name, or "from HELO ([IP])" without one (never the IP in
-	 * the name's place); IPv6 as an address literal.  The HELO argument
-	 * was made printable when it was read (smtp_helo_parse).
-	 */
-	rc = buf_printf(&hdr,
-	    "Received: from %s (%s%s[%s%s])\r\n"
-	    "\tby %s (Sluice) with %s",
-	    s->helo, s->peer_name, s->peer_name[0] != '\0' ? " " : "",
-	    strchr(s->remote_ip, ':') != NULL ? "IPv6:" : "", s->remote_ip,
-	    s->rc->fqdn, session_with(s));
+	if (s->is_local)
+		/* Postfix's form for local mail: no client, the user's id. */
+		rc = buf_printf(&hdr,
+		    "Received: by %s (Sluice, from userid %lu, %s)",
+		    s->rc->fqdn, s->local_uid, s->local_user);
+	else
+		/*
+		 * RFC 5321 4.4: "from HELO (NAME [IP])" with the client's
+		 * verified reverse name, or "from HELO ([IP])" without one
+		 * (never the IP in the name's place); IPv6 as an address
+		 * literal.  The HELO argument was made printable when it was
+		 * read (smtp_helo_parse).
+		 */
+		rc = buf_printf(&hdr,
+		    "Received: from %s (%s%s[%s%s])\r\n"
+		    "\tby %s (Sluice) with %s",
+		    s->helo, s->peer_name, s->peer_name[0] != '\0' ? " " : "",
+		    strchr(s->remote_ip, ':') != NULL ? "IPv6:" : "",
+		    s->remote_ip, s->rc->fqdn, session_with(s));
 	if (rc == BUF_OK && s->tls)
 		rc = buf_printf(&hdr, "\r\n\t(version=%s cipher=%s)",
 		    s->tlsinfo.version, s->tlsinfo.cipher);
 	if (rc == BUF_OK)
-		rc = buf_printf(&hdr, " id %s", s->queue_id);
+		rc = buf_printf(
+		    &hdr, "%sid %s", s->is_local ? "\r\n\t" : " ", s->queue_id);
 	if (rc == BUF_OK && s->nrcpts == 1)
 		rc = buf_printf(&hdr, "\r\n\tfor <%s>", s->rcpts[0].addr);
 	if (rc == BUF_OK)
