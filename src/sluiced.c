@@ -184,6 +184,34 @@ sluiced_stop(evutil_socket_t sig, short what, void *arg)
 	event_add(d->drain_timer, &tick);
 }
 
+/*
+ * Descriptors and memory before anything is opened: the soft descriptor
+ * limit up to the hard one (server.c says why), and the message memory
+ * budget, which SLUICE_MEMORY_MAX may set (the tests' way to reach it
+ * without uploading a gigabyte).
+ */
+static void
+sluiced_resources(struct server *srv)
+{
+	const char *env = getenv("SLUICE_MEMORY_MAX");
+	char *end;
+	unsigned long long v;
+
+	server_raise_nofile(srv);
+	srv->memory_max = SERVER_MEMORY_MAX;
+	if (env == NULL)
+		return;
+	errno = 0;
+	v = strtoull(env, &end, 10);
+	if (errno != 0 || end == env || *end != '\0' || v < 4096 ||
+	    v > SERVER_MEMORY_MAX)
+		log_fatal("SLUICE_MEMORY_MAX=%s: expected bytes, 4096 to %zu",
+		    env, SERVER_MEMORY_MAX);
+	srv->memory_max = (size_t)v;
+	log_info("message memory budget %zu bytes (SLUICE_MEMORY_MAX)",
+	    srv->memory_max);
+}
+
 static uid_t chown_uid;
 static gid_t chown_gid;
 
@@ -279,6 +307,7 @@ main(int argc, char **argv)
 
 	/* Session ids stay unique across restarts (protocol log). */
 	d.srv.next_session = (uint64_t)time(NULL) << 20;
+	sluiced_resources(&d.srv);
 	if ((d.srv.base = event_base_new()) == NULL)
 		log_fatal("cannot create the event loop");
 	if ((d.srv.spool = spool_open(

@@ -1051,6 +1051,7 @@ static void
 session_on_timeout(void *arg)
 {
 	struct session *s = arg;
+	double left;
 
 	if (s->state == SESSION_GREETING) {
 		session_greet(s);
@@ -1064,6 +1065,13 @@ session_on_timeout(void *arg)
 		return;
 	}
 	session_plog(s, '*', "timeout", 7, NULL);
+	/*
+	 * The 421 may wait for a client that does not read, but not keep
+	 * the session past ConnectionTimeout by more than a second.
+	 */
+	left = s->started + s->rc->connection_timeout - conn_now();
+	if (left < (double)s->rc->connection_inactivity_timeout)
+		conn_set_linger(s->conn, left > 1 ? left : 1);
 	session_reply_close(s,
 	    "421 4.4.2 %s Timeout exceeded, closing "
 	    "connection",
