@@ -134,6 +134,7 @@ def tls_ctx():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # no close_notify: error
     return ctx
 
 
