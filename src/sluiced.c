@@ -1,7 +1,7 @@
 /*
- * sluiced.c - the Sluice daemon: load the configuration, open the queue
- * and the logs, bind the receive connectors, drop privileges and run the
- * event loop.
+ * sluiced.c - the Sluice daemon: load the configuration, confine itself
+ * (NO_NEW_PRIVS, Landlock), open the queue and the logs, bind the receive
+ * connectors, drop privileges and run the event loop.
  *
  * Signals: SIGHUP reloads the configuration (a config that fails
  * validation is refused and the running one stays in force; open sessions
@@ -32,7 +32,9 @@
 #include "server/control.h"
 #include "spool/spool.h"
 #include "tls/tls_store.h"
+#include "util/confine.h"
 #include "util/log.h"
+#include "util/mkdirs.h"
 
 #define SLUICED_DEFAULT_CONF "/etc/sluice/sluice.conf"
 /* How long SIGTERM waits for sessions that are mid-message. */
@@ -212,6 +214,117 @@ sluiced_resources(struct server *srv)
 	    srv->memory_max);
 }
 
+/* Allow the directory holding path (files are replaced by rename). */
+static void
+sluiced_allow_dir_of(
+    struct confine *cf, const char *path, enum confine_mode mode)
+{
+	char dir[4096];
+	char *slash;
+
+	if (path == NULL || path[0] == '\0')
+		return;
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (confine_allow(cf, dir, mode) < 0)
+		log_warn(
+		    "%s: not found; %s will not be readable after a reload",
+		    dir, path);
+}
+
+/*
+ * The nearest existing directory at or above the static part of a
+ * Maildir pattern ("/var/mail/%d/%u" -> /var/mail): the Maildir agent
+ * creates what is missing below it, as the run-time user.
+ */
+static void
+sluiced_allow_mailboxes(struct confine *cf, const char *pattern)
+{
+	char dir[4096];
+	char *cut, *slash;
+
+	if (pattern == NULL || pattern[0] != '/')
+		return;
+	snprintf(dir, sizeof(dir), "%s", pattern);
+	if ((cut = strchr(dir, '%')) != NULL)
+		*cut = '\0';
+	while (dir[0] != '\0') {
+		if (confine_allow(cf, dir, CONFINE_WRITE) == 0)
+			return;
+		if ((slash = strrchr(dir, '/')) == NULL)
+			break;
+		if (slash == dir) {
+			dir[1] = '\0';
+			if (confine_allow(cf, dir, CONFINE_WRITE) == 0)
+				log_warn("Mailboxes %s: only / exists; the "
+				         "confinement allows writing anywhere",
+				    pattern);
+			return;
+		}
+		*slash = '\0';
+	}
+}
+
+/*
+ * Confine the daemon before it starts a thread or reads a byte from a
+ * client (util/confine.c says what and why).  Writes: the queue, the
+ * logs, the mailboxes, the control socket's directory.  Reads: system
+ * libraries and data, /etc, /proc (the sanitizers read it), and the
+ * directories of the configuration and of every file it names, which a
+ * reload reads again; a reload that names a file elsewhere cannot read
+ * it and is refused (docs/operations.md).
+ */
+static void
+sluiced_confine(const char *conf_path, const struct conf *conf)
+{
+	static const char *sys_read[] = {"/etc", "/usr", "/lib", "/lib64",
+	    "/proc", "/sys/devices/system/cpu", "/dev/urandom", "/dev/random"};
+	const struct conf_transport *t = &conf->transport;
+	struct confine cf;
+	const char *why = NULL;
+
+	if (mkdirs(t->queue_directory, 0700) < 0)
+		log_fatal("queue %s: %s", t->queue_directory, strerror(errno));
+	if (mkdirs(t->log_directory, 0750) < 0)
+		log_fatal("logs %s: %s", t->log_directory, strerror(errno));
+	/* SQLite's temporary files go where it may write. */
+	setenv("SQLITE_TMPDIR", t->queue_directory, 1);
+	if (confine_begin(&cf) > 0) {
+		for (size_t i = 0; i < sizeof(sys_read) / sizeof(sys_read[0]);
+		     i++)
+			(void)confine_allow(&cf, sys_read[i], CONFINE_READ);
+		(void)confine_allow(&cf, "/dev/null", CONFINE_WRITE);
+		(void)confine_allow(&cf, t->queue_directory, CONFINE_WRITE);
+		(void)confine_allow(&cf, t->log_directory, CONFINE_WRITE);
+		sluiced_allow_dir_of(&cf, t->control_socket, CONFINE_SOCKET);
+		sluiced_allow_dir_of(&cf, conf_path, CONFINE_READ);
+		sluiced_allow_dir_of(&cf, t->trusted_ca_file, CONFINE_READ);
+		sluiced_allow_dir_of(&cf, t->crl_file, CONFINE_READ);
+		sluiced_allow_dir_of(&cf, t->users_file, CONFINE_READ);
+		for (size_t i = 0; i < conf->ncertificates; i++) {
+			sluiced_allow_dir_of(&cf,
+			    conf->certificates[i].certificate_file,
+			    CONFINE_READ);
+			sluiced_allow_dir_of(
+			    &cf, conf->certificates[i].key_file, CONFINE_READ);
+		}
+		for (size_t i = 0; i < conf->nsend_connectors; i++)
+			sluiced_allow_dir_of(&cf,
+			    conf->send_connectors[i].authentication_credential,
+			    CONFINE_READ);
+		for (size_t i = 0; i < conf->naccepted_domains; i++)
+			sluiced_allow_mailboxes(
+			    &cf, conf->accepted_domains[i].mailboxes);
+	}
+	if (confine_apply(&cf, &why) < 0)
+		log_fatal("confinement: %s: %s", why, strerror(errno));
+}
+
 static uid_t chown_uid;
 static gid_t chown_gid;
 
@@ -310,6 +423,7 @@ main(int argc, char **argv)
 	sluiced_resources(&d.srv);
 	if ((d.srv.base = event_base_new()) == NULL)
 		log_fatal("cannot create the event loop");
+	sluiced_confine(d.conf_path, conf);
 	if ((d.srv.spool = spool_open(
 	         conf->transport.queue_directory, d.srv.base, &why)) == NULL)
 		log_fatal("queue %s: %s", conf->transport.queue_directory, why);

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import ConnectionClosed, make_message, queue_id_of, running
+from harness import make_message, queue_id_of, running
 
 SENDER = "a@sender.example"
 

@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from harness import (Client, ConnectionClosed, Sluice, make_message,
+from harness import (Client, Sluice, make_message,
                      queue_id_of)
 
 SENDER = "a@sender.example"
