@@ -485,8 +485,8 @@ conn_new(struct event_base *base, int fd, const struct conn_ops *ops, void *arg)
 /*
  * Discard what the peer sent and we will never read, so that close()
  * sends a FIN: with unread data the kernel sends RST, and a client that
- * has not yet read our last reply may lose it.  Bounded: a peer that
- * keeps sending gets its RST.
+ * has not yet read our last reply (the 552 that refused its BDAT chunk)
+ * may lose it.  Bounded: a peer that keeps sending gets its RST.
  */
 static void
 conn_drain_socket(int fd)
@@ -523,7 +523,13 @@ conn_free(struct conn *c)
 		evbuffer_free(c->held);
 	if (c->pending_ssl != NULL)
 		SSL_free(c->pending_ssl);
-	if (c->write_error == 0 && !c->peer_eof)
+	/*
+	 * Input left unread says the client was still sending (a BDAT chunk
+	 * we refused, commands pipelined after an error); after a plain QUIT
+	 * there is none, and the common case costs no system call.
+	 */
+	if (c->write_error == 0 && !c->peer_eof &&
+	    evbuffer_get_length(conn_inbuf(c)) > 0)
 		conn_drain_socket(c->fd);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev); /* closes the socket */

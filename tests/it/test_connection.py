@@ -270,3 +270,24 @@ def test_implicit_tls_on_starttls_port_is_named(tls):
         pytest.fail("no protocol log line names the TLS handshake")
     assert "implicit TLS on a STARTTLS port" in tls.stderr()
     assert "Bare CR or LF" not in ",".join(",".join(r) for r in rows)
+
+
+# --- FIN, not RST ------------------------------------------------------------------
+
+
+def test_refused_bdat_chunk_ends_with_fin_not_reset(tmp_path):
+    # An oversized BDAT chunk is refused (552 5.3.4) and the connection
+    # closed while the client is still sending it.  Closing with unread
+    # input makes the kernel send RST, and many TCP stacks then throw away
+    # the 552 the client has not read yet; the daemon drains what it will
+    # not read first, so the client sees the reply and then a clean end.
+    with running(tmp_path, conn={"MaxMessageSize": "1MB"}) as s:
+        for _ in range(5):
+            with s.client() as c:
+                c.ehlo()
+                c.cmd(f"MAIL FROM:<{SENDER}>").check(250)
+                c.cmd("RCPT TO:<user@localhost>").check(250)
+                c.send(b"BDAT 5000000 LAST\r\n" + b"x" * 20000)
+                c.reply().check(552, "5.3.4")
+                # recv waits for the end: FIN reads as b"", RST raises.
+                assert c.sock.recv(100) == b"", "no clean end"
