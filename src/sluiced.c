@@ -1,7 +1,7 @@
 /*
- * sluiced.c - the Sluice daemon: load the configuration, open the queue
- * and the logs, bind the receive connectors, drop privileges and run the
- * event loop.
+ * sluiced.c - the Sluice daemon: load the configuration, confine itself
+ * (NO_NEW_PRIVS, Landlock), open the queue and the logs, bind the receive
+ * connectors, drop privileges and run the event loop.
  *
  * Signals: SIGHUP reloads the configuration (a config that fails
  * validation is refused and the running one stays in force; open sessions
@@ -44,6 +44,7 @@
 #include "spool/spool.h"
 #include "tls/tls_store.h"
 #include "util/buf.h"
+#include "util/confine.h"
 #include "util/log.h"
 #include "util/mkdirs.h"
 #include "util/service.h"
@@ -304,6 +305,159 @@ sluiced_stop(evutil_socket_t sig, short what, void *arg)
 	event_add(d->drain_timer, &tick);
 }
 
+/*
+ * Descriptors and memory before anything is opened: the soft descriptor
+ * limit up to the hard one (server.c says why), and the message memory
+ * budget, which SLUICE_MEMORY_MAX may set (the tests' way to reach it
+ * without uploading a gigabyte).
+ */
+static void
+sluiced_resources(struct server *srv)
+{
+	const char *env = getenv("SLUICE_MEMORY_MAX");
+	char *end;
+	unsigned long long v;
+
+	server_raise_nofile(srv);
+	srv->memory_max = SERVER_MEMORY_MAX;
+	if (env == NULL)
+		return;
+	errno = 0;
+	v = strtoull(env, &end, 10);
+	if (errno != 0 || end == env || *end != '\0' || v < 4096 ||
+	    v > SERVER_MEMORY_MAX)
+		log_fatal("SLUICE_MEMORY_MAX=%s: expected bytes, 4096 to %zu",
+		    env, SERVER_MEMORY_MAX);
+	srv->memory_max = (size_t)v;
+	log_info("message memory budget %zu bytes (SLUICE_MEMORY_MAX)",
+	    srv->memory_max);
+}
+
+/* Allow the directory holding path (files are replaced by rename). */
+static void
+sluiced_allow_dir_of(
+    struct confine *cf, const char *path, enum confine_mode mode)
+{
+	char dir[4096];
+	char *slash;
+
+	if (path == NULL || path[0] == '\0')
+		return;
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (confine_allow(cf, dir, mode) < 0)
+		log_warn(
+		    "%s: not found; %s will not be readable after a reload",
+		    dir, path);
+}
+
+/*
+ * The nearest existing directory at or above the static part of a
+ * Maildir pattern ("/var/mail/%d/%u" -> /var/mail): the Maildir agent
+ * creates what is missing below it, as the run-time user.
+ */
+static void
+sluiced_allow_mailboxes(struct confine *cf, const char *pattern)
+{
+	char dir[4096];
+	char *cut, *slash;
+
+	if (pattern == NULL || pattern[0] != '/')
+		return;
+	snprintf(dir, sizeof(dir), "%s", pattern);
+	if ((cut = strchr(dir, '%')) != NULL)
+		*cut = '\0';
+	while (dir[0] != '\0') {
+		if (confine_allow(cf, dir, CONFINE_WRITE) == 0)
+			return;
+		if ((slash = strrchr(dir, '/')) == NULL)
+			break;
+		if (slash == dir) {
+			dir[1] = '\0';
+			if (confine_allow(cf, dir, CONFINE_WRITE) == 0)
+				log_warn("Mailboxes %s: only / exists; the "
+				         "confinement allows writing anywhere",
+				    pattern);
+			return;
+		}
+		*slash = '\0';
+	}
+}
+
+/*
+ * Confine the daemon before it starts a thread or reads a byte from a
+ * client (util/confine.c says what and why).  Writes: the queue, the
+ * logs, the mailboxes, the control socket's directory.  Reads: system
+ * libraries and data, /etc, /proc (the sanitizers read it), and the
+ * directories of the configuration and of every file it names, which a
+ * reload reads again; a reload that names a file elsewhere cannot read
+ * it and is refused (docs/operations.md).
+ */
+static void
+sluiced_confine(
+    const char *conf_path, const char *pidfile, const struct conf *conf)
+{
+	static const char *sys_read[] = {"/etc", "/usr", "/lib", "/lib64",
+	    "/proc", "/sys/devices/system/cpu", "/dev/urandom", "/dev/random"};
+	const struct conf_transport *t = &conf->transport;
+	struct confine cf;
+	const char *why = NULL;
+
+	if (mkdirs(t->queue_directory, 0700) < 0)
+		log_fatal("queue %s: %s", t->queue_directory, strerror(errno));
+	if (mkdirs(t->log_directory, 0750) < 0)
+		log_fatal("logs %s: %s", t->log_directory, strerror(errno));
+	/*
+	 * The local submission socket's directory is made now (0755: every
+	 * local user must reach the socket), since the confinement only
+	 * takes directories that exist.
+	 */
+	if (t->local_submission_socket[0] != '\0' &&
+	    local_submit_dir(t->local_submission_socket) < 0)
+		log_fatal("local submission socket %s: its directory: %s",
+		    t->local_submission_socket, strerror(errno));
+	/* SQLite's temporary files go where it may write. */
+	setenv("SQLITE_TMPDIR", t->queue_directory, 1);
+	if (confine_begin(&cf) > 0) {
+		for (size_t i = 0; i < sizeof(sys_read) / sizeof(sys_read[0]);
+		     i++)
+			(void)confine_allow(&cf, sys_read[i], CONFINE_READ);
+		(void)confine_allow(&cf, "/dev/null", CONFINE_WRITE);
+		(void)confine_allow(&cf, t->queue_directory, CONFINE_WRITE);
+		(void)confine_allow(&cf, t->log_directory, CONFINE_WRITE);
+		sluiced_allow_dir_of(&cf, t->control_socket, CONFINE_SOCKET);
+		sluiced_allow_dir_of(
+		    &cf, t->local_submission_socket, CONFINE_SOCKET);
+		/* the PID file is removed at exit */
+		sluiced_allow_dir_of(&cf, pidfile, CONFINE_SOCKET);
+		sluiced_allow_dir_of(&cf, conf_path, CONFINE_READ);
+		sluiced_allow_dir_of(&cf, t->trusted_ca_file, CONFINE_READ);
+		sluiced_allow_dir_of(&cf, t->crl_file, CONFINE_READ);
+		sluiced_allow_dir_of(&cf, t->users_file, CONFINE_READ);
+		for (size_t i = 0; i < conf->ncertificates; i++) {
+			sluiced_allow_dir_of(&cf,
+			    conf->certificates[i].certificate_file,
+			    CONFINE_READ);
+			sluiced_allow_dir_of(
+			    &cf, conf->certificates[i].key_file, CONFINE_READ);
+		}
+		for (size_t i = 0; i < conf->nsend_connectors; i++)
+			sluiced_allow_dir_of(&cf,
+			    conf->send_connectors[i].authentication_credential,
+			    CONFINE_READ);
+		for (size_t i = 0; i < conf->naccepted_domains; i++)
+			sluiced_allow_mailboxes(
+			    &cf, conf->accepted_domains[i].mailboxes);
+	}
+	if (confine_apply(&cf, &why) < 0)
+		log_fatal("confinement: %s: %s", why, strerror(errno));
+}
+
 static uid_t chown_uid;
 static gid_t chown_gid;
 
@@ -549,8 +703,10 @@ main(int argc, char **argv)
 
 	/* Session ids stay unique across restarts (protocol log). */
 	d.srv.next_session = (uint64_t)time(NULL) << 20;
+	sluiced_resources(&d.srv);
 	if ((d.srv.base = event_base_new()) == NULL)
 		log_fatal("cannot create the event loop");
+	sluiced_confine(d.conf_path, d.pidfile, conf);
 	if ((d.srv.spool = spool_open(
 	         conf->transport.queue_directory, d.srv.base, &why)) == NULL)
 		log_fatal("queue %s: %s", conf->transport.queue_directory, why);

@@ -93,13 +93,30 @@ local_submit_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	session_start_local(srv, cref, rc, fd, &who, refuse);
 }
 
+int
+local_submit_dir(const char *path)
+{
+	char dir[4096], *slash;
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (stat(dir, &st) == 0)
+		return 0; /* an existing directory keeps its mode */
+	/* sluiced's umask is 077: the mode is set, not asked for */
+	if (mkdirs(dir, 0755) < 0 || chmod(dir, 0755) < 0)
+		return -1;
+	return 0;
+}
+
 static struct local_submit *
 local_submit_open(struct server *srv, const char *path)
 {
 	struct sockaddr_un sun;
 	struct local_submit *ls;
 	struct stat st;
-	char dir[sizeof(sun.sun_path)], *slash;
 	int fd;
 
 	memset(&sun, 0, sizeof(sun));
@@ -109,14 +126,10 @@ local_submit_open(struct server *srv, const char *path)
 		return NULL;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
-	memcpy(dir, path, strlen(path) + 1);
-	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-		*slash = '\0';
-		if (mkdirs(dir, 0755) < 0) {
-			log_err("LocalSubmissionSocket %s: %s: %s", path, dir,
-			    strerror(errno));
-			return NULL;
-		}
+	if (local_submit_dir(path) < 0) {
+		log_err("LocalSubmissionSocket %s: its directory: %s", path,
+		    strerror(errno));
+		return NULL;
 	}
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {

@@ -19,5 +19,11 @@ struct local_submit;
 struct local_submit *local_submit_sync(
     struct local_submit *old, struct server *, const char *path);
 void local_submit_free(struct local_submit *);
+/*
+ * Make the directory of a socket path when it is missing, mode 0755 so
+ * that every local user reaches the socket; an existing one is left as it
+ * is.  -1 with errno on failure.
+ */
+int local_submit_dir(const char *path);
 
 #endif

@@ -130,6 +130,8 @@ struct session {
 	int data_cr;  /* DATA: the last byte read was a CR */
 	double phase_start;
 	uint64_t phase_bytes;
+	uint64_t phase_seen; /* phase_bytes when phase_last was taken */
+	double phase_last;   /* when content last made progress */
 	char queue_id[32];
 	unsigned transactions;
 	size_t charged; /* bytes of content.out charged to the server */

@@ -20,17 +20,22 @@
 #include "spool/spool.h"
 #include "util/buf.h"
 #include "util/log.h"
-/* Charge the content buffer's growth to the server's memory budget. */
+/*
+ * Charge the content buffer's growth to the server's memory budget and to
+ * the client address's share of it (server.c).
+ */
 void
 session_charge(struct session *s)
 {
 	size_t cap = s->content.out.cap;
+	long long delta;
 
 	if (!s->content_started || cap == s->charged)
 		return;
-	s->srv->memory_used += cap - s->charged;
+	delta = (long long)cap - (long long)s->charged;
 	s->charged = cap;
-	if (s->srv->memory_used > SERVER_MEMORY_MAX)
+	if (server_memory_charge(
+	        s->srv, (const struct sockaddr *)&s->peer, delta) < 0)
 		content_fail(&s->content, CONTENT_NOMEM);
 }
 
@@ -39,7 +44,8 @@ session_content_release(struct session *s)
 {
 	if (!s->content_started)
 		return;
-	s->srv->memory_used -= s->charged;
+	server_memory_charge(
+	    s->srv, (const struct sockaddr *)&s->peer, -(long long)s->charged);
 	s->charged = 0;
 	content_free(&s->content);
 	s->content_started = 0;
@@ -86,7 +92,7 @@ session_content_start(struct session *s)
 	budget = lim.max_size > SERVER_MEMORY_MAX - 4096
 	             ? SERVER_MEMORY_MAX
 	             : (size_t)lim.max_size + 4096;
-	if (s->srv->memory_used >= SERVER_MEMORY_MAX)
+	if (!server_memory_room(s->srv, (const struct sockaddr *)&s->peer))
 		return -1;
 	content_init(&s->content, &lim, budget);
 	s->content_started = 1;
