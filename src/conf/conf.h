@@ -110,11 +110,22 @@ struct conf_transport {
 	char *tls_ciphersuites; /* TLS 1.3 suites */
 	char *user;           /* run as this user after binding; empty = stay */
 	char *control_socket; /* path of sluicectl's control socket */
-	char *users_file;     /* "user:crypt-hash" lines for AUTH */
+	/* sluice-sendmail's socket (world-connectable); "" = none */
+	char *local_submission_socket;
+	char *users_file; /* "user:crypt-hash" lines for AUTH */
 	/* RCPT to an Authoritative domain needs an existing mailbox */
 	int recipient_validation_enabled;
+	int message_tracking_log_subject_logging_enabled;
 	unsigned max_per_domain_outbound_connections;
 	unsigned max_outbound_connections;
+	/* log retention (Set-TransportService): seconds, 0 = no age limit;
+	 * bytes, SIZE_UNLIMITED = no size limit */
+	unsigned message_tracking_log_max_age;
+	uint64_t message_tracking_log_max_directory_size;
+	unsigned receive_protocol_log_max_age;
+	uint64_t receive_protocol_log_max_directory_size;
+	unsigned send_protocol_log_max_age;
+	uint64_t send_protocol_log_max_directory_size;
 };
 
 struct conf_certificate {
@@ -164,6 +175,7 @@ struct conf_receive_connector {
 	int dsn_enabled;
 	int enhanced_status_codes_enabled;
 	enum proto_log_level protocol_logging_level;
+	int enabled; /* Enabled = false: no listening, no serving */
 	int line;
 };
 
@@ -175,7 +187,7 @@ struct conf_address_space {
 struct conf_smarthost {
 	char *host;          /* name or address literal without brackets */
 	unsigned short port; /* 0: the connector's Port */
-	int literal;         /* written as [address] */
+	int literal;         /* an IP address (bracketed or not): no DNS */
 };
 
 struct conf_send_connector {
@@ -201,6 +213,8 @@ struct conf_send_connector {
 	unsigned connection_inactivity_timeout;
 	/* used only when a transport rule routes to it (SPEC 5) */
 	int is_transport_rule_scoped;
+	/* keep X-Sluice-Organization-* headers (a partner of our own) */
+	int cloud_services_mail_enabled;
 	int line;
 };
 
@@ -282,6 +296,7 @@ struct conf_transport_rule {
 };
 
 struct rule_set; /* src/rules/rules.h */
+struct conf_obj; /* where each object and key was written (conf_keys.h) */
 
 struct conf {
 	char *path;
@@ -297,6 +312,18 @@ struct conf {
 	struct conf_transport_rule *transport_rules;
 	size_t ntransport_rules;
 	struct rule_set *rules; /* compiled, in priority order */
+	/* Where things were written, for reports after loading. */
+	struct conf_obj *objs;
+	size_t nobjs;
+	/* "FILE:LINE: warning: ..." lines found while loading, or NULL. */
+	char *warnings;
+	/*
+	 * The built-in connector local submissions (LocalSubmissionSocket)
+	 * are served by: a receive connector's defaults, relay allowed, no
+	 * TLS or AUTH offered (conf_local.c).  Not in receive_connectors:
+	 * it has no binding and no section of its own.
+	 */
+	struct conf_receive_connector local_submission;
 };
 
 /*
@@ -305,6 +332,37 @@ struct conf {
  */
 struct conf *conf_load(const char *path, FILE *err);
 void conf_free(struct conf *);
+
+/*
+ * Checks of what the configuration names on this machine (conf_check.c):
+ * every file a key names opened as the run-time user (User), secrets
+ * that every local user could read refused, the queue and log
+ * directories shared with other users refused or warned about.  Errors
+ * and warnings are "FILE:LINE: ..." lines on err; returns the number of
+ * errors.  conf_load_checked() is conf_load(), its warnings and
+ * conf_check(): what sluiced (start and reload) and `config check` use.
+ */
+int conf_check(const struct conf *, FILE *err);
+struct conf *conf_load_checked(const char *path, FILE *err);
+
+/*
+ * What the configuration accepts but an administrator should hear about
+ * (a receive connector shadowed for some clients, ...): the warning
+ * lines found by conf_load(), printed by `sluicectl config check` and
+ * logged by sluiced; other commands stay quiet.
+ */
+void conf_warnings(const struct conf *, FILE *);
+
+/*
+ * Reports about a loaded configuration, for checks made after loading.
+ * obj is &conf->transport or an element of one of the section arrays.
+ * conf_key_line() is the line of key in obj's section, 0 when the file
+ * does not set it; conf_report() prints "FILE:LINE: " and the message,
+ * with the key's line, else the section's, else no line at all.
+ */
+int conf_key_line(const struct conf *, const void *obj, const char *key);
+void conf_report(const struct conf *, FILE *, const void *obj, const char *key,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Look-ups over a loaded configuration; NULL when absent.  Case-insensitive. */
 const struct conf_certificate *conf_certificate(
@@ -328,6 +386,15 @@ int conf_parse_size(const char *, uint64_t *bytes, const char **why);
 int conf_parse_iprange(const char *, struct conf_iprange *, const char **why);
 int conf_parse_binding(const char *, struct conf_binding *, const char **why);
 int conf_iprange_contains(const struct conf_iprange *, const struct sockaddr *);
+/*
+ * One SmartHosts item: a name, an IPv4 or IPv6 address with or without
+ * brackets, with or without ":port" (never after a bare IPv6 address).
+ * *literal is set for addresses, *port to 0 when none is given.
+ */
+int conf_parse_smarthost(const char *item, char *host, size_t hostlen,
+    unsigned short *port, int *literal, const char **why);
+/* A host name (Fqdn, smart hosts): LDH labels, last label not numeric. */
+int conf_valid_hostname(const char *);
 
 /* Format-List style dumps used by sluicectl get-* (effective values). */
 void conf_dump_transport(const struct conf *, FILE *);

@@ -62,6 +62,8 @@ static const struct conf_key transport_keys[] = {
         0, 0, 0},
     {"User", CT_STR, T(user), 0, "", 0, 0, 0},
     {"ControlSocket", CT_PATH, T(control_socket), 0, NULL, 0, 0, 0},
+    {"LocalSubmissionSocket", CT_PATH, T(local_submission_socket), 0, "", 0, 0,
+        0},
     {"UsersFile", CT_PATH, T(users_file), 0, "", 0, 0, 0},
     {"RecipientValidationEnabled", CT_BOOL, T(recipient_validation_enabled), 0,
         "true", 0, 0, 0},
@@ -69,6 +71,27 @@ static const struct conf_key transport_keys[] = {
         T(max_per_domain_outbound_connections), 0, "20", 1, 10000, 0},
     {"MaxOutboundConnections", CT_UINT, T(max_outbound_connections), 0, "1000",
         1, 100000, 0},
+    {"MessageTrackingLogSubjectLoggingEnabled", CT_BOOL,
+        T(message_tracking_log_subject_logging_enabled), 0, "true", 0, 0, 0},
+    /*
+     * Log retention, Exchange 2013 and later defaults.  The longest
+     * TimeSpan Exchange takes here is 24855.03:14:07 (2^31 - 1 seconds);
+     * 00:00:00 turns the age limit off, as there.
+     */
+    {"MessageTrackingLogMaxAge", CT_TIME, T(message_tracking_log_max_age), 0,
+        "30.00:00:00", 0, 2147483647ull, 0},
+    {"MessageTrackingLogMaxDirectorySize", CT_SIZE,
+        T(message_tracking_log_max_directory_size), 0, "1000MB", 1, UINT64_MAX,
+        0},
+    {"ReceiveProtocolLogMaxAge", CT_TIME, T(receive_protocol_log_max_age), 0,
+        "30.00:00:00", 0, 2147483647ull, 0},
+    {"ReceiveProtocolLogMaxDirectorySize", CT_SIZE,
+        T(receive_protocol_log_max_directory_size), 0, "250MB", 1, UINT64_MAX,
+        0},
+    {"SendProtocolLogMaxAge", CT_TIME, T(send_protocol_log_max_age), 0,
+        "30.00:00:00", 0, 2147483647ull, 0},
+    {"SendProtocolLogMaxDirectorySize", CT_SIZE,
+        T(send_protocol_log_max_directory_size), 0, "250MB", 1, UINT64_MAX, 0},
 };
 
 static const struct conf_key certificate_keys[] = {
@@ -91,7 +114,7 @@ static const struct conf_key receive_keys[] = {
     {"RequireTLS", CT_BOOL, R(require_tls), 0, "false", 0, 0, 0},
     {"DomainSecureEnabled", CT_BOOL, R(domain_secure_enabled), 0, "false", 0, 0,
         0},
-    {"Fqdn", CT_STR, R(fqdn), 0, NULL, 0, 0, 0},
+    {"Fqdn", CT_HOSTNAME, R(fqdn), 0, NULL, 0, 0, 0},
     {"Banner", CT_STR, R(banner), 0, NULL, 0, 0, 0},
     {"TlsCertificateName", CT_STR, R(tls_certificate_name), 0, "", 0, 0, 0},
     {"MaxMessageSize", CT_SIZE, R(max_message_size), 0, "36MB", 1024,
@@ -127,10 +150,13 @@ static const struct conf_key receive_keys[] = {
         "true", 0, 0, 0},
     {"ProtocolLoggingLevel", CT_PROTOLOG, R(protocol_logging_level), 0, "None",
         0, 0, 0},
+    /* Set-ReceiveConnector -Enabled: a disabled one neither listens nor
+       serves. */
+    {"Enabled", CT_BOOL, R(enabled), 0, "true", 0, 0, 0},
 };
 
 static const struct conf_key send_keys[] = {
-    /* required, except on a scoped connector (conf_validate.c) */
+    /* required, except on a scoped connector (conf_rules.c) */
     {"AddressSpaces", CT_ADDRSPACES, S(address_spaces), S(naddress_spaces), "",
         0, 0, 0},
     {"DNSRoutingEnabled", CT_BOOL, S(dns_routing_enabled), 0, "true", 0, 0, 0},
@@ -147,7 +173,7 @@ static const struct conf_key send_keys[] = {
         "None", 0, 0, 0},
     {"AuthenticationCredential", CT_PATH, S(authentication_credential), 0, "",
         0, 0, 0},
-    {"Fqdn", CT_STR, S(fqdn), 0, NULL, 0, 0, 0},
+    {"Fqdn", CT_HOSTNAME, S(fqdn), 0, NULL, 0, 0, 0},
     {"MaxMessageSize", CT_SIZE, S(max_message_size), 0, "unlimited", 1024,
         UINT64_MAX, 0},
     {"Enabled", CT_BOOL, S(enabled), 0, "true", 0, 0, 0},
@@ -155,6 +181,9 @@ static const struct conf_key send_keys[] = {
         0, 0, 0},
     {"ConnectionInactivityTimeout", CT_TIME, S(connection_inactivity_timeout),
         0, "00:10:00", 1, DAY, 0},
+    /* Exchange's name for "the next hop is our own organisation". */
+    {"CloudServicesMailEnabled", CT_BOOL, S(cloud_services_mail_enabled), 0,
+        "false", 0, 0, 0},
     {"IsTransportRuleScoped", CT_BOOL, S(is_transport_rule_scoped), 0, "false",
         0, 0, 0},
 };
@@ -398,10 +427,15 @@ conf_tls_level_name(enum tls_auth_level l)
  * Call fn for each trimmed, comma-separated item; an empty item is an
  * error ("a,,b") except after a trailing comma, which a list continued on
  * the next line naturally has.  An entirely empty value is an empty list.
+ *
+ * An item may be wrapped in double quotes, as PowerShell writes a list
+ * (-RemoteIPRanges "127.0.0.0/8","10.0.0.0/8"): commas inside quotes do
+ * not split, and the quotes are removed.  On failure the offending item
+ * (as written) is copied to bad, so the message can quote it alone.
  */
 static int
 conf_each(const char *value, int (*fn)(void *, const char *, const char **),
-    void *arg, const char **why)
+    void *arg, const char **why, char *bad, size_t badlen)
 {
 	const char *p = value;
 	char item[512];
@@ -411,29 +445,48 @@ conf_each(const char *value, int (*fn)(void *, const char *, const char **),
 	if (*p == '\0')
 		return 0;
 	for (;;) {
-		const char *end = strchr(p, ',');
-		size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+		const char *end = p, *q;
+		size_t n;
+		int quoted = 0;
 
+		while (*end != '\0' && (*end != ',' || quoted)) {
+			if (*end == '"')
+				quoted = !quoted;
+			end++;
+		}
+		n = (size_t)(end - p);
 		while (n > 0 && isspace((unsigned char)*p))
 			p++, n--;
 		while (n > 0 && isspace((unsigned char)p[n - 1]))
 			n--;
+		snprintf(bad, badlen, "%.*s", (int)n, p);
 		/* "a, b," before a continuation line: a trailing comma is ok */
-		if (n == 0 && end == NULL && p != value)
+		if (n == 0 && *end == '\0' && p != value)
 			return 0;
 		if (n == 0) {
 			*why = "empty item in list";
+			return -1;
+		}
+		q = p;
+		if (n >= 2 && p[0] == '"' && p[n - 1] == '"') {
+			q = p + 1;
+			n -= 2;
+		}
+		if (memchr(q, '"', n) != NULL) {
+			*why = "unbalanced double quote (write items as "
+			       "a, b or \"a\", \"b\")";
 			return -1;
 		}
 		if (n >= sizeof(item)) {
 			*why = "list item too long";
 			return -1;
 		}
-		memcpy(item, p, n);
+		memcpy(item, q, n);
 		item[n] = '\0';
+		snprintf(bad, badlen, "%s", item);
 		if (fn(arg, item, why) < 0)
 			return -1;
-		if (end == NULL)
+		if (*end == '\0')
 			return 0;
 		p = end + 1;
 	}
@@ -602,62 +655,26 @@ conf_add_space(void *arg, const char *item, const char **why)
 	return 0;
 }
 
-/* host, host:port, [address], [address]:port */
+/* A name or an address, each with an optional port (conf_value.c). */
 static int
 conf_add_smarthost(void *arg, const char *item, const char **why)
 {
 	struct conf_each_ctx *c = arg;
 	struct conf_smarthost *slot;
 	char host[300];
-	const char *port = NULL;
-	int literal = 0;
-	size_t n;
+	unsigned short port;
+	int literal;
 
-	if (item[0] == '[') {
-		const char *end = strchr(item, ']');
-
-		if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
-			*why = "expected [address] or [address]:port";
-			return -1;
-		}
-		n = (size_t)(end - item - 1);
-		item++;
-		literal = 1;
-		if (end[1] == ':')
-			port = end + 2;
-	} else {
-		const char *colon = strchr(item, ':');
-
-		n = colon != NULL ? (size_t)(colon - item) : strlen(item);
-		if (colon != NULL)
-			port = colon + 1;
-	}
-	if (n == 0 || n >= sizeof(host)) {
-		*why = "bad smart host";
+	if (conf_parse_smarthost(
+	        item, host, sizeof(host), &port, &literal, why) < 0)
 		return -1;
-	}
-	memcpy(host, item, n);
-	host[n] = '\0';
-	if (!literal && !conf_valid_domain(host, 0)) {
-		*why = "bad smart host name";
-		return -1;
-	}
 	if ((slot = conf_grow(c->obj, c->k, sizeof(*slot))) == NULL ||
 	    (slot->host = strdup(host)) == NULL) {
 		*why = "out of memory";
 		return -1;
 	}
 	slot->literal = literal;
-	if (port != NULL) {
-		char *end;
-		unsigned long p = strtoul(port, &end, 10);
-
-		if (*port == '\0' || *end != '\0' || p < 1 || p > 65535) {
-			*why = "bad smart host port";
-			return -1;
-		}
-		slot->port = (unsigned short)p;
-	}
+	slot->port = port;
 	return 0;
 }
 
@@ -777,10 +794,13 @@ conf_normalize_path(char *path)
 
 int
 conf_key_parse(const struct conf_key *k, void *obj, const char *value,
-    const char *basedir, const char **why)
+    const char *basedir, const char **why, char *bad, size_t badlen)
 {
 	struct conf_each_ctx ctx = {k, obj, 0, NULL};
 	unsigned u;
+
+	/* Scalars are quoted whole; lists quote their bad item. */
+	snprintf(bad, badlen, "%s", value);
 	uint64_t sz;
 	char *end;
 	unsigned long long n;
@@ -826,10 +846,16 @@ conf_key_parse(const struct conf_key *k, void *obj, const char *value,
 			*FIELD(obj, k, unsigned) = (unsigned)n;
 		return 0;
 	case CT_STR:
+	case CT_HOSTNAME:
 	case CT_PATH: {
 		char **slot = FIELD(obj, k, char *);
 		char *s;
 
+		if (k->type == CT_HOSTNAME && !conf_valid_hostname(value)) {
+			*why = "not a host name (letters, digits and hyphens "
+			       "in dot-separated labels, e.g. mx.contoso.com)";
+			return -1;
+		}
 		if (k->type == CT_PATH && value[0] != '\0' && value[0] != '/' &&
 		    basedir != NULL) {
 			size_t len = strlen(basedir) + strlen(value) + 2;
@@ -850,21 +876,24 @@ conf_key_parse(const struct conf_key *k, void *obj, const char *value,
 		return 0;
 	}
 	case CT_DOMAINS:
-		return conf_each(value, conf_add_domain, &ctx, why);
+		return conf_each(
+		    value, conf_add_domain, &ctx, why, bad, badlen);
 	case CT_BINDINGS:
-		return conf_each(value, conf_add_binding, &ctx, why);
+		return conf_each(
+		    value, conf_add_binding, &ctx, why, bad, badlen);
 	case CT_RANGES:
-		return conf_each(value, conf_add_range, &ctx, why);
+		return conf_each(value, conf_add_range, &ctx, why, bad, badlen);
 	case CT_ADDRSPACES:
-		return conf_each(value, conf_add_space, &ctx, why);
+		return conf_each(value, conf_add_space, &ctx, why, bad, badlen);
 	case CT_SMARTHOSTS:
-		return conf_each(value, conf_add_smarthost, &ctx, why);
+		return conf_each(
+		    value, conf_add_smarthost, &ctx, why, bad, badlen);
 	case CT_AUTHMECH:
 	case CT_PERMS:
 		ctx.names =
 		    k->type == CT_AUTHMECH ? authmech_names : perm_names;
 		ctx.flags = *FIELD(obj, k, unsigned);
-		if (conf_each(value, conf_add_flag, &ctx, why) < 0)
+		if (conf_each(value, conf_add_flag, &ctx, why, bad, badlen) < 0)
 			return -1;
 		*FIELD(obj, k, unsigned) = ctx.flags;
 		return 0;
@@ -1031,6 +1060,7 @@ conf_key_format(
 		    (unsigned)*(const unsigned short *)(o + k->off));
 		break;
 	case CT_STR:
+	case CT_HOSTNAME:
 	case CT_PATH: {
 		const char *s = *(char *const *)(o + k->off);
 
@@ -1181,6 +1211,7 @@ conf_key_free(const struct conf_key *k, void *obj)
 
 	switch (k->type) {
 	case CT_STR:
+	case CT_HOSTNAME:
 	case CT_PATH:
 	case CT_HEADERNAME:
 	case CT_TEXT:

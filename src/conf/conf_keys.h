@@ -33,8 +33,9 @@ enum conf_type {
 	CT_UINT,
 	CT_PORT,
 	CT_STR,
-	CT_PATH,    /* a file or directory, relative to the config file */
-	CT_DOMAINS, /* list of domain names */
+	CT_HOSTNAME, /* a host name (Fqdn): conf_valid_hostname() */
+	CT_PATH,     /* a file or directory, relative to the config file */
+	CT_DOMAINS,  /* list of domain names */
 	CT_BINDINGS,
 	CT_RANGES,
 	CT_AUTHMECH,
@@ -82,13 +83,44 @@ struct conf_section_desc {
 
 extern const struct conf_section_desc conf_sections[CONF_SEC_COUNT];
 
+/* The most keys a section has; conf_obj records a line for each. */
+#define CONF_KEYS_MAX 64
+
+/*
+ * Where an object was written: its section line and the line of each
+ * key (0: not written, the default applies).  Kept in struct conf after
+ * loading, so that checks made later still report FILE:LINE.
+ */
+struct conf_obj {
+	enum conf_section sec;
+	size_t index;
+	int line;
+	int key_line[CONF_KEYS_MAX];
+};
+
+/* Index of a key in its section's table (case-insensitive), or -1. */
+int conf_key_index(enum conf_section, const char *name);
+
+/*
+ * Suggestions for misspelt names (conf_suggest.c): the nearest of names
+ * when it is close enough to be a typo, else NULL; the nearest key of a
+ * section; the other section that has exactly this key, or -1.
+ */
+const char *conf_suggest(const char *word, const char *const *names, size_t n);
+const char *conf_suggest_key(enum conf_section, const char *word);
+int conf_key_elsewhere(enum conf_section, const char *word);
+
 /* The object of a section: &conf->transport, &conf->certificates[i]... */
 void *conf_object(const struct conf *, enum conf_section, size_t index);
 size_t conf_object_count(const struct conf *, enum conf_section);
 
-/* Parse value into the object's field; appends for list types. */
+/*
+ * Parse value into the object's field; appends for list types.  On
+ * failure *why says why and bad holds what to quote: the whole value, or
+ * the one list item that is wrong.
+ */
 int conf_key_parse(const struct conf_key *, void *obj, const char *value,
-    const char *basedir, const char **why);
+    const char *basedir, const char **why, char *bad, size_t badlen);
 /* Print the field as the file would say it. */
 void conf_key_format(
     const struct conf_key *, const void *obj, char *out, size_t len);
@@ -104,6 +136,15 @@ int conf_validate(struct conf *, struct conf_parse *);
 void conf_validate_rules(struct conf *, struct conf_parse *);
 /* Report "FILE:LINE: reason" for a key (or the section) of an object. */
 void conf_error_at(struct conf_parse *, enum conf_section, size_t index,
+    const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Warnings about receive connectors shadowed by a tie (conf_overlap.c). */
+void conf_overlap_check(struct conf *, struct conf_parse *);
+/*
+ * The same as a warning ("FILE:LINE: warning: reason"): kept with the
+ * configuration for conf_warnings(), never a reason to refuse it.
+ */
+void conf_warn_at(struct conf_parse *, enum conf_section, size_t index,
     const char *key, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 

@@ -11,6 +11,13 @@
  * Order of work: parse every line (collecting all errors), apply defaults
  * to keys that were not given, derive the defaults that depend on other
  * keys, validate (conf_validate.c).  Any error and the result is NULL.
+ *
+ * Messages are written for the person who has to edit the file: the
+ * line of the key, the one list item that is wrong, the nearest known key
+ * for a misspelt one, and, for an indented line that looks like a key,
+ * that the indentation made it part of the list above.  The lines of
+ * every object and key stay with the configuration (conf->objs), so that
+ * checks made after loading (conf_check.c) can name them too.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -26,17 +33,10 @@
 
 #include "conf/conf_keys.h"
 #include "rules/rules.h"
+#include "conf/conf_local.h"
 
 /* The largest configuration file we read; far above any real one. */
 #define CONF_FILE_MAX (4 * 1024 * 1024)
-#define CONF_KEYS_MAX 64
-
-struct conf_obj {
-	enum conf_section sec;
-	size_t index;
-	int line;
-	int key_line[CONF_KEYS_MAX];
-};
 
 struct conf_parse {
 	struct conf *conf;
@@ -44,6 +44,9 @@ struct conf_parse {
 	char *basedir;
 	FILE *err;
 	int errors;
+	FILE *warn; /* memory stream behind conf->warnings */
+	char *warn_text;
+	size_t warn_len;
 	/* the reader */
 	const char *text;
 	size_t len, pos;
@@ -88,7 +91,7 @@ conf_find_obj(struct conf_parse *p, enum conf_section sec, size_t index)
 	return NULL;
 }
 
-static int
+int
 conf_key_index(enum conf_section sec, const char *name)
 {
 	const struct conf_section_desc *d = &conf_sections[sec];
@@ -99,20 +102,47 @@ conf_key_index(enum conf_section sec, const char *name)
 	return -1;
 }
 
+static int
+conf_line_at(
+    struct conf_parse *p, enum conf_section sec, size_t index, const char *key)
+{
+	struct conf_obj *o = conf_find_obj(p, sec, index);
+	int k;
+
+	if (o == NULL)
+		return 0;
+	if (key != NULL && (k = conf_key_index(sec, key)) >= 0 &&
+	    o->key_line[k] > 0)
+		return o->key_line[k];
+	return o->line;
+}
+
 void
 conf_error_at(struct conf_parse *p, enum conf_section sec, size_t index,
     const char *key, const char *fmt, ...)
 {
-	struct conf_obj *o = conf_find_obj(p, sec, index);
-	int line = o != NULL ? o->line : 0, k;
 	va_list ap;
 
-	if (o != NULL && key != NULL && (k = conf_key_index(sec, key)) >= 0 &&
-	    o->key_line[k] > 0)
-		line = o->key_line[k];
 	va_start(ap, fmt);
-	conf_verror(p, line, fmt, ap);
+	conf_verror(p, conf_line_at(p, sec, index, key), fmt, ap);
 	va_end(ap);
+}
+
+void
+conf_warn_at(struct conf_parse *p, enum conf_section sec, size_t index,
+    const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->warn == NULL &&
+	    (p->warn = open_memstream(&p->warn_text, &p->warn_len)) == NULL)
+		return;
+	fprintf(p->warn, "%s:%d: warning: ", p->path,
+	    conf_line_at(p, sec, index, key));
+	va_start(ap, fmt);
+	vfprintf(p->warn, fmt, ap);
+	va_end(ap);
+	fputc('\n', p->warn);
 }
 
 /* --- sections ---------------------------------------------------------- */
@@ -239,11 +269,24 @@ conf_section_line(struct conf_parse *p, const char *s, size_t n)
 		if (strcasecmp(conf_sections[i].name, kind) == 0)
 			sec = i;
 	if (sec < 0) {
-		conf_error(p, p->line,
-		    "unknown section [%s] (expected Transport, Certificate, "
-		    "AcceptedDomain, ReceiveConnector, SendConnector or "
-		    "TransportRule)",
-		    kind);
+		const char *kinds[CONF_SEC_COUNT];
+		const char *near;
+
+		for (int i = 0; i < CONF_SEC_COUNT; i++)
+			kinds[i] = conf_sections[i].name;
+		near = conf_suggest(kind, kinds, CONF_SEC_COUNT);
+		if (near != NULL)
+			conf_error(p, p->line,
+			    "unknown section [%s] (did you mean "
+			    "[%s]?)",
+			    kind, near);
+		else
+			conf_error(p, p->line,
+			    "unknown section [%s] (expected "
+			    "Transport, Certificate, AcceptedDomain, "
+			    "ReceiveConnector, SendConnector or "
+			    "TransportRule)",
+			    kind);
 		return;
 	}
 	if (conf_sections[sec].named && name[0] == '\0') {
@@ -385,15 +428,88 @@ conf_is_list(enum conf_type t)
 	       t == CT_PERMS || conf_key_quoted_list(t);
 }
 
+/*
+ * An indented line continues the key above.  When what it says looks
+ * like "Name = value" instead, the administrator most likely indented a
+ * key by mistake; say that, rather than report "RequireTLS = true" as a
+ * bad smart host.  *name receives the word before the "=".
+ */
+static int
+conf_looks_like_key(const char *value, char *name, size_t len)
+{
+	size_t n = 0;
+	const char *q;
+
+	while (isalnum((unsigned char)value[n]) || value[n] == '_')
+		n++;
+	if (n == 0 || n >= len || !isalpha((unsigned char)value[0]))
+		return 0;
+	for (q = value + n; *q == ' ' || *q == '\t'; q++)
+		;
+	if (*q != '=')
+		return 0;
+	memcpy(name, value, n);
+	name[n] = '\0';
+	return 1;
+}
+
+static void
+conf_unknown_key(struct conf_parse *p, const char *name)
+{
+	enum conf_section sec = p->cur->sec;
+	int other = conf_key_elsewhere(sec, name);
+	const char *near = conf_suggest_key(sec, name);
+
+	if (other >= 0)
+		conf_error(p, p->line,
+		    "unknown key %s in [%s] (%s is a key of [%s])", name,
+		    conf_sections[sec].name, name, conf_sections[other].name);
+	else if (near != NULL)
+		conf_error(p, p->line,
+		    "unknown key %s in [%s] (did you mean %s?)", name,
+		    conf_sections[sec].name, near);
+	else
+		conf_error(p, p->line, "unknown key %s in [%s]", name,
+		    conf_sections[sec].name);
+}
+
+/*
+ * The value as the key parser sees it.  A value wrapped whole in double
+ * quotes loses them (Banner = "220 mx ESMTP"); a list whose items are
+ * quoted one by one ("a","b") keeps them for conf_each() to remove, and
+ * lists whose items may be quoted (transport rule words and patterns)
+ * always keep them for their own parser.
+ */
+static int
+conf_unquote(const struct conf_key *k, const char *value, char *val, size_t len)
+{
+	size_t vl = strlen(value);
+
+	if (vl >= len)
+		return -1;
+	if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"' &&
+	    !conf_key_quoted_list(k->type) &&
+	    (!conf_is_list(k->type) ||
+	        memchr(value + 1, '"', vl - 2) == NULL)) {
+		memcpy(val, value + 1, vl - 2);
+		val[vl - 2] = '\0';
+	} else {
+		memcpy(val, value, vl + 1);
+	}
+	for (char *q = val; *q != '\0'; q++)
+		if (*q == CONF_SEMICOLON)
+			*q = ';';
+	return 0;
+}
+
 static int
 conf_handler(
     void *arg, const char *section, const char *name, const char *value)
 {
 	struct conf_parse *p = arg;
 	const struct conf_key *k;
-	char val[512];
+	char val[512], bad[512], word[64];
 	const char *why = NULL;
-	size_t vl;
 	int ki;
 	void *obj;
 
@@ -405,32 +521,23 @@ conf_handler(
 		return 1;
 	}
 	if ((ki = conf_key_index(p->cur->sec, name)) < 0) {
-		conf_error(p, p->line, "unknown key %s in [%s]", name,
-		    conf_sections[p->cur->sec].name);
+		conf_unknown_key(p, name);
 		return 1;
 	}
 	k = &conf_sections[p->cur->sec].keys[ki];
-	/*
-	 * A value in double quotes keeps its inner text as is.  Lists whose
-	 * items may be quoted (transport rule words and patterns) keep the
-	 * quotes for their own parser.
-	 */
-	vl = strlen(value);
-	if (vl >= sizeof(val)) {
+	if (conf_unquote(k, value, val, sizeof(val)) < 0) {
 		conf_error(p, p->line, "%s: value too long", k->name);
 		return 1;
 	}
-	if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"' &&
-	    !conf_key_quoted_list(k->type)) {
-		memcpy(val, value + 1, vl - 2);
-		val[vl - 2] = '\0';
-	} else {
-		memcpy(val, value, vl + 1);
-	}
-	for (char *q = val; *q != '\0'; q++)
-		if (*q == CONF_SEMICOLON)
-			*q = ';';
 	if (p->continuation && k == p->last_key) {
+		if (conf_looks_like_key(val, word, sizeof(word))) {
+			conf_error(p, p->line,
+			    "\"%s = ...\" is indented, so it continues %s "
+			    "(line %d); a key must start at the beginning of "
+			    "its line",
+			    word, k->name, p->last_key_line);
+			return 1;
+		}
 		if (!conf_is_list(k->type)) {
 			conf_error(p, p->line,
 			    "%s: only lists may continue on the next line",
@@ -443,11 +550,12 @@ conf_handler(
 		return 1;
 	} else {
 		p->cur->key_line[ki] = p->line;
+		p->last_key_line = p->line;
 	}
 	p->last_key = k;
 	obj = conf_object(p->conf, p->cur->sec, p->cur->index);
-	if (conf_key_parse(k, obj, val, p->basedir, &why) < 0)
-		conf_error(p, p->line, "%s: %s: \"%s\"", k->name, why, val);
+	if (conf_key_parse(k, obj, val, p->basedir, &why, bad, sizeof(bad)) < 0)
+		conf_error(p, p->line, "%s: %s: \"%s\"", k->name, why, bad);
 	return 1;
 }
 
@@ -460,6 +568,7 @@ conf_apply_defaults(struct conf_parse *p, enum conf_section sec, size_t idx,
 	const struct conf_section_desc *d = &conf_sections[sec];
 	void *obj = conf_object(p->conf, sec, idx);
 	const char *why;
+	char bad[512];
 
 	for (size_t i = 0; i < d->nkeys; i++) {
 		const struct conf_key *k = &d->keys[i];
@@ -472,8 +581,8 @@ conf_apply_defaults(struct conf_parse *p, enum conf_section sec, size_t idx,
 			    k->name);
 			continue;
 		}
-		if (k->def != NULL &&
-		    conf_key_parse(k, obj, k->def, NULL, &why) < 0)
+		if (k->def != NULL && conf_key_parse(k, obj, k->def, NULL, &why,
+		                          bad, sizeof(bad)) < 0)
 			conf_error_at(p, sec, idx, NULL,
 			    "internal error: bad default for %s", k->name);
 	}
@@ -605,10 +714,17 @@ conf_load(const char *path, FILE *err)
 		conf_error(&p, 0, "out of memory");
 	if (p.errors == 0)
 		conf_validate(p.conf, &p);
+	if (p.errors == 0 && conf_local_connector(p.conf) < 0)
+		conf_error(&p, 0, "out of memory");
 
 	free(text);
 	free(p.basedir);
-	free(p.objs);
+	p.conf->objs = p.objs;
+	p.conf->nobjs = p.nobjs;
+	if (p.warn != NULL) {
+		fclose(p.warn);
+		p.conf->warnings = p.warn_text;
+	}
 	if (p.errors > 0) {
 		conf_free(p.conf);
 		return NULL;
@@ -636,13 +752,90 @@ conf_free(struct conf *c)
 				free(*name);
 		}
 	}
+	conf_local_connector_free(c);
 	free(c->certificates);
 	free(c->accepted_domains);
 	free(c->receive_connectors);
 	free(c->send_connectors);
 	free(c->transport_rules);
+	free(c->objs);
+	free(c->warnings);
 	free(c->path);
 	free(c);
+}
+
+void
+conf_warnings(const struct conf *c, FILE *out)
+{
+	if (c->warnings != NULL)
+		fputs(c->warnings, out);
+}
+
+/* Which section and element obj is; -1 when it is none of c's. */
+static int
+conf_locate(const struct conf *c, const void *obj, size_t *index)
+{
+	for (int s = 0; s < CONF_SEC_COUNT; s++) {
+		size_t n = conf_object_count(c, (enum conf_section)s);
+
+		for (size_t i = 0; i < n; i++) {
+			if (conf_object(c, (enum conf_section)s, i) == obj) {
+				*index = i;
+				return s;
+			}
+		}
+	}
+	return -1;
+}
+
+static const struct conf_obj *
+conf_obj_of(const struct conf *c, const void *obj, enum conf_section *sec)
+{
+	size_t index = 0;
+	int s = conf_locate(c, obj, &index);
+
+	if (s < 0)
+		return NULL;
+	*sec = (enum conf_section)s;
+	for (size_t i = 0; i < c->nobjs; i++)
+		if ((int)c->objs[i].sec == s && c->objs[i].index == index)
+			return &c->objs[i];
+	return NULL;
+}
+
+int
+conf_key_line(const struct conf *c, const void *obj, const char *key)
+{
+	enum conf_section sec;
+	const struct conf_obj *o = conf_obj_of(c, obj, &sec);
+	int k;
+
+	if (o == NULL || key == NULL || (k = conf_key_index(sec, key)) < 0)
+		return 0;
+	return o->key_line[k];
+}
+
+void
+conf_report(const struct conf *c, FILE *out, const void *obj, const char *key,
+    const char *fmt, ...)
+{
+	enum conf_section sec;
+	const struct conf_obj *o = conf_obj_of(c, obj, &sec);
+	int line = conf_key_line(c, obj, key);
+	va_list ap;
+
+	if (out == NULL)
+		return;
+	if (line == 0 && o != NULL)
+		line = o->line;
+	if (line > 0)
+		fprintf(out, "%s:%d: ", c->path, line);
+	else
+		fprintf(out, "%s: ", c->path);
+	va_start(ap, fmt);
+	vfprintf(out, fmt, ap);
+	va_end(ap);
+	fputc('\n', out);
 }
 
 /* --- look-ups ---------------------------------------------------------- */

@@ -4,6 +4,12 @@
  *
  * Each rule reports at the line of the key that breaks it, so the message
  * points where the administrator has to edit.
+ *
+ * Beyond Exchange's own rules, a setting that can never work is refused
+ * rather than accepted and ignored (issue 11): a TlsDomain that no
+ * TlsAuthLevel reads, a receive connector that requires TLS without a
+ * certificate to offer it with.  What Exchange accepts but that probably
+ * surprises (a connector shadowed by a tie) is a warning.
  */
 #include <string.h>
 #include <strings.h>
@@ -91,10 +97,35 @@ validate_receive(struct conf *c, struct conf_parse *p, size_t i)
 		conf_error_at(p, CONF_SEC_RECEIVE, i, "TlsCertificateName",
 		    "TlsCertificateName %s: no [Certificate %s] section",
 		    rc->tls_certificate_name, rc->tls_certificate_name);
+	/*
+	 * Without a certificate STARTTLS is never offered, so a connector
+	 * that insists on TLS could never accept a message.
+	 */
+	if (rc->tls_certificate_name[0] == '\0' && (am & AUTHM_TLS)) {
+		if (rc->require_tls)
+			conf_error_at(p, CONF_SEC_RECEIVE, i, "RequireTLS",
+			    "RequireTLS = true needs a certificate: set "
+			    "TlsCertificateName (without one STARTTLS is not "
+			    "offered and every MAIL would get 530)");
+		if (rc->domain_secure_enabled)
+			conf_error_at(p, CONF_SEC_RECEIVE, i,
+			    "DomainSecureEnabled",
+			    "DomainSecureEnabled = true needs a certificate: "
+			    "set TlsCertificateName (without one STARTTLS is "
+			    "not offered)");
+		if (am & AUTHM_BASIC_REQUIRE_TLS)
+			conf_error_at(p, CONF_SEC_RECEIVE, i, "AuthMechanism",
+			    "BasicAuthRequireTLS needs a certificate: set "
+			    "TlsCertificateName (without one STARTTLS, and so "
+			    "AUTH, is never offered)");
+	}
 	for (size_t j = 0; j < i; j++) {
 		const struct conf_receive_connector *o =
 		    &c->receive_connectors[j];
 
+		/* A disabled one may wait beside its replacement. */
+		if (!rc->enabled || !o->enabled)
+			continue;
 		if (validate_common_binding(rc, o) &&
 		    validate_same_ranges(rc, o))
 			conf_error_at(p, CONF_SEC_RECEIVE, i, "Bindings",
@@ -121,6 +152,20 @@ validate_send(struct conf *c, struct conf_parse *p, size_t i)
 	    !sc->dns_routing_enabled && sc->tls_domain[0] == '\0')
 		conf_error_at(p, CONF_SEC_SEND, i, "TlsAuthLevel",
 		    "DomainValidation through smart hosts needs TlsDomain");
+	/*
+	 * Exchange reads TlsDomain only under DomainValidation and ignores
+	 * it silently otherwise; an administrator who set it expects it to
+	 * be checked, so say that it would not be.
+	 */
+	if (sc->tls_domain[0] != '\0' &&
+	    sc->tls_auth_level != TLS_AUTH_DOMAIN_VALIDATION)
+		conf_error_at(p, CONF_SEC_SEND, i, "TlsDomain",
+		    "TlsDomain is used only with TlsAuthLevel = "
+		    "DomainValidation (TlsAuthLevel is %s): set that level, "
+		    "or remove TlsDomain",
+		    sc->tls_auth_level == TLS_AUTH_NONE
+		        ? "not set"
+		        : conf_tls_level_name(sc->tls_auth_level));
 	if (sc->tls_domain[0] != '\0' && !validate_tls_domain(sc->tls_domain))
 		conf_error_at(p, CONF_SEC_SEND, i, "TlsDomain",
 		    "TlsDomain %s: a wildcard is allowed only as \"*.\" in "
@@ -171,5 +216,6 @@ conf_validate(struct conf *c, struct conf_parse *p)
 	for (size_t i = 0; i < c->nsend_connectors; i++)
 		validate_send(c, p, i);
 	conf_validate_rules(c, p);
+	conf_overlap_check(c, p);
 	return 0;
 }

@@ -176,6 +176,131 @@ conf_format_size(uint64_t b, char *out, size_t len)
 		snprintf(out, len, "%llu", (unsigned long long)b);
 }
 
+/*
+ * A host name as SMTP uses it (EHLO, Fqdn, smart hosts): labels of
+ * letters, digits and hyphens, 1-63 long, not starting or ending with a
+ * hyphen, 253 characters at most, and a last label that is not all
+ * digits (that would be an IPv4 address, or a mistyped one).
+ */
+int
+conf_valid_hostname(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+	int alldigits = 1;
+
+	if (len == 0 || len > 253)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+			alldigits = 1;
+			continue;
+		}
+		if (!isalnum(c) && c != '-')
+			return 0;
+		if (label == 0 && c == '-')
+			return 0;
+		if (++label > 63)
+			return 0;
+		if (!isdigit(c))
+			alldigits = 0;
+	}
+	return label > 0 && s[len - 1] != '-' && !alldigits;
+}
+
+/* An IPv4 or IPv6 address (RFC 5321's "IPv6:" tag accepted)? */
+static int
+value_is_address(const char *s)
+{
+	unsigned char buf[16];
+
+	if (strncasecmp(s, "IPv6:", 5) == 0)
+		return inet_pton(AF_INET6, s + 5, buf) == 1;
+	return inet_pton(AF_INET, s, buf) == 1 ||
+	       inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* The port after a smart host: 1-65535, digits only. */
+static int
+value_port(const char *s, unsigned short *port)
+{
+	unsigned long long p;
+
+	if (value_digits(s, strlen(s), 65535, &p) < 0 || p == 0)
+		return -1;
+	*port = (unsigned short)p;
+	return 0;
+}
+
+/*
+ * One smart host, in every form Exchange and Sluice accept:
+ *
+ *   relay.contoso.com  relay.contoso.com:587   (a name, resolved)
+ *   10.10.10.1         10.10.10.1:2525         (Exchange's own form)
+ *   [10.10.10.1]       [10.10.10.1]:2525
+ *   2001:db8::1        ::1                     (bare IPv6: never a port)
+ *   [2001:db8::1]      [::1]:2525              ([IPv6:...] too)
+ *
+ * An address, bracketed or not, is used as it is: the resolver is never
+ * asked about it.  Without brackets, an item with two or more colons can
+ * only be an IPv6 address, so its last group is never taken for a port.
+ */
+int
+conf_parse_smarthost(const char *item, char *host, size_t hostlen,
+    unsigned short *port, int *literal, const char **why)
+{
+	const char *portstr = NULL, *colon;
+	int bracketed = item[0] == '[';
+	size_t n;
+
+	*port = 0;
+	*literal = 0;
+	if (bracketed) {
+		const char *end = strchr(item, ']');
+
+		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+			return value_fail(
+			    why, "expected [address] or [address]:port");
+		n = (size_t)(end - item - 1);
+		item++;
+		*literal = 1;
+		if (end[1] == ':')
+			portstr = end + 2;
+	} else if ((colon = strchr(item, ':')) != NULL &&
+	           strchr(colon + 1, ':') != NULL) {
+		n = strlen(item); /* bare IPv6 */
+		*literal = 1;
+	} else {
+		n = colon != NULL ? (size_t)(colon - item) : strlen(item);
+		if (colon != NULL)
+			portstr = colon + 1;
+	}
+	if (n == 0 || n >= hostlen)
+		return value_fail(why, "expected a host name or an address");
+	memcpy(host, item, n);
+	host[n] = '\0';
+	if (!*literal && value_is_address(host))
+		*literal = 1;
+	if (*literal && !value_is_address(host))
+		return value_fail(
+		    why, strchr(host, ':') != NULL && !bracketed
+		             ? "not an IPv6 address (an IPv6 smart host with a "
+		               "port is written [address]:port)"
+		             : "not an IPv4 or IPv6 address");
+	if (!*literal && !conf_valid_hostname(host))
+		return value_fail(why, "not a host name or an IP address");
+	/* RFC 5321's tag says nothing inet_pton does not: keep the address. */
+	if (strncasecmp(host, "IPv6:", 5) == 0)
+		memmove(host, host + 5, strlen(host + 5) + 1);
+	if (portstr != NULL && value_port(portstr, port) < 0)
+		return value_fail(why, "bad port (1 to 65535)");
+	return 0;
+}
+
 /* An address as 16 bytes; IPv4 is mapped into ::ffff:0:0/96. */
 static int
 value_addr(const char *s, uint8_t out[16], int *family)

@@ -2,15 +2,26 @@
  * ctl_config.c - sluicectl commands that read the configuration file:
  * check it, dump it, and show objects the way Exchange's Get-* cmdlets
  * piped to Format-List do.  They never talk to the running daemon.
+ *
+ * `config check` runs every check sluiced runs at start (the file, then
+ * the files and directories it names, as the run-time user: see
+ * conf_check.c; then every certificate and key loaded), and adds what
+ * only an administrator needs to hear: warnings (FILE:LINE: warning: ...)
+ * about settings Exchange would accept, such as a connector's Fqdn that
+ * its certificate does not name.  Errors exit 1, warnings alone exit 0.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <strings.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "conf/conf.h"
 #include "ctl/ctl.h"
 #include "rules/rules.h"
 #include "tls/tls_store.h"
+#include "tls/tls_verify.h"
 
 static struct conf *
 ctl_load(struct ctl *ctl)
@@ -26,10 +37,73 @@ ctl_rule_warning(void *arg, int line, const char *rule, const char *msg)
 	fprintf(stderr, "%s:%d: warning: %s\n", (const char *)arg, line, msg);
 }
 
+/*
+ * Does certificate `name` (its leaf, the first in CertificateFile) name
+ * host?  -1 when the file cannot be read: the store reports that.
+ */
+static int
+ctl_cert_names(const struct conf *c, const char *name, const char *host)
+{
+	const struct conf_certificate *ce = conf_certificate(c, name);
+	FILE *fp;
+	X509 *leaf;
+	int ok;
+
+	if (ce == NULL || (fp = fopen(ce->certificate_file, "r")) == NULL)
+		return -1;
+	leaf = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (leaf == NULL)
+		return -1;
+	ok = tls_name_matches(leaf, host);
+	X509_free(leaf);
+	return ok;
+}
+
+/*
+ * Exchange accepts a connector whose Fqdn its certificate does not name;
+ * clients that check names (DomainValidation, Domain Security, DANE's
+ * peers) will then fail.  A warning at the Fqdn line.
+ */
+static int
+ctl_check_fqdns(const struct conf *c, FILE *err)
+{
+	int warnings = 0;
+
+	for (size_t i = 0; i < c->nreceive_connectors; i++) {
+		const struct conf_receive_connector *rc =
+		    &c->receive_connectors[i];
+
+		if (!rc->enabled || rc->tls_certificate_name[0] == '\0' ||
+		    ctl_cert_names(c, rc->tls_certificate_name, rc->fqdn) != 0)
+			continue;
+		conf_report(c, err, rc, "Fqdn",
+		    "warning: Fqdn %s of receive connector \"%s\" is not a "
+		    "name of its certificate %s; clients that check the name "
+		    "will refuse it",
+		    rc->fqdn, rc->name, rc->tls_certificate_name);
+		warnings++;
+	}
+	for (size_t i = 0; i < c->nsend_connectors; i++) {
+		const struct conf_send_connector *sc = &c->send_connectors[i];
+
+		if (!sc->enabled || sc->tls_certificate_name[0] == '\0' ||
+		    ctl_cert_names(c, sc->tls_certificate_name, sc->fqdn) != 0)
+			continue;
+		conf_report(c, err, sc, "Fqdn",
+		    "warning: Fqdn %s of send connector \"%s\" is not a name "
+		    "of its certificate %s; partners that check it (Domain "
+		    "Security) will refuse it",
+		    sc->fqdn, sc->name, sc->tls_certificate_name);
+		warnings++;
+	}
+	return warnings;
+}
+
 int
 ctl_config_check(struct ctl *ctl, int argc, char **argv)
 {
-	struct conf *c = ctl_load(ctl);
+	struct conf *c = conf_load_checked(ctl->conf_path, stderr);
 	struct tls_store *tls;
 
 	(void)argc;
@@ -38,8 +112,7 @@ ctl_config_check(struct ctl *ctl, int argc, char **argv)
 	if (c == NULL)
 		return 1;
 	/* Valid, but probably not meant: the file still loads. */
-	rule_lint(
-	    c->rules, c, ctl_rule_warning, (void *)(uintptr_t)ctl->conf_path);
+	rule_lint(c->rules, c, ctl_rule_warning, (void *)(uintptr_t)c->path);
 	/* Certificates and keys must load too, as sluiced will need them. */
 	if ((tls = tls_store_new(c, stderr)) == NULL) {
 		conf_free(c);
@@ -47,6 +120,7 @@ ctl_config_check(struct ctl *ctl, int argc, char **argv)
 	}
 	tls_store_describe(tls, stdout);
 	tls_store_free(tls);
+	ctl_check_fqdns(c, stderr);
 	printf("%s: configuration OK\n", ctl->conf_path);
 	conf_free(c);
 	return 0;

@@ -5,6 +5,13 @@
  * delivery side's business.  Specificity is a number so that the rule
  * stays one comparison: an exact domain beats any wildcard, a longer
  * "*.suffix" beats a shorter one, and "*" matches everything last.
+ *
+ * The TLS policy of a routed recipient is not decided here but by
+ * tls_policy_decide() (src/tls/tls_policy.c), the function the SMTP client
+ * calls for every next hop, so `sluicectl route` prints the daemon's
+ * policy and not a copy of it.  What transport rules decided at
+ * acceptance (route_recipient: a scoped connector, a TLS requirement) is
+ * applied on top of the same decision, never instead of it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -79,15 +86,18 @@ route_domain(const struct conf *conf, const char *domain, struct route *r)
 		r->kind = ROUTE_NONE;
 		snprintf(r->why, sizeof(r->why),
 		    "no enabled send connector has an address space that "
-		    "matches %s (5.4.4)",
+		    "matches %s: the mail waits in the Unreachable queue",
 		    domain);
 		return;
 	}
 	r->kind = ROUTE_CONNECTOR;
 	r->domain = ad;
-	r->domain_secure =
-	    r->connector->domain_secure_enabled &&
-	    conf_strlist_has(&conf->transport.send_domain_secure, domain);
+	{
+		struct tls_policy_input in = {
+		    .conf = conf, .connector = r->connector, .domain = domain};
+
+		tls_policy_decide(&in, &r->tls);
+	}
 	snprintf(r->why, sizeof(r->why),
 	    "send connector \"%s\": address space %s;%u is the most specific "
 	    "match%s",
@@ -95,12 +105,34 @@ route_domain(const struct conf *conf, const char *domain, struct route *r)
 	    best == 0 ? " (catch-all)" : "");
 }
 
+const struct conf_accepted_domain *
+route_postmaster(const struct conf *conf)
+{
+	for (size_t i = 0; i < conf->naccepted_domains; i++)
+		if (conf->accepted_domains[i].type == DOMAIN_AUTHORITATIVE)
+			return &conf->accepted_domains[i];
+	return NULL;
+}
+
+/* The TLS policy of a connector route, with a rule's requirement. */
+static void
+route_policy(const struct conf *conf, const char *domain, const char *rule,
+    struct route *r)
+{
+	struct tls_policy_input in = {.conf = conf,
+	    .connector = r->connector,
+	    .domain = domain,
+	    .rule = rule};
+
+	tls_policy_decide(&in, &r->tls);
+}
+
 void
 route_recipient(const struct conf *conf, const char *domain,
     const struct route_rules *rr, struct route *r)
 {
 	const struct conf_send_connector *sc;
-	const struct conf_send_connector *tls_from;
+	const char *tls_rule;
 
 	route_domain(conf, domain, r);
 	if (rr == NULL || r->kind == ROUTE_LOCAL)
@@ -109,12 +141,15 @@ route_recipient(const struct conf *conf, const char *domain,
 		sc = conf_send_connector(conf, rr->connector);
 		if (sc == NULL || !sc->enabled ||
 		    !sc->is_transport_rule_scoped) {
+			memset(&r->tls, 0, sizeof(r->tls));
 			r->kind = ROUTE_WAIT;
 			r->connector = NULL;
+			r->space = NULL;
 			r->connector_rule = rr->connector_rule;
 			snprintf(r->why, sizeof(r->why),
 			    "transport rule \"%s\" routes to send connector "
-			    "\"%s\", which is %s: the recipient waits (4.4.3)",
+			    "\"%s\", which is %s: the mail waits in the "
+			    "Unreachable queue",
 			    rr->connector_rule ? rr->connector_rule : "?",
 			    rr->connector,
 			    sc == NULL     ? "not configured"
@@ -126,105 +161,29 @@ route_recipient(const struct conf *conf, const char *domain,
 		r->connector = sc;
 		r->space = NULL;
 		r->connector_rule = rr->connector_rule;
-		r->domain_secure =
-		    sc->domain_secure_enabled &&
-		    conf_strlist_has(
-		        &conf->transport.send_domain_secure, domain);
+		route_policy(conf, domain, NULL, r);
 		snprintf(r->why, sizeof(r->why),
 		    "send connector \"%s\": chosen by transport rule \"%s\" "
 		    "(RouteMessageOutboundConnector)",
 		    sc->name, rr->connector_rule ? rr->connector_rule : "?");
 	}
-	if (rr->tls_rule != NULL && rr->tls_rule[0] != '\0' &&
+	tls_rule = rr->tls_rule;
+	if (tls_rule != NULL && tls_rule[0] != '\0' &&
 	    r->kind == ROUTE_CONNECTOR) {
-		tls_from = r->connector;
-		r->tls_rule = rr->tls_rule;
-		r->tls_floor = !r->domain_secure && !tls_from->require_tls;
+		r->tls_rule = tls_rule;
+		route_policy(conf, domain, tls_rule, r);
+		r->tls_floor = r->tls.source == TLS_SOURCE_TRANSPORT_RULE;
 	}
-}
-
-void
-route_tls_floor(
-    const struct conf_send_connector *sc, struct conf_send_connector *out)
-{
-	*out = *sc;
-	out->require_tls = 1;
-	out->ignore_starttls = 0;
-	if (out->tls_auth_level < TLS_AUTH_ENCRYPTION_ONLY)
-		out->tls_auth_level = TLS_AUTH_ENCRYPTION_ONLY;
 }
 
 void
 route_tls_policy(const struct route *r, char *out, size_t len)
 {
-	const struct conf_send_connector *sc = r->connector;
-	size_t w;
-
 	if (r->kind != ROUTE_CONNECTOR) {
 		snprintf(out, len, "none (no network hop)");
 		return;
 	}
-	if (r->tls_floor) {
-		snprintf(out, len,
-		    "RequireTLS by transport rule \"%s\" "
-		    "(RouteMessageOutboundRequireTls), EncryptionOnly: TLS "
-		    "required, certificate not checked; otherwise defer",
-		    r->tls_rule);
-		return;
-	}
-	if (r->tls_rule != NULL) {
-		/* the connector requires TLS already, perhaps more */
-		struct route plain = *r;
-
-		plain.tls_rule = NULL;
-		route_tls_policy(&plain, out, len);
-		w = strlen(out);
-		snprintf(out + w, len > w ? len - w : 0,
-		    " (transport rule \"%s\" requires TLS too)", r->tls_rule);
-		return;
-	}
-	if (r->domain_secure) {
-		snprintf(out, len,
-		    "Domain Security: TLS required, our certificate %s%s%s "
-		    "presented, peer chain validated and must name the "
-		    "recipient domain; otherwise defer",
-		    sc->tls_certificate_name[0] ? "\"" : "",
-		    sc->tls_certificate_name[0] ? sc->tls_certificate_name
-		                                : "(none configured)",
-		    sc->tls_certificate_name[0] ? "\"" : "");
-		return;
-	}
-	if (sc->ignore_starttls) {
-		snprintf(
-		    out, len, "IgnoreSTARTTLS: plaintext, TLS never tried");
-		return;
-	}
-	if (!sc->require_tls) {
-		snprintf(out, len,
-		    "opportunistic: STARTTLS when offered, no certificate "
-		    "checks; plaintext when TLS is not offered or fails");
-		return;
-	}
-	switch (sc->tls_auth_level) {
-	case TLS_AUTH_NONE:
-	case TLS_AUTH_ENCRYPTION_ONLY:
-		snprintf(out, len,
-		    "RequireTLS, EncryptionOnly: TLS required, "
-		    "certificate not checked; otherwise defer");
-		break;
-	case TLS_AUTH_CERTIFICATE_VALIDATION:
-		snprintf(out, len,
-		    "RequireTLS, CertificateValidation: TLS with a certificate "
-		    "chaining to TrustedCAFile; otherwise defer");
-		break;
-	case TLS_AUTH_DOMAIN_VALIDATION:
-		snprintf(out, len,
-		    "RequireTLS, DomainValidation: TLS with a trusted "
-		    "certificate naming %s; otherwise defer",
-		    sc->tls_domain[0] ? sc->tls_domain
-		                      : "the recipient domain");
-		break;
-	}
+	tls_policy_describe(&r->tls, out, len);
 }
 
 void
@@ -237,10 +196,7 @@ route_queue_name(const struct route *r, const char *domain, char *out,
 		*type = "MaildirDelivery";
 		break;
 	case ROUTE_NONE:
-		snprintf(out, len, "Unreachable");
-		*type = "Unreachable";
-		break;
-	case ROUTE_WAIT:
+	case ROUTE_WAIT: /* a rule's connector is gone: as unroutable */
 		snprintf(out, len, "Unreachable");
 		*type = "Unreachable";
 		break;

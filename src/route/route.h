@@ -8,12 +8,13 @@
 #include <stddef.h>
 
 #include "conf/conf.h"
+#include "tls/tls_policy.h"
 
 enum route_kind {
 	ROUTE_LOCAL,     /* Authoritative accepted domain: a Maildir */
 	ROUTE_CONNECTOR, /* through a send connector */
-	ROUTE_NONE,      /* no connector: non-delivery, 5.4.4 */
-	ROUTE_WAIT,      /* a rule's connector is missing: defer, 4.4.3 */
+	ROUTE_NONE,      /* no connector: the Unreachable queue */
+	ROUTE_WAIT,      /* a rule's connector is missing: Unreachable, 4.4.3 */
 };
 
 /*
@@ -31,7 +32,13 @@ struct route {
 	const struct conf_accepted_domain *domain;   /* ROUTE_LOCAL */
 	const struct conf_send_connector *connector; /* ROUTE_CONNECTOR */
 	const struct conf_address_space *space;      /* the entry that won */
-	int domain_secure; /* Domain Security applies to this recipient */
+	/*
+	 * ROUTE_CONNECTOR: the TLS policy for the recipient, decided by
+	 * tls_policy_decide() before any next hop is known (it borrows the
+	 * domain string the caller passed), a transport rule's TLS
+	 * requirement included.
+	 */
+	struct tls_policy tls;
 	/* set by route_recipient() from the rules' decisions */
 	const char *connector_rule; /* the connector came from this rule */
 	const char *tls_rule;       /* this rule requires TLS ... */
@@ -53,20 +60,21 @@ void route_domain(const struct conf *, const char *domain, struct route *);
  * be NULL: as route_domain).  Local delivery is never overridden.  A
  * rule's connector (IsTransportRuleScoped) replaces the connector routing
  * would pick; if it is gone or disabled since (a reload), the recipient
- * waits (ROUTE_WAIT) rather than leaving by another way.  A rule that
- * requires TLS sets tls_floor when the connector's own policy is weaker
- * than RequireTLS with EncryptionOnly.
+ * waits in the Unreachable queue (ROUTE_WAIT) rather than leaving by
+ * another way.  A rule that requires TLS is an input of the TLS policy
+ * (tls_policy_decide()); tls_floor says it raised the connector's own
+ * policy to RequireTLS with EncryptionOnly.
  */
 void route_recipient(const struct conf *, const char *domain,
     const struct route_rules *, struct route *);
 
 /*
- * The send connector a delivery uses under a rule's TLS floor: a copy of
- * the connector with RequireTLS, at least EncryptionOnly, STARTTLS never
- * ignored (a stricter TlsAuthLevel stays).  Strings point into sc.
+ * Where <Postmaster> without a domain (RFC 5321 4.5.1) goes: the
+ * postmaster mailbox of the first Authoritative accepted domain.  NULL
+ * when there is none (a relay-only server): it can then be delivered
+ * nowhere, and is refused at RCPT rather than accepted and kept forever.
  */
-void route_tls_floor(
-    const struct conf_send_connector *sc, struct conf_send_connector *out);
+const struct conf_accepted_domain *route_postmaster(const struct conf *);
 
 /*
  * The delivery queue a routed recipient waits in (Exchange's next hop
@@ -81,7 +89,10 @@ void route_tls_floor(
 void route_queue_name(const struct route *, const char *domain, char *out,
     size_t len, const char **type);
 
-/* The TLS policy that will apply, in the words of SPEC's TLS table. */
+/*
+ * The TLS policy that will apply, in words (tls_policy_describe()), or
+ * "none (no network hop)".
+ */
 void route_tls_policy(const struct route *, char *out, size_t len);
 
 #endif

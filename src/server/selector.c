@@ -111,6 +111,8 @@ selector_pick(const struct conf *conf, const struct sockaddr *local,
 		    &conf->receive_connectors[i];
 		int bound = 0, explicit = 0, bits;
 
+		if (!rc->enabled) /* Enabled = false serves nobody */
+			continue;
 		for (size_t j = 0; j < rc->nbindings; j++) {
 			if (selector_binding_matches(&rc->bindings[j], local)) {
 				bound = 1;

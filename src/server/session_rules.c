@@ -13,13 +13,15 @@
  * than the first get queue ids of their own; the first keeps the id the
  * client is told in the 250.
  *
- * Message tracking shows what the rules did once the outcome is known:
- * AGENTINFO per rule that fired or (Audit) matched, REDIRECT per
+ * Message tracking shows what the rules did once the outcome is known,
+ * in rows whose source is AGENT (Exchange's for transport agents): one
+ * AGENTINFO naming every rule that fired or (Audit) matched, REDIRECT per
  * redirected recipient, TRANSFER per recipient moved to another copy
  * (Exchange's bifurcation), FAIL per recipient deleted or refused.
  *
- * Memory: a rewritten copy is charged to the server's message budget
- * like the content buffer, and given back when the commit is over.
+ * Memory: a rewritten copy is charged to the server's message budget and
+ * the client address's share of it, like the content buffer, and given
+ * back when the commit is over.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +33,7 @@
 #include "rules/rules.h"
 #include "server/server.h"
 #include "server/session_int.h"
+#include "smtp/header.h"
 #include "spool/spool.h"
 #include "util/log.h"
 
@@ -40,6 +43,7 @@
 struct session_copy {
 	char queue_id[32];
 	struct buf data; /* rewritten; empty: the received message */
+	char subject[SPOOL_HEADER_MAX + 1]; /* of a rewritten copy */
 	struct spool_msg msg;
 	struct spool_rcpt *rcpts;
 	size_t nrcpts;
@@ -51,6 +55,10 @@ struct session_rules {
 	struct session_copy *copies;
 	size_t ncopies;
 	size_t charged; /* bytes of copies charged to the server */
+	/* what the tracking rows say of the message (track_ready: filled) */
+	int track_ready;
+	struct track_msg track;
+	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
 };
 
 static enum rule_auth
@@ -76,29 +84,39 @@ session_rules_free(struct session *s)
 	}
 	free(sr->copies);
 	rule_result_free(&sr->res);
-	s->srv->memory_used -= sr->charged;
+	server_memory_charge(
+	    s->srv, (const struct sockaddr *)&s->peer, -(long long)sr->charged);
 	server_conf_release(sr->ref);
 	free(sr);
 	s->rules = NULL;
 }
 
+/*
+ * One tracking row of the rules, about the message as received (its queue
+ * id is the one of the 250).  Source AGENT, the receive connector and
+ * the session; no connection ends, as on every row that is not a
+ * connection's own (RECEIVE, SEND).
+ */
 static void
-session_rules_row(struct session *s, const char *event, const char *id,
-    const char *rcpt, const char *status)
+session_rules_row(struct session *s, struct session_rules *sr,
+    const char *event, const char *rcpt, const char *status)
 {
 	struct track_event ev;
 
 	if (s->srv->tracklog == NULL)
 		return;
+	if (!sr->track_ready) {
+		session_track_msg(s, &sr->track, sr->msgid, sr->subject);
+		sr->track_ready = 1;
+	}
 	memset(&ev, 0, sizeof(ev));
 	ev.event = event;
-	ev.message_id = id;
-	ev.sender = s->mail.path.addr;
+	ev.source = "AGENT";
+	ev.msg = &sr->track;
 	ev.recipient = rcpt;
-	ev.connector = s->rc->name;
-	ev.next_hop = "";
-	ev.tls = "";
 	ev.status = status;
+	ev.source_context = s->id;
+	ev.connector = s->rc->name;
 	tracklog_write(s->srv->tracklog, &ev);
 }
 
@@ -189,7 +207,7 @@ session_rules_agentinfo(struct session *s, struct session_rules *sr)
 			    rw < sizeof(rcpts) ? sizeof(rcpts) - rw : 0, "%s%s",
 			    rw ? ";" : "", res->tracks[t].addr);
 	}
-	session_rules_row(s, "AGENTINFO", s->queue_id, rcpts, status);
+	session_rules_row(s, sr, "AGENTINFO", rcpts, status);
 }
 
 /* FAIL rows of the recipients a rule deleted (or, rejected, refused). */
@@ -211,7 +229,7 @@ session_rules_fail_rows(struct session *s, struct session_rules *sr, int all)
 			    rule_name(tr->fate_rule));
 		else
 			continue;
-		session_rules_row(s, "FAIL", s->queue_id, tr->addr, status);
+		session_rules_row(s, sr, "FAIL", tr->addr, status);
 	}
 }
 
@@ -241,7 +259,7 @@ session_rules_committed(struct session *s, int ok)
 		snprintf(status, sizeof(status),
 		    "redirected to %s by transport rule '%s'", w ? to : "",
 		    rule_name(tr->redirect_rule));
-		session_rules_row(s, "REDIRECT", s->queue_id, tr->addr, status);
+		session_rules_row(s, sr, "REDIRECT", tr->addr, status);
 	}
 	/* the split: recipients that travel in another copy */
 	for (size_t c = 1; c < sr->ncopies; c++) {
@@ -253,8 +271,8 @@ session_rules_committed(struct session *s, int ok)
 		    "apply to some recipients only",
 		    cp->queue_id);
 		for (size_t i = 0; i < cp->nrcpts; i++)
-			session_rules_row(s, "TRANSFER", s->queue_id,
-			    cp->rcpts[i].addr, status);
+			session_rules_row(
+			    s, sr, "TRANSFER", cp->rcpts[i].addr, status);
 	}
 	session_rules_fail_rows(s, sr, 0);
 }
@@ -294,6 +312,7 @@ session_rules_copies(
 {
 	const struct rule_result *res = &sr->res;
 	const struct rule_set *set = sr->ref->conf->rules;
+	const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
 	size_t first = (size_t)-1;
 
 	if ((sr->copies = calloc(res->ncopies, sizeof(*sr->copies))) == NULL)
@@ -329,7 +348,9 @@ session_rules_copies(
 			continue;
 		max = base->len +
 		      SESSION_RULES_HEADER_MAX * (rule_set_count(set) + 1);
-		if (s->srv->memory_used + max > SERVER_MEMORY_MAX)
+		/* reserved first, so that the budget holds while it grows */
+		sr->charged += max;
+		if (server_memory_charge(s->srv, peer, (long long)max) < 0)
 			return -1;
 		buf_init(&cp->data, max);
 		/* one allocation of the message's size (rounded up to a
@@ -341,8 +362,15 @@ session_rules_copies(
 			return -1;
 		cp->msg.data = cp->data.data;
 		cp->msg.len = cp->data.len;
-		sr->charged += cp->data.cap;
-		s->srv->memory_used += cp->data.cap;
+		/* a subject action shows in the queue views of this copy */
+		if (header_find(cp->data.data, cp->data.len, "Subject",
+		        cp->subject, sizeof(cp->subject)) < 0)
+			cp->subject[0] = '\0';
+		cp->msg.subject = cp->subject;
+		/* keep what the copy holds, give back the rest */
+		server_memory_charge(
+		    s->srv, peer, (long long)cp->data.cap - (long long)max);
+		sr->charged = sr->charged - max + cp->data.cap;
 	}
 	for (size_t c = 0; c + 1 < sr->ncopies; c++)
 		sr->copies[c].msg.next = &sr->copies[c + 1].msg;
@@ -405,12 +433,15 @@ session_rules_apply(struct session *s, struct spool_msg *msg)
 		return 1;
 	}
 	if (sr->res.delete_all) {
-		/* Accepted and dropped: the client cannot tell (Exchange). */
+		/* Accepted and dropped: the client cannot tell (Exchange);
+		 * for the session it is a message like any other. */
+		session_log_credit(s);
 		tracklog_hold(s->srv->tracklog, 1);
 		session_track_receive(s);
 		session_rules_agentinfo(s, sr);
 		session_rules_fail_rows(s, sr, 0);
 		tracklog_hold(s->srv->tracklog, 0);
+		s->junk = 0;
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
 		return 1;

@@ -15,6 +15,14 @@
  *
  * Records carry their length and an FNV-1a checksum of the content so
  * that a reader can tell a damaged body from a good one.
+ *
+ * Privacy (issue 18): the queue holds whole messages, kept for
+ * SafetyNetHoldTime after delivery, so only the daemon's user may read
+ * it.  The directory is made 0700 and queue.db 0600 whatever the umask,
+ * and an existing directory or database that others could read is made
+ * private at open, with a warning.  queue.db is created by us, not by
+ * SQLite (which would create it 0644 and force that mode past the
+ * umask); SQLite gives -wal and -shm the database's own mode.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,7 +63,7 @@ struct spool_item {
 	struct spool_item *next;
 	struct spool_item *copy; /* stored with this one (spool_msg.next) */
 	char *queue_id, *sender, *envid, *connector, *client, *helo, *tls,
-	    *auth_as;
+	    *auth_as, *message_id, *subject;
 	int ret, body_type, smtputf8;
 	struct spool_item_rcpt *rcpts;
 	size_t nrcpts;
@@ -67,7 +75,7 @@ struct spool_item {
 	int ok;
 	/* a change of state instead of a message (queue_id names its target) */
 	int is_result;
-	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY, SPOOL_OP_REMOVE } op;
+	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY } op;
 	struct spool_result result;
 	char *result_error, *result_hop;
 	int changes; /* rows an administrator's change touched */
@@ -77,7 +85,7 @@ struct spool {
 	sqlite3 *db;
 	sqlite3_stmt *ins_msg, *ins_rcpt, *upd_rcpt, *del_msg;
 	sqlite3 *reader; /* the event loop's read-only view */
-	sqlite3_stmt *sel_new, *sel_retry, *sel_load;
+	sqlite3_stmt *sel_new, *sel_retry, *sel_load, *sel_info;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -116,7 +124,9 @@ static const char spool_schema[] =
     " auth_as TEXT NOT NULL DEFAULT '',"
     " size INTEGER NOT NULL,"
     " checksum TEXT NOT NULL,"
-    " body BLOB NOT NULL);"
+    " body BLOB NOT NULL,"
+    " message_id TEXT NOT NULL DEFAULT '',"
+    " subject TEXT NOT NULL DEFAULT '');"
     "CREATE TABLE IF NOT EXISTS recipients ("
     " id INTEGER PRIMARY KEY,"
     " message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
@@ -202,6 +212,8 @@ spool_item_free(struct spool_item *it)
 	free(it->helo);
 	free(it->tls);
 	free(it->auth_as);
+	free(it->message_id);
+	free(it->subject);
 	free(it->result_error);
 	free(it->result_hop);
 	free(it);
@@ -247,6 +259,8 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 	sqlite3_bind_int64(m, 13, (sqlite3_int64)it->len);
 	sqlite3_bind_text(m, 14, sum, -1, SQLITE_STATIC);
 	sqlite3_bind_blob64(m, 15, it->data, it->len, SQLITE_STATIC);
+	sqlite3_bind_text(m, 16, it->message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(m, 17, it->subject, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(m)) != SQLITE_DONE) {
 		log_err("queue: storing %s: %s", it->queue_id,
 		    sqlite3_errmsg(sp->db));
@@ -313,12 +327,6 @@ spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
 		    "UPDATE recipients SET next_attempt = 1"
 		    " WHERE status = 0 AND next_attempt > 1"
 		    " AND next_hop = ?1 COLLATE NOCASE");
-	if (it->op == SPOOL_OP_REMOVE)
-		return spool_admin(sp, it,
-		    "UPDATE recipients SET status = 2, next_attempt = 0,"
-		    " last_error = 'removed by the administrator'"
-		    " WHERE status = 0 AND message_id ="
-		    " (SELECT id FROM messages WHERE queue_id = ?1)");
 	if (r->rcpt_id == 0) {
 		sqlite3_reset(d);
 		sqlite3_bind_int64(d, 1, (sqlite3_int64)r->next_attempt);
@@ -454,34 +462,46 @@ spool_wake_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Columns added since version 1: CREATE TABLE IF NOT EXISTS leaves an old
- * table as it is, so each missing column is added here (version 1 lacks
- * the delay notice, version 2 the transport rule decisions).  Old rows
- * get the defaults: no notice sent, no rule decided anything.
+ * CREATE TABLE IF NOT EXISTS leaves an old table as it is, so columns
+ * added since are added here: the delay notice flag (version 2), the
+ * Message-ID and Subject the tracking log and the queue views show
+ * (version 3; older messages have them empty), what transport rules
+ * decided per recipient (version 4; old rows: no rule decided anything).
  */
+static int
+spool_add_column(
+    sqlite3 *db, const char *table, const char *column, const char *decl)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM %s LIMIT 0", column, table);
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", table,
+	    column, decl);
+	return spool_exec(db, sql);
+}
+
 static int
 spool_migrate(sqlite3 *db)
 {
-	static const char *const cols[][2] = {
-	    {"delay_notified", "delay_notified INTEGER NOT NULL DEFAULT 0"},
-	    {"rule_tls", "rule_tls TEXT NOT NULL DEFAULT ''"},
-	    {"rule_connector", "rule_connector TEXT NOT NULL DEFAULT ''"},
-	    {"rule_route", "rule_route TEXT NOT NULL DEFAULT ''"},
-	    {"rule_reject", "rule_reject TEXT NOT NULL DEFAULT ''"},
-	};
-
-	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
-		char sql[200];
-
-		snprintf(sql, sizeof(sql), "SELECT %s FROM recipients LIMIT 0",
-		    cols[i][0]);
-		if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
-			continue;
-		snprintf(sql, sizeof(sql),
-		    "ALTER TABLE recipients ADD COLUMN %s", cols[i][1]);
-		if (spool_exec(db, sql) < 0)
-			return -1;
-	}
+	if (spool_add_column(db, "recipients", "delay_notified",
+	        "INTEGER NOT NULL DEFAULT 0") < 0 ||
+	    spool_add_column(
+	        db, "messages", "message_id", "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(
+	        db, "messages", "subject", "TEXT NOT NULL DEFAULT ''") < 0)
+		return -1;
+	/* transport rules (SPEC 5): what they decided, per recipient */
+	if (spool_add_column(
+	        db, "recipients", "rule_tls", "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(db, "recipients", "rule_connector",
+	        "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(db, "recipients", "rule_route",
+	        "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(db, "recipients", "rule_reject",
+	        "TEXT NOT NULL DEFAULT ''") < 0)
+		return -1;
 	return 0;
 }
 
@@ -505,7 +525,7 @@ spool_open_db(const char *path, const char **why)
 	    spool_exec(db, "PRAGMA synchronous=FULL") < 0 ||
 	    spool_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
 	    spool_exec(db, spool_schema) < 0 || spool_migrate(db) < 0 ||
-	    spool_exec(db, "PRAGMA user_version=3") < 0) {
+	    spool_exec(db, "PRAGMA user_version=4") < 0) {
 		*why = "cannot initialise the queue database";
 		sqlite3_close(db);
 		return NULL;
@@ -525,8 +545,71 @@ spool_close_db(struct spool *sp)
 	sqlite3_finalize(sp->sel_new);
 	sqlite3_finalize(sp->sel_retry);
 	sqlite3_finalize(sp->sel_load);
+	sqlite3_finalize(sp->sel_info);
 	sqlite3_close(sp->reader);
 	sqlite3_close(sp->db);
+}
+
+/*
+ * Take group and other permissions away from path; 0 if it is gone.
+ * The directory may be a symbolic link to the real one; a database file
+ * may not.
+ */
+static int
+spool_private(const char *path, mode_t mode, int follow)
+{
+	struct stat st;
+
+	if ((follow ? stat(path, &st) : lstat(path, &st)) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (follow ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+		/* a file for the directory, a link or device for a file */
+		errno = follow ? ENOTDIR : EINVAL;
+		return -1;
+	}
+	if ((st.st_mode & 07777) == mode)
+		return 0;
+	if (chmod(path, mode) < 0)
+		return -1;
+	if (st.st_mode & 077)
+		log_warn("queue: %s was mode %04o, readable by other users; "
+		         "made %04o",
+		    path, (unsigned)(st.st_mode & 07777), (unsigned)mode);
+	return 0;
+}
+
+/*
+ * The queue directory and its database files, private: made so when
+ * new, made so when found open to others.
+ */
+static int
+spool_prepare(const char *dir, const char *db, const char **why)
+{
+	static const char *const sides[] = {"", "-wal", "-shm"};
+	char side[4200];
+	int fd;
+
+	if (mkdirs(dir, 0700) < 0 || spool_private(dir, 0700, 1) < 0) {
+		*why = strerror(errno);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(sides) / sizeof(sides[0]); i++) {
+		snprintf(side, sizeof(side), "%s%s", db, sides[i]);
+		if (spool_private(side, 0600, 0) < 0) {
+			*why = strerror(errno);
+			log_err("queue: %s: %s", side, *why);
+			return -1;
+		}
+	}
+	/* An empty file is an empty database to SQLite. */
+	if ((fd = open(db, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) <
+	    0) {
+		*why = strerror(errno);
+		log_err("queue: %s: %s", db, *why);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 struct spool *
@@ -535,15 +618,13 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	struct spool *sp;
 	char path[4096];
 
-	if (mkdirs(dir, 0700) < 0) {
-		*why = strerror(errno);
-		return NULL;
-	}
 	if ((size_t)snprintf(path, sizeof(path), "%s/queue.db", dir) >=
 	    sizeof(path)) {
 		*why = "path too long";
 		return NULL;
 	}
+	if (spool_prepare(dir, path, why) < 0)
+		return NULL;
 	if ((sp = calloc(1, sizeof(*sp))) == NULL) {
 		*why = "out of memory";
 		return NULL;
@@ -555,8 +636,8 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	if (sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO messages (queue_id, received, sender, envid, ret,"
 	        " body_type, smtputf8, connector, client, helo, tls, auth_as,"
-	        " size, checksum, body)"
-	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	        " size, checksum, body, message_id, subject)"
+	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	        -1, &sp->ins_msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO recipients (message_id, rcpt_index, addr, orcpt,"
@@ -567,11 +648,16 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 		goto fail;
 	}
 	if (sqlite3_prepare_v2(sp->db,
-	        "UPDATE recipients SET status = ?, attempts = attempts + ?,"
-	        " next_attempt = ?, last_error = ?, next_hop = ?, updated = ?,"
-	        " delay_notified = max(delay_notified, ?)"
+	        "UPDATE recipients SET status = ?1, attempts = attempts + ?2,"
+	        /* a message suspended meanwhile stays suspended, unless
+	         * delivered or failed; the administrator's own changes
+	         * (attempts + 0) set what they set */
+	        " next_attempt = CASE WHEN ?1 = 0 AND ?2 = 1"
+	        " AND next_attempt < 0 THEN next_attempt ELSE ?3 END,"
+	        " last_error = ?4, next_hop = ?5, updated = ?6,"
+	        " delay_notified = max(delay_notified, ?7)"
 	        /* a message removed meanwhile stays removed */
-	        " WHERE id = ? AND status = 0",
+	        " WHERE id = ?8 AND status = 0",
 	        -1, &sp->upd_rcpt, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "DELETE FROM messages WHERE received < ? AND NOT EXISTS"
@@ -598,7 +684,13 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	    sqlite3_prepare_v2(sp->reader,
 	        "SELECT queue_id, sender, envid, ret, body_type, smtputf8,"
 	        " received, body, helo, client FROM messages WHERE id = ?",
-	        -1, &sp->sel_load, NULL) != SQLITE_OK) {
+	        -1, &sp->sel_load, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sp->reader,
+	        "SELECT queue_id, message_id, subject, sender, client, helo,"
+	        " connector, auth_as, size, received,"
+	        " (SELECT count(*) FROM recipients r WHERE r.message_id = m.id)"
+	        " FROM messages m WHERE id = ?",
+	        -1, &sp->sel_info, NULL) != SQLITE_OK) {
 		*why = "cannot prepare statements";
 		goto fail;
 	}
@@ -693,6 +785,8 @@ spool_item_new(const struct spool_msg *msg)
 	it->helo = spool_strdup(msg->helo);
 	it->tls = spool_strdup(msg->tls);
 	it->auth_as = spool_strdup(msg->auth_as);
+	it->message_id = spool_strdup(msg->message_id);
+	it->subject = spool_strdup(msg->subject);
 	it->ret = msg->ret;
 	it->body_type = msg->body_type;
 	it->smtputf8 = msg->smtputf8;
@@ -720,7 +814,8 @@ spool_item_new(const struct spool_msg *msg)
 			}
 		}
 	}
-	if (it->queue_id == NULL || it->sender == NULL || it->rcpts == NULL) {
+	if (it->queue_id == NULL || it->sender == NULL || it->rcpts == NULL ||
+	    it->message_id == NULL || it->subject == NULL) {
 		spool_item_free(it);
 		return NULL;
 	}
@@ -806,13 +901,6 @@ int
 spool_retry(struct spool *sp, const char *next_hop, spool_done_fn fn, void *arg)
 {
 	return spool_admin_submit(sp, SPOOL_OP_RETRY, next_hop, fn, arg);
-}
-
-int
-spool_remove(
-    struct spool *sp, const char *queue_id, spool_done_fn fn, void *arg)
-{
-	return spool_admin_submit(sp, SPOOL_OP_REMOVE, queue_id, fn, arg);
 }
 
 int
@@ -955,35 +1043,96 @@ spool_purge(struct spool *sp, time_t before)
 	return spool_record(sp, &r, spool_purged, NULL);
 }
 
-int
-spool_foreach_pending(struct spool *sp,
-    int (*fn)(void *, const struct spool_pending *), void *arg)
+/* A text column, never NULL. */
+static const char *
+spool_text(sqlite3_stmt *q, int col)
 {
-	struct spool_pending pd;
+	const unsigned char *t = sqlite3_column_text(q, col);
+
+	return t != NULL ? (const char *)t : "";
+}
+
+int
+spool_info(struct spool *sp, int64_t message_id, struct spool_info *out)
+{
+	sqlite3_stmt *q = sp->sel_info;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	sqlite3_reset(q);
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)message_id);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		snprintf(out->queue_id, sizeof(out->queue_id), "%s",
+		    spool_text(q, 0));
+		snprintf(out->message_id, sizeof(out->message_id), "%s",
+		    spool_text(q, 1));
+		snprintf(
+		    out->subject, sizeof(out->subject), "%s", spool_text(q, 2));
+		snprintf(
+		    out->sender, sizeof(out->sender), "%s", spool_text(q, 3));
+		snprintf(
+		    out->client, sizeof(out->client), "%s", spool_text(q, 4));
+		snprintf(out->helo, sizeof(out->helo), "%s", spool_text(q, 5));
+		snprintf(out->connector, sizeof(out->connector), "%s",
+		    spool_text(q, 6));
+		snprintf(
+		    out->auth_as, sizeof(out->auth_as), "%s", spool_text(q, 7));
+		out->size = sqlite3_column_int64(q, 8);
+		out->received = (time_t)sqlite3_column_int64(q, 9);
+		out->nrcpts = (unsigned)sqlite3_column_int(q, 10);
+		rc = 0;
+	}
+	sqlite3_reset(q);
+	return rc;
+}
+
+int
+spool_foreach(struct spool *sp, const struct spool_select *sel,
+    int (*fn)(void *, const struct spool_row *), void *arg)
+{
+	char sql[1024];
+	struct spool_row row;
 	sqlite3_stmt *q;
 	int rc;
 
-	if (sqlite3_prepare_v2(sp->reader,
-	        "SELECT m.queue_id, m.sender, r.addr, r.last_error,"
-	        " r.next_attempt, m.received, r.attempts, m.size,"
-	        " r.rule_tls, r.rule_connector, r.rule_route"
-	        " FROM recipients r JOIN messages m ON m.id = r.message_id"
-	        " WHERE r.status = 0 ORDER BY m.id, r.rcpt_index",
-	        -1, &q, NULL) != SQLITE_OK)
+	snprintf(sql, sizeof(sql),
+	    "SELECT r.id, m.id, m.queue_id, m.sender, r.addr, r.last_error,"
+	    " r.next_attempt, m.received, r.attempts, m.size, r.status,"
+	    " r.next_hop, r.updated, m.message_id, m.subject, m.client,"
+	    " r.orcpt, r.notify, r.delay_notified,"
+	    " r.rule_tls, r.rule_connector, r.rule_route"
+	    " FROM recipients r JOIN messages m ON m.id = r.message_id"
+	    " WHERE %s%s ORDER BY m.id, r.rcpt_index",
+	    sel->finished ? "r.status IN (1, 2)" : "r.status = 0",
+	    sel->queue_id != NULL ? " AND m.queue_id = ?1" : "");
+	if (sqlite3_prepare_v2(sp->reader, sql, -1, &q, NULL) != SQLITE_OK)
 		return -1;
+	if (sel->queue_id != NULL)
+		sqlite3_bind_text(q, 1, sel->queue_id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		pd.queue_id = (const char *)sqlite3_column_text(q, 0);
-		pd.sender = (const char *)sqlite3_column_text(q, 1);
-		pd.addr = (const char *)sqlite3_column_text(q, 2);
-		pd.last_error = (const char *)sqlite3_column_text(q, 3);
-		pd.next_attempt = (time_t)sqlite3_column_int64(q, 4);
-		pd.received = (time_t)sqlite3_column_int64(q, 5);
-		pd.attempts = (unsigned)sqlite3_column_int(q, 6);
-		pd.size = sqlite3_column_int64(q, 7);
-		pd.rule_tls = (const char *)sqlite3_column_text(q, 8);
-		pd.rule_connector = (const char *)sqlite3_column_text(q, 9);
-		pd.rule_route = (const char *)sqlite3_column_text(q, 10);
-		if (fn(arg, &pd) != 0)
+		row.rcpt_id = sqlite3_column_int64(q, 0);
+		row.message_rowid = sqlite3_column_int64(q, 1);
+		row.queue_id = spool_text(q, 2);
+		row.sender = spool_text(q, 3);
+		row.addr = spool_text(q, 4);
+		row.last_error = spool_text(q, 5);
+		row.next_attempt = (time_t)sqlite3_column_int64(q, 6);
+		row.received = (time_t)sqlite3_column_int64(q, 7);
+		row.attempts = (unsigned)sqlite3_column_int(q, 8);
+		row.size = sqlite3_column_int64(q, 9);
+		row.status = sqlite3_column_int(q, 10);
+		row.next_hop = spool_text(q, 11);
+		row.updated = (time_t)sqlite3_column_int64(q, 12);
+		row.message_id = spool_text(q, 13);
+		row.subject = spool_text(q, 14);
+		row.client = spool_text(q, 15);
+		row.orcpt = spool_text(q, 16);
+		row.notify = (unsigned)sqlite3_column_int(q, 17);
+		row.delay_notified = sqlite3_column_int(q, 18);
+		row.rule_tls = spool_text(q, 19);
+		row.rule_connector = spool_text(q, 20);
+		row.rule_route = spool_text(q, 21);
+		if (fn(arg, &row) != 0)
 			break;
 	}
 	sqlite3_finalize(q);

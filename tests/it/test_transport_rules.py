@@ -47,8 +47,13 @@ def transact(s, rcpts, subject="hello", sender="alice@example.test",
         return c.reply()
 
 
+def crlf(raw):
+    """A Maildir message (LF line ends) in SMTP's CRLF form."""
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 def headers_of(raw):
-    return {k.lower(): v for k, v in split_headers(raw)}
+    return {k.lower(): v for k, v in split_headers(crlf(raw))}
 
 
 # --- Force TLS by rule ---------------------------------------------------
@@ -203,6 +208,51 @@ def test_scoped_connector_only_through_a_rule(tmp_path, pki):
             '"Legal via partner")' in out, out
 
 
+@pytest.mark.timeout_s(90)
+def test_rule_connector_gone_waits_in_unreachable(tmp_path, pki):
+    """A recipient a rule routes to a scoped connector that is disabled
+    waits in the Unreachable queue (4.4.3, source ROUTING), is never sent
+    by another route, and leaves at once when a reload enables the
+    connector again, long before its next retry."""
+    ctx = server_context(pki, "server")
+    slow = {"TransientFailureRetryInterval": "01:00:00",
+            "OutboundConnectionFailureRetryInterval": "01:00:00"}
+    scoped = SCOPED.replace("Fqdn = out.sluice.test\n",
+                            "Fqdn = out.sluice.test\nEnabled = {enabled}\n")
+    assert "{enabled}" in scoped
+    with FakeSmtp(capabilities=("PIPELINING",)) as internet, \
+            FakeSmtp(capabilities=("PIPELINING", "STARTTLS"),
+                     tls=ctx) as partner:
+        def conf(enabled):
+            return (smarthost(internet.port, name="Internet") +
+                    scoped.format(port=partner.port, enabled=enabled))
+
+        with running(tmp_path, conn=RELAY, transport=slow,
+                     raw_extra=conf("false")) as s:
+            qid = queue_id_of(transact(s, ["legal@fabrikam.test"],
+                                       "held").check(250))
+            defer = wait_for(lambda: [e for e in events(s, "DEFER")
+                                      if e["internal-message-id"] == qid])
+            assert defer[0]["source"] == "ROUTING"
+            assert defer[0]["recipient-status"].startswith("451 4.4.3 ")
+            assert 'transport rule "Legal via partner"' in \
+                defer[0]["recipient-status"]
+            assert "disabled" in defer[0]["recipient-status"]
+            q = ctl(s, "queue").stdout
+            assert re.search(r"^Unreachable\s.*\b1\b", q, re.M), q
+            m = ctl(s, "messages", "Unreachable").stdout
+            assert f"Unreachable\\{qid}" in m, m
+            assert internet.messages == [] and partner.messages == []
+
+            s.configure(conn=RELAY, transport=slow, raw_extra=conf("true"))
+            s.reload(settle=0)
+            (via_partner,) = partner.wait_messages(1, timeout=20)
+            assert via_partner.rcpts == ["legal@fabrikam.test"]
+            assert via_partner.tls
+            assert internet.messages == []
+            assert states(s)["legal@fabrikam.test"][0] == 1
+
+
 # --- actions ---------------------------------------------------------------
 
 ACTIONS = """
@@ -275,7 +325,7 @@ def test_reject_is_the_reply_and_nothing_is_stored(actions):
     assert "Unsolicited mail is not accepted" in r.text
     assert len(s.messages()) == before
     agent = [e for e in events(s, "AGENTINFO")
-             if "TransportRule 'Reject'" in e["status-text"]]
+             if "TransportRule 'Reject'" in e["recipient-status"]]
     assert len(agent) == 1
     assert agent[0]["recipient-address"] == "a@example.test;b@example.test"
 
@@ -287,7 +337,7 @@ def test_reject_of_some_recipients_is_an_ndr(actions):
     assert wait_for(lambda: mailbox(s, "ok"))
     assert wait_for(lambda: any(e["recipient-address"] ==
                                 "blocked@example.test" and
-                                e["message-id"] == qid
+                                e["internal-message-id"] == qid
                                 for e in events(s, "FAIL")))
     dsns = wait_for(lambda: [m for m in mailbox(s, "alice")
                              if qid.encode() in m and b"Undeliverable" in m])
@@ -300,11 +350,11 @@ def test_delete_accepts_and_drops(actions):
     before = len(s.messages())
     qid = queue_id_of(transact(s, ["c@example.test"], "delete-me").check(250))
     assert len(s.messages()) == before
-    fail = [e for e in events(s, "FAIL") if e["message-id"] == qid]
+    fail = [e for e in events(s, "FAIL") if e["internal-message-id"] == qid]
     assert len(fail) == 1 and "deleted by transport rule 'Delete'" in \
-        fail[0]["status-text"]
-    assert [e for e in events(s, "AGENTINFO") if e["message-id"] == qid]
-    assert [e for e in events(s, "RECEIVE") if e["message-id"] == qid]
+        fail[0]["recipient-status"]
+    assert [e for e in events(s, "AGENTINFO") if e["internal-message-id"] == qid]
+    assert [e for e in events(s, "RECEIVE") if e["internal-message-id"] == qid]
 
 
 def test_redirect_bcc_and_header_actions(actions):
@@ -322,10 +372,10 @@ def test_redirect_bcc_and_header_actions(actions):
         assert "x-secret" not in h
         assert h[HISTORY.decode().lower()] == b"Redirect; Bcc; Tag; After stop"
         # the blind copy's address is in no header
-        assert b"auditor@" not in raw.split(b"\r\n\r\n", 1)[0]
-    redirect = [e for e in events(s, "REDIRECT") if e["message-id"] == qid]
+        assert b"auditor@" not in crlf(raw).split(b"\r\n\r\n", 1)[0]
+    redirect = [e for e in events(s, "REDIRECT") if e["internal-message-id"] == qid]
     assert redirect[0]["recipient-address"] == "old@example.test"
-    assert "new@example.test" in redirect[0]["status-text"]
+    assert "new@example.test" in redirect[0]["recipient-status"]
 
 
 def test_stop_processing_and_split_by_header_action(actions):
@@ -345,10 +395,10 @@ def test_stop_processing_and_split_by_header_action(actions):
     assert ht["x-tag"] == b"tagged" and ht["x-after"] == b"yes"
     # three different header results: three stored messages, the split
     # visible in the tracking log
-    transfers = [e for e in events(s, "TRANSFER") if e["message-id"] == qid]
+    transfers = [e for e in events(s, "TRANSFER") if e["internal-message-id"] == qid]
     assert sorted(e["recipient-address"] for e in transfers) == \
         ["plain@example.test", "tag@example.test"]
-    ids = {re.search(r"bifurcated into (\w+)", e["status-text"]).group(1)
+    ids = {re.search(r"bifurcated into (\w+)", e["recipient-status"]).group(1)
            for e in transfers}
     assert len(ids) == 2 and qid not in ids
     stored = {m["queue_id"] for m in s.messages()}
@@ -361,11 +411,11 @@ def test_audit_changes_nothing(actions):
                                "watched").check(250))
     assert wait_for(lambda: [m for m in mailbox(s, "plain")
                              if b"Subject: watched" in m])
-    agent = [e for e in events(s, "AGENTINFO") if e["message-id"] == qid]
-    watch = [e for e in agent if "TransportRule 'Watch'" in e["status-text"]]
+    agent = [e for e in events(s, "AGENTINFO") if e["internal-message-id"] == qid]
+    watch = [e for e in agent if "TransportRule 'Watch'" in e["recipient-status"]]
     assert watch and "mode=Audit would: DeleteMessage" in \
-        watch[0]["status-text"]
-    assert not [e for e in events(s, "FAIL") if e["message-id"] == qid]
+        watch[0]["recipient-status"]
+    assert not [e for e in events(s, "FAIL") if e["internal-message-id"] == qid]
 
 
 # --- reload under load ---------------------------------------------------

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "conf/conf.h"
+#include "conf/conf_keys.h"
 
 static char dir[64];
 
@@ -130,6 +131,247 @@ test_ranges_and_bindings(void **state)
 	assert_int_equal(conf_parse_binding("::1:25", &bd, &why), -1);
 	assert_int_equal(conf_parse_binding("127.0.0.1:0", &bd, &why), -1);
 	assert_int_equal(conf_parse_binding("127.0.0.1", &bd, &why), -1);
+}
+
+/* SmartHosts items in every form: what is an address, what is a port. */
+static void
+test_smarthosts(void **state)
+{
+	static const struct {
+		const char *in;
+		int ok;
+		const char *host;
+		unsigned port;
+		int literal;
+	} cases[] = {
+	    {"relay.contoso.com", 1, "relay.contoso.com", 0, 0},
+	    {"relay.contoso.com:587", 1, "relay.contoso.com", 587, 0},
+	    {"10.10.10.1", 1, "10.10.10.1", 0, 1},
+	    {"10.10.10.1:2525", 1, "10.10.10.1", 2525, 1},
+	    {"[10.10.10.1]", 1, "10.10.10.1", 0, 1},
+	    {"[10.10.10.1]:2525", 1, "10.10.10.1", 2525, 1},
+	    {"::1", 1, "::1", 0, 1},
+	    {"2001:db8::1", 1, "2001:db8::1", 0, 1},
+	    {"[::1]:2525", 1, "::1", 2525, 1},
+	    {"[2001:db8::1]", 1, "2001:db8::1", 0, 1},
+	    {"[IPv6:2001:db8::1]:25", 1, "2001:db8::1", 25, 1},
+	    {"localhost", 1, "localhost", 0, 0},
+	    {"10.10.10.256", 0, NULL, 0, 0},
+	    {"10.10.10", 0, NULL, 0, 0},
+	    {"[relay.contoso.com]", 0, NULL, 0, 0},
+	    {"[10.10.10.1", 0, NULL, 0, 0},
+	    {"[10.10.10.1]x", 0, NULL, 0, 0},
+	    {"2001:db8::g", 0, NULL, 0, 0},
+	    {"10.10.10.1:0", 0, NULL, 0, 0},
+	    {"10.10.10.1:65536", 0, NULL, 0, 0},
+	    {"relay.contoso.com:", 0, NULL, 0, 0},
+	    {"relay_contoso.com", 0, NULL, 0, 0},
+	    {"-relay.contoso.com", 0, NULL, 0, 0},
+	    {"RequireTLS = true", 0, NULL, 0, 0},
+	    {"", 0, NULL, 0, 0},
+	};
+	char host[300];
+	unsigned short port;
+	int literal;
+	const char *why;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = conf_parse_smarthost(
+		    cases[i].in, host, sizeof(host), &port, &literal, &why);
+
+		if (rc != (cases[i].ok ? 0 : -1))
+			fail_msg("%s: got %d", cases[i].in, rc);
+		if (!cases[i].ok)
+			continue;
+		assert_string_equal(host, cases[i].host);
+		assert_int_equal(port, cases[i].port);
+		assert_int_equal(literal, cases[i].literal);
+	}
+}
+
+/* Host names for Fqdn and smart hosts. */
+static void
+test_hostnames(void **state)
+{
+	static const struct {
+		const char *name;
+		int ok;
+	} cases[] = {
+	    {"mx.contoso.com", 1},
+	    {"localhost", 1},
+	    {"MX-1.Contoso.COM", 1},
+	    {"a.b-c.d", 1},
+	    {"not a hostname!", 0},
+	    {"", 0},
+	    {"mx..contoso.com", 0},
+	    {".contoso.com", 0},
+	    {"mx.contoso.com.", 0},
+	    {"-mx.contoso.com", 0},
+	    {"mx-.contoso.com", 0},
+	    {"mx_1.contoso.com", 0},
+	    {"192.0.2.1", 0},
+	    {"mx.123", 0},
+	    {"*.contoso.com", 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (conf_valid_hostname(cases[i].name) != cases[i].ok)
+			fail_msg("%s: expected %d", cases[i].name, cases[i].ok);
+}
+
+/* "did you mean": close typos only. */
+static void
+test_suggestions(void **state)
+{
+	static const char *const names[] = {"RequireTLS", "MaxMessageSize",
+	    "Fqdn", "Enabled", "TlsDomain", "DomainSecureEnabled"};
+	static const struct {
+		const char *word, *want;
+	} cases[] = {
+	    {"RequireTSL", "RequireTLS"},
+	    {"requiretls", "RequireTLS"},
+	    {"RequireTL", "RequireTLS"},
+	    {"MaxMesageSize", "MaxMessageSize"},
+	    {"Fqnd", "Fqdn"},
+	    {"Enabeld", "Enabled"},
+	    {"TlsDomian", "TlsDomain"},
+	    {"Frobnicate", NULL},
+	    {"Port", NULL},
+	    {"RequireSSL", "RequireTLS"},
+	    {"RequireAuth", NULL},
+	    {"xy", NULL},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *got = conf_suggest(
+		    cases[i].word, names, sizeof(names) / sizeof(names[0]));
+
+		if (cases[i].want == NULL
+		        ? got != NULL
+		        : got == NULL || strcmp(got, cases[i].want) != 0)
+			fail_msg("%s: got %s, want %s", cases[i].word,
+			    got ? got : "(none)",
+			    cases[i].want ? cases[i].want : "(none)");
+	}
+}
+
+/*
+ * Shadowed receive connectors: a warning naming the line of the second
+ * connector's RemoteIPRanges, or none.  Each case is two connectors.
+ */
+static void
+test_shadow_warnings(void **state)
+{
+	static const struct {
+		const char *a_bind, *a_ranges, *b_bind, *b_ranges, *b_extra;
+		int warn;
+	} cases[] = {
+	    /* issue 11: the second loses every IPv4 client */
+	    {"127.0.0.1:25", "0.0.0.0/0", "127.0.0.1:25", "0.0.0.0/0, ::/0", "",
+	        1},
+	    /* a narrower range winning is the point */
+	    {"127.0.0.1:25", "0.0.0.0/0", "127.0.0.1:25", "10.0.0.0/8", "", 0},
+	    {"127.0.0.1:25", "10.0.0.0/8", "127.0.0.1:25", "0.0.0.0/0", "", 0},
+	    /* equal size, but no common client */
+	    {"127.0.0.1:25", "10.0.0.0/8", "127.0.0.1:25", "11.0.0.0/8", "", 0},
+	    /* equal size, partly common: ranges a-b */
+	    {"127.0.0.1:25", "10.0.0.0-10.0.0.200", "127.0.0.1:25",
+	        "10.0.0.100-10.0.0.255", "", 1},
+	    /* another port, another family */
+	    {"127.0.0.1:25", "0.0.0.0/0", "127.0.0.1:26", "0.0.0.0/0", "", 0},
+	    {"127.0.0.1:25", "::/0", "[::1]:25", "::/0", "", 0},
+	    /* wildcard beside explicit: explicit wins the tie by rule */
+	    {"0.0.0.0:25", "0.0.0.0/0", "127.0.0.1:25", "0.0.0.0/0, 10.0.0.1",
+	        "", 0},
+	    /* both wildcards */
+	    {"0.0.0.0:25", "0.0.0.0/0", "0.0.0.0:25", "0.0.0.0/0, ::1", "", 1},
+	    /* IPv6 clients tie on an IPv6 endpoint */
+	    {"[::1]:25", "::/0", "[::1]:25", "::/0, 10.0.0.0/8", "", 1},
+	    /* ::/0 is wider than 0.0.0.0/0 for IPv4 clients: no tie */
+	    {"127.0.0.1:25", "0.0.0.0/0", "127.0.0.1:25", "::/0", "", 0},
+	    /* a disabled connector serves nobody */
+	    {"127.0.0.1:25", "0.0.0.0/0", "127.0.0.1:25", "0.0.0.0/0, ::/0",
+	        "Enabled = false\n", 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[512], err[1024];
+		struct conf *c;
+		const char *w;
+
+		snprintf(text, sizeof(text),
+		    "[ReceiveConnector a]\nBindings = %s\nRemoteIPRanges = %s\n"
+		    "[ReceiveConnector b]\nBindings = %s\nRemoteIPRanges = %s\n"
+		    "%s",
+		    cases[i].a_bind, cases[i].a_ranges, cases[i].b_bind,
+		    cases[i].b_ranges, cases[i].b_extra);
+		c = load(text, err, sizeof(err));
+		if (c == NULL)
+			fail_msg("case %zu refused: %s", i, err);
+		w = c->warnings != NULL ? c->warnings : "";
+		if (cases[i].warn &&
+		    (strstr(w, "t.conf:6: warning: receive connector \"b\" is "
+		               "shadowed by \"a\"") == NULL))
+			fail_msg("case %zu: no warning in \"%s\"", i, w);
+		if (!cases[i].warn && w[0] != '\0')
+			fail_msg("case %zu: unexpected \"%s\"", i, w);
+		conf_free(c);
+	}
+}
+
+/* Messages that say what to edit, and the rules added for issue 11. */
+static void
+test_messages(void **state)
+{
+	char err[1024];
+	struct conf *c;
+
+	(void)state;
+	expect_error("[SendConnector s]\nAddressSpaces = *\n"
+	             "DNSRoutingEnabled = false\nSmartHosts = relay.example,\n"
+	             "  RequireTLS = true\n",
+	    5,
+	    "\"RequireTLS = ...\" is indented, so it continues SmartHosts "
+	    "(line 4)");
+	expect_error("[ReceiveConnector r]\nBindings = 127.0.0.1:25\n"
+	             "RequireTSL = true\n",
+	    3, "(did you mean RequireTLS?)");
+	expect_error("[ReceiveConnector r]\nBindings = 127.0.0.1:25\n"
+	             "TlsDomain = x.example\n",
+	    3, "(TlsDomain is a key of [SendConnector])");
+	expect_error(
+	    "[SendConector s]\n", 1, "(did you mean [SendConnector]?)");
+	expect_error("[ReceiveConnector r]\nBindings = 127.0.0.1:25\n"
+	             "RemoteIPRanges = 10.0.0.0/8, 10.0.0.0/99, ::1\n",
+	    3, "bad CIDR prefix length: \"10.0.0.0/99\"");
+	expect_error("[ReceiveConnector r]\nBindings = 127.0.0.1:25\n"
+	             "RemoteIPRanges = \"10.0.0.0/8,\"::1\"\n",
+	    3, "unbalanced double quote");
+	expect_error("[SendConnector s]\nAddressSpaces = *\n"
+	             "RequireTLS = true\nTlsAuthLevel = EncryptionOnly\n"
+	             "TlsDomain = contoso.com\n",
+	    5, "TlsDomain is used only with TlsAuthLevel = DomainValidation");
+	expect_error("[ReceiveConnector r]\nBindings = 127.0.0.1:25\n"
+	             "RequireTLS = true\n",
+	    3, "RequireTLS = true needs a certificate");
+	expect_error("[ReceiveConnector r]\nBindings = 127.0.0.1:25\n"
+	             "Fqdn = not a hostname!\n",
+	    3, "not a host name");
+	c = load("[ReceiveConnector r]\nBindings = 127.0.0.1:25\n"
+	         "RemoteIPRanges = \"127.0.0.0/8\",\"10.0.0.0/8\"\n"
+	         "Enabled = $false\n",
+	    err, sizeof(err));
+	if (c == NULL)
+		fail_msg("refused: %s", err);
+	assert_int_equal(c->receive_connectors[0].nremote_ranges, 2);
+	assert_string_equal(
+	    c->receive_connectors[0].remote_ranges[1].text, "10.0.0.0/8");
+	assert_int_equal(c->receive_connectors[0].enabled, 0);
+	conf_free(c);
 }
 
 static void
@@ -303,6 +545,11 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_ranges_and_bindings),
+	    cmocka_unit_test(test_smarthosts),
+	    cmocka_unit_test(test_hostnames),
+	    cmocka_unit_test(test_suggestions),
+	    cmocka_unit_test(test_shadow_warnings),
+	    cmocka_unit_test(test_messages),
 	    cmocka_unit_test(test_defaults_and_paths),
 	    cmocka_unit_test(test_syntax_errors),
 	    cmocka_unit_test(test_validation_rules),

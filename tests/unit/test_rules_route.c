@@ -1,9 +1,9 @@
 /*
  * test_rules_route.c - routing with what transport rules decided
- * (src/route/route.c: route_recipient, route_tls_floor, the queue names
- * and TLS policy text): a scoped connector only through a rule, local
- * delivery never overridden, a missing connector waits, the TLS floor
- * only where it raises the connector's policy.
+ * (src/route/route.c: route_recipient, the queue names and TLS policy
+ * text, with tls_policy.c deciding the policy): a scoped connector only through
+ * a rule, local delivery never overridden, a missing connector waits, the TLS
+ * floor only where it raises the connector's policy.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,35 +127,44 @@ test_route_recipient(void **state)
 	}
 }
 
+/*
+ * The rule's requirement is an input of the TLS policy (tls_policy.c),
+ * the one the SMTP client decides per next hop: at least EncryptionOnly,
+ * IgnoreSTARTTLS giving way, a stricter level and Domain Security kept.
+ */
 static void
 test_tls_floor_and_policy(void **state)
 {
 	struct route_rules rr = {"Force TLS", NULL, NULL};
-	struct conf_send_connector out;
 	struct route r;
 	char policy[768];
 
 	(void)state;
 	route_recipient(conf, "fabrikam.example", &rr, &r);
-	route_tls_floor(r.connector, &out);
-	assert_true(out.require_tls);
-	assert_false(out.ignore_starttls);
-	assert_int_equal(out.tls_auth_level, TLS_AUTH_ENCRYPTION_ONLY);
-	assert_string_equal(out.name, "Internet");
+	assert_string_equal(r.connector->name, "Internet");
+	assert_int_equal(r.tls.level, TLS_POLICY_ENCRYPT);
+	assert_int_equal(r.tls.source, TLS_SOURCE_TRANSPORT_RULE);
+	assert_true(tls_policy_required(&r.tls));
+	assert_string_equal(tls_policy_name(&r.tls), "EncryptionOnly");
 	route_tls_policy(&r, policy, sizeof(policy));
 	assert_non_null(strstr(policy, "RequireTLS by transport rule "
 	                               "\"Force TLS\""));
-	/* a stricter level stays */
-	route_tls_floor(conf_send_connector(conf, "Strict"), &out);
-	assert_int_equal(out.tls_auth_level, TLS_AUTH_DOMAIN_VALIDATION);
+	/* a stricter level stays, and the rule is named beside it */
 	route_recipient(conf, "strict.example", &rr, &r);
+	assert_int_equal(r.tls.level, TLS_POLICY_DOMAIN);
+	assert_int_equal(r.tls.source, TLS_SOURCE_CONNECTOR);
 	route_tls_policy(&r, policy, sizeof(policy));
 	assert_non_null(strstr(policy, "DomainValidation"));
 	assert_non_null(
 	    strstr(policy, "(transport rule \"Force TLS\" requires TLS too)"));
+	/* Domain Security too */
+	route_recipient(conf, "partner.example", &rr, &r);
+	assert_int_equal(r.tls.level, TLS_POLICY_DOMAIN_SECURE);
+	assert_false(r.tls_floor);
 	/* without rules: as route_domain */
 	route_recipient(conf, "fabrikam.example", NULL, &r);
 	assert_string_equal(r.connector->name, "Internet");
+	assert_int_equal(r.tls.level, TLS_POLICY_NONE);
 	assert_null(r.tls_rule);
 }
 

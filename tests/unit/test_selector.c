@@ -1,7 +1,8 @@
 /*
  * test_selector.c - receive connector selection (src/server/selector.c),
  * Exchange's rule as a table: binding first, then the narrowest
- * RemoteIPRanges entry, then an explicit binding over a wildcard.
+ * RemoteIPRanges entry, then an explicit binding over a wildcard;
+ * disabled connectors (Enabled = false) are never picked.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,6 +23,7 @@ struct rc_spec {
 	const char *name;
 	const char *bindings[3];
 	const char *ranges[3];
+	int disabled;
 };
 
 static struct conf_receive_connector rcs[MAXC];
@@ -38,6 +40,7 @@ build(const struct rc_spec *spec, size_t n)
 	memset(rcs, 0, sizeof(rcs));
 	for (size_t i = 0; i < n; i++) {
 		rcs[i].name = (char *)(uintptr_t)spec[i].name;
+		rcs[i].enabled = !spec[i].disabled;
 		for (size_t j = 0; j < 3 && spec[i].bindings[j] != NULL; j++) {
 			assert_int_equal(conf_parse_binding(spec[i].bindings[j],
 			                     &bind_store[i][j], &why),
@@ -94,10 +97,10 @@ static void
 test_most_specific_range(void **state)
 {
 	static const struct rc_spec spec[] = {
-	    {"Default", {"0.0.0.0:25", "[::]:25"}, {"0.0.0.0/0", "::/0"}},
-	    {"Partner", {"0.0.0.0:25"}, {"192.0.2.0/24"}},
-	    {"App", {"0.0.0.0:25"}, {"192.0.2.10"}},
-	    {"Submission", {"0.0.0.0:587"}, {"0.0.0.0/0"}},
+	    {"Default", {"0.0.0.0:25", "[::]:25"}, {"0.0.0.0/0", "::/0"}, 0},
+	    {"Partner", {"0.0.0.0:25"}, {"192.0.2.0/24"}, 0},
+	    {"App", {"0.0.0.0:25"}, {"192.0.2.10"}, 0},
+	    {"Submission", {"0.0.0.0:587"}, {"0.0.0.0/0"}, 0},
 	};
 	struct conf c = build(spec, 4);
 
@@ -119,8 +122,8 @@ static void
 test_explicit_binding_wins_tie(void **state)
 {
 	static const struct rc_spec spec[] = {
-	    {"Wild", {"0.0.0.0:25"}, {"0.0.0.0/0"}},
-	    {"Explicit", {"10.0.0.1:25"}, {"0.0.0.0/0"}},
+	    {"Wild", {"0.0.0.0:25"}, {"0.0.0.0/0"}, 0},
+	    {"Explicit", {"10.0.0.1:25"}, {"0.0.0.0/0"}, 0},
 	};
 	struct conf c = build(spec, 2);
 
@@ -133,8 +136,8 @@ static void
 test_ranges(void **state)
 {
 	static const struct rc_spec spec[] = {
-	    {"Range", {"127.0.0.1:25"}, {"127.0.0.10-127.0.0.20"}},
-	    {"V6", {"[::1]:25"}, {"2001:db8::/32"}},
+	    {"Range", {"127.0.0.1:25"}, {"127.0.0.10-127.0.0.20"}, 0},
+	    {"V6", {"[::1]:25"}, {"2001:db8::/32"}, 0},
 	};
 	struct conf c = build(spec, 2);
 
@@ -145,6 +148,21 @@ test_ranges(void **state)
 	assert_string_equal(pick(&c, "::1", 25, "2001:db9::5"), "(none)");
 }
 
+static void
+test_disabled_never_picked(void **state)
+{
+	static const struct rc_spec spec[] = {
+	    {"Default", {"0.0.0.0:25"}, {"0.0.0.0/0"}, 0},
+	    {"Partner", {"0.0.0.0:25"}, {"192.0.2.0/24"}, 1},
+	    {"Off", {"0.0.0.0:2525"}, {"0.0.0.0/0"}, 1},
+	};
+	struct conf c = build(spec, 3);
+
+	(void)state;
+	assert_string_equal(pick(&c, "10.0.0.1", 25, "192.0.2.77"), "Default");
+	assert_string_equal(pick(&c, "10.0.0.1", 2525, "192.0.2.77"), "(none)");
+}
+
 int
 main(void)
 {
@@ -152,6 +170,7 @@ main(void)
 	    cmocka_unit_test(test_most_specific_range),
 	    cmocka_unit_test(test_explicit_binding_wins_tie),
 	    cmocka_unit_test(test_ranges),
+	    cmocka_unit_test(test_disabled_never_picked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
