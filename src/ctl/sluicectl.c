@@ -35,8 +35,9 @@ static const struct ctl_command ctl_commands[] = {
     {"reload", "", "reload the configuration and show what changed", ctl_reload,
         "Make the running daemon load its configuration file again, as "
         "SIGHUP does, and print what changed: [Transport] and every "
-        "certificate, accepted domain and connector added, removed or "
-        "changed, with the keys that changed. Open sessions finish under "
+        "certificate, accepted domain, connector and transport rule added, "
+        "removed or changed, with the keys that changed. Open sessions "
+        "finish under "
         "the configuration they started with. A file with errors is "
         "refused: its errors are printed as FILE:LINE: reason, the running "
         "configuration stays in force, and the exit status is 1.",
