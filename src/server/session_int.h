@@ -181,12 +181,14 @@ void session_finish(struct session *);
 /* RECEIVE rows of the envelope recipients (message tracking). */
 void session_track_receive(struct session *);
 /*
- * What every tracking row of the message being received says of it;
- * msgid and subject are the caller's, of SPOOL_HEADER_MAX + 1 bytes.
+ * The Message-ID (ours when it has none) and Subject of the message being
+ * received, into buffers of SPOOL_HEADER_MAX + 1 bytes.
  */
+void session_header_facts(struct session *, char *msgid, char *subject);
+/* What every tracking row of that message says of it (m borrows). */
 struct track_msg;
-void session_track_msg(
-    struct session *, struct track_msg *, char *msgid, char *subject);
+void session_track_msg(struct session *, struct track_msg *, const char *msgid,
+    const char *subject);
 
 /* session_rules.c: transport rules at the end of data */
 struct spool_msg;

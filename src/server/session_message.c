@@ -150,7 +150,7 @@ session_content_start(struct session *s)
  * Exchange assigns one; the message itself is not changed) and the
  * Subject.
  */
-static void
+void
 session_header_facts(struct session *s, char *msgid, char *subject)
 {
 	const char *data = s->content.out.data;
@@ -165,10 +165,9 @@ session_header_facts(struct session *s, char *msgid, char *subject)
 }
 
 void
-session_track_msg(
-    struct session *s, struct track_msg *m, char *msgid, char *subject)
+session_track_msg(struct session *s, struct track_msg *m, const char *msgid,
+    const char *subject)
 {
-	session_header_facts(s, msgid, subject);
 	memset(m, 0, sizeof(*m));
 	m->internal_id = s->queue_id;
 	m->message_id = msgid;
@@ -198,6 +197,7 @@ session_track_receive(struct session *s)
 		    strcmp(s->auth_mech, "DomainSecure") == 0 ? "DomainSecure"
 		                                              : "inbound",
 		    s->tlsinfo.version, s->tlsinfo.cipher);
+	session_header_facts(s, msgid, subject);
 	session_track_msg(s, &m, msgid, subject);
 	tracklog_ip(s->local, local_ip, sizeof(local_ip));
 	/* How the client was accepted, in custom-data's S:name=value form. */

@@ -55,8 +55,7 @@ struct session_rules {
 	struct session_copy *copies;
 	size_t ncopies;
 	size_t charged; /* bytes of copies charged to the server */
-	/* what the tracking rows say of the message (track_ready: filled) */
-	int track_ready;
+	/* what the tracking rows say of the message */
 	struct track_msg track;
 	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
 };
@@ -105,10 +104,6 @@ session_rules_row(struct session *s, struct session_rules *sr,
 
 	if (s->srv->tracklog == NULL)
 		return;
-	if (!sr->track_ready) {
-		session_track_msg(s, &sr->track, sr->msgid, sr->subject);
-		sr->track_ready = 1;
-	}
 	memset(&ev, 0, sizeof(ev));
 	ev.event = event;
 	ev.source = "AGENT";
@@ -395,6 +390,10 @@ session_rules_apply(struct session *s, struct spool_msg *msg)
 	}
 	s->rules = sr;
 	sr->ref = server_conf_acquire(s->srv);
+	/* the header facts session_finish found, kept for the rows */
+	snprintf(sr->msgid, sizeof(sr->msgid), "%s", msg->message_id);
+	snprintf(sr->subject, sizeof(sr->subject), "%s", msg->subject);
+	session_track_msg(s, &sr->track, sr->msgid, sr->subject);
 	for (size_t i = 0; i < s->nrcpts; i++)
 		rcpts[i] = s->rcpts[i].addr;
 	memset(&m, 0, sizeof(m));

@@ -335,10 +335,12 @@ def test_reject_of_some_recipients_is_an_ndr(actions):
     qid = queue_id_of(transact(s, ["blocked@example.test", "ok@example.test"],
                                "partly refused").check(250))
     assert wait_for(lambda: mailbox(s, "ok"))
-    assert wait_for(lambda: any(e["recipient-address"] ==
-                                "blocked@example.test" and
-                                e["internal-message-id"] == qid
-                                for e in events(s, "FAIL")))
+    fail = wait_for(lambda: [e for e in events(s, "FAIL")
+                             if e["recipient-address"] ==
+                             "blocked@example.test" and
+                             e["internal-message-id"] == qid])
+    assert fail[0]["source"] == "AGENT"
+    assert fail[0]["recipient-status"].startswith("550 5.7.1 ")
     dsns = wait_for(lambda: [m for m in mailbox(s, "alice")
                              if qid.encode() in m and b"Undeliverable" in m])
     assert b"This mailbox does not take mail" in dsns[0]
@@ -353,8 +355,19 @@ def test_delete_accepts_and_drops(actions):
     fail = [e for e in events(s, "FAIL") if e["internal-message-id"] == qid]
     assert len(fail) == 1 and "deleted by transport rule 'Delete'" in \
         fail[0]["recipient-status"]
-    assert [e for e in events(s, "AGENTINFO") if e["internal-message-id"] == qid]
-    assert [e for e in events(s, "RECEIVE") if e["internal-message-id"] == qid]
+    (agent,) = [e for e in events(s, "AGENTINFO")
+                if e["internal-message-id"] == qid]
+    (receive,) = [e for e in events(s, "RECEIVE")
+                  if e["internal-message-id"] == qid]
+    # the rules' rows in Exchange's layout: source AGENT, the message's
+    # fields as on its RECEIVE row, no connection ends
+    for row in (agent, fail[0]):
+        assert row["source"] == "AGENT"
+        for field in ("message-id", "message-subject", "sender-address",
+                      "connector-id", "source-context", "total-bytes"):
+            assert row[field] == receive[field], field
+        assert row["client-ip"] == row["server-ip"] == ""
+    assert agent["message-subject"] == "delete-me"
 
 
 def test_redirect_bcc_and_header_actions(actions):
