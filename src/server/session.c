@@ -1330,9 +1330,8 @@ session_close(struct session *s, const char *why)
 		return;
 	}
 	session_plog(s, '-', why ? why : "", why ? strlen(why) : 0, NULL);
-	session_auth_abandon(s);
+	session_enter(s, SESSION_DEAD); /* abandons a password check too */
 	session_ptr_abandon(s);
-	s->state = SESSION_DEAD;
 	conn_pause(s->conn);
 	conn_set_deadline(s->conn, 0);
 	if (event_base_once(

@@ -3,6 +3,7 @@ sends at its edges (issue 10 items 12, 13 and 17): a half-closed client
 still gets every reply it is owed, TLS sessions end with close_notify and
 can then be resumed, and a TLS handshake on a STARTTLS port is named."""
 import contextlib
+import re
 import socket
 import ssl
 import subprocess
@@ -291,3 +292,41 @@ def test_refused_bdat_chunk_ends_with_fin_not_reset(tmp_path):
                 c.reply().check(552, "5.3.4")
                 # recv waits for the end: FIN reads as b"", RST raises.
                 assert c.sock.recv(100) == b"", "no clean end"
+
+
+# --- every end goes through the state machine (issue 13) ---------------------
+
+
+def session_transitions(s):
+    """session id -> the states it entered, from the daemon's debug log."""
+    seen = {}
+    for m in re.finditer(r"session (\w+): (\w+) -> (\w+)", s.stderr()):
+        seen.setdefault(m.group(1), [m.group(2)]).append(m.group(3))
+    return seen
+
+
+def test_every_session_ends_through_session_enter(tmp_path):
+    # session_enter() is the only way a session changes state, so its
+    # debug line names every transition, the last one to "dead" included,
+    # however the session ended: QUIT, the client leaving, a refused line.
+    with running(tmp_path, env={"SLUICE_DEBUG": "1"}) as s:
+        with s.client() as c:
+            c.ehlo()
+            c.quit()
+        with s.client() as c:
+            c.ehlo()
+        with s.client() as c:
+            c.send(b"NOOP\n")
+            c.reply().check(521, "5.5.2")
+            c.closed()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            seen = session_transitions(s)
+            if len(seen) >= 4 and all(v[-1] == "dead" for v in seen.values()):
+                break
+            time.sleep(0.05)
+        seen = session_transitions(s)
+    assert len(seen) >= 4, seen  # wait_ready's session and ours
+    for sid, states in seen.items():
+        assert states[-1] == "dead", (sid, states)
+        assert states.count("dead") == 1, (sid, states)
