@@ -46,6 +46,7 @@
 #include <unbound.h>
 
 #include "dns/resolver.h"
+#include "util/fnv.h"
 
 /* Queries in flight per resolver: bounds libunbound's memory and ours. */
 #define RESOLVER_QUERIES_MAX 1024
@@ -896,14 +897,13 @@ resolver_now(void)
 static struct resolver_ptr_cached *
 resolver_ptr_slot(struct resolver *r, int family, const unsigned char *a)
 {
-	unsigned h = 2166136261u; /* FNV-1a */
+	uint32_t h;
 
 	if (r->ptr_cache == NULL &&
 	    (r->ptr_cache = calloc(
 	         RESOLVER_PTR_CACHE_SIZE, sizeof(*r->ptr_cache))) == NULL)
 		return NULL;
-	for (size_t i = 0; i < (family == AF_INET6 ? 16u : 4u); i++)
-		h = (h ^ a[i]) * 16777619u;
+	h = fnv_32(FNV_32_INIT, a, family == AF_INET6 ? 16u : 4u);
 	return &r->ptr_cache[h % RESOLVER_PTR_CACHE_SIZE];
 }
 

@@ -10,7 +10,6 @@
  * started with (its send connector and TLS context live there), so a
  * reload never pulls a connector from under a delivery.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include "server/server.h"
 #include "spool/spool.h"
 #include "tls/tls_client.h"
+#include "util/fnv.h"
 #include "util/log.h"
 
 /* Resolved next hops are reused this long (no TTLs from the resolver). */
@@ -115,12 +115,7 @@ dq_msg_free(struct dq_msg *m)
 static unsigned
 dq_hash(const char *name)
 {
-	unsigned h = 2166136261u; /* FNV-1a over the lower-cased name */
-
-	for (; *name != '\0'; name++)
-		h = (h ^ (unsigned char)tolower((unsigned char)*name)) *
-		    16777619u;
-	return h % DQUEUE_BUCKETS;
+	return fnv_32_lower(name) % DQUEUE_BUCKETS;
 }
 
 static struct dq *

@@ -36,6 +36,7 @@
 #include "queue/dsn.h"
 #include "smtp/command.h"
 #include "util/buf.h"
+#include "util/fnv.h"
 
 /*
  * The original is returned in full only up to this size: a bounce is
@@ -823,17 +824,6 @@ out:
 	return rc;
 }
 
-/* FNV-1a, to make the boundary depend on the content it must avoid. */
-static uint32_t
-fnv(uint32_t h, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static int
 occurs(const struct buf *b, const char *needle)
 {
@@ -856,7 +846,7 @@ choose_boundary(char *out, size_t outsz, const struct dsn_msg *m,
 {
 	char qid[25];
 	size_t n = 0;
-	uint32_t h = 2166136261u;
+	uint32_t h = FNV_32_INIT; /* the boundary depends on the content */
 
 	for (const char *q = str(m->queue_id); *q != '\0' && n < 24; q++) {
 		unsigned char c = (unsigned char)*q;
@@ -867,7 +857,7 @@ choose_boundary(char *out, size_t outsz, const struct dsn_msg *m,
 	}
 	qid[n] = '\0';
 	for (size_t i = 0; i < nparts; i++)
-		h = fnv(h, parts[i]->data != NULL ? parts[i]->data : "",
+		h = fnv_32(h, parts[i]->data != NULL ? parts[i]->data : "",
 		    parts[i]->len);
 	for (uint32_t k = 0;; k++) {
 		int found = 0;

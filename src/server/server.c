@@ -28,6 +28,7 @@
 #include "server/server.h"
 #include "tls/tls_client.h"
 #include "tls/tls_store.h"
+#include "util/fnv.h"
 #include "util/log.h"
 
 #define SERVER_BUCKETS 4096
@@ -64,11 +65,7 @@ server_conf_release(struct conf_ref *ref)
 static unsigned
 server_hash(const char *key)
 {
-	unsigned h = 2166136261u; /* FNV-1a */
-
-	for (; *key != '\0'; key++)
-		h = (h ^ (unsigned char)*key) * 16777619u;
-	return h % SERVER_BUCKETS;
+	return fnv_32_str(key) % SERVER_BUCKETS;
 }
 
 static void
