@@ -36,7 +36,6 @@
  * again inside TLS.  Credentials are only sent inside TLS when TLS was
  * possible, and never without it under BasicAuthRequireTLS.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -55,6 +54,7 @@
 #include "tls/tls_client.h"
 #include "tls/tls_peer.h"
 #include "tls/tls_policy.h"
+#include "util/addr.h"
 #include "util/log.h"
 
 /* A connection attempt gets at most this long (the server may be gone). */
@@ -687,8 +687,7 @@ client_start_tls(struct smtp_client *c)
 
 	memset(&t, 0, sizeof(t));
 	t.host = client_hop(c)->host;
-	t.port =
-	    ntohs(((const struct sockaddr_in *)&client_hop(c)->addr)->sin_port);
+	t.port = addr_port((const struct sockaddr *)&client_hop(c)->addr);
 	t.cert_name = c->policy.cert_name;
 	t.domain_secure = c->policy.partner_trust;
 	if ((ssl = tls_client_ssl(c->p.tls, &t, c->p.certs, &why)) == NULL) {
@@ -1436,7 +1435,7 @@ client_connect(struct smtp_client *c)
 	    .host = h->host};
 	const char *why = NULL;
 
-	client_conn_endpoint(
+	addr_endpoint(
 	    (const struct sockaddr *)&h->addr, c->remote, sizeof(c->remote));
 	/* Unique across restarts, like the receive side's session ids. */
 	if (client_sessions == 0)

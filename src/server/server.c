@@ -28,6 +28,7 @@
 #include "server/server.h"
 #include "tls/tls_client.h"
 #include "tls/tls_store.h"
+#include "util/addr.h"
 #include "util/fnv.h"
 #include "util/log.h"
 
@@ -71,16 +72,9 @@ server_hash(const char *key)
 static void
 server_key_addr(const struct sockaddr *sa, char *key, size_t len)
 {
-	char ip[INET6_ADDRSTRLEN];
-	const struct sockaddr_in6 *s6 = (const void *)sa;
+	char ip[ADDR_TEXT_MAX];
 
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-		    ip, sizeof(ip));
-	else if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip, sizeof(ip));
-	else
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+	addr_ip(sa, ip, sizeof(ip));
 	snprintf(key, len, "a:%s", ip);
 }
 

@@ -20,7 +20,6 @@
  * - a session is never freed inside its own call chain: session_close()
  *   schedules the free for the next turn of the event loop.
  */
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,6 +52,7 @@
 #include "tls/tls_verify.h"
 
 #include <openssl/x509.h>
+#include "util/addr.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -1340,43 +1340,12 @@ session_close(struct session *s, const char *why)
 }
 
 static void
-session_format_endpoint(
-    const struct sockaddr *sa, char *ip, size_t iplen, char *out, size_t outlen)
-{
-	const void *addr;
-	int port;
-
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-
-		addr = &s6->sin6_addr;
-		port = ntohs(s6->sin6_port);
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip,
-			    (socklen_t)iplen);
-			snprintf(out, outlen, "%s:%d", ip, port);
-			return;
-		}
-		inet_ntop(AF_INET6, addr, ip, (socklen_t)iplen);
-		snprintf(out, outlen, "[%s]:%d", ip, port);
-	} else {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-		addr = &s4->sin_addr;
-		port = ntohs(s4->sin_port);
-		inet_ntop(AF_INET, addr, ip, (socklen_t)iplen);
-		snprintf(out, outlen, "%s:%d", ip, port);
-	}
-}
-
-static void
 session_begin(struct server *srv, struct conf_ref *cref,
     const struct conf_receive_connector *rc, int fd,
     const struct sockaddr *local, const struct sockaddr *remote,
     const struct session_local *who, const char *refuse)
 {
 	struct session *s;
-	char ip[48];
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
@@ -1397,10 +1366,9 @@ session_begin(struct server *srv, struct conf_ref *cref,
 	memcpy(&s->peer, remote,
 	    remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 	                                  : sizeof(struct sockaddr_in));
-	session_format_endpoint(
-	    local, ip, sizeof(ip), s->local, sizeof(s->local));
-	session_format_endpoint(remote, s->remote_ip, sizeof(s->remote_ip),
-	    s->remote, sizeof(s->remote));
+	addr_endpoint(local, s->local, sizeof(s->local));
+	addr_ip(remote, s->remote_ip, sizeof(s->remote_ip));
+	addr_endpoint(remote, s->remote, sizeof(s->remote));
 	if (who != NULL) {
 		s->is_local = 1;
 		s->local_uid = who->uid;
