@@ -147,34 +147,29 @@ outcome_facts(struct server *srv, int64_t message_id, const char *queue_id,
 		snprintf(in->queue_id, sizeof(in->queue_id), "%s",
 		    queue_id != NULL ? queue_id : "");
 	tracklog_ip(in->client, f->client_ip, sizeof(f->client_ip));
-	memset(&f->msg, 0, sizeof(f->msg));
-	f->msg.internal_id = in->queue_id;
-	f->msg.message_id = in->message_id;
-	f->msg.subject = in->subject;
-	f->msg.sender = in->sender;
-	f->msg.client_ip = f->client_ip;
-	/* Exchange's words: from inside the organisation, or not. */
-	f->msg.directionality =
-	    strcmp(in->auth_as, "Internal") == 0 ? "Originating" : "Incoming";
-	f->msg.size = in->size;
-	f->msg.rcpt_count = in->nrcpts;
+	f->msg = (struct track_msg){.internal_id = in->queue_id,
+	    .message_id = in->message_id,
+	    .subject = in->subject,
+	    .sender = in->sender,
+	    .client_ip = f->client_ip,
+	    .directionality = tracklog_directionality(in->auth_as),
+	    .size = in->size,
+	    .rcpt_count = in->nrcpts};
 }
 
 static void
 settle_track(struct settle *st, const struct settle_rcpt *r)
 {
-	struct track_event ev;
+	struct track_event ev = {.event = r->event,
+	    .source = st->source,
+	    .msg = st->facts != NULL ? &st->facts->msg : NULL,
+	    .recipient = r->addr,
+	    .status = r->status,
+	    .connector = st->connector,
+	    .tls = st->tls};
 
 	if (st->srv->tracklog == NULL)
 		return;
-	memset(&ev, 0, sizeof(ev));
-	ev.event = r->event;
-	ev.source = st->source;
-	ev.msg = st->facts != NULL ? &st->facts->msg : NULL;
-	ev.recipient = r->addr;
-	ev.status = r->status;
-	ev.connector = st->connector;
-	ev.tls = st->tls;
 	if (st->local) {
 		ev.server_hostname = outcome_fqdn(st->srv);
 	} else if (st->connector[0] != '\0') {
@@ -215,9 +210,8 @@ settle_track_notices(struct settle *st)
 	if (st->srv->tracklog == NULL)
 		return;
 	for (int slot = 0; slot < 4; slot++) {
-		struct track_event ev;
-		struct track_msg m;
 		char related[2048] = "";
+		struct track_msg m;
 		size_t n = 0;
 
 		if (!st->dsn_stored[slot])
@@ -233,24 +227,23 @@ settle_track_notices(struct settle *st)
 			    n ? ";" : "", st->rcpts[i].addr);
 			n += w > 0 ? (size_t)w : 0;
 		}
-		memset(&m, 0, sizeof(m));
-		m.internal_id = st->dsn_ids[slot];
-		m.message_id = st->dsn_msgids[slot];
-		m.subject = st->dsn_subjects[slot];
-		m.sender = "";
-		m.directionality = "Originating";
-		m.size = (int64_t)st->lens[slot];
-		m.rcpt_count = 1;
-		memset(&ev, 0, sizeof(ev));
-		ev.event = "DSN";
-		ev.source = "DSN";
-		ev.msg = &m;
-		ev.recipient = st->sender;
-		ev.status = kinds[slot];
-		ev.server_hostname = outcome_fqdn(st->srv);
-		ev.related = related;
-		ev.reference = st->queue_id;
-		tracklog_write(st->srv->tracklog, &ev);
+		/* the notice is ours: from the null sender, Originating */
+		m = (struct track_msg){.internal_id = st->dsn_ids[slot],
+		    .message_id = st->dsn_msgids[slot],
+		    .subject = st->dsn_subjects[slot],
+		    .sender = "",
+		    .directionality = "Originating",
+		    .size = (int64_t)st->lens[slot],
+		    .rcpt_count = 1};
+		tracklog_write(st->srv->tracklog,
+		    &(struct track_event){.event = "DSN",
+		        .source = "DSN",
+		        .msg = &m,
+		        .recipient = st->sender,
+		        .status = kinds[slot],
+		        .server_hostname = outcome_fqdn(st->srv),
+		        .related = related,
+		        .reference = st->queue_id});
 	}
 }
 

@@ -149,7 +149,6 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
 	int expired = !delivered && time(NULL) - j->received >=
 	                                (time_t)t->message_expiration_timeout;
 	struct outcome_facts *facts;
-	struct track_event ev;
 
 	qmgr_forget(q, j->rcpt_id);
 	if (!recorded) {
@@ -192,15 +191,15 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
 	    (facts = malloc(sizeof(*facts))) == NULL)
 		return;
 	outcome_facts(q->srv, j->message_id, j->queue_id, facts);
-	memset(&ev, 0, sizeof(ev));
-	ev.event = delivered ? "DELIVER" : "DEFER";
-	ev.source = "STOREDRIVER";
-	ev.msg = &facts->msg;
-	ev.recipient = j->addr;
-	ev.connector = "Maildir";
-	ev.server_hostname = outcome_fqdn(q->srv);
-	ev.status = delivered ? "250 2.0.0 Delivered to the mailbox" : error;
-	tracklog_write(q->srv->tracklog, &ev);
+	tracklog_write(q->srv->tracklog,
+	    &(struct track_event){.event = delivered ? "DELIVER" : "DEFER",
+	        .source = "STOREDRIVER",
+	        .msg = &facts->msg,
+	        .recipient = j->addr,
+	        .connector = "Maildir",
+	        .server_hostname = outcome_fqdn(q->srv),
+	        .status =
+	            delivered ? "250 2.0.0 Delivered to the mailbox" : error});
 	free(facts);
 }
 

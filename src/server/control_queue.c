@@ -619,18 +619,14 @@ cq_item_settled(struct cq_item *it, int ok)
 		qmgr_release_rcpt(srv->qmgr, it->rcpt_id, ok);
 	it->done = 1;
 	j->ok += ok != 0;
-	if (ok && j->op == CQ_REMOVE && srv->tracklog != NULL) {
-		struct track_event ev;
-
-		memset(&ev, 0, sizeof(ev));
-		ev.event = "FAIL";
-		ev.source = "ADMIN";
-		ev.msg = j->facts != NULL ? &j->facts->msg : NULL;
-		ev.recipient = it->addr;
-		ev.status = CQ_REMOVED;
-		ev.server_hostname = outcome_fqdn(srv);
-		tracklog_write(srv->tracklog, &ev);
-	}
+	if (ok && j->op == CQ_REMOVE)
+		tracklog_write(srv->tracklog,
+		    &(struct track_event){.event = "FAIL",
+		        .source = "ADMIN",
+		        .msg = j->facts != NULL ? &j->facts->msg : NULL,
+		        .recipient = it->addr,
+		        .status = CQ_REMOVED,
+		        .server_hostname = outcome_fqdn(srv)});
 	if (--j->outstanding == 0)
 		cq_job_done(j);
 }

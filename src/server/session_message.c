@@ -169,7 +169,6 @@ session_track_receive(struct session *s)
 {
 	char tls[160] = "tls=none", local_ip[64], custom[600];
 	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
-	struct track_event ev;
 	struct track_msg m;
 
 	if (s->srv->tracklog == NULL)
@@ -187,33 +186,29 @@ session_track_receive(struct session *s)
 	    "S:AuthAs=%s;S:AuthMechanism=%s%s%s%s%s", s->auth_as, s->auth_mech,
 	    s->auth_user[0] ? ";S:AuthUser=" : "", s->auth_user,
 	    s->auth_domain[0] ? ";S:AuthDomain=" : "", s->auth_domain);
-	memset(&m, 0, sizeof(m));
-	m.internal_id = s->queue_id;
-	m.message_id = msgid;
-	m.subject = subject;
-	m.sender = s->mail.path.addr;
-	m.client_ip = s->remote_ip;
-	m.directionality =
-	    strcmp(s->auth_as, "Internal") == 0 ? "Originating" : "Incoming";
-	m.size = (int64_t)s->content.out.len;
-	m.rcpt_count = (unsigned)s->nrcpts;
-	for (size_t i = 0; i < s->nrcpts; i++) {
-		memset(&ev, 0, sizeof(ev));
-		ev.event = "RECEIVE";
-		ev.source = "SMTP";
-		ev.msg = &m;
-		ev.recipient = s->rcpts[i].addr;
-		ev.status = "250 2.6.0 Queued mail for delivery";
-		ev.client_ip = s->remote_ip;
-		ev.client_hostname = s->helo;
-		ev.server_ip = local_ip;
-		ev.server_hostname = s->rc->fqdn;
-		ev.source_context = s->id;
-		ev.connector = s->rc->name;
-		ev.custom_data = custom;
-		ev.tls = tls;
-		tracklog_write(s->srv->tracklog, &ev);
-	}
+	m = (struct track_msg){.internal_id = s->queue_id,
+	    .message_id = msgid,
+	    .subject = subject,
+	    .sender = s->mail.path.addr,
+	    .client_ip = s->remote_ip,
+	    .directionality = tracklog_directionality(s->auth_as),
+	    .size = (int64_t)s->content.out.len,
+	    .rcpt_count = (unsigned)s->nrcpts};
+	for (size_t i = 0; i < s->nrcpts; i++)
+		tracklog_write(s->srv->tracklog,
+		    &(struct track_event){.event = "RECEIVE",
+		        .source = "SMTP",
+		        .msg = &m,
+		        .recipient = s->rcpts[i].addr,
+		        .status = "250 2.6.0 Queued mail for delivery",
+		        .client_ip = s->remote_ip,
+		        .client_hostname = s->helo,
+		        .server_ip = local_ip,
+		        .server_hostname = s->rc->fqdn,
+		        .source_context = s->id,
+		        .connector = s->rc->name,
+		        .custom_data = custom,
+		        .tls = tls});
 }
 
 static void
