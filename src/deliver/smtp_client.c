@@ -55,6 +55,7 @@
 #include "tls/tls_peer.h"
 #include "tls/tls_policy.h"
 #include "util/addr.h"
+#include "util/base64.h"
 #include "util/log.h"
 
 /* A connection attempt gets at most this long (the server may be gone). */
@@ -790,39 +791,6 @@ client_handshake_done(struct smtp_client *c, const char *error)
 
 /* --- AUTH ------------------------------------------------------------- */
 
-/*
- * Base64 (RFC 4648, padded) of AUTH's credentials into out, or "" when
- * out is too small.  Here rather than through OpenSSL's EVP_EncodeBlock
- * so that the protocol code stays free of OpenSSL.
- */
-static void
-client_auth_b64(const char *in, size_t len, char *out, size_t outlen)
-{
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                          "abcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = (const unsigned char *)in;
-	size_t o = 0;
-
-	if (outlen < 4 * ((len + 2) / 3) + 1) {
-		if (outlen > 0)
-			out[0] = '\0';
-		return;
-	}
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-
-		if (i + 1 < len)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		out[o++] = abc[(v >> 18) & 63];
-		out[o++] = abc[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? abc[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? abc[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
 static void
 client_enter_auth(struct smtp_client *c)
 {
@@ -841,7 +809,7 @@ client_enter_auth(struct smtp_client *c)
 		    c, LEAVE_DROP, "4.7.0", "credentials too long");
 		return;
 	}
-	client_auth_b64(raw, (size_t)n, b64, sizeof(b64));
+	base64_encode(raw, (size_t)n, b64, sizeof(b64));
 	snprintf(line, sizeof(line), "AUTH PLAIN %s", b64);
 	client_send(c, line);
 	explicit_bzero(raw, sizeof(raw));
@@ -876,8 +844,7 @@ client_enter_auth_user(struct smtp_client *c)
 {
 	char b64[400];
 
-	client_auth_b64(
-	    c->p.auth_user, strlen(c->p.auth_user), b64, sizeof(b64));
+	base64_encode(c->p.auth_user, strlen(c->p.auth_user), b64, sizeof(b64));
 	client_send(c, b64);
 	explicit_bzero(b64, sizeof(b64));
 }
@@ -897,8 +864,7 @@ client_enter_auth_pass(struct smtp_client *c)
 {
 	char b64[400];
 
-	client_auth_b64(
-	    c->p.auth_pass, strlen(c->p.auth_pass), b64, sizeof(b64));
+	base64_encode(c->p.auth_pass, strlen(c->p.auth_pass), b64, sizeof(b64));
 	client_send(c, b64);
 	explicit_bzero(b64, sizeof(b64));
 }

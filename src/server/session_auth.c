@@ -29,6 +29,7 @@
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/session_int.h"
+#include "util/base64.h"
 #include "util/log.h"
 
 #include <openssl/crypto.h>
@@ -187,7 +188,7 @@ session_auth_plain(struct session *s, const char *b64, size_t len)
 {
 	char buf[3 * SESSION_AUTH_MAX];
 	const char *authzid = buf, *user, *pass, *end;
-	int n = auth_base64_decode(b64, len, buf, sizeof(buf));
+	int n = base64_decode(b64, len, buf, sizeof(buf));
 
 	if (n < 0 || (user = memchr(buf, '\0', (size_t)n)) == NULL) {
 		session_auth_malformed(s, "PLAIN");
@@ -233,7 +234,7 @@ session_auth_line(struct session *s, const char *line, size_t len)
 		session_auth_plain(s, line, len);
 		break;
 	case AUTH_STEP_LOGIN_USER:
-		n = auth_base64_decode(
+		n = base64_decode(
 		    line, len, s->auth_login, sizeof(s->auth_login));
 		if (n <= 0 || strlen(s->auth_login) != (size_t)n) {
 			session_auth_malformed(s, "LOGIN");
@@ -243,7 +244,7 @@ session_auth_line(struct session *s, const char *line, size_t len)
 		session_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
 		break;
 	case AUTH_STEP_LOGIN_PASS:
-		n = auth_base64_decode(line, len, pass, sizeof(pass));
+		n = base64_decode(line, len, pass, sizeof(pass));
 		if (n <= 0 || strlen(pass) != (size_t)n) {
 			OPENSSL_cleanse(pass, sizeof(pass));
 			session_auth_malformed(s, "LOGIN");
@@ -299,7 +300,7 @@ session_cmd_auth(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	if (initial != NULL) {
-		n = auth_base64_decode(
+		n = base64_decode(
 		    initial, ilen, s->auth_login, sizeof(s->auth_login));
 		if (n <= 0 || strlen(s->auth_login) != (size_t)n) {
 			session_auth_malformed(s, "LOGIN");
