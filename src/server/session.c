@@ -1053,6 +1053,23 @@ session_arm_deadline(struct session *s)
 	conn_set_deadline(s->conn, d < cap ? d : cap);
 }
 
+/*
+ * Back to commands after a wait of the session's own (a commit, a
+ * password check): a draining daemon ends the session instead, since the
+ * client is between commands, where shutting down loses nothing.
+ */
+void
+session_resume(struct session *s)
+{
+	if (s->srv->draining) {
+		session_reply_close(
+		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
+		return;
+	}
+	s->phase_start = conn_now();
+	session_process(s);
+}
+
 void
 session_process(struct session *s)
 {

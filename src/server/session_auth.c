@@ -133,13 +133,7 @@ session_auth_checked(void *arg, int ok)
 	s->auth_login[0] = '\0';
 	if (s->state != SESSION_COMMAND)
 		return; /* too many errors: closing */
-	if (s->srv->draining) {
-		session_reply_close(
-		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
-		return;
-	}
-	s->phase_start = conn_now();
-	session_process(s);
+	session_resume(s);
 }
 
 /* Hand user and password to a worker; the session waits for the result. */

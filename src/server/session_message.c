@@ -238,13 +238,7 @@ session_committed(void *arg, int ok, const char *queue_id)
 	}
 	session_reset(s);
 	session_enter(s, SESSION_COMMAND);
-	if (s->srv->draining) {
-		session_reply_close(
-		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
-		return;
-	}
-	s->phase_start = conn_now();
-	session_process(s);
+	session_resume(s);
 }
 
 /* The whole message is in: validate, then hand it to the spool. */
