@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "conf/conf_keys.h"
+#include "util/hostname.h"
 
 #define T(f) offsetof(struct conf_transport, f)
 #define C(f) offsetof(struct conf_certificate, f)
@@ -662,7 +663,8 @@ conf_key_parse(const struct conf_key *k, void *obj, const char *value,
 		char **slot = FIELD(obj, k, char *);
 		char *s;
 
-		if (k->type == CT_HOSTNAME && !conf_valid_hostname(value)) {
+		if (k->type == CT_HOSTNAME &&
+		    !hostname_valid(value, HOSTNAME_STRICT)) {
 			*why = "not a host name (letters, digits and hyphens "
 			       "in dot-separated labels, e.g. mx.contoso.com)";
 			return -1;
