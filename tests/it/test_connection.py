@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness import make_message, queue_id_of, running
+from harness import make_message, queue_id_of, running, sluice_fixture
 
 SENDER = "a@sender.example"
 
@@ -21,12 +21,9 @@ def certs(pki):
             f"KeyFile = {pki}/server.key\n")
 
 
-@pytest.fixture(scope="module")
-def tls(pki, tmp_path_factory):
-    with running(tmp_path_factory.mktemp("conn"),
-                 conn={"AuthMechanism": "Tls", "TlsCertificateName": "mx"},
-                 raw_extra=certs(pki)) as s:
-        yield s
+tls = sluice_fixture(
+    "tls", lambda d, pki: {"raw_extra": certs(pki)},
+    conn={"AuthMechanism": "Tls", "TlsCertificateName": "mx"})
 
 
 def tls_ctx(**kw):

@@ -9,16 +9,13 @@ import time
 import pytest
 
 from harness import (FQDN, Client, dot_stuff, free_port, queue_id_of, running,
-                     split_headers)
+                     sluice_fixture, split_headers)
 from peers.unbound import Unbound
 
 SENDER = "a@sender.example"
 
 
-@pytest.fixture(scope="module")
-def hdr(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("headers")) as s:
-        yield s
+hdr = sluice_fixture("hdr")
 
 
 def send(c, raw, rcpts=("user@localhost",), hello="EHLO client.example"):

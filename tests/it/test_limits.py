@@ -7,18 +7,14 @@ import time
 
 import pytest
 
-from harness import ConnectionClosed, make_message, queue_id_of, running
+from harness import ConnectionClosed, make_message, queue_id_of, sluice_fixture
 
 SENDER = "a@sender.example"
 
 
-@pytest.fixture(scope="module")
-def limits(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("limits"),
-                 conn={"MaxMessageSize": 20000, "MaxHeaderSize": 2000,
-                       "MaxHopCount": 60, "MaxRecipientsPerMessage": 200}
-                 ) as s:
-        yield s
+limits = sluice_fixture(
+    "limits", conn={"MaxMessageSize": 20000, "MaxHeaderSize": 2000,
+                    "MaxHopCount": 60, "MaxRecipientsPerMessage": 200})
 
 
 def open_transaction(c, rcpts=("user@localhost",), mail_args=""):
@@ -211,11 +207,8 @@ def test_header_bomb_of_folded_lines(limits):
         c.cmd("NOOP").check(250)
 
 
-@pytest.fixture(scope="module")
-def hops_sluice(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("hops"),
-                 conn={"MaxHopCount": 60, "MaxHeaderSize": "256KB"}) as s:
-        yield s
+hops_sluice = sluice_fixture(
+    "hops_sluice", conn={"MaxHopCount": 60, "MaxHeaderSize": "256KB"})
 
 
 @pytest.mark.parametrize("hops,ok", [(59, True), (60, True), (61, False),
@@ -546,11 +539,7 @@ def test_protocol_errors_below_limit_keep_session(sluice_factory):
                        ehlo=False).check(250, "2.6.0")
 
 
-@pytest.fixture(scope="module")
-def tarpit(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("tarpit"),
-                 conn={"TarpitInterval": "1s"}) as s:
-        yield s
+tarpit = sluice_fixture("tarpit", conn={"TarpitInterval": "1s"})
 
 
 @pytest.mark.parametrize("line,code", [

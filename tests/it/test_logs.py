@@ -4,18 +4,13 @@ RECEIVE row per recipient with the queue id."""
 import re
 import time
 
-import pytest
-
-from harness import make_message, queue_id_of, running
+from harness import make_message, queue_id_of, sluice_fixture
 
 FIELDS = ("#Fields: date-time,connector-id,session-id,sequence-number,"
           "local-endpoint,remote-endpoint,event,data,context")
 
 
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("logs")) as s:
-        yield s
+logs = sluice_fixture("logs")
 
 
 def wait_rows(read, pred, timeout=5.0):

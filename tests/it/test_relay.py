@@ -9,15 +9,12 @@ import time
 
 import pytest
 
-from harness import make_message, queue_id_of, running
+from harness import make_message, queue_id_of, running, sluice_fixture
 
 SENDER = "a@sender.example"
 
 
-@pytest.fixture(scope="module")
-def anon(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("relay")) as s:
-        yield s
+anon = sluice_fixture("anon")
 
 
 @pytest.mark.parametrize("rcpt,code,enh", [
@@ -99,13 +96,10 @@ SELECTION_CONNECTORS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def selection(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("selection"),
-                 conn={"RemoteIPRanges": "0.0.0.0/0",
-                       "Banner": '"220 general.test general connector"'},
-                 connectors=SELECTION_CONNECTORS) as s:
-        yield s
+selection = sluice_fixture(
+    "selection", connectors=SELECTION_CONNECTORS,
+    conn={"RemoteIPRanges": "0.0.0.0/0",
+          "Banner": '"220 general.test general connector"'})
 
 
 @pytest.mark.parametrize("source,banner", [

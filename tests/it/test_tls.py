@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT, Client, ConnectionClosed, make_message, running
+from harness import (ROOT, Client, ConnectionClosed, make_message, running,
+                     sluice_fixture)
 
 SENDER = "a@sender.example"
 
@@ -43,17 +44,9 @@ def tls_conf(pki, **conn):
                            "TLSReceiveDomainSecureList": "partner.test"})
 
 
-@pytest.fixture(scope="module")
-def tls(pki, tmp_path_factory):
-    with running(tmp_path_factory.mktemp("tls"), **tls_conf(pki)) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def secure(pki, tmp_path_factory):
-    with running(tmp_path_factory.mktemp("secure"),
-                 **tls_conf(pki, DomainSecureEnabled="true")) as s:
-        yield s
+tls = sluice_fixture("tls", lambda d, pki: tls_conf(pki))
+secure = sluice_fixture(
+    "secure", lambda d, pki: tls_conf(pki, DomainSecureEnabled="true"))
 
 
 def client_ctx(pki=None, cert=None):
