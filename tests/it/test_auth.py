@@ -10,11 +10,10 @@ with warnings.catch_warnings():
 import re
 import select
 import subprocess
-import time
 
 import pytest
 
-from harness import Client, ipv6_available, running, sluice_fixture
+from harness import Client, eventually, ipv6_available, running, sluice_fixture
 from test_tls import certs, send_one, starttls
 
 USER, PASSWORD = "alice", "s3cret pass"
@@ -158,12 +157,12 @@ def test_auth_with_other_separator_is_not_logged(basic, sep):
         assert r.code in (500, 504), r  # bad separator; "\tPLAIN" mechanism
         assert secret[:8] not in r.text
         c.quit()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def session_rows():
         rows = [x for x in basic.protolog()[1] if len(x) > 7 and x[5] == me]
-        if any(x[6] == "-" for x in rows):
-            break
-        time.sleep(0.05)
+        return rows if any(x[6] == "-" for x in rows) else None
+
+    rows = eventually(session_rows, 5, "the session's end in the protocol log")
     auth = [x for x in rows if x[6] == "<" and x[7].upper().startswith("AUTH")]
     assert len(auth) == 1 and secret[:4] not in auth[0][7], auth
     assert auth[0][8] == "+ ***", auth

@@ -7,11 +7,11 @@ import re
 import socket
 import ssl
 import subprocess
-import time
 
 import pytest
 
-from harness import make_message, queue_id_of, running, sluice_fixture
+from harness import (eventually, make_message, queue_id_of, running,
+                     sluice_fixture)
 
 SENDER = "a@sender.example"
 
@@ -54,10 +54,7 @@ def received_rows(s, qid):
 
 
 def wait_received(s, qid, timeout=5):
-    deadline = time.monotonic() + timeout
-    while not received_rows(s, qid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return received_rows(s, qid)
+    return eventually(lambda: received_rows(s, qid), timeout)
 
 
 # --- half-close (10.12) -------------------------------------------------------
@@ -257,15 +254,14 @@ def test_implicit_tls_on_starttls_port_is_named(tls):
         r = c.reply()
         r.check(554, "5.5.0", "TLS handshake received")
         assert c.closed()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def named():
         _, rows = tls.protolog()
-        if sum("TLS handshake received where a command was expected" in
-               ",".join(r) for r in rows) >= 2:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("no protocol log line names the TLS handshake")
+        return rows if sum(
+            "TLS handshake received where a command was expected" in
+            ",".join(r) for r in rows) >= 2 else None
+
+    rows = eventually(named, 5, "a protocol log line naming the handshake")
     assert "implicit TLS on a STARTTLS port" in tls.stderr()
     assert "Bare CR or LF" not in ",".join(",".join(r) for r in rows)
 
@@ -316,12 +312,8 @@ def test_every_session_ends_through_session_enter(tmp_path):
             c.send(b"NOOP\n")
             c.reply().check(521, "5.5.2")
             c.closed()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            seen = session_transitions(s)
-            if len(seen) >= 4 and all(v[-1] == "dead" for v in seen.values()):
-                break
-            time.sleep(0.05)
+        eventually(lambda: len(session_transitions(s)) >= 4 and all(
+            v[-1] == "dead" for v in session_transitions(s).values()), 10)
         seen = session_transitions(s)
     assert len(seen) >= 4, seen  # wait_ready's session and ours
     for sid, states in seen.items():

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from harness import ConnectionClosed, make_message, queue_id_of, sluice_fixture
+from harness import (ConnectionClosed, eventually, make_message, queue_id_of,
+                     sluice_fixture)
 
 SENDER = "a@sender.example"
 
@@ -293,13 +294,16 @@ def test_1500_pipelined_recipients_within_limit(sluice_factory):
 def wait_for_greeting(s, code, source=None, timeout=5.0):
     """Connect until the greeting has the code (slots free up
     asynchronously after a client leaves)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        c = s.client(source=source)
-        if c.greeting.code == code or time.monotonic() > deadline:
-            return c
-        c.close()
-        time.sleep(0.1)
+    last = []
+
+    def greeted():
+        if last:
+            last.pop().close()
+        last.append(s.client(source=source))
+        return last[-1].greeting.code == code
+
+    eventually(greeted, timeout, step=0.1)
+    return last[-1]
 
 
 def test_max_inbound_connection(sluice_factory):
