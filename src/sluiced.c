@@ -606,6 +606,13 @@ sluiced_options(struct sluiced *d, int argc, char **argv)
 	return foreground;
 }
 
+/* New mail was stored: the queue manager looks for it at once. */
+static void
+sluiced_stored(void *arg)
+{
+	qmgr_wake(arg);
+}
+
 /* Where the diagnostic log goes until the daemon is ready. */
 static void
 sluiced_log_start(struct sluiced *d)
@@ -733,6 +740,8 @@ main(int argc, char **argv)
 		if ((d.qmgr = qmgr_start(&d.srv, db)) == NULL)
 			log_fatal("cannot start the queue manager");
 		d.srv.qmgr = d.qmgr;
+		d.srv.stored = sluiced_stored;
+		d.srv.stored_arg = d.qmgr;
 	}
 	if ((d.control = control_start(
 	         &d.srv, conf->transport.control_socket)) == NULL)

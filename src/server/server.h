@@ -48,6 +48,13 @@ struct server {
 	struct tracklog *tracklog;
 	struct protolog *sendlog; /* SmtpSend protocol log */
 	struct qmgr *qmgr; /* the delivery side, for the control socket */
+	/*
+	 * A message was stored (durable, acknowledged): the server's one
+	 * event for the delivery side, which sluiced wires to the queue
+	 * manager's wake-up; the server knows nothing of the queue.
+	 */
+	void (*stored)(void *arg);
+	void *stored_arg;
 	struct auth_pool *auth_pool; /* password checks; made on first AUTH */
 	struct listener *listeners;
 	struct session *sessions; /* every live session, for draining */

@@ -12,7 +12,6 @@
 
 #include "conf/conf.h"
 #include "log/tracklog.h"
-#include "queue/qmgr.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/session_int.h"
@@ -216,9 +215,9 @@ session_committed(void *arg, int ok, const char *queue_id)
 {
 	struct session *s = arg;
 
-	/* New mail: the queue manager looks at once, not at its next tick. */
-	if (ok && s->srv->qmgr != NULL)
-		qmgr_wake(s->srv->qmgr);
+	/* New mail: whoever delivers looks at once, not at its next tick. */
+	if (ok && s->srv->stored != NULL)
+		s->srv->stored(s->srv->stored_arg);
 	if (s->state == SESSION_DEAD) {
 		/* The client left while we committed; nothing to answer. */
 		session_close(s, NULL);
