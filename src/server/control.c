@@ -166,8 +166,8 @@ control_end(void *arg, const char *why)
 
 	(void)why;
 	conn_pause(c->conn);
-	event_base_once(
-	    c->ctl->srv->base, -1, EV_TIMEOUT, control_free_cb, c, NULL);
+	event_base_once(c->ctl->srv->daemon->base, -1, EV_TIMEOUT,
+	    control_free_cb, c, NULL);
 }
 
 static void
@@ -212,7 +212,8 @@ control_accept(struct evconnlistener *ev, evutil_socket_t fd,
 		return;
 	}
 	c->ctl = ctl;
-	if ((c->conn = conn_new(ctl->srv->base, fd, &control_ops, c)) == NULL) {
+	if ((c->conn = conn_new(ctl->srv->daemon->base, fd, &control_ops, c)) ==
+	    NULL) {
 		free(c);
 		return;
 	}
@@ -253,8 +254,8 @@ control_start(struct server *srv, const char *path)
 		goto fail;
 	}
 	umask(old);
-	ctl->ev = evconnlistener_new(
-	    srv->base, control_accept, ctl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	ctl->ev = evconnlistener_new(srv->daemon->base, control_accept, ctl,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (ctl->ev == NULL) {
 		close(fd);
 		goto fail;

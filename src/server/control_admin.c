@@ -104,13 +104,14 @@ control_admin_status(struct server *srv, struct buf *out)
 	    "OutboundConnections : %u\n",
 	    SLUICE_VERSION,
 	    h != NULL && h->conf_path != NULL ? h->conf_path
-	                                      : srv->conf->conf->path,
+	                                      : srv->daemon->conf->conf->path,
 	    loaded, started, uptime, (long)getpid(),
-	    pw != NULL ? pw->pw_name : "?", srv->draining ? "true" : "false",
-	    srv->nsessions, outbound);
+	    pw != NULL ? pw->pw_name : "?",
+	    srv->daemon->draining ? "true" : "false", srv->nsessions, outbound);
 	struct spool_select all = {0, NULL};
 
-	if (spool_foreach(srv->spool, &all, control_admin_count, &t) < 0) {
+	if (spool_foreach(srv->daemon->spool, &all, control_admin_count, &t) <
+	    0) {
 		buf_puts(out, "error: cannot read the queue\n");
 		return;
 	}

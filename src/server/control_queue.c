@@ -146,7 +146,7 @@ cq_find_queue(void *arg, const struct spool_row *row)
 static int
 cq_is_queue(struct control *ctl, const char *name)
 {
-	const struct conf *conf = ctl->srv->conf->conf;
+	const struct conf *conf = ctl->srv->daemon->conf->conf;
 	struct cq_find f = {conf, name, 0};
 	struct spool_select all = {0, NULL};
 	char err[8];
@@ -172,7 +172,7 @@ cq_is_queue(struct control *ctl, const char *name)
 		    strcasecmp(sc->name, name) == 0)
 			return 1;
 	}
-	spool_foreach(ctl->srv->spool, &all, cq_find_queue, &f);
+	spool_foreach(ctl->srv->daemon->spool, &all, cq_find_queue, &f);
 	return f.found;
 }
 
@@ -203,7 +203,8 @@ cq_collect(void *arg, const struct spool_row *p)
 	char id[300];
 	const char *type;
 
-	cq_queue_of(w->ctl->srv->conf->conf, p->addr, id, sizeof(id), &type);
+	cq_queue_of(
+	    w->ctl->srv->daemon->conf->conf, p->addr, id, sizeof(id), &type);
 	for (size_t i = 0; i < w->nqueues && q == NULL; i++)
 		if (strcmp(w->queues[i].identity, id) == 0)
 			q = &w->queues[i];
@@ -242,7 +243,7 @@ cq_queues(struct control *ctl, struct buf *out)
 		buf_puts(out, "error: out of memory\n");
 		return;
 	}
-	if (spool_foreach(ctl->srv->spool, &all, cq_collect, &w) < 0)
+	if (spool_foreach(ctl->srv->daemon->spool, &all, cq_collect, &w) < 0)
 		buf_puts(out, "error: cannot read the queue\n");
 	buf_printf(out, "%-32s %-27s %-9s %12s %-20s %s\n", "Identity",
 	    "DeliveryType", "Status", "MessageCount", "NextRetryTime",
@@ -323,7 +324,8 @@ cq_group_status(const struct cq_list *l, const struct cq_group *g)
 static void
 cq_list_flush(struct cq_list *l)
 {
-	const struct conf_transport *t = &l->ctl->srv->conf->conf->transport;
+	const struct conf_transport *t =
+	    &l->ctl->srv->daemon->conf->conf->transport;
 	char received[32], expires[32], when[32], ip[64];
 
 	tracklog_ip(l->client, ip, sizeof(ip));
@@ -392,7 +394,7 @@ cq_list_row(void *arg, const struct spool_row *row)
 	if (l->finished)
 		snprintf(queue, sizeof(queue), "%s", CQ_SAFETY_NET);
 	else
-		cq_queue_of(l->ctl->srv->conf->conf, row->addr, queue,
+		cq_queue_of(l->ctl->srv->daemon->conf->conf, row->addr, queue,
 		    sizeof(queue), &type);
 	for (size_t i = 0; i < l->ngroups && g == NULL; i++)
 		if (strcmp(l->groups[i].queue, queue) == 0)
@@ -476,7 +478,7 @@ cq_messages(
 	            strcasecmp(l.status, "Failed") == 0 ||
 	            strcasecmp(l.status, "PartiallyFailed") == 0));
 	sel.finished = l.finished;
-	if (spool_foreach(ctl->srv->spool, &sel, cq_list_row, &l) < 0)
+	if (spool_foreach(ctl->srv->daemon->spool, &sel, cq_list_row, &l) < 0)
 		buf_puts(out, "error: cannot read the queue\n");
 	else
 		cq_list_flush(&l);
@@ -538,8 +540,8 @@ cq_job_row(void *arg, const struct spool_row *row)
 	char queue[300];
 	const char *type;
 
-	cq_queue_of(
-	    j->c->ctl->srv->conf->conf, row->addr, queue, sizeof(queue), &type);
+	cq_queue_of(j->c->ctl->srv->daemon->conf->conf, row->addr, queue,
+	    sizeof(queue), &type);
 	if (j->id.queue[0] != '\0' && strcasecmp(queue, j->id.queue) != 0)
 		return 0;
 	j->matched++;
@@ -620,13 +622,13 @@ cq_item_settled(struct cq_item *it, int ok)
 	it->done = 1;
 	j->ok += ok != 0;
 	if (ok && j->op == CQ_REMOVE)
-		tracklog_write(srv->tracklog,
+		tracklog_write(srv->daemon->tracklog,
 		    &(struct track_event){.event = "FAIL",
 		        .source = "ADMIN",
 		        .msg = j->facts != NULL ? &j->facts->msg : NULL,
 		        .recipient = it->addr,
 		        .status = CQ_REMOVED,
-		        .server_hostname = outcome_fqdn(srv)});
+		        .server_hostname = outcome_fqdn(srv->daemon)});
 	if (--j->outstanding == 0)
 		cq_job_done(j);
 }
@@ -686,7 +688,7 @@ cq_remove_ndr(struct cq_job *j)
 	o.source = "ADMIN";
 	o.rcpts = rs;
 	o.nrcpts = j->n;
-	outcome_settle(srv, &o, cq_released, j);
+	outcome_settle(srv->daemon, &o, cq_released, j);
 	free(rs);
 }
 
@@ -715,7 +717,7 @@ cq_change(
 		return 0;
 	}
 	sel.queue_id = j->id.qid;
-	if (spool_foreach(srv->spool, &sel, cq_job_row, j) < 0) {
+	if (spool_foreach(srv->daemon->spool, &sel, cq_job_row, j) < 0) {
 		buf_puts(out, "error: cannot read the queue\n");
 		cq_job_free(j);
 		return 0;
@@ -751,7 +753,7 @@ cq_change(
 		    qmgr_hold_rcpt(srv->qmgr, j->items[i].rcpt_id);
 	j->outstanding = (unsigned)j->n;
 	if (op == CQ_REMOVE && (j->facts = malloc(sizeof(*j->facts))) != NULL)
-		outcome_facts(srv, j->rowid, j->id.qid, j->facts);
+		outcome_facts(srv->daemon, j->rowid, j->id.qid, j->facts);
 	if (op == CQ_REMOVE_NDR) {
 		cq_remove_ndr(j);
 		return 1;
@@ -782,7 +784,7 @@ cq_change(
 			r.error = CQ_REMOVED;
 			break;
 		}
-		if (spool_record(srv->spool, &r, cq_recorded, it) < 0)
+		if (spool_record(srv->daemon->spool, &r, cq_recorded, it) < 0)
 			cq_item_settled(it, 0);
 	}
 	return 1;
@@ -846,7 +848,7 @@ cq_retry(struct control_client *c, const char *queue, struct buf *out)
 {
 	struct server *srv = c->ctl->srv;
 	struct spool_select all = {0, NULL};
-	struct cq_count k = {srv->conf->conf, queue, 0, -1};
+	struct cq_count k = {srv->daemon->conf->conf, queue, 0, -1};
 	struct cq_retry *r;
 
 	if (!cq_is_queue(c->ctl, queue)) {
@@ -858,12 +860,12 @@ cq_retry(struct control_client *c, const char *queue, struct buf *out)
 		buf_puts(out, "error: out of memory\n");
 		return 0;
 	}
-	spool_foreach(srv->spool, &all, cq_count_row, &k);
+	spool_foreach(srv->daemon->spool, &all, cq_count_row, &k);
 	r->c = c;
 	r->messages = k.messages;
 	snprintf(r->queue, sizeof(r->queue), "%s", queue);
 	dqueues_retry(qmgr_dqueues(srv->qmgr), queue);
-	if (spool_retry(srv->spool, queue, cq_retried, r) < 0) {
+	if (spool_retry(srv->daemon->spool, queue, cq_retried, r) < 0) {
 		free(r);
 		buf_puts(out, "error: out of memory\n");
 		return 0;
@@ -938,23 +940,23 @@ cq_export(struct control_client *c, const char *ident, struct buf *out)
 	char head[64];
 
 	memset(&e, 0, sizeof(e));
-	e.conf = srv->conf->conf;
+	e.conf = srv->daemon->conf->conf;
 	e.rowid = -1;
 	if (cq_ident(ident, &e.id) < 0) {
 		buf_printf(out, "error: %s is not a message identity\n", ident);
 		return 0;
 	}
 	sel.queue_id = e.id.qid;
-	spool_foreach(srv->spool, &sel, cq_export_row, &e);
+	spool_foreach(srv->daemon->spool, &sel, cq_export_row, &e);
 	if (e.rowid < 0) {
 		sel.finished = e.finished = 1;
-		spool_foreach(srv->spool, &sel, cq_export_row, &e);
+		spool_foreach(srv->daemon->spool, &sel, cq_export_row, &e);
 	}
 	if (e.rowid < 0) {
 		buf_printf(out, "error: no message %s\n", ident);
 		return 0;
 	}
-	if (spool_load(srv->spool, e.rowid, &st) < 0) {
+	if (spool_load(srv->daemon->spool, e.rowid, &st) < 0) {
 		buf_printf(out, "error: message %s cannot be read\n", ident);
 		return 0;
 	}

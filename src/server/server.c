@@ -1,6 +1,6 @@
 /*
- * server.c - shared state of the receiving side: the live configuration
- * (reference counted, swapped whole on reload) and connection counters.
+ * server.c - shared state of the receiving side: the configuration
+ * swapped in whole on reload (listeners first) and connection counters.
  *
  * Counters are a small chained hash keyed by the client address (for
  * MaxInboundConnectionPerSource), by "connector:NAME" (for
@@ -22,12 +22,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "dns/resolver.h"
 #include "server/auth_pool.h"
 #include "server/listener.h"
 #include "server/server.h"
-#include "tls/tls_client.h"
-#include "tls/tls_store.h"
 #include "util/addr.h"
 #include "util/fnv.h"
 #include "util/log.h"
@@ -43,25 +40,6 @@ struct server_counter {
 	time_t window;  /* rate entries: start of the current minute */
 	char key[];     /* "a:" address, "c:" connector, "m:" memory share */
 };
-
-struct conf_ref *
-server_conf_acquire(struct server *srv)
-{
-	srv->conf->refs++;
-	return srv->conf;
-}
-
-void
-server_conf_release(struct conf_ref *ref)
-{
-	if (--ref->refs > 0)
-		return;
-	resolver_free(ref->resolver);
-	tls_client_free(ref->tls_client);
-	tls_store_free(ref->tls);
-	conf_free(ref->conf);
-	free(ref);
-}
 
 static unsigned
 server_hash(const char *key)
@@ -400,9 +378,9 @@ server_reload(struct server *srv, struct conf *conf, struct tls_store *tls,
 	ref->conf = conf;
 	ref->tls = tls;
 	ref->refs = 1;
-	if (srv->conf != NULL)
-		server_conf_release(srv->conf);
-	srv->conf = ref;
+	if (srv->daemon->conf != NULL)
+		daemon_conf_release(srv->daemon->conf);
+	srv->daemon->conf = ref;
 	return 0;
 }
 

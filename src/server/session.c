@@ -64,7 +64,7 @@ static const char *session_state_names[] = {"greeting", "command", "data",
 static int
 session_protolog_on(const struct session *s)
 {
-	return s->srv->protolog != NULL &&
+	return s->srv->daemon->protolog != NULL &&
 	       s->rc->protocol_logging_level == PROTOLOG_VERBOSE;
 }
 
@@ -107,8 +107,8 @@ session_plog(struct session *s, char event, const char *data, size_t len,
 			    "protocol log limit reached (%u bytes); further "
 			    "lines are counted, not written",
 			    (unsigned)SESSION_LOG_MAX);
-			protolog_write(s->srv->protolog, s->rc->name, s->id,
-			    s->seq++, s->local, s->remote, '*', why,
+			protolog_write(s->srv->daemon->protolog, s->rc->name,
+			    s->id, s->seq++, s->local, s->remote, '*', why,
 			    strlen(why), NULL);
 		}
 		s->log_dropped++;
@@ -117,8 +117,8 @@ session_plog(struct session *s, char event, const char *data, size_t len,
 		return;
 	}
 	s->log_bytes += row;
-	protolog_write(s->srv->protolog, s->rc->name, s->id, s->seq++, s->local,
-	    s->remote, event, data, len, context);
+	protolog_write(s->srv->daemon->protolog, s->rc->name, s->id, s->seq++,
+	    s->local, s->remote, event, data, len, context);
 }
 
 /*
@@ -1061,7 +1061,7 @@ session_arm_deadline(struct session *s)
 void
 session_resume(struct session *s)
 {
-	if (s->srv->draining) {
+	if (s->srv->daemon->draining) {
 		session_reply_close(
 		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
 		return;
@@ -1289,8 +1289,8 @@ session_ptr_start(struct session *s)
 	const char *why = NULL;
 
 	if (cref->resolver == NULL && !cref->resolver_failed &&
-	    (cref->resolver = resolver_new(
-	         s->srv->base, cref->conf->transport.resolver, &why)) == NULL) {
+	    (cref->resolver = resolver_new(s->srv->daemon->base,
+	         cref->conf->transport.resolver, &why)) == NULL) {
 		cref->resolver_failed = 1;
 		log_err("no reverse look-ups of clients: %s",
 		    why != NULL ? why : "resolver failed");
@@ -1326,7 +1326,7 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 		s->next->prev = s->prev;
 	conn_free(s->conn);
 	server_account(s->srv, s->rc->name, (struct sockaddr *)&s->peer, -1);
-	server_conf_release(s->cref);
+	daemon_conf_release(s->cref);
 	server_session_done(s->srv);
 	free(s->rcpts);
 	free(s);
@@ -1351,8 +1351,8 @@ session_close(struct session *s, const char *why)
 	session_ptr_abandon(s);
 	conn_pause(s->conn);
 	conn_set_deadline(s->conn, 0);
-	if (event_base_once(
-	        s->srv->base, -1, EV_TIMEOUT, session_free_cb, s, NULL) < 0)
+	if (event_base_once(s->srv->daemon->base, -1, EV_TIMEOUT,
+	        session_free_cb, s, NULL) < 0)
 		log_panic("session %s: cannot schedule free", s->id);
 }
 
@@ -1366,7 +1366,7 @@ session_begin(struct server *srv, struct conf_ref *cref,
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
-		server_conf_release(cref);
+		daemon_conf_release(cref);
 		return;
 	}
 	s->srv = srv;
@@ -1401,12 +1401,13 @@ session_begin(struct server *srv, struct conf_ref *cref,
 		s->next->prev = s;
 	srv->sessions = s;
 	server_account(srv, rc->name, remote, 1);
-	if ((s->conn = conn_new(srv->base, fd, &session_conn_ops, s)) == NULL) {
+	if ((s->conn = conn_new(srv->daemon->base, fd, &session_conn_ops, s)) ==
+	    NULL) {
 		srv->sessions = s->next;
 		if (s->next != NULL)
 			s->next->prev = NULL;
 		server_account(srv, rc->name, remote, -1);
-		server_conf_release(cref);
+		daemon_conf_release(cref);
 		server_session_done(srv);
 		free(s);
 		return;

@@ -142,7 +142,7 @@ session_auth_finish(struct session *s, const char *user, const char *pass)
 {
 	s->auth_step = 0;
 	if (s->srv->auth_pool == NULL &&
-	    (s->srv->auth_pool = auth_pool_new(s->srv->base)) == NULL) {
+	    (s->srv->auth_pool = auth_pool_new(s->srv->daemon->base)) == NULL) {
 		session_auth_uncount(s);
 		session_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;

@@ -170,7 +170,7 @@ session_track_receive(struct session *s)
 	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
 	struct track_msg m;
 
-	if (s->srv->tracklog == NULL)
+	if (s->srv->daemon->tracklog == NULL)
 		return;
 	/* The same shape as the SEND rows' TLS outcome. */
 	if (s->tls)
@@ -194,7 +194,7 @@ session_track_receive(struct session *s)
 	    .size = (int64_t)s->content.out.len,
 	    .rcpt_count = (unsigned)s->nrcpts};
 	for (size_t i = 0; i < s->nrcpts; i++)
-		tracklog_write(s->srv->tracklog,
+		tracklog_write(s->srv->daemon->tracklog,
 		    &(struct track_event){.event = "RECEIVE",
 		        .source = "SMTP",
 		        .msg = &m,
@@ -299,7 +299,8 @@ session_finish(struct session *s)
 	 */
 	session_enter(s, SESSION_COMMIT);
 	conn_set_deadline(s->conn, 0);
-	if (spool_submit(s->srv->spool, &msg, session_committed, s) < 0) {
+	if (spool_submit(s->srv->daemon->spool, &msg, session_committed, s) <
+	    0) {
 		session_reply(s, "451 4.3.0 Queue is busy; try again later");
 		session_reset(s);
 		session_enter(s, SESSION_COMMAND);
