@@ -37,12 +37,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include "control/control_int.h"
 #include "log/tracklog.h"
 #include "queue/dqueue.h"
 #include "queue/outcome.h"
 #include "queue/qmgr.h"
 #include "route/route.h"
-#include "server/control_int.h"
 #include "server/server.h"
 #include "spool/spool.h"
 #include "util/buf.h"

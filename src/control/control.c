@@ -24,10 +24,10 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "control/control.h"
+#include "control/control_admin.h"
+#include "control/control_int.h"
 #include "server/conn.h"
-#include "server/control.h"
-#include "server/control_int.h"
-#include "server/control_admin.h"
 #include "server/server.h"
 #include "smtp/linereader.h"
 #include "util/buf.h"

@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "control/control_admin.h"
 #include "queue/dqueue.h"
 #include "queue/qmgr.h"
-#include "server/control_admin.h"
 #include "server/server.h"
 #include "spool/spool.h"
 #include "util/buf.h"
