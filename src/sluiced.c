@@ -742,12 +742,11 @@ main(int argc, char **argv)
 		    conf->transport.queue_directory);
 		if ((d.qmgr = qmgr_start(&d.daemon, db)) == NULL)
 			log_fatal("cannot start the queue manager");
-		d.srv.qmgr = d.qmgr;
 		d.srv.stored = sluiced_stored;
 		d.srv.stored_arg = d.qmgr;
 	}
-	if ((d.control = control_start(
-	         &d.srv, conf->transport.control_socket)) == NULL)
+	if ((d.control = control_start(&d.daemon, &d.srv, d.qmgr,
+	         conf->transport.control_socket)) == NULL)
 		log_fatal("cannot open the control socket %s",
 		    conf->transport.control_socket);
 	sluiced_drop_privileges(conf);

@@ -101,7 +101,7 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 	int rc;
 
 	/* status, reload, logs reopen: control_admin.c */
-	if (control_admin_run(c->ctl->srv, line, out))
+	if (control_admin_run(c->ctl, line, out))
 		return 0;
 	control_parse(&req, line);
 	if ((rc = control_queue_run(c, &req, out)) >= 0)
@@ -166,8 +166,8 @@ control_end(void *arg, const char *why)
 
 	(void)why;
 	conn_pause(c->conn);
-	event_base_once(c->ctl->srv->daemon->base, -1, EV_TIMEOUT,
-	    control_free_cb, c, NULL);
+	event_base_once(
+	    c->ctl->daemon->base, -1, EV_TIMEOUT, control_free_cb, c, NULL);
 }
 
 static void
@@ -212,7 +212,7 @@ control_accept(struct evconnlistener *ev, evutil_socket_t fd,
 		return;
 	}
 	c->ctl = ctl;
-	if ((c->conn = conn_new(ctl->srv->daemon->base, fd, &control_ops, c)) ==
+	if ((c->conn = conn_new(ctl->daemon->base, fd, &control_ops, c)) ==
 	    NULL) {
 		free(c);
 		return;
@@ -222,7 +222,8 @@ control_accept(struct evconnlistener *ev, evutil_socket_t fd,
 }
 
 struct control *
-control_start(struct server *srv, const char *path)
+control_start(struct daemon *daemon, struct server *srv, struct qmgr *qmgr,
+    const char *path)
 {
 	struct sockaddr_un sun;
 	struct control *ctl;
@@ -241,7 +242,9 @@ control_start(struct server *srv, const char *path)
 		free(ctl);
 		return NULL;
 	}
+	ctl->daemon = daemon;
 	ctl->srv = srv;
+	ctl->qmgr = qmgr;
 	unlink(path); /* a socket left by a previous run */
 	if ((fd = socket(
 	         AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
@@ -254,8 +257,8 @@ control_start(struct server *srv, const char *path)
 		goto fail;
 	}
 	umask(old);
-	ctl->ev = evconnlistener_new(srv->daemon->base, control_accept, ctl,
-	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	ctl->ev = evconnlistener_new(
+	    daemon->base, control_accept, ctl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (ctl->ev == NULL) {
 		close(fd);
 		goto fail;

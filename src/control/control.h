@@ -5,11 +5,18 @@
 #ifndef SLUICE_CONTROL_H
 #define SLUICE_CONTROL_H
 
-struct server;
 struct control;
+struct daemon;
+struct qmgr;
+struct server;
 
-/* Listen on path (a stale socket is replaced), mode 0600. */
-struct control *control_start(struct server *, const char *path);
+/*
+ * Listen on path (a stale socket is replaced), mode 0600, to serve
+ * requests about the daemon's queue (through the queue manager, which
+ * may be NULL), its receiving side and the daemon as a whole.
+ */
+struct control *control_start(
+    struct daemon *, struct server *, struct qmgr *, const char *path);
 void control_stop(struct control *);
 
 #endif

@@ -20,12 +20,10 @@
 struct event;
 struct session;
 struct tls_store;
-struct qmgr;
 struct auth_pool;
 
 struct server {
 	struct daemon *daemon; /* loop, configuration, queue, logs, draining */
-	struct qmgr *qmgr;     /* the delivery side, for the control socket */
 	/*
 	 * A message was stored (durable, acknowledged): the server's one
 	 * event for the delivery side, which sluiced wires to the queue
