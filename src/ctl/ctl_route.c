@@ -156,7 +156,7 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 	}
 	for (size_t i = 0; i < res.nhops; i++) {
 		const struct resolver_hop *h = &res.hops[i];
-		char addr[ADDR_TEXT_MAX];
+		char addr[ADDR_IP_MAX];
 		unsigned port = addr_port((const struct sockaddr *)&h->addr);
 
 		addr_ip((const struct sockaddr *)&h->addr, addr, sizeof(addr));

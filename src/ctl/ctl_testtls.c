@@ -176,7 +176,7 @@ probe_connect(const struct conf *c, const char *host, unsigned port)
 	}
 	for (size_t i = 0; i < res.nhops; i++) {
 		const struct resolver_hop *h = &res.hops[i];
-		char addr[ADDR_TEXT_MAX];
+		char addr[ADDR_IP_MAX];
 
 		fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)

@@ -50,7 +50,7 @@ server_hash(const char *key)
 static void
 server_key_addr(const struct sockaddr *sa, char *key, size_t len)
 {
-	char ip[ADDR_TEXT_MAX];
+	char ip[ADDR_IP_MAX];
 
 	addr_ip(sa, ip, sizeof(ip));
 	snprintf(key, len, "a:%s", ip);

@@ -43,7 +43,7 @@ addr_port(const struct sockaddr *sa)
 void
 addr_endpoint(const struct sockaddr *sa, char *out, size_t len)
 {
-	char ip[ADDR_TEXT_MAX];
+	char ip[ADDR_IP_MAX];
 
 	addr_ip(sa, ip, sizeof(ip));
 	if (sa->sa_family == AF_INET6 &&

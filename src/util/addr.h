@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/* Enough for any address this file writes, port and brackets included. */
+/* Enough for an address alone (INET6_ADDRSTRLEN), and for an endpoint
+ * with its brackets and port. */
+#define ADDR_IP_MAX 46
 #define ADDR_TEXT_MAX 64
 
 /*
