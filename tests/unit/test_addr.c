@@ -86,7 +86,7 @@ static void
 test_longest_fits(void **state)
 {
 	struct sockaddr_in6 s6;
-	char ep[ADDR_TEXT_MAX], ip[ADDR_IP_MAX];
+	char ep[ADDR_TEXT_MAX], text[ADDR_IP_MAX];
 	const char *ip = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
 
 	(void)state;
@@ -97,8 +97,8 @@ test_longest_fits(void **state)
 	addr_endpoint((const struct sockaddr *)&s6, ep, sizeof(ep));
 	assert_string_equal(
 	    ep, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
-	addr_ip((const struct sockaddr *)&s6, ip, sizeof(ip));
-	assert_string_equal(ip, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+	addr_ip((const struct sockaddr *)&s6, text, sizeof(text));
+	assert_string_equal(text, ip);
 }
 
 int
