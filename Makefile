@@ -10,7 +10,8 @@
 #   make fuzz    build the parsers' libFuzzer harnesses and run each a while
 
 CC      ?= cc
-PKGS     = libevent libevent_openssl openssl libunbound inih sqlite3 libcrypt
+PKGS     = libevent libevent_openssl openssl libunbound inih sqlite3 libcrypt \
+           libcurl
 WARN     = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
            -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(WARN) -Isrc \

@@ -45,6 +45,8 @@ enum conf_type {
 	CT_PROTOLOG,
 	CT_ADDRSPACES,
 	CT_SMARTHOSTS,
+	CT_DANEMODE, /* None | Opportunistic | Mandatory */
+	CT_STSMODE,  /* None | Opportunistic */
 };
 
 struct conf_key {
