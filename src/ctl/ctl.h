@@ -41,4 +41,15 @@ int ctl_test_tls(struct ctl *, int, char **);
 /* Commands of ctl_route.c */
 int ctl_route(struct ctl *, int, char **);
 
+/* Commands of ctl_dane.c, and the DANE lines of `route` */
+int ctl_tlsa(struct ctl *, int, char **);
+struct event_base;
+struct resolver;
+struct resolver_result;
+struct conf;
+struct conf_send_connector;
+void ctl_dane_show(struct event_base *, struct resolver *,
+    const struct resolver_result *, const struct conf *,
+    const struct conf_send_connector *);
+
 #endif

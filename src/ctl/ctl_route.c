@@ -103,7 +103,8 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 		printf("NextHops  : none (cannot create an event loop)\n");
 		return 1;
 	}
-	if ((res = resolver_new(w.base, c->transport.resolver, &why)) == NULL) {
+	if ((res = resolver_new_dnssec(w.base, c->transport.resolver,
+	         c->transport.dnssec_trust_anchor_file, &why)) == NULL) {
 		printf("NextHops  : none (resolver: %s)\n", why);
 		event_base_free(w.base);
 		return 1;
@@ -116,9 +117,9 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 		event_base_loopexit(w.base, &tv);
 		event_base_dispatch(w.base);
 	}
-	resolver_free(res);
-	event_base_free(w.base);
 	if (rc != 0 || !w.done) {
+		resolver_free(res);
+		event_base_free(w.base);
 		if (rc != 0)
 			printf("NextHops  : none (temporary failure: could not "
 			       "start the DNS lookup)\n");
@@ -131,6 +132,8 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 	if (w.res.status != RESOLVER_OK) {
 		printf("NextHops  : none (%s: %s)\n",
 		    ctl_route_status(w.res.status), w.res.why);
+		resolver_free(res);
+		event_base_free(w.base);
 		return 1;
 	}
 	for (size_t i = 0; i < w.res.nhops; i++) {
@@ -161,6 +164,10 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 			printf("NextHops  : %s [%s]:%u (MX %u)\n", h->host,
 			    addr, port, h->pref);
 	}
+	fflush(stdout);
+	ctl_dane_show(w.base, res, &w.res, c, sc);
+	resolver_free(res);
+	event_base_free(w.base);
 	return 0;
 }
 

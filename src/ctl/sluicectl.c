@@ -45,6 +45,9 @@ static const struct ctl_command ctl_commands[] = {
     {"route", "[--no-dns] user@domain",
         "which connector, next hop and TLS policy a recipient gets, and why",
         ctl_route},
+    {"tlsa", "CERTNAME [PORT]",
+        "the TLSA record to publish for a certificate (DANE, RFC 7672)",
+        ctl_tlsa},
     {"help", "", "this list", ctl_help},
 };
 

@@ -24,6 +24,29 @@ and is stopped (SIGTERM, then SIGKILL) on exit from the `with` block.
   but only after unbound's retries, ~30 s.)
 - Names outside these zones are never looked up on the Internet: the root
   is a refusing zone too, so a test cannot depend on live DNS by mistake.
+
+DNSSEC (DANE, issue 16): `signed` zones are signed at start with
+ldns-signzone (package ldnsutils) under a key made for the occasion, and
+served by unbound as authoritative zones with their signatures; the DS
+records of their keys are written to `anchor_path`, the file a test names
+as [Transport] DnssecTrustAnchorFile, so for sluiced those zones are
+secure.  Names in other zones are unsigned ("insecure").
+
+    with Unbound(signed={"dnssec.test": ["dnssec.test. MX 10 mx.dnssec.test.",
+                                         "mx.dnssec.test. A 127.0.0.2",
+                                         "_25._tcp.mx.dnssec.test. TLSA 3 1 1 ..."]},
+                 insecure={"plain.dnssec.test": ["mx.plain.dnssec.test. A 127.0.0.3"]},
+                 bogus=["bad.dnssec.test. A 127.0.0.4"]) as dns:
+        conf = f"Resolver = {dns.spec}\nDnssecTrustAnchorFile = {dns.anchor_path}"
+
+- `insecure` zones are delegated from their signed parent without a DS
+  record (the parent's signed NSEC proves there is none) and served
+  unsigned: the RFC 4035 "insecure" case inside a signed tree.
+- `bogus` records are signed with their zone, and then their signatures
+  are damaged: a validator must call them bogus (what an attacker who
+  forges an answer produces).
+- `tlsa_rdata(cert)` computes the data of a TLSA record for a PEM
+  certificate ("3 1 1 <sha256 of the public key>" by default).
 """
 import os
 import random
@@ -37,6 +60,11 @@ import time
 from pathlib import Path
 
 UNBOUND = "/usr/sbin/unbound"
+LDNS_KEYGEN = "/usr/bin/ldns-keygen"
+LDNS_SIGNZONE = "/usr/bin/ldns-signzone"
+# Signed zones' records live this long in caches: the tests change
+# answers between runs and never wait for a cache to forget.
+SIGNED_TTL = 1
 
 START_TIMEOUT = 10.0  # seconds until it answers a query
 STOP_TIMEOUT = 5.0
@@ -75,6 +103,32 @@ def _fqdn(name):
     return name if name.endswith(".") else name + "."
 
 
+def tlsa_rdata(cert, usage=3, selector=1, mtype=1, index=0):
+    """The RDATA of a TLSA record ("3 1 1 HEX") for the index-th
+    certificate of the PEM file cert (0: the leaf, 1: its issuer ...):
+    selector 1 is the public key (SubjectPublicKeyInfo), 0 the whole
+    certificate; matching type 1 is SHA2-256, 2 SHA2-512, 0 the data."""
+    import hashlib
+    import re as _re
+    pems = _re.findall(rb"-----BEGIN CERTIFICATE-----.*?"
+                       rb"-----END CERTIFICATE-----",
+                       Path(cert).read_bytes(), _re.S)
+    pem = pems[index]
+    if selector == 1:
+        pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout"],
+                             input=pem, capture_output=True, check=True)
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform",
+                              "DER"], input=pub.stdout, capture_output=True,
+                             check=True).stdout
+    else:
+        der = subprocess.run(["openssl", "x509", "-outform", "DER"],
+                             input=pem, capture_output=True,
+                             check=True).stdout
+    data = {0: lambda b: b, 1: lambda b: hashlib.sha256(b).digest(),
+            2: lambda b: hashlib.sha512(b).digest()}[mtype](der)
+    return f"{usage} {selector} {mtype} {data.hex()}"
+
+
 def query(host, port, name, qtype=1, timeout=QUERY_TIMEOUT):
     """Send one DNS query over UDP; the response code, or None."""
     qid = random.randrange(65536)
@@ -96,17 +150,97 @@ def query(host, port, name, qtype=1, timeout=QUERY_TIMEOUT):
 
 class Unbound:
     def __init__(self, zones=(), records=(), servfail=(), *,
+                 signed=None, insecure=None, bogus=(),
                  host="127.0.0.1", base=None):
         self.zones = [_fqdn(z) for z in zones]
         self.records = list(records)
         self.servfail = [_fqdn(z) for z in servfail]
+        self.signed = {_fqdn(z): list(r) for z, r in (signed or {}).items()}
+        self.insecure = {_fqdn(z): list(r)
+                         for z, r in (insecure or {}).items()}
+        self.bogus = list(bogus)
         self.host = host
         self.port = None
         self.dir = Path(tempfile.mkdtemp(prefix="sluice-unbound-",
                                          dir=base or "/tmp"))
         self.conf_path = self.dir / "unbound.conf"
         self.log_path = self.dir / "unbound.log"
+        self.anchor_path = self.dir / "trust-anchors"
         self.proc = None
+        if self.signed or self.insecure:
+            self._sign()
+
+    # DNSSEC ------------------------------------------------------------
+
+    def _parent(self, zone):
+        """The signed zone a zone is delegated from."""
+        best = None
+        for z in self.signed:
+            if zone != z and zone.endswith("." + z) and \
+                    (best is None or len(z) > len(best)):
+                best = z
+        if best is None:
+            raise ValueError(f"insecure zone {zone} has no signed parent")
+        return best
+
+    def _zone_text(self, zone, records, extra=()):
+        ns = f"ns.{zone}"
+        lines = [f"$ORIGIN {zone}", f"$TTL {SIGNED_TTL}",
+                 f"{zone} SOA {ns} hostmaster.{zone} 1 3600 600 86400 "
+                 f"{SIGNED_TTL}",
+                 f"{zone} NS {ns}", f"{ns} A {self.host}"]
+        return "\n".join(lines + list(records) + list(extra)) + "\n"
+
+    @staticmethod
+    def _damage(text, bogus):
+        """Flip a bit in the signature over each bogus record's RRset."""
+        targets = {(_fqdn(r.split()[0]).lower(), r.split()[1].upper())
+                   for r in bogus}
+        out = []
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) > 9 and f[3] == "RRSIG" and \
+                    (f[0].lower(), f[4].upper()) in targets:
+                sig = f[-1]
+                i = len(sig) // 2
+                f[-1] = sig[:i] + ("A" if sig[i] != "A" else "B") + \
+                    sig[i + 1:]
+                line = "\t".join(f)
+            out.append(line)
+        return "\n".join(out) + "\n"
+
+    def _sign(self):
+        """Make a key per signed zone, sign it, and write the DS records
+        of all keys to anchor_path; insecure zones are written unsigned
+        and delegated (NS and glue, no DS) from their parent."""
+        delegations = {z: [] for z in self.signed}
+        for child in self.insecure:
+            delegations[self._parent(child)] += [
+                f"{child} NS ns.{child}", f"ns.{child} A {self.host}"]
+        anchors = []
+        for zone, records in self.signed.items():
+            name = zone.rstrip(".")
+            src = self.dir / f"{name}.zone"
+            bogus = [r for r in self.bogus
+                     if _fqdn(r.split()[0]).endswith("." + zone)]
+            src.write_text(self._zone_text(zone, records + bogus,
+                                           delegations[zone]))
+            key = subprocess.run(
+                [LDNS_KEYGEN, "-a", "ECDSAP256SHA256", "-k", zone],
+                cwd=self.dir, capture_output=True, text=True, check=True,
+                timeout=30).stdout.strip()
+            subprocess.run([LDNS_SIGNZONE, "-f", f"{name}.signed",
+                            f"{name}.zone", key], cwd=self.dir,
+                           capture_output=True, check=True, timeout=30)
+            signed = self.dir / f"{name}.signed"
+            if bogus:
+                signed.write_text(self._damage(signed.read_text(), bogus))
+            anchors.append((self.dir / f"{key}.ds").read_text().strip())
+        for zone, records in self.insecure.items():
+            name = zone.rstrip(".")
+            (self.dir / f"{name}.signed").write_text(
+                self._zone_text(zone, records))
+        self.anchor_path.write_text("\n".join(anchors) + "\n")
 
     @property
     def spec(self):
@@ -143,9 +277,18 @@ class Unbound:
             # Nothing outside the test's zones is looked up anywhere.
             '  local-zone: "." refuse',
         ]
+        # Authoritative zones are answered after local zones: the
+        # refusing root must let them through.
+        lines += [f'  local-zone: {_quote(z)} transparent'
+                  for z in list(self.signed) + list(self.insecure)]
         lines += [f'  local-zone: {_quote(z)} static' for z in self.zones]
         lines += [f'  local-zone: {_quote(z)} refuse' for z in self.servfail]
         lines += [f"  local-data: {_quote(r)}" for r in self.records]
+        for z in list(self.signed) + list(self.insecure):
+            zonefile = self.dir / f"{z.rstrip('.')}.signed"
+            lines += ["auth-zone:", f"  name: {_quote(z)}",
+                      f"  zonefile: {_quote(str(zonefile))}",
+                      "  for-downstream: yes", "  for-upstream: no"]
         lines += ["remote-control:", "  control-enable: no", ""]
         return "\n".join(lines)
 
