@@ -46,6 +46,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <unbound.h>
@@ -1105,7 +1106,8 @@ resolver_new_dnssec(struct event_base *base, const char *spec,
 	    ub_ctx_set_option(r->ctx, "do-not-query-localhost:", "no") != 0)
 		goto fail;
 	if (anchor_file != NULL && anchor_file[0] != '\0') {
-		if (ub_ctx_add_ta_file(r->ctx, anchor_file) != 0) {
+		if (access(anchor_file, R_OK) != 0 ||
+		    ub_ctx_add_ta_file(r->ctx, anchor_file) != 0) {
 			*why = "cannot load the DNSSEC trust anchors "
 			       "(DnssecTrustAnchorFile)";
 			goto fail;
@@ -1136,15 +1138,26 @@ resolver_new_dnssec(struct event_base *base, const char *spec,
 	} else if (ub_ctx_set_fwd(r->ctx, spec) != 0) {
 		*why = "Resolver must be \"system\" or ADDRESS@PORT";
 		goto fail;
-	} else if (ub_ctx_zone_remove(r->ctx, "test.") != 0) {
-		/*
-		 * libunbound answers RFC 6761 "test." itself (NXDOMAIN); a
-		 * server named explicitly is a lab or test server whose
-		 * zones under "test." are the point of naming it.  Removing
-		 * a zone finalizes the context: all options come before.
-		 */
+	}
+	/*
+	 * libunbound reads the anchors only when the context is finalized;
+	 * removing a zone that does not exist finalizes it here, so a bad
+	 * file is an error at start, not a resolver that fails every query.
+	 * All options come before this.
+	 */
+	if (r->validates &&
+	    ub_ctx_zone_remove(r->ctx, "sluice-finalize.invalid.") != 0) {
+		*why = "cannot load the DNSSEC trust anchors "
+		       "(DnssecTrustAnchorFile): no DS or DNSKEY records";
 		goto fail;
 	}
+	/*
+	 * libunbound answers RFC 6761 "test." itself (NXDOMAIN); a server
+	 * named explicitly is a lab or test server whose zones under
+	 * "test." are the point of naming it.
+	 */
+	if (!system && ub_ctx_zone_remove(r->ctx, "test.") != 0)
+		goto fail;
 	if ((r->ev_ub = event_new(base, ub_fd(r->ctx), EV_READ | EV_PERSIST,
 	         resolver_ub_readable, r)) == NULL ||
 	    event_add(r->ev_ub, NULL) != 0 ||

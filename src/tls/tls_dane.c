@@ -20,6 +20,8 @@
  *   (the TLSA base domain and the MX host name; RFC 7672 3.2.2).
  * - Wildcards in the peer's names count only as a whole left-most label
  *   (RFC 9525, as everywhere in Sluice).
+ * - SNI is the TLSA base domain (RFC 7672 8.1), so a server with a
+ *   certificate per name presents the one its records describe.
  *
  * RFCs: 6698, 7671, 7672 (2.2, 3.1, 3.2), 7218 (usage names).
  */
@@ -123,6 +125,12 @@ tls_dane_enable(
 		*why = "cannot enable DANE verification";
 		return -1;
 	}
+	/* RFC 7672 8.1: SNI names the TLSA base domain. */
+	if (SSL_set_tlsext_host_name(ssl, t->base) != 1) {
+		ERR_clear_error();
+		*why = "cannot set the server name (SNI)";
+		return -1;
+	}
 	/* RFC 7672 3.1.1: a DANE-EE(3) match says nothing about names. */
 	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
 	X509_VERIFY_PARAM_set_hostflags(
@@ -185,10 +193,22 @@ tls_dane_verified(SSL *ssl, const char *host, char *match, size_t matchlen,
 		    host);
 		return 0;
 	}
+	if (v == X509_V_ERR_HOSTNAME_MISMATCH) {
+		snprintf(why, whylen,
+		    "DANE: the certificate of %s chains to a DANE-TA record "
+		    "but does not name the host",
+		    host);
+		return 0;
+	}
+	if (v != X509_V_OK && v != X509_V_ERR_DANE_NO_MATCH) {
+		snprintf(why, whylen,
+		    "DANE: the certificate of %s failed DANE verification (%s)",
+		    host, X509_verify_cert_error_string(v));
+		return 0;
+	}
 	if (v != X509_V_OK) {
 		snprintf(why, whylen,
-		    "DANE: no TLSA record matched the certificate of %s (%s)",
-		    host, X509_verify_cert_error_string(v));
+		    "DANE: no TLSA record matched the certificate of %s", host);
 		return 0;
 	}
 	if (SSL_session_reused(ssl)) {

@@ -229,7 +229,11 @@ class Unbound:
                 [LDNS_KEYGEN, "-a", "ECDSAP256SHA256", "-k", zone],
                 cwd=self.dir, capture_output=True, text=True, check=True,
                 timeout=30).stdout.strip()
-            subprocess.run([LDNS_SIGNZONE, "-f", f"{name}.signed",
+            # NSEC3: validators do not synthesise answers from it
+            # (RFC 8198 is NSEC only), so every question reaches this
+            # server and a refused one (servfail zones) fails as asked.
+            subprocess.run([LDNS_SIGNZONE, "-n", "-t", "0",
+                            "-f", f"{name}.signed",
                             f"{name}.zone", key], cwd=self.dir,
                            capture_output=True, check=True, timeout=30)
             signed = self.dir / f"{name}.signed"
