@@ -65,7 +65,7 @@ enum conf_dane_mode {
 	DANE_MODE_OPPORTUNISTIC,
 	DANE_MODE_MANDATORY,
 };
-enum conf_sts_mode { STS_MODE_NONE, STS_MODE_OPPORTUNISTIC };
+enum conf_sts_mode { MTASTS_MODE_NONE, MTASTS_MODE_OPPORTUNISTIC };
 
 /* A list of strings parsed from a comma-separated value. */
 struct conf_strlist {

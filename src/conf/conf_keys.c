@@ -272,8 +272,8 @@ static const struct conf_name danemode_names[] = {
     {NULL, 0},
 };
 static const struct conf_name stsmode_names[] = {
-    {"None", STS_MODE_NONE},
-    {"Opportunistic", STS_MODE_OPPORTUNISTIC},
+    {"None", MTASTS_MODE_NONE},
+    {"Opportunistic", MTASTS_MODE_OPPORTUNISTIC},
     {NULL, 0},
 };
 

@@ -495,13 +495,13 @@ test_dane_sts_modes(void **state)
 		enum conf_dane_mode dane;
 		enum conf_sts_mode sts;
 	} t[] = {
-	    {"", DANE_MODE_OPPORTUNISTIC, STS_MODE_OPPORTUNISTIC},
+	    {"", DANE_MODE_OPPORTUNISTIC, MTASTS_MODE_OPPORTUNISTIC},
 	    {"SmtpDaneMode = Mandatory\n", DANE_MODE_MANDATORY,
-	        STS_MODE_OPPORTUNISTIC},
+	        MTASTS_MODE_OPPORTUNISTIC},
 	    {"SmtpDaneMode = none\nMtaStsMode = NONE\n", DANE_MODE_NONE,
-	        STS_MODE_NONE},
+	        MTASTS_MODE_NONE},
 	    {"smtpdanemode = opportunistic\n", DANE_MODE_OPPORTUNISTIC,
-	        STS_MODE_OPPORTUNISTIC},
+	        MTASTS_MODE_OPPORTUNISTIC},
 	};
 	char text[512], err[1024];
 
@@ -522,7 +522,7 @@ test_dane_sts_modes(void **state)
 	}
 	assert_string_equal(
 	    conf_dane_mode_name(DANE_MODE_MANDATORY), "Mandatory");
-	assert_string_equal(conf_sts_mode_name(STS_MODE_NONE), "None");
+	assert_string_equal(conf_sts_mode_name(MTASTS_MODE_NONE), "None");
 }
 
 static void
