@@ -41,9 +41,15 @@ int ctl_test_tls(struct ctl *, int, char **);
 /* Commands of ctl_route.c */
 int ctl_route(struct ctl *, int, char **);
 
+/*
+ * Run the loop until *done or seconds pass (ctl_wait.c); 0 when done.
+ * Callbacks set *done; they need not break the loop.
+ */
+struct event_base;
+int ctl_wait(struct event_base *, const int *done, int seconds);
+
 /* Commands of ctl_dane.c, and the DANE lines of `route` */
 int ctl_tlsa(struct ctl *, int, char **);
-struct event_base;
 struct resolver;
 struct resolver_result;
 struct conf;
@@ -51,5 +57,11 @@ struct conf_send_connector;
 void ctl_dane_show(struct event_base *, struct resolver *,
     const struct resolver_result *, const struct conf *,
     const struct conf_send_connector *);
+
+/* Commands of ctl_sts.c, and the MTA-STS lines of `route` */
+int ctl_get_mtastspolicy(struct ctl *, int, char **);
+void ctl_sts_show(struct event_base *, struct resolver *,
+    const struct resolver_result *, const struct conf *,
+    const struct conf_send_connector *, const char *domain);
 
 #endif

@@ -40,8 +40,8 @@ struct ctl_dane_host {
 };
 
 struct ctl_dane_wait {
-	struct event_base *base;
 	size_t left;
+	int done;
 };
 
 struct ctl_dane_cb {
@@ -58,7 +58,7 @@ ctl_dane_answer(void *arg, struct tlsa_result *res)
 	cb->h->res = res;
 	cb->h->done = 1;
 	if (--cb->w->left == 0)
-		event_base_loopbreak(cb->w->base);
+		cb->w->done = 1;
 }
 
 void
@@ -68,8 +68,7 @@ ctl_dane_show(struct event_base *base, struct resolver *res,
 {
 	struct ctl_dane_host hosts[RESOLVER_HOPS_MAX];
 	struct ctl_dane_cb cbs[RESOLVER_HOPS_MAX];
-	struct ctl_dane_wait w = {base, 0};
-	struct timeval tv = {CTL_DANE_DNS_WAIT, 0};
+	struct ctl_dane_wait w = {0, 0};
 	size_t n = 0;
 
 	if (!resolver_validates(res))
@@ -119,10 +118,8 @@ ctl_dane_show(struct event_base *base, struct resolver *res,
 		else
 			h->done = 1; /* reported as not known */
 	}
-	if (w.left > 0) {
-		event_base_loopexit(base, &tv);
-		event_base_dispatch(base);
-	}
+	if (w.left > 0)
+		(void)ctl_wait(base, &w.done, CTL_DANE_DNS_WAIT);
 	for (size_t i = 0; i < n; i++) {
 		struct ctl_dane_host *h = &hosts[i];
 		char why[1024], rec[200];

@@ -69,7 +69,6 @@ ctl_route_resolved(void *arg, const struct resolver_result *res)
 
 	w->res = *res;
 	w->done = 1;
-	event_base_loopbreak(w->base);
 }
 
 static const char *
@@ -95,7 +94,6 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 	const struct conf_send_connector *sc = r->connector;
 	struct ctl_route_wait w = {0};
 	struct resolver *res = NULL;
-	struct timeval tv = {CTL_ROUTE_DNS_WAIT, 0};
 	const char *why = NULL;
 	int rc;
 
@@ -113,10 +111,8 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 	         ? resolver_mx(res, domain, sc->port, ctl_route_resolved, &w)
 	         : resolver_smarthosts(res, sc->smart_hosts, sc->nsmart_hosts,
 	               sc->port, ctl_route_resolved, &w);
-	if (rc == 0) {
-		event_base_loopexit(w.base, &tv);
-		event_base_dispatch(w.base);
-	}
+	if (rc == 0)
+		(void)ctl_wait(w.base, &w.done, CTL_ROUTE_DNS_WAIT);
 	if (rc != 0 || !w.done) {
 		resolver_free(res);
 		event_base_free(w.base);
@@ -166,6 +162,8 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 	}
 	fflush(stdout);
 	ctl_dane_show(w.base, res, &w.res, c, sc);
+	fflush(stdout);
+	ctl_sts_show(w.base, res, &w.res, c, sc, domain);
 	resolver_free(res);
 	event_base_free(w.base);
 	return 0;

@@ -94,9 +94,11 @@ def _free_udp_tcp_port(host):
 
 
 def _quote(value):
-    if '"' in value or "\n" in value:
+    """A value for unbound.conf: in double quotes, or in single quotes
+    when it holds double quotes itself (a TXT record's text)."""
+    if "\n" in value or ('"' in value and "'" in value):
         raise ValueError(f"unsupported character in {value!r}")
-    return f'"{value}"'
+    return f"'{value}'" if '"' in value else f'"{value}"'
 
 
 def _fqdn(name):
@@ -336,6 +338,33 @@ class Unbound:
         """The response code name this server gives for name/qtype."""
         rc = query(self.host, self.port, name, qtype)
         return RCODE_NAMES.get(rc, rc)
+
+    def reload(self, records=None, zones=None, servfail=None):
+        """Serve other records (and zones) from now on, on the same
+        port: the server is restarted (unbound keeps no state a test
+        needs)."""
+        if records is not None:
+            self.records = list(records)
+        if zones is not None:
+            self.zones = [_fqdn(z) for z in zones]
+        if servfail is not None:
+            self.servfail = [_fqdn(z) for z in servfail]
+        self.stop()
+        self.conf_path.write_text(self._config())
+        with open(self.dir / "stderr", "ab") as err:
+            self.proc = subprocess.Popen(
+                [UNBOUND, "-d", "-c", str(self.conf_path)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=err, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if query(self.host, self.port, "localhost.") is not None:
+                return self
+            time.sleep(0.02)
+        raise UnboundError("unbound did not restart: " +
+                           (self.log_text() + self._stderr_text())[-2000:])
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
