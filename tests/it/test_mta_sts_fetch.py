@@ -195,3 +195,108 @@ def test_mode_none_on_the_connector_looks_nothing_up(tmp_path, dns, web,
     assert field(out, "MtaStsMode") == "None", out
     assert field(out, "MtaSts") is None, out
     assert web.hits("good.test") == before
+
+
+# --- the cache, as sluicectl reads the daemon's -----------------------------
+#
+# sluicectl route starts from the policies cached in the queue database
+# (read-only), as sluiced does at start.  Rows are written here the way
+# spool_sts.c writes them, so the rules of RFC 8461 5 can be seen without
+# a delivery: a cached policy under the TXT record's id is used without a
+# fetch; a new id fetches; a failed fetch or a missing TXT record keeps the
+# cached policy; an expired or broken row is never used.
+
+def cache_row(tmp_path, domain, policy_id, text, fetched, max_age):
+    import sqlite3
+    q = tmp_path / "q"
+    q.mkdir(exist_ok=True)
+    db = sqlite3.connect(q / "queue.db")
+    db.execute("CREATE TABLE IF NOT EXISTS mta_sts (domain TEXT PRIMARY "
+               "KEY, id TEXT NOT NULL, policy BLOB NOT NULL, fetched "
+               "INTEGER NOT NULL, expires INTEGER NOT NULL)")
+    db.execute("INSERT OR REPLACE INTO mta_sts VALUES (?, ?, ?, ?, ?)",
+               (domain, policy_id, text.encode(), fetched,
+                fetched + max_age))
+    db.commit()
+    db.close()
+
+
+def test_cached_policy_under_the_same_id_is_not_fetched(tmp_path, dns, web,
+                                                        pki):
+    cached = policy("enforce", ["mx2.good.test"], max_age=86400)
+    cache_row(tmp_path, "good.test", "id1", cached, int(time.time()), 86400)
+    before = web.hits("good.test")
+    out = route(tmp_path, dns, web, pki, "u@good.test")
+    assert re.search(r"^MtaSts +: cached policy id id1", out, re.M), out
+    # the cached text decides, not what the server would say now
+    assert hops(out)["mx2.good.test"] == "matches the policy", out
+    assert web.hits("good.test") == before
+
+
+def test_new_txt_id_fetches(tmp_path, dns, web, pki):
+    cache_row(tmp_path, "good.test", "old",
+              policy("enforce", ["mx2.good.test"]), int(time.time()), 86400)
+    before = web.hits("good.test")
+    out = route(tmp_path, dns, web, pki, "u@good.test")
+    assert re.search(r"^MtaSts +: fetched policy id id1", out, re.M), out
+    assert hops(out)["mx1.good.test"] == "matches the policy", out
+    assert web.hits("good.test") == before + 1
+
+
+def test_failed_fetch_keeps_the_cached_policy(tmp_path, dns, web, pki):
+    # broken.test serves a broken policy under id1; the cache has id0
+    cache_row(tmp_path, "broken.test", "id0",
+              policy("enforce", ["mx1.broken.test"]), int(time.time()),
+              86400)
+    out = route(tmp_path, dns, web, pki, "u@broken.test")
+    text = field(out, "MtaSts")
+    assert text.startswith("cached policy id id0, mode enforce"), out
+    assert "broken policy" in text and "stays in force" in text, out
+    assert hops(out)["mx2.broken.test"].endswith("skipped (enforce)"), out
+
+
+def test_missing_txt_keeps_the_cached_policy(tmp_path, dns, web, pki):
+    cache_row(tmp_path, "notxt.test", "id9",
+              policy("testing", ["mx1.notxt.test"]), int(time.time()), 86400)
+    out = route(tmp_path, dns, web, pki, "u@notxt.test")
+    text = field(out, "MtaSts")
+    assert text.startswith("cached policy id id9, mode testing"), out
+    assert "no _mta-sts TXT record" in text, out
+
+
+def test_expired_or_broken_rows_are_not_used(tmp_path, dns, web, pki):
+    now = int(time.time())
+    cache_row(tmp_path, "notxt.test", "id9",
+              policy("enforce", ["mx1.notxt.test"]), now - 100, 50)
+    out = route(tmp_path, dns, web, pki, "u@notxt.test")
+    assert field(out, "MtaSts").startswith("no policy"), out
+    cache_row(tmp_path, "notxt.test", "id9", "mode: enforce\n", now, 86400)
+    out = route(tmp_path, dns, web, pki, "u@notxt.test")
+    assert field(out, "MtaSts").startswith("no policy"), out
+
+
+def test_get_mtastspolicy_lists_the_cache(tmp_path, dns, web, pki):
+    now = int(time.time())
+    cache_row(tmp_path, "good.test", "id1",
+              policy("enforce", ["mx1.good.test", "*.backup.test"]), now,
+              3600)
+    cache_row(tmp_path, "old.test", "x", policy("testing", ["a.test"]),
+              now - 7200, 3600)
+    conf = tmp_path / "sts.conf"
+    conf.write_text(f"[Transport]\nQueueDirectory = {tmp_path}/q\n")
+
+    def ctl(*args):
+        return subprocess.run([str(SLUICECTL), "-c", str(conf), *args],
+                              capture_output=True, text=True, timeout=30)
+    p = ctl("get-mtastspolicy", "good.test")
+    assert p.returncode == 0, p.stderr
+    assert field(p.stdout, "Id") == "id1"
+    assert field(p.stdout, "Mode") == "enforce"
+    assert re.findall(r"^Mx +: (.*)$", p.stdout, re.M) == \
+        ["mx1.good.test", "*.backup.test"], p.stdout
+    p = ctl("get-mtastspolicy")
+    assert re.findall(r"^Domain +: (.*)$", p.stdout, re.M) == \
+        ["good.test", "old.test"], p.stdout
+    assert "expired: not used" in p.stdout
+    p = ctl("get-mtastspolicy", "nothing.test")
+    assert p.returncode == 1 and "no cached MTA-STS policy" in p.stdout
