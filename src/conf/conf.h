@@ -120,11 +120,22 @@ struct conf_transport {
 	char *tls_ciphersuites; /* TLS 1.3 suites */
 	char *user;           /* run as this user after binding; empty = stay */
 	char *control_socket; /* path of sluicectl's control socket */
-	char *users_file;     /* "user:crypt-hash" lines for AUTH */
+	/* sluice-sendmail's socket (world-connectable); "" = none */
+	char *local_submission_socket;
+	char *users_file; /* "user:crypt-hash" lines for AUTH */
 	/* RCPT to an Authoritative domain needs an existing mailbox */
 	int recipient_validation_enabled;
+	int message_tracking_log_subject_logging_enabled;
 	unsigned max_per_domain_outbound_connections;
 	unsigned max_outbound_connections;
+	/* log retention (Set-TransportService): seconds, 0 = no age limit;
+	 * bytes, SIZE_UNLIMITED = no size limit */
+	unsigned message_tracking_log_max_age;
+	uint64_t message_tracking_log_max_directory_size;
+	unsigned receive_protocol_log_max_age;
+	uint64_t receive_protocol_log_max_directory_size;
+	unsigned send_protocol_log_max_age;
+	uint64_t send_protocol_log_max_directory_size;
 };
 
 struct conf_certificate {
@@ -210,6 +221,8 @@ struct conf_send_connector {
 	int enabled;
 	enum proto_log_level protocol_logging_level;
 	unsigned connection_inactivity_timeout;
+	/* keep X-Sluice-Organization-* headers (a partner of our own) */
+	int cloud_services_mail_enabled;
 	enum conf_dane_mode smtp_dane_mode; /* SmtpDaneMode */
 	enum conf_sts_mode mta_sts_mode;    /* MtaStsMode */
 	int line;
@@ -233,6 +246,13 @@ struct conf {
 	size_t nobjs;
 	/* "FILE:LINE: warning: ..." lines found while loading, or NULL. */
 	char *warnings;
+	/*
+	 * The built-in connector local submissions (LocalSubmissionSocket)
+	 * are served by: a receive connector's defaults, relay allowed, no
+	 * TLS or AUTH offered (conf_local.c).  Not in receive_connectors:
+	 * it has no binding and no section of its own.
+	 */
+	struct conf_receive_connector local_submission;
 };
 
 /*

@@ -62,15 +62,26 @@ ctl_dane_answer(void *arg, struct tlsa_result *res)
 }
 
 void
-ctl_dane_show(struct event_base *base, struct resolver *res,
-    const struct resolver_result *rr, const struct conf *c,
+ctl_dane_show(const struct conf *c, const struct resolver_result *rr,
     const struct conf_send_connector *sc)
 {
+	struct event_base *base = event_base_new();
+	struct resolver *res = NULL;
+	const char *err = NULL;
 	struct ctl_dane_host hosts[RESOLVER_HOPS_MAX];
 	struct ctl_dane_cb cbs[RESOLVER_HOPS_MAX];
 	struct ctl_dane_wait w = {0, 0};
 	size_t n = 0;
 
+	if (base == NULL ||
+	    (res = resolver_new_dnssec(base, c->transport.resolver,
+	         c->transport.dnssec_trust_anchor_file, &err)) == NULL) {
+		printf("Dnssec    : unknown (%s)\n",
+		    err != NULL ? err : "cannot create an event loop");
+		if (base != NULL)
+			event_base_free(base);
+		return;
+	}
 	if (!resolver_validates(res))
 		printf("Dnssec    : not validating (DnssecTrustAnchorFile is "
 		       "empty): DANE never applies\n");
@@ -146,6 +157,8 @@ ctl_dane_show(struct event_base *base, struct resolver *res,
 		}
 		tlsa_result_free(h->res);
 	}
+	resolver_free(res);
+	event_base_free(base);
 }
 
 /* `sluicectl tlsa CERTNAME [PORT]` */

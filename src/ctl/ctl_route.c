@@ -36,7 +36,9 @@ ctl_route_nexthop(
 		return;
 	}
 	if (r->kind == ROUTE_NONE) {
-		snprintf(out, len, "none: non-delivery (5.4.4)");
+		snprintf(out, len,
+		    "none: waits in the Unreachable queue until a connector "
+		    "matches or it expires");
 		return;
 	}
 	if (sc->dns_routing_enabled) {
@@ -87,53 +89,70 @@ ctl_route_status(enum resolver_status st)
 	return "?";
 }
 
+int
+ctl_resolve(const struct conf *c, const char *domain,
+    const struct conf_smarthost *hosts, size_t nhosts, unsigned port,
+    struct resolver_result *out, char *why, size_t whylen)
+{
+	struct ctl_route_wait w = {0};
+	struct resolver *res = NULL;
+	const char *err = NULL;
+	int rc;
+
+	if ((w.base = event_base_new()) == NULL) {
+		snprintf(why, whylen, "cannot create an event loop");
+		return -1;
+	}
+	if ((res = resolver_new_dnssec(w.base, c->transport.resolver,
+	         c->transport.dnssec_trust_anchor_file, &err)) == NULL) {
+		snprintf(why, whylen, "resolver: %s", err);
+		event_base_free(w.base);
+		return -1;
+	}
+	rc = hosts == NULL
+	         ? resolver_mx(res, domain, port, ctl_route_resolved, &w)
+	         : resolver_smarthosts(
+	               res, hosts, nhosts, port, ctl_route_resolved, &w);
+	if (rc == 0)
+		(void)ctl_wait(w.base, &w.done, CTL_ROUTE_DNS_WAIT);
+	resolver_free(res);
+	event_base_free(w.base);
+	if (rc != 0) {
+		snprintf(why, whylen,
+		    "temporary failure: could not start the DNS lookup");
+		return -1;
+	}
+	if (!w.done) {
+		snprintf(why, whylen,
+		    "temporary failure: no answer within %d seconds",
+		    CTL_ROUTE_DNS_WAIT);
+		return -1;
+	}
+	*out = w.res;
+	return 0;
+}
+
 /* One "NextHops" line per address, or one saying why there is none. */
 static int
 ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 {
 	const struct conf_send_connector *sc = r->connector;
-	struct ctl_route_wait w = {0};
-	struct resolver *res = NULL;
-	const char *why = NULL;
-	int rc;
+	struct resolver_result res;
+	char why[300];
 
-	if ((w.base = event_base_new()) == NULL) {
-		printf("NextHops  : none (cannot create an event loop)\n");
+	if (ctl_resolve(c, domain,
+	        sc->dns_routing_enabled ? NULL : sc->smart_hosts,
+	        sc->nsmart_hosts, sc->port, &res, why, sizeof(why)) < 0) {
+		printf("NextHops  : none (%s)\n", why);
 		return 1;
 	}
-	if ((res = resolver_new_dnssec(w.base, c->transport.resolver,
-	         c->transport.dnssec_trust_anchor_file, &why)) == NULL) {
-		printf("NextHops  : none (resolver: %s)\n", why);
-		event_base_free(w.base);
-		return 1;
-	}
-	rc = sc->dns_routing_enabled
-	         ? resolver_mx(res, domain, sc->port, ctl_route_resolved, &w)
-	         : resolver_smarthosts(res, sc->smart_hosts, sc->nsmart_hosts,
-	               sc->port, ctl_route_resolved, &w);
-	if (rc == 0)
-		(void)ctl_wait(w.base, &w.done, CTL_ROUTE_DNS_WAIT);
-	if (rc != 0 || !w.done) {
-		resolver_free(res);
-		event_base_free(w.base);
-		if (rc != 0)
-			printf("NextHops  : none (temporary failure: could not "
-			       "start the DNS lookup)\n");
-		else
-			printf("NextHops  : none (temporary failure: no answer "
-			       "within %d seconds)\n",
-			    CTL_ROUTE_DNS_WAIT);
-		return 1;
-	}
-	if (w.res.status != RESOLVER_OK) {
+	if (res.status != RESOLVER_OK) {
 		printf("NextHops  : none (%s: %s)\n",
-		    ctl_route_status(w.res.status), w.res.why);
-		resolver_free(res);
-		event_base_free(w.base);
+		    ctl_route_status(res.status), res.why);
 		return 1;
 	}
-	for (size_t i = 0; i < w.res.nhops; i++) {
-		const struct resolver_hop *h = &w.res.hops[i];
+	for (size_t i = 0; i < res.nhops; i++) {
+		const struct resolver_hop *h = &res.hops[i];
 		char addr[INET6_ADDRSTRLEN] = "?";
 		unsigned port = 0;
 
@@ -161,11 +180,9 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 			    addr, port, h->pref);
 	}
 	fflush(stdout);
-	ctl_dane_show(w.base, res, &w.res, c, sc);
+	ctl_dane_show(c, &res, sc);
 	fflush(stdout);
-	ctl_sts_show(w.base, res, &w.res, c, sc, domain);
-	resolver_free(res);
-	event_base_free(w.base);
+	ctl_sts_show(c, &res, sc, domain);
 	return 0;
 }
 

@@ -118,8 +118,9 @@ ctl_sts_preload(void *arg, const struct spool_sts_row *row)
 	return 0;
 }
 
-void
-ctl_sts_show(struct event_base *base, struct resolver *res,
+/* The MTA-STS lines, with the loop and resolver given. */
+static void
+ctl_sts_lines(struct event_base *base, struct resolver *res,
     const struct resolver_result *rr, const struct conf *c,
     const struct conf_send_connector *sc, const char *domain)
 {
@@ -131,12 +132,6 @@ ctl_sts_show(struct event_base *base, struct resolver *res,
 	const char *why = NULL;
 	char fetched[40], expires[40];
 
-	if (!sc->dns_routing_enabled)
-		return; /* a smart host is not the domain's MX */
-	printf("MtaStsMode: %s%s\n", conf_sts_mode_name(sc->mta_sts_mode),
-	    sc->ignore_starttls ? " (off: IgnoreSTARTTLS)" : "");
-	if (sc->mta_sts_mode == MTASTS_MODE_NONE || sc->ignore_starttls)
-		return;
 	if ((sts = sts_new(&p, &why)) == NULL) {
 		printf("MtaSts    : unknown (%s)\n", why);
 		return;
@@ -187,4 +182,33 @@ ctl_sts_show(struct event_base *base, struct resolver *res,
 		        : "does not match the policy (mode none: used)");
 	}
 	sts_free(sts);
+}
+
+void
+ctl_sts_show(const struct conf *c, const struct resolver_result *rr,
+    const struct conf_send_connector *sc, const char *domain)
+{
+	struct event_base *base;
+	struct resolver *res;
+	const char *why = NULL;
+
+	if (!sc->dns_routing_enabled)
+		return; /* a smart host is not the domain's MX */
+	printf("MtaStsMode: %s%s\n", conf_sts_mode_name(sc->mta_sts_mode),
+	    sc->ignore_starttls ? " (off: IgnoreSTARTTLS)" : "");
+	if (sc->mta_sts_mode == MTASTS_MODE_NONE || sc->ignore_starttls)
+		return;
+	if ((base = event_base_new()) == NULL) {
+		printf("MtaSts    : unknown (cannot create an event loop)\n");
+		return;
+	}
+	if ((res = resolver_new_dnssec(base, c->transport.resolver,
+	         c->transport.dnssec_trust_anchor_file, &why)) == NULL) {
+		printf("MtaSts    : unknown (resolver: %s)\n", why);
+		event_base_free(base);
+		return;
+	}
+	ctl_sts_lines(base, res, rr, c, sc, domain);
+	resolver_free(res);
+	event_base_free(base);
 }

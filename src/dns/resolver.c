@@ -22,6 +22,11 @@
  *   validated before use, and addresses that would reach this machine by
  *   accident (0.0.0.0, multicast, v4-mapped) are dropped.
  *
+ * A reverse look-up (resolver_ptr) is a smaller job of its own: a PTR
+ * query, then A or AAAA for each name it gives, on its own two lists and
+ * delivery event, with the same rules (bounded loops, checked names,
+ * callbacks only from its delivery event, cancellable by the asker).
+ *
  * DNSSEC (resolver_new_dnssec): libunbound validates with the trust
  * anchors it was given.  What validation proved travels with the result:
  * the MX RRset's "secure" bit, each hop's address record's, and the
@@ -34,7 +39,8 @@
  * the asker).
  *
  * RFCs: 5321 5.1 (MX order, implicit MX), 7505 (null MX), 1035 (wire
- * names), 4033-4035 (DNSSEC), 7672 2.1-2.2 (what DANE needs of DNS).
+ * names), 3596 (ip6.arpa), 1912 2.1 (PTR names should resolve back),
+ * 4033-4035 (DNSSEC), 7672 2.1-2.2 (what DANE needs of DNS).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -46,6 +52,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -72,7 +79,20 @@
 /* A job not done by then is a temporary failure (libunbound retries). */
 #define RESOLVER_TIMEOUT_SEC 30
 
+/* PTR names forward-confirmed per client, at most. */
+#define RESOLVER_PTR_NAMES_MAX 4
+/*
+ * Reverse look-up results kept per resolver (direct-mapped by address),
+ * and for how long at most (less when the DNS records say so).  A client
+ * that opens a connection per message would otherwise cost two queries
+ * (and two trips through libunbound's thread) per message: about a third
+ * more CPU per connection, measured with smtp-source.
+ */
+#define RESOLVER_PTR_CACHE_SIZE 256
+#define RESOLVER_PTR_CACHE_SEC 60
+
 #define RR_TYPE_A 1
+#define RR_TYPE_PTR 12
 #define RR_TYPE_MX 15
 #define RR_TYPE_AAAA 28
 #define RR_CLASS_IN 1
@@ -128,6 +148,42 @@ struct resolver_job {
 
 TAILQ_HEAD(resolver_jobs, resolver_job);
 
+/* One query of a reverse look-up: the PTR (name -1) or a name's address. */
+struct resolver_pquery {
+	struct resolver_ptr *p;
+	int id;
+	int busy;
+	int name;
+};
+
+struct resolver_ptr {
+	TAILQ_ENTRY(resolver_ptr) link;
+	struct resolver *r;
+	resolver_ptr_fn fn;
+	void *arg;
+	int family; /* AF_INET or AF_INET6: which address record confirms */
+	unsigned char addr[16];
+	int finished;
+	int verified; /* index in names[], -1 for none */
+	int answered; /* every answer came (no timeout): may be cached */
+	unsigned ttl; /* the smallest TTL of the answers used */
+	size_t pending;
+	struct event *timer;
+	struct resolver_pquery ptrq;
+	size_t nnames;
+	char names[RESOLVER_PTR_NAMES_MAX][256];
+	struct resolver_pquery q[RESOLVER_PTR_NAMES_MAX];
+};
+
+TAILQ_HEAD(resolver_ptrs, resolver_ptr);
+
+struct resolver_ptr_cached {
+	int family; /* 0: empty */
+	unsigned char addr[16];
+	double expires; /* CLOCK_MONOTONIC */
+	char name[256]; /* "" when no name was confirmed */
+};
+
 /* One question of any type (resolver_lookup). */
 struct resolver_lookup {
 	TAILQ_ENTRY(resolver_lookup) link;
@@ -154,8 +210,11 @@ struct resolver {
 	struct ub_ctx *ctx;
 	struct event *ev_ub;      /* ub_fd readable */
 	struct event *ev_deliver; /* a job on the ready list */
+	struct event *ev_ptr;     /* a reverse look-up on ptr_ready */
 	struct event *ev_lookup;  /* a look-up on lk_ready */
 	struct resolver_jobs pending, ready;
+	struct resolver_ptrs ptr_pending, ptr_ready;
+	struct resolver_ptr_cached *ptr_cache; /* RESOLVER_PTR_CACHE_SIZE */
 	struct resolver_lookups lk_pending, lk_ready;
 	size_t nqueries;
 	int validates; /* a trust anchor was loaded */
@@ -202,42 +261,53 @@ resolver_name_ok(const char *s)
 	return label > 0 && !alldigits;
 }
 
-int
-resolver_mx_parse(
-    const unsigned char *rdata, size_t len, struct resolver_mx *out)
+/*
+ * An uncompressed wire-format host name that fills data[0..len) exactly,
+ * into out (at least 256 bytes) in lower case without the final dot.  The
+ * root parses to "".  -1 for anything that is not a usable host name.
+ */
+static int
+resolver_wire_name(const unsigned char *data, size_t len, char *out)
 {
-	size_t i = 2, w = 0;
+	size_t i = 0, w = 0;
 
-	if (rdata == NULL || len < 3)
-		return -1;
-	out->pref = (unsigned)rdata[0] << 8 | rdata[1];
-	out->host[0] = '\0';
+	out[0] = '\0';
 	/* Each label costs at least one octet, so this loop ends. */
 	while (i < len) {
-		size_t l = rdata[i++];
+		size_t l = data[i++];
 
 		if (l == 0) {
 			if (i != len)
 				return -1; /* trailing octets */
 			if (w == 0)
-				return 0; /* the root: null MX */
-			out->host[w - 1] = '\0';
-			return resolver_name_ok(out->host) ? 0 : -1;
+				return 0; /* the root */
+			out[w - 1] = '\0';
+			return resolver_name_ok(out) ? 0 : -1;
 		}
 		/* Compression pointers and extended labels are not names. */
 		if (l > 63 || l > len - i || w + l + 1 > 254)
 			return -1;
 		for (size_t k = 0; k < l; k++) {
-			int c = rdata[i + k];
+			int c = data[i + k];
 
 			if (!resolver_ldh(c))
 				return -1;
-			out->host[w++] = (char)tolower(c);
+			out[w++] = (char)tolower(c);
 		}
-		out->host[w++] = '.';
+		out[w++] = '.';
 		i += l;
 	}
 	return -1; /* no terminating root label */
+}
+
+int
+resolver_mx_parse(
+    const unsigned char *rdata, size_t len, struct resolver_mx *out)
+{
+	if (rdata == NULL || len < 3)
+		return -1;
+	out->pref = (unsigned)rdata[0] << 8 | rdata[1];
+	return resolver_wire_name(rdata + 2, len - 2, out->host);
 }
 
 static int
@@ -848,6 +918,338 @@ resolver_smarthosts(struct resolver *r, const struct conf_smarthost *sh,
 	return 0;
 }
 
+/* Reverse look-ups */
+
+int
+resolver_reverse_name(const struct sockaddr *sa, char *out, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *a;
+	size_t w = 0;
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		a = s6->sin6_addr.s6_addr;
+		if (!IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			if (len < 64 + sizeof("ip6.arpa"))
+				return -1;
+			for (int i = 15; i >= 0; i--) {
+				out[w++] = hex[a[i] & 0xf];
+				out[w++] = '.';
+				out[w++] = hex[a[i] >> 4];
+				out[w++] = '.';
+			}
+			memcpy(out + w, "ip6.arpa", sizeof("ip6.arpa"));
+			return 0;
+		}
+		a += 12;
+	} else if (sa->sa_family == AF_INET) {
+		a = (const unsigned char *)&((const struct sockaddr_in *)sa)
+		        ->sin_addr;
+	} else {
+		return -1;
+	}
+	if (snprintf(out, len, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1],
+	        a[0]) >= (int)len)
+		return -1;
+	return 0;
+}
+
+static void resolver_ptr_ub_cb(void *mydata, int err, struct ub_result *res);
+
+static double
+resolver_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct resolver_ptr_cached *
+resolver_ptr_slot(struct resolver *r, int family, const unsigned char *a)
+{
+	unsigned h = 2166136261u; /* FNV-1a */
+
+	if (r->ptr_cache == NULL &&
+	    (r->ptr_cache = calloc(
+	         RESOLVER_PTR_CACHE_SIZE, sizeof(*r->ptr_cache))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < (family == AF_INET6 ? 16u : 4u); i++)
+		h = (h ^ a[i]) * 16777619u;
+	return &r->ptr_cache[h % RESOLVER_PTR_CACHE_SIZE];
+}
+
+/* A finished look-up whose answers all came is kept for the next ones. */
+static void
+resolver_ptr_remember(struct resolver_ptr *p)
+{
+	struct resolver_ptr_cached *c =
+	    resolver_ptr_slot(p->r, p->family, p->addr);
+	unsigned ttl =
+	    p->ttl < RESOLVER_PTR_CACHE_SEC ? p->ttl : RESOLVER_PTR_CACHE_SEC;
+
+	if (c == NULL || !p->answered || ttl == 0)
+		return;
+	c->family = p->family;
+	memcpy(c->addr, p->addr, sizeof(c->addr));
+	c->expires = resolver_now() + ttl;
+	snprintf(c->name, sizeof(c->name), "%s",
+	    p->verified >= 0 ? p->names[p->verified] : "");
+}
+
+/* A fresh cached result: p is finished at once (delivered later). */
+static int
+resolver_ptr_recall(struct resolver_ptr *p)
+{
+	struct resolver_ptr_cached *c =
+	    resolver_ptr_slot(p->r, p->family, p->addr);
+
+	if (c == NULL || c->family != p->family ||
+	    memcmp(c->addr, p->addr, sizeof(c->addr)) != 0 ||
+	    c->expires <= resolver_now())
+		return 0;
+	if (c->name[0] != '\0') {
+		memcpy(p->names[0], c->name, sizeof(p->names[0]));
+		p->nnames = 1;
+		p->verified = 0;
+	}
+	p->finished = 1;
+	TAILQ_INSERT_TAIL(&p->r->ptr_ready, p, link);
+	event_active(p->r->ev_ptr, EV_TIMEOUT, 1);
+	return 1;
+}
+
+static int
+resolver_ptr_send(struct resolver_ptr *p, struct resolver_pquery *q,
+    const char *name, int type, int idx)
+{
+	struct resolver *r = p->r;
+
+	if (r->nqueries >= RESOLVER_QUERIES_MAX)
+		return -1;
+	q->p = p;
+	q->name = idx;
+	if (ub_resolve_async(r->ctx, name, type, RR_CLASS_IN, q,
+	        resolver_ptr_ub_cb, &q->id) != 0)
+		return -1;
+	q->busy = 1;
+	p->pending++;
+	r->nqueries++;
+	return 0;
+}
+
+static void
+resolver_ptr_cancel_query(struct resolver_ptr *p, struct resolver_pquery *q)
+{
+	if (!q->busy)
+		return;
+	(void)ub_cancel(p->r->ctx, q->id);
+	q->busy = 0;
+	p->pending--;
+	p->r->nqueries--;
+}
+
+static void
+resolver_ptr_stop(struct resolver_ptr *p)
+{
+	resolver_ptr_cancel_query(p, &p->ptrq);
+	for (size_t i = 0; i < p->nnames; i++)
+		resolver_ptr_cancel_query(p, &p->q[i]);
+	if (p->timer != NULL) {
+		event_free(p->timer);
+		p->timer = NULL;
+	}
+}
+
+/* The verdict is in (or the time is up): queue it for delivery. */
+static void
+resolver_ptr_finish(struct resolver_ptr *p)
+{
+	struct resolver *r = p->r;
+
+	resolver_ptr_stop(p);
+	p->finished = 1;
+	TAILQ_REMOVE(&r->ptr_pending, p, link);
+	TAILQ_INSERT_TAIL(&r->ptr_ready, p, link);
+	event_active(r->ev_ptr, EV_TIMEOUT, 1);
+}
+
+/* The answer's TTL bounds how long the verdict may be kept. */
+static void
+resolver_ptr_ttl(struct resolver_ptr *p, int err, const struct ub_result *res)
+{
+	unsigned ttl = 0;
+
+	if (err == 0 && res != NULL && !res->bogus && res->rcode != 2 &&
+	    res->ttl > 0)
+		ttl = (unsigned)res->ttl;
+	else if (err == 0 && res != NULL && res->nxdomain)
+		ttl = RESOLVER_PTR_CACHE_SEC;
+	if (ttl < p->ttl)
+		p->ttl = ttl;
+}
+
+static void
+resolver_ptr_names(struct resolver_ptr *p, int err, struct ub_result *res)
+{
+	char why[256];
+
+	resolver_ptr_ttl(p, err, res);
+	if (resolver_classify("", err, res, why, sizeof(why)) != OUT_DATA)
+		return;
+	for (size_t i = 0; i < RESOLVER_RR_MAX && res->data[i] != NULL &&
+	                   p->nnames < RESOLVER_PTR_NAMES_MAX;
+	     i++) {
+		char *name = p->names[p->nnames];
+
+		if (res->len[i] < 1 ||
+		    resolver_wire_name((const unsigned char *)res->data[i],
+		        (size_t)res->len[i], name) != 0 ||
+		    name[0] == '\0')
+			continue;
+		p->nnames++;
+	}
+	for (size_t i = 0; i < p->nnames; i++)
+		if (resolver_ptr_send(p, &p->q[i], p->names[i],
+		        p->family == AF_INET6 ? RR_TYPE_AAAA : RR_TYPE_A,
+		        (int)i) != 0)
+			break; /* the names sent so far may still confirm */
+}
+
+static void
+resolver_ptr_addrs(
+    struct resolver_ptr *p, int idx, int err, struct ub_result *res)
+{
+	size_t want = p->family == AF_INET6 ? 16 : 4;
+	char why[256];
+
+	resolver_ptr_ttl(p, err, res);
+	if (resolver_classify("", err, res, why, sizeof(why)) != OUT_DATA)
+		return;
+	for (size_t i = 0; i < RESOLVER_RR_MAX && res->data[i] != NULL; i++)
+		if (res->len[i] >= 0 && (size_t)res->len[i] == want &&
+		    memcmp(res->data[i], p->addr, want) == 0 &&
+		    (p->verified < 0 || idx < p->verified))
+			p->verified = idx;
+}
+
+static void
+resolver_ptr_ub_cb(void *mydata, int err, struct ub_result *res)
+{
+	struct resolver_pquery *q = mydata;
+	struct resolver_ptr *p = q->p;
+
+	q->busy = 0;
+	p->pending--;
+	p->r->nqueries--;
+	if (q->name < 0)
+		resolver_ptr_names(p, err, res);
+	else
+		resolver_ptr_addrs(p, q->name, err, res);
+	ub_resolve_free(res);
+	/* The first PTR name that confirms wins; later ones cannot beat it. */
+	if (!p->finished && (p->pending == 0 || p->verified == 0)) {
+		p->answered = 1;
+		resolver_ptr_remember(p);
+		resolver_ptr_finish(p);
+	}
+}
+
+static void
+resolver_ptr_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver_ptr *p = arg;
+
+	(void)fd;
+	(void)what;
+	p->verified = -1;
+	resolver_ptr_finish(p);
+}
+
+static void
+resolver_ptr_deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver *r = arg;
+	struct resolver_ptr *p = TAILQ_FIRST(&r->ptr_ready);
+
+	(void)fd;
+	(void)what;
+	if (p == NULL)
+		return;
+	TAILQ_REMOVE(&r->ptr_ready, p, link);
+	if (!TAILQ_EMPTY(&r->ptr_ready))
+		event_active(r->ev_ptr, EV_TIMEOUT, 1);
+	/* Last use of r: the callback may free the resolver. */
+	p->fn(p->arg, p->verified >= 0 ? p->names[p->verified] : NULL);
+	free(p);
+}
+
+struct resolver_ptr *
+resolver_ptr(struct resolver *r, const struct sockaddr *sa, resolver_ptr_fn fn,
+    void *arg)
+{
+	const struct timeval tv = {RESOLVER_PTR_TIMEOUT_SEC, 0};
+	struct resolver_ptr *p;
+	char name[80];
+
+	if (fn == NULL || resolver_reverse_name(sa, name, sizeof(name)) < 0 ||
+	    (p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	p->r = r;
+	p->fn = fn;
+	p->arg = arg;
+	p->verified = -1;
+	p->ptrq.name = -1;
+	p->ttl = RESOLVER_PTR_CACHE_SEC;
+	if (sa->sa_family == AF_INET6 &&
+	    !IN6_IS_ADDR_V4MAPPED(
+	        &((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+		p->family = AF_INET6;
+		memcpy(
+		    p->addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	} else if (sa->sa_family == AF_INET6) {
+		p->family = AF_INET;
+		memcpy(p->addr,
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr[12],
+		    4);
+	} else {
+		p->family = AF_INET;
+		memcpy(p->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	}
+	if (resolver_ptr_recall(p))
+		return p;
+	if ((p->timer = evtimer_new(r->base, resolver_ptr_timeout_cb, p)) ==
+	        NULL ||
+	    evtimer_add(p->timer, &tv) != 0) {
+		if (p->timer != NULL)
+			event_free(p->timer);
+		free(p);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&r->ptr_pending, p, link);
+	if (resolver_ptr_send(p, &p->ptrq, name, RR_TYPE_PTR, -1) != 0) {
+		TAILQ_REMOVE(&r->ptr_pending, p, link);
+		event_free(p->timer);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+resolver_ptr_cancel(struct resolver *r, struct resolver_ptr *p)
+{
+	if (p->finished) {
+		TAILQ_REMOVE(&r->ptr_ready, p, link);
+	} else {
+		resolver_ptr_stop(p);
+		TAILQ_REMOVE(&r->ptr_pending, p, link);
+	}
+	free(p);
+}
+
 /* Look-ups of one question */
 
 static void
@@ -1096,6 +1498,8 @@ resolver_new_dnssec(struct event_base *base, const char *spec,
 	TAILQ_INIT(&r->ready);
 	TAILQ_INIT(&r->lk_pending);
 	TAILQ_INIT(&r->lk_ready);
+	TAILQ_INIT(&r->ptr_pending);
+	TAILQ_INIT(&r->ptr_ready);
 	*why = "cannot set up libunbound";
 	/*
 	 * Thread mode: the default forks a resolver process, which would
@@ -1152,16 +1556,21 @@ resolver_new_dnssec(struct event_base *base, const char *spec,
 		goto fail;
 	}
 	/*
-	 * libunbound answers RFC 6761 "test." itself (NXDOMAIN); a server
-	 * named explicitly is a lab or test server whose zones under
-	 * "test." are the point of naming it.
+	 * libunbound answers RFC 6761 "test." itself (NXDOMAIN), and the
+	 * reverse names of 127.0.0.0/8 (only 127.0.0.1 has one); a server
+	 * named explicitly is a lab or test server whose zones there are the
+	 * point of naming it.
 	 */
-	if (!system && ub_ctx_zone_remove(r->ctx, "test.") != 0)
+	if (!system &&
+	    (ub_ctx_zone_remove(r->ctx, "test.") != 0 ||
+	        ub_ctx_zone_remove(r->ctx, "127.in-addr.arpa.") != 0))
 		goto fail;
 	if ((r->ev_ub = event_new(base, ub_fd(r->ctx), EV_READ | EV_PERSIST,
 	         resolver_ub_readable, r)) == NULL ||
 	    event_add(r->ev_ub, NULL) != 0 ||
 	    (r->ev_deliver = event_new(base, -1, 0, resolver_deliver_cb, r)) ==
+	        NULL ||
+	    (r->ev_ptr = event_new(base, -1, 0, resolver_ptr_deliver_cb, r)) ==
 	        NULL ||
 	    (r->ev_lookup =
 	            event_new(base, -1, 0, resolver_lookup_deliver, r)) == NULL)
@@ -1178,6 +1587,7 @@ resolver_free(struct resolver *r)
 {
 	struct resolver_job *job;
 	struct resolver_lookup *lk;
+	struct resolver_ptr *p;
 
 	if (r == NULL)
 		return;
@@ -1190,6 +1600,16 @@ resolver_free(struct resolver *r)
 	while ((job = TAILQ_FIRST(&r->ready)) != NULL) {
 		TAILQ_REMOVE(&r->ready, job, link);
 		resolver_job_free(job);
+	}
+	while ((p = TAILQ_FIRST(&r->ptr_pending)) != NULL) {
+		TAILQ_REMOVE(&r->ptr_pending, p, link);
+		if (p->timer != NULL)
+			event_free(p->timer);
+		free(p);
+	}
+	while ((p = TAILQ_FIRST(&r->ptr_ready)) != NULL) {
+		TAILQ_REMOVE(&r->ptr_ready, p, link);
+		free(p);
 	}
 	while ((lk = TAILQ_FIRST(&r->lk_pending)) != NULL) {
 		TAILQ_REMOVE(&r->lk_pending, lk, link);
@@ -1205,5 +1625,8 @@ resolver_free(struct resolver *r)
 		event_free(r->ev_deliver);
 	if (r->ev_lookup != NULL)
 		event_free(r->ev_lookup);
+	if (r->ev_ptr != NULL)
+		event_free(r->ev_ptr);
+	free(r->ptr_cache);
 	free(r);
 }

@@ -97,6 +97,33 @@ int resolver_smarthosts(struct resolver *, const struct conf_smarthost *,
     size_t n, unsigned default_port, resolver_fn, void *arg);
 
 /*
+ * The verified reverse name of a client (forward-confirmed reverse DNS):
+ * the PTR names of its address, each looked up again (A for an IPv4
+ * client, AAAA for IPv6), and the first whose addresses include the
+ * client's is the answer.  name is NULL when there is none, when a look-up
+ * failed, or after RESOLVER_PTR_TIMEOUT_SEC.  The callback runs on the
+ * event loop, never inside resolver_ptr().
+ */
+typedef void (*resolver_ptr_fn)(void *arg, const char *name);
+struct resolver_ptr;
+
+/* Short: the answer is only used if it is there when a message starts. */
+#define RESOLVER_PTR_TIMEOUT_SEC 10
+
+/* NULL (and no callback) when the look-up cannot start. */
+struct resolver_ptr *resolver_ptr(
+    struct resolver *, const struct sockaddr *, resolver_ptr_fn, void *arg);
+/* The asker is going away: the callback will not run; p is freed. */
+void resolver_ptr_cancel(struct resolver *, struct resolver_ptr *p);
+
+/*
+ * The reverse look-up name of an address: "4.3.2.1.in-addr.arpa" or the
+ * 32 nibbles under "ip6.arpa" (RFC 3596); a v4-mapped IPv6 address is
+ * its IPv4 address.  -1 for another family or a short buffer.
+ */
+int resolver_reverse_name(const struct sockaddr *, char *out, size_t len);
+
+/*
  * One question of any type, for TLSA and TXT records.  The callback runs
  * on the event loop, never inside resolver_lookup(), exactly once unless
  * the look-up is cancelled first; the handle is gone after the callback

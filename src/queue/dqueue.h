@@ -59,14 +59,21 @@ void dqueues_kick(struct dqueues *, int all);
 /* Administrator's actions; -1 when no such queue. */
 int dqueues_suspend(struct dqueues *, const char *queue, int suspend);
 int dqueues_retry(struct dqueues *, const char *queue);
-/* A message removed by the administrator leaves the waiting lists. */
-void dqueues_forget_message(struct dqueues *, const char *queue_id);
+/*
+ * A message removed or suspended by the administrator leaves the waiting
+ * list of one queue, or (queue NULL) of every queue.
+ */
+void dqueues_forget_message(
+    struct dqueues *, const char *queue, const char *queue_id);
 
 /*
  * Stopping (SIGTERM): parked connections QUIT, busy ones finish their
  * transaction and QUIT; returns how many connections are still open.
  */
 unsigned dqueues_drain(struct dqueues *);
+
+/* Outbound connections open now, all queues together (status). */
+unsigned dqueues_connections(const struct dqueues *);
 
 /* For Get-Queue: "Active", "Ready", "Retry", "Suspended"; NULL unknown. */
 const char *dqueues_status(struct dqueues *, const char *queue,

@@ -4,11 +4,13 @@
  *
  * The same checks apply whether the content came by DATA (after the
  * session removed dot-stuffing) or by BDAT (raw chunks): only CRLF ends a
- * line, no NUL, lines of at most 998 octets, a bounded header block, a
- * bounded number of Received headers, and the message size limit.  The
- * first error is remembered and decides the reply at the end of the
- * message; after it, bytes are still parsed (to find the end) but no
- * longer stored.
+ * line, no NUL, a bounded header block that does not start with a
+ * continuation line, a bounded number of Received headers, and the
+ * message size limit.  Lines may be of any length within the size limit
+ * (Postfix and Exim accept longer lines than RFC 5322's 998 octets, and
+ * refusing them refused real mail).  The first error is remembered and
+ * decides the reply at the end of the message; after it, bytes are still
+ * counted (the session finds the end) but no longer stored.
  */
 #ifndef SLUICE_CONTENT_H
 #define SLUICE_CONTENT_H
@@ -18,17 +20,14 @@
 
 #include "util/buf.h"
 
-/* RFC 5321 4.5.3.1.6: 1000 octets per line including the CRLF. */
-#define CONTENT_LINE_MAX 998
-
 enum content_error {
 	CONTENT_OK,
-	CONTENT_TOO_BIG,    /* 552 5.3.4 */
-	CONTENT_HEADER_BIG, /* 552 5.3.4 */
-	CONTENT_HOPS,       /* 554 5.4.14 */
-	CONTENT_LINE_LONG,  /* 500 5.5.2 */
-	CONTENT_BAD_EOL,    /* 550 5.6.11 bare CR, bare LF or NUL */
-	CONTENT_NOMEM,      /* 452 4.3.1 */
+	CONTENT_TOO_BIG,     /* 552 5.3.4 */
+	CONTENT_HEADER_BIG,  /* 552 5.3.4 */
+	CONTENT_HOPS,        /* 554 5.4.14 */
+	CONTENT_BAD_EOL,     /* 550 5.6.11 bare CR, bare LF or NUL */
+	CONTENT_HEADER_CONT, /* 550 5.6.0 header starts with a continuation */
+	CONTENT_NOMEM,       /* 452 4.3.1 */
 };
 
 struct content_limits {
@@ -42,11 +41,11 @@ struct content {
 	struct content_limits lim;
 	uint64_t size;       /* client bytes seen, stored or not */
 	size_t header_bytes; /* client header bytes seen so far */
+	size_t line_start;   /* offset in out of the line being received */
 	unsigned hops;
+	unsigned fields; /* client header lines that start a field */
 	int in_header;   /* still inside the header block */
 	int skipping;    /* dropping an X-Sluice-Organization-* field */
-	int overlong;    /* BDAT: inside a line longer than the limit */
-	struct buf line; /* BDAT: the partial line, bounded */
 	enum content_error error;
 };
 
@@ -55,13 +54,19 @@ void content_init(
 void content_free(struct content *);
 /* Our own header lines (Received, X-Sluice-Organization-*), CRLF-ended. */
 int content_prefix(struct content *, const char *, size_t);
-/* One complete line including its CRLF (DATA path, already unstuffed). */
-void content_line(struct content *, const char *, size_t);
-/* Flag a line-ending violation seen by the DATA reader. */
+/*
+ * Part of one line (DATA path, already unstuffed): the caller guarantees
+ * that only the last byte may be an LF, which then ends the line.
+ */
+void content_line_part(struct content *, const char *, size_t);
+/* Flag an error found outside (memory budget of the server). */
 void content_fail(struct content *, enum content_error);
 /* Raw bytes (BDAT path); lines may span calls. */
 void content_bytes(struct content *, const char *, size_t);
-/* End of message: returns the first error, CONTENT_OK if storable. */
+/*
+ * End of message: returns the first error, CONTENT_OK if storable.  A
+ * last line without CRLF (BDAT allows it) is completed with CRLF.
+ */
 enum content_error content_finish(struct content *);
 
 /* The reply for an error, e.g. "552 5.3.4 Message size exceeds ...". */

@@ -35,8 +35,10 @@
 
 #include "conf/conf.h"
 #include "deliver/maildir.h"
+#include "dns/resolver.h"
 #include "log/protolog.h"
 #include "log/tracklog.h"
+#include "route/route.h"
 #include "server/conn.h"
 #include "server/auth.h"
 #include "server/content.h"
@@ -54,8 +56,8 @@
 #include "util/buf.h"
 #include "util/log.h"
 
-static const char *session_state_names[] = {
-    "greeting", "command", "data", "bdat", "commit", "tls", "closing", "dead"};
+static const char *session_state_names[] = {"greeting", "command", "data",
+    "bdat", "commit", "auth", "tls", "closing", "dead"};
 
 /* --- logging and replies --------------------------------------------- */
 
@@ -66,14 +68,70 @@ session_protolog_on(const struct session *s)
 	       s->rc->protocol_logging_level == PROTOLOG_VERBOSE;
 }
 
+/*
+ * One row of the protocol log, within the session's budget: once a
+ * session has written SESSION_LOG_MAX bytes, one row says so and the rest
+ * are counted, not written, until the disconnect row, which is always
+ * written and carries the count.  Every stored message adds to the budget
+ * what its rows need (session_log_credit), so the budget bounds what a
+ * client makes us write without sending mail, never a busy relay.
+ */
 void
 session_plog(struct session *s, char event, const char *data, size_t len,
     const char *context)
 {
+	char why[300];
+	size_t row;
+
 	if (!session_protolog_on(s))
 		return;
+	/* About the row's size: its data, context and fixed fields. */
+	row = len + (context != NULL ? strlen(context) : 0) +
+	      strlen(s->rc->name) + strlen(s->id) + strlen(s->local) +
+	      strlen(s->remote) + SESSION_LOG_ROW_FIXED;
+	if (event == '-' && s->log_dropped > 0) {
+		snprintf(why, sizeof(why),
+		    "%.*s%s%llu lines (%llu bytes) not logged: protocol log "
+		    "limit",
+		    (int)(len > 200 ? 200 : len), data, len > 0 ? "; " : "",
+		    (unsigned long long)s->log_dropped,
+		    (unsigned long long)s->log_dropped_bytes);
+		data = why;
+		len = strlen(why);
+	} else if (event != '-' &&
+	           (s->log_capped ||
+	               s->log_bytes + row > SESSION_LOG_MAX + s->log_credit)) {
+		if (!s->log_capped) {
+			s->log_capped = 1;
+			snprintf(why, sizeof(why),
+			    "protocol log limit reached (%u bytes); further "
+			    "lines are counted, not written",
+			    (unsigned)SESSION_LOG_MAX);
+			protolog_write(s->srv->protolog, s->rc->name, s->id,
+			    s->seq++, s->local, s->remote, '*', why,
+			    strlen(why), NULL);
+		}
+		s->log_dropped++;
+		s->log_dropped_bytes += row;
+		s->seq++;
+		return;
+	}
+	s->log_bytes += row;
 	protolog_write(s->srv->protolog, s->rc->name, s->id, s->seq++, s->local,
 	    s->remote, event, data, len, context);
+}
+
+/*
+ * A message was stored: its rows were mail, not junk.  The credit covers
+ * a transaction's rows (MAIL, DATA, their replies, the commit) and two
+ * rows of at most a full-length address per recipient; refused commands
+ * inside the transaction get no credit of their own.
+ */
+void
+session_log_credit(struct session *s)
+{
+	s->log_credit +=
+	    SESSION_LOG_MSG_CREDIT + s->nrcpts * SESSION_LOG_RCPT_CREDIT;
 }
 
 void
@@ -81,6 +139,9 @@ session_enter(struct session *s, enum session_state next)
 {
 	if (s->state == next)
 		return;
+	/* A password check belongs to SESSION_AUTH (session_auth.c). */
+	if (s->state == SESSION_AUTH)
+		session_auth_abandon(s);
 	log_debug("session %s: %s -> %s", s->id, session_state_names[s->state],
 	    session_state_names[next]);
 	s->state = next;
@@ -196,7 +257,8 @@ session_reset(struct session *s)
 	s->bdat_remaining = 0;
 	s->bdat_last = 0;
 	s->bdat_discard = 0;
-	s->data_midline = 0;
+	s->data_bol = 0;
+	s->data_cr = 0;
 }
 
 /* --- commands --------------------------------------------------------- */
@@ -206,6 +268,7 @@ enum {
 	    1 << 0, /* RFC 2920: must be last in a pipelined group */
 	CMD_NEEDS_HELO = 1 << 1,
 	CMD_TRANSACTION = 1 << 2, /* MAIL/RCPT/DATA/BDAT: RequireTLS applies */
+	CMD_JUNK = 1 << 3,        /* counts against SESSION_JUNK_MAX */
 };
 
 struct session_cmd {
@@ -502,6 +565,13 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
+	if (args.path.postmaster && route_postmaster(s->cref->conf) == NULL) {
+		session_reply(s, "550 5.1.1 <Postmaster> without a domain "
+		                 "cannot be delivered here (no Authoritative "
+		                 "accepted domain); write to postmaster@ a "
+		                 "domain");
+		return;
+	}
 	if (!session_may_relay(s, &args.path)) {
 		session_reply(s, "550 5.7.54 Unable to relay recipient in "
 		                 "non-accepted domain");
@@ -565,7 +635,8 @@ session_cmd_data(struct session *s, const struct smtp_cmd *c)
 	if (session_begin_content(s) < 0)
 		return;
 	s->used_data = 1;
-	s->data_midline = 0;
+	s->data_bol = 1;
+	s->data_cr = 0;
 	s->phase_start = conn_now();
 	s->phase_bytes = 0;
 	session_enter(s, SESSION_DATA);
@@ -695,20 +766,28 @@ session_cmd_starttls(struct session *s, const struct smtp_cmd *c)
 		session_close(s, "plaintext pipelined after STARTTLS");
 }
 
+/*
+ * The command table.  CMD_ENDS_GROUP is RFC 2920 section 3.1's list
+ * (EHLO, HELO, DATA, VRFY, EXPN, TURN, QUIT, NOOP; TURN is not
+ * implemented) plus STARTTLS (RFC 3207: nothing may follow it in
+ * plaintext) and AUTH (its exchange needs the 334 first).  CMD_JUNK marks
+ * commands that cost a reply and change nothing, which a client may
+ * repeat without end: they count against SESSION_JUNK_MAX.
+ */
 static const struct session_cmd session_commands[] = {
-    {SMTP_VERB_HELO, CMD_ENDS_GROUP, session_cmd_helo},
-    {SMTP_VERB_EHLO, CMD_ENDS_GROUP, session_cmd_ehlo},
+    {SMTP_VERB_HELO, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_helo},
+    {SMTP_VERB_EHLO, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_ehlo},
     {SMTP_VERB_MAIL, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_mail},
     {SMTP_VERB_RCPT, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_rcpt},
     {SMTP_VERB_DATA, CMD_NEEDS_HELO | CMD_TRANSACTION | CMD_ENDS_GROUP,
         session_cmd_data},
     {SMTP_VERB_BDAT, CMD_NEEDS_HELO | CMD_TRANSACTION, session_cmd_bdat},
-    {SMTP_VERB_RSET, 0, session_cmd_rset},
-    {SMTP_VERB_NOOP, 0, session_cmd_noop},
-    {SMTP_VERB_QUIT, 0, session_cmd_quit},
-    {SMTP_VERB_VRFY, 0, session_cmd_vrfy},
-    {SMTP_VERB_EXPN, 0, session_cmd_expn},
-    {SMTP_VERB_HELP, 0, session_cmd_help},
+    {SMTP_VERB_RSET, CMD_JUNK, session_cmd_rset},
+    {SMTP_VERB_NOOP, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_noop},
+    {SMTP_VERB_QUIT, CMD_ENDS_GROUP, session_cmd_quit},
+    {SMTP_VERB_VRFY, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_vrfy},
+    {SMTP_VERB_EXPN, CMD_ENDS_GROUP | CMD_JUNK, session_cmd_expn},
+    {SMTP_VERB_HELP, CMD_JUNK, session_cmd_help},
     {SMTP_VERB_STARTTLS, CMD_NEEDS_HELO | CMD_ENDS_GROUP, session_cmd_starttls},
     {SMTP_VERB_AUTH, CMD_NEEDS_HELO | CMD_ENDS_GROUP, session_cmd_auth},
 };
@@ -719,21 +798,19 @@ session_dispatch(struct session *s, const char *line, size_t len)
 	const struct session_cmd *cmd = NULL;
 	struct smtp_cmd c;
 	int more = conn_input_len(s->conn) > 0;
+	size_t shown;
 
 	smtp_cmd_parse(line, len, &c);
-	if (c.verb == SMTP_VERB_AUTH) {
-		/* The mechanism, never an initial response: it is a password.
-		 */
-		const char *sp = memchr(c.arg, ' ', c.arg_len);
-		size_t shown = (size_t)(c.arg - line) +
-		               (sp != NULL ? (size_t)(sp - c.arg) : c.arg_len);
-
-		session_plog(s, '<', line, shown, sp != NULL ? "+ ***" : NULL);
-	} else {
-		session_plog(s, '<', line, len, NULL);
-	}
+	/* An AUTH line is logged without what may be a credential. */
+	shown = smtp_cmd_public_len(line, len, &c);
+	session_plog(s, '<', line, shown, shown < len ? "+ ***" : NULL);
 	if (memchr(line, '\0', len) != NULL) {
 		session_error(s, "500 5.5.2 NUL in command line");
+		return;
+	}
+	if (c.bad_separator) {
+		session_error(s, "500 5.5.2 Syntax error: a command and its "
+		                 "argument are separated by a space");
 		return;
 	}
 	for (size_t i = 0;
@@ -742,21 +819,36 @@ session_dispatch(struct session *s, const char *line, size_t len)
 			cmd = &session_commands[i];
 	/*
 	 * RFC 2920: without PIPELINING a client waits for each reply, and
-	 * even with it certain commands end a group.  Input that is already
-	 * waiting here broke that rule; it is typical of spam engines and of
-	 * attacks that count on a server reading ahead, so hang up.
+	 * even with it the commands that end a group must come last.  Input
+	 * that is already waiting here broke that rule; it is typical of
+	 * spam engines and of attacks that count on a server reading ahead,
+	 * so hang up.
 	 */
-	if (more &&
-	    (!s->pipelining ||
-	        (cmd != NULL && (cmd->flags & CMD_ENDS_GROUP) &&
-	            c.verb != SMTP_VERB_EHLO && c.verb != SMTP_VERB_HELO))) {
+	if (more && (!s->pipelining ||
+	                (cmd != NULL && (cmd->flags & CMD_ENDS_GROUP)))) {
 		session_reply_close(s, "554 5.5.0 Command pipelining is not "
 		                       "permitted here; closing connection");
 		return;
 	}
 	if (cmd == NULL) {
+		size_t n = c.verb_len < shown ? c.verb_len : shown;
+
 		session_error(s, "500 5.3.3 Unrecognized command '%.*s'",
-		    (int)(c.verb_len > 20 ? 20 : c.verb_len), c.verb_text);
+		    (int)(n > 20 ? 20 : n), c.verb_text);
+		return;
+	}
+	/*
+	 * Postfix's smtpd_junk_command_limit: a session that only repeats
+	 * commands which change nothing is not sending mail.  The count
+	 * starts again with every message accepted (session_committed), so
+	 * a long connection that sends RSET between messages is never hit.
+	 */
+	if ((cmd->flags & CMD_JUNK) && ++s->junk > SESSION_JUNK_MAX) {
+		session_plog(s, '*', "junk command limit reached", 26, NULL);
+		session_reply_close(s,
+		    "421 4.7.0 %s Too many commands without mail, closing "
+		    "transmission channel",
+		    s->rc->fqdn);
 		return;
 	}
 	if ((cmd->flags & CMD_NEEDS_HELO) && s->helo[0] == '\0') {
@@ -769,6 +861,30 @@ session_dispatch(struct session *s, const char *line, size_t len)
 }
 
 /* --- input ------------------------------------------------------------ */
+
+/* The first byte of a TLS handshake record (RFC 8446 5.1). */
+#define SESSION_TLS_HANDSHAKE 0x16
+
+/*
+ * A TLS handshake record where a command should start: the client speaks
+ * implicit TLS (port 465 style, RFC 8314) to a port that takes plaintext
+ * and STARTTLS.  Waiting for a line end would hold it until the timeout,
+ * and the bytes are no command: say what happened, in the logs and in a
+ * reply a person at a terminal can read, and close.
+ */
+static void
+session_implicit_tls(struct session *s)
+{
+	static const char what[] = "TLS handshake received where a command "
+	                           "was expected (implicit TLS on a "
+	                           "STARTTLS port?)";
+
+	session_plog(s, '*', what, sizeof(what) - 1, NULL);
+	log_info("session %s from %s: %s", s->id, s->remote, what);
+	session_reply_close(s, "554 5.5.0 TLS handshake received: this port "
+	                       "takes plaintext SMTP with STARTTLS; closing "
+	                       "connection");
+}
 
 static void
 session_read_commands(struct session *s)
@@ -788,6 +904,10 @@ session_read_commands(struct session *s)
 				return;
 			s->skip_line = 0;
 			continue;
+		}
+		if ((unsigned char)p[0] == SESSION_TLS_HANDSHAKE) {
+			session_implicit_tls(s);
+			return;
 		}
 		st = linereader_next(p, len, SESSION_CMD_MAX, &linelen, &used);
 		if (st == LR_MORE)
@@ -819,51 +939,48 @@ session_read_commands(struct session *s)
 }
 
 /*
- * DATA: find CRLF-ended lines; a line that is just "." ends the message
- * (RFC 5321 4.1.1.4), a leading dot is removed (4.5.2).  After a bad line
- * ending the rest of that line is not a line start, so "\n.\r\n" can
- * never end the message: only CRLF "." CRLF does.
+ * DATA: a line that is just "." ends the message (RFC 5321 4.1.1.4), a
+ * leading dot is removed (4.5.2).  A line start is what follows CRLF, and
+ * only CRLF: after a bare LF or CR the rest is not a line start, so
+ * "\n.\r\n" can never end the message; only CRLF "." CRLF does.  Lines
+ * are handed on in pieces as they arrive, so a line may be longer than
+ * the input buffer (content.c checks it when it ends).
  */
 static void
 session_read_data(struct session *s)
 {
 	while (s->state == SESSION_DATA) {
-		size_t len, linelen, used;
+		size_t len, take;
 		const char *p = conn_peek(s->conn, &len);
-		enum lr_status st;
-		int found;
+		const char *lf;
 
 		if (len == 0)
 			return;
-		st = linereader_next(p, len, CONTENT_LINE_MAX, &linelen, &used);
-		switch (st) {
-		case LR_MORE:
-			return;
-		case LR_TOOLONG:
-			content_fail(&s->content, CONTENT_LINE_LONG);
-			used = linereader_skip(p, len, &found);
-			s->data_midline = !found;
-			break;
-		case LR_BADEOL:
-			content_fail(&s->content, CONTENT_BAD_EOL);
-			s->data_midline = 1;
-			break;
-		case LR_OK:
-			if (s->data_midline) {
-				s->data_midline = 0;
-			} else if (linelen == 1 && p[0] == '.') {
-				conn_consume(s->conn, used);
+		if (s->data_bol && p[0] == '.') {
+			if (len < 3 && (len == 1 || p[1] == '\r'))
+				return; /* "." or ".\r": the rest decides */
+			if (p[1] == '\r' && p[2] == '\n') {
+				conn_consume(s->conn, 3);
+				s->phase_bytes += 3;
 				session_finish(s);
 				return;
-			} else if (p[0] == '.') {
-				content_line(&s->content, p + 1, used - 1);
-			} else {
-				content_line(&s->content, p, used);
 			}
-			break;
+			conn_consume(s->conn, 1);
+			s->phase_bytes++;
+			s->data_bol = 0;
+			continue;
 		}
-		s->phase_bytes += used;
-		conn_consume(s->conn, used);
+		lf = memchr(p, '\n', len);
+		take = lf != NULL ? (size_t)(lf - p) + 1 : len;
+		content_line_part(&s->content, p, take);
+		if (lf != NULL)
+			s->data_bol =
+			    take >= 2 ? p[take - 2] == '\r' : s->data_cr;
+		else
+			s->data_bol = 0;
+		s->data_cr = p[take - 1] == '\r';
+		s->phase_bytes += take;
+		conn_consume(s->conn, take);
 		session_charge(s);
 	}
 }
@@ -905,8 +1022,11 @@ session_read_bdat(struct session *s)
 
 /*
  * Per-request deadline: a command must arrive within the inactivity
- * timeout; message content must keep up MinDataRate on average; and the
- * whole connection ends after ConnectionTimeout.
+ * timeout; message content must keep up MinDataRate on average, and a
+ * client that stops sending content is inactive from its last byte
+ * whatever it sent before (else 35 MB sent would buy 10 hours of holding
+ * 35 MB of memory); and the whole connection ends after
+ * ConnectionTimeout.
  */
 static void
 session_arm_deadline(struct session *s)
@@ -916,8 +1036,19 @@ session_arm_deadline(struct session *s)
 	double cap = s->started + rc->connection_timeout;
 
 	if (s->state == SESSION_DATA || s->state == SESSION_BDAT) {
+		double idle;
+
+		if (s->phase_bytes != s->phase_seen) {
+			s->phase_seen = s->phase_bytes;
+			s->phase_last = conn_now();
+		}
 		if (rc->min_data_rate > 0)
 			d += (double)s->phase_bytes / (double)rc->min_data_rate;
+		idle = (s->phase_last > s->phase_start ? s->phase_last
+		                                       : s->phase_start) +
+		       rc->connection_inactivity_timeout;
+		if (idle < d)
+			d = idle;
 	}
 	conn_set_deadline(s->conn, d < cap ? d : cap);
 }
@@ -929,23 +1060,32 @@ session_process(struct session *s)
 
 	do {
 		before = s->state;
-		switch (s->state) {
-		case SESSION_COMMAND:
+		if (s->state == SESSION_COMMAND)
 			session_read_commands(s);
-			break;
-		case SESSION_DATA:
+		else if (s->state == SESSION_DATA)
 			session_read_data(s);
-			break;
-		case SESSION_BDAT:
+		else if (s->state == SESSION_BDAT)
 			session_read_bdat(s);
+		else
 			break;
-		default:
-			return;
-		}
 	} while (s->state != before && !conn_held(s->conn));
-	if (s->state == SESSION_COMMAND || s->state == SESSION_DATA ||
-	    s->state == SESSION_BDAT)
-		session_arm_deadline(s);
+	if (s->state != SESSION_COMMAND && s->state != SESSION_DATA &&
+	    s->state != SESSION_BDAT && s->state != SESSION_TLS)
+		return;
+	/*
+	 * The client half-closed: what it sent is processed and answered
+	 * (Exim sends "BDAT LAST", the data and QUIT, then a FIN), but a
+	 * session that now waits for more input waits for nothing.
+	 */
+	if (conn_peer_eof(s->conn) && !conn_held(s->conn) &&
+	    s->state != SESSION_TLS) {
+		session_plog(s, '*', "client finished sending", 23, NULL);
+		session_enter(s, SESSION_CLOSING);
+		conn_close_after_flush(s->conn);
+		return;
+	}
+	/* The handshake, too, must finish within the inactivity timeout. */
+	session_arm_deadline(s);
 }
 
 /* --- connection events -------------------------------------------------- */
@@ -1000,12 +1140,27 @@ static void
 session_on_timeout(void *arg)
 {
 	struct session *s = arg;
+	double left;
 
 	if (s->state == SESSION_GREETING) {
 		session_greet(s);
 		return;
 	}
+	if (s->state == SESSION_TLS) {
+		/* No reply: the client is neither in plaintext nor in TLS. */
+		session_plog(
+		    s, '*', "timeout during the TLS handshake", 32, NULL);
+		session_close(s, "timeout during the TLS handshake");
+		return;
+	}
 	session_plog(s, '*', "timeout", 7, NULL);
+	/*
+	 * The 421 may wait for a client that does not read, but not keep
+	 * the session past ConnectionTimeout by more than a second.
+	 */
+	left = s->started + s->rc->connection_timeout - conn_now();
+	if (left < (double)s->rc->connection_inactivity_timeout)
+		conn_set_linger(s->conn, left > 1 ? left : 1);
 	session_reply_close(s,
 	    "421 4.4.2 %s Timeout exceeded, closing "
 	    "connection",
@@ -1057,13 +1212,85 @@ session_on_flushed(void *arg)
 	session_close(arg, NULL);
 }
 
+/*
+ * The client finished sending but may still read.  Whatever it sent is
+ * processed and answered, a message being committed gets its 250 (and
+ * its RECEIVE row); session_process() closes once nothing is left.
+ */
+static void
+session_on_eof(void *arg)
+{
+	struct session *s = arg;
+
+	switch (s->state) {
+	case SESSION_COMMAND:
+	case SESSION_DATA:
+	case SESSION_BDAT:
+		session_process(s);
+		break;
+	case SESSION_GREETING:
+	case SESSION_TLS:
+		session_close(s, "connection closed by peer");
+		break;
+	default:
+		break; /* COMMIT: session_committed() goes on */
+	}
+}
+
 static const struct conn_ops session_conn_ops = {
     .input = session_on_input,
     .closed = session_on_closed,
     .timeout = session_on_timeout,
     .flushed = session_on_flushed,
     .tls_done = session_on_tls_done,
+    .eof = session_on_eof,
 };
+
+/*
+ * The client's reverse name for our Received header (RFC 5321 4.4), looked
+ * up from the connect on so that no reply ever waits for DNS; it is used
+ * only if it is known, and forward-confirmed, when a message starts.
+ */
+static void
+session_ptr_done(void *arg, const char *name)
+{
+	struct session *s = arg;
+	char line[300];
+
+	s->ptr_job = NULL;
+	if (name != NULL)
+		snprintf(s->peer_name, sizeof(s->peer_name), "%s", name);
+	snprintf(line, sizeof(line), "reverse DNS: %s",
+	    name != NULL ? name : "no forward-confirmed name");
+	session_plog(s, '*', line, strlen(line), "DNS");
+}
+
+static void
+session_ptr_start(struct session *s)
+{
+	struct conf_ref *cref = s->cref;
+	const char *why = NULL;
+
+	if (cref->resolver == NULL && !cref->resolver_failed &&
+	    (cref->resolver = resolver_new(
+	         s->srv->base, cref->conf->transport.resolver, &why)) == NULL) {
+		cref->resolver_failed = 1;
+		log_err("no reverse look-ups of clients: %s",
+		    why != NULL ? why : "resolver failed");
+	}
+	if (cref->resolver != NULL)
+		s->ptr_job = resolver_ptr(cref->resolver,
+		    (const struct sockaddr *)&s->peer, session_ptr_done, s);
+}
+
+static void
+session_ptr_abandon(struct session *s)
+{
+	if (s->ptr_job == NULL)
+		return;
+	resolver_ptr_cancel(s->cref->resolver, s->ptr_job);
+	s->ptr_job = NULL;
+}
 
 static void
 session_free_cb(evutil_socket_t fd, short what, void *arg)
@@ -1072,6 +1299,7 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	session_ptr_abandon(s);
 	session_content_release(s);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -1102,6 +1330,8 @@ session_close(struct session *s, const char *why)
 		return;
 	}
 	session_plog(s, '-', why ? why : "", why ? strlen(why) : 0, NULL);
+	session_auth_abandon(s);
+	session_ptr_abandon(s);
 	s->state = SESSION_DEAD;
 	conn_pause(s->conn);
 	conn_set_deadline(s->conn, 0);
@@ -1140,11 +1370,11 @@ session_format_endpoint(
 	}
 }
 
-void
-session_start(struct server *srv, struct conf_ref *cref,
+static void
+session_begin(struct server *srv, struct conf_ref *cref,
     const struct conf_receive_connector *rc, int fd,
     const struct sockaddr *local, const struct sockaddr *remote,
-    const char *refuse)
+    const struct session_local *who, const char *refuse)
 {
 	struct session *s;
 	char ip[48];
@@ -1172,6 +1402,15 @@ session_start(struct server *srv, struct conf_ref *cref,
 	    local, ip, sizeof(ip), s->local, sizeof(s->local));
 	session_format_endpoint(remote, s->remote_ip, sizeof(s->remote_ip),
 	    s->remote, sizeof(s->remote));
+	if (who != NULL) {
+		s->is_local = 1;
+		s->local_uid = who->uid;
+		snprintf(s->local_user, sizeof(s->local_user), "%s", who->user);
+		snprintf(s->remote_ip, sizeof(s->remote_ip), "local");
+		snprintf(s->remote, sizeof(s->remote), "local:%s(%lu)",
+		    who->user, who->uid);
+		snprintf(s->local, sizeof(s->local), "local");
+	}
 	srv->nsessions++;
 	s->next = srv->sessions;
 	if (s->next != NULL)
@@ -1189,16 +1428,45 @@ session_start(struct server *srv, struct conf_ref *cref,
 		return;
 	}
 	session_plog(s, '+', "", 0, NULL);
+	/* A final reply the client does not read holds nothing for long. */
+	conn_set_linger(s->conn, (double)rc->connection_inactivity_timeout);
 	if (refuse != NULL) {
 		session_reply_close(s, "%s", refuse);
 		return;
 	}
+	session_ptr_start(s);
 	if (rc->greeting_delay > 0) {
 		/* session_on_timeout() greets when the delay is over. */
 		conn_set_deadline(s->conn, s->started + rc->greeting_delay);
 		return;
 	}
 	session_greet(s);
+}
+
+void
+session_start(struct server *srv, struct conf_ref *cref,
+    const struct conf_receive_connector *rc, int fd,
+    const struct sockaddr *local, const struct sockaddr *remote,
+    const char *refuse)
+{
+	session_begin(srv, cref, rc, fd, local, remote, NULL, refuse);
+}
+
+/*
+ * Local submissions are counted under 0.0.0.0, an address no network
+ * client has, so they never share a per-source count with 127.0.0.1.
+ */
+void
+session_start_local(struct server *srv, struct conf_ref *cref,
+    const struct conf_receive_connector *rc, int fd,
+    const struct session_local *who, const char *refuse)
+{
+	struct sockaddr_in none;
+
+	memset(&none, 0, sizeof(none));
+	none.sin_family = AF_INET;
+	session_begin(srv, cref, rc, fd, (struct sockaddr *)&none,
+	    (struct sockaddr *)&none, who, refuse);
 }
 
 void

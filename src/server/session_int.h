@@ -23,13 +23,41 @@ struct conf_ref;
 struct conf_receive_connector;
 struct conf_transport;
 struct conn;
+struct auth_job;
+struct resolver_ptr;
 
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CRLF. */
 #define SESSION_CMD_MAX 510
 /* Longest user name or password we accept in AUTH. */
 #define SESSION_AUTH_MAX 255
-/* Failed AUTH attempts per client address and minute before 454. */
+/*
+ * AUTH attempts per client address (IPv6: per /64) and minute before
+ * 454; counted when they start, and a success is given back.
+ */
 #define SESSION_AUTH_FAILURES_MAX 5
+/*
+ * Commands that change nothing (HELO, EHLO, NOOP, RSET, VRFY, EXPN, HELP)
+ * allowed between two accepted messages before the session ends with 421
+ * 4.7.0: Postfix's smtpd_junk_command_limit and its default.  Exchange has
+ * no such setting, so it is a constant.  HELO and EHLO count, as in
+ * Postfix: a client needs them at most twice per connection (before and
+ * after STARTTLS), and an EHLO reply is the largest we send.
+ */
+#define SESSION_JUNK_MAX 100
+/*
+ * Protocol log bytes one session may write, beyond the credit of the
+ * messages it delivers (see session_plog).  A Verbose log row costs about
+ * 150 bytes, so this is some 1700 rows of commands that sent no mail:
+ * far more than any real client needs, and it stops a client that
+ * pipelines junk from making the log grow many times faster than its
+ * traffic (an EHLO of 12 bytes writes a dozen rows).
+ */
+#define SESSION_LOG_MAX (256 * 1024)
+/* What a stored message adds to the budget, and per recipient. */
+#define SESSION_LOG_MSG_CREDIT 4096
+#define SESSION_LOG_RCPT_CREDIT 1024
+/* A row's fixed fields: date-time, sequence, event, commas, CRLF. */
+#define SESSION_LOG_ROW_FIXED 40
 /* Longest reply we format; EHLO's is the largest at a few hundred bytes. */
 #define SESSION_REPLY_MAX 2048
 
@@ -39,6 +67,7 @@ enum session_state {
 	SESSION_DATA,     /* reading DATA content up to CRLF.CRLF */
 	SESSION_BDAT,     /* reading an exact BDAT chunk */
 	SESSION_COMMIT,   /* waiting for the spool to make it durable */
+	SESSION_AUTH,     /* waiting for a worker to check a password */
 	SESSION_TLS,      /* STARTTLS handshake in progress */
 	SESSION_CLOSING,  /* last reply queued, closing after flush */
 	SESSION_DEAD,     /* connection gone, waiting to be freed */
@@ -63,7 +92,15 @@ struct session {
 	char remote[64];
 	char remote_ip[48];
 	struct sockaddr_storage peer;
-	unsigned seq; /* protocol log sequence number */
+	/* the client's forward-confirmed reverse name ("" while unknown or
+	 * when there is none), looked up from the connect on */
+	char peer_name[256];
+	struct resolver_ptr *ptr_job;
+	unsigned seq;      /* protocol log sequence number */
+	size_t log_bytes;  /* protocol log bytes charged to the budget */
+	size_t log_credit; /* added to SESSION_LOG_MAX by stored messages */
+	int log_capped;    /* SESSION_LOG_MAX reached: rows only counted */
+	uint64_t log_dropped, log_dropped_bytes;
 	double started;
 
 	/* SMTP state after HELO/EHLO */
@@ -72,6 +109,7 @@ struct session {
 	struct smtp_ext ext; /* what this session offered */
 	int pipelining;
 	unsigned errors;
+	unsigned junk; /* CMD_JUNK commands since the last accepted message */
 	int skip_line; /* discarding the rest of an over-long command */
 
 	/* the transaction */
@@ -88,9 +126,12 @@ struct session {
 	int bdat_last;
 	int bdat_discard; /* consume the chunk, then reply bdat_reply */
 	const char *bdat_reply;
-	int data_midline; /* inside a line that had a bad ending */
+	int data_bol; /* DATA: at a line start (the last bytes were CRLF) */
+	int data_cr;  /* DATA: the last byte read was a CR */
 	double phase_start;
 	uint64_t phase_bytes;
+	uint64_t phase_seen; /* phase_bytes when phase_last was taken */
+	double phase_last;   /* when content last made progress */
 	char queue_id[32];
 	unsigned transactions;
 	size_t charged; /* bytes of content.out charged to the server */
@@ -103,12 +144,19 @@ struct session {
 	char auth_domain[SMTP_DOMAIN_MAX + 1];
 	char auth_user[SESSION_AUTH_MAX + 1]; /* "" until AUTH succeeded */
 	int auth_step; /* AUTH exchange in progress: what comes next */
-	char auth_login[SESSION_AUTH_MAX + 1]; /* AUTH LOGIN user name */
+	char auth_login[SESSION_AUTH_MAX + 1]; /* the user being checked */
+	struct auth_job *auth_job; /* the check in flight (SESSION_AUTH) */
+
+	/* a local submission: the user the kernel named (local_submit.c) */
+	int is_local;
+	unsigned long local_uid;
+	char local_user[33];
 };
 
 /* session.c */
 void session_plog(struct session *, char event, const char *data, size_t len,
     const char *context);
+void session_log_credit(struct session *);
 void session_enter(struct session *, enum session_state);
 void session_reply(struct session *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
@@ -131,5 +179,9 @@ void session_finish(struct session *);
 int session_auth_offered(const struct session *);
 void session_auth_line(struct session *, const char *line, size_t len);
 void session_cmd_auth(struct session *, const struct smtp_cmd *);
+void session_auth_abandon(struct session *);
+/* The key AUTH attempts are counted under: the address, IPv6 by /64. */
+void session_auth_source(
+    const struct sockaddr *peer, struct sockaddr_storage *out);
 
 #endif

@@ -16,20 +16,26 @@
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/session_int.h"
+#include "smtp/header.h"
 #include "spool/spool.h"
 #include "util/buf.h"
 #include "util/log.h"
-/* Charge the content buffer's growth to the server's memory budget. */
+/*
+ * Charge the content buffer's growth to the server's memory budget and to
+ * the client address's share of it (server.c).
+ */
 void
 session_charge(struct session *s)
 {
 	size_t cap = s->content.out.cap;
+	long long delta;
 
 	if (!s->content_started || cap == s->charged)
 		return;
-	s->srv->memory_used += cap - s->charged;
+	delta = (long long)cap - (long long)s->charged;
 	s->charged = cap;
-	if (s->srv->memory_used > SERVER_MEMORY_MAX)
+	if (server_memory_charge(
+	        s->srv, (const struct sockaddr *)&s->peer, delta) < 0)
 		content_fail(&s->content, CONTENT_NOMEM);
 }
 
@@ -38,7 +44,8 @@ session_content_release(struct session *s)
 {
 	if (!s->content_started)
 		return;
-	s->srv->memory_used -= s->charged;
+	server_memory_charge(
+	    s->srv, (const struct sockaddr *)&s->peer, -(long long)s->charged);
 	s->charged = 0;
 	content_free(&s->content);
 	s->content_started = 0;
@@ -85,7 +92,7 @@ session_content_start(struct session *s)
 	budget = lim.max_size > SERVER_MEMORY_MAX - 4096
 	             ? SERVER_MEMORY_MAX
 	             : (size_t)lim.max_size + 4096;
-	if (s->srv->memory_used >= SERVER_MEMORY_MAX)
+	if (!server_memory_room(s->srv, (const struct sockaddr *)&s->peer))
 		return -1;
 	content_init(&s->content, &lim, budget);
 	s->content_started = 1;
@@ -94,15 +101,31 @@ session_content_start(struct session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&hdr, 4096);
-	rc = buf_printf(&hdr,
-	    "Received: from %s (%s [%s])\r\n"
-	    "\tby %s (Sluice) with %s",
-	    s->helo, s->remote_ip, s->remote_ip, s->rc->fqdn, session_with(s));
+	if (s->is_local)
+		/* Postfix's form for local mail: no client, the user's id. */
+		rc = buf_printf(&hdr,
+		    "Received: by %s (Sluice, from userid %lu, %s)",
+		    s->rc->fqdn, s->local_uid, s->local_user);
+	else
+		/*
+		 * RFC 5321 4.4: "from HELO (NAME [IP])" with the client's
+		 * verified reverse name, or "from HELO ([IP])" without one
+		 * (never the IP in the name's place); IPv6 as an address
+		 * literal.  The HELO argument was made printable when it was
+		 * read (smtp_helo_parse).
+		 */
+		rc = buf_printf(&hdr,
+		    "Received: from %s (%s%s[%s%s])\r\n"
+		    "\tby %s (Sluice) with %s",
+		    s->helo, s->peer_name, s->peer_name[0] != '\0' ? " " : "",
+		    strchr(s->remote_ip, ':') != NULL ? "IPv6:" : "",
+		    s->remote_ip, s->rc->fqdn, session_with(s));
 	if (rc == BUF_OK && s->tls)
 		rc = buf_printf(&hdr, "\r\n\t(version=%s cipher=%s)",
 		    s->tlsinfo.version, s->tlsinfo.cipher);
 	if (rc == BUF_OK)
-		rc = buf_printf(&hdr, " id %s", s->queue_id);
+		rc = buf_printf(
+		    &hdr, "%sid %s", s->is_local ? "\r\n\t" : " ", s->queue_id);
 	if (rc == BUF_OK && s->nrcpts == 1)
 		rc = buf_printf(&hdr, "\r\n\tfor <%s>", s->rcpts[0].addr);
 	if (rc == BUF_OK)
@@ -120,11 +143,34 @@ session_content_start(struct session *s)
 	return rc == BUF_OK ? 0 : -1;
 }
 
+/*
+ * What the tracking log and the queue views keep of the header: the
+ * Message-ID (one of ours, <queue-id@Fqdn>, when the message has none, as
+ * Exchange assigns one; the message itself is not changed) and the
+ * Subject.
+ */
+static void
+session_header_facts(struct session *s, char *msgid, char *subject)
+{
+	const char *data = s->content.out.data;
+	size_t len = s->content.out.len;
+
+	if (header_msgid(data, len, msgid, SPOOL_HEADER_MAX + 1) <= 0)
+		snprintf(msgid, SPOOL_HEADER_MAX + 1, "<%s@%s>", s->queue_id,
+		    s->rc->fqdn);
+	if (header_find(data, len, "Subject", subject, SPOOL_HEADER_MAX + 1) <
+	    0)
+		subject[0] = '\0';
+}
+
+/* One RECEIVE row per recipient, once the message is durable. */
 static void
 session_track_receive(struct session *s)
 {
+	char tls[160] = "tls=none", local_ip[64], custom[600];
+	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
 	struct track_event ev;
-	char tls[160] = "tls=none";
+	struct track_msg m;
 
 	if (s->srv->tracklog == NULL)
 		return;
@@ -134,16 +180,38 @@ session_track_receive(struct session *s)
 		    strcmp(s->auth_mech, "DomainSecure") == 0 ? "DomainSecure"
 		                                              : "inbound",
 		    s->tlsinfo.version, s->tlsinfo.cipher);
+	session_header_facts(s, msgid, subject);
+	tracklog_ip(s->local, local_ip, sizeof(local_ip));
+	/* How the client was accepted, in custom-data's S:name=value form. */
+	snprintf(custom, sizeof(custom),
+	    "S:AuthAs=%s;S:AuthMechanism=%s%s%s%s%s", s->auth_as, s->auth_mech,
+	    s->auth_user[0] ? ";S:AuthUser=" : "", s->auth_user,
+	    s->auth_domain[0] ? ";S:AuthDomain=" : "", s->auth_domain);
+	memset(&m, 0, sizeof(m));
+	m.internal_id = s->queue_id;
+	m.message_id = msgid;
+	m.subject = subject;
+	m.sender = s->mail.path.addr;
+	m.client_ip = s->remote_ip;
+	m.directionality =
+	    strcmp(s->auth_as, "Internal") == 0 ? "Originating" : "Incoming";
+	m.size = (int64_t)s->content.out.len;
+	m.rcpt_count = (unsigned)s->nrcpts;
 	for (size_t i = 0; i < s->nrcpts; i++) {
 		memset(&ev, 0, sizeof(ev));
 		ev.event = "RECEIVE";
-		ev.message_id = s->queue_id;
-		ev.sender = s->mail.path.addr;
+		ev.source = "SMTP";
+		ev.msg = &m;
 		ev.recipient = s->rcpts[i].addr;
-		ev.connector = s->rc->name;
-		ev.next_hop = s->remote;
-		ev.tls = tls;
 		ev.status = "250 2.6.0 Queued mail for delivery";
+		ev.client_ip = s->remote_ip;
+		ev.client_hostname = s->helo;
+		ev.server_ip = local_ip;
+		ev.server_hostname = s->rc->fqdn;
+		ev.source_context = s->id;
+		ev.connector = s->rc->name;
+		ev.custom_data = custom;
+		ev.tls = tls;
 		tracklog_write(s->srv->tracklog, &ev);
 	}
 }
@@ -164,7 +232,9 @@ session_committed(void *arg, int ok, const char *queue_id)
 	(void)queue_id; /* the spool stores ours; see session_finish */
 	if (ok) {
 		spool_crash_point("before-reply");
+		session_log_credit(s);
 		session_track_receive(s);
+		s->junk = 0; /* the session does send mail */
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
 	} else {
@@ -190,6 +260,7 @@ session_finish(struct session *s)
 	struct spool_rcpt *rcpts;
 	struct spool_msg msg;
 	char tls_summary[96] = "";
+	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
 
 	s->transactions++;
 	if (err != CONTENT_OK) {
@@ -226,6 +297,9 @@ session_finish(struct session *s)
 	msg.helo = s->helo;
 	msg.tls = tls_summary;
 	msg.auth_as = s->auth_as;
+	session_header_facts(s, msgid, subject);
+	msg.message_id = msgid;
+	msg.subject = subject;
 	msg.rcpts = rcpts;
 	msg.nrcpts = s->nrcpts;
 	msg.data = s->content.out.data;

@@ -35,6 +35,13 @@ static const struct {
     {"AUTH", SMTP_VERB_AUTH},
 };
 
+/* RFC 5321 4.1.1: Keyword = Ldh-str; we also take the other verbs' shape. */
+static int
+command_verb_char(unsigned char ch)
+{
+	return isascii(ch) && (isalnum(ch) || ch == '-');
+}
+
 void
 smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *c)
 {
@@ -43,16 +50,9 @@ smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *c)
 	memset(c, 0, sizeof(*c));
 	c->verb = SMTP_VERB_UNKNOWN;
 	c->verb_text = line;
-	while (i < len && line[i] != ' ')
+	while (i < len && command_verb_char((unsigned char)line[i]))
 		i++;
 	c->verb_len = i;
-	while (i < len && line[i] == ' ')
-		i++;
-	c->arg = line + i;
-	c->arg_len = len - i;
-	/* Trailing blanks are common and harmless. */
-	while (c->arg_len > 0 && c->arg[c->arg_len - 1] == ' ')
-		c->arg_len--;
 	for (size_t k = 0; k < sizeof(command_verbs) / sizeof(command_verbs[0]);
 	     k++) {
 		if (strlen(command_verbs[k].name) == c->verb_len &&
@@ -62,6 +62,45 @@ smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *c)
 			break;
 		}
 	}
+	/*
+	 * "AUTH<TAB>PLAIN ..." is not AUTH with an argument, and must not
+	 * become an unknown verb that swallows (and echoes) the credential:
+	 * a known verb ends here and the line is refused as a syntax error.
+	 * An unknown verb is everything up to the first space, as sent.
+	 */
+	if (c->verb != SMTP_VERB_UNKNOWN && i < len && line[i] != ' ')
+		c->bad_separator = 1;
+	if (c->verb == SMTP_VERB_UNKNOWN) {
+		while (i < len && line[i] != ' ')
+			i++;
+		c->verb_len = i;
+	}
+	while (i < len && line[i] == ' ')
+		i++;
+	c->arg = line + i;
+	c->arg_len = len - i;
+	/* Trailing blanks are common and harmless. */
+	while (c->arg_len > 0 && c->arg[c->arg_len - 1] == ' ')
+		c->arg_len--;
+}
+
+size_t
+smtp_cmd_public_len(const char *line, size_t len, const struct smtp_cmd *c)
+{
+	const char *sp;
+	size_t i = 0;
+
+	/* Blanks first do not make it less of a credential. */
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	if (len - i < 4 || strncasecmp(line + i, "AUTH", 4) != 0)
+		return len;
+	if (c->verb != SMTP_VERB_AUTH || c->bad_separator)
+		return i + 4;
+	/* "AUTH MECH": the mechanism is no secret; what follows may be. */
+	sp = memchr(c->arg, ' ', c->arg_len);
+	return (size_t)(c->arg - line) +
+	       (sp != NULL ? (size_t)(sp - c->arg) : c->arg_len);
 }
 
 const char *
@@ -685,8 +724,16 @@ smtp_helo_parse(
 		/* Lenient like real servers, but never spaces or controls. */
 		if (ch <= 32 || ch == 127)
 			return command_fail(why, "Invalid domain name", -1);
+		/*
+		 * It goes into our Received header, where 8-bit bytes do not
+		 * belong (RFC 5322) and "(", ")" or ";" could fake a comment
+		 * or end the field: what is not a domain or an address
+		 * literal is kept as '?', and the client is not refused.
+		 */
+		out[i] = isascii(ch) && (isalnum(ch) || strchr("-._:[]", ch))
+		             ? (char)ch
+		             : '?';
 	}
-	memcpy(out, arg, len);
 	out[len] = '\0';
 	return 0;
 }

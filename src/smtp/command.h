@@ -46,11 +46,28 @@ struct smtp_cmd {
 	size_t verb_len;
 	const char *arg; /* after the verb and one or more spaces */
 	size_t arg_len;
+	int bad_separator; /* a known verb followed by neither SP nor end */
 };
 
-/* Split a command line (without CRLF) into verb and argument. */
+/*
+ * Split a command line (without CRLF) into verb and argument.  The verb
+ * is the leading run of letters, digits and hyphens (RFC 5321 4.1.1
+ * keywords); RFC 5321 separates it from the argument with SP, so any other
+ * byte after a known verb (a TAB, a control, punctuation) sets
+ * bad_separator and the line is a syntax error.
+ */
 void smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *);
 const char *smtp_verb_name(enum smtp_verb);
+
+/*
+ * How many leading bytes of a command line may be shown in a log or echoed
+ * in a reply.  A line whose verb starts with "AUTH" (any case, whatever
+ * follows it: SP, TAB, other bytes or more letters) may carry a credential
+ * after the verb: only "AUTH" and, when SP-separated, the mechanism name
+ * are shown.  Every other line may be shown whole.
+ */
+size_t smtp_cmd_public_len(
+    const char *line, size_t len, const struct smtp_cmd *);
 
 /* A reverse-path or forward-path. */
 struct smtp_path {
@@ -118,7 +135,11 @@ int smtp_mail_parse(const char *arg, size_t len, const struct smtp_ext *,
 int smtp_rcpt_parse(const char *arg, size_t len, const struct smtp_ext *,
     struct smtp_rcpt_args *, const char **why);
 
-/* A HELO/EHLO argument: a domain or an address literal. */
+/*
+ * A HELO/EHLO argument: a domain or an address literal.  Spaces and
+ * controls are refused; any other byte that has no place in a domain or
+ * an address literal (8-bit, "(", ";", ...) comes out as '?'.
+ */
 int smtp_helo_parse(
     const char *arg, size_t len, char *out, size_t outsz, const char **why);
 

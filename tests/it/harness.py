@@ -38,6 +38,10 @@ if not BUILD.is_absolute():
 SLUICED = BUILD / "sluiced"
 SLUICECTL = BUILD / "sluicectl"
 
+# The version every program reports (src/version.h).
+VERSION = re.search(r'#define SLUICE_VERSION "([^"]+)"',
+                    (ROOT / "src" / "version.h").read_text()).group(1)
+
 FQDN = "sluice.test"
 START_TIMEOUT = 10.0  # seconds for the daemon to accept connections
 STOP_TIMEOUT = 15.0  # SIGTERM to exit (idle sessions are closed at once)
@@ -646,6 +650,19 @@ class Sluice:
 
     def tracklog(self):
         return self.read_csv_log(self.tracklog_files())
+
+    def track_events(self, event=None):
+        """Tracking log rows as dicts keyed by the field names of their
+        file's "#Fields:" line (Exchange's names), in order; only those of
+        one event-id when event is given."""
+        out = []
+        for f in self.tracklog_files():
+            headers, rows = self.read_csv_log([f])
+            fields = [h for h in headers if h.startswith("#Fields:")]
+            names = fields[-1].split(":", 1)[1].strip().split(",") \
+                if fields else []
+            out += [dict(zip(names, r)) for r in rows]
+        return [e for e in out if event is None or e.get("event-id") == event]
 
 
 def run_ctl(*args, cwd=None, timeout=20):

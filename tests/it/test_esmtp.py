@@ -317,6 +317,35 @@ def test_bdat_pipelined_chunks_in_one_write(esmtp):
     our_prefix(esmtp.message(queue_id_of(r[3]))["body"], a + b)
 
 
+@pytest.mark.parametrize("chunks", [
+    [b"Subject: bdat-no-crlf-1\r\n\r\nlast line without CRLF"],
+    [b"Subject: bdat-no-crlf-2\r\n\r\nlast line", b" without CRLF"],
+    [b"Subject: bdat-no-crlf-3\r\n\r\nend\r\n", b"x"],
+], ids=["one-chunk", "split", "one-byte"])
+def test_bdat_last_chunk_without_crlf(esmtp, chunks):
+    """RFC 3030 does not ask a message to end in CRLF, and Postfix and
+    Exim accept one that does not (issue 10.15): it is accepted, and
+    stored with a final CRLF."""
+    with esmtp.client() as c:
+        start_transaction(c)
+        for ch in chunks[:-1]:
+            c.send(b"BDAT %d\r\n" % len(ch) + ch)
+            c.reply().check(250, "2.0.0")
+        c.send(b"BDAT %d LAST\r\n" % len(chunks[-1]) + chunks[-1])
+        r = c.reply().check(250, "2.6.0")
+    our_prefix(esmtp.message(queue_id_of(r))["body"],
+               b"".join(chunks) + b"\r\n")
+
+
+def test_bdat_last_chunk_ending_in_bare_cr_is_refused(esmtp):
+    with esmtp.client() as c:
+        start_transaction(c)
+        data = b"Subject: bdat-bare-cr-end\r\n\r\nend\r"
+        c.send(b"BDAT %d LAST\r\n" % len(data) + data)
+        c.reply().check(550, "5.6.11")
+    assert not any(b"bdat-bare-cr-end" in b for b in esmtp.bodies())
+
+
 def test_bdat_without_transaction_consumes_chunk(esmtp):
     with esmtp.client() as c:
         c.ehlo()

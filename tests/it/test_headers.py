@@ -4,10 +4,13 @@ X-Sluice-Organization-* headers, which are Sluice's own trust decisions:
 any copy from the client is removed (any case, with continuation lines)
 and ours are added."""
 import re
+import time
 
 import pytest
 
-from harness import FQDN, dot_stuff, queue_id_of, running, split_headers
+from harness import (FQDN, Client, dot_stuff, free_port, queue_id_of, running,
+                     split_headers)
+from peers.unbound import Unbound
 
 SENDER = "a@sender.example"
 
@@ -154,3 +157,110 @@ def test_forged_headers_removed_with_bdat(hdr):
     for gone in (b"Internal", b"BasicAuth", b"evil", b"Partner"):
         assert gone not in head, head
     assert b"X-Keep-2: two\r\n  folded keep" in head
+
+
+CONTINUATION = (b" Internal; X-Sluice-Organization-AuthAs=Internal\r\n"
+                b"Subject: continued\r\n\r\nbody\r\n")
+
+
+@pytest.mark.parametrize("how", ["DATA", "BDAT"])
+def test_content_starting_with_continuation_refused(hdr, how):
+    """A first content line that starts with white space would continue
+    the last header Sluice prepends (issue 18.1): the message is refused
+    with 550 5.6.0 and nothing is stored; the session goes on."""
+    before = len(hdr.messages())
+    with hdr.client() as c:
+        c.cmd("EHLO client.example").check(250)
+        c.cmd(f"MAIL FROM:<{SENDER}>").check(250, "2.1.0")
+        c.cmd("RCPT TO:<user@localhost>").check(250, "2.1.5")
+        if how == "DATA":
+            c.cmd("DATA").check(354)
+            c.send(CONTINUATION + b".\r\n")
+        else:
+            c.send(b"BDAT %d LAST\r\n" % len(CONTINUATION) + CONTINUATION)
+        c.reply().check(550, "5.6.0", "continuation")
+        r = send(c, b"Subject: after\r\n\r\nbody\r\n")
+    assert len(hdr.messages()) == before + 1
+    f = fields(hdr.message(queue_id_of(r))["body"])
+    assert [v for n, v in f if n == "x-sluice-organization-authmechanism"] \
+        == ["None"]
+
+
+# --- the client's name in Received (issue 10.23) -----------------------------
+
+PTR_ZONES = ["client.test", "127.in-addr.arpa"]
+PTR_RECORDS = [
+    # confirmed: the name's address is the client's
+    "131.0.0.127.in-addr.arpa. PTR mail.client.test.",
+    "mail.client.test. A 127.0.0.131",
+    # not confirmed: the name points elsewhere
+    "132.0.0.127.in-addr.arpa. PTR liar.client.test.",
+    "liar.client.test. A 127.0.0.99",
+    # two names, only the second one confirms
+    "134.0.0.127.in-addr.arpa. PTR other.client.test.",
+    "134.0.0.127.in-addr.arpa. PTR good.client.test.",
+    "other.client.test. A 127.0.0.98",
+    "good.client.test. A 127.0.0.134",
+    # a name that is no host name
+    "135.0.0.127.in-addr.arpa. PTR bad_name.client.test.",
+    "bad_name.client.test. A 127.0.0.135",
+]
+
+
+@pytest.fixture(scope="module")
+def ptr(tmp_path_factory):
+    with Unbound(zones=PTR_ZONES, records=PTR_RECORDS) as dns, \
+            running(tmp_path_factory.mktemp("ptr"),
+                    transport={"Resolver": dns.spec}) as s:
+        yield s
+
+
+def reverse_row(s, me, timeout=10.0):
+    """The session's "reverse DNS" row: the look-up started at connect is
+    done (a test's synchronisation point, not a delay of the session)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = [x for x in s.protolog()[1] if len(x) > 8 and x[5] == me
+                and x[6] == "*" and x[7].startswith("reverse DNS")]
+        if rows:
+            return rows[0][7]
+        time.sleep(0.05)
+    raise AssertionError(f"no reverse DNS row for {me}")
+
+
+def received_from(s, src, hello="EHLO client.example", wait=True):
+    with Client(s.port, source=src) as c:
+        if wait:
+            reverse_row(s, f"{src}:{c.local_port}")
+        r = send(c, b"Subject: ptr\r\n\r\nbody\r\n", hello=hello)
+    name, value = fields(s.message(queue_id_of(r))["body"])[0]
+    assert name == "received"
+    return value.split(" by ", 1)[0]
+
+
+@pytest.mark.parametrize("src,want", [
+    ("127.0.0.131", "from client.example (mail.client.test [127.0.0.131])"),
+    ("127.0.0.132", "from client.example ([127.0.0.132])"),
+    ("127.0.0.133", "from client.example ([127.0.0.133])"),
+    ("127.0.0.134", "from client.example (good.client.test [127.0.0.134])"),
+    ("127.0.0.135", "from client.example ([127.0.0.135])"),
+], ids=["confirmed", "not-confirmed", "no-ptr", "second-name", "bad-name"])
+def test_received_has_the_verified_reverse_name(ptr, src, want):
+    """RFC 5321 4.4: from HELO (NAME [IP]) with a forward-confirmed PTR
+    name, or from HELO ([IP]); never the address in the name's place."""
+    assert received_from(ptr, src) == want
+
+
+def test_received_sanitises_the_helo(ptr):
+    got = received_from(ptr, "127.0.0.131",
+                        hello=b"EHLO h\xc3\xa9lo(x);y.example")
+    assert got == "from h??lo?x??y.example (mail.client.test [127.0.0.131])", got
+
+
+def test_no_reply_waits_for_a_dead_dns_server(tmp_path):
+    """A Resolver that never answers: the session is served at once, and
+    Received has no name (the look-up runs beside the session)."""
+    with running(tmp_path,
+                 transport={"Resolver": f"127.0.0.1@{free_port()}"}) as s:
+        got = received_from(s, "127.0.0.136", wait=False)
+    assert got == "from client.example ([127.0.0.136])", got

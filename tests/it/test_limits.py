@@ -66,31 +66,89 @@ def test_long_mail_line_then_transaction(limits):
         r.check(250, "2.6.0")
 
 
-@pytest.mark.parametrize("total,ok", [(1000, True), (1001, False),
-                                      (5000, False)])
-def test_text_line_limit(limits, total, ok):
-    subject = f"textline-{total}"
+@pytest.mark.parametrize("total", [1000, 1001, 5000, 19000])
+@pytest.mark.parametrize("how", ["DATA", "BDAT"])
+def test_long_text_lines_accepted(limits, total, how):
+    """Lines over RFC 5322's 998 octets are accepted within the size
+    limit, as Postfix and Exim accept them (issue 10.16), and stored as
+    sent; a line over the size limit is refused for its size."""
+    subject = f"textline-{how}-{total}"
     raw = (f"Subject: {subject}\r\n\r\n".encode() +
            b"y" * (total - 2) + b"\r\nafter\r\n")
     with limits.client() as c:
         open_transaction(c)
-        c.cmd("DATA").check(354)
-        c.send(raw)
-        # Nothing is answered before the end of the message.
-        assert c.no_reply(0.3)
-        c.send(b".\r\n")
-        r = c.reply()
-        if ok:
-            r.check(250, "2.6.0")
+        if how == "DATA":
+            c.cmd("DATA").check(354)
+            c.send(raw)
+            # Nothing is answered before the end of the message.
+            assert c.no_reply(0.3)
+            c.send(b".\r\n")
         else:
-            r.check(500, "5.5.2")
+            c.send(b"BDAT %d LAST\r\n" % len(raw) + raw)
+        r = c.reply().check(250, "2.6.0")
         # The session continues with a new transaction.
         c.send_message(SENDER, ["user@localhost"],
                        make_message(subject + "-next"), ehlo=False
                        ).check(250, "2.6.0")
-    stored = [b for b in limits.bodies()
-              if f"Subject: {subject}\r\n".encode() in b]
-    assert len(stored) == (1 if ok else 0)
+    assert limits.message(queue_id_of(r))["body"].endswith(raw)
+
+
+def test_line_over_the_size_limit(limits):
+    with limits.client() as c:
+        open_transaction(c)
+        r = data(c, b"Subject: huge-line\r\n\r\n" + b"h" * 30000 + b"\r\n")
+        r.check(552, "5.3.4")
+        c.send_message(SENDER, ["user@localhost"],
+                       make_message("huge-line-next"), ehlo=False
+                       ).check(250, "2.6.0")
+    assert not any(b"Subject: huge-line\r\n" in b for b in limits.bodies())
+
+
+# --- junk commands --------------------------------------------------------
+
+
+JUNK = ["NOOP", "RSET", "VRFY user", "HELP", "EHLO client.example",
+        "HELO client.example"]
+
+
+def test_junk_command_limit_one_by_one(limits):
+    """Postfix's smtpd_junk_command_limit (100): commands that change
+    nothing, answered one by one, end the session at the 101st with
+    421 4.7.0 (issue 10.2)."""
+    with limits.client() as c:
+        for i in range(100):
+            c.cmd(JUNK[i % len(JUNK)]).check(
+                214 if JUNK[i % len(JUNK)] == "HELP" else
+                252 if JUNK[i % len(JUNK)].startswith("VRFY") else 250)
+        c.cmd("NOOP").check(421, "4.7.0")
+        assert c.closed()
+
+
+def test_junk_command_limit_pipelined(limits):
+    """RSET may be pipelined; 150 of them in one write get 100 answers,
+    then 421 and the connection closes: nothing is read beyond."""
+    with limits.client() as c:
+        c.ehlo()
+        c.send("RSET\r\n" * 150)
+        for r in c.replies(99):
+            r.check(250, "2.0.0")
+        c.reply().check(421, "4.7.0")
+        assert c.closed()
+
+
+def test_junk_count_restarts_with_each_message(limits):
+    """A long connection that sends RSET and NOOP around its messages is
+    sending mail: the count starts again with every accepted message."""
+    with limits.client() as c:
+        c.ehlo()
+        for k in range(3):
+            for _ in range(90):
+                c.cmd("RSET").check(250)
+            c.send_message(SENDER, ["user@localhost"],
+                           make_message(f"junk-reset-{k}"), ehlo=False
+                           ).check(250, "2.6.0")
+        c.cmd("NOOP").check(250)
+        c.quit()
 
 
 # --- sizes -----------------------------------------------------------------------

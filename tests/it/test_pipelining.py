@@ -164,3 +164,24 @@ def test_message_sent_before_354_is_refused(pipe, envelope_first):
         assert c.closed()
     assert len(pipe.messages()) == before
     assert not any(b"before-354" in b for b in pipe.bodies())
+
+
+@pytest.mark.parametrize("first", ["EHLO client.example", "HELO client.example",
+                                   "NOOP", "VRFY user", "EXPN list", "QUIT"])
+def test_commands_that_end_a_group(pipe, first):
+    """RFC 2920 3.1: EHLO, HELO, DATA, VRFY, EXPN, TURN, QUIT and NOOP can
+    only be the last command of a group; one followed by pipelined input
+    is refused and the connection closed (no exception for HELO/EHLO)."""
+    with pipe.client() as c:
+        c.ehlo()
+        c.send(f"{first}\r\nRSET\r\n")
+        c.reply().check(554, "5.5.0")
+        assert c.closed()
+
+
+def test_commands_that_do_not_end_a_group(pipe):
+    with pipe.client() as c:
+        c.ehlo()
+        c.send("RSET\r\nHELP\r\nRSET\r\nNOOP\r\n")
+        assert [r.code for r in c.replies(4)] == [250, 214, 250, 250]
+        c.quit()

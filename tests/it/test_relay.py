@@ -157,3 +157,46 @@ def test_protocol_log_names_selected_connector(selection):
         time.sleep(0.1)
     assert rows, "no protocol log rows for the session"
     assert all(r[1].endswith("Specific") for r in rows), rows
+
+
+RELAY_ONLY = "\n[AcceptedDomain relay.test]\nDomainType = InternalRelay\n"
+
+
+def test_bare_postmaster_refused_without_authoritative_domain(tmp_path):
+    """A relay-only server (no Authoritative domain) has no mailbox for
+    <Postmaster>: it is refused at RCPT with 550 5.1.1 and a reason,
+    instead of accepted and kept forever (issue 18.3)."""
+    with running(tmp_path, domains=(), raw_extra=RELAY_ONLY) as s:
+        with s.client() as c:
+            c.ehlo()
+            c.cmd(f"MAIL FROM:<{SENDER}>").check(250, "2.1.0")
+            r = c.cmd("RCPT TO:<Postmaster>").check(550, "5.1.1")
+            assert "Authoritative" in r.text, r
+            c.cmd("RCPT TO:<postmaster@relay.test>").check(250, "2.1.5")
+            c.quit()
+        assert s.messages() == []
+
+
+def test_bare_postmaster_settles_when_its_domain_goes(sluice_factory):
+    """<Postmaster> stored while an Authoritative domain existed (the
+    daemon stops before delivering it), then a configuration without one:
+    the recipient fails like any unroutable one instead of waiting."""
+    s = sluice_factory(start=False)
+    s.start(env={"SLUICE_CRASH_POINT": "before-reply"})
+    with s.client() as c:
+        c.ehlo()
+        c.cmd(f"MAIL FROM:<{SENDER}>").check(250, "2.1.0")
+        c.cmd("RCPT TO:<Postmaster>").check(250, "2.1.5")
+        c.cmd("DATA").check(354)
+        c.send(make_message("postmaster-stranded") + ".\r\n")
+        assert c.closed(10)
+    assert s.wait_exit(10) == 97, s.stderr()
+    s.configure(domains=(), raw_extra=RELAY_ONLY)
+    s.start()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        st = {r["addr"]: r["status"] for r in s.recipients()}
+        if st.get("Postmaster") == 2:
+            break
+        time.sleep(0.1)
+    assert st.get("Postmaster") == 2, st

@@ -279,6 +279,63 @@ test_verbs_and_helo(void **state)
 	assert_int_equal(smtp_helo_parse("", 0, helo, sizeof(helo), &why), -1);
 	assert_int_equal(
 	    smtp_helo_parse("a\tb", 3, helo, sizeof(helo), &why), -1);
+	assert_int_equal(
+	    smtp_helo_parse("[IPv6:::1]", 10, helo, sizeof(helo), &why), 0);
+	assert_string_equal(helo, "[IPv6:::1]");
+	assert_int_equal(
+	    smtp_helo_parse("mx_1.Example-2.org", 18, helo, sizeof(helo), &why),
+	    0);
+	assert_string_equal(helo, "mx_1.Example-2.org");
+	assert_int_equal(smtp_helo_parse("\xc3\xa9vil(x);\"y\"\x9b", 13, helo,
+	                     sizeof(helo), &why),
+	    0);
+	assert_string_equal(helo, "??vil?x???y??");
+}
+
+/*
+ * RFC 5321 4.1.1: SP separates a verb from its argument.  Any other byte
+ * ends the verb and makes the line a syntax error; an AUTH-like line shows
+ * at most "AUTH" and its mechanism, whatever the separator.
+ */
+static void
+test_verb_separator_and_masking(void **state)
+{
+	static const struct {
+		const char *line;
+		enum smtp_verb verb;
+		int bad;
+		const char *shown;
+	} t[] = {
+	    {"AUTH PLAIN AGFsaWNlAHNlY3JldA==", SMTP_VERB_AUTH, 0,
+	        "AUTH PLAIN"},
+	    {"auth login", SMTP_VERB_AUTH, 0, "auth login"},
+	    {"AUTH\tPLAIN AGFsaWNlAHNlY3JldA==", SMTP_VERB_AUTH, 1, "AUTH"},
+	    {"AUTH\x01PLAIN AGFs", SMTP_VERB_AUTH, 1, "AUTH"},
+	    {"AUTHPLAIN AGFsaWNlAHNlY3JldA==", SMTP_VERB_UNKNOWN, 0, "AUTH"},
+	    {"  AUTH PLAIN AGFs", SMTP_VERB_UNKNOWN, 0, "  AUTH"},
+	    {"\tAUTH PLAIN AGFs", SMTP_VERB_UNKNOWN, 0, "\tAUTH"},
+	    {"AUTH", SMTP_VERB_AUTH, 0, "AUTH"},
+	    {"AUTH ", SMTP_VERB_AUTH, 0, "AUTH "},
+	    {"NOOP\tx", SMTP_VERB_NOOP, 1, "NOOP\tx"},
+	    {"MAILFROM:<a@b>", SMTP_VERB_UNKNOWN, 0, "MAILFROM:<a@b>"},
+	    {"MAIL FROM:<a@b>", SMTP_VERB_MAIL, 0, "MAIL FROM:<a@b>"},
+	    {"QUIT.", SMTP_VERB_QUIT, 1, "QUIT."},
+	    {"X-FOO bar", SMTP_VERB_UNKNOWN, 0, "X-FOO bar"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct smtp_cmd c;
+		size_t len = strlen(t[i].line), shown;
+
+		smtp_cmd_parse(t[i].line, len, &c);
+		shown = smtp_cmd_public_len(t[i].line, len, &c);
+		if (c.verb != t[i].verb || c.bad_separator != t[i].bad ||
+		    shown != strlen(t[i].shown) ||
+		    memcmp(t[i].line, t[i].shown, shown) != 0)
+			fail_msg("%zu: verb %d bad %d shown %zu", i, c.verb,
+			    c.bad_separator, shown);
+	}
 }
 
 int
@@ -293,6 +350,7 @@ main(void)
 	    cmocka_unit_test(test_xtext_round_trip),
 	    cmocka_unit_test(test_bdat),
 	    cmocka_unit_test(test_verbs_and_helo),
+	    cmocka_unit_test(test_verb_separator_and_masking),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -371,6 +371,82 @@ test_query_cap(void **state)
 	event_base_free(base);
 }
 
+static void
+test_reverse_names(void **state)
+{
+	static const struct {
+		const char *ip, *name;
+	} t[] = {
+	    {"192.0.2.7", "7.2.0.192.in-addr.arpa"},
+	    {"127.0.0.131", "131.0.0.127.in-addr.arpa"},
+	    {"::ffff:192.0.2.7", "7.2.0.192.in-addr.arpa"},
+	    {"2001:db8::567:89ab", "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+	                           "0.0.0.8.b.d.0.1.0.0.2."
+	                           "ip6.arpa"},
+	};
+	char out[80];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct sockaddr_storage ss;
+
+		memset(&ss, 0, sizeof(ss));
+		if (strchr(t[i].ip, ':') != NULL) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			s6->sin6_family = AF_INET6;
+			assert_int_equal(
+			    inet_pton(AF_INET6, t[i].ip, &s6->sin6_addr), 1);
+		} else {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+			s4->sin_family = AF_INET;
+			assert_int_equal(
+			    inet_pton(AF_INET, t[i].ip, &s4->sin_addr), 1);
+		}
+		assert_int_equal(
+		    resolver_reverse_name((struct sockaddr *)&ss, out, 80), 0);
+		assert_string_equal(out, t[i].name);
+		/* A buffer too short is refused, never cut. */
+		assert_int_equal(resolver_reverse_name((struct sockaddr *)&ss,
+		                     out, strlen(t[i].name)),
+		    -1);
+	}
+}
+
+/* A reverse look-up cancelled by its asker never calls back. */
+static void
+ptr_record(void *arg, const char *name)
+{
+	(void)name;
+	((struct seen *)arg)->calls++;
+}
+
+static void
+test_ptr_cancel_and_free(void **state)
+{
+	struct event_base *base = event_base_new();
+	const char *why;
+	struct resolver *r = resolver_new(base, DEAD_SERVER, &why);
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	struct resolver_ptr *p;
+	struct seen s = {0};
+
+	(void)state;
+	sin.sin_addr.s_addr = htonl(0x7f000083);
+	p = resolver_ptr(r, (struct sockaddr *)&sin, ptr_record, &s);
+	assert_non_null(p);
+	resolver_ptr_cancel(r, p);
+	/* One left pending: freed with the resolver, no callback. */
+	assert_non_null(
+	    resolver_ptr(r, (struct sockaddr *)&sin, ptr_record, &s));
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	resolver_free(r);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	assert_int_equal(s.calls, 0);
+	event_base_free(base);
+}
+
 /* Look-ups of one question (TLSA, TXT) */
 
 static void
@@ -462,6 +538,8 @@ main(void)
 	    cmocka_unit_test(test_invalid_domain_reported_later),
 	    cmocka_unit_test(test_free_cancels),
 	    cmocka_unit_test(test_query_cap),
+	    cmocka_unit_test(test_reverse_names),
+	    cmocka_unit_test(test_ptr_cancel_and_free),
 	    cmocka_unit_test(test_lookup_names_and_cancel),
 	    cmocka_unit_test(test_bad_trust_anchor),
 	};
