@@ -227,6 +227,51 @@ tls_dane_verified(SSL *ssl, const char *host, char *match, size_t matchlen,
 	return 1;
 }
 
+/* The first real error, as tls_peer_verify_cb keeps it. */
+static int
+tls_dane_pkix_cb(int ok, X509_STORE_CTX *ctx)
+{
+	long *first = X509_STORE_CTX_get_app_data(ctx);
+	int err = X509_STORE_CTX_get_error(ctx);
+
+	if (!ok && err != X509_V_ERR_UNABLE_TO_GET_CRL && first[0] == 0) {
+		first[0] = err;
+		first[1] = X509_STORE_CTX_get_error_depth(ctx);
+	}
+	return 1;
+}
+
+long
+tls_dane_pkix(SSL *ssl, int *depth)
+{
+	X509 *leaf = SSL_get0_peer_certificate(ssl);
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+	X509_STORE *store = NULL;
+	X509_STORE_CTX *ctx;
+	long first[2] = {0, -1};
+
+	*depth = -1;
+	if (leaf == NULL)
+		return X509_V_ERR_UNSPECIFIED;
+	SSL_get0_verify_cert_store(ssl, &store);
+	if (store == NULL)
+		store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+	if ((ctx = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(ctx, store, leaf, chain) != 1) {
+		X509_STORE_CTX_free(ctx);
+		ERR_clear_error();
+		return X509_V_ERR_UNSPECIFIED;
+	}
+	X509_STORE_CTX_set_default(ctx, "ssl_server");
+	X509_STORE_CTX_set_app_data(ctx, first);
+	X509_STORE_CTX_set_verify_cb(ctx, tls_dane_pkix_cb);
+	(void)X509_verify_cert(ctx);
+	X509_STORE_CTX_free(ctx);
+	ERR_clear_error();
+	*depth = (int)first[1];
+	return first[0];
+}
+
 static int
 tls_dane_u64_cmp(const void *a, const void *b)
 {

@@ -58,6 +58,15 @@ int tls_dane_verified(SSL *, const char *host, char *match, size_t matchlen,
     char *why, size_t whylen);
 
 /*
+ * The peer's chain judged by PKIX alone (the SSL's trust anchors and
+ * CRLs, as without DANE): with DANE on, OpenSSL's verify result is
+ * DANE's, and a connector that asks for CertificateValidation or more
+ * still gets its own check (the connector is the floor).  X509_V_OK or
+ * the first error, its depth in *depth.
+ */
+long tls_dane_pkix(SSL *, int *depth);
+
+/*
  * A digest of the usable records, independent of their order in the
  * DNS answer: part of the session cache key, so a session verified
  * under one TLSA RRset is never resumed under another.

@@ -296,7 +296,7 @@ static int
 dane_connect(const struct tlsa_result *r, const char *host, const char *served,
     char *why, size_t whylen)
 {
-	struct tls_client_target t = {host, 25, NULL, 0};
+	struct tls_client_target t = {host, 25, NULL, 0, NULL};
 	const char *err = NULL;
 	SSL *cl = tls_client_ssl(cli, &t, NULL, &err);
 	SSL *sv = tls_store_ssl(servers, served, 0);
@@ -376,7 +376,7 @@ static void
 test_nothing_usable(void **state)
 {
 	struct tlsa_result *r = calloc(1, sizeof(*r));
-	struct tls_client_target t = {"mx.sluice.test", 25, NULL, 0};
+	struct tls_client_target t = {"mx.sluice.test", 25, NULL, 0, NULL};
 	const char *err = NULL;
 	SSL *cl;
 
