@@ -44,6 +44,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1510,8 +1511,20 @@ resolver_new_dnssec(struct event_base *base, const char *spec,
 	    ub_ctx_set_option(r->ctx, "do-not-query-localhost:", "no") != 0)
 		goto fail;
 	if (anchor_file != NULL && anchor_file[0] != '\0') {
-		if (access(anchor_file, R_OK) != 0 ||
-		    ub_ctx_add_ta_file(r->ctx, anchor_file) != 0) {
+		FILE *fp = fopen(anchor_file, "r");
+
+		/* As whoever runs now (sluiced drops root before this). */
+		if (fp == NULL) {
+			*why =
+			    errno == EACCES
+			        ? "cannot read the DNSSEC trust anchors "
+			          "(DnssecTrustAnchorFile): permission denied"
+			        : "cannot read the DNSSEC trust anchors "
+			          "(DnssecTrustAnchorFile)";
+			goto fail;
+		}
+		fclose(fp);
+		if (ub_ctx_add_ta_file(r->ctx, anchor_file) != 0) {
 			*why = "cannot load the DNSSEC trust anchors "
 			       "(DnssecTrustAnchorFile)";
 			goto fail;

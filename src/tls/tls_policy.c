@@ -361,9 +361,12 @@ static void tls_policy_describe_connector(
 void
 tls_policy_describe(const struct tls_policy *p, char *out, size_t len)
 {
+	struct tls_policy conn = *p;
 	size_t n;
 
-	tls_policy_describe_connector(p, out, len);
+	/* the connector's own words, at its own level */
+	conn.level = p->conn_level;
+	tls_policy_describe_connector(&conn, out, len);
 	n = strlen(out);
 	if (p->skip)
 		snprintf(out + n, len - n, "; this host is not used: %s",

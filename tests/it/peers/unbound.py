@@ -247,6 +247,9 @@ class Unbound:
             (self.dir / f"{name}.signed").write_text(
                 self._zone_text(zone, records))
         self.anchor_path.write_text("\n".join(anchors) + "\n")
+        # sluiced reads it after it dropped root: public, like root.key
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.anchor_path, 0o644)
 
     @property
     def spec(self):
