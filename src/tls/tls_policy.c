@@ -88,10 +88,10 @@ tls_policy_connector(const struct tls_policy_input *in, struct tls_policy *p)
 static void
 tls_policy_raise(struct tls_policy *p, enum tls_policy_source source)
 {
-	if (p->level < TLS_POLICY_ENCRYPT)
+	if (p->level < TLS_POLICY_ENCRYPT) {
 		p->level = TLS_POLICY_ENCRYPT;
-	if (p->source == TLS_SOURCE_CONNECTOR)
 		p->source = source;
+	}
 }
 
 /*
