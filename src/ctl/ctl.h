@@ -89,6 +89,16 @@ struct conf_send_connector;
 void ctl_dane_show(const struct conf *, const struct resolver_result *,
     const struct conf_send_connector *);
 
+/*
+ * The DANE and MTA-STS facts of a destination's resolved next hops, as
+ * the delivery queue gathers them (ctl_desttls.c); NULL when there are
+ * none (the caller unrefs the facts).
+ */
+struct dest_tls;
+struct dest_tls *ctl_dest_tls(const struct conf *,
+    const struct conf_send_connector *, const char *domain,
+    const struct resolver_result *);
+
 /* Commands of ctl_sts.c, and the MTA-STS lines of `route` */
 int ctl_get_mtastspolicy(struct ctl *, int, char **);
 void ctl_sts_show(const struct conf *, const struct resolver_result *,

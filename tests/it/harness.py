@@ -665,12 +665,17 @@ class Sluice:
         return [e for e in out if event is None or e.get("event-id") == event]
 
 
-def run_ctl(*args, cwd=None, timeout=20):
+def run_ctl(*args, cwd=None, timeout=20, env=None):
+    """sluicectl with these arguments; env: variables added to ours."""
     if not SLUICECTL.exists():
         pytest.fail(f"{SLUICECTL} does not exist: run `make asan` first")
+    e = None
+    if env is not None:
+        e = dict(os.environ)
+        e.update(env)
     return subprocess.run([str(SLUICECTL)] + [str(a) for a in args],
                           capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout)
+                          timeout=timeout, env=e)
 
 
 def split_headers(raw):

@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from harness import free_port, running
+from harness import free_port, run_ctl, running
 from peers.fakesmtp import FakeSmtp, server_context
 from peers.postfix import Postfix
 from peers.unbound import Unbound, tlsa_rdata
@@ -176,5 +176,26 @@ def test_dane_outbound(tmp_path, pki):
                 for sess in fake.sessions:
                     assert "MAIL" not in sess.verbs(tls=False), sess
                     assert "RCPT" not in sess.verbs(tls=False), sess
+
+            # sluicectl test-tls shows the same DANE state and verdict
+            def probe(host, domain):
+                p = run_ctl("-c", s.conf_path, "test-tls",
+                            f"{host}:{pf.port}", "--domain", domain,
+                            "--connector", "Postfix", timeout=90)
+                assert p.returncode == 0, p.stdout + p.stderr
+                return p.stdout
+            out = probe("mx.sluice.test", "match.sluice.test")
+            assert "Dnssec       : address of mx.sluice.test secure" in out
+            assert "Dane         : verify: DANE: mx.sluice.test has 1 " \
+                   "usable TLSA record" in out, out
+            assert "DaneMatch    : yes (DANE-EE(3) 1 1 at depth 0)" in out
+            assert "Could deliver: yes (dane met)" in out, out
+            out = probe("mxw.sluice.test", "nomatch.sluice.test")
+            assert "DaneMatch    : NO - DANE: no TLSA record matched" in out
+            assert "Could deliver: no (DANE: no TLSA record matched the " \
+                   "certificate of mxw.sluice.test" in out, out
+            out = probe("mx.unsigned.sluice.test", "insecure.sluice.test")
+            assert "Dane         : off: DANE: the address records of " \
+                   "mx.unsigned.sluice.test are not DNSSEC-signed" in out
     finally:
         pf.close()

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from harness import running
+from harness import run_ctl, running
 from peers.fakesmtp import FakeSmtp, server_context
 from peers.mtasts import MtaStsServer, policy
 from peers.unbound import Unbound, tlsa_rdata
@@ -166,6 +166,21 @@ def run_scenarios(s, web, dns, good, bad, strip):
             assert "MAIL" not in sess.verbs(tls=False), sess
     assert len(bad.messages) == 1  # testing.test only
     assert strip.messages == []
+
+    # sluicectl test-tls: the policy, whether it names the host, and the
+    # verdict the daemon reached
+    p = run_ctl("-c", s.conf_path, "test-tls", f"mx.other.test:{good.port}",
+                "--domain", "enforce.test", "--connector", "Internet",
+                timeout=90, env={"SLUICE_MTA_STS_PORT": str(web.port)})
+    assert "MtaSts       : " in p.stdout and \
+        "mx.other.test does not match the policy" in p.stdout, p.stdout
+    assert "Could deliver: no (MTA-STS enforce: mx.other.test does not " \
+           "match the policy of enforce.test" in p.stdout, p.stdout
+    p = run_ctl("-c", s.conf_path, "test-tls", f"mx.sluice.test:{good.port}",
+                "--domain", "enforce.test", "--connector", "Internet",
+                timeout=90, env={"SLUICE_MTA_STS_PORT": str(web.port)})
+    assert "mx.sluice.test matches the policy" in p.stdout, p.stdout
+    assert "Could deliver: yes (sts-enforce met)" in p.stdout, p.stdout
 
     # the cache, in the queue database
     p = ctl(s, "get-mtastspolicy", "enforce.test")
