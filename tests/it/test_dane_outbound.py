@@ -199,3 +199,37 @@ def test_dane_outbound(tmp_path, pki):
                    "mx.unsigned.sluice.test are not DNSSEC-signed" in out
     finally:
         pf.close()
+
+
+@pytest.mark.timeout_s(90)
+def test_dane_dsn_names_the_policy_and_the_check(tmp_path, pki):
+    """A message that DANE kept from the only MX host expires with a DSN
+    whose Diagnostic-Code says DANE, the host and the check."""
+    from test_delivery import dsn_parts, mailbox
+    with FakeSmtp(capabilities=("PIPELINING", "STARTTLS"),
+                  tls=server_context(pki, "server")) as mx:
+        wrong = tlsa_rdata(pki / "wrong.pem")
+        with Unbound(signed={"sluice.test": [
+                "nomatch.sluice.test. MX 10 mxw.sluice.test.",
+                "mxw.sluice.test. A 127.0.0.1",
+                f"_{mx.port}._tcp.mxw.sluice.test. TLSA {wrong}"]}) as dns, \
+                running(tmp_path, conn=RELAY, transport={
+                    "Resolver": dns.spec,
+                    "DnssecTrustAnchorFile": str(dns.anchor_path),
+                    "MessageExpirationTimeout": "5s",
+                    "TransientFailureRetryInterval": "1s"},
+                    raw_extra=f"""
+[SendConnector Internet]
+AddressSpaces = *.sluice.test
+Port = {mx.port}
+""") as s:
+            send(s, ["bob@nomatch.sluice.test"], "dane dsn")
+            assert wait_for(lambda: events(s, "EXPIRE"), timeout=60)
+            assert wait_for(lambda: mailbox(s, "alice"))
+            _, fields, _ = dsn_parts(mailbox(s, "alice")[0])
+            f = [f for f in fields if "Final-Recipient" in f][0]
+            diag = " ".join(f["Diagnostic-Code"].split())
+            assert "send connector Internet, host mxw.sluice.test" in diag
+            assert "DANE: no TLSA record matched the certificate of " \
+                   "mxw.sluice.test" in diag, diag
+            assert all("MAIL" not in sess.verbs() for sess in mx.sessions)
