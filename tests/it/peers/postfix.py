@@ -691,6 +691,8 @@ def _main(argv):
     st.add_argument("--process-limit", type=int, default=100)
     st.add_argument("-o", action="append", default=[],
                     metavar="NAME=VALUE", help="extra main.cf parameter")
+    st.add_argument("--resolv-conf", default=None,
+                    help="a resolv.conf for this instance alone (DANE)")
     for name in ("count", "stop", "smtpd-mem"):
         p = sub.add_parser(name)
         p.add_argument("--dir", required=True)
@@ -709,7 +711,7 @@ def _main(argv):
             pf = Postfix(a.port, a.host, relay_domains=a.accept,
                          mynetworks=a.mynetworks, hold=a.hold,
                          smtpd_process_limit=a.process_limit, main=main,
-                         dir=a.dir)
+                         dir=a.dir, resolv_conf=a.resolv_conf)
             pf.start()
         elif a.cmd == "count":
             print(Postfix.attach(a.dir).queue_count())
