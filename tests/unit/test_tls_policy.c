@@ -162,9 +162,8 @@ static const struct policy_row rows[] = {
     /* Domain Security: the name must be the recipient domain */
     {"Secure", "mx.sluice.test", TLS_POLICY_DOMAIN_SECURE,
         {DF, ST, DF, DF, DF, SD}, {NO, OK, HS, UT, NM, OK}},
-    /* the name is the recipient domain's alone: a certificate for
-       mx.sluice.test does not name partner.test (a TlsDomain would not
-       count either, and the configuration now refuses one without
+    /* a partner domain the good certificate does not name fails
+       (TlsDomain, which could widen it, is refused without
        DomainValidation) */
     {"Secure", "partner.test", TLS_POLICY_DOMAIN_SECURE,
         {DF, ST, DF, DF, DF, DF}, {NO, OK, HS, UT, NM, NM}},
