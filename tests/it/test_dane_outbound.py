@@ -8,7 +8,8 @@ through an intermediate); an insecure or TLSA-less host gets the
 connector's opportunistic TLS; a host whose records do not match, fail
 validation, fail to resolve, or that offers no TLS is never used and the
 mail waits with a reason that names DANE and the check; with SmtpDaneMode
-Mandatory a host without records is not used either.  From the peers'
+Mandatory a host without records is not used either; a smart host named by
+DNS name gets DANE the same way.  From the peers'
 side: no MAIL is ever sent in plaintext to a DANE host, and a deferred
 recipient never reaches the peer."""
 import re
@@ -79,6 +80,11 @@ ProtocolLoggingLevel = Verbose
 AddressSpaces = mandatory.sluice.test
 Port = {pf_port}
 SmtpDaneMode = Mandatory
+
+[SendConnector Smart]
+AddressSpaces = smart.example
+DNSRoutingEnabled = false
+SmartHosts = mx.sluice.test:{pf_port}
 """
     for name, port in (("strip", strip_port), ("garbage", garbage_port),
                        ("ta", ta_port)):
@@ -95,7 +101,8 @@ ProtocolLoggingLevel = Verbose
 def test_dane_outbound(tmp_path, pki):
     caps = ("PIPELINING", "STARTTLS")
     pf = Postfix(free_port(), mailbox_domains=[f"{d}.sluice.test"
-                                               for d in PF_DOMAINS],
+                                               for d in PF_DOMAINS] +
+                 ["smart.example"],
                  mynetworks=(), tls={"cert": f"{pki}/server.pem",
                                      "key": f"{pki}/server.key",
                                      "level": "may"}).start()
@@ -118,6 +125,7 @@ def test_dane_outbound(tmp_path, pki):
                                          garbage.port, ta.port)) as s:
             domains = PF_DOMAINS + ["mandatory", "strip", "garbage", "ta"]
             rcpts = [f"bob@{d}.sluice.test" for d in domains]
+            rcpts.append("bob@smart.example")  # a smart host by name
             send(s, rcpts, "dane outbound")
             assert wait_for(lambda: all(
                 r["attempts"] >= 1 or r["status"] != 0
@@ -129,6 +137,8 @@ def test_dane_outbound(tmp_path, pki):
                 assert st[f"bob@{d}.sluice.test"][0] == 1, (d, st)
             for d in ("match", "cname", "insecure", "notlsa"):
                 pf.wait_delivered(f"bob@{d}.sluice.test", timeout=20)
+            assert st["bob@smart.example"][0] == 1, st
+            pf.wait_delivered("bob@smart.example", timeout=20)
             ta.wait_messages(1, timeout=20)
 
             reasons = {
@@ -150,12 +160,14 @@ def test_dane_outbound(tmp_path, pki):
 
             # the tracking log: which policy applied, and that it was met
             assert wait_for(lambda: len(events(s, "SEND")) ==
-                            len(delivered))
+                            len(delivered) + 1)
             sent = {e["recipient-address"]: e["tls"]
                     for e in events(s, "SEND")}
             for d in ("match", "cname", "ta"):
                 assert sent[f"bob@{d}.sluice.test"].startswith(
                     "tls=dane:verified;TLSv1"), sent
+            assert sent["bob@smart.example"].startswith(
+                "tls=dane:verified;TLSv1"), sent
             for d in ("insecure", "notlsa"):
                 assert sent[f"bob@{d}.sluice.test"].startswith(
                     "tls=opportunistic:encrypted;TLSv1"), sent
