@@ -368,8 +368,9 @@ probe_internet(const struct conf_send_connector *sc,
 		printf("MtaSts       : no policy for %s\n", domain);
 		return;
 	}
-	printf("MtaSts       : %s policy id %s, mode %s: %s %s\n", st->source,
-	    st->id, sts_policy_mode_name(st->policy.mode), h->host,
+	printf("MtaSts       : %s policy id %s (TXT id %s), mode %s: %s %s\n",
+	    st->source, st->id, st->txt_id[0] ? st->txt_id : "none",
+	    sts_policy_mode_name(st->policy.mode), h->host,
 	    sts_policy_match(&st->policy, h->host)
 	        ? "matches the policy"
 	        : "does not match the policy");

@@ -180,6 +180,7 @@ def run_scenarios(s, web, dns, good, bad, strip):
                 "--domain", "enforce.test", "--connector", "Internet",
                 timeout=90, env={"SLUICE_MTA_STS_PORT": str(web.port)})
     assert "mx.sluice.test matches the policy" in p.stdout, p.stdout
+    assert "policy id id1 (TXT id id1), mode enforce" in p.stdout, p.stdout
     assert "Could deliver: yes (sts-enforce met)" in p.stdout, p.stdout
 
     # the cache, in the queue database
