@@ -295,7 +295,7 @@ probe_verdict(const struct tls_policy *pol, SSL *ssl, int starttls,
 		f.stage = TLS_STAGE_HANDSHAKE;
 		f.error = error;
 		tls_peer_outcome(ssl, handshake, &o);
-		if (pkix != NULL && pol->conn_level >= TLS_POLICY_VERIFY)
+		if (pkix != NULL && pol->floor_level >= TLS_POLICY_VERIFY)
 			o.verify = *pkix;
 		f.outcome = &o;
 		f.dane_ok = dane_ok;

@@ -786,8 +786,8 @@ client_handshake_done(struct smtp_client *c, const char *error)
 		f.dane_ok = tls_dane_verified(ssl, client_hop(c)->host, match,
 		    sizeof(match), dane_why, sizeof(dane_why));
 		f.dane_why = dane_why;
-		/* DANE's verdict is not the connector's: PKIX for that. */
-		if (c->policy.conn_level >= TLS_POLICY_VERIFY)
+		/* DANE's verdict is not the floor's: PKIX for that. */
+		if (c->policy.floor_level >= TLS_POLICY_VERIFY)
 			o.verify = tls_dane_pkix(ssl, &o.verify_depth);
 	}
 	action = tls_policy_judge(&c->policy, &f, &check, why, sizeof(why));
@@ -1478,7 +1478,8 @@ client_connect(struct smtp_client *c)
 	    .host = h->host,
 	    .addr_secure = h->secure,
 	    .tlsa = dest_tls_tlsa(c->p.dest_tls, c->hop),
-	    .sts = dest_tls_sts(c->p.dest_tls)};
+	    .sts = dest_tls_sts(c->p.dest_tls),
+	    .rule = c->p.tls_rule};
 	const char *why = NULL;
 
 	client_conn_endpoint(

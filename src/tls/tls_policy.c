@@ -14,15 +14,24 @@
  * Invariants: a level from ENCRYPT up never yields PLAINTEXT or
  * RETRY_PLAINTEXT (forced TLS never falls back, GUIDE 4.8); NONE never
  * yields STARTTLS; MAY never yields DEFER (opportunistic TLS never stops
- * mail) unless DANE or MTA-STS enforce raised it.
+ * mail) unless a transport rule, DANE or MTA-STS enforce raised it.
  *
- * DANE and MTA-STS (issue 16) are decided per next hop after the
- * connector: tls_dane_decide() for the host's TLSA records, then, only
- * where DANE does not apply, the domain's MTA-STS policy.  Either may
- * raise the level to ENCRYPT (never lower it), add its check after the
- * connector's in tls_policy_judge(), or rule the host out (skip).  Their
- * reasons start with "DANE:" or "MTA-STS enforce:", so a DSN says which
- * policy stopped the mail.
+ * The order of the decision (tls_policy_decide()):
+ *   1. the connector (SPEC 3's table; Domain Security);
+ *   2. a transport rule's RouteMessageOutboundRequireTls (SPEC 5): at
+ *      least ENCRYPT, IgnoreSTARTTLS giving way, a stricter connector
+ *      level kept.  These two are the floor (floor_level): a check the
+ *      floor needs that fails always defers;
+ *   3. DANE and MTA-STS (issue 16, SPEC 6), per next hop:
+ *      tls_dane_decide() for the host's TLSA records, then, only where
+ *      DANE does not apply, the domain's MTA-STS policy.  Either may
+ *      raise the level to ENCRYPT (never lower it), add its check after
+ *      the floor's in tls_policy_judge(), or rule the host out (skip).
+ *      Their reasons start with "DANE:" or "MTA-STS enforce:" when they
+ *      raised the requirement, so a DSN says which policy stopped the
+ *      mail.  The connector's IgnoreSTARTTLS turns them off, also when a
+ *      rule then requires TLS (Postfix: a per-destination level other
+ *      than "dane" replaces DANE); the rule gets EncryptionOnly there.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -84,7 +93,7 @@ tls_policy_connector(const struct tls_policy_input *in, struct tls_policy *p)
 	}
 }
 
-/* TLS required by DANE or MTA-STS: at least ENCRYPT, never less. */
+/* TLS required by a rule, DANE or MTA-STS: at least ENCRYPT, never less. */
 static void
 tls_policy_raise(struct tls_policy *p, enum tls_policy_source source)
 {
@@ -95,8 +104,9 @@ tls_policy_raise(struct tls_policy *p, enum tls_policy_source source)
 }
 
 /*
- * DANE, then MTA-STS, for a known next hop (SPEC 6).  IgnoreSTARTTLS
- * turns both off: the administrator said never to try TLS there.
+ * DANE, then MTA-STS, for a known next hop (SPEC 6), on top of the floor.
+ * The caller leaves them out under IgnoreSTARTTLS: the administrator said
+ * never to try TLS there.
  */
 static void
 tls_policy_internet(const struct tls_policy_input *in, struct tls_policy *p)
@@ -104,7 +114,7 @@ tls_policy_internet(const struct tls_policy_input *in, struct tls_policy *p)
 	const struct conf_send_connector *sc = in->connector;
 	const struct sts_state *st = in->sts;
 
-	if (in->host == NULL || p->level == TLS_POLICY_NONE)
+	if (in->host == NULL)
 		return;
 	if (sc->smtp_dane_mode != DANE_MODE_NONE) {
 		p->dane = tls_dane_decide(sc->smtp_dane_mode, in->host,
@@ -152,6 +162,7 @@ void
 tls_policy_decide(const struct tls_policy_input *in, struct tls_policy *p)
 {
 	const struct conf_send_connector *sc = in->connector;
+	int ignore_starttls;
 
 	memset(p, 0, sizeof(*p));
 	p->connector = sc->name;
@@ -161,8 +172,19 @@ tls_policy_decide(const struct tls_policy_input *in, struct tls_policy *p)
 	if (!tls_policy_empty(sc->tls_certificate_name))
 		p->cert_name = sc->tls_certificate_name;
 	tls_policy_connector(in, p);
-	p->conn_level = p->level;
-	tls_policy_internet(in, p);
+	ignore_starttls = p->level == TLS_POLICY_NONE;
+	/*
+	 * A transport rule's RouteMessageOutboundRequireTls is a floor
+	 * above the connector's: at least EncryptionOnly, IgnoreSTARTTLS
+	 * giving way; a stricter level stays as it is (SPEC 5).
+	 */
+	if (!tls_policy_empty(in->rule)) {
+		p->rule = in->rule;
+		tls_policy_raise(p, TLS_SOURCE_TRANSPORT_RULE);
+	}
+	p->floor_level = p->level;
+	if (!ignore_starttls)
+		tls_policy_internet(in, p);
 }
 
 int
@@ -179,13 +201,14 @@ tls_policy_authenticates(const struct tls_policy *p)
 }
 
 /*
- * Who asks for TLS, as the start of a reason: "" for the connector, else
- * the Internet policy that raised the level.
+ * Who asks for TLS, as the start of a reason: "" for the floor (the
+ * connector, or a transport rule, which the queue names in the DSN),
+ * else the Internet policy that raised the level.
  */
 static const char *
 tls_policy_who(const struct tls_policy *p)
 {
-	if (p->conn_level >= TLS_POLICY_ENCRYPT)
+	if (p->floor_level >= TLS_POLICY_ENCRYPT)
 		return "";
 	if (p->dane == TLS_DANE_VERIFY || p->dane == TLS_DANE_ENCRYPT)
 		return "DANE: ";
@@ -310,8 +333,8 @@ tls_policy_judge(const struct tls_policy *p, const struct tls_facts *f,
 	}
 	*check = tls_evaluate(
 	    tls_policy_auth_level(p), o, p->tls_domain, p->domain, why, whylen);
-	/* The connector's own requirement is the floor. */
-	if (*check != TLS_CHECK_OK && p->conn_level >= TLS_POLICY_ENCRYPT)
+	/* The connector's own requirement, or a rule's, is the floor. */
+	if (*check != TLS_CHECK_OK && p->floor_level >= TLS_POLICY_ENCRYPT)
 		return TLS_ACTION_DEFER;
 	if (p->dane == TLS_DANE_VERIFY) {
 		if (f->dane_ok) {
@@ -354,20 +377,29 @@ tls_policy_judge(const struct tls_policy *p, const struct tls_facts *f,
 	return TLS_ACTION_DEFER;
 }
 
-static void tls_policy_describe_connector(
+static void tls_policy_describe_floor(
     const struct tls_policy *, char *, size_t);
 
-/* What DANE and MTA-STS add, after the connector's words. */
+/*
+ * The floor's words (the connector's, or the rule's), then what DANE and
+ * MTA-STS add.
+ */
 void
 tls_policy_describe(const struct tls_policy *p, char *out, size_t len)
 {
-	struct tls_policy conn = *p;
+	struct tls_policy floor = *p;
 	size_t n;
 
-	/* the connector's own words, at its own level */
-	conn.level = p->conn_level;
-	tls_policy_describe_connector(&conn, out, len);
+	floor.level = p->floor_level;
+	tls_policy_describe_floor(&floor, out, len);
 	n = strlen(out);
+	/* a rule's requirement the connector meets already is said too */
+	if (p->rule != NULL && p->source != TLS_SOURCE_TRANSPORT_RULE &&
+	    n + 1 < len) {
+		snprintf(out + n, len - n,
+		    " (transport rule \"%s\" requires TLS too)", p->rule);
+		n = strlen(out);
+	}
 	if (p->skip)
 		snprintf(out + n, len - n, "; this host is not used: %s",
 		    p->skip_why);
@@ -392,7 +424,7 @@ tls_policy_describe(const struct tls_policy *p, char *out, size_t len)
 }
 
 static void
-tls_policy_describe_connector(const struct tls_policy *p, char *out, size_t len)
+tls_policy_describe_floor(const struct tls_policy *p, char *out, size_t len)
 {
 	char ours[200] = "";
 
@@ -423,6 +455,15 @@ tls_policy_describe_connector(const struct tls_policy *p, char *out, size_t len)
 		    ours);
 		return;
 	case TLS_POLICY_ENCRYPT:
+		if (p->source == TLS_SOURCE_TRANSPORT_RULE) {
+			snprintf(out, len,
+			    "RequireTLS by transport rule \"%s\" "
+			    "(RouteMessageOutboundRequireTls), EncryptionOnly: "
+			    "TLS required, certificate not checked; otherwise "
+			    "defer%s",
+			    p->rule, ours);
+			return;
+		}
 		snprintf(out, len,
 		    "RequireTLS, EncryptionOnly: TLS required, certificate "
 		    "not checked; otherwise defer%s",

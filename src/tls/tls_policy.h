@@ -15,16 +15,21 @@
  *                          -> what the client does next;
  *   tls_policy_describe()  the policy in words, for people.
  *
- * Further inputs: DANE's TLSA records of the next hop and the domain's
- * MTA-STS policy (issue 16, SPEC 6), a transport rule's
- * RouteMessageOutboundRequireTls (later).  Each can only add to what the
- * connector sets (SPEC 6: the connector is the floor): they raise the
- * level to "TLS required" and add a check of their own after the
- * connector's (DANE: a TLSA record must match; MTA-STS enforce: a
- * trusted certificate naming the MX host), or rule a next hop out before
- * it is even connected to (skip).  DANE, where it applies to a host,
- * wins over MTA-STS (RFC 8461 2).  struct tls_policy records which input
- * set the requirement (source).
+ * Further inputs, in the order they apply, each only adding to what
+ * comes before it:
+ *   - the send connector's Force TLS settings, the floor (SPEC 3);
+ *   - a transport rule's RouteMessageOutboundRequireTls (SPEC 5), which
+ *     raises the floor to at least EncryptionOnly (a stricter connector
+ *     level stays; IgnoreSTARTTLS gives way);
+ *   - DANE's TLSA records of the next hop, then, only where DANE does not
+ *     apply to the host, the domain's MTA-STS policy (issue 16, SPEC 6):
+ *     they raise the level to "TLS required" and add a check of their
+ *     own after the floor's (DANE: a TLSA record must match; MTA-STS
+ *     enforce: a trusted certificate naming the MX host), or rule a next
+ *     hop out before it is even connected to (skip).  DANE, where it
+ *     applies to a host, wins over MTA-STS (RFC 8461 2).
+ * struct tls_policy records which input set the level (source) and the
+ * floor DANE and MTA-STS found (floor_level).
  */
 #ifndef SLUICE_TLS_POLICY_H
 #define SLUICE_TLS_POLICY_H
@@ -50,12 +55,13 @@ enum tls_policy_level {
 	TLS_POLICY_DOMAIN_SECURE, /* Domain Security: mutual TLS */
 };
 
-/* Which input set the level (rules come later). */
+/* Which input set the level. */
 enum tls_policy_source {
-	TLS_SOURCE_CONNECTOR,     /* the send connector's settings */
-	TLS_SOURCE_DOMAIN_SECURE, /* TLSSendDomainSecureList */
-	TLS_SOURCE_DANE,          /* the next hop's TLSA records */
-	TLS_SOURCE_MTA_STS,       /* the recipient domain's MTA-STS policy */
+	TLS_SOURCE_CONNECTOR,      /* the send connector's settings */
+	TLS_SOURCE_DOMAIN_SECURE,  /* TLSSendDomainSecureList */
+	TLS_SOURCE_TRANSPORT_RULE, /* RouteMessageOutboundRequireTls */
+	TLS_SOURCE_DANE,           /* the next hop's TLSA records */
+	TLS_SOURCE_MTA_STS,        /* the recipient domain's MTA-STS policy */
 };
 
 /* What the domain's MTA-STS policy asks of this next hop. */
@@ -76,6 +82,11 @@ struct tls_policy_input {
 	const struct tlsa_result *tlsa;
 	/* the domain's MTA-STS policy in force (NULL: none known) */
 	const struct sts_state *sts;
+	/*
+	 * The transport rule whose RouteMessageOutboundRequireTls applies
+	 * to the recipients (SPEC 5), or NULL: at least ENCRYPT.
+	 */
+	const char *rule;
 };
 
 /*
@@ -95,8 +106,13 @@ struct tls_policy {
 	const char *domain;    /* the recipient domain */
 	const char *cert_name; /* our certificate presented, or NULL */
 	int partner_trust;     /* trust Domain Security's partner CAs too */
-	/* the connector's own level, before DANE or MTA-STS raised it */
-	enum tls_policy_level conn_level;
+	const char *rule;      /* a transport rule requires TLS, or NULL */
+	/*
+	 * The floor: the connector's own level, raised by a transport
+	 * rule's RouteMessageOutboundRequireTls, before DANE or MTA-STS
+	 * raised it.  A check it needs failing always defers.
+	 */
+	enum tls_policy_level floor_level;
 	const char *host; /* the next hop, for MTA-STS's name check */
 	/* DANE for this host (RFC 7672 2.2) and its records */
 	enum tls_dane_need dane;
@@ -187,7 +203,9 @@ const char *tls_policy_name(const struct tls_policy *);
 /*
  * One line for people (`sluicectl route`, `test-tls`, the protocol log):
  * "RequireTLS, DomainValidation: TLS with a trusted certificate naming
- * *.contoso.com; otherwise defer".
+ * *.contoso.com; otherwise defer"; a transport rule's requirement is
+ * named, as what set the level or as met by the connector already; what
+ * DANE or MTA-STS add to the floor follows ("; DANE: ...").
  */
 void tls_policy_describe(const struct tls_policy *, char *out, size_t len);
 
