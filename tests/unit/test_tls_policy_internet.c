@@ -4,8 +4,10 @@
  * connector setting, a host's DNSSEC and TLSA facts and a domain's
  * MTA-STS policy make of a next hop (level, source, skip, the tracking
  * log's name), then what tls_policy_judge() does at each step of a
- * connection under them.  The connector stays the floor: DANE and
- * MTA-STS only raise the level, add checks or rule a host out.
+ * connection under them.  The connector, raised by a transport rule's
+ * RouteMessageOutboundRequireTls, stays the floor: DANE and MTA-STS only
+ * raise the level, add checks or rule a host out.  Rows with a rule "R"
+ * are the combinations of the floor a rule sets with DANE and MTA-STS.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -87,6 +89,7 @@ struct decide_row {
 	int skip;
 	const char *name;  /* tls_policy_name() */
 	const char *words; /* in skip_why (skip) or tls_policy_describe() */
+	const char *rule;  /* RouteMessageOutboundRequireTls, or NULL */
 };
 
 #define L_MAY TLS_POLICY_MAY
@@ -96,61 +99,90 @@ struct decide_row {
 #define SRC_C TLS_SOURCE_CONNECTOR
 #define SRC_D TLS_SOURCE_DANE
 #define SRC_S TLS_SOURCE_MTA_STS
+#define SRC_R TLS_SOURCE_TRANSPORT_RULE
 
 static const struct decide_row decide_rows[] = {
     /* nothing known: the connector alone */
     {"Opp", 0, T_NONE_ASKED, S_NONE, 0, L_MAY, SRC_C, 0, "opportunistic",
-        "opportunistic"},
+        "opportunistic", NULL},
     /* DANE raises opportunistic to TLS required */
     {"Opp", 1, T_USABLE, S_NONE, 0, L_ENC, SRC_D, 0, "dane",
-        "a TLSA record must match"},
-    {"Opp", 1, T_UNUSABLE, S_NONE, 0, L_ENC, SRC_D, 0, "dane", "unusable"},
+        "a TLSA record must match", NULL},
+    {"Opp", 1, T_UNUSABLE, S_NONE, 0, L_ENC, SRC_D, 0, "dane", "unusable",
+        NULL},
     {"Opp", 1, T_NO_RECORDS, S_NONE, 0, L_MAY, SRC_C, 0, "opportunistic",
-        "opportunistic"},
+        "opportunistic", NULL},
     {"Opp", 1, T_BOGUS, S_NONE, 0, L_MAY, SRC_C, 1, "opportunistic",
-        "failed DNSSEC validation"},
+        "failed DNSSEC validation", NULL},
     /* insecure address: no DANE, whatever the records say */
     {"Opp", 0, T_USABLE, S_NONE, 0, L_MAY, SRC_C, 0, "opportunistic",
-        "opportunistic"},
+        "opportunistic", NULL},
     /* the connector's floor stays: CertificateValidation plus DANE */
     {"Verify", 1, T_USABLE, S_NONE, 0, L_VER, SRC_C, 0, "dane",
-        "CertificateValidation"},
+        "CertificateValidation", NULL},
     /* IgnoreSTARTTLS turns both off */
     {"Ignore", 1, T_USABLE, S_ENFORCE, 1, L_NONE, SRC_C, 0, "IgnoreSTARTTLS",
-        "IgnoreSTARTTLS"},
+        "IgnoreSTARTTLS", NULL},
     {"Ignore", 1, T_BOGUS, S_ENFORCE, 0, L_NONE, SRC_C, 0, "IgnoreSTARTTLS",
-        "IgnoreSTARTTLS"},
+        "IgnoreSTARTTLS", NULL},
     /* Mandatory: no usable records means the host is not used */
     {"Mandatory", 1, T_NO_RECORDS, S_NONE, 0, L_MAY, SRC_C, 1, "opportunistic",
-        "Mandatory"},
+        "Mandatory", NULL},
     {"Mandatory", 0, T_NONE_ASKED, S_NONE, 0, L_MAY, SRC_C, 1, "opportunistic",
-        "Mandatory"},
+        "Mandatory", NULL},
     {"Mandatory", 1, T_USABLE, S_NONE, 0, L_ENC, SRC_D, 0, "dane",
-        "a TLSA record must match"},
+        "a TLSA record must match", NULL},
     /* MTA-STS enforce: in the policy, TLS required; outside, skipped */
     {"Opp", 0, T_NONE_ASKED, S_ENFORCE, 1, L_ENC, SRC_S, 0, "sts-enforce",
-        "MTA-STS enforce"},
+        "MTA-STS enforce", NULL},
     {"Opp", 0, T_NONE_ASKED, S_ENFORCE, 0, L_MAY, SRC_C, 1, "sts-enforce",
-        "does not match the policy of opp.test (id 20260101)"},
+        "does not match the policy of opp.test (id 20260101)", NULL},
     /* testing: never raises, never skips */
     {"Opp", 0, T_NONE_ASKED, S_TESTING, 0, L_MAY, SRC_C, 0, "sts-testing",
-        "not in the policy"},
+        "not in the policy", NULL},
     {"Opp", 0, T_NONE_ASKED, S_MODE_NONE, 0, L_MAY, SRC_C, 0, "opportunistic",
-        "opportunistic"},
+        "opportunistic", NULL},
     /* DANE wins over MTA-STS, also over a policy that would skip */
     {"Opp", 1, T_USABLE, S_ENFORCE, 0, L_ENC, SRC_D, 0, "dane",
-        "a TLSA record must match"},
+        "a TLSA record must match", NULL},
     /* and a DANE-less host of a DANE domain falls to MTA-STS */
     {"Opp", 1, T_NO_RECORDS, S_ENFORCE, 1, L_ENC, SRC_S, 0, "sts-enforce",
-        "MTA-STS enforce"},
+        "MTA-STS enforce", NULL},
     /* the connector says None to both */
     {"NoInternet", 1, T_BOGUS, S_ENFORCE, 0, L_MAY, SRC_C, 0, "opportunistic",
-        "opportunistic"},
+        "opportunistic", NULL},
     /* smart hosts: DANE yes, MTA-STS no (not the domain's MX) */
     {"Smart", 1, T_USABLE, S_NONE, 0, L_ENC, SRC_D, 0, "dane",
-        "a TLSA record must match"},
+        "a TLSA record must match", NULL},
     {"Smart", 0, T_NONE_ASKED, S_ENFORCE, 0, L_MAY, SRC_C, 0, "opportunistic",
-        "opportunistic"},
+        "opportunistic", NULL},
+    /* a transport rule's floor: EncryptionOnly, the rule named */
+    {"Opp", 0, T_NONE_ASKED, S_NONE, 0, L_ENC, SRC_R, 0, "EncryptionOnly",
+        "RequireTLS by transport rule \"R\"", "R"},
+    /* rule floor + DANE: DANE adds its check; the rule stays the source */
+    {"Opp", 1, T_USABLE, S_NONE, 0, L_ENC, SRC_R, 0, "dane",
+        "a TLSA record must match", "R"},
+    {"Opp", 1, T_BOGUS, S_NONE, 0, L_ENC, SRC_R, 1, "EncryptionOnly",
+        "failed DNSSEC validation", "R"},
+    {"Mandatory", 1, T_NO_RECORDS, S_NONE, 0, L_ENC, SRC_R, 1, "EncryptionOnly",
+        "Mandatory", "R"},
+    {"Verify", 1, T_USABLE, S_NONE, 0, L_VER, SRC_C, 0, "dane",
+        "(transport rule \"R\" requires TLS too)", "R"},
+    /* rule floor + MTA-STS: enforce adds its check or skips the host,
+     * testing only reports */
+    {"Opp", 0, T_NONE_ASKED, S_ENFORCE, 1, L_ENC, SRC_R, 0, "sts-enforce",
+        "MTA-STS enforce", "R"},
+    {"Opp", 0, T_NONE_ASKED, S_ENFORCE, 0, L_ENC, SRC_R, 1, "sts-enforce",
+        "does not match the policy of opp.test", "R"},
+    {"Opp", 0, T_NONE_ASKED, S_TESTING, 1, L_ENC, SRC_R, 0, "sts-testing",
+        "MTA-STS testing", "R"},
+    /* rule floor + DANE + MTA-STS: DANE still wins */
+    {"Opp", 1, T_USABLE, S_ENFORCE, 0, L_ENC, SRC_R, 0, "dane",
+        "a TLSA record must match", "R"},
+    /* IgnoreSTARTTLS gives way to the rule, and DANE and MTA-STS stay
+     * off: EncryptionOnly */
+    {"Ignore", 1, T_USABLE, S_ENFORCE, 0, L_ENC, SRC_R, 0, "EncryptionOnly",
+        "RequireTLS by transport rule \"R\"", "R"},
 };
 
 static struct tlsa_result *
@@ -214,6 +246,7 @@ decide_row(const struct decide_row *r, struct tls_policy *p,
 	    .domain = "opp.test",
 	    .host = "mx.next-hop.test",
 	    .addr_secure = r->addr_secure,
+	    .rule = r->rule,
 	};
 
 	assert_non_null(in.connector);
@@ -268,7 +301,8 @@ struct judge_row {
 	int dane_ok; /* what OpenSSL's DANE verifier said */
 	enum tls_action want;
 	enum tls_check check;
-	const char *words;
+	const char *words; /* in why; "^..." at its start */
+	const char *rule;  /* RouteMessageOutboundRequireTls, or NULL */
 };
 
 #define A_DF TLS_ACTION_DEFER
@@ -279,35 +313,61 @@ struct judge_row {
 static const struct judge_row judge_rows[] = {
     /* DANE: never plaintext, never a plaintext retry */
     {"Opp", 1, T_USABLE, S_NONE, NO_STARTTLS, 0, A_DF, TLS_CHECK_NO_TLS,
-        "DANE: TLS is required and the next hop does not offer STARTTLS"},
+        "DANE: TLS is required and the next hop does not offer STARTTLS", NULL},
     {"Opp", 1, T_USABLE, S_NONE, HS_FAILED, 0, A_DF, TLS_CHECK_HANDSHAKE,
-        "DANE: TLS handshake failed"},
+        "DANE: TLS handshake failed", NULL},
     /* the record decides, not the CA */
-    {"Opp", 1, T_USABLE, S_NONE, UNTRUSTED, 1, A_SD, TLS_CHECK_OK, ""},
+    {"Opp", 1, T_USABLE, S_NONE, UNTRUSTED, 1, A_SD, TLS_CHECK_OK, "", NULL},
     {"Opp", 1, T_USABLE, S_NONE, GOOD, 0, A_DF, TLS_CHECK_DANE,
-        "DANE: no TLSA record matched"},
+        "DANE: no TLSA record matched", NULL},
     /* unusable records: TLS, no authentication */
-    {"Opp", 1, T_UNUSABLE, S_NONE, UNTRUSTED, 0, A_SD, TLS_CHECK_OK, ""},
+    {"Opp", 1, T_UNUSABLE, S_NONE, UNTRUSTED, 0, A_SD, TLS_CHECK_OK, "", NULL},
     {"Opp", 1, T_UNUSABLE, S_NONE, NO_STARTTLS, 0, A_DF, TLS_CHECK_NO_TLS,
-        "DANE: TLS is required"},
+        "DANE: TLS is required", NULL},
     /* the connector's floor under DANE: its PKIX check still counts */
     {"Verify", 1, T_USABLE, S_NONE, UNTRUSTED, 1, A_DF, TLS_CHECK_UNTRUSTED,
-        "not trusted"},
-    {"Verify", 1, T_USABLE, S_NONE, GOOD, 1, A_SD, TLS_CHECK_OK, ""},
+        "not trusted", NULL},
+    {"Verify", 1, T_USABLE, S_NONE, GOOD, 1, A_SD, TLS_CHECK_OK, "", NULL},
     /* MTA-STS enforce: a trusted certificate naming the MX host */
-    {"Opp", 0, T_NONE_ASKED, S_ENFORCE, GOOD, 0, A_SD, TLS_CHECK_OK, ""},
+    {"Opp", 0, T_NONE_ASKED, S_ENFORCE, GOOD, 0, A_SD, TLS_CHECK_OK, "", NULL},
     {"Opp", 0, T_NONE_ASKED, S_ENFORCE, UNTRUSTED, 0, A_DF, TLS_CHECK_UNTRUSTED,
         "MTA-STS enforce: certificate chain not "
-        "trusted"},
+        "trusted",
+        NULL},
     {"Opp", 0, T_NONE_ASKED, S_ENFORCE, NO_STARTTLS, 0, A_DF, TLS_CHECK_NO_TLS,
-        "MTA-STS enforce: TLS is required"},
+        "MTA-STS enforce: TLS is required", NULL},
     /* MTA-STS testing: reported, delivered; plaintext as usual */
     {"Opp", 0, T_NONE_ASKED, S_TESTING, UNTRUSTED, 0, A_SD, TLS_CHECK_UNTRUSTED,
-        "MTA-STS testing: certificate chain"},
+        "MTA-STS testing: certificate chain", NULL},
     {"Opp", 0, T_NONE_ASKED, S_TESTING, NO_STARTTLS, 0, A_PT, TLS_CHECK_NO_TLS,
-        ""},
+        "", NULL},
     {"Opp", 0, T_NONE_ASKED, S_TESTING, HS_FAILED, 0, A_RP, TLS_CHECK_HANDSHAKE,
-        "retrying in plaintext"},
+        "retrying in plaintext", NULL},
+    /* rule floor + DANE: the rule required TLS first, so its reasons
+     * carry no "DANE:"; a TLSA record must still match */
+    {"Opp", 1, T_USABLE, S_NONE, NO_STARTTLS, 0, A_DF, TLS_CHECK_NO_TLS,
+        "^TLS is required and the next hop does not offer STARTTLS", "R"},
+    {"Opp", 1, T_USABLE, S_NONE, HS_FAILED, 0, A_DF, TLS_CHECK_HANDSHAKE,
+        "^TLS handshake failed: wrong version number", "R"},
+    {"Opp", 1, T_USABLE, S_NONE, UNTRUSTED, 1, A_SD, TLS_CHECK_OK, "", "R"},
+    {"Opp", 1, T_USABLE, S_NONE, GOOD, 0, A_DF, TLS_CHECK_DANE,
+        "^DANE: no TLSA record matched", "R"},
+    /* rule floor + MTA-STS enforce: its check on top */
+    {"Opp", 0, T_NONE_ASKED, S_ENFORCE, GOOD, 0, A_SD, TLS_CHECK_OK, "", "R"},
+    {"Opp", 0, T_NONE_ASKED, S_ENFORCE, UNTRUSTED, 0, A_DF, TLS_CHECK_UNTRUSTED,
+        "^MTA-STS enforce: certificate chain not trusted", "R"},
+    /* rule floor + MTA-STS testing: reported, but the floor never lets
+     * it go in plaintext */
+    {"Opp", 0, T_NONE_ASKED, S_TESTING, UNTRUSTED, 0, A_SD, TLS_CHECK_UNTRUSTED,
+        "^MTA-STS testing: certificate chain", "R"},
+    {"Opp", 0, T_NONE_ASKED, S_TESTING, NO_STARTTLS, 0, A_DF, TLS_CHECK_NO_TLS,
+        "^TLS is required and the next hop does not offer STARTTLS", "R"},
+    {"Opp", 0, T_NONE_ASKED, S_TESTING, HS_FAILED, 0, A_DF, TLS_CHECK_HANDSHAKE,
+        "^TLS handshake failed", "R"},
+    /* IgnoreSTARTTLS with a rule: EncryptionOnly, DANE off */
+    {"Ignore", 1, T_USABLE, S_NONE, UNTRUSTED, 0, A_SD, TLS_CHECK_OK, "", "R"},
+    {"Ignore", 1, T_USABLE, S_NONE, NO_STARTTLS, 0, A_DF, TLS_CHECK_NO_TLS,
+        "^TLS is required", "R"},
 };
 
 static void
@@ -347,7 +407,7 @@ test_judge(void **state)
 	     i++) {
 		const struct judge_row *r = &judge_rows[i];
 		struct decide_row d = {r->connector, r->addr_secure, r->tlsa,
-		    r->sts, 1, 0, 0, 0, NULL, NULL};
+		    r->sts, 1, 0, 0, 0, NULL, NULL, r->rule};
 		struct tls_policy p;
 		struct tlsa_result *tlsa;
 		struct sts_state st;
@@ -366,7 +426,9 @@ test_judge(void **state)
 		             "mx.sluice.test";
 		got = tls_policy_judge(&p, &f, &check, why, sizeof(why));
 		if (got != r->want || check != r->check ||
-		    strstr(why, r->words) == NULL)
+		    (r->words[0] == '^'
+		            ? strncmp(why, r->words + 1, strlen(r->words + 1))
+		            : strstr(why, r->words) == NULL))
 			fail_msg("row %zu: %s/%s \"%s\", want %s/%s \"%s\"", i,
 			    tls_action_name(got), tls_check_name(check), why,
 			    tls_action_name(r->want), tls_check_name(r->check),
