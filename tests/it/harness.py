@@ -401,8 +401,15 @@ class Sluice:
         return v
 
     def write_config(self, text):
+        """Replace the file in one step (a new file renamed over it), as
+        configuration tools do: a reload still reading the file for an
+        earlier SIGHUP sees the old text or the new, never an empty or
+        half-written one (which can be a valid configuration without a
+        receive connector, and would close the listeners)."""
         self.conf_text = text
-        self.conf_path.write_text(text)
+        tmp = self.conf_path.with_name(self.conf_path.name + ".new")
+        tmp.write_text(text)
+        os.replace(tmp, self.conf_path)
 
     # process control -------------------------------------------------------
 
