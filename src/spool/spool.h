@@ -250,6 +250,21 @@ int spool_load(struct spool *, int64_t message_id, struct spool_stored *);
  */
 int spool_retry(struct spool *, const char *next_hop, spool_done_fn, void *arg);
 
+/*
+ * Other tables of the queue database (the MTA-STS policy cache,
+ * spool_sts.c) go through the same two doors.  spool_write(): fn runs on
+ * the committer thread with the writing connection, inside a batch's
+ * transaction (its own savepoint), and returns 0 on success; done is
+ * called on the loop once that is durable (queue_id "write"), then
+ * free_arg(arg) when not NULL.  spool_read(): fn runs at once on the
+ * loop thread with the read-only connection.  Both return -1 when they
+ * cannot even start (arg then stays the caller's to free).
+ */
+struct sqlite3;
+int spool_write(struct spool *, int (*fn)(struct sqlite3 *, void *), void *arg,
+    void (*free_arg)(void *), spool_done_fn done, void *done_arg);
+int spool_read(struct spool *, int (*fn)(struct sqlite3 *, void *), void *arg);
+
 /* Remove finished messages received before the given time. */
 int spool_purge(struct spool *, time_t before);
 
