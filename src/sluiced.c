@@ -160,7 +160,7 @@ sluiced_reload_report(struct sluiced *d, struct buf *report)
 	struct tls_store *tls;
 	const char *why = NULL;
 	struct buf changes;
-	int n;
+	int n, kept;
 
 	log_info("reloading %s", d->conf_path);
 	service_reloading();
@@ -178,7 +178,10 @@ sluiced_reload_report(struct sluiced *d, struct buf *report)
 	}
 	/* Compared before the swap, which may free the old one. */
 	buf_init(&changes, 1024 * 1024);
+	kept = conf_diff_keep_running(d->daemon.conf->conf, conf, &changes);
 	n = conf_diff(d->daemon.conf->conf, conf, &changes);
+	if (n >= 0 && kept > 0)
+		n += kept;
 	if (server_reload(&d->srv, conf, tls, &why) < 0) {
 		log_err("reload refused: %s; the running configuration stays "
 		        "in force",

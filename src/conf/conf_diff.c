@@ -7,6 +7,10 @@
  * are); each key is compared in the form the INI dump prints it, which is
  * the effective value (defaults included), so "Port = 25" added to a
  * connector whose default is 25 is, rightly, no change.
+ *
+ * A few keys are used once, at start; a reload keeps their running values
+ * and says so, rather than refusing the whole file (the other changes an
+ * administrator made still apply) or half-applying a new queue directory.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,4 +142,94 @@ conf_diff(const struct conf *old, const struct conf *new, struct buf *out)
 	free(va);
 	free(vb);
 	return changes;
+}
+
+/* Opened, confined to or dropped to once, at start (see conf_diff.h). */
+static const char *const conf_diff_start_only[] = {
+    "QueueDirectory",
+    "LogDirectory",
+    "User",
+    "ControlSocket",
+};
+
+/*
+ * A value conf_load derived from QueueDirectory (the control socket, a
+ * domain's Mailboxes) follows the directory the daemon keeps: *slot is
+ * rewritten when it is exactly from + suffix.
+ */
+static int
+conf_diff_rebase(
+    char **slot, const char *from, const char *to, const char *suffix)
+{
+	size_t n = strlen(from);
+	char *again;
+
+	if (*slot == NULL || strncmp(*slot, from, n) != 0 ||
+	    strcmp(*slot + n, suffix) != 0)
+		return 0;
+	if (asprintf(&again, "%s%s", to, suffix) < 0)
+		return -1;
+	free(*slot);
+	*slot = again;
+	return 0;
+}
+
+static int
+conf_diff_keep_queue_directory(const struct conf *running, struct conf *new)
+{
+	const char *from = new->transport.queue_directory,
+	           *to = running->transport.queue_directory;
+
+	if (from == NULL || to == NULL || strcmp(from, to) == 0)
+		return 0;
+	if (conf_diff_rebase(
+	        &new->transport.control_socket, from, to, "/sluice.sock") < 0)
+		return -1;
+	for (size_t i = 0; i < new->naccepted_domains; i++)
+		if (conf_diff_rebase(&new->accepted_domains[i].mailboxes, from,
+		        to, "/mailboxes/%d/%u") < 0)
+			return -1;
+	return 0;
+}
+
+int
+conf_diff_keep_running(
+    const struct conf *running, struct conf *new, struct buf *out)
+{
+	const struct conf_section_desc *d = &conf_sections[CONF_SEC_TRANSPORT];
+	int kept = 0;
+
+	if (conf_diff_keep_queue_directory(running, new) < 0)
+		return -1;
+	for (size_t k = 0; k < d->nkeys; k++) {
+		const struct conf_key *key = &d->keys[k];
+		char *const *was;
+		char **now, *copy;
+		size_t i;
+
+		for (i = 0; i < sizeof conf_diff_start_only /
+		                    sizeof conf_diff_start_only[0];
+		     i++)
+			if (strcmp(key->name, conf_diff_start_only[i]) == 0)
+				break;
+		if (i == sizeof conf_diff_start_only /
+		             sizeof conf_diff_start_only[0])
+			continue;
+		was = (char *const *)((const char *)&running->transport +
+		                      key->off);
+		now = (char **)((char *)&new->transport + key->off);
+		if (strcmp(*was != NULL ? *was : "",
+		        *now != NULL ? *now : "") == 0)
+			continue;
+		if ((copy = strdup(*was != NULL ? *was : "")) == NULL)
+			return -1;
+		buf_printf(out,
+		    "[Transport] %s: %s in the file takes effect at the next "
+		    "restart; the running daemon keeps %s\n",
+		    key->name, *now != NULL ? *now : "", copy);
+		free(*now);
+		*now = copy;
+		kept++;
+	}
+	return kept;
 }

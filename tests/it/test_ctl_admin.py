@@ -194,6 +194,43 @@ def test_reload_reports_what_changed(tmp_path):
         s.write_config(base)
 
 
+
+def test_reload_keeps_start_only_keys(tmp_path):
+    """QueueDirectory, LogDirectory, User and ControlSocket are used once,
+    at start: a reload that names others keeps the running ones, says so,
+    and still applies everything else in the file."""
+    with running(tmp_path) as s:
+        base = s.conf_text
+        other_q, other_l = tmp_path / "elsewhere-q", tmp_path / "elsewhere-l"
+        s.write_config(base.replace(f"QueueDirectory = {s.queue_dir}",
+                                    f"QueueDirectory = {other_q}")
+                       .replace(f"LogDirectory = {s.log_dir}",
+                                f"LogDirectory = {other_l}")
+                       .replace("Fqdn = sluice.test",
+                                "Fqdn = sluice.test\nBanner = still here"))
+        p = ctl("reload", conf=s.conf_path)
+        assert p.returncode == 0, p.stderr
+        assert sorted(p.stdout.splitlines()[1:]) == sorted([
+            f"[Transport] QueueDirectory: {other_q} in the file takes "
+            f"effect at the next restart; the running daemon keeps "
+            f"{s.queue_dir}",
+            f"[Transport] LogDirectory: {other_l} in the file takes "
+            f"effect at the next restart; the running daemon keeps "
+            f"{s.log_dir}",
+            "[ReceiveConnector Default]: changed: Banner",
+        ]), p.stdout
+        # the rest applied; mail still goes to the running queue
+        with Client(s.port) as c:
+            assert c.greeting.text == "220 still here"
+        qid = send(s.port, ["u@localhost"])
+        assert qid
+        assert not other_q.exists() and not other_l.exists()
+        eventually(lambda: any(qid in Path(f).read_text()
+                               for f in s.tracklog_files()),
+                   what="the tracking log in the running LogDirectory")
+        s.write_config(base)
+
+
 def test_logs_reopen(tmp_path):
     with running(tmp_path) as s:
         first = send(s.port, ["u@localhost"])

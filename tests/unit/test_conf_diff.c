@@ -114,11 +114,44 @@ test_diff_table(void **state)
 	}
 }
 
+/* A new QueueDirectory is kept for the next restart, with what follows it. */
+static void
+test_keep_running(void **state)
+{
+	struct conf *a = load(BASE), *b;
+	char *moved = strdup(BASE);
+	struct buf out;
+	char *at;
+
+	(void)state;
+	assert_non_null(moved);
+	at = strstr(moved, "/tmp/q\n");
+	assert_non_null(at);
+	at[5] = 'Q'; /* QueueDirectory = /tmp/Q */
+	b = load(moved);
+	buf_init(&out, 65536);
+	assert_int_equal(conf_diff_keep_running(a, b, &out), 1);
+	assert_string_equal(out.data,
+	    "[Transport] QueueDirectory: /tmp/Q in the file takes effect at "
+	    "the next restart; the running daemon keeps /tmp/q\n");
+	assert_string_equal(b->transport.queue_directory, "/tmp/q");
+	assert_string_equal(b->transport.control_socket, "/tmp/q/sluice.sock");
+	assert_string_equal(
+	    b->accepted_domains[0].mailboxes, "/tmp/q/mailboxes/%d/%u");
+	buf_reset(&out);
+	assert_int_equal(conf_diff(a, b, &out), 0);
+	buf_free(&out);
+	conf_free(a);
+	conf_free(b);
+	free(moved);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_diff_table),
+	    cmocka_unit_test(test_keep_running),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
