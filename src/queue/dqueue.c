@@ -48,6 +48,8 @@ struct dq_msg {
 	size_t nrcpts, cap;
 	/* while a connection has it */
 	struct spool_stored stored;
+	char *data; /* the content (see dq_load) */
+	size_t len;
 	struct smtp_client_msg cm;
 	struct smtp_client_rcpt *crcpts;
 };
@@ -106,7 +108,7 @@ dq_msg_free(struct dq_msg *m)
 		free(m->rcpts[i].orcpt);
 	}
 	free(m->rcpts);
-	free(m->stored.data);
+	free(m->data);
 	free(m->crcpts);
 	free(m);
 }
@@ -380,18 +382,50 @@ dq_too_large(struct dq_client *dc, struct dq_msg *m)
 		limit = sc->max_message_size;
 		which = "the send connector's MaxMessageSize";
 	}
-	if ((uint64_t)m->stored.len <= limit)
+	if ((uint64_t)m->stored.size <= limit)
 		return 0;
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		m->crcpts[i].code = 552;
 		snprintf(m->crcpts[i].enh, sizeof(m->crcpts[i].enh), "5.3.4");
 		snprintf(m->crcpts[i].status, sizeof(m->crcpts[i].status),
-		    "552 5.3.4 message size %zu exceeds %s", m->stored.len,
-		    which);
+		    "552 5.3.4 message size %llu exceeds %s",
+		    (unsigned long long)m->stored.size, which);
 	}
 	dq_settle(dc->q, m, "", "");
 	dq_msg_free(m);
 	return 1;
+}
+
+/*
+ * The message's content for the SMTP client, read from the spool in
+ * pieces into one buffer.  The client still takes the whole message at
+ * once; it reads from a spool reader piece by piece once its streaming
+ * encoder (client_content.c) is in.
+ */
+static int
+dq_load(struct dq *q, struct dq_msg *m)
+{
+	struct spool_reader *r;
+	const char *why, *p;
+	size_t n;
+	int rc;
+
+	if ((r = spool_reader_open(spool_loop_view(q->owner->srv->spool),
+	         m->message_id, &m->stored, &why)) == NULL)
+		return -1;
+	if (m->stored.size > SIZE_MAX - 1 ||
+	    (m->data = malloc((size_t)m->stored.size + 1)) == NULL) {
+		spool_reader_close(r);
+		return -1;
+	}
+	m->len = 0;
+	while ((rc = spool_reader_next(r, &p, &n)) > 0 &&
+	       n <= m->stored.size - m->len) {
+		memcpy(m->data + m->len, p, n);
+		m->len += n;
+	}
+	spool_reader_close(r);
+	return rc == 0 && m->len == m->stored.size ? 0 : -1;
 }
 
 static struct smtp_client_msg *
@@ -415,8 +449,7 @@ dq_next(void *arg, struct smtp_client *client)
 		q->nwaiting--;
 		m->next = NULL;
 		m->crcpts = calloc(m->nrcpts, sizeof(*m->crcpts));
-		if (m->crcpts == NULL || spool_load(q->owner->srv->spool,
-		                             m->message_id, &m->stored) < 0) {
+		if (m->crcpts == NULL || dq_load(q, m) < 0) {
 			/* Gone (removed) or unreadable: due again later. */
 			for (size_t i = 0; i < m->nrcpts; i++)
 				q->owner->released(
@@ -437,8 +470,8 @@ dq_next(void *arg, struct smtp_client *client)
 		m->cm.ret = m->stored.ret;
 		m->cm.body_type = m->stored.body_type;
 		m->cm.smtputf8 = m->stored.smtputf8;
-		m->cm.data = m->stored.data;
-		m->cm.len = m->stored.len;
+		m->cm.data = m->data;
+		m->cm.len = m->len;
 		m->cm.rcpts = m->crcpts;
 		m->cm.nrcpts = m->nrcpts;
 		m->cm.owner = m;

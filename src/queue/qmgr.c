@@ -407,7 +407,7 @@ qmgr_start(struct server *srv, const char *queue_db)
 	if (q == NULL)
 		return NULL;
 	q->srv = srv;
-	q->maildir = maildir_start(queue_db, srv->spool, qmgr_local_done, q);
+	q->maildir = maildir_start(srv->spool, qmgr_local_done, q);
 	q->dqueues = dqueues_new(srv, qmgr_released, q);
 	q->timer = event_new(srv->base, -1, EV_PERSIST, qmgr_tick, q);
 	q->wake = event_new(srv->base, -1, 0, qmgr_wake_cb, q);

@@ -916,17 +916,19 @@ session_read_commands(struct session *s)
  * only CRLF: after a bare LF or CR the rest is not a line start, so
  * "\n.\r\n" can never end the message; only CRLF "." CRLF does.  Lines
  * are handed on in pieces as they arrive, so a line may be longer than
- * the input buffer (content.c checks it when it ends).
+ * the input buffer (content.c checks it as it streams past).  While the
+ * spool's writer is behind (content_blocked), input stays unread: the
+ * session resumes from session_body_ready().
  */
 static void
 session_read_data(struct session *s)
 {
 	while (s->state == SESSION_DATA) {
-		size_t len, take;
+		size_t len, take, got;
 		const char *p = conn_peek(s->conn, &len);
 		const char *lf;
 
-		if (len == 0)
+		if (len == 0 || content_blocked(&s->content))
 			return;
 		if (s->data_bol && p[0] == '.') {
 			if (len < 3 && (len == 1 || p[1] == '\r'))
@@ -944,15 +946,17 @@ session_read_data(struct session *s)
 		}
 		lf = memchr(p, '\n', len);
 		take = lf != NULL ? (size_t)(lf - p) + 1 : len;
-		content_line_part(&s->content, p, take);
-		if (lf != NULL)
+		got = content_line_part(&s->content, p, take);
+		if (got == 0)
+			return; /* blocked */
+		if (got == take && lf != NULL)
 			s->data_bol =
 			    take >= 2 ? p[take - 2] == '\r' : s->data_cr;
 		else
 			s->data_bol = 0;
-		s->data_cr = p[take - 1] == '\r';
-		s->phase_bytes += take;
-		conn_consume(s->conn, take);
+		s->data_cr = p[got - 1] == '\r';
+		s->phase_bytes += got;
+		conn_consume(s->conn, got);
 		session_charge(s);
 	}
 }
@@ -965,13 +969,16 @@ session_read_bdat(struct session *s)
 		const char *p = conn_peek(s->conn, &len);
 
 		if (s->bdat_remaining > 0) {
-			if (len == 0)
+			if (len == 0 ||
+			    (!s->bdat_discard && content_blocked(&s->content)))
 				return;
 			take = len < s->bdat_remaining
 			           ? len
 			           : (size_t)s->bdat_remaining;
-			if (!s->bdat_discard)
-				content_bytes(&s->content, p, take);
+			if (!s->bdat_discard &&
+			    (take = content_bytes(&s->content, p, take)) == 0)
+				return; /* blocked: session_body_ready resumes
+				         */
 			conn_consume(s->conn, take);
 			s->bdat_remaining -= take;
 			s->phase_bytes += take;

@@ -4,6 +4,13 @@
  * it (RFC 5321 4.4, RFC 3848, SPEC 3), validation at the end, the spool
  * submission, and the reply written only once the spool says the message
  * is durable (SPEC 4).
+ *
+ * Memory: a session in DATA or BDAT holds at most its read-ahead
+ * (CONN_INPUT_MAX), the header section (our headers plus MaxHeaderSize)
+ * and two body pieces of SPOOL_INLINE_MAX (one filling, one with the
+ * spool's writer), whatever the message's size: a body that outgrows the
+ * first piece streams to a body file as it arrives, and a session that
+ * gets ahead of the disk stops reading until the writer caught up.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +26,13 @@
 #include "spool/spool.h"
 #include "util/buf.h"
 #include "util/log.h"
-/* Charge the content buffer's growth to the server's memory budget. */
+/* Charge the content buffers' growth to the server's memory budget. */
 void
 session_charge(struct session *s)
 {
-	size_t cap = s->content.out.cap;
+	/* the header, the stage, and the piece with the writer */
+	size_t cap = s->content.out.cap + s->content.stage.cap +
+	             (s->body != NULL ? s->content.stage.max : 0);
 
 	if (!s->content_started || cap == s->charged)
 		return;
@@ -42,6 +51,38 @@ session_content_release(struct session *s)
 	s->charged = 0;
 	content_free(&s->content);
 	s->content_started = 0;
+	/* Still ours: the message was refused or its client left. */
+	spool_body_abort(s->body);
+	s->body = NULL;
+}
+
+/* The spool's writer took the last piece: take more input. */
+static void
+session_body_ready(void *arg)
+{
+	struct session *s = arg;
+
+	content_resume(&s->content);
+	session_charge(s);
+	if (content_blocked(&s->content) ||
+	    (s->state != SESSION_DATA && s->state != SESSION_BDAT))
+		return;
+	session_process(s);
+}
+
+/* The content's sink: the first full piece starts the body file. */
+static int
+session_body_put(void *arg, struct buf *stage)
+{
+	struct session *s = arg;
+	int rc;
+
+	if (s->body == NULL &&
+	    (s->body = spool_body_new(s->srv->spool, s->queue_id)) == NULL)
+		return -1;
+	if ((rc = spool_body_put(s->body, stage)) == 1)
+		spool_body_when_ready(s->body, session_body_ready, s);
+	return rc;
 }
 
 /* RFC 3848 protocol type for the Received header. */
@@ -66,6 +107,7 @@ int
 session_content_start(struct session *s)
 {
 	struct content_limits lim;
+	struct content_sink sink = {session_body_put, s};
 	struct buf hdr;
 	char date[64];
 	struct tm tm;
@@ -77,17 +119,20 @@ session_content_start(struct session *s)
 	lim.max_header = s->rc->max_header_size;
 	lim.max_hops = s->rc->max_hop_count;
 	/*
-	 * The buffer may grow to the size limit plus our headers; what it
-	 * really holds is charged to the server as it grows
+	 * The header buffer holds our headers, the client's header section
+	 * and, for a message that stays inline, its body (less than one
+	 * piece); larger bodies stream to the spool.  What the buffers
+	 * really hold is charged to the server as they grow
 	 * (session_charge), and new messages are refused while all sessions
 	 * together hold SERVER_MEMORY_MAX.
 	 */
-	budget = lim.max_size > SERVER_MEMORY_MAX - 4096
-	             ? SERVER_MEMORY_MAX
-	             : (size_t)lim.max_size + 4096;
+	budget = 4096 + SPOOL_INLINE_MAX + 2 +
+	         (lim.max_header < SERVER_MEMORY_MAX ? (size_t)lim.max_header
+	                                             : SERVER_MEMORY_MAX);
 	if (s->srv->memory_used >= SERVER_MEMORY_MAX)
 		return -1;
 	content_init(&s->content, &lim, budget);
+	content_set_sink(&s->content, &sink, SPOOL_INLINE_MAX);
 	s->content_started = 1;
 	spool_queue_id(s->queue_id, sizeof(s->queue_id));
 
@@ -240,6 +285,11 @@ session_finish(struct session *s)
 	msg.nrcpts = s->nrcpts;
 	msg.data = s->content.out.data;
 	msg.len = s->content.out.len;
+	if (s->content.spilled) {
+		/* The rest is in the body file; the spool finishes it. */
+		msg.body = s->body;
+		msg.tail = &s->content.stage;
+	}
 	/*
 	 * Reading goes on while the spool commits (bounded by
 	 * CONN_INPUT_MAX): pipelined commands simply wait in the buffer, and
@@ -251,6 +301,8 @@ session_finish(struct session *s)
 		session_reply(s, "451 4.3.0 Queue is busy; try again later");
 		session_reset(s);
 		session_enter(s, SESSION_COMMAND);
+	} else if (msg.body != NULL) {
+		s->body = NULL; /* the spool's now */
 	}
 	free(rcpts);
 }

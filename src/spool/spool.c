@@ -13,8 +13,18 @@
  * If COMMIT fails, the whole batch is rolled back and reported failed:
  * nothing of those messages is stored and no client gets a 250.
  *
- * Records carry their length and an FNV-1a checksum of the content so
- * that a reader can tell a damaged body from a good one.
+ * Content: the first part of a message (our headers, the client's header
+ * section and, for a message whose body fits SPOOL_INLINE_MAX, the body)
+ * is a row of its own in "contents", so that walks over the messages
+ * table (sluicectl queue over 200,000 messages) read only envelopes; the
+ * rest of a larger message is a body file named in messages.body_file,
+ * written and synced by spool_body.c before the row is committed.
+ * Records carry the content's length and an FNV-1a checksum of the first
+ * part, so that a reader can tell a damaged row, and by its length a
+ * damaged body file, from a good one.  Purging a message removes its
+ * body file after the commit; a crash in between leaves a file no row
+ * names, which the next start removes with those of messages never
+ * acknowledged.
  *
  * Privacy (issue 18): the queue holds whole messages, kept for
  * SafetyNetHoldTime after delivery, so only the daemon's user may read
@@ -39,6 +49,7 @@
 
 #include "spool/spool.h"
 #include "spool/spool_fault.h"
+#include "spool/spool_int.h"
 #include "util/log.h"
 #include "util/mkdirs.h"
 
@@ -50,7 +61,8 @@
 #define SPOOL_PENDING_MAX ((size_t)512 * 1024 * 1024)
 /* Messages per transaction: bounds a batch's memory and its latency. */
 #define SPOOL_BATCH_MAX 512
-#define SPOOL_SCHEMA_VERSION 1
+/* Body files a purge collects for removal after its commit, at most. */
+#define SPOOL_PURGE_FILES_MAX 4096
 
 struct spool_item_rcpt {
 	char *addr;
@@ -67,6 +79,8 @@ struct spool_item {
 	size_t nrcpts;
 	const char *data; /* the caller's, valid until the callback */
 	size_t len;
+	char *body_file;              /* with a body: its file's name */
+	unsigned long long body_size; /* and its length */
 	spool_done_fn fn;
 	void *arg;
 	int ok;
@@ -75,14 +89,19 @@ struct spool_item {
 	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY, SPOOL_OP_REMOVE } op;
 	struct spool_result result;
 	char *result_error, *result_hop;
-	int changes; /* rows an administrator's change touched */
+	int changes;   /* rows an administrator's change touched */
+	char **unlink; /* purge: body files to remove once committed */
+	size_t nunlink;
 };
 
 struct spool {
 	sqlite3 *db;
-	sqlite3_stmt *ins_msg, *ins_rcpt, *upd_rcpt, *del_msg;
+	sqlite3_stmt *ins_msg, *ins_content, *ins_rcpt, *upd_rcpt, *del_msg,
+	    *sel_file;
 	sqlite3 *reader; /* the event loop's read-only view */
-	sqlite3_stmt *sel_new, *sel_retry, *sel_load;
+	sqlite3_stmt *sel_new, *sel_retry;
+	struct spool_view *view;     /* the event loop's message reader */
+	struct spool_bodies *bodies; /* the body writer thread */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -120,7 +139,14 @@ static const char spool_schema[] =
     " auth_as TEXT NOT NULL DEFAULT '',"
     " size INTEGER NOT NULL,"
     " checksum TEXT NOT NULL,"
-    " body BLOB NOT NULL);"
+    /* written by version 2 and older: the whole message; now x'' */
+    " body BLOB NOT NULL,"
+    " body_file TEXT NOT NULL DEFAULT '');"
+    /* the first part of the content (see the top of this file) */
+    "CREATE TABLE IF NOT EXISTS contents ("
+    " message_id INTEGER PRIMARY KEY"
+    " REFERENCES messages(id) ON DELETE CASCADE,"
+    " data BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS recipients ("
     " id INTEGER PRIMARY KEY,"
     " message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
@@ -139,6 +165,13 @@ static const char spool_schema[] =
     " ON recipients(status, next_attempt);"
     "CREATE INDEX IF NOT EXISTS recipients_message"
     " ON recipients(message_id);";
+
+/* After the migrations: body_file may be a column they just added. */
+static const char spool_indexes[] =
+    "CREATE INDEX IF NOT EXISTS messages_body_file"
+    " ON messages(body_file) WHERE body_file != '';";
+
+static int spool_sweep_named(void *, const char *);
 
 void
 spool_crash_point(const char *name)
@@ -198,6 +231,10 @@ spool_item_free(struct spool_item *it)
 	free(it->auth_as);
 	free(it->result_error);
 	free(it->result_hop);
+	free(it->body_file);
+	for (size_t i = 0; i < it->nunlink; i++)
+		free(it->unlink[i]);
+	free(it->unlink);
 	free(it);
 }
 
@@ -238,15 +275,26 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 	sqlite3_bind_text(m, 10, it->helo, -1, SQLITE_STATIC);
 	sqlite3_bind_text(m, 11, it->tls, -1, SQLITE_STATIC);
 	sqlite3_bind_text(m, 12, it->auth_as, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(m, 13, (sqlite3_int64)it->len);
+	sqlite3_bind_int64(
+	    m, 13, (sqlite3_int64)(it->len + (size_t)it->body_size));
 	sqlite3_bind_text(m, 14, sum, -1, SQLITE_STATIC);
-	sqlite3_bind_blob64(m, 15, it->data, it->len, SQLITE_STATIC);
+	sqlite3_bind_text(m, 15, it->body_file != NULL ? it->body_file : "", -1,
+	    SQLITE_STATIC);
 	if ((rc = sqlite3_step(m)) != SQLITE_DONE) {
 		log_err("queue: storing %s: %s", it->queue_id,
 		    sqlite3_errmsg(sp->db));
 		return -1;
 	}
 	rowid = sqlite3_last_insert_rowid(sp->db);
+	sqlite3_reset(sp->ins_content);
+	sqlite3_bind_int64(sp->ins_content, 1, rowid);
+	sqlite3_bind_blob64(sp->ins_content, 2,
+	    it->data != NULL ? it->data : "", it->len, SQLITE_STATIC);
+	if (sqlite3_step(sp->ins_content) != SQLITE_DONE) {
+		log_err("queue: storing the content of %s: %s", it->queue_id,
+		    sqlite3_errmsg(sp->db));
+		return -1;
+	}
 	for (size_t i = 0; i < it->nrcpts; i++) {
 		sqlite3_reset(r);
 		sqlite3_bind_int64(r, 1, rowid);
@@ -261,6 +309,61 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/* Is a body file still named by a row (a copy of a message)? */
+static int
+spool_file_named(struct spool *sp, const char *name)
+{
+	int rc;
+
+	sqlite3_reset(sp->sel_file);
+	sqlite3_bind_text(sp->sel_file, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(sp->sel_file);
+	sqlite3_reset(sp->sel_file);
+	return rc == SQLITE_ROW;
+}
+
+/*
+ * The safety-net purge: messages whose recipients are all final and that
+ * were received before `before` leave the queue, their contents rows with
+ * them (ON DELETE CASCADE).  Their body files are collected and removed
+ * once the deletion is committed (spool_commit_batch).
+ */
+static int
+spool_write_purge(
+    struct spool *sp, struct spool_item *it, sqlite3_stmt *d, time_t before)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int rc;
+
+	sqlite3_reset(d);
+	sqlite3_bind_int64(d, 1, (sqlite3_int64)before);
+	while ((rc = sqlite3_step(d)) == SQLITE_ROW) {
+		const char *f = (const char *)sqlite3_column_text(d, 0);
+		char **more;
+
+		if (f == NULL || f[0] == '\0' || n == SPOOL_PURGE_FILES_MAX)
+			continue; /* beyond: the next start removes them */
+		if ((more = realloc(names, (n + 1) * sizeof(*names))) == NULL)
+			continue;
+		names = more;
+		if ((names[n] = strdup(f)) != NULL)
+			n++;
+	}
+	sqlite3_reset(d);
+	it->unlink = names;
+	it->nunlink = n;
+	if (rc != SQLITE_DONE)
+		return -1;
+	/* A file another row still names (a copy) stays. */
+	for (size_t i = 0; i < it->nunlink; i++)
+		if (spool_file_named(sp, it->unlink[i])) {
+			free(it->unlink[i]);
+			it->unlink[i] = NULL;
+		}
 	return 0;
 }
 
@@ -304,11 +407,8 @@ spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
 		    " last_error = 'removed by the administrator'"
 		    " WHERE status = 0 AND message_id ="
 		    " (SELECT id FROM messages WHERE queue_id = ?1)");
-	if (r->rcpt_id == 0) {
-		sqlite3_reset(d);
-		sqlite3_bind_int64(d, 1, (sqlite3_int64)r->next_attempt);
-		return sqlite3_step(d) == SQLITE_DONE ? 0 : -1;
-	}
+	if (r->rcpt_id == 0)
+		return spool_write_purge(sp, it, d, r->next_attempt);
 	sqlite3_reset(u);
 	sqlite3_bind_int(u, 1, r->status);
 	sqlite3_bind_int(u, 2, r->not_an_attempt ? 0 : 1);
@@ -353,6 +453,10 @@ spool_commit_batch(struct spool *sp, struct spool_item *batch)
 	}
 	if (any)
 		spool_crash_point("after-fsync");
+	for (struct spool_item *it = batch; it != NULL; it = it->next)
+		for (size_t i = 0; it->ok && i < it->nunlink; i++)
+			if (it->unlink[i] != NULL)
+				spool_bodies_unlink(sp->bodies, it->unlink[i]);
 }
 
 static void *
@@ -438,18 +542,36 @@ spool_wake_cb(evutil_socket_t fd, short what, void *arg)
 	spool_deliver_done(arg);
 }
 
+/* Add a column an older version's table lacks; 0 when it is there. */
+static int
+spool_add_column(
+    sqlite3 *db, const char *table, const char *column, const char *type)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM %s LIMIT 0", column, table);
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", table,
+	    column, type);
+	return spool_exec(db, sql);
+}
+
 /*
- * A queue written by version 1 lacks the delay notice column; CREATE TABLE
- * IF NOT EXISTS leaves an old table as it is, so add the column here.
+ * CREATE TABLE IF NOT EXISTS leaves an old table as it is: version 1
+ * lacks the delay notice column, version 2 the body file.  Messages
+ * stored by version 2 keep their content in messages.body (no contents
+ * row); readers take it from there.
  */
 static int
 spool_migrate(sqlite3 *db)
 {
-	if (sqlite3_exec(db, "SELECT delay_notified FROM recipients LIMIT 0",
-	        NULL, NULL, NULL) == SQLITE_OK)
-		return 0;
-	return spool_exec(db, "ALTER TABLE recipients ADD COLUMN"
-	                      " delay_notified INTEGER NOT NULL DEFAULT 0");
+	if (spool_add_column(db, "recipients", "delay_notified",
+	        "INTEGER NOT NULL DEFAULT 0") < 0 ||
+	    spool_add_column(
+	        db, "messages", "body_file", "TEXT NOT NULL DEFAULT ''") < 0)
+		return -1;
+	return 0;
 }
 
 static sqlite3 *
@@ -472,7 +594,8 @@ spool_open_db(const char *path, const char **why)
 	    spool_exec(db, "PRAGMA synchronous=FULL") < 0 ||
 	    spool_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
 	    spool_exec(db, spool_schema) < 0 || spool_migrate(db) < 0 ||
-	    spool_exec(db, "PRAGMA user_version=2") < 0) {
+	    spool_exec(db, spool_indexes) < 0 ||
+	    spool_exec(db, "PRAGMA user_version=3") < 0) {
 		*why = "cannot initialise the queue database";
 		sqlite3_close(db);
 		return NULL;
@@ -485,13 +608,15 @@ spool_open_db(const char *path, const char **why)
 static void
 spool_close_db(struct spool *sp)
 {
+	spool_view_free(sp->view);
 	sqlite3_finalize(sp->ins_msg);
+	sqlite3_finalize(sp->ins_content);
 	sqlite3_finalize(sp->ins_rcpt);
 	sqlite3_finalize(sp->upd_rcpt);
 	sqlite3_finalize(sp->del_msg);
+	sqlite3_finalize(sp->sel_file);
 	sqlite3_finalize(sp->sel_new);
 	sqlite3_finalize(sp->sel_retry);
-	sqlite3_finalize(sp->sel_load);
 	sqlite3_close(sp->reader);
 	sqlite3_close(sp->db);
 }
@@ -582,9 +707,12 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	if (sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO messages (queue_id, received, sender, envid, ret,"
 	        " body_type, smtputf8, connector, client, helo, tls, auth_as,"
-	        " size, checksum, body)"
-	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	        " size, checksum, body, body_file)"
+	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,x'',?)",
 	        -1, &sp->ins_msg, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sp->db,
+	        "INSERT INTO contents (message_id, data) VALUES (?,?)", -1,
+	        &sp->ins_content, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO recipients (message_id, rcpt_index, addr, orcpt,"
 	        " notify, updated) VALUES (?,?,?,?,?,?)",
@@ -602,8 +730,11 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	    sqlite3_prepare_v2(sp->db,
 	        "DELETE FROM messages WHERE received < ? AND NOT EXISTS"
 	        " (SELECT 1 FROM recipients r WHERE r.message_id = messages.id"
-	        " AND r.status = 0)",
+	        " AND r.status = 0) RETURNING body_file",
 	        -1, &sp->del_msg, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sp->db,
+	        "SELECT 1 FROM messages WHERE body_file = ? LIMIT 1", -1,
+	        &sp->sel_file, NULL) != SQLITE_OK ||
 	    sqlite3_open_v2(path, &sp->reader, SQLITE_OPEN_READONLY, NULL) !=
 	        SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->reader,
@@ -620,14 +751,15 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        " AND r.next_attempt <= ?1"
 	        " AND (r.next_attempt, r.id) > (?2, ?3)"
 	        " ORDER BY r.next_attempt, r.id LIMIT ?4",
-	        -1, &sp->sel_retry, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(sp->reader,
-	        "SELECT queue_id, sender, envid, ret, body_type, smtputf8,"
-	        " received, body, helo, client FROM messages WHERE id = ?",
-	        -1, &sp->sel_load, NULL) != SQLITE_OK) {
+	        -1, &sp->sel_retry, NULL) != SQLITE_OK) {
 		*why = "cannot prepare statements";
 		goto fail;
 	}
+	if ((sp->view = spool_view_open(path, dir, why)) == NULL ||
+	    (sp->bodies = spool_bodies_start(sp, dir, base, why)) == NULL)
+		goto fail;
+	/* Content of messages that never got their 250 goes now. */
+	spool_bodies_sweep(sp->bodies, spool_sweep_named, sp);
 	if (pipe2(sp->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
 		*why = strerror(errno);
 		goto fail;
@@ -646,6 +778,7 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	}
 	return sp;
 fail:
+	spool_bodies_free(sp->bodies);
 	if (sp->wake_ev != NULL)
 		event_free(sp->wake_ev);
 	spool_close_db(sp);
@@ -658,6 +791,8 @@ spool_close(struct spool *sp)
 {
 	if (sp == NULL)
 		return;
+	/* Every body handed over reaches the committer before it stops. */
+	spool_bodies_stop(sp->bodies);
 	pthread_mutex_lock(&sp->mu);
 	sp->stop = 1;
 	pthread_cond_signal(&sp->cv);
@@ -685,6 +820,7 @@ spool_close(struct spool *sp)
 	event_free(sp->wake_ev);
 	close(sp->wake[0]);
 	close(sp->wake[1]);
+	spool_bodies_free(sp->bodies);
 	spool_close_db(sp);
 	pthread_mutex_destroy(&sp->mu);
 	pthread_cond_destroy(&sp->cv);
@@ -701,6 +837,54 @@ spool_enqueue(struct spool *sp, struct spool_item *it)
 	sp->inflight++;
 	pthread_cond_signal(&sp->cv);
 	pthread_mutex_unlock(&sp->mu);
+}
+
+/* The writer thread: the body is durable, the row can be committed. */
+void
+spool_commit_later(
+    struct spool *sp, struct spool_item *it, unsigned long long body_size)
+{
+	it->body_size = body_size;
+	pthread_mutex_lock(&sp->mu);
+	*sp->pending_tail = it;
+	sp->pending_tail = &it->next;
+	sp->pending_bytes += it->len;
+	pthread_cond_signal(&sp->cv);
+	pthread_mutex_unlock(&sp->mu);
+}
+
+/* The writer thread: the body could not be stored; report at once. */
+void
+spool_fail_now(struct spool *sp, struct spool_item *it)
+{
+	it->ok = 0;
+	pthread_mutex_lock(&sp->mu);
+	it->next = NULL;
+	*sp->done_tail = it;
+	sp->done_tail = &it->next;
+	pthread_mutex_unlock(&sp->mu);
+	if (write(sp->wake[1], "x", 1) < 0 && errno != EAGAIN)
+		log_err(
+		    "queue: cannot wake the event loop: %s", strerror(errno));
+}
+
+struct spool_bodies *
+spool_bodies_of(struct spool *sp)
+{
+	return sp->bodies;
+}
+
+struct spool_view *
+spool_loop_view(struct spool *sp)
+{
+	return sp->view;
+}
+
+/* Does a row name this body file?  (At open, before any thread.) */
+static int
+spool_sweep_named(void *arg, const char *name)
+{
+	return spool_file_named(arg, name);
 }
 
 int
@@ -730,6 +914,11 @@ spool_submit(
 	it->len = msg->len;
 	it->fn = fn;
 	it->arg = arg;
+	if (msg->body != NULL &&
+	    (it->body_file = strdup(spool_body_name(msg->body))) == NULL) {
+		spool_item_free(it);
+		return -1;
+	}
 	it->rcpts = calloc(msg->nrcpts ? msg->nrcpts : 1, sizeof(*it->rcpts));
 	if (it->rcpts != NULL) {
 		it->nrcpts = msg->nrcpts;
@@ -748,7 +937,16 @@ spool_submit(
 		spool_item_free(it);
 		return -1;
 	}
-	spool_enqueue(sp, it);
+	if (msg->body == NULL) {
+		spool_enqueue(sp, it);
+		return 0;
+	}
+	/* In flight from now; the writer hands it to the committer once the
+	 * body file is whole and synced (or reports it failed). */
+	pthread_mutex_lock(&sp->mu);
+	sp->inflight++;
+	pthread_mutex_unlock(&sp->mu);
+	spool_body_finish(msg->body, msg->tail, it);
 	return 0;
 }
 
@@ -808,43 +1006,6 @@ spool_remove(
     struct spool *sp, const char *queue_id, spool_done_fn fn, void *arg)
 {
 	return spool_admin_submit(sp, SPOOL_OP_REMOVE, queue_id, fn, arg);
-}
-
-int
-spool_load(struct spool *sp, int64_t message_id, struct spool_stored *out)
-{
-	sqlite3_stmt *q = sp->sel_load;
-	int rc = -1;
-
-	memset(out, 0, sizeof(*out));
-	sqlite3_reset(q);
-	sqlite3_bind_int64(q, 1, (sqlite3_int64)message_id);
-	if (sqlite3_step(q) == SQLITE_ROW) {
-		const void *body = sqlite3_column_blob(q, 7);
-		size_t len = (size_t)sqlite3_column_bytes(q, 7);
-
-		snprintf(out->queue_id, sizeof(out->queue_id), "%s",
-		    (const char *)sqlite3_column_text(q, 0));
-		snprintf(out->sender, sizeof(out->sender), "%s",
-		    (const char *)sqlite3_column_text(q, 1));
-		snprintf(out->envid, sizeof(out->envid), "%s",
-		    (const char *)sqlite3_column_text(q, 2));
-		out->ret = sqlite3_column_int(q, 3);
-		out->body_type = sqlite3_column_int(q, 4);
-		out->smtputf8 = sqlite3_column_int(q, 5);
-		out->received = (time_t)sqlite3_column_int64(q, 6);
-		snprintf(out->helo, sizeof(out->helo), "%s",
-		    (const char *)sqlite3_column_text(q, 8));
-		snprintf(out->client, sizeof(out->client), "%s",
-		    (const char *)sqlite3_column_text(q, 9));
-		if ((out->data = malloc(len ? len : 1)) != NULL) {
-			memcpy(out->data, body, len);
-			out->len = len;
-			rc = 0;
-		}
-	}
-	sqlite3_reset(q);
-	return rc;
 }
 
 /* Run a due query whose parameters are bound; rows into out. */
