@@ -115,6 +115,12 @@ struct conf_transport {
 	int recipient_validation_enabled;
 	unsigned max_per_domain_outbound_connections;
 	unsigned max_outbound_connections;
+	/* back pressure (server/backpressure.h), EdgeTransport.exe.config */
+	int enable_resource_monitoring;
+	unsigned resource_monitoring_interval; /* seconds */
+	unsigned percentage_database_disk_space_used_high_threshold; /* 0 */
+	unsigned percentage_private_bytes_used_high_threshold;
+	unsigned percentage_physical_memory_used_limit;
 };
 
 struct conf_certificate {

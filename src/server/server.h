@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "conf/conf.h"
+#include "server/backpressure.h"
 
 struct event_base;
 struct spool;
@@ -56,6 +57,7 @@ struct server {
 	struct server_counter **rates;    /* MessageRateLimit windows */
 	size_t nrates;
 	size_t memory_used; /* message bytes held by all sessions */
+	struct backpressure backpressure; /* disk and memory, for new mail */
 	uint64_t next_session;
 	int draining;
 };

@@ -452,6 +452,41 @@ session_identify(struct session *s)
 	return 0;
 }
 
+/*
+ * Back pressure (backpressure.h): at High nobody may start a message, at
+ * Medium only our own organisation; a declared SIZE that the queue's disk
+ * cannot take now is refused too (RFC 1870 6.2).  Replies 452 4.3.1 and
+ * returns -1 when the message may not start.
+ */
+static int
+session_back_pressure(struct session *s)
+{
+	struct backpressure *bp = &s->srv->backpressure;
+	enum bp_level level =
+	    backpressure_update(bp, &s->cref->conf->transport, conn_now(), 0);
+	enum bp_resource r = backpressure_worst(bp);
+	char why[160];
+
+	if (level == BP_HIGH ||
+	    (level == BP_MEDIUM && strcmp(s->auth_as, "Internal") != 0)) {
+		snprintf(why, sizeof(why), "%s %s (%u%%)",
+		    backpressure_resource_name(r),
+		    backpressure_level_name(level), bp->last.used[r]);
+		session_plog(s, '*', why, strlen(why), "back pressure");
+		session_reply(s, "452 4.3.1 Insufficient system resources (%s)",
+		    r == BP_DATABASE_USED_SPACE ? "queue disk" : "memory");
+		return -1;
+	}
+	if (s->mail.has_size &&
+	    s->cref->conf->transport.enable_resource_monitoring &&
+	    s->mail.size >= bp->last.disk_avail) {
+		session_reply(s, "452 4.3.1 Insufficient system storage for a "
+		                 "message of that size");
+		return -1;
+	}
+	return 0;
+}
+
 static void
 session_cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
@@ -485,6 +520,11 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *c)
 	}
 	if (session_identify(s) < 0)
 		return;
+	if (session_back_pressure(s) < 0) {
+		server_rate_forgive(
+		    s->srv, s->rc->name, (const struct sockaddr *)&s->peer);
+		return;
+	}
 	s->have_mail = 1;
 	s->nrcpts = 0;
 	session_reply(s, "250 2.1.0 Sender OK");

@@ -201,6 +201,27 @@ session_track_receive(struct session *s)
 	}
 }
 
+/*
+ * The message could not be stored.  When the queue's disk is full (or at
+ * back pressure's High) that is what the client hears, 452 4.3.1 (mail
+ * system full, RFC 3463); any other failure is 451 4.3.0.  Either way
+ * nothing of the message was kept.
+ */
+static void
+session_store_failed(struct session *s)
+{
+	struct backpressure *bp = &s->srv->backpressure;
+
+	backpressure_update(bp, &s->cref->conf->transport, conn_now(), 1);
+	if (bp->level[BP_DATABASE_USED_SPACE] == BP_HIGH ||
+	    bp->last.disk_avail == 0)
+		session_reply(s, "452 4.3.1 Insufficient system storage; try "
+		                 "again later");
+	else
+		session_reply(s, "451 4.3.0 Failed to store the message; "
+		                 "try again later");
+}
+
 static void
 session_committed(void *arg, int ok, const char *queue_id)
 {
@@ -223,8 +244,7 @@ session_committed(void *arg, int ok, const char *queue_id)
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
 	} else {
-		session_reply(s, "451 4.3.0 Failed to store the message; "
-		                 "try again later");
+		session_store_failed(s);
 	}
 	session_reset(s);
 	session_enter(s, SESSION_COMMAND);
@@ -250,7 +270,10 @@ session_finish(struct session *s)
 	if (err != CONTENT_OK) {
 		session_plog(s, '*', content_error_reply(err),
 		    strlen(content_error_reply(err)), "message rejected");
-		session_reply(s, "%s", content_error_reply(err));
+		if (err == CONTENT_STORE)
+			session_store_failed(s);
+		else
+			session_reply(s, "%s", content_error_reply(err));
 		session_reset(s);
 		session_enter(s, SESSION_COMMAND);
 		return;
