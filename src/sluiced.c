@@ -124,8 +124,14 @@ sluiced_reload(evutil_socket_t sig, short what, void *arg)
 		protolog_reopen(d->srv.protolog);
 	if (d->srv.sendlog != NULL)
 		protolog_reopen(d->srv.sendlog);
-	if (d->srv.tracklog != NULL)
+	if (d->srv.tracklog != NULL) {
 		tracklog_reopen(d->srv.tracklog);
+		tracklog_subjects(d->srv.tracklog,
+		    conf->transport
+		        .message_tracking_log_subject_logging_enabled);
+	}
+	if (d->qmgr != NULL)
+		qmgr_reroute(d->qmgr);
 	log_info("reload done");
 }
 
@@ -302,6 +308,8 @@ main(int argc, char **argv)
 	    d.srv.sendlog == NULL)
 		log_fatal("cannot open the logs in %s",
 		    conf->transport.log_directory);
+	tracklog_subjects(d.srv.tracklog,
+	    conf->transport.message_tracking_log_subject_logging_enabled);
 	if (server_reload(&d.srv, conf, tls, &why) < 0)
 		log_fatal("%s", why);
 	{

@@ -113,6 +113,7 @@ struct conf_transport {
 	char *users_file;     /* "user:crypt-hash" lines for AUTH */
 	/* RCPT to an Authoritative domain needs an existing mailbox */
 	int recipient_validation_enabled;
+	int message_tracking_log_subject_logging_enabled;
 	unsigned max_per_domain_outbound_connections;
 	unsigned max_outbound_connections;
 	/* back pressure (server/backpressure.h), EdgeTransport.exe.config */
@@ -206,6 +207,8 @@ struct conf_send_connector {
 	int enabled;
 	enum proto_log_level protocol_logging_level;
 	unsigned connection_inactivity_timeout;
+	/* keep X-Sluice-Organization-* headers (a partner of our own) */
+	int cloud_services_mail_enabled;
 	int line;
 };
 

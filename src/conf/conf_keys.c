@@ -67,6 +67,8 @@ static const struct conf_key transport_keys[] = {
         T(max_per_domain_outbound_connections), 0, "20", 1, 10000, 0},
     {"MaxOutboundConnections", CT_UINT, T(max_outbound_connections), 0, "1000",
         1, 100000, 0},
+    {"MessageTrackingLogSubjectLoggingEnabled", CT_BOOL,
+        T(message_tracking_log_subject_logging_enabled), 0, "true", 0, 0, 0},
     /* Back pressure, named as in Exchange's EdgeTransport.exe.config. */
     {"EnableResourceMonitoring", CT_BOOL, T(enable_resource_monitoring), 0,
         "true", 0, 0, 0},
@@ -168,6 +170,9 @@ static const struct conf_key send_keys[] = {
         0, 0, 0},
     {"ConnectionInactivityTimeout", CT_TIME, S(connection_inactivity_timeout),
         0, "00:10:00", 1, DAY, 0},
+    /* Exchange's name for "the next hop is our own organisation". */
+    {"CloudServicesMailEnabled", CT_BOOL, S(cloud_services_mail_enabled), 0,
+        "false", 0, 0, 0},
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -7,6 +7,8 @@
 #ifndef SLUICE_CTL_H
 #define SLUICE_CTL_H
 
+#include <stddef.h>
+
 struct ctl {
 	const char *conf_path;
 };
@@ -34,11 +36,29 @@ int ctl_retry(struct ctl *, int, char **);
 int ctl_suspend(struct ctl *, int, char **);
 int ctl_resume(struct ctl *, int, char **);
 int ctl_remove(struct ctl *, int, char **);
+int ctl_export(struct ctl *, int, char **);
+
+/* Commands of ctl_tracking.c (they read the log files) */
+int ctl_get_messagetrackinglog(struct ctl *, int, char **);
 
 /* Commands of ctl_testtls.c */
 int ctl_test_tls(struct ctl *, int, char **);
 
 /* Commands of ctl_route.c */
 int ctl_route(struct ctl *, int, char **);
+
+/*
+ * Resolve as sluiced does ([Transport] Resolver, src/dns/resolver.c), on
+ * a private event loop and within a bounded wait: the MX hops of domain
+ * (hosts NULL) or these smart hosts (default port `port`).  0 with *out
+ * filled (out->status says what DNS said), or -1 with why when no answer
+ * came at all.  Used by `route` and `test-tls`.
+ */
+struct conf;
+struct conf_smarthost;
+struct resolver_result;
+int ctl_resolve(const struct conf *, const char *domain,
+    const struct conf_smarthost *hosts, size_t nhosts, unsigned port,
+    struct resolver_result *out, char *why, size_t whylen);
 
 #endif

@@ -30,18 +30,43 @@ static const struct ctl_command ctl_commands[] = {
         ctl_get_certificate},
     {"queue", "", "the daemon's queues, one per next hop (Get-Queue)",
         ctl_queue},
-    {"messages", "[QUEUE]",
-        "messages waiting, in one queue or all (Get-Message)", ctl_messages},
+    {"messages",
+        "[QUEUE] [--queue Q] [--sender P] [--recipient P] [--status S]",
+        "messages, one entry per message and queue (Get-Message)",
+        ctl_messages},
     {"retry", "QUEUE", "try a queue's next hop now (Retry-Queue)", ctl_retry},
-    {"suspend", "QUEUE", "stop delivering from a queue (Suspend-Queue)",
+    {"suspend", "QUEUE|MESSAGE",
+        "stop delivering a queue or a message (Suspend-Queue, "
+        "Suspend-Message)",
         ctl_suspend},
-    {"resume", "QUEUE", "deliver from a suspended queue (Resume-Queue)",
+    {"resume", "QUEUE|MESSAGE",
+        "deliver a suspended queue or message (Resume-Queue, "
+        "Resume-Message)",
         ctl_resume},
+    {"remove", "[--with-ndr] MESSAGE",
+        "end a message's delivery, with or without a notice "
+        "(Remove-Message)",
+        ctl_remove},
+    {"export", "MESSAGE [-o FILE]",
+        "the stored message, to a file or stdout (Export-Message)", ctl_export},
+    {"get-messagetrackinglog",
+        "[--sender A] [--recipients A,..] [--message-id ID] "
+        "[--event-id E] [--start T] [--end T] ...",
+        "search the message tracking log (Get-MessageTrackingLog)",
+        ctl_get_messagetrackinglog},
+    /* Exchange's own names for the same commands */
+    {"get-queue", "", "= queue", ctl_queue},
+    {"get-message", "...", "= messages", ctl_messages},
+    {"retry-queue", "QUEUE", "= retry", ctl_retry},
+    {"suspend-queue", "QUEUE", "= suspend", ctl_suspend},
+    {"resume-queue", "QUEUE", "= resume", ctl_resume},
+    {"suspend-message", "MESSAGE", "= suspend", ctl_suspend},
+    {"resume-message", "MESSAGE", "= resume", ctl_resume},
+    {"remove-message", "[--with-ndr] MESSAGE", "= remove", ctl_remove},
+    {"export-message", "MESSAGE [-o FILE]", "= export", ctl_export},
     {"test-tls", "HOST[:PORT] [--domain D] [--connector NAME]",
         "probe a server's STARTTLS and judge it by each TlsAuthLevel",
         ctl_test_tls},
-    {"remove", "ID", "drop a message without a notice (Remove-Message)",
-        ctl_remove},
     {"route", "[--no-dns] user@domain",
         "which connector, next hop and TLS policy a recipient gets, and why",
         ctl_route},
@@ -58,11 +83,16 @@ ctl_help(struct ctl *ctl, int argc, char **argv)
 	(void)argv;
 	printf("usage: sluicectl [-c FILE] COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < CTL_NCOMMANDS; i++) {
-		char usage[96];
+		char usage[160];
 
 		snprintf(usage, sizeof(usage), "%s%s%s", ctl_commands[i].name,
 		    ctl_commands[i].args[0] ? " " : "", ctl_commands[i].args);
-		printf("  %-34s %s\n", usage, ctl_commands[i].summary);
+		/* a long usage gets its own line */
+		if (strlen(usage) > 34)
+			printf("  %s\n  %-34s %s\n", usage, "",
+			    ctl_commands[i].summary);
+		else
+			printf("  %-34s %s\n", usage, ctl_commands[i].summary);
 	}
 	return 0;
 }

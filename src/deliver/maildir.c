@@ -7,7 +7,9 @@
  * marked delivered in the queue.  A crash in between delivers twice at
  * worst, never loses (SPEC 4: at least once).  A "Return-Path:" header
  * with the envelope sender is prepended, as for any final delivery
- * (RFC 5321 4.4).
+ * (RFC 5321 4.4).  Lines end in LF, the local convention Maildir readers
+ * (Dovecot, Courier, mutt) expect: the stored CRLF is SMTP's wire form,
+ * and every CRLF becomes LF on the way into the file.
  *
  * One worker thread with its own view of the queue (a read-only SQLite
  * connection) reads the message in pieces (spool_reader_*), writes each
@@ -32,6 +34,8 @@
 
 /* Jobs waiting for the worker; the queue manager retries when full. */
 #define MAILDIR_QUEUE_MAX 256
+/* The converted message is written in pieces of this size. */
+#define MAILDIR_CHUNK 65536
 
 struct maildir_item {
 	struct maildir_item *next;
@@ -125,6 +129,39 @@ maildir_write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/*
+ * Write one piece of the stored message with LF line ends: each CRLF
+ * becomes LF (the spool holds no bare CR or LF; anything else is written
+ * as it is), in MAILDIR_CHUNK pieces so the copy stays small.  A CR that
+ * ends a piece is held in *cr until the next piece shows whether an LF
+ * follows; the last call passes n == 0 to write a CR still held.
+ */
+static int
+maildir_write_lf(int fd, const char *p, size_t n, int *cr)
+{
+	char out[MAILDIR_CHUNK];
+	size_t o = 0;
+
+	if (*cr && (n == 0 || p[0] != '\n'))
+		out[o++] = '\r';
+	*cr = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\r' && i + 1 == n) {
+			*cr = 1; /* the next piece decides */
+			break;
+		}
+		if (p[i] == '\r' && p[i + 1] == '\n')
+			continue; /* the LF follows */
+		out[o++] = p[i];
+		if (o == sizeof(out)) {
+			if (maildir_write_all(fd, out, o) < 0)
+				return -1;
+			o = 0;
+		}
+	}
+	return maildir_write_all(fd, out, o);
+}
+
 /* Deliver one job; 0 on success, else error text in err. */
 static int
 maildir_deliver(
@@ -134,7 +171,7 @@ maildir_deliver(
 	struct spool_reader *r;
 	struct spool_stored env;
 	const char *why, *p;
-	int fd, n, more, rc = -1;
+	int fd, n, more, cr = 0, rc = -1;
 	size_t plen;
 
 	if (maildir_path(j->pattern, j->addr, dir, sizeof(dir)) < 0) {
@@ -166,7 +203,7 @@ maildir_deliver(
 	    (long long)time(NULL), (int)getpid(), md->seq, j->queue_id, host);
 	snprintf(new, sizeof(new), "%s/new/%s", dir, strrchr(tmp, '/') + 1);
 	md->seq++;
-	n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\r\n", j->sender);
+	n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\n", j->sender);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) <
 	    0) {
 		snprintf(err, errlen, "%.160s: %.60s", tmp, strerror(errno));
@@ -175,8 +212,10 @@ maildir_deliver(
 	/* more: 0 at the end, -1 when the queue failed, 2 when we did */
 	more = maildir_write_all(fd, hdr, (size_t)n) < 0 ? 2 : 1;
 	while (more == 1 && (more = spool_reader_next(r, &p, &plen)) == 1)
-		if (maildir_write_all(fd, p, plen) < 0)
+		if (maildir_write_lf(fd, p, plen, &cr) < 0)
 			more = 2;
+	if (more == 0 && maildir_write_lf(fd, "", 0, &cr) < 0)
+		more = 2;
 	if (more < 0) {
 		snprintf(err, errlen, "message %.160s cannot be read: %.80s",
 		    j->queue_id, spool_reader_error(r));

@@ -10,9 +10,10 @@
  * a few seconds (idle) so that the next message reuses it.  closed() is
  * the last call, exactly once.
  *
- * TLS follows SPEC's table: opportunistic unless the connector requires
- * it; under a requirement, a next hop that does not meet it is never sent
- * a MAIL FROM and the client moves on to the next one.
+ * TLS follows SPEC's table as tls_policy_decide() and tls_policy_judge()
+ * (src/tls/tls_policy.c) state it, decided for every next hop: under a
+ * requirement, a next hop that does not meet it is never sent a MAIL
+ * FROM and the client moves on to the next one.
  */
 #ifndef SLUICE_SMTP_CLIENT_H
 #define SLUICE_SMTP_CLIENT_H
@@ -28,8 +29,9 @@ struct smtp_client;
 struct tls_client;
 struct tls_store;
 
-/* One line of a reply kept per recipient: code, enhanced code and text. */
-#define SMTP_CLIENT_STATUS_MAX 512
+/* A reply kept per recipient as one line: code, enhanced code and text
+ * (the lines of a multi-line reply joined). */
+#define SMTP_CLIENT_STATUS_MAX 1000
 
 struct smtp_client_rcpt {
 	const char *addr;
@@ -72,14 +74,14 @@ struct smtp_client_ops {
 
 struct smtp_client_params {
 	struct event_base *base;
-	const struct conf_send_connector *connector; /* outlives the client */
-	const char *domain;                          /* recipient domain */
-	int domain_secure; /* TLSSendDomainSecureList applies */
+	/* the configuration and its connector: they outlive the client */
+	const struct conf *conf;
+	const struct conf_send_connector *connector;
+	const char *domain; /* recipient domain */
 	const struct resolver_hop *hops;
 	size_t nhops;
 	struct tls_client *tls;        /* client TLS context; NULL: no TLS */
-	const struct tls_store *certs; /* for TlsCertificateName */
-	const char *cert_name;         /* our client certificate, or NULL */
+	const struct tls_store *certs; /* our certificates */
 	const char *auth_user;         /* SmartHostAuthMechanism credentials */
 	const char *auth_pass;
 	struct protolog *protolog; /* SmtpSend protocol log, may be NULL */
@@ -99,18 +101,14 @@ void smtp_client_quit(struct smtp_client *);
 /* Free at once, without callbacks (the daemon is exiting). */
 void smtp_client_abort(struct smtp_client *);
 
-/* The host in use, and the TLS outcome for logs ("tls=...;..."). */
+/* The host in use (or the last one tried), and the TLS outcome for logs
+ * ("tls=...;..."). */
 const char *smtp_client_host(const struct smtp_client *);
 const char *smtp_client_tls(const struct smtp_client *);
-
-/*
- * The content as it goes on the wire: every line ends in CRLF (a bare CR
- * or LF becomes CRLF), a final CRLF is added when missing and, for DATA,
- * lines starting with "." get another one (RFC 5321 4.5.2).  Returns the
- * bytes written to out (an evbuffer), or -1 when out of memory.
- */
-struct evbuffer;
-long smtp_client_encode(
-    const char *data, size_t len, int dotstuff, struct evbuffer *out);
+/* For the tracking log: the connection's ends ("addr:port", "" before
+ * the first connection) and the SmtpSend protocol log's session id. */
+const char *smtp_client_local(const struct smtp_client *);
+const char *smtp_client_remote(const struct smtp_client *);
+const char *smtp_client_session(const struct smtp_client *);
 
 #endif

@@ -6,6 +6,15 @@
  * rows of a crashed daemon either.  Field content comes from peers, so
  * every byte below 0x20 or 0x7f is written as \xNN and quotes are doubled:
  * a client can never start a new row or a new field of its own.
+ *
+ * Nor a formula: a field that starts with '=', '+', '-' or '@' is opened
+ * as a formula by Excel and LibreOffice (CSV injection, e.g. a sender
+ * address "=1+1@example.com" or a reply "-2+3"), and these logs are read
+ * in spreadsheets.  Such a field is written quoted with a "'" before its
+ * first byte, OWASP's advice: shown as text, the value still readable.
+ * Tab and CR, the other two OWASP names, are already written as \x09 and
+ * \x0D.  The protocol log's event column ("+" connect, "-" disconnect)
+ * is part of Exchange's format and goes through csvlog_field_token().
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -124,10 +133,18 @@ csvlog_begin(struct csvlog *l)
 	return l->fp;
 }
 
-void
-csvlog_field(FILE *fp, const char *s, size_t n)
+/* Would a spreadsheet take a cell starting like this for a formula? */
+static int
+csvlog_formula(const char *s, size_t n)
 {
-	int quote = 0;
+	return n > 0 &&
+	       (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@');
+}
+
+static void
+csvlog_write(FILE *fp, const char *s, size_t n, int neutralise)
+{
+	int quote = neutralise;
 
 	for (size_t i = 0; i < n; i++)
 		if (s[i] == ',' || s[i] == '"' || (unsigned char)s[i] < 0x20 ||
@@ -139,6 +156,8 @@ csvlog_field(FILE *fp, const char *s, size_t n)
 		return;
 	}
 	fputc('"', fp);
+	if (neutralise)
+		fputc('\'', fp);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
 
@@ -150,6 +169,18 @@ csvlog_field(FILE *fp, const char *s, size_t n)
 			fputc(ch, fp);
 	}
 	fputc('"', fp);
+}
+
+void
+csvlog_field(FILE *fp, const char *s, size_t n)
+{
+	csvlog_write(fp, s, n, csvlog_formula(s, n));
+}
+
+void
+csvlog_field_token(FILE *fp, const char *s, size_t n)
+{
+	csvlog_write(fp, s, n, 0);
 }
 
 void

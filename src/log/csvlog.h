@@ -23,8 +23,19 @@ void csvlog_reopen(struct csvlog *);
  * fields; the first field, the date-time, is written by csvlog_begin.
  */
 FILE *csvlog_begin(struct csvlog *);
-/* One field: quoted when needed, control bytes escaped as \xNN. */
+/*
+ * One field: quoted when needed, control bytes escaped as \xNN, and a
+ * value that a spreadsheet would read as a formula (it starts with '=',
+ * '+', '-' or '@') neutralised with a leading "'" inside quotes (OWASP's
+ * advice on CSV injection; Exchange's logs are read in Excel).
+ */
 void csvlog_field(FILE *, const char *, size_t);
+/*
+ * A field whose exact value is part of the format (the protocol log's
+ * event column: "+", "-", ...): quoted and escaped like any other, never
+ * neutralised.  Only for values the program itself chooses.
+ */
+void csvlog_field_token(FILE *, const char *, size_t);
 void csvlog_end(struct csvlog *);
 
 #endif

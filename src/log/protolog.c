@@ -72,7 +72,7 @@ protolog_write(struct protolog *p, const char *connector,
 	protolog_str(fp, num);
 	protolog_str(fp, local);
 	protolog_str(fp, remote);
-	csvlog_field(fp, &event, 1);
+	csvlog_field_token(fp, &event, 1); /* "+", "-": Exchange's names */
 	csvlog_field(fp, data != NULL ? data : "", data != NULL ? datalen : 0);
 	protolog_str(fp, context);
 	csvlog_end(p->csv);

@@ -19,6 +19,7 @@
 
 #include "deliver/smtp_client.h"
 #include "dns/resolver.h"
+#include "log/tracklog.h"
 #include "queue/dqueue.h"
 #include "server/server.h"
 #include "spool/spool.h"
@@ -285,10 +286,14 @@ dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
 	return 0;
 }
 
-/* Hand a message's outcome (replies filled in) to outcome_settle(). */
+/*
+ * Hand a message's outcome (replies filled in) to outcome_settle();
+ * client is the connection that tried, or NULL when none did.
+ */
 static void
-dq_settle(struct dq *q, struct dq_msg *m, const char *host, const char *tls)
+dq_settle(struct dq *q, struct dq_msg *m, const struct smtp_client *client)
 {
+	char local_ip[64] = "", remote_ip[64] = "";
 	struct outcome o;
 	struct outcome_rcpt *rs =
 	    calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*rs));
@@ -319,18 +324,33 @@ dq_settle(struct dq *q, struct dq_msg *m, const char *host, const char *tls)
 	o.sender = m->sender;
 	o.received = m->received;
 	o.connector = q->connector;
-	o.host = host;
 	o.queue = q->name;
-	o.tls = tls;
+	o.host = "";
+	o.tls = "";
+	if (client != NULL) {
+		o.host = smtp_client_host(client);
+		o.tls = smtp_client_tls(client);
+		tracklog_ip(
+		    smtp_client_local(client), local_ip, sizeof(local_ip));
+		tracklog_ip(
+		    smtp_client_remote(client), remote_ip, sizeof(remote_ip));
+		o.local_ip = local_ip;
+		o.remote_ip = remote_ip;
+		o.session = smtp_client_session(client);
+	}
 	o.rcpts = rs;
 	o.nrcpts = m->nrcpts;
 	outcome_settle(dqs->srv, &o, dqs->released, dqs->arg);
 	free(rs);
 }
 
-/* Give every waiting message of q the same outcome (no next hop usable). */
+/*
+ * Give every waiting message of q the same outcome (no next hop usable);
+ * client is the connection that failed, or NULL (the lookup failed).
+ */
 static void
-dq_settle_waiting(struct dq *q, int code, const char *enh, const char *why)
+dq_settle_waiting(struct dq *q, int code, const char *enh, const char *why,
+    const struct smtp_client *client)
 {
 	while (q->head != NULL) {
 		struct dq_msg *m = q->head;
@@ -347,7 +367,7 @@ dq_settle_waiting(struct dq *q, int code, const char *enh, const char *why)
 				    sizeof(m->crcpts[i].status), "%d %s %s",
 				    code, enh, why);
 			}
-			dq_settle(q, m, "", "");
+			dq_settle(q, m, client);
 		} else {
 			for (size_t i = 0; i < m->nrcpts; i++)
 				q->owner->released(
@@ -391,7 +411,7 @@ dq_too_large(struct dq_client *dc, struct dq_msg *m)
 		    "552 5.3.4 message size %llu exceeds %s",
 		    (unsigned long long)m->stored.size, which);
 	}
-	dq_settle(dc->q, m, "", "");
+	dq_settle(dc->q, m, NULL);
 	dq_msg_free(m);
 	return 1;
 }
@@ -486,7 +506,7 @@ dq_done(void *arg, struct smtp_client *client, struct smtp_client_msg *cm)
 	struct dq_client *dc = arg;
 	struct dq_msg *m = cm->owner;
 
-	dq_settle(dc->q, m, smtp_client_host(client), smtp_client_tls(client));
+	dq_settle(dc->q, m, client);
 	dq_msg_free(m);
 }
 
@@ -520,7 +540,8 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
 		snprintf(q->last_error, sizeof(q->last_error), "%s", why);
 		q->retry_until = outcome_next_attempt(dqs->srv, 0, time(NULL));
 		if (q->nclients == 0)
-			dq_settle_waiting(q, 451, enh[0] ? enh : "4.4.1", why);
+			dq_settle_waiting(
+			    q, 451, enh[0] ? enh : "4.4.1", why, client);
 	} else if (delivered) {
 		q->last_error[0] = '\0';
 	}
@@ -574,8 +595,8 @@ dq_open(struct dq *q)
 	if (sc == NULL || !sc->enabled) {
 		/* The connector went away in a reload: route again later. */
 		server_conf_release(ref);
-		dq_settle_waiting(
-		    q, 451, "4.4.3", "the send connector is gone or disabled");
+		dq_settle_waiting(q, 451, "4.4.3",
+		    "the send connector is gone or disabled", NULL);
 		return;
 	}
 	if (ref->tls_client == NULL)
@@ -590,22 +611,14 @@ dq_open(struct dq *q)
 	dq_credentials(sc, dc);
 	memset(&p, 0, sizeof(p));
 	p.base = dqs->srv->base;
+	/* The TLS policy is the client's (tls_policy_decide()) per hop. */
+	p.conf = ref->conf;
 	p.connector = sc;
 	p.domain = q->domain;
-	p.domain_secure =
-	    sc->domain_secure_enabled &&
-	    conf_strlist_has(
-	        &ref->conf->transport.send_domain_secure, q->domain);
 	p.hops = q->hops.hops;
 	p.nhops = q->hops.nhops;
 	p.tls = ref->tls_client;
 	p.certs = ref->tls;
-	/* Domain Security presents our certificate: the connector's, or
-	 * else the first one configured (Exchange's default certificate). */
-	if (sc->tls_certificate_name != NULL && sc->tls_certificate_name[0])
-		p.cert_name = sc->tls_certificate_name;
-	else if (p.domain_secure && ref->conf->ncertificates > 0)
-		p.cert_name = ref->conf->certificates[0].name;
 	p.auth_user = dc->user[0] ? dc->user : NULL;
 	p.auth_pass = dc->user[0] ? dc->pass : NULL;
 	p.protolog = dqs->srv->sendlog;
@@ -643,13 +656,13 @@ dq_resolved(void *arg, const struct resolver_result *res)
 		snprintf(q->last_error, sizeof(q->last_error), "%s", res->why);
 		q->retry_until =
 		    outcome_next_attempt(q->owner->srv, 0, time(NULL));
-		dq_settle_waiting(q, 451, "4.4.3", res->why);
+		dq_settle_waiting(q, 451, "4.4.3", res->why, NULL);
 		return;
 	case RESOLVER_PERMFAIL:
-		dq_settle_waiting(q, 550, "5.1.2", res->why);
+		dq_settle_waiting(q, 550, "5.1.2", res->why, NULL);
 		return;
 	case RESOLVER_NULLMX:
-		dq_settle_waiting(q, 556, "5.1.10", res->why);
+		dq_settle_waiting(q, 556, "5.1.10", res->why, NULL);
 		return;
 	}
 }
@@ -689,7 +702,8 @@ dq_resolve(struct dq *q)
 	if (sc == NULL || res == NULL) {
 		dq_settle_waiting(q, 451, "4.4.3",
 		    sc == NULL ? "the send connector is gone"
-		               : "no DNS resolver");
+		               : "no DNS resolver",
+		    NULL);
 		return;
 	}
 	q->resolving = 1;
@@ -795,10 +809,14 @@ dqueues_retry(struct dqueues *dqs, const char *queue)
 }
 
 void
-dqueues_forget_message(struct dqueues *dqs, const char *queue_id)
+dqueues_forget_message(
+    struct dqueues *dqs, const char *queue, const char *queue_id)
 {
 	for (struct dq *q = dqs->queues; q != NULL; q = q->next) {
 		struct dq_msg **pp = &q->head;
+
+		if (queue != NULL && strcasecmp(q->name, queue) != 0)
+			continue;
 
 		while (*pp != NULL) {
 			struct dq_msg *m = *pp;

@@ -59,8 +59,12 @@ void dqueues_kick(struct dqueues *, int all);
 /* Administrator's actions; -1 when no such queue. */
 int dqueues_suspend(struct dqueues *, const char *queue, int suspend);
 int dqueues_retry(struct dqueues *, const char *queue);
-/* A message removed by the administrator leaves the waiting lists. */
-void dqueues_forget_message(struct dqueues *, const char *queue_id);
+/*
+ * A message removed or suspended by the administrator leaves the waiting
+ * list of one queue, or (queue NULL) of every queue.
+ */
+void dqueues_forget_message(
+    struct dqueues *, const char *queue, const char *queue_id);
 
 /*
  * Stopping (SIGTERM): parked connections QUIT, busy ones finish their

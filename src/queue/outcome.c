@@ -17,6 +17,7 @@
 #include "queue/outcome.h"
 #include "server/server.h"
 #include "smtp/command.h"
+#include "smtp/header.h"
 #include "spool/spool.h"
 #include "util/log.h"
 
@@ -43,6 +44,8 @@ struct settle {
 	void *arg;
 	int64_t message_id;
 	char *queue_id, *sender, *connector, *host, *queue, *tls;
+	char *source, *local_ip, *remote_ip, *session;
+	int local;
 	time_t received;
 	struct settle_rcpt *rcpts;
 	size_t nrcpts;
@@ -50,6 +53,11 @@ struct settle {
 	int notices_failed;  /* a notice could not be stored */
 	char dsn_ids[4][32]; /* queue ids of the notices, by DSN action */
 	char *texts[4];      /* their content, kept until it is stored */
+	size_t lens[4];
+	char *dsn_msgids[4]; /* their Message-ID and Subject */
+	char *dsn_subjects[4];
+	int dsn_stored[4]; /* durable: a DSN row follows the records */
+	struct outcome_facts *facts; /* the message, for the tracking log */
 };
 
 time_t
@@ -84,8 +92,16 @@ settle_free(struct settle *st)
 	free(st->host);
 	free(st->queue);
 	free(st->tls);
-	for (size_t i = 0; i < 4; i++)
+	free(st->source);
+	free(st->local_ip);
+	free(st->remote_ip);
+	free(st->session);
+	for (size_t i = 0; i < 4; i++) {
 		free(st->texts[i]);
+		free(st->dsn_msgids[i]);
+		free(st->dsn_subjects[i]);
+	}
+	free(st->facts);
 	free(st);
 }
 
@@ -109,6 +125,41 @@ settle_wants(const struct settle *st, unsigned notify, enum dsn_action a)
 	return 0;
 }
 
+const char *
+outcome_fqdn(const struct server *srv)
+{
+	const struct conf *conf = srv->conf->conf;
+
+	if (conf->nreceive_connectors > 0 &&
+	    conf->receive_connectors[0].fqdn != NULL &&
+	    conf->receive_connectors[0].fqdn[0] != '\0')
+		return conf->receive_connectors[0].fqdn;
+	return "localhost";
+}
+
+void
+outcome_facts(struct server *srv, int64_t message_id, const char *queue_id,
+    struct outcome_facts *f)
+{
+	struct spool_info *in = &f->info;
+
+	if (spool_info(srv->spool, message_id, in) < 0)
+		snprintf(in->queue_id, sizeof(in->queue_id), "%s",
+		    queue_id != NULL ? queue_id : "");
+	tracklog_ip(in->client, f->client_ip, sizeof(f->client_ip));
+	memset(&f->msg, 0, sizeof(f->msg));
+	f->msg.internal_id = in->queue_id;
+	f->msg.message_id = in->message_id;
+	f->msg.subject = in->subject;
+	f->msg.sender = in->sender;
+	f->msg.client_ip = f->client_ip;
+	/* Exchange's words: from inside the organisation, or not. */
+	f->msg.directionality =
+	    strcmp(in->auth_as, "Internal") == 0 ? "Originating" : "Incoming";
+	f->msg.size = in->size;
+	f->msg.rcpt_count = in->nrcpts;
+}
+
 static void
 settle_track(struct settle *st, const struct settle_rcpt *r)
 {
@@ -118,21 +169,98 @@ settle_track(struct settle *st, const struct settle_rcpt *r)
 		return;
 	memset(&ev, 0, sizeof(ev));
 	ev.event = r->event;
-	ev.message_id = st->queue_id;
-	ev.sender = st->sender;
+	ev.source = st->source;
+	ev.msg = st->facts != NULL ? &st->facts->msg : NULL;
 	ev.recipient = r->addr;
-	ev.connector = st->connector;
-	ev.next_hop = st->host;
-	ev.tls = st->tls;
 	ev.status = r->status;
+	ev.connector = st->connector;
+	ev.tls = st->tls;
+	if (st->local) {
+		ev.server_hostname = outcome_fqdn(st->srv);
+	} else if (st->connector[0] != '\0') {
+		/* a send connector's attempt: our end, then the next hop */
+		const struct conf_send_connector *sc =
+		    conf_send_connector(st->srv->conf->conf, st->connector);
+
+		ev.client_ip = st->local_ip;
+		ev.client_hostname =
+		    sc != NULL && sc->fqdn != NULL && sc->fqdn[0] != '\0'
+		        ? sc->fqdn
+		        : outcome_fqdn(st->srv);
+		ev.server_ip = st->remote_ip;
+		ev.server_hostname = st->host;
+		ev.source_context = st->session;
+	}
 	tracklog_write(st->srv->tracklog, &ev);
+}
+
+/*
+ * The notices, each once durable: written after the rows of the
+ * recipients they are about, so the log reads in causal order (FAIL,
+ * then the DSN it caused).  The row is the notice's own: its queue id,
+ * Message-ID and Subject, to the original sender, about the recipients
+ * listed in related-recipient-address, with the original's queue id as
+ * its reference (as Exchange does).
+ */
+static void
+settle_track_notices(struct settle *st)
+{
+	static const char *const kinds[4] = {
+	    [DSN_FAILED] = "failed",
+	    [DSN_DELAYED] = "delayed",
+	    [DSN_DELIVERED] = "delivered",
+	    [DSN_RELAYED] = "relayed",
+	};
+
+	if (st->srv->tracklog == NULL)
+		return;
+	for (int slot = 0; slot < 4; slot++) {
+		struct track_event ev;
+		struct track_msg m;
+		char related[2048] = "";
+		size_t n = 0;
+
+		if (!st->dsn_stored[slot])
+			continue;
+		for (size_t i = 0; i < st->nrcpts; i++) {
+			int w;
+
+			if (st->rcpts[i].dsn != slot ||
+			    n + strlen(st->rcpts[i].addr) + 2 >=
+			        sizeof(related))
+				continue;
+			w = snprintf(related + n, sizeof(related) - n, "%s%s",
+			    n ? ";" : "", st->rcpts[i].addr);
+			n += w > 0 ? (size_t)w : 0;
+		}
+		memset(&m, 0, sizeof(m));
+		m.internal_id = st->dsn_ids[slot];
+		m.message_id = st->dsn_msgids[slot];
+		m.subject = st->dsn_subjects[slot];
+		m.sender = "";
+		m.directionality = "Originating";
+		m.size = (int64_t)st->lens[slot];
+		m.rcpt_count = 1;
+		memset(&ev, 0, sizeof(ev));
+		ev.event = "DSN";
+		ev.source = "DSN";
+		ev.msg = &m;
+		ev.recipient = st->sender;
+		ev.status = kinds[slot];
+		ev.server_hostname = outcome_fqdn(st->srv);
+		ev.related = related;
+		ev.reference = st->queue_id;
+		tracklog_write(st->srv->tracklog, &ev);
+	}
 }
 
 static void
 settle_unref(struct settle *st)
 {
-	if (--st->pending == 0)
+	if (--st->pending == 0) {
+		settle_track_notices(st);
 		settle_free(st);
+	}
 }
 
 static void settle_record_all(struct settle *);
@@ -148,19 +276,10 @@ settle_notice_stored(void *arg, int ok, const char *queue_id)
 		log_warn("queue: a delivery notice for %s could not be stored; "
 		         "the recipients stay deferred",
 		    st->queue_id);
-	} else if (st->srv->tracklog != NULL) {
-		struct track_event ev;
-
-		memset(&ev, 0, sizeof(ev));
-		ev.event = "DSN";
-		ev.message_id = st->queue_id;
-		ev.sender = "";
-		ev.recipient = st->sender;
-		ev.connector = st->connector;
-		ev.next_hop = st->host;
-		ev.tls = "";
-		ev.status = queue_id;
-		tracklog_write(st->srv->tracklog, &ev);
+	} else {
+		for (int slot = 0; slot < 4; slot++)
+			if (strcmp(st->dsn_ids[slot], queue_id) == 0)
+				st->dsn_stored[slot] = 1;
 	}
 	if (--st->pending == 0)
 		settle_record_all(st);
@@ -236,18 +355,6 @@ settle_record_all(struct settle *st)
 	settle_unref(st);
 }
 
-static const char *
-settle_reporting_mta(const struct server *srv)
-{
-	const struct conf *conf = srv->conf->conf;
-
-	if (conf->nreceive_connectors > 0 &&
-	    conf->receive_connectors[0].fqdn != NULL &&
-	    conf->receive_connectors[0].fqdn[0] != '\0')
-		return conf->receive_connectors[0].fqdn;
-	return "localhost";
-}
-
 /* Write one notice (all recipients owed this kind) into the queue. */
 static void
 settle_notice(struct settle *st, const struct spool_stored *orig,
@@ -259,7 +366,7 @@ settle_notice(struct settle *st, const struct spool_stored *orig,
 	struct dsn_msg m;
 	struct spool_rcpt to;
 	struct spool_msg sm;
-	char msgid[300], *text;
+	char msgid[300], subject[SPOOL_HEADER_MAX + 1], *text;
 	size_t n = 0, len;
 	time_t now = time(NULL);
 
@@ -284,9 +391,9 @@ settle_notice(struct settle *st, const struct spool_stored *orig,
 		return;
 	spool_queue_id(st->dsn_ids[slot], sizeof(st->dsn_ids[slot]));
 	snprintf(msgid, sizeof(msgid), "%s@%s", st->dsn_ids[slot],
-	    settle_reporting_mta(st->srv));
+	    outcome_fqdn(st->srv));
 	memset(&m, 0, sizeof(m));
-	m.reporting_mta = settle_reporting_mta(st->srv);
+	m.reporting_mta = outcome_fqdn(st->srv);
 	m.queue_id = st->queue_id;
 	m.envid = orig->envid;
 	m.sender = st->sender;
@@ -303,6 +410,12 @@ settle_notice(struct settle *st, const struct spool_stored *orig,
 		st->notices_failed = 1;
 		return;
 	}
+	if (header_find(text, len, "Subject", subject, sizeof(subject)) < 0)
+		subject[0] = '\0';
+	st->lens[slot] = len;
+	st->dsn_subjects[slot] = strdup(subject);
+	if (asprintf(&st->dsn_msgids[slot], "<%s>", msgid) < 0)
+		st->dsn_msgids[slot] = NULL;
 	memset(&to, 0, sizeof(to));
 	to.addr = st->sender;
 	to.orcpt = "";
@@ -315,6 +428,9 @@ settle_notice(struct settle *st, const struct spool_stored *orig,
 	sm.helo = "";
 	sm.tls = "";
 	sm.auth_as = "Internal";
+	sm.message_id =
+	    st->dsn_msgids[slot] != NULL ? st->dsn_msgids[slot] : "";
+	sm.subject = subject;
 	sm.rcpts = &to;
 	sm.nrcpts = 1;
 	/* The spool reads the content until its callback: keep it. */
@@ -395,7 +511,16 @@ outcome_settle(struct server *srv, const struct outcome *o,
 	st->host = settle_dup(o->host);
 	st->queue = settle_dup(o->queue);
 	st->tls = settle_dup(o->tls);
+	st->source = settle_dup(o->source != NULL ? o->source
+	                        : o->local        ? "STOREDRIVER"
+	                                          : "SMTP");
+	st->local_ip = settle_dup(o->local_ip);
+	st->remote_ip = settle_dup(o->remote_ip);
+	st->session = settle_dup(o->session);
+	st->local = o->local;
 	st->received = o->received;
+	if ((st->facts = calloc(1, sizeof(*st->facts))) != NULL)
+		outcome_facts(srv, o->message_id, o->queue_id, st->facts);
 	st->nrcpts = o->nrcpts;
 	for (size_t i = 0; i < o->nrcpts; i++) {
 		struct settle_rcpt *r = &st->rcpts[i];

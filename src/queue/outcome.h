@@ -23,6 +23,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "log/tracklog.h"
+#include "spool/spool.h"
+
 struct server;
 
 struct outcome_rcpt {
@@ -34,7 +37,7 @@ struct outcome_rcpt {
 	int delay_notified;
 	int code;           /* 250, 450, 550; 0: not tried (expired) */
 	const char *enh;    /* "4.4.1" */
-	const char *status; /* reply or reason, one line */
+	const char *status; /* reply (lines joined) or reason, one line */
 	int dsn_passed;     /* the next hop took NOTIFY itself (RFC 3461) */
 };
 
@@ -48,6 +51,12 @@ struct outcome {
 	const char *queue;     /* the queue name, kept for Retry-Queue */
 	const char *tls;       /* TLS outcome for the tracking log */
 	int local;             /* delivered to a mailbox (DELIVER, not SEND) */
+	/* For the tracking log: who decided (NULL: SMTP, or STOREDRIVER
+	 * when local; ROUTING, ADMIN), and the connection's ends. */
+	const char *source;
+	const char *local_ip;  /* our side of the connection */
+	const char *remote_ip; /* the next hop's address */
+	const char *session;   /* the SmtpSend protocol log's session id */
 	struct outcome_rcpt *rcpts;
 	size_t nrcpts;
 };
@@ -65,6 +74,25 @@ typedef void (*outcome_released_fn)(void *arg, int64_t rcpt_id, int recorded);
  */
 void outcome_settle(
     struct server *, const struct outcome *, outcome_released_fn, void *arg);
+
+/*
+ * What the tracking log says of a stored message (spool_info), ready for
+ * track_event.msg: facts.msg points into facts.  A message that is gone
+ * still gets its queue id.
+ */
+struct outcome_facts {
+	struct spool_info info;
+	char client_ip[64];
+	struct track_msg msg;
+};
+void outcome_facts(struct server *, int64_t message_id, const char *queue_id,
+    struct outcome_facts *);
+
+/*
+ * Our own name, as notices and tracking rows give it: the first receive
+ * connector's Fqdn, else "localhost".
+ */
+const char *outcome_fqdn(const struct server *);
 
 /* The next attempt after a deferral, by the schedule above (pure). */
 time_t outcome_next_attempt(

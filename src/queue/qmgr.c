@@ -6,8 +6,9 @@
  * so every pending recipient is seen in turn however many wait.  Each is
  * routed with the live configuration (route.c): Authoritative domains go
  * to the Maildir agent, recipients of send connectors to the delivery
- * queue of their next hop (dqueue.c), and recipients without a route fail
- * with 5.4.4 (outcome.c writes the DSN).
+ * queue of their next hop (dqueue.c), and recipients without a route wait
+ * in the Unreachable queue (deferred with 4.4.4 until a connector matches
+ * or the message expires).
  *
  * A recipient handed out is remembered as in flight until its new state
  * is durable, so it is never handed out twice.
@@ -59,6 +60,9 @@ struct qmgr {
 	size_t ninflight;
 	time_t last_purge;
 };
+
+/* The queue of recipients no enabled send connector matches. */
+#define QMGR_UNREACHABLE "Unreachable"
 
 /* How often finished messages past SafetyNetHoldTime are removed. */
 #define QMGR_PURGE_SECONDS 60
@@ -129,7 +133,6 @@ qmgr_released(void *arg, int64_t rcpt_id, int recorded)
 		q->rescan = 1;
 }
 
-/* A Maildir outcome is durable: log it and let the recipient go. */
 /*
  * What the Maildir agent did is durable (it records its own results).
  * Two cases still need the notices of outcome.c: a deferral past
@@ -145,6 +148,7 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
 	const struct conf_transport *t = &q->srv->conf->conf->transport;
 	int expired = !delivered && time(NULL) - j->received >=
 	                                (time_t)t->message_expiration_timeout;
+	struct outcome_facts *facts;
 	struct track_event ev;
 
 	qmgr_forget(q, j->rcpt_id);
@@ -184,23 +188,33 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
 		outcome_settle(q->srv, &o, qmgr_released, q);
 		return; /* outcome.c writes the tracking row */
 	}
-	if (q->srv->tracklog == NULL)
+	if (q->srv->tracklog == NULL ||
+	    (facts = malloc(sizeof(*facts))) == NULL)
 		return;
+	outcome_facts(q->srv, j->message_id, j->queue_id, facts);
 	memset(&ev, 0, sizeof(ev));
 	ev.event = delivered ? "DELIVER" : "DEFER";
-	ev.message_id = j->queue_id;
-	ev.sender = j->sender;
+	ev.source = "STOREDRIVER";
+	ev.msg = &facts->msg;
 	ev.recipient = j->addr;
 	ev.connector = "Maildir";
-	ev.next_hop = "local";
-	ev.tls = "";
+	ev.server_hostname = outcome_fqdn(q->srv);
 	ev.status = delivered ? "250 2.0.0 Delivered to the mailbox" : error;
 	tracklog_write(q->srv->tracklog, &ev);
+	free(facts);
 }
 
-/* No send connector matches: a non-delivery report with 5.4.4. */
+/*
+ * No enabled send connector matches (none does, or the one that would is
+ * disabled): the recipient waits in the Unreachable queue, as in
+ * Exchange, so that a connector disabled for maintenance does not return
+ * a partner's mail.  It is deferred on the usual schedule (delay notice
+ * included), routed again at each attempt and at once after a reload
+ * (qmgr_reroute), and returned with a DSN when MessageExpirationTimeout
+ * has passed (outcome.c: EXPIRE).
+ */
 static void
-qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *why)
+qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *domain)
 {
 	char status[400];
 	struct outcome_rcpt r = {.rcpt_id = d->rcpt_id,
@@ -209,8 +223,8 @@ qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *why)
 	    .notify = d->notify,
 	    .attempts = d->attempts,
 	    .delay_notified = d->delay_notified,
-	    .code = 550,
-	    .enh = "5.4.4",
+	    .code = 451,
+	    .enh = "4.4.4",
 	    .status = status};
 	struct outcome o = {.message_id = d->message_id,
 	    .queue_id = d->queue_id,
@@ -218,12 +232,16 @@ qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *why)
 	    .received = d->received,
 	    .connector = "",
 	    .host = "",
-	    .queue = "Unreachable",
+	    .queue = QMGR_UNREACHABLE,
 	    .tls = "",
+	    .source = "ROUTING",
 	    .rcpts = &r,
 	    .nrcpts = 1};
 
-	snprintf(status, sizeof(status), "550 5.4.4 Unable to route: %s", why);
+	snprintf(status, sizeof(status),
+	    "451 4.4.4 Unable to route: no enabled send connector matches %s; "
+	    "the message waits in the Unreachable queue",
+	    domain);
 	qmgr_hold(q, d->rcpt_id);
 	outcome_settle(q->srv, &o, qmgr_released, q);
 }
@@ -290,7 +308,7 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 	}
 	route_domain(conf, at + 1, &r);
 	if (r.kind == ROUTE_NONE) {
-		qmgr_unroutable(q, d, r.why);
+		qmgr_unroutable(q, d, at + 1);
 		return;
 	}
 	if (r.kind == ROUTE_CONNECTOR) {
@@ -444,6 +462,27 @@ qmgr_free(struct qmgr *q)
 	free(q);
 }
 
+int
+qmgr_inflight(struct qmgr *q, int64_t rcpt_id)
+{
+	return qmgr_is_inflight(q, rcpt_id);
+}
+
+int
+qmgr_hold_rcpt(struct qmgr *q, int64_t rcpt_id)
+{
+	if (qmgr_is_inflight(q, rcpt_id) || q->ninflight >= QMGR_INFLIGHT_MAX)
+		return 0;
+	qmgr_hold(q, rcpt_id);
+	return 1;
+}
+
+void
+qmgr_release_rcpt(struct qmgr *q, int64_t rcpt_id, int recorded)
+{
+	qmgr_released(q, rcpt_id, recorded);
+}
+
 struct dqueues *
 qmgr_dqueues(struct qmgr *q)
 {
@@ -454,6 +493,22 @@ void
 qmgr_kick(struct qmgr *q)
 {
 	qmgr_tick(-1, 0, q);
+}
+
+static void
+qmgr_rerouted(void *arg, int ok, const char *queue_id)
+{
+	(void)arg;
+	(void)queue_id;
+	if (!ok)
+		log_warn("queue: the Unreachable queue could not be routed "
+		         "again after the reload; it is at its next retry");
+}
+
+void
+qmgr_reroute(struct qmgr *q)
+{
+	spool_retry(q->srv->spool, QMGR_UNREACHABLE, qmgr_rerouted, q);
 }
 
 unsigned

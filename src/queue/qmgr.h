@@ -5,6 +5,8 @@
 #ifndef SLUICE_QMGR_H
 #define SLUICE_QMGR_H
 
+#include <stdint.h>
+
 struct server;
 struct qmgr;
 struct dqueues;
@@ -19,6 +21,21 @@ void qmgr_free(struct qmgr *);
 unsigned qmgr_drain(struct qmgr *);
 /* The delivery queues, for the control socket's queue commands. */
 struct dqueues *qmgr_dqueues(struct qmgr *);
+/*
+ * The administrator's changes: is a recipient handed out (Get-Message's
+ * Active)?  A recipient being changed is held like one handed out, so
+ * that it is not handed out before the change is durable: hold returns 1
+ * when it held it (0: already in flight, or no room), and release lets
+ * it go (recorded 0: the change did not happen, look again).
+ */
+int qmgr_inflight(struct qmgr *, int64_t rcpt_id);
+int qmgr_hold_rcpt(struct qmgr *, int64_t rcpt_id);
+void qmgr_release_rcpt(struct qmgr *, int64_t rcpt_id, int recorded);
+/*
+ * The configuration changed (a reload): route the Unreachable queue
+ * again now, since a connector may have appeared or been enabled.
+ */
+void qmgr_reroute(struct qmgr *);
 /* Look at the queue now (an administrator's retry). */
 void qmgr_kick(struct qmgr *);
 /*

@@ -23,6 +23,7 @@
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/session_int.h"
+#include "smtp/header.h"
 #include "spool/spool.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -173,11 +174,34 @@ session_content_start(struct session *s)
 	return rc == BUF_OK ? 0 : -1;
 }
 
+/*
+ * What the tracking log and the queue views keep of the header: the
+ * Message-ID (one of ours, <queue-id@Fqdn>, when the message has none, as
+ * Exchange assigns one; the message itself is not changed) and the
+ * Subject.
+ */
+static void
+session_header_facts(struct session *s, char *msgid, char *subject)
+{
+	const char *data = s->content.out.data;
+	size_t len = s->content.out.len;
+
+	if (header_msgid(data, len, msgid, SPOOL_HEADER_MAX + 1) <= 0)
+		snprintf(msgid, SPOOL_HEADER_MAX + 1, "<%s@%s>", s->queue_id,
+		    s->rc->fqdn);
+	if (header_find(data, len, "Subject", subject, SPOOL_HEADER_MAX + 1) <
+	    0)
+		subject[0] = '\0';
+}
+
+/* One RECEIVE row per recipient, once the message is durable. */
 static void
 session_track_receive(struct session *s)
 {
+	char tls[160] = "tls=none", local_ip[64], custom[600];
+	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
 	struct track_event ev;
-	char tls[160] = "tls=none";
+	struct track_msg m;
 
 	if (s->srv->tracklog == NULL)
 		return;
@@ -187,16 +211,38 @@ session_track_receive(struct session *s)
 		    strcmp(s->auth_mech, "DomainSecure") == 0 ? "DomainSecure"
 		                                              : "inbound",
 		    s->tlsinfo.version, s->tlsinfo.cipher);
+	session_header_facts(s, msgid, subject);
+	tracklog_ip(s->local, local_ip, sizeof(local_ip));
+	/* How the client was accepted, in custom-data's S:name=value form. */
+	snprintf(custom, sizeof(custom),
+	    "S:AuthAs=%s;S:AuthMechanism=%s%s%s%s%s", s->auth_as, s->auth_mech,
+	    s->auth_user[0] ? ";S:AuthUser=" : "", s->auth_user,
+	    s->auth_domain[0] ? ";S:AuthDomain=" : "", s->auth_domain);
+	memset(&m, 0, sizeof(m));
+	m.internal_id = s->queue_id;
+	m.message_id = msgid;
+	m.subject = subject;
+	m.sender = s->mail.path.addr;
+	m.client_ip = s->remote_ip;
+	m.directionality =
+	    strcmp(s->auth_as, "Internal") == 0 ? "Originating" : "Incoming";
+	m.size = (int64_t)s->content.out.len;
+	m.rcpt_count = (unsigned)s->nrcpts;
 	for (size_t i = 0; i < s->nrcpts; i++) {
 		memset(&ev, 0, sizeof(ev));
 		ev.event = "RECEIVE";
-		ev.message_id = s->queue_id;
-		ev.sender = s->mail.path.addr;
+		ev.source = "SMTP";
+		ev.msg = &m;
 		ev.recipient = s->rcpts[i].addr;
-		ev.connector = s->rc->name;
-		ev.next_hop = s->remote;
-		ev.tls = tls;
 		ev.status = "250 2.6.0 Queued mail for delivery";
+		ev.client_ip = s->remote_ip;
+		ev.client_hostname = s->helo;
+		ev.server_ip = local_ip;
+		ev.server_hostname = s->rc->fqdn;
+		ev.source_context = s->id;
+		ev.connector = s->rc->name;
+		ev.custom_data = custom;
+		ev.tls = tls;
 		tracklog_write(s->srv->tracklog, &ev);
 	}
 }
@@ -265,6 +311,7 @@ session_finish(struct session *s)
 	struct spool_rcpt *rcpts;
 	struct spool_msg msg;
 	char tls_summary[96] = "";
+	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
 
 	s->transactions++;
 	if (err != CONTENT_OK) {
@@ -304,6 +351,9 @@ session_finish(struct session *s)
 	msg.helo = s->helo;
 	msg.tls = tls_summary;
 	msg.auth_as = s->auth_as;
+	session_header_facts(s, msgid, subject);
+	msg.message_id = msgid;
+	msg.subject = subject;
 	msg.rcpts = rcpts;
 	msg.nrcpts = s->nrcpts;
 	msg.data = s->content.out.data;

@@ -73,7 +73,7 @@ struct spool_item_rcpt {
 struct spool_item {
 	struct spool_item *next;
 	char *queue_id, *sender, *envid, *connector, *client, *helo, *tls,
-	    *auth_as;
+	    *auth_as, *message_id, *subject;
 	int ret, body_type, smtputf8;
 	struct spool_item_rcpt *rcpts;
 	size_t nrcpts;
@@ -86,7 +86,7 @@ struct spool_item {
 	int ok;
 	/* a change of state instead of a message (queue_id names its target) */
 	int is_result;
-	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY, SPOOL_OP_REMOVE } op;
+	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY } op;
 	struct spool_result result;
 	char *result_error, *result_hop;
 	int changes;   /* rows an administrator's change touched */
@@ -99,7 +99,7 @@ struct spool {
 	sqlite3_stmt *ins_msg, *ins_content, *ins_rcpt, *upd_rcpt, *del_msg,
 	    *sel_file;
 	sqlite3 *reader; /* the event loop's read-only view */
-	sqlite3_stmt *sel_new, *sel_retry;
+	sqlite3_stmt *sel_new, *sel_retry, *sel_info;
 	struct spool_view *view;     /* the event loop's message reader */
 	struct spool_bodies *bodies; /* the body writer thread */
 	pthread_t thread;
@@ -141,6 +141,8 @@ static const char spool_schema[] =
     " checksum TEXT NOT NULL,"
     /* written by version 2 and older: the whole message; now x'' */
     " body BLOB NOT NULL,"
+    " message_id TEXT NOT NULL DEFAULT '',"
+    " subject TEXT NOT NULL DEFAULT '',"
     " body_file TEXT NOT NULL DEFAULT '');"
     /* the first part of the content (see the top of this file) */
     "CREATE TABLE IF NOT EXISTS contents ("
@@ -229,6 +231,8 @@ spool_item_free(struct spool_item *it)
 	free(it->helo);
 	free(it->tls);
 	free(it->auth_as);
+	free(it->message_id);
+	free(it->subject);
 	free(it->result_error);
 	free(it->result_hop);
 	free(it->body_file);
@@ -280,6 +284,8 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 	sqlite3_bind_text(m, 14, sum, -1, SQLITE_STATIC);
 	sqlite3_bind_text(m, 15, it->body_file != NULL ? it->body_file : "", -1,
 	    SQLITE_STATIC);
+	sqlite3_bind_text(m, 16, it->message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(m, 17, it->subject, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(m)) != SQLITE_DONE) {
 		log_err("queue: storing %s: %s", it->queue_id,
 		    sqlite3_errmsg(sp->db));
@@ -401,12 +407,6 @@ spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
 		    "UPDATE recipients SET next_attempt = 1"
 		    " WHERE status = 0 AND next_attempt > 1"
 		    " AND next_hop = ?1 COLLATE NOCASE");
-	if (it->op == SPOOL_OP_REMOVE)
-		return spool_admin(sp, it,
-		    "UPDATE recipients SET status = 2, next_attempt = 0,"
-		    " last_error = 'removed by the administrator'"
-		    " WHERE status = 0 AND message_id ="
-		    " (SELECT id FROM messages WHERE queue_id = ?1)");
 	if (r->rcpt_id == 0)
 		return spool_write_purge(sp, it, d, r->next_attempt);
 	sqlite3_reset(u);
@@ -542,10 +542,17 @@ spool_wake_cb(evutil_socket_t fd, short what, void *arg)
 	spool_deliver_done(arg);
 }
 
-/* Add a column an older version's table lacks; 0 when it is there. */
+/*
+ * CREATE TABLE IF NOT EXISTS leaves an old table as it is, so columns
+ * added since are added here: the delay notice flag (version 2), the
+ * Message-ID and Subject the tracking log and the queue views show
+ * (version 3; older messages have them empty), the body file (version
+ * 4).  Messages stored before version 4 keep their content in
+ * messages.body (no contents row); readers take it from there.
+ */
 static int
 spool_add_column(
-    sqlite3 *db, const char *table, const char *column, const char *type)
+    sqlite3 *db, const char *table, const char *column, const char *decl)
 {
 	char sql[256];
 
@@ -553,21 +560,19 @@ spool_add_column(
 	if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
 		return 0;
 	snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", table,
-	    column, type);
+	    column, decl);
 	return spool_exec(db, sql);
 }
 
-/*
- * CREATE TABLE IF NOT EXISTS leaves an old table as it is: version 1
- * lacks the delay notice column, version 2 the body file.  Messages
- * stored by version 2 keep their content in messages.body (no contents
- * row); readers take it from there.
- */
 static int
 spool_migrate(sqlite3 *db)
 {
 	if (spool_add_column(db, "recipients", "delay_notified",
 	        "INTEGER NOT NULL DEFAULT 0") < 0 ||
+	    spool_add_column(
+	        db, "messages", "message_id", "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(
+	        db, "messages", "subject", "TEXT NOT NULL DEFAULT ''") < 0 ||
 	    spool_add_column(
 	        db, "messages", "body_file", "TEXT NOT NULL DEFAULT ''") < 0)
 		return -1;
@@ -595,7 +600,7 @@ spool_open_db(const char *path, const char **why)
 	    spool_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
 	    spool_exec(db, spool_schema) < 0 || spool_migrate(db) < 0 ||
 	    spool_exec(db, spool_indexes) < 0 ||
-	    spool_exec(db, "PRAGMA user_version=3") < 0) {
+	    spool_exec(db, "PRAGMA user_version=4") < 0) {
 		*why = "cannot initialise the queue database";
 		sqlite3_close(db);
 		return NULL;
@@ -617,6 +622,7 @@ spool_close_db(struct spool *sp)
 	sqlite3_finalize(sp->sel_file);
 	sqlite3_finalize(sp->sel_new);
 	sqlite3_finalize(sp->sel_retry);
+	sqlite3_finalize(sp->sel_info);
 	sqlite3_close(sp->reader);
 	sqlite3_close(sp->db);
 }
@@ -707,8 +713,8 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	if (sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO messages (queue_id, received, sender, envid, ret,"
 	        " body_type, smtputf8, connector, client, helo, tls, auth_as,"
-	        " size, checksum, body, body_file)"
-	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,x'',?)",
+	        " size, checksum, body, body_file, message_id, subject)"
+	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,x'',?,?,?)",
 	        -1, &sp->ins_msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO contents (message_id, data) VALUES (?,?)", -1,
@@ -721,11 +727,16 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 		goto fail;
 	}
 	if (sqlite3_prepare_v2(sp->db,
-	        "UPDATE recipients SET status = ?, attempts = attempts + ?,"
-	        " next_attempt = ?, last_error = ?, next_hop = ?, updated = ?,"
-	        " delay_notified = max(delay_notified, ?)"
+	        "UPDATE recipients SET status = ?1, attempts = attempts + ?2,"
+	        /* a message suspended meanwhile stays suspended, unless
+	         * delivered or failed; the administrator's own changes
+	         * (attempts + 0) set what they set */
+	        " next_attempt = CASE WHEN ?1 = 0 AND ?2 = 1"
+	        " AND next_attempt < 0 THEN next_attempt ELSE ?3 END,"
+	        " last_error = ?4, next_hop = ?5, updated = ?6,"
+	        " delay_notified = max(delay_notified, ?7)"
 	        /* a message removed meanwhile stays removed */
-	        " WHERE id = ? AND status = 0",
+	        " WHERE id = ?8 AND status = 0",
 	        -1, &sp->upd_rcpt, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "DELETE FROM messages WHERE received < ? AND NOT EXISTS"
@@ -751,7 +762,13 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        " AND r.next_attempt <= ?1"
 	        " AND (r.next_attempt, r.id) > (?2, ?3)"
 	        " ORDER BY r.next_attempt, r.id LIMIT ?4",
-	        -1, &sp->sel_retry, NULL) != SQLITE_OK) {
+	        -1, &sp->sel_retry, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sp->reader,
+	        "SELECT queue_id, message_id, subject, sender, client, helo,"
+	        " connector, auth_as, size, received,"
+	        " (SELECT count(*) FROM recipients r WHERE r.message_id = m.id)"
+	        " FROM messages m WHERE id = ?",
+	        -1, &sp->sel_info, NULL) != SQLITE_OK) {
 		*why = "cannot prepare statements";
 		goto fail;
 	}
@@ -907,6 +924,8 @@ spool_submit(
 	it->helo = spool_strdup(msg->helo);
 	it->tls = spool_strdup(msg->tls);
 	it->auth_as = spool_strdup(msg->auth_as);
+	it->message_id = spool_strdup(msg->message_id);
+	it->subject = spool_strdup(msg->subject);
 	it->ret = msg->ret;
 	it->body_type = msg->body_type;
 	it->smtputf8 = msg->smtputf8;
@@ -933,7 +952,8 @@ spool_submit(
 			}
 		}
 	}
-	if (it->queue_id == NULL || it->sender == NULL || it->rcpts == NULL) {
+	if (it->queue_id == NULL || it->sender == NULL || it->rcpts == NULL ||
+	    it->message_id == NULL || it->subject == NULL) {
 		spool_item_free(it);
 		return -1;
 	}
@@ -999,13 +1019,6 @@ int
 spool_retry(struct spool *sp, const char *next_hop, spool_done_fn fn, void *arg)
 {
 	return spool_admin_submit(sp, SPOOL_OP_RETRY, next_hop, fn, arg);
-}
-
-int
-spool_remove(
-    struct spool *sp, const char *queue_id, spool_done_fn fn, void *arg)
-{
-	return spool_admin_submit(sp, SPOOL_OP_REMOVE, queue_id, fn, arg);
 }
 
 /* Run a due query whose parameters are bound; rows into out. */
@@ -1103,31 +1116,92 @@ spool_purge(struct spool *sp, time_t before)
 	return spool_record(sp, &r, spool_purged, NULL);
 }
 
-int
-spool_foreach_pending(struct spool *sp,
-    int (*fn)(void *, const struct spool_pending *), void *arg)
+/* A text column, never NULL. */
+static const char *
+spool_text(sqlite3_stmt *q, int col)
 {
-	struct spool_pending pd;
+	const unsigned char *t = sqlite3_column_text(q, col);
+
+	return t != NULL ? (const char *)t : "";
+}
+
+int
+spool_info(struct spool *sp, int64_t message_id, struct spool_info *out)
+{
+	sqlite3_stmt *q = sp->sel_info;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	sqlite3_reset(q);
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)message_id);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		snprintf(out->queue_id, sizeof(out->queue_id), "%s",
+		    spool_text(q, 0));
+		snprintf(out->message_id, sizeof(out->message_id), "%s",
+		    spool_text(q, 1));
+		snprintf(
+		    out->subject, sizeof(out->subject), "%s", spool_text(q, 2));
+		snprintf(
+		    out->sender, sizeof(out->sender), "%s", spool_text(q, 3));
+		snprintf(
+		    out->client, sizeof(out->client), "%s", spool_text(q, 4));
+		snprintf(out->helo, sizeof(out->helo), "%s", spool_text(q, 5));
+		snprintf(out->connector, sizeof(out->connector), "%s",
+		    spool_text(q, 6));
+		snprintf(
+		    out->auth_as, sizeof(out->auth_as), "%s", spool_text(q, 7));
+		out->size = sqlite3_column_int64(q, 8);
+		out->received = (time_t)sqlite3_column_int64(q, 9);
+		out->nrcpts = (unsigned)sqlite3_column_int(q, 10);
+		rc = 0;
+	}
+	sqlite3_reset(q);
+	return rc;
+}
+
+int
+spool_foreach(struct spool *sp, const struct spool_select *sel,
+    int (*fn)(void *, const struct spool_row *), void *arg)
+{
+	char sql[1024];
+	struct spool_row row;
 	sqlite3_stmt *q;
 	int rc;
 
-	if (sqlite3_prepare_v2(sp->reader,
-	        "SELECT m.queue_id, m.sender, r.addr, r.last_error,"
-	        " r.next_attempt, m.received, r.attempts, m.size"
-	        " FROM recipients r JOIN messages m ON m.id = r.message_id"
-	        " WHERE r.status = 0 ORDER BY m.id, r.rcpt_index",
-	        -1, &q, NULL) != SQLITE_OK)
+	snprintf(sql, sizeof(sql),
+	    "SELECT r.id, m.id, m.queue_id, m.sender, r.addr, r.last_error,"
+	    " r.next_attempt, m.received, r.attempts, m.size, r.status,"
+	    " r.next_hop, r.updated, m.message_id, m.subject, m.client,"
+	    " r.orcpt, r.notify, r.delay_notified"
+	    " FROM recipients r JOIN messages m ON m.id = r.message_id"
+	    " WHERE %s%s ORDER BY m.id, r.rcpt_index",
+	    sel->finished ? "r.status IN (1, 2)" : "r.status = 0",
+	    sel->queue_id != NULL ? " AND m.queue_id = ?1" : "");
+	if (sqlite3_prepare_v2(sp->reader, sql, -1, &q, NULL) != SQLITE_OK)
 		return -1;
+	if (sel->queue_id != NULL)
+		sqlite3_bind_text(q, 1, sel->queue_id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		pd.queue_id = (const char *)sqlite3_column_text(q, 0);
-		pd.sender = (const char *)sqlite3_column_text(q, 1);
-		pd.addr = (const char *)sqlite3_column_text(q, 2);
-		pd.last_error = (const char *)sqlite3_column_text(q, 3);
-		pd.next_attempt = (time_t)sqlite3_column_int64(q, 4);
-		pd.received = (time_t)sqlite3_column_int64(q, 5);
-		pd.attempts = (unsigned)sqlite3_column_int(q, 6);
-		pd.size = sqlite3_column_int64(q, 7);
-		if (fn(arg, &pd) != 0)
+		row.rcpt_id = sqlite3_column_int64(q, 0);
+		row.message_rowid = sqlite3_column_int64(q, 1);
+		row.queue_id = spool_text(q, 2);
+		row.sender = spool_text(q, 3);
+		row.addr = spool_text(q, 4);
+		row.last_error = spool_text(q, 5);
+		row.next_attempt = (time_t)sqlite3_column_int64(q, 6);
+		row.received = (time_t)sqlite3_column_int64(q, 7);
+		row.attempts = (unsigned)sqlite3_column_int(q, 8);
+		row.size = sqlite3_column_int64(q, 9);
+		row.status = sqlite3_column_int(q, 10);
+		row.next_hop = spool_text(q, 11);
+		row.updated = (time_t)sqlite3_column_int64(q, 12);
+		row.message_id = spool_text(q, 13);
+		row.subject = spool_text(q, 14);
+		row.client = spool_text(q, 15);
+		row.orcpt = spool_text(q, 16);
+		row.notify = (unsigned)sqlite3_column_int(q, 17);
+		row.delay_notified = sqlite3_column_int(q, 18);
+		if (fn(arg, &row) != 0)
 			break;
 	}
 	sqlite3_finalize(q);

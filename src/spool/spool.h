@@ -68,6 +68,9 @@ struct spool_msg {
 	const char *helo;
 	const char *tls;     /* TLS summary, "" when none */
 	const char *auth_as; /* Anonymous | Partner | Internal */
+	/* From the header, for the tracking log and the queue views: */
+	const char *message_id; /* Message-ID, "" when none */
+	const char *subject;    /* Subject, unfolded, "" when none */
 	const struct spool_rcpt *rcpts;
 	size_t nrcpts;
 	const char *data; /* the message as stored, headers included */
@@ -134,6 +137,14 @@ struct spool_cursor {
 	int64_t id;
 };
 
+/*
+ * A pending recipient whose next_attempt is SPOOL_SUSPENDED is on
+ * neither walk (Suspend-Message) until an administrator's change sets
+ * another time; a delivery result that leaves it pending keeps it
+ * suspended.
+ */
+#define SPOOL_SUSPENDED ((time_t)-1)
+
 struct spool_result {
 	int64_t rcpt_id;
 	int64_t message_id;
@@ -156,22 +167,59 @@ int spool_record(
     struct spool *, const struct spool_result *, spool_done_fn, void *arg);
 
 /*
- * Every pending recipient with its message, in queue order, for the
- * administrator's views (sluicectl queue / messages); event loop thread.
- * The callback returns 0 to go on.
+ * Recipients with their message, in queue order, for the administrator's
+ * views and changes (sluicectl queue, messages, suspend, remove ...);
+ * event loop thread.  Pending ones, or finished ones (delivered or
+ * failed, kept for SafetyNetHoldTime); of every message or of one.  The
+ * callback returns 0 to go on; the row is valid during the call.
  */
-struct spool_pending {
+struct spool_select {
+	int finished;         /* 0: pending; 1: delivered or failed */
+	const char *queue_id; /* one message, or NULL for all */
+};
+struct spool_row {
+	int64_t rcpt_id;
+	int64_t message_rowid;
 	const char *queue_id;
 	const char *sender;
 	const char *addr;
 	const char *last_error;
-	time_t next_attempt;
+	const char *next_hop; /* the queue of the last attempt, "" never */
+	const char *message_id;
+	const char *subject;
+	const char *client; /* "addr:port" of the sending client */
+	const char *orcpt;
+	unsigned notify;
+	int delay_notified;
+	int status;          /* enum spool_rcpt_status */
+	time_t next_attempt; /* 0 never tried; SPOOL_SUSPENDED */
 	time_t received;
+	time_t updated; /* the last change of state */
 	unsigned attempts;
 	int64_t size;
 };
-int spool_foreach_pending(
-    struct spool *, int (*fn)(void *, const struct spool_pending *), void *arg);
+int spool_foreach(struct spool *, const struct spool_select *,
+    int (*fn)(void *, const struct spool_row *), void *arg);
+
+/*
+ * What every tracking log row says of a message (event loop thread):
+ * -1 when it is gone.
+ */
+#define SPOOL_HEADER_MAX 998 /* a stored Message-ID or Subject, at most */
+struct spool_info {
+	char queue_id[32];
+	char message_id[SPOOL_HEADER_MAX + 1];
+	char subject[SPOOL_HEADER_MAX + 1];
+	char sender[257];
+	char client[64]; /* "addr:port" */
+	char helo[256];
+	char connector[256]; /* receive connector, or "DSN" */
+	char auth_as[16];
+	int64_t size;
+	unsigned nrcpts;
+	time_t received;
+};
+int spool_info(struct spool *, int64_t message_id, struct spool_info *);
 
 /*
  * A stored message's envelope, with the size of its whole content.  The
@@ -246,15 +294,13 @@ void spool_body_when_ready(struct spool_body *, void (*)(void *), void *);
 void spool_body_abort(struct spool_body *);
 
 /*
- * The administrator's changes, through the committer like results.  The
- * callback's queue_id is "" when nothing matched.  spool_retry() makes
- * every pending recipient last deferred at next_hop (a queue's name) due
- * now (Retry-Queue); spool_remove() ends every pending recipient of a
- * message without a notification (Remove-Message).
+ * The administrator's Retry-Queue, through the committer like results:
+ * every pending recipient last deferred at next_hop (a queue's name) is
+ * due now.  The callback's queue_id is "" when nothing matched.  Other
+ * changes (Remove-Message, Suspend-Message) are spool_record() calls with
+ * not_an_attempt set.
  */
 int spool_retry(struct spool *, const char *next_hop, spool_done_fn, void *arg);
-int spool_remove(
-    struct spool *, const char *queue_id, spool_done_fn, void *arg);
 
 /* Remove finished messages received before the given time. */
 int spool_purge(struct spool *, time_t before);

@@ -667,6 +667,19 @@ class Sluice:
     def tracklog(self):
         return self.read_csv_log(self.tracklog_files())
 
+    def track_events(self, event=None):
+        """Tracking log rows as dicts keyed by the field names of their
+        file's "#Fields:" line (Exchange's names), in order; only those of
+        one event-id when event is given."""
+        out = []
+        for f in self.tracklog_files():
+            headers, rows = self.read_csv_log([f])
+            fields = [h for h in headers if h.startswith("#Fields:")]
+            names = fields[-1].split(":", 1)[1].strip().split(",") \
+                if fields else []
+            out += [dict(zip(names, r)) for r in rows]
+        return [e for e in out if event is None or e.get("event-id") == event]
+
 
 def run_ctl(*args, cwd=None, timeout=20):
     if not SLUICECTL.exists():

@@ -53,7 +53,7 @@ def test_mx_preference_and_fallback(tmp_path):
         assert m.rcpts == ["carol@backup.mx.test"]
         assert wait_for(lambda: pending(s) == 0)
         assert wait_for(lambda: len(events(s, "SEND")) == 2)
-        hops = {e["recipient-address"]: e["next-hop"]
+        hops = {e["recipient-address"]: e["server-hostname"]
                 for e in events(s, "SEND")}
         assert hops == {"bob@mx.test": "mx1.mx.test",
                         "carol@backup.mx.test": "mx2.mx.test"}

@@ -143,7 +143,7 @@ def test_remove_message(tmp_path):
         qid = s.messages()[0]["queue_id"]
         assert wait_for(lambda: events(s, "DEFER"))
         p = ctl(s, "remove", qid)
-        assert p.returncode == 0 and "ok" in p.stdout, p
+        assert p.returncode == 0 and "removed" in p.stdout, p
         assert states(s)["bob@remote.test"][0] == 2
         assert "removed" in states(s)["bob@remote.test"][1]
         assert qid not in ctl(s, "messages").stdout

@@ -515,6 +515,152 @@ run_body_fault(const char *kind)
 	free(dir);
 }
 
+/* Run the loop until o has seen n callbacks. */
+static void
+wait_done(struct event_base *base, struct outcome *o, int n)
+{
+	while (o->done < n)
+		event_base_loop(base, EVLOOP_ONCE);
+}
+
+static void
+record(struct spool *sp, struct event_base *base, const struct spool_due *d,
+    int status, time_t next, int admin)
+{
+	struct outcome o = {0, 0};
+	struct spool_result r;
+
+	memset(&r, 0, sizeof(r));
+	r.rcpt_id = d->rcpt_id;
+	r.message_id = d->message_id;
+	r.queue_id = d->queue_id;
+	r.status = status;
+	r.next_attempt = next;
+	r.error = "451 later";
+	r.next_hop = "Out";
+	r.not_an_attempt = admin;
+	assert_int_equal(spool_record(sp, &r, on_done, &o), 0);
+	wait_done(base, &o, 1);
+	assert_int_equal(o.ok, 1);
+}
+
+struct rows {
+	int n;
+	int64_t ids[8];
+	time_t next[8];
+	char msgid[64], subject[64];
+};
+
+static int
+collect(void *arg, const struct spool_row *row)
+{
+	struct rows *r = arg;
+
+	if (r->n < 8) {
+		r->ids[r->n] = row->rcpt_id;
+		r->next[r->n] = row->next_attempt;
+	}
+	r->n++;
+	snprintf(r->msgid, sizeof(r->msgid), "%s", row->message_id);
+	snprintf(r->subject, sizeof(r->subject), "%s", row->subject);
+	return 0;
+}
+
+/*
+ * The Message-ID and Subject are stored and read back (spool_info,
+ * spool_foreach); a suspended recipient is on neither walk, a deferral
+ * recorded meanwhile keeps it suspended, and resuming makes it due.
+ */
+static void
+test_info_foreach_suspend(void **state)
+{
+	static const struct spool_rcpt rcpts[] = {
+	    {"a@example.com", "", 0},
+	    {"b@example.com", "", 0},
+	    {"c@example.com", "", 0},
+	};
+	const char *body = "Message-ID: <m@x>\r\nSubject: s\r\n\r\nbody\r\n";
+	struct event_base *base = event_base_new();
+	char *dir = make_dir();
+	const char *why = NULL;
+	struct spool *sp = spool_open(dir, base, &why);
+	struct spool_cursor start = {0, 0};
+	struct spool_select sel = {0, NULL};
+	struct spool_due due[8];
+	struct spool_info info;
+	struct outcome o = {0, 0};
+	struct spool_msg m;
+	struct rows rows;
+	size_t n = 0;
+
+	(void)state;
+	assert_non_null(sp);
+	memset(&m, 0, sizeof(m));
+	m.queue_id = "QINFO";
+	m.sender = "s@example.org";
+	m.client = "192.0.2.1:4000";
+	m.auth_as = "Internal";
+	m.message_id = "<m@x>";
+	m.subject = "s";
+	m.rcpts = rcpts;
+	m.nrcpts = 3;
+	m.data = body;
+	m.len = strlen(body);
+	assert_int_equal(spool_submit(sp, &m, on_done, &o), 0);
+	wait_done(base, &o, 1);
+	assert_int_equal(spool_due_new(sp, 0, due, 8, &n), 0);
+	assert_int_equal(n, 3);
+
+	assert_int_equal(spool_info(sp, due[0].message_id, &info), 0);
+	assert_string_equal(info.queue_id, "QINFO");
+	assert_string_equal(info.message_id, "<m@x>");
+	assert_string_equal(info.subject, "s");
+	assert_string_equal(info.client, "192.0.2.1:4000");
+	assert_string_equal(info.auth_as, "Internal");
+	assert_int_equal(info.nrcpts, 3);
+	assert_int_equal(info.size, (int64_t)strlen(body));
+	assert_int_equal(spool_info(sp, due[0].message_id + 1000, &info), -1);
+
+	/* a suspended, b delivered, then a deferral of a while suspended */
+	record(sp, base, &due[0], SPOOL_RCPT_PENDING, SPOOL_SUSPENDED, 1);
+	record(sp, base, &due[1], SPOOL_RCPT_DELIVERED, 0, 0);
+	record(sp, base, &due[0], SPOOL_RCPT_PENDING, time(NULL) - 1, 0);
+	assert_int_equal(spool_due_new(sp, 0, due + 3, 5, &n), 0);
+	assert_int_equal(n, 1); /* c only */
+	assert_int_equal(due[3].rcpt_id, due[2].rcpt_id);
+	assert_int_equal(
+	    spool_due_retry(sp, time(NULL) + 1000, &start, due + 3, 5, &n), 0);
+	assert_int_equal(n, 0); /* a is suspended still */
+
+	memset(&rows, 0, sizeof(rows));
+	assert_int_equal(spool_foreach(sp, &sel, collect, &rows), 0);
+	assert_int_equal(rows.n, 2);
+	assert_int_equal(rows.ids[0], due[0].rcpt_id);
+	assert_int_equal(rows.next[0], SPOOL_SUSPENDED);
+	assert_string_equal(rows.msgid, "<m@x>");
+	assert_string_equal(rows.subject, "s");
+	memset(&rows, 0, sizeof(rows));
+	sel.finished = 1;
+	assert_int_equal(spool_foreach(sp, &sel, collect, &rows), 0);
+	assert_int_equal(rows.n, 1);
+	assert_int_equal(rows.ids[0], due[1].rcpt_id);
+	memset(&rows, 0, sizeof(rows));
+	sel.finished = 0;
+	sel.queue_id = "OTHER";
+	assert_int_equal(spool_foreach(sp, &sel, collect, &rows), 0);
+	assert_int_equal(rows.n, 0);
+
+	/* resumed: due now on the retry walk */
+	record(sp, base, &due[0], SPOOL_RCPT_PENDING, 1, 1);
+	assert_int_equal(
+	    spool_due_retry(sp, time(NULL), &start, due + 3, 5, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(due[3].rcpt_id, due[0].rcpt_id);
+	spool_close(sp);
+	event_base_free(base);
+	free(dir);
+}
+
 static void
 test_body_fault(void **state)
 {
@@ -535,6 +681,7 @@ main(void)
 	    cmocka_unit_test(test_body_damaged),
 	    cmocka_unit_test(test_body_removed),
 	    cmocka_unit_test(test_body_fault),
+	    cmocka_unit_test(test_info_foreach_suspend),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

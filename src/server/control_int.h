@@ -1,0 +1,67 @@
+/*
+ * control_int.h - what the control socket's command files share
+ * (control.c: the socket, requests and answers; control_queue.c: the
+ * queue and message commands).
+ */
+#ifndef SLUICE_CONTROL_INT_H
+#define SLUICE_CONTROL_INT_H
+
+#include <stddef.h>
+
+#include "util/buf.h"
+
+/* A request line, and the largest answer (then it says "(truncated)"). */
+#define CONTROL_LINE_MAX 510
+#define CONTROL_OUT_MAX (16 * 1024 * 1024)
+/* Arguments of one request at most. */
+#define CONTROL_ARGS_MAX 16
+
+struct server;
+struct conn;
+
+struct control {
+	struct server *srv;
+	struct evconnlistener *ev;
+	char *path;
+};
+
+struct control_client {
+	struct control *ctl;
+	struct conn *conn;
+	int done;
+	int waiting; /* the answer comes later (control_answer) */
+	int gone;    /* the connection ended while waiting */
+};
+
+/*
+ * A request split into its verb and arguments: "verb ARG" (one argument,
+ * which may hold spaces) or "verb\tARG\tARG..." (sluicectl's form for
+ * several).
+ */
+struct control_request {
+	char line[CONTROL_LINE_MAX + 1];
+	const char *verb;
+	char *args[CONTROL_ARGS_MAX];
+	int nargs;
+};
+
+/*
+ * The answer: the text in out (an "error: " first line makes sluicectl
+ * exit 1), then the final "." line; the connection closes after it.  For
+ * a client that waited and is gone, only the client is freed.
+ */
+void control_answer(struct control_client *, struct buf *out);
+/* A raw answer: head, then len bytes of data, then the "." line. */
+void control_answer_raw(
+    struct control_client *, const char *head, const char *data, size_t len);
+
+/*
+ * The queue and message commands (control_queue.c).  Returns 0 when out
+ * holds the answer, 1 when the answer comes later (control_answer from a
+ * callback), 2 when it was given already (control_answer_raw), -1 when
+ * the verb is not one of them.
+ */
+int control_queue_run(
+    struct control_client *, const struct control_request *, struct buf *out);
+
+#endif

@@ -1,0 +1,1022 @@
+/*
+ * control_queue.c - the control socket's queue and message commands,
+ * Exchange's queue viewer in words an Exchange administrator knows:
+ *
+ *   queue                     the queues, one per next hop (Get-Queue)
+ *   messages [ARG...]         messages, one entry per message and queue
+ *                             (Get-Message); filters queue=Q sender=P
+ *                             recipient=P status=S (P may hold * and ?);
+ *                             queue SafetyNet: the delivered and failed
+ *                             messages kept for SafetyNetHoldTime
+ *   retry QUEUE               try the queue's next hop now (Retry-Queue)
+ *   suspend NAME, resume NAME a queue (Suspend-Queue, Resume-Queue) or
+ *                             a message (Suspend-Message, Resume-Message)
+ *   remove ID [ndr]           the message's pending recipients end
+ *                             (Remove-Message [-WithNDR])
+ *   export ID                 the stored message (Export-Message)
+ *
+ * Queues are derived, not stored: each pending recipient is routed with
+ * the live configuration and its next hop names its queue: "Local" for
+ * Authoritative domains, the recipient domain for DNS-routed connectors,
+ * the connector's name for smart-host connectors, "Unreachable" when no
+ * connector matches.  A message's identity is "QUEUE\ID", as `messages`
+ * prints it (Exchange's Server\Queue\Id also works): the message's
+ * recipients in that queue; the bare ID is all its pending recipients.
+ * A name that is neither a queue nor a message is an error.
+ *
+ * Changes go through the spool's committer like delivery results; the
+ * recipients concerned are held by the queue manager meanwhile, so none
+ * is handed out before its change is durable, and the answer is written
+ * once every change is.
+ */
+#include <ctype.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log/tracklog.h"
+#include "queue/dqueue.h"
+#include "queue/outcome.h"
+#include "queue/qmgr.h"
+#include "route/route.h"
+#include "server/control_int.h"
+#include "server/server.h"
+#include "spool/spool.h"
+#include "util/buf.h"
+
+/* Queues shown at most; each is one next hop. */
+#define CQ_QUEUES_MAX 4096
+/* The pseudo-queue of finished messages kept for SafetyNetHoldTime. */
+#define CQ_SAFETY_NET "SafetyNet"
+/* Remove-Message -WithNDR: what the notice and the tracking log say. */
+#define CQ_REMOVED_NDR                                                         \
+	"550 5.0.0 QUEUE.Admin; message deleted by administrative action"
+#define CQ_REMOVED "removed by the administrator"
+
+/* --- names ------------------------------------------------------------ */
+
+/* The queue a recipient waits in, by the live configuration. */
+static void
+cq_queue_of(const struct conf *conf, const char *addr, char *id, size_t idlen,
+    const char **type)
+{
+	const char *at = strrchr(addr, '@');
+	char domain[256];
+	struct route r;
+	size_t i;
+
+	/* <Postmaster> (no domain) is delivered locally. */
+	if (at == NULL) {
+		snprintf(id, idlen, "Local");
+		*type = "MaildirDelivery";
+		return;
+	}
+	for (i = 0; at[1 + i] != '\0' && i + 1 < sizeof(domain); i++)
+		domain[i] = (char)tolower((unsigned char)at[1 + i]);
+	domain[i] = '\0';
+	route_domain(conf, domain, &r);
+	route_queue_name(&r, domain, id, idlen, type);
+}
+
+static void
+cq_stamp(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* A message identity: "ID", "QUEUE\ID" or "SERVER\QUEUE\ID". */
+struct cq_ident {
+	char queue[300]; /* "" for every queue */
+	char qid[32];
+};
+
+static int
+cq_ident(const char *s, struct cq_ident *id)
+{
+	const char *last = strrchr(s, '\\'), *prev = last;
+
+	memset(id, 0, sizeof(*id));
+	if (last != NULL) {
+		while (prev > s && prev[-1] != '\\')
+			prev--;
+		if ((size_t)(last - prev) >= sizeof(id->queue) || last == prev)
+			return -1;
+		memcpy(id->queue, prev, (size_t)(last - prev));
+		s = last + 1;
+	}
+	if (s[0] == '\0' || strlen(s) >= sizeof(id->qid) ||
+	    strpbrk(s, " \t") != NULL)
+		return -1;
+	snprintf(id->qid, sizeof(id->qid), "%s", s);
+	return 0;
+}
+
+struct cq_find {
+	const struct conf *conf;
+	const char *name;
+	int found;
+};
+
+static int
+cq_find_queue(void *arg, const struct spool_row *row)
+{
+	struct cq_find *f = arg;
+	char id[300];
+	const char *type;
+
+	cq_queue_of(f->conf, row->addr, id, sizeof(id), &type);
+	f->found = strcasecmp(id, f->name) == 0;
+	return f->found;
+}
+
+/*
+ * Is name a queue?  One that exists (a live delivery queue, or pending
+ * mail routed to it), or one of the few the configuration names, so that
+ * such a queue can be suspended before its mail comes: "Local" and the
+ * smart-host connectors' names.  A domain is a queue only while it
+ * exists (a "*" connector would make every name one, and a typing error
+ * would suspend a queue nobody asked for).
+ */
+static int
+cq_is_queue(struct control *ctl, const char *name)
+{
+	const struct conf *conf = ctl->srv->conf->conf;
+	struct cq_find f = {conf, name, 0};
+	struct spool_select all = {0, NULL};
+	char err[8];
+	unsigned conns;
+	size_t i;
+
+	if (name[0] == '\0')
+		return 0;
+	if (dqueues_status(qmgr_dqueues(ctl->srv->qmgr), name, &conns, err,
+	        sizeof(err)) != NULL)
+		return 1;
+	if (strcasecmp(name, "Local") == 0) {
+		for (i = 0; i < conf->naccepted_domains; i++)
+			if (conf->accepted_domains[i].type ==
+			    DOMAIN_AUTHORITATIVE)
+				return 1;
+	}
+	for (i = 0; i < conf->nsend_connectors; i++) {
+		const struct conf_send_connector *sc =
+		    &conf->send_connectors[i];
+
+		if (sc->enabled && !sc->dns_routing_enabled &&
+		    strcasecmp(sc->name, name) == 0)
+			return 1;
+	}
+	spool_foreach(ctl->srv->spool, &all, cq_find_queue, &f);
+	return f.found;
+}
+
+/* --- Get-Queue ---------------------------------------------------------- */
+
+struct cq_queue {
+	char identity[300];
+	const char *type;
+	unsigned messages;
+	unsigned ready;
+	time_t next_retry;
+	char last_error[200];
+	int64_t last_message;
+};
+
+struct cq_queues {
+	struct control *ctl;
+	struct cq_queue *queues;
+	size_t nqueues;
+	time_t now;
+};
+
+static int
+cq_collect(void *arg, const struct spool_row *p)
+{
+	struct cq_queues *w = arg;
+	struct cq_queue *q = NULL;
+	char id[300];
+	const char *type;
+
+	cq_queue_of(w->ctl->srv->conf->conf, p->addr, id, sizeof(id), &type);
+	for (size_t i = 0; i < w->nqueues && q == NULL; i++)
+		if (strcmp(w->queues[i].identity, id) == 0)
+			q = &w->queues[i];
+	if (q == NULL) {
+		if (w->nqueues == CQ_QUEUES_MAX)
+			return 0;
+		q = &w->queues[w->nqueues++];
+		memset(q, 0, sizeof(*q));
+		snprintf(q->identity, sizeof(q->identity), "%s", id);
+		q->type = type;
+	}
+	if (q->last_message != p->message_rowid) {
+		q->messages++;
+		q->last_message = p->message_rowid;
+	}
+	if (p->next_attempt == SPOOL_SUSPENDED)
+		; /* a suspended message is neither ready nor retried */
+	else if (p->next_attempt <= w->now)
+		q->ready++;
+	else if (q->next_retry == 0 || p->next_attempt < q->next_retry)
+		q->next_retry = p->next_attempt;
+	if (p->last_error[0] != '\0')
+		snprintf(
+		    q->last_error, sizeof(q->last_error), "%s", p->last_error);
+	return 0;
+}
+
+static void
+cq_queues(struct control *ctl, struct buf *out)
+{
+	struct cq_queues w = {ctl, NULL, 0, time(NULL)};
+	struct spool_select all = {0, NULL};
+	char when[32];
+
+	if ((w.queues = calloc(CQ_QUEUES_MAX, sizeof(*w.queues))) == NULL) {
+		buf_puts(out, "error: out of memory\n");
+		return;
+	}
+	if (spool_foreach(ctl->srv->spool, &all, cq_collect, &w) < 0)
+		buf_puts(out, "error: cannot read the queue\n");
+	buf_printf(out, "%-32s %-27s %-9s %12s %-20s %s\n", "Identity",
+	    "DeliveryType", "Status", "MessageCount", "NextRetryTime",
+	    "LastError");
+	for (size_t i = 0; i < w.nqueues; i++) {
+		const struct cq_queue *q = &w.queues[i];
+		const char *status = q->ready > 0 ? "Ready" : "Retry";
+		char live_error[200] = "";
+		unsigned conns = 0;
+		const char *live = dqueues_status(qmgr_dqueues(ctl->srv->qmgr),
+		    q->identity, &conns, live_error, sizeof(live_error));
+
+		/* The live queue knows better: Active, Suspended. */
+		if (live != NULL && (strcmp(live, "Active") == 0 ||
+		                        strcmp(live, "Suspended") == 0))
+			status = live;
+		if (q->next_retry != 0)
+			cq_stamp(q->next_retry, when, sizeof(when));
+		else
+			snprintf(when, sizeof(when), "-");
+		buf_printf(out, "%-32s %-27s %-9s %12u %-20s %s\n", q->identity,
+		    q->type, status, q->messages, when,
+		    q->last_error[0] ? q->last_error : live_error);
+	}
+	free(w.queues);
+}
+
+/* --- Get-Message -------------------------------------------------------- */
+
+/* One message in one queue: the recipients it has there. */
+struct cq_group {
+	char queue[300];
+	struct buf rcpts; /* "a@x; b@y" */
+	unsigned n, suspended, due, delivered, failed;
+	unsigned attempts;
+	int rcpt_match; /* a recipient matches the recipient filter */
+	time_t next_retry, finished;
+	char last_error[512];
+};
+
+struct cq_list {
+	struct control *ctl;
+	struct buf *out;
+	const char *queue, *sender, *recipient, *status; /* filters */
+	int finished;
+	time_t now;
+	unsigned shown;
+	/* the message being read */
+	int64_t rowid;
+	char qid[32], sender_addr[257], client[64];
+	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
+	time_t received;
+	int64_t size;
+	struct cq_group *groups;
+	size_t ngroups, cap;
+};
+
+static int
+cq_match(const char *pattern, const char *value)
+{
+	return pattern == NULL || fnmatch(pattern, value, FNM_CASEFOLD) == 0;
+}
+
+static const char *
+cq_group_status(const struct cq_list *l, const struct cq_group *g)
+{
+	if (l->finished)
+		return g->failed == 0      ? "Delivered"
+		       : g->delivered == 0 ? "Failed"
+		                           : "PartiallyFailed";
+	/* A message being delivered is Ready too: its queue is Active. */
+	if (g->suspended > 0)
+		return "Suspended";
+	return g->due == g->n ? "Ready" : "Retry";
+}
+
+/* Write the message's entries (one per queue) that pass the filters. */
+static void
+cq_list_flush(struct cq_list *l)
+{
+	const struct conf_transport *t = &l->ctl->srv->conf->conf->transport;
+	char received[32], expires[32], when[32], ip[64];
+
+	tracklog_ip(l->client, ip, sizeof(ip));
+	cq_stamp(l->received, received, sizeof(received));
+	cq_stamp(l->received + (time_t)t->message_expiration_timeout, expires,
+	    sizeof(expires));
+	for (size_t i = 0; i < l->ngroups; i++) {
+		struct cq_group *g = &l->groups[i];
+		const char *status = cq_group_status(l, g);
+
+		if ((l->queue == NULL || strcasecmp(l->queue, g->queue) == 0) &&
+		    cq_match(
+		        l->sender, l->sender_addr[0] ? l->sender_addr : "<>") &&
+		    (l->recipient == NULL || g->rcpt_match) &&
+		    (l->status == NULL || strcasecmp(l->status, status) == 0) &&
+		    l->out->len < l->out->max - 8192) {
+			if (l->finished)
+				cq_stamp(g->finished, when, sizeof(when));
+			else if (g->next_retry != 0)
+				cq_stamp(g->next_retry, when, sizeof(when));
+			else
+				snprintf(when, sizeof(when), "-");
+			buf_printf(l->out,
+			    "%-17s: %s\\%s\n%-17s: %s\n%-17s: %s\n"
+			    "%-17s: %s\n%-17s: %.*s\n%-17s: %s\n"
+			    "%-17s: %lld\n%-17s: %s\n%-17s: %s\n"
+			    "%-17s: %s\n%-17s: %u\n%-17s: %s\n%-17s: %s\n\n",
+			    "Identity", g->queue, l->qid, "Subject", l->subject,
+			    "InternetMessageId", l->msgid, "FromAddress",
+			    l->sender_addr[0] ? l->sender_addr : "<>",
+			    "Recipients", (int)g->rcpts.len,
+			    g->rcpts.data != NULL ? g->rcpts.data : "",
+			    "Status", status, "Size", (long long)l->size,
+			    "SourceIP", ip, "DateReceived", received,
+			    "ExpirationTime", expires, "RetryCount",
+			    g->attempts,
+			    l->finished ? "DateFinished" : "NextRetryTime",
+			    when, "LastError", g->last_error);
+			l->shown++;
+		}
+		buf_free(&g->rcpts);
+	}
+	l->ngroups = 0;
+}
+
+static int
+cq_list_row(void *arg, const struct spool_row *row)
+{
+	struct cq_list *l = arg;
+	struct cq_group *g = NULL;
+	char queue[300];
+	const char *type;
+
+	if (row->message_rowid != l->rowid) {
+		cq_list_flush(l);
+		l->rowid = row->message_rowid;
+		snprintf(l->qid, sizeof(l->qid), "%s", row->queue_id);
+		snprintf(
+		    l->sender_addr, sizeof(l->sender_addr), "%s", row->sender);
+		snprintf(l->client, sizeof(l->client), "%s", row->client);
+		snprintf(l->msgid, sizeof(l->msgid), "%s", row->message_id);
+		snprintf(l->subject, sizeof(l->subject), "%s", row->subject);
+		l->received = row->received;
+		l->size = row->size;
+	}
+	if (l->finished)
+		snprintf(queue, sizeof(queue), "%s", CQ_SAFETY_NET);
+	else
+		cq_queue_of(l->ctl->srv->conf->conf, row->addr, queue,
+		    sizeof(queue), &type);
+	for (size_t i = 0; i < l->ngroups && g == NULL; i++)
+		if (strcmp(l->groups[i].queue, queue) == 0)
+			g = &l->groups[i];
+	if (g == NULL) {
+		if (l->ngroups == l->cap) {
+			size_t cap = l->cap ? 2 * l->cap : 4;
+			struct cq_group *p =
+			    realloc(l->groups, cap * sizeof(*p));
+
+			if (p == NULL)
+				return 1;
+			l->groups = p;
+			l->cap = cap;
+		}
+		g = &l->groups[l->ngroups++];
+		memset(g, 0, sizeof(*g));
+		snprintf(g->queue, sizeof(g->queue), "%s", queue);
+		buf_init(&g->rcpts, 1024 * 1024);
+	}
+	buf_printf(&g->rcpts, "%s%s", g->n ? "; " : "", row->addr);
+	g->n++;
+	g->rcpt_match |=
+	    l->recipient != NULL && cq_match(l->recipient, row->addr);
+	if (row->attempts > g->attempts)
+		g->attempts = row->attempts;
+	if (row->status == SPOOL_RCPT_DELIVERED)
+		g->delivered++;
+	else if (row->status == SPOOL_RCPT_FAILED)
+		g->failed++;
+	else if (row->next_attempt == SPOOL_SUSPENDED)
+		g->suspended++;
+	else if (row->next_attempt <= l->now)
+		g->due++;
+	else if (g->next_retry == 0 || row->next_attempt < g->next_retry)
+		g->next_retry = row->next_attempt;
+	if (row->updated > g->finished)
+		g->finished = row->updated;
+	if (g->last_error[0] == '\0' && row->last_error[0] != '\0')
+		snprintf(g->last_error, sizeof(g->last_error), "%s",
+		    row->last_error);
+	return l->out->len >= l->out->max - 8192;
+}
+
+static void
+cq_messages(
+    struct control *ctl, const struct control_request *req, struct buf *out)
+{
+	struct cq_list l;
+	struct spool_select sel = {0, NULL};
+
+	memset(&l, 0, sizeof(l));
+	l.ctl = ctl;
+	l.out = out;
+	l.now = time(NULL);
+	l.rowid = -1;
+	for (int i = 0; i < req->nargs; i++) {
+		const char *a = req->args[i], *eq = strchr(a, '=');
+
+		if (eq == NULL)
+			l.queue = a; /* "messages QUEUE" */
+		else if (strncmp(a, "queue=", 6) == 0)
+			l.queue = eq + 1;
+		else if (strncmp(a, "sender=", 7) == 0)
+			l.sender = eq + 1;
+		else if (strncmp(a, "recipient=", 10) == 0)
+			l.recipient = eq + 1;
+		else if (strncmp(a, "status=", 7) == 0)
+			l.status = eq + 1;
+		else {
+			buf_printf(out, "error: unknown filter %s\n", a);
+			return;
+		}
+	}
+	if (l.queue != NULL && l.queue[0] == '\0')
+		l.queue = NULL;
+	l.finished =
+	    (l.queue != NULL && strcasecmp(l.queue, CQ_SAFETY_NET) == 0) ||
+	    (l.status != NULL &&
+	        (strcasecmp(l.status, "Delivered") == 0 ||
+	            strcasecmp(l.status, "Failed") == 0 ||
+	            strcasecmp(l.status, "PartiallyFailed") == 0));
+	sel.finished = l.finished;
+	if (spool_foreach(ctl->srv->spool, &sel, cq_list_row, &l) < 0)
+		buf_puts(out, "error: cannot read the queue\n");
+	else
+		cq_list_flush(&l);
+	for (size_t i = 0; i < l.ngroups; i++)
+		buf_free(&l.groups[i].rcpts);
+	free(l.groups);
+}
+
+/* --- changes to one message's recipients ------------------------------ */
+
+enum cq_op { CQ_SUSPEND, CQ_RESUME, CQ_REMOVE, CQ_REMOVE_NDR };
+
+struct cq_job;
+
+struct cq_item {
+	struct cq_job *job;
+	int64_t rcpt_id;
+	char *addr, *orcpt, *last_error, *next_hop;
+	unsigned notify, attempts;
+	int delay_notified;
+	int held; /* held by us in the queue manager */
+	int done;
+};
+
+struct cq_job {
+	struct control_client *c;
+	enum cq_op op;
+	struct cq_ident id;
+	char ident[340]; /* as the administrator wrote it */
+	int64_t rowid;
+	char sender[257];
+	time_t received;
+	struct cq_item *items;
+	size_t n, cap;
+	unsigned matched; /* recipients of the message in that queue */
+	unsigned outstanding, ok;
+	struct outcome_facts *facts; /* Remove: the tracking log's rows */
+};
+
+static void
+cq_job_free(struct cq_job *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		free(j->items[i].addr);
+		free(j->items[i].orcpt);
+		free(j->items[i].last_error);
+		free(j->items[i].next_hop);
+	}
+	free(j->items);
+	free(j->facts);
+	free(j);
+}
+
+static int
+cq_job_row(void *arg, const struct spool_row *row)
+{
+	struct cq_job *j = arg;
+	struct cq_item *it;
+	char queue[300];
+	const char *type;
+
+	cq_queue_of(
+	    j->c->ctl->srv->conf->conf, row->addr, queue, sizeof(queue), &type);
+	if (j->id.queue[0] != '\0' && strcasecmp(queue, j->id.queue) != 0)
+		return 0;
+	j->matched++;
+	j->rowid = row->message_rowid;
+	snprintf(j->sender, sizeof(j->sender), "%s", row->sender);
+	j->received = row->received;
+	if ((j->op == CQ_SUSPEND && row->next_attempt == SPOOL_SUSPENDED) ||
+	    (j->op == CQ_RESUME && row->next_attempt != SPOOL_SUSPENDED))
+		return 0;
+	if (j->n == j->cap) {
+		size_t cap = j->cap ? 2 * j->cap : 8;
+		struct cq_item *p = realloc(j->items, cap * sizeof(*p));
+
+		if (p == NULL)
+			return 1;
+		j->items = p;
+		j->cap = cap;
+	}
+	it = &j->items[j->n];
+	memset(it, 0, sizeof(*it));
+	it->job = j;
+	it->rcpt_id = row->rcpt_id;
+	it->addr = strdup(row->addr);
+	it->orcpt = strdup(row->orcpt);
+	it->last_error = strdup(row->last_error);
+	it->next_hop = strdup(row->next_hop);
+	it->notify = row->notify;
+	it->attempts = row->attempts;
+	it->delay_notified = row->delay_notified;
+	if (it->addr == NULL || it->orcpt == NULL || it->last_error == NULL ||
+	    it->next_hop == NULL) {
+		free(it->addr);
+		free(it->orcpt);
+		free(it->last_error);
+		free(it->next_hop);
+		return 1; /* out of memory: change what was read */
+	}
+	j->n++;
+	return 0;
+}
+
+static const char *const cq_op_done[] = {
+    [CQ_SUSPEND] = "suspended",
+    [CQ_RESUME] = "resumed",
+    [CQ_REMOVE] = "removed",
+    [CQ_REMOVE_NDR] = "removed with a non-delivery report",
+};
+
+/* Every change is durable (or failed): answer. */
+static void
+cq_job_done(struct cq_job *j)
+{
+	struct buf out;
+
+	buf_init(&out, 4096);
+	if (j->ok == 0)
+		buf_printf(
+		    &out, "error: message %s could not be changed\n", j->ident);
+	else
+		buf_printf(&out, "message %s %s (%u recipient%s)\n", j->ident,
+		    cq_op_done[j->op], j->ok, j->ok == 1 ? "" : "s");
+	if (j->ok != 0 && j->ok < j->n)
+		buf_printf(&out, "%zu recipients could not be changed\n",
+		    j->n - j->ok);
+	control_answer(j->c, &out);
+	buf_free(&out);
+	cq_job_free(j);
+}
+
+static void
+cq_item_settled(struct cq_item *it, int ok)
+{
+	struct cq_job *j = it->job;
+	struct server *srv = j->c->ctl->srv;
+
+	if (it->held)
+		qmgr_release_rcpt(srv->qmgr, it->rcpt_id, ok);
+	it->done = 1;
+	j->ok += ok != 0;
+	if (ok && j->op == CQ_REMOVE && srv->tracklog != NULL) {
+		struct track_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.event = "FAIL";
+		ev.source = "ADMIN";
+		ev.msg = j->facts != NULL ? &j->facts->msg : NULL;
+		ev.recipient = it->addr;
+		ev.status = CQ_REMOVED;
+		ev.server_hostname = outcome_fqdn(srv);
+		tracklog_write(srv->tracklog, &ev);
+	}
+	if (--j->outstanding == 0)
+		cq_job_done(j);
+}
+
+static void
+cq_recorded(void *arg, int ok, const char *queue_id)
+{
+	(void)queue_id;
+	cq_item_settled(arg, ok);
+}
+
+/* Remove-Message -WithNDR: outcome.c stores the notice, then the failure. */
+static void
+cq_released(void *arg, int64_t rcpt_id, int recorded)
+{
+	struct cq_job *j = arg;
+
+	for (size_t i = 0; i < j->n; i++)
+		if (j->items[i].rcpt_id == rcpt_id && !j->items[i].done) {
+			cq_item_settled(&j->items[i], recorded);
+			return;
+		}
+}
+
+static void
+cq_remove_ndr(struct cq_job *j)
+{
+	struct server *srv = j->c->ctl->srv;
+	struct outcome_rcpt *rs = calloc(j->n, sizeof(*rs));
+	struct outcome o;
+
+	if (rs == NULL) {
+		for (size_t i = 0; i < j->n; i++)
+			cq_item_settled(&j->items[i], 0);
+		return;
+	}
+	for (size_t i = 0; i < j->n; i++) {
+		rs[i].rcpt_id = j->items[i].rcpt_id;
+		rs[i].addr = j->items[i].addr;
+		rs[i].orcpt = j->items[i].orcpt;
+		rs[i].notify = j->items[i].notify;
+		rs[i].attempts = j->items[i].attempts;
+		rs[i].delay_notified = j->items[i].delay_notified;
+		rs[i].code = 550;
+		rs[i].enh = "5.0.0";
+		rs[i].status = CQ_REMOVED_NDR;
+	}
+	memset(&o, 0, sizeof(o));
+	o.message_id = j->rowid;
+	o.queue_id = j->id.qid;
+	o.sender = j->sender;
+	o.received = j->received;
+	o.connector = "";
+	o.host = "";
+	o.queue = j->id.queue[0] ? j->id.queue : j->items[0].next_hop;
+	o.tls = "";
+	o.source = "ADMIN";
+	o.rcpts = rs;
+	o.nrcpts = j->n;
+	outcome_settle(srv, &o, cq_released, j);
+	free(rs);
+}
+
+/* suspend, resume, remove of a message: 0 answered in out, 1 later. */
+static int
+cq_change(
+    struct control_client *c, enum cq_op op, const char *ident, struct buf *out)
+{
+	struct server *srv = c->ctl->srv;
+	struct cq_job *j = calloc(1, sizeof(*j));
+	struct spool_select sel = {0, NULL};
+
+	if (j == NULL) {
+		buf_puts(out, "error: out of memory\n");
+		return 0;
+	}
+	j->c = c;
+	j->op = op;
+	snprintf(j->ident, sizeof(j->ident), "%s", ident);
+	if (cq_ident(ident, &j->id) < 0) {
+		buf_printf(out,
+		    "error: %s is not a message identity "
+		    "(QUEUE\\ID or ID, as messages shows)\n",
+		    ident);
+		cq_job_free(j);
+		return 0;
+	}
+	sel.queue_id = j->id.qid;
+	if (spool_foreach(srv->spool, &sel, cq_job_row, j) < 0) {
+		buf_puts(out, "error: cannot read the queue\n");
+		cq_job_free(j);
+		return 0;
+	}
+	if (j->matched == 0) {
+		buf_printf(out, "error: no %spending message %s\n",
+		    op == CQ_SUSPEND || op == CQ_RESUME ? "queue or " : "",
+		    ident);
+		cq_job_free(j);
+		return 0;
+	}
+	if (j->n == 0) {
+		if (op == CQ_RESUME)
+			buf_printf(
+			    out, "error: message %s is not suspended\n", ident);
+		else
+			buf_printf(
+			    out, "message %s is suspended already\n", ident);
+		cq_job_free(j);
+		return 0;
+	}
+	/*
+	 * Out of the waiting lists first (nothing more takes it), and held,
+	 * so that no walk hands a recipient out before its change is
+	 * durable; recipients already on a connection finish that attempt
+	 * (its result does not undo the change: see spool_record).
+	 */
+	if (op != CQ_RESUME)
+		dqueues_forget_message(qmgr_dqueues(srv->qmgr),
+		    j->id.queue[0] ? j->id.queue : NULL, j->id.qid);
+	for (size_t i = 0; i < j->n; i++)
+		j->items[i].held =
+		    qmgr_hold_rcpt(srv->qmgr, j->items[i].rcpt_id);
+	j->outstanding = (unsigned)j->n;
+	if (op == CQ_REMOVE && (j->facts = malloc(sizeof(*j->facts))) != NULL)
+		outcome_facts(srv, j->rowid, j->id.qid, j->facts);
+	if (op == CQ_REMOVE_NDR) {
+		cq_remove_ndr(j);
+		return 1;
+	}
+	for (size_t i = 0; i < j->n; i++) {
+		struct cq_item *it = &j->items[i];
+		struct spool_result r;
+
+		memset(&r, 0, sizeof(r));
+		r.rcpt_id = it->rcpt_id;
+		r.message_id = j->rowid;
+		r.queue_id = j->id.qid;
+		r.not_an_attempt = 1;
+		r.next_hop = it->next_hop;
+		r.error = it->last_error;
+		switch (op) {
+		case CQ_SUSPEND:
+			r.status = SPOOL_RCPT_PENDING;
+			r.next_attempt = SPOOL_SUSPENDED;
+			break;
+		case CQ_RESUME:
+			/* due now, on the retry walk */
+			r.status = SPOOL_RCPT_PENDING;
+			r.next_attempt = 1;
+			break;
+		default:
+			r.status = SPOOL_RCPT_FAILED;
+			r.error = CQ_REMOVED;
+			break;
+		}
+		if (spool_record(srv->spool, &r, cq_recorded, it) < 0)
+			cq_item_settled(it, 0);
+	}
+	return 1;
+}
+
+/* --- queues ------------------------------------------------------------- */
+
+struct cq_retry {
+	struct control_client *c;
+	char queue[300];
+	unsigned messages;
+};
+
+struct cq_count {
+	const struct conf *conf;
+	const char *queue;
+	unsigned messages;
+	int64_t last;
+};
+
+static int
+cq_count_row(void *arg, const struct spool_row *row)
+{
+	struct cq_count *k = arg;
+	char id[300];
+	const char *type;
+
+	if (row->next_attempt == SPOOL_SUSPENDED ||
+	    row->message_rowid == k->last)
+		return 0;
+	cq_queue_of(k->conf, row->addr, id, sizeof(id), &type);
+	if (strcasecmp(id, k->queue) == 0) {
+		k->messages++;
+		k->last = row->message_rowid;
+	}
+	return 0;
+}
+
+static void
+cq_retried(void *arg, int ok, const char *queue_id)
+{
+	struct cq_retry *r = arg;
+	struct buf out;
+
+	(void)queue_id;
+	buf_init(&out, 1024);
+	if (!ok)
+		buf_printf(
+		    &out, "error: queue %s could not be changed\n", r->queue);
+	else
+		buf_printf(&out, "queue %s: %u message%s retried\n", r->queue,
+		    r->messages, r->messages == 1 ? "" : "s");
+	control_answer(r->c, &out);
+	buf_free(&out);
+	free(r);
+}
+
+/* Retry-Queue: its deferred messages due now, its next hop looked up. */
+static int
+cq_retry(struct control_client *c, const char *queue, struct buf *out)
+{
+	struct server *srv = c->ctl->srv;
+	struct spool_select all = {0, NULL};
+	struct cq_count k = {srv->conf->conf, queue, 0, -1};
+	struct cq_retry *r;
+
+	if (!cq_is_queue(c->ctl, queue)) {
+		buf_printf(
+		    out, "error: no queue %s (see sluicectl queue)\n", queue);
+		return 0;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		buf_puts(out, "error: out of memory\n");
+		return 0;
+	}
+	spool_foreach(srv->spool, &all, cq_count_row, &k);
+	r->c = c;
+	r->messages = k.messages;
+	snprintf(r->queue, sizeof(r->queue), "%s", queue);
+	dqueues_retry(qmgr_dqueues(srv->qmgr), queue);
+	if (spool_retry(srv->spool, queue, cq_retried, r) < 0) {
+		free(r);
+		buf_puts(out, "error: out of memory\n");
+		return 0;
+	}
+	return 1;
+}
+
+/* suspend or resume: a queue, else a message. */
+static int
+cq_suspend(
+    struct control_client *c, const char *name, int suspend, struct buf *out)
+{
+	struct dqueues *dqs = qmgr_dqueues(c->ctl->srv->qmgr);
+
+	if (strchr(name, '\\') == NULL && cq_is_queue(c->ctl, name)) {
+		if (!suspend && dqueues_suspend(dqs, name, 0) < 0) {
+			buf_printf(
+			    out, "error: queue %s is not suspended\n", name);
+			return 0;
+		}
+		if (suspend)
+			dqueues_suspend(dqs, name, 1);
+		buf_printf(out, "queue %s %s\n", name,
+		    suspend ? "suspended" : "resumed");
+		return 0;
+	}
+	if (strchr(name, '\\') == NULL && strchr(name, '.') != NULL) {
+		/* a domain that is no queue: say so, not "no message" */
+		buf_printf(
+		    out, "error: no queue %s (see sluicectl queue)\n", name);
+		return 0;
+	}
+	return cq_change(c, suspend ? CQ_SUSPEND : CQ_RESUME, name, out);
+}
+
+/* --- Export-Message ------------------------------------------------------ */
+
+struct cq_export {
+	const struct conf *conf;
+	struct cq_ident id;
+	int finished;
+	int64_t rowid;
+};
+
+static int
+cq_export_row(void *arg, const struct spool_row *row)
+{
+	struct cq_export *e = arg;
+	char queue[300];
+	const char *type;
+
+	if (e->id.queue[0] != '\0') {
+		if (e->finished)
+			snprintf(queue, sizeof(queue), "%s", CQ_SAFETY_NET);
+		else
+			cq_queue_of(
+			    e->conf, row->addr, queue, sizeof(queue), &type);
+		if (strcasecmp(queue, e->id.queue) != 0)
+			return 0;
+	}
+	e->rowid = row->message_rowid;
+	return 1;
+}
+
+static int
+cq_export(struct control_client *c, const char *ident, struct buf *out)
+{
+	struct server *srv = c->ctl->srv;
+	struct cq_export e;
+	struct spool_select sel = {0, NULL};
+	struct spool_stored st;
+	struct spool_info info;
+	char head[64], *data = NULL;
+	size_t len = 0;
+
+	memset(&e, 0, sizeof(e));
+	e.conf = srv->conf->conf;
+	e.rowid = -1;
+	if (cq_ident(ident, &e.id) < 0) {
+		buf_printf(out, "error: %s is not a message identity\n", ident);
+		return 0;
+	}
+	sel.queue_id = e.id.qid;
+	spool_foreach(srv->spool, &sel, cq_export_row, &e);
+	if (e.rowid < 0) {
+		sel.finished = e.finished = 1;
+		spool_foreach(srv->spool, &sel, cq_export_row, &e);
+	}
+	if (e.rowid < 0) {
+		buf_printf(out, "error: no message %s\n", ident);
+		return 0;
+	}
+	/*
+	 * The one place a whole message is read into memory (bounded by
+	 * MaxReceiveSize): an administrator's export, written to the control
+	 * socket at once.  Streaming it would need the socket layer to say
+	 * when its output has drained.
+	 */
+	if (spool_info(srv->spool, e.rowid, &info) < 0 || info.size < 0 ||
+	    (uint64_t)info.size > SIZE_MAX - 1 ||
+	    spool_load_head(
+	        srv->spool, e.rowid, (size_t)info.size, &st, &data, &len) < 0 ||
+	    len != (size_t)info.size) {
+		free(data);
+		buf_printf(out, "error: message %s cannot be read\n", ident);
+		return 0;
+	}
+	snprintf(head, sizeof(head), "ok %zu\n", len);
+	control_answer_raw(c, head, data, len);
+	free(data);
+	return 2;
+}
+
+/* --- the requests -------------------------------------------------------- */
+
+int
+control_queue_run(struct control_client *c, const struct control_request *req,
+    struct buf *out)
+{
+	const char *v = req->verb;
+	const char *arg = req->nargs > 0 ? req->args[0] : NULL;
+
+	if (strcmp(v, "queue") == 0) {
+		cq_queues(c->ctl, out);
+		return 0;
+	}
+	if (strcmp(v, "messages") == 0) {
+		cq_messages(c->ctl, req, out);
+		return 0;
+	}
+	if (strcmp(v, "retry") != 0 && strcmp(v, "suspend") != 0 &&
+	    strcmp(v, "resume") != 0 && strcmp(v, "remove") != 0 &&
+	    strcmp(v, "export") != 0)
+		return -1;
+	if (arg == NULL || arg[0] == '\0') {
+		buf_printf(out, "error: %s needs a name\n", v);
+		return 0;
+	}
+	if (strcmp(v, "retry") == 0)
+		return cq_retry(c, arg, out);
+	if (strcmp(v, "suspend") == 0 || strcmp(v, "resume") == 0)
+		return cq_suspend(c, arg, v[0] == 's', out);
+	if (strcmp(v, "export") == 0)
+		return cq_export(c, arg, out);
+	if (req->nargs > 1 && strcmp(req->args[1], "ndr") != 0) {
+		buf_printf(
+		    out, "error: remove: unknown option %s\n", req->args[1]);
+		return 0;
+	}
+	return cq_change(
+	    c, req->nargs > 1 ? CQ_REMOVE_NDR : CQ_REMOVE, arg, out);
+}
