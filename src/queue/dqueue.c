@@ -49,8 +49,7 @@ struct dq_msg {
 	size_t nrcpts, cap;
 	/* while a connection has it */
 	struct spool_stored stored;
-	char *data; /* the content (see dq_load) */
-	size_t len;
+	struct spool_reader *reader; /* the content, read as it is sent */
 	struct smtp_client_msg cm;
 	struct smtp_client_rcpt *crcpts;
 };
@@ -109,7 +108,7 @@ dq_msg_free(struct dq_msg *m)
 		free(m->rcpts[i].orcpt);
 	}
 	free(m->rcpts);
-	free(m->data);
+	spool_reader_close(m->reader);
 	free(m->crcpts);
 	free(m);
 }
@@ -416,36 +415,32 @@ dq_too_large(struct dq_client *dc, struct dq_msg *m)
 	return 1;
 }
 
-/*
- * The message's content for the SMTP client, read from the spool in
- * pieces into one buffer.  The client still takes the whole message at
- * once; it reads from a spool reader piece by piece once its streaming
- * encoder (client_content.c) is in.
- */
+/* The client's read: the next piece of the stored message. */
+static int
+dq_read(void *src, const char **p, size_t *n)
+{
+	struct dq_msg *m = src;
+	int rc = spool_reader_next(m->reader, p, n);
+
+	if (rc < 0)
+		log_err("delivery of %s: %s", m->queue_id,
+		    spool_reader_error(m->reader));
+	return rc;
+}
+
+/* The message's envelope, and a reader for its content. */
 static int
 dq_load(struct dq *q, struct dq_msg *m)
 {
-	struct spool_reader *r;
-	const char *why, *p;
-	size_t n;
-	int rc;
+	const char *why;
 
-	if ((r = spool_reader_open(spool_loop_view(q->owner->srv->spool),
-	         m->message_id, &m->stored, &why)) == NULL)
-		return -1;
-	if (m->stored.size > SIZE_MAX - 1 ||
-	    (m->data = malloc((size_t)m->stored.size + 1)) == NULL) {
-		spool_reader_close(r);
+	m->reader = spool_reader_open(spool_loop_view(q->owner->srv->spool),
+	    m->message_id, &m->stored, &why);
+	if (m->reader == NULL) {
+		log_warn("delivery of %s: %s", m->queue_id, why);
 		return -1;
 	}
-	m->len = 0;
-	while ((rc = spool_reader_next(r, &p, &n)) > 0 &&
-	       n <= m->stored.size - m->len) {
-		memcpy(m->data + m->len, p, n);
-		m->len += n;
-	}
-	spool_reader_close(r);
-	return rc == 0 && m->len == m->stored.size ? 0 : -1;
+	return 0;
 }
 
 static struct smtp_client_msg *
@@ -490,8 +485,9 @@ dq_next(void *arg, struct smtp_client *client)
 		m->cm.ret = m->stored.ret;
 		m->cm.body_type = m->stored.body_type;
 		m->cm.smtputf8 = m->stored.smtputf8;
-		m->cm.data = m->data;
-		m->cm.len = m->len;
+		m->cm.size = m->stored.size;
+		m->cm.read = dq_read;
+		m->cm.src = m;
 		m->cm.rcpts = m->crcpts;
 		m->cm.nrcpts = m->nrcpts;
 		m->cm.owner = m;
