@@ -148,7 +148,7 @@ cq_is_queue(struct control *ctl, const char *name)
 {
 	const struct conf *conf = ctl->srv->conf->conf;
 	struct cq_find f = {conf, name, 0};
-	struct spool_select all = {0, NULL};
+	struct spool_select all = {0, NULL, 0};
 	char err[8];
 	unsigned conns;
 	size_t i;
@@ -188,33 +188,71 @@ struct cq_queue {
 	int64_t last_message;
 };
 
+/*
+ * The queue of each recipient domain seen, so that 200,000 recipients
+ * are routed once per domain, not once each (a direct-mapped cache; a
+ * collision only costs a routing).
+ */
+#define CQ_DOMAIN_CACHE 1024
+
+struct cq_domain {
+	char domain[256]; /* "" unused; "@" for a bare <Postmaster> */
+	struct cq_queue *q;
+};
+
 struct cq_queues {
 	struct control *ctl;
 	struct cq_queue *queues;
 	size_t nqueues;
 	time_t now;
+	struct cq_domain *cache; /* CQ_DOMAIN_CACHE of them, or NULL */
 };
 
-static int
-cq_collect(void *arg, const struct spool_row *p)
+/* The queue of addr's domain, found or added; NULL when too many. */
+static struct cq_queue *
+cq_queue_for(struct cq_queues *w, const char *addr)
 {
-	struct cq_queues *w = arg;
+	const char *at = strrchr(addr, '@'), *d = at != NULL ? at + 1 : "@";
+	struct cq_domain *slot = NULL;
 	struct cq_queue *q = NULL;
+	unsigned h = 2166136261u;
 	char id[300];
 	const char *type;
 
-	cq_queue_of(w->ctl->srv->conf->conf, p->addr, id, sizeof(id), &type);
+	for (const char *p = d; *p != '\0'; p++)
+		h = (h ^ (unsigned char)tolower((unsigned char)*p)) * 16777619u;
+	if (w->cache != NULL && strlen(d) < sizeof(slot->domain)) {
+		slot = &w->cache[h % CQ_DOMAIN_CACHE];
+		if (strcasecmp(slot->domain, d) == 0)
+			return slot->q;
+	}
+	cq_queue_of(w->ctl->srv->conf->conf, addr, id, sizeof(id), &type);
 	for (size_t i = 0; i < w->nqueues && q == NULL; i++)
 		if (strcmp(w->queues[i].identity, id) == 0)
 			q = &w->queues[i];
 	if (q == NULL) {
 		if (w->nqueues == CQ_QUEUES_MAX)
-			return 0;
+			return NULL;
 		q = &w->queues[w->nqueues++];
 		memset(q, 0, sizeof(*q));
 		snprintf(q->identity, sizeof(q->identity), "%s", id);
 		q->type = type;
 	}
+	if (slot != NULL) {
+		snprintf(slot->domain, sizeof(slot->domain), "%s", d);
+		slot->q = q;
+	}
+	return q;
+}
+
+static int
+cq_collect(void *arg, const struct spool_row *p)
+{
+	struct cq_queues *w = arg;
+	struct cq_queue *q = cq_queue_for(w, p->addr);
+
+	if (q == NULL)
+		return 0;
 	if (q->last_message != p->message_rowid) {
 		q->messages++;
 		q->last_message = p->message_rowid;
@@ -225,23 +263,27 @@ cq_collect(void *arg, const struct spool_row *p)
 		q->ready++;
 	else if (q->next_retry == 0 || p->next_attempt < q->next_retry)
 		q->next_retry = p->next_attempt;
-	if (p->last_error[0] != '\0')
-		snprintf(
-		    q->last_error, sizeof(q->last_error), "%s", p->last_error);
+	if (p->last_error[0] != '\0') {
+		size_t n = strnlen(p->last_error, sizeof(q->last_error) - 1);
+
+		memcpy(q->last_error, p->last_error, n);
+		q->last_error[n] = '\0';
+	}
 	return 0;
 }
 
 static void
 cq_queues(struct control *ctl, struct buf *out)
 {
-	struct cq_queues w = {ctl, NULL, 0, time(NULL)};
-	struct spool_select all = {0, NULL};
+	struct cq_queues w = {ctl, NULL, 0, time(NULL), NULL};
+	struct spool_select all = {0, NULL, 1}; /* the recipients alone */
 	char when[32];
 
 	if ((w.queues = calloc(CQ_QUEUES_MAX, sizeof(*w.queues))) == NULL) {
 		buf_puts(out, "error: out of memory\n");
 		return;
 	}
+	w.cache = calloc(CQ_DOMAIN_CACHE, sizeof(*w.cache)); /* NULL: slower */
 	if (spool_foreach(ctl->srv->spool, &all, cq_collect, &w) < 0)
 		buf_puts(out, "error: cannot read the queue\n");
 	buf_printf(out, "%-32s %-27s %-9s %12s %-20s %s\n", "Identity",
@@ -268,6 +310,7 @@ cq_queues(struct control *ctl, struct buf *out)
 		    q->last_error[0] ? q->last_error : live_error);
 	}
 	free(w.queues);
+	free(w.cache);
 }
 
 /* --- Get-Message -------------------------------------------------------- */
@@ -442,7 +485,7 @@ cq_messages(
     struct control *ctl, const struct control_request *req, struct buf *out)
 {
 	struct cq_list l;
-	struct spool_select sel = {0, NULL};
+	struct spool_select sel = {0, NULL, 0};
 
 	memset(&l, 0, sizeof(l));
 	l.ctl = ctl;
@@ -701,7 +744,7 @@ cq_change(
 {
 	struct server *srv = c->ctl->srv;
 	struct cq_job *j = calloc(1, sizeof(*j));
-	struct spool_select sel = {0, NULL};
+	struct spool_select sel = {0, NULL, 0};
 
 	if (j == NULL) {
 		buf_puts(out, "error: out of memory\n");
@@ -849,7 +892,7 @@ static int
 cq_retry(struct control_client *c, const char *queue, struct buf *out)
 {
 	struct server *srv = c->ctl->srv;
-	struct spool_select all = {0, NULL};
+	struct spool_select all = {0, NULL, 0};
 	struct cq_count k = {srv->conf->conf, queue, 0, -1};
 	struct cq_retry *r;
 
@@ -937,7 +980,7 @@ cq_export(struct control_client *c, const char *ident, struct buf *out)
 {
 	struct server *srv = c->ctl->srv;
 	struct cq_export e;
-	struct spool_select sel = {0, NULL};
+	struct spool_select sel = {0, NULL, 0};
 	struct spool_stored st;
 	struct spool_info info;
 	char head[64], *data = NULL;

@@ -65,8 +65,10 @@ spool_view_open(const char *db, const char *dir, const char **why)
 	snprintf(v->path, sizeof(v->path), "%s", db);
 	snprintf(v->dir, sizeof(v->dir), "%s", dir);
 	snprintf(body, sizeof(body), "%s/%s", dir, SPOOL_BODY_DIR);
-	if (sqlite3_open_v2(db, &v->db, SQLITE_OPEN_READONLY, NULL) !=
-	        SQLITE_OK ||
+	/* A view belongs to one thread: no mutex around every call. */
+	if (sqlite3_open_v2(db, &v->db,
+	        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+	        NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(v->db,
 	        "SELECT m.queue_id, m.sender, m.envid, m.ret, m.body_type,"
 	        " m.smtputf8, m.received, m.helo, m.client, m.size,"
