@@ -93,7 +93,8 @@ int content_prefix(struct content *, const char *, size_t);
  * Part of one line (DATA path, already unstuffed): the caller guarantees
  * that only the last byte may be an LF, which then ends the line.
  * Returns the bytes taken: fewer than given only while the sink is busy
- * (content_blocked).
+ * (content_blocked).  content_bytes() takes many lines at once (what the
+ * DATA path has between two line-start dots, or a BDAT chunk).
  */
 size_t content_line_part(struct content *, const char *, size_t);
 /* Flag an error found outside (memory budget of the server). */

@@ -9,8 +9,15 @@
  * messages stay inline in the database, in the group commit.
  *
  * Threads: the event loop hands over pieces (spool_body_put) and never
- * touches a file; the writer thread opens, writes, syncs, closes and
- * removes files, in the order the jobs were handed over.  A finished job
+ * touches a file; the writer thread opens, writes and removes files, in
+ * the order the jobs were handed over; a finished body (its last piece
+ * written) goes to one of SPOOL_BODY_SYNCERS syncer threads, which
+ * fdatasync it and its directory and hand the message to the committer.
+ * Syncing apart from writing matters: an fdatasync waits for the disk
+ * (milliseconds), and done by the writer it held up every other
+ * session's pieces, and so their reading, behind each message's end;
+ * several at once also let the filesystem share one journal commit among
+ * them.  A finished job
  * comes back to the loop through a pipe (as the committer's results do)
  * and gives its buffer back to the body, which can then take the next
  * piece: a session never has more than two pieces in flight, and one that
@@ -49,6 +56,8 @@
 
 /* Start writeback after this many bytes written and not yet started. */
 #define SPOOL_BODY_WRITEBACK (1024 * 1024)
+/* Threads syncing finished bodies at once. */
+#define SPOOL_BODY_SYNCERS 4
 
 enum job_kind { JOB_WRITE, JOB_FINISH, JOB_ABORT };
 
@@ -82,11 +91,15 @@ struct spool_bodies {
 	int dirfd;
 	pthread_t thread;
 	int running;
+	pthread_t syncers[SPOOL_BODY_SYNCERS];
+	int nsyncers;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;  /* the writer: todo */
+	pthread_cond_t scv; /* the syncers: syncs */
 	struct spool_body_job *todo, **todo_tail;
+	struct spool_body_job *syncs, **syncs_tail;
 	struct spool_body_job *done, **done_tail;
-	int stop;
+	int stop, stop_sync;
 	int wake[2];
 	struct event *wake_ev;
 };
@@ -178,26 +191,11 @@ body_run(struct spool_bodies *w, struct spool_body_job *j)
 			b->error = errno;
 		break;
 	case JOB_FINISH:
+		/* the last piece here; the sync on a syncer thread */
 		if (b->error == 0 && body_append(w, b, &j->data) < 0)
 			b->error = errno;
 		if (b->error == 0 && b->fd < 0)
 			b->error = EINVAL; /* a body with no bytes: a bug */
-		if (b->error == 0 &&
-		    (body_sync(b->fd) < 0 || fsync(w->dirfd) < 0))
-			b->error = errno;
-		body_close(b);
-		if (b->error != 0) {
-			log_err("queue: body of %s: %s; the message is refused",
-			    b->name, strerror(b->error));
-			if (b->created && unlinkat(w->dirfd, b->name, 0) < 0)
-				log_warn("queue: removing body %s: %s", b->name,
-				    strerror(errno));
-			spool_fail_now(w->sp, j->item);
-		} else {
-			spool_crash_point("after-body-sync");
-			spool_commit_later(w->sp, j->item, b->written);
-		}
-		j->item = NULL;
 		break;
 	case JOB_ABORT:
 		body_close(b);
@@ -206,6 +204,67 @@ body_run(struct spool_bodies *w, struct spool_body_job *j)
 			    strerror(errno));
 		break;
 	}
+}
+
+/* A finished body: synced with its directory entry, then committed. */
+static void
+body_sync_one(struct spool_bodies *w, struct spool_body_job *j)
+{
+	struct spool_body *b = j->body;
+
+	if (b->error == 0 && (body_sync(b->fd) < 0 || fsync(w->dirfd) < 0))
+		b->error = errno;
+	body_close(b);
+	if (b->error != 0) {
+		log_err("queue: body of %s: %s; the message is refused",
+		    b->name, strerror(b->error));
+		if (b->created && unlinkat(w->dirfd, b->name, 0) < 0)
+			log_warn("queue: removing body %s: %s", b->name,
+			    strerror(errno));
+		spool_fail_now(w->sp, j->item);
+	} else {
+		spool_crash_point("after-body-sync");
+		spool_commit_later(w->sp, j->item, b->written);
+	}
+	j->item = NULL;
+}
+
+/* A job is through: back to the loop (buffers, waiting sessions). */
+static void
+body_done(struct spool_bodies *w, struct spool_body_job *j)
+{
+	pthread_mutex_lock(&w->mu);
+	j->next = NULL;
+	*w->done_tail = j;
+	w->done_tail = &j->next;
+	pthread_mutex_unlock(&w->mu);
+	if (write(w->wake[1], "x", 1) < 0 && errno != EAGAIN)
+		log_err(
+		    "queue: cannot wake the event loop: %s", strerror(errno));
+}
+
+static void *
+body_syncer(void *arg)
+{
+	struct spool_bodies *w = arg;
+
+	for (;;) {
+		struct spool_body_job *j;
+
+		pthread_mutex_lock(&w->mu);
+		while (w->syncs == NULL && !w->stop_sync)
+			pthread_cond_wait(&w->scv, &w->mu);
+		if ((j = w->syncs) == NULL) {
+			pthread_mutex_unlock(&w->mu);
+			break;
+		}
+		if ((w->syncs = j->next) == NULL)
+			w->syncs_tail = &w->syncs;
+		pthread_mutex_unlock(&w->mu);
+		body_sync_one(w, j);
+		body_done(w, j);
+	}
+	return NULL;
 }
 
 static void *
@@ -228,15 +287,18 @@ body_writer(void *arg)
 		pthread_mutex_unlock(&w->mu);
 
 		body_run(w, j);
-
-		pthread_mutex_lock(&w->mu);
-		j->next = NULL;
-		*w->done_tail = j;
-		w->done_tail = &j->next;
-		pthread_mutex_unlock(&w->mu);
-		if (write(w->wake[1], "x", 1) < 0 && errno != EAGAIN)
-			log_err("queue: cannot wake the event loop: %s",
-			    strerror(errno));
+		if (j->kind == JOB_FINISH && w->nsyncers > 0) {
+			pthread_mutex_lock(&w->mu);
+			j->next = NULL;
+			*w->syncs_tail = j;
+			w->syncs_tail = &j->next;
+			pthread_cond_signal(&w->scv);
+			pthread_mutex_unlock(&w->mu);
+			continue;
+		}
+		if (j->kind == JOB_FINISH)
+			body_sync_one(w, j); /* no syncer could start */
+		body_done(w, j);
 	}
 	return NULL;
 }
@@ -410,6 +472,19 @@ spool_body_finish(struct spool_body *b, struct buf *tail, struct spool_item *it)
 
 /* --- start, stop, sweep ---------------------------------------------- */
 
+/* The syncers finish what is queued, then end. */
+static void
+body_stop_syncers(struct spool_bodies *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->stop_sync = 1;
+	pthread_cond_broadcast(&w->scv);
+	pthread_mutex_unlock(&w->mu);
+	for (int i = 0; i < w->nsyncers; i++)
+		pthread_join(w->syncers[i], NULL);
+	w->nsyncers = 0;
+}
+
 struct spool_bodies *
 spool_bodies_start(struct spool *sp, const char *dir, struct event_base *base,
     const char **why)
@@ -424,6 +499,7 @@ spool_bodies_start(struct spool *sp, const char *dir, struct event_base *base,
 	w->sp = sp;
 	w->dirfd = w->wake[0] = w->wake[1] = -1;
 	w->todo_tail = &w->todo;
+	w->syncs_tail = &w->syncs;
 	w->done_tail = &w->done;
 	if ((qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    (mkdirat(qfd, SPOOL_BODY_DIR, 0700) < 0 && errno != EEXIST) ||
@@ -448,10 +524,17 @@ spool_bodies_start(struct spool *sp, const char *dir, struct event_base *base,
 	}
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
+	pthread_cond_init(&w->scv, NULL);
+	while (
+	    w->nsyncers < SPOOL_BODY_SYNCERS &&
+	    pthread_create(&w->syncers[w->nsyncers], NULL, body_syncer, w) == 0)
+		w->nsyncers++;
 	if (pthread_create(&w->thread, NULL, body_writer, w) != 0) {
 		*why = "cannot start the body writer thread";
+		body_stop_syncers(w);
 		pthread_mutex_destroy(&w->mu);
 		pthread_cond_destroy(&w->cv);
+		pthread_cond_destroy(&w->scv);
 		goto fail;
 	}
 	w->running = 1;
@@ -481,6 +564,7 @@ spool_bodies_stop(struct spool_bodies *w)
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
+	body_stop_syncers(w); /* after the writer: it feeds them */
 	w->running = 0;
 	body_returned(w);
 }
@@ -497,6 +581,7 @@ spool_bodies_free(struct spool_bodies *w)
 	close(w->dirfd);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv);
+	pthread_cond_destroy(&w->scv);
 	free(w);
 }
 
