@@ -255,6 +255,9 @@ client_conn_connect(struct event_base *base, const struct sockaddr *addr,
 	    c->sock, EV_WRITE, CLIENT_CONN_OUTPUT_LOW, CLIENT_CONN_OUTPUT_HIGH);
 	bufferevent_setcb(c->sock, client_conn_read_cb, client_conn_write_cb,
 	    client_conn_sock_event_cb, c);
+	/* libevent writes 16 KB per call by default: a large message would
+	 * cost a writev and a loop turn per 16 KB */
+	bufferevent_set_max_single_write(c->sock, CLIENT_CONN_OUTPUT_HIGH);
 	bufferevent_enable(c->sock, EV_READ | EV_WRITE);
 	client_conn_set_timeout(c, timeout);
 	if (bufferevent_socket_connect(c->sock, addr, (int)addrlen) < 0) {
@@ -339,6 +342,7 @@ client_conn_starttls(struct client_conn *c, SSL *ssl)
 	c->handshaking = 1;
 	bufferevent_setwatermark(tls, EV_READ, 0, CLIENT_CONN_INPUT_MAX);
 	bufferevent_setwatermark(tls, EV_WRITE, CLIENT_CONN_OUTPUT_LOW, 0);
+	bufferevent_set_max_single_write(tls, CLIENT_CONN_OUTPUT_HIGH);
 	/* The plaintext socket's callbacks are the filter's now. */
 	bufferevent_setcb(tls, client_conn_read_cb, client_conn_write_cb,
 	    client_conn_tls_event_cb, c);

@@ -966,7 +966,8 @@ session_read_data(struct session *s)
 {
 	while (s->state == SESSION_DATA) {
 		size_t len, take, got;
-		const char *p = conn_peek(s->conn, &len);
+		/* three bytes decide at a line start: "." CRLF ends it */
+		const char *p = conn_peek_some(s->conn, 3, &len);
 		const char *lf;
 
 		if (len == 0 || content_blocked(&s->content))
@@ -1021,7 +1022,7 @@ session_read_bdat(struct session *s)
 {
 	while (s->state == SESSION_BDAT) {
 		size_t len, take;
-		const char *p = conn_peek(s->conn, &len);
+		const char *p = conn_peek_some(s->conn, 1, &len);
 
 		if (s->bdat_remaining > 0) {
 			if (len == 0 ||
