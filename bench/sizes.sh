@@ -30,8 +30,8 @@ for spec in $SIZES; do
 	    bench/relay.sh >"$log" 2>&1 || FAILED=1
 	grep -E '^  round' "$log"
 	# the summary rows: "sluiced E2E ACC n/n, n/n" and the ratio row
-	s=$(awk '$1 == "sluiced" && $2 ~ /^[0-9]/ { print $2, $3 }' "$log")
-	p=$(awk '$1 == "postfix" && $2 ~ /^[0-9]/ { print $2, $3 }' "$log")
+	s=$(awk '$1 == "sluiced" && $2 ~ /^[0-9.e+]+$/ { print $2, $3 }' "$log")
+	p=$(awk '$1 == "postfix" && $2 ~ /^[0-9.e+]+$/ { print $2, $3 }' "$log")
 	r=$(awk '$1 == "ratio" { print $3, $4 }' "$log")
 	rows+=("$(printf '%-10s %8s %8s %8s %8s %8s %8s' "$size" $s $p $r)")
 	rm -f "$log"
