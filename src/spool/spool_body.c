@@ -338,8 +338,10 @@ body_returned(struct spool_bodies *w)
 			buf_free(&list->data);
 		}
 		free(list);
-		/* The job's reference keeps b across the callback. */
-		if (!b->busy && b->ready != NULL) {
+		/* The job's reference keeps b across the callback.  None
+		 * while stopping: the loop has exited, and a session left
+		 * behind by the drain timeout stays as it is. */
+		if (!b->busy && b->ready != NULL && !w->stop) {
 			void (*fn)(void *) = b->ready;
 
 			b->ready = NULL;
