@@ -440,8 +440,23 @@ static void
 spool_commit_batch(struct spool *sp, struct spool_item *batch)
 {
 	time_t now = time(NULL);
-	int any = 0;
+	int any = 0, files = 0;
 
+	/*
+	 * The names of this batch's new body files must be durable before
+	 * the rows that name them: one fsync of their directory for the whole
+	 * batch (each file's own data was synced by a syncer thread).
+	 */
+	for (struct spool_item *it = batch; it != NULL && !files; it = it->next)
+		files = it->body_file != NULL && !it->is_result;
+	if (files && spool_bodies_sync_dir(sp->bodies) < 0) {
+		log_err("queue: syncing the body directory: %s; the batch is "
+		        "refused",
+		    strerror(errno));
+		for (struct spool_item *it = batch; it != NULL; it = it->next)
+			it->ok = 0;
+		return;
+	}
 	if (spool_exec(sp->db, "BEGIN IMMEDIATE") < 0) {
 		for (struct spool_item *it = batch; it != NULL; it = it->next)
 			it->ok = 0;

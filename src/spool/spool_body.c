@@ -31,9 +31,10 @@
  * touches after creation.
  *
  * Durability: writeback of each MB is started as it is written
- * (sync_file_range), so the fdatasync at the end finds little to do; the
- * directory is synced too (the new name must survive a crash), and only
- * then is the message's row handed to the committer.  A file whose row
+ * (sync_file_range), so the fdatasync at the end finds little to do; then
+ * the message goes to the committer, which syncs the directory (the new
+ * name must survive a crash) once for its whole batch before it commits
+ * the rows.  A file whose row
  * never commits is removed at the next start (spool_bodies_sweep).
  */
 #include <dirent.h>
@@ -212,7 +213,8 @@ body_sync_one(struct spool_bodies *w, struct spool_body_job *j)
 {
 	struct spool_body *b = j->body;
 
-	if (b->error == 0 && (body_sync(b->fd) < 0 || fsync(w->dirfd) < 0))
+	/* the directory: once per commit batch (spool_commit_batch) */
+	if (b->error == 0 && body_sync(b->fd) < 0)
 		b->error = errno;
 	body_close(b);
 	if (b->error != 0) {
@@ -623,6 +625,16 @@ spool_bodies_sweep(
 			    strerror(errno));
 	}
 	return removed;
+}
+
+int
+spool_bodies_sync_dir(struct spool_bodies *w)
+{
+	if (spool_fault_file("fsync")) {
+		errno = EIO;
+		return -1;
+	}
+	return fsync(w->dirfd);
 }
 
 void

@@ -50,6 +50,8 @@ int spool_bodies_sweep(
     struct spool_bodies *, int (*named)(void *, const char *), void *);
 /* A body file no row names any more (after a purge); any thread. */
 void spool_bodies_unlink(struct spool_bodies *, const char *name);
+/* fsync the body directory (new names durable); -1 with errno. */
+int spool_bodies_sync_dir(struct spool_bodies *);
 /* The end of a body: tail's bytes (taken over) are written, the file is
  * synced, then it goes to the committer as it (or fails). */
 void spool_body_finish(
