@@ -57,7 +57,7 @@
 #include "util/log.h"
 
 /* Start writeback after this many bytes written and not yet started. */
-#define SPOOL_BODY_WRITEBACK (1024 * 1024)
+#define SPOOL_BODY_WRITEBACK (256 * 1024)
 /* Threads syncing finished bodies at once. */
 #define SPOOL_BODY_SYNCERS 4
 /*
