@@ -59,6 +59,14 @@ enum smarthost_auth {
 
 enum proto_log_level { PROTOLOG_NONE, PROTOLOG_VERBOSE };
 
+/* SmtpDaneMode and MtaStsMode (Exchange Online's outbound connectors). */
+enum conf_dane_mode {
+	DANE_MODE_NONE,
+	DANE_MODE_OPPORTUNISTIC,
+	DANE_MODE_MANDATORY,
+};
+enum conf_sts_mode { MTASTS_MODE_NONE, MTASTS_MODE_OPPORTUNISTIC };
+
 /* A list of strings parsed from a comma-separated value. */
 struct conf_strlist {
 	char **v;
@@ -106,16 +114,28 @@ struct conf_transport {
 	char *trusted_ca_file;
 	char *crl_file; /* PEM CRLs checked for peer certificates; "" = none */
 	char *resolver; /* "system" or "ADDR@PORT" */
+	/* DNSSEC trust anchors (DS or DNSKEY records); "" = no validation */
+	char *dnssec_trust_anchor_file;
 	char *tls_ciphers;      /* TLS 1.2 cipher list (OpenSSL syntax) */
 	char *tls_ciphersuites; /* TLS 1.3 suites */
 	char *user;           /* run as this user after binding; empty = stay */
 	char *control_socket; /* path of sluicectl's control socket */
-	char *users_file;     /* "user:crypt-hash" lines for AUTH */
+	/* sluice-sendmail's socket (world-connectable); "" = none */
+	char *local_submission_socket;
+	char *users_file; /* "user:crypt-hash" lines for AUTH */
 	/* RCPT to an Authoritative domain needs an existing mailbox */
 	int recipient_validation_enabled;
 	int message_tracking_log_subject_logging_enabled;
 	unsigned max_per_domain_outbound_connections;
 	unsigned max_outbound_connections;
+	/* log retention (Set-TransportService): seconds, 0 = no age limit;
+	 * bytes, SIZE_UNLIMITED = no size limit */
+	unsigned message_tracking_log_max_age;
+	uint64_t message_tracking_log_max_directory_size;
+	unsigned receive_protocol_log_max_age;
+	uint64_t receive_protocol_log_max_directory_size;
+	unsigned send_protocol_log_max_age;
+	uint64_t send_protocol_log_max_directory_size;
 	/* back pressure (server/backpressure.h), EdgeTransport.exe.config */
 	int enable_resource_monitoring;
 	unsigned resource_monitoring_interval; /* seconds */
@@ -207,11 +227,93 @@ struct conf_send_connector {
 	int enabled;
 	enum proto_log_level protocol_logging_level;
 	unsigned connection_inactivity_timeout;
+	/* used only when a transport rule routes to it (SPEC 5) */
+	int is_transport_rule_scoped;
 	/* keep X-Sluice-Organization-* headers (a partner of our own) */
 	int cloud_services_mail_enabled;
+	enum conf_dane_mode smtp_dane_mode; /* SmtpDaneMode */
+	enum conf_sts_mode mta_sts_mode;    /* MtaStsMode */
 	int line;
 };
 
+/* Transport rules (SPEC 5): Mode, the scopes, SenderAddressLocation. */
+enum rule_mode {
+	RULE_MODE_ENFORCE,
+	RULE_MODE_AUDIT,
+	RULE_MODE_AUDIT_AND_NOTIFY,
+};
+
+enum rule_scope {
+	RULE_SCOPE_NONE, /* not set */
+	RULE_SCOPE_IN_ORGANIZATION,
+	RULE_SCOPE_NOT_IN_ORGANIZATION,
+	RULE_SCOPE_EXTERNAL_PARTNER, /* SentToScope only */
+};
+
+enum rule_sender_location {
+	RULE_SENDER_HEADER, /* the From header field (Exchange's default) */
+	RULE_SENDER_ENVELOPE,
+	RULE_SENDER_HEADER_OR_ENVELOPE,
+};
+
+enum rule_error_action {
+	RULE_ERROR_IGNORE, /* the rule is skipped */
+	RULE_ERROR_DEFER,  /* the message is refused for now (451) */
+};
+
+/*
+ * The conditions of a rule, and (a second time) its exceptions
+ * (ExceptIf...).  An empty list, NULL name, RULE_SCOPE_NONE or
+ * SIZE_UNLIMITED means "not set".  Values are kept as written; patterns
+ * are compiled by rule_set_build().
+ */
+struct conf_rule_predicates {
+	struct conf_strlist sender_domain_is;
+	struct conf_strlist recipient_domain_is;
+	struct conf_strlist from;
+	struct conf_strlist sent_to;
+	unsigned from_scope;    /* enum rule_scope */
+	unsigned sent_to_scope; /* enum rule_scope */
+	struct conf_strlist from_address_patterns;
+	struct conf_strlist recipient_address_patterns;
+	struct conf_iprange *sender_ip_ranges;
+	size_t nsender_ip_ranges;
+	char *header_contains_name;
+	struct conf_strlist header_contains_words;
+	char *header_matches_name;
+	struct conf_strlist header_matches_patterns;
+	struct conf_strlist subject_contains_words;
+	struct conf_strlist subject_matches_patterns;
+	uint64_t message_size_over;
+};
+
+struct conf_transport_rule {
+	char *name;
+	unsigned priority;
+	int priority_set; /* given in the file (else derived) */
+	int enabled;
+	unsigned mode; /* enum rule_mode */
+	char *comments;
+	unsigned sender_address_location; /* enum rule_sender_location */
+	unsigned rule_error_action;       /* enum rule_error_action */
+	struct conf_rule_predicates cond, except;
+	/* actions */
+	int route_require_tls;
+	char *route_connector;
+	char *set_header_name;
+	char *set_header_value;
+	char *remove_header;
+	char *prepend_subject;
+	char *reject_text;
+	char *reject_code;
+	int delete_message;
+	struct conf_strlist redirect_to;
+	struct conf_strlist blind_copy_to;
+	int stop_rule_processing;
+	int line;
+};
+
+struct rule_set; /* src/rules/rules.h */
 struct conf_obj; /* where each object and key was written (conf_keys.h) */
 
 struct conf {
@@ -225,11 +327,21 @@ struct conf {
 	size_t nreceive_connectors;
 	struct conf_send_connector *send_connectors;
 	size_t nsend_connectors;
+	struct conf_transport_rule *transport_rules;
+	size_t ntransport_rules;
+	struct rule_set *rules; /* compiled, in priority order */
 	/* Where things were written, for reports after loading. */
 	struct conf_obj *objs;
 	size_t nobjs;
 	/* "FILE:LINE: warning: ..." lines found while loading, or NULL. */
 	char *warnings;
+	/*
+	 * The built-in connector local submissions (LocalSubmissionSocket)
+	 * are served by: a receive connector's defaults, relay allowed, no
+	 * TLS or AUTH offered (conf_local.c).  Not in receive_connectors:
+	 * it has no binding and no section of its own.
+	 */
+	struct conf_receive_connector local_submission;
 };
 
 /*
@@ -279,6 +391,8 @@ const struct conf_receive_connector *conf_receive_connector(
     const struct conf *, const char *name);
 const struct conf_send_connector *conf_send_connector(
     const struct conf *, const char *name);
+const struct conf_transport_rule *conf_transport_rule(
+    const struct conf *, const char *name);
 
 /*
  * Value parsers, exported for the unit tests and for sluicectl.  Each
@@ -297,8 +411,6 @@ int conf_iprange_contains(const struct conf_iprange *, const struct sockaddr *);
  */
 int conf_parse_smarthost(const char *item, char *host, size_t hostlen,
     unsigned short *port, int *literal, const char **why);
-/* A host name (Fqdn, smart hosts): LDH labels, last label not numeric. */
-int conf_valid_hostname(const char *);
 
 /* Format-List style dumps used by sluicectl get-* (effective values). */
 void conf_dump_transport(const struct conf *, FILE *);
@@ -306,12 +418,18 @@ void conf_dump_accepted_domain(const struct conf_accepted_domain *, FILE *);
 void conf_dump_receive_connector(const struct conf_receive_connector *, FILE *);
 void conf_dump_send_connector(const struct conf_send_connector *, FILE *);
 void conf_dump_certificate(const struct conf_certificate *, FILE *);
+/* With its Description (needs the compiled rule set of conf). */
+void conf_dump_transport_rule(
+    const struct conf *, const struct conf_transport_rule *, FILE *);
 
 /* Is name in the list (case-insensitive)?  For the domain lists. */
 int conf_strlist_has(const struct conf_strlist *, const char *name);
 
 /* "EncryptionOnly", ... ("" for TLS_AUTH_NONE). */
 const char *conf_tls_level_name(enum tls_auth_level);
+/* "None", "Opportunistic", "Mandatory". */
+const char *conf_dane_mode_name(enum conf_dane_mode);
+const char *conf_sts_mode_name(enum conf_sts_mode);
 
 /* INI dump of the effective configuration; it loads again as is. */
 void conf_dump_ini(const struct conf *, FILE *);

@@ -7,8 +7,9 @@
  * or reload what would fail later, one message at a time:
  *
  * - Every file a key names (certificates, keys, TrustedCAFile, CRLFile,
- *   UsersFile, AuthenticationCredential) is opened for reading, as the
- *   daemon's run-time user when [Transport] User is set and we are root:
+ *   DnssecTrustAnchorFile, UsersFile, AuthenticationCredential) is
+ *   opened for reading, as the daemon's run-time user when [Transport]
+ *   User is set and we are root:
  *   a forked child takes that user's ids exactly as sluiced does when it
  *   drops privileges (its primary group only), opens each file and
  *   reports back over a pipe.  sluiced reads these files again on
@@ -36,6 +37,7 @@
 #include <unistd.h>
 
 #include "conf/conf_keys.h"
+#include "util/fd.h"
 
 /* How secret a file is, for its mode check. */
 enum check_kind {
@@ -80,6 +82,8 @@ check_collect(const struct conf *c, struct check_file *f)
 
 	CHECK_ADD(t, "TrustedCAFile", t->trusted_ca_file, CHECK_PUBLIC);
 	CHECK_ADD(t, "CRLFile", t->crl_file, CHECK_PUBLIC);
+	CHECK_ADD(t, "DnssecTrustAnchorFile", t->dnssec_trust_anchor_file,
+	    CHECK_PUBLIC);
 	CHECK_ADD(t, "UsersFile", t->users_file, CHECK_HASHES);
 	for (size_t i = 0; i < c->ncertificates; i++) {
 		const struct conf_certificate *ce = &c->certificates[i];
@@ -166,18 +170,8 @@ check_open_all(const struct check_file *f, size_t n, const struct passwd *pw,
 			err = errno;
 		for (size_t i = 0; i < n && err == 0; i++)
 			check_open(&f[i], &r[i]);
-		if (write(fds[1], &err, sizeof(err)) == (ssize_t)sizeof(err) &&
-		    err == 0) {
-			const char *p = (const char *)r;
-
-			for (size_t off = 0; off < want;) {
-				ssize_t w = write(fds[1], p + off, want - off);
-
-				if (w <= 0)
-					break;
-				off += (size_t)w;
-			}
-		}
+		if (fd_write_all(fds[1], &err, sizeof(err)) == 0 && err == 0)
+			fd_write_all(fds[1], r, want);
 		_exit(0);
 	}
 	close(fds[1]);

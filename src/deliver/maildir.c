@@ -29,6 +29,7 @@
 
 #include "deliver/maildir.h"
 #include "spool/spool.h"
+#include "util/fd.h"
 #include "util/log.h"
 #include "util/mkdirs.h"
 
@@ -111,24 +112,6 @@ maildir_fsync_dir(const char *dir)
 	return rc;
 }
 
-static int
-maildir_write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * Write one piece of the stored message with LF line ends: each CRLF
  * becomes LF (the spool holds no bare CR or LF; anything else is written
@@ -154,12 +137,12 @@ maildir_write_lf(int fd, const char *p, size_t n, int *cr)
 			continue; /* the LF follows */
 		out[o++] = p[i];
 		if (o == sizeof(out)) {
-			if (maildir_write_all(fd, out, o) < 0)
+			if (fd_write_all(fd, out, o) < 0)
 				return -1;
 			o = 0;
 		}
 	}
-	return maildir_write_all(fd, out, o);
+	return fd_write_all(fd, out, o);
 }
 
 /* Deliver one job; 0 on success, else error text in err. */
@@ -210,7 +193,7 @@ maildir_deliver(
 		goto out;
 	}
 	/* more: 0 at the end, -1 when the queue failed, 2 when we did */
-	more = maildir_write_all(fd, hdr, (size_t)n) < 0 ? 2 : 1;
+	more = fd_write_all(fd, hdr, (size_t)n) < 0 ? 2 : 1;
 	while (more == 1 && (more = spool_reader_next(r, &p, &plen)) == 1)
 		if (maildir_write_lf(fd, p, plen, &cr) < 0)
 			more = 2;

@@ -13,7 +13,9 @@
  * TLS follows SPEC's table as tls_policy_decide() and tls_policy_judge()
  * (src/tls/tls_policy.c) state it, decided for every next hop: under a
  * requirement, a next hop that does not meet it is never sent a MAIL
- * FROM and the client moves on to the next one.
+ * FROM and the client moves on to the next one.  DANE and MTA-STS (SPEC
+ * 6) are further inputs of that decision: a next hop they rule out is
+ * not connected to at all.
  */
 #ifndef SLUICE_SMTP_CLIENT_H
 #define SLUICE_SMTP_CLIENT_H
@@ -23,6 +25,7 @@
 #include "conf/conf.h"
 #include "dns/resolver.h"
 
+struct dest_tls;
 struct event_base;
 struct protolog;
 struct smtp_client;
@@ -87,6 +90,9 @@ struct smtp_client_params {
 	const struct conf *conf;
 	const struct conf_send_connector *connector;
 	const char *domain; /* recipient domain */
+	/* a transport rule requires TLS (RouteMessageOutboundRequireTls):
+	 * the policy is at least EncryptionOnly; NULL when none does */
+	const char *tls_rule;
 	const struct resolver_hop *hops;
 	size_t nhops;
 	struct tls_client *tls;        /* client TLS context; NULL: no TLS */
@@ -94,6 +100,11 @@ struct smtp_client_params {
 	const char *auth_user;         /* SmartHostAuthMechanism credentials */
 	const char *auth_pass;
 	struct protolog *protolog; /* SmtpSend protocol log, may be NULL */
+	/*
+	 * DANE and MTA-STS facts of the hops (dest_tls.h), NULL when none
+	 * were gathered; the client keeps a reference while it runs.
+	 */
+	struct dest_tls *dest_tls;
 	const struct smtp_client_ops *ops;
 	void *arg;
 };

@@ -15,6 +15,10 @@
  * Tab and CR, the other two OWASP names, are already written as \x09 and
  * \x0D.  The protocol log's event column ("+" connect, "-" disconnect)
  * is part of Exchange's format and goes through csvlog_field_token().
+ *
+ * Retention (logretain.c) runs when a file is opened, when the limits are
+ * set (start, reload) and at most once a CSVLOG_SWEEP_SECONDS while rows
+ * are written, so files go even on a day that never rolls over.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,8 +28,13 @@
 #include <time.h>
 
 #include "log/csvlog.h"
+#include "log/logclock.h"
+#include "log/logretain.h"
 #include "util/log.h"
 #include "util/mkdirs.h"
+
+/* How often a busy log looks for files to remove. */
+#define CSVLOG_SWEEP_SECONDS 60
 
 struct csvlog {
 	char *dir;
@@ -34,6 +43,11 @@ struct csvlog {
 	char *fields;
 	FILE *fp;
 	char day[16]; /* yyyymmdd of the open file */
+	/* retention: MaxAge (0: none) and MaxDirectorySize (UINT64_MAX) */
+	unsigned max_age;
+	uint64_t max_size;
+	time_t last_sweep;
+	unsigned held; /* csvlog_hold() nesting: no flush per row */
 };
 
 struct csvlog *
@@ -42,7 +56,7 @@ csvlog_open(const char *dir, const char *prefix, const char *log_type,
 {
 	struct csvlog *l;
 
-	if (mkdirs(dir, 0750) < 0) {
+	if (mkdirs(dir, 0700) < 0) {
 		log_err("log directory %s: %s", dir, strerror(errno));
 		return NULL;
 	}
@@ -52,6 +66,7 @@ csvlog_open(const char *dir, const char *prefix, const char *log_type,
 	l->prefix = strdup(prefix);
 	l->log_type = strdup(log_type);
 	l->fields = strdup(fields);
+	l->max_size = UINT64_MAX;
 	if (l->dir == NULL || l->prefix == NULL || l->log_type == NULL ||
 	    l->fields == NULL) {
 		csvlog_close(l);
@@ -82,14 +97,40 @@ csvlog_close(struct csvlog *l)
 	free(l);
 }
 
+/* Remove what the limits say must go; the open file always stays. */
 static void
-csvlog_stamp(char *out, size_t len, struct tm *tm)
+csvlog_sweep(struct csvlog *l, time_t now)
+{
+	char keep[64];
+
+	l->last_sweep = now;
+	if (l->max_age == 0 && l->max_size == UINT64_MAX)
+		return;
+	snprintf(keep, sizeof(keep), "%s%s-1.LOG", l->prefix, l->day);
+	logretain_sweep(l->dir, l->prefix, l->day[0] ? keep : NULL, l->max_age,
+	    l->max_size, now);
+}
+
+void
+csvlog_retain(struct csvlog *l, unsigned max_age, uint64_t max_size)
+{
+	struct timeval tv;
+
+	l->max_age = max_age;
+	l->max_size = max_size;
+	logclock_now(&tv);
+	csvlog_sweep(l, tv.tv_sec);
+}
+
+static void
+csvlog_stamp(char *out, size_t len, struct tm *tm, time_t *now)
 {
 	struct timeval tv;
 
 	char base[32];
 
-	gettimeofday(&tv, NULL);
+	logclock_now(&tv);
+	*now = tv.tv_sec;
 	gmtime_r(&tv.tv_sec, tm);
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", tm);
 	snprintf(out, len, "%s.%03dZ", base, (int)(tv.tv_usec / 1000));
@@ -112,6 +153,7 @@ csvlog_file(struct csvlog *l, const struct tm *tm, const char *stamp)
 		return -1;
 	}
 	memcpy(l->day, day, sizeof(l->day));
+	l->last_sweep = 0; /* a new file: look at the old ones now */
 	if (fstat(fileno(l->fp), &st) == 0 && st.st_size == 0)
 		fprintf(l->fp,
 		    "#Software: Sluice\r\n#Version: 1.0\r\n#Log-type: %s\r\n"
@@ -125,10 +167,13 @@ csvlog_begin(struct csvlog *l)
 {
 	char stamp[48];
 	struct tm tm;
+	time_t now;
 
-	csvlog_stamp(stamp, sizeof(stamp), &tm);
+	csvlog_stamp(stamp, sizeof(stamp), &tm, &now);
 	if (csvlog_file(l, &tm, stamp) < 0)
 		return NULL;
+	if (now - l->last_sweep >= CSVLOG_SWEEP_SECONDS)
+		csvlog_sweep(l, now);
 	fputs(stamp, l->fp);
 	return l->fp;
 }
@@ -187,5 +232,15 @@ void
 csvlog_end(struct csvlog *l)
 {
 	fputs("\r\n", l->fp);
-	fflush(l->fp);
+	if (l->held == 0)
+		fflush(l->fp);
+}
+
+void
+csvlog_hold(struct csvlog *l, int hold)
+{
+	if (hold)
+		l->held++;
+	else if (l->held > 0 && --l->held == 0 && l->fp != NULL)
+		fflush(l->fp);
 }

@@ -7,6 +7,7 @@
 #define SLUICE_CSVLOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct csvlog;
@@ -17,6 +18,12 @@ struct csvlog *csvlog_open(const char *dir, const char *prefix,
 void csvlog_close(struct csvlog *);
 /* Close the file; the next row opens the current one again (rotation). */
 void csvlog_reopen(struct csvlog *);
+/*
+ * Retention limits (logretain.h): MaxAge in seconds, 0 for none;
+ * MaxDirectorySize in bytes, UINT64_MAX for none.  Applied at once, then
+ * whenever a file is opened and every minute while rows are written.
+ */
+void csvlog_retain(struct csvlog *, unsigned max_age, uint64_t max_size);
 
 /*
  * Start a row (rolls over to a new file at midnight UTC), then add
@@ -37,5 +44,11 @@ void csvlog_field(FILE *, const char *, size_t);
  */
 void csvlog_field_token(FILE *, const char *, size_t);
 void csvlog_end(struct csvlog *);
+/*
+ * While held (hold 1), finished rows are not flushed one by one, so the
+ * rows of one message leave in one write; the last release (hold 0)
+ * flushes.  Holds nest.
+ */
+void csvlog_hold(struct csvlog *, int hold);
 
 #endif

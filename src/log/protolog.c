@@ -42,6 +42,12 @@ protolog_reopen(struct protolog *p)
 }
 
 void
+protolog_retain(struct protolog *p, unsigned max_age, uint64_t max_size)
+{
+	csvlog_retain(p->csv, max_age, max_size);
+}
+
+void
 protolog_close(struct protolog *p)
 {
 	if (p == NULL)

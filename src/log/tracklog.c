@@ -67,12 +67,26 @@ tracklog_reopen(struct tracklog *t)
 }
 
 void
+tracklog_retain(struct tracklog *t, unsigned max_age, uint64_t max_size)
+{
+	csvlog_retain(t->csv, max_age, max_size);
+}
+
+void
 tracklog_close(struct tracklog *t)
 {
 	if (t == NULL)
 		return;
 	csvlog_close(t->csv);
 	free(t);
+}
+
+const char *
+tracklog_directionality(const char *auth_as)
+{
+	return auth_as != NULL && strcmp(auth_as, "Internal") == 0
+	           ? "Originating"
+	           : "Incoming";
 }
 
 void
@@ -156,4 +170,11 @@ tracklog_write(struct tracklog *t, const struct track_event *ev)
 	tracklog_str(fp, TRACKLOG_SCHEMA);
 	tracklog_str(fp, ev->tls);
 	csvlog_end(t->csv);
+}
+
+void
+tracklog_hold(struct tracklog *t, int hold)
+{
+	if (t != NULL)
+		csvlog_hold(t->csv, hold);
 }

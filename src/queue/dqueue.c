@@ -10,20 +10,22 @@
  * started with (its send connector and TLS context live there), so a
  * reload never pulls a connector from under a delivery.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "conf/conf.h"
+#include "daemon/daemon.h"
 #include "deliver/smtp_client.h"
+#include "deliver/dest_tls.h"
 #include "dns/resolver.h"
 #include "log/tracklog.h"
 #include "queue/dqueue.h"
-#include "server/server.h"
 #include "spool/spool.h"
 #include "tls/tls_client.h"
+#include "util/fnv.h"
 #include "util/log.h"
 
 /* Resolved next hops are reused this long (no TTLs from the resolver). */
@@ -36,6 +38,7 @@ struct dq_rcpt {
 	char *addr, *orcpt;
 	unsigned notify, attempts;
 	int delay_notified;
+	char *note; /* after a failure's text: the transport rule */
 };
 
 struct dq_msg {
@@ -72,6 +75,10 @@ struct dq {
 	char name[256];
 	char connector[256];
 	char domain[256];
+	/* a transport rule requires TLS here (route.c: the queue's name
+	 * says so), and the first such rule, for the policy's words */
+	int tls_floor;
+	char tls_rule[256];
 	int suspended;
 	struct dq_msg *head, **tail;
 	size_t nwaiting;
@@ -81,12 +88,16 @@ struct dq {
 	int resolving;
 	struct resolver_result hops;
 	time_t hops_at;
+	/* DANE and MTA-STS facts of these hops (issue 16), and their
+	 * gathering while it runs (still "resolving") */
+	struct dest_tls *tls;
+	struct dest_tls_query *tlsq;
 	time_t retry_until;
 	char last_error[512];
 };
 
 struct dqueues {
-	struct server *srv;
+	struct daemon *daemon;
 	outcome_released_fn released;
 	void *arg;
 	struct dq *queues;
@@ -95,6 +106,11 @@ struct dqueues {
 	unsigned nclients;
 	struct resolver *resolver;
 	char resolver_spec[256];
+	char resolver_anchor[4096]; /* DnssecTrustAnchorFile it was made with */
+	/* MTA-STS (src/sts/sts.c) on that resolver, TrustedCAFile for its
+	 * fetches; made again with the resolver or when the file changes */
+	struct sts *sts;
+	char sts_ca[4096];
 	unsigned resolving;
 };
 
@@ -106,6 +122,7 @@ dq_msg_free(struct dq_msg *m)
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].orcpt);
+		free(m->rcpts[i].note);
 	}
 	free(m->rcpts);
 	spool_reader_close(m->reader);
@@ -116,12 +133,7 @@ dq_msg_free(struct dq_msg *m)
 static unsigned
 dq_hash(const char *name)
 {
-	unsigned h = 2166136261u; /* FNV-1a over the lower-cased name */
-
-	for (; *name != '\0'; name++)
-		h = (h ^ (unsigned char)tolower((unsigned char)*name)) *
-		    16777619u;
-	return h % DQUEUE_BUCKETS;
+	return fnv_32_lower(name) % DQUEUE_BUCKETS;
 }
 
 static struct dq *
@@ -180,6 +192,7 @@ dq_collect(struct dqueues *dqs)
 				hp = &(*hp)->hnext;
 			*hp = q->hnext;
 			*pp = q->next;
+			dest_tls_unref(q->tls);
 			free(q);
 		} else {
 			pp = &q->next;
@@ -188,13 +201,13 @@ dq_collect(struct dqueues *dqs)
 }
 
 struct dqueues *
-dqueues_new(struct server *srv, outcome_released_fn released, void *arg)
+dqueues_new(struct daemon *daemon, outcome_released_fn released, void *arg)
 {
 	struct dqueues *dqs = calloc(1, sizeof(*dqs));
 
 	if (dqs == NULL)
 		return NULL;
-	dqs->srv = srv;
+	dqs->daemon = daemon;
 	dqs->released = released;
 	dqs->arg = arg;
 	return dqs;
@@ -214,7 +227,7 @@ dqueues_free(struct dqueues *dqs)
 
 			q->clients = dc->next;
 			smtp_client_abort(dc->client);
-			server_conf_release(dc->ref);
+			daemon_conf_release(dc->ref);
 			free(dc);
 		}
 		while (q->head != NULL) {
@@ -223,8 +236,11 @@ dqueues_free(struct dqueues *dqs)
 			q->head = m->next;
 			dq_msg_free(m);
 		}
+		dest_tls_cancel(q->tlsq);
+		dest_tls_unref(q->tls);
 		free(q);
 	}
+	sts_free(dqs->sts);
 	resolver_free(dqs->resolver);
 	free(dqs);
 }
@@ -239,6 +255,10 @@ dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
 
 	if (q == NULL)
 		return -1;
+	if (r->tls_rule != NULL && !q->tls_floor) {
+		q->tls_floor = 1;
+		snprintf(q->tls_rule, sizeof(q->tls_rule), "%s", r->tls_rule);
+	}
 	/* Recipients of one message arrive together, in id order. */
 	m = q->head != NULL ? (struct dq_msg *)((char *)q->tail -
 	                                        offsetof(struct dq_msg, next))
@@ -276,9 +296,12 @@ dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
 	dr->notify = r->notify;
 	dr->attempts = r->attempts;
 	dr->delay_notified = r->delay_notified;
-	if (dr->addr == NULL || dr->orcpt == NULL) {
+	dr->note = r->note != NULL && r->note[0] ? strdup(r->note) : NULL;
+	if (dr->addr == NULL || dr->orcpt == NULL ||
+	    (r->note != NULL && r->note[0] && dr->note == NULL)) {
 		free(dr->addr);
 		free(dr->orcpt);
+		free(dr->note);
 		return -1;
 	}
 	m->nrcpts++;
@@ -296,11 +319,16 @@ dq_settle(struct dq *q, struct dq_msg *m, const struct smtp_client *client)
 	struct outcome o;
 	struct outcome_rcpt *rs =
 	    calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*rs));
+	/* a failure of a transport rule's recipient names the rule */
+	char(*noted)[SMTP_CLIENT_STATUS_MAX + 600] =
+	    calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*noted));
 	struct dqueues *dqs = q->owner;
 
-	if (rs == NULL) {
+	if (rs == NULL || noted == NULL) {
 		for (size_t i = 0; i < m->nrcpts; i++)
 			dqs->released(dqs->arg, m->rcpts[i].rcpt_id, 0);
+		free(rs);
+		free(noted);
 		return;
 	}
 	for (size_t i = 0; i < m->nrcpts; i++) {
@@ -316,6 +344,11 @@ dq_settle(struct dq *q, struct dq_msg *m, const struct smtp_client *client)
 		rs[i].enh = c->code > 0 ? c->enh : "4.4.0";
 		rs[i].status = c->code > 0 ? c->status : "not attempted";
 		rs[i].dsn_passed = c->dsn_passed;
+		if (m->rcpts[i].note != NULL && rs[i].code / 100 != 2) {
+			snprintf(noted[i], sizeof(noted[i]), "%s %s",
+			    rs[i].status, m->rcpts[i].note);
+			rs[i].status = noted[i];
+		}
 	}
 	memset(&o, 0, sizeof(o));
 	o.message_id = m->message_id;
@@ -339,8 +372,9 @@ dq_settle(struct dq *q, struct dq_msg *m, const struct smtp_client *client)
 	}
 	o.rcpts = rs;
 	o.nrcpts = m->nrcpts;
-	outcome_settle(dqs->srv, &o, dqs->released, dqs->arg);
+	outcome_settle(dqs->daemon, &o, dqs->released, dqs->arg);
 	free(rs);
+	free(noted);
 }
 
 /*
@@ -434,7 +468,7 @@ dq_load(struct dq *q, struct dq_msg *m)
 {
 	const char *why;
 
-	m->reader = spool_reader_open(spool_loop_view(q->owner->srv->spool),
+	m->reader = spool_reader_open(spool_loop_view(q->owner->daemon->spool),
 	    m->message_id, &m->stored, &why);
 	if (m->reader == NULL) {
 		log_warn("delivery of %s: %s", m->queue_id, why);
@@ -455,7 +489,8 @@ dq_next(void *arg, struct smtp_client *client)
 		q->nconnecting--;
 	}
 	/* Stopping: the transaction in hand was the last one. */
-	while (q->head != NULL && !q->suspended && !q->owner->srv->draining) {
+	while (
+	    q->head != NULL && !q->suspended && !q->owner->daemon->draining) {
 		struct dq_msg *m = q->head;
 
 		q->head = m->next;
@@ -534,14 +569,15 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
 		 * connections already parked or running may still take them.
 		 */
 		snprintf(q->last_error, sizeof(q->last_error), "%s", why);
-		q->retry_until = outcome_next_attempt(dqs->srv, 0, time(NULL));
+		q->retry_until =
+		    outcome_next_attempt(dqs->daemon, 0, time(NULL));
 		if (q->nclients == 0)
 			dq_settle_waiting(
 			    q, 451, enh[0] ? enh : "4.4.1", why, client);
 	} else if (delivered) {
 		q->last_error[0] = '\0';
 	}
-	server_conf_release(dc->ref);
+	daemon_conf_release(dc->ref);
 	free(dc);
 	if (q->head != NULL)
 		dq_start_clients(q);
@@ -583,14 +619,14 @@ static void
 dq_open(struct dq *q)
 {
 	struct dqueues *dqs = q->owner;
-	struct conf_ref *ref = server_conf_acquire(dqs->srv);
+	struct conf_ref *ref = daemon_conf_acquire(dqs->daemon);
 	const struct conf_send_connector *sc = dq_connector(ref, q);
 	struct smtp_client_params p;
 	struct dq_client *dc;
 
 	if (sc == NULL || !sc->enabled) {
 		/* The connector went away in a reload: route again later. */
-		server_conf_release(ref);
+		daemon_conf_release(ref);
 		dq_settle_waiting(q, 451, "4.4.3",
 		    "the send connector is gone or disabled", NULL);
 		return;
@@ -598,7 +634,7 @@ dq_open(struct dq *q)
 	if (ref->tls_client == NULL)
 		ref->tls_client = tls_client_from_conf(ref->conf, NULL);
 	if ((dc = calloc(1, sizeof(*dc))) == NULL) {
-		server_conf_release(ref);
+		daemon_conf_release(ref);
 		return;
 	}
 	dc->q = q;
@@ -606,18 +642,21 @@ dq_open(struct dq *q)
 	dc->connecting = 1;
 	dq_credentials(sc, dc);
 	memset(&p, 0, sizeof(p));
-	p.base = dqs->srv->base;
+	p.base = dqs->daemon->base;
 	/* The TLS policy is the client's (tls_policy_decide()) per hop. */
 	p.conf = ref->conf;
 	p.connector = sc;
 	p.domain = q->domain;
+	/* a transport rule's TLS floor, an input of the policy */
+	p.tls_rule = q->tls_floor ? q->tls_rule : NULL;
 	p.hops = q->hops.hops;
 	p.nhops = q->hops.nhops;
 	p.tls = ref->tls_client;
 	p.certs = ref->tls;
 	p.auth_user = dc->user[0] ? dc->user : NULL;
 	p.auth_pass = dc->user[0] ? dc->pass : NULL;
-	p.protolog = dqs->srv->sendlog;
+	p.protolog = dqs->daemon->sendlog;
+	p.dest_tls = q->tls;
 	p.ops = &dq_client_ops;
 	p.arg = dc;
 	dc->next = q->clients;
@@ -630,20 +669,50 @@ dq_open(struct dq *q)
 		q->nclients--;
 		q->nconnecting--;
 		dqs->nclients--;
-		server_conf_release(ref);
+		daemon_conf_release(ref);
 		free(dc);
 	}
+}
+
+/* The DANE and MTA-STS facts are in: the queue may connect. */
+static void
+dq_tls_gathered(void *arg, struct dest_tls *dt)
+{
+	struct dq *q = arg;
+
+	q->tlsq = NULL;
+	q->resolving = 0;
+	q->owner->resolving--;
+	dest_tls_unref(q->tls);
+	q->tls = dt;
+	dq_start_clients(q);
 }
 
 static void
 dq_resolved(void *arg, const struct resolver_result *res)
 {
 	struct dq *q = arg;
+	struct dqueues *dqs = q->owner;
+	const struct conf_send_connector *sc =
+	    conf_send_connector(dqs->daemon->conf->conf, q->connector);
 
-	q->resolving = 0;
-	q->owner->resolving--;
 	q->hops = *res;
 	q->hops_at = time(NULL);
+	/*
+	 * TLSA records of the secure hops and the domain's MTA-STS policy,
+	 * before the first connection (issue 16); the queue stays
+	 * "resolving" until they are in.
+	 */
+	if (res->status == RESOLVER_OK && sc != NULL &&
+	    dest_tls_needed(sc, res, dqs->sts != NULL) &&
+	    (q->tlsq = dest_tls_gather(dqs->daemon->base, dqs->resolver,
+	         dqs->sts, sc, q->domain, &q->hops, dq_tls_gathered, q)) !=
+	        NULL)
+		return;
+	dest_tls_unref(q->tls);
+	q->tls = NULL;
+	q->resolving = 0;
+	q->owner->resolving--;
 	switch (res->status) {
 	case RESOLVER_OK:
 		dq_start_clients(q);
@@ -651,7 +720,7 @@ dq_resolved(void *arg, const struct resolver_result *res)
 	case RESOLVER_TEMPFAIL:
 		snprintf(q->last_error, sizeof(q->last_error), "%s", res->why);
 		q->retry_until =
-		    outcome_next_attempt(q->owner->srv, 0, time(NULL));
+		    outcome_next_attempt(q->owner->daemon, 0, time(NULL));
 		dq_settle_waiting(q, 451, "4.4.3", res->why, NULL);
 		return;
 	case RESOLVER_PERMFAIL:
@@ -667,20 +736,44 @@ dq_resolved(void *arg, const struct resolver_result *res)
 static struct resolver *
 dq_resolver(struct dqueues *dqs)
 {
-	const char *spec = dqs->srv->conf->conf->transport.resolver;
+	const struct conf_transport *t = &dqs->daemon->conf->conf->transport;
+	const char *spec = t->resolver;
+	const char *anchor = t->dnssec_trust_anchor_file;
+	const char *ca = t->trusted_ca_file != NULL ? t->trusted_ca_file : "";
 	const char *why = NULL;
 
-	if (dqs->resolver != NULL && strcmp(dqs->resolver_spec, spec) != 0 &&
-	    dqs->resolving == 0) {
+	if (dqs->resolver != NULL && dqs->resolving == 0 &&
+	    (strcmp(dqs->resolver_spec, spec) != 0 ||
+	        strcmp(dqs->resolver_anchor, anchor) != 0)) {
+		sts_free(dqs->sts);
+		dqs->sts = NULL;
 		resolver_free(dqs->resolver);
 		dqs->resolver = NULL;
 	}
+	if (dqs->sts != NULL && dqs->resolving == 0 &&
+	    strcmp(dqs->sts_ca, ca) != 0) {
+		sts_free(dqs->sts);
+		dqs->sts = NULL;
+	}
 	if (dqs->resolver == NULL) {
-		dqs->resolver = resolver_new(dqs->srv->base, spec, &why);
+		dqs->resolver =
+		    resolver_new_dnssec(dqs->daemon->base, spec, anchor, &why);
 		if (dqs->resolver == NULL)
 			log_err("Resolver %s: %s", spec, why ? why : "?");
 		snprintf(
 		    dqs->resolver_spec, sizeof(dqs->resolver_spec), "%s", spec);
+		snprintf(dqs->resolver_anchor, sizeof(dqs->resolver_anchor),
+		    "%s", anchor);
+	}
+	/* MTA-STS: its cache is loaded from the queue database here. */
+	if (dqs->sts == NULL && dqs->resolver != NULL) {
+		struct sts_params sp = {dqs->daemon->base, dqs->resolver,
+		    dqs->daemon->spool, ca, sts_port_from_env()};
+
+		if ((dqs->sts = sts_new(&sp, &why)) == NULL)
+			log_err("MTA-STS: %s; no MTA-STS policies are used",
+			    why ? why : "?");
+		snprintf(dqs->sts_ca, sizeof(dqs->sts_ca), "%s", ca);
 	}
 	return dqs->resolver;
 }
@@ -689,7 +782,7 @@ static void
 dq_resolve(struct dq *q)
 {
 	struct dqueues *dqs = q->owner;
-	const struct conf *conf = dqs->srv->conf->conf;
+	const struct conf *conf = dqs->daemon->conf->conf;
 	const struct conf_send_connector *sc =
 	    conf_send_connector(conf, q->connector);
 	struct resolver *res = dq_resolver(dqs);
@@ -719,11 +812,11 @@ static void
 dq_start_clients(struct dq *q)
 {
 	struct dqueues *dqs = q->owner;
-	const struct conf_transport *t = &dqs->srv->conf->conf->transport;
+	const struct conf_transport *t = &dqs->daemon->conf->conf->transport;
 	size_t want;
 	time_t now = time(NULL);
 
-	if (q->suspended || q->head == NULL || dqs->srv->draining)
+	if (q->suspended || q->head == NULL || dqs->daemon->draining)
 		return;
 	/*
 	 * Parked connections first: they cost nothing, and they have just
@@ -850,6 +943,12 @@ dqueues_status(struct dqueues *dqs, const char *queue, unsigned *connections,
 	if (q->retry_until > time(NULL))
 		return "Retry";
 	return "Ready";
+}
+
+unsigned
+dqueues_connections(const struct dqueues *dqs)
+{
+	return dqs->nclients;
 }
 
 unsigned

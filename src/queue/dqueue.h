@@ -20,7 +20,7 @@
 
 #include "queue/outcome.h"
 
-struct server;
+struct daemon;
 struct resolver;
 struct dqueues;
 
@@ -36,9 +36,15 @@ struct dqueue_rcpt {
 	unsigned notify;
 	unsigned attempts;
 	int delay_notified;
+	/* transport rules (SPEC 5): the rule whose TLS requirement raises
+	 * the queue's policy to at least RequireTLS with EncryptionOnly (an
+	 * input of tls_policy_decide()), or NULL; note goes after a
+	 * failure's text (the DSN then names the rule) */
+	const char *tls_rule;
+	const char *note;
 };
 
-struct dqueues *dqueues_new(struct server *, outcome_released_fn, void *arg);
+struct dqueues *dqueues_new(struct daemon *, outcome_released_fn, void *arg);
 /* Ends every connection; recipients not yet settled stay due. */
 void dqueues_free(struct dqueues *);
 
@@ -71,6 +77,9 @@ void dqueues_forget_message(
  * transaction and QUIT; returns how many connections are still open.
  */
 unsigned dqueues_drain(struct dqueues *);
+
+/* Outbound connections open now, all queues together (status). */
+unsigned dqueues_connections(const struct dqueues *);
 
 /* For Get-Queue: "Active", "Ready", "Retry", "Suspended"; NULL unknown. */
 const char *dqueues_status(struct dqueues *, const char *queue,

@@ -13,19 +13,21 @@
  * A recipient handed out is remembered as in flight until its new state
  * is durable, so it is never handed out twice.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/event.h>
 
+#include "conf/conf.h"
+#include "daemon/daemon.h"
 #include "deliver/maildir.h"
 #include "log/tracklog.h"
 #include "queue/dqueue.h"
 #include "queue/outcome.h"
 #include "queue/qmgr.h"
 #include "route/route.h"
-#include "server/server.h"
 #include "smtp/command.h"
 #include "spool/spool.h"
 #include "util/log.h"
@@ -48,7 +50,7 @@
 #define QMGR_INFLIGHT_SLOTS (2 * QMGR_INFLIGHT_MAX)
 
 struct qmgr {
-	struct server *srv;
+	struct daemon *daemon;
 	struct maildir *maildir;
 	struct dqueues *dqueues;
 	struct event *timer;
@@ -145,11 +147,10 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
     int recorded, const char *error)
 {
 	struct qmgr *q = arg;
-	const struct conf_transport *t = &q->srv->conf->conf->transport;
+	const struct conf_transport *t = &q->daemon->conf->conf->transport;
 	int expired = !delivered && time(NULL) - j->received >=
 	                                (time_t)t->message_expiration_timeout;
 	struct outcome_facts *facts;
-	struct track_event ev;
 
 	qmgr_forget(q, j->rcpt_id);
 	if (!recorded) {
@@ -185,23 +186,57 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
 		snprintf(status, sizeof(status), "%s",
 		    delivered ? "250 2.0.0 Delivered to the mailbox" : error);
 		qmgr_hold(q, j->rcpt_id);
-		outcome_settle(q->srv, &o, qmgr_released, q);
+		outcome_settle(q->daemon, &o, qmgr_released, q);
 		return; /* outcome.c writes the tracking row */
 	}
-	if (q->srv->tracklog == NULL ||
+	if (q->daemon->tracklog == NULL ||
 	    (facts = malloc(sizeof(*facts))) == NULL)
 		return;
-	outcome_facts(q->srv, j->message_id, j->queue_id, facts);
-	memset(&ev, 0, sizeof(ev));
-	ev.event = delivered ? "DELIVER" : "DEFER";
-	ev.source = "STOREDRIVER";
-	ev.msg = &facts->msg;
-	ev.recipient = j->addr;
-	ev.connector = "Maildir";
-	ev.server_hostname = outcome_fqdn(q->srv);
-	ev.status = delivered ? "250 2.0.0 Delivered to the mailbox" : error;
-	tracklog_write(q->srv->tracklog, &ev);
+	outcome_facts(q->daemon, j->message_id, j->queue_id, facts);
+	tracklog_write(q->daemon->tracklog,
+	    &(struct track_event){.event = delivered ? "DELIVER" : "DEFER",
+	        .source = "STOREDRIVER",
+	        .msg = &facts->msg,
+	        .recipient = j->addr,
+	        .connector = "Maildir",
+	        .server_hostname = outcome_fqdn(q->daemon),
+	        .status =
+	            delivered ? "250 2.0.0 Delivered to the mailbox" : error});
 	free(facts);
+}
+
+/*
+ * Settle a recipient without an attempt, in the Unreachable queue: it
+ * waits there (a 4xx code) or fails with a non-delivery report (5xx).
+ * source names who decided, for the tracking log.
+ */
+static void
+qmgr_settle_now(struct qmgr *q, const struct spool_due *d, int code,
+    const char *enh, const char *status, const char *source)
+{
+	struct outcome_rcpt r = {.rcpt_id = d->rcpt_id,
+	    .addr = d->addr,
+	    .orcpt = d->orcpt,
+	    .notify = d->notify,
+	    .attempts = d->attempts,
+	    .delay_notified = d->delay_notified,
+	    .code = code,
+	    .enh = enh,
+	    .status = status};
+	struct outcome o = {.message_id = d->message_id,
+	    .queue_id = d->queue_id,
+	    .sender = d->sender,
+	    .received = d->received,
+	    .connector = "",
+	    .host = "",
+	    .queue = QMGR_UNREACHABLE,
+	    .tls = "",
+	    .source = source,
+	    .rcpts = &r,
+	    .nrcpts = 1};
+
+	qmgr_hold(q, d->rcpt_id);
+	outcome_settle(q->daemon, &o, qmgr_released, q);
 }
 
 /*
@@ -217,33 +252,24 @@ static void
 qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *domain)
 {
 	char status[400];
-	struct outcome_rcpt r = {.rcpt_id = d->rcpt_id,
-	    .addr = d->addr,
-	    .orcpt = d->orcpt,
-	    .notify = d->notify,
-	    .attempts = d->attempts,
-	    .delay_notified = d->delay_notified,
-	    .code = 451,
-	    .enh = "4.4.4",
-	    .status = status};
-	struct outcome o = {.message_id = d->message_id,
-	    .queue_id = d->queue_id,
-	    .sender = d->sender,
-	    .received = d->received,
-	    .connector = "",
-	    .host = "",
-	    .queue = QMGR_UNREACHABLE,
-	    .tls = "",
-	    .source = "ROUTING",
-	    .rcpts = &r,
-	    .nrcpts = 1};
 
 	snprintf(status, sizeof(status),
 	    "451 4.4.4 Unable to route: no enabled send connector matches %s; "
 	    "the message waits in the Unreachable queue",
 	    domain);
-	qmgr_hold(q, d->rcpt_id);
-	outcome_settle(q->srv, &o, qmgr_released, q);
+	qmgr_settle_now(q, d, 451, "4.4.4", status, "ROUTING");
+}
+
+/* "550 5.7.1 text" as a rule stored it: fail with it and an NDR. */
+static void
+qmgr_rule_refused(struct qmgr *q, const struct spool_due *d)
+{
+	char enh[16] = "5.7.1";
+	const char *sp = strchr(d->rule_reject, ' ');
+
+	if (sp != NULL && sscanf(sp + 1, "%15[0-9.]", enh) != 1)
+		snprintf(enh, sizeof(enh), "5.7.1");
+	qmgr_settle_now(q, d, 550, enh, d->rule_reject, "AGENT");
 }
 
 static void
@@ -257,7 +283,7 @@ qmgr_local(struct qmgr *q, const struct spool_due *d, const char *addr,
 	job.message_id = d->message_id;
 	job.attempts = d->attempts;
 	job.retry_interval =
-	    q->srv->conf->conf->transport.transient_failure_retry_interval;
+	    q->daemon->conf->conf->transport.transient_failure_retry_interval;
 	snprintf(job.queue_id, sizeof(job.queue_id), "%s", d->queue_id);
 	snprintf(job.sender, sizeof(job.sender), "%s", d->sender);
 	snprintf(job.addr, sizeof(job.addr), "%s", addr);
@@ -267,6 +293,10 @@ qmgr_local(struct qmgr *q, const struct spool_due *d, const char *addr,
 	snprintf(job.orcpt, sizeof(job.orcpt), "%s", d->orcpt);
 	if (maildir_submit(q->maildir, &job) == 0)
 		qmgr_hold(q, d->rcpt_id);
+	else
+		/* The agent's queue is full: the new-mail walk has moved past
+		 * this recipient, so it starts again from the beginning. */
+		q->rescan = 1;
 }
 
 /*
@@ -279,7 +309,7 @@ static void
 qmgr_postmaster(struct qmgr *q, const struct spool_due *d)
 {
 	const struct conf_accepted_domain *ad =
-	    route_postmaster(q->srv->conf->conf);
+	    route_postmaster(q->daemon->conf->conf);
 	char addr[300];
 
 	if (ad == NULL) {
@@ -295,23 +325,52 @@ qmgr_postmaster(struct qmgr *q, const struct spool_due *d)
 static void
 qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 {
-	const struct conf *conf = q->srv->conf->conf;
+	const struct conf *conf = q->daemon->conf->conf;
 	const char *at = strrchr(d->addr, '@');
 	struct dqueue_rcpt dr;
+	struct route_rules rr;
 	struct route r;
-	char queue[300];
+	char queue[600];
 	const char *type;
 
+	if (d->rule_reject[0] != '\0') {
+		qmgr_rule_refused(q, d);
+		return;
+	}
 	if (at == NULL) {
 		qmgr_postmaster(q, d);
 		return;
 	}
-	route_domain(conf, at + 1, &r);
+	/* with what transport rules decided at acceptance (SPEC 5) */
+	rr.tls_rule = d->rule_tls;
+	rr.connector = d->rule_connector;
+	rr.connector_rule = d->rule_route;
+	route_recipient(conf, at + 1, &rr, &r);
 	if (r.kind == ROUTE_NONE) {
 		qmgr_unroutable(q, d, at + 1);
 		return;
 	}
+	if (r.kind == ROUTE_WAIT) {
+		char status[400];
+
+		/* a rule's connector is gone: as unroutable, until a
+		 * reload brings it back (qmgr_reroute) or it expires */
+		snprintf(status, sizeof(status), "451 4.4.3 %s", r.why);
+		qmgr_settle_now(q, d, 451, "4.4.3", status, "ROUTING");
+		return;
+	}
 	if (r.kind == ROUTE_CONNECTOR) {
+		char note[600] = "";
+
+		if (r.tls_floor)
+			snprintf(note, sizeof(note),
+			    "(TLS required by transport rule \"%s\")",
+			    r.tls_rule);
+		else if (r.connector_rule != NULL)
+			snprintf(note, sizeof(note),
+			    "(routed by transport rule \"%s\" through send "
+			    "connector \"%s\")",
+			    r.connector_rule, r.connector->name);
 		route_queue_name(&r, at + 1, queue, sizeof(queue), &type);
 		memset(&dr, 0, sizeof(dr));
 		dr.rcpt_id = d->rcpt_id;
@@ -324,9 +383,13 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 		dr.notify = d->notify;
 		dr.attempts = d->attempts;
 		dr.delay_notified = d->delay_notified;
+		dr.tls_rule = r.tls_floor ? r.tls_rule : NULL;
+		dr.note = note;
 		if (dqueues_add(
 		        q->dqueues, queue, r.connector->name, at + 1, &dr) == 0)
 			qmgr_hold(q, d->rcpt_id);
+		else
+			q->rescan = 1; /* as for a full Maildir queue */
 		return;
 	}
 	qmgr_local(q, d, d->addr, r.domain->mailboxes);
@@ -344,14 +407,14 @@ qmgr_scan(struct qmgr *q, int retry)
 	struct spool_due due[QMGR_BATCH];
 	time_t now = time(NULL);
 
-	if (q->srv->draining)
+	if (q->daemon->draining)
 		return;
 	for (int b = 0; b < QMGR_SCAN_BATCHES; b++) {
 		size_t n = 0;
 
 		if (q->ninflight >= QMGR_INFLIGHT_MAX - QMGR_BATCH ||
-		    spool_due_new(
-		        q->srv->spool, q->new_cursor, due, QMGR_BATCH, &n) < 0)
+		    spool_due_new(q->daemon->spool, q->new_cursor, due,
+		        QMGR_BATCH, &n) < 0)
 			break;
 		for (size_t i = 0; i < n; i++) {
 			q->new_cursor = due[i].rcpt_id;
@@ -365,8 +428,8 @@ qmgr_scan(struct qmgr *q, int retry)
 		size_t n = 0;
 
 		if (q->ninflight >= QMGR_INFLIGHT_MAX - QMGR_BATCH ||
-		    spool_due_retry(q->srv->spool, now, &q->retry_cursor, due,
-		        QMGR_BATCH, &n) < 0)
+		    spool_due_retry(q->daemon->spool, now, &q->retry_cursor,
+		        due, QMGR_BATCH, &n) < 0)
 			break;
 		for (size_t i = 0; i < n; i++) {
 			q->retry_cursor.next_attempt = due[i].next_attempt;
@@ -391,8 +454,8 @@ qmgr_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (time(NULL) - q->last_purge >= QMGR_PURGE_SECONDS) {
 		q->last_purge = time(NULL);
-		spool_purge(q->srv->spool,
-		    q->last_purge - (time_t)q->srv->conf->conf->transport
+		spool_purge(q->daemon->spool,
+		    q->last_purge - (time_t)q->daemon->conf->conf->transport
 		                        .safety_net_hold_time);
 	}
 	if (q->rescan) {
@@ -417,18 +480,18 @@ qmgr_wake(struct qmgr *q)
 }
 
 struct qmgr *
-qmgr_start(struct server *srv, const char *queue_db)
+qmgr_start(struct daemon *daemon, const char *queue_db)
 {
 	struct timeval tick = {0, QMGR_TICK_MS * 1000};
 	struct qmgr *q = calloc(1, sizeof(*q));
 
 	if (q == NULL)
 		return NULL;
-	q->srv = srv;
-	q->maildir = maildir_start(srv->spool, qmgr_local_done, q);
-	q->dqueues = dqueues_new(srv, qmgr_released, q);
-	q->timer = event_new(srv->base, -1, EV_PERSIST, qmgr_tick, q);
-	q->wake = event_new(srv->base, -1, 0, qmgr_wake_cb, q);
+	q->daemon = daemon;
+	q->maildir = maildir_start(daemon->spool, qmgr_local_done, q);
+	q->dqueues = dqueues_new(daemon, qmgr_released, q);
+	q->timer = event_new(daemon->base, -1, EV_PERSIST, qmgr_tick, q);
+	q->wake = event_new(daemon->base, -1, 0, qmgr_wake_cb, q);
 	if (q->maildir == NULL || q->dqueues == NULL || q->timer == NULL ||
 	    q->wake == NULL || event_add(q->timer, &tick) < 0) {
 		if (q->timer != NULL)
@@ -508,7 +571,7 @@ qmgr_rerouted(void *arg, int ok, const char *queue_id)
 void
 qmgr_reroute(struct qmgr *q)
 {
-	spool_retry(q->srv->spool, QMGR_UNREACHABLE, qmgr_rerouted, q);
+	spool_retry(q->daemon->spool, QMGR_UNREACHABLE, qmgr_rerouted, q);
 }
 
 unsigned

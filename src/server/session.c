@@ -20,7 +20,6 @@
  * - a session is never freed inside its own call chain: session_close()
  *   schedules the free for the next turn of the event loop.
  */
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,6 +52,7 @@
 #include "tls/tls_verify.h"
 
 #include <openssl/x509.h>
+#include "util/addr.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -64,7 +64,7 @@ static const char *session_state_names[] = {"greeting", "command", "data",
 static int
 session_protolog_on(const struct session *s)
 {
-	return s->srv->protolog != NULL &&
+	return s->srv->daemon->protolog != NULL &&
 	       s->rc->protocol_logging_level == PROTOLOG_VERBOSE;
 }
 
@@ -107,8 +107,8 @@ session_plog(struct session *s, char event, const char *data, size_t len,
 			    "protocol log limit reached (%u bytes); further "
 			    "lines are counted, not written",
 			    (unsigned)SESSION_LOG_MAX);
-			protolog_write(s->srv->protolog, s->rc->name, s->id,
-			    s->seq++, s->local, s->remote, '*', why,
+			protolog_write(s->srv->daemon->protolog, s->rc->name,
+			    s->id, s->seq++, s->local, s->remote, '*', why,
 			    strlen(why), NULL);
 		}
 		s->log_dropped++;
@@ -117,8 +117,8 @@ session_plog(struct session *s, char event, const char *data, size_t len,
 		return;
 	}
 	s->log_bytes += row;
-	protolog_write(s->srv->protolog, s->rc->name, s->id, s->seq++, s->local,
-	    s->remote, event, data, len, context);
+	protolog_write(s->srv->daemon->protolog, s->rc->name, s->id, s->seq++,
+	    s->local, s->remote, event, data, len, context);
 }
 
 /*
@@ -902,6 +902,30 @@ session_dispatch(struct session *s, const char *line, size_t len)
 
 /* --- input ------------------------------------------------------------ */
 
+/* The first byte of a TLS handshake record (RFC 8446 5.1). */
+#define SESSION_TLS_HANDSHAKE 0x16
+
+/*
+ * A TLS handshake record where a command should start: the client speaks
+ * implicit TLS (port 465 style, RFC 8314) to a port that takes plaintext
+ * and STARTTLS.  Waiting for a line end would hold it until the timeout,
+ * and the bytes are no command: say what happened, in the logs and in a
+ * reply a person at a terminal can read, and close.
+ */
+static void
+session_implicit_tls(struct session *s)
+{
+	static const char what[] = "TLS handshake received where a command "
+	                           "was expected (implicit TLS on a "
+	                           "STARTTLS port?)";
+
+	session_plog(s, '*', what, sizeof(what) - 1, NULL);
+	log_info("session %s from %s: %s", s->id, s->remote, what);
+	session_reply_close(s, "554 5.5.0 TLS handshake received: this port "
+	                       "takes plaintext SMTP with STARTTLS; closing "
+	                       "connection");
+}
+
 static void
 session_read_commands(struct session *s)
 {
@@ -920,6 +944,10 @@ session_read_commands(struct session *s)
 				return;
 			s->skip_line = 0;
 			continue;
+		}
+		if ((unsigned char)p[0] == SESSION_TLS_HANDSHAKE) {
+			session_implicit_tls(s);
+			return;
 		}
 		st = linereader_next(p, len, SESSION_CMD_MAX, &linelen, &used);
 		if (st == LR_MORE)
@@ -1057,8 +1085,11 @@ session_read_bdat(struct session *s)
 
 /*
  * Per-request deadline: a command must arrive within the inactivity
- * timeout; message content must keep up MinDataRate on average; and the
- * whole connection ends after ConnectionTimeout.
+ * timeout; message content must keep up MinDataRate on average, and a
+ * client that stops sending content is inactive from its last byte
+ * whatever it sent before (else 35 MB sent would buy 10 hours of holding
+ * 35 MB of memory); and the whole connection ends after
+ * ConnectionTimeout.
  */
 static void
 session_arm_deadline(struct session *s)
@@ -1068,10 +1099,38 @@ session_arm_deadline(struct session *s)
 	double cap = s->started + rc->connection_timeout;
 
 	if (s->state == SESSION_DATA || s->state == SESSION_BDAT) {
+		double idle;
+
+		if (s->phase_bytes != s->phase_seen) {
+			s->phase_seen = s->phase_bytes;
+			s->phase_last = conn_now();
+		}
 		if (rc->min_data_rate > 0)
 			d += (double)s->phase_bytes / (double)rc->min_data_rate;
+		idle = (s->phase_last > s->phase_start ? s->phase_last
+		                                       : s->phase_start) +
+		       rc->connection_inactivity_timeout;
+		if (idle < d)
+			d = idle;
 	}
 	conn_set_deadline(s->conn, d < cap ? d : cap);
+}
+
+/*
+ * Back to commands after a wait of the session's own (a commit, a
+ * password check): a draining daemon ends the session instead, since the
+ * client is between commands, where shutting down loses nothing.
+ */
+void
+session_resume(struct session *s)
+{
+	if (s->srv->daemon->draining) {
+		session_reply_close(
+		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
+		return;
+	}
+	s->phase_start = conn_now();
+	session_process(s);
 }
 
 void
@@ -1081,23 +1140,32 @@ session_process(struct session *s)
 
 	do {
 		before = s->state;
-		switch (s->state) {
-		case SESSION_COMMAND:
+		if (s->state == SESSION_COMMAND)
 			session_read_commands(s);
-			break;
-		case SESSION_DATA:
+		else if (s->state == SESSION_DATA)
 			session_read_data(s);
-			break;
-		case SESSION_BDAT:
+		else if (s->state == SESSION_BDAT)
 			session_read_bdat(s);
+		else
 			break;
-		default:
-			return;
-		}
 	} while (s->state != before && !conn_held(s->conn));
-	if (s->state == SESSION_COMMAND || s->state == SESSION_DATA ||
-	    s->state == SESSION_BDAT)
-		session_arm_deadline(s);
+	if (s->state != SESSION_COMMAND && s->state != SESSION_DATA &&
+	    s->state != SESSION_BDAT && s->state != SESSION_TLS)
+		return;
+	/*
+	 * The client half-closed: what it sent is processed and answered
+	 * (Exim sends "BDAT LAST", the data and QUIT, then a FIN), but a
+	 * session that now waits for more input waits for nothing.
+	 */
+	if (conn_peer_eof(s->conn) && !conn_held(s->conn) &&
+	    s->state != SESSION_TLS) {
+		session_plog(s, '*', "client finished sending", 23, NULL);
+		session_enter(s, SESSION_CLOSING);
+		conn_close_after_flush(s->conn);
+		return;
+	}
+	/* The handshake, too, must finish within the inactivity timeout. */
+	session_arm_deadline(s);
 }
 
 /* --- connection events -------------------------------------------------- */
@@ -1152,12 +1220,27 @@ static void
 session_on_timeout(void *arg)
 {
 	struct session *s = arg;
+	double left;
 
 	if (s->state == SESSION_GREETING) {
 		session_greet(s);
 		return;
 	}
+	if (s->state == SESSION_TLS) {
+		/* No reply: the client is neither in plaintext nor in TLS. */
+		session_plog(
+		    s, '*', "timeout during the TLS handshake", 32, NULL);
+		session_close(s, "timeout during the TLS handshake");
+		return;
+	}
 	session_plog(s, '*', "timeout", 7, NULL);
+	/*
+	 * The 421 may wait for a client that does not read, but not keep
+	 * the session past ConnectionTimeout by more than a second.
+	 */
+	left = s->started + s->rc->connection_timeout - conn_now();
+	if (left < (double)s->rc->connection_inactivity_timeout)
+		conn_set_linger(s->conn, left > 1 ? left : 1);
 	session_reply_close(s,
 	    "421 4.4.2 %s Timeout exceeded, closing "
 	    "connection",
@@ -1209,12 +1292,38 @@ session_on_flushed(void *arg)
 	session_close(arg, NULL);
 }
 
+/*
+ * The client finished sending but may still read.  Whatever it sent is
+ * processed and answered, a message being committed gets its 250 (and
+ * its RECEIVE row); session_process() closes once nothing is left.
+ */
+static void
+session_on_eof(void *arg)
+{
+	struct session *s = arg;
+
+	switch (s->state) {
+	case SESSION_COMMAND:
+	case SESSION_DATA:
+	case SESSION_BDAT:
+		session_process(s);
+		break;
+	case SESSION_GREETING:
+	case SESSION_TLS:
+		session_close(s, "connection closed by peer");
+		break;
+	default:
+		break; /* COMMIT: session_committed() goes on */
+	}
+}
+
 static const struct conn_ops session_conn_ops = {
     .input = session_on_input,
     .closed = session_on_closed,
     .timeout = session_on_timeout,
     .flushed = session_on_flushed,
     .tls_done = session_on_tls_done,
+    .eof = session_on_eof,
 };
 
 /*
@@ -1243,8 +1352,8 @@ session_ptr_start(struct session *s)
 	const char *why = NULL;
 
 	if (cref->resolver == NULL && !cref->resolver_failed &&
-	    (cref->resolver = resolver_new(
-	         s->srv->base, cref->conf->transport.resolver, &why)) == NULL) {
+	    (cref->resolver = resolver_new(s->srv->daemon->base,
+	         cref->conf->transport.resolver, &why)) == NULL) {
 		cref->resolver_failed = 1;
 		log_err("no reverse look-ups of clients: %s",
 		    why != NULL ? why : "resolver failed");
@@ -1280,7 +1389,7 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 		s->next->prev = s->prev;
 	conn_free(s->conn);
 	server_account(s->srv, s->rc->name, (struct sockaddr *)&s->peer, -1);
-	server_conf_release(s->cref);
+	daemon_conf_release(s->cref);
 	server_session_done(s->srv);
 	free(s->rcpts);
 	free(s);
@@ -1301,58 +1410,26 @@ session_close(struct session *s, const char *why)
 		return;
 	}
 	session_plog(s, '-', why ? why : "", why ? strlen(why) : 0, NULL);
-	session_auth_abandon(s);
+	session_enter(s, SESSION_DEAD); /* abandons a password check too */
 	session_ptr_abandon(s);
-	s->state = SESSION_DEAD;
 	conn_pause(s->conn);
 	conn_set_deadline(s->conn, 0);
-	if (event_base_once(
-	        s->srv->base, -1, EV_TIMEOUT, session_free_cb, s, NULL) < 0)
+	if (event_base_once(s->srv->daemon->base, -1, EV_TIMEOUT,
+	        session_free_cb, s, NULL) < 0)
 		log_panic("session %s: cannot schedule free", s->id);
 }
 
 static void
-session_format_endpoint(
-    const struct sockaddr *sa, char *ip, size_t iplen, char *out, size_t outlen)
-{
-	const void *addr;
-	int port;
-
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-
-		addr = &s6->sin6_addr;
-		port = ntohs(s6->sin6_port);
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip,
-			    (socklen_t)iplen);
-			snprintf(out, outlen, "%s:%d", ip, port);
-			return;
-		}
-		inet_ntop(AF_INET6, addr, ip, (socklen_t)iplen);
-		snprintf(out, outlen, "[%s]:%d", ip, port);
-	} else {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-		addr = &s4->sin_addr;
-		port = ntohs(s4->sin_port);
-		inet_ntop(AF_INET, addr, ip, (socklen_t)iplen);
-		snprintf(out, outlen, "%s:%d", ip, port);
-	}
-}
-
-void
-session_start(struct server *srv, struct conf_ref *cref,
+session_begin(struct server *srv, struct conf_ref *cref,
     const struct conf_receive_connector *rc, int fd,
     const struct sockaddr *local, const struct sockaddr *remote,
-    const char *refuse)
+    const struct session_local *who, const char *refuse)
 {
 	struct session *s;
-	char ip[48];
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
-		server_conf_release(cref);
+		daemon_conf_release(cref);
 		return;
 	}
 	s->srv = srv;
@@ -1369,27 +1446,38 @@ session_start(struct server *srv, struct conf_ref *cref,
 	memcpy(&s->peer, remote,
 	    remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 	                                  : sizeof(struct sockaddr_in));
-	session_format_endpoint(
-	    local, ip, sizeof(ip), s->local, sizeof(s->local));
-	session_format_endpoint(remote, s->remote_ip, sizeof(s->remote_ip),
-	    s->remote, sizeof(s->remote));
+	addr_endpoint(local, s->local, sizeof(s->local));
+	addr_ip(remote, s->remote_ip, sizeof(s->remote_ip));
+	addr_endpoint(remote, s->remote, sizeof(s->remote));
+	if (who != NULL) {
+		s->is_local = 1;
+		s->local_uid = who->uid;
+		snprintf(s->local_user, sizeof(s->local_user), "%s", who->user);
+		snprintf(s->remote_ip, sizeof(s->remote_ip), "local");
+		snprintf(s->remote, sizeof(s->remote), "local:%s(%lu)",
+		    who->user, who->uid);
+		snprintf(s->local, sizeof(s->local), "local");
+	}
 	srv->nsessions++;
 	s->next = srv->sessions;
 	if (s->next != NULL)
 		s->next->prev = s;
 	srv->sessions = s;
 	server_account(srv, rc->name, remote, 1);
-	if ((s->conn = conn_new(srv->base, fd, &session_conn_ops, s)) == NULL) {
+	if ((s->conn = conn_new(srv->daemon->base, fd, &session_conn_ops, s)) ==
+	    NULL) {
 		srv->sessions = s->next;
 		if (s->next != NULL)
 			s->next->prev = NULL;
 		server_account(srv, rc->name, remote, -1);
-		server_conf_release(cref);
+		daemon_conf_release(cref);
 		server_session_done(srv);
 		free(s);
 		return;
 	}
 	session_plog(s, '+', "", 0, NULL);
+	/* A final reply the client does not read holds nothing for long. */
+	conn_set_linger(s->conn, (double)rc->connection_inactivity_timeout);
 	if (refuse != NULL) {
 		session_reply_close(s, "%s", refuse);
 		return;
@@ -1401,6 +1489,32 @@ session_start(struct server *srv, struct conf_ref *cref,
 		return;
 	}
 	session_greet(s);
+}
+
+void
+session_start(struct server *srv, struct conf_ref *cref,
+    const struct conf_receive_connector *rc, int fd,
+    const struct sockaddr *local, const struct sockaddr *remote,
+    const char *refuse)
+{
+	session_begin(srv, cref, rc, fd, local, remote, NULL, refuse);
+}
+
+/*
+ * Local submissions are counted under 0.0.0.0, an address no network
+ * client has, so they never share a per-source count with 127.0.0.1.
+ */
+void
+session_start_local(struct server *srv, struct conf_ref *cref,
+    const struct conf_receive_connector *rc, int fd,
+    const struct session_local *who, const char *refuse)
+{
+	struct sockaddr_in none;
+
+	memset(&none, 0, sizeof(none));
+	none.sin_family = AF_INET;
+	session_begin(srv, cref, rc, fd, (struct sockaddr *)&none,
+	    (struct sockaddr *)&none, who, refuse);
 }
 
 void

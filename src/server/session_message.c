@@ -19,7 +19,6 @@
 
 #include "conf/conf.h"
 #include "log/tracklog.h"
-#include "queue/qmgr.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/session_int.h"
@@ -27,28 +26,35 @@
 #include "spool/spool.h"
 #include "util/buf.h"
 #include "util/log.h"
-/* Charge the content buffers' growth to the server's memory budget. */
+/*
+ * Charge the content buffers' growth to the server's memory budget and to
+ * the client address's share of it (server.c): the header, the stage, and
+ * the piece with the spool's writer.
+ */
 void
 session_charge(struct session *s)
 {
-	/* the header, the stage, and the piece with the writer */
 	size_t cap = s->content.out.cap + s->content.stage.cap +
 	             (s->body != NULL ? s->content.stage.max : 0);
+	long long delta;
 
 	if (!s->content_started || cap == s->charged)
 		return;
-	s->srv->memory_used += cap - s->charged;
+	delta = (long long)cap - (long long)s->charged;
 	s->charged = cap;
-	if (s->srv->memory_used > SERVER_MEMORY_MAX)
+	if (server_memory_charge(
+	        s->srv, (const struct sockaddr *)&s->peer, delta) < 0)
 		content_fail(&s->content, CONTENT_NOMEM);
 }
 
 void
 session_content_release(struct session *s)
 {
+	session_rules_free(s);
 	if (!s->content_started)
 		return;
-	s->srv->memory_used -= s->charged;
+	server_memory_charge(
+	    s->srv, (const struct sockaddr *)&s->peer, -(long long)s->charged);
 	s->charged = 0;
 	content_free(&s->content);
 	s->content_started = 0;
@@ -78,8 +84,8 @@ session_body_put(void *arg, struct buf *stage)
 	struct session *s = arg;
 	int rc;
 
-	if (s->body == NULL &&
-	    (s->body = spool_body_new(s->srv->spool, s->queue_id)) == NULL)
+	if (s->body == NULL && (s->body = spool_body_new(s->srv->daemon->spool,
+	                            s->queue_id)) == NULL)
 		return -1;
 	if ((rc = spool_body_put(s->body, stage)) == 1)
 		spool_body_when_ready(s->body, session_body_ready, s);
@@ -130,7 +136,7 @@ session_content_start(struct session *s)
 	budget = 4096 + SPOOL_INLINE_MAX + 2 +
 	         (lim.max_header < SERVER_MEMORY_MAX ? (size_t)lim.max_header
 	                                             : SERVER_MEMORY_MAX);
-	if (s->srv->memory_used >= SERVER_MEMORY_MAX)
+	if (!server_memory_room(s->srv, (const struct sockaddr *)&s->peer))
 		return -1;
 	content_init(&s->content, &lim, budget);
 	content_set_sink(&s->content, &sink, SPOOL_INLINE_MAX);
@@ -140,23 +146,31 @@ session_content_start(struct session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&hdr, 4096);
-	/*
-	 * RFC 5321 4.4: "from HELO (NAME [IP])" with the client's verified
-	 * reverse name, or "from HELO ([IP])" without one (never the IP in
-	 * the name's place); IPv6 as an address literal.  The HELO argument
-	 * was made printable when it was read (smtp_helo_parse).
-	 */
-	rc = buf_printf(&hdr,
-	    "Received: from %s (%s%s[%s%s])\r\n"
-	    "\tby %s (Sluice) with %s",
-	    s->helo, s->peer_name, s->peer_name[0] != '\0' ? " " : "",
-	    strchr(s->remote_ip, ':') != NULL ? "IPv6:" : "", s->remote_ip,
-	    s->rc->fqdn, session_with(s));
+	if (s->is_local)
+		/* Postfix's form for local mail: no client, the user's id. */
+		rc = buf_printf(&hdr,
+		    "Received: by %s (Sluice, from userid %lu, %s)",
+		    s->rc->fqdn, s->local_uid, s->local_user);
+	else
+		/*
+		 * RFC 5321 4.4: "from HELO (NAME [IP])" with the client's
+		 * verified reverse name, or "from HELO ([IP])" without one
+		 * (never the IP in the name's place); IPv6 as an address
+		 * literal.  The HELO argument was made printable when it was
+		 * read (smtp_helo_parse).
+		 */
+		rc = buf_printf(&hdr,
+		    "Received: from %s (%s%s[%s%s])\r\n"
+		    "\tby %s (Sluice) with %s",
+		    s->helo, s->peer_name, s->peer_name[0] != '\0' ? " " : "",
+		    strchr(s->remote_ip, ':') != NULL ? "IPv6:" : "",
+		    s->remote_ip, s->rc->fqdn, session_with(s));
 	if (rc == BUF_OK && s->tls)
 		rc = buf_printf(&hdr, "\r\n\t(version=%s cipher=%s)",
 		    s->tlsinfo.version, s->tlsinfo.cipher);
 	if (rc == BUF_OK)
-		rc = buf_printf(&hdr, " id %s", s->queue_id);
+		rc = buf_printf(
+		    &hdr, "%sid %s", s->is_local ? "\r\n\t" : " ", s->queue_id);
 	if (rc == BUF_OK && s->nrcpts == 1)
 		rc = buf_printf(&hdr, "\r\n\tfor <%s>", s->rcpts[0].addr);
 	if (rc == BUF_OK)
@@ -180,7 +194,7 @@ session_content_start(struct session *s)
  * Exchange assigns one; the message itself is not changed) and the
  * Subject.
  */
-static void
+void
 session_header_facts(struct session *s, char *msgid, char *subject)
 {
 	const char *data = s->content.out.data;
@@ -194,16 +208,30 @@ session_header_facts(struct session *s, char *msgid, char *subject)
 		subject[0] = '\0';
 }
 
+void
+session_track_msg(struct session *s, struct track_msg *m, const char *msgid,
+    const char *subject)
+{
+	memset(m, 0, sizeof(*m));
+	m->internal_id = s->queue_id;
+	m->message_id = msgid;
+	m->subject = subject;
+	m->sender = s->mail.path.addr;
+	m->client_ip = s->remote_ip;
+	m->directionality = tracklog_directionality(s->auth_as);
+	m->size = (int64_t)s->content.out.len;
+	m->rcpt_count = (unsigned)s->nrcpts;
+}
+
 /* One RECEIVE row per recipient, once the message is durable. */
-static void
+void
 session_track_receive(struct session *s)
 {
 	char tls[160] = "tls=none", local_ip[64], custom[600];
 	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
-	struct track_event ev;
 	struct track_msg m;
 
-	if (s->srv->tracklog == NULL)
+	if (s->srv->daemon->tracklog == NULL)
 		return;
 	/* The same shape as the SEND rows' TLS outcome. */
 	if (s->tls)
@@ -212,39 +240,28 @@ session_track_receive(struct session *s)
 		                                              : "inbound",
 		    s->tlsinfo.version, s->tlsinfo.cipher);
 	session_header_facts(s, msgid, subject);
+	session_track_msg(s, &m, msgid, subject);
 	tracklog_ip(s->local, local_ip, sizeof(local_ip));
 	/* How the client was accepted, in custom-data's S:name=value form. */
 	snprintf(custom, sizeof(custom),
 	    "S:AuthAs=%s;S:AuthMechanism=%s%s%s%s%s", s->auth_as, s->auth_mech,
 	    s->auth_user[0] ? ";S:AuthUser=" : "", s->auth_user,
 	    s->auth_domain[0] ? ";S:AuthDomain=" : "", s->auth_domain);
-	memset(&m, 0, sizeof(m));
-	m.internal_id = s->queue_id;
-	m.message_id = msgid;
-	m.subject = subject;
-	m.sender = s->mail.path.addr;
-	m.client_ip = s->remote_ip;
-	m.directionality =
-	    strcmp(s->auth_as, "Internal") == 0 ? "Originating" : "Incoming";
-	m.size = (int64_t)s->content.out.len;
-	m.rcpt_count = (unsigned)s->nrcpts;
-	for (size_t i = 0; i < s->nrcpts; i++) {
-		memset(&ev, 0, sizeof(ev));
-		ev.event = "RECEIVE";
-		ev.source = "SMTP";
-		ev.msg = &m;
-		ev.recipient = s->rcpts[i].addr;
-		ev.status = "250 2.6.0 Queued mail for delivery";
-		ev.client_ip = s->remote_ip;
-		ev.client_hostname = s->helo;
-		ev.server_ip = local_ip;
-		ev.server_hostname = s->rc->fqdn;
-		ev.source_context = s->id;
-		ev.connector = s->rc->name;
-		ev.custom_data = custom;
-		ev.tls = tls;
-		tracklog_write(s->srv->tracklog, &ev);
-	}
+	for (size_t i = 0; i < s->nrcpts; i++)
+		tracklog_write(s->srv->daemon->tracklog,
+		    &(struct track_event){.event = "RECEIVE",
+		        .source = "SMTP",
+		        .msg = &m,
+		        .recipient = s->rcpts[i].addr,
+		        .status = "250 2.6.0 Queued mail for delivery",
+		        .client_ip = s->remote_ip,
+		        .client_hostname = s->helo,
+		        .server_ip = local_ip,
+		        .server_hostname = s->rc->fqdn,
+		        .source_context = s->id,
+		        .connector = s->rc->name,
+		        .custom_data = custom,
+		        .tls = tls});
 }
 
 /*
@@ -273,9 +290,9 @@ session_committed(void *arg, int ok, const char *queue_id)
 {
 	struct session *s = arg;
 
-	/* New mail: the queue manager looks at once, not at its next tick. */
-	if (ok && s->srv->qmgr != NULL)
-		qmgr_wake(s->srv->qmgr);
+	/* New mail: whoever delivers looks at once, not at its next tick. */
+	if (ok && s->srv->stored != NULL)
+		s->srv->stored(s->srv->stored_arg);
 	if (s->state == SESSION_DEAD) {
 		/* The client left while we committed; nothing to answer. */
 		session_close(s, NULL);
@@ -285,7 +302,11 @@ session_committed(void *arg, int ok, const char *queue_id)
 	if (ok) {
 		spool_crash_point("before-reply");
 		session_log_credit(s);
+		/* the message's rows leave in one write */
+		tracklog_hold(s->srv->daemon->tracklog, 1);
 		session_track_receive(s);
+		session_rules_committed(s, ok);
+		tracklog_hold(s->srv->daemon->tracklog, 0);
 		s->junk = 0; /* the session does send mail */
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
@@ -294,13 +315,7 @@ session_committed(void *arg, int ok, const char *queue_id)
 	}
 	session_reset(s);
 	session_enter(s, SESSION_COMMAND);
-	if (s->srv->draining) {
-		session_reply_close(
-		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
-		return;
-	}
-	s->phase_start = conn_now();
-	session_process(s);
+	session_resume(s);
 }
 
 /* The whole message is in: validate, then hand it to the spool. */
@@ -359,9 +374,17 @@ session_finish(struct session *s)
 	msg.data = s->content.out.data;
 	msg.len = s->content.out.len;
 	if (s->content.spilled) {
-		/* The rest is in the body file; the spool finishes it. */
+		/* The rest is in the body file; the spool finishes it (the
+		 * copies transport rules may make share it). */
 		msg.body = s->body;
 		msg.tail = &s->content.stage;
+	}
+	/* Transport rules, before anything is stored (SPEC 5). */
+	if (session_rules_apply(s, &msg) != 0) {
+		free(rcpts);
+		session_reset(s);
+		session_enter(s, SESSION_COMMAND);
+		return;
 	}
 	/*
 	 * Reading goes on while the spool commits (bounded by
@@ -370,7 +393,8 @@ session_finish(struct session *s)
 	 */
 	session_enter(s, SESSION_COMMIT);
 	conn_set_deadline(s->conn, 0);
-	if (spool_submit(s->srv->spool, &msg, session_committed, s) < 0) {
+	if (spool_submit(s->srv->daemon->spool, &msg, session_committed, s) <
+	    0) {
 		session_reply(s, "451 4.3.0 Queue is busy; try again later");
 		session_reset(s);
 		session_enter(s, SESSION_COMMAND);

@@ -26,6 +26,10 @@
  * names, which the next start removes with those of messages never
  * acknowledged.
  *
+ * Other tables of the same database (the MTA-STS cache, spool_sts.c)
+ * are written by the committer too (SPOOL_OP_WRITE items carrying their
+ * own write function), so the database keeps one writer.
+ *
  * Privacy (issue 18): the queue holds whole messages, kept for
  * SafetyNetHoldTime after delivery, so only the daemon's user may read
  * it.  The directory is made 0700 and queue.db 0600 whatever the umask,
@@ -50,6 +54,8 @@
 #include "spool/spool.h"
 #include "spool/spool_fault.h"
 #include "spool/spool_int.h"
+#include "util/fnv.h"
+#include "spool/spool_sts.h"
 #include "util/log.h"
 #include "util/mkdirs.h"
 
@@ -63,15 +69,27 @@
 #define SPOOL_BATCH_MAX 512
 /* Body files a purge collects for removal after its commit, at most. */
 #define SPOOL_PURGE_FILES_MAX 4096
+/*
+ * The queue database's schema version (PRAGMA user_version), one
+ * sequence for all its tables: 1 the first; 2 the delay notice flag;
+ * 3 the Message-ID and Subject; 4 what transport rules decided per
+ * recipient; 5 the MTA-STS policy cache (the mta_sts table,
+ * spool_sts.c); 6 large bodies in files (messages.body_file) and every
+ * message's first part in the contents table.  spool_open_db() brings a
+ * database of any earlier version up to this one (see spool_migrate()).
+ */
+#define SPOOL_SCHEMA_VERSION "6"
 
 struct spool_item_rcpt {
 	char *addr;
 	char *orcpt;
 	unsigned notify;
+	char *rule_tls, *rule_connector, *rule_route, *rule_reject;
 };
 
 struct spool_item {
 	struct spool_item *next;
+	struct spool_item *copy; /* stored with this one (spool_msg.next) */
 	char *queue_id, *sender, *envid, *connector, *client, *helo, *tls,
 	    *auth_as, *message_id, *subject;
 	int ret, body_type, smtputf8;
@@ -79,6 +97,7 @@ struct spool_item {
 	size_t nrcpts;
 	const char *data; /* the caller's, valid until the callback */
 	size_t len;
+	size_t bytes; /* len of this item and its copies: SPOOL_PENDING_MAX */
 	char *body_file;              /* with a body: its file's name */
 	unsigned long long body_size; /* and its length */
 	spool_done_fn fn;
@@ -86,7 +105,11 @@ struct spool_item {
 	int ok;
 	/* a change of state instead of a message (queue_id names its target) */
 	int is_result;
-	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY } op;
+	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY, SPOOL_OP_WRITE } op;
+	/* SPOOL_OP_WRITE: another table's write (spool_write) */
+	int (*write_fn)(sqlite3 *, void *);
+	void *write_arg;
+	void (*write_free)(void *);
 	struct spool_result result;
 	char *result_error, *result_hop;
 	int changes;   /* rows an administrator's change touched */
@@ -119,7 +142,8 @@ struct spool {
 #define SPOOL_DUE_COLUMNS                                                      \
 	"SELECT r.id, r.message_id, m.queue_id, m.sender, r.addr,"             \
 	" r.attempts, m.received, r.notify, r.orcpt, r.delay_notified,"        \
-	" r.last_error, r.next_attempt FROM recipients r"                      \
+	" r.last_error, r.next_attempt, r.rule_tls, r.rule_connector,"         \
+	" r.rule_route, r.rule_reject FROM recipients r"                       \
 	" JOIN messages m ON m.id = r.message_id"
 
 static const char spool_schema[] =
@@ -162,7 +186,11 @@ static const char spool_schema[] =
     " last_error TEXT NOT NULL DEFAULT '',"
     " next_hop TEXT NOT NULL DEFAULT '',"
     " updated INTEGER NOT NULL DEFAULT 0,"
-    " delay_notified INTEGER NOT NULL DEFAULT 0);"
+    " delay_notified INTEGER NOT NULL DEFAULT 0,"
+    " rule_tls TEXT NOT NULL DEFAULT '',"
+    " rule_connector TEXT NOT NULL DEFAULT '',"
+    " rule_route TEXT NOT NULL DEFAULT '',"
+    " rule_reject TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS recipients_due"
     " ON recipients(status, next_attempt);"
     "CREATE INDEX IF NOT EXISTS recipients_message"
@@ -232,9 +260,15 @@ spool_strdup(const char *s)
 static void
 spool_item_free(struct spool_item *it)
 {
+	if (it->copy != NULL)
+		spool_item_free(it->copy);
 	for (size_t i = 0; i < it->nrcpts; i++) {
 		free(it->rcpts[i].addr);
 		free(it->rcpts[i].orcpt);
+		free(it->rcpts[i].rule_tls);
+		free(it->rcpts[i].rule_connector);
+		free(it->rcpts[i].rule_route);
+		free(it->rcpts[i].rule_reject);
 	}
 	free(it->rcpts);
 	free(it->queue_id);
@@ -249,6 +283,8 @@ spool_item_free(struct spool_item *it)
 	free(it->subject);
 	free(it->result_error);
 	free(it->result_hop);
+	if (it->write_free != NULL)
+		it->write_free(it->write_arg);
 	free(it->body_file);
 	for (size_t i = 0; i < it->nunlink; i++)
 		free(it->unlink[i]);
@@ -323,13 +359,22 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 		sqlite3_bind_text(r, 4, it->rcpts[i].orcpt, -1, SQLITE_STATIC);
 		sqlite3_bind_int(r, 5, (int)it->rcpts[i].notify);
 		sqlite3_bind_int64(r, 6, (sqlite3_int64)now);
+		sqlite3_bind_text(
+		    r, 7, it->rcpts[i].rule_tls, -1, SQLITE_STATIC);
+		sqlite3_bind_text(
+		    r, 8, it->rcpts[i].rule_connector, -1, SQLITE_STATIC);
+		sqlite3_bind_text(
+		    r, 9, it->rcpts[i].rule_route, -1, SQLITE_STATIC);
+		sqlite3_bind_text(
+		    r, 10, it->rcpts[i].rule_reject, -1, SQLITE_STATIC);
 		if (sqlite3_step(r) != SQLITE_DONE) {
 			log_err("queue: storing recipients of %s: %s",
 			    it->queue_id, sqlite3_errmsg(sp->db));
 			return -1;
 		}
 	}
-	return 0;
+	/* the other copies of the message, in the same savepoint */
+	return it->copy != NULL ? spool_write_item(sp, it->copy, now) : 0;
 }
 
 /* Is a body file still named by a row (a copy of a message)? */
@@ -414,6 +459,8 @@ spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
 	const struct spool_result *r = &it->result;
 	sqlite3_stmt *u = sp->upd_rcpt, *d = sp->del_msg;
 
+	if (it->op == SPOOL_OP_WRITE)
+		return it->write_fn(sp->db, it->write_arg);
 	if (it->op == SPOOL_OP_RETRY)
 		return spool_admin(sp, it,
 		    /* 1, not 0: a deferred recipient stays on the retry
@@ -509,7 +556,7 @@ spool_committer(void *arg)
 		     it != NULL && n < SPOOL_BATCH_MAX; it = it->next) {
 			last = it;
 			n++;
-			bytes += it->len;
+			bytes += it->bytes;
 		}
 		sp->pending = last->next;
 		if (sp->pending == NULL)
@@ -553,7 +600,7 @@ spool_deliver_done(struct spool *sp)
 		 * as done with an empty id: nothing matched. */
 		list->fn(list->arg, list->ok,
 		    list->ok &&
-		            !(list->op != SPOOL_OP_RESULT && list->changes == 0)
+		            !(list->op == SPOOL_OP_RETRY && list->changes == 0)
 		        ? list->queue_id
 		        : "");
 		spool_item_free(list);
@@ -575,9 +622,16 @@ spool_wake_cb(evutil_socket_t fd, short what, void *arg)
  * CREATE TABLE IF NOT EXISTS leaves an old table as it is, so columns
  * added since are added here: the delay notice flag (version 2), the
  * Message-ID and Subject the tracking log and the queue views show
- * (version 3; older messages have them empty), the body file (version
- * 4).  Messages stored before version 4 keep their content in
- * messages.body (no contents row); readers take it from there.
+ * (version 3; older messages have them empty), what transport rules
+ * decided per recipient (version 4; old rows: no rule decided anything),
+ * the body file (version 6; messages stored before it keep their content
+ * in messages.body, no contents row, and readers take it from there).
+ * New tables need no migration: their CREATE TABLE IF NOT EXISTS makes
+ * them in a database of any version (the MTA-STS cache, version 5; the
+ * contents table, version 6).
+ * Every step looks at what the database holds, not at user_version, so
+ * a database whose number says less than it holds (development builds
+ * made the MTA-STS cache at version 3) is brought up the same way.
  */
 static int
 spool_add_column(
@@ -605,6 +659,16 @@ spool_migrate(sqlite3 *db)
 	    spool_add_column(
 	        db, "messages", "body_file", "TEXT NOT NULL DEFAULT ''") < 0)
 		return -1;
+	/* transport rules (SPEC 5): what they decided, per recipient */
+	if (spool_add_column(
+	        db, "recipients", "rule_tls", "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(db, "recipients", "rule_connector",
+	        "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(db, "recipients", "rule_route",
+	        "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(db, "recipients", "rule_reject",
+	        "TEXT NOT NULL DEFAULT ''") < 0)
+		return -1;
 	return 0;
 }
 
@@ -627,9 +691,10 @@ spool_open_db(const char *path, const char **why)
 	if (spool_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
 	    spool_exec(db, "PRAGMA synchronous=FULL") < 0 ||
 	    spool_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
-	    spool_exec(db, spool_schema) < 0 || spool_migrate(db) < 0 ||
+	    spool_exec(db, spool_schema) < 0 ||
+	    spool_exec(db, spool_sts_schema) < 0 || spool_migrate(db) < 0 ||
 	    spool_exec(db, spool_indexes) < 0 ||
-	    spool_exec(db, "PRAGMA user_version=4") < 0) {
+	    spool_exec(db, "PRAGMA user_version=" SPOOL_SCHEMA_VERSION) < 0) {
 		*why = "cannot initialise the queue database";
 		sqlite3_close(db);
 		return NULL;
@@ -750,7 +815,8 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        &sp->ins_content, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO recipients (message_id, rcpt_index, addr, orcpt,"
-	        " notify, updated) VALUES (?,?,?,?,?,?)",
+	        " notify, updated, rule_tls, rule_connector, rule_route,"
+	        " rule_reject) VALUES (?,?,?,?,?,?,?,?,?,?)",
 	        -1, &sp->ins_rcpt, NULL) != SQLITE_OK) {
 		*why = "cannot prepare statements";
 		goto fail;
@@ -881,27 +947,32 @@ spool_enqueue(struct spool *sp, struct spool_item *it)
 	pthread_mutex_lock(&sp->mu);
 	*sp->pending_tail = it;
 	sp->pending_tail = &it->next;
-	sp->pending_bytes += it->len;
+	sp->pending_bytes += it->bytes;
 	sp->inflight++;
 	pthread_cond_signal(&sp->cv);
 	pthread_mutex_unlock(&sp->mu);
 }
 
-/* The writer thread: the body is durable, the row can be committed. */
+/*
+ * A writer or syncer thread: the body is durable, the row (and those of
+ * the message's copies, which share the file) can be committed.
+ */
 void
 spool_commit_later(
     struct spool *sp, struct spool_item *it, unsigned long long body_size)
 {
-	it->body_size = body_size;
+	for (struct spool_item *c = it; c != NULL; c = c->copy)
+		if (c->body_file != NULL)
+			c->body_size = body_size;
 	pthread_mutex_lock(&sp->mu);
 	*sp->pending_tail = it;
 	sp->pending_tail = &it->next;
-	sp->pending_bytes += it->len;
+	sp->pending_bytes += it->bytes;
 	pthread_cond_signal(&sp->cv);
 	pthread_mutex_unlock(&sp->mu);
 }
 
-/* The writer thread: the body could not be stored; report at once. */
+/* A writer or syncer thread: the body could not be stored; report. */
 void
 spool_fail_now(struct spool *sp, struct spool_item *it)
 {
@@ -935,18 +1006,14 @@ spool_sweep_named(void *arg, const char *name)
 	return spool_file_named(arg, name);
 }
 
-int
-spool_submit(
-    struct spool *sp, const struct spool_msg *msg, spool_done_fn fn, void *arg)
+/* One message of a submission as an item (its copies not included). */
+static struct spool_item *
+spool_item_new(const struct spool_msg *msg)
 {
-	struct spool_item *it;
-	int full;
+	struct spool_item *it = calloc(1, sizeof(*it));
 
-	pthread_mutex_lock(&sp->mu);
-	full = sp->pending_bytes + msg->len > SPOOL_PENDING_MAX;
-	pthread_mutex_unlock(&sp->mu);
-	if (full || (it = calloc(1, sizeof(*it))) == NULL)
-		return -1;
+	if (it == NULL)
+		return NULL;
 	it->queue_id = spool_strdup(msg->queue_id);
 	it->sender = spool_strdup(msg->sender);
 	it->envid = spool_strdup(msg->envid);
@@ -962,38 +1029,77 @@ spool_submit(
 	it->smtputf8 = msg->smtputf8;
 	it->data = msg->data;
 	it->len = msg->len;
-	it->fn = fn;
-	it->arg = arg;
 	if (msg->body != NULL &&
 	    (it->body_file = strdup(spool_body_name(msg->body))) == NULL) {
 		spool_item_free(it);
-		return -1;
+		return NULL;
 	}
 	it->rcpts = calloc(msg->nrcpts ? msg->nrcpts : 1, sizeof(*it->rcpts));
 	if (it->rcpts != NULL) {
 		it->nrcpts = msg->nrcpts;
 		for (size_t i = 0; i < msg->nrcpts; i++) {
-			it->rcpts[i].addr = spool_strdup(msg->rcpts[i].addr);
-			it->rcpts[i].orcpt = spool_strdup(msg->rcpts[i].orcpt);
-			it->rcpts[i].notify = msg->rcpts[i].notify;
-			if (it->rcpts[i].addr == NULL ||
-			    it->rcpts[i].orcpt == NULL) {
+			const struct spool_rcpt *in = &msg->rcpts[i];
+			struct spool_item_rcpt *r = &it->rcpts[i];
+
+			r->addr = spool_strdup(in->addr);
+			r->orcpt = spool_strdup(in->orcpt);
+			r->notify = in->notify;
+			r->rule_tls = spool_strdup(in->rule_tls);
+			r->rule_connector = spool_strdup(in->rule_connector);
+			r->rule_route = spool_strdup(in->rule_route);
+			r->rule_reject = spool_strdup(in->rule_reject);
+			if (r->addr == NULL || r->orcpt == NULL ||
+			    r->rule_tls == NULL || r->rule_connector == NULL ||
+			    r->rule_route == NULL || r->rule_reject == NULL) {
 				spool_item_free(it);
-				return -1;
+				return NULL;
 			}
 		}
 	}
 	if (it->queue_id == NULL || it->sender == NULL || it->rcpts == NULL ||
 	    it->message_id == NULL || it->subject == NULL) {
 		spool_item_free(it);
-		return -1;
+		return NULL;
 	}
+	return it;
+}
+
+int
+spool_submit(
+    struct spool *sp, const struct spool_msg *msg, spool_done_fn fn, void *arg)
+{
+	struct spool_item *it, **tail;
+	size_t len = 0;
+	int full;
+
+	for (const struct spool_msg *m = msg; m != NULL; m = m->next)
+		len += m->len;
+	pthread_mutex_lock(&sp->mu);
+	full = sp->pending_bytes + len > SPOOL_PENDING_MAX;
+	pthread_mutex_unlock(&sp->mu);
+	if (full || (it = spool_item_new(msg)) == NULL)
+		return -1;
+	tail = &it->copy;
+	for (const struct spool_msg *m = msg->next; m != NULL; m = m->next) {
+		if ((*tail = spool_item_new(m)) == NULL) {
+			spool_item_free(it);
+			return -1;
+		}
+		tail = &(*tail)->copy;
+	}
+	it->bytes = len;
+	it->fn = fn;
+	it->arg = arg;
 	if (msg->body == NULL) {
 		spool_enqueue(sp, it);
 		return 0;
 	}
-	/* In flight from now; the writer hands it to the committer once the
-	 * body file is whole and synced (or reports it failed). */
+	/*
+	 * In flight from now; a writer then a syncer hand it to the
+	 * committer once the body file is whole and synced (or report it
+	 * failed).  The copies a transport rule split it into share the file
+	 * (they differ in their headers only); it is finished once.
+	 */
 	pthread_mutex_lock(&sp->mu);
 	sp->inflight++;
 	pthread_mutex_unlock(&sp->mu);
@@ -1047,6 +1153,33 @@ spool_admin_submit(
 }
 
 int
+spool_write(struct spool *sp, int (*fn)(sqlite3 *, void *), void *arg,
+    void (*free_arg)(void *), spool_done_fn done, void *done_arg)
+{
+	struct spool_item *it = calloc(1, sizeof(*it));
+
+	if (it == NULL || (it->queue_id = strdup("write")) == NULL) {
+		free(it);
+		return -1;
+	}
+	it->is_result = 1;
+	it->op = SPOOL_OP_WRITE;
+	it->write_fn = fn;
+	it->write_arg = arg;
+	it->write_free = free_arg;
+	it->fn = done;
+	it->arg = done_arg;
+	spool_enqueue(sp, it);
+	return 0;
+}
+
+int
+spool_read(struct spool *sp, int (*fn)(sqlite3 *, void *), void *arg)
+{
+	return fn(sp->reader, arg);
+}
+
+int
 spool_retry(struct spool *sp, const char *next_hop, spool_done_fn fn, void *arg)
 {
 	return spool_admin_submit(sp, SPOOL_OP_RETRY, next_hop, fn, arg);
@@ -1079,6 +1212,14 @@ spool_due_rows(sqlite3_stmt *q, struct spool_due *out, size_t max, size_t *n)
 		snprintf(d->last_error, sizeof(d->last_error), "%s",
 		    (const char *)sqlite3_column_text(q, 10));
 		d->next_attempt = (time_t)sqlite3_column_int64(q, 11);
+		snprintf(d->rule_tls, sizeof(d->rule_tls), "%s",
+		    (const char *)sqlite3_column_text(q, 12));
+		snprintf(d->rule_connector, sizeof(d->rule_connector), "%s",
+		    (const char *)sqlite3_column_text(q, 13));
+		snprintf(d->rule_route, sizeof(d->rule_route), "%s",
+		    (const char *)sqlite3_column_text(q, 14));
+		snprintf(d->rule_reject, sizeof(d->rule_reject), "%s",
+		    (const char *)sqlite3_column_text(q, 15));
 	}
 	sqlite3_reset(q);
 	return 0;
@@ -1205,7 +1346,8 @@ spool_foreach(struct spool *sp, const struct spool_select *sel,
 		    "SELECT r.id, r.message_id, '', '', r.addr, r.last_error,"
 		    " r.next_attempt, 0, r.attempts, 0, r.status,"
 		    " r.next_hop, r.updated, '', '', '',"
-		    " r.orcpt, r.notify, r.delay_notified"
+		    " r.orcpt, r.notify, r.delay_notified,"
+		    " r.rule_tls, r.rule_connector, r.rule_route"
 		    " FROM recipients r%s WHERE %s"
 		    " ORDER BY r.message_id, r.rcpt_index",
 		    sel->finished ? "" : " INDEXED BY recipients_pending",
@@ -1215,7 +1357,8 @@ spool_foreach(struct spool *sp, const struct spool_select *sel,
 		    "SELECT r.id, m.id, m.queue_id, m.sender, r.addr,"
 		    " r.last_error, r.next_attempt, m.received, r.attempts,"
 		    " m.size, r.status, r.next_hop, r.updated, m.message_id,"
-		    " m.subject, m.client, r.orcpt, r.notify, r.delay_notified"
+		    " m.subject, m.client, r.orcpt, r.notify, r.delay_notified,"
+		    " r.rule_tls, r.rule_connector, r.rule_route"
 		    " FROM recipients r%s JOIN messages m ON m.id = "
 		    "r.message_id"
 		    " WHERE %s%s ORDER BY r.message_id, r.rcpt_index",
@@ -1248,6 +1391,9 @@ spool_foreach(struct spool *sp, const struct spool_select *sel,
 		row.orcpt = spool_text(q, 16);
 		row.notify = (unsigned)sqlite3_column_int(q, 17);
 		row.delay_notified = sqlite3_column_int(q, 18);
+		row.rule_tls = spool_text(q, 19);
+		row.rule_connector = spool_text(q, 20);
+		row.rule_route = spool_text(q, 21);
 		if (fn(arg, &row) != 0)
 			break;
 	}

@@ -45,6 +45,15 @@ struct spool_rcpt {
 	const char *addr;  /* forward-path, "" never */
 	const char *orcpt; /* DSN ORCPT, "" when absent */
 	unsigned notify;   /* SMTP_NOTIFY_* flags */
+	/*
+	 * What transport rules decided at acceptance (SPEC 5); NULL or ""
+	 * when nothing.  The delivery side routes with them, whatever rules
+	 * are configured by then.
+	 */
+	const char *rule_tls;       /* rule requiring TLS (RequireTls) */
+	const char *rule_connector; /* RouteMessageOutboundConnector */
+	const char *rule_route;     /* the rule that chose the connector */
+	const char *rule_reject;    /* a rule's reply: fail with an NDR */
 };
 
 /*
@@ -77,6 +86,12 @@ struct spool_msg {
 	size_t len;
 	struct spool_body *body; /* the rest of the content, or NULL */
 	struct buf *tail;        /* with body: its last staged bytes */
+	/*
+	 * More messages stored in the same transaction, all or none, with
+	 * one callback (the copies of a message that transport rules split):
+	 * each has its own queue id, envelope and content.
+	 */
+	const struct spool_msg *next;
 };
 
 /*
@@ -129,6 +144,11 @@ struct spool_due {
 	int delay_notified; /* the sender has had a delay notice */
 	char last_error[512];
 	time_t next_attempt; /* 0: never tried */
+	/* transport rule decisions (spool_rcpt), "" when none */
+	char rule_tls[256];
+	char rule_connector[256];
+	char rule_route[256];
+	char rule_reject[1024];
 };
 
 /* Where spool_due_retry() goes on from. */
@@ -204,6 +224,9 @@ struct spool_row {
 	time_t updated; /* the last change of state */
 	unsigned attempts;
 	int64_t size;
+	const char *rule_tls; /* transport rule decisions, "" when none */
+	const char *rule_connector;
+	const char *rule_route;
 };
 int spool_foreach(struct spool *, const struct spool_select *,
     int (*fn)(void *, const struct spool_row *), void *arg);
@@ -308,6 +331,21 @@ void spool_body_abort(struct spool_body *);
  * not_an_attempt set.
  */
 int spool_retry(struct spool *, const char *next_hop, spool_done_fn, void *arg);
+
+/*
+ * Other tables of the queue database (the MTA-STS policy cache,
+ * spool_sts.c) go through the same two doors.  spool_write(): fn runs on
+ * the committer thread with the writing connection, inside a batch's
+ * transaction (its own savepoint), and returns 0 on success; done is
+ * called on the loop once that is durable (queue_id "write"), then
+ * free_arg(arg) when not NULL.  spool_read(): fn runs at once on the
+ * loop thread with the read-only connection.  Both return -1 when they
+ * cannot even start (arg then stays the caller's to free).
+ */
+struct sqlite3;
+int spool_write(struct spool *, int (*fn)(struct sqlite3 *, void *), void *arg,
+    void (*free_arg)(void *), spool_done_fn done, void *done_arg);
+int spool_read(struct spool *, int (*fn)(struct sqlite3 *, void *), void *arg);
 
 /* Remove finished messages received before the given time. */
 int spool_purge(struct spool *, time_t before);

@@ -43,6 +43,7 @@
 #include "tls/tls_client.h"
 #include "tls/tls_peer.h"
 #include "tls/tls_trust.h"
+#include "util/fnv.h"
 
 /* Next hops whose sessions are kept; each is a few KB with its chain. */
 #define TLS_CLIENT_CACHE_SLOTS 1024
@@ -113,11 +114,7 @@ tls_client_report(FILE *err, const char *file, const char *what)
 static unsigned
 tls_client_hash(const char *key)
 {
-	unsigned h = 2166136261u; /* FNV-1a */
-
-	for (; *key != '\0'; key++)
-		h = (h ^ (unsigned char)*key) * 16777619u;
-	return h % TLS_CLIENT_CACHE_SLOTS;
+	return fnv_32_str(key) % TLS_CLIENT_CACHE_SLOTS;
 }
 
 static void
@@ -326,9 +323,10 @@ tls_client_ssl(struct tls_client *c, const struct tls_client_target *t,
 			goto fail;
 		}
 	}
-	n = snprintf(key, sizeof(key), "%s:%u/%s/%s", t->host, t->port,
+	n = snprintf(key, sizeof(key), "%s:%u/%s/%s%s%s", t->host, t->port,
 	    tls_client_empty(t->cert_name) ? "-" : t->cert_name,
-	    t->domain_secure ? "secure" : "default");
+	    t->domain_secure ? "secure" : "default",
+	    tls_client_empty(t->dane) ? "" : "/", t->dane ? t->dane : "");
 	/* A key that does not fit is not cached rather than truncated. */
 	if (n > 0 && (size_t)n < sizeof(key)) {
 		for (char *p = key; *p != '\0'; p++)

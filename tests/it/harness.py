@@ -13,6 +13,10 @@ over real sockets: exact bytes through `Client`, or stock clients
 - `Client` is a raw SMTP client: it sends exactly the bytes it is given and
   parses replies (multi-line aware) with a timeout, so tests can send what
   no well-behaved client would (smuggling, pipelining, garbage).
+- `eventually(predicate, timeout, what)` polls until something the daemon
+  does in its own time has happened (a delivery, a log row): the one way
+  the tests wait, so that none sleeps a guessed time.
+- `sluice_fixture(name, ...)` makes a module's shared daemon fixture.
 - Fixtures (conftest.py) bound every test in time and stop every daemon
   they started.
 """
@@ -37,6 +41,10 @@ if not BUILD.is_absolute():
     BUILD = ROOT / BUILD
 SLUICED = BUILD / "sluiced"
 SLUICECTL = BUILD / "sluicectl"
+
+# The version every program reports (src/version.h).
+VERSION = re.search(r'#define SLUICE_VERSION "([^"]+)"',
+                    (ROOT / "src" / "version.h").read_text()).group(1)
 
 FQDN = "sluice.test"
 START_TIMEOUT = 10.0  # seconds for the daemon to accept connections
@@ -262,6 +270,23 @@ def queue_id_of(reply):
     return m.group(1)
 
 
+def eventually(predicate, timeout=20.0, what=None, step=0.05):
+    """Call predicate() until it returns something true, for at most
+    timeout seconds, and return that.  When time runs out, with `what`
+    (what the test waits for, in words) the test fails saying so; without,
+    the last value is returned for the caller to judge (`assert
+    eventually(...)`, or a test that also accepts the negative)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v or time.monotonic() >= deadline:
+            break
+        time.sleep(step)
+    if not v and what is not None:
+        pytest.fail(f"{what}: not within {timeout:g} s (last: {v!r:.500})")
+    return v
+
+
 def start_threads(target, argss):
     """One daemon thread per argument tuple, started: the load of the
     chaos tests (their failures are collected by the threads)."""
@@ -397,8 +422,15 @@ class Sluice:
         return v
 
     def write_config(self, text):
+        """Replace the file in one step (a new file renamed over it), as
+        configuration tools do: a reload still reading the file for an
+        earlier SIGHUP sees the old text or the new, never an empty or
+        half-written one (which can be a valid configuration without a
+        receive connector, and would close the listeners)."""
         self.conf_text = text
-        self.conf_path.write_text(text)
+        tmp = self.conf_path.with_name(self.conf_path.name + ".new")
+        tmp.write_text(text)
+        os.replace(tmp, self.conf_path)
 
     # process control -------------------------------------------------------
 
@@ -454,18 +486,16 @@ class Sluice:
         """The daemon's pid (the child of a wrapper such as strace)."""
         if not self.wrap:
             return self.proc.pid
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        def child():
             for task in glob.glob(f"/proc/{self.proc.pid}/task/*/children"):
                 kids = Path(task).read_text().split()
                 if kids:
                     return int(kids[0])
             p = subprocess.run(["pgrep", "-P", str(self.proc.pid)],
                                capture_output=True, text=True, check=False)
-            if p.stdout.split():
-                return int(p.stdout.split()[0])
-            time.sleep(0.05)
-        raise RuntimeError("wrapped sluiced not found")
+            return int(p.stdout.split()[0]) if p.stdout.split() else None
+
+        return eventually(child, 5, "the wrapped sluiced's pid")
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -540,13 +570,7 @@ class Sluice:
         return data.decode("utf-8", "replace")
 
     def wait_stderr(self, pattern, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = re.search(pattern, self.stderr())
-            if m:
-                return m
-            time.sleep(0.05)
-        return None
+        return eventually(lambda: re.search(pattern, self.stderr()), timeout)
 
     # clients -------------------------------------------------------------
 
@@ -681,12 +705,17 @@ class Sluice:
         return [e for e in out if event is None or e.get("event-id") == event]
 
 
-def run_ctl(*args, cwd=None, timeout=20):
+def run_ctl(*args, cwd=None, timeout=20, env=None):
+    """sluicectl with these arguments; env: variables added to ours."""
     if not SLUICECTL.exists():
         pytest.fail(f"{SLUICECTL} does not exist: run `make asan` first")
+    e = None
+    if env is not None:
+        e = dict(os.environ)
+        e.update(env)
     return subprocess.run([str(SLUICECTL)] + [str(a) for a in args],
                           capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout)
+                          timeout=timeout, env=e)
 
 
 def split_headers(raw):
@@ -731,6 +760,22 @@ def swaks(port, *args, host="127.0.0.1", timeout=30):
         ["swaks", "--server", host, "--port", str(port),
          "--helo", "client.example", "--timeout", "10"] + list(args),
         capture_output=True, text=True, timeout=timeout)
+
+
+def sluice_fixture(name, config=None, **kw):
+    """A module-scoped fixture named `name`: one sluiced for a module's
+    tests, stopped (and checked) after the last.  kw are Sluice's keyword
+    arguments; config(workdir, pki), when given, returns more of them from
+    the daemon's directory and the test PKI (certificates, users files).
+        anon = sluice_fixture("anon")
+        tls = sluice_fixture("tls", lambda d, pki: tls_conf(pki))"""
+    @pytest.fixture(scope="module", name=name)
+    def fixture(request, tmp_path_factory):
+        d = tmp_path_factory.mktemp(name)
+        more = config(d, request.getfixturevalue("pki")) if config else {}
+        with running(d, **kw, **more) as s:
+            yield s
+    return fixture
 
 
 @contextlib.contextmanager

@@ -5,19 +5,16 @@ ExternalAuthoritative connector with ExchangeServers relays anything; the
 connector serving a connection is the one whose RemoteIPRanges match the
 client most specifically (Exchange's rule), told apart by their banners.
 """
-import time
 
 import pytest
 
-from harness import make_message, queue_id_of, running
+from harness import (eventually, make_message, queue_id_of, running,
+                     sluice_fixture)
 
 SENDER = "a@sender.example"
 
 
-@pytest.fixture(scope="module")
-def anon(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("relay")) as s:
-        yield s
+anon = sluice_fixture("anon")
 
 
 @pytest.mark.parametrize("rcpt,code,enh", [
@@ -99,13 +96,10 @@ SELECTION_CONNECTORS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def selection(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("selection"),
-                 conn={"RemoteIPRanges": "0.0.0.0/0",
-                       "Banner": '"220 general.test general connector"'},
-                 connectors=SELECTION_CONNECTORS) as s:
-        yield s
+selection = sluice_fixture(
+    "selection", connectors=SELECTION_CONNECTORS,
+    conn={"RemoteIPRanges": "0.0.0.0/0",
+          "Banner": '"220 general.test general connector"'})
 
 
 @pytest.mark.parametrize("source,banner", [
@@ -146,15 +140,15 @@ def test_protocol_log_names_selected_connector(selection):
         port = c.local_port
         c.ehlo()
         c.quit()
-    deadline = time.monotonic() + 5
-    rows = []
-    while time.monotonic() < deadline:
+
+    def session_rows():
         _, rows = selection.protolog()
-        rows = [r for r in rows if len(r) >= 6 and
+        return [r for r in rows if len(r) >= 6 and
                 r[5] == f"127.0.0.2:{port}"]
-        if any(r[6] == "-" for r in rows if len(r) > 6):
-            break
-        time.sleep(0.1)
+
+    eventually(lambda: any(r[6] == "-" for r in session_rows()
+                           if len(r) > 6), 5)
+    rows = session_rows()
     assert rows, "no protocol log rows for the session"
     assert all(r[1].endswith("Specific") for r in rows), rows
 
@@ -180,7 +174,9 @@ def test_bare_postmaster_refused_without_authoritative_domain(tmp_path):
 def test_bare_postmaster_settles_when_its_domain_goes(sluice_factory):
     """<Postmaster> stored while an Authoritative domain existed (the
     daemon stops before delivering it), then a configuration without one:
-    the recipient fails like any unroutable one instead of waiting."""
+    the recipient settles like any unroutable one: it waits in the
+    Unreachable queue, deferred with the reason, and expires (here after
+    MessageExpirationTimeout's minimum, 5 s) instead of waiting forever."""
     s = sluice_factory(start=False)
     s.start(env={"SLUICE_CRASH_POINT": "before-reply"})
     with s.client() as c:
@@ -191,12 +187,14 @@ def test_bare_postmaster_settles_when_its_domain_goes(sluice_factory):
         c.send(make_message("postmaster-stranded") + ".\r\n")
         assert c.closed(10)
     assert s.wait_exit(10) == 97, s.stderr()
-    s.configure(domains=(), raw_extra=RELAY_ONLY)
+    s.configure(domains=(), raw_extra=RELAY_ONLY,
+                transport={"TransientFailureRetryInterval": "1s",
+                           "MessageExpirationTimeout": "5s"})
     s.start()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        st = {r["addr"]: r["status"] for r in s.recipients()}
-        if st.get("Postmaster") == 2:
-            break
-        time.sleep(0.1)
+
+    def states():
+        return {r["addr"]: r["status"] for r in s.recipients()}
+
+    eventually(lambda: states().get("Postmaster") == 2, 30)
+    st = states()
     assert st.get("Postmaster") == 2, st

@@ -3,7 +3,8 @@
  * stored byte-exact, group commit really batching, and injected write and
  * fsync failures reported as failures with nothing stored; large content
  * in body files, read back in pieces, removed when given up, purged or
- * never acknowledged.
+ * never acknowledged; and queue databases of every earlier schema version
+ * brought up to the current one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 
 #include "spool/spool.h"
 #include "spool/spool_fault.h"
+#include "spool/spool_sts.h"
 #include "util/buf.h"
 
 #define BATCH 200
@@ -75,9 +77,11 @@ static struct outcome
 submit_many(struct spool *sp, struct event_base *base, int n, const char *body)
 {
 	static const struct spool_rcpt rcpts[] = {
-	    {"a@example.com", "", 0},
-	    {"b@example.com", "rfc822;b@example.com", 6},
-	    {"c@example.com", "", 0},
+	    {.addr = "a@example.com", .orcpt = "", .notify = 0},
+	    {.addr = "b@example.com",
+	        .orcpt = "rfc822;b@example.com",
+	        .notify = 6},
+	    {.addr = "c@example.com", .orcpt = "", .notify = 0},
 	};
 	struct outcome o = {0, 0};
 	char ids[BATCH][32];
@@ -315,7 +319,8 @@ file_exists(const char *dir, const char *name)
 static struct outcome
 store_with_body(struct spool *sp, struct event_base *base, const char *id)
 {
-	static const struct spool_rcpt rcpt = {"a@example.com", "", 0};
+	static const struct spool_rcpt rcpt = {
+	    .addr = "a@example.com", .orcpt = ""};
 	const char *head = "Subject: big\r\n\r\n";
 	struct outcome o = {0, 0};
 	struct spool_body *b = spool_body_new(sp, id);
@@ -575,9 +580,9 @@ static void
 test_info_foreach_suspend(void **state)
 {
 	static const struct spool_rcpt rcpts[] = {
-	    {"a@example.com", "", 0},
-	    {"b@example.com", "", 0},
-	    {"c@example.com", "", 0},
+	    {.addr = "a@example.com", .orcpt = "", .notify = 0},
+	    {.addr = "b@example.com", .orcpt = "", .notify = 0},
+	    {.addr = "c@example.com", .orcpt = "", .notify = 0},
 	};
 	const char *body = "Message-ID: <m@x>\r\nSubject: s\r\n\r\nbody\r\n";
 	struct event_base *base = event_base_new();
@@ -669,6 +674,234 @@ test_body_fault(void **state)
 	run_body_fault("fsync");
 }
 
+/*
+ * The copies a transport rule split a message into are stored together,
+ * with the rules' decisions per recipient; a copy that cannot be stored
+ * takes the others with it.
+ */
+static void
+test_rule_copies(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *dir = make_dir();
+	const char *why = NULL;
+	struct spool *sp = spool_open(dir, base, &why);
+	struct spool_rcpt r1 = {.addr = "a@fabrikam.com",
+	    .orcpt = "",
+	    .rule_tls = "Force TLS",
+	    .rule_connector = "Secure",
+	    .rule_route = "Route legal"};
+	struct spool_rcpt r2 = {.addr = "b@other.org",
+	    .orcpt = "",
+	    .rule_reject = "550 5.7.1 blocked"};
+	struct spool_msg copy = {.queue_id = "COPY2",
+	    .sender = "s@x.org",
+	    .rcpts = &r2,
+	    .nrcpts = 1,
+	    .data = "Subject: b\r\n\r\nb\r\n",
+	    .len = 17};
+	struct spool_msg msg = {.queue_id = "COPY1",
+	    .sender = "s@x.org",
+	    .rcpts = &r1,
+	    .nrcpts = 1,
+	    .data = "Subject: a\r\nX-T: 1\r\n\r\na\r\n",
+	    .len = 25,
+	    .next = &copy};
+	struct spool_due due[4];
+	struct outcome o = {0, 0};
+	size_t n = 0;
+
+	(void)state;
+	assert_non_null(sp);
+	assert_int_equal(spool_submit(sp, &msg, on_done, &o), 0);
+	while (o.done < 1)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(o.ok, 1); /* one callback for both */
+	assert_int_equal(spool_due_new(sp, 0, due, 4, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(due[0].queue_id, "COPY1");
+	assert_string_equal(due[0].rule_tls, "Force TLS");
+	assert_string_equal(due[0].rule_connector, "Secure");
+	assert_string_equal(due[0].rule_route, "Route legal");
+	assert_string_equal(due[0].rule_reject, "");
+	assert_string_equal(due[1].queue_id, "COPY2");
+	assert_string_equal(due[1].rule_reject, "550 5.7.1 blocked");
+	assert_string_equal(due[1].rule_tls, "");
+	/* a copy with an id already stored fails, and the whole group too */
+	copy.queue_id = "COPY1";
+	msg.queue_id = "COPY3";
+	assert_int_equal(spool_submit(sp, &msg, on_done, &o), 0);
+	while (o.done < 2)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(o.ok, 1);
+	spool_close(sp);
+	assert_int_equal(count_rows(dir, "select count(*) from messages"), 2);
+	assert_int_equal(
+	    count_rows(dir, "select length(c.data) from contents c join "
+	                    "messages m on m.id = c.message_id where "
+	                    "m.queue_id = 'COPY1'"),
+	    25);
+	event_base_free(base);
+	free(dir);
+}
+
+/*
+ * Queue databases of every earlier schema version, as they were made:
+ * the first tables, then what each version added (spool.c,
+ * SPOOL_SCHEMA_VERSION).  "3+sts" is a development build's: the MTA-STS
+ * cache already there at version 3, before the rules' columns.
+ */
+#define OLD_MESSAGES                                                           \
+	"CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"         \
+	" queue_id TEXT NOT NULL UNIQUE, received INTEGER NOT NULL,"           \
+	" sender TEXT NOT NULL, envid TEXT NOT NULL DEFAULT '',"               \
+	" ret INTEGER NOT NULL DEFAULT 0, body_type INTEGER NOT NULL"          \
+	" DEFAULT 0, smtputf8 INTEGER NOT NULL DEFAULT 0, connector"           \
+	" TEXT NOT NULL DEFAULT '', client TEXT NOT NULL DEFAULT '',"          \
+	" helo TEXT NOT NULL DEFAULT '', tls TEXT NOT NULL DEFAULT '',"        \
+	" auth_as TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL,"            \
+	" checksum TEXT NOT NULL, body BLOB NOT NULL);"
+#define OLD_RECIPIENTS                                                         \
+	"CREATE TABLE recipients (id INTEGER PRIMARY KEY, message_id"          \
+	" INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"         \
+	" rcpt_index INTEGER NOT NULL, addr TEXT NOT NULL, orcpt TEXT"         \
+	" NOT NULL DEFAULT '', notify INTEGER NOT NULL DEFAULT 0,"             \
+	" status INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL"        \
+	" DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0,"                 \
+	" last_error TEXT NOT NULL DEFAULT '', next_hop TEXT NOT NULL"         \
+	" DEFAULT '', updated INTEGER NOT NULL DEFAULT 0);"
+#define OLD_ROWS                                                               \
+	"INSERT INTO messages (queue_id, received, sender, size,"              \
+	" checksum, body) VALUES ('OLD', 1, 's@x.org', 1, 'x', 'b');"          \
+	"INSERT INTO recipients (message_id, rcpt_index, addr)"                \
+	" VALUES (1, 0, 'r@y.org');"
+#define ADD_V2                                                                 \
+	"ALTER TABLE recipients ADD COLUMN delay_notified INTEGER NOT NULL"    \
+	" DEFAULT 0;"
+#define ADD_V3                                                                 \
+	"ALTER TABLE messages ADD COLUMN message_id TEXT NOT NULL DEFAULT '';" \
+	"ALTER TABLE messages ADD COLUMN subject TEXT NOT NULL DEFAULT '';"
+#define ADD_V4                                                                 \
+	"ALTER TABLE recipients ADD COLUMN rule_tls TEXT NOT NULL DEFAULT '';" \
+	"ALTER TABLE recipients ADD COLUMN rule_connector TEXT NOT NULL"       \
+	" DEFAULT '';"                                                         \
+	"ALTER TABLE recipients ADD COLUMN rule_route TEXT NOT NULL"           \
+	" DEFAULT '';"                                                         \
+	"ALTER TABLE recipients ADD COLUMN rule_reject TEXT NOT NULL"          \
+	" DEFAULT '';"
+#define ADD_STS                                                                \
+	"CREATE TABLE mta_sts (domain TEXT PRIMARY KEY, id TEXT NOT NULL,"     \
+	" policy BLOB NOT NULL, fetched INTEGER NOT NULL,"                     \
+	" expires INTEGER NOT NULL);"                                          \
+	"INSERT INTO mta_sts VALUES ('y.org', 'id1', 'version: STSv1', 1,"     \
+	" 2);"
+
+static int
+count_sts(void *arg, const struct spool_sts_row *row)
+{
+	int *n = arg;
+
+	assert_string_equal(row->domain, "y.org");
+	assert_string_equal(row->id, "id1");
+	(*n)++;
+	return 0;
+}
+
+/* Each earlier version is brought up to the current one, data kept. */
+static void
+test_migrate_every_version(void **state)
+{
+	static const struct {
+		const char *name, *sql;
+		int sts_rows; /* MTA-STS cache rows it holds */
+	} t[] = {
+	    {"1", OLD_MESSAGES OLD_RECIPIENTS OLD_ROWS "PRAGMA user_version=1;",
+	        0},
+	    {"2",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 OLD_ROWS
+	        "PRAGMA user_version=2;",
+	        0},
+	    {"3",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 OLD_ROWS
+	        "PRAGMA user_version=3;",
+	        0},
+	    {"3+sts",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_STS OLD_ROWS
+	        "PRAGMA user_version=3;",
+	        1},
+	    {"4",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_V4 OLD_ROWS
+	        "PRAGMA user_version=4;",
+	        0},
+	    {"5",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_V4 ADD_STS
+	            OLD_ROWS "PRAGMA user_version=5;",
+	        1},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct event_base *base = event_base_new();
+		char *dir = make_dir(), path[512];
+		const char *why = NULL;
+		struct spool *sp;
+		struct spool_due due[2];
+		struct spool_stored env;
+		char *head;
+		size_t n = 0, hlen;
+		int sts = 0;
+		sqlite3 *db;
+
+		print_message("version %s\n", t[i].name);
+		snprintf(path, sizeof(path), "%s/queue.db", dir);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(
+		    sqlite3_exec(db, t[i].sql, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+		/* twice: a migrated database opens again unchanged */
+		for (int round = 0; round < 2; round++) {
+			sp = spool_open(dir, base, &why);
+			assert_non_null(sp);
+			n = 0;
+			assert_int_equal(spool_due_new(sp, 0, due, 2, &n), 0);
+			assert_int_equal(n, 1);
+			assert_string_equal(due[0].queue_id, "OLD");
+			assert_string_equal(due[0].addr, "r@y.org");
+			assert_string_equal(due[0].rule_tls, "");
+			assert_string_equal(due[0].rule_connector, "");
+			assert_string_equal(due[0].rule_route, "");
+			assert_string_equal(due[0].rule_reject, "");
+			sts = 0;
+			assert_int_equal(
+			    spool_sts_load(sp, count_sts, &sts), 0);
+			assert_int_equal(sts, t[i].sts_rows);
+			/* content kept in messages.body, no body file */
+			assert_int_equal(spool_load_head(sp, due[0].message_id,
+			                     64, &env, &head, &hlen),
+			    0);
+			assert_int_equal(hlen, 1);
+			assert_memory_equal(head, "b", 1);
+			free(head);
+			spool_close(sp);
+		}
+		assert_int_equal(count_rows(dir, "pragma user_version"), 6);
+		assert_int_equal(
+		    count_rows(dir, "select count(*) from messages "
+		                    "where message_id = '' and "
+		                    "subject = ''"),
+		    1);
+		assert_int_equal(count_rows(dir, "select count(*) from "
+		                                 "recipients where "
+		                                 "delay_notified = 0"),
+		    1);
+		assert_int_equal(
+		    count_rows(dir, "select count(*) from mta_sts"),
+		    t[i].sts_rows);
+		event_base_free(base);
+		free(dir);
+	}
+}
+
 int
 main(void)
 {
@@ -682,6 +915,8 @@ main(void)
 	    cmocka_unit_test(test_body_removed),
 	    cmocka_unit_test(test_body_fault),
 	    cmocka_unit_test(test_info_foreach_suspend),
+	    cmocka_unit_test(test_rule_copies),
+	    cmocka_unit_test(test_migrate_every_version),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

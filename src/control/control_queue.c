@@ -16,7 +16,8 @@
  *   export ID                 the stored message (Export-Message)
  *
  * Queues are derived, not stored: each pending recipient is routed with
- * the live configuration and its next hop names its queue: "Local" for
+ * the live configuration and what transport rules decided for it when it
+ * was accepted, and its next hop names its queue: "Local" for
  * Authoritative domains, the recipient domain for DNS-routed connectors,
  * the connector's name for smart-host connectors, "Unreachable" when no
  * connector matches.  A message's identity is "QUEUE\ID", as `messages`
@@ -37,12 +38,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include "control/control_int.h"
 #include "log/tracklog.h"
 #include "queue/dqueue.h"
 #include "queue/outcome.h"
 #include "queue/qmgr.h"
 #include "route/route.h"
-#include "server/control_int.h"
 #include "server/server.h"
 #include "spool/spool.h"
 #include "util/buf.h"
@@ -58,12 +59,18 @@
 
 /* --- names ------------------------------------------------------------ */
 
-/* The queue a recipient waits in, by the live configuration. */
+/*
+ * The queue a recipient waits in, by the live configuration and what
+ * transport rules decided for it at acceptance (route_recipient), as the
+ * queue manager routes it.
+ */
 static void
-cq_queue_of(const struct conf *conf, const char *addr, char *id, size_t idlen,
-    const char **type)
+cq_queue_of(const struct conf *conf, const struct spool_row *row, char *id,
+    size_t idlen, const char **type)
 {
-	const char *at = strrchr(addr, '@');
+	const char *at = strrchr(row->addr, '@');
+	struct route_rules rr = {
+	    row->rule_tls, row->rule_connector, row->rule_route};
 	char domain[256];
 	struct route r;
 	size_t i;
@@ -77,7 +84,7 @@ cq_queue_of(const struct conf *conf, const char *addr, char *id, size_t idlen,
 	for (i = 0; at[1 + i] != '\0' && i + 1 < sizeof(domain); i++)
 		domain[i] = (char)tolower((unsigned char)at[1 + i]);
 	domain[i] = '\0';
-	route_domain(conf, domain, &r);
+	route_recipient(conf, domain, &rr, &r);
 	route_queue_name(&r, domain, id, idlen, type);
 }
 
@@ -130,7 +137,7 @@ cq_find_queue(void *arg, const struct spool_row *row)
 	char id[300];
 	const char *type;
 
-	cq_queue_of(f->conf, row->addr, id, sizeof(id), &type);
+	cq_queue_of(f->conf, row, id, sizeof(id), &type);
 	f->found = strcasecmp(id, f->name) == 0;
 	return f->found;
 }
@@ -146,7 +153,7 @@ cq_find_queue(void *arg, const struct spool_row *row)
 static int
 cq_is_queue(struct control *ctl, const char *name)
 {
-	const struct conf *conf = ctl->srv->conf->conf;
+	const struct conf *conf = ctl->daemon->conf->conf;
 	struct cq_find f = {conf, name, 0};
 	struct spool_select all = {0, NULL, 0};
 	char err[8];
@@ -155,7 +162,7 @@ cq_is_queue(struct control *ctl, const char *name)
 
 	if (name[0] == '\0')
 		return 0;
-	if (dqueues_status(qmgr_dqueues(ctl->srv->qmgr), name, &conns, err,
+	if (dqueues_status(qmgr_dqueues(ctl->qmgr), name, &conns, err,
 	        sizeof(err)) != NULL)
 		return 1;
 	if (strcasecmp(name, "Local") == 0) {
@@ -172,7 +179,7 @@ cq_is_queue(struct control *ctl, const char *name)
 		    strcasecmp(sc->name, name) == 0)
 			return 1;
 	}
-	spool_foreach(ctl->srv->spool, &all, cq_find_queue, &f);
+	spool_foreach(ctl->daemon->spool, &all, cq_find_queue, &f);
 	return f.found;
 }
 
@@ -208,25 +215,30 @@ struct cq_queues {
 	struct cq_domain *cache; /* CQ_DOMAIN_CACHE of them, or NULL */
 };
 
-/* The queue of addr's domain, found or added; NULL when too many. */
+/* The queue of row's recipient, found or added; NULL when too many. */
 static struct cq_queue *
-cq_queue_for(struct cq_queues *w, const char *addr)
+cq_queue_for(struct cq_queues *w, const struct spool_row *row)
 {
-	const char *at = strrchr(addr, '@'), *d = at != NULL ? at + 1 : "@";
+	const char *at = strrchr(row->addr, '@'),
+	           *d = at != NULL ? at + 1 : "@";
 	struct cq_domain *slot = NULL;
 	struct cq_queue *q = NULL;
 	unsigned h = 2166136261u;
 	char id[300];
 	const char *type;
 
-	for (const char *p = d; *p != '\0'; p++)
-		h = (h ^ (unsigned char)tolower((unsigned char)*p)) * 16777619u;
-	if (w->cache != NULL && strlen(d) < sizeof(slot->domain)) {
+	/* rows with a transport rule's route are routed each time */
+	if (w->cache != NULL && strlen(d) < sizeof(slot->domain) &&
+	    (row->rule_tls == NULL || row->rule_tls[0] == '\0') &&
+	    (row->rule_connector == NULL || row->rule_connector[0] == '\0')) {
+		for (const char *p = d; *p != '\0'; p++)
+			h = (h ^ (unsigned char)tolower((unsigned char)*p)) *
+			    16777619u;
 		slot = &w->cache[h % CQ_DOMAIN_CACHE];
 		if (strcasecmp(slot->domain, d) == 0)
 			return slot->q;
 	}
-	cq_queue_of(w->ctl->srv->conf->conf, addr, id, sizeof(id), &type);
+	cq_queue_of(w->ctl->daemon->conf->conf, row, id, sizeof(id), &type);
 	for (size_t i = 0; i < w->nqueues && q == NULL; i++)
 		if (strcmp(w->queues[i].identity, id) == 0)
 			q = &w->queues[i];
@@ -249,7 +261,7 @@ static int
 cq_collect(void *arg, const struct spool_row *p)
 {
 	struct cq_queues *w = arg;
-	struct cq_queue *q = cq_queue_for(w, p->addr);
+	struct cq_queue *q = cq_queue_for(w, p);
 
 	if (q == NULL)
 		return 0;
@@ -284,7 +296,7 @@ cq_queues(struct control *ctl, struct buf *out)
 		return;
 	}
 	w.cache = calloc(CQ_DOMAIN_CACHE, sizeof(*w.cache)); /* NULL: slower */
-	if (spool_foreach(ctl->srv->spool, &all, cq_collect, &w) < 0)
+	if (spool_foreach(ctl->daemon->spool, &all, cq_collect, &w) < 0)
 		buf_puts(out, "error: cannot read the queue\n");
 	buf_printf(out, "%-32s %-27s %-9s %12s %-20s %s\n", "Identity",
 	    "DeliveryType", "Status", "MessageCount", "NextRetryTime",
@@ -294,7 +306,7 @@ cq_queues(struct control *ctl, struct buf *out)
 		const char *status = q->ready > 0 ? "Ready" : "Retry";
 		char live_error[200] = "";
 		unsigned conns = 0;
-		const char *live = dqueues_status(qmgr_dqueues(ctl->srv->qmgr),
+		const char *live = dqueues_status(qmgr_dqueues(ctl->qmgr),
 		    q->identity, &conns, live_error, sizeof(live_error));
 
 		/* The live queue knows better: Active, Suspended. */
@@ -366,7 +378,7 @@ cq_group_status(const struct cq_list *l, const struct cq_group *g)
 static void
 cq_list_flush(struct cq_list *l)
 {
-	const struct conf_transport *t = &l->ctl->srv->conf->conf->transport;
+	const struct conf_transport *t = &l->ctl->daemon->conf->conf->transport;
 	char received[32], expires[32], when[32], ip[64];
 
 	tracklog_ip(l->client, ip, sizeof(ip));
@@ -435,7 +447,7 @@ cq_list_row(void *arg, const struct spool_row *row)
 	if (l->finished)
 		snprintf(queue, sizeof(queue), "%s", CQ_SAFETY_NET);
 	else
-		cq_queue_of(l->ctl->srv->conf->conf, row->addr, queue,
+		cq_queue_of(l->ctl->daemon->conf->conf, row, queue,
 		    sizeof(queue), &type);
 	for (size_t i = 0; i < l->ngroups && g == NULL; i++)
 		if (strcmp(l->groups[i].queue, queue) == 0)
@@ -519,7 +531,7 @@ cq_messages(
 	            strcasecmp(l.status, "Failed") == 0 ||
 	            strcasecmp(l.status, "PartiallyFailed") == 0));
 	sel.finished = l.finished;
-	if (spool_foreach(ctl->srv->spool, &sel, cq_list_row, &l) < 0)
+	if (spool_foreach(ctl->daemon->spool, &sel, cq_list_row, &l) < 0)
 		buf_puts(out, "error: cannot read the queue\n");
 	else
 		cq_list_flush(&l);
@@ -582,7 +594,7 @@ cq_job_row(void *arg, const struct spool_row *row)
 	const char *type;
 
 	cq_queue_of(
-	    j->c->ctl->srv->conf->conf, row->addr, queue, sizeof(queue), &type);
+	    j->c->ctl->daemon->conf->conf, row, queue, sizeof(queue), &type);
 	if (j->id.queue[0] != '\0' && strcasecmp(queue, j->id.queue) != 0)
 		return 0;
 	j->matched++;
@@ -656,24 +668,21 @@ static void
 cq_item_settled(struct cq_item *it, int ok)
 {
 	struct cq_job *j = it->job;
-	struct server *srv = j->c->ctl->srv;
+	struct daemon *daemon = j->c->ctl->daemon;
+	struct qmgr *qmgr = j->c->ctl->qmgr;
 
 	if (it->held)
-		qmgr_release_rcpt(srv->qmgr, it->rcpt_id, ok);
+		qmgr_release_rcpt(qmgr, it->rcpt_id, ok);
 	it->done = 1;
 	j->ok += ok != 0;
-	if (ok && j->op == CQ_REMOVE && srv->tracklog != NULL) {
-		struct track_event ev;
-
-		memset(&ev, 0, sizeof(ev));
-		ev.event = "FAIL";
-		ev.source = "ADMIN";
-		ev.msg = j->facts != NULL ? &j->facts->msg : NULL;
-		ev.recipient = it->addr;
-		ev.status = CQ_REMOVED;
-		ev.server_hostname = outcome_fqdn(srv);
-		tracklog_write(srv->tracklog, &ev);
-	}
+	if (ok && j->op == CQ_REMOVE)
+		tracklog_write(daemon->tracklog,
+		    &(struct track_event){.event = "FAIL",
+		        .source = "ADMIN",
+		        .msg = j->facts != NULL ? &j->facts->msg : NULL,
+		        .recipient = it->addr,
+		        .status = CQ_REMOVED,
+		        .server_hostname = outcome_fqdn(daemon)});
 	if (--j->outstanding == 0)
 		cq_job_done(j);
 }
@@ -701,7 +710,7 @@ cq_released(void *arg, int64_t rcpt_id, int recorded)
 static void
 cq_remove_ndr(struct cq_job *j)
 {
-	struct server *srv = j->c->ctl->srv;
+	struct daemon *daemon = j->c->ctl->daemon;
 	struct outcome_rcpt *rs = calloc(j->n, sizeof(*rs));
 	struct outcome o;
 
@@ -733,7 +742,7 @@ cq_remove_ndr(struct cq_job *j)
 	o.source = "ADMIN";
 	o.rcpts = rs;
 	o.nrcpts = j->n;
-	outcome_settle(srv, &o, cq_released, j);
+	outcome_settle(daemon, &o, cq_released, j);
 	free(rs);
 }
 
@@ -742,7 +751,8 @@ static int
 cq_change(
     struct control_client *c, enum cq_op op, const char *ident, struct buf *out)
 {
-	struct server *srv = c->ctl->srv;
+	struct daemon *daemon = c->ctl->daemon;
+	struct qmgr *qmgr = c->ctl->qmgr;
 	struct cq_job *j = calloc(1, sizeof(*j));
 	struct spool_select sel = {0, NULL, 0};
 
@@ -762,7 +772,7 @@ cq_change(
 		return 0;
 	}
 	sel.queue_id = j->id.qid;
-	if (spool_foreach(srv->spool, &sel, cq_job_row, j) < 0) {
+	if (spool_foreach(daemon->spool, &sel, cq_job_row, j) < 0) {
 		buf_puts(out, "error: cannot read the queue\n");
 		cq_job_free(j);
 		return 0;
@@ -791,14 +801,13 @@ cq_change(
 	 * (its result does not undo the change: see spool_record).
 	 */
 	if (op != CQ_RESUME)
-		dqueues_forget_message(qmgr_dqueues(srv->qmgr),
+		dqueues_forget_message(qmgr_dqueues(qmgr),
 		    j->id.queue[0] ? j->id.queue : NULL, j->id.qid);
 	for (size_t i = 0; i < j->n; i++)
-		j->items[i].held =
-		    qmgr_hold_rcpt(srv->qmgr, j->items[i].rcpt_id);
+		j->items[i].held = qmgr_hold_rcpt(qmgr, j->items[i].rcpt_id);
 	j->outstanding = (unsigned)j->n;
 	if (op == CQ_REMOVE && (j->facts = malloc(sizeof(*j->facts))) != NULL)
-		outcome_facts(srv, j->rowid, j->id.qid, j->facts);
+		outcome_facts(daemon, j->rowid, j->id.qid, j->facts);
 	if (op == CQ_REMOVE_NDR) {
 		cq_remove_ndr(j);
 		return 1;
@@ -829,7 +838,7 @@ cq_change(
 			r.error = CQ_REMOVED;
 			break;
 		}
-		if (spool_record(srv->spool, &r, cq_recorded, it) < 0)
+		if (spool_record(daemon->spool, &r, cq_recorded, it) < 0)
 			cq_item_settled(it, 0);
 	}
 	return 1;
@@ -860,7 +869,7 @@ cq_count_row(void *arg, const struct spool_row *row)
 	if (row->next_attempt == SPOOL_SUSPENDED ||
 	    row->message_rowid == k->last)
 		return 0;
-	cq_queue_of(k->conf, row->addr, id, sizeof(id), &type);
+	cq_queue_of(k->conf, row, id, sizeof(id), &type);
 	if (strcasecmp(id, k->queue) == 0) {
 		k->messages++;
 		k->last = row->message_rowid;
@@ -891,9 +900,10 @@ cq_retried(void *arg, int ok, const char *queue_id)
 static int
 cq_retry(struct control_client *c, const char *queue, struct buf *out)
 {
-	struct server *srv = c->ctl->srv;
+	struct daemon *daemon = c->ctl->daemon;
+	struct qmgr *qmgr = c->ctl->qmgr;
 	struct spool_select all = {0, NULL, 0};
-	struct cq_count k = {srv->conf->conf, queue, 0, -1};
+	struct cq_count k = {daemon->conf->conf, queue, 0, -1};
 	struct cq_retry *r;
 
 	if (!cq_is_queue(c->ctl, queue)) {
@@ -905,12 +915,12 @@ cq_retry(struct control_client *c, const char *queue, struct buf *out)
 		buf_puts(out, "error: out of memory\n");
 		return 0;
 	}
-	spool_foreach(srv->spool, &all, cq_count_row, &k);
+	spool_foreach(daemon->spool, &all, cq_count_row, &k);
 	r->c = c;
 	r->messages = k.messages;
 	snprintf(r->queue, sizeof(r->queue), "%s", queue);
-	dqueues_retry(qmgr_dqueues(srv->qmgr), queue);
-	if (spool_retry(srv->spool, queue, cq_retried, r) < 0) {
+	dqueues_retry(qmgr_dqueues(qmgr), queue);
+	if (spool_retry(daemon->spool, queue, cq_retried, r) < 0) {
 		free(r);
 		buf_puts(out, "error: out of memory\n");
 		return 0;
@@ -923,7 +933,7 @@ static int
 cq_suspend(
     struct control_client *c, const char *name, int suspend, struct buf *out)
 {
-	struct dqueues *dqs = qmgr_dqueues(c->ctl->srv->qmgr);
+	struct dqueues *dqs = qmgr_dqueues(c->ctl->qmgr);
 
 	if (strchr(name, '\\') == NULL && cq_is_queue(c->ctl, name)) {
 		if (!suspend && dqueues_suspend(dqs, name, 0) < 0) {
@@ -966,8 +976,7 @@ cq_export_row(void *arg, const struct spool_row *row)
 		if (e->finished)
 			snprintf(queue, sizeof(queue), "%s", CQ_SAFETY_NET);
 		else
-			cq_queue_of(
-			    e->conf, row->addr, queue, sizeof(queue), &type);
+			cq_queue_of(e->conf, row, queue, sizeof(queue), &type);
 		if (strcasecmp(queue, e->id.queue) != 0)
 			return 0;
 	}
@@ -978,7 +987,7 @@ cq_export_row(void *arg, const struct spool_row *row)
 static int
 cq_export(struct control_client *c, const char *ident, struct buf *out)
 {
-	struct server *srv = c->ctl->srv;
+	struct daemon *daemon = c->ctl->daemon;
 	struct cq_export e;
 	struct spool_select sel = {0, NULL, 0};
 	struct spool_stored st;
@@ -987,17 +996,17 @@ cq_export(struct control_client *c, const char *ident, struct buf *out)
 	size_t len = 0;
 
 	memset(&e, 0, sizeof(e));
-	e.conf = srv->conf->conf;
+	e.conf = daemon->conf->conf;
 	e.rowid = -1;
 	if (cq_ident(ident, &e.id) < 0) {
 		buf_printf(out, "error: %s is not a message identity\n", ident);
 		return 0;
 	}
 	sel.queue_id = e.id.qid;
-	spool_foreach(srv->spool, &sel, cq_export_row, &e);
+	spool_foreach(daemon->spool, &sel, cq_export_row, &e);
 	if (e.rowid < 0) {
 		sel.finished = e.finished = 1;
-		spool_foreach(srv->spool, &sel, cq_export_row, &e);
+		spool_foreach(daemon->spool, &sel, cq_export_row, &e);
 	}
 	if (e.rowid < 0) {
 		buf_printf(out, "error: no message %s\n", ident);
@@ -1009,10 +1018,10 @@ cq_export(struct control_client *c, const char *ident, struct buf *out)
 	 * socket at once.  Streaming it would need the socket layer to say
 	 * when its output has drained.
 	 */
-	if (spool_info(srv->spool, e.rowid, &info) < 0 || info.size < 0 ||
+	if (spool_info(daemon->spool, e.rowid, &info) < 0 || info.size < 0 ||
 	    (uint64_t)info.size > SIZE_MAX - 1 ||
-	    spool_load_head(
-	        srv->spool, e.rowid, (size_t)info.size, &st, &data, &len) < 0 ||
+	    spool_load_head(daemon->spool, e.rowid, (size_t)info.size, &st,
+	        &data, &len) < 0 ||
 	    len != (size_t)info.size) {
 		free(data);
 		buf_printf(out, "error: message %s cannot be read\n", ident);

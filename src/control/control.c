@@ -5,7 +5,8 @@
  *
  * A request is a verb and its arguments ("verb ARG", or with several
  * "verb\tARG\tARG"); an answer whose first line starts with "error: "
- * is a failure.  The queue and message commands are in control_queue.c.
+ * is a failure.  The queue and message commands are in control_queue.c;
+ * status, reload and logs reopen (the daemon as a whole) in control_admin.c.
  * Requests are read through the bounded line reader; a request must come
  * within 10 seconds.
  */
@@ -23,9 +24,10 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "control/control.h"
+#include "control/control_admin.h"
+#include "control/control_int.h"
 #include "server/conn.h"
-#include "server/control.h"
-#include "server/control_int.h"
 #include "server/server.h"
 #include "smtp/linereader.h"
 #include "util/buf.h"
@@ -98,11 +100,15 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 	struct control_request req;
 	int rc;
 
+	/* status, reload, logs reopen: control_admin.c */
+	if (control_admin_run(c->ctl, line, out))
+		return 0;
 	control_parse(&req, line);
 	if ((rc = control_queue_run(c, &req, out)) >= 0)
 		return rc;
-	buf_printf(out, "error: unknown request (queue, messages, retry, "
-	                "suspend, resume, remove, export)\n");
+	buf_printf(out, "error: unknown request (status, reload, logs reopen, "
+	                "queue, messages, retry, suspend, resume, remove, "
+	                "export)\n");
 	return 0;
 }
 
@@ -161,7 +167,7 @@ control_end(void *arg, const char *why)
 	(void)why;
 	conn_pause(c->conn);
 	event_base_once(
-	    c->ctl->srv->base, -1, EV_TIMEOUT, control_free_cb, c, NULL);
+	    c->ctl->daemon->base, -1, EV_TIMEOUT, control_free_cb, c, NULL);
 }
 
 static void
@@ -206,7 +212,8 @@ control_accept(struct evconnlistener *ev, evutil_socket_t fd,
 		return;
 	}
 	c->ctl = ctl;
-	if ((c->conn = conn_new(ctl->srv->base, fd, &control_ops, c)) == NULL) {
+	if ((c->conn = conn_new(ctl->daemon->base, fd, &control_ops, c)) ==
+	    NULL) {
 		free(c);
 		return;
 	}
@@ -215,7 +222,8 @@ control_accept(struct evconnlistener *ev, evutil_socket_t fd,
 }
 
 struct control *
-control_start(struct server *srv, const char *path)
+control_start(struct daemon *daemon, struct server *srv, struct qmgr *qmgr,
+    const char *path)
 {
 	struct sockaddr_un sun;
 	struct control *ctl;
@@ -234,7 +242,9 @@ control_start(struct server *srv, const char *path)
 		free(ctl);
 		return NULL;
 	}
+	ctl->daemon = daemon;
 	ctl->srv = srv;
+	ctl->qmgr = qmgr;
 	unlink(path); /* a socket left by a previous run */
 	if ((fd = socket(
 	         AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
@@ -248,7 +258,7 @@ control_start(struct server *srv, const char *path)
 	}
 	umask(old);
 	ctl->ev = evconnlistener_new(
-	    srv->base, control_accept, ctl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	    daemon->base, control_accept, ctl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (ctl->ev == NULL) {
 		close(fd);
 		goto fail;

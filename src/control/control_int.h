@@ -16,11 +16,15 @@
 /* Arguments of one request at most. */
 #define CONTROL_ARGS_MAX 16
 
-struct server;
 struct conn;
+struct daemon;
+struct qmgr;
+struct server;
 
 struct control {
-	struct server *srv;
+	struct daemon *daemon; /* the queue, the configuration, the logs */
+	struct server *srv;    /* the receiving side, for "status" */
+	struct qmgr *qmgr;     /* the delivery side, NULL without one */
 	struct evconnlistener *ev;
 	char *path;
 };
