@@ -575,9 +575,7 @@ spool_committer(void *arg)
 			;
 		sp->done_tail = tail;
 		pthread_mutex_unlock(&sp->mu);
-		if (write(sp->wake[1], "x", 1) < 0 && errno != EAGAIN)
-			log_err("queue: cannot wake the event loop: %s",
-			    strerror(errno));
+		spool_wake(sp);
 	}
 	return NULL;
 }
@@ -615,7 +613,16 @@ spool_wake_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	while (read(fd, drain, sizeof(drain)) > 0)
 		;
+	spool_bodies_returned(((struct spool *)arg)->bodies);
 	spool_deliver_done(arg);
+}
+
+void
+spool_wake(struct spool *sp)
+{
+	if (write(sp->wake[1], "x", 1) < 0 && errno != EAGAIN)
+		log_err(
+		    "queue: cannot wake the event loop: %s", strerror(errno));
 }
 
 /*
@@ -802,6 +809,7 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	}
 	sp->pending_tail = &sp->pending;
 	sp->done_tail = &sp->done;
+	sp->wake[0] = sp->wake[1] = -1;
 	if ((sp->db = spool_open_db(path, why)) == NULL)
 		goto fail;
 	if (sqlite3_prepare_v2(sp->db,
@@ -869,11 +877,6 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 		*why = "cannot prepare statements";
 		goto fail;
 	}
-	if ((sp->view = spool_view_open(path, dir, why)) == NULL ||
-	    (sp->bodies = spool_bodies_start(sp, dir, base, why)) == NULL)
-		goto fail;
-	/* Content of messages that never got their 250 goes now. */
-	spool_bodies_sweep(sp->bodies, spool_sweep_named, sp);
 	if (pipe2(sp->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
 		*why = strerror(errno);
 		goto fail;
@@ -884,6 +887,14 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 		*why = "cannot register with the event loop";
 		goto fail;
 	}
+	/* The loop's view shares the reader's connection and the body
+	 * directory: descriptors are counted (docs/design.md, Memory). */
+	if ((sp->bodies = spool_bodies_start(sp, dir, why)) == NULL ||
+	    (sp->view = spool_view_borrow(sp->reader,
+	         spool_bodies_dirfd(sp->bodies), path, dir, why)) == NULL)
+		goto fail;
+	/* Content of messages that never got their 250 goes now. */
+	spool_bodies_sweep(sp->bodies, spool_sweep_named, sp);
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->cv, NULL);
 	if (pthread_create(&sp->thread, NULL, spool_committer, sp) != 0) {
@@ -895,6 +906,10 @@ fail:
 	spool_bodies_free(sp->bodies);
 	if (sp->wake_ev != NULL)
 		event_free(sp->wake_ev);
+	if (sp->wake[0] >= 0) {
+		close(sp->wake[0]);
+		close(sp->wake[1]);
+	}
 	spool_close_db(sp);
 	free(sp);
 	return NULL;

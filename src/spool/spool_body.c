@@ -19,11 +19,11 @@
  * session's pieces, and so their reading, behind each message's end;
  * several at once also let the filesystem share one journal commit among
  * them.  A finished job
- * comes back to the loop through a pipe (as the committer's results do)
- * and gives its buffer back to the body, which can then take the next
- * piece: a session never has more than two pieces in flight, and one that
- * gets ahead of the disk waits (its input is not read) until the writer
- * catches up.
+ * comes back to the loop through the spool's wake pipe (the one the
+ * committer's results take: a descriptor pair less) and gives its buffer back
+ * to the body, which can then take the next piece: a session never has more
+ * than two pieces in flight, and one that gets ahead of the disk waits (its
+ * input is not read) until the writer catches up.
  *
  * Ownership: a body belongs to the loop.  It counts one reference for its
  * owner (the session, until it finishes or aborts the body) and one per
@@ -47,8 +47,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <event2/event.h>
 
 #include "spool/spool.h"
 #include "spool/spool_fault.h"
@@ -119,8 +117,6 @@ struct spool_bodies {
 	struct spool_body_job *syncs, **syncs_tail;
 	struct spool_body_job *done, **done_tail;
 	int stop, stop_sync;
-	int wake[2];
-	struct event *wake_ev;
 };
 
 const char *
@@ -258,9 +254,7 @@ body_done(struct spool_bodies *w, struct spool_body_job *j)
 	*w->done_tail = j;
 	w->done_tail = &j->next;
 	pthread_mutex_unlock(&w->mu);
-	if (write(w->wake[1], "x", 1) < 0 && errno != EAGAIN)
-		log_err(
-		    "queue: cannot wake the event loop: %s", strerror(errno));
+	spool_wake(w->sp);
 }
 
 static void *
@@ -336,8 +330,8 @@ body_unref(struct spool_body *b)
 }
 
 /* Jobs back from the writer: buffers return, waiting sessions go on. */
-static void
-body_returned(struct spool_bodies *w)
+void
+spool_bodies_returned(struct spool_bodies *w)
 {
 	struct spool_body_job *list, *next;
 
@@ -370,17 +364,6 @@ body_returned(struct spool_bodies *w)
 		}
 		body_unref(b);
 	}
-}
-
-static void
-body_wake_cb(evutil_socket_t fd, short what, void *arg)
-{
-	char drain[256];
-
-	(void)what;
-	while (read(fd, drain, sizeof(drain)) > 0)
-		;
-	body_returned(arg);
 }
 
 static void
@@ -512,8 +495,7 @@ body_stop_syncers(struct spool_bodies *w)
 }
 
 struct spool_bodies *
-spool_bodies_start(struct spool *sp, const char *dir, struct event_base *base,
-    const char **why)
+spool_bodies_start(struct spool *sp, const char *dir, const char **why)
 {
 	struct spool_bodies *w = calloc(1, sizeof(*w));
 	int qfd = -1;
@@ -523,7 +505,7 @@ spool_bodies_start(struct spool *sp, const char *dir, struct event_base *base,
 		return NULL;
 	}
 	w->sp = sp;
-	w->dirfd = w->wake[0] = w->wake[1] = -1;
+	w->dirfd = -1;
 	w->syncs_tail = &w->syncs;
 	w->done_tail = &w->done;
 	if ((qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
@@ -537,16 +519,6 @@ spool_bodies_start(struct spool *sp, const char *dir, struct event_base *base,
 	}
 	close(qfd);
 	qfd = -1;
-	if (pipe2(w->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
-		*why = strerror(errno);
-		goto fail;
-	}
-	w->wake_ev =
-	    event_new(base, w->wake[0], EV_READ | EV_PERSIST, body_wake_cb, w);
-	if (w->wake_ev == NULL || event_add(w->wake_ev, NULL) < 0) {
-		*why = "cannot register with the event loop";
-		goto fail;
-	}
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->scv, NULL);
 	while (
@@ -577,12 +549,6 @@ spool_bodies_start(struct spool *sp, const char *dir, struct event_base *base,
 fail:
 	if (qfd >= 0)
 		close(qfd);
-	if (w->wake_ev != NULL)
-		event_free(w->wake_ev);
-	if (w->wake[0] >= 0) {
-		close(w->wake[0]);
-		close(w->wake[1]);
-	}
 	if (w->dirfd >= 0)
 		close(w->dirfd);
 	free(w);
@@ -603,7 +569,7 @@ spool_bodies_stop(struct spool_bodies *w)
 		pthread_join(w->writers[i].thread, NULL);
 	body_stop_syncers(w); /* after the writers: they feed them */
 	w->running = 0;
-	body_returned(w);
+	spool_bodies_returned(w);
 }
 
 void
@@ -612,9 +578,6 @@ spool_bodies_free(struct spool_bodies *w)
 	if (w == NULL)
 		return;
 	spool_bodies_stop(w);
-	event_free(w->wake_ev);
-	close(w->wake[0]);
-	close(w->wake[1]);
 	close(w->dirfd);
 	for (int i = 0; i < w->nwriters; i++)
 		pthread_cond_destroy(&w->writers[i].cv);
@@ -659,6 +622,12 @@ spool_bodies_sweep(
 			    strerror(errno));
 	}
 	return removed;
+}
+
+int
+spool_bodies_dirfd(const struct spool_bodies *w)
+{
+	return w->dirfd;
 }
 
 int

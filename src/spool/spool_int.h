@@ -13,12 +13,12 @@
 #include <stddef.h>
 
 struct buf;
-struct event_base;
 struct spool;
 struct spool_body;
 struct spool_bodies;
 struct spool_item;
 struct spool_view;
+struct sqlite3;
 
 /* The directory of the body files, under the queue directory. */
 #define SPOOL_BODY_DIR "body"
@@ -30,6 +30,9 @@ void spool_commit_later(
     struct spool *, struct spool_item *, unsigned long long body_size);
 void spool_fail_now(struct spool *, struct spool_item *);
 struct spool_bodies *spool_bodies_of(struct spool *);
+/* Wake the loop: committed messages or returned body jobs wait.  Any
+ * thread. */
+void spool_wake(struct spool *);
 
 /*
  * spool_body.c: the writer thread.  start() makes DIR/body; stop() waits
@@ -38,8 +41,12 @@ struct spool_bodies *spool_bodies_of(struct spool *);
  * left once the loop will run no more callbacks.
  */
 struct spool_bodies *spool_bodies_start(
-    struct spool *, const char *dir, struct event_base *, const char **why);
+    struct spool *, const char *dir, const char **why);
 void spool_bodies_stop(struct spool_bodies *);
+/* On the loop, after spool_wake(): jobs back from the threads. */
+void spool_bodies_returned(struct spool_bodies *);
+/* The body directory (openat); the spool's, not to be closed. */
+int spool_bodies_dirfd(const struct spool_bodies *);
 void spool_bodies_free(struct spool_bodies *);
 /*
  * Remove every body file that named() does not know (no row names it):
@@ -58,8 +65,12 @@ void spool_body_finish(
     struct spool_body *, struct buf *tail, struct spool_item *);
 const char *spool_body_name(const struct spool_body *);
 
-/* spool_reader.c: a view on its own read-only connection. */
+/* spool_reader.c: a view on its own read-only connection; or one on the
+ * loop's connection and the body directory, which it does not close
+ * (descriptors: the loop's view costs none of its own). */
 struct spool_view *spool_view_open(
+    const char *db, const char *dir, const char **why);
+struct spool_view *spool_view_borrow(struct sqlite3 *conn, int dirfd,
     const char *db, const char *dir, const char **why);
 
 #endif

@@ -4,8 +4,10 @@
  * notice (the DSN's returned original) reads.
  *
  * A view is one read-only SQLite connection with its statement and the
- * body directory, owned by one thread: the event loop has the spool's,
- * the Maildir worker makes its own.  Opening a reader runs one query (the
+ * body directory, owned by one thread: the event loop has the spool's
+ * (on the connection and directory descriptor the spool already holds:
+ * every descriptor at start is one fewer for clients), the Maildir worker
+ * makes its own.  Opening a reader runs one query (the
  * envelope and the content's first part, which is bounded: our headers,
  * the client's header section and at most SPOOL_INLINE_MAX of body) and
  * ends the read transaction at once, so a delivery that takes minutes
@@ -37,6 +39,7 @@ struct spool_view {
 	sqlite3 *db;
 	sqlite3_stmt *sel;
 	int dirfd; /* DIR/body */
+	int owned; /* db and dirfd are the view's own (else borrowed) */
 	char path[4096];
 	char dir[4096];
 };
@@ -51,11 +54,10 @@ struct spool_reader {
 	const char *error;
 };
 
-struct spool_view *
-spool_view_open(const char *db, const char *dir, const char **why)
+static struct spool_view *
+view_new(const char *db, const char *dir, const char **why)
 {
 	struct spool_view *v = calloc(1, sizeof(*v));
-	char body[4200];
 
 	if (v == NULL) {
 		*why = "out of memory";
@@ -64,24 +66,63 @@ spool_view_open(const char *db, const char *dir, const char **why)
 	v->dirfd = -1;
 	snprintf(v->path, sizeof(v->path), "%s", db);
 	snprintf(v->dir, sizeof(v->dir), "%s", dir);
-	snprintf(body, sizeof(body), "%s/%s", dir, SPOOL_BODY_DIR);
-	/* A view belongs to one thread: no mutex around every call. */
-	if (sqlite3_open_v2(db, &v->db,
-	        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-	        NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(v->db,
+	return v;
+}
+
+/* The one statement of a view; -1 (logged, v freed) on failure. */
+static int
+view_prepare(struct spool_view *v, const char **why)
+{
+	if (sqlite3_prepare_v2(v->db,
 	        "SELECT m.queue_id, m.sender, m.envid, m.ret, m.body_type,"
 	        " m.smtputf8, m.received, m.helo, m.client, m.size,"
 	        " m.body_file, c.data, m.body"
 	        " FROM messages m LEFT JOIN contents c ON c.message_id = m.id"
 	        " WHERE m.id = ?",
 	        -1, &v->sel, NULL) != SQLITE_OK) {
-		*why = v->db != NULL ? sqlite3_errmsg(v->db) : "cannot open";
-		log_err("queue: %s: %s", db, *why);
+		log_err("queue: %s: %s", v->path, sqlite3_errmsg(v->db));
+		*why = "cannot open the queue for reading";
+		spool_view_free(v);
+		return -1;
+	}
+	return 0;
+}
+
+struct spool_view *
+spool_view_borrow(
+    sqlite3 *conn, int dirfd, const char *db, const char *dir, const char **why)
+{
+	struct spool_view *v = view_new(db, dir, why);
+
+	if (v == NULL)
+		return NULL;
+	v->db = conn;
+	v->dirfd = dirfd;
+	return view_prepare(v, why) < 0 ? NULL : v;
+}
+
+struct spool_view *
+spool_view_open(const char *db, const char *dir, const char **why)
+{
+	struct spool_view *v = view_new(db, dir, why);
+	char body[4200];
+
+	if (v == NULL)
+		return NULL;
+	v->owned = 1;
+	snprintf(body, sizeof(body), "%s/%s", dir, SPOOL_BODY_DIR);
+	/* A view belongs to one thread: no mutex around every call. */
+	if (sqlite3_open_v2(db, &v->db,
+	        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+	        NULL) != SQLITE_OK) {
+		log_err("queue: %s: %s", db,
+		    v->db != NULL ? sqlite3_errmsg(v->db) : "cannot open");
 		*why = "cannot open the queue for reading";
 		spool_view_free(v);
 		return NULL;
 	}
+	if (view_prepare(v, why) < 0)
+		return NULL;
 	sqlite3_busy_timeout(v->db, 10000);
 	/* The directory may not exist yet (made by the writer at open). */
 	v->dirfd = open(body, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -103,9 +144,11 @@ spool_view_free(struct spool_view *v)
 	if (v == NULL)
 		return;
 	sqlite3_finalize(v->sel);
-	sqlite3_close(v->db);
-	if (v->dirfd >= 0)
-		close(v->dirfd);
+	if (v->owned) {
+		sqlite3_close(v->db);
+		if (v->dirfd >= 0)
+			close(v->dirfd);
+	}
 	free(v);
 }
 
