@@ -40,6 +40,13 @@
 #       bench/relay.sh
 #   BENCH_BUILD=build/bench KEEP=1 bench/relay.sh   (own build directory,
 #                                                    keep the temp dir)
+#   MEM=1 SIZE=20971520 MESSAGES=20 bench/relay.sh   (also the peak memory
+#       of each server in each round: bench/memwatch.py sums RSS and PSS
+#       over its processes every 50 ms; sluiced's VmHWM too)
+#
+# Both servers take messages of any SIZE: the size limits (sluiced's
+# MaxMessageSize, MaxReceiveSize, MaxSendSize; Postfix's
+# message_size_limit) are twice SIZE, at least their defaults.
 # Exits non-zero on any error, loss, duplicate or timeout.  Everything it
 # started (sinks, servers, load tools, temp dir) is stopped/removed on exit,
 # also on failure or a signal.
@@ -58,6 +65,7 @@ WARMUP=${WARMUP:-500}       # messages relayed by each before measuring
 TIMEOUT=${TIMEOUT:-120}     # seconds a measured run may take end to end
 TOOL=${TOOL:-smtpload}      # smtpload | smtp-source
 TLS=${TLS:-0}               # 1: TLS on both hops (smtpload only)
+MEM=${MEM:-0}               # 1: peak memory per round (bench/memwatch.py)
 BUILD=${BENCH_BUILD:-build}
 PY=/usr/bin/python3
 PEER=("$PY" "$ROOT/tests/it/peers/postfix.py")
@@ -68,7 +76,9 @@ START_WAIT=100     # tenths of a second for a server to listen
 STOP_WAIT=150      # tenths of a second for sluiced to drain on SIGTERM
 POLL=0.05          # seconds between looks at the sink's counter
 
-WORK='' SLUICED_PID='' CHILD='' PF_DIR='' FAILED=0
+WORK='' SLUICED_PID='' CHILD='' PF_DIR='' FAILED=0 WATCH=''
+# Size limits for both servers: twice the message, at least 36 MB.
+LIMIT=$((SIZE * 2 > 37748736 ? SIZE * 2 : 37748736))
 SINK_PID_S='' SINK_PID_P=''
 
 stop_pid() { # pid [tenths of a second before SIGKILL]
@@ -84,6 +94,8 @@ stop_pid() { # pid [tenths of a second before SIGKILL]
 }
 
 cleanup() {
+	stop_pid "$WATCH" 10
+	WATCH=
 	stop_pid "$CHILD" 10
 	CHILD=
 	stop_pid "$SLUICED_PID" "$STOP_WAIT"
@@ -201,6 +213,8 @@ start_sluiced() {
 QueueDirectory = $WORK/sluice/queue
 LogDirectory = $WORK/sluice/log
 ControlSocket = $WORK/sluice/ctl.sock
+MaxReceiveSize = $LIMIT
+MaxSendSize = $LIMIT
 $ttls
 
 $cert
@@ -218,6 +232,7 @@ Fqdn = sluice.bench
 TarpitInterval = 0s
 ProtocolLoggingLevel = None
 MaxInboundConnectionPerSource = 1000
+MaxMessageSize = $LIMIT
 
 [SendConnector Sink]
 AddressSpaces = *
@@ -268,6 +283,7 @@ start_postfix() {
 	    --mynetworks 127.0.0.0/8 --process-limit 100 \
 	    -o "relayhost=[$relay]:$SINK_P" \
 	    -o default_destination_concurrency_limit=20 \
+	    -o "message_size_limit=$LIMIT" \
 	    -o smtp_connection_cache_on_demand=yes "${tls[@]}" ||
 	    die "postfix did not start"
 	if [ "$TLS" = 1 ]; then
@@ -303,6 +319,33 @@ load_start() { # server messages: the load tool in the background (CHILD)
 
 LOAD_TLS=()
 [ "$TLS" = 1 ] && LOAD_TLS=(-S)
+
+# MEM=1: bench/memwatch.py samples the server under test during a round;
+# MEMORY="rss_kb pss_kb [hwm_kb]" is that round's peak.  sluiced's peak
+# resident size (VmHWM) is reset first (clear_refs 5) so it is the
+# round's alone.
+mem_start() { # server
+	local target
+	if [ "$1" = sluiced ]; then
+		echo 5 >"/proc/$SLUICED_PID/clear_refs" 2>/dev/null
+		target=(--pid "$SLUICED_PID")
+	else
+		target=(--env "MAIL_CONFIG=$PF_DIR/etc")
+	fi
+	"$PY" "$ROOT/bench/memwatch.py" "${target[@]}" >"$WORK/mem.out" &
+	WATCH=$!
+}
+
+mem_stop() { # server
+	local hwm=''
+	kill -TERM "$WATCH" 2>/dev/null
+	wait "$WATCH" 2>/dev/null
+	WATCH=
+	[ "$1" = sluiced ] &&
+	    hwm=$(awk '$1 == "VmHWM:" { print $2 }' "/proc/$SLUICED_PID/status")
+	read -r m_rss m_pss _ <"$WORK/mem.out"
+	MEMORY="${m_rss:-0} ${m_pss:-0} $hwm"
+}
 ACKED_S=0 ACKED_P=0 # messages each server acknowledged (warm-up included)
 LTLS_S=0 LTLS_P=0   # TLS=1: inbound TLS sessions the load tool opened
 
@@ -314,6 +357,7 @@ relay_run() { # server n
 	k=$(sink_of "$s")
 	base=$(sink_count "$k")
 	RESULT="0 0 0"
+	[ "$MEM" = 1 ] && mem_start "$s"
 	t0=$EPOCHREALTIME
 	load_start "$s" "$n"
 	deadline=$((${t0%.*} + TIMEOUT))
@@ -338,6 +382,7 @@ relay_run() { # server n
 		sleep "$POLL"
 	done
 	t1=$EPOCHREALTIME
+	[ "$MEM" = 1 ] && mem_stop "$s"
 	if [ -n "$CHILD" ]; then # the sink was faster than the tool's exit
 		wait "$CHILD"
 		rc=$?
@@ -375,7 +420,7 @@ relay_run() { # server n
 		return 1
 	fi
 	RESULT=$(awk -v n="$n" -v c="$c" -v a="$t0" -v b="$t1" -v t="$ta" \
-	    'BEGIN { printf "%.0f %.0f %d", n / (b - a), n / (t - a), c }')
+	    'BEGIN { printf "%.3g %.3g %d", n / (b - a), n / (t - a), c }')
 }
 
 # --- the run -----------------------------------------------------------------------
@@ -404,18 +449,30 @@ if [ "$WARMUP" -gt 0 ]; then
 	done
 fi
 
-E2E_S=0 E2E_P=0 ACC_S=0 ACC_P=0 DEL_S=0 DEL_P=0
+E2E_S=0 E2E_P=0 ACC_S=0 ACC_P=0 DEL_S=0 DEL_P=0 MEM_S='' MEM_P=
 for ((r = 1; r <= RUNS; r++)); do
 	for s in sluiced postfix; do
 		relay_run "$s" "$MESSAGES" || FAILED=1
 		read -r e2e acc del <<<"$RESULT"
 		echo "  round $r $s: $e2e msgs/s end to end ($acc msgs/s" \
 		    "accepted), sink counted $del of $MESSAGES"
+		if [ "$MEM" = 1 ]; then
+			read -r m_rss m_pss m_hwm <<<"$MEMORY"
+			echo "  round $r $s: peak memory $((m_rss / 1024)) MB RSS," \
+			    "$((m_pss / 1024)) MB PSS${m_hwm:+, VmHWM $((m_hwm / 1024)) MB}"
+			if [ "$s" = sluiced ]; then
+				MEM_S="$m_rss $m_pss $m_hwm"
+			else
+				MEM_P="$m_rss $m_pss"
+			fi
+		fi
 		if [ "$s" = sluiced ]; then
-			[ "$e2e" -gt "$E2E_S" ] && E2E_S=$e2e ACC_S=$acc
+			[ "$(better "$E2E_S" "$e2e")" = "$e2e" ] &&
+			    E2E_S=$e2e ACC_S=$acc
 			DEL_S=$del
 		else
-			[ "$e2e" -gt "$E2E_P" ] && E2E_P=$e2e ACC_P=$acc
+			[ "$(better "$E2E_P" "$e2e")" = "$e2e" ] &&
+			    E2E_P=$e2e ACC_P=$acc
 			DEL_P=$del
 		fi
 	done
@@ -455,6 +512,16 @@ done
 	    "$DEL_P/$MESSAGES, $TOTAL_P/$ACKED_P"
 	printf "%-22s %14s %14s\n" "ratio sluiced/postfix" \
 	    "$(ratio "$E2E_S" "$E2E_P")" "$(ratio "$ACC_S" "$ACC_P")"
+	if [ "$MEM" = 1 ]; then
+		read -r ms_rss ms_pss ms_hwm <<<"$MEM_S"
+		read -r mp_rss mp_pss <<<"$MEM_P"
+		echo
+		echo "peak memory in the last round (MB): sluiced" \
+		    "$((ms_rss / 1024)) RSS, $((ms_pss / 1024)) PSS," \
+		    "VmHWM $((ms_hwm / 1024)); postfix (all processes)" \
+		    "$((mp_rss / 1024)) RSS, $((mp_pss / 1024)) PSS;" \
+		    "ratio sluiced/postfix PSS $(ratio "$ms_pss" "$mp_pss")"
+	fi
 	echo
 	echo "queues afterwards: sluiced $SQ_DONE recipients delivered," \
 	    "$SQ_LEFT pending or failed; postfix $PQ messages left"

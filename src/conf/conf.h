@@ -136,6 +136,12 @@ struct conf_transport {
 	uint64_t receive_protocol_log_max_directory_size;
 	unsigned send_protocol_log_max_age;
 	uint64_t send_protocol_log_max_directory_size;
+	/* back pressure (server/backpressure.h), EdgeTransport.exe.config */
+	int enable_resource_monitoring;
+	unsigned resource_monitoring_interval; /* seconds */
+	unsigned percentage_database_disk_space_used_high_threshold; /* 0 */
+	unsigned percentage_private_bytes_used_high_threshold;
+	unsigned percentage_physical_memory_used_limit;
 };
 
 struct conf_certificate {

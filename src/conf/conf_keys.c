@@ -96,6 +96,19 @@ static const struct conf_key transport_keys[] = {
         "30.00:00:00", 0, 2147483647ull, 0},
     {"SendProtocolLogMaxDirectorySize", CT_SIZE,
         T(send_protocol_log_max_directory_size), 0, "250MB", 1, UINT64_MAX, 0},
+    /* Back pressure, named as in Exchange's EdgeTransport.exe.config. */
+    {"EnableResourceMonitoring", CT_BOOL, T(enable_resource_monitoring), 0,
+        "true", 0, 0, 0},
+    {"ResourceMonitoringInterval", CT_TIME, T(resource_monitoring_interval), 0,
+        "00:00:02", 0, 600, 0},
+    /* 0: Exchange's formula, High when less than 500 MB would be left */
+    {"PercentageDatabaseDiskSpaceUsedHighThreshold", CT_UINT,
+        T(percentage_database_disk_space_used_high_threshold), 0, "0", 0, 100,
+        0},
+    {"PercentagePrivateBytesUsedHighThreshold", CT_UINT,
+        T(percentage_private_bytes_used_high_threshold), 0, "75", 5, 100, 0},
+    {"PercentagePhysicalMemoryUsedLimit", CT_UINT,
+        T(percentage_physical_memory_used_limit), 0, "94", 5, 100, 0},
 };
 
 static const struct conf_key certificate_keys[] = {

@@ -40,7 +40,7 @@ control_admin_register(const struct control_admin *hooks)
 
 struct control_admin_totals {
 	unsigned messages, recipients, ready, retry, suspended;
-	char last_queue_id[32];
+	int64_t last_message; /* rows come in message order */
 	time_t now;
 };
 
@@ -49,10 +49,9 @@ control_admin_count(void *arg, const struct spool_row *p)
 {
 	struct control_admin_totals *t = arg;
 
-	if (strcmp(t->last_queue_id, p->queue_id) != 0) {
+	if (t->last_message != p->message_rowid) {
 		t->messages++;
-		snprintf(t->last_queue_id, sizeof(t->last_queue_id), "%s",
-		    p->queue_id);
+		t->last_message = p->message_rowid;
 	}
 	t->recipients++;
 	if (p->next_attempt == SPOOL_SUSPENDED)
@@ -110,7 +109,7 @@ control_admin_status(const struct control *ctl, struct buf *out)
 	    pw != NULL ? pw->pw_name : "?",
 	    ctl->daemon->draining ? "true" : "false", ctl->srv->nsessions,
 	    outbound);
-	struct spool_select all = {0, NULL};
+	struct spool_select all = {0, NULL, 1}; /* the recipients alone */
 
 	if (spool_foreach(ctl->daemon->spool, &all, control_admin_count, &t) <
 	    0) {

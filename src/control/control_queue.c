@@ -155,7 +155,7 @@ cq_is_queue(struct control *ctl, const char *name)
 {
 	const struct conf *conf = ctl->daemon->conf->conf;
 	struct cq_find f = {conf, name, 0};
-	struct spool_select all = {0, NULL};
+	struct spool_select all = {0, NULL, 0};
 	char err[8];
 	unsigned conns;
 	size_t i;
@@ -195,33 +195,76 @@ struct cq_queue {
 	int64_t last_message;
 };
 
+/*
+ * The queue of each recipient domain seen, so that 200,000 recipients
+ * are routed once per domain, not once each (a direct-mapped cache; a
+ * collision only costs a routing).
+ */
+#define CQ_DOMAIN_CACHE 1024
+
+struct cq_domain {
+	char domain[256]; /* "" unused; "@" for a bare <Postmaster> */
+	struct cq_queue *q;
+};
+
 struct cq_queues {
 	struct control *ctl;
 	struct cq_queue *queues;
 	size_t nqueues;
 	time_t now;
+	struct cq_domain *cache; /* CQ_DOMAIN_CACHE of them, or NULL */
 };
 
-static int
-cq_collect(void *arg, const struct spool_row *p)
+/* The queue of row's recipient, found or added; NULL when too many. */
+static struct cq_queue *
+cq_queue_for(struct cq_queues *w, const struct spool_row *row)
 {
-	struct cq_queues *w = arg;
+	const char *at = strrchr(row->addr, '@'),
+	           *d = at != NULL ? at + 1 : "@";
+	struct cq_domain *slot = NULL;
 	struct cq_queue *q = NULL;
+	unsigned h = 2166136261u;
 	char id[300];
 	const char *type;
 
-	cq_queue_of(w->ctl->daemon->conf->conf, p, id, sizeof(id), &type);
+	/* rows with a transport rule's route are routed each time */
+	if (w->cache != NULL && strlen(d) < sizeof(slot->domain) &&
+	    (row->rule_tls == NULL || row->rule_tls[0] == '\0') &&
+	    (row->rule_connector == NULL || row->rule_connector[0] == '\0')) {
+		for (const char *p = d; *p != '\0'; p++)
+			h = (h ^ (unsigned char)tolower((unsigned char)*p)) *
+			    16777619u;
+		slot = &w->cache[h % CQ_DOMAIN_CACHE];
+		if (strcasecmp(slot->domain, d) == 0)
+			return slot->q;
+	}
+	cq_queue_of(w->ctl->daemon->conf->conf, row, id, sizeof(id), &type);
 	for (size_t i = 0; i < w->nqueues && q == NULL; i++)
 		if (strcmp(w->queues[i].identity, id) == 0)
 			q = &w->queues[i];
 	if (q == NULL) {
 		if (w->nqueues == CQ_QUEUES_MAX)
-			return 0;
+			return NULL;
 		q = &w->queues[w->nqueues++];
 		memset(q, 0, sizeof(*q));
 		snprintf(q->identity, sizeof(q->identity), "%s", id);
 		q->type = type;
 	}
+	if (slot != NULL) {
+		snprintf(slot->domain, sizeof(slot->domain), "%s", d);
+		slot->q = q;
+	}
+	return q;
+}
+
+static int
+cq_collect(void *arg, const struct spool_row *p)
+{
+	struct cq_queues *w = arg;
+	struct cq_queue *q = cq_queue_for(w, p);
+
+	if (q == NULL)
+		return 0;
 	if (q->last_message != p->message_rowid) {
 		q->messages++;
 		q->last_message = p->message_rowid;
@@ -232,23 +275,27 @@ cq_collect(void *arg, const struct spool_row *p)
 		q->ready++;
 	else if (q->next_retry == 0 || p->next_attempt < q->next_retry)
 		q->next_retry = p->next_attempt;
-	if (p->last_error[0] != '\0')
-		snprintf(
-		    q->last_error, sizeof(q->last_error), "%s", p->last_error);
+	if (p->last_error[0] != '\0') {
+		size_t n = strnlen(p->last_error, sizeof(q->last_error) - 1);
+
+		memcpy(q->last_error, p->last_error, n);
+		q->last_error[n] = '\0';
+	}
 	return 0;
 }
 
 static void
 cq_queues(struct control *ctl, struct buf *out)
 {
-	struct cq_queues w = {ctl, NULL, 0, time(NULL)};
-	struct spool_select all = {0, NULL};
+	struct cq_queues w = {ctl, NULL, 0, time(NULL), NULL};
+	struct spool_select all = {0, NULL, 1}; /* the recipients alone */
 	char when[32];
 
 	if ((w.queues = calloc(CQ_QUEUES_MAX, sizeof(*w.queues))) == NULL) {
 		buf_puts(out, "error: out of memory\n");
 		return;
 	}
+	w.cache = calloc(CQ_DOMAIN_CACHE, sizeof(*w.cache)); /* NULL: slower */
 	if (spool_foreach(ctl->daemon->spool, &all, cq_collect, &w) < 0)
 		buf_puts(out, "error: cannot read the queue\n");
 	buf_printf(out, "%-32s %-27s %-9s %12s %-20s %s\n", "Identity",
@@ -275,6 +322,7 @@ cq_queues(struct control *ctl, struct buf *out)
 		    q->last_error[0] ? q->last_error : live_error);
 	}
 	free(w.queues);
+	free(w.cache);
 }
 
 /* --- Get-Message -------------------------------------------------------- */
@@ -449,7 +497,7 @@ cq_messages(
     struct control *ctl, const struct control_request *req, struct buf *out)
 {
 	struct cq_list l;
-	struct spool_select sel = {0, NULL};
+	struct spool_select sel = {0, NULL, 0};
 
 	memset(&l, 0, sizeof(l));
 	l.ctl = ctl;
@@ -706,7 +754,7 @@ cq_change(
 	struct daemon *daemon = c->ctl->daemon;
 	struct qmgr *qmgr = c->ctl->qmgr;
 	struct cq_job *j = calloc(1, sizeof(*j));
-	struct spool_select sel = {0, NULL};
+	struct spool_select sel = {0, NULL, 0};
 
 	if (j == NULL) {
 		buf_puts(out, "error: out of memory\n");
@@ -854,7 +902,7 @@ cq_retry(struct control_client *c, const char *queue, struct buf *out)
 {
 	struct daemon *daemon = c->ctl->daemon;
 	struct qmgr *qmgr = c->ctl->qmgr;
-	struct spool_select all = {0, NULL};
+	struct spool_select all = {0, NULL, 0};
 	struct cq_count k = {daemon->conf->conf, queue, 0, -1};
 	struct cq_retry *r;
 
@@ -941,9 +989,11 @@ cq_export(struct control_client *c, const char *ident, struct buf *out)
 {
 	struct daemon *daemon = c->ctl->daemon;
 	struct cq_export e;
-	struct spool_select sel = {0, NULL};
+	struct spool_select sel = {0, NULL, 0};
 	struct spool_stored st;
-	char head[64];
+	struct spool_info info;
+	char head[64], *data = NULL;
+	size_t len = 0;
 
 	memset(&e, 0, sizeof(e));
 	e.conf = daemon->conf->conf;
@@ -962,13 +1012,24 @@ cq_export(struct control_client *c, const char *ident, struct buf *out)
 		buf_printf(out, "error: no message %s\n", ident);
 		return 0;
 	}
-	if (spool_load(daemon->spool, e.rowid, &st) < 0) {
+	/*
+	 * The one place a whole message is read into memory (bounded by
+	 * MaxReceiveSize): an administrator's export, written to the control
+	 * socket at once.  Streaming it would need the socket layer to say
+	 * when its output has drained.
+	 */
+	if (spool_info(daemon->spool, e.rowid, &info) < 0 || info.size < 0 ||
+	    (uint64_t)info.size > SIZE_MAX - 1 ||
+	    spool_load_head(daemon->spool, e.rowid, (size_t)info.size, &st,
+	        &data, &len) < 0 ||
+	    len != (size_t)info.size) {
+		free(data);
 		buf_printf(out, "error: message %s cannot be read\n", ident);
 		return 0;
 	}
-	snprintf(head, sizeof(head), "ok %zu\n", st.len);
-	control_answer_raw(c, head, st.data, st.len);
-	free(st.data);
+	snprintf(head, sizeof(head), "ok %zu\n", len);
+	control_answer_raw(c, head, data, len);
+	free(data);
 	return 2;
 }
 

@@ -99,6 +99,17 @@ client_conn_read_cb(struct bufferevent *bev, void *arg)
 	c->ops->input(c->arg);
 }
 
+/* The output fell to the low-water mark: a paused writer may go on. */
+static void
+client_conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct client_conn *c = arg;
+
+	(void)bev;
+	if (c->ops->writable != NULL)
+		c->ops->writable(c->arg);
+}
+
 static void
 client_conn_fill_local(struct client_conn *c)
 {
@@ -219,8 +230,14 @@ client_conn_connect(struct event_base *base, const struct sockaddr *addr,
 	}
 	c->bev = c->sock;
 	bufferevent_setwatermark(c->sock, EV_READ, 0, CLIENT_CONN_INPUT_MAX);
-	bufferevent_setcb(
-	    c->sock, client_conn_read_cb, NULL, client_conn_sock_event_cb, c);
+	/* The high mark bounds what a TLS filter may pile up in here. */
+	bufferevent_setwatermark(
+	    c->sock, EV_WRITE, CLIENT_CONN_OUTPUT_LOW, CLIENT_CONN_OUTPUT_HIGH);
+	bufferevent_setcb(c->sock, client_conn_read_cb, client_conn_write_cb,
+	    client_conn_sock_event_cb, c);
+	/* libevent writes 16 KB per call by default: a large message would
+	 * cost a writev and a loop turn per 16 KB */
+	bufferevent_set_max_single_write(c->sock, CLIENT_CONN_OUTPUT_HIGH);
 	bufferevent_enable(c->sock, EV_READ | EV_WRITE);
 	client_conn_set_timeout(c, timeout);
 	if (bufferevent_socket_connect(c->sock, addr, (int)addrlen) < 0) {
@@ -277,6 +294,12 @@ client_conn_write(struct client_conn *c, const void *p, size_t n)
 	return bufferevent_write(c->bev, p, n);
 }
 
+size_t
+client_conn_output_len(struct client_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
 long
 client_conn_starttls(struct client_conn *c, SSL *ssl)
 {
@@ -298,8 +321,11 @@ client_conn_starttls(struct client_conn *c, SSL *ssl)
 	c->ssl = ssl;
 	c->handshaking = 1;
 	bufferevent_setwatermark(tls, EV_READ, 0, CLIENT_CONN_INPUT_MAX);
-	bufferevent_setcb(
-	    tls, client_conn_read_cb, NULL, client_conn_tls_event_cb, c);
+	bufferevent_setwatermark(tls, EV_WRITE, CLIENT_CONN_OUTPUT_LOW, 0);
+	bufferevent_set_max_single_write(tls, CLIENT_CONN_OUTPUT_HIGH);
+	/* The plaintext socket's callbacks are the filter's now. */
+	bufferevent_setcb(tls, client_conn_read_cb, client_conn_write_cb,
+	    client_conn_tls_event_cb, c);
 	bufferevent_enable(tls, EV_READ | EV_WRITE);
 	client_conn_arm(c);
 	return (long)discarded;

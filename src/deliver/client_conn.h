@@ -38,10 +38,25 @@ struct client_conn_ops {
 	void (*closed)(void *arg, const char *why);
 	/* The deadline passed. */
 	void (*timeout)(void *arg);
+	/*
+	 * Output waiting for the peer fell to CLIENT_CONN_OUTPUT_LOW or
+	 * below: a writer that stopped at CLIENT_CONN_OUTPUT_HIGH may go on.
+	 * Optional.
+	 */
+	void (*writable)(void *arg);
 };
 
 /* Read-ahead cap: a reply line is at most 512 bytes; this is plenty. */
 #define CLIENT_CONN_INPUT_MAX (64 * 1024)
+/*
+ * Output: a writer of a large message keeps what waits for the peer
+ * under CLIENT_CONN_OUTPUT_HIGH (client_conn_output_len) and goes on at
+ * writable(); inside TLS the socket under the filter holds at most
+ * CLIENT_CONN_OUTPUT_HIGH of ciphertext more.  A delivery's memory then
+ * does not grow with the message.
+ */
+#define CLIENT_CONN_OUTPUT_HIGH (256 * 1024)
+#define CLIENT_CONN_OUTPUT_LOW (64 * 1024)
 
 /*
  * Start connecting to addr; events follow from the loop, never from
@@ -65,6 +80,8 @@ void client_conn_consume(struct client_conn *, size_t n);
 
 /* Queue bytes for the peer; -1 when out of memory. */
 int client_conn_write(struct client_conn *, const void *, size_t);
+/* Bytes queued and not yet taken by the socket (or the TLS filter). */
+size_t client_conn_output_len(struct client_conn *);
 
 /* (Re)arm the deadline: seconds from now. */
 void client_conn_set_timeout(struct client_conn *, unsigned seconds);

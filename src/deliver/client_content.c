@@ -67,6 +67,28 @@ client_content_init(struct client_content *cc, unsigned flags,
 	cc->in_header = 1;
 }
 
+/*
+ * Text of the current line: folded with CRLF SP each time the line
+ * reaches CLIENT_CONTENT_LINE_MAX octets and more follows.
+ */
+static void
+client_content_text(struct client_content *cc, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t room, k;
+
+		if (cc->line_out >= CLIENT_CONTENT_LINE_MAX) {
+			client_content_put(cc, "\r\n ", 3);
+			cc->line_out = 1; /* the space */
+		}
+		room = CLIENT_CONTENT_LINE_MAX - cc->line_out;
+		k = n < room ? n : room;
+		client_content_put(cc, p, k);
+		p += k;
+		n -= k;
+	}
+}
+
 /* A line ended (its CRLF is out, unless the line was dropped). */
 static void
 client_content_eol(struct client_content *cc)
@@ -85,7 +107,7 @@ client_content_release(struct client_content *cc)
 	size_t n = cc->matched;
 
 	cc->matched = 0;
-	client_content_put(cc, cc->held, n);
+	client_content_text(cc, cc->held, n);
 }
 
 /* The first byte of a line: header bookkeeping, then dot-stuffing. */
@@ -173,12 +195,15 @@ client_content_feed(struct client_content *cc, const char *p, size_t n)
 			continue;
 		}
 		{
-			size_t j = i + 1;
+			/* A run up to the next CR or LF, found with memchr. */
+			const char *cr = memchr(p + i + 1, '\r', n - i - 1);
+			const char *end = cr != NULL ? cr : p + n;
+			const char *lf = memchr(
+			    p + i + 1, '\n', (size_t)(end - (p + i + 1)));
+			size_t j = (size_t)((lf != NULL ? lf : end) - p);
 
-			while (j < n && p[j] != '\r' && p[j] != '\n')
-				j++;
 			if (!cc->drop_line)
-				client_content_put(cc, p + i, j - i);
+				client_content_text(cc, p + i, j - i);
 			i = j;
 		}
 	}

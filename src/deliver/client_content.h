@@ -2,13 +2,20 @@
  * client_content.h - a message's content as the SMTP client puts it on
  * the wire, produced as a stream.
  *
- * The stored message goes through this encoder chunk by chunk (today one
- * chunk, the whole body; a later issue streams bodies from the spool):
- * every line ends in CRLF (a bare CR or LF becomes CRLF), a final CRLF is
- * added when missing, for DATA every line starting with "." gets another
- * one (RFC 5321 4.5.2), and on request the header fields named
- * X-Sluice-Organization-* are left out, with their continuation lines,
- * wherever the chunk boundaries fall.
+ * The stored message goes through this encoder piece by piece as the
+ * spool reads it: every line ends in CRLF (a bare CR or LF becomes CRLF),
+ * a final CRLF is added when missing, for DATA every line starting with
+ * "." gets another one (RFC 5321 4.5.2), a line longer than
+ * CLIENT_CONTENT_LINE_MAX is folded (below), and on request the header
+ * fields named X-Sluice-Organization-* are left out, with their
+ * continuation lines, wherever the chunk boundaries fall.
+ *
+ * Long lines: the spool accepts lines of any length (as Postfix and Exim
+ * do), but RFC 5321 4.5.3.1.6 limits a line on the wire to 998 octets and
+ * its CRLF.  As Postfix's smtp_line_length_limit (998) does, a line that
+ * reaches 998 octets goes on after CRLF SP: in the header that is a
+ * folded field, in the body a new line that starts with a space (so no
+ * dot-stuffing question arises).
  */
 #ifndef SLUICE_CLIENT_CONTENT_H
 #define SLUICE_CLIENT_CONTENT_H
@@ -30,6 +37,8 @@ typedef int (*client_content_sink)(void *arg, const char *, size_t);
 
 /* Bytes of output gathered before each call of the sink. */
 #define CLIENT_CONTENT_STAGE 4096
+/* Octets of a line on the wire before it is folded with CRLF SP. */
+#define CLIENT_CONTENT_LINE_MAX 998
 
 struct client_content {
 	unsigned flags;

@@ -11,9 +11,11 @@
  * (Dovecot, Courier, mutt) expect: the stored CRLF is SMTP's wire form,
  * and every CRLF becomes LF on the way into the file.
  *
- * One worker thread with its own read-only SQLite connection fetches the
- * message, writes it and records the outcome through the spool; the
- * event loop never waits for the disk.
+ * One worker thread with its own view of the queue (a read-only SQLite
+ * connection) reads the message in pieces (spool_reader_*), writes each
+ * as it comes and records the outcome through the spool; the event loop
+ * never waits for the disk, and a delivery holds one piece, never the
+ * whole message.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +26,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <sqlite3.h>
 
 #include "deliver/maildir.h"
 #include "spool/spool.h"
@@ -53,8 +53,7 @@ struct maildir {
 	struct maildir_item *head, **tail;
 	size_t queued;
 	int stop;
-	sqlite3 *db;
-	sqlite3_stmt *sel_body;
+	struct spool_view *view; /* the worker's own */
 	struct spool *spool;
 	maildir_done_fn done;
 	void *arg;
@@ -114,18 +113,27 @@ maildir_fsync_dir(const char *dir)
 }
 
 /*
- * Write the stored message with LF line ends: each CRLF becomes LF (the
- * spool holds no bare CR or LF; anything else is written as it is), in
- * MAILDIR_CHUNK pieces so the copy stays small.
+ * Write one piece of the stored message with LF line ends: each CRLF
+ * becomes LF (the spool holds no bare CR or LF; anything else is written
+ * as it is), in MAILDIR_CHUNK pieces so the copy stays small.  A CR that
+ * ends a piece is held in *cr until the next piece shows whether an LF
+ * follows; the last call passes n == 0 to write a CR still held.
  */
 static int
-maildir_write_lf(int fd, const char *p, size_t n)
+maildir_write_lf(int fd, const char *p, size_t n, int *cr)
 {
 	char out[MAILDIR_CHUNK];
 	size_t o = 0;
 
+	if (*cr && (n == 0 || p[0] != '\n'))
+		out[o++] = '\r';
+	*cr = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
+		if (p[i] == '\r' && i + 1 == n) {
+			*cr = 1; /* the next piece decides */
+			break;
+		}
+		if (p[i] == '\r' && p[i + 1] == '\n')
 			continue; /* the LF follows */
 		out[o++] = p[i];
 		if (o == sizeof(out)) {
@@ -143,9 +151,11 @@ maildir_deliver(
     struct maildir *md, const struct maildir_job *j, char *err, size_t errlen)
 {
 	char dir[1100], sub[1200], tmp[1400], new[1400], host[128], hdr[400];
-	const void *body;
-	int fd, n, rc = -1;
-	size_t blen;
+	struct spool_reader *r;
+	struct spool_stored env;
+	const char *why, *p;
+	int fd, n, more, cr = 0, rc = -1;
+	size_t plen;
 
 	if (maildir_path(j->pattern, j->addr, dir, sizeof(dir)) < 0) {
 		snprintf(
@@ -163,15 +173,12 @@ maildir_deliver(
 			return -1;
 		}
 	}
-	sqlite3_reset(md->sel_body);
-	sqlite3_bind_int64(md->sel_body, 1, j->message_id);
-	if (sqlite3_step(md->sel_body) != SQLITE_ROW) {
-		snprintf(err, errlen, "message %.160s is not in the queue",
-		    j->queue_id);
+	if ((r = spool_reader_open(md->view, j->message_id, &env, &why)) ==
+	    NULL) {
+		snprintf(err, errlen, "message %.160s cannot be read: %.80s",
+		    j->queue_id, why);
 		return -1;
 	}
-	body = sqlite3_column_blob(md->sel_body, 0);
-	blen = (size_t)sqlite3_column_bytes(md->sel_body, 0);
 	if (gethostname(host, sizeof(host)) < 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
@@ -185,8 +192,21 @@ maildir_deliver(
 		snprintf(err, errlen, "%.160s: %.60s", tmp, strerror(errno));
 		goto out;
 	}
-	if (fd_write_all(fd, hdr, (size_t)n) < 0 ||
-	    maildir_write_lf(fd, body, blen) < 0 || fsync(fd) < 0) {
+	/* more: 0 at the end, -1 when the queue failed, 2 when we did */
+	more = fd_write_all(fd, hdr, (size_t)n) < 0 ? 2 : 1;
+	while (more == 1 && (more = spool_reader_next(r, &p, &plen)) == 1)
+		if (maildir_write_lf(fd, p, plen, &cr) < 0)
+			more = 2;
+	if (more == 0 && maildir_write_lf(fd, "", 0, &cr) < 0)
+		more = 2;
+	if (more < 0) {
+		snprintf(err, errlen, "message %.160s cannot be read: %.80s",
+		    j->queue_id, spool_reader_error(r));
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	if (more == 2 || fsync(fd) < 0) {
 		snprintf(
 		    err, errlen, "writing %.160s: %.60s", tmp, strerror(errno));
 		close(fd);
@@ -203,7 +223,7 @@ maildir_deliver(
 	}
 	rc = 0;
 out:
-	sqlite3_reset(md->sel_body);
+	spool_reader_close(r);
 	return rc;
 }
 
@@ -299,8 +319,7 @@ maildir_worker(void *arg)
 }
 
 struct maildir *
-maildir_start(
-    const char *queue_db, struct spool *spool, maildir_done_fn done, void *arg)
+maildir_start(struct spool *spool, maildir_done_fn done, void *arg)
 {
 	struct maildir *md = calloc(1, sizeof(*md));
 
@@ -310,19 +329,14 @@ maildir_start(
 	md->spool = spool;
 	md->done = done;
 	md->arg = arg;
-	if (sqlite3_open_v2(queue_db, &md->db, SQLITE_OPEN_READONLY, NULL) !=
-	        SQLITE_OK ||
-	    sqlite3_prepare_v2(md->db, "SELECT body FROM messages WHERE id = ?",
-	        -1, &md->sel_body, NULL) != SQLITE_OK) {
-		sqlite3_close(md->db);
+	if ((md->view = spool_view_new(spool)) == NULL) {
 		free(md);
 		return NULL;
 	}
 	pthread_mutex_init(&md->mu, NULL);
 	pthread_cond_init(&md->cv, NULL);
 	if (pthread_create(&md->thread, NULL, maildir_worker, md) != 0) {
-		sqlite3_finalize(md->sel_body);
-		sqlite3_close(md->db);
+		spool_view_free(md->view);
 		free(md);
 		return NULL;
 	}
@@ -353,8 +367,7 @@ maildir_free(struct maildir *md)
 {
 	if (md == NULL)
 		return;
-	sqlite3_finalize(md->sel_body);
-	sqlite3_close(md->db);
+	spool_view_free(md->view);
 	pthread_mutex_destroy(&md->mu);
 	pthread_cond_destroy(&md->cv);
 	free(md);

@@ -36,8 +36,7 @@ struct maildir_job {
 typedef void (*maildir_done_fn)(void *arg, const struct maildir_job *,
     int delivered, int recorded, const char *error);
 
-struct maildir *maildir_start(
-    const char *queue_db, struct spool *, maildir_done_fn, void *arg);
+struct maildir *maildir_start(struct spool *, maildir_done_fn, void *arg);
 /*
  * Stop the worker (the job in hand is finished).  Results it handed to
  * the spool still call back until the spool is closed; only then may

@@ -25,11 +25,20 @@
  *   fires a deferred call that reports closed() and frees it.
  *
  * Transactions: with PIPELINING, MAIL, every RCPT and the DATA (or the
- * whole BDAT LAST chunk) leave in one write and the replies are matched
- * in order (RFC 2920); without it one command waits for its reply.  A
+ * first BDAT chunks) leave in one write and the replies are matched in
+ * order (RFC 2920); without it one command waits for its reply.  A
  * transaction that did not end with the server's reply to the content is
  * closed with RSET before the next one.
  *
+ * Content streams (client_pump): the stored message is read piece by
+ * piece, encoded and written while what waits for the peer stays under
+ * CLIENT_CONN_OUTPUT_HIGH; the I/O layer says when it drained
+ * (writable).  With CHUNKING every piece becomes a BDAT chunk of its own
+ * (RFC 3030), the last one BDAT LAST, at most CLIENT_BDAT_WINDOW of them
+ * unanswered; a chunk refused ends the transaction (no more chunks, the
+ * replies of those sent are read, then RSET).  A delivery thus holds a
+ * piece, the encoder's stage, one chunk and the output bound, whatever
+ * the message's size.
  * DANE and MTA-STS (issue 16): the queue hands over the destination's
  * TLSA look-ups and MTA-STS policy (dest_tls.h); the policy of each hop
  * is decided with them before connecting (a hop they rule out is
@@ -82,6 +91,16 @@
 #define CLIENT_PIPELINE_MAX 100
 /* A recipient the server accepted, waiting for the reply to the content. */
 #define RCPT_ACCEPTED (-1)
+/*
+ * BDAT chunks sent ahead of their replies.  Each is one piece of the
+ * stored message (SPOOL_READ_PIECE, 64 KB): enough to keep a window of
+ * data in flight over any link, few enough that a refusal wastes little.
+ */
+#define CLIENT_BDAT_WINDOW 8
+/* The largest BDAT chunk: a piece, every bare line end doubled, folds. */
+#define CLIENT_CHUNK_MAX (3 * 64 * 1024 + 2 * CLIENT_CONTENT_STAGE)
+/* Replies a transaction can be waiting for at once. */
+#define CLIENT_EXPECT_RING (CLIENT_PIPELINE_MAX + 4 + CLIENT_BDAT_WINDOW)
 
 enum client_state {
 	CS_CONNECT,     /* TCP connect in progress */
@@ -112,7 +131,7 @@ enum client_wait {
 };
 
 /* What each reply in a transaction answers, in order. */
-enum expect { EX_MAIL, EX_RCPT, EX_DATA, EX_DOT, EX_BDAT };
+enum expect { EX_MAIL, EX_RCPT, EX_DATA, EX_DOT, EX_BDAT, EX_BDAT_LAST };
 
 /* How a next hop that cannot be used is left. */
 enum client_leave {
@@ -140,13 +159,22 @@ struct smtp_client {
 	} ext;
 	/* the transaction */
 	struct smtp_client_msg *msg;
-	enum expect expect[CLIENT_PIPELINE_MAX + 4]; /* a ring */
+	enum expect expect[CLIENT_EXPECT_RING]; /* a ring */
 	size_t nexpect, iexpect; /* sent and answered, counting from 0 */
 	size_t next_rcpt;        /* the next RCPT to send */
 	size_t rcpt_replied;     /* RCPT replies seen */
 	size_t accepted;         /* recipients the server took */
 	int mail_ok;
 	int content_sent;
+	/* the content on its way (client_pump) */
+	int body_started;  /* DATA sent, or the first BDAT chunk */
+	int pumping;       /* more of the content to read and send */
+	int bdat;          /* as BDAT chunks (else after DATA's 354) */
+	int body_failed;   /* a chunk refused, or nobody to send to */
+	unsigned bdat_out; /* chunks not answered yet */
+	struct client_content cc;
+	char *chunk; /* one BDAT chunk being made, CLIENT_CHUNK_MAX */
+	size_t chunk_len;
 	/* logs */
 	char session_id[24];
 	unsigned seq;
@@ -178,6 +206,8 @@ static void client_connect(struct smtp_client *);
 static void client_end(struct smtp_client *);
 static void client_quit_done(struct smtp_client *);
 static void client_transaction_over(struct smtp_client *, int need_rset);
+static void client_body_reset(struct smtp_client *);
+static void client_expect(struct smtp_client *, enum expect);
 
 static unsigned long long client_sessions;
 
@@ -344,6 +374,7 @@ client_msg_done(struct smtp_client *c)
 
 	c->msg = NULL;
 	c->nexpect = c->iexpect = 0;
+	client_body_reset(c);
 	if (m != NULL)
 		c->p.ops->done(c->p.arg, c, m);
 }
@@ -932,7 +963,7 @@ client_mail_line(struct smtp_client *c, char *line, size_t len)
 	char x[320];
 
 	if (c->ext.size && n < len)
-		n += (size_t)snprintf(line + n, len - n, " SIZE=%zu", m->len);
+		n += (size_t)snprintf(line + n, len - n, " SIZE=%llu", m->size);
 	if (m->body_type == SMTP_BODY_8BITMIME && c->ext.eightbit && n < len)
 		n += (size_t)snprintf(line + n, len - n, " BODY=8BITMIME");
 	if (m->smtputf8 && c->ext.smtputf8 && n < len)
@@ -996,38 +1027,157 @@ client_content_flags(const struct smtp_client *c)
 	           : CLIENT_CONTENT_STRIP_ORG;
 }
 
-/* Send the content: the whole BDAT LAST chunk, or DATA's dot-stuffed body. */
+/* The encoder's output for BDAT: the chunk being made. */
+static int
+client_content_sink_chunk(void *arg, const char *p, size_t n)
+{
+	struct smtp_client *c = arg;
+
+	if (n > CLIENT_CHUNK_MAX - c->chunk_len)
+		return -1; /* cannot happen: a piece is bounded */
+	memcpy(c->chunk + c->chunk_len, p, n);
+	c->chunk_len += n;
+	return 0;
+}
+
+/* The content is done with, whatever the end: back to nothing held. */
+static void
+client_body_reset(struct smtp_client *c)
+{
+	c->body_started = 0;
+	c->pumping = 0;
+	c->bdat = 0;
+	c->body_failed = 0;
+	c->bdat_out = 0;
+	free(c->chunk);
+	c->chunk = NULL;
+	c->chunk_len = 0;
+}
+
+/* Send the chunk made so far, as BDAT n [LAST]. */
+static int
+client_send_chunk(struct smtp_client *c, int last)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "BDAT %zu%s", c->chunk_len,
+	    last ? " LAST" : "");
+	client_send(c, line);
+	if (c->chunk_len > 0 &&
+	    client_conn_write(c->conn, c->chunk, c->chunk_len) < 0)
+		return -1;
+	c->chunk_len = 0;
+	client_expect(c, last ? EX_BDAT_LAST : EX_BDAT);
+	if (!last)
+		c->bdat_out++;
+	return 0;
+}
+
+static void client_pump(struct smtp_client *);
+
+/*
+ * Start sending the content: after DATA's 354, or right away as BDAT
+ * chunks (with PIPELINING, behind the RCPTs).
+ */
 static int
 client_send_content(struct smtp_client *c, int bdat)
 {
 	unsigned flags = client_content_flags(c);
-	char line[64];
-	long long n;
 
 	c->content_sent = 1;
-	if (!bdat) {
-		if (client_content_encode(c->msg->data, c->msg->len,
-		        flags | CLIENT_CONTENT_DOTSTUFF,
-		        client_content_sink_conn, c->conn) < 0 ||
-		    client_conn_write(c->conn, ".\r\n", 3) < 0)
+	c->body_started = 1;
+	c->pumping = 1;
+	c->bdat = bdat;
+	if (bdat) {
+		if ((c->chunk = malloc(CLIENT_CHUNK_MAX)) == NULL)
 			return -1;
-		client_log(c, '>', ".", 1, "message content");
-		return 0;
+		client_content_init(
+		    &c->cc, flags, client_content_sink_chunk, c);
+	} else {
+		client_content_init(&c->cc, flags | CLIENT_CONTENT_DOTSTUFF,
+		    client_content_sink_conn, c->conn);
 	}
-	/* BDAT needs the size first: a counting pass, then the bytes. */
-	n = client_content_encode(c->msg->data, c->msg->len, flags, NULL, NULL);
-	snprintf(line, sizeof(line), "BDAT %lld LAST", n);
-	client_send(c, line);
-	if (client_content_encode(c->msg->data, c->msg->len, flags,
-	        client_content_sink_conn, c->conn) != n)
-		return -1;
+	client_pump(c);
 	return 0;
+}
+
+/*
+ * Read, encode and send the content while the output is below its high
+ * mark (and, for BDAT, fewer than CLIENT_BDAT_WINDOW chunks wait for a
+ * reply); the writable event or a chunk's reply calls it again.
+ */
+static void
+client_pump(struct smtp_client *c)
+{
+	struct client_conn *conn = c->conn;
+	int failed = 0;
+
+	while (!failed && c->pumping && c->conn == conn && conn != NULL) {
+		const char *p;
+		size_t n;
+		int rc;
+
+		if (client_conn_output_len(conn) >= CLIENT_CONN_OUTPUT_HIGH ||
+		    (c->bdat && c->bdat_out >= CLIENT_BDAT_WINDOW))
+			return;
+		rc = c->msg->read(c->msg->src, &p, &n);
+		if (rc < 0) {
+			/* Never end a message we could not read whole. */
+			client_body_reset(c);
+			client_leave_hop(c, LEAVE_DROP, "4.3.0",
+			    "the message cannot be read from the queue");
+			return;
+		}
+		if (rc == 0) {
+			if (client_content_end(&c->cc) < 0 ||
+			    (c->bdat ? client_send_chunk(c, 1)
+			             : client_conn_write(conn, ".\r\n", 3)) <
+			        0) {
+				failed = 1;
+				break;
+			}
+			c->pumping = 0;
+			if (!c->bdat) {
+				client_log(c, '>', ".", 1, "message content");
+				client_expect(c, EX_DOT);
+			}
+			return;
+		}
+		if (client_content_feed(&c->cc, p, n) < 0 ||
+		    (c->bdat && c->chunk_len > 0 &&
+		        client_send_chunk(c, 0) < 0))
+			failed = 1;
+	}
+	if (failed) {
+		client_body_reset(c);
+		client_leave_hop(c, LEAVE_DROP, "4.3.0", "out of memory");
+	}
+}
+
+/* The I/O layer drained: a paused content goes on. */
+static void
+client_writable_cb(void *arg)
+{
+	struct smtp_client *c = arg;
+
+	if (c->pumping && c->state == CS_TRANSACTION)
+		client_pump(c);
+}
+
+/* Nothing more of the content will do any good: stop sending it. */
+static void
+client_body_stop(struct smtp_client *c)
+{
+	if (c->pumping) {
+		c->pumping = 0;
+		c->body_failed = 1;
+	}
 }
 
 static void
 client_expect(struct smtp_client *c, enum expect ex)
 {
-	c->expect[c->nexpect++ % (CLIENT_PIPELINE_MAX + 4)] = ex;
+	c->expect[c->nexpect++ % CLIENT_EXPECT_RING] = ex;
 }
 
 static void
@@ -1048,9 +1198,8 @@ client_send_body(struct smtp_client *c)
 		client_send(c, "DATA");
 		client_expect(c, EX_DATA);
 	} else if (client_send_content(c, 1) < 0) {
+		client_body_reset(c);
 		client_leave_hop(c, LEAVE_DROP, "4.3.0", "out of memory");
-	} else {
-		client_expect(c, EX_BDAT);
 	}
 }
 
@@ -1058,6 +1207,8 @@ client_send_body(struct smtp_client *c)
 static void
 client_send_next(struct smtp_client *c)
 {
+	if (c->body_started)
+		return; /* the content is on its way (client_pump) */
 	if (c->next_rcpt < c->msg->nrcpts) {
 		client_send_rcpt(c);
 		return;
@@ -1078,7 +1229,7 @@ client_can_take(struct smtp_client *c, struct smtp_client_msg *m)
 		    "the next hop does not support SMTPUTF8 (RFC 6531)");
 		return 0;
 	}
-	if (c->ext.size != 0 && m->len > c->ext.size) {
+	if (c->ext.size != 0 && m->size > c->ext.size) {
 		client_fail_rest(c, 552, "5.3.4",
 		    "message larger than the next hop accepts (SIZE)");
 		return 0;
@@ -1169,7 +1320,7 @@ client_reply_transaction(struct smtp_client *c, const struct reply *r)
 		    "reply without a command: %d", r->code);
 		return;
 	}
-	ex = c->expect[c->iexpect++ % (CLIENT_PIPELINE_MAX + 4)];
+	ex = c->expect[c->iexpect++ % CLIENT_EXPECT_RING];
 	switch (ex) {
 	case EX_MAIL:
 		c->mail_ok = r->code / 100 == 2;
@@ -1194,26 +1345,54 @@ client_reply_transaction(struct smtp_client *c, const struct reply *r)
 				/* RFC 2920 3.1: nobody to send to, end it. */
 				client_conn_write(c->conn, ".\r\n", 3);
 				c->content_sent = 1;
+				client_expect(c, EX_DOT);
 			} else if (client_send_content(c, 0) < 0) {
+				client_body_reset(c);
 				client_leave_hop(
 				    c, LEAVE_DROP, "4.3.0", "out of memory");
-				return;
 			}
-			client_expect(c, EX_DOT);
-			return;
+			return; /* the pump expects the final reply */
 		}
 		client_set_accepted(c, r);
 		client_transaction_over(c, c->mail_ok);
 		return;
 	case EX_DOT:
-	case EX_BDAT:
+	case EX_BDAT_LAST:
 		client_set_accepted(c, r);
-		client_transaction_over(
-		    c, c->accepted == 0 && c->mail_ok && ex == EX_BDAT);
+		client_transaction_over(c,
+		    c->body_failed ||
+		        (c->accepted == 0 && c->mail_ok && ex == EX_BDAT_LAST));
 		return;
+	case EX_BDAT:
+		/* A chunk before the last: a refusal ends the transaction
+		 * (RFC 3030 2: no more chunks after a 4xx or 5xx). */
+		c->bdat_out--;
+		if (r->code / 100 != 2 && !c->body_failed) {
+			if (c->mail_ok)
+				client_set_accepted(c, r);
+			client_body_stop(c);
+			c->body_failed = 1;
+		}
+		break;
+	}
+	/* MAIL refused, or every RCPT: the rest of the content is waste. */
+	if (c->body_started &&
+	    (!c->mail_ok || (c->rcpt_replied == m->nrcpts && c->accepted == 0)))
+		client_body_stop(c);
+	if (c->pumping) {
+		client_pump(c); /* a chunk answered: room in the window */
+		if (c->state != CS_TRANSACTION || c->msg != m)
+			return;
 	}
 	if (c->iexpect < c->nexpect)
 		return; /* more pipelined replies to come */
+	if (c->body_started) {
+		if (c->pumping)
+			return; /* the output drains first (writable) */
+		/* Every reply is in and the content stopped before its end. */
+		client_transaction_over(c, 1);
+		return;
+	}
 	if (!c->mail_ok) {
 		client_transaction_over(c, 0);
 		return;
@@ -1430,6 +1609,7 @@ static const struct client_conn_ops client_conn_ops = {
     .tls_done = client_tls_done_cb,
     .closed = client_closed_cb,
     .timeout = client_timeout_cb,
+    .writable = client_writable_cb,
 };
 
 /* A connection to the next hop in use, with the policy for that hop. */

@@ -47,6 +47,14 @@ struct smtp_client_rcpt {
 	int dsn_passed; /* the next hop took our NOTIFY (it offers DSN) */
 };
 
+/*
+ * The stored message, read in pieces as the client sends it: 1 with the
+ * next piece in *p and *n (valid until the next call), 0 at the end, -1
+ * when it cannot be read (the connection is then dropped before the
+ * message could end, and its recipients are deferred).
+ */
+typedef int (*smtp_client_read_fn)(void *src, const char **p, size_t *n);
+
 struct smtp_client_msg {
 	const char *queue_id;
 	const char *sender; /* "" for the null reverse-path */
@@ -54,8 +62,9 @@ struct smtp_client_msg {
 	int ret;       /* enum smtp_ret */
 	int body_type; /* enum smtp_body */
 	int smtputf8;
-	const char *data; /* stored message, CRLF lines */
-	size_t len;
+	unsigned long long size;  /* of the stored message (SIZE=) */
+	smtp_client_read_fn read; /* the stored message, CRLF lines */
+	void *src;
 	struct smtp_client_rcpt *rcpts;
 	size_t nrcpts;
 	void *owner; /* the owner's own record of the message */

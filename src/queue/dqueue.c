@@ -52,6 +52,7 @@ struct dq_msg {
 	size_t nrcpts, cap;
 	/* while a connection has it */
 	struct spool_stored stored;
+	struct spool_reader *reader; /* the content, read as it is sent */
 	struct smtp_client_msg cm;
 	struct smtp_client_rcpt *crcpts;
 };
@@ -124,7 +125,7 @@ dq_msg_free(struct dq_msg *m)
 		free(m->rcpts[i].note);
 	}
 	free(m->rcpts);
-	free(m->stored.data);
+	spool_reader_close(m->reader);
 	free(m->crcpts);
 	free(m);
 }
@@ -434,18 +435,46 @@ dq_too_large(struct dq_client *dc, struct dq_msg *m)
 		limit = sc->max_message_size;
 		which = "the send connector's MaxMessageSize";
 	}
-	if ((uint64_t)m->stored.len <= limit)
+	if ((uint64_t)m->stored.size <= limit)
 		return 0;
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		m->crcpts[i].code = 552;
 		snprintf(m->crcpts[i].enh, sizeof(m->crcpts[i].enh), "5.3.4");
 		snprintf(m->crcpts[i].status, sizeof(m->crcpts[i].status),
-		    "552 5.3.4 message size %zu exceeds %s", m->stored.len,
-		    which);
+		    "552 5.3.4 message size %llu exceeds %s",
+		    (unsigned long long)m->stored.size, which);
 	}
 	dq_settle(dc->q, m, NULL);
 	dq_msg_free(m);
 	return 1;
+}
+
+/* The client's read: the next piece of the stored message. */
+static int
+dq_read(void *src, const char **p, size_t *n)
+{
+	struct dq_msg *m = src;
+	int rc = spool_reader_next(m->reader, p, n);
+
+	if (rc < 0)
+		log_err("delivery of %s: %s", m->queue_id,
+		    spool_reader_error(m->reader));
+	return rc;
+}
+
+/* The message's envelope, and a reader for its content. */
+static int
+dq_load(struct dq *q, struct dq_msg *m)
+{
+	const char *why;
+
+	m->reader = spool_reader_open(spool_loop_view(q->owner->daemon->spool),
+	    m->message_id, &m->stored, &why);
+	if (m->reader == NULL) {
+		log_warn("delivery of %s: %s", m->queue_id, why);
+		return -1;
+	}
+	return 0;
 }
 
 static struct smtp_client_msg *
@@ -470,8 +499,7 @@ dq_next(void *arg, struct smtp_client *client)
 		q->nwaiting--;
 		m->next = NULL;
 		m->crcpts = calloc(m->nrcpts, sizeof(*m->crcpts));
-		if (m->crcpts == NULL || spool_load(q->owner->daemon->spool,
-		                             m->message_id, &m->stored) < 0) {
+		if (m->crcpts == NULL || dq_load(q, m) < 0) {
 			/* Gone (removed) or unreadable: due again later. */
 			for (size_t i = 0; i < m->nrcpts; i++)
 				q->owner->released(
@@ -492,8 +520,9 @@ dq_next(void *arg, struct smtp_client *client)
 		m->cm.ret = m->stored.ret;
 		m->cm.body_type = m->stored.body_type;
 		m->cm.smtputf8 = m->stored.smtputf8;
-		m->cm.data = m->stored.data;
-		m->cm.len = m->stored.len;
+		m->cm.size = m->stored.size;
+		m->cm.read = dq_read;
+		m->cm.src = m;
 		m->cm.rcpts = m->crcpts;
 		m->cm.nrcpts = m->nrcpts;
 		m->cm.owner = m;
@@ -676,8 +705,9 @@ dq_resolved(void *arg, const struct resolver_result *res)
 	 */
 	if (res->status == RESOLVER_OK && sc != NULL &&
 	    dest_tls_needed(sc, res, dqs->sts != NULL) &&
-	    (q->tlsq = dest_tls_gather(dqs->daemon->base, dqs->resolver, dqs->sts,
-	         sc, q->domain, &q->hops, dq_tls_gathered, q)) != NULL)
+	    (q->tlsq = dest_tls_gather(dqs->daemon->base, dqs->resolver,
+	         dqs->sts, sc, q->domain, &q->hops, dq_tls_gathered, q)) !=
+	        NULL)
 		return;
 	dest_tls_unref(q->tls);
 	q->tls = NULL;

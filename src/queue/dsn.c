@@ -45,7 +45,7 @@
  * be refused by the sender's server for size, losing the notification.
  * 1 MB holds ordinary text mail.
  */
-#define DSN_FULL_MAX (1024 * 1024)
+#define DSN_FULL_MAX DSN_ORIGINAL_MAX
 
 /*
  * The original's header section returned as text/rfc822-headers is cut
@@ -900,7 +900,7 @@ dsn_compose(const struct dsn_msg *m, size_t *len)
 	    m->ret == SMTP_RET_FULL || (m->ret != SMTP_RET_HDRS && any_failed);
 	if (!want_full)
 		ret = RETURN_HDRS;
-	else if (olen > DSN_FULL_MAX)
+	else if (olen > DSN_FULL_MAX || m->original_size > DSN_FULL_MAX)
 		ret = RETURN_SIZE;
 	else if (!is_7bit(original, olen))
 		ret = RETURN_8BIT;

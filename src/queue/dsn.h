@@ -28,6 +28,9 @@ struct dsn_rcpt {
 	time_t retry_until;     /* DSN_DELAYED: when the message expires */
 };
 
+/* The most of the original a notice returns (whole, or its header). */
+#define DSN_ORIGINAL_MAX (1024 * 1024)
+
 struct dsn_msg {
 	const char *reporting_mta; /* our FQDN */
 	const char *queue_id;      /* the original's queue id */
@@ -35,8 +38,15 @@ struct dsn_msg {
 	const char *sender;        /* the original sender: the DSN's To */
 	time_t arrival;            /* when we accepted the original */
 	int ret;                   /* enum smtp_ret of the original */
-	const char *original;      /* the stored message, headers and body */
+	/*
+	 * The stored message, headers and body, or its first
+	 * DSN_ORIGINAL_MAX bytes when original_size (the whole message's
+	 * size; 0: original_len) is larger: only then is it not returned
+	 * whole anyway, so the caller need never load more.
+	 */
+	const char *original;
 	size_t original_len;
+	unsigned long long original_size;
 	const struct dsn_rcpt *rcpts;
 	size_t nrcpts;
 	time_t now;

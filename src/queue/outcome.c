@@ -352,8 +352,8 @@ settle_record_all(struct settle *st)
 
 /* Write one notice (all recipients owed this kind) into the queue. */
 static void
-settle_notice(
-    struct settle *st, const struct spool_stored *orig, enum dsn_action kind)
+settle_notice(struct settle *st, const struct spool_stored *orig,
+    const char *head, size_t head_len, enum dsn_action kind)
 {
 	int slot = (int)kind;
 	const struct conf_transport *t = &st->daemon->conf->conf->transport;
@@ -394,8 +394,9 @@ settle_notice(
 	m.sender = st->sender;
 	m.arrival = orig->received;
 	m.ret = orig->ret;
-	m.original = orig->data;
-	m.original_len = orig->len;
+	m.original = head;
+	m.original_len = head_len;
+	m.original_size = orig->size;
 	m.rcpts = dr;
 	m.nrcpts = n;
 	m.now = now;
@@ -533,16 +534,21 @@ outcome_settle(struct daemon *daemon, const struct outcome *o,
 	}
 	if (owed) {
 		struct spool_stored orig;
+		char *head;
+		size_t hlen;
 
 		st->pending = 1; /* held while the notices go out */
-		if (spool_load(daemon->spool, o->message_id, &orig) < 0) {
+		/* A notice returns 1 MB of the original at most: load no more.
+		 */
+		if (spool_load_head(daemon->spool, o->message_id,
+		        DSN_ORIGINAL_MAX, &orig, &head, &hlen) < 0) {
 			st->notices_failed = 1;
 		} else {
-			settle_notice(st, &orig, DSN_FAILED);
-			settle_notice(st, &orig, DSN_DELAYED);
-			settle_notice(st, &orig, DSN_DELIVERED);
-			settle_notice(st, &orig, DSN_RELAYED);
-			free(orig.data);
+			settle_notice(st, &orig, head, hlen, DSN_FAILED);
+			settle_notice(st, &orig, head, hlen, DSN_DELAYED);
+			settle_notice(st, &orig, head, hlen, DSN_DELIVERED);
+			settle_notice(st, &orig, head, hlen, DSN_RELAYED);
+			free(head);
 		}
 		if (--st->pending > 0)
 			return; /* settle_notice_stored records the states */

@@ -488,7 +488,7 @@ qmgr_start(struct daemon *daemon, const char *queue_db)
 	if (q == NULL)
 		return NULL;
 	q->daemon = daemon;
-	q->maildir = maildir_start(queue_db, daemon->spool, qmgr_local_done, q);
+	q->maildir = maildir_start(daemon->spool, qmgr_local_done, q);
 	q->dqueues = dqueues_new(daemon, qmgr_released, q);
 	q->timer = event_new(daemon->base, -1, EV_PERSIST, qmgr_tick, q);
 	q->wake = event_new(daemon->base, -1, 0, qmgr_wake_cb, q);

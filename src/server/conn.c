@@ -59,8 +59,12 @@
 #include "server/conn.h"
 #include "util/log.h"
 
-/* One read takes at most this much (and never past CONN_INPUT_MAX). */
-#define CONN_READ_CHUNK 16384
+/*
+ * One read takes at most this much (and never past CONN_INPUT_MAX): 64 KB,
+ * so that a large message costs a read (and a turn of the loop) per 64 KB
+ * rather than per 16 KB.
+ */
+#define CONN_READ_CHUNK 65536
 /* Unread input discarded before close so that the peer gets a FIN. */
 #define CONN_DRAIN_MAX (64 * 1024)
 
@@ -547,6 +551,26 @@ conn_peek(struct conn *c, size_t *len)
 	if (*len == 0)
 		return "";
 	return (const char *)evbuffer_pullup(in, -1);
+}
+
+const char *
+conn_peek_some(struct conn *c, size_t min, size_t *len)
+{
+	struct evbuffer *in = conn_inbuf(c);
+	struct evbuffer_iovec v;
+	size_t all = evbuffer_get_length(in);
+
+	*len = 0;
+	if (all == 0)
+		return "";
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 ||
+	    (v.iov_len < min && v.iov_len < all)) {
+		/* too short to decide on: join just enough of it */
+		*len = min < all ? min : all;
+		return (const char *)evbuffer_pullup(in, (ev_ssize_t)*len);
+	}
+	*len = v.iov_len;
+	return v.iov_base;
 }
 
 void

@@ -66,6 +66,12 @@ void conn_free(struct conn *);
 
 /* The waiting input as one contiguous slice (valid until the next call). */
 const char *conn_peek(struct conn *, size_t *len);
+/*
+ * The first contiguous part of the waiting input, at least min bytes of
+ * it when that much waits, without joining the rest into one slice (a
+ * copy of everything buffered): for message content, taken in pieces.
+ */
+const char *conn_peek_some(struct conn *, size_t min, size_t *len);
 void conn_consume(struct conn *, size_t n);
 size_t conn_input_len(struct conn *);
 

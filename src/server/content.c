@@ -2,11 +2,13 @@
  * content.c - validation and header filtering of received content.
  *
  * Sits between the session's DATA/BDAT readers and the spool: every byte
- * of every message passes through here once, and is stored straight into
- * the bounded message buffer.  A line is checked in place when its LF
- * arrives (or at the end of the message), so a line may be longer than
- * any read and needs no buffer of its own: the message buffer, bounded by
- * the size limit and charged to the server, is the only one.
+ * of every message passes through here once.  Header lines are stored in
+ * the header buffer and checked in place when their LF arrives, since
+ * the header section is filtered line by line.  Body bytes are checked as
+ * they stream past, with one byte of state (was the last byte a CR?), so
+ * a line may be longer than any read and needs no buffer of its own:
+ * they go to the stage handed to the sink (the spool's body file) in
+ * pieces, or, without a sink, after the header.
  *
  * Header handling (RFC 5322 2.2): a field starts in column 0, continues on
  * lines that start with SP or HTAB, and the header block ends at the first
@@ -33,12 +35,24 @@ content_init(
 	c->lim = *lim;
 	buf_init(&c->out, memory_max);
 	c->in_header = 1;
+	c->body_bol = 1;
+}
+
+void
+content_set_sink(
+    struct content *c, const struct content_sink *sink, size_t stage_max)
+{
+	c->sink = *sink;
+	c->stage_max = stage_max;
+	/* Room for the CRLF content_finish() may add to the last line. */
+	buf_init(&c->stage, stage_max + 2);
 }
 
 void
 content_free(struct content *c)
 {
 	buf_free(&c->out);
+	buf_free(&c->stage);
 }
 
 int
@@ -110,49 +124,175 @@ content_end_line(struct content *c)
 	c->line_start = c->out.len;
 }
 
-/* Store n bytes of which only the last may be an LF. */
+/*
+ * Body bytes, checked as they stream past, any number of lines at once:
+ * only CRLF ends a line (a CR must be followed by LF, an LF preceded by
+ * CR, across calls too) and no NUL.  Three memchr passes, so a body
+ * costs a few instructions per line, whatever its lines' length.
+ */
 static void
+content_body_check(struct content *c, const char *p, size_t n)
+{
+	const char *x, *end = p + n;
+
+	if (memchr(p, '\0', n) != NULL || (c->body_cr && p[0] != '\n')) {
+		content_fail(c, CONTENT_BAD_EOL);
+		return;
+	}
+	for (x = p; (x = memchr(x, '\r', (size_t)(end - x))) != NULL; x++)
+		if (x + 1 < end && x[1] != '\n') {
+			content_fail(c, CONTENT_BAD_EOL);
+			return;
+		}
+	for (x = p; (x = memchr(x, '\n', (size_t)(end - x))) != NULL; x++)
+		if (x > p ? x[-1] != '\r' : !c->body_cr) {
+			content_fail(c, CONTENT_BAD_EOL);
+			return;
+		}
+	c->body_cr = p[n - 1] == '\r';
+	c->body_bol = p[n - 1] == '\n';
+}
+
+/* The stage is full: hand it to the sink. */
+static void
+content_flush(struct content *c)
+{
+	switch (c->sink.put(c->sink.arg, &c->stage)) {
+	case 0:
+		c->spilled = 1;
+		c->blocked = 0;
+		break;
+	case 1:
+		c->blocked = 1;
+		break;
+	default:
+		c->blocked = 0;
+		content_fail(c, CONTENT_STORE);
+		break;
+	}
+}
+
+/*
+ * Store body bytes in the stage, handing it over each time it fills;
+ * returns the bytes taken (fewer only when the sink is busy).
+ */
+static size_t
+content_stage(struct content *c, const char *p, size_t n)
+{
+	size_t taken = 0;
+
+	while (taken < n && c->error == CONTENT_OK) {
+		size_t room, k;
+
+		if (c->stage.len >= c->stage_max) {
+			content_flush(c);
+			if (c->blocked)
+				break;
+			continue;
+		}
+		room = c->stage_max - c->stage.len;
+		k = n - taken < room ? n - taken : room;
+		if (buf_append(&c->stage, p + taken, k) != BUF_OK) {
+			content_fail(c, CONTENT_NOMEM);
+			break;
+		}
+		taken += k;
+	}
+	if (c->error == CONTENT_OK && c->stage.len >= c->stage_max)
+		content_flush(c); /* early, so the writer starts sooner */
+	return c->error == CONTENT_OK ? taken : n;
+}
+
+/*
+ * Store n bytes: in the header section one line (only the last byte may
+ * be an LF), in the body any number of lines.  Returns the bytes taken.
+ * After an error everything is taken and dropped: the session only looks
+ * for the end.
+ */
+static size_t
 content_store(struct content *c, const char *p, size_t n)
 {
+	size_t taken = n;
+
 	if (c->error != CONTENT_OK)
-		return;
+		return n;
 	if (c->in_header) {
 		c->header_bytes += n;
 		if (c->header_bytes > c->lim.max_header) {
 			content_fail(c, CONTENT_HEADER_BIG);
-			return;
+			return n;
 		}
+		if (buf_append(&c->out, p, n) != BUF_OK) {
+			content_fail(c, CONTENT_NOMEM);
+			return n;
+		}
+		if (p[n - 1] == '\n')
+			content_end_line(c);
+		return n;
 	}
-	if (buf_append(&c->out, p, n) != BUF_OK) {
+	if (c->sink.put != NULL) {
+		if (c->blocked)
+			return 0;
+		taken = content_stage(c, p, n);
+	} else if (buf_append(&c->out, p, n) != BUF_OK) {
 		content_fail(c, CONTENT_NOMEM);
-		return;
+		return n;
 	}
-	if (p[n - 1] == '\n')
-		content_end_line(c);
+	if (c->error == CONTENT_OK && taken > 0)
+		content_body_check(c, p, taken);
+	return taken;
 }
 
-void
+size_t
 content_line_part(struct content *c, const char *p, size_t n)
 {
+	size_t taken;
+
 	if (n == 0)
-		return;
-	c->size += n;
-	if (c->size > c->lim.max_size)
+		return 0;
+	if (c->size + n > c->lim.max_size) {
+		c->size += n;
 		content_fail(c, CONTENT_TOO_BIG);
-	content_store(c, p, n);
+		return n;
+	}
+	taken = content_store(c, p, n);
+	c->size += taken;
+	return taken;
+}
+
+size_t
+content_bytes(struct content *c, const char *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		/* The header line by line, the body (or after an error,
+		 * everything) in one go. */
+		const char *lf = c->in_header && c->error == CONTENT_OK
+		                     ? memchr(p + done, '\n', n - done)
+		                     : NULL;
+		size_t take =
+		    lf != NULL ? (size_t)(lf - (p + done)) + 1 : n - done;
+		size_t got = content_line_part(c, p + done, take);
+
+		done += got;
+		if (got < take)
+			break;
+	}
+	return done;
+}
+
+int
+content_blocked(const struct content *c)
+{
+	return c->blocked && c->error == CONTENT_OK;
 }
 
 void
-content_bytes(struct content *c, const char *p, size_t n)
+content_resume(struct content *c)
 {
-	while (n > 0) {
-		const char *lf = memchr(p, '\n', n);
-		size_t take = lf != NULL ? (size_t)(lf - p) + 1 : n;
-
-		content_line_part(c, p, take);
-		p += take;
-		n -= take;
-	}
+	if (c->blocked && c->error == CONTENT_OK)
+		content_flush(c);
 }
 
 enum content_error
@@ -163,11 +303,26 @@ content_finish(struct content *c)
 	 * it, and Postfix and Exim accept it); what we store always does.
 	 * A CR left at the very end becomes a bare CR, as anywhere else.
 	 */
-	if (c->error == CONTENT_OK && c->out.len > c->line_start) {
+	if (c->error == CONTENT_OK && c->in_header &&
+	    c->out.len > c->line_start) {
 		if (buf_append(&c->out, "\r\n", 2) != BUF_OK)
 			content_fail(c, CONTENT_NOMEM);
 		else
 			content_end_line(c);
+	} else if (c->error == CONTENT_OK && !c->in_header && !c->body_bol) {
+		if (c->body_cr)
+			content_fail(c, CONTENT_BAD_EOL);
+		else if (buf_append(c->sink.put != NULL ? &c->stage : &c->out,
+		             "\r\n", 2) != BUF_OK)
+			content_fail(c, CONTENT_NOMEM);
+		c->body_bol = 1;
+	}
+	/* Nothing went to the sink: the body joins the header (inline). */
+	if (c->error == CONTENT_OK && c->sink.put != NULL && !c->spilled &&
+	    c->stage.len > 0) {
+		if (buf_append(&c->out, c->stage.data, c->stage.len) != BUF_OK)
+			content_fail(c, CONTENT_NOMEM);
+		c->stage.len = 0;
 	}
 	return c->error;
 }
@@ -194,6 +349,8 @@ content_error_reply(enum content_error e)
 		       "line (RFC 5322 2.2.3)";
 	case CONTENT_NOMEM:
 		return "452 4.3.1 Insufficient system resources";
+	case CONTENT_STORE:
+		return "451 4.3.0 Failed to store the message; try again later";
 	}
 	return "451 4.3.0 Internal error";
 }

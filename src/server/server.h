@@ -16,6 +16,7 @@
 
 #include "conf/conf.h"
 #include "daemon/daemon.h"
+#include "server/backpressure.h"
 
 struct event;
 struct session;
@@ -40,6 +41,7 @@ struct server {
 	size_t nrates;
 	size_t memory_used; /* message bytes held by all sessions */
 	size_t memory_max;  /* SERVER_MEMORY_MAX unless a test lowers it */
+	struct backpressure backpressure; /* disk and memory, for new mail */
 	uint64_t next_session;
 	/* descriptors (see server_fd_limits) */
 	size_t fd_limit;            /* the soft RLIMIT_NOFILE */

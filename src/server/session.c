@@ -452,6 +452,41 @@ session_identify(struct session *s)
 	return 0;
 }
 
+/*
+ * Back pressure (backpressure.h): at High nobody may start a message, at
+ * Medium only our own organisation; a declared SIZE that the queue's disk
+ * cannot take now is refused too (RFC 1870 6.2).  Replies 452 4.3.1 and
+ * returns -1 when the message may not start.
+ */
+static int
+session_back_pressure(struct session *s)
+{
+	struct backpressure *bp = &s->srv->backpressure;
+	enum bp_level level =
+	    backpressure_update(bp, &s->cref->conf->transport, conn_now(), 0);
+	enum bp_resource r = backpressure_worst(bp);
+	char why[160];
+
+	if (level == BP_HIGH ||
+	    (level == BP_MEDIUM && strcmp(s->auth_as, "Internal") != 0)) {
+		snprintf(why, sizeof(why), "%s %s (%u%%)",
+		    backpressure_resource_name(r),
+		    backpressure_level_name(level), bp->last.used[r]);
+		session_plog(s, '*', why, strlen(why), "back pressure");
+		session_reply(s, "452 4.3.1 Insufficient system resources (%s)",
+		    r == BP_DATABASE_USED_SPACE ? "queue disk" : "memory");
+		return -1;
+	}
+	if (s->mail.has_size &&
+	    s->cref->conf->transport.enable_resource_monitoring &&
+	    s->mail.size >= bp->last.disk_avail) {
+		session_reply(s, "452 4.3.1 Insufficient system storage for a "
+		                 "message of that size");
+		return -1;
+	}
+	return 0;
+}
+
 static void
 session_cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
@@ -485,6 +520,11 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *c)
 	}
 	if (session_identify(s) < 0)
 		return;
+	if (session_back_pressure(s) < 0) {
+		server_rate_forgive(
+		    s->srv, s->rc->name, (const struct sockaddr *)&s->peer);
+		return;
+	}
 	s->have_mail = 1;
 	s->nrcpts = 0;
 	session_reply(s, "250 2.1.0 Sender OK");
@@ -943,18 +983,22 @@ session_read_commands(struct session *s)
  * leading dot is removed (4.5.2).  A line start is what follows CRLF, and
  * only CRLF: after a bare LF or CR the rest is not a line start, so
  * "\n.\r\n" can never end the message; only CRLF "." CRLF does.  Lines
- * are handed on in pieces as they arrive, so a line may be longer than
- * the input buffer (content.c checks it when it ends).
+ * are handed on in pieces as they arrive, as many as come between two
+ * dots at a line start, so a line may be longer than the input buffer
+ * (content.c checks it as it streams past) and a plain body costs no work
+ * per line here.  While the spool's writer is behind (content_blocked),
+ * input stays unread: the session resumes from session_body_ready().
  */
 static void
 session_read_data(struct session *s)
 {
 	while (s->state == SESSION_DATA) {
-		size_t len, take;
-		const char *p = conn_peek(s->conn, &len);
+		size_t len, take, got;
+		/* three bytes decide at a line start: "." CRLF ends it */
+		const char *p = conn_peek_some(s->conn, 3, &len);
 		const char *lf;
 
-		if (len == 0)
+		if (len == 0 || content_blocked(&s->content))
 			return;
 		if (s->data_bol && p[0] == '.') {
 			if (len < 3 && (len == 1 || p[1] == '\r'))
@@ -970,17 +1014,33 @@ session_read_data(struct session *s)
 			s->data_bol = 0;
 			continue;
 		}
-		lf = memchr(p, '\n', len);
-		take = lf != NULL ? (size_t)(lf - p) + 1 : len;
-		content_line_part(&s->content, p, take);
-		if (lf != NULL)
-			s->data_bol =
-			    take >= 2 ? p[take - 2] == '\r' : s->data_cr;
-		else
-			s->data_bol = 0;
-		s->data_cr = p[take - 1] == '\r';
-		s->phase_bytes += take;
-		conn_consume(s->conn, take);
+		/*
+		 * Everything up to the next line start that begins with a
+		 * dot goes to the content in one piece: only there is there
+		 * anything to decide (the end, or a dot to remove).
+		 */
+		if (s->data_cr && p[0] == '\n') {
+			take = 1; /* the LF of a CRLF split between reads */
+		} else {
+			/* the next CRLF followed by a dot (memchr per line:
+			 * faster than memmem here) */
+			for (lf = p; (lf = memchr(lf, '\n',
+			                  len - (size_t)(lf - p))) != NULL;
+			     lf++)
+				if (lf > p && lf[-1] == '\r' &&
+				    lf + 1 < p + len && lf[1] == '.')
+					break;
+			take = lf != NULL ? (size_t)(lf - p) + 1 : len;
+		}
+		got = content_bytes(&s->content, p, take);
+		if (got == 0)
+			return; /* blocked */
+		/* at a line start: the last bytes taken are a CRLF */
+		s->data_bol = p[got - 1] == '\n' &&
+		              (got >= 2 ? p[got - 2] == '\r' : s->data_cr);
+		s->data_cr = p[got - 1] == '\r';
+		s->phase_bytes += got;
+		conn_consume(s->conn, got);
 		session_charge(s);
 	}
 }
@@ -990,16 +1050,19 @@ session_read_bdat(struct session *s)
 {
 	while (s->state == SESSION_BDAT) {
 		size_t len, take;
-		const char *p = conn_peek(s->conn, &len);
+		const char *p = conn_peek_some(s->conn, 1, &len);
 
 		if (s->bdat_remaining > 0) {
-			if (len == 0)
+			if (len == 0 ||
+			    (!s->bdat_discard && content_blocked(&s->content)))
 				return;
 			take = len < s->bdat_remaining
 			           ? len
 			           : (size_t)s->bdat_remaining;
-			if (!s->bdat_discard)
-				content_bytes(&s->content, p, take);
+			if (!s->bdat_discard &&
+			    (take = content_bytes(&s->content, p, take)) == 0)
+				return; /* blocked: session_body_ready resumes
+				         */
 			conn_consume(s->conn, take);
 			s->bdat_remaining -= take;
 			s->phase_bytes += take;

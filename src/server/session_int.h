@@ -26,6 +26,7 @@ struct conf_transport;
 struct conn;
 struct auth_job;
 struct resolver_ptr;
+struct spool_body;
 
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CRLF. */
 #define SESSION_CMD_MAX 510
@@ -121,6 +122,7 @@ struct session {
 	size_t rcpt_cap;
 	int content_started;
 	struct content content;
+	struct spool_body *body; /* the body file, once the body spilled */
 	int used_bdat;
 	int used_data;
 	uint64_t bdat_remaining;

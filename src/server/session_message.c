@@ -4,6 +4,13 @@
  * it (RFC 5321 4.4, RFC 3848, SPEC 3), validation at the end, the spool
  * submission, and the reply written only once the spool says the message
  * is durable (SPEC 4).
+ *
+ * Memory: a session in DATA or BDAT holds at most its read-ahead
+ * (CONN_INPUT_MAX), the header section (our headers plus MaxHeaderSize)
+ * and two body pieces of SPOOL_INLINE_MAX (one filling, one with the
+ * spool's writer), whatever the message's size: a body that outgrows the
+ * first piece streams to a body file as it arrives, and a session that
+ * gets ahead of the disk stops reading until the writer caught up.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +27,15 @@
 #include "util/buf.h"
 #include "util/log.h"
 /*
- * Charge the content buffer's growth to the server's memory budget and to
- * the client address's share of it (server.c).
+ * Charge the content buffers' growth to the server's memory budget and to
+ * the client address's share of it (server.c): the header, the stage, and
+ * the piece with the spool's writer.
  */
 void
 session_charge(struct session *s)
 {
-	size_t cap = s->content.out.cap;
+	size_t cap = s->content.out.cap + s->content.stage.cap +
+	             (s->body != NULL ? s->content.stage.max : 0);
 	long long delta;
 
 	if (!s->content_started || cap == s->charged)
@@ -49,6 +58,38 @@ session_content_release(struct session *s)
 	s->charged = 0;
 	content_free(&s->content);
 	s->content_started = 0;
+	/* Still ours: the message was refused or its client left. */
+	spool_body_abort(s->body);
+	s->body = NULL;
+}
+
+/* The spool's writer took the last piece: take more input. */
+static void
+session_body_ready(void *arg)
+{
+	struct session *s = arg;
+
+	content_resume(&s->content);
+	session_charge(s);
+	if (content_blocked(&s->content) ||
+	    (s->state != SESSION_DATA && s->state != SESSION_BDAT))
+		return;
+	session_process(s);
+}
+
+/* The content's sink: the first full piece starts the body file. */
+static int
+session_body_put(void *arg, struct buf *stage)
+{
+	struct session *s = arg;
+	int rc;
+
+	if (s->body == NULL && (s->body = spool_body_new(s->srv->daemon->spool,
+	                            s->queue_id)) == NULL)
+		return -1;
+	if ((rc = spool_body_put(s->body, stage)) == 1)
+		spool_body_when_ready(s->body, session_body_ready, s);
+	return rc;
 }
 
 /* RFC 3848 protocol type for the Received header. */
@@ -73,6 +114,7 @@ int
 session_content_start(struct session *s)
 {
 	struct content_limits lim;
+	struct content_sink sink = {session_body_put, s};
 	struct buf hdr;
 	char date[64];
 	struct tm tm;
@@ -84,17 +126,20 @@ session_content_start(struct session *s)
 	lim.max_header = s->rc->max_header_size;
 	lim.max_hops = s->rc->max_hop_count;
 	/*
-	 * The buffer may grow to the size limit plus our headers; what it
-	 * really holds is charged to the server as it grows
+	 * The header buffer holds our headers, the client's header section
+	 * and, for a message that stays inline, its body (less than one
+	 * piece); larger bodies stream to the spool.  What the buffers
+	 * really hold is charged to the server as they grow
 	 * (session_charge), and new messages are refused while all sessions
 	 * together hold SERVER_MEMORY_MAX.
 	 */
-	budget = lim.max_size > SERVER_MEMORY_MAX - 4096
-	             ? SERVER_MEMORY_MAX
-	             : (size_t)lim.max_size + 4096;
+	budget = 4096 + SPOOL_INLINE_MAX + 2 +
+	         (lim.max_header < SERVER_MEMORY_MAX ? (size_t)lim.max_header
+	                                             : SERVER_MEMORY_MAX);
 	if (!server_memory_room(s->srv, (const struct sockaddr *)&s->peer))
 		return -1;
 	content_init(&s->content, &lim, budget);
+	content_set_sink(&s->content, &sink, SPOOL_INLINE_MAX);
 	s->content_started = 1;
 	spool_queue_id(s->queue_id, sizeof(s->queue_id));
 
@@ -219,6 +264,27 @@ session_track_receive(struct session *s)
 		        .tls = tls});
 }
 
+/*
+ * The message could not be stored.  When the queue's disk is full (or at
+ * back pressure's High) that is what the client hears, 452 4.3.1 (mail
+ * system full, RFC 3463); any other failure is 451 4.3.0.  Either way
+ * nothing of the message was kept.
+ */
+static void
+session_store_failed(struct session *s)
+{
+	struct backpressure *bp = &s->srv->backpressure;
+
+	backpressure_update(bp, &s->cref->conf->transport, conn_now(), 1);
+	if (bp->level[BP_DATABASE_USED_SPACE] == BP_HIGH ||
+	    bp->last.disk_avail == 0)
+		session_reply(s, "452 4.3.1 Insufficient system storage; try "
+		                 "again later");
+	else
+		session_reply(s, "451 4.3.0 Failed to store the message; "
+		                 "try again later");
+}
+
 static void
 session_committed(void *arg, int ok, const char *queue_id)
 {
@@ -245,8 +311,7 @@ session_committed(void *arg, int ok, const char *queue_id)
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
 	} else {
-		session_reply(s, "451 4.3.0 Failed to store the message; "
-		                 "try again later");
+		session_store_failed(s);
 	}
 	session_reset(s);
 	session_enter(s, SESSION_COMMAND);
@@ -267,7 +332,10 @@ session_finish(struct session *s)
 	if (err != CONTENT_OK) {
 		session_plog(s, '*', content_error_reply(err),
 		    strlen(content_error_reply(err)), "message rejected");
-		session_reply(s, "%s", content_error_reply(err));
+		if (err == CONTENT_STORE)
+			session_store_failed(s);
+		else
+			session_reply(s, "%s", content_error_reply(err));
 		session_reset(s);
 		session_enter(s, SESSION_COMMAND);
 		return;
@@ -305,6 +373,12 @@ session_finish(struct session *s)
 	msg.nrcpts = s->nrcpts;
 	msg.data = s->content.out.data;
 	msg.len = s->content.out.len;
+	if (s->content.spilled) {
+		/* The rest is in the body file; the spool finishes it (the
+		 * copies transport rules may make share it). */
+		msg.body = s->body;
+		msg.tail = &s->content.stage;
+	}
 	/* Transport rules, before anything is stored (SPEC 5). */
 	if (session_rules_apply(s, &msg) != 0) {
 		free(rcpts);
@@ -324,6 +398,8 @@ session_finish(struct session *s)
 		session_reply(s, "451 4.3.0 Queue is busy; try again later");
 		session_reset(s);
 		session_enter(s, SESSION_COMMAND);
+	} else if (msg.body != NULL) {
+		s->body = NULL; /* the spool's now */
 	}
 	free(rcpts);
 }

@@ -248,6 +248,10 @@ spool_fault_vfs(void)
 {
 	const char *env = getenv("SLUICE_FAULT");
 
+	/* Nothing fails until the queue is initialised and arms the fault;
+	 * the body files (spool_fault_file) follow the same variable. */
+	fault_armed = FAULT_NONE;
+	fault_wanted = FAULT_NONE;
 	if (env == NULL ||
 	    (strcmp(env, "write") != 0 && strcmp(env, "fsync") != 0))
 		return NULL;
@@ -267,4 +271,13 @@ spool_fault_arm(const char *kind)
 	fault_armed = strcmp(kind, "write") == 0   ? FAULT_WRITE
 	              : strcmp(kind, "fsync") == 0 ? FAULT_SYNC
 	                                           : FAULT_NONE;
+}
+
+int
+spool_fault_file(const char *op)
+{
+	enum fault_kind k = fault_armed;
+
+	return (k == FAULT_WRITE && strcmp(op, "write") == 0) ||
+	       (k == FAULT_SYNC && strcmp(op, "fsync") == 0);
 }

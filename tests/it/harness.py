@@ -597,18 +597,38 @@ class Sluice:
         return db
 
     def messages(self):
-        """Rows of the messages table as dicts (body as bytes)."""
+        """Rows of the messages table as dicts, "body" being the whole
+        stored message as bytes: its first part (the contents table, or
+        messages.body for rows of version 2) and its body file, if any."""
         db = self._db()
         if db is None:
             return []
         try:
-            rows = [dict(r) for r in db.execute("SELECT * FROM messages")]
+            rows = [dict(r) for r in db.execute(
+                "SELECT m.*, c.data AS first_part FROM messages m"
+                " LEFT JOIN contents c ON c.message_id = m.id")]
         finally:
             db.close()
         for r in rows:
-            if isinstance(r.get("body"), str):
-                r["body"] = r["body"].encode()
+            first = r.pop("first_part")
+            body = first if first is not None else r.get("body")
+            if isinstance(body, str):
+                body = body.encode()
+            if r.get("body_file"):
+                body += (self.body_dir / r["body_file"]).read_bytes()
+            r["body"] = body
         return rows
+
+    @property
+    def body_dir(self):
+        """Where the spool keeps the body files of large messages."""
+        return self.queue_dir / "body"
+
+    def body_files(self):
+        """Names of the body files in the queue."""
+        if not self.body_dir.exists():
+            return []
+        return sorted(p.name for p in self.body_dir.iterdir())
 
     def recipients(self):
         db = self._db()

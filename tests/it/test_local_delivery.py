@@ -151,6 +151,33 @@ def test_recipient_validation_is_on_by_default(tmp_path):
             c.cmd("RCPT TO:<nobody@local.test>").check(550, "5.1.1")
 
 
+def test_large_maildir_delivery_streams(tmp_path):
+    """A message whose body went to a body file is delivered from it in
+    pieces: the Maildir copy is the stored message line for line with LF
+    ends, also where a CRLF straddles two pieces (the body's first line
+    puts its CR on the last byte of the file's first 64 KB piece)."""
+    mail = tmp_path / "mail"
+    first = b"x" * 65535 + b"\r\n"
+    rest = b"".join(b"%06d " % i + b"y" * (i % 300) + b"\r\n"
+                    for i in range(3000))
+    with running(tmp_path / "d", conn={"MaxMessageSize": "20MB"},
+                 raw_extra=f"\n[AcceptedDomain local.test]\n"
+                           f"Mailboxes = {mail}/%d/%u\n") as s:
+        with Client(s.port) as c:
+            c.send_message("sender@remote.example", ["bob@local.test"],
+                           make_message("big", "").encode() + first + rest
+                           ).check(250, "2.6.0")
+            c.quit()
+        got = wait_for_files(mail / "local.test" / "bob" / "new", 1)
+        assert len(got) == 1
+        m = s.messages()[0]
+        assert m["body_file"] != "", "the body was not in a body file"
+        data = got[0].read_bytes()
+        assert b"\r" not in data
+        assert data.split(b"\n", 1)[1] == m["body"].replace(b"\r\n", b"\n")
+        assert b"x" * 65535 + b"\n000000 \n" in data
+
+
 def test_local_mail_faster_than_the_maildir_agent(tmp_path):
     """More local recipients at once than the Maildir agent queues
     (MAILDIR_QUEUE_MAX): those it could not take wait and are delivered

@@ -2,8 +2,10 @@
  * test_client_content.c - the SMTP client's content encoder
  * (src/deliver/client_content.c): what goes on the wire is CRLF only,
  * dot-stuffed for DATA, always ends in CRLF, and (on send connectors)
- * carries no X-Sluice-Organization-* header field, whatever the stored
- * bytes are and wherever the chunks of a streamed body are cut.
+ * carries no X-Sluice-Organization-* header field and no line over 998
+ * octets (longer ones are folded with CRLF SP, as Postfix does), whatever
+ * the stored bytes are and wherever the chunks of a streamed body are
+ * cut.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -146,6 +148,18 @@ test_encode_table(void **state)
 	}
 }
 
+/* The longest line on the wire, CRLF not counted. */
+static size_t
+longest_line(const char *p)
+{
+	size_t best = 0;
+
+	for (const char *e; (e = strstr(p, "\r\n")) != NULL; p = e + 2)
+		if ((size_t)(e - p) > best)
+			best = (size_t)(e - p);
+	return best;
+}
+
 /* Whatever the input and the chunks, no bare CR or LF leaves, the end is
  * CRLF, no line is a lone dot and no organisation field survives. */
 static void
@@ -185,6 +199,7 @@ test_encode_random(void **state)
 			if (got[i] == '.' && (i == 0 || got[i - 1] == '\n'))
 				assert_true(i + 1 < total && got[i + 1] == '.');
 		}
+		assert_true(longest_line(got) <= 998);
 		/* in the header section, no line starts with the prefix */
 		for (char *line = got; *line != '\0';) {
 			char *eol = strstr(line, "\r\n");
@@ -198,6 +213,84 @@ test_encode_random(void **state)
 				break;
 			line = eol + 2;
 		}
+		free(got);
+	}
+}
+
+/* Drop every "\r\n " the encoder inserted: the line as stored. */
+static size_t
+unfold(char *p)
+{
+	size_t o = 0, n = strlen(p);
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\r' && i + 2 < n && p[i + 1] == '\n' &&
+		    p[i + 2] == ' ') {
+			i += 2;
+			continue;
+		}
+		p[o++] = p[i];
+	}
+	p[o] = '\0';
+	return o;
+}
+
+/*
+ * Lines over 998 octets are folded with CRLF SP at 998 (Postfix's
+ * smtp_line_length_limit), by DATA and BDAT, in the header and the body,
+ * wherever the chunks are cut; 998 itself is not folded.
+ */
+static void
+test_long_lines_folded(void **state)
+{
+	static const size_t lens[] = {997, 998, 999, 1996, 1997, 5000};
+
+	(void)state;
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+		size_t n = lens[l];
+		char *line = malloc(n + 64), *want = malloc(n + 64);
+
+		assert_non_null(line);
+		assert_non_null(want);
+		memcpy(line, "Subject: ", 9);
+		memset(line + 9, 'h', n - 9);
+		memcpy(line + n, "\r\n\r\n", 4);
+		memcpy(want, line, n + 4);
+		want[n + 4] = '\0';
+		for (unsigned flags = 0; flags <= DS; flags += DS)
+			for (size_t step = 0; step < 1200; step += 397) {
+				long long total;
+				char *got =
+				    encode(line, n + 4, flags, step, &total);
+
+				assert_true(longest_line(got) <= 998);
+				if (n <= 998)
+					assert_string_equal(got, want);
+				else
+					assert_non_null(strstr(got, "\r\n h"));
+				assert_int_equal(unfold(got), n + 4);
+				assert_string_equal(got, want);
+				assert_int_equal(client_content_encode(line,
+				                     n + 4, flags, NULL, NULL),
+				    total);
+				free(got);
+			}
+		free(line);
+		free(want);
+	}
+	/* in the body, a stuffed dot counts toward the 998 */
+	{
+		char body[1500];
+		long long total;
+		char *got;
+
+		memcpy(body, "\r\n", 2);
+		memset(body + 2, '.', 1200);
+		memcpy(body + 1202, "\r\n", 2);
+		got = encode(body, 1204, DS, 100, &total);
+		assert_true(longest_line(got) <= 998);
+		/* the first line: 1 stuffed dot and 997 of the stored ones */
+		assert_memory_equal(got + 2 + 998, "\r\n ", 3);
 		free(got);
 	}
 }
@@ -226,6 +319,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_encode_table),
 	    cmocka_unit_test(test_encode_random),
+	    cmocka_unit_test(test_long_lines_folded),
 	    cmocka_unit_test(test_sink_failure),
 	};
 

@@ -1,8 +1,10 @@
 /*
  * test_spool.c - the durable queue (src/spool/): messages and recipients
  * stored byte-exact, group commit really batching, and injected write and
- * fsync failures reported as failures with nothing stored, and queue
- * databases of every earlier schema version brought up to the current one.
+ * fsync failures reported as failures with nothing stored; large content
+ * in body files, read back in pieces, removed when given up, purged or
+ * never acknowledged; and queue databases of every earlier schema version
+ * brought up to the current one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +24,7 @@
 #include "spool/spool.h"
 #include "spool/spool_fault.h"
 #include "spool/spool_sts.h"
+#include "util/buf.h"
 
 #define BATCH 200
 
@@ -126,7 +130,7 @@ test_store_and_group_commit(void **state)
 	assert_int_equal(
 	    count_rows(dir, "select count(*) from recipients"), 3 * BATCH);
 	assert_int_equal(
-	    count_rows(dir, "select count(*) from messages where body = "
+	    count_rows(dir, "select count(*) from contents where data = "
 	                    "cast(x'5375626a6563743a20780d0a0d0a626f647920"
 	                    "01ff0d0a' as blob)"),
 	    BATCH);
@@ -261,6 +265,261 @@ test_due_record_purge(void **state)
 	free(dir);
 }
 
+/* --- body files ------------------------------------------------------- */
+
+#define PIECE 1000
+
+static void
+on_ready(void *arg)
+{
+	*(int *)arg = 1;
+}
+
+/*
+ * Hand one piece to the body, waiting while the writer is busy; 0, or -1
+ * once a write failed.
+ */
+static int
+put_piece(
+    struct spool_body *b, struct event_base *base, struct buf *stage, char fill)
+{
+	int ready = 0, rc;
+
+	assert_int_equal(stage->len, 0);
+	for (int i = 0; i < PIECE; i++)
+		assert_int_equal(buf_append(stage, &fill, 1), BUF_OK);
+	while ((rc = spool_body_put(b, stage)) == 1) {
+		ready = 0;
+		spool_body_when_ready(b, on_ready, &ready);
+		while (!ready)
+			event_base_loop(base, EVLOOP_ONCE);
+	}
+	if (rc < 0)
+		return -1;
+	assert_int_equal(rc, 0);
+	assert_int_equal(stage->len, 0);
+	assert_int_equal(stage->max, PIECE + 2);
+	return 0;
+}
+
+static int
+file_exists(const char *dir, const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/body/%s", dir, name);
+	return stat(path, &st) == 0;
+}
+
+/*
+ * A message of a header and five pieces in a body file: stored with its
+ * whole size, read back byte-exact in pieces, its head loadable alone.
+ */
+static struct outcome
+store_with_body(struct spool *sp, struct event_base *base, const char *id)
+{
+	static const struct spool_rcpt rcpt = {
+	    .addr = "a@example.com", .orcpt = ""};
+	const char *head = "Subject: big\r\n\r\n";
+	struct outcome o = {0, 0};
+	struct spool_body *b = spool_body_new(sp, id);
+	struct buf stage;
+	struct spool_msg m;
+
+	assert_non_null(b);
+	buf_init(&stage, PIECE + 2);
+	for (char c = 'a'; c < 'f'; c++)
+		if (put_piece(b, base, &stage, c) < 0) {
+			/* as a session does: the message is refused */
+			spool_body_abort(b);
+			buf_free(&stage);
+			o.done = 1;
+			return o;
+		}
+	assert_int_equal(buf_append(&stage, "tail\r\n", 6), BUF_OK);
+	memset(&m, 0, sizeof(m));
+	m.queue_id = id;
+	m.sender = "s@example.org";
+	m.rcpts = &rcpt;
+	m.nrcpts = 1;
+	m.data = head;
+	m.len = strlen(head);
+	m.body = b;
+	m.tail = &stage;
+	assert_int_equal(spool_submit(sp, &m, on_done, &o), 0);
+	while (o.done < 1)
+		event_base_loop(base, EVLOOP_ONCE);
+	buf_free(&stage);
+	return o;
+}
+
+static void
+test_body_file(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *dir = make_dir(), *head;
+	const char *why = NULL, *p;
+	struct spool *sp = spool_open(dir, base, &why);
+	struct spool_reader *r;
+	struct spool_stored env;
+	size_t n, total = 0, pieces = 0, hlen;
+	static char want[5 * PIECE + 64], got[sizeof(want)];
+	size_t wlen;
+
+	(void)state;
+	assert_non_null(sp);
+	assert_int_equal(store_with_body(sp, base, "BODY1").ok, 1);
+	assert_true(file_exists(dir, "BODY1"));
+	wlen = (size_t)snprintf(want, sizeof(want), "Subject: big\r\n\r\n");
+	for (char c = 'a'; c < 'f'; c++) {
+		memset(want + wlen, c, PIECE);
+		wlen += PIECE;
+	}
+	memcpy(want + wlen, "tail\r\n", 6);
+	wlen += 6;
+	assert_int_equal(count_rows(dir, "select size from messages"), wlen);
+	assert_int_equal(
+	    count_rows(dir, "select count(*) from messages where body_file = "
+	                    "'BODY1'"),
+	    1);
+	/* read back in pieces */
+	r = spool_reader_open(spool_loop_view(sp), 1, &env, &why);
+	assert_non_null(r);
+	assert_int_equal(env.size, wlen);
+	assert_string_equal(env.queue_id, "BODY1");
+	while (spool_reader_next(r, &p, &n) == 1) {
+		assert_true(n <= SPOOL_READ_PIECE + 64);
+		assert_true(total + n <= sizeof(got));
+		memcpy(got + total, p, n);
+		total += n;
+		pieces++;
+	}
+	assert_string_equal(spool_reader_error(r), "");
+	spool_reader_close(r);
+	assert_int_equal(total, wlen);
+	assert_memory_equal(got, want, wlen);
+	assert_true(pieces >= 2);
+	/* the head alone */
+	assert_int_equal(spool_load_head(sp, 1, 20, &env, &head, &hlen), 0);
+	assert_int_equal(hlen, 20);
+	assert_memory_equal(head, want, 20);
+	assert_int_equal(env.size, wlen);
+	free(head);
+	spool_close(sp);
+	event_base_free(base);
+	free(dir);
+}
+
+/* A damaged body file is an error, never a short message. */
+static void
+test_body_damaged(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *dir = make_dir(), path[512];
+	const char *why = NULL, *p;
+	struct spool *sp = spool_open(dir, base, &why);
+	struct spool_stored env;
+	size_t n;
+
+	(void)state;
+	assert_non_null(sp);
+	assert_int_equal(store_with_body(sp, base, "BODY2").ok, 1);
+	snprintf(path, sizeof(path), "%s/body/BODY2", dir);
+	assert_int_equal(truncate(path, 100), 0);
+	assert_null(spool_reader_open(spool_loop_view(sp), 1, &env, &why));
+	assert_string_equal(why, "its body file is damaged");
+	assert_int_equal(truncate(path, 0), 0);
+	assert_null(spool_reader_open(spool_loop_view(sp), 1, &env, &why));
+	(void)p;
+	(void)n;
+	spool_close(sp);
+	event_base_free(base);
+	free(dir);
+}
+
+/* Given up, purged or never acknowledged: the file goes. */
+static void
+test_body_removed(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *dir = make_dir(), path[512];
+	const char *why = NULL;
+	struct spool *sp = spool_open(dir, base, &why);
+	struct spool_body *b;
+	struct spool_due due[2];
+	struct spool_result r;
+	struct outcome o = {0, 0};
+	struct buf stage;
+	size_t n;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(sp);
+	/* aborted after a piece */
+	b = spool_body_new(sp, "GONE");
+	buf_init(&stage, PIECE + 2);
+	assert_int_equal(put_piece(b, base, &stage, 'x'), 0);
+	spool_body_abort(b);
+	/* stored, delivered, purged */
+	assert_int_equal(store_with_body(sp, base, "KEPT").ok, 1);
+	assert_int_equal(store_with_body(sp, base, "PURGED").ok, 1);
+	assert_int_equal(spool_due_new(sp, 0, due, 2, &n), 0);
+	assert_int_equal(n, 2);
+	memset(&r, 0, sizeof(r));
+	r.rcpt_id = due[1].rcpt_id;
+	r.message_id = due[1].message_id;
+	r.queue_id = due[1].queue_id;
+	r.status = SPOOL_RCPT_DELIVERED;
+	r.error = "";
+	r.next_hop = "test";
+	assert_int_equal(spool_record(sp, &r, on_done, &o), 0);
+	while (o.done < 1)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(spool_purge(sp, time(NULL) + 10), 0);
+	spool_close(sp);
+	assert_false(file_exists(dir, "GONE"));
+	assert_false(file_exists(dir, "PURGED"));
+	assert_true(file_exists(dir, "KEPT"));
+	assert_int_equal(count_rows(dir, "select count(*) from messages"), 1);
+	assert_int_equal(count_rows(dir, "select count(*) from contents"), 1);
+	/* a file no row names (a crash before the commit) goes at open */
+	snprintf(path, sizeof(path), "%s/body/ORPHAN", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("partial content", f);
+	fclose(f);
+	sp = spool_open(dir, base, &why);
+	assert_non_null(sp);
+	spool_close(sp);
+	assert_false(file_exists(dir, "ORPHAN"));
+	assert_true(file_exists(dir, "KEPT"));
+	buf_free(&stage);
+	event_base_free(base);
+	free(dir);
+}
+
+/* A body write or sync that fails fails the message, leaving nothing. */
+static void
+run_body_fault(const char *kind)
+{
+	struct event_base *base = event_base_new();
+	char *dir = make_dir();
+	const char *why = NULL;
+	struct spool *sp;
+
+	setenv("SLUICE_FAULT", kind, 1);
+	sp = spool_open(dir, base, &why);
+	unsetenv("SLUICE_FAULT");
+	assert_non_null(sp);
+	assert_int_equal(store_with_body(sp, base, "FAULT").ok, 0);
+	spool_fault_arm("none");
+	spool_close(sp);
+	assert_false(file_exists(dir, "FAULT"));
+	assert_int_equal(count_rows(dir, "select count(*) from messages"), 0);
+	event_base_free(base);
+	free(dir);
+}
+
 /* Run the loop until o has seen n callbacks. */
 static void
 wait_done(struct event_base *base, struct outcome *o, int n)
@@ -331,7 +590,7 @@ test_info_foreach_suspend(void **state)
 	const char *why = NULL;
 	struct spool *sp = spool_open(dir, base, &why);
 	struct spool_cursor start = {0, 0};
-	struct spool_select sel = {0, NULL};
+	struct spool_select sel = {0, NULL, 0};
 	struct spool_due due[8];
 	struct spool_info info;
 	struct outcome o = {0, 0};
@@ -407,6 +666,14 @@ test_info_foreach_suspend(void **state)
 	free(dir);
 }
 
+static void
+test_body_fault(void **state)
+{
+	(void)state;
+	run_body_fault("write");
+	run_body_fault("fsync");
+}
+
 /*
  * The copies a transport rule split a message into are stored together,
  * with the rules' decisions per recipient; a copy that cannot be stored
@@ -469,8 +736,10 @@ test_rule_copies(void **state)
 	assert_int_equal(o.ok, 1);
 	spool_close(sp);
 	assert_int_equal(count_rows(dir, "select count(*) from messages"), 2);
-	assert_int_equal(count_rows(dir, "select length(body) from messages "
-	                                 "where queue_id = 'COPY1'"),
+	assert_int_equal(
+	    count_rows(dir, "select length(c.data) from contents c join "
+	                    "messages m on m.id = c.message_id where "
+	                    "m.queue_id = 'COPY1'"),
 	    25);
 	event_base_free(base);
 	free(dir);
@@ -564,6 +833,10 @@ test_migrate_every_version(void **state)
 	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_V4 OLD_ROWS
 	        "PRAGMA user_version=4;",
 	        0},
+	    {"5",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_V4 ADD_STS
+	            OLD_ROWS "PRAGMA user_version=5;",
+	        1},
 	};
 
 	(void)state;
@@ -573,7 +846,9 @@ test_migrate_every_version(void **state)
 		const char *why = NULL;
 		struct spool *sp;
 		struct spool_due due[2];
-		size_t n = 0;
+		struct spool_stored env;
+		char *head;
+		size_t n = 0, hlen;
 		int sts = 0;
 		sqlite3 *db;
 
@@ -600,9 +875,16 @@ test_migrate_every_version(void **state)
 			assert_int_equal(
 			    spool_sts_load(sp, count_sts, &sts), 0);
 			assert_int_equal(sts, t[i].sts_rows);
+			/* content kept in messages.body, no body file */
+			assert_int_equal(spool_load_head(sp, due[0].message_id,
+			                     64, &env, &head, &hlen),
+			    0);
+			assert_int_equal(hlen, 1);
+			assert_memory_equal(head, "b", 1);
+			free(head);
 			spool_close(sp);
 		}
-		assert_int_equal(count_rows(dir, "pragma user_version"), 5);
+		assert_int_equal(count_rows(dir, "pragma user_version"), 6);
 		assert_int_equal(
 		    count_rows(dir, "select count(*) from messages "
 		                    "where message_id = '' and "
@@ -628,6 +910,10 @@ main(void)
 	    cmocka_unit_test(test_fsync_failure),
 	    cmocka_unit_test(test_write_failure),
 	    cmocka_unit_test(test_due_record_purge),
+	    cmocka_unit_test(test_body_file),
+	    cmocka_unit_test(test_body_damaged),
+	    cmocka_unit_test(test_body_removed),
+	    cmocka_unit_test(test_body_fault),
 	    cmocka_unit_test(test_info_foreach_suspend),
 	    cmocka_unit_test(test_rule_copies),
 	    cmocka_unit_test(test_migrate_every_version),

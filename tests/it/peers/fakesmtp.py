@@ -76,6 +76,7 @@ Example:
 """
 import base64
 import collections
+import hashlib
 import ipaddress
 import re
 import socket
@@ -207,6 +208,33 @@ class Message:
         self.size = 0
         self.message_id = None
         self.reply = None  # the reply text sent, None when never answered
+        # keep_data="digest": SHA-256 of the body (after the header's
+        # empty line) and the header section; content never kept
+        self.body_digest = None
+        self.header = b""
+        self._hash = None
+        self._head = bytearray()
+
+    def _digest_feed(self, data):
+        """keep_data="digest": hash the body as it comes, keep the header
+        section (bounded), hold nothing else."""
+        if self._hash is None:
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._head) > 1024 * 1024:
+                    raise FakeSmtpError("header section over 1 MB")
+                return
+            self.header = bytes(self._head[:end + 4])
+            self._hash = hashlib.sha256(self._head[end + 4:])
+            self._head = bytearray()
+            return
+        self._hash.update(data)
+
+    def _digest_end(self):
+        if self._hash is None:
+            self.header, self._hash = bytes(self._head), hashlib.sha256()
+        self.body_digest = self._hash.hexdigest()
 
     @property
     def code(self):
@@ -270,7 +298,9 @@ class FakeSmtp:
     - replies: {key: reply value}, see the module comment.
     - answer_limit: after this many accepted messages, HANG at the end of
       every later message (it is recorded, with reply None).
-    - keep_data: keep message content (False: only size and Message-ID).
+    - keep_data: keep message content (False: only size and Message-ID;
+      "digest": only the header section and a SHA-256 of the body, so
+      that large messages cost no memory: Message.body_digest).
     - max_sessions: connections served at once (more wait in the backlog).
     - idle_timeout, endless_limit: the bounds of waiting and of ENDLESS.
     """
@@ -817,7 +847,10 @@ class Session:
             line, _ = self._line(MAX_DATA_LINE)
             if at_line_start and line == b".\r\n":
                 break
-            if len(raw) + len(line) <= MAX_MESSAGE:
+            if self.server.keep_data == "digest":
+                msg._digest_feed(line[1:] if at_line_start and
+                                 line.startswith(b".") else line)
+            elif len(raw) + len(line) <= MAX_MESSAGE:
                 raw += line
                 content += line[1:] if at_line_start and \
                     line.startswith(b".") else line
@@ -844,17 +877,27 @@ class Session:
         msg = self._bdat
         msg.chunks.append(size)
         msg.size += size
-        if len(msg.data) + size > MAX_MESSAGE:
+        if self.server.keep_data == "digest":
+            msg._digest_feed(chunk)
+        elif len(msg.data) + size > MAX_MESSAGE:
             self._write(b"552 5.3.4 Message too big\r\n")
             raise _End("BDAT message too big")
-        msg.data += chunk
+        else:
+            msg.data += chunk
         if last:
             self._finish(msg, bytes(msg.data), b"")
         else:
-            self._reply("BDAT", f"250 2.0.0 {size} octets received")
+            code = self._reply("BDAT", f"250 2.0.0 {size} octets received")
+            if code is not None and code // 100 != 2:
+                # RFC 3030 2: a refused chunk ends the transaction; later
+                # chunks find no transaction (554)
+                self._reset()
 
     def _finish(self, msg, content, raw):
         """Record the message and give it its end-of-data reply."""
+        if self.server.keep_data == "digest":
+            msg._digest_end()
+            content = msg.header
         m = re.search(rb"^Message-ID:\s*(\S+)", content.split(b"\r\n\r\n")[0],
                       re.I | re.M)
         msg.message_id = m.group(1).decode("utf-8", "replace") if m else None

@@ -1,0 +1,76 @@
+/*
+ * spool_int.h - what the parts of the spool share (internal to
+ * src/spool/):
+ *
+ *   spool.c         the database, the committer thread, group commit
+ *   spool_body.c    body files and the writer thread that fills them
+ *   spool_reader.c  reading messages back in pieces (views, readers)
+ *   spool_fault.c   fault injection for the tests
+ */
+#ifndef SLUICE_SPOOL_INT_H
+#define SLUICE_SPOOL_INT_H
+
+#include <stddef.h>
+
+struct buf;
+struct spool;
+struct spool_body;
+struct spool_bodies;
+struct spool_item;
+struct spool_view;
+struct sqlite3;
+
+/* The directory of the body files, under the queue directory. */
+#define SPOOL_BODY_DIR "body"
+
+/* spool.c: an item whose body file (of body_size bytes) is durable goes
+ * to the committer; one whose body could not be written is reported
+ * failed.  Any thread. */
+void spool_commit_later(
+    struct spool *, struct spool_item *, unsigned long long body_size);
+void spool_fail_now(struct spool *, struct spool_item *);
+struct spool_bodies *spool_bodies_of(struct spool *);
+/* Wake the loop: committed messages or returned body jobs wait.  Any
+ * thread. */
+void spool_wake(struct spool *);
+
+/*
+ * spool_body.c: the writer thread.  start() makes DIR/body; stop() waits
+ * until every piece handed over is written (and every finished body is
+ * with the committer), then joins the thread; free() releases what is
+ * left once the loop will run no more callbacks.
+ */
+struct spool_bodies *spool_bodies_start(
+    struct spool *, const char *dir, const char **why);
+void spool_bodies_stop(struct spool_bodies *);
+/* On the loop, after spool_wake(): jobs back from the threads. */
+void spool_bodies_returned(struct spool_bodies *);
+/* The body directory (openat); the spool's, not to be closed. */
+int spool_bodies_dirfd(const struct spool_bodies *);
+void spool_bodies_free(struct spool_bodies *);
+/*
+ * Remove every body file that named() does not know (no row names it):
+ * the content of messages that were never acknowledged, or of purged
+ * ones whose removal a crash interrupted.  Returns the number removed.
+ */
+int spool_bodies_sweep(
+    struct spool_bodies *, int (*named)(void *, const char *), void *);
+/* A body file no row names any more (after a purge); any thread. */
+void spool_bodies_unlink(struct spool_bodies *, const char *name);
+/* fsync the body directory (new names durable); -1 with errno. */
+int spool_bodies_sync_dir(struct spool_bodies *);
+/* The end of a body: tail's bytes (taken over) are written, the file is
+ * synced, then it goes to the committer as it (or fails). */
+void spool_body_finish(
+    struct spool_body *, struct buf *tail, struct spool_item *);
+const char *spool_body_name(const struct spool_body *);
+
+/* spool_reader.c: a view on its own read-only connection; or one on the
+ * loop's connection and the body directory, which it does not close
+ * (descriptors: the loop's view costs none of its own). */
+struct spool_view *spool_view_open(
+    const char *db, const char *dir, const char **why);
+struct spool_view *spool_view_borrow(struct sqlite3 *conn, int dirfd,
+    const char *db, const char *dir, const char **why);
+
+#endif
