@@ -181,8 +181,11 @@ chmod 755 "$(dirname "$RESOLV_CONF")"
 # --- sinks -----------------------------------------------------------------------
 
 declare -A SINK_OUT
+# -m: smtp-sink greets 256 sessions at once by default and leaves the rest
+# in its listen queue; the 5,000 destinations stand for 5,000 servers, and
+# sluiced may hold MaxOutboundConnections (1000) open, parked ones included.
 start_sink() { # name port
-	local args=(-c)
+	local args=(-c -m 4000)
 	[ "$(id -u)" = 0 ] && args+=(-u nobody) # smtp-sink drops root
 	"$SMTP_SINK" "${args[@]}" "$MX_ADDR:$2" 1024 >"$WORK/sink-$1.out" \
 	    2>&1 </dev/null &
