@@ -238,9 +238,9 @@ dq_yield(struct dqueues *dqs)
 			char why[400];
 
 			dq_unpark(dc);
+			/* leaving already: its parking time ran out */
 			if (!smtp_client_idle(dc->client))
-				continue; /* leaving already (parked too long)
-				           */
+				continue;
 			dc->yielded = 1;
 			dqs->nyielding++;
 			snprintf(why, sizeof(why),
