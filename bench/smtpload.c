@@ -175,6 +175,8 @@ struct sl_options {
 	int timeout_s;
 	int hold_s;
 	const char *from, *to, *helo;
+	/* -D: message m goes to LOCAL@d((m-1) % domains).DOMAIN of -t */
+	unsigned long domains;
 };
 
 static struct sl_options opt;
@@ -274,13 +276,15 @@ sl_usage(void)
 	fprintf(stderr,
 	    "usage: smtpload [-1PQS] [-c sessions] [-m messages] [-s size] "
 	    "[-f from] [-t to]\n"
-	    "                [-H helo] [-T timeout] HOST:PORT\n"
+	    "                [-D domains] [-H helo] [-T timeout] HOST:PORT\n"
 	    "       smtpload -i sessions [-d hold] HOST:PORT\n"
 	    "  -c  concurrent sessions (20)       -m  messages in total "
 	    "(1000)\n"
 	    "  -s  message size in bytes (2048)   -1  one message per "
 	    "connection\n"
 	    "  -P  pipeline MAIL/RCPT/DATA when offered\n"
+	    "  -D  spread the messages over this many domains: the Kth to\n"
+	    "      LOCAL@dK.DOMAIN of -t, K counting from 0 and wrapping\n"
 	    "  -S  STARTTLS on every session (built with -DSL_TLS)\n"
 	    "  -A  with -S: verify the server's chain against this CA file\n"
 	    "  -Q  with -S: handshakes only (EHLO, STARTTLS, a full "
@@ -504,6 +508,24 @@ sl_cmd(struct sl_session *s, const char *fmt, ...)
 	sl_send(s, s->cmd, (size_t)n);
 }
 
+/*
+ * The recipient of the session's message: -t as it is, or with -D N its
+ * domain prefixed by "dK." (K from 0 to N-1 in turn), so that N
+ * destinations get the same number of messages (bench/domains.sh).
+ */
+static const char *
+sl_rcpt(const struct sl_session *s)
+{
+	static char buf[600];
+	const char *at = strrchr(opt.to, '@');
+
+	if (opt.domains == 0 || at == NULL)
+		return opt.to;
+	snprintf(buf, sizeof(buf), "%.*s@d%lu.%s", (int)(at - opt.to), opt.to,
+	    (s->msgno - 1) % opt.domains, at + 1);
+	return buf;
+}
+
 /* Start a transaction if a message is left, else QUIT. */
 static void
 sl_next_message(struct sl_session *s)
@@ -517,7 +539,7 @@ sl_next_message(struct sl_session *s)
 	s->claimed = 1;
 	if (opt.pipeline && s->pipelining)
 		sl_cmd(s, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n",
-		    opt.from, opt.to);
+		    opt.from, sl_rcpt(s));
 	else
 		sl_cmd(s, "MAIL FROM:<%s>\r\n", opt.from);
 	sl_enter(s, S_MAIL);
@@ -689,7 +711,7 @@ sl_reply(struct sl_session *s, int code, const char *last)
 		if (code != 250)
 			break;
 		if (!(opt.pipeline && s->pipelining))
-			sl_cmd(s, "RCPT TO:<%s>\r\n", opt.to);
+			sl_cmd(s, "RCPT TO:<%s>\r\n", sl_rcpt(s));
 		sl_enter(s, S_RCPT);
 		return;
 	case S_RCPT:
@@ -890,7 +912,7 @@ sl_options(int argc, char **argv)
 	opt.from = "a@example.org";
 	opt.to = "b@example.com";
 	opt.helo = "smtpload.test";
-	while ((ch = getopt(argc, argv, "1PQSA:c:d:f:H:i:m:s:t:T:")) != -1) {
+	while ((ch = getopt(argc, argv, "1PQSA:c:d:D:f:H:i:m:s:t:T:")) != -1) {
 		switch (ch) {
 		case 'S':
 			opt.tls = 1;
@@ -914,6 +936,10 @@ sl_options(int argc, char **argv)
 		case 'd':
 			opt.hold_s =
 			    (int)sl_number(optarg, 0, 86400, "hold time");
+			break;
+		case 'D':
+			opt.domains =
+			    sl_number(optarg, 1, 10000000, "domain count");
 			break;
 		case 'f':
 			opt.from = optarg;

@@ -250,6 +250,31 @@ client_note(struct smtp_client *c, const char *fmt, ...)
 	    (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1, NULL);
 }
 
+/*
+ * How long a connection stays parked.  The test build lets a test make it
+ * long (SLUICE_TEST_PARK_SECONDS), so that a connection that gives way to
+ * another destination is told from one whose parking time ran out by
+ * order alone, however loaded the machine is.
+ */
+static unsigned
+client_idle_seconds(void)
+{
+#ifdef SLUICE_TEST_HOOKS
+	static unsigned seconds;
+
+	if (seconds == 0) {
+		const char *env = getenv("SLUICE_TEST_PARK_SECONDS");
+		unsigned long v = env != NULL ? strtoul(env, NULL, 10) : 0;
+
+		seconds =
+		    v >= 1 && v <= 3600 ? (unsigned)v : CLIENT_IDLE_SECONDS;
+	}
+	return seconds;
+#else
+	return CLIENT_IDLE_SECONDS;
+#endif
+}
+
 /* The deadline of the current state, from now. */
 static void
 client_arm(struct smtp_client *c)
@@ -268,7 +293,7 @@ client_arm(struct smtp_client *c)
 		seconds = c->p.connector->connection_inactivity_timeout;
 		break;
 	case WAIT_IDLE:
-		seconds = CLIENT_IDLE_SECONDS;
+		seconds = client_idle_seconds();
 		break;
 	case WAIT_QUIT:
 		seconds = CLIENT_QUIT_SECONDS;
@@ -1582,6 +1607,9 @@ client_timeout_cb(void *arg)
 
 	switch (c->state) {
 	case CS_IDLE:
+		client_note(c,
+		    "leaving (QUIT): parked for %u s with nothing to send",
+		    client_idle_seconds());
 		client_enter(c, CS_QUIT);
 		return;
 	case CS_QUIT:
@@ -1705,12 +1733,16 @@ smtp_client_idle(const struct smtp_client *c)
 }
 
 void
-smtp_client_quit(struct smtp_client *c)
+smtp_client_quit(struct smtp_client *c, const char *why)
 {
-	if (c->state == CS_IDLE || c->state == CS_READY)
+	if (c->state == CS_IDLE || c->state == CS_READY) {
+		if (why != NULL)
+			client_note(c, "leaving (QUIT): %s", why);
 		client_enter(c, CS_QUIT);
-	else if (c->state != CS_QUIT && c->state != CS_CLOSED && c->msg == NULL)
+	} else if (c->state != CS_QUIT && c->state != CS_CLOSED &&
+	           c->msg == NULL) {
 		client_end(c);
+	}
 }
 
 void

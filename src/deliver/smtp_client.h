@@ -115,8 +115,11 @@ struct smtp_client *smtp_client_start(const struct smtp_client_params *);
 void smtp_client_resume(struct smtp_client *);
 /* Is the client parked, waiting for a message? */
 int smtp_client_idle(const struct smtp_client *);
-/* End the connection soon (QUIT if possible); closed() follows. */
-void smtp_client_quit(struct smtp_client *);
+/*
+ * End the connection soon (QUIT if possible); closed() follows.  why, when
+ * not NULL, is written to the protocol log as the reason for the QUIT.
+ */
+void smtp_client_quit(struct smtp_client *, const char *why);
 
 /* Free at once, without callbacks (the daemon is exiting). */
 void smtp_client_abort(struct smtp_client *);

@@ -38,6 +38,20 @@
  * (bounded loops, callbacks only from its delivery event, cancellable by
  * the asker).
  *
+ * The query cap (issue 19): every question to libunbound is a "struct
+ * resolver_ask", and at most RESOLVER_QUERIES_MAX are out at once.  One
+ * asked beyond that waits its turn, never fails: the next step of a
+ * look-up already under way (an MX host's addresses, a PTR name's address)
+ * on the follow-up FIFO, a new look-up's first question on the fresh FIFO;
+ * as answers come in, the pump (its own event, never inside a callback)
+ * sends follow-ups first, then fresh ones, each FIFO in order.  So earlier
+ * look-ups finish first and a burst of destinations is a queue, not a
+ * failure.  A job's and a look-up's time limit starts when its first
+ * question goes out, so waiting for the cap is never a timeout.  The FIFOs
+ * need no bound of their own: every entry lives inside a job, a reverse
+ * look-up or a look-up, which their callers bound (the queue manager's
+ * recipients in flight, the server's sessions).
+ *
  * RFCs: 5321 5.1 (MX order, implicit MX), 7505 (null MX), 1035 (wire
  * names), 3596 (ip6.arpa), 1912 2.1 (PTR names should resolve back),
  * 4033-4035 (DNSSEC), 7672 2.1-2.2 (what DANE needs of DNS).
@@ -63,7 +77,11 @@
 #include "util/fnv.h"
 #include "util/hostname.h"
 
-/* Queries in flight per resolver: bounds libunbound's memory and ours. */
+/*
+ * Queries in flight per resolver: bounds libunbound's memory and ours.
+ * More wait their turn (see above); a DNS server answering at once turns
+ * them over in milliseconds.
+ */
 #define RESOLVER_QUERIES_MAX 1024
 /*
  * MX hosts (or smart hosts) looked up per destination.  Postfix stops at
@@ -108,11 +126,36 @@ enum resolver_kind { JOB_MX, JOB_SMARTHOSTS };
 enum resolver_outcome { OUT_DATA, OUT_NODATA, OUT_NXDOMAIN, OUT_TEMP };
 
 struct resolver_job;
+struct resolver;
+
+/* Where a question to libunbound is. */
+enum resolver_ask_state {
+	ASK_IDLE,    /* not asked, answered or cancelled */
+	ASK_WAITING, /* on a FIFO: RESOLVER_QUERIES_MAX are out */
+	ASK_OUT,     /* sent; counted in nqueries */
+};
+
+/* One question to libunbound, inside the job or look-up that asks it. */
+struct resolver_ask {
+	TAILQ_ENTRY(resolver_ask) link; /* on a FIFO while waiting */
+	struct resolver *r;
+	enum resolver_ask_state state;
+	int followup;     /* a later step of a look-up under way */
+	int id;           /* libunbound's async id while out */
+	const char *name; /* lives as long as the asker */
+	int type;
+	ub_callback_type cb; /* the asker's, with data */
+	void *data;
+	/* the asker's time limit: started when its first question goes
+	 * out (NULL: it has its own start) */
+	struct event *timer;
+};
+
+TAILQ_HEAD(resolver_asks, resolver_ask);
 
 struct resolver_query {
 	struct resolver_job *job;
-	int id;   /* libunbound's async id */
-	int busy; /* sent, answer not yet in */
+	struct resolver_ask ask;
 	int type;
 	int host; /* index in job->hosts, -1 for the MX query */
 };
@@ -139,6 +182,7 @@ struct resolver_job {
 	enum resolver_kind kind;
 	int implicit; /* no MX: the domain's own addresses */
 	int finished; /* result final; on the ready list */
+	int asked;    /* its first question is asked: the rest follow up */
 	char domain[256];
 	unsigned port;
 	size_t pending; /* queries in flight */
@@ -154,8 +198,7 @@ TAILQ_HEAD(resolver_jobs, resolver_job);
 /* One query of a reverse look-up: the PTR (name -1) or a name's address. */
 struct resolver_pquery {
 	struct resolver_ptr *p;
-	int id;
-	int busy;
+	struct resolver_ask ask;
 	int name;
 };
 
@@ -172,6 +215,7 @@ struct resolver_ptr {
 	unsigned ttl; /* the smallest TTL of the answers used */
 	size_t pending;
 	struct event *timer;
+	char rname[80]; /* the reverse name asked */
 	struct resolver_pquery ptrq;
 	size_t nnames;
 	char names[RESOLVER_PTR_NAMES_MAX][256];
@@ -193,8 +237,7 @@ struct resolver_lookup {
 	struct resolver *r;
 	resolver_answer_fn fn;
 	void *arg;
-	int id;       /* libunbound's async id */
-	int busy;     /* the query is out */
+	struct resolver_ask ask;
 	int finished; /* on the ready list */
 	struct event *timer;
 	char name[256];
@@ -219,7 +262,10 @@ struct resolver {
 	struct resolver_ptrs ptr_pending, ptr_ready;
 	struct resolver_ptr_cached *ptr_cache; /* RESOLVER_PTR_CACHE_SIZE */
 	struct resolver_lookups lk_pending, lk_ready;
-	size_t nqueries;
+	size_t nqueries; /* asks out */
+	/* asks waiting for the cap, and the event that sends them */
+	struct resolver_asks follow, fresh;
+	struct event *ev_pump;
 	int validates; /* a trust anchor was loaded */
 };
 
@@ -453,7 +499,117 @@ resolver_addr_answer(
 	}
 }
 
-/* Queries */
+/* Asks: every question to libunbound, under the query cap */
+
+static void
+resolver_pump_soon(struct resolver *r)
+{
+	if (r->ev_pump != NULL &&
+	    (!TAILQ_EMPTY(&r->follow) || !TAILQ_EMPTY(&r->fresh)) &&
+	    r->nqueries < RESOLVER_QUERIES_MAX)
+		event_active(r->ev_pump, EV_TIMEOUT, 1);
+}
+
+static void
+resolver_ask_cb(void *mydata, int err, struct ub_result *res)
+{
+	struct resolver_ask *a = mydata;
+
+	a->state = ASK_IDLE;
+	a->r->nqueries--;
+	resolver_pump_soon(a->r);
+	/* Last use of a: the asker may finish or cancel everything. */
+	a->cb(a->data, err, res);
+}
+
+/* Send a to libunbound now; -1 when libunbound refuses. */
+static int
+resolver_ask_out(struct resolver_ask *a)
+{
+	struct resolver *r = a->r;
+	const struct timeval tv = {RESOLVER_TIMEOUT_SEC, 0};
+
+	if (ub_resolve_async(r->ctx, a->name, a->type, RR_CLASS_IN, a,
+	        resolver_ask_cb, &a->id) != 0)
+		return -1;
+	a->state = ASK_OUT;
+	r->nqueries++;
+	if (a->timer != NULL && !evtimer_pending(a->timer, NULL))
+		(void)evtimer_add(a->timer, &tv);
+	return 0;
+}
+
+/*
+ * Ask a question: out at once while under the cap and nothing older
+ * waits, else at the end of its FIFO.  cb(data, err, res) follows exactly
+ * once unless the ask is cancelled first, always from the loop.  -1 only
+ * when libunbound refuses at once.
+ */
+static int
+resolver_ask(struct resolver *r, struct resolver_ask *a, const char *name,
+    int type, int followup, ub_callback_type cb, void *data,
+    struct event *timer)
+{
+	a->r = r;
+	a->name = name;
+	a->type = type;
+	a->followup = followup;
+	a->cb = cb;
+	a->data = data;
+	a->timer = timer;
+	if (r->nqueries < RESOLVER_QUERIES_MAX && TAILQ_EMPTY(&r->follow) &&
+	    (followup || TAILQ_EMPTY(&r->fresh)))
+		return resolver_ask_out(a);
+	TAILQ_INSERT_TAIL(followup ? &r->follow : &r->fresh, a, link);
+	a->state = ASK_WAITING;
+	resolver_pump_soon(r);
+	return 0;
+}
+
+/* The asker no longer wants the answer; its callback will not run. */
+static void
+resolver_ask_cancel(struct resolver_ask *a)
+{
+	struct resolver *r = a->r;
+
+	switch (a->state) {
+	case ASK_IDLE:
+		return;
+	case ASK_WAITING:
+		TAILQ_REMOVE(a->followup ? &r->follow : &r->fresh, a, link);
+		break;
+	case ASK_OUT:
+		/* In thread mode the answer may still come; its callback
+		 * won't. */
+		(void)ub_cancel(r->ctx, a->id);
+		r->nqueries--;
+		resolver_pump_soon(r);
+		break;
+	}
+	a->state = ASK_IDLE;
+}
+
+/* Answers came in: waiting questions go out, follow-ups first. */
+static void
+resolver_pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver *r = arg;
+	struct resolver_ask *a;
+
+	(void)fd;
+	(void)what;
+	while (r->nqueries < RESOLVER_QUERIES_MAX &&
+	       ((a = TAILQ_FIRST(&r->follow)) != NULL ||
+	           (a = TAILQ_FIRST(&r->fresh)) != NULL)) {
+		TAILQ_REMOVE(a->followup ? &r->follow : &r->fresh, a, link);
+		a->state = ASK_IDLE;
+		/* Refused: answered as a failure, as libunbound would. */
+		if (resolver_ask_out(a) != 0)
+			a->cb(a->data, UB_NOMEM, NULL);
+	}
+}
+
+/* Queries of a job */
 
 static void resolver_ub_cb(void *mydata, int err, struct ub_result *res);
 
@@ -461,32 +617,26 @@ static int
 resolver_send(struct resolver_job *job, struct resolver_query *q,
     const char *name, int type, int host)
 {
-	struct resolver *r = job->r;
+	int followup = job->asked;
 
-	if (r->nqueries >= RESOLVER_QUERIES_MAX)
-		return -1;
 	q->job = job;
 	q->type = type;
 	q->host = host;
-	if (ub_resolve_async(r->ctx, name, type, RR_CLASS_IN, q, resolver_ub_cb,
-	        &q->id) != 0)
+	job->asked = 1;
+	if (resolver_ask(job->r, &q->ask, name, type, followup, resolver_ub_cb,
+	        q, job->timer) != 0)
 		return -1;
-	q->busy = 1;
 	job->pending++;
-	r->nqueries++;
 	return 0;
 }
 
 static void
 resolver_cancel(struct resolver_job *job, struct resolver_query *q)
 {
-	if (!q->busy)
+	if (q->ask.state == ASK_IDLE)
 		return;
-	/* In thread mode the answer may still come; its callback won't. */
-	(void)ub_cancel(job->r->ctx, q->id);
-	q->busy = 0;
+	resolver_ask_cancel(&q->ask);
 	job->pending--;
-	job->r->nqueries--;
 }
 
 static void resolver_fail(struct resolver_job *job, enum resolver_status st,
@@ -520,9 +670,9 @@ resolver_send_hosts(struct resolver_job *job)
 		    resolver_send(job, &h->q[1], h->name, RR_TYPE_A, (int)i) !=
 		        0) {
 			resolver_fail(job, RESOLVER_TEMPFAIL,
-			    "DNS lookup of %s not started (%zu queries "
-			    "outstanding, or libunbound failing)",
-			    h->name, job->r->nqueries);
+			    "DNS lookup of %s not started (libunbound "
+			    "failing)",
+			    h->name);
 			return;
 		}
 	}
@@ -695,9 +845,7 @@ resolver_ub_cb(void *mydata, int err, struct ub_result *res)
 	struct resolver_query *q = mydata;
 	struct resolver_job *job = q->job;
 
-	q->busy = 0;
 	job->pending--;
-	job->r->nqueries--;
 	if (q->host < 0)
 		resolver_mx_answer(job, err, res);
 	else
@@ -786,10 +934,7 @@ resolver_job_new(struct resolver *r, enum resolver_kind kind, unsigned port,
     resolver_fn fn, void *arg)
 {
 	struct resolver_job *job;
-	const struct timeval tv = {RESOLVER_TIMEOUT_SEC, 0};
-
-	if (port < 1 || port > 65535 || fn == NULL ||
-	    r->nqueries >= RESOLVER_QUERIES_MAX)
+	if (port < 1 || port > 65535 || fn == NULL)
 		return NULL;
 	if ((job = calloc(1, sizeof(*job))) == NULL)
 		return NULL;
@@ -799,9 +944,9 @@ resolver_job_new(struct resolver *r, enum resolver_kind kind, unsigned port,
 	job->fn = fn;
 	job->arg = arg;
 	job->mxq.host = -1;
+	/* armed when the first question goes out (resolver_ask_out) */
 	if ((job->timer = evtimer_new(r->base, resolver_timeout_cb, job)) ==
-	        NULL ||
-	    evtimer_add(job->timer, &tv) != 0) {
+	    NULL) {
 		resolver_job_free(job);
 		return NULL;
 	}
@@ -835,7 +980,7 @@ resolver_mx(struct resolver *r, const char *domain, unsigned port,
 		return 0;
 	}
 	snprintf(job->domain, sizeof(job->domain), "%s", domain);
-	if (resolver_send(job, &job->mxq, domain, RR_TYPE_MX, -1) != 0)
+	if (resolver_send(job, &job->mxq, job->domain, RR_TYPE_MX, -1) != 0)
 		return resolver_job_abort(job);
 	return 0;
 }
@@ -883,8 +1028,6 @@ resolver_smarthosts(struct resolver *r, const struct conf_smarthost *sh,
 		    !hostname_valid(sh[i].host, HOSTNAME_FROM_DNS))
 			h->worst = OUT_NODATA;
 	}
-	if (r->nqueries + 2 * job->nhosts > RESOLVER_QUERIES_MAX)
-		return resolver_job_abort(job);
 	resolver_send_hosts(job);
 	if (!job->finished && job->pending == 0)
 		resolver_assemble(job); /* literals only: delivered later */
@@ -993,34 +1136,27 @@ resolver_ptr_recall(struct resolver_ptr *p)
 	return 1;
 }
 
+/* The PTR question first; a name's address follows up. */
 static int
 resolver_ptr_send(struct resolver_ptr *p, struct resolver_pquery *q,
     const char *name, int type, int idx)
 {
-	struct resolver *r = p->r;
-
-	if (r->nqueries >= RESOLVER_QUERIES_MAX)
-		return -1;
 	q->p = p;
 	q->name = idx;
-	if (ub_resolve_async(r->ctx, name, type, RR_CLASS_IN, q,
-	        resolver_ptr_ub_cb, &q->id) != 0)
+	if (resolver_ask(p->r, &q->ask, name, type, idx >= 0,
+	        resolver_ptr_ub_cb, q, NULL) != 0)
 		return -1;
-	q->busy = 1;
 	p->pending++;
-	r->nqueries++;
 	return 0;
 }
 
 static void
 resolver_ptr_cancel_query(struct resolver_ptr *p, struct resolver_pquery *q)
 {
-	if (!q->busy)
+	if (q->ask.state == ASK_IDLE)
 		return;
-	(void)ub_cancel(p->r->ctx, q->id);
-	q->busy = 0;
+	resolver_ask_cancel(&q->ask);
 	p->pending--;
-	p->r->nqueries--;
 }
 
 static void
@@ -1113,9 +1249,7 @@ resolver_ptr_ub_cb(void *mydata, int err, struct ub_result *res)
 	struct resolver_pquery *q = mydata;
 	struct resolver_ptr *p = q->p;
 
-	q->busy = 0;
 	p->pending--;
-	p->r->nqueries--;
 	if (q->name < 0)
 		resolver_ptr_names(p, err, res);
 	else
@@ -1164,11 +1298,13 @@ resolver_ptr(struct resolver *r, const struct sockaddr *sa, resolver_ptr_fn fn,
 {
 	const struct timeval tv = {RESOLVER_PTR_TIMEOUT_SEC, 0};
 	struct resolver_ptr *p;
-	char name[80];
 
-	if (fn == NULL || resolver_reverse_name(sa, name, sizeof(name)) < 0 ||
-	    (p = calloc(1, sizeof(*p))) == NULL)
+	if (fn == NULL || (p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
+	if (resolver_reverse_name(sa, p->rname, sizeof(p->rname)) < 0) {
+		free(p);
+		return NULL;
+	}
 	p->r = r;
 	p->fn = fn;
 	p->arg = arg;
@@ -1201,7 +1337,7 @@ resolver_ptr(struct resolver *r, const struct sockaddr *sa, resolver_ptr_fn fn,
 		return NULL;
 	}
 	TAILQ_INSERT_TAIL(&r->ptr_pending, p, link);
-	if (resolver_ptr_send(p, &p->ptrq, name, RR_TYPE_PTR, -1) != 0) {
+	if (resolver_ptr_send(p, &p->ptrq, p->rname, RR_TYPE_PTR, -1) != 0) {
 		TAILQ_REMOVE(&r->ptr_pending, p, link);
 		event_free(p->timer);
 		free(p);
@@ -1240,11 +1376,7 @@ resolver_lookup_finish(struct resolver_lookup *lk)
 {
 	struct resolver *r = lk->r;
 
-	if (lk->busy) {
-		(void)ub_cancel(r->ctx, lk->id);
-		lk->busy = 0;
-		r->nqueries--;
-	}
+	resolver_ask_cancel(&lk->ask);
 	if (lk->timer != NULL) {
 		event_free(lk->timer);
 		lk->timer = NULL;
@@ -1261,8 +1393,6 @@ resolver_lookup_ub_cb(void *mydata, int err, struct ub_result *res)
 	struct resolver_lookup *lk = mydata;
 	struct resolver_answer *a = &lk->ans;
 
-	lk->busy = 0;
-	lk->r->nqueries--;
 	lk->res = res;
 	a->why = lk->why;
 	if (err != 0 || res == NULL) {
@@ -1369,27 +1499,23 @@ resolver_lookup(struct resolver *r, const char *name, int rrtype,
     resolver_answer_fn fn, void *arg)
 {
 	struct resolver_lookup *lk;
-	const struct timeval tv = {RESOLVER_TIMEOUT_SEC, 0};
 
 	if (fn == NULL || strlen(name) >= sizeof(lk->name) ||
 	    !resolver_query_name_ok(name) ||
-	    r->nqueries >= RESOLVER_QUERIES_MAX ||
 	    (lk = calloc(1, sizeof(*lk))) == NULL)
 		return NULL;
 	lk->r = r;
 	lk->fn = fn;
 	lk->arg = arg;
 	snprintf(lk->name, sizeof(lk->name), "%s", name);
+	/* its time limit starts when the question goes out */
 	if ((lk->timer = evtimer_new(r->base, resolver_lookup_timeout, lk)) ==
 	        NULL ||
-	    evtimer_add(lk->timer, &tv) != 0 ||
-	    ub_resolve_async(r->ctx, name, rrtype, RR_CLASS_IN, lk,
-	        resolver_lookup_ub_cb, &lk->id) != 0) {
+	    resolver_ask(r, &lk->ask, lk->name, rrtype, 0,
+	        resolver_lookup_ub_cb, lk, lk->timer) != 0) {
 		resolver_lookup_free(lk);
 		return NULL;
 	}
-	lk->busy = 1;
-	r->nqueries++;
 	TAILQ_INSERT_TAIL(&r->lk_pending, lk, link);
 	return lk;
 }
@@ -1402,11 +1528,7 @@ resolver_lookup_cancel(struct resolver_lookup *lk)
 	if (lk == NULL)
 		return;
 	r = lk->r;
-	if (lk->busy) {
-		(void)ub_cancel(r->ctx, lk->id);
-		lk->busy = 0;
-		r->nqueries--;
-	}
+	resolver_ask_cancel(&lk->ask);
 	TAILQ_REMOVE(lk->finished ? &r->lk_ready : &r->lk_pending, lk, link);
 	resolver_lookup_free(lk);
 }
@@ -1472,6 +1594,8 @@ resolver_new_dnssec(struct event_base *base, const char *spec,
 	TAILQ_INIT(&r->lk_ready);
 	TAILQ_INIT(&r->ptr_pending);
 	TAILQ_INIT(&r->ptr_ready);
+	TAILQ_INIT(&r->follow);
+	TAILQ_INIT(&r->fresh);
 	*why = "cannot set up libunbound";
 	/*
 	 * Thread mode: the default forks a resolver process, which would
@@ -1556,8 +1680,9 @@ resolver_new_dnssec(struct event_base *base, const char *spec,
 	        NULL ||
 	    (r->ev_ptr = event_new(base, -1, 0, resolver_ptr_deliver_cb, r)) ==
 	        NULL ||
-	    (r->ev_lookup =
-	            event_new(base, -1, 0, resolver_lookup_deliver, r)) == NULL)
+	    (r->ev_lookup = event_new(
+	         base, -1, 0, resolver_lookup_deliver, r)) == NULL ||
+	    (r->ev_pump = event_new(base, -1, 0, resolver_pump_cb, r)) == NULL)
 		goto fail;
 	*why = NULL;
 	return r;
@@ -1611,6 +1736,8 @@ resolver_free(struct resolver *r)
 		event_free(r->ev_lookup);
 	if (r->ev_ptr != NULL)
 		event_free(r->ev_ptr);
+	if (r->ev_pump != NULL)
+		event_free(r->ev_pump);
 	free(r->ptr_cache);
 	free(r);
 }

@@ -85,7 +85,11 @@ int resolver_validates(const struct resolver *);
 /* Outstanding queries are cancelled; their callbacks never run. */
 void resolver_free(struct resolver *);
 
-/* Next hops of a mail domain (lower case, no trailing dot). */
+/*
+ * Next hops of a mail domain (lower case, no trailing dot).  -1 only when
+ * the look-up cannot start at all (a bad port, out of memory, libunbound
+ * failing); past the query cap it waits its turn (see resolver.c).
+ */
 int resolver_mx(struct resolver *, const char *domain, unsigned port,
     resolver_fn, void *arg);
 /*
@@ -155,7 +159,11 @@ struct resolver_answer {
 typedef void (*resolver_answer_fn)(void *arg, const struct resolver_answer *);
 struct resolver_lookup;
 
-/* NULL when it cannot even start (bad name, too many queries). */
+/*
+ * NULL when it cannot even start (bad name, out of memory, libunbound
+ * failing).  Past the resolver's query cap it waits its turn, and its time
+ * limit starts when its question goes out.
+ */
 struct resolver_lookup *resolver_lookup(struct resolver *, const char *name,
     int rrtype, resolver_answer_fn, void *arg);
 void resolver_lookup_cancel(struct resolver_lookup *);

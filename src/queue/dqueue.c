@@ -9,12 +9,30 @@
  * Lifetimes: every connection holds a reference to the configuration it
  * started with (its send connector and TLS context live there), so a
  * reload never pulls a connector from under a delivery.
+ *
+ * Slots (issue 19): MaxOutboundConnections bounds the connections of all
+ * queues together, parked ones included.  A queue that wants a connection
+ * when every slot is taken joins the slot waiters (a FIFO of queues), and
+ * parked connections of other queues give way: the least recently parked
+ * one (the head of the parked LRU) is sent QUIT for each connection the
+ * waiters still lack, from the next loop turn (dq_yield), and every slot
+ * that frees goes to the first waiter (dq_give_slots).  A connection that
+ * finds nothing to do while queues wait is therefore closed at once rather
+ * than held for its parking time.  A queue's own parked connections take
+ * its mail before it asks for a slot, so MaxPerDomainOutboundConnections
+ * never waits on parking.  Invariants: a client is on the parked list
+ * exactly while dc->parked; a queue is on the waiters exactly while
+ * q->waiting; nyielding counts the clients sent QUIT to make room and not
+ * yet closed.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <time.h>
+
+#include <event2/event.h>
 
 #include "conf/conf.h"
 #include "daemon/daemon.h"
@@ -63,8 +81,14 @@ struct dq_client {
 	struct smtp_client *client;
 	struct conf_ref *ref;
 	int connecting; /* has not asked for a message yet */
+	/* on dqs->parked, oldest first: it had nothing to do */
+	TAILQ_ENTRY(dq_client) lru;
+	int parked;
+	int yielded; /* sent QUIT to give its slot to another queue */
 	char user[256], pass[256];
 };
+
+TAILQ_HEAD(dq_parked, dq_client);
 
 struct dq {
 	struct dq *next;  /* every queue */
@@ -94,7 +118,13 @@ struct dq {
 	struct dest_tls_query *tlsq;
 	time_t retry_until;
 	char last_error[512];
+	/* on dqs->waiters: every outbound slot is taken and this queue
+	 * wants more connections */
+	TAILQ_ENTRY(dq) wlink;
+	int waiting;
 };
+
+TAILQ_HEAD(dq_waiters, dq);
 
 struct dqueues {
 	struct daemon *daemon;
@@ -104,6 +134,11 @@ struct dqueues {
 	struct dq *buckets[DQUEUE_BUCKETS];
 	struct dq *dirty; /* dqueues_kick(..., 0) looks at these only */
 	unsigned nclients;
+	/* slots (see the comment at the top) */
+	struct dq_parked parked;
+	struct dq_waiters waiters;
+	unsigned nyielding;
+	struct event *yield_ev; /* dq_yield on the next loop turn */
 	struct resolver *resolver;
 	char resolver_spec[256];
 	char resolver_anchor[4096]; /* DnssecTrustAnchorFile it was made with */
@@ -115,6 +150,137 @@ struct dqueues {
 };
 
 static void dq_start_clients(struct dq *);
+
+/* --- slots: parked connections give way to queues that wait --- */
+
+static void
+dq_unpark(struct dq_client *dc)
+{
+	if (!dc->parked)
+		return;
+	TAILQ_REMOVE(&dc->q->owner->parked, dc, lru);
+	dc->parked = 0;
+}
+
+/* dc had nothing to do: the newest parked connection. */
+static void
+dq_park(struct dq_client *dc)
+{
+	struct dqueues *dqs = dc->q->owner;
+
+	if (dc->parked)
+		return;
+	TAILQ_INSERT_TAIL(&dqs->parked, dc, lru);
+	dc->parked = 1;
+	/* Not from here: dc is inside its own transition to idle. */
+	if (!TAILQ_EMPTY(&dqs->waiters))
+		event_active(dqs->yield_ev, EV_TIMEOUT, 1);
+}
+
+static void
+dq_unwait(struct dq *q)
+{
+	if (!q->waiting)
+		return;
+	TAILQ_REMOVE(&q->owner->waiters, q, wlink);
+	q->waiting = 0;
+}
+
+/* Every slot is taken and q wants more: it waits in line for one. */
+static void
+dq_wait(struct dq *q)
+{
+	struct dqueues *dqs = q->owner;
+
+	if (!q->waiting) {
+		TAILQ_INSERT_TAIL(&dqs->waiters, q, wlink);
+		q->waiting = 1;
+	}
+	if (!TAILQ_EMPTY(&dqs->parked))
+		event_active(dqs->yield_ev, EV_TIMEOUT, 1);
+}
+
+/* The connections q would open now if slots were free. */
+static size_t
+dq_wanted(const struct dq *q)
+{
+	const struct conf_transport *t =
+	    &q->owner->daemon->conf->conf->transport;
+	size_t want =
+	    q->nwaiting > q->nconnecting ? q->nwaiting - q->nconnecting : 0;
+	size_t room = q->nclients < t->max_per_domain_outbound_connections
+	                  ? t->max_per_domain_outbound_connections - q->nclients
+	                  : 0;
+
+	return want < room ? want : room;
+}
+
+/*
+ * Parked connections give way, least recently parked first, until the
+ * connections already leaving for this reason cover what the waiting
+ * queues want, in their order.  Run from the loop (yield_ev), never inside
+ * a client's own callback.
+ */
+static void
+dq_yield(struct dqueues *dqs)
+{
+	size_t need = 0;
+	struct dq *q;
+
+	if (dqs->daemon->draining)
+		return;
+	TAILQ_FOREACH(q, &dqs->waiters, wlink)
+	{
+		if (TAILQ_EMPTY(&dqs->parked))
+			return;
+		need += dq_wanted(q);
+		while (dqs->nyielding < need && !TAILQ_EMPTY(&dqs->parked)) {
+			struct dq_client *dc = TAILQ_FIRST(&dqs->parked);
+			char why[400];
+
+			dq_unpark(dc);
+			/* leaving already: its parking time ran out */
+			if (!smtp_client_idle(dc->client))
+				continue;
+			dc->yielded = 1;
+			dqs->nyielding++;
+			snprintf(why, sizeof(why),
+			    "its slot goes to queue %.255s "
+			    "(MaxOutboundConnections %u reached)",
+			    q->name,
+			    q->owner->daemon->conf->conf->transport
+			        .max_outbound_connections);
+			log_debug("queue %s: a parked connection of %s gives "
+			          "way",
+			    q->name, dc->q->name);
+			smtp_client_quit(dc->client, why);
+		}
+	}
+}
+
+static void
+dq_yield_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dq_yield(arg);
+}
+
+/* Slots are free: they go to the waiting queues, first come first. */
+static void
+dq_give_slots(struct dqueues *dqs)
+{
+	const struct conf_transport *t = &dqs->daemon->conf->conf->transport;
+	struct dq *q;
+
+	while (!dqs->daemon->draining &&
+	       dqs->nclients < t->max_outbound_connections &&
+	       (q = TAILQ_FIRST(&dqs->waiters)) != NULL) {
+		/* back at the end of the line if the slots run out again */
+		dq_unwait(q);
+		dq_start_clients(q);
+	}
+}
 
 static void
 dq_msg_free(struct dq_msg *m)
@@ -192,6 +358,7 @@ dq_collect(struct dqueues *dqs)
 				hp = &(*hp)->hnext;
 			*hp = q->hnext;
 			*pp = q->next;
+			dq_unwait(q);
 			dest_tls_unref(q->tls);
 			free(q);
 		} else {
@@ -210,6 +377,13 @@ dqueues_new(struct daemon *daemon, outcome_released_fn released, void *arg)
 	dqs->daemon = daemon;
 	dqs->released = released;
 	dqs->arg = arg;
+	TAILQ_INIT(&dqs->parked);
+	TAILQ_INIT(&dqs->waiters);
+	if ((dqs->yield_ev =
+	            event_new(daemon->base, -1, 0, dq_yield_cb, dqs)) == NULL) {
+		free(dqs);
+		return NULL;
+	}
 	return dqs;
 }
 
@@ -242,6 +416,7 @@ dqueues_free(struct dqueues *dqs)
 	}
 	sts_free(dqs->sts);
 	resolver_free(dqs->resolver);
+	event_free(dqs->yield_ev);
 	free(dqs);
 }
 
@@ -484,6 +659,7 @@ dq_next(void *arg, struct smtp_client *client)
 	struct dq *q = dc->q;
 
 	(void)client;
+	dq_unpark(dc);
 	if (dc->connecting) {
 		dc->connecting = 0;
 		q->nconnecting--;
@@ -528,6 +704,9 @@ dq_next(void *arg, struct smtp_client *client)
 		m->cm.owner = m;
 		return &m->cm;
 	}
+	/* Parked (the client goes idle when told nothing). */
+	if (!q->suspended && !q->owner->daemon->draining)
+		dq_park(dc);
 	return NULL;
 }
 
@@ -559,6 +738,9 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
 	dqs->nclients--;
 	if (dc->connecting)
 		q->nconnecting--;
+	dq_unpark(dc);
+	if (dc->yielded)
+		dqs->nyielding--;
 	if (!delivered && why[0] != '\0') {
 		/*
 		 * Every next hop failed this connection: the queue waits for
@@ -579,6 +761,8 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
 	}
 	daemon_conf_release(dc->ref);
 	free(dc);
+	/* The slot goes to the queues waiting for one, then to this one. */
+	dq_give_slots(dqs);
 	if (q->head != NULL)
 		dq_start_clients(q);
 }
@@ -816,8 +1000,10 @@ dq_start_clients(struct dq *q)
 	size_t want;
 	time_t now = time(NULL);
 
-	if (q->suspended || q->head == NULL || dqs->daemon->draining)
+	if (q->suspended || q->head == NULL || dqs->daemon->draining) {
+		dq_unwait(q);
 		return;
+	}
 	/*
 	 * Parked connections first: they cost nothing, and they have just
 	 * worked, so they go on even while the queue waits to retry.
@@ -826,10 +1012,13 @@ dq_start_clients(struct dq *q)
 	     dc = dc->next)
 		if (smtp_client_idle(dc->client))
 			smtp_client_resume(dc->client);
-	if (q->head == NULL || q->resolving || q->retry_until > now)
+	if (q->head == NULL || q->resolving || q->retry_until > now) {
+		dq_unwait(q);
 		return;
+	}
 	if (q->hops_at + DQUEUE_HOPS_TTL <= now ||
 	    q->hops.status != RESOLVER_OK) {
+		dq_unwait(q);
 		dq_resolve(q);
 		return;
 	}
@@ -837,13 +1026,20 @@ dq_start_clients(struct dq *q)
 	want = q->nwaiting > q->nconnecting ? q->nwaiting - q->nconnecting : 0;
 	while (want-- > 0 &&
 	       q->nclients < t->max_per_domain_outbound_connections &&
-	       dqs->nclients < t->max_outbound_connections && q->head != NULL) {
+	       q->head != NULL) {
 		unsigned before = q->nclients;
 
+		if (dqs->nclients >= t->max_outbound_connections) {
+			/* Every slot is taken: wait in line (keeping our
+			 * place), and parked connections give way. */
+			dq_wait(q);
+			return;
+		}
 		dq_open(q);
 		if (q->nclients == before)
 			break;
 	}
+	dq_unwait(q);
 }
 
 void
@@ -876,8 +1072,11 @@ dqueues_suspend(struct dqueues *dqs, const char *queue, int suspend)
 	if (suspend) {
 		for (struct dq_client *dc = q->clients; dc != NULL;
 		     dc = dc->next)
-			if (smtp_client_idle(dc->client))
-				smtp_client_quit(dc->client);
+			if (smtp_client_idle(dc->client)) {
+				dq_unpark(dc);
+				smtp_client_quit(
+				    dc->client, "the queue is suspended");
+			}
 	} else {
 		dq_start_clients(q);
 	}
@@ -959,8 +1158,11 @@ dqueues_drain(struct dqueues *dqs)
 	for (struct dq *q = dqs->queues; q != NULL; q = q->next)
 		for (struct dq_client *dc = q->clients; dc != NULL;
 		     dc = dc->next) {
-			if (smtp_client_idle(dc->client))
-				smtp_client_quit(dc->client);
+			if (smtp_client_idle(dc->client)) {
+				dq_unpark(dc);
+				smtp_client_quit(
+				    dc->client, "the service is stopping");
+			}
 			busy++;
 		}
 	return busy;

@@ -1,0 +1,368 @@
+#!/bin/bash
+# domains.sh - mail to many domains against the same mail to one domain
+# (issue 19), for sluiced and for Postfix side by side, in one run.
+#
+# MESSAGES messages of SIZE bytes go in over SESSIONS sessions
+# (bench/smtpload), either all to one domain or each to another of DOMAINS
+# domains (smtpload -D: the Kth message to b@dK.DOMAIN), and a run is
+# timed from the first message sent until that server's counting sink
+# (smtp-sink) has them all: messages per second end to end.  Both servers
+# find the next hop by MX in the same private unbound (tests/it/peers/
+# unbound.py) on port 53 of a free 127.x.y.z address:
+#   - sluiced: [Transport] Resolver = 127.x.y.z@53, one DNS-routed send
+#     connector for "*" with Port = the sink's port;
+#   - Postfix (a private instance, tests/it/peers/postfix.py): MX look-ups
+#     with smtp_host_lookup = native and a resolv.conf naming that server,
+#     bind-mounted over /etc/resolv.conf in a mount namespace of its own
+#     (unshare -m; needs root), smtp_tcp_port = its sink's port.
+# Every domain of a round is new (dK.rN-many.bench.test, rN-one.bench.test;
+# under RFC 6761 "test.", which sluiced's DNSSEC validation takes as
+# insecure with a named server): the zone answers every name under it with
+# "MX 10 mx.sink.bench.test" (an unbound "redirect" zone), and
+# mx.sink.bench.test is 127.0.0.2, where both sinks
+# listen (Postfix refuses an MX on its own listening address, 127.0.0.1).
+# So no round reuses what an earlier one looked up, and both servers ask
+# the same server the same number of questions.
+#
+# Rounds alternate the order of the four runs (sluiced one, sluiced many,
+# Postfix one, Postfix many; reversed every other round) so that a
+# disturbance does not always hit the same run.  Every round is printed;
+# the best round of each run counts, and the ratios are many/one for each
+# server and sluiced/Postfix for each shape.  Afterwards every sink count
+# must be exact, sluiced's queue must hold no recipient not delivered and
+# its tracking log no DEFER, and Postfix's queue must be empty.
+#
+#   MESSAGES=5000 DOMAINS=5000 SESSIONS=20 SIZE=2048 RUNS=3 WARMUP=500 \
+#       bench/domains.sh
+# Writes $BUILD/bench-domains.txt.  Exits non-zero on loss, a deferral, a
+# timeout or a failing tool; everything it started is stopped on exit.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+ME=domains.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+
+MESSAGES=${MESSAGES:-5000}
+DOMAINS=${DOMAINS:-5000}
+SESSIONS=${SESSIONS:-20}
+SIZE=${SIZE:-2048}
+RUNS=${RUNS:-3}
+WARMUP=${WARMUP:-500}
+TIMEOUT=${TIMEOUT:-300}
+BUILD=${BENCH_BUILD:-build}
+PY=/usr/bin/python3
+PEER=("$PY" "$ROOT/tests/it/peers/postfix.py")
+SENDER=a@example.org
+MX_ADDR=127.0.0.2
+START_WAIT=100
+POLL=0.05
+
+WORK='' SLUICED_PID='' CHILD='' PF_DIR='' DNS_PID='' FAILED=0
+SINK_PIDS=()
+
+stop_pid() { # pid [tenths of a second before SIGKILL]
+	local i
+	[ -n "$1" ] || return 0
+	kill -TERM "$1" 2>/dev/null
+	for ((i = 0; i < ${2:-50}; i++)); do
+		alive "$1" || break
+		sleep 0.1
+	done
+	alive "$1" && kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+cleanup() {
+	stop_pid "$CHILD" 10
+	stop_pid "$SLUICED_PID" 150
+	stop_postfix
+	for p in "${SINK_PIDS[@]}"; do stop_pid "$p"; done
+	stop_pid "$DNS_PID" 100
+	remove_work
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+[ "$(id -u)" = 0 ] || die "needs root (port 53 on loopback, a mount namespace)"
+SMTP_SINK=
+for s in /usr/sbin/smtp-sink /usr/lib/postfix/sbin/smtp-sink; do
+	[ -x "$s" ] && SMTP_SINK=$s && break
+done
+[ -n "$SMTP_SINK" ] || die "smtp-sink is missing (make deps: postfix)"
+for tool in "$PY" /usr/sbin/postfix /usr/sbin/unbound sqlite3 ss unshare; do
+	command -v "$tool" >/dev/null || die "$tool is missing (make deps)"
+done
+make -s BUILD="$BUILD" all || die "make BUILD=$BUILD all failed"
+SLUICED=$ROOT/$BUILD/sluiced
+SLUICECTL=$ROOT/$BUILD/sluicectl
+
+WORK=$(mktemp -d /tmp/sluice-domains.XXXXXX) || die "mktemp failed"
+chmod 755 "$WORK"
+cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wshadow \
+    -Wpointer-arith -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes \
+    -o "$WORK/smtpload" bench/smtpload.c || die "bench/smtpload.c does not build"
+
+read -r SPORT PPORT SINK_S SINK_P < <("$PY" - <<'PYEOF'
+import socket
+socks = []
+for _ in range(4):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(*(s.getsockname()[1] for s in socks))
+PYEOF
+)
+
+# --- DNS: one unbound on 127.x.y.z:53 for both servers -----------------------
+
+LABELS="warm"
+for ((r = 1; r <= RUNS; r++)); do LABELS+=" r$r"; done
+"$PY" - "$WORK/dns.env" "$MX_ADDR" $LABELS >"$WORK/dns.log" 2>&1 <<'PYEOF' &
+import random, signal, socket, sys, time
+sys.path.insert(0, "tests/it")
+import peers.unbound as ub
+
+env, mx, labels = sys.argv[1], sys.argv[2], sys.argv[3:]
+
+def free_address():
+    """A 127.x.y.z whose port 53 is free (a resolv.conf names no port)."""
+    for _ in range(50):
+        host = (f"127.{random.randrange(54, 250)}."
+                f"{random.randrange(1, 250)}.{random.randrange(1, 250)}")
+        try:
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind((host, 53))
+        except OSError:
+            continue
+        return host
+    raise SystemExit("no free 127.x.y.z:53")
+
+class Port53(ub.Unbound):
+    """The tests' unbound on port 53, with a redirect zone per domain set:
+    every name under it has the zone's MX.  No query log: it would cost
+    the server time in the middle of the measurement."""
+    zones_mx = []
+
+    def _config(self):
+        extra = "".join(f'  local-zone: "{z}." redirect\n'
+                        f'  local-data: "{z}. 3600 IN MX 10 mx.sink.bench.test."\n'
+                        for z in self.zones_mx)
+        text = super()._config().replace("  log-queries: yes\n", "")
+        return text.replace("remote-control:", extra + "remote-control:", 1)
+
+ub._free_udp_tcp_port = lambda host: 53
+dns = Port53(zones=["sink.bench.test"],
+             records=[f"mx.sink.bench.test. A {mx}"],
+             host=free_address())
+dns.zones_mx = [f"{l}-{k}.bench.test" for l in labels
+                for k in ("one", "many")]
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+with dns:
+    with open(f"{dns.dir}/resolv.conf", "w") as f:
+        f.write(f"nameserver {dns.host}\n")
+    with open(env, "w") as f:
+        f.write(f"DNS_HOST={dns.host}\nRESOLV_CONF={dns.dir}/resolv.conf\n")
+    while not stop:
+        time.sleep(0.2)
+PYEOF
+DNS_PID=$!
+for ((i = 0; i < 300; i++)); do
+	[ -s "$WORK/dns.env" ] && break
+	alive "$DNS_PID" || break
+	sleep 0.1
+done
+[ -s "$WORK/dns.env" ] || { cat "$WORK/dns.log" >&2; die "unbound did not start"; }
+# shellcheck disable=SC1091
+. "$WORK/dns.env"
+chmod 644 "$RESOLV_CONF"
+chmod 755 "$(dirname "$RESOLV_CONF")"
+
+# --- sinks -----------------------------------------------------------------------
+
+declare -A SINK_OUT
+# -m: smtp-sink greets 256 sessions at once by default and leaves the rest
+# in its listen queue; the 5,000 destinations stand for 5,000 servers, and
+# sluiced may hold MaxOutboundConnections (1000) open, parked ones included.
+start_sink() { # name port
+	local args=(-c -m 4000)
+	[ "$(id -u)" = 0 ] && args+=(-u nobody) # smtp-sink drops root
+	"$SMTP_SINK" "${args[@]}" "$MX_ADDR:$2" 1024 >"$WORK/sink-$1.out" \
+	    2>&1 </dev/null &
+	SINK_PIDS+=($!)
+	SINK_OUT[$1]=$WORK/sink-$1.out
+	wait_listen "$2" || die "sink $1 did not start"
+}
+sink_field() { # name field
+	local c
+	c=$(tail -c 512 "${SINK_OUT[$1]}" | tr '\r' '\n' |
+	    grep -o "\\b$2=[0-9]*" | tail -1)
+	echo "${c#"$2"=}" | awk '{ print $1 + 0 }'
+}
+start_sink sluiced "$SINK_S"
+start_sink postfix "$SINK_P"
+
+# --- servers ------------------------------------------------------------------------
+
+cat >"$WORK/sluice.conf" <<CONF
+[Transport]
+QueueDirectory = $WORK/sluice/queue
+LogDirectory = $WORK/sluice/log
+ControlSocket = $WORK/sluice/ctl.sock
+Resolver = $DNS_HOST@53
+
+[AcceptedDomain localhost]
+DomainType = Authoritative
+
+[ReceiveConnector Relay]
+Bindings = 127.0.0.1:$SPORT
+RemoteIPRanges = 127.0.0.0/8
+AuthMechanism = ExternalAuthoritative
+PermissionGroups = ExchangeServers
+Fqdn = sluice.bench
+TarpitInterval = 0s
+MaxInboundConnectionPerSource = 1000
+
+[SendConnector Internet]
+AddressSpaces = *
+Port = $SINK_S
+Fqdn = sluice.bench
+CONF
+mkdir -p "$WORK/sluice"
+"$SLUICECTL" -c "$WORK/sluice.conf" config check >/dev/null ||
+    die "the sluiced configuration is refused"
+"$SLUICED" -f -c "$WORK/sluice.conf" 2>>"$WORK/sluiced.log" &
+SLUICED_PID=$!
+wait_listen "$SPORT" || { tail -5 "$WORK/sluiced.log" >&2; die "sluiced did not start"; }
+
+PF_DIR=$WORK/postfix
+mkdir -p "$PF_DIR"
+"${PEER[@]}" start --dir "$PF_DIR" --port "$PPORT" \
+    --mynetworks 127.0.0.0/8 --process-limit 100 --resolv-conf "$RESOLV_CONF" \
+    -o default_transport=smtp -o disable_dns_lookups=no \
+    -o smtp_dns_support_level=enabled -o smtp_host_lookup=native \
+    -o smtp_tcp_port="$SINK_P" ||
+    die "postfix did not start"
+
+# --- runs ------------------------------------------------------------------------------
+
+# relay_run server label shape n: sets RATE (msgs/s end to end) or fails
+relay_run() {
+	local port=$SPORT sink=sluiced base c t0 t1 deadline to spread=()
+	if [ "$1" = postfix ]; then
+		port=$PPORT
+		sink=postfix
+	fi
+	if [ "$3" = many ]; then
+		to=b@$2-many.bench.test
+		spread=(-D "$DOMAINS")
+	else
+		to=b@$2-one.bench.test
+	fi
+	base=$(sink_field "$sink" mesg)
+	RATE=0
+	t0=$EPOCHREALTIME
+	"$WORK/smtpload" -c "$SESSIONS" -m "$4" -s "$SIZE" -f "$SENDER" \
+	    -t "$to" "${spread[@]}" "127.0.0.1:$port" >"$WORK/load.out" \
+	    2>"$WORK/load.err" &
+	CHILD=$!
+	deadline=$((${t0%.*} + TIMEOUT))
+	while :; do
+		c=$(($(sink_field "$sink" mesg) - base))
+		[ "$c" -ge "$4" ] && break
+		if [ "${EPOCHREALTIME%.*}" -ge "$deadline" ]; then
+			echo "TIMEOUT: $1 to $3 domain(s): the sink has $c of $4" >&2
+			wait "$CHILD"
+			CHILD=
+			return 1
+		fi
+		sleep "$POLL"
+	done
+	t1=$EPOCHREALTIME
+	wait "$CHILD" || { tail -3 "$WORK/load.err" >&2; CHILD=; return 1; }
+	CHILD=
+	sleep 0.3
+	c=$(($(sink_field "$sink" mesg) - base))
+	[ "$c" = "$4" ] || { echo "$1 to $3: sink counted $c of $4" >&2; return 1; }
+	RATE=$(awk -v n="$4" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
+	SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+}
+
+CONFIGS=("sluiced one" "sluiced many" "postfix one" "postfix many")
+declare -A BEST SENT ROUNDS
+echo "many domains benchmark: $MESSAGES messages of $SIZE bytes to 1 domain" \
+    "or to $DOMAINS domains, $SESSIONS sessions, $RUNS round(s) (best" \
+    "counts), $WARMUP warm-up, $(nproc) cores"
+echo "load before the run: $(uptime)"
+echo "sluiced $(git describe --always --dirty 2>/dev/null || echo '?')," \
+    "postfix $(/usr/sbin/postconf -h mail_version 2>/dev/null)"
+for cfg in "${CONFIGS[@]}"; do
+	read -r srv shape <<<"$cfg"
+	BEST[$srv-$shape]=0
+	ROUNDS[$srv-$shape]=''
+	SENT[$srv]=${SENT[$srv]:-0}
+	if [ "$WARMUP" -gt 0 ]; then
+		relay_run "$srv" warm "$shape" "$WARMUP" || FAILED=1
+		SENT[$srv]=$((SENT[$srv] + WARMUP))
+	fi
+done
+for ((r = 1; r <= RUNS; r++)); do
+	order=("${CONFIGS[@]}")
+	if ((r % 2 == 0)); then
+		order=("${CONFIGS[3]}" "${CONFIGS[2]}" "${CONFIGS[1]}" "${CONFIGS[0]}")
+	fi
+	for cfg in "${order[@]}"; do
+		read -r srv shape <<<"$cfg"
+		SECS=-
+		relay_run "$srv" "r$r" "$shape" "$MESSAGES" || FAILED=1
+		SENT[$srv]=$((SENT[$srv] + MESSAGES))
+		echo "  round $r $srv to $shape domain(s): $RATE msgs/s" \
+		    "($SECS s), load $(cut -d' ' -f1 /proc/loadavg)"
+		ROUNDS[$srv-$shape]+=" $RATE"
+		[ "$RATE" -gt "${BEST[$srv-$shape]}" ] && BEST[$srv-$shape]=$RATE
+	done
+done
+
+# --- proof: everything delivered, nothing deferred ------------------------------------
+
+sleep 1
+S_LEFT=$(sqlite3 "$WORK/sluice/queue/queue.db" \
+    'select count(*) from recipients where status <> 1' 2>/dev/null || echo '?')
+S_DEFER=$(cat "$WORK"/sluice/log/MessageTracking/*.LOG 2>/dev/null |
+    grep -c ',DEFER,')
+P_LEFT=$("${PEER[@]}" count --dir "$PF_DIR" 2>/dev/null || echo '?')
+{
+	echo
+	printf "%-28s %10s   %s\n" "run" "best msgs/s" "every round"
+	for cfg in "${CONFIGS[@]}"; do
+		read -r srv shape <<<"$cfg"
+		printf "%-28s %10s  %s\n" "$srv, $shape domain(s)" \
+		    "${BEST[$srv-$shape]}" "${ROUNDS[$srv-$shape]}"
+	done
+	echo
+	echo "time many/one (best rounds; the target is at most 1.5):" \
+	    "sluiced $(ratio "${BEST[sluiced-one]}" "${BEST[sluiced-many]}")," \
+	    "postfix $(ratio "${BEST[postfix-one]}" "${BEST[postfix-many]}")"
+	echo "rate sluiced/postfix: one domain" \
+	    "$(ratio "${BEST[sluiced-one]}" "${BEST[postfix-one]}")," \
+	    "many domains $(ratio "${BEST[sluiced-many]}" "${BEST[postfix-many]}")"
+	echo
+	for k in sluiced postfix; do
+		echo "sink $k: $(sink_field "$k" mesg) messages" \
+		    "(${SENT[$k]} sent), $(sink_field "$k" sess) connections"
+	done
+	echo "sluiced: $S_LEFT recipients not delivered, $S_DEFER DEFER rows;" \
+	    "postfix: $P_LEFT messages left in its queue"
+	echo "load after the run: $(uptime)"
+} | tee "$ROOT/$BUILD/bench-domains.txt"
+
+for k in sluiced postfix; do
+	if [ "$(sink_field "$k" mesg)" != "${SENT[$k]}" ]; then
+		echo "MISMATCH: sink $k" >&2
+		FAILED=1
+	fi
+done
+[ "$S_LEFT" = 0 ] || { echo "sluiced left $S_LEFT recipients" >&2; FAILED=1; }
+[ "$S_DEFER" = 0 ] || { echo "sluiced deferred $S_DEFER times" >&2; FAILED=1; }
+[ "$P_LEFT" = 0 ] || { echo "postfix left $P_LEFT messages" >&2; FAILED=1; }
+[ "$FAILED" = 0 ] || die "the run had errors (figures above are not valid)"
