@@ -63,6 +63,19 @@ def test_mailboxes_failing_at_random(tmp_path, seed):
                                make_message(f"first-{u}")).check(250)
                 c.quit()
         assert wait_for(lambda: all(subjects_in(b) for b in boxes.values()))
+        # One failure for certain, whatever the machine's load does to the
+        # random timing below: a message to a blocked mailbox is tried and
+        # fails before the chaos starts (and is delivered after it).
+        block(boxes[USERS[0]])
+        subject = f"chaos-{seed}-blocked"
+        with Client(s.port) as c:
+            c.send_message("a@example.org", [f"{USERS[0]}@local.test"],
+                           make_message(subject)).check(250, "2.6.0")
+            c.quit()
+        sent[subject] = USERS[0]
+        assert wait_for(lambda: any(
+            r["attempts"] >= 1 and r["status"] != 1 for r in s.recipients()
+            if r["addr"] == f"{USERS[0]}@local.test")), s.recipients()
 
         stop = threading.Event()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import (ROOT, Client, ConnectionClosed, eventually, make_message,
-                     running, sluice_fixture)
+                     free_port, running, sluice_fixture)
 
 SENDER = "a@sender.example"
 
@@ -283,7 +283,7 @@ def test_postfix_sends_domain_secured(pki, tmp_path):
         # traverse, which pytest's private tmp_path is not.
         pf = Path(tempfile.mkdtemp(prefix="sluice-postfix-"))
         os.chmod(pf, 0o755)
-        pport = s.port + 1 if s.port < 65000 else s.port - 1
+        pport = free_port()
         extra = "\n".join([
             "relayhost = [127.0.0.1]:%d" % s.port,
             "smtp_tls_security_level = encrypt",
