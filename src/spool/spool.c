@@ -1331,8 +1331,9 @@ spool_info(struct spool *sp, int64_t message_id, struct spool_info *out)
 	return rc;
 }
 
-int
-spool_foreach(struct spool *sp, const struct spool_select *sel,
+/* spool_foreach() on a connection of the calling thread. */
+static int
+spool_walk(sqlite3 *db, const struct spool_select *sel,
     int (*fn)(void *, const struct spool_row *), void *arg)
 {
 	char sql[1024];
@@ -1348,7 +1349,7 @@ spool_foreach(struct spool *sp, const struct spool_select *sel,
 		    " r.next_hop, r.updated, '', '', '',"
 		    " r.orcpt, r.notify, r.delay_notified,"
 		    " r.rule_tls, r.rule_connector, r.rule_route"
-		    " FROM recipients r%s WHERE %s"
+		    " FROM recipients r%s WHERE %s AND r.message_id > ?2"
 		    " ORDER BY r.message_id, r.rcpt_index",
 		    sel->finished ? "" : " INDEXED BY recipients_pending",
 		    sel->finished ? "r.status IN (1, 2)" : "r.status = 0");
@@ -1361,16 +1362,18 @@ spool_foreach(struct spool *sp, const struct spool_select *sel,
 		    " r.rule_tls, r.rule_connector, r.rule_route"
 		    " FROM recipients r%s JOIN messages m ON m.id = "
 		    "r.message_id"
-		    " WHERE %s%s ORDER BY r.message_id, r.rcpt_index",
+		    " WHERE %s%s AND r.message_id > ?2"
+		    " ORDER BY r.message_id, r.rcpt_index",
 		    sel->finished || sel->queue_id != NULL
 		        ? ""
 		        : " INDEXED BY recipients_pending",
 		    sel->finished ? "r.status IN (1, 2)" : "r.status = 0",
 		    sel->queue_id != NULL ? " AND m.queue_id = ?1" : "");
-	if (sqlite3_prepare_v2(sp->reader, sql, -1, &q, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
 		return -1;
 	if (sel->queue_id != NULL)
 		sqlite3_bind_text(q, 1, sel->queue_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)sel->after);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		row.rcpt_id = sqlite3_column_int64(q, 0);
 		row.message_rowid = sqlite3_column_int64(q, 1);
@@ -1399,4 +1402,18 @@ spool_foreach(struct spool *sp, const struct spool_select *sel,
 	}
 	sqlite3_finalize(q);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+spool_foreach(struct spool *sp, const struct spool_select *sel,
+    int (*fn)(void *, const struct spool_row *), void *arg)
+{
+	return spool_walk(sp->reader, sel, fn, arg);
+}
+
+int
+spool_view_foreach(struct spool_view *v, const struct spool_select *sel,
+    int (*fn)(void *, const struct spool_row *), void *arg)
+{
+	return spool_walk(spool_view_db(v), sel, fn, arg);
 }

@@ -34,6 +34,7 @@ struct buf;
 struct event_base;
 struct spool;
 struct spool_body;
+struct spool_view;
 
 enum spool_rcpt_status {
 	SPOOL_RCPT_PENDING = 0,
@@ -203,6 +204,12 @@ struct spool_select {
 	 * second).
 	 */
 	int brief;
+	/*
+	 * Messages after this one (its rowid), 0 from the first: a walk
+	 * stopped at a message's end goes on from there in a new query, so
+	 * no read transaction is held between the pieces of a long view.
+	 */
+	int64_t after;
 };
 struct spool_row {
 	int64_t rcpt_id;
@@ -229,6 +236,9 @@ struct spool_row {
 	const char *rule_route;
 };
 int spool_foreach(struct spool *, const struct spool_select *,
+    int (*fn)(void *, const struct spool_row *), void *arg);
+/* The same walk through a view of another thread (spool_view_new). */
+int spool_view_foreach(struct spool_view *, const struct spool_select *,
     int (*fn)(void *, const struct spool_row *), void *arg);
 
 /*

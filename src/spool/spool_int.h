@@ -61,5 +61,6 @@ const char *spool_body_name(const struct spool_body *);
 /* spool_reader.c: a view on its own read-only connection. */
 struct spool_view *spool_view_open(
     const char *db, const char *dir, const char **why);
+struct sqlite3 *spool_view_db(struct spool_view *);
 
 #endif
