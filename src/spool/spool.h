@@ -357,7 +357,12 @@ int spool_write(struct spool *, int (*fn)(struct sqlite3 *, void *), void *arg,
     void (*free_arg)(void *), spool_done_fn done, void *done_arg);
 int spool_read(struct spool *, int (*fn)(struct sqlite3 *, void *), void *arg);
 
-/* Remove finished messages received before the given time. */
+/*
+ * Remove messages finished (every recipient delivered or failed) before
+ * the given time, with their body files: a batch per transaction, the
+ * next one at once while batches come back full.  The committer gives
+ * the space back at its next quiet moment (spool_tidy.c).
+ */
 int spool_purge(struct spool *, time_t before);
 
 /* Number of messages waiting for or inside a commit. */
