@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import time
 
-from harness import SLUICECTL, Client, Sluice, make_message
+from harness import BUILD, SLUICECTL, Client, Sluice, make_message
 
 EXTRA = """
 [AcceptedDomain relay.test]
@@ -178,6 +178,12 @@ def test_views_list_200000_recipients(tmp_path):
         assert len({e["Identity"] for e in got}) == 2 * N_MESSAGES
         assert sum(len(e["Recipients"].split("; ")) for e in got) == \
             4 * N_MESSAGES
+        # mailq (sendmail -bp) reads the same answer line by line
+        q = subprocess.run([str(BUILD / "sluice-sendmail"), "-C",
+                            str(s.conf_path), "-bp"], capture_output=True,
+                           text=True, timeout=300)
+        assert q.returncode == 0, q.stderr
+        assert q.stdout.rstrip().endswith(f"in {N_MESSAGES} Requests.")
         rows = queue_rows(ctl(s, "queue"))
         assert len(rows) == N_DOMAINS + 1
         counts = {r[0]: int(r[3]) for r in rows}
