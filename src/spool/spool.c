@@ -79,6 +79,8 @@
 /* Nothing to write for this long after writing: a quiet moment to give
  * space back (spool_tidy.c). */
 #define SPOOL_QUIET_SECONDS 1
+/* After a tidy that could not finish, the wait doubles up to this. */
+#define SPOOL_TIDY_WAIT_MAX 64
 /*
  * The queue database's schema version (PRAGMA user_version), one
  * sequence for all its tables: 1 the first; 2 the delay notice flag;
@@ -150,7 +152,8 @@ struct spool {
 	 * committer sets it, the loop reads it in the purge's callback) */
 	int purge_more;
 	time_t purge_before;
-	int untidy; /* the committer wrote since it last tidied */
+	int untidy;    /* the committer wrote since it last tidied */
+	int tidy_wait; /* seconds of quiet before it tidies */
 	/*
 	 * The last recipient id given (committer).  Ids only grow, even
 	 * after a purge emptied the table (SQLite would start again at the
@@ -590,6 +593,7 @@ spool_committer(void *arg)
 		pthread_mutex_lock(&sp->mu);
 		while (sp->pending == NULL && !sp->stop) {
 			struct timespec ts;
+			int rc;
 
 			if (!sp->untidy) {
 				pthread_cond_wait(&sp->cv, &sp->mu);
@@ -597,13 +601,21 @@ spool_committer(void *arg)
 			}
 			/* a quiet moment after writing: give space back */
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += SPOOL_QUIET_SECONDS;
+			ts.tv_sec += sp->tidy_wait;
 			if (pthread_cond_timedwait(&sp->cv, &sp->mu, &ts) !=
 			        ETIMEDOUT ||
 			    sp->pending != NULL || sp->stop)
 				continue;
 			pthread_mutex_unlock(&sp->mu);
-			sp->untidy = spool_tidy(sp->db, spool_busy, sp) < 0;
+			rc = spool_tidy(sp->db, spool_busy, sp);
+			sp->untidy = rc != 0;
+			/* after a failure (a reader, an I/O error) wait
+			 * longer, up to a minute: no log line a second */
+			sp->tidy_wait =
+			    rc >= 0 ? SPOOL_QUIET_SECONDS
+			    : sp->tidy_wait < SPOOL_TIDY_WAIT_MAX / 2
+			        ? 2 * sp->tidy_wait
+			        : SPOOL_TIDY_WAIT_MAX;
 			pthread_mutex_lock(&sp->mu);
 		}
 		if (sp->pending == NULL) {
@@ -880,6 +892,7 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	}
 	sp->pending_tail = &sp->pending;
 	sp->done_tail = &sp->done;
+	sp->tidy_wait = SPOOL_QUIET_SECONDS;
 	if ((sp->db = spool_open_db(path, why)) == NULL)
 		goto fail;
 	if (sqlite3_prepare_v2(sp->db,

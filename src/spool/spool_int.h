@@ -64,9 +64,10 @@ const char *spool_body_name(const struct spool_body *);
  * before the schema: incremental vacuum for a new database (or an old
  * one small enough to convert), the WAL's size limit.  spool_tidy(), on
  * the committer at a quiet moment: free pages beyond a reserve handed
- * back, the WAL checkpointed and truncated; it stops early (-1) when
- * busy(arg) says new work waits, and is -1 too when a reader kept the
- * checkpoint from finishing: try again at the next quiet moment.
+ * back, the WAL checkpointed and truncated: 0.  It stops early (1) when
+ * busy(arg) says new work waits, and is -1 when it failed (a reader kept
+ * the checkpoint from finishing, an I/O error): try again at the next
+ * quiet moment (after a failure, a longer one).
  */
 struct sqlite3;
 int spool_tidy_open(struct sqlite3 *, const char *path);

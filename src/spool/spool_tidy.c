@@ -136,7 +136,7 @@ spool_tidy(sqlite3 *db, int (*busy)(void *), void *arg)
 			sqlite3_int64 n = free_pages - SPOOL_FREE_KEEP;
 
 			if (busy(arg))
-				return -1; /* new mail first; later again */
+				return 1; /* new mail first; later again */
 			snprintf(sql, sizeof(sql),
 			    "PRAGMA incremental_vacuum(%lld)",
 			    (long long)(n < SPOOL_VACUUM_STEP
@@ -147,7 +147,7 @@ spool_tidy(sqlite3 *db, int (*busy)(void *), void *arg)
 		}
 	}
 	if (busy(arg))
-		return -1;
+		return 1;
 	sqlite3_busy_timeout(db, SPOOL_TIDY_BUSY_MS);
 	rc = sqlite3_wal_checkpoint_v2(
 	    db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log_frames, &done);
