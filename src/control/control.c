@@ -5,8 +5,10 @@
  *
  * A request is a verb and its arguments ("verb ARG", or with several
  * "verb\tARG\tARG"); an answer whose first line starts with "error: "
- * is a failure.  The queue and message commands are in control_queue.c;
- * status, reload and logs reopen (the daemon as a whole) in control_admin.c.
+ * is a failure.  The queue and message commands are in control_queue.c,
+ * the views (queue, messages), which stream their answer from a worker
+ * thread, in control_view.c; status, reload and logs reopen (the daemon
+ * as a whole) in control_admin.c.
  * Requests are read through the bounded line reader; a request must come
  * within 10 seconds.
  */
@@ -121,8 +123,12 @@ control_input(void *arg)
 	char line[CONTROL_LINE_MAX + 1];
 	struct buf out;
 
-	if (c->done)
+	if (c->done) {
+		/* a view streaming its answer: the client took some */
+		if (c->view != NULL)
+			control_view_pump(c->view);
 		return;
+	}
 	p = conn_peek(c->conn, &len);
 	switch (linereader_next(p, len, CONTROL_LINE_MAX, &linelen, &used)) {
 	case LR_MORE:
@@ -165,6 +171,11 @@ control_end(void *arg, const char *why)
 	struct control_client *c = arg;
 
 	(void)why;
+	/* a view ends with its client (its worker is joined here) */
+	if (c->view != NULL) {
+		control_view_cancel(c->view);
+		c->waiting = 0;
+	}
 	conn_pause(c->conn);
 	event_base_once(
 	    c->ctl->daemon->base, -1, EV_TIMEOUT, control_free_cb, c, NULL);
@@ -276,6 +287,7 @@ control_stop(struct control *ctl)
 {
 	if (ctl == NULL)
 		return;
+	control_view_stop_all(ctl);
 	evconnlistener_free(ctl->ev);
 	unlink(ctl->path);
 	free(ctl->path);

@@ -109,7 +109,7 @@ control_admin_status(const struct control *ctl, struct buf *out)
 	    pw != NULL ? pw->pw_name : "?",
 	    ctl->daemon->draining ? "true" : "false", ctl->srv->nsessions,
 	    outbound);
-	struct spool_select all = {0, NULL, 1}; /* the recipients alone */
+	struct spool_select all = {.brief = 1}; /* the recipients alone */
 
 	if (spool_foreach(ctl->daemon->spool, &all, control_admin_count, &t) <
 	    0) {

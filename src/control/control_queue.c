@@ -2,12 +2,8 @@
  * control_queue.c - the control socket's queue and message commands,
  * Exchange's queue viewer in words an Exchange administrator knows:
  *
- *   queue                     the queues, one per next hop (Get-Queue)
- *   messages [ARG...]         messages, one entry per message and queue
- *                             (Get-Message); filters queue=Q sender=P
- *                             recipient=P status=S (P may hold * and ?);
- *                             queue SafetyNet: the delivered and failed
- *                             messages kept for SafetyNetHoldTime
+ *   queue, messages           the views (Get-Queue, Get-Message), answered
+ *                             off the event loop: control_view.c
  *   retry QUEUE               try the queue's next hop now (Retry-Queue)
  *   suspend NAME, resume NAME a queue (Suspend-Queue, Resume-Queue) or
  *                             a message (Suspend-Message, Resume-Message)
@@ -31,7 +27,6 @@
  * once every change is.
  */
 #include <ctype.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +43,6 @@
 #include "spool/spool.h"
 #include "util/buf.h"
 
-/* Queues shown at most; each is one next hop. */
-#define CQ_QUEUES_MAX 4096
-/* The pseudo-queue of finished messages kept for SafetyNetHoldTime. */
-#define CQ_SAFETY_NET "SafetyNet"
 /* Remove-Message -WithNDR: what the notice and the tracking log say. */
 #define CQ_REMOVED_NDR                                                         \
 	"550 5.0.0 QUEUE.Admin; message deleted by administrative action"
@@ -64,8 +55,8 @@
  * transport rules decided for it at acceptance (route_recipient), as the
  * queue manager routes it.
  */
-static void
-cq_queue_of(const struct conf *conf, const struct spool_row *row, char *id,
+void
+control_queue_of(const struct conf *conf, const struct spool_row *row, char *id,
     size_t idlen, const char **type)
 {
 	const char *at = strrchr(row->addr, '@');
@@ -88,8 +79,8 @@ cq_queue_of(const struct conf *conf, const struct spool_row *row, char *id,
 	route_queue_name(&r, domain, id, idlen, type);
 }
 
-static void
-cq_stamp(time_t t, char *out, size_t len)
+void
+control_stamp(time_t t, char *out, size_t len)
 {
 	struct tm tm;
 
@@ -137,7 +128,7 @@ cq_find_queue(void *arg, const struct spool_row *row)
 	char id[300];
 	const char *type;
 
-	cq_queue_of(f->conf, row, id, sizeof(id), &type);
+	control_queue_of(f->conf, row, id, sizeof(id), &type);
 	f->found = strcasecmp(id, f->name) == 0;
 	return f->found;
 }
@@ -155,7 +146,7 @@ cq_is_queue(struct control *ctl, const char *name)
 {
 	const struct conf *conf = ctl->daemon->conf->conf;
 	struct cq_find f = {conf, name, 0};
-	struct spool_select all = {0, NULL, 0};
+	struct spool_select all = {.finished = 0};
 	char err[8];
 	unsigned conns;
 	size_t i;
@@ -181,363 +172,6 @@ cq_is_queue(struct control *ctl, const char *name)
 	}
 	spool_foreach(ctl->daemon->spool, &all, cq_find_queue, &f);
 	return f.found;
-}
-
-/* --- Get-Queue ---------------------------------------------------------- */
-
-struct cq_queue {
-	char identity[300];
-	const char *type;
-	unsigned messages;
-	unsigned ready;
-	time_t next_retry;
-	char last_error[200];
-	int64_t last_message;
-};
-
-/*
- * The queue of each recipient domain seen, so that 200,000 recipients
- * are routed once per domain, not once each (a direct-mapped cache; a
- * collision only costs a routing).
- */
-#define CQ_DOMAIN_CACHE 1024
-
-struct cq_domain {
-	char domain[256]; /* "" unused; "@" for a bare <Postmaster> */
-	struct cq_queue *q;
-};
-
-struct cq_queues {
-	struct control *ctl;
-	struct cq_queue *queues;
-	size_t nqueues;
-	time_t now;
-	struct cq_domain *cache; /* CQ_DOMAIN_CACHE of them, or NULL */
-};
-
-/* The queue of row's recipient, found or added; NULL when too many. */
-static struct cq_queue *
-cq_queue_for(struct cq_queues *w, const struct spool_row *row)
-{
-	const char *at = strrchr(row->addr, '@'),
-	           *d = at != NULL ? at + 1 : "@";
-	struct cq_domain *slot = NULL;
-	struct cq_queue *q = NULL;
-	unsigned h = 2166136261u;
-	char id[300];
-	const char *type;
-
-	/* rows with a transport rule's route are routed each time */
-	if (w->cache != NULL && strlen(d) < sizeof(slot->domain) &&
-	    (row->rule_tls == NULL || row->rule_tls[0] == '\0') &&
-	    (row->rule_connector == NULL || row->rule_connector[0] == '\0')) {
-		for (const char *p = d; *p != '\0'; p++)
-			h = (h ^ (unsigned char)tolower((unsigned char)*p)) *
-			    16777619u;
-		slot = &w->cache[h % CQ_DOMAIN_CACHE];
-		if (strcasecmp(slot->domain, d) == 0)
-			return slot->q;
-	}
-	cq_queue_of(w->ctl->daemon->conf->conf, row, id, sizeof(id), &type);
-	for (size_t i = 0; i < w->nqueues && q == NULL; i++)
-		if (strcmp(w->queues[i].identity, id) == 0)
-			q = &w->queues[i];
-	if (q == NULL) {
-		if (w->nqueues == CQ_QUEUES_MAX)
-			return NULL;
-		q = &w->queues[w->nqueues++];
-		memset(q, 0, sizeof(*q));
-		snprintf(q->identity, sizeof(q->identity), "%s", id);
-		q->type = type;
-	}
-	if (slot != NULL) {
-		snprintf(slot->domain, sizeof(slot->domain), "%s", d);
-		slot->q = q;
-	}
-	return q;
-}
-
-static int
-cq_collect(void *arg, const struct spool_row *p)
-{
-	struct cq_queues *w = arg;
-	struct cq_queue *q = cq_queue_for(w, p);
-
-	if (q == NULL)
-		return 0;
-	if (q->last_message != p->message_rowid) {
-		q->messages++;
-		q->last_message = p->message_rowid;
-	}
-	if (p->next_attempt == SPOOL_SUSPENDED)
-		; /* a suspended message is neither ready nor retried */
-	else if (p->next_attempt <= w->now)
-		q->ready++;
-	else if (q->next_retry == 0 || p->next_attempt < q->next_retry)
-		q->next_retry = p->next_attempt;
-	if (p->last_error[0] != '\0') {
-		size_t n = strnlen(p->last_error, sizeof(q->last_error) - 1);
-
-		memcpy(q->last_error, p->last_error, n);
-		q->last_error[n] = '\0';
-	}
-	return 0;
-}
-
-static void
-cq_queues(struct control *ctl, struct buf *out)
-{
-	struct cq_queues w = {ctl, NULL, 0, time(NULL), NULL};
-	struct spool_select all = {0, NULL, 1}; /* the recipients alone */
-	char when[32];
-
-	if ((w.queues = calloc(CQ_QUEUES_MAX, sizeof(*w.queues))) == NULL) {
-		buf_puts(out, "error: out of memory\n");
-		return;
-	}
-	w.cache = calloc(CQ_DOMAIN_CACHE, sizeof(*w.cache)); /* NULL: slower */
-	if (spool_foreach(ctl->daemon->spool, &all, cq_collect, &w) < 0)
-		buf_puts(out, "error: cannot read the queue\n");
-	buf_printf(out, "%-32s %-27s %-9s %12s %-20s %s\n", "Identity",
-	    "DeliveryType", "Status", "MessageCount", "NextRetryTime",
-	    "LastError");
-	for (size_t i = 0; i < w.nqueues; i++) {
-		const struct cq_queue *q = &w.queues[i];
-		const char *status = q->ready > 0 ? "Ready" : "Retry";
-		char live_error[200] = "";
-		unsigned conns = 0;
-		const char *live = dqueues_status(qmgr_dqueues(ctl->qmgr),
-		    q->identity, &conns, live_error, sizeof(live_error));
-
-		/* The live queue knows better: Active, Suspended. */
-		if (live != NULL && (strcmp(live, "Active") == 0 ||
-		                        strcmp(live, "Suspended") == 0))
-			status = live;
-		if (q->next_retry != 0)
-			cq_stamp(q->next_retry, when, sizeof(when));
-		else
-			snprintf(when, sizeof(when), "-");
-		buf_printf(out, "%-32s %-27s %-9s %12u %-20s %s\n", q->identity,
-		    q->type, status, q->messages, when,
-		    q->last_error[0] ? q->last_error : live_error);
-	}
-	free(w.queues);
-	free(w.cache);
-}
-
-/* --- Get-Message -------------------------------------------------------- */
-
-/* One message in one queue: the recipients it has there. */
-struct cq_group {
-	char queue[300];
-	struct buf rcpts; /* "a@x; b@y" */
-	unsigned n, suspended, due, delivered, failed;
-	unsigned attempts;
-	int rcpt_match; /* a recipient matches the recipient filter */
-	time_t next_retry, finished;
-	char last_error[512];
-};
-
-struct cq_list {
-	struct control *ctl;
-	struct buf *out;
-	const char *queue, *sender, *recipient, *status; /* filters */
-	int finished;
-	time_t now;
-	unsigned shown;
-	/* the message being read */
-	int64_t rowid;
-	char qid[32], sender_addr[257], client[64];
-	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
-	time_t received;
-	int64_t size;
-	struct cq_group *groups;
-	size_t ngroups, cap;
-};
-
-static int
-cq_match(const char *pattern, const char *value)
-{
-	return pattern == NULL || fnmatch(pattern, value, FNM_CASEFOLD) == 0;
-}
-
-static const char *
-cq_group_status(const struct cq_list *l, const struct cq_group *g)
-{
-	if (l->finished)
-		return g->failed == 0      ? "Delivered"
-		       : g->delivered == 0 ? "Failed"
-		                           : "PartiallyFailed";
-	/* A message being delivered is Ready too: its queue is Active. */
-	if (g->suspended > 0)
-		return "Suspended";
-	return g->due == g->n ? "Ready" : "Retry";
-}
-
-/* Write the message's entries (one per queue) that pass the filters. */
-static void
-cq_list_flush(struct cq_list *l)
-{
-	const struct conf_transport *t = &l->ctl->daemon->conf->conf->transport;
-	char received[32], expires[32], when[32], ip[64];
-
-	tracklog_ip(l->client, ip, sizeof(ip));
-	cq_stamp(l->received, received, sizeof(received));
-	cq_stamp(l->received + (time_t)t->message_expiration_timeout, expires,
-	    sizeof(expires));
-	for (size_t i = 0; i < l->ngroups; i++) {
-		struct cq_group *g = &l->groups[i];
-		const char *status = cq_group_status(l, g);
-
-		if ((l->queue == NULL || strcasecmp(l->queue, g->queue) == 0) &&
-		    cq_match(
-		        l->sender, l->sender_addr[0] ? l->sender_addr : "<>") &&
-		    (l->recipient == NULL || g->rcpt_match) &&
-		    (l->status == NULL || strcasecmp(l->status, status) == 0) &&
-		    l->out->len < l->out->max - 8192) {
-			if (l->finished)
-				cq_stamp(g->finished, when, sizeof(when));
-			else if (g->next_retry != 0)
-				cq_stamp(g->next_retry, when, sizeof(when));
-			else
-				snprintf(when, sizeof(when), "-");
-			buf_printf(l->out,
-			    "%-17s: %s\\%s\n%-17s: %s\n%-17s: %s\n"
-			    "%-17s: %s\n%-17s: %.*s\n%-17s: %s\n"
-			    "%-17s: %lld\n%-17s: %s\n%-17s: %s\n"
-			    "%-17s: %s\n%-17s: %u\n%-17s: %s\n%-17s: %s\n\n",
-			    "Identity", g->queue, l->qid, "Subject", l->subject,
-			    "InternetMessageId", l->msgid, "FromAddress",
-			    l->sender_addr[0] ? l->sender_addr : "<>",
-			    "Recipients", (int)g->rcpts.len,
-			    g->rcpts.data != NULL ? g->rcpts.data : "",
-			    "Status", status, "Size", (long long)l->size,
-			    "SourceIP", ip, "DateReceived", received,
-			    "ExpirationTime", expires, "RetryCount",
-			    g->attempts,
-			    l->finished ? "DateFinished" : "NextRetryTime",
-			    when, "LastError", g->last_error);
-			l->shown++;
-		}
-		buf_free(&g->rcpts);
-	}
-	l->ngroups = 0;
-}
-
-static int
-cq_list_row(void *arg, const struct spool_row *row)
-{
-	struct cq_list *l = arg;
-	struct cq_group *g = NULL;
-	char queue[300];
-	const char *type;
-
-	if (row->message_rowid != l->rowid) {
-		cq_list_flush(l);
-		l->rowid = row->message_rowid;
-		snprintf(l->qid, sizeof(l->qid), "%s", row->queue_id);
-		snprintf(
-		    l->sender_addr, sizeof(l->sender_addr), "%s", row->sender);
-		snprintf(l->client, sizeof(l->client), "%s", row->client);
-		snprintf(l->msgid, sizeof(l->msgid), "%s", row->message_id);
-		snprintf(l->subject, sizeof(l->subject), "%s", row->subject);
-		l->received = row->received;
-		l->size = row->size;
-	}
-	if (l->finished)
-		snprintf(queue, sizeof(queue), "%s", CQ_SAFETY_NET);
-	else
-		cq_queue_of(l->ctl->daemon->conf->conf, row, queue,
-		    sizeof(queue), &type);
-	for (size_t i = 0; i < l->ngroups && g == NULL; i++)
-		if (strcmp(l->groups[i].queue, queue) == 0)
-			g = &l->groups[i];
-	if (g == NULL) {
-		if (l->ngroups == l->cap) {
-			size_t cap = l->cap ? 2 * l->cap : 4;
-			struct cq_group *p =
-			    realloc(l->groups, cap * sizeof(*p));
-
-			if (p == NULL)
-				return 1;
-			l->groups = p;
-			l->cap = cap;
-		}
-		g = &l->groups[l->ngroups++];
-		memset(g, 0, sizeof(*g));
-		snprintf(g->queue, sizeof(g->queue), "%s", queue);
-		buf_init(&g->rcpts, 1024 * 1024);
-	}
-	buf_printf(&g->rcpts, "%s%s", g->n ? "; " : "", row->addr);
-	g->n++;
-	g->rcpt_match |=
-	    l->recipient != NULL && cq_match(l->recipient, row->addr);
-	if (row->attempts > g->attempts)
-		g->attempts = row->attempts;
-	if (row->status == SPOOL_RCPT_DELIVERED)
-		g->delivered++;
-	else if (row->status == SPOOL_RCPT_FAILED)
-		g->failed++;
-	else if (row->next_attempt == SPOOL_SUSPENDED)
-		g->suspended++;
-	else if (row->next_attempt <= l->now)
-		g->due++;
-	else if (g->next_retry == 0 || row->next_attempt < g->next_retry)
-		g->next_retry = row->next_attempt;
-	if (row->updated > g->finished)
-		g->finished = row->updated;
-	if (g->last_error[0] == '\0' && row->last_error[0] != '\0')
-		snprintf(g->last_error, sizeof(g->last_error), "%s",
-		    row->last_error);
-	return l->out->len >= l->out->max - 8192;
-}
-
-static void
-cq_messages(
-    struct control *ctl, const struct control_request *req, struct buf *out)
-{
-	struct cq_list l;
-	struct spool_select sel = {0, NULL, 0};
-
-	memset(&l, 0, sizeof(l));
-	l.ctl = ctl;
-	l.out = out;
-	l.now = time(NULL);
-	l.rowid = -1;
-	for (int i = 0; i < req->nargs; i++) {
-		const char *a = req->args[i], *eq = strchr(a, '=');
-
-		if (eq == NULL)
-			l.queue = a; /* "messages QUEUE" */
-		else if (strncmp(a, "queue=", 6) == 0)
-			l.queue = eq + 1;
-		else if (strncmp(a, "sender=", 7) == 0)
-			l.sender = eq + 1;
-		else if (strncmp(a, "recipient=", 10) == 0)
-			l.recipient = eq + 1;
-		else if (strncmp(a, "status=", 7) == 0)
-			l.status = eq + 1;
-		else {
-			buf_printf(out, "error: unknown filter %s\n", a);
-			return;
-		}
-	}
-	if (l.queue != NULL && l.queue[0] == '\0')
-		l.queue = NULL;
-	l.finished =
-	    (l.queue != NULL && strcasecmp(l.queue, CQ_SAFETY_NET) == 0) ||
-	    (l.status != NULL &&
-	        (strcasecmp(l.status, "Delivered") == 0 ||
-	            strcasecmp(l.status, "Failed") == 0 ||
-	            strcasecmp(l.status, "PartiallyFailed") == 0));
-	sel.finished = l.finished;
-	if (spool_foreach(ctl->daemon->spool, &sel, cq_list_row, &l) < 0)
-		buf_puts(out, "error: cannot read the queue\n");
-	else
-		cq_list_flush(&l);
-	for (size_t i = 0; i < l.ngroups; i++)
-		buf_free(&l.groups[i].rcpts);
-	free(l.groups);
 }
 
 /* --- changes to one message's recipients ------------------------------ */
@@ -593,7 +227,7 @@ cq_job_row(void *arg, const struct spool_row *row)
 	char queue[300];
 	const char *type;
 
-	cq_queue_of(
+	control_queue_of(
 	    j->c->ctl->daemon->conf->conf, row, queue, sizeof(queue), &type);
 	if (j->id.queue[0] != '\0' && strcasecmp(queue, j->id.queue) != 0)
 		return 0;
@@ -754,7 +388,7 @@ cq_change(
 	struct daemon *daemon = c->ctl->daemon;
 	struct qmgr *qmgr = c->ctl->qmgr;
 	struct cq_job *j = calloc(1, sizeof(*j));
-	struct spool_select sel = {0, NULL, 0};
+	struct spool_select sel = {.finished = 0};
 
 	if (j == NULL) {
 		buf_puts(out, "error: out of memory\n");
@@ -869,7 +503,7 @@ cq_count_row(void *arg, const struct spool_row *row)
 	if (row->next_attempt == SPOOL_SUSPENDED ||
 	    row->message_rowid == k->last)
 		return 0;
-	cq_queue_of(k->conf, row, id, sizeof(id), &type);
+	control_queue_of(k->conf, row, id, sizeof(id), &type);
 	if (strcasecmp(id, k->queue) == 0) {
 		k->messages++;
 		k->last = row->message_rowid;
@@ -902,7 +536,7 @@ cq_retry(struct control_client *c, const char *queue, struct buf *out)
 {
 	struct daemon *daemon = c->ctl->daemon;
 	struct qmgr *qmgr = c->ctl->qmgr;
-	struct spool_select all = {0, NULL, 0};
+	struct spool_select all = {.finished = 0};
 	struct cq_count k = {daemon->conf->conf, queue, 0, -1};
 	struct cq_retry *r;
 
@@ -974,9 +608,11 @@ cq_export_row(void *arg, const struct spool_row *row)
 
 	if (e->id.queue[0] != '\0') {
 		if (e->finished)
-			snprintf(queue, sizeof(queue), "%s", CQ_SAFETY_NET);
+			snprintf(
+			    queue, sizeof(queue), "%s", CONTROL_SAFETY_NET);
 		else
-			cq_queue_of(e->conf, row, queue, sizeof(queue), &type);
+			control_queue_of(
+			    e->conf, row, queue, sizeof(queue), &type);
 		if (strcasecmp(queue, e->id.queue) != 0)
 			return 0;
 	}
@@ -989,7 +625,7 @@ cq_export(struct control_client *c, const char *ident, struct buf *out)
 {
 	struct daemon *daemon = c->ctl->daemon;
 	struct cq_export e;
-	struct spool_select sel = {0, NULL, 0};
+	struct spool_select sel = {.finished = 0};
 	struct spool_stored st;
 	struct spool_info info;
 	char head[64], *data = NULL;
@@ -1042,14 +678,8 @@ control_queue_run(struct control_client *c, const struct control_request *req,
 	const char *v = req->verb;
 	const char *arg = req->nargs > 0 ? req->args[0] : NULL;
 
-	if (strcmp(v, "queue") == 0) {
-		cq_queues(c->ctl, out);
-		return 0;
-	}
-	if (strcmp(v, "messages") == 0) {
-		cq_messages(c->ctl, req, out);
-		return 0;
-	}
+	if (strcmp(v, "queue") == 0 || strcmp(v, "messages") == 0)
+		return control_view_start(c, req, out);
 	if (strcmp(v, "retry") != 0 && strcmp(v, "suspend") != 0 &&
 	    strcmp(v, "resume") != 0 && strcmp(v, "remove") != 0 &&
 	    strcmp(v, "export") != 0)

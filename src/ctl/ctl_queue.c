@@ -22,10 +22,7 @@
 
 #include "conf/conf.h"
 #include "ctl/ctl.h"
-#include "util/buf.h"
 
-/* The daemon's answer is bounded by its own limit; allow a bit more. */
-#define CTL_ANSWER_MAX (17 * 1024 * 1024)
 /* A request line, as the daemon reads it. */
 #define CTL_REQUEST_MAX 510
 
@@ -66,31 +63,54 @@ ctl_connect(struct ctl *ctl, const char *request)
 	return fd;
 }
 
+/*
+ * Copy the daemon's answer to stdout as it arrives (a view of 200,000
+ * messages is far larger than anything worth holding), keeping back the
+ * last two bytes, which must be the "." line.  The exit status is 1 when
+ * the first line, or the last (a view that failed half-way), starts with
+ * "error: ".
+ */
 static int
 ctl_ask(struct ctl *ctl, const char *request)
 {
-	struct buf ans;
-	char chunk[8192];
-	int fd, rc = 1;
+	char buf[2 + 65536], first[8] = "", last[8] = "";
+	size_t held = 0, nlast = 0;
+	int fd, line_start = 1, in_first = 1;
 	ssize_t n;
 
 	if ((fd = ctl_connect(ctl, request)) < 0)
 		return 1;
-	buf_init(&ans, CTL_ANSWER_MAX);
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		if (buf_append(&ans, chunk, (size_t)n) != BUF_OK)
+	while ((n = read(fd, buf + held, sizeof(buf) - held)) > 0) {
+		size_t have = held + (size_t)n, out = have >= 2 ? have - 2 : 0;
+
+		/* the start of the first line and of the last */
+		for (size_t i = 0; i < out; i++) {
+			if (line_start)
+				nlast = 0;
+			if (nlast < sizeof(last) - 1) {
+				last[nlast++] = buf[i];
+				last[nlast] = '\0';
+				if (in_first)
+					memcpy(first, last, nlast + 1);
+			}
+			line_start = buf[i] == '\n';
+			in_first &= !line_start;
+		}
+		if (fwrite(buf, 1, out, stdout) != out)
 			break;
-	if (ans.len < 2 || strcmp(ans.data + ans.len - 2, ".\n") != 0 ||
-	    (ans.len > 2 && ans.data[ans.len - 3] != '\n')) {
-		fprintf(stderr, "sluicectl: the answer was cut short\n");
-		goto out;
+		memmove(buf, buf + out, have - out);
+		held = have - out;
 	}
-	fwrite(ans.data, 1, ans.len - 2, stdout);
-	rc = strncmp(ans.data, "error: ", 7) == 0 ? 1 : 0;
-out:
 	close(fd);
-	buf_free(&ans);
-	return rc;
+	if (n != 0 || held != 2 || memcmp(buf, ".\n", 2) != 0 || !line_start) {
+		fflush(stdout);
+		fprintf(stderr, "sluicectl: the answer was cut short\n");
+		return 1;
+	}
+	return strncmp(first, "error: ", 7) == 0 ||
+	               strncmp(last, "error: ", 7) == 0
+	           ? 1
+	           : 0;
 }
 
 /* Add "\tKEY=VALUE" to a request; -1 when it cannot be sent. */
@@ -107,53 +127,72 @@ ctl_arg(char *req, size_t len, const char *key, const char *value)
 	return w < 0 || (size_t)w >= len - n ? -1 : 0;
 }
 
-int
-ctl_queue(struct ctl *ctl, int argc, char **argv)
-{
-	(void)argv;
-	if (argc != 0) {
-		fprintf(stderr, "usage: sluicectl queue\n");
-		return 2;
-	}
-	return ctl_ask(ctl, "queue");
-}
-
-int
-ctl_messages(struct ctl *ctl, int argc, char **argv)
+/*
+ * The views' options, as "\tKEY=VALUE" arguments of the request: -1 when
+ * one is not understood (or has no place in a request line).
+ */
+static int
+ctl_view_args(char *req, size_t len, int messages, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"queue", required_argument, NULL, 'q'},
+	    {"status", required_argument, NULL, 't'},
+	    {"limit", required_argument, NULL, 'l'},
+	    {"offset", required_argument, NULL, 'o'},
 	    {"sender", required_argument, NULL, 's'},
 	    {"recipient", required_argument, NULL, 'r'},
-	    {"status", required_argument, NULL, 't'},
 	    {NULL, 0, NULL, 0},
 	};
-	char req[CTL_REQUEST_MAX + 2] = "messages";
 	/* getopt wants the command's own name first: the word before. */
 	char **av = argv - 1;
 	int ac = argc + 1, ch, bad = 0;
 
 	optind = 0;
-	while ((ch = getopt_long(ac, av, "q:s:r:t:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(ac, av, "q:s:r:t:l:o:", opts, NULL)) != -1) {
 		const char *key = ch == 'q'   ? "queue"
+		                  : ch == 't' ? "status"
+		                  : ch == 'l' ? "limit"
+		                  : ch == 'o' ? "offset"
 		                  : ch == 's' ? "sender"
 		                  : ch == 'r' ? "recipient"
-		                  : ch == 't' ? "status"
 		                              : NULL;
 
-		if (key == NULL || ctl_arg(req, sizeof(req), key, optarg) < 0)
+		if (key == NULL || (!messages && (ch == 's' || ch == 'r')) ||
+		    ctl_arg(req, len, key, optarg) < 0)
 			bad = 1;
 	}
-	if (ac - optind > 1)
+	/* "messages QUEUE" */
+	if (ac - optind > (messages ? 1 : 0))
 		bad = 1;
-	else if (ac - optind == 1 &&
-	         ctl_arg(req, sizeof(req), "queue", av[optind]) < 0)
+	else if (ac - optind == 1 && ctl_arg(req, len, "queue", av[optind]) < 0)
 		bad = 1;
-	if (bad) {
+	return bad ? -1 : 0;
+}
+
+int
+ctl_queue(struct ctl *ctl, int argc, char **argv)
+{
+	char req[CTL_REQUEST_MAX + 2] = "queue";
+
+	if (ctl_view_args(req, sizeof(req), 0, argc, argv) < 0) {
+		fprintf(stderr, "usage: sluicectl queue [--queue PATTERN] "
+		                "[--status STATUS] "
+		                "[--limit N] [--offset N]\n");
+		return 2;
+	}
+	return ctl_ask(ctl, req);
+}
+
+int
+ctl_messages(struct ctl *ctl, int argc, char **argv)
+{
+	char req[CTL_REQUEST_MAX + 2] = "messages";
+
+	if (ctl_view_args(req, sizeof(req), 1, argc, argv) < 0) {
 		fprintf(stderr,
 		    "usage: sluicectl messages [QUEUE] [--queue QUEUE] "
 		    "[--sender PATTERN] [--recipient PATTERN] "
-		    "[--status STATUS]\n");
+		    "[--status STATUS] [--limit N] [--offset N]\n");
 		return 2;
 	}
 	return ctl_ask(ctl, req);

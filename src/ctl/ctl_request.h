@@ -1,7 +1,7 @@
 /*
  * ctl_request.h - one request to the daemon's control socket and its
- * whole answer (text lines, then a "." line), for sluicectl and
- * sluice-sendmail -bp.
+ * answer (text lines, then a "." line), whole or line by line, for
+ * sluicectl and sluice-sendmail -bp.
  */
 #ifndef SLUICE_CTL_REQUEST_H
 #define SLUICE_CTL_REQUEST_H
@@ -20,5 +20,16 @@ struct buf;
  */
 int ctl_request(const char *path, const char *request, struct buf *ans,
     char *why, size_t whylen);
+
+/*
+ * The same, for an answer of any size (the queue views): fn is called
+ * with each line as it arrives (without its LF; the "." line is not
+ * passed) and returns 0 to go on, non-zero when it has enough.  -1 with
+ * a reason when the answer was cut short or a line is longer than
+ * CTL_REQUEST_LINE_MAX.
+ */
+#define CTL_REQUEST_LINE_MAX (4 * 1024 * 1024)
+int ctl_request_lines(const char *path, const char *request,
+    int (*fn)(void *, char *line), void *arg, char *why, size_t whylen);
 
 #endif

@@ -101,24 +101,33 @@ static const struct ctl_command ctl_commands[] = {
         "names the certificate carries and when it expires.",
         "sluicectl get-certificate\n"
         "sluicectl get-certificate mx"},
-    {"queue", "", "the daemon's queues, one per next hop (Get-Queue)",
-        ctl_queue,
+    {"queue", "[--queue P] [--status S] [--limit N] [--offset N]",
+        "the daemon's queues, one per next hop (Get-Queue)", ctl_queue,
         "List the running daemon's queues, one per next hop, as Get-Queue "
         "does: identity, delivery type, status (Active, Ready, Retry, "
         "Suspended), message count, next retry and last error. Mail no "
-        "connector matches waits in Unreachable.",
-        "sluicectl queue"},
+        "connector matches waits in Unreachable. --queue takes * "
+        "wildcards; --limit and --offset page through the queues that "
+        "pass the filters (Get-Queue -ResultSize).",
+        "sluicectl queue\n"
+        "sluicectl queue --status Retry --limit 20"},
     {"messages",
-        "[QUEUE] [--queue Q] [--sender P] [--recipient P] [--status S]",
+        "[QUEUE] [--queue Q] [--sender P] [--recipient P] [--status S] "
+        "[--limit N] [--offset N]",
         "messages, one entry per message and queue (Get-Message)", ctl_messages,
         "List the messages waiting, one entry per message and queue, as "
         "Get-Message | Format-List does: identity (QUEUE\\ID, accepted by "
         "every command that takes a message), sender, recipients, subject, "
         "size, status, retry count, next retry and last error. The filters "
         "take * wildcards (Get-Message -Filter); the queue SafetyNet lists "
-        "finished messages still held for SafetyNetHoldTime.",
+        "finished messages still held for SafetyNetHoldTime. --limit N "
+        "shows at most N entries (Get-Message -ResultSize) after skipping "
+        "--offset N of those that pass the filters. The whole list is "
+        "shown by default, however long; it is read off the daemon's "
+        "event loop and streamed, so mail keeps flowing meanwhile.",
         "sluicectl messages\n"
         "sluicectl messages contoso.com\n"
+        "sluicectl messages --limit 100 --offset 200\n"
         "sluicectl messages --sender '*@fabrikam.com' --status Retry\n"
         "sluicectl messages SafetyNet"},
     {"retry", "QUEUE", "try a queue's next hop now (Retry-Queue)", ctl_retry,

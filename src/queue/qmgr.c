@@ -66,7 +66,11 @@ struct qmgr {
 /* The queue of recipients no enabled send connector matches. */
 #define QMGR_UNREACHABLE "Unreachable"
 
-/* How often finished messages past SafetyNetHoldTime are removed. */
+/*
+ * How often finished messages past SafetyNetHoldTime are removed: every
+ * minute, or every SafetyNetHoldTime when that is shorter (at least a
+ * second apart), so a short hold time is kept to.
+ */
 #define QMGR_PURGE_SECONDS 60
 
 static size_t
@@ -449,14 +453,16 @@ static void
 qmgr_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct qmgr *q = arg;
+	time_t hold;
 
 	(void)fd;
 	(void)what;
-	if (time(NULL) - q->last_purge >= QMGR_PURGE_SECONDS) {
+	hold = (time_t)q->daemon->conf->conf->transport.safety_net_hold_time;
+	if (time(NULL) - q->last_purge >= (hold < QMGR_PURGE_SECONDS
+	                                          ? (hold > 1 ? hold : 1)
+	                                          : QMGR_PURGE_SECONDS)) {
 		q->last_purge = time(NULL);
-		spool_purge(q->daemon->spool,
-		    q->last_purge - (time_t)q->daemon->conf->conf->transport
-		                        .safety_net_hold_time);
+		spool_purge(q->daemon->spool, q->last_purge - hold);
 	}
 	if (q->rescan) {
 		q->rescan = 0;

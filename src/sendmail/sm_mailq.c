@@ -21,7 +21,6 @@
 
 #include "ctl/ctl_request.h"
 #include "sendmail/sm_mailq.h"
-#include "util/buf.h"
 
 struct sm_mailq_rcpt {
 	char id[64];
@@ -68,76 +67,92 @@ sm_mailq_print(const struct sm_mailq_rcpt *r, int same_message)
 	}
 }
 
+/* The answer as it arrives: a block per message and queue. */
+struct sm_mailq {
+	struct sm_mailq_rcpt cur, last;
+	long long bytes;
+	unsigned messages;
+	int have, lines;
+	char error[600];
+};
+
+static int
+sm_mailq_line(void *arg, char *line)
+{
+	struct sm_mailq *q = arg;
+	struct sm_mailq_rcpt *cur = &q->cur;
+	const char *v;
+
+	if (q->lines++ == 0 && strncmp(line, "error: ", 7) == 0) {
+		snprintf(q->error, sizeof(q->error), "%s", line + 7);
+		return 1;
+	}
+	if ((v = sm_mailq_field(line, "Identity")) != NULL) {
+		const char *bs = strrchr(v, '\\');
+
+		snprintf(
+		    cur->id, sizeof(cur->id), "%s", bs != NULL ? bs + 1 : v);
+	} else if ((v = sm_mailq_field(line, "FromAddress")) != NULL) {
+		snprintf(cur->sender, sizeof(cur->sender), "%s", v);
+	} else if ((v = sm_mailq_field(line, "Recipients")) != NULL) {
+		snprintf(cur->rcpts, sizeof(cur->rcpts), "%s", v);
+	} else if ((v = sm_mailq_field(line, "Size")) != NULL) {
+		cur->size = strtoll(v, NULL, 10);
+	} else if ((v = sm_mailq_field(line, "DateReceived")) != NULL) {
+		snprintf(cur->date, sizeof(cur->date), "%s", v);
+	} else if ((v = sm_mailq_field(line, "LastError")) != NULL) {
+		snprintf(cur->error, sizeof(cur->error), "%s", v);
+	} else if (line[0] == '\0' && cur->id[0] != '\0') {
+		int same = q->have && strcmp(cur->id, q->last.id) == 0;
+
+		if (!q->have)
+			printf("%-17s %9s %-20s  %s\n", "-Queue ID-",
+			    "--Size--", "----Arrival Time----",
+			    "-Sender/Recipient-------");
+		if (!same) {
+			q->messages++;
+			q->bytes += cur->size;
+		}
+		sm_mailq_print(cur, same);
+		q->last = *cur;
+		q->have = 1;
+		memset(cur, 0, sizeof(*cur));
+	}
+	return 0;
+}
+
 int
 sm_mailq(const char *prog, const char *sock)
 {
-	struct buf ans;
-	struct sm_mailq_rcpt cur, last;
+	struct sm_mailq *q = calloc(1, sizeof(*q));
 	char why[600];
-	long long bytes = 0;
-	unsigned messages = 0;
-	int have = 0;
 
-	buf_init(&ans, CTL_REQUEST_ANSWER_MAX);
-	if (ctl_request(sock, "messages", &ans, why, sizeof(why)) < 0) {
+	if (q == NULL) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return EX_OSERR;
+	}
+	/* The answer is read as it comes: a queue of any size is listed. */
+	if (ctl_request_lines(
+	        sock, "messages", sm_mailq_line, q, why, sizeof(why)) < 0) {
 		int perm = strstr(why, strerror(EACCES)) != NULL;
 
 		fprintf(stderr, "%s: cannot list the queue: %s%s\n", prog, why,
 		    perm ? " (only root and the user sluiced runs as may)"
 		         : " (is sluiced running?)");
-		buf_free(&ans);
+		free(q);
 		return perm ? EX_NOPERM : EX_UNAVAILABLE;
 	}
-	if (strncmp(ans.data != NULL ? ans.data : "", "error: ", 7) == 0) {
-		fprintf(stderr, "%s: %s", prog, ans.data + 7);
-		buf_free(&ans);
+	if (q->error[0] != '\0') {
+		fprintf(stderr, "%s: %s\n", prog, q->error);
+		free(q);
 		return EX_UNAVAILABLE;
 	}
-	memset(&cur, 0, sizeof(cur));
-	memset(&last, 0, sizeof(last));
-	for (char *line = ans.data, *nl; line != NULL && *line != '\0';
-	     line = nl) {
-		const char *v;
-
-		if ((nl = strchr(line, '\n')) != NULL)
-			*nl++ = '\0';
-		if ((v = sm_mailq_field(line, "Identity")) != NULL) {
-			const char *bs = strrchr(v, '\\');
-
-			snprintf(cur.id, sizeof(cur.id), "%s",
-			    bs != NULL ? bs + 1 : v);
-		} else if ((v = sm_mailq_field(line, "FromAddress")) != NULL) {
-			snprintf(cur.sender, sizeof(cur.sender), "%s", v);
-		} else if ((v = sm_mailq_field(line, "Recipients")) != NULL) {
-			snprintf(cur.rcpts, sizeof(cur.rcpts), "%s", v);
-		} else if ((v = sm_mailq_field(line, "Size")) != NULL) {
-			cur.size = strtoll(v, NULL, 10);
-		} else if ((v = sm_mailq_field(line, "DateReceived")) != NULL) {
-			snprintf(cur.date, sizeof(cur.date), "%s", v);
-		} else if ((v = sm_mailq_field(line, "LastError")) != NULL) {
-			snprintf(cur.error, sizeof(cur.error), "%s", v);
-		} else if (line[0] == '\0' && cur.id[0] != '\0') {
-			int same = have && strcmp(cur.id, last.id) == 0;
-
-			if (!have)
-				printf("%-17s %9s %-20s  %s\n", "-Queue ID-",
-				    "--Size--", "----Arrival Time----",
-				    "-Sender/Recipient-------");
-			if (!same) {
-				messages++;
-				bytes += cur.size;
-			}
-			sm_mailq_print(&cur, same);
-			last = cur;
-			have = 1;
-			memset(&cur, 0, sizeof(cur));
-		}
-	}
-	if (messages == 0)
+	if (q->messages == 0)
 		printf("Mail queue is empty\n");
 	else
 		printf("\n-- %lld Kbytes in %u Request%s.\n",
-		    (bytes + 1023) / 1024, messages, messages == 1 ? "" : "s");
-	buf_free(&ans);
+		    (q->bytes + 1023) / 1024, q->messages,
+		    q->messages == 1 ? "" : "s");
+	free(q);
 	return 0;
 }

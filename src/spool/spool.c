@@ -70,6 +70,18 @@
 /* Body files a purge collects for removal after its commit, at most. */
 #define SPOOL_PURGE_FILES_MAX 4096
 /*
+ * Messages one purge transaction removes at most (and so body files:
+ * under SPOOL_PURGE_FILES_MAX): draining 200,000 messages in one
+ * transaction held the committer for seconds and grew the WAL by the
+ * size of all of them.  A full batch is followed by the next at once.
+ */
+#define SPOOL_PURGE_BATCH 1000
+/* Nothing to write for this long after writing: a quiet moment to give
+ * space back (spool_tidy.c). */
+#define SPOOL_QUIET_SECONDS 1
+/* After a tidy that could not finish, the wait doubles up to this. */
+#define SPOOL_TIDY_WAIT_MAX 64
+/*
  * The queue database's schema version (PRAGMA user_version), one
  * sequence for all its tables: 1 the first; 2 the delay notice flag;
  * 3 the Message-ID and Subject; 4 what transport rules decided per
@@ -136,6 +148,20 @@ struct spool {
 	int wake[2];
 	struct event *wake_ev;
 	struct spool_stats stats;
+	/* the safety-net purge: the last one removed a full batch (the
+	 * committer sets it, the loop reads it in the purge's callback) */
+	int purge_more;
+	time_t purge_before;
+	int untidy;    /* the committer wrote since it last tidied */
+	int tidy_wait; /* seconds of quiet before it tidies */
+	/*
+	 * The last recipient id given (committer).  Ids only grow, even
+	 * after a purge emptied the table (SQLite would start again at the
+	 * highest id left, plus one): the queue manager's walk of new
+	 * recipients goes on from the last id it saw and would never see
+	 * ids given a second time.
+	 */
+	int64_t rcpt_last;
 };
 
 /* What spool_due_new() and spool_due_retry() read, in struct order. */
@@ -355,6 +381,7 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 		sqlite3_reset(r);
 		sqlite3_bind_int64(r, 1, rowid);
 		sqlite3_bind_int(r, 2, (int)i);
+		sqlite3_bind_int64(r, 11, (sqlite3_int64)++sp->rcpt_last);
 		sqlite3_bind_text(r, 3, it->rcpts[i].addr, -1, SQLITE_STATIC);
 		sqlite3_bind_text(r, 4, it->rcpts[i].orcpt, -1, SQLITE_STATIC);
 		sqlite3_bind_int(r, 5, (int)it->rcpts[i].notify);
@@ -391,10 +418,11 @@ spool_file_named(struct spool *sp, const char *name)
 }
 
 /*
- * The safety-net purge: messages whose recipients are all final and that
- * were received before `before` leave the queue, their contents rows with
- * them (ON DELETE CASCADE).  Their body files are collected and removed
- * once the deletion is committed (spool_commit_batch).
+ * The safety-net purge: messages whose recipients are all final, the last
+ * of them since before `before`, leave the queue, SPOOL_PURGE_BATCH at a
+ * time, their contents rows with them (ON DELETE CASCADE).  Their body
+ * files are collected and removed once the deletion is committed
+ * (spool_commit_batch).
  */
 static int
 spool_write_purge(
@@ -406,7 +434,10 @@ spool_write_purge(
 
 	sqlite3_reset(d);
 	sqlite3_bind_int64(d, 1, (sqlite3_int64)before);
+	sqlite3_bind_int(d, 2, SPOOL_PURGE_BATCH);
+	sp->purge_more = 0;
 	while ((rc = sqlite3_step(d)) == SQLITE_ROW) {
+		sp->purge_more++;
 		const char *f = (const char *)sqlite3_column_text(d, 0);
 		char **more;
 
@@ -419,6 +450,8 @@ spool_write_purge(
 			n++;
 	}
 	sqlite3_reset(d);
+	/* a full batch: more may wait (spool_purged goes on) */
+	sp->purge_more = sp->purge_more >= SPOOL_PURGE_BATCH;
 	it->unlink = names;
 	it->nunlink = n;
 	if (rc != SQLITE_DONE)
@@ -535,6 +568,19 @@ spool_commit_batch(struct spool *sp, struct spool_item *batch)
 				spool_bodies_unlink(sp->bodies, it->unlink[i]);
 }
 
+/* Is new work waiting for the committer (spool_tidy gives way)? */
+static int
+spool_busy(void *arg)
+{
+	struct spool *sp = arg;
+	int busy;
+
+	pthread_mutex_lock(&sp->mu);
+	busy = sp->pending != NULL || sp->stop;
+	pthread_mutex_unlock(&sp->mu);
+	return busy;
+}
+
 static void *
 spool_committer(void *arg)
 {
@@ -545,8 +591,33 @@ spool_committer(void *arg)
 		size_t n = 0, bytes = 0;
 
 		pthread_mutex_lock(&sp->mu);
-		while (sp->pending == NULL && !sp->stop)
-			pthread_cond_wait(&sp->cv, &sp->mu);
+		while (sp->pending == NULL && !sp->stop) {
+			struct timespec ts;
+			int rc;
+
+			if (!sp->untidy) {
+				pthread_cond_wait(&sp->cv, &sp->mu);
+				continue;
+			}
+			/* a quiet moment after writing: give space back */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += sp->tidy_wait;
+			if (pthread_cond_timedwait(&sp->cv, &sp->mu, &ts) !=
+			        ETIMEDOUT ||
+			    sp->pending != NULL || sp->stop)
+				continue;
+			pthread_mutex_unlock(&sp->mu);
+			rc = spool_tidy(sp->db, spool_busy, sp);
+			sp->untidy = rc != 0;
+			/* after a failure (a reader, an I/O error) wait
+			 * longer, up to a minute: no log line a second */
+			sp->tidy_wait =
+			    rc >= 0 ? SPOOL_QUIET_SECONDS
+			    : sp->tidy_wait < SPOOL_TIDY_WAIT_MAX / 2
+			        ? 2 * sp->tidy_wait
+			        : SPOOL_TIDY_WAIT_MAX;
+			pthread_mutex_lock(&sp->mu);
+		}
 		if (sp->pending == NULL) {
 			pthread_mutex_unlock(&sp->mu);
 			break;
@@ -566,6 +637,7 @@ spool_committer(void *arg)
 		pthread_mutex_unlock(&sp->mu);
 
 		spool_commit_batch(sp, batch);
+		sp->untidy = 1;
 
 		pthread_mutex_lock(&sp->mu);
 		sp->stats.commits++;
@@ -695,7 +767,8 @@ spool_open_db(const char *path, const char **why)
 		return NULL;
 	}
 	sqlite3_busy_timeout(db, 10000);
-	if (spool_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
+	if (spool_tidy_open(db, path) < 0 ||
+	    spool_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
 	    spool_exec(db, "PRAGMA synchronous=FULL") < 0 ||
 	    spool_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
 	    spool_exec(db, spool_schema) < 0 ||
@@ -790,6 +863,23 @@ spool_prepare(const char *dir, const char *db, const char **why)
 	return 0;
 }
 
+/* Where recipient ids go on from: the highest one stored. */
+static int
+spool_max_rcpt(struct spool *sp)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(sp->db,
+	        "SELECT coalesce(max(id), 0) FROM recipients", -1, &st,
+	        NULL) != SQLITE_OK)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		sp->rcpt_last = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
 struct spool *
 spool_open(const char *dir, struct event_base *base, const char **why)
 {
@@ -810,6 +900,7 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	sp->pending_tail = &sp->pending;
 	sp->done_tail = &sp->done;
 	sp->wake[0] = sp->wake[1] = -1;
+	sp->tidy_wait = SPOOL_QUIET_SECONDS;
 	if ((sp->db = spool_open_db(path, why)) == NULL)
 		goto fail;
 	if (sqlite3_prepare_v2(sp->db,
@@ -824,7 +915,7 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	    sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO recipients (message_id, rcpt_index, addr, orcpt,"
 	        " notify, updated, rule_tls, rule_connector, rule_route,"
-	        " rule_reject) VALUES (?,?,?,?,?,?,?,?,?,?)",
+	        " rule_reject, id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
 	        -1, &sp->ins_rcpt, NULL) != SQLITE_OK) {
 		*why = "cannot prepare statements";
 		goto fail;
@@ -842,9 +933,17 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        " WHERE id = ?8 AND status = 0",
 	        -1, &sp->upd_rcpt, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
-	        "DELETE FROM messages WHERE received < ? AND NOT EXISTS"
-	        " (SELECT 1 FROM recipients r WHERE r.message_id = messages.id"
-	        " AND r.status = 0) RETURNING body_file",
+	        /* finished before ?1: every recipient final, the last
+	         * one's state older (the safety net holds a message
+	         * SafetyNetHoldTime after it is finished, as Exchange's);
+	         * found through the finished recipients (the status index),
+	         * never by walking the pending ones; ?2 at a time */
+	        "DELETE FROM messages WHERE id IN (SELECT r.message_id"
+	        " FROM recipients r WHERE r.status IN (1, 2)"
+	        " AND r.updated < ?1 AND NOT EXISTS (SELECT 1 FROM"
+	        " recipients p WHERE p.message_id = r.message_id"
+	        " AND (p.status = 0 OR p.updated >= ?1)) LIMIT ?2)"
+	        " RETURNING body_file",
 	        -1, &sp->del_msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "SELECT 1 FROM messages WHERE body_file = ? LIMIT 1", -1,
@@ -875,6 +974,10 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        " FROM messages m WHERE id = ?",
 	        -1, &sp->sel_info, NULL) != SQLITE_OK) {
 		*why = "cannot prepare statements";
+		goto fail;
+	}
+	if (spool_max_rcpt(sp) < 0) {
+		*why = "cannot read the queue database";
 		goto fail;
 	}
 	if (pipe2(sp->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
@@ -1286,10 +1389,13 @@ spool_get_stats(struct spool *sp)
 static void
 spool_purged(void *arg, int ok, const char *queue_id)
 {
-	(void)arg;
+	struct spool *sp = arg;
+
 	(void)queue_id;
 	if (!ok)
 		log_warn("queue: safety-net purge failed; it is tried again");
+	else if (sp->purge_more && !sp->stop)
+		spool_purge(sp, sp->purge_before); /* the next batch */
 }
 
 int
@@ -1300,7 +1406,8 @@ spool_purge(struct spool *sp, time_t before)
 	memset(&r, 0, sizeof(r));
 	r.queue_id = "purge";
 	r.next_attempt = before;
-	return spool_record(sp, &r, spool_purged, NULL);
+	sp->purge_before = before;
+	return spool_record(sp, &r, spool_purged, sp);
 }
 
 /* A text column, never NULL. */
@@ -1346,8 +1453,9 @@ spool_info(struct spool *sp, int64_t message_id, struct spool_info *out)
 	return rc;
 }
 
-int
-spool_foreach(struct spool *sp, const struct spool_select *sel,
+/* spool_foreach() on a connection of the calling thread. */
+static int
+spool_walk(sqlite3 *db, const struct spool_select *sel,
     int (*fn)(void *, const struct spool_row *), void *arg)
 {
 	char sql[1024];
@@ -1363,7 +1471,7 @@ spool_foreach(struct spool *sp, const struct spool_select *sel,
 		    " r.next_hop, r.updated, '', '', '',"
 		    " r.orcpt, r.notify, r.delay_notified,"
 		    " r.rule_tls, r.rule_connector, r.rule_route"
-		    " FROM recipients r%s WHERE %s"
+		    " FROM recipients r%s WHERE %s AND r.message_id > ?2"
 		    " ORDER BY r.message_id, r.rcpt_index",
 		    sel->finished ? "" : " INDEXED BY recipients_pending",
 		    sel->finished ? "r.status IN (1, 2)" : "r.status = 0");
@@ -1376,16 +1484,18 @@ spool_foreach(struct spool *sp, const struct spool_select *sel,
 		    " r.rule_tls, r.rule_connector, r.rule_route"
 		    " FROM recipients r%s JOIN messages m ON m.id = "
 		    "r.message_id"
-		    " WHERE %s%s ORDER BY r.message_id, r.rcpt_index",
+		    " WHERE %s%s AND r.message_id > ?2"
+		    " ORDER BY r.message_id, r.rcpt_index",
 		    sel->finished || sel->queue_id != NULL
 		        ? ""
 		        : " INDEXED BY recipients_pending",
 		    sel->finished ? "r.status IN (1, 2)" : "r.status = 0",
 		    sel->queue_id != NULL ? " AND m.queue_id = ?1" : "");
-	if (sqlite3_prepare_v2(sp->reader, sql, -1, &q, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
 		return -1;
 	if (sel->queue_id != NULL)
 		sqlite3_bind_text(q, 1, sel->queue_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)sel->after);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		row.rcpt_id = sqlite3_column_int64(q, 0);
 		row.message_rowid = sqlite3_column_int64(q, 1);
@@ -1414,4 +1524,18 @@ spool_foreach(struct spool *sp, const struct spool_select *sel,
 	}
 	sqlite3_finalize(q);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+spool_foreach(struct spool *sp, const struct spool_select *sel,
+    int (*fn)(void *, const struct spool_row *), void *arg)
+{
+	return spool_walk(sp->reader, sel, fn, arg);
+}
+
+int
+spool_view_foreach(struct spool_view *v, const struct spool_select *sel,
+    int (*fn)(void *, const struct spool_row *), void *arg)
+{
+	return spool_walk(spool_view_db(v), sel, fn, arg);
 }

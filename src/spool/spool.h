@@ -34,6 +34,7 @@ struct buf;
 struct event_base;
 struct spool;
 struct spool_body;
+struct spool_view;
 
 enum spool_rcpt_status {
 	SPOOL_RCPT_PENDING = 0,
@@ -203,6 +204,12 @@ struct spool_select {
 	 * second).
 	 */
 	int brief;
+	/*
+	 * Messages after this one (its rowid), 0 from the first: a walk
+	 * stopped at a message's end goes on from there in a new query, so
+	 * no read transaction is held between the pieces of a long view.
+	 */
+	int64_t after;
 };
 struct spool_row {
 	int64_t rcpt_id;
@@ -229,6 +236,9 @@ struct spool_row {
 	const char *rule_route;
 };
 int spool_foreach(struct spool *, const struct spool_select *,
+    int (*fn)(void *, const struct spool_row *), void *arg);
+/* The same walk through a view of another thread (spool_view_new). */
+int spool_view_foreach(struct spool_view *, const struct spool_select *,
     int (*fn)(void *, const struct spool_row *), void *arg);
 
 /*
@@ -347,7 +357,12 @@ int spool_write(struct spool *, int (*fn)(struct sqlite3 *, void *), void *arg,
     void (*free_arg)(void *), spool_done_fn done, void *done_arg);
 int spool_read(struct spool *, int (*fn)(struct sqlite3 *, void *), void *arg);
 
-/* Remove finished messages received before the given time. */
+/*
+ * Remove messages finished (every recipient delivered or failed) before
+ * the given time, with their body files: a batch per transaction, the
+ * next one at once while batches come back full.  The committer gives
+ * the space back at its next quiet moment (spool_tidy.c).
+ */
 int spool_purge(struct spool *, time_t before);
 
 /* Number of messages waiting for or inside a commit. */

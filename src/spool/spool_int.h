@@ -6,6 +6,7 @@
  *   spool_body.c    body files and the writer thread that fills them
  *   spool_reader.c  reading messages back in pieces (views, readers)
  *   spool_fault.c   fault injection for the tests
+ *   spool_tidy.c    giving disk space back (vacuum, WAL truncation)
  */
 #ifndef SLUICE_SPOOL_INT_H
 #define SLUICE_SPOOL_INT_H
@@ -65,6 +66,20 @@ void spool_body_finish(
     struct spool_body *, struct buf *tail, struct spool_item *);
 const char *spool_body_name(const struct spool_body *);
 
+/*
+ * spool_tidy.c, on the writing connection.  spool_tidy_open(), at open
+ * before the schema: incremental vacuum for a new database (or an old
+ * one small enough to convert), the WAL's size limit.  spool_tidy(), on
+ * the committer at a quiet moment: free pages beyond a reserve handed
+ * back, the WAL checkpointed and truncated: 0.  It stops early (1) when
+ * busy(arg) says new work waits, and is -1 when it failed (a reader kept
+ * the checkpoint from finishing, an I/O error): try again at the next
+ * quiet moment (after a failure, a longer one).
+ */
+struct sqlite3;
+int spool_tidy_open(struct sqlite3 *, const char *path);
+int spool_tidy(struct sqlite3 *, int (*busy)(void *), void *arg);
+
 /* spool_reader.c: a view on its own read-only connection; or one on the
  * loop's connection and the body directory, which it does not close
  * (descriptors: the loop's view costs none of its own). */
@@ -72,5 +87,6 @@ struct spool_view *spool_view_open(
     const char *db, const char *dir, const char **why);
 struct spool_view *spool_view_borrow(struct sqlite3 *conn, int dirfd,
     const char *db, const char *dir, const char **why);
+struct sqlite3 *spool_view_db(struct spool_view *);
 
 #endif

@@ -138,6 +138,12 @@ spool_view_new(struct spool *sp)
 	return spool_view_open(v->path, v->dir, &why);
 }
 
+struct sqlite3 *
+spool_view_db(struct spool_view *v)
+{
+	return v->db;
+}
+
 void
 spool_view_free(struct spool_view *v)
 {

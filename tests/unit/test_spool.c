@@ -590,7 +590,7 @@ test_info_foreach_suspend(void **state)
 	const char *why = NULL;
 	struct spool *sp = spool_open(dir, base, &why);
 	struct spool_cursor start = {0, 0};
-	struct spool_select sel = {0, NULL, 0};
+	struct spool_select sel = {.finished = 0};
 	struct spool_due due[8];
 	struct spool_info info;
 	struct outcome o = {0, 0};
