@@ -31,6 +31,10 @@
 #include "queue/qmgr.h"
 #include "server/control.h"
 #include "spool/spool.h"
+#include "status/deferrals.h"
+#include "status/metrics.h"
+#include "status/posture.h"
+#include "status/status_http.h"
 #include "tls/tls_store.h"
 #include "util/log.h"
 
@@ -45,6 +49,8 @@ struct sluiced {
 	struct event *cert_timer;
 	struct qmgr *qmgr;
 	struct control *control;
+	struct status_http *status; /* StatusListen, or NULL */
+	struct deferrals deferrals;
 };
 
 /* How often certificate and key files are checked for changes. */
@@ -95,12 +101,44 @@ sluiced_load(const char *path, struct tls_store **tls)
 	return conf;
 }
 
+/*
+ * The status listener a configuration asks for: the running one when its
+ * bindings are the same, else a new one (NULL for none).  Counting
+ * starts with the first listener and never stops (counters only grow).
+ * -1 when a new binding cannot be opened: the reload is refused.
+ */
+static int
+sluiced_status_prepare(
+    struct sluiced *d, const struct conf *conf, struct status_http **out)
+{
+	const struct conf_transport *t = &conf->transport;
+	char why[300];
+
+	*out = d->status;
+	if (status_http_same(d->status, t->status_listen, t->nstatus_listen))
+		return 0;
+	*out = NULL;
+	if (t->nstatus_listen == 0)
+		return 0;
+	if ((*out = status_http_start(&d->srv, t->status_listen,
+	         t->nstatus_listen, why, sizeof(why))) == NULL) {
+		log_err("reload refused: %s; the running configuration stays "
+		        "in force",
+		    why);
+		return -1;
+	}
+	if (d->srv.metrics == NULL)
+		d->srv.metrics = metrics_new();
+	return 0;
+}
+
 static void
 sluiced_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct sluiced *d = arg;
 	struct conf *conf;
 	struct tls_store *tls;
+	struct status_http *status;
 	const char *why = NULL;
 
 	(void)sig;
@@ -112,13 +150,24 @@ sluiced_reload(evutil_socket_t sig, short what, void *arg)
 		    d->conf_path);
 		return;
 	}
+	if (sluiced_status_prepare(d, conf, &status) < 0) {
+		tls_store_free(tls);
+		conf_free(conf);
+		return;
+	}
 	if (server_reload(&d->srv, conf, tls, &why) < 0) {
 		log_err("reload refused: %s; the running configuration stays "
 		        "in force",
 		    why);
+		if (status != d->status)
+			status_http_stop(status);
 		tls_store_free(tls);
 		conf_free(conf);
 		return;
+	}
+	if (status != d->status) {
+		status_http_stop(d->status);
+		d->status = status;
 	}
 	if (d->srv.protolog != NULL)
 		protolog_reopen(d->srv.protolog);
@@ -132,6 +181,14 @@ sluiced_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	if (d->qmgr != NULL)
 		qmgr_reroute(d->qmgr);
+	/* TlsPostureEnabled: what was counted is written before it stops */
+	if (conf->transport.tls_posture_enabled && d->srv.posture == NULL)
+		d->srv.posture = posture_new(d->srv.spool, d->srv.base);
+	else if (!conf->transport.tls_posture_enabled &&
+	         d->srv.posture != NULL) {
+		posture_free(d->srv.posture);
+		d->srv.posture = NULL;
+	}
 	log_info("reload done");
 }
 
@@ -325,6 +382,21 @@ main(int argc, char **argv)
 	         &d.srv, conf->transport.control_socket)) == NULL)
 		log_fatal("cannot open the control socket %s",
 		    conf->transport.control_socket);
+	d.srv.deferrals = &d.deferrals;
+	if (conf->transport.tls_posture_enabled &&
+	    (d.srv.posture = posture_new(d.srv.spool, d.srv.base)) == NULL)
+		log_fatal("cannot start recording the TLS posture");
+	if (conf->transport.nstatus_listen > 0) {
+		char swhy[300];
+
+		if ((d.srv.metrics = metrics_new()) == NULL ||
+		    (d.status = status_http_start(&d.srv,
+		         conf->transport.status_listen,
+		         conf->transport.nstatus_listen, swhy, sizeof(swhy))) ==
+		        NULL)
+			log_fatal("%s",
+			    d.srv.metrics == NULL ? "out of memory" : swhy);
+	}
 	sluiced_drop_privileges(conf);
 
 	ev_hup = evsignal_new(d.srv.base, SIGHUP, sluiced_reload, &d);
@@ -345,8 +417,13 @@ main(int argc, char **argv)
 	event_base_dispatch(d.srv.base);
 
 	log_info("stopping");
+	status_http_stop(d.status);
 	control_stop(d.control);
 	qmgr_stop(d.qmgr);
+	/* what the posture counted since its last flush, before the queue
+	 * closes (spool_close writes it) */
+	posture_free(d.srv.posture);
+	d.srv.posture = NULL;
 	spool_close(d.srv.spool);
 	qmgr_free(d.qmgr);
 	protolog_close(d.srv.protolog);
@@ -360,6 +437,7 @@ main(int argc, char **argv)
 	event_free(d.cert_timer);
 	server_conf_release(d.srv.conf);
 	server_free_tables(&d.srv);
+	metrics_free(d.srv.metrics);
 	event_base_free(d.srv.base);
 	return 0;
 }

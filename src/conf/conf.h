@@ -116,6 +116,10 @@ struct conf_transport {
 	int message_tracking_log_subject_logging_enabled;
 	unsigned max_per_domain_outbound_connections;
 	unsigned max_outbound_connections;
+	/* the status page and /metrics (loopback only); none: off */
+	struct conf_binding *status_listen;
+	size_t nstatus_listen;
+	int tls_posture_enabled; /* record outbound TLS per partner */
 };
 
 struct conf_certificate {

@@ -69,6 +69,9 @@ static const struct conf_key transport_keys[] = {
         1, 100000, 0},
     {"MessageTrackingLogSubjectLoggingEnabled", CT_BOOL,
         T(message_tracking_log_subject_logging_enabled), 0, "true", 0, 0, 0},
+    {"StatusListen", CT_BINDINGS, T(status_listen), T(nstatus_listen), "", 0, 0,
+        0},
+    {"TlsPostureEnabled", CT_BOOL, T(tls_posture_enabled), 0, "true", 0, 0, 0},
 };
 
 static const struct conf_key certificate_keys[] = {

@@ -66,7 +66,7 @@ ctl_connect(struct ctl *ctl, const char *request)
 	return fd;
 }
 
-static int
+int
 ctl_ask(struct ctl *ctl, const char *request)
 {
 	struct buf ans;

@@ -54,6 +54,10 @@ static const struct ctl_command ctl_commands[] = {
         "[--event-id E] [--start T] [--end T] ...",
         "search the message tracking log (Get-MessageTrackingLog)",
         ctl_get_messagetrackinglog},
+    {"get-tlsposture", "[DOMAIN]",
+        "TLS per partner: policy, sessions, versions, verified, failures "
+        "(Exchange Online's TLS report)",
+        ctl_get_tlsposture},
     /* Exchange's own names for the same commands */
     {"get-queue", "", "= queue", ctl_queue},
     {"get-message", "...", "= messages", ctl_messages},

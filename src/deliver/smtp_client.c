@@ -109,6 +109,10 @@ struct smtp_client {
 	unsigned seq;
 	char local[64], remote[64];
 	char tls_summary[200];
+	/* this connection's TLS, for the session report */
+	char tls_version[32];
+	int tls_verified;
+	int reported;
 	char fail_enh[16];
 	char fail_why[512];
 	int closing; /* closed() is on its way */
@@ -146,6 +150,34 @@ client_tls_level(const struct smtp_client *c)
 	return c->p.connector->tls_auth_level != TLS_AUTH_NONE
 	           ? c->p.connector->tls_auth_level
 	           : TLS_AUTH_ENCRYPTION_ONLY;
+}
+
+static const char *
+client_policy_name(const struct smtp_client *c)
+{
+	enum tls_auth_level level = client_tls_level(c);
+
+	if (c->p.connector->ignore_starttls)
+		return "IgnoreSTARTTLS";
+	return level == TLS_AUTH_NONE ? "opportunistic" : tls_level_name(level);
+}
+
+/* This connection's TLS is decided: tell the owner, once. */
+static void
+client_report(struct smtp_client *c, enum tls_result result)
+{
+	struct smtp_client_session s;
+
+	if (c->reported || c->p.ops->session == NULL)
+		return;
+	c->reported = 1;
+	memset(&s, 0, sizeof(s));
+	s.host = c->hop < c->p.nhops ? client_hop(c)->host : "";
+	s.policy = client_policy_name(c);
+	s.version = c->tls_version;
+	s.verified = c->tls_verified;
+	s.result = result;
+	c->p.ops->session(c->p.arg, c, &s);
 }
 
 static void
@@ -456,12 +488,17 @@ client_after_ehlo(struct smtp_client *c)
 		return;
 	}
 	if (!c->in_tls && client_tls_required(c)) {
+		client_report(c, c->ext.starttls
+		                     ? TLS_RESULT_VALIDATION_FAILURE
+		                     : TLS_RESULT_STARTTLS_NOT_SUPPORTED);
 		client_next_hop(c, "4.7.10", "%s",
 		    c->ext.starttls ? "TLS is required and the handshake failed"
 		                    : "TLS is required and the next hop does "
 		                      "not offer STARTTLS");
 		return;
 	}
+	/* TLS is as the policy wants it: this session goes on. */
+	client_report(c, TLS_RESULT_OK);
 	if (client_wants_auth(c)) {
 		char line[1200], raw[700], b64[1000];
 		int n;
@@ -522,12 +559,20 @@ client_handshake_done(struct smtp_client *c, int ok)
 		    "tls=%s:failed;handshake",
 		    level == TLS_AUTH_NONE ? "opportunistic"
 		                           : tls_level_name(level));
+		client_report(c, TLS_RESULT_VALIDATION_FAILURE);
 		client_log(c, '*', "TLS handshake failed", 20, NULL);
 		client_next_hop(c, "4.7.10", "TLS handshake failed%s",
 		    client_tls_required(c) ? "" : "; retrying in plaintext");
 		return;
 	}
 	tls_peer_describe(c->ssl, &peer);
+	snprintf(c->tls_version, sizeof(c->tls_version), "%s", peer.version);
+	/* Verified: what MTA-STS would ask (a trusted chain naming the
+	 * host), or what DomainValidation asked and got. */
+	c->tls_verified =
+	    tls_client_check(c->ssl, ok, TLS_AUTH_DOMAIN_VALIDATION, NULL,
+	        client_hop(c)->host, NULL, 0) == TLS_CHECK_OK ||
+	    (level == TLS_AUTH_DOMAIN_VALIDATION && check == TLS_CHECK_OK);
 	snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s;%s;%s%s",
 	    level == TLS_AUTH_NONE ? "opportunistic" : tls_level_name(level),
 	    check == TLS_CHECK_OK
@@ -551,6 +596,7 @@ client_handshake_done(struct smtp_client *c, int ok)
 	}
 	c->in_tls = 1;
 	if (check != TLS_CHECK_OK) {
+		client_report(c, tls_result_from_check(check));
 		client_next_hop(c, "4.7.5", "%s", why);
 		return;
 	}
@@ -997,6 +1043,8 @@ client_reply(struct smtp_client *c, const struct reply *r)
 	case CS_STARTTLS:
 		if (r->code != 220) {
 			if (client_tls_required(c)) {
+				client_report(
+				    c, TLS_RESULT_STARTTLS_NOT_SUPPORTED);
 				client_next_hop(c, "4.7.10",
 				    "STARTTLS refused: %d %.200s", r->code,
 				    r->text);
@@ -1214,6 +1262,9 @@ client_connect(struct smtp_client *c)
 	    c->session_id, sizeof(c->session_id), "%016llX", ++client_sessions);
 	c->seq = 0;
 	c->state = CS_CONNECT;
+	c->reported = 0;
+	c->tls_version[0] = '\0';
+	c->tls_verified = 0;
 	if (!c->plain_retry)
 		c->tls_summary[0] = '\0';
 	if (c->p.connector->ignore_starttls)

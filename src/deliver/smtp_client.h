@@ -21,6 +21,7 @@
 
 #include "conf/conf.h"
 #include "dns/resolver.h"
+#include "tls/tls_result.h"
 
 struct event_base;
 struct protolog;
@@ -57,6 +58,22 @@ struct smtp_client_msg {
 	void *owner; /* the owner's own record of the message */
 };
 
+/*
+ * What one connection to a next hop came to, once its TLS is decided:
+ * it goes on (result OK: TLS as the policy wants, or plaintext where the
+ * policy allows it), or it is left for a TLS reason (the RFC 8460 type).
+ * A connection that fails before the decision (no greeting, EHLO
+ * refused) is not a TLS session and is not reported.
+ */
+struct smtp_client_session {
+	const char *host;    /* the next hop's name */
+	const char *policy;  /* the tls= policy name, "opportunistic", ... */
+	const char *version; /* "TLSv1.3", or "" when TLS is not used */
+	int verified;        /* a trusted chain naming the host (or, under
+	                        DomainValidation, what the policy named) */
+	enum tls_result result;
+};
+
 struct smtp_client_ops {
 	/* The connection can take a message: the next, or NULL for none. */
 	struct smtp_client_msg *(*next)(void *arg, struct smtp_client *);
@@ -69,6 +86,9 @@ struct smtp_client_ops {
 	 */
 	void (*closed)(void *arg, struct smtp_client *, int delivered,
 	    const char *enh, const char *why);
+	/* Optional: once per connection, at its TLS decision (above). */
+	void (*session)(void *arg, struct smtp_client *,
+	    const struct smtp_client_session *);
 };
 
 struct smtp_client_params {

@@ -23,6 +23,8 @@
 #include "queue/dqueue.h"
 #include "server/server.h"
 #include "spool/spool.h"
+#include "status/metrics.h"
+#include "status/posture.h"
 #include "tls/tls_client.h"
 #include "util/log.h"
 
@@ -518,10 +520,43 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
 		dq_start_clients(q);
 }
 
+/*
+ * One session's TLS, for the partner's posture and the metrics: the
+ * partner is the queue (the recipient domain, or the smart-host
+ * connector).
+ */
+static void
+dq_session(
+    void *arg, struct smtp_client *client, const struct smtp_client_session *s)
+{
+	struct dq_client *dc = arg;
+	struct server *srv = dc->q->owner->srv;
+	struct posture_session ps;
+
+	(void)client;
+	memset(&ps, 0, sizeof(ps));
+	ps.partner = dc->q->name;
+	ps.connector = dc->q->connector;
+	ps.policy = s->policy;
+	ps.version = s->version;
+	ps.verified = s->verified;
+	ps.result = s->result;
+	posture_session(srv->posture, &ps);
+	metrics_add(srv->metrics, METRIC_SESSIONS, "outbound", dc->q->connector,
+	    NULL, 1);
+	metrics_add(srv->metrics, METRIC_TLS, "outbound", s->policy,
+	    s->result != TLS_RESULT_OK ? tls_result_name(s->result)
+	    : s->version[0] == '\0'    ? "none"
+	    : s->verified              ? "verified"
+	                               : "encrypted",
+	    1);
+}
+
 static const struct smtp_client_ops dq_client_ops = {
     .next = dq_next,
     .done = dq_done,
     .closed = dq_closed,
+    .session = dq_session,
 };
 
 /* AuthenticationCredential: one line "user:password". */
@@ -810,6 +845,12 @@ dqueues_forget_message(
 		     q->tail = &(*q->tail)->next)
 			;
 	}
+}
+
+unsigned
+dqueues_connections(const struct dqueues *dqs)
+{
+	return dqs != NULL ? dqs->nclients : 0;
 }
 
 const char *

@@ -72,6 +72,9 @@ void dqueues_forget_message(
  */
 unsigned dqueues_drain(struct dqueues *);
 
+/* Outbound connections open now, in every queue (the metrics' gauge). */
+unsigned dqueues_connections(const struct dqueues *);
+
 /* For Get-Queue: "Active", "Ready", "Retry", "Suspended"; NULL unknown. */
 const char *dqueues_status(struct dqueues *, const char *queue,
     unsigned *connections, char *last_error, size_t len);

@@ -28,6 +28,8 @@
 #include "server/server.h"
 #include "smtp/command.h"
 #include "spool/spool.h"
+#include "status/deferrals.h"
+#include "status/metrics.h"
 #include "util/log.h"
 
 /*
@@ -186,7 +188,19 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
 		    delivered ? "250 2.0.0 Delivered to the mailbox" : error);
 		qmgr_hold(q, j->rcpt_id);
 		outcome_settle(q->srv, &o, qmgr_released, q);
-		return; /* outcome.c writes the tracking row */
+		return; /* outcome.c writes the tracking row and counts */
+	}
+	/* Each mailbox is written on its own: counted per recipient. */
+	if (delivered) {
+		metrics_add(q->srv->metrics, METRIC_DELIVERED, "Maildir", NULL,
+		    NULL, 1);
+		metrics_observe(q->srv->metrics, METRIC_DELIVERY_LATENCY,
+		    "Maildir", (double)(time(NULL) - j->received));
+	} else {
+		metrics_add(
+		    q->srv->metrics, METRIC_DEFERRED, "Maildir", NULL, NULL, 1);
+		deferrals_add(q->srv->deferrals, time(NULL), j->queue_id,
+		    j->addr, "Local", error);
 	}
 	if (q->srv->tracklog == NULL ||
 	    (facts = malloc(sizeof(*facts))) == NULL)

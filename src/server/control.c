@@ -5,7 +5,8 @@
  *
  * A request is a verb and its arguments ("verb ARG", or with several
  * "verb\tARG\tARG"); an answer whose first line starts with "error: "
- * is a failure.  The queue and message commands are in control_queue.c.
+ * is a failure.  The queue and message commands are in control_queue.c;
+ * get-tlsposture [DOMAIN] answers with src/status/posture_view.c.
  * Requests are read through the bounded line reader; a request must come
  * within 10 seconds.
  */
@@ -28,6 +29,7 @@
 #include "server/control_int.h"
 #include "server/server.h"
 #include "smtp/linereader.h"
+#include "status/posture_view.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -101,8 +103,14 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 	control_parse(&req, line);
 	if ((rc = control_queue_run(c, &req, out)) >= 0)
 		return rc;
+	if (strcmp(req.verb, "get-tlsposture") == 0) {
+		/* Exchange Online's TLS report (src/status/posture_view.c) */
+		posture_view_text(c->ctl->srv,
+		    req.nargs > 0 ? req.args[0] : NULL, time(NULL), out);
+		return 0;
+	}
 	buf_printf(out, "error: unknown request (queue, messages, retry, "
-	                "suspend, resume, remove, export)\n");
+	                "suspend, resume, remove, export, get-tlsposture)\n");
 	return 0;
 }
 

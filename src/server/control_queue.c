@@ -42,6 +42,7 @@
 #include "queue/outcome.h"
 #include "queue/qmgr.h"
 #include "route/route.h"
+#include "server/control.h"
 #include "server/control_int.h"
 #include "server/server.h"
 #include "spool/spool.h"
@@ -189,7 +190,7 @@ struct cq_queue {
 };
 
 struct cq_queues {
-	struct control *ctl;
+	struct server *srv;
 	struct cq_queue *queues;
 	size_t nqueues;
 	time_t now;
@@ -203,7 +204,7 @@ cq_collect(void *arg, const struct spool_row *p)
 	char id[300];
 	const char *type;
 
-	cq_queue_of(w->ctl->srv->conf->conf, p->addr, id, sizeof(id), &type);
+	cq_queue_of(w->srv->conf->conf, p->addr, id, sizeof(id), &type);
 	for (size_t i = 0; i < w->nqueues && q == NULL; i++)
 		if (strcmp(w->queues[i].identity, id) == 0)
 			q = &w->queues[i];
@@ -231,43 +232,78 @@ cq_collect(void *arg, const struct spool_row *p)
 	return 0;
 }
 
-static void
-cq_queues(struct control *ctl, struct buf *out)
+int
+control_queue_list(
+    struct server *srv, struct control_queue_info **out, size_t *n)
 {
-	struct cq_queues w = {ctl, NULL, 0, time(NULL)};
+	struct cq_queues w = {srv, NULL, 0, time(NULL)};
 	struct spool_select all = {0, NULL};
-	char when[32];
+	struct control_queue_info *v;
+	int rc = 0;
 
-	if ((w.queues = calloc(CQ_QUEUES_MAX, sizeof(*w.queues))) == NULL) {
-		buf_puts(out, "error: out of memory\n");
-		return;
+	*out = NULL;
+	*n = 0;
+	if ((w.queues = calloc(CQ_QUEUES_MAX, sizeof(*w.queues))) == NULL)
+		return -1;
+	if (spool_foreach(srv->spool, &all, cq_collect, &w) < 0)
+		rc = -1;
+	if ((v = calloc(w.nqueues ? w.nqueues : 1, sizeof(*v))) == NULL) {
+		free(w.queues);
+		return -1;
 	}
-	if (spool_foreach(ctl->srv->spool, &all, cq_collect, &w) < 0)
-		buf_puts(out, "error: cannot read the queue\n");
-	buf_printf(out, "%-32s %-27s %-9s %12s %-20s %s\n", "Identity",
-	    "DeliveryType", "Status", "MessageCount", "NextRetryTime",
-	    "LastError");
 	for (size_t i = 0; i < w.nqueues; i++) {
 		const struct cq_queue *q = &w.queues[i];
-		const char *status = q->ready > 0 ? "Ready" : "Retry";
 		char live_error[200] = "";
 		unsigned conns = 0;
-		const char *live = dqueues_status(qmgr_dqueues(ctl->srv->qmgr),
+		const char *live = dqueues_status(qmgr_dqueues(srv->qmgr),
 		    q->identity, &conns, live_error, sizeof(live_error));
 
+		snprintf(
+		    v[i].identity, sizeof(v[i].identity), "%s", q->identity);
+		v[i].type = q->type;
+		v[i].status = q->ready > 0 ? "Ready" : "Retry";
 		/* The live queue knows better: Active, Suspended. */
 		if (live != NULL && (strcmp(live, "Active") == 0 ||
 		                        strcmp(live, "Suspended") == 0))
-			status = live;
-		if (q->next_retry != 0)
-			cq_stamp(q->next_retry, when, sizeof(when));
-		else
-			snprintf(when, sizeof(when), "-");
-		buf_printf(out, "%-32s %-27s %-9s %12u %-20s %s\n", q->identity,
-		    q->type, status, q->messages, when,
+			v[i].status = live;
+		v[i].messages = q->messages;
+		v[i].next_retry = q->next_retry;
+		snprintf(v[i].last_error, sizeof(v[i].last_error), "%s",
 		    q->last_error[0] ? q->last_error : live_error);
 	}
 	free(w.queues);
+	*out = v;
+	*n = w.nqueues;
+	return rc;
+}
+
+static void
+cq_queues(struct control *ctl, struct buf *out)
+{
+	struct control_queue_info *v;
+	size_t n;
+	char when[32];
+
+	if (control_queue_list(ctl->srv, &v, &n) < 0) {
+		if (v == NULL) {
+			buf_puts(out, "error: out of memory\n");
+			return;
+		}
+		buf_puts(out, "error: cannot read the queue\n");
+	}
+	buf_printf(out, "%-32s %-27s %-9s %12s %-20s %s\n", "Identity",
+	    "DeliveryType", "Status", "MessageCount", "NextRetryTime",
+	    "LastError");
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].next_retry != 0)
+			cq_stamp(v[i].next_retry, when, sizeof(when));
+		else
+			snprintf(when, sizeof(when), "-");
+		buf_printf(out, "%-32s %-27s %-9s %12u %-20s %s\n",
+		    v[i].identity, v[i].type, v[i].status, v[i].messages, when,
+		    v[i].last_error);
+	}
+	free(v);
 }
 
 /* --- Get-Message -------------------------------------------------------- */

@@ -26,6 +26,9 @@ struct tls_client;
 struct qmgr;
 struct auth_pool;
 struct resolver;
+struct metrics;
+struct posture;
+struct deferrals;
 
 struct conf_ref {
 	struct conf *conf;
@@ -49,6 +52,13 @@ struct server {
 	struct protolog *sendlog; /* SmtpSend protocol log */
 	struct qmgr *qmgr; /* the delivery side, for the control socket */
 	struct auth_pool *auth_pool; /* password checks; made on first AUTH */
+	/* What the status listener shows (src/status/): counters (NULL
+	 * without StatusListen: nothing is counted), the partners' TLS
+	 * posture (NULL with TlsPostureEnabled = false), the most recent
+	 * deferrals. */
+	struct metrics *metrics;
+	struct posture *posture;
+	struct deferrals *deferrals;
 	struct listener *listeners;
 	struct session *sessions; /* every live session, for draining */
 	size_t nsessions;

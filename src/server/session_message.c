@@ -18,6 +18,7 @@
 #include "server/session_int.h"
 #include "smtp/header.h"
 #include "spool/spool.h"
+#include "status/metrics.h"
 #include "util/buf.h"
 #include "util/log.h"
 /* Charge the content buffer's growth to the server's memory budget. */
@@ -170,9 +171,10 @@ session_track_receive(struct session *s)
 	tracklog_ip(s->local, local_ip, sizeof(local_ip));
 	/* How the client was accepted, in custom-data's S:name=value form. */
 	snprintf(custom, sizeof(custom),
-	    "S:AuthAs=%s;S:AuthMechanism=%s%s%s%s%s", s->auth_as, s->auth_mech,
-	    s->auth_user[0] ? ";S:AuthUser=" : "", s->auth_user,
-	    s->auth_domain[0] ? ";S:AuthDomain=" : "", s->auth_domain);
+	    "S:AuthAs=%s;S:AuthMechanism=%s%s%s%s%s%s", s->auth_as,
+	    s->auth_mech, s->auth_user[0] ? ";S:AuthUser=" : "", s->auth_user,
+	    s->auth_domain[0] ? ";S:AuthDomain=" : "", s->auth_domain,
+	    s->mail.requiretls ? ";S:RequireTLS=Yes" : "");
 	memset(&m, 0, sizeof(m));
 	m.internal_id = s->queue_id;
 	m.message_id = msgid;
@@ -210,6 +212,13 @@ session_committed(void *arg, int ok, const char *queue_id)
 	/* New mail: the queue manager looks at once, not at its next tick. */
 	if (ok && s->srv->qmgr != NULL)
 		qmgr_wake(s->srv->qmgr);
+	if (ok) {
+		/* stored, whether or not the client is still there */
+		metrics_add(s->srv->metrics, METRIC_RECEIVED, s->rc->name, NULL,
+		    NULL, 1);
+		metrics_observe(s->srv->metrics, METRIC_COMMIT_LATENCY, NULL,
+		    conn_now() - s->commit_start);
+	}
 	if (s->state == SESSION_DEAD) {
 		/* The client left while we committed; nothing to answer. */
 		session_close(s, NULL);
@@ -278,6 +287,7 @@ session_finish(struct session *s)
 	msg.ret = (int)s->mail.ret;
 	msg.body_type = (int)s->mail.body;
 	msg.smtputf8 = s->mail.smtputf8;
+	msg.requiretls = s->mail.requiretls;
 	msg.connector = s->rc->name;
 	msg.client = s->remote;
 	msg.helo = s->helo;
@@ -297,6 +307,7 @@ session_finish(struct session *s)
 	 */
 	session_enter(s, SESSION_COMMIT);
 	conn_set_deadline(s->conn, 0);
+	s->commit_start = conn_now();
 	if (spool_submit(s->srv->spool, &msg, session_committed, s) < 0) {
 		session_reply(s, "451 4.3.0 Queue is busy; try again later");
 		session_reset(s);

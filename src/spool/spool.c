@@ -62,7 +62,7 @@ struct spool_item {
 	struct spool_item *next;
 	char *queue_id, *sender, *envid, *connector, *client, *helo, *tls,
 	    *auth_as, *message_id, *subject;
-	int ret, body_type, smtputf8;
+	int ret, body_type, smtputf8, requiretls;
 	struct spool_item_rcpt *rcpts;
 	size_t nrcpts;
 	const char *data; /* the caller's, valid until the callback */
@@ -72,7 +72,9 @@ struct spool_item {
 	int ok;
 	/* a change of state instead of a message (queue_id names its target) */
 	int is_result;
-	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY } op;
+	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY, SPOOL_OP_CALL } op;
+	spool_db_fn call; /* SPOOL_OP_CALL: another module's writes */
+	void *call_arg;
 	struct spool_result result;
 	char *result_error, *result_hop;
 	int changes; /* rows an administrator's change touched */
@@ -122,7 +124,8 @@ static const char spool_schema[] =
     " checksum TEXT NOT NULL,"
     " body BLOB NOT NULL,"
     " message_id TEXT NOT NULL DEFAULT '',"
-    " subject TEXT NOT NULL DEFAULT '');"
+    " subject TEXT NOT NULL DEFAULT '',"
+    " requiretls INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS recipients ("
     " id INTEGER PRIMARY KEY,"
     " message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
@@ -247,6 +250,7 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 	sqlite3_bind_blob64(m, 15, it->data, it->len, SQLITE_STATIC);
 	sqlite3_bind_text(m, 16, it->message_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(m, 17, it->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_int(m, 18, it->requiretls);
 	if ((rc = sqlite3_step(m)) != SQLITE_DONE) {
 		log_err("queue: storing %s: %s", it->queue_id,
 		    sqlite3_errmsg(sp->db));
@@ -297,6 +301,8 @@ spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
 	const struct spool_result *r = &it->result;
 	sqlite3_stmt *u = sp->upd_rcpt, *d = sp->del_msg;
 
+	if (it->op == SPOOL_OP_CALL)
+		return it->call(sp->db, it->call_arg) == 0 ? 0 : -1;
 	if (it->op == SPOOL_OP_RETRY)
 		return spool_admin(sp, it,
 		    /* 1, not 0: a deferred recipient stays on the retry
@@ -442,7 +448,8 @@ spool_wake_cb(evutil_socket_t fd, short what, void *arg)
  * CREATE TABLE IF NOT EXISTS leaves an old table as it is, so columns
  * added since are added here: the delay notice flag (version 2), the
  * Message-ID and Subject the tracking log and the queue views show
- * (version 3; older messages have them empty).
+ * (version 3; older messages have them empty), the REQUIRETLS flag
+ * (RFC 8689; older messages never had it).
  */
 static int
 spool_add_column(
@@ -466,7 +473,9 @@ spool_migrate(sqlite3 *db)
 	    spool_add_column(
 	        db, "messages", "message_id", "TEXT NOT NULL DEFAULT ''") < 0 ||
 	    spool_add_column(
-	        db, "messages", "subject", "TEXT NOT NULL DEFAULT ''") < 0)
+	        db, "messages", "subject", "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(
+	        db, "messages", "requiretls", "INTEGER NOT NULL DEFAULT 0") < 0)
 		return -1;
 	return 0;
 }
@@ -602,8 +611,8 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	if (sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO messages (queue_id, received, sender, envid, ret,"
 	        " body_type, smtputf8, connector, client, helo, tls, auth_as,"
-	        " size, checksum, body, message_id, subject)"
-	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	        " size, checksum, body, message_id, subject, requiretls)"
+	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	        -1, &sp->ins_msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO recipients (message_id, rcpt_index, addr, orcpt,"
@@ -648,7 +657,8 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        -1, &sp->sel_retry, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->reader,
 	        "SELECT queue_id, sender, envid, ret, body_type, smtputf8,"
-	        " received, body, helo, client FROM messages WHERE id = ?",
+	        " received, body, helo, client, requiretls FROM messages"
+	        " WHERE id = ?",
 	        -1, &sp->sel_load, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->reader,
 	        "SELECT queue_id, message_id, subject, sender, client, helo,"
@@ -759,6 +769,7 @@ spool_submit(
 	it->ret = msg->ret;
 	it->body_type = msg->body_type;
 	it->smtputf8 = msg->smtputf8;
+	it->requiretls = msg->requiretls != 0;
 	it->data = msg->data;
 	it->len = msg->len;
 	it->fn = fn;
@@ -838,6 +849,34 @@ spool_retry(struct spool *sp, const char *next_hop, spool_done_fn fn, void *arg)
 }
 
 int
+spool_call(struct spool *sp, spool_db_fn fn, void *fnarg, spool_done_fn done,
+    void *arg)
+{
+	struct spool_item *it = calloc(1, sizeof(*it));
+
+	/* "" as its name: the callback's queue id says nothing here */
+	if (it == NULL || (it->queue_id = strdup("")) == NULL) {
+		free(it);
+		return -1;
+	}
+	it->is_result = 1;
+	it->op = SPOOL_OP_CALL;
+	it->call = fn;
+	it->call_arg = fnarg;
+	it->changes = 1; /* reported as done, not as "nothing matched" */
+	it->fn = done;
+	it->arg = arg;
+	spool_enqueue(sp, it);
+	return 0;
+}
+
+int
+spool_query(struct spool *sp, spool_db_fn fn, void *arg)
+{
+	return fn(sp->reader, arg);
+}
+
+int
 spool_load(struct spool *sp, int64_t message_id, struct spool_stored *out)
 {
 	sqlite3_stmt *q = sp->sel_load;
@@ -864,6 +903,7 @@ spool_load(struct spool *sp, int64_t message_id, struct spool_stored *out)
 		    (const char *)sqlite3_column_text(q, 8));
 		snprintf(out->client, sizeof(out->client), "%s",
 		    (const char *)sqlite3_column_text(q, 9));
+		out->requiretls = sqlite3_column_int(q, 10);
 		if ((out->data = malloc(len ? len : 1)) != NULL) {
 			memcpy(out->data, body, len);
 			out->len = len;

@@ -45,6 +45,7 @@ struct spool_msg {
 	int ret;              /* enum smtp_ret */
 	int body_type;        /* enum smtp_body */
 	int smtputf8;
+	int requiretls;        /* MAIL FROM ... REQUIRETLS (RFC 8689) */
 	const char *connector; /* receive connector name */
 	const char *client;    /* remote endpoint "addr:port" */
 	const char *helo;
@@ -210,6 +211,7 @@ struct spool_stored {
 	char sender[257];
 	char envid[101];
 	int ret, body_type, smtputf8;
+	int requiretls; /* RFC 8689: only over validated TLS, else 5.7.30 */
 	time_t received;
 	char helo[256];
 	char client[64];
@@ -226,6 +228,22 @@ int spool_load(struct spool *, int64_t message_id, struct spool_stored *);
  * not_an_attempt set.
  */
 int spool_retry(struct spool *, const char *next_hop, spool_done_fn, void *arg);
+
+/*
+ * Other tables of the queue database (the TLS posture of partners): fn
+ * runs on the committer thread with the writing connection, inside the
+ * next batch's transaction (in a savepoint of its own: a -1 from fn
+ * rolls back what it wrote, and nothing else), and done(arg, ok, "")
+ * follows on the event loop once that transaction is committed, or
+ * failed.  fn must not keep the connection.  spool_query() runs fn at
+ * once, on the event loop thread, with the read-only connection the
+ * delivery side uses.
+ */
+struct sqlite3;
+typedef int (*spool_db_fn)(struct sqlite3 *db, void *arg);
+int spool_call(
+    struct spool *, spool_db_fn, void *fnarg, spool_done_fn done, void *arg);
+int spool_query(struct spool *, spool_db_fn, void *arg);
 
 /* Remove finished messages received before the given time. */
 int spool_purge(struct spool *, time_t before);

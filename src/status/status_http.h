@@ -1,0 +1,33 @@
+/*
+ * status_http.h - the status listener ([Transport] StatusListen): a
+ * small HTTP server on loopback addresses, libevent's evhttp on the
+ * daemon's event loop, serving the status page at / and Prometheus
+ * metrics at /metrics.  Read-only: GET and HEAD only.
+ */
+#ifndef SLUICE_STATUS_HTTP_H
+#define SLUICE_STATUS_HTTP_H
+
+#include <stddef.h>
+
+struct buf;
+struct conf_binding;
+struct server;
+struct status_http;
+
+/*
+ * Listen on every binding (all loopback: conf_validate.c refuses
+ * others).  NULL with *why when one cannot be bound; nothing is left
+ * open then.
+ */
+struct status_http *status_http_start(struct server *,
+    const struct conf_binding *, size_t n, char *why, size_t whylen);
+void status_http_stop(struct status_http *);
+
+/* Does this listener serve exactly these bindings (for a reload)? */
+int status_http_same(
+    const struct status_http *, const struct conf_binding *, size_t n);
+
+/* The metrics in the text exposition format, as /metrics serves them. */
+int status_http_metrics(struct server *, struct buf *out);
+
+#endif
