@@ -45,7 +45,11 @@ static const char posture_schema[] =
     " partner TEXT NOT NULL, hour INTEGER NOT NULL,"
     " connector TEXT NOT NULL, deferred INTEGER NOT NULL DEFAULT 0,"
     " returned INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY (partner, hour, connector)) WITHOUT ROWID;";
+    " PRIMARY KEY (partner, hour, connector)) WITHOUT ROWID;"
+    /* the batches already written, for a report made while their
+     * callback is still on its way (posture_report) */
+    "CREATE TABLE IF NOT EXISTS tls_posture_flushes ("
+    " id INTEGER PRIMARY KEY, at INTEGER NOT NULL);";
 
 /* One aggregate: sessions (result >= 0) or messages (result < 0). */
 struct posture_entry {
@@ -62,6 +66,8 @@ struct posture_batch {
 	struct posture *owner;              /* NULL once it is gone */
 	struct posture_entry *list;
 	int64_t purge_before; /* delete older hours too; 0: not this time */
+	int64_t id;           /* in tls_posture_flushes once committed */
+	time_t at;
 };
 
 struct posture {
@@ -260,6 +266,17 @@ posture_write(struct sqlite3 *db, void *arg)
 		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
 			goto out;
 	}
+	{
+		char sql[200];
+
+		snprintf(sql, sizeof(sql),
+		    "INSERT INTO tls_posture_flushes (id, at) VALUES (%lld, "
+		    "%lld); DELETE FROM tls_posture_flushes WHERE at < %lld",
+		    (long long)b->id, (long long)b->at,
+		    (long long)b->at - 3600);
+		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			goto out;
+	}
 	if (b->list == NULL) {
 		rc = 0;
 		goto out;
@@ -342,6 +359,9 @@ posture_flush(struct posture *ps)
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return;
 	b->owner = ps;
+	b->at = time(NULL);
+	/* random, so unique across posture instances and restarts */
+	b->id = (int64_t)(((uint64_t)arc4random() << 31) ^ arc4random());
 	for (size_t i = 0; i < POSTURE_BUCKETS; i++) {
 		struct posture_entry *e, *next;
 
@@ -428,6 +448,7 @@ posture_free(struct posture *ps)
 /* --- reading ------------------------------------------------------------ */
 
 struct posture_read {
+	struct posture *ps;
 	const char *only; /* one partner, or NULL */
 	int64_t hour_day, hour_week;
 	struct posture_partner *v;
@@ -546,10 +567,58 @@ posture_col(sqlite3_stmt *st, int i)
 	return t != NULL ? (const char *)t : "";
 }
 
+/*
+ * Batches handed to the committer and not yet reported back: those it
+ * has written are in the snapshot; the others are counted from memory.
+ */
+static int
+posture_read_inflight(struct sqlite3 *db, struct posture_read *r)
+{
+	sqlite3_stmt *st;
+
+	if (r->ps->batches == NULL)
+		return 0;
+	if (sqlite3_prepare_v2(db,
+	        "SELECT 1 FROM tls_posture_flushes WHERE id = ?", -1, &st,
+	        NULL) != SQLITE_OK)
+		return -1;
+	for (struct posture_batch *b = r->ps->batches; b != NULL; b = b->next) {
+		int written;
+
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)b->id);
+		written = sqlite3_step(st) == SQLITE_ROW;
+		for (struct posture_entry *e = b->list; e != NULL && !written;
+		     e = e->next)
+			posture_fold(r, e->partner, e->hour, e->policy,
+			    e->version, e->verified, e->result, e->sessions,
+			    e->deferred, e->returned);
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int posture_read_tables(struct sqlite3 *, struct posture_read *);
+
+/* One read transaction: the tables and the written batches agree. */
 static int
 posture_read_db(struct sqlite3 *db, void *arg)
 {
 	struct posture_read *r = arg;
+	int rc;
+
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	rc = posture_read_tables(db, r);
+	if (rc == 0)
+		rc = posture_read_inflight(db, r);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	return rc;
+}
+
+static int
+posture_read_tables(struct sqlite3 *db, struct posture_read *r)
+{
 	sqlite3_stmt *st = NULL;
 	int rc;
 
@@ -609,6 +678,7 @@ posture_report(struct posture *ps, const char *name, time_t now,
 	int64_t hour = now / 3600;
 
 	memset(&r, 0, sizeof(r));
+	r.ps = ps;
 	r.only = name;
 	/* The current hour and the 23 before it; the week likewise. */
 	r.hour_day = hour - 23;

@@ -14,8 +14,8 @@
  * the Internet cannot read it through the administrator's browser by
  * DNS rebinding.  Answers carry a Content-Security-Policy that allows
  * nothing but the page's own inline style, and are never cached.
- * Requests are bounded: GET and HEAD only (evhttp answers others with
- * 405), 8 KB of headers, no body, 10 s to send them.
+ * Requests are bounded: GET and HEAD only (others get 405), 8 KB of
+ * headers, no body (413), 10 s to send them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,12 +58,8 @@ struct status_http {
 	size_t nbindings;
 };
 
-/*
- * Is the Host header a loopback name or address (with or without a
- * port)?  "localhost", "127.x.y.z", "[::1]".
- */
-static int
-status_http_host_ok(const char *host)
+int
+status_http_host_allowed(const char *host)
 {
 	char name[80];
 	const char *end;
@@ -183,7 +179,15 @@ status_http_request(struct evhttp_request *req, void *arg)
 	const char *path;
 	struct buf out;
 
-	if (!status_http_host_ok(host)) {
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", "GET, HEAD");
+		status_http_text(req, 405, "Method Not Allowed",
+		    "The status page is read-only: GET and HEAD only.\n");
+		return;
+	}
+	if (!status_http_host_allowed(host)) {
 		status_http_text(req, 403, "Forbidden",
 		    "The status page answers loopback host names only "
 		    "(localhost, 127.0.0.1, [::1]).\n");
@@ -252,7 +256,11 @@ status_http_start(struct server *srv, const struct conf_binding *b, size_t n,
 		return NULL;
 	}
 	st->srv = srv;
-	evhttp_set_allowed_methods(st->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	/* Others get our 405 with Allow (evhttp itself would say 501). */
+	evhttp_set_allowed_methods(
+	    st->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+	                  EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                  EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_max_headers_size(st->http, STATUS_HTTP_HEADERS_MAX);
 	evhttp_set_max_body_size(st->http, 0);
 	evhttp_set_timeout_tv(st->http, &timeout);

@@ -27,6 +27,13 @@ void status_http_stop(struct status_http *);
 int status_http_same(
     const struct status_http *, const struct conf_binding *, size_t n);
 
+/*
+ * Is a Host header a loopback name or address, with or without a port
+ * ("localhost", "127.x.y.z", "[::1]")?  Others are refused (DNS
+ * rebinding).
+ */
+int status_http_host_allowed(const char *host);
+
 /* The metrics in the text exposition format, as /metrics serves them. */
 int status_http_metrics(struct server *, struct buf *out);
 
