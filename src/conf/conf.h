@@ -110,7 +110,9 @@ struct conf_transport {
 	char *tls_ciphersuites; /* TLS 1.3 suites */
 	char *user;           /* run as this user after binding; empty = stay */
 	char *control_socket; /* path of sluicectl's control socket */
-	char *users_file;     /* "user:crypt-hash" lines for AUTH */
+	/* sluice-sendmail's socket (world-connectable); "" = none */
+	char *local_submission_socket;
+	char *users_file; /* "user:crypt-hash" lines for AUTH */
 	/* RCPT to an Authoritative domain needs an existing mailbox */
 	int recipient_validation_enabled;
 	int message_tracking_log_subject_logging_enabled;
@@ -120,6 +122,14 @@ struct conf_transport {
 	struct conf_binding *status_listen;
 	size_t nstatus_listen;
 	int tls_posture_enabled; /* record outbound TLS per partner */
+	/* log retention (Set-TransportService): seconds, 0 = no age limit;
+	 * bytes, SIZE_UNLIMITED = no size limit */
+	unsigned message_tracking_log_max_age;
+	uint64_t message_tracking_log_max_directory_size;
+	unsigned receive_protocol_log_max_age;
+	uint64_t receive_protocol_log_max_directory_size;
+	unsigned send_protocol_log_max_age;
+	uint64_t send_protocol_log_max_directory_size;
 };
 
 struct conf_certificate {
@@ -205,6 +215,8 @@ struct conf_send_connector {
 	int enabled;
 	enum proto_log_level protocol_logging_level;
 	unsigned connection_inactivity_timeout;
+	/* keep X-Sluice-Organization-* headers (a partner of our own) */
+	int cloud_services_mail_enabled;
 	int line;
 };
 
@@ -226,6 +238,13 @@ struct conf {
 	size_t nobjs;
 	/* "FILE:LINE: warning: ..." lines found while loading, or NULL. */
 	char *warnings;
+	/*
+	 * The built-in connector local submissions (LocalSubmissionSocket)
+	 * are served by: a receive connector's defaults, relay allowed, no
+	 * TLS or AUTH offered (conf_local.c).  Not in receive_connectors:
+	 * it has no binding and no section of its own.
+	 */
+	struct conf_receive_connector local_submission;
 };
 
 /*

@@ -60,6 +60,8 @@ static const struct conf_key transport_keys[] = {
         0, 0, 0},
     {"User", CT_STR, T(user), 0, "", 0, 0, 0},
     {"ControlSocket", CT_PATH, T(control_socket), 0, NULL, 0, 0, 0},
+    {"LocalSubmissionSocket", CT_PATH, T(local_submission_socket), 0, "", 0, 0,
+        0},
     {"UsersFile", CT_PATH, T(users_file), 0, "", 0, 0, 0},
     {"RecipientValidationEnabled", CT_BOOL, T(recipient_validation_enabled), 0,
         "true", 0, 0, 0},
@@ -72,6 +74,25 @@ static const struct conf_key transport_keys[] = {
     {"StatusListen", CT_BINDINGS, T(status_listen), T(nstatus_listen), "", 0, 0,
         0},
     {"TlsPostureEnabled", CT_BOOL, T(tls_posture_enabled), 0, "true", 0, 0, 0},
+    /*
+     * Log retention, Exchange 2013 and later defaults.  The longest
+     * TimeSpan Exchange takes here is 24855.03:14:07 (2^31 - 1 seconds);
+     * 00:00:00 turns the age limit off, as there.
+     */
+    {"MessageTrackingLogMaxAge", CT_TIME, T(message_tracking_log_max_age), 0,
+        "30.00:00:00", 0, 2147483647ull, 0},
+    {"MessageTrackingLogMaxDirectorySize", CT_SIZE,
+        T(message_tracking_log_max_directory_size), 0, "1000MB", 1, UINT64_MAX,
+        0},
+    {"ReceiveProtocolLogMaxAge", CT_TIME, T(receive_protocol_log_max_age), 0,
+        "30.00:00:00", 0, 2147483647ull, 0},
+    {"ReceiveProtocolLogMaxDirectorySize", CT_SIZE,
+        T(receive_protocol_log_max_directory_size), 0, "250MB", 1, UINT64_MAX,
+        0},
+    {"SendProtocolLogMaxAge", CT_TIME, T(send_protocol_log_max_age), 0,
+        "30.00:00:00", 0, 2147483647ull, 0},
+    {"SendProtocolLogMaxDirectorySize", CT_SIZE,
+        T(send_protocol_log_max_directory_size), 0, "250MB", 1, UINT64_MAX, 0},
 };
 
 static const struct conf_key certificate_keys[] = {
@@ -160,6 +181,9 @@ static const struct conf_key send_keys[] = {
         0, 0, 0},
     {"ConnectionInactivityTimeout", CT_TIME, S(connection_inactivity_timeout),
         0, "00:10:00", 1, DAY, 0},
+    /* Exchange's name for "the next hop is our own organisation". */
+    {"CloudServicesMailEnabled", CT_BOOL, S(cloud_services_mail_enabled), 0,
+        "false", 0, 0, 0},
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -32,6 +32,7 @@
 #include <ini.h>
 
 #include "conf/conf_keys.h"
+#include "conf/conf_local.h"
 
 /* The largest configuration file we read; far above any real one. */
 #define CONF_FILE_MAX (4 * 1024 * 1024)
@@ -706,6 +707,8 @@ conf_load(const char *path, FILE *err)
 		conf_error(&p, 0, "out of memory");
 	if (p.errors == 0)
 		conf_validate(p.conf, &p);
+	if (p.errors == 0 && conf_local_connector(p.conf) < 0)
+		conf_error(&p, 0, "out of memory");
 
 	free(text);
 	free(p.basedir);
@@ -741,6 +744,7 @@ conf_free(struct conf *c)
 				free(*name);
 		}
 	}
+	conf_local_connector_free(c);
 	free(c->certificates);
 	free(c->accepted_domains);
 	free(c->receive_connectors);

@@ -1,11 +1,15 @@
 /*
  * ctl.h - sluicectl's command table.  A command is a row: its words, a
- * usage line, a one-line summary and the function that runs it.  "help"
- * is generated from the table.  Commands live in files by topic
- * (ctl_config.c, and later ctl_queue.c for the control socket).
+ * usage line, a one-line summary, the function that runs it, what it does
+ * and examples (one per line).  "help", "help COMMAND", "COMMAND --help"
+ * and the COMMANDS section of sluicectl(8) are generated from the table.
+ * Commands live in files by topic (ctl_config.c, ctl_queue.c,
+ * ctl_daemon.c ...).
  */
 #ifndef SLUICE_CTL_H
 #define SLUICE_CTL_H
+
+#include <stddef.h>
 
 struct ctl {
 	const char *conf_path;
@@ -16,6 +20,8 @@ struct ctl_command {
 	const char *args; /* usage of the arguments, "" when none */
 	const char *summary;
 	int (*run)(struct ctl *, int argc, char **argv);
+	const char *help;     /* what it does, one paragraph */
+	const char *examples; /* command lines, one per line */
 };
 
 /* Commands of ctl_config.c */
@@ -48,10 +54,32 @@ int ctl_get_tlsposture(struct ctl *, int, char **);
 /* Commands of ctl_tracking.c (they read the log files) */
 int ctl_get_messagetrackinglog(struct ctl *, int, char **);
 
+/* Commands of ctl_daemon.c (the running daemon, as a whole) */
+int ctl_status(struct ctl *, int, char **);
+int ctl_reload(struct ctl *, int, char **);
+int ctl_logs_reopen(struct ctl *, int, char **);
+
+/* Commands of ctl_keys.c */
+int ctl_config_keys(struct ctl *, int, char **);
+
 /* Commands of ctl_testtls.c */
 int ctl_test_tls(struct ctl *, int, char **);
 
 /* Commands of ctl_route.c */
 int ctl_route(struct ctl *, int, char **);
+
+/*
+ * Resolve as sluiced does ([Transport] Resolver, src/dns/resolver.c), on
+ * a private event loop and within a bounded wait: the MX hops of domain
+ * (hosts NULL) or these smart hosts (default port `port`).  0 with *out
+ * filled (out->status says what DNS said), or -1 with why when no answer
+ * came at all.  Used by `route` and `test-tls`.
+ */
+struct conf;
+struct conf_smarthost;
+struct resolver_result;
+int ctl_resolve(const struct conf *, const char *domain,
+    const struct conf_smarthost *hosts, size_t nhosts, unsigned port,
+    struct resolver_result *out, char *why, size_t whylen);
 
 #endif

@@ -90,53 +90,72 @@ ctl_route_status(enum resolver_status st)
 	return "?";
 }
 
-/* One "NextHops" line per address, or one saying why there is none. */
-static int
-ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
+int
+ctl_resolve(const struct conf *c, const char *domain,
+    const struct conf_smarthost *hosts, size_t nhosts, unsigned port,
+    struct resolver_result *out, char *why, size_t whylen)
 {
-	const struct conf_send_connector *sc = r->connector;
 	struct ctl_route_wait w = {0};
 	struct resolver *res = NULL;
 	struct timeval tv = {CTL_ROUTE_DNS_WAIT, 0};
-	const char *why = NULL;
+	const char *err = NULL;
 	int rc;
 
 	if ((w.base = event_base_new()) == NULL) {
-		printf("NextHops  : none (cannot create an event loop)\n");
-		return 1;
+		snprintf(why, whylen, "cannot create an event loop");
+		return -1;
 	}
-	if ((res = resolver_new(w.base, c->transport.resolver, &why)) == NULL) {
-		printf("NextHops  : none (resolver: %s)\n", why);
+	if ((res = resolver_new(w.base, c->transport.resolver, &err)) == NULL) {
+		snprintf(why, whylen, "resolver: %s", err);
 		event_base_free(w.base);
-		return 1;
+		return -1;
 	}
-	rc = sc->dns_routing_enabled
-	         ? resolver_mx(res, domain, sc->port, ctl_route_resolved, &w)
-	         : resolver_smarthosts(res, sc->smart_hosts, sc->nsmart_hosts,
-	               sc->port, ctl_route_resolved, &w);
+	rc = hosts == NULL
+	         ? resolver_mx(res, domain, port, ctl_route_resolved, &w)
+	         : resolver_smarthosts(
+	               res, hosts, nhosts, port, ctl_route_resolved, &w);
 	if (rc == 0) {
 		event_base_loopexit(w.base, &tv);
 		event_base_dispatch(w.base);
 	}
 	resolver_free(res);
 	event_base_free(w.base);
-	if (rc != 0 || !w.done) {
-		if (rc != 0)
-			printf("NextHops  : none (temporary failure: could not "
-			       "start the DNS lookup)\n");
-		else
-			printf("NextHops  : none (temporary failure: no answer "
-			       "within %d seconds)\n",
-			    CTL_ROUTE_DNS_WAIT);
+	if (rc != 0) {
+		snprintf(why, whylen,
+		    "temporary failure: could not start the DNS lookup");
+		return -1;
+	}
+	if (!w.done) {
+		snprintf(why, whylen,
+		    "temporary failure: no answer within %d seconds",
+		    CTL_ROUTE_DNS_WAIT);
+		return -1;
+	}
+	*out = w.res;
+	return 0;
+}
+
+/* One "NextHops" line per address, or one saying why there is none. */
+static int
+ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
+{
+	const struct conf_send_connector *sc = r->connector;
+	struct resolver_result res;
+	char why[300];
+
+	if (ctl_resolve(c, domain,
+	        sc->dns_routing_enabled ? NULL : sc->smart_hosts,
+	        sc->nsmart_hosts, sc->port, &res, why, sizeof(why)) < 0) {
+		printf("NextHops  : none (%s)\n", why);
 		return 1;
 	}
-	if (w.res.status != RESOLVER_OK) {
+	if (res.status != RESOLVER_OK) {
 		printf("NextHops  : none (%s: %s)\n",
-		    ctl_route_status(w.res.status), w.res.why);
+		    ctl_route_status(res.status), res.why);
 		return 1;
 	}
-	for (size_t i = 0; i < w.res.nhops; i++) {
-		const struct resolver_hop *h = &w.res.hops[i];
+	for (size_t i = 0; i < res.nhops; i++) {
+		const struct resolver_hop *h = &res.hops[i];
 		char addr[INET6_ADDRSTRLEN] = "?";
 		unsigned port = 0;
 

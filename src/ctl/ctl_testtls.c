@@ -10,10 +10,18 @@
  * the send connector could deliver there now.
  *
  * It is a tool run by hand: plain blocking sockets with a timeout, one
- * connection, bounded replies through the client's reply parser.
+ * connection, bounded replies through the client's reply parser.  What
+ * it shares with sluiced is what decides: the TLS policy (tls_policy.c:
+ * the same decision, the same words, the same verdict), the client TLS
+ * code, and name resolution through [Transport] Resolver.  SIGPIPE is
+ * ignored, so a server that hangs up mid-write ends the probe with its
+ * report, not the process.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +36,11 @@
 
 #include "conf/conf.h"
 #include "ctl/ctl.h"
+#include "dns/resolver.h"
 #include "smtp/reply.h"
 #include "tls/tls_client.h"
 #include "tls/tls_peer.h"
+#include "tls/tls_policy.h"
 #include "tls/tls_store.h"
 #include "tls/tls_verify.h"
 
@@ -136,39 +146,55 @@ probe_has(const struct reply *r, const char *kw)
 	return 0;
 }
 
+/*
+ * Connect to the first address of host that answers, resolved as sluiced
+ * resolves next hops ([Transport] Resolver: the system's, or the DNS
+ * server the configuration names), in the same order.
+ */
 static int
-probe_connect(const char *host, const char *port)
+probe_connect(const struct conf *c, const char *host, unsigned port)
 {
-	struct addrinfo hints, *res = NULL, *ai;
+	struct conf_smarthost sh;
+	struct resolver_result res;
 	struct timeval tv = {TESTTLS_TIMEOUT_SECONDS, 0};
-	int fd = -1, rc;
+	unsigned char bin[sizeof(struct in6_addr)];
+	char why[300];
+	int fd = -1;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-		printf("  cannot resolve %s: %s\n", host, gai_strerror(rc));
+	memset(&sh, 0, sizeof(sh));
+	sh.host = (char *)(uintptr_t)host;
+	sh.port = (unsigned short)port;
+	sh.literal = inet_pton(AF_INET, host, bin) == 1 ||
+	             inet_pton(AF_INET6, host, bin) == 1;
+	if (ctl_resolve(c, NULL, &sh, 1, port, &res, why, sizeof(why)) < 0) {
+		printf("  cannot resolve %s: %s\n", host, why);
 		return -1;
 	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		char addr[NI_MAXHOST];
+	if (res.status != RESOLVER_OK) {
+		printf("  cannot resolve %s: %s\n", host, res.why);
+		return -1;
+	}
+	for (size_t i = 0; i < res.nhops; i++) {
+		const struct resolver_hop *h = &res.hops[i];
+		char addr[NI_MAXHOST] = "?";
 
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr),
-		    NULL, 0, NI_NUMERICHOST);
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-			printf("Connected    : %s port %s\n", addr, port);
-			break;
+		getnameinfo((const struct sockaddr *)&h->addr, h->addrlen, addr,
+		    sizeof(addr), NULL, 0, NI_NUMERICHOST);
+		if (connect(fd, (const struct sockaddr *)&h->addr,
+		        h->addrlen) == 0) {
+			printf("Connected    : %s port %u\n", addr, port);
+			return fd;
 		}
-		printf("  %s port %s: %s\n", addr, port, strerror(errno));
+		printf("  %s port %u: %s\n", addr, port, strerror(errno));
 		close(fd);
 		fd = -1;
 	}
-	freeaddrinfo(res);
-	return fd;
+	return -1;
 }
 
 static void
@@ -219,49 +245,65 @@ probe_levels(SSL *ssl, const char *tls_domain, const char *domain)
 	}
 }
 
+/*
+ * What the send connector's policy (tls_policy.c, the daemon's own
+ * decision) makes of what was observed: the same questions the SMTP
+ * client asks, in the same order.
+ */
 static void
-probe_verdict(const struct conf_send_connector *sc, SSL *ssl, int handshake,
-    int starttls, const char *domain, int domain_secure)
+probe_verdict(const struct tls_policy *pol, SSL *ssl, int starttls,
+    const char *refused, int handshake, const char *error)
 {
-	enum tls_auth_level level = TLS_AUTH_NONE;
+	struct tls_facts f;
 	struct tls_outcome o;
-	char why[300] = "";
+	char why[400] = "", words[512];
+	enum tls_action a;
 
-	if (domain_secure)
-		level = TLS_AUTH_DOMAIN_VALIDATION;
-	else if (sc->require_tls)
-		level = sc->tls_auth_level != TLS_AUTH_NONE
-		            ? sc->tls_auth_level
-		            : TLS_AUTH_ENCRYPTION_ONLY;
-	printf("Connector    : %s (%s%s%s%s)\n", sc->name,
-	    domain_secure     ? "Domain Security"
-	    : sc->require_tls ? "RequireTLS, "
-	                      : "opportunistic TLS",
-	    sc->require_tls && !domain_secure ? tls_level_name(level) : "",
-	    sc->tls_domain[0] ? ", TlsDomain " : "", sc->tls_domain);
-	if (level == TLS_AUTH_NONE) {
+	tls_policy_describe(pol, words, sizeof(words));
+	printf("Connector    : %s\n", pol->connector);
+	printf("TlsPolicy    : %s\n", words);
+	memset(&f, 0, sizeof(f));
+	f.stage = TLS_STAGE_EHLO;
+	f.offered = starttls;
+	a = tls_policy_judge(pol, &f, NULL, why, sizeof(why));
+	if (a == TLS_ACTION_STARTTLS && refused != NULL) {
+		f.stage = TLS_STAGE_REFUSED;
+		f.error = refused;
+		a = tls_policy_judge(pol, &f, NULL, why, sizeof(why));
+	} else if (a == TLS_ACTION_STARTTLS) {
+		f.stage = TLS_STAGE_HANDSHAKE;
+		f.error = error;
+		tls_peer_outcome(ssl, handshake, &o);
+		f.outcome = &o;
+		a = tls_policy_judge(pol, &f, NULL, why, sizeof(why));
+	}
+	switch (a) {
+	case TLS_ACTION_STARTTLS: /* not after a handshake */
+	case TLS_ACTION_PLAINTEXT:
 		printf("Could deliver: yes (%s)\n",
-		    sc->ignore_starttls ? "IgnoreSTARTTLS: in plaintext"
-		    : handshake         ? "over TLS, nothing checked"
-		    : starttls ? "the handshake fails: in plaintext on retry"
-		               : "no STARTTLS: in plaintext");
-		return;
-	}
-	if (!handshake) {
-		printf(
-		    "Could deliver: no (%s; the message would be deferred)\n",
-		    starttls ? "the TLS handshake failed"
-		             : "TLS is required and STARTTLS is not offered");
-		return;
-	}
-	tls_peer_outcome(ssl, 1, &o);
-	if (tls_evaluate(level, &o, domain_secure ? NULL : sc->tls_domain,
-	        domain, why, sizeof(why)) == TLS_CHECK_OK)
-		printf("Could deliver: yes (%s met)\n", tls_level_name(level));
-	else
-		printf(
-		    "Could deliver: no (%s; the message would be deferred)\n",
+		    pol->level == TLS_POLICY_NONE
+		        ? "IgnoreSTARTTLS: in plaintext"
+		    : refused != NULL ? "STARTTLS refused: in plaintext"
+		                      : "no STARTTLS: in plaintext");
+		break;
+	case TLS_ACTION_RETRY_PLAINTEXT:
+		printf("Could deliver: yes (the handshake fails: in plaintext "
+		       "on retry)\n");
+		break;
+	case TLS_ACTION_SEND:
+		if (tls_policy_required(pol))
+			printf("Could deliver: yes (%s met)\n",
+			    tls_policy_name(pol));
+		else
+			printf("Could deliver: yes (over TLS, nothing "
+			       "checked)\n");
+		break;
+	case TLS_ACTION_DEFER:
+		printf("Could deliver: no (%s; the message would be "
+		       "deferred)\n",
 		    why);
+		break;
+	}
 }
 
 static int
@@ -283,7 +325,10 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 	struct probe p;
 	struct reply r;
 	struct conf *c;
-	int starttls = 0, handshake = 0, rc = 1, domain_secure = 0;
+	struct tls_policy pol;
+	const char *refused = NULL, *error = NULL;
+	char refused_text[300], error_text[200];
+	int starttls = 0, handshake = 0, rc = 1;
 
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--domain") == 0 && i + 1 < argc)
@@ -322,17 +367,26 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		domain = host;
 	if ((c = conf_load(ctl->conf_path, stderr)) == NULL)
 		return 1;
+	/*
+	 * A server that closes while we write (after the handshake, say)
+	 * must not kill the tool with SIGPIPE and lose what it found: the
+	 * write fails instead, and the report is printed.
+	 */
+	signal(SIGPIPE, SIG_IGN);
 	if (cname != NULL && (sc = conf_send_connector(c, cname)) == NULL) {
 		fprintf(stderr, "sluicectl: no send connector %s\n", cname);
 		conf_free(c);
 		return 1;
 	}
-	if (sc != NULL)
-		domain_secure =
-		    sc->domain_secure_enabled &&
-		    conf_strlist_has(&c->transport.send_domain_secure, domain);
+	if (sc != NULL) {
+		struct tls_policy_input in = {
+		    .conf = c, .connector = sc, .domain = domain, .host = host};
+
+		tls_policy_decide(&in, &pol);
+	}
 	memset(&p, 0, sizeof(p));
-	if ((p.fd = probe_connect(host, port)) < 0)
+	if ((p.fd = probe_connect(c, host, (unsigned)strtoul(port, NULL, 10))) <
+	    0)
 		goto out;
 	if (probe_reply(&p, &r) < 0)
 		goto out;
@@ -365,6 +419,10 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		if (probe_cmd(&p, "STARTTLS", &r) < 0 || r.code != 220) {
 			printf(
 			    "TLS          : STARTTLS refused (%d)\n", r.code);
+			snprintf(refused_text, sizeof(refused_text),
+			    "%d %s%s%.*s", r.code, r.enh, r.enh[0] ? " " : "",
+			    (int)r.text_len, r.text);
+			refused = refused_text;
 			goto verdict;
 		}
 		p.len = 0; /* nothing sent before the handshake is trusted */
@@ -375,11 +433,10 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		memset(&t, 0, sizeof(t));
 		t.host = host;
 		t.port = (unsigned)strtoul(port, NULL, 10);
-		t.domain_secure = domain_secure;
-		if (sc != NULL && sc->tls_certificate_name[0] != '\0') {
-			t.cert_name = sc->tls_certificate_name;
-		} else if (domain_secure && c->ncertificates > 0) {
-			t.cert_name = c->certificates[0].name;
+		if (sc != NULL) {
+			/* who we are and whom we trust: the policy's */
+			t.domain_secure = pol.partner_trust;
+			t.cert_name = pol.cert_name;
 		}
 		if (t.cert_name != NULL &&
 		    (certs = tls_store_new(c, stderr)) == NULL) {
@@ -398,8 +455,12 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		if (!handshake) {
 			unsigned long e = ERR_get_error();
 
-			printf("TLS          : handshake FAILED (%s)\n",
-			    e ? ERR_reason_error_string(e) : "closed");
+			snprintf(error_text, sizeof(error_text), "%s",
+			    e != 0 && ERR_reason_error_string(e) != NULL
+			        ? ERR_reason_error_string(e)
+			        : "peer closed");
+			error = error_text;
+			printf("TLS          : handshake FAILED (%s)\n", error);
 			goto verdict;
 		}
 		{
@@ -429,8 +490,7 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 	}
 verdict:
 	if (sc != NULL)
-		probe_verdict(
-		    sc, p.ssl, handshake, starttls, domain, domain_secure);
+		probe_verdict(&pol, p.ssl, starttls, refused, handshake, error);
 	if (probe_cmd(&p, "QUIT", &r) < 0)
 		(void)0; /* the answer to QUIT does not matter */
 out:

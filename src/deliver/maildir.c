@@ -7,7 +7,9 @@
  * marked delivered in the queue.  A crash in between delivers twice at
  * worst, never loses (SPEC 4: at least once).  A "Return-Path:" header
  * with the envelope sender is prepended, as for any final delivery
- * (RFC 5321 4.4).
+ * (RFC 5321 4.4).  Lines end in LF, the local convention Maildir readers
+ * (Dovecot, Courier, mutt) expect: the stored CRLF is SMTP's wire form,
+ * and every CRLF becomes LF on the way into the file.
  *
  * One worker thread with its own read-only SQLite connection fetches the
  * message, writes it and records the outcome through the spool; the
@@ -32,6 +34,8 @@
 
 /* Jobs waiting for the worker; the queue manager retries when full. */
 #define MAILDIR_QUEUE_MAX 256
+/* The converted message is written in pieces of this size. */
+#define MAILDIR_CHUNK 65536
 
 struct maildir_item {
 	struct maildir_item *next;
@@ -126,6 +130,30 @@ maildir_write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/*
+ * Write the stored message with LF line ends: each CRLF becomes LF (the
+ * spool holds no bare CR or LF; anything else is written as it is), in
+ * MAILDIR_CHUNK pieces so the copy stays small.
+ */
+static int
+maildir_write_lf(int fd, const char *p, size_t n)
+{
+	char out[MAILDIR_CHUNK];
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
+			continue; /* the LF follows */
+		out[o++] = p[i];
+		if (o == sizeof(out)) {
+			if (maildir_write_all(fd, out, o) < 0)
+				return -1;
+			o = 0;
+		}
+	}
+	return maildir_write_all(fd, out, o);
+}
+
 /* Deliver one job; 0 on success, else error text in err. */
 static int
 maildir_deliver(
@@ -168,14 +196,14 @@ maildir_deliver(
 	    (long long)time(NULL), (int)getpid(), md->seq, j->queue_id, host);
 	snprintf(new, sizeof(new), "%s/new/%s", dir, strrchr(tmp, '/') + 1);
 	md->seq++;
-	n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\r\n", j->sender);
+	n = snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\n", j->sender);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) <
 	    0) {
 		snprintf(err, errlen, "%.160s: %.60s", tmp, strerror(errno));
 		goto out;
 	}
 	if (maildir_write_all(fd, hdr, (size_t)n) < 0 ||
-	    maildir_write_all(fd, body, blen) < 0 || fsync(fd) < 0) {
+	    maildir_write_lf(fd, body, blen) < 0 || fsync(fd) < 0) {
 		snprintf(
 		    err, errlen, "writing %.160s: %.60s", tmp, strerror(errno));
 		close(fd);

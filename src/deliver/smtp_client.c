@@ -1,10 +1,28 @@
 /*
- * smtp_client.c - one outbound SMTP connection (see smtp_client.h).
+ * smtp_client.c - one outbound SMTP connection (see smtp_client.h), as
+ * an explicit state machine over the client I/O layer.
  *
- * The client is a state machine fed by complete replies from the bounded
- * reply parser (smtp/reply.c), so a hostile server can only make it fail
- * a next hop, never grow without bound.  Every request arms one deadline:
- * the connector's ConnectionInactivityTimeout, or less while connecting.
+ * Data flow: dqueue.c (a message) -> this file (commands, replies) ->
+ * client_content.c (the content as it goes on the wire) -> client_conn.c
+ * (socket, TLS) -> the next hop.  Replies come back complete from the
+ * bounded reply parser (smtp/reply.c), so a hostile server can only make
+ * the client fail a next hop, never grow without bound.
+ *
+ * Invariants:
+ * - the state changes only through client_enter(), which logs every
+ *   transition at debug level, sends the command the new state stands
+ *   for and sets that state's deadline; every reply goes to the one
+ *   handler of the state it arrives in (client_states[]);
+ * - every wait has a deadline (GUIDE 4.6): the I/O layer's timer is armed
+ *   from the connect to the close, set by client_enter() for each state
+ *   and again after every reply, so a next hop that stops answering in
+ *   the middle of a pipelined transaction is still timed out;
+ * - the TLS decision is tls_policy.c's, asked at each step (EHLO seen,
+ *   STARTTLS refused, handshake over); nothing of the envelope leaves
+ *   before it says so, and forced TLS never falls back to plaintext;
+ * - the protocol code never touches a socket, OpenSSL or libevent;
+ * - the client is never freed inside its own call chain: client_end()
+ *   fires a deferred call that reports closed() and frees it.
  *
  * Transactions: with PIPELINING, MAIL, every RCPT and the DATA (or the
  * whole BDAT LAST chunk) leave in one write and the replies are matched
@@ -28,27 +46,23 @@
 #include <strings.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-
+#include "deliver/client_conn.h"
+#include "deliver/client_content.h"
 #include "deliver/smtp_client.h"
 #include "log/protolog.h"
 #include "smtp/command.h"
 #include "smtp/reply.h"
 #include "tls/tls_client.h"
 #include "tls/tls_peer.h"
+#include "tls/tls_policy.h"
 #include "util/log.h"
 
 /* A connection attempt gets at most this long (the server may be gone). */
 #define CLIENT_CONNECT_SECONDS 30
 /* A parked connection waits this long for another message, then QUITs. */
 #define CLIENT_IDLE_SECONDS 5
-/* Read-ahead cap: a reply line is at most 512 bytes; this is plenty. */
-#define CLIENT_INPUT_MAX (64 * 1024)
+/* The answer to QUIT is a courtesy: it gets this long, then we close. */
+#define CLIENT_QUIT_SECONDS 5
 /*
  * RCPTs sent ahead of their replies.  Servers read pipelined commands
  * from a socket buffer; a hundred short lines fit in any of them.
@@ -58,36 +72,53 @@
 #define RCPT_ACCEPTED (-1)
 
 enum client_state {
-	CS_CONNECT,
-	CS_BANNER,
-	CS_EHLO,
-	CS_HELO,
-	CS_STARTTLS,
-	CS_HANDSHAKE,
-	CS_AUTH,      /* AUTH PLAIN, or LOGIN's first step */
-	CS_AUTH_USER, /* LOGIN: username sent */
-	CS_AUTH_PASS, /* LOGIN: password sent */
-	CS_READY,     /* between transactions */
-	CS_IDLE,      /* parked, waiting for the owner */
-	CS_TRANSACTION,
-	CS_RSET,
-	CS_QUIT,
-	CS_CLOSED,
+	CS_CONNECT,     /* TCP connect in progress */
+	CS_BANNER,      /* waiting for the 220 greeting */
+	CS_EHLO,        /* EHLO sent */
+	CS_HELO,        /* HELO sent (EHLO was refused) */
+	CS_STARTTLS,    /* STARTTLS sent */
+	CS_HANDSHAKE,   /* the TLS handshake runs */
+	CS_AUTH,        /* AUTH PLAIN, or LOGIN's first step, sent */
+	CS_AUTH_USER,   /* LOGIN: username sent */
+	CS_AUTH_PASS,   /* LOGIN: password sent */
+	CS_READY,       /* between transactions: ask the owner for a message */
+	CS_IDLE,        /* parked, waiting for the owner */
+	CS_TRANSACTION, /* MAIL, RCPT, DATA/BDAT and the content */
+	CS_RSET,        /* RSET sent after an unfinished transaction */
+	CS_QUIT,        /* QUIT sent */
+	CS_CLOSED,      /* the end: closed() is on its way */
+	CS_COUNT
+};
+
+/* Which deadline a state waits under. */
+enum client_wait {
+	WAIT_NONE,    /* nothing to wait for (READY, CLOSED) */
+	WAIT_CONNECT, /* CLIENT_CONNECT_SECONDS */
+	WAIT_REPLY,   /* the connector's ConnectionInactivityTimeout */
+	WAIT_IDLE,    /* CLIENT_IDLE_SECONDS */
+	WAIT_QUIT,    /* CLIENT_QUIT_SECONDS */
 };
 
 /* What each reply in a transaction answers, in order. */
 enum expect { EX_MAIL, EX_RCPT, EX_DATA, EX_DOT, EX_BDAT };
 
+/* How a next hop that cannot be used is left. */
+enum client_leave {
+	LEAVE_DROP, /* the connection is broken or useless: close it */
+	LEAVE_QUIT, /* it works but fails our policy: QUIT, then close */
+};
+
 struct smtp_client {
 	struct smtp_client_params p;
-	struct bufferevent *bev;
-	struct event *timer;
-	SSL *ssl;
+	struct client_conn *conn;         /* NULL between next hops */
+	struct client_conn_later *finish; /* closed(), then free */
+	struct tls_policy policy;         /* for the next hop in use */
 	enum client_state state;
 	size_t hop;      /* index into p.hops */
 	int plain_retry; /* this hop again without TLS (handshake failed) */
 	int in_tls;
-	int delivered; /* a transaction took place on some hop */
+	int delivered;  /* a transaction took place on some hop */
+	int next_after; /* after QUIT: the next hop, not the end */
 	struct reply reply;
 	/* what the server offered (forgotten at STARTTLS) */
 	struct {
@@ -109,7 +140,7 @@ struct smtp_client {
 	unsigned seq;
 	char local[64], remote[64];
 	char tls_summary[200];
-	/* this connection's TLS, for the session report */
+	/* this connection's TLS, for the session report (client_report) */
 	char tls_version[32];
 	int tls_verified;
 	int reported;
@@ -118,12 +149,25 @@ struct smtp_client {
 	int closing; /* closed() is on its way */
 };
 
-static void client_next_hop(struct smtp_client *, const char *enh,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* One row per state: its name, its deadline, its reply handler. */
+struct client_state_def {
+	const char *name;
+	enum client_wait wait;
+	/* Entering the state: send what it stands for (may be NULL). */
+	void (*enter)(struct smtp_client *);
+	/* A complete reply in this state; NULL: nothing was asked. */
+	void (*reply)(struct smtp_client *, const struct reply *);
+};
+
+static const struct client_state_def client_states[CS_COUNT];
+
+static void client_enter(struct smtp_client *, enum client_state);
+static void client_leave_hop(struct smtp_client *, enum client_leave,
+    const char *enh, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void client_connect(struct smtp_client *);
-static void client_start_transaction(struct smtp_client *);
-static void client_expect(struct smtp_client *, enum expect);
 static void client_end(struct smtp_client *);
+static void client_quit_done(struct smtp_client *);
 static void client_transaction_over(struct smtp_client *, int need_rset);
 
 static unsigned long long client_sessions;
@@ -134,35 +178,13 @@ client_hop(const struct smtp_client *c)
 	return &c->p.hops[c->hop];
 }
 
-static int
-client_tls_required(const struct smtp_client *c)
-{
-	return c->p.connector->require_tls || c->p.domain_secure;
-}
+/* --- logs and sending ---------------------------------------------------- */
 
-static enum tls_auth_level
-client_tls_level(const struct smtp_client *c)
-{
-	if (c->p.domain_secure)
-		return TLS_AUTH_DOMAIN_VALIDATION;
-	if (!c->p.connector->require_tls)
-		return TLS_AUTH_NONE;
-	return c->p.connector->tls_auth_level != TLS_AUTH_NONE
-	           ? c->p.connector->tls_auth_level
-	           : TLS_AUTH_ENCRYPTION_ONLY;
-}
-
-static const char *
-client_policy_name(const struct smtp_client *c)
-{
-	enum tls_auth_level level = client_tls_level(c);
-
-	if (c->p.connector->ignore_starttls)
-		return "IgnoreSTARTTLS";
-	return level == TLS_AUTH_NONE ? "opportunistic" : tls_level_name(level);
-}
-
-/* This connection's TLS is decided: tell the owner, once. */
+/*
+ * This connection's TLS is decided (it goes on, or it is left for a TLS
+ * reason): tell the owner, once per connection, for the partner's TLS
+ * posture and the metrics.
+ */
 static void
 client_report(struct smtp_client *c, enum tls_result result)
 {
@@ -172,8 +194,8 @@ client_report(struct smtp_client *c, enum tls_result result)
 		return;
 	c->reported = 1;
 	memset(&s, 0, sizeof(s));
-	s.host = c->hop < c->p.nhops ? client_hop(c)->host : "";
-	s.policy = client_policy_name(c);
+	s.host = client_hop(c)->host;
+	s.policy = tls_policy_name(&c->policy);
 	s.version = c->tls_version;
 	s.verified = c->tls_verified;
 	s.result = result;
@@ -191,27 +213,80 @@ client_log(struct smtp_client *c, char event, const char *data, size_t len,
 	    c->seq++, c->local, c->remote, event, data, len, context);
 }
 
-static void
-client_arm(struct smtp_client *c, unsigned seconds)
+/* A '*' row: what the client decided and why. */
+static void __attribute__((format(printf, 2, 3)))
+client_note(struct smtp_client *c, const char *fmt, ...)
 {
-	struct timeval tv = {(time_t)seconds, 0};
+	char line[700];
+	va_list ap;
+	int n;
 
-	evtimer_add(c->timer, &tv);
+	if (c->p.protolog == NULL ||
+	    c->p.connector->protocol_logging_level != PROTOLOG_VERBOSE)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	client_log(c, '*', line,
+	    (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1, NULL);
+}
+
+/* The deadline of the current state, from now. */
+static void
+client_arm(struct smtp_client *c)
+{
+	unsigned seconds = 0;
+
+	if (c->conn == NULL)
+		return;
+	switch (client_states[c->state].wait) {
+	case WAIT_NONE:
+		return;
+	case WAIT_CONNECT:
+		seconds = CLIENT_CONNECT_SECONDS;
+		break;
+	case WAIT_REPLY:
+		seconds = c->p.connector->connection_inactivity_timeout;
+		break;
+	case WAIT_IDLE:
+		seconds = CLIENT_IDLE_SECONDS;
+		break;
+	case WAIT_QUIT:
+		seconds = CLIENT_QUIT_SECONDS;
+		break;
+	}
+	client_conn_set_timeout(c->conn, seconds);
+}
+
+/*
+ * The only way the state changes: log it, arm the new state's deadline
+ * and do what entering it means (send EHLO in CS_EHLO, ...).
+ */
+static void
+client_enter(struct smtp_client *c, enum client_state next)
+{
+	log_debug("delivery %s: %s -> %s", c->session_id,
+	    client_states[c->state].name, client_states[next].name);
+	c->state = next;
+	client_arm(c);
+	if (client_states[next].enter != NULL)
+		client_states[next].enter(c);
 }
 
 static void
 client_send(struct smtp_client *c, const char *line)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-
 	/* Credentials never reach the log. */
 	if (strncasecmp(line, "AUTH ", 5) == 0 || c->state == CS_AUTH_USER ||
 	    c->state == CS_AUTH_PASS)
 		client_log(c, '>', "AUTH ****", 9, NULL);
 	else
 		client_log(c, '>', line, strlen(line), NULL);
-	evbuffer_add_printf(out, "%s\r\n", line);
-	client_arm(c, c->p.connector->connection_inactivity_timeout);
+	if (client_conn_write(c->conn, line, strlen(line)) < 0 ||
+	    client_conn_write(c->conn, "\r\n", 2) < 0)
+		log_warn("delivery %s: out of memory", c->session_id);
 }
 
 /* The enhanced code of a reply, or one derived from its basic code. */
@@ -255,6 +330,8 @@ client_status(const struct reply *r, char *out, size_t len)
 	out[n < len ? n : len - 1] = '\0';
 }
 
+/* --- recipients and messages ------------------------------------------- */
+
 static void
 client_set_rcpt(struct smtp_client_rcpt *rc, const struct reply *r)
 {
@@ -297,31 +374,38 @@ client_fail_rest(
 			    &c->msg->rcpts[i], code, enh, text);
 }
 
+/* --- the end of a connection, of a next hop, of the client -------------- */
+
 static void
 client_free(struct smtp_client *c)
 {
-	if (c->bev != NULL) {
-		if (c->ssl != NULL && c->in_tls)
-			SSL_shutdown(c->ssl); /* keeps the session resumable */
-		bufferevent_free(c->bev);
-	}
-	if (c->timer != NULL)
-		event_free(c->timer);
+	client_conn_free(c->conn);
+	client_conn_later_free(c->finish);
 	free(c);
 }
 
 static void
-client_finish_cb(evutil_socket_t fd, short what, void *arg)
+client_finish_cb(void *arg)
 {
 	struct smtp_client *c = arg;
 
-	(void)fd;
-	(void)what;
 	c->p.ops->closed(c->p.arg, c, c->delivered, c->fail_enh, c->fail_why);
 	client_free(c);
 }
 
-/* Close the connection and report, from a fresh loop turn. */
+/* Close the connection, if any. */
+static void
+client_drop_connection(struct smtp_client *c)
+{
+	if (c->conn != NULL) {
+		client_log(c, '-', NULL, 0, NULL);
+		client_conn_free(c->conn);
+		c->conn = NULL;
+	}
+	c->in_tls = 0;
+}
+
+/* The end: report from a fresh loop turn. */
 static void
 client_end(struct smtp_client *c)
 {
@@ -333,80 +417,127 @@ client_end(struct smtp_client *c)
 		    c->fail_why[0] ? c->fail_why : "connection lost");
 		client_msg_done(c);
 	}
-	if (c->bev != NULL) {
-		client_log(c, '-', NULL, 0, NULL);
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	}
-	evtimer_del(c->timer);
-	c->state = CS_CLOSED;
-	event_base_once(c->p.base, -1, EV_TIMEOUT, client_finish_cb, c, NULL);
+	client_drop_connection(c);
+	client_enter(c, CS_CLOSED);
+	client_conn_later_fire(c->finish);
 }
 
+/* The connection is over: the next hop, or the end. */
 static void
-client_drop_connection(struct smtp_client *c)
+client_next_hop(struct smtp_client *c)
 {
-	if (c->bev != NULL) {
-		client_log(c, '-', NULL, 0, NULL);
-		bufferevent_free(c->bev);
-		c->bev = NULL;
+	client_drop_connection(c);
+	c->plain_retry = 0;
+	c->next_after = 0;
+	if (c->msg != NULL || c->delivered || ++c->hop >= c->p.nhops) {
+		client_end(c);
+		return;
 	}
-	c->ssl = NULL;
-	c->in_tls = 0;
-	evtimer_del(c->timer);
+	client_note(c, "trying the next hop");
+	client_connect(c);
+}
+
+/*
+ * Why this next hop failed, where: the DSN and Get-Queue show this line.
+ * Returns where the reason starts in c->fail_why (after the "where").
+ */
+static size_t
+client_vrecord(
+    struct smtp_client *c, const char *enh, const char *fmt, va_list ap)
+{
+	int n = snprintf(c->fail_why, sizeof(c->fail_why),
+	    "send connector %s, host %s (%s): ", c->p.connector->name,
+	    c->hop < c->p.nhops ? client_hop(c)->host : "?", c->remote);
+
+	if (n < 0 || (size_t)n >= sizeof(c->fail_why))
+		n = 0;
+	vsnprintf(c->fail_why + n, sizeof(c->fail_why) - (size_t)n, fmt, ap);
+	snprintf(c->fail_enh, sizeof(c->fail_enh), "%s", enh);
+	log_info("delivery %s via %s: %s", c->session_id, c->p.connector->name,
+	    c->fail_why);
+	return (size_t)n;
+}
+
+static void __attribute__((format(printf, 3, 4)))
+client_record(struct smtp_client *c, const char *enh, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	client_vrecord(c, enh, fmt, ap);
+	va_end(ap);
 }
 
 /*
  * This next hop cannot be used: note why and go on to the next one.  A
  * message in flight means the hop was already in use: its recipients are
- * deferred and the connection ends (the queue retries them).
+ * deferred and the connection ends (the queue retries them).  LEAVE_QUIT
+ * says goodbye first, as RFC 5321 4.1.1.10 asks, so that the next hop
+ * logs a client that left rather than a broken one.
  */
 static void
-client_next_hop(struct smtp_client *c, const char *enh, const char *fmt, ...)
+client_leave_hop(struct smtp_client *c, enum client_leave how, const char *enh,
+    const char *fmt, ...)
 {
 	va_list ap;
-	int n;
+	size_t n;
 
-	/* What failed, where: the DSN and Get-Queue show this line. */
-	n = snprintf(c->fail_why, sizeof(c->fail_why),
-	    "send connector %s, host %s (%s): ", c->p.connector->name,
-	    c->hop < c->p.nhops ? client_hop(c)->host : "?", c->remote);
+	if (c->state == CS_QUIT) {
+		/* Leaving already; the reason is the one that sent QUIT. */
+		client_quit_done(c);
+		return;
+	}
 	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(c->fail_why))
-		vsnprintf(
-		    c->fail_why + n, sizeof(c->fail_why) - (size_t)n, fmt, ap);
+	n = client_vrecord(c, enh, fmt, ap);
 	va_end(ap);
-	snprintf(c->fail_enh, sizeof(c->fail_enh), "%s", enh);
-	log_info("delivery %s via %s: %s", c->session_id, c->p.connector->name,
-	    c->fail_why);
-	if (c->msg != NULL || c->delivered || c->state == CS_QUIT) {
+	client_note(c, "leaving this next hop (%s): %s",
+	    how == LEAVE_QUIT ? "QUIT" : "closing", c->fail_why + n);
+	if (c->state == CS_CLOSED) {
 		client_end(c);
 		return;
 	}
-	if (c->state == CS_HANDSHAKE && !client_tls_required(c) &&
-	    !c->plain_retry) {
-		/* Opportunistic TLS never stops mail: same host, plaintext. */
-		client_drop_connection(c);
-		c->plain_retry = 1;
-		client_connect(c);
+	if (how == LEAVE_QUIT && c->conn != NULL && c->msg == NULL) {
+		c->next_after = !c->delivered;
+		client_enter(c, CS_QUIT);
 		return;
 	}
-	client_drop_connection(c);
-	c->plain_retry = 0;
-	if (++c->hop >= c->p.nhops) {
-		client_end(c);
+	client_next_hop(c);
+}
+
+/* --- greeting, EHLO, HELO ------------------------------------------------ */
+
+static void
+client_reply_banner(struct smtp_client *c, const struct reply *r)
+{
+	char enh[16];
+
+	client_enh(r, enh, sizeof(enh));
+	if (r->code != 220) {
+		client_leave_hop(c, LEAVE_QUIT,
+		    r->code / 100 == 5 ? "5.0.0" : enh, "greeting %d %.200s",
+		    r->code, r->text);
 		return;
 	}
-	client_connect(c);
+	client_enter(c, CS_EHLO);
 }
 
 static void
-client_ehlo(struct smtp_client *c)
+client_enter_ehlo(struct smtp_client *c)
 {
 	char line[300];
 
 	memset(&c->ext, 0, sizeof(c->ext));
 	snprintf(line, sizeof(line), "EHLO %s", c->p.connector->fqdn);
-	c->state = CS_EHLO;
+	client_send(c, line);
+}
+
+static void
+client_enter_helo(struct smtp_client *c)
+{
+	char line[300];
+
+	memset(&c->ext, 0, sizeof(c->ext));
+	snprintf(line, sizeof(line), "HELO %s", c->p.connector->fqdn);
 	client_send(c, line);
 }
 
@@ -457,202 +588,374 @@ client_parse_ehlo(struct smtp_client *c, const struct reply *r)
 	}
 }
 
-static void
-client_auth_b64(const char *in, size_t len, char *out, size_t outlen)
-{
-	if (outlen < 4 * ((len + 2) / 3) + 1) {
-		out[0] = '\0';
-		return;
-	}
-	EVP_EncodeBlock(
-	    (unsigned char *)out, (const unsigned char *)in, (int)len);
-}
-
 static int
 client_wants_auth(const struct smtp_client *c)
 {
 	return c->p.connector->smart_host_auth_mechanism != SMARTHOST_AUTH_NONE;
 }
 
-/* EHLO done (in plaintext or in TLS): TLS, AUTH or the first message. */
+/*
+ * EHLO (or HELO) done, in plaintext or in TLS: TLS as the policy says,
+ * then AUTH when the connector asks for it, then the first message.
+ */
 static void
 client_after_ehlo(struct smtp_client *c)
 {
 	const struct conf_send_connector *sc = c->p.connector;
-	int tls_possible = c->ext.starttls && !sc->ignore_starttls &&
-	                   c->p.tls != NULL && !c->plain_retry;
 
-	if (!c->in_tls && tls_possible) {
-		c->state = CS_STARTTLS;
-		client_send(c, "STARTTLS");
-		return;
-	}
-	if (!c->in_tls && client_tls_required(c)) {
-		client_report(c, c->ext.starttls
-		                     ? TLS_RESULT_VALIDATION_FAILURE
-		                     : TLS_RESULT_STARTTLS_NOT_SUPPORTED);
-		client_next_hop(c, "4.7.10", "%s",
-		    c->ext.starttls ? "TLS is required and the handshake failed"
-		                    : "TLS is required and the next hop does "
-		                      "not offer STARTTLS");
-		return;
+	if (!c->in_tls) {
+		struct tls_facts f = {
+		    .stage = TLS_STAGE_EHLO,
+		    .offered = c->ext.starttls,
+		    .unavailable = c->p.tls == NULL,
+		    .plain_retry = c->plain_retry,
+		};
+		char why[300];
+
+		switch (
+		    tls_policy_judge(&c->policy, &f, NULL, why, sizeof(why))) {
+		case TLS_ACTION_STARTTLS:
+			client_note(c, "STARTTLS offered: starting TLS");
+			client_enter(c, CS_STARTTLS);
+			return;
+		case TLS_ACTION_DEFER:
+			client_report(
+			    c, f.offered ? TLS_RESULT_VALIDATION_FAILURE
+			                 : TLS_RESULT_STARTTLS_NOT_SUPPORTED);
+			client_leave_hop(c, LEAVE_QUIT, "4.7.10", "%s", why);
+			return;
+		default:
+			client_note(c, "going on in plaintext (%s)",
+			    c->policy.level == TLS_POLICY_NONE
+			        ? "IgnoreSTARTTLS"
+			    : c->plain_retry  ? "retry after a failed handshake"
+			    : c->ext.starttls ? "no TLS context"
+			                      : "no STARTTLS offered");
+			break;
+		}
 	}
 	/* TLS is as the policy wants it: this session goes on. */
 	client_report(c, TLS_RESULT_OK);
 	if (client_wants_auth(c)) {
-		char line[1200], raw[700], b64[1000];
-		int n;
-
 		if (!c->in_tls && sc->smart_host_auth_mechanism ==
 		                      SMARTHOST_AUTH_BASIC_REQUIRE_TLS) {
-			client_next_hop(c, "4.7.10",
+			client_leave_hop(c, LEAVE_QUIT, "4.7.10",
 			    "BasicAuthRequireTLS and no TLS: credentials not "
 			    "sent");
 			return;
 		}
 		if (c->p.auth_user == NULL || c->p.auth_pass == NULL) {
-			client_next_hop(c, "4.7.0",
+			client_leave_hop(c, LEAVE_QUIT, "4.7.0",
 			    "no credentials in AuthenticationCredential");
 			return;
 		}
-		if (c->ext.auth_plain) {
-			n = snprintf(raw, sizeof(raw), "%c%s%c%s", 0,
-			    c->p.auth_user, 0, c->p.auth_pass);
-			if (n < 0 || (size_t)n >= sizeof(raw)) {
-				client_next_hop(
-				    c, "4.7.0", "credentials too long");
-				return;
-			}
-			client_auth_b64(raw, (size_t)n, b64, sizeof(b64));
-			snprintf(line, sizeof(line), "AUTH PLAIN %s", b64);
-			c->state = CS_AUTH;
-			client_send(c, line);
+		if (!c->ext.auth_plain && !c->ext.auth_login) {
+			client_leave_hop(c, LEAVE_QUIT, "4.7.0",
+			    "the next hop offers no AUTH mechanism we use "
+			    "(PLAIN, LOGIN)");
 			return;
 		}
-		if (c->ext.auth_login) {
-			c->state = CS_AUTH;
-			client_send(c, "AUTH LOGIN");
-			return;
-		}
-		client_next_hop(c, "4.7.0",
-		    "the next hop offers no AUTH mechanism we use (PLAIN, "
-		    "LOGIN)");
+		client_enter(c, CS_AUTH);
 		return;
 	}
-	c->state = CS_READY;
-	client_start_transaction(c);
+	client_enter(c, CS_READY);
 }
 
 static void
-client_handshake_done(struct smtp_client *c, int ok)
+client_reply_ehlo(struct smtp_client *c, const struct reply *r)
 {
-	struct tls_peer peer;
-	char why[300];
-	enum tls_check check;
-	enum tls_auth_level level = client_tls_level(c);
+	char enh[16];
 
-	tls_client_done(c->ssl, ok);
-	check = tls_client_check(c->ssl, ok, level, c->p.connector->tls_domain,
-	    c->p.domain, why, sizeof(why));
-	if (!ok) {
-		snprintf(c->tls_summary, sizeof(c->tls_summary),
-		    "tls=%s:failed;handshake",
-		    level == TLS_AUTH_NONE ? "opportunistic"
-		                           : tls_level_name(level));
-		client_report(c, TLS_RESULT_VALIDATION_FAILURE);
-		client_log(c, '*', "TLS handshake failed", 20, NULL);
-		client_next_hop(c, "4.7.10", "TLS handshake failed%s",
-		    client_tls_required(c) ? "" : "; retrying in plaintext");
+	client_enh(r, enh, sizeof(enh));
+	if (r->code / 100 == 2) {
+		client_parse_ehlo(c, r);
+		client_after_ehlo(c);
 		return;
 	}
-	tls_peer_describe(c->ssl, &peer);
-	snprintf(c->tls_version, sizeof(c->tls_version), "%s", peer.version);
-	/* Verified: what MTA-STS would ask (a trusted chain naming the
-	 * host), or what DomainValidation asked and got. */
-	c->tls_verified =
-	    tls_client_check(c->ssl, ok, TLS_AUTH_DOMAIN_VALIDATION, NULL,
-	        client_hop(c)->host, NULL, 0) == TLS_CHECK_OK ||
-	    (level == TLS_AUTH_DOMAIN_VALIDATION && check == TLS_CHECK_OK);
-	snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s;%s;%s%s",
-	    level == TLS_AUTH_NONE ? "opportunistic" : tls_level_name(level),
-	    check == TLS_CHECK_OK
-	        ? (level >= TLS_AUTH_CERTIFICATE_VALIDATION ? "verified"
-	                                                    : "encrypted")
-	        : tls_check_name(check),
-	    peer.version, peer.cipher, peer.resumed ? ";resumed" : "");
-	{
-		char info[800];
-		int n = snprintf(info, sizeof(info),
-		    "TLS %s %s; peer %s; issuer %s; expires %s; %s",
-		    peer.version, peer.cipher,
-		    peer.has_cert ? peer.subject : "(no certificate)",
-		    peer.issuer, peer.not_after,
-		    check == TLS_CHECK_OK ? "policy met" : why);
-		client_log(c, '*', info,
-		    n > 0 ? ((size_t)n < sizeof(info) ? (size_t)n
-		                                      : sizeof(info) - 1)
-		          : 0,
-		    NULL);
-	}
-	c->in_tls = 1;
-	if (check != TLS_CHECK_OK) {
-		client_report(c, tls_result_from_check(check));
-		client_next_hop(c, "4.7.5", "%s", why);
+	if (c->in_tls) {
+		client_leave_hop(c, LEAVE_QUIT, enh,
+		    "EHLO after STARTTLS: %d %.200s", r->code, r->text);
 		return;
 	}
-	client_ehlo(c);
+	client_enter(c, CS_HELO);
 }
 
-static void client_read_cb(struct bufferevent *, void *);
-static void client_event_cb(struct bufferevent *, short, void *);
+static void
+client_reply_helo(struct smtp_client *c, const struct reply *r)
+{
+	char enh[16];
+
+	client_enh(r, enh, sizeof(enh));
+	if (r->code / 100 != 2) {
+		client_leave_hop(c, LEAVE_QUIT, enh, "HELO refused: %d %.200s",
+		    r->code, r->text);
+		return;
+	}
+	memset(&c->ext, 0, sizeof(c->ext));
+	client_after_ehlo(c);
+}
+
+/* --- STARTTLS --------------------------------------------------------- */
+
+static void
+client_enter_starttls(struct smtp_client *c)
+{
+	client_send(c, "STARTTLS");
+}
 
 /*
- * The 220 to STARTTLS came: discard any plaintext that followed it in the
- * same read (an injection, CVE-2021-38371) and let the TLS filter take
- * the socket.
+ * The 220 to STARTTLS came: the I/O layer discards any plaintext that
+ * followed it (an injection, CVE-2021-38371) and the TLS filter takes the
+ * socket.
  */
 static void
-client_starttls(struct smtp_client *c)
+client_start_tls(struct smtp_client *c)
 {
 	struct tls_client_target t;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct bufferevent *tls;
 	const char *why = NULL;
 	SSL *ssl;
+	long discarded;
 
-	if (evbuffer_get_length(in) > 0) {
-		client_log(
-		    c, '*', "discarded plaintext after STARTTLS", 34, NULL);
-		evbuffer_drain(in, evbuffer_get_length(in));
-	}
 	memset(&t, 0, sizeof(t));
 	t.host = client_hop(c)->host;
 	t.port =
 	    ntohs(((const struct sockaddr_in *)&client_hop(c)->addr)->sin_port);
-	t.cert_name = c->p.cert_name;
-	t.domain_secure = c->p.domain_secure;
+	t.cert_name = c->policy.cert_name;
+	t.domain_secure = c->policy.partner_trust;
 	if ((ssl = tls_client_ssl(c->p.tls, &t, c->p.certs, &why)) == NULL) {
-		client_next_hop(c, "4.7.5", "cannot start TLS: %s",
+		client_leave_hop(c, LEAVE_DROP, "4.7.5", "cannot start TLS: %s",
 		    why != NULL ? why : "?");
 		return;
 	}
-	tls = bufferevent_openssl_filter_new(c->p.base, c->bev, ssl,
-	    BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (tls == NULL) {
-		SSL_free(ssl);
-		client_next_hop(c, "4.3.0", "cannot start TLS: out of memory");
+	if ((discarded = client_conn_starttls(c->conn, ssl)) < 0) {
+		client_leave_hop(
+		    c, LEAVE_DROP, "4.3.0", "cannot start TLS: out of memory");
 		return;
 	}
-	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
-	c->bev = tls;
-	c->ssl = ssl;
-	c->state = CS_HANDSHAKE;
-	bufferevent_setwatermark(tls, EV_READ, 0, CLIENT_INPUT_MAX);
-	bufferevent_setcb(tls, client_read_cb, NULL, client_event_cb, c);
-	bufferevent_enable(tls, EV_READ | EV_WRITE);
-	client_arm(c, c->p.connector->connection_inactivity_timeout);
+	if (discarded > 0)
+		client_log(
+		    c, '*', "discarded plaintext after STARTTLS", 34, NULL);
+	client_enter(c, CS_HANDSHAKE);
 }
+
+static void
+client_reply_starttls(struct smtp_client *c, const struct reply *r)
+{
+	char text[260], why[300];
+	struct tls_facts f = {.stage = TLS_STAGE_REFUSED, .error = text};
+
+	if (r->code == 220) {
+		client_start_tls(c);
+		return;
+	}
+	snprintf(text, sizeof(text), "%d %.200s", r->code, r->text);
+	if (tls_policy_judge(&c->policy, &f, NULL, why, sizeof(why)) ==
+	    TLS_ACTION_DEFER) {
+		client_report(c, TLS_RESULT_STARTTLS_NOT_SUPPORTED);
+		client_leave_hop(c, LEAVE_QUIT, "4.7.10", "%s", why);
+		return;
+	}
+	client_note(c, "%s: going on in plaintext (opportunistic)", why);
+	c->plain_retry = 1; /* go on in plaintext */
+	snprintf(c->tls_summary, sizeof(c->tls_summary),
+	    "tls=opportunistic:refused");
+	client_after_ehlo(c);
+}
+
+/* The same host again, in plaintext: opportunistic TLS never stops mail. */
+static void
+client_retry_plaintext(struct smtp_client *c)
+{
+	client_note(c, "retrying this host in plaintext");
+	client_drop_connection(c);
+	c->plain_retry = 1;
+	client_connect(c);
+}
+
+/* The handshake is over (error: why it failed): what the policy says. */
+static void
+client_handshake_done(struct smtp_client *c, const char *error)
+{
+	SSL *ssl = client_conn_ssl(c->conn);
+	int ok = error == NULL;
+	struct tls_peer peer;
+	struct tls_outcome o;
+	struct tls_facts f = {
+	    .stage = TLS_STAGE_HANDSHAKE, .outcome = &o, .error = error};
+	char why[400];
+	enum tls_check check;
+	enum tls_action action;
+
+	tls_client_done(ssl, ok);
+	tls_peer_outcome(ssl, ok, &o);
+	action = tls_policy_judge(&c->policy, &f, &check, why, sizeof(why));
+	if (!ok) {
+		client_report(c, TLS_RESULT_VALIDATION_FAILURE);
+		snprintf(c->tls_summary, sizeof(c->tls_summary),
+		    "tls=%s:failed;handshake", tls_policy_name(&c->policy));
+		client_log(c, '*', why, strlen(why), NULL);
+		if (action == TLS_ACTION_RETRY_PLAINTEXT) {
+			client_record(c, "4.7.10", "%s", why);
+			client_retry_plaintext(c);
+			return;
+		}
+		client_leave_hop(c, LEAVE_DROP, "4.7.10", "%s", why);
+		return;
+	}
+	tls_peer_describe(ssl, &peer);
+	snprintf(c->tls_version, sizeof(c->tls_version), "%s", peer.version);
+	/* Verified: what MTA-STS asks of a next hop (a trusted chain naming
+	 * the host), or what DomainValidation asked and got. */
+	c->tls_verified =
+	    tls_evaluate(TLS_AUTH_DOMAIN_VALIDATION, &o, NULL,
+	        client_hop(c)->host, NULL, 0) == TLS_CHECK_OK ||
+	    (c->policy.level >= TLS_POLICY_DOMAIN && check == TLS_CHECK_OK);
+	snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s;%s;%s%s",
+	    tls_policy_name(&c->policy),
+	    check == TLS_CHECK_OK
+	        ? (c->policy.level >= TLS_POLICY_VERIFY ? "verified"
+	                                                : "encrypted")
+	        : tls_check_name(check),
+	    peer.version, peer.cipher, peer.resumed ? ";resumed" : "");
+	client_note(c, "TLS %s %s; peer %s; issuer %s; expires %s; %s",
+	    peer.version, peer.cipher,
+	    peer.has_cert ? peer.subject : "(no certificate)", peer.issuer,
+	    peer.not_after, check == TLS_CHECK_OK ? "policy met" : why);
+	c->in_tls = 1;
+	if (action == TLS_ACTION_DEFER) {
+		client_report(c, tls_result_from_check(check));
+		client_leave_hop(c, LEAVE_QUIT, "4.7.5", "%s", why);
+		return;
+	}
+	client_enter(c, CS_EHLO);
+}
+
+/* --- AUTH ------------------------------------------------------------- */
+
+/*
+ * Base64 (RFC 4648, padded) of AUTH's credentials into out, or "" when
+ * out is too small.  Here rather than through OpenSSL's EVP_EncodeBlock
+ * so that the protocol code stays free of OpenSSL.
+ */
+static void
+client_auth_b64(const char *in, size_t len, char *out, size_t outlen)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                          "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = (const unsigned char *)in;
+	size_t o = 0;
+
+	if (outlen < 4 * ((len + 2) / 3) + 1) {
+		if (outlen > 0)
+			out[0] = '\0';
+		return;
+	}
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+
+		if (i + 1 < len)
+			v |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		out[o++] = abc[(v >> 18) & 63];
+		out[o++] = abc[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? abc[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < len ? abc[v & 63] : '=';
+	}
+	out[o] = '\0';
+}
+
+static void
+client_enter_auth(struct smtp_client *c)
+{
+	char line[1200], raw[700], b64[1000];
+	int n;
+
+	if (!c->ext.auth_plain) {
+		client_send(c, "AUTH LOGIN");
+		return;
+	}
+	n = snprintf(
+	    raw, sizeof(raw), "%c%s%c%s", 0, c->p.auth_user, 0, c->p.auth_pass);
+	if (n < 0 || (size_t)n >= sizeof(raw)) {
+		explicit_bzero(raw, sizeof(raw));
+		client_leave_hop(
+		    c, LEAVE_DROP, "4.7.0", "credentials too long");
+		return;
+	}
+	client_auth_b64(raw, (size_t)n, b64, sizeof(b64));
+	snprintf(line, sizeof(line), "AUTH PLAIN %s", b64);
+	client_send(c, line);
+	explicit_bzero(raw, sizeof(raw));
+	explicit_bzero(b64, sizeof(b64));
+	explicit_bzero(line, sizeof(line));
+}
+
+static void
+client_auth_failed(struct smtp_client *c, const struct reply *r)
+{
+	client_leave_hop(c, LEAVE_QUIT, "4.7.0",
+	    "authentication failed: %d %.200s", r->code, r->text);
+}
+
+static void
+client_reply_auth(struct smtp_client *c, const struct reply *r)
+{
+	if (r->code == 334 && c->ext.auth_login && !c->ext.auth_plain) {
+		client_enter(c, CS_AUTH_USER);
+		return;
+	}
+	/* the answer to PLAIN */
+	if (r->code / 100 != 2) {
+		client_auth_failed(c, r);
+		return;
+	}
+	client_enter(c, CS_READY);
+}
+
+static void
+client_enter_auth_user(struct smtp_client *c)
+{
+	char b64[400];
+
+	client_auth_b64(
+	    c->p.auth_user, strlen(c->p.auth_user), b64, sizeof(b64));
+	client_send(c, b64);
+	explicit_bzero(b64, sizeof(b64));
+}
+
+static void
+client_reply_auth_user(struct smtp_client *c, const struct reply *r)
+{
+	if (r->code != 334) {
+		client_auth_failed(c, r);
+		return;
+	}
+	client_enter(c, CS_AUTH_PASS);
+}
+
+static void
+client_enter_auth_pass(struct smtp_client *c)
+{
+	char b64[400];
+
+	client_auth_b64(
+	    c->p.auth_pass, strlen(c->p.auth_pass), b64, sizeof(b64));
+	client_send(c, b64);
+	explicit_bzero(b64, sizeof(b64));
+}
+
+static void
+client_reply_auth_pass(struct smtp_client *c, const struct reply *r)
+{
+	if (r->code / 100 != 2) {
+		client_auth_failed(c, r);
+		return;
+	}
+	client_enter(c, CS_READY);
+}
+
+/* --- transactions ---------------------------------------------------- */
 
 /* MAIL FROM with the parameters the server understands. */
 static void
@@ -707,78 +1010,58 @@ client_rcpt_line(struct smtp_client *c, const struct smtp_client_rcpt *rc,
 	}
 }
 
-long
-smtp_client_encode(
-    const char *data, size_t len, int dotstuff, struct evbuffer *out)
+/* The encoder's output goes straight to the connection. */
+static int
+client_content_sink_conn(void *arg, const char *p, size_t n)
 {
-	size_t start = 0, total = 0;
-	int bol = 1;
+	return client_conn_write(arg, p, n);
+}
 
-	for (size_t i = 0; i < len; i++) {
-		char ch = data[i];
-
-		if (bol && dotstuff && ch == '.') {
-			if (evbuffer_add(out, data + start, i - start) < 0 ||
-			    evbuffer_add(out, ".", 1) < 0)
-				return -1;
-			total += i - start + 1;
-			start = i;
-		}
-		bol = 0;
-		if (ch == '\r' && i + 1 < len && data[i + 1] == '\n') {
-			i++;
-			bol = 1;
-		} else if (ch == '\r' || ch == '\n') {
-			/* A bare CR or LF: the line ends here, in CRLF. */
-			if (evbuffer_add(out, data + start, i - start) < 0 ||
-			    evbuffer_add(out, "\r\n", 2) < 0)
-				return -1;
-			total += i - start + 2;
-			start = i + 1;
-			bol = 1;
-		}
-	}
-	if (evbuffer_add(out, data + start, len - start) < 0)
-		return -1;
-	total += len - start;
-	if (!bol && evbuffer_add(out, "\r\n", 2) == 0)
-		total += 2;
-	else if (!bol)
-		return -1;
-	return (long)total;
+/*
+ * What the content encoder does for this connector: our organisation's
+ * headers stay inside it (SPEC 3; Exchange strips its own at the
+ * boundary) unless the next hop is of the same organisation.
+ */
+static unsigned
+client_content_flags(const struct smtp_client *c)
+{
+	return c->p.connector->cloud_services_mail_enabled
+	           ? 0
+	           : CLIENT_CONTENT_STRIP_ORG;
 }
 
 /* Send the content: the whole BDAT LAST chunk, or DATA's dot-stuffed body. */
 static int
 client_send_content(struct smtp_client *c, int bdat)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	unsigned flags = client_content_flags(c);
 	char line[64];
-	long n;
+	long long n;
 
 	c->content_sent = 1;
 	if (!bdat) {
-		if (smtp_client_encode(c->msg->data, c->msg->len, 1, out) < 0)
+		if (client_content_encode(c->msg->data, c->msg->len,
+		        flags | CLIENT_CONTENT_DOTSTUFF,
+		        client_content_sink_conn, c->conn) < 0 ||
+		    client_conn_write(c->conn, ".\r\n", 3) < 0)
 			return -1;
-		evbuffer_add(out, ".\r\n", 3);
 		client_log(c, '>', ".", 1, "message content");
 		return 0;
 	}
-	{
-		struct evbuffer *body = evbuffer_new();
-
-		if (body == NULL || (n = smtp_client_encode(c->msg->data,
-		                         c->msg->len, 0, body)) < 0) {
-			if (body != NULL)
-				evbuffer_free(body);
-			return -1;
-		}
-		snprintf(line, sizeof(line), "BDAT %ld LAST", n);
-		client_send(c, line);
-		evbuffer_add_buffer(out, body);
-		evbuffer_free(body);
-	}
+	/* BDAT needs the size first: a counting pass, then the bytes. */
+	n = client_content_encode(c->msg->data, c->msg->len, flags, NULL, NULL);
+	snprintf(line, sizeof(line), "BDAT %lld LAST", n);
+	client_send(c, line);
+	if (client_content_encode(c->msg->data, c->msg->len, flags,
+	        client_content_sink_conn, c->conn) != n)
+		return -1;
 	return 0;
+}
+
+static void
+client_expect(struct smtp_client *c, enum expect ex)
+{
+	c->expect[c->nexpect++ % (CLIENT_PIPELINE_MAX + 4)] = ex;
 }
 
 static void
@@ -799,10 +1082,26 @@ client_send_body(struct smtp_client *c)
 		client_send(c, "DATA");
 		client_expect(c, EX_DATA);
 	} else if (client_send_content(c, 1) < 0) {
-		client_next_hop(c, "4.3.0", "out of memory");
+		client_leave_hop(c, LEAVE_DROP, "4.3.0", "out of memory");
 	} else {
 		client_expect(c, EX_BDAT);
 	}
+}
+
+/* Without pipelining (or past the pipeline's depth): the next command. */
+static void
+client_send_next(struct smtp_client *c)
+{
+	if (c->next_rcpt < c->msg->nrcpts) {
+		client_send_rcpt(c);
+		return;
+	}
+	if (c->accepted == 0) {
+		/* Every recipient refused: report them, then RSET. */
+		client_transaction_over(c, 1);
+		return;
+	}
+	client_send_body(c);
 }
 
 static int
@@ -821,17 +1120,15 @@ client_can_take(struct smtp_client *c, struct smtp_client_msg *m)
 	return 1;
 }
 
-/* Ask the owner for a message and send its transaction. */
+/* READY: ask the owner for a message; a transaction, or park. */
 static void
-client_start_transaction(struct smtp_client *c)
+client_enter_ready(struct smtp_client *c)
 {
 	struct smtp_client_msg *m;
-	char line[2048];
 
 	for (;;) {
 		if ((m = c->p.ops->next(c->p.arg, c)) == NULL) {
-			c->state = CS_IDLE;
-			client_arm(c, CLIENT_IDLE_SECONDS);
+			client_enter(c, CS_IDLE);
 			return;
 		}
 		c->msg = m;
@@ -843,10 +1140,19 @@ client_start_transaction(struct smtp_client *c)
 		if (client_can_take(c, m))
 			break;
 		client_msg_done(c);
-		if (c->state == CS_CLOSED)
-			return;
+		if (c->state != CS_READY)
+			return; /* the owner ended us meanwhile */
 	}
-	c->state = CS_TRANSACTION;
+	client_enter(c, CS_TRANSACTION);
+}
+
+/* TRANSACTION: MAIL, and with PIPELINING every RCPT and the body too. */
+static void
+client_enter_transaction(struct smtp_client *c)
+{
+	struct smtp_client_msg *m = c->msg;
+	char line[2048];
+
 	c->nexpect = c->iexpect = 0;
 	c->accepted = 0;
 	c->mail_ok = 0;
@@ -866,22 +1172,6 @@ client_start_transaction(struct smtp_client *c)
 	client_send_body(c);
 }
 
-/* Without pipelining (or past the pipeline's depth): the next command. */
-static void
-client_send_next(struct smtp_client *c)
-{
-	if (c->next_rcpt < c->msg->nrcpts) {
-		client_send_rcpt(c);
-		return;
-	}
-	if (c->accepted == 0) {
-		/* Every recipient refused: report them, then RSET. */
-		client_transaction_over(c, 1);
-		return;
-	}
-	client_send_body(c);
-}
-
 /* The final reply for every recipient the server accepted. */
 static void
 client_set_accepted(struct smtp_client *c, const struct reply *r)
@@ -898,31 +1188,19 @@ client_transaction_over(struct smtp_client *c, int need_rset)
 	client_msg_done(c);
 	if (c->state == CS_CLOSED)
 		return;
-	if (need_rset) {
-		c->state = CS_RSET;
-		client_send(c, "RSET");
-		return;
-	}
-	c->state = CS_READY;
-	client_start_transaction(c);
+	client_enter(c, need_rset ? CS_RSET : CS_READY);
 }
 
 static void
-client_expect(struct smtp_client *c, enum expect ex)
-{
-	c->expect[c->nexpect++ % (CLIENT_PIPELINE_MAX + 4)] = ex;
-}
-
-static void
-client_transaction_reply(struct smtp_client *c, const struct reply *r)
+client_reply_transaction(struct smtp_client *c, const struct reply *r)
 {
 	struct smtp_client_msg *m = c->msg;
 	enum expect ex;
 	size_t rcpt_index;
 
 	if (c->iexpect >= c->nexpect) {
-		client_next_hop(
-		    c, "4.5.0", "reply without a command: %d", r->code);
+		client_leave_hop(c, LEAVE_DROP, "4.5.0",
+		    "reply without a command: %d", r->code);
 		return;
 	}
 	ex = c->expect[c->iexpect++ % (CLIENT_PIPELINE_MAX + 4)];
@@ -948,16 +1226,14 @@ client_transaction_reply(struct smtp_client *c, const struct reply *r)
 		if (r->code == 354) {
 			if (c->accepted == 0) {
 				/* RFC 2920 3.1: nobody to send to, end it. */
-				evbuffer_add(
-				    bufferevent_get_output(c->bev), ".\r\n", 3);
+				client_conn_write(c->conn, ".\r\n", 3);
 				c->content_sent = 1;
 			} else if (client_send_content(c, 0) < 0) {
-				client_next_hop(c, "4.3.0", "out of memory");
+				client_leave_hop(
+				    c, LEAVE_DROP, "4.3.0", "out of memory");
 				return;
 			}
 			client_expect(c, EX_DOT);
-			client_arm(
-			    c, c->p.connector->connection_inactivity_timeout);
 			return;
 		}
 		client_set_accepted(c, r);
@@ -980,10 +1256,71 @@ client_transaction_reply(struct smtp_client *c, const struct reply *r)
 }
 
 static void
+client_enter_rset(struct smtp_client *c)
+{
+	client_send(c, "RSET");
+}
+
+static void
+client_reply_rset(struct smtp_client *c, const struct reply *r)
+{
+	client_enter(c, r->code / 100 == 2 ? CS_READY : CS_QUIT);
+}
+
+/* --- QUIT, and the end -------------------------------------------------- */
+
+static void
+client_enter_quit(struct smtp_client *c)
+{
+	client_send(c, "QUIT");
+}
+
+/* The QUIT is answered (or the server left): the next hop, or the end. */
+static void
+client_quit_done(struct smtp_client *c)
+{
+	if (c->next_after)
+		client_next_hop(c);
+	else
+		client_end(c);
+}
+
+static void
+client_reply_quit(struct smtp_client *c, const struct reply *r)
+{
+	(void)r;
+	client_quit_done(c);
+}
+
+/* --- the state table ----------------------------------------------------- */
+
+static const struct client_state_def client_states[CS_COUNT] = {
+    [CS_CONNECT] = {"connect", WAIT_CONNECT, NULL, NULL},
+    [CS_BANNER] = {"banner", WAIT_REPLY, NULL, client_reply_banner},
+    [CS_EHLO] = {"ehlo", WAIT_REPLY, client_enter_ehlo, client_reply_ehlo},
+    [CS_HELO] = {"helo", WAIT_REPLY, client_enter_helo, client_reply_helo},
+    [CS_STARTTLS] = {"starttls", WAIT_REPLY, client_enter_starttls,
+        client_reply_starttls},
+    [CS_HANDSHAKE] = {"handshake", WAIT_REPLY, NULL, NULL},
+    [CS_AUTH] = {"auth", WAIT_REPLY, client_enter_auth, client_reply_auth},
+    [CS_AUTH_USER] = {"auth-user", WAIT_REPLY, client_enter_auth_user,
+        client_reply_auth_user},
+    [CS_AUTH_PASS] = {"auth-pass", WAIT_REPLY, client_enter_auth_pass,
+        client_reply_auth_pass},
+    [CS_READY] = {"ready", WAIT_NONE, client_enter_ready, NULL},
+    [CS_IDLE] = {"idle", WAIT_IDLE, NULL, NULL},
+    [CS_TRANSACTION] = {"transaction", WAIT_REPLY, client_enter_transaction,
+        client_reply_transaction},
+    [CS_RSET] = {"rset", WAIT_REPLY, client_enter_rset, client_reply_rset},
+    [CS_QUIT] = {"quit", WAIT_QUIT, client_enter_quit, client_reply_quit},
+    [CS_CLOSED] = {"closed", WAIT_NONE, NULL, NULL},
+};
+
+/* --- events from the I/O layer --------------------------------------- */
+
+static void
 client_reply(struct smtp_client *c, const struct reply *r)
 {
-	char enh[16];
-
 	{
 		/* As Exchange logs it: code, enhanced code, text. */
 		char line[REPLY_TEXT_MAX + 32];
@@ -996,155 +1333,44 @@ client_reply(struct smtp_client *c, const struct reply *r)
 		                                      : sizeof(line) - 1),
 		    NULL);
 	}
-	client_enh(r, enh, sizeof(enh));
 	/* 421 at any point: the server is going away. */
 	if (r->code == 421 && c->state != CS_QUIT) {
-		client_next_hop(c, enh, "%d %s", r->code, r->text);
+		char enh[16];
+
+		client_enh(r, enh, sizeof(enh));
+		client_leave_hop(c, LEAVE_DROP, enh, "%d %s", r->code, r->text);
 		return;
 	}
-	switch (c->state) {
-	case CS_BANNER:
-		if (r->code != 220) {
-			client_next_hop(c, r->code / 100 == 5 ? "5.0.0" : enh,
-			    "greeting %d %.200s", r->code, r->text);
-			return;
-		}
-		client_ehlo(c);
-		return;
-	case CS_EHLO:
-		if (r->code / 100 == 2) {
-			client_parse_ehlo(c, r);
-			client_after_ehlo(c);
-			return;
-		}
-		if (c->in_tls) {
-			client_next_hop(c, enh,
-			    "EHLO after STARTTLS: %d %.200s", r->code, r->text);
-			return;
-		}
-		{
-			char line[300];
-
-			snprintf(line, sizeof(line), "HELO %s",
-			    c->p.connector->fqdn);
-			c->state = CS_HELO;
-			client_send(c, line);
-		}
-		return;
-	case CS_HELO:
-		if (r->code / 100 != 2) {
-			client_next_hop(c, enh, "HELO refused: %d %.200s",
-			    r->code, r->text);
-			return;
-		}
-		memset(&c->ext, 0, sizeof(c->ext));
-		client_after_ehlo(c);
-		return;
-	case CS_STARTTLS:
-		if (r->code != 220) {
-			if (client_tls_required(c)) {
-				client_report(
-				    c, TLS_RESULT_STARTTLS_NOT_SUPPORTED);
-				client_next_hop(c, "4.7.10",
-				    "STARTTLS refused: %d %.200s", r->code,
-				    r->text);
-				return;
-			}
-			c->plain_retry = 1; /* go on in plaintext */
-			snprintf(c->tls_summary, sizeof(c->tls_summary),
-			    "tls=opportunistic:refused");
-			client_after_ehlo(c);
-			return;
-		}
-		client_starttls(c);
-		return;
-	case CS_AUTH:
-		if (r->code == 334 && c->ext.auth_login && !c->ext.auth_plain) {
-			char b64[400];
-
-			client_auth_b64(c->p.auth_user, strlen(c->p.auth_user),
-			    b64, sizeof(b64));
-			c->state = CS_AUTH_USER;
-			client_send(c, b64);
-			return;
-		}
-		/* FALLTHROUGH: the answer to PLAIN */
-		__attribute__((fallthrough));
-	case CS_AUTH_PASS:
-		if (r->code / 100 != 2) {
-			client_next_hop(c, "4.7.0",
-			    "authentication failed: %d %.200s", r->code,
-			    r->text);
-			return;
-		}
-		c->state = CS_READY;
-		client_start_transaction(c);
-		return;
-	case CS_AUTH_USER:
-		if (r->code != 334) {
-			client_next_hop(c, "4.7.0",
-			    "authentication failed: %d %.200s", r->code,
-			    r->text);
-			return;
-		}
-		{
-			char b64[400];
-
-			client_auth_b64(c->p.auth_pass, strlen(c->p.auth_pass),
-			    b64, sizeof(b64));
-			c->state = CS_AUTH_PASS;
-			client_send(c, b64);
-		}
-		return;
-	case CS_TRANSACTION:
-		client_transaction_reply(c, r);
-		return;
-	case CS_RSET:
-		if (r->code / 100 != 2) {
-			c->state = CS_QUIT;
-			client_send(c, "QUIT");
-			return;
-		}
-		c->state = CS_READY;
-		client_start_transaction(c);
-		return;
-	case CS_QUIT:
-		client_end(c);
-		return;
-	default:
-		client_next_hop(c, "4.5.0", "unexpected reply %d", r->code);
-		return;
-	}
+	client_states[c->state].reply(c, r);
 }
 
+/* Complete replies, one at a time, from what the I/O layer has read. */
 static void
-client_read_cb(struct bufferevent *bev, void *arg)
+client_input_cb(void *arg)
 {
 	struct smtp_client *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct client_conn *conn = c->conn;
 
-	while (c->state != CS_CLOSED && c->bev == bev) {
-		size_t len = evbuffer_get_length(in), used = 0;
+	while (c->state != CS_CLOSED && c->conn == conn) {
+		size_t len = 0, used = 0;
+		const char *p = client_conn_peek(conn, &len);
 		enum reply_status st;
-		const char *p;
 
 		if (len == 0)
 			return;
-		if (c->state == CS_IDLE || c->state == CS_CONNECT ||
-		    c->state == CS_HANDSHAKE) {
+		if (client_states[c->state].reply == NULL) {
 			/* Nothing was asked: a server talking out of turn. */
-			client_next_hop(c, "4.5.0",
-			    "unexpected data from the "
-			    "server");
+			client_leave_hop(c, LEAVE_DROP, "4.5.0",
+			    "unexpected data from the server");
 			return;
 		}
-		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
 		st = reply_parse(&c->reply, p, len, &used);
-		evbuffer_drain(in, used);
+		client_conn_consume(conn, used);
 		if (st == REPLY_MORE)
 			return;
 		if (st == REPLY_ERROR) {
-			client_next_hop(c, "4.5.0", "bad reply: %s",
+			client_leave_hop(c, LEAVE_DROP, "4.5.0",
+			    "bad reply: %s",
 			    c->reply.why != NULL ? c->reply.why : "?");
 			return;
 		}
@@ -1152,138 +1378,133 @@ client_read_cb(struct bufferevent *bev, void *arg)
 			struct reply r = c->reply;
 
 			reply_init(&c->reply);
-			evtimer_del(c->timer);
+			/* A reply is progress: the state's deadline again. */
+			client_arm(c);
 			client_reply(c, &r);
 		}
 	}
 }
 
-/* "192.0.2.1:25" or "[2001:db8::1]:25", for the protocol log. */
 static void
-client_format_endpoint(const struct sockaddr_storage *ss, char *out, size_t len)
+client_connected_cb(void *arg)
 {
-	char host[INET6_ADDRSTRLEN] = "?";
+	struct smtp_client *c = arg;
+	char words[512];
 
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		snprintf(out, len, "[%s]:%u", host, ntohs(s6->sin6_port));
-	} else {
-		const struct sockaddr_in *s4 = (const void *)ss;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		snprintf(out, len, "%s:%u", host, ntohs(s4->sin_port));
-	}
+	snprintf(c->local, sizeof(c->local), "%s", client_conn_local(c->conn));
+	client_log(c, '+', NULL, 0, NULL);
+	tls_policy_describe(&c->policy, words, sizeof(words));
+	client_note(c,
+	    "next hop %zu of %zu: %s via send connector %s; TLS "
+	    "policy: %s",
+	    c->hop + 1, c->p.nhops, client_hop(c)->host, c->p.connector->name,
+	    c->plain_retry ? "plaintext retry" : words);
+	reply_init(&c->reply);
+	client_enter(c, CS_BANNER);
 }
 
 static void
-client_endpoints(struct smtp_client *c, int fd)
+client_tls_done_cb(void *arg, const char *error)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	memset(&ss, 0, sizeof(ss));
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		client_format_endpoint(&ss, c->local, sizeof(c->local));
+	client_handshake_done(arg, error);
 }
 
 static void
-client_event_cb(struct bufferevent *bev, short what, void *arg)
+client_closed_cb(void *arg, const char *why)
 {
 	struct smtp_client *c = arg;
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		if (c->state == CS_HANDSHAKE) {
-			client_handshake_done(c, 1);
-			return;
-		}
-		client_endpoints(c, bufferevent_getfd(bev));
-		client_log(c, '+', NULL, 0, NULL);
-		c->state = CS_BANNER;
-		reply_init(&c->reply);
-		client_arm(c, c->p.connector->connection_inactivity_timeout);
-		return;
-	}
-	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
-		if (c->state == CS_HANDSHAKE) {
-			client_handshake_done(c, 0);
-			return;
-		}
-		if (c->state == CS_QUIT || c->state == CS_IDLE) {
-			client_end(c);
-			return;
-		}
-		if (c->state == CS_CONNECT)
-			client_next_hop(c, "4.4.1", "connection failed: %s",
-			    strerror(EVUTIL_SOCKET_ERROR()));
-		else
-			client_next_hop(
-			    c, "4.4.2", "connection closed by the server");
-	}
-}
-
-static void
-client_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtp_client *c = arg;
-
-	(void)fd;
-	(void)what;
 	switch (c->state) {
-	case CS_IDLE:
-		c->state = CS_QUIT;
-		client_send(c, "QUIT");
-		client_arm(c, 5);
-		return;
 	case CS_QUIT:
+		client_quit_done(c);
+		return;
+	case CS_IDLE:
 		client_end(c);
 		return;
 	case CS_CONNECT:
-		client_next_hop(c, "4.4.1", "connection timed out");
+		client_leave_hop(c, LEAVE_DROP, "4.4.1", "%s", why);
 		return;
 	default:
-		client_next_hop(c, "4.4.2", "timeout waiting for the server");
+		client_leave_hop(c, LEAVE_DROP, "4.4.2", "%s", why);
 		return;
 	}
 }
 
+static void
+client_timeout_cb(void *arg)
+{
+	struct smtp_client *c = arg;
+
+	switch (c->state) {
+	case CS_IDLE:
+		client_enter(c, CS_QUIT);
+		return;
+	case CS_QUIT:
+		client_quit_done(c);
+		return;
+	case CS_CONNECT:
+		client_leave_hop(
+		    c, LEAVE_DROP, "4.4.1", "connection timed out");
+		return;
+	case CS_HANDSHAKE:
+		/* A handshake that never ends is a failed one. */
+		client_handshake_done(c, "timeout during the TLS handshake");
+		return;
+	default:
+		client_leave_hop(c, LEAVE_DROP, "4.4.2",
+		    "timeout waiting for the server (%s)",
+		    client_states[c->state].name);
+		return;
+	}
+}
+
+static const struct client_conn_ops client_conn_ops = {
+    .connected = client_connected_cb,
+    .input = client_input_cb,
+    .tls_done = client_tls_done_cb,
+    .closed = client_closed_cb,
+    .timeout = client_timeout_cb,
+};
+
+/* A connection to the next hop in use, with the policy for that hop. */
 static void
 client_connect(struct smtp_client *c)
 {
 	const struct resolver_hop *h = client_hop(c);
+	struct tls_policy_input in = {.conf = c->p.conf,
+	    .connector = c->p.connector,
+	    .domain = c->p.domain,
+	    .host = h->host};
+	const char *why = NULL;
 
-	client_format_endpoint(&h->addr, c->remote, sizeof(c->remote));
+	client_conn_endpoint(
+	    (const struct sockaddr *)&h->addr, c->remote, sizeof(c->remote));
 	/* Unique across restarts, like the receive side's session ids. */
 	if (client_sessions == 0)
 		client_sessions = (unsigned long long)time(NULL) << 20;
 	snprintf(
 	    c->session_id, sizeof(c->session_id), "%016llX", ++client_sessions);
 	c->seq = 0;
-	c->state = CS_CONNECT;
+	c->local[0] = '\0';
 	c->reported = 0;
 	c->tls_version[0] = '\0';
 	c->tls_verified = 0;
+	tls_policy_decide(&in, &c->policy);
 	if (!c->plain_retry)
 		c->tls_summary[0] = '\0';
-	if (c->p.connector->ignore_starttls)
+	if (c->policy.level == TLS_POLICY_NONE)
 		snprintf(c->tls_summary, sizeof(c->tls_summary),
 		    "tls=IgnoreSTARTTLS:none");
-	c->bev = bufferevent_socket_new(c->p.base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		client_next_hop(c, "4.3.0", "out of memory");
-		return;
-	}
-	bufferevent_setwatermark(c->bev, EV_READ, 0, CLIENT_INPUT_MAX);
-	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	client_arm(c, CLIENT_CONNECT_SECONDS);
-	if (bufferevent_socket_connect(
-	        c->bev, (const struct sockaddr *)&h->addr, (int)h->addrlen) < 0)
-		client_next_hop(
-		    c, "4.4.1", "cannot connect: %s", strerror(errno));
+	c->conn =
+	    client_conn_connect(c->p.base, (const struct sockaddr *)&h->addr,
+	        h->addrlen, CLIENT_CONNECT_SECONDS, &client_conn_ops, c, &why);
+	client_enter(c, CS_CONNECT);
+	if (c->conn == NULL)
+		client_leave_hop(
+		    c, LEAVE_DROP, "4.4.1", "cannot connect: %s", why);
 }
+
+/* --- the owner's side ---------------------------------------------------- */
 
 struct smtp_client *
 smtp_client_start(const struct smtp_client_params *p)
@@ -1293,10 +1514,9 @@ smtp_client_start(const struct smtp_client_params *p)
 	if (c == NULL)
 		return NULL;
 	c->p = *p;
-	c->timer = evtimer_new(p->base, client_timer_cb, c);
-	if (c->timer == NULL || p->nhops == 0) {
-		if (c->timer != NULL)
-			event_free(c->timer);
+	c->finish = client_conn_later_new(p->base, client_finish_cb, c);
+	if (c->finish == NULL || p->nhops == 0) {
+		client_conn_later_free(c->finish);
 		free(c);
 		return NULL;
 	}
@@ -1307,11 +1527,8 @@ smtp_client_start(const struct smtp_client_params *p)
 void
 smtp_client_resume(struct smtp_client *c)
 {
-	if (c->state != CS_IDLE)
-		return;
-	evtimer_del(c->timer);
-	c->state = CS_READY;
-	client_start_transaction(c);
+	if (c->state == CS_IDLE)
+		client_enter(c, CS_READY);
 }
 
 int
@@ -1323,21 +1540,17 @@ smtp_client_idle(const struct smtp_client *c)
 void
 smtp_client_quit(struct smtp_client *c)
 {
-	if (c->state == CS_IDLE || c->state == CS_READY) {
-		c->state = CS_QUIT;
-		client_send(c, "QUIT");
-		client_arm(c, 5);
-	} else if (c->state != CS_QUIT && c->state != CS_CLOSED &&
-	           c->msg == NULL) {
+	if (c->state == CS_IDLE || c->state == CS_READY)
+		client_enter(c, CS_QUIT);
+	else if (c->state != CS_QUIT && c->state != CS_CLOSED && c->msg == NULL)
 		client_end(c);
-	}
 }
 
 void
 smtp_client_abort(struct smtp_client *c)
 {
 	if (c->closing)
-		return; /* client_finish_cb is scheduled and frees it */
+		return; /* client_finish_cb is on its way and frees it */
 	client_free(c);
 }
 
@@ -1374,6 +1587,6 @@ smtp_client_tls(const struct smtp_client *c)
 {
 	if (c->tls_summary[0] != '\0')
 		return c->tls_summary;
-	return client_tls_required(c) ? "tls=required:none"
-	                              : "tls=opportunistic:none";
+	return tls_policy_required(&c->policy) ? "tls=required:none"
+	                                       : "tls=opportunistic:none";
 }

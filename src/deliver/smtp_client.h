@@ -10,9 +10,10 @@
  * a few seconds (idle) so that the next message reuses it.  closed() is
  * the last call, exactly once.
  *
- * TLS follows SPEC's table: opportunistic unless the connector requires
- * it; under a requirement, a next hop that does not meet it is never sent
- * a MAIL FROM and the client moves on to the next one.
+ * TLS follows SPEC's table as tls_policy_decide() and tls_policy_judge()
+ * (src/tls/tls_policy.c) state it, decided for every next hop: under a
+ * requirement, a next hop that does not meet it is never sent a MAIL
+ * FROM and the client moves on to the next one.
  */
 #ifndef SLUICE_SMTP_CLIENT_H
 #define SLUICE_SMTP_CLIENT_H
@@ -93,14 +94,14 @@ struct smtp_client_ops {
 
 struct smtp_client_params {
 	struct event_base *base;
-	const struct conf_send_connector *connector; /* outlives the client */
-	const char *domain;                          /* recipient domain */
-	int domain_secure; /* TLSSendDomainSecureList applies */
+	/* the configuration and its connector: they outlive the client */
+	const struct conf *conf;
+	const struct conf_send_connector *connector;
+	const char *domain; /* recipient domain */
 	const struct resolver_hop *hops;
 	size_t nhops;
 	struct tls_client *tls;        /* client TLS context; NULL: no TLS */
-	const struct tls_store *certs; /* for TlsCertificateName */
-	const char *cert_name;         /* our client certificate, or NULL */
+	const struct tls_store *certs; /* our certificates */
 	const char *auth_user;         /* SmartHostAuthMechanism credentials */
 	const char *auth_pass;
 	struct protolog *protolog; /* SmtpSend protocol log, may be NULL */
@@ -129,15 +130,5 @@ const char *smtp_client_tls(const struct smtp_client *);
 const char *smtp_client_local(const struct smtp_client *);
 const char *smtp_client_remote(const struct smtp_client *);
 const char *smtp_client_session(const struct smtp_client *);
-
-/*
- * The content as it goes on the wire: every line ends in CRLF (a bare CR
- * or LF becomes CRLF), a final CRLF is added when missing and, for DATA,
- * lines starting with "." get another one (RFC 5321 4.5.2).  Returns the
- * bytes written to out (an evbuffer), or -1 when out of memory.
- */
-struct evbuffer;
-long smtp_client_encode(
-    const char *data, size_t len, int dotstuff, struct evbuffer *out);
 
 #endif

@@ -6,6 +6,19 @@
  * rows of a crashed daemon either.  Field content comes from peers, so
  * every byte below 0x20 or 0x7f is written as \xNN and quotes are doubled:
  * a client can never start a new row or a new field of its own.
+ *
+ * Nor a formula: a field that starts with '=', '+', '-' or '@' is opened
+ * as a formula by Excel and LibreOffice (CSV injection, e.g. a sender
+ * address "=1+1@example.com" or a reply "-2+3"), and these logs are read
+ * in spreadsheets.  Such a field is written quoted with a "'" before its
+ * first byte, OWASP's advice: shown as text, the value still readable.
+ * Tab and CR, the other two OWASP names, are already written as \x09 and
+ * \x0D.  The protocol log's event column ("+" connect, "-" disconnect)
+ * is part of Exchange's format and goes through csvlog_field_token().
+ *
+ * Retention (logretain.c) runs when a file is opened, when the limits are
+ * set (start, reload) and at most once a CSVLOG_SWEEP_SECONDS while rows
+ * are written, so files go even on a day that never rolls over.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,8 +28,13 @@
 #include <time.h>
 
 #include "log/csvlog.h"
+#include "log/logclock.h"
+#include "log/logretain.h"
 #include "util/log.h"
 #include "util/mkdirs.h"
+
+/* How often a busy log looks for files to remove. */
+#define CSVLOG_SWEEP_SECONDS 60
 
 struct csvlog {
 	char *dir;
@@ -25,6 +43,10 @@ struct csvlog {
 	char *fields;
 	FILE *fp;
 	char day[16]; /* yyyymmdd of the open file */
+	/* retention: MaxAge (0: none) and MaxDirectorySize (UINT64_MAX) */
+	unsigned max_age;
+	uint64_t max_size;
+	time_t last_sweep;
 };
 
 struct csvlog *
@@ -43,6 +65,7 @@ csvlog_open(const char *dir, const char *prefix, const char *log_type,
 	l->prefix = strdup(prefix);
 	l->log_type = strdup(log_type);
 	l->fields = strdup(fields);
+	l->max_size = UINT64_MAX;
 	if (l->dir == NULL || l->prefix == NULL || l->log_type == NULL ||
 	    l->fields == NULL) {
 		csvlog_close(l);
@@ -73,14 +96,40 @@ csvlog_close(struct csvlog *l)
 	free(l);
 }
 
+/* Remove what the limits say must go; the open file always stays. */
 static void
-csvlog_stamp(char *out, size_t len, struct tm *tm)
+csvlog_sweep(struct csvlog *l, time_t now)
+{
+	char keep[64];
+
+	l->last_sweep = now;
+	if (l->max_age == 0 && l->max_size == UINT64_MAX)
+		return;
+	snprintf(keep, sizeof(keep), "%s%s-1.LOG", l->prefix, l->day);
+	logretain_sweep(l->dir, l->prefix, l->day[0] ? keep : NULL, l->max_age,
+	    l->max_size, now);
+}
+
+void
+csvlog_retain(struct csvlog *l, unsigned max_age, uint64_t max_size)
+{
+	struct timeval tv;
+
+	l->max_age = max_age;
+	l->max_size = max_size;
+	logclock_now(&tv);
+	csvlog_sweep(l, tv.tv_sec);
+}
+
+static void
+csvlog_stamp(char *out, size_t len, struct tm *tm, time_t *now)
 {
 	struct timeval tv;
 
 	char base[32];
 
-	gettimeofday(&tv, NULL);
+	logclock_now(&tv);
+	*now = tv.tv_sec;
 	gmtime_r(&tv.tv_sec, tm);
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", tm);
 	snprintf(out, len, "%s.%03dZ", base, (int)(tv.tv_usec / 1000));
@@ -103,6 +152,7 @@ csvlog_file(struct csvlog *l, const struct tm *tm, const char *stamp)
 		return -1;
 	}
 	memcpy(l->day, day, sizeof(l->day));
+	l->last_sweep = 0; /* a new file: look at the old ones now */
 	if (fstat(fileno(l->fp), &st) == 0 && st.st_size == 0)
 		fprintf(l->fp,
 		    "#Software: Sluice\r\n#Version: 1.0\r\n#Log-type: %s\r\n"
@@ -116,18 +166,29 @@ csvlog_begin(struct csvlog *l)
 {
 	char stamp[48];
 	struct tm tm;
+	time_t now;
 
-	csvlog_stamp(stamp, sizeof(stamp), &tm);
+	csvlog_stamp(stamp, sizeof(stamp), &tm, &now);
 	if (csvlog_file(l, &tm, stamp) < 0)
 		return NULL;
+	if (now - l->last_sweep >= CSVLOG_SWEEP_SECONDS)
+		csvlog_sweep(l, now);
 	fputs(stamp, l->fp);
 	return l->fp;
 }
 
-void
-csvlog_field(FILE *fp, const char *s, size_t n)
+/* Would a spreadsheet take a cell starting like this for a formula? */
+static int
+csvlog_formula(const char *s, size_t n)
 {
-	int quote = 0;
+	return n > 0 &&
+	       (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@');
+}
+
+static void
+csvlog_write(FILE *fp, const char *s, size_t n, int neutralise)
+{
+	int quote = neutralise;
 
 	for (size_t i = 0; i < n; i++)
 		if (s[i] == ',' || s[i] == '"' || (unsigned char)s[i] < 0x20 ||
@@ -139,6 +200,8 @@ csvlog_field(FILE *fp, const char *s, size_t n)
 		return;
 	}
 	fputc('"', fp);
+	if (neutralise)
+		fputc('\'', fp);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
 
@@ -150,6 +213,18 @@ csvlog_field(FILE *fp, const char *s, size_t n)
 			fputc(ch, fp);
 	}
 	fputc('"', fp);
+}
+
+void
+csvlog_field(FILE *fp, const char *s, size_t n)
+{
+	csvlog_write(fp, s, n, csvlog_formula(s, n));
+}
+
+void
+csvlog_field_token(FILE *fp, const char *s, size_t n)
+{
+	csvlog_write(fp, s, n, 0);
 }
 
 void

@@ -7,6 +7,7 @@
 #define SLUICE_CSVLOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct csvlog;
@@ -17,14 +18,31 @@ struct csvlog *csvlog_open(const char *dir, const char *prefix,
 void csvlog_close(struct csvlog *);
 /* Close the file; the next row opens the current one again (rotation). */
 void csvlog_reopen(struct csvlog *);
+/*
+ * Retention limits (logretain.h): MaxAge in seconds, 0 for none;
+ * MaxDirectorySize in bytes, UINT64_MAX for none.  Applied at once, then
+ * whenever a file is opened and every minute while rows are written.
+ */
+void csvlog_retain(struct csvlog *, unsigned max_age, uint64_t max_size);
 
 /*
  * Start a row (rolls over to a new file at midnight UTC), then add
  * fields; the first field, the date-time, is written by csvlog_begin.
  */
 FILE *csvlog_begin(struct csvlog *);
-/* One field: quoted when needed, control bytes escaped as \xNN. */
+/*
+ * One field: quoted when needed, control bytes escaped as \xNN, and a
+ * value that a spreadsheet would read as a formula (it starts with '=',
+ * '+', '-' or '@') neutralised with a leading "'" inside quotes (OWASP's
+ * advice on CSV injection; Exchange's logs are read in Excel).
+ */
 void csvlog_field(FILE *, const char *, size_t);
+/*
+ * A field whose exact value is part of the format (the protocol log's
+ * event column: "+", "-", ...): quoted and escaped like any other, never
+ * neutralised.  Only for values the program itself chooses.
+ */
+void csvlog_field_token(FILE *, const char *, size_t);
 void csvlog_end(struct csvlog *);
 
 #endif

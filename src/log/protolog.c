@@ -42,6 +42,12 @@ protolog_reopen(struct protolog *p)
 }
 
 void
+protolog_retain(struct protolog *p, unsigned max_age, uint64_t max_size)
+{
+	csvlog_retain(p->csv, max_age, max_size);
+}
+
+void
 protolog_close(struct protolog *p)
 {
 	if (p == NULL)
@@ -72,7 +78,7 @@ protolog_write(struct protolog *p, const char *connector,
 	protolog_str(fp, num);
 	protolog_str(fp, local);
 	protolog_str(fp, remote);
-	csvlog_field(fp, &event, 1);
+	csvlog_field_token(fp, &event, 1); /* "+", "-": Exchange's names */
 	csvlog_field(fp, data != NULL ? data : "", data != NULL ? datalen : 0);
 	protolog_str(fp, context);
 	csvlog_end(p->csv);

@@ -7,6 +7,7 @@
 #define SLUICE_PROTOLOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum protolog_kind { PROTOLOG_RECEIVE, PROTOLOG_SEND };
 
@@ -15,6 +16,8 @@ struct protolog;
 /* Files go to LOGDIR/ProtocolLog/SmtpReceive (or SmtpSend). */
 struct protolog *protolog_open(const char *logdir, enum protolog_kind);
 void protolog_reopen(struct protolog *);
+/* Retention: ReceiveProtocolLogMaxAge ... (see csvlog_retain). */
+void protolog_retain(struct protolog *, unsigned max_age, uint64_t max_size);
 void protolog_close(struct protolog *);
 
 /* event: '+' connect, '-' disconnect, '>' sent, '<' received, '*' info */

@@ -67,6 +67,12 @@ tracklog_reopen(struct tracklog *t)
 }
 
 void
+tracklog_retain(struct tracklog *t, unsigned max_age, uint64_t max_size)
+{
+	csvlog_retain(t->csv, max_age, max_size);
+}
+
+void
 tracklog_close(struct tracklog *t)
 {
 	if (t == NULL)

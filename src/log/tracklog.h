@@ -58,6 +58,8 @@ struct tracklog *tracklog_open(const char *logdir);
 void tracklog_subjects(struct tracklog *, int enabled);
 void tracklog_write(struct tracklog *, const struct track_event *);
 void tracklog_reopen(struct tracklog *);
+/* Retention: MessageTrackingLogMaxAge ... (see csvlog_retain). */
+void tracklog_retain(struct tracklog *, unsigned max_age, uint64_t max_size);
 void tracklog_close(struct tracklog *);
 
 /* "addr" of an "addr:port" or "[v6]:port" endpoint, into out. */

@@ -613,22 +613,14 @@ dq_open(struct dq *q)
 	dq_credentials(sc, dc);
 	memset(&p, 0, sizeof(p));
 	p.base = dqs->srv->base;
+	/* The TLS policy is the client's (tls_policy_decide()) per hop. */
+	p.conf = ref->conf;
 	p.connector = sc;
 	p.domain = q->domain;
-	p.domain_secure =
-	    sc->domain_secure_enabled &&
-	    conf_strlist_has(
-	        &ref->conf->transport.send_domain_secure, q->domain);
 	p.hops = q->hops.hops;
 	p.nhops = q->hops.nhops;
 	p.tls = ref->tls_client;
 	p.certs = ref->tls;
-	/* Domain Security presents our certificate: the connector's, or
-	 * else the first one configured (Exchange's default certificate). */
-	if (sc->tls_certificate_name != NULL && sc->tls_certificate_name[0])
-		p.cert_name = sc->tls_certificate_name;
-	else if (p.domain_secure && ref->conf->ncertificates > 0)
-		p.cert_name = ref->conf->certificates[0].name;
 	p.auth_user = dc->user[0] ? dc->user : NULL;
 	p.auth_pass = dc->user[0] ? dc->pass : NULL;
 	p.protolog = dqs->srv->sendlog;
@@ -847,12 +839,6 @@ dqueues_forget_message(
 	}
 }
 
-unsigned
-dqueues_connections(const struct dqueues *dqs)
-{
-	return dqs != NULL ? dqs->nclients : 0;
-}
-
 const char *
 dqueues_status(struct dqueues *dqs, const char *queue, unsigned *connections,
     char *last_error, size_t len)
@@ -870,6 +856,12 @@ dqueues_status(struct dqueues *dqs, const char *queue, unsigned *connections,
 	if (q->retry_until > time(NULL))
 		return "Retry";
 	return "Ready";
+}
+
+unsigned
+dqueues_connections(const struct dqueues *dqs)
+{
+	return dqs->nclients;
 }
 
 unsigned

@@ -72,7 +72,7 @@ void dqueues_forget_message(
  */
 unsigned dqueues_drain(struct dqueues *);
 
-/* Outbound connections open now, in every queue (the metrics' gauge). */
+/* Outbound connections open now, all queues together (status). */
 unsigned dqueues_connections(const struct dqueues *);
 
 /* For Get-Queue: "Active", "Ready", "Retry", "Suspended"; NULL unknown. */

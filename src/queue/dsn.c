@@ -204,6 +204,30 @@ put_xtext(struct buf *b, const char *s, size_t max, int strict, size_t outmax)
 }
 
 /*
+ * An envelope value the sender gave in xtext (ENVID, ORCPT's address),
+ * stored decoded, as RFC 3464 wants it in Original-Envelope-Id and
+ * Original-Recipient: the text itself (RFC 3461 4: xtext is only how the
+ * SMTP parameter carries it), as Postfix and sendmail print it.  Only
+ * when the decoded value holds anything but printable ASCII (a space, a
+ * control character, 8-bit; Postfix refuses those at MAIL and RCPT, our
+ * server only CR, LF and NUL) does it go out in strict xtext instead, the
+ * sender's own form: a 7-bit DSN cannot carry those octets, and a value
+ * half decoded could not be told from one fully decoded.
+ */
+static int
+put_decoded(struct buf *b, const char *s, size_t max, size_t outmax)
+{
+	size_t n = 0;
+
+	while (n < max && s[n] != '\0' && (unsigned char)s[n] > 0x20 &&
+	       (unsigned char)s[n] < 0x7f)
+		n++;
+	if (n == max || s[n] == '\0')
+		return buf_append(b, s, n < outmax ? n : outmax);
+	return put_xtext(b, s, max, 1, outmax);
+}
+
+/*
  * Append free text (a remote reply) as one line of words: CR, LF, TAB and
  * other control characters become spaces, runs of spaces collapse, 8-bit
  * octets become '?', and the result is cut at max octets with a visible
@@ -707,7 +731,7 @@ status_part(struct buf *d, const struct dsn_msg *m)
 
 	if (m->envid != NULL && m->envid[0] != '\0') {
 		if ((rc = buf_puts(d, "Original-Envelope-Id: ")) != BUF_OK ||
-		    (rc = put_xtext(d, m->envid, DSN_ENVID_MAX, 1,
+		    (rc = put_decoded(d, m->envid, DSN_ENVID_MAX,
 		         DSN_XTEXT_OUT_MAX)) != BUF_OK ||
 		    (rc = buf_puts(d, CRLF)) != BUF_OK)
 			return rc;
@@ -750,9 +774,8 @@ status_part(struct buf *d, const struct dsn_msg *m)
 			else
 				rc = buf_puts(d, "rfc822");
 			if (rc != BUF_OK || (rc = buf_puts(d, ";")) != BUF_OK ||
-			    (rc = put_xtext(d, typeok ? semi + 1 : orcpt,
-			         DSN_ORCPT_MAX, 1, DSN_XTEXT_OUT_MAX)) !=
-			        BUF_OK ||
+			    (rc = put_decoded(d, typeok ? semi + 1 : orcpt,
+			         DSN_ORCPT_MAX, DSN_XTEXT_OUT_MAX)) != BUF_OK ||
 			    (rc = buf_puts(d, CRLF)) != BUF_OK)
 				goto out;
 		}

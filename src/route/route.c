@@ -5,6 +5,11 @@
  * delivery side's business.  Specificity is a number so that the rule
  * stays one comparison: an exact domain beats any wildcard, a longer
  * "*.suffix" beats a shorter one, and "*" matches everything last.
+ *
+ * The TLS policy of a routed recipient is not decided here but by
+ * tls_policy_decide() (src/tls/tls_policy.c), the function the SMTP client
+ * calls for every next hop, so `sluicectl route` prints the daemon's
+ * policy and not a copy of it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -84,9 +89,12 @@ route_domain(const struct conf *conf, const char *domain, struct route *r)
 	}
 	r->kind = ROUTE_CONNECTOR;
 	r->domain = ad;
-	r->domain_secure =
-	    r->connector->domain_secure_enabled &&
-	    conf_strlist_has(&conf->transport.send_domain_secure, domain);
+	{
+		struct tls_policy_input in = {
+		    .conf = conf, .connector = r->connector, .domain = domain};
+
+		tls_policy_decide(&in, &r->tls);
+	}
 	snprintf(r->why, sizeof(r->why),
 	    "send connector \"%s\": address space %s;%u is the most specific "
 	    "match%s",
@@ -106,54 +114,11 @@ route_postmaster(const struct conf *conf)
 void
 route_tls_policy(const struct route *r, char *out, size_t len)
 {
-	const struct conf_send_connector *sc = r->connector;
-
 	if (r->kind != ROUTE_CONNECTOR) {
 		snprintf(out, len, "none (no network hop)");
 		return;
 	}
-	if (r->domain_secure) {
-		snprintf(out, len,
-		    "Domain Security: TLS required, our certificate %s%s%s "
-		    "presented, peer chain validated and must name the "
-		    "recipient domain; otherwise defer",
-		    sc->tls_certificate_name[0] ? "\"" : "",
-		    sc->tls_certificate_name[0] ? sc->tls_certificate_name
-		                                : "(none configured)",
-		    sc->tls_certificate_name[0] ? "\"" : "");
-		return;
-	}
-	if (sc->ignore_starttls) {
-		snprintf(
-		    out, len, "IgnoreSTARTTLS: plaintext, TLS never tried");
-		return;
-	}
-	if (!sc->require_tls) {
-		snprintf(out, len,
-		    "opportunistic: STARTTLS when offered, no certificate "
-		    "checks; plaintext when TLS is not offered or fails");
-		return;
-	}
-	switch (sc->tls_auth_level) {
-	case TLS_AUTH_NONE:
-	case TLS_AUTH_ENCRYPTION_ONLY:
-		snprintf(out, len,
-		    "RequireTLS, EncryptionOnly: TLS required, "
-		    "certificate not checked; otherwise defer");
-		break;
-	case TLS_AUTH_CERTIFICATE_VALIDATION:
-		snprintf(out, len,
-		    "RequireTLS, CertificateValidation: TLS with a certificate "
-		    "chaining to TrustedCAFile; otherwise defer");
-		break;
-	case TLS_AUTH_DOMAIN_VALIDATION:
-		snprintf(out, len,
-		    "RequireTLS, DomainValidation: TLS with a trusted "
-		    "certificate naming %s; otherwise defer",
-		    sc->tls_domain[0] ? sc->tls_domain
-		                      : "the recipient domain");
-		break;
-	}
+	tls_policy_describe(&r->tls, out, len);
 }
 
 void

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "conf/conf.h"
+#include "tls/tls_policy.h"
 
 enum route_kind {
 	ROUTE_LOCAL,     /* Authoritative accepted domain: a Maildir */
@@ -20,8 +21,13 @@ struct route {
 	const struct conf_accepted_domain *domain;   /* ROUTE_LOCAL */
 	const struct conf_send_connector *connector; /* ROUTE_CONNECTOR */
 	const struct conf_address_space *space;      /* the entry that won */
-	int domain_secure; /* Domain Security applies to this recipient */
-	char why[256];     /* one line an administrator can read */
+	/*
+	 * ROUTE_CONNECTOR: the TLS policy for the recipient, decided by
+	 * tls_policy_decide() before any next hop is known (it borrows the
+	 * domain string the caller passed).
+	 */
+	struct tls_policy tls;
+	char why[256]; /* one line an administrator can read */
 };
 
 /*
@@ -50,7 +56,10 @@ const struct conf_accepted_domain *route_postmaster(const struct conf *);
 void route_queue_name(const struct route *, const char *domain, char *out,
     size_t len, const char **type);
 
-/* The TLS policy that will apply, in the words of SPEC's TLS table. */
+/*
+ * The TLS policy that will apply, in words (tls_policy_describe()), or
+ * "none (no network hop)".
+ */
 void route_tls_policy(const struct route *, char *out, size_t len);
 
 #endif

@@ -12,13 +12,33 @@
  * with a new connection per message that was a third of the syscalls.
  * After STARTTLS the socket belongs to a libevent OpenSSL bufferevent.
  *
- * Read-ahead is capped so a client that floods us only fills
- * CONN_INPUT_MAX bytes; the rest waits in the kernel.  Deadlines are one
- * timer per connection, re-armed by the session for every request
- * (command, or data progress), which is how per-request timeouts and a
- * minimum data rate are enforced.  Callbacks into the session are made
- * from the event loop only (an error found while writing is reported from
- * a later loop turn), and a conn is never freed inside its own callback
+ * Bounds, in both modes:
+ * - read-ahead is capped so a client that floods us only fills
+ *   CONN_INPUT_MAX bytes; the rest waits in the kernel;
+ * - output is capped: past CONN_OUTPUT_MAX waiting bytes reading stops and
+ *   conn_held() tells the session to stop processing, until the client has
+ *   taken all but CONN_OUTPUT_RESUME (then input() is reported again);
+ * - a closing connection gets the linger time to flush, then is closed
+ *   whatever its output state.
+ * Whether reading is wanted is decided in one place, conn_arm().
+ *
+ * Deadlines are one timer per connection, re-armed by the session for
+ * every request (command, or data progress), which is how per-request
+ * timeouts and a minimum data rate are enforced; while closing, the same
+ * timer bounds the flush.
+ *
+ * End of input is a half-close (RFC 5321 does not forbid it and Exim
+ * pipelines "BDAT LAST", the data and QUIT, then shuts down its side):
+ * reading stops, input already read is still processed, and replies are
+ * still written; eof() tells the session, which closes once nothing it
+ * owes is left.  TLS sessions are ended with close_notify (SSL_shutdown)
+ * once the output is flushed.  Before closing a socket, unread input is
+ * drained (bounded) so that the kernel sends FIN, not RST, which would
+ * make the client lose our last replies.
+ *
+ * Callbacks into the session are made from the event loop only (an error
+ * found while writing, end of input and resumption are reported from a
+ * later loop turn), and a conn is never freed inside its own callback
  * chain by this layer: the session decides when to call conn_free().
  */
 #include <errno.h>
@@ -41,6 +61,8 @@
 
 /* One read takes at most this much (and never past CONN_INPUT_MAX). */
 #define CONN_READ_CHUNK 16384
+/* Unread input discarded before close so that the peer gets a FIN. */
+#define CONN_DRAIN_MAX (64 * 1024)
 
 struct conn {
 	struct event_base *base;
@@ -54,11 +76,17 @@ struct conn {
 	struct bufferevent *bev;
 	struct event *timer;
 	struct event *tarpit;
+	struct event *kick;    /* report eof() or input() from the loop */
 	struct evbuffer *held; /* reply waiting for the tarpit to expire */
 	const struct conn_ops *ops;
 	void *arg;
 	int fd;
 	int closing;
+	int finished;     /* flushed() was reported */
+	int peer_eof;     /* the peer finished sending */
+	int eof_pending;  /* ...and the session has not been told yet */
+	int out_blocked;  /* too much output waits: reading is held */
+	double linger;    /* seconds a closing connection may flush */
 	SSL *pending_ssl; /* STARTTLS waiting for the 220 to be written */
 	int handshaking;
 };
@@ -87,18 +115,69 @@ conn_outbuf(struct conn *c)
 	return c->bev != NULL ? bufferevent_get_output(c->bev) : c->out;
 }
 
-/* Plaintext: read only while wanted and while there is room. */
 static void
-conn_plain_arm(struct conn *c)
+conn_timer_at(struct event *ev, double when)
 {
-	int want = c->reading && !c->closing && c->pending_ssl == NULL &&
-	           !evtimer_pending(c->tarpit, NULL) &&
-	           evbuffer_get_length(c->in) < CONN_INPUT_MAX;
+	struct timeval tv;
+	double delta = when - conn_now();
 
+	if (delta < 0)
+		delta = 0;
+	tv.tv_sec = (time_t)delta;
+	tv.tv_usec = (suseconds_t)((delta - (double)tv.tv_sec) * 1e6);
+	evtimer_add(ev, &tv);
+}
+
+/*
+ * Read only while the session wants input, no reply is tarpitted, the
+ * client takes its replies, and (plaintext) there is room.  During the
+ * TLS handshake the bufferevent reads on its own.
+ */
+static void
+conn_arm(struct conn *c)
+{
+	int want = c->reading && !c->closing && !c->peer_eof &&
+	           !c->out_blocked && c->pending_ssl == NULL &&
+	           !evtimer_pending(c->tarpit, NULL);
+
+	if (c->bev != NULL) {
+		if (c->handshaking)
+			return;
+		if (want)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	want = want && evbuffer_get_length(c->in) < CONN_INPUT_MAX;
 	if (want && !event_pending(c->rev, EV_READ, NULL))
 		event_add(c->rev, NULL);
 	else if (!want && event_pending(c->rev, EV_READ, NULL))
 		event_del(c->rev);
+}
+
+/* Output grew: past the bound the session is held and reading stops. */
+static void
+conn_output_grew(struct conn *c)
+{
+	if (c->out_blocked ||
+	    evbuffer_get_length(conn_outbuf(c)) <= CONN_OUTPUT_MAX)
+		return;
+	c->out_blocked = 1;
+	conn_arm(c);
+}
+
+/* Output shrank: once the client took enough, go on with its input. */
+static void
+conn_output_shrank(struct conn *c)
+{
+	if (!c->out_blocked ||
+	    evbuffer_get_length(conn_outbuf(c)) > CONN_OUTPUT_RESUME)
+		return;
+	c->out_blocked = 0;
+	conn_arm(c);
+	if (!c->closing)
+		event_active(c->kick, EV_TIMEOUT, 0);
 }
 
 /* Hand input to the session; what it replies leaves in one write. */
@@ -110,6 +189,41 @@ conn_deliver_input(struct conn *c)
 	c->in_batch = 0;
 	if (c->bev == NULL)
 		conn_flush(c);
+}
+
+/* The peer finished sending; tell the session from the loop. */
+static void
+conn_got_eof(struct conn *c)
+{
+	c->peer_eof = 1;
+	conn_arm(c);
+	if (c->closing)
+		return; /* go on flushing; the linger time bounds it */
+	c->eof_pending = 1;
+	event_active(c->kick, EV_TIMEOUT, 0);
+}
+
+static void
+conn_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->closing)
+		return;
+	if (c->eof_pending) {
+		c->eof_pending = 0;
+		if (c->ops->eof != NULL)
+			c->ops->eof(c->arg);
+		else
+			c->ops->closed(c->arg, "connection closed by peer");
+		return;
+	}
+	if (conn_held(c) || c->handshaking || c->pending_ssl != NULL)
+		return;
+	if (evbuffer_get_length(conn_inbuf(c)) > 0 || c->peer_eof)
+		conn_deliver_input(c);
 }
 
 static void
@@ -125,28 +239,26 @@ conn_plain_read_cb(evutil_socket_t fd, short what, void *arg)
 		room = CONN_READ_CHUNK;
 	if (room == 0 ||
 	    evbuffer_reserve_space(c->in, (ev_ssize_t)room, &v, 1) < 1) {
-		conn_plain_arm(c);
+		conn_arm(c);
 		return;
 	}
 	n = read(fd, v.iov_base, v.iov_len < room ? v.iov_len : room);
 	if (n < 0 &&
 	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
-	if (n <= 0) {
-		const char *why =
-		    n == 0 ? "connection closed by peer" : strerror(errno);
-
+	if (n == 0) {
+		conn_got_eof(c);
+		return;
+	}
+	if (n < 0) {
 		event_del(c->rev);
 		c->reading = 0;
-		if (c->closing && n == 0)
-			c->ops->flushed(c->arg);
-		else
-			c->ops->closed(c->arg, why);
+		c->ops->closed(c->arg, strerror(errno));
 		return;
 	}
 	v.iov_len = (size_t)n;
 	evbuffer_commit_space(c->in, &v, 1);
-	conn_plain_arm(c);
+	conn_arm(c);
 	if (!c->closing)
 		conn_deliver_input(c);
 }
@@ -169,6 +281,30 @@ conn_plain_write_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * The output is all out and the connection is closing: end a TLS session
+ * with close_notify, then report.  The peer's close_notify is not
+ * awaited (RFC 8446 6.1 allows that when the connection is closed); with
+ * ours sent, OpenSSL keeps the session for TLS 1.2 resumption, which it
+ * drops after an unclean end.
+ */
+static void
+conn_finish_close(struct conn *c)
+{
+	if (c->finished)
+		return;
+	c->finished = 1;
+	if (c->bev != NULL && !c->handshaking) {
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+		if (ssl != NULL && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+			(void)SSL_shutdown(ssl);
+		ERR_clear_error();
+	}
+	evtimer_del(c->timer);
+	c->ops->flushed(c->arg);
+}
+
+/*
  * Write what is queued.  Whatever the kernel does not take waits for the
  * write event; once all is out, a pending STARTTLS switches and a closing
  * connection reports flushed().
@@ -186,6 +322,7 @@ conn_flush(struct conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (!event_pending(c->wev, EV_WRITE, NULL))
 				event_add(c->wev, NULL);
+			conn_output_shrank(c);
 			return;
 		}
 		if (n < 0 && errno == EINTR)
@@ -198,10 +335,11 @@ conn_flush(struct conn *c)
 	}
 	if (event_pending(c->wev, EV_WRITE, NULL))
 		event_del(c->wev);
+	conn_output_shrank(c);
 	if (c->pending_ssl != NULL)
 		conn_switch_to_tls(c);
 	else if (c->closing)
-		c->ops->flushed(c->arg);
+		conn_finish_close(c);
 }
 
 /* --- TLS mode: the OpenSSL bufferevent ----------------------------------- */
@@ -212,19 +350,19 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	if (!c->closing)
+	if (!c->closing && !conn_held(c))
 		conn_deliver_input(c);
 }
 
+/* The output fell to its low-water mark (CONN_OUTPUT_RESUME; 0 closing). */
 static void
 conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
-		return;
-	if (c->closing)
-		c->ops->flushed(c->arg);
+	conn_output_shrank(c);
+	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		conn_finish_close(c);
 }
 
 static void
@@ -237,8 +375,20 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		/* The TLS handshake completed. */
 		c->handshaking = 0;
-		bufferevent_enable(c->bev, EV_READ);
+		conn_arm(c);
 		c->ops->tls_done(c->arg, 1);
+		return;
+	}
+	/*
+	 * close_notify: the peer finished sending.  Replies still go out
+	 * (libevent stopped its write event; writing re-enables it), but
+	 * nothing is read again, in TLS or in plaintext.
+	 */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    !c->handshaking) {
+		conn_got_eof(c);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+			bufferevent_enable(c->bev, EV_WRITE);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -254,10 +404,6 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		c->ops->tls_done(c->arg, 0);
 		return;
 	}
-	if (c->closing && !(what & BEV_EVENT_ERROR)) {
-		c->ops->flushed(c->arg);
-		return;
-	}
 	c->ops->closed(c->arg, why);
 }
 
@@ -270,6 +416,11 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->closing) {
+		/* The client did not take our last replies in time. */
+		c->ops->closed(c->arg, "output not taken before the deadline");
+		return;
+	}
 	c->ops->timeout(c->arg);
 }
 
@@ -280,16 +431,20 @@ conn_tarpit_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	evbuffer_add_buffer(conn_outbuf(c), c->held);
+	if (c->bev != NULL)
+		bufferevent_write_buffer(c->bev, c->held);
+	else
+		evbuffer_add_buffer(c->out, c->held);
+	conn_output_grew(c);
 	if (c->closing) {
 		conn_flush(c);
 		return;
 	}
-	if (c->bev != NULL)
-		bufferevent_enable(c->bev, EV_READ);
-	else
-		conn_plain_arm(c);
-	conn_deliver_input(c);
+	conn_arm(c);
+	if (!conn_held(c))
+		conn_deliver_input(c);
+	else if (c->bev == NULL)
+		conn_flush(c);
 }
 
 struct conn *
@@ -305,6 +460,7 @@ conn_new(struct event_base *base, int fd, const struct conn_ops *ops, void *arg)
 	c->fd = fd;
 	c->ops = ops;
 	c->arg = arg;
+	c->linger = CONN_LINGER_MAX;
 	c->rev =
 	    event_new(base, fd, EV_READ | EV_PERSIST, conn_plain_read_cb, c);
 	c->wev =
@@ -313,16 +469,35 @@ conn_new(struct event_base *base, int fd, const struct conn_ops *ops, void *arg)
 	c->out = evbuffer_new();
 	c->timer = evtimer_new(base, conn_timer_cb, c);
 	c->tarpit = evtimer_new(base, conn_tarpit_cb, c);
+	c->kick = evtimer_new(base, conn_kick_cb, c);
 	c->held = evbuffer_new();
 	if (c->rev == NULL || c->wev == NULL || c->in == NULL ||
 	    c->out == NULL || c->timer == NULL || c->tarpit == NULL ||
-	    c->held == NULL) {
+	    c->kick == NULL || c->held == NULL) {
 		conn_free(c);
 		return NULL;
 	}
 	c->reading = 1;
-	conn_plain_arm(c);
+	conn_arm(c);
 	return c;
+}
+
+/*
+ * Discard what the peer sent and we will never read, so that close()
+ * sends a FIN: with unread data the kernel sends RST, and a client that
+ * has not yet read our last reply (the 552 that refused its BDAT chunk)
+ * may lose it.  Bounded: a peer that keeps sending gets its RST.
+ */
+static void
+conn_drain_socket(int fd)
+{
+	char junk[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	while (total < CONN_DRAIN_MAX &&
+	       (n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT)) > 0)
+		total += (size_t)n;
 }
 
 void
@@ -342,10 +517,20 @@ conn_free(struct conn *c)
 		event_free(c->timer);
 	if (c->tarpit != NULL)
 		event_free(c->tarpit);
+	if (c->kick != NULL)
+		event_free(c->kick);
 	if (c->held != NULL)
 		evbuffer_free(c->held);
 	if (c->pending_ssl != NULL)
 		SSL_free(c->pending_ssl);
+	/*
+	 * Input left unread says the client was still sending (a BDAT chunk
+	 * we refused, commands pipelined after an error); after a plain QUIT
+	 * there is none, and the common case costs no system call.
+	 */
+	if (c->write_error == 0 && !c->peer_eof &&
+	    evbuffer_get_length(conn_inbuf(c)) > 0)
+		conn_drain_socket(c->fd);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev); /* closes the socket */
 	else
@@ -369,7 +554,7 @@ conn_consume(struct conn *c, size_t n)
 {
 	evbuffer_drain(conn_inbuf(c), n);
 	if (c->bev == NULL)
-		conn_plain_arm(c); /* room again */
+		conn_arm(c); /* room again */
 }
 
 size_t
@@ -388,9 +573,14 @@ conn_write(struct conn *c, const void *p, size_t n)
 	}
 	if (c->bev != NULL) {
 		bufferevent_write(c->bev, p, n);
+		/* After close_notify libevent stopped writing; restart it. */
+		if (c->peer_eof)
+			bufferevent_enable(c->bev, EV_WRITE);
+		conn_output_grew(c);
 		return;
 	}
 	evbuffer_add(c->out, p, n);
+	conn_output_grew(c);
 	if (!c->in_batch)
 		conn_flush(c);
 }
@@ -398,25 +588,15 @@ conn_write(struct conn *c, const void *p, size_t n)
 void
 conn_pause(struct conn *c)
 {
-	if (c->bev != NULL) {
-		bufferevent_disable(c->bev, EV_READ);
-		return;
-	}
 	c->reading = 0;
-	conn_plain_arm(c);
+	conn_arm(c);
 }
 
 void
 conn_resume(struct conn *c)
 {
-	if (c->closing || evtimer_pending(c->tarpit, NULL))
-		return;
-	if (c->bev != NULL) {
-		bufferevent_enable(c->bev, EV_READ);
-		return;
-	}
 	c->reading = 1;
-	conn_plain_arm(c);
+	conn_arm(c);
 }
 
 void
@@ -425,38 +605,47 @@ conn_close_after_flush(struct conn *c)
 	if (c->closing)
 		return;
 	c->closing = 1;
-	evtimer_del(c->timer);
+	c->eof_pending = 0;
+	conn_timer_at(c->timer, conn_now() + c->linger);
 	if (evtimer_pending(c->tarpit, NULL)) {
 		evtimer_del(c->tarpit);
-		evbuffer_add_buffer(conn_outbuf(c), c->held);
+		if (c->bev != NULL)
+			bufferevent_write_buffer(c->bev, c->held);
+		else
+			evbuffer_add_buffer(c->out, c->held);
 	}
+	conn_arm(c);
 	if (c->bev != NULL) {
-		bufferevent_disable(c->bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-			c->ops->flushed(c->arg);
+		if (c->handshaking ||
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+			conn_finish_close(c);
+			return;
+		}
+		/* Report when all is out, not at the resume mark. */
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+		bufferevent_enable(c->bev, EV_WRITE);
 		return;
 	}
-	conn_plain_arm(c);
 	if (!c->in_batch)
 		conn_flush(c); /* reports flushed() once all is out */
 }
 
 void
+conn_set_linger(struct conn *c, double seconds)
+{
+	c->linger = seconds < CONN_LINGER_MAX ? seconds : CONN_LINGER_MAX;
+}
+
+void
 conn_set_deadline(struct conn *c, double when)
 {
-	struct timeval tv;
-	double delta;
-
 	if (when <= 0) {
 		evtimer_del(c->timer);
 		return;
 	}
-	delta = when - conn_now();
-	if (delta < 0)
-		delta = 0;
-	tv.tv_sec = (time_t)delta;
-	tv.tv_usec = (suseconds_t)((delta - (double)tv.tv_sec) * 1e6);
-	evtimer_add(c->timer, &tv);
+	if (c->closing)
+		return; /* the linger bound stays */
+	conn_timer_at(c->timer, when);
 }
 
 void
@@ -471,30 +660,33 @@ conn_write_later(struct conn *c, const void *p, size_t n, double delay)
 	evbuffer_add(c->held, p, n);
 	if (evtimer_pending(c->tarpit, NULL))
 		return;
-	if (c->bev != NULL)
-		bufferevent_disable(c->bev, EV_READ);
 	tv.tv_sec = (time_t)delay;
 	tv.tv_usec = (suseconds_t)((delay - (double)tv.tv_sec) * 1e6);
 	evtimer_add(c->tarpit, &tv);
-	if (c->bev == NULL)
-		conn_plain_arm(c); /* reading waits for the tarpit's end */
+	conn_arm(c); /* reading waits for the tarpit's end */
 }
 
 int
 conn_held(const struct conn *c)
 {
-	return evtimer_pending(c->tarpit, NULL);
+	return evtimer_pending(c->tarpit, NULL) || c->out_blocked;
+}
+
+int
+conn_peer_eof(const struct conn *c)
+{
+	return c->peer_eof;
 }
 
 int
 conn_starttls(struct conn *c, SSL *ssl)
 {
-	if (c->bev != NULL || evbuffer_get_length(c->in) > 0) {
+	if (c->bev != NULL || evbuffer_get_length(c->in) > 0 || c->peer_eof) {
 		SSL_free(ssl);
 		return -1;
 	}
 	c->pending_ssl = ssl;
-	conn_plain_arm(c); /* no more plaintext is read */
+	conn_arm(c); /* no more plaintext is read */
 	if (!c->in_batch)
 		conn_flush(c); /* switches once the 220 is out */
 	return 0;
@@ -527,6 +719,7 @@ conn_switch_to_tls(struct conn *c)
 	/* A dirty shutdown is still the end: never read plaintext after. */
 	bufferevent_openssl_set_allow_dirty_shutdown(tls, 0);
 	bufferevent_setwatermark(tls, EV_READ, 0, CONN_INPUT_MAX);
+	bufferevent_setwatermark(tls, EV_WRITE, CONN_OUTPUT_RESUME, 0);
 	bufferevent_setcb(tls, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_enable(tls, EV_READ | EV_WRITE);
 }
@@ -547,6 +740,6 @@ conn_socket_has_data(struct conn *c)
 
 	if (evbuffer_get_length(conn_inbuf(c)) > 0)
 		return 1;
-	n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	n = recv(c->fd, &b, 1, MSG_DONTWAIT | MSG_PEEK);
 	return n > 0;
 }

@@ -6,6 +6,7 @@
  * A request is a verb and its arguments ("verb ARG", or with several
  * "verb\tARG\tARG"); an answer whose first line starts with "error: "
  * is a failure.  The queue and message commands are in control_queue.c;
+ * status, reload and logs reopen (the daemon as a whole) in control_admin.c;
  * get-tlsposture [DOMAIN] answers with src/status/posture_view.c.
  * Requests are read through the bounded line reader; a request must come
  * within 10 seconds.
@@ -27,6 +28,7 @@
 #include "server/conn.h"
 #include "server/control.h"
 #include "server/control_int.h"
+#include "server/control_admin.h"
 #include "server/server.h"
 #include "smtp/linereader.h"
 #include "status/posture_view.h"
@@ -100,6 +102,9 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 	struct control_request req;
 	int rc;
 
+	/* status, reload, logs reopen: control_admin.c */
+	if (control_admin_run(c->ctl->srv, line, out))
+		return 0;
 	control_parse(&req, line);
 	if ((rc = control_queue_run(c, &req, out)) >= 0)
 		return rc;
@@ -109,8 +114,9 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 		    req.nargs > 0 ? req.args[0] : NULL, time(NULL), out);
 		return 0;
 	}
-	buf_printf(out, "error: unknown request (queue, messages, retry, "
-	                "suspend, resume, remove, export, get-tlsposture)\n");
+	buf_printf(out, "error: unknown request (status, reload, logs reopen, "
+	                "queue, messages, retry, suspend, resume, remove, "
+	                "export, get-tlsposture)\n");
 	return 0;
 }
 

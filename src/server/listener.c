@@ -10,7 +10,15 @@
  *
  * The accept path enforces MaxInboundConnection (per connector) and
  * MaxInboundConnectionPerSource before any byte is read from the client,
- * answering 421 4.3.2 as Exchange does.
+ * answering 421 4.3.2 as Exchange does, and the limit the descriptors set
+ * (server_fd_limits), answered the same way without making a session.
+ *
+ * When accept() fails for want of descriptors or memory (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM) the waiting connection stays in the kernel's backlog
+ * and the listening socket stays readable: accepting again at once would
+ * spin the loop.  Every listener is paused instead, until a session frees
+ * its descriptor or LISTENER_PAUSE_MS have passed (other parts of the
+ * daemon free descriptors too).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +26,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -31,6 +40,10 @@
 
 /* Kernel accept queue; large enough for bursts of new connections. */
 #define LISTENER_BACKLOG 1024
+/* How long accepting pauses after EMFILE, unless a session ends sooner. */
+#define LISTENER_PAUSE_MS 1000
+/* At most one warning a minute about refused or paused accepting. */
+#define LISTENER_WARN_EVERY 60
 
 struct listener {
 	struct listener *next;
@@ -101,6 +114,100 @@ listener_wildcard(const struct listener *l)
 	    &((const struct sockaddr_in6 *)&l->ss)->sin6_addr);
 }
 
+/* Rate-limited: a flood must not turn into a flood of log lines. */
+static void
+listener_warn(const char *what)
+{
+	static time_t last;
+	static unsigned long missed;
+	time_t now = time(NULL);
+
+	if (last != 0 && now - last < LISTENER_WARN_EVERY) {
+		missed++;
+		return;
+	}
+	if (missed > 0)
+		log_warn("%s (and %lu more times since the last warning)", what,
+		    missed);
+	else
+		log_warn("%s", what);
+	last = now;
+	missed = 0;
+}
+
+/*
+ * No descriptor to spare for a session: say so in one write and close.
+ * The socket is non-blocking and the reply far smaller than any send
+ * buffer; a client that went away meanwhile just misses it.
+ */
+static void
+listener_refuse(int fd)
+{
+	static const char reply[] =
+	    "421 4.3.2 The maximum number of concurrent server connections "
+	    "has exceeded a limit, closing transmission channel\r\n";
+	ssize_t n = write(fd, reply, sizeof(reply) - 1);
+
+	(void)n;
+	close(fd);
+	listener_warn("descriptor limit reached: new connections are "
+	              "refused with 421 4.3.2");
+}
+
+static void
+listener_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	listener_resume(arg);
+}
+
+static void
+listener_pause(struct server *srv, int err)
+{
+	struct timeval tv = {0, LISTENER_PAUSE_MS * 1000};
+	char what[160];
+
+	if (srv->accept_paused)
+		return;
+	if (srv->accept_timer == NULL &&
+	    (srv->accept_timer =
+	            evtimer_new(srv->base, listener_resume_cb, srv)) == NULL)
+		log_fatal("out of memory");
+	for (struct listener *l = srv->listeners; l != NULL; l = l->next)
+		evconnlistener_disable(l->ev);
+	srv->accept_paused = 1;
+	evtimer_add(srv->accept_timer, &tv);
+	snprintf(what, sizeof(what),
+	    "accept: %s; not accepting until a connection ends", strerror(err));
+	listener_warn(what);
+}
+
+void
+listener_resume(struct server *srv)
+{
+	if (!srv->accept_paused)
+		return;
+	srv->accept_paused = 0;
+	evtimer_del(srv->accept_timer);
+	for (struct listener *l = srv->listeners; l != NULL; l = l->next)
+		evconnlistener_enable(l->ev);
+}
+
+static void
+listener_error(struct evconnlistener *ev, void *arg)
+{
+	struct listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)ev;
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		listener_pause(l->srv, err);
+		return;
+	}
+	log_warn("accept on %s: %s", l->text, strerror(err));
+}
+
 static void
 listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
     struct sockaddr *remote, int rlen, void *arg)
@@ -118,6 +225,10 @@ listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	(void)rlen;
 	if (srv->draining) {
 		close(fd);
+		return;
+	}
+	if (srv->session_limit != 0 && srv->nsessions >= srv->session_limit) {
+		listener_refuse(fd);
 		return;
 	}
 	/* Only a wildcard listener needs to ask which address was hit. */
@@ -187,6 +298,9 @@ listener_open(
 		close(fd);
 		goto fail;
 	}
+	evconnlistener_set_error_cb(l->ev, listener_error);
+	if (srv->accept_paused)
+		evconnlistener_disable(l->ev);
 	l->srv = srv;
 	l->ss = b->ss;
 	l->sslen = b->sslen;
@@ -273,6 +387,11 @@ listener_rollback(struct server *srv)
 void
 listener_close_all(struct server *srv)
 {
+	if (srv->accept_timer != NULL) {
+		event_free(srv->accept_timer);
+		srv->accept_timer = NULL;
+	}
+	srv->accept_paused = 0;
 	while (srv->listeners != NULL) {
 		struct listener *l = srv->listeners;
 

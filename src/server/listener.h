@@ -19,5 +19,7 @@ int listener_sync(struct server *, const struct conf *, const char **why);
 void listener_commit(struct server *);
 void listener_rollback(struct server *);
 void listener_close_all(struct server *);
+/* Accept again after a pause for want of descriptors. */
+void listener_resume(struct server *);
 
 #endif

@@ -66,15 +66,58 @@ struct server {
 	struct server_counter **rates;    /* MessageRateLimit windows */
 	size_t nrates;
 	size_t memory_used; /* message bytes held by all sessions */
+	size_t memory_max;  /* SERVER_MEMORY_MAX unless a test lowers it */
 	uint64_t next_session;
 	int draining;
+	/* descriptors (see server_fd_limits) */
+	size_t fd_limit;            /* the soft RLIMIT_NOFILE */
+	size_t session_limit;       /* inbound sessions those leave room for */
+	struct event *accept_timer; /* resumes accepting after EMFILE */
+	int accept_paused;
 };
 
 /*
  * Message bytes all sessions together may hold in memory while receiving;
  * past it new messages get 452 4.3.1 instead of exhausting the host.
+ * SLUICE_MEMORY_MAX (bytes, in the environment) sets another figure: the
+ * tests use it to reach the bound without uploading a gigabyte.
  */
 #define SERVER_MEMORY_MAX ((size_t)1024 * 1024 * 1024)
+/*
+ * One client address (an IPv6 client per /64, since one host usually has
+ * a whole /64) may hold at most 1/SERVER_MEMORY_SHARES of that budget:
+ * with the default 1 GB, 128 MB, three messages of 36 MB at once.  A few
+ * addresses that upload and stall can then not make the server refuse
+ * everyone's mail; eight would be needed, and their stalled sessions end
+ * after ConnectionInactivityTimeout.
+ */
+#define SERVER_MEMORY_SHARES 8
+
+/*
+ * Message memory accounting.  server_memory_room(): may a new message from
+ * this address start (some room left in all and in its share)?
+ * server_memory_charge(): a session's content buffer grew or shrank by
+ * delta bytes; returns -1 when the address or the server is now over its
+ * bound, and the message must fail with 452 4.3.1.
+ */
+int server_memory_room(struct server *, const struct sockaddr *);
+int server_memory_charge(
+    struct server *, const struct sockaddr *, long long delta);
+
+/*
+ * Descriptors.  At start the soft RLIMIT_NOFILE is raised to the hard
+ * limit (server_raise_nofile; a service manager's default soft limit of
+ * 1024 is below the default MaxInboundConnection of 5000).  Inbound
+ * sessions may use all descriptors but SERVER_FD_RESERVE (logs, the queue
+ * database, DNS, the control socket) and MaxOutboundConnections; past
+ * that limit a new client is answered 421 4.3.2 at once, instead of
+ * waiting in the kernel's backlog.  server_fd_limits() computes it for a
+ * configuration and warns (it does not refuse: the limits still hold,
+ * only lower) when the configured connection limits exceed it.
+ */
+#define SERVER_FD_RESERVE 64
+void server_raise_nofile(struct server *);
+void server_fd_limits(struct server *, const struct conf *);
 
 struct conf_ref *server_conf_acquire(struct server *);
 void server_conf_release(struct conf_ref *);

@@ -872,6 +872,30 @@ session_dispatch(struct session *s, const char *line, size_t len)
 
 /* --- input ------------------------------------------------------------ */
 
+/* The first byte of a TLS handshake record (RFC 8446 5.1). */
+#define SESSION_TLS_HANDSHAKE 0x16
+
+/*
+ * A TLS handshake record where a command should start: the client speaks
+ * implicit TLS (port 465 style, RFC 8314) to a port that takes plaintext
+ * and STARTTLS.  Waiting for a line end would hold it until the timeout,
+ * and the bytes are no command: say what happened, in the logs and in a
+ * reply a person at a terminal can read, and close.
+ */
+static void
+session_implicit_tls(struct session *s)
+{
+	static const char what[] = "TLS handshake received where a command "
+	                           "was expected (implicit TLS on a "
+	                           "STARTTLS port?)";
+
+	session_plog(s, '*', what, sizeof(what) - 1, NULL);
+	log_info("session %s from %s: %s", s->id, s->remote, what);
+	session_reply_close(s, "554 5.5.0 TLS handshake received: this port "
+	                       "takes plaintext SMTP with STARTTLS; closing "
+	                       "connection");
+}
+
 static void
 session_read_commands(struct session *s)
 {
@@ -890,6 +914,10 @@ session_read_commands(struct session *s)
 				return;
 			s->skip_line = 0;
 			continue;
+		}
+		if ((unsigned char)p[0] == SESSION_TLS_HANDSHAKE) {
+			session_implicit_tls(s);
+			return;
 		}
 		st = linereader_next(p, len, SESSION_CMD_MAX, &linelen, &used);
 		if (st == LR_MORE)
@@ -1004,8 +1032,11 @@ session_read_bdat(struct session *s)
 
 /*
  * Per-request deadline: a command must arrive within the inactivity
- * timeout; message content must keep up MinDataRate on average; and the
- * whole connection ends after ConnectionTimeout.
+ * timeout; message content must keep up MinDataRate on average, and a
+ * client that stops sending content is inactive from its last byte
+ * whatever it sent before (else 35 MB sent would buy 10 hours of holding
+ * 35 MB of memory); and the whole connection ends after
+ * ConnectionTimeout.
  */
 static void
 session_arm_deadline(struct session *s)
@@ -1015,8 +1046,19 @@ session_arm_deadline(struct session *s)
 	double cap = s->started + rc->connection_timeout;
 
 	if (s->state == SESSION_DATA || s->state == SESSION_BDAT) {
+		double idle;
+
+		if (s->phase_bytes != s->phase_seen) {
+			s->phase_seen = s->phase_bytes;
+			s->phase_last = conn_now();
+		}
 		if (rc->min_data_rate > 0)
 			d += (double)s->phase_bytes / (double)rc->min_data_rate;
+		idle = (s->phase_last > s->phase_start ? s->phase_last
+		                                       : s->phase_start) +
+		       rc->connection_inactivity_timeout;
+		if (idle < d)
+			d = idle;
 	}
 	conn_set_deadline(s->conn, d < cap ? d : cap);
 }
@@ -1028,23 +1070,32 @@ session_process(struct session *s)
 
 	do {
 		before = s->state;
-		switch (s->state) {
-		case SESSION_COMMAND:
+		if (s->state == SESSION_COMMAND)
 			session_read_commands(s);
-			break;
-		case SESSION_DATA:
+		else if (s->state == SESSION_DATA)
 			session_read_data(s);
-			break;
-		case SESSION_BDAT:
+		else if (s->state == SESSION_BDAT)
 			session_read_bdat(s);
+		else
 			break;
-		default:
-			return;
-		}
 	} while (s->state != before && !conn_held(s->conn));
-	if (s->state == SESSION_COMMAND || s->state == SESSION_DATA ||
-	    s->state == SESSION_BDAT)
-		session_arm_deadline(s);
+	if (s->state != SESSION_COMMAND && s->state != SESSION_DATA &&
+	    s->state != SESSION_BDAT && s->state != SESSION_TLS)
+		return;
+	/*
+	 * The client half-closed: what it sent is processed and answered
+	 * (Exim sends "BDAT LAST", the data and QUIT, then a FIN), but a
+	 * session that now waits for more input waits for nothing.
+	 */
+	if (conn_peer_eof(s->conn) && !conn_held(s->conn) &&
+	    s->state != SESSION_TLS) {
+		session_plog(s, '*', "client finished sending", 23, NULL);
+		session_enter(s, SESSION_CLOSING);
+		conn_close_after_flush(s->conn);
+		return;
+	}
+	/* The handshake, too, must finish within the inactivity timeout. */
+	session_arm_deadline(s);
 }
 
 /* --- connection events -------------------------------------------------- */
@@ -1099,12 +1150,27 @@ static void
 session_on_timeout(void *arg)
 {
 	struct session *s = arg;
+	double left;
 
 	if (s->state == SESSION_GREETING) {
 		session_greet(s);
 		return;
 	}
+	if (s->state == SESSION_TLS) {
+		/* No reply: the client is neither in plaintext nor in TLS. */
+		session_plog(
+		    s, '*', "timeout during the TLS handshake", 32, NULL);
+		session_close(s, "timeout during the TLS handshake");
+		return;
+	}
 	session_plog(s, '*', "timeout", 7, NULL);
+	/*
+	 * The 421 may wait for a client that does not read, but not keep
+	 * the session past ConnectionTimeout by more than a second.
+	 */
+	left = s->started + s->rc->connection_timeout - conn_now();
+	if (left < (double)s->rc->connection_inactivity_timeout)
+		conn_set_linger(s->conn, left > 1 ? left : 1);
 	session_reply_close(s,
 	    "421 4.4.2 %s Timeout exceeded, closing "
 	    "connection",
@@ -1157,12 +1223,38 @@ session_on_flushed(void *arg)
 	session_close(arg, NULL);
 }
 
+/*
+ * The client finished sending but may still read.  Whatever it sent is
+ * processed and answered, a message being committed gets its 250 (and
+ * its RECEIVE row); session_process() closes once nothing is left.
+ */
+static void
+session_on_eof(void *arg)
+{
+	struct session *s = arg;
+
+	switch (s->state) {
+	case SESSION_COMMAND:
+	case SESSION_DATA:
+	case SESSION_BDAT:
+		session_process(s);
+		break;
+	case SESSION_GREETING:
+	case SESSION_TLS:
+		session_close(s, "connection closed by peer");
+		break;
+	default:
+		break; /* COMMIT: session_committed() goes on */
+	}
+}
+
 static const struct conn_ops session_conn_ops = {
     .input = session_on_input,
     .closed = session_on_closed,
     .timeout = session_on_timeout,
     .flushed = session_on_flushed,
     .tls_done = session_on_tls_done,
+    .eof = session_on_eof,
 };
 
 /*
@@ -1305,11 +1397,11 @@ session_format_endpoint(
 	}
 }
 
-void
-session_start(struct server *srv, struct conf_ref *cref,
+static void
+session_begin(struct server *srv, struct conf_ref *cref,
     const struct conf_receive_connector *rc, int fd,
     const struct sockaddr *local, const struct sockaddr *remote,
-    const char *refuse)
+    const struct session_local *who, const char *refuse)
 {
 	struct session *s;
 	char ip[48];
@@ -1337,6 +1429,15 @@ session_start(struct server *srv, struct conf_ref *cref,
 	    local, ip, sizeof(ip), s->local, sizeof(s->local));
 	session_format_endpoint(remote, s->remote_ip, sizeof(s->remote_ip),
 	    s->remote, sizeof(s->remote));
+	if (who != NULL) {
+		s->is_local = 1;
+		s->local_uid = who->uid;
+		snprintf(s->local_user, sizeof(s->local_user), "%s", who->user);
+		snprintf(s->remote_ip, sizeof(s->remote_ip), "local");
+		snprintf(s->remote, sizeof(s->remote), "local:%s(%lu)",
+		    who->user, who->uid);
+		snprintf(s->local, sizeof(s->local), "local");
+	}
 	srv->nsessions++;
 	metrics_add(
 	    srv->metrics, METRIC_SESSIONS, "inbound", rc->name, NULL, 1);
@@ -1356,6 +1457,8 @@ session_start(struct server *srv, struct conf_ref *cref,
 		return;
 	}
 	session_plog(s, '+', "", 0, NULL);
+	/* A final reply the client does not read holds nothing for long. */
+	conn_set_linger(s->conn, (double)rc->connection_inactivity_timeout);
 	if (refuse != NULL) {
 		session_reply_close(s, "%s", refuse);
 		return;
@@ -1367,6 +1470,32 @@ session_start(struct server *srv, struct conf_ref *cref,
 		return;
 	}
 	session_greet(s);
+}
+
+void
+session_start(struct server *srv, struct conf_ref *cref,
+    const struct conf_receive_connector *rc, int fd,
+    const struct sockaddr *local, const struct sockaddr *remote,
+    const char *refuse)
+{
+	session_begin(srv, cref, rc, fd, local, remote, NULL, refuse);
+}
+
+/*
+ * Local submissions are counted under 0.0.0.0, an address no network
+ * client has, so they never share a per-source count with 127.0.0.1.
+ */
+void
+session_start_local(struct server *srv, struct conf_ref *cref,
+    const struct conf_receive_connector *rc, int fd,
+    const struct session_local *who, const char *refuse)
+{
+	struct sockaddr_in none;
+
+	memset(&none, 0, sizeof(none));
+	none.sin_family = AF_INET;
+	session_begin(srv, cref, rc, fd, (struct sockaddr *)&none,
+	    (struct sockaddr *)&none, who, refuse);
 }
 
 void

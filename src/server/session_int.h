@@ -130,6 +130,8 @@ struct session {
 	int data_cr;  /* DATA: the last byte read was a CR */
 	double phase_start;
 	uint64_t phase_bytes;
+	uint64_t phase_seen; /* phase_bytes when phase_last was taken */
+	double phase_last;   /* when content last made progress */
 	char queue_id[32];
 	unsigned transactions;
 	size_t charged; /* bytes of content.out charged to the server */
@@ -146,6 +148,11 @@ struct session {
 	int auth_step; /* AUTH exchange in progress: what comes next */
 	char auth_login[SESSION_AUTH_MAX + 1]; /* the user being checked */
 	struct auth_job *auth_job; /* the check in flight (SESSION_AUTH) */
+
+	/* a local submission: the user the kernel named (local_submit.c) */
+	int is_local;
+	unsigned long local_uid;
+	char local_user[33];
 };
 
 /* session.c */

@@ -21,17 +21,22 @@
 #include "status/metrics.h"
 #include "util/buf.h"
 #include "util/log.h"
-/* Charge the content buffer's growth to the server's memory budget. */
+/*
+ * Charge the content buffer's growth to the server's memory budget and to
+ * the client address's share of it (server.c).
+ */
 void
 session_charge(struct session *s)
 {
 	size_t cap = s->content.out.cap;
+	long long delta;
 
 	if (!s->content_started || cap == s->charged)
 		return;
-	s->srv->memory_used += cap - s->charged;
+	delta = (long long)cap - (long long)s->charged;
 	s->charged = cap;
-	if (s->srv->memory_used > SERVER_MEMORY_MAX)
+	if (server_memory_charge(
+	        s->srv, (const struct sockaddr *)&s->peer, delta) < 0)
 		content_fail(&s->content, CONTENT_NOMEM);
 }
 
@@ -40,7 +45,8 @@ session_content_release(struct session *s)
 {
 	if (!s->content_started)
 		return;
-	s->srv->memory_used -= s->charged;
+	server_memory_charge(
+	    s->srv, (const struct sockaddr *)&s->peer, -(long long)s->charged);
 	s->charged = 0;
 	content_free(&s->content);
 	s->content_started = 0;
@@ -87,7 +93,7 @@ session_content_start(struct session *s)
 	budget = lim.max_size > SERVER_MEMORY_MAX - 4096
 	             ? SERVER_MEMORY_MAX
 	             : (size_t)lim.max_size + 4096;
-	if (s->srv->memory_used >= SERVER_MEMORY_MAX)
+	if (!server_memory_room(s->srv, (const struct sockaddr *)&s->peer))
 		return -1;
 	content_init(&s->content, &lim, budget);
 	s->content_started = 1;
@@ -96,23 +102,31 @@ session_content_start(struct session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_init(&hdr, 4096);
-	/*
-	 * RFC 5321 4.4: "from HELO (NAME [IP])" with the client's verified
-	 * reverse name, or "from HELO ([IP])" without one (never the IP in
-	 * the name's place); IPv6 as an address literal.  The HELO argument
-	 * was made printable when it was read (smtp_helo_parse).
-	 */
-	rc = buf_printf(&hdr,
-	    "Received: from %s (%s%s[%s%s])\r\n"
-	    "\tby %s (Sluice) with %s",
-	    s->helo, s->peer_name, s->peer_name[0] != '\0' ? " " : "",
-	    strchr(s->remote_ip, ':') != NULL ? "IPv6:" : "", s->remote_ip,
-	    s->rc->fqdn, session_with(s));
+	if (s->is_local)
+		/* Postfix's form for local mail: no client, the user's id. */
+		rc = buf_printf(&hdr,
+		    "Received: by %s (Sluice, from userid %lu, %s)",
+		    s->rc->fqdn, s->local_uid, s->local_user);
+	else
+		/*
+		 * RFC 5321 4.4: "from HELO (NAME [IP])" with the client's
+		 * verified reverse name, or "from HELO ([IP])" without one
+		 * (never the IP in the name's place); IPv6 as an address
+		 * literal.  The HELO argument was made printable when it was
+		 * read (smtp_helo_parse).
+		 */
+		rc = buf_printf(&hdr,
+		    "Received: from %s (%s%s[%s%s])\r\n"
+		    "\tby %s (Sluice) with %s",
+		    s->helo, s->peer_name, s->peer_name[0] != '\0' ? " " : "",
+		    strchr(s->remote_ip, ':') != NULL ? "IPv6:" : "",
+		    s->remote_ip, s->rc->fqdn, session_with(s));
 	if (rc == BUF_OK && s->tls)
 		rc = buf_printf(&hdr, "\r\n\t(version=%s cipher=%s)",
 		    s->tlsinfo.version, s->tlsinfo.cipher);
 	if (rc == BUF_OK)
-		rc = buf_printf(&hdr, " id %s", s->queue_id);
+		rc = buf_printf(
+		    &hdr, "%sid %s", s->is_local ? "\r\n\t" : " ", s->queue_id);
 	if (rc == BUF_OK && s->nrcpts == 1)
 		rc = buf_printf(&hdr, "\r\n\tfor <%s>", s->rcpts[0].addr);
 	if (rc == BUF_OK)

@@ -25,30 +25,32 @@
 #include "server/server.h"
 #include "status/posture.h"
 #include "status/posture_view.h"
+#include "tls/tls_policy.h"
 #include "util/buf.h"
 #include "util/html.h"
 
-/* The level of a connector in the tracking log's words. */
+/*
+ * The policy tls_policy.c decides for this connector and domain, in the
+ * tracking log's words: "opportunistic", "DomainValidation (*.x.com)",
+ * "DomainSecure (mutual TLS)".
+ */
 static void
-posture_view_level(const struct conf_send_connector *sc, int domain_secure,
-    char *out, size_t len)
+posture_view_level(const struct conf *conf,
+    const struct conf_send_connector *sc, const char *domain, char *out,
+    size_t len)
 {
-	if (domain_secure)
+	struct tls_policy_input in = {
+	    .conf = conf, .connector = sc, .domain = domain, .host = NULL};
+	struct tls_policy p;
+
+	tls_policy_decide(&in, &p);
+	if (p.level == TLS_POLICY_DOMAIN_SECURE)
 		snprintf(out, len, "DomainSecure (mutual TLS)");
-	else if (sc->ignore_starttls)
-		snprintf(out, len, "IgnoreSTARTTLS");
-	else if (!sc->require_tls)
-		snprintf(out, len, "opportunistic");
-	else if (sc->tls_auth_level == TLS_AUTH_DOMAIN_VALIDATION)
-		snprintf(out, len, "DomainValidation (%s)",
-		    sc->tls_domain != NULL && sc->tls_domain[0] != '\0'
-		        ? sc->tls_domain
-		        : "the recipient domain");
+	else if (p.level == TLS_POLICY_DOMAIN)
+		snprintf(out, len, "%s (%s)", tls_policy_name(&p),
+		    p.tls_domain != NULL ? p.tls_domain : "the recipient domain");
 	else
-		snprintf(out, len, "%s",
-		    conf_tls_level_name(sc->tls_auth_level != TLS_AUTH_NONE
-		                            ? sc->tls_auth_level
-		                            : TLS_AUTH_ENCRYPTION_ONLY));
+		snprintf(out, len, "%s", tls_policy_name(&p));
 }
 
 void
@@ -62,7 +64,7 @@ posture_view_policy(const struct conf *conf, const char *partner, char *out,
 
 	/* A smart-host connector's queue is named after the connector. */
 	if (sc != NULL && !sc->dns_routing_enabled) {
-		posture_view_level(sc, 0, level, sizeof(level));
+		posture_view_level(conf, sc, NULL, level, sizeof(level));
 		snprintf(out, len, "%s: %s%s", sc->name, level,
 		    sc->enabled ? "" : " (connector disabled)");
 		*kind = "smart hosts";
@@ -81,7 +83,7 @@ posture_view_policy(const struct conf *conf, const char *partner, char *out,
 	case ROUTE_CONNECTOR:
 		break;
 	}
-	posture_view_level(r.connector, r.domain_secure, level, sizeof(level));
+	posture_view_level(conf, r.connector, partner, level, sizeof(level));
 	snprintf(out, len, "%s: %s", r.connector->name, level);
 	*kind = r.connector->dns_routing_enabled ? "domain" : "smart hosts";
 }

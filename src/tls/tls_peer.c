@@ -79,6 +79,14 @@ tls_peer_verify_cb(int ok, X509_STORE_CTX *ctx)
 
 	if (ssl == NULL)
 		return ok; /* not a handshake: OpenSSL's own verdict */
+	/*
+	 * A client's certificate without clientAuth but fit for a server
+	 * is accepted (Domain Security, see tls_client_purpose_ok()).
+	 */
+	if (!ok && err == X509_V_ERR_INVALID_PURPOSE && SSL_is_server(ssl) &&
+	    tls_client_purpose_ok(X509_STORE_CTX_get_current_cert(ctx),
+	        X509_STORE_CTX_get_error_depth(ctx)))
+		ok = 1;
 	if (!ok && err != X509_V_ERR_UNABLE_TO_GET_CRL && first == 0) {
 		first =
 		    tls_peer_encode(err, X509_STORE_CTX_get_error_depth(ctx));

@@ -344,6 +344,16 @@ tls_cert_names(X509 *cert, char *out, size_t len)
 	tls_names(cert, out, len, 1, NULL);
 }
 
+int
+tls_client_purpose_ok(X509 *cert, int depth)
+{
+	if (cert == NULL)
+		return 0;
+	/* What OpenSSL requires of a server's chain, at the same depth. */
+	return X509_check_purpose(cert, X509_PURPOSE_SSL_SERVER, depth > 0) ==
+	       1;
+}
+
 enum tls_check
 tls_verify_classify(long verify)
 {

@@ -110,6 +110,18 @@ enum tls_check tls_domain_secure_check(const struct tls_outcome *,
     const char *sender_domain, char *why, size_t whylen);
 
 /*
+ * Domain Security, inbound: may this certificate of a client's chain
+ * (depth 0: the leaf) authenticate the client although OpenSSL found it
+ * without the clientAuth extended key usage (X509_V_ERR_INVALID_PURPOSE)?
+ * Yes when it is a valid TLS server certificate (serverAuth): public CAs
+ * issue serverAuth-only certificates from 2026, and Postfix and Exim
+ * present their server certificate as their client certificate.  A
+ * certificate fit for neither (emailProtection only, a key usage that
+ * cannot sign) stays refused.  Returns 1 or 0.
+ */
+int tls_client_purpose_ok(X509 *cert, int depth);
+
+/*
  * What a chain verification result means for policy: TLS_CHECK_OK,
  * UNTRUSTED, EXPIRED or REVOKED.  A CA without a CRL
  * (X509_V_ERR_UNABLE_TO_GET_CRL) is OK: revocation is checked where a

@@ -1,22 +1,39 @@
 /*
  * fuzz_dsn.c - libFuzzer harness for what a hostile sender or next hop
  * controls in a notice: the returned original (src/queue/dsn.c) and the
- * outbound content encoding (smtp_client_encode).  Every DSN line must
- * end in CRLF, stay within 998 octets and carry no NUL; the encoding must
- * leave no bare CR or LF (line length is the sender's: the server bounds
- * it on the way in).
+ * outbound content encoding (client_content_encode, in uneven chunks).  Every
+ * DSN line must end in CRLF, stay within 998 octets and carry no NUL; the
+ * encoding must leave no bare CR or LF (line length is the sender's: the server
+ * bounds it on the way in).
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-
-#include "deliver/smtp_client.h"
+#include "deliver/client_content.h"
 #include "queue/dsn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct fuzz_out {
+	char *p;
+	size_t len;
+};
+
+static int
+fuzz_sink(void *arg, const char *p, size_t n)
+{
+	struct fuzz_out *o = arg;
+	char *q = realloc(o->p, o->len + n);
+
+	if (q == NULL)
+		return -1;
+	memcpy(q + o->len, p, n);
+	o->p = q;
+	o->len += n;
+	return 0;
+}
 
 /*
  * CRLF-only lines of at most 998 octets; nul_ok for the encoder, which
@@ -52,7 +69,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char diag[257];
 	struct dsn_rcpt r;
 	struct dsn_msg m;
-	struct evbuffer *out;
+	struct fuzz_out out = {NULL, 0};
+	struct client_content cc;
 	char *text;
 	size_t len;
 
@@ -81,14 +99,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_lines(text, len, 0);
 		free(text);
 	}
-	if ((out = evbuffer_new()) != NULL) {
-		if (smtp_client_encode((const char *)data, size, 1, out) >= 0) {
-			size_t n = evbuffer_get_length(out);
-
-			check_lines(
-			    (const char *)evbuffer_pullup(out, -1), n, 1);
-		}
-		evbuffer_free(out);
-	}
+	/* chunks of 1, 2, 3, ... bytes: every state crosses a boundary */
+	client_content_init(&cc,
+	    CLIENT_CONTENT_DOTSTUFF | CLIENT_CONTENT_STRIP_ORG, fuzz_sink,
+	    &out);
+	for (size_t i = 0, k = 1; i < size; i += k, k++)
+		client_content_feed(
+		    &cc, (const char *)data + i, size - i < k ? size - i : k);
+	if (client_content_end(&cc) == 0)
+		check_lines(out.p, out.len, 1);
+	free(out.p);
 	return 0;
 }

@@ -38,6 +38,10 @@ if not BUILD.is_absolute():
 SLUICED = BUILD / "sluiced"
 SLUICECTL = BUILD / "sluicectl"
 
+# The version every program reports (src/version.h).
+VERSION = re.search(r'#define SLUICE_VERSION "([^"]+)"',
+                    (ROOT / "src" / "version.h").read_text()).group(1)
+
 FQDN = "sluice.test"
 START_TIMEOUT = 10.0  # seconds for the daemon to accept connections
 STOP_TIMEOUT = 15.0  # SIGTERM to exit (idle sessions are closed at once)

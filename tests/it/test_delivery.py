@@ -276,6 +276,77 @@ def test_hostile_replies_defer_and_never_crash(tmp_path):
             assert st[0] == 0 and "bad reply" in st[1], st
 
 
+# Where the next hop stops answering, with the capabilities it offers.
+STALLS = {
+    "after-mail": ("RCPT", ("PIPELINING",)),
+    "after-bdat": ("end-of-data", ("PIPELINING", "CHUNKING")),
+    "after-data": ("end-of-data", ("PIPELINING",)),
+    "no-pipelining": ("RCPT", ()),
+    "banner": ("banner", ("PIPELINING",)),
+}
+
+
+@pytest.mark.parametrize("stall", list(STALLS))
+def test_silent_next_hop_is_timed_out(tmp_path, stall):
+    """Issue 10.6: a next hop that stops answering, wherever it does
+    (after a pipelined MAIL, after the content...), is timed out after
+    the send connector's ConnectionInactivityTimeout: the recipient is
+    deferred with an attempt recorded and the connection is closed,
+    instead of being held forever."""
+    from peers.fakesmtp import HANG
+    key, caps = STALLS[stall]
+    with FakeSmtp(capabilities=caps, replies={key: HANG},
+                  idle_timeout=120) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=smarthost(mx.port, extra=(
+                    "ConnectionInactivityTimeout = 00:00:02"))) as s:
+        send(s, ["bob@remote.test"], f"stall {stall}")
+        assert wait_for(lambda: states(s)["bob@remote.test"][2] >= 1,
+                        timeout=20), states(s)
+        st = states(s)["bob@remote.test"]
+        assert st[0] == 0 and "timeout waiting for the server" in st[1], st
+        assert events(s, "DEFER")
+        # and the client left: the fake server saw the connection end
+        assert wait_for(lambda: all(x.done.is_set() for x in mx.sessions),
+                        timeout=10)
+
+
+@pytest.mark.parametrize("caps", [("PIPELINING",), ("PIPELINING", "CHUNKING")],
+                         ids=["data", "bdat"])
+@pytest.mark.parametrize("keep", [False, True], ids=["strip", "keep"])
+def test_organization_headers_stay_inside(tmp_path, caps, keep):
+    """Issue 10.18: the X-Sluice-Organization-* headers every accepted
+    message carries (how it came in) are left out of what a send connector
+    sends, folded continuation lines included, by DATA and by BDAT, unless
+    the connector keeps them for a next hop of our own organisation
+    (CloudServicesMailEnabled).  Nothing else of the message changes."""
+    extra = "CloudServicesMailEnabled = true" if keep else ""
+    with FakeSmtp(capabilities=caps) as mx, \
+            running(tmp_path, conn=RELAY,
+                    raw_extra=smarthost(mx.port, extra=extra)) as s:
+        send(s, ["bob@remote.test"], "organisation headers",
+             body="X-Sluice-Organization-AuthAs: in the body stays\r\n")
+        (m,) = mx.wait_messages(1, timeout=20)
+        stored = s.bodies()[0]
+        assert b"\r\nX-Sluice-Organization-AuthAs: " in stored
+        header, _, body = m.data.partition(b"\r\n\r\n")
+        names = [ln.split(b":")[0].lower() for ln in header.split(b"\r\n")
+                 if ln[:1] not in (b" ", b"\t")]
+        org = [n for n in names if n.startswith(b"x-sluice-organization-")]
+        if keep:
+            assert m.data == stored and org, m.data
+        else:
+            assert org == [], m.data
+            # exactly those lines are gone, nothing else
+            kept = b"\r\n".join(
+                ln for ln in stored.split(b"\r\n\r\n")[0].split(b"\r\n")
+                if not ln.lower().startswith(b"x-sluice-organization-"))
+            assert header == kept
+            assert body == stored.split(b"\r\n\r\n", 1)[1]
+        assert b"X-Sluice-Organization-AuthAs: in the body stays" in body
+
+
 # --- opportunistic TLS, AUTH ---------------------------------------------
 
 TLS_CAPS = ("PIPELINING", "STARTTLS", "ENHANCEDSTATUSCODES")
@@ -446,7 +517,7 @@ def test_dsn_parameters_pass_to_a_dsn_next_hop(tmp_path):
 def test_notify_success_without_dsn_next_hop_is_relayed(tmp_path):
     with FakeSmtp(capabilities=("PIPELINING",)) as mx, \
             running(tmp_path, conn=RELAY, raw_extra=smarthost(mx.port)) as s:
-        send_dsn(s, " NOTIFY=SUCCESS")
+        send_dsn(s, " NOTIFY=SUCCESS ORCPT=rfc822;Bob+2Bx+3Dy@remote.test")
         mx.wait_messages(1, timeout=20)
         (m,) = mx.messages
         assert "NOTIFY" not in str(m.rcpt_params).upper()
@@ -454,8 +525,10 @@ def test_notify_success_without_dsn_next_hop_is_relayed(tmp_path):
         _, fields, returned = dsn_parts(mailbox(s, "alice")[0])
         f = [f for f in fields if "Final-Recipient" in f][0]
         assert f["Action"] == "relayed" and f["Status"].startswith("2.")
-        assert any(x.get("Original-Envelope-Id") == "env+2Bid"
-                   for x in fields)
+        # decoded from xtext, as RFC 3464 and Postfix have them (10.20)
+        assert any(x.get("Original-Envelope-Id") == "env+id"
+                   for x in fields), fields
+        assert f["Original-Recipient"] == "rfc822;Bob+x=y@remote.test", f
         # RET=HDRS: the header only
         assert returned.get_content_type() == "text/rfc822-headers"
 

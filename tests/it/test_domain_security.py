@@ -101,10 +101,10 @@ def test_domain_secured_both_ways(tmp_path, pki, dns):
         for body, peer in ((got_b[0], "sluice.test"),
                            (got_a[0], "partner.test")):
             assert b"with ESMTPS" in body
-            assert b"X-Sluice-Organization-AuthAs: Partner\r\n" in body
+            assert b"X-Sluice-Organization-AuthAs: Partner\n" in body
             assert b"X-Sluice-Organization-AuthMechanism: DomainSecure" \
                 in body
-            assert f"X-Sluice-Organization-AuthDomain: {peer}\r\n".encode() \
+            assert f"X-Sluice-Organization-AuthDomain: {peer}\n".encode() \
                 in body
         # the receiving side logs how it came in
         received = [",".join(r) for r in b.tracklog()[1] if "RECEIVE" in r]
@@ -125,3 +125,32 @@ def test_wrong_partner_certificate_waits(tmp_path, pki, dns):
         assert "send connector Partner, host mx.partner.test" in st[1]
         assert "partner.test" in st[1] and "4.7.5" in st[1], st
         assert b.messages() == []  # nothing crossed
+
+
+def test_server_certificate_as_client_certificate(tmp_path, pki, dns):
+    """Issue 10.19: the partner presents a certificate whose extended key
+    usage is serverAuth only (what public CAs issue from 2026, and what
+    Postfix and Exim present as their client certificate): its mail is
+    still accepted Domain Secured.  Both sides use such certificates."""
+    with partners(tmp_path, pki, dns, "partner-server") as (a, b):
+        submit(b, "bob@partner.test", "alice@sluice.test", "server cert")
+        submit(a, "alice@sluice.test", "bob@partner.test", "and back")
+        got_a = wait_for(lambda: inbox(a, "alice", "sluice.test"), timeout=30)
+        got_b = wait_for(lambda: inbox(b, "bob", "partner.test"), timeout=30)
+        assert got_a and got_b, (states(a), states(b))
+        assert b"X-Sluice-Organization-AuthMechanism: DomainSecure" \
+            in got_a[0]
+        assert b"X-Sluice-Organization-AuthDomain: partner.test\n" \
+            in got_a[0]
+
+
+def test_certificate_fit_for_neither_side_is_refused(tmp_path, pki, dns):
+    """A partner certificate fit for no TLS use (emailProtection only) is
+    still refused: its mail waits with the reason and nothing crosses."""
+    with partners(tmp_path, pki, dns, "partner-email") as (a, b):
+        submit(b, "bob@partner.test", "alice@sluice.test", "email cert")
+        assert wait_for(lambda: states(b)["alice@sluice.test"][2] >= 1,
+                        timeout=30)
+        st = states(b)["alice@sluice.test"]
+        assert st[0] == 0 and "purpose" in st[1], st
+        assert a.messages() == []

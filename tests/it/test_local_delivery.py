@@ -1,6 +1,8 @@
 """Local delivery (first part of the delivery issue): mail for an
 Authoritative accepted domain lands in the recipient's Maildir, byte-exact
-after a Return-Path header, and only then is marked delivered; the
+after a Return-Path header but with LF line ends (issue 10.22: Maildir
+readers expect LF; CRLF is SMTP's wire form), and only then is marked
+delivered; the
 tracking log gets a DELIVER row; the message stays in queue.db for the
 safety net."""
 import time
@@ -39,9 +41,14 @@ def test_maildir_delivery(tmp_path):
         for d in ("tmp", "cur"):
             assert (mail / "local.test" / "bob" / d).is_dir()
         data = bob[0].read_bytes()
-        assert data.startswith(b"Return-Path: <sender@remote.example>\r\n")
-        assert data.endswith(b"line one\r\n.dot\r\n")
+        assert data.startswith(b"Return-Path: <sender@remote.example>\n")
+        assert data.endswith(b"line one\n.dot\n")
         assert b"Received: from client.example" in data
+        # LF only: no CR anywhere, and the stored message is the same
+        # text line for line
+        assert b"\r" not in data
+        stored = s.bodies()[0]
+        assert data.split(b"\n", 1)[1] == stored.replace(b"\r\n", b"\n")
         # recorded as delivered, kept for the safety net
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:

@@ -38,7 +38,7 @@ def unblock(box):
 def subjects_in(box):
     out = []
     for f in (box / "new").glob("*") if (box / "new").is_dir() else []:
-        for line in f.read_bytes().split(b"\r\n"):
+        for line in f.read_bytes().split(b"\n"):
             if line.startswith(b"Subject: "):
                 out.append(line[9:].decode())
                 break

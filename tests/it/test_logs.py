@@ -183,3 +183,42 @@ def test_protocol_log_budget_grows_with_mail(logs):
     assert not [x for x in rows if "log limit" in x[7]]
     assert len([x for x in rows if x[6] == "<" and "RCPT" in x[7]]) == 7 * 150
     assert sum(len(",".join(x)) for x in rows) > 256 * 1024
+def test_logs_never_start_a_formula(logs):
+    """Issue 10.25: a field that begins with '=', '+', '-' or '@' would
+    open as a formula in a spreadsheet (Exchange's logs are read in
+    Excel): such fields are written with a leading "'" inside quotes, the
+    value still readable, while the protocol log's own event names "+"
+    and "-" stay exact."""
+    sender = "=1+1@sender.example"
+    rcpts = ["-2+3@localhost", "+cmd@localhost"]
+    with logs.client() as c:
+        me = f"127.0.0.1:{c.local_port}"
+        r = c.send_message(sender, rcpts, make_message("formulas"))
+        r.check(250, "2.6.0")
+        c.send(b"@SUM(1)\r\n")
+        c.reply()
+        c.quit()
+    qid = queue_id_of(r)
+    _, rows = wait_rows(
+        logs.tracklog, lambda rows: len([x for x in rows if qid in x]) >= 2)
+    mine = [x for x in rows if qid in x]
+    assert len(mine) == 2, mine
+    for row in mine:
+        assert not any(f[:1] in ("=", "+", "-", "@") for f in row), row
+        assert "'" + sender in row, row
+    assert sorted(f for x in mine for f in x if f.startswith("'") and
+                  f != "'" + sender) == sorted("'" + a for a in rcpts)
+    # the raw file: quoted, so no cell starts with the formula character
+    raw = "".join(open(p).read() for p in logs.tracklog_files())
+    assert ',"\'=1+1@sender.example",' in raw
+
+    def session(rows):
+        return [x for x in rows if len(x) >= 7 and x[5] == me]
+
+    _, rows = wait_rows(logs.protolog,
+                        lambda rows: any(x[6] == "-" for x in session(rows)))
+    events = [x[6] for x in session(rows)]
+    assert events[0] == "+" and events[-1] == "-", events
+    data = [x[7] for x in session(rows) if x[6] == "<"]
+    assert "'@SUM(1)" in data, data
+    assert not any(d[:1] in ("=", "+", "-", "@") for d in data), data

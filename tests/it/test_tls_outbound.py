@@ -8,11 +8,12 @@ as the table says.  A deferred recipient never reaches the peer (its
 address is absent from Postfix's log), and the fake server proves from
 the peer's side that no MAIL FROM crosses in plaintext when TLS is
 required, also when STARTTLS is stripped or plaintext is injected."""
+import subprocess
 import time
 
 import pytest
 
-from harness import free_port, running
+from harness import SLUICECTL, free_port, running
 from peers.fakesmtp import FakeSmtp, server_context
 from peers.postfix import Postfix
 from test_delivery import RELAY, events, send, states, wait_for
@@ -96,6 +97,8 @@ def test_tls_table(tmp_path, pki, cert):
             log = pf.log_file.read_text(errors="replace")
             for name in set(SETTINGS) - MATRIX[cert]:
                 assert f"to=<bob@{name}.test>" not in log
+            # and it was left with QUIT, not dropped (issue 10.14)
+            assert "lost connection" not in log, log
             # the tracking log states the policy and whether it was met
             assert wait_for(lambda: len(events(s, "SEND")) ==
                             len(MATRIX[cert]))
@@ -146,6 +149,83 @@ def test_forced_tls_never_falls_back(tmp_path, pki, mode):
             assert "RCPT" not in sess.verbs(tls=False), sess
         assert len(mx.sessions) == 1  # never retried in plaintext
         assert states(s)["bob@remote.test"][0] == 0
+
+
+# how a next hop fails the policy -> (fake server options, connector,
+# the verbs the client sends in plaintext, the verbs inside TLS)
+POLITE = {
+    "no-starttls": (dict(starttls="strip"), REQUIRED,
+                    ["EHLO", "QUIT"], []),
+    "refused": (dict(replies={"STARTTLS": "454 4.7.0 TLS not available"}),
+                REQUIRED, ["EHLO", "STARTTLS", "QUIT"], []),
+    "wrong-name": (dict(tls="wrong"), "RequireTLS = true\n"
+                   "TlsAuthLevel = DomainValidation\n"
+                   "TlsDomain = *.sluice.test",
+                   ["EHLO", "STARTTLS"], ["QUIT"]),
+    "untrusted": (dict(tls="self"), "RequireTLS = true\n"
+                  "TlsAuthLevel = CertificateValidation",
+                  ["EHLO", "STARTTLS"], ["QUIT"]),
+}
+
+
+@pytest.mark.parametrize("case", list(POLITE))
+def test_policy_failure_says_quit(tmp_path, pki, case):
+    """Issue 10.14: a next hop that fails the TLS policy is left with
+    QUIT (inside TLS when the handshake worked, then close_notify), not
+    by dropping the connection, so that Postfix and Exim do not log a
+    broken client; nothing of the envelope crosses either way."""
+    opts, settings, plain, inside = POLITE[case]
+    opts = dict(opts)
+    opts["tls"] = server_context(pki, opts.get("tls", "server"))
+    with FakeSmtp(capabilities=("PIPELINING", "STARTTLS"), **opts) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "TrustedCAFile": f"{pki}/trusted.pem",
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=fake_connector(mx.port, settings)) as s:
+        send(s, ["bob@remote.test"], f"polite {case}")
+        assert wait_for(lambda: events(s, "DEFER"), timeout=20)
+        assert wait_for(lambda: mx.sessions and mx.sessions[0].done.is_set(),
+                        timeout=10)
+        sess = mx.sessions[0]
+        assert sess.verbs(tls=False) == plain, sess
+        assert sess.verbs(tls=True) == inside, sess
+        assert sess.close_reason == "QUIT", sess
+        if inside:
+            assert sess.close_notify, sess
+        assert states(s)["bob@remote.test"][0] == 0
+
+
+@pytest.mark.timeout_s(90)
+@pytest.mark.parametrize("mode,reasons", [
+    ("garbage", ["wrong version number"]),
+    # closed with our ClientHello unread: a FIN or a reset, as it happens
+    ("close", ["peer closed the connection", "Connection reset by peer"])])
+def test_handshake_failure_says_why(tmp_path, pki, mode, reasons):
+    """Issue 10.21: a failed handshake is reported with OpenSSL's reason
+    (or that the peer went away) in the protocol log, the queue's last
+    error and the DSN, not as a bare "TLS handshake failed"."""
+    from test_delivery import dsn_parts, mailbox
+    with FakeSmtp(capabilities=("PIPELINING", "STARTTLS"),
+                  tls=server_context(pki, "server"), starttls=mode,
+                  max_sessions=20) as mx, \
+            running(tmp_path, conn=RELAY, transport={
+                "MessageExpirationTimeout": "6s",
+                "TransientFailureRetryInterval": "2s"},
+                raw_extra=fake_connector(mx.port)) as s:
+        send(s, ["bob@remote.test"], f"handshake {mode}")
+        assert wait_for(lambda: states(s)["bob@remote.test"][2] >= 1,
+                        timeout=20)
+        last = states(s)["bob@remote.test"][1]
+        reason = "TLS handshake failed: " + last.rsplit(": ", 1)[-1]
+        assert any(last.endswith(r) for r in reasons), last
+        rows = [r for r in s.read_csv_log(sorted(
+            (s.log_dir / "ProtocolLog" / "SmtpSend").glob("*.LOG")))[1]
+            if r[6] == "*"]
+        assert any(r[7] == reason for r in rows), rows
+        assert wait_for(lambda: mailbox(s, "alice"), timeout=40)
+        _, fields, _ = dsn_parts(mailbox(s, "alice")[0])
+        f = [f for f in fields if "Final-Recipient" in f][0]
+        assert reason in " ".join(f["Diagnostic-Code"].split()), f
 
 
 def test_failing_next_hop_is_not_reconnected_in_a_loop(tmp_path, pki):
@@ -260,10 +340,53 @@ TlsDomain = *.sluice.test
     with FakeSmtp(capabilities=("PIPELINING",)) as mx:
         rc, out = probe(mx.port, "--connector", "Contoso")
         assert "STARTTLS     : NOT offered" in out
-        assert "Could deliver: no (TLS is required and STARTTLS is not " \
-            "offered" in out
+        assert "Could deliver: no (TLS is required and the next hop does not " \
+            "offer STARTTLS" in out
     rc, out = probe(free_port())
     assert rc == 1 and "Connection refused" in out
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "mx.probe.test"])
+@pytest.mark.parametrize("when", ["before-handshake", "after-handshake"])
+def test_tls_probe_survives_a_hangup(tmp_path, pki, when, host):
+    """Issue 10.24: a server that closes while test-tls still has to
+    write (after the 220 to STARTTLS, or once TLS is up) used to kill
+    sluicectl with SIGPIPE (exit 141, all output lost when piped); the
+    probe now ends with its report.  The host is a name that only the
+    configured [Transport] Resolver knows: the probe resolves next hops
+    as sluiced does, not through the system's resolver."""
+    from peers.fakesmtp import CLOSE
+    from peers.unbound import Unbound
+    kw = {"starttls": "close"} if when == "before-handshake" else {
+        "replies": {"EHLO": ["250-fake.test\n250-PIPELINING\n250 STARTTLS",
+                             CLOSE]}}
+    with Unbound(zones=["probe.test"],
+                 records=["mx.probe.test. A 127.0.0.1"]) as dns, \
+            FakeSmtp(capabilities=("PIPELINING", "STARTTLS"),
+                     tls=server_context(pki, "server"), **kw) as mx:
+        conf = tmp_path / "probe.conf"
+        conf.write_text(f"""[Transport]
+QueueDirectory = {tmp_path}/q
+TrustedCAFile = {pki}/trusted.pem
+Resolver = {dns.spec}
+[SendConnector Contoso]
+AddressSpaces = probe.test
+RequireTLS = true
+TlsAuthLevel = CertificateValidation
+""")
+        # piped, as an administrator's `| less` or a script reads it
+        p = subprocess.run([str(SLUICECTL), "-c", str(conf), "test-tls",
+                            f"{host}:{mx.port}", "--connector",
+                            "Contoso"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+        assert p.returncode in (0, 1), (p.returncode, p.stdout)
+        assert "Connected    : 127.0.0.1" in p.stdout, p.stdout
+        assert "Could deliver: " in p.stdout, p.stdout
+        if when == "before-handshake":
+            assert "handshake FAILED" in p.stdout
+            assert "Could deliver: no (TLS handshake failed" in p.stdout
+        else:
+            assert "CertificateValidation met" in p.stdout
 
 
 def test_seed_mixed_scenario(tmp_path, pki):

@@ -7,7 +7,7 @@
 # is done, otherwise DIR is filled again from scratch.  Bump PKI_VERSION
 # whenever a file is added or changed, so stale directories are remade.
 set -e
-PKI_VERSION=3
+PKI_VERSION=4
 dir=${1:?usage: make-pki.sh DIR}
 [ "$(cat "$dir/done" 2>/dev/null)" = "$PKI_VERSION" ] && exit 0
 mkdir -p "$dir"
@@ -84,10 +84,10 @@ issue() {
 	newkey "$name" "$kt"
 	if [ -n "$san" ]; then
 		ossl req -new -key "$name.key" -subj "$subj" -addext "subjectAltName=$san" \
-			-addext "extendedKeyUsage=serverAuth,clientAuth" -out "$name.csr"
+			-addext "extendedKeyUsage=${EKU:-serverAuth,clientAuth}" -out "$name.csr"
 	else
 		ossl req -new -key "$name.key" -subj "$subj" \
-			-addext "extendedKeyUsage=serverAuth,clientAuth" -out "$name.csr"
+			-addext "extendedKeyUsage=${EKU:-serverAuth,clientAuth}" -out "$name.csr"
 	fi
 	ossl ca -batch -notext -config "ca-db/$ca/ca.cnf" "$@" -in "$name.csr" -out "$name.pem"
 	rm -f "$name.csr"
@@ -137,6 +137,13 @@ issue partner-expired partner-ca ec "/CN=mx.partner.test" "DNS:partner.test" \
 issue partner-revoked partner-ca ec "/CN=mx.partner.test" "DNS:partner.test"
 selfsigned partner-self ec "/CN=partner.test" "DNS:partner.test"
 issue partner-by-ca ca ec "/CN=mx.partner.test" "DNS:partner.test,DNS:mx.partner.test"
+# Extended key usage other than both: a server certificate (serverAuth
+# only, as public CAs issue from 2026) that Postfix or Exim present as
+# their client certificate, and one fit for neither.
+EKU=serverAuth issue partner-server partner-ca ec "/CN=mx.partner.test" \
+	"DNS:partner.test,DNS:mx.partner.test"
+EKU=emailProtection issue partner-email partner-ca ec "/CN=mx.partner.test" \
+	"DNS:partner.test,DNS:mx.partner.test"
 
 # Revocations and CRLs: current ones, one file holding both, and a stale
 # CRL of our CA (its nextUpdate has passed).

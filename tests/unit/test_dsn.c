@@ -1,7 +1,7 @@
 /*
  * test_dsn.c - delivery status notifications (src/queue/dsn.c): the
  * header, the three parts of the multipart/report and their boundary, the
- * per-recipient fields for mixed actions, ENVID and ORCPT xtext, RET
+ * per-recipient fields for mixed actions, ENVID and ORCPT decoded, RET
  * FULL/HDRS/absent, 8-bit and oversized originals, and hostile input (a
  * 10 KB reply with CR, LF and NUL, an original with bare CR/LF and
  * overlong lines).  Every composed DSN goes through check_wire(): CRLF
@@ -585,6 +585,7 @@ test_envid_orcpt(void **state)
 	char *s, *p1, *v;
 
 	(void)state;
+	/* Not printable ASCII: the whole value in xtext, the sender's form */
 	m.envid = "env+id=1 x\x7f";
 	r[0].orcpt = "rfc822;b+tag=x@example.net";
 	r[0].addr = "b+tag=x@example.net";
@@ -598,11 +599,23 @@ test_envid_orcpt(void **state)
 	assert_true(
 	    strstr(p1, "Original-Envelope-Id") < strstr(p1, "Reporting-MTA"));
 	v = field_n(p1, "Original-Recipient", 0);
-	assert_string_equal(v, "rfc822;b+2Btag+3Dx@example.net");
+	assert_string_equal(v, "rfc822;b+tag=x@example.net");
 	free(v);
 	v = field_n(p1, "Original-Recipient", 1);
 	assert_string_equal(v, "rfc822;caf+C3+A9@example.net");
 	free(v);
+	free(p1);
+	free(s);
+	/* Printable: decoded, as RFC 3464 and Postfix have it (10.20). */
+	m.envid = "env+c6f=1";
+	s = compose(&m, NULL);
+	p1 = part(s, 1);
+	assert_field(p1, "Original-Envelope-Id", "env+c6f=1");
+	free(p1);
+	free(s);
+	m.envid = "env+id=1 x\x7f";
+	s = compose(&m, NULL);
+	p1 = part(s, 1);
 	/* Final-Recipient keeps '+' readable; 8-bit is still escaped. */
 	v = field_n(p1, "Final-Recipient", 0);
 	assert_string_equal(v, "rfc822;b+tag=x@example.net");

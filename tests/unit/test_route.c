@@ -100,7 +100,9 @@ test_table(void **state)
 		    strcmp(r.connector->name, t[i].connector) != 0)
 			fail_msg("%s: connector %s want %s", t[i].domain,
 			    r.connector->name, t[i].connector);
-		assert_int_equal(r.domain_secure, t[i].secure);
+		assert_int_equal(r.kind == ROUTE_CONNECTOR &&
+		                     r.tls.level == TLS_POLICY_DOMAIN_SECURE,
+		    t[i].secure);
 		assert_true(r.why[0] != '\0');
 	}
 }

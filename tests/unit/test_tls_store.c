@@ -468,6 +468,16 @@ static const struct ccert_row ccert_rows[] = {
     {"partner-expired", "crls.pem", 0, TLS_CHECK_EXPIRED, "has expired"},
     {"partner-by-ca", "ca-stale.crl", 0, TLS_CHECK_REVOKED,
         "revocation status unknown: CRL has expired"},
+    /*
+     * A server certificate (serverAuth only) presented as a client
+     * certificate, as Postfix and Exim do: accepted (issue 10.19); one
+     * fit for neither side is not.
+     */
+    {"partner-server", NULL, 0, TLS_CHECK_OK, NULL},
+    {"partner-server", NULL, TLS1_2_VERSION, TLS_CHECK_OK, NULL},
+    {"partner-server", "crls.pem", 0, TLS_CHECK_OK, NULL},
+    {"partner-email", NULL, 0, TLS_CHECK_UNTRUSTED,
+        "unsuitable certificate purpose"},
 };
 
 /* One handshake against a store with a client certificate request. */

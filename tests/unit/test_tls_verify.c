@@ -483,6 +483,31 @@ test_domain_secure_table(void **state)
 
 /* ---- classification and names ---- */
 
+/* Which certificates of a client's chain Domain Security takes. */
+static void
+test_client_purpose(void **state)
+{
+	static const struct {
+		const char *cert;
+		int depth, want;
+	} t[] = {
+	    {"partner.pem", 0, 1},        /* serverAuth, clientAuth */
+	    {"partner-server.pem", 0, 1}, /* serverAuth only (issue 10.19) */
+	    {"partner-email.pem", 0, 0},  /* emailProtection only */
+	    {"partner-ca.pem", 1, 1},     /* a CA above them */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		X509 *x = test_load_cert(t[i].cert);
+
+		if (tls_client_purpose_ok(x, t[i].depth) != t[i].want)
+			fail_msg("%s: want %d", t[i].cert, t[i].want);
+		X509_free(x);
+	}
+	assert_int_equal(tls_client_purpose_ok(NULL, 0), 0);
+}
+
 static void
 test_verify_classify(void **state)
 {
@@ -585,6 +610,7 @@ main(void)
 	    cmocka_unit_test(test_evaluate_table),
 	    cmocka_unit_test(test_evaluate_without_tls),
 	    cmocka_unit_test(test_domain_secure_table),
+	    cmocka_unit_test(test_client_purpose),
 	    cmocka_unit_test(test_verify_classify),
 	    cmocka_unit_test(test_check_names),
 	    cmocka_unit_test(test_level_names),

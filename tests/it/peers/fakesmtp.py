@@ -13,6 +13,7 @@ What it records, per connection (`server.sessions`, each a `Session`):
   arrived inside TLS (`Session.commands`, list of `Command`);
 - the TLS version, cipher, SNI and client certificate of the handshake, or
   why the handshake failed; what the client pipelined after STARTTLS;
+  whether, after QUIT inside TLS, the client sent its close_notify;
 - AUTH attempts (`Auth`: mechanism, user, password, over TLS or not);
 - every message (`Message`): envelope, content after dot-unstuffing (DATA)
   or assembled chunks (BDAT), the bytes as they were on the wire, over TLS
@@ -85,6 +86,7 @@ import time
 POLL = 0.05  # seconds: how often blocked threads look at the stop flag
 IDLE_TIMEOUT = 30.0  # a session waiting longer than this for data ends
 IO_TIMEOUT = 10.0  # one write, or a TLS handshake
+CLOSE_NOTIFY_WAIT = 5.0  # after QUIT inside TLS: the client's close_notify
 STOP_TIMEOUT = 5.0  # stop() waits this long for every thread to end
 MAX_LINE = 64 * 1024  # a command line; a longer one ends the session
 MAX_DATA_LINE = 1024 * 1024  # one line of DATA
@@ -504,6 +506,7 @@ class Session:
         self.tls_error = None
         self.pipelined_after_starttls = b""
         self.close_reason = None
+        self.close_notify = False  # the client ended TLS with close_notify
         self.done = threading.Event()
         self._buf = bytearray()
         self._reads = 0
@@ -727,7 +730,26 @@ class Session:
 
     def _cmd_QUIT(self, arg):
         self._reply("QUIT", "221 2.0.0 Bye")
+        if self.tls:
+            self._tls_shutdown()
         raise _End("QUIT")
+
+    def _tls_shutdown(self):
+        """Inside TLS, end it properly and note whether the client's
+        close_notify came (`Session.close_notify`) within
+        CLOSE_NOTIFY_WAIT (a client that never sends one, or never
+        closes, does not hold the session longer)."""
+        deadline = time.monotonic() + CLOSE_NOTIFY_WAIT
+        while time.monotonic() < deadline and not self.server.stopping:
+            try:
+                self.sock = self.sock.unwrap()
+                self.close_notify = True
+                return
+            except (TimeoutError, ssl.SSLWantReadError,
+                    ssl.SSLWantWriteError):
+                continue
+            except (ssl.SSLError, OSError):
+                return
 
     @staticmethod
     def _path(arg, keyword):
