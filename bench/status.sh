@@ -2,22 +2,25 @@
 # status.sh - what the status listener and the TLS posture cost: acceptance
 # and relay throughput of sluiced with them on, against off, in one run.
 #
-# Two sluiced ($BUILD/sluiced) run side by side with the same
-# configuration but for two keys:
+# Four sluiced ($BUILD/sluiced) run side by side, two for acceptance and
+# two for relay, each pair with the same configuration but for two keys:
 #   on:  StatusListen = 127.0.0.1:PORT (counters kept, /metrics served)
 #        and TlsPostureEnabled = true (every outbound session recorded,
 #        flushed to queue.db every minute), while a scraper fetches
 #        /metrics and the status page every SCRAPE seconds (Prometheus
 #        scrapes every 15 s by default; 1 s is harsher);
 #   off: no StatusListen, TlsPostureEnabled = false.
-# Each relays to its own smtp-sink through a smart-host connector for "*";
-# a second connector for hold.example has its queue suspended, so mail
-# for it is only accepted and stored.
+# A relay daemon sends everything to its own smtp-sink through a
+# smart-host connector for "*".  An acceptance daemon routes everything to
+# a connector whose queue is suspended, so the mail is only accepted and
+# stored (a separate daemon: the queue manager holds at most 8192
+# recipients in flight, and a suspended queue keeps its recipients there,
+# so that after 8192 held ones no other queue of that daemon is served).
 #
 # Rounds alternate on and off (on first in odd rounds, off first in even
 # ones), so that a disturbance of the machine hits both:
-#   - acceptance: smtpload sends MESSAGES to hold.example over SESSIONS
-#     sessions; its msgs/s (250s per second) counts;
+#   - acceptance: smtpload sends MESSAGES over SESSIONS sessions; its
+#     msgs/s (250s per second) counts;
 #   - relay: smtpload sends MESSAGES to b@example.net; the rate is
 #     MESSAGES over the time until the sink has counted them all.
 # The median of RUNS rounds per mode is reported, with every round, and
@@ -48,7 +51,8 @@ START_WAIT=100
 POLL=0.05
 
 WORK='' CHILD='' SCRAPER='' FAILED=0
-PID_on='' PID_off='' SINKPID_on='' SINKPID_off=''
+PID_on_accept='' PID_off_accept='' PID_on_relay='' PID_off_relay=''
+SINKPID_on='' SINKPID_off=''
 
 stop_pid() { # pid [tenths of a second before SIGKILL]
 	local i
@@ -65,8 +69,10 @@ stop_pid() { # pid [tenths of a second before SIGKILL]
 cleanup() {
 	stop_pid "$CHILD" 10
 	stop_pid "$SCRAPER" 10
-	stop_pid "$PID_on" 150
-	stop_pid "$PID_off" 150
+	stop_pid "$PID_on_accept" 150
+	stop_pid "$PID_off_accept" 150
+	stop_pid "$PID_on_relay" 150
+	stop_pid "$PID_off_relay" 150
 	stop_pid "$SINKPID_on"
 	stop_pid "$SINKPID_off"
 	remove_work
@@ -88,10 +94,11 @@ SMTPLOAD=$WORK/smtpload
 cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$SMTPLOAD" \
     bench/smtpload.c || die "bench/smtpload.c does not build"
 
-read -r P_on P_off SINK_on SINK_off HTTP < <("$PY" - <<'PYEOF'
+read -r PA_on PA_off PR_on PR_off SINK_on SINK_off HTTPA HTTPR < <(
+    "$PY" - <<'PYEOF'
 import socket
 socks = []
-for _ in range(5):
+for _ in range(8):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
 print(*(s.getsockname()[1] for s in socks))
 PYEOF
@@ -113,22 +120,22 @@ sink_count() { # mode
 	echo "${c#mesg=}" | awk '{ print $1 + 0 }'
 }
 
-start_sluiced() { # mode port sinkport
-	local extra='TlsPostureEnabled = false'
-	[ "$1" = on ] && extra=$'TlsPostureEnabled = true\nStatusListen = 127.0.0.1:'"$HTTP"
-	mkdir -p "$WORK/$1"
-	cat >"$WORK/$1.conf" <<CONF
+start_sluiced() { # mode accept|relay port sinkport httpport
+	local name=$1_$2 extra='TlsPostureEnabled = false'
+	[ "$1" = on ] && extra=$'TlsPostureEnabled = true\nStatusListen = 127.0.0.1:'"$5"
+	mkdir -p "$WORK/$name"
+	cat >"$WORK/$name.conf" <<CONF
 [Transport]
-QueueDirectory = $WORK/$1/queue
-LogDirectory = $WORK/$1/log
-ControlSocket = $WORK/$1/ctl.sock
+QueueDirectory = $WORK/$name/queue
+LogDirectory = $WORK/$name/log
+ControlSocket = $WORK/$name/ctl.sock
 $extra
 
 [AcceptedDomain localhost]
 DomainType = Authoritative
 
 [ReceiveConnector Relay]
-Bindings = 127.0.0.1:$2
+Bindings = 127.0.0.1:$3
 RemoteIPRanges = 127.0.0.0/8
 AuthMechanism = ExternalAuthoritative
 PermissionGroups = ExchangeServers
@@ -140,29 +147,28 @@ MaxInboundConnectionPerSource = 1000
 [SendConnector Sink]
 AddressSpaces = *
 DNSRoutingEnabled = false
-SmartHosts = [127.0.0.1]:$3
-Fqdn = sluice.bench
-ProtocolLoggingLevel = None
-
-[SendConnector Hold]
-AddressSpaces = hold.example
-DNSRoutingEnabled = false
-SmartHosts = [127.0.0.1]:$3
+SmartHosts = [127.0.0.1]:$4
 Fqdn = sluice.bench
 ProtocolLoggingLevel = None
 CONF
-	"$SLUICED" -f -c "$WORK/$1.conf" 2>>"$WORK/$1.log" &
-	printf -v "PID_$1" %s $!
-	wait_listen "$2" || die "sluiced ($1) did not start"
-	"$SLUICECTL" -c "$WORK/$1.conf" suspend Hold >/dev/null ||
-	    die "cannot suspend the Hold queue ($1)"
+	"$SLUICED" -f -c "$WORK/$name.conf" 2>>"$WORK/$name.log" &
+	printf -v "PID_$name" %s $!
+	wait_listen "$3" || die "sluiced ($name) did not start"
+	if [ "$2" = accept ]; then
+		"$SLUICECTL" -c "$WORK/$name.conf" suspend Sink >/dev/null ||
+		    die "cannot suspend the queue ($name)"
+	fi
 }
 
 # One round of one kind for one mode; RESULT is its msgs/s.
 run() { # mode accept|relay
-	local port sink base t0 t1 c rc acc to=b@example.net deadline
-	[ "$1" = on ] && port=$P_on || port=$P_off
-	[ "$2" = accept ] && to=b@hold.example
+	local port base t0 t1 c rc acc to=b@example.net deadline
+	case "$1_$2" in
+	on_accept) port=$PA_on ;;
+	off_accept) port=$PA_off ;;
+	on_relay) port=$PR_on ;;
+	*) port=$PR_off ;;
+	esac
 	base=$(sink_count "$1")
 	t0=$EPOCHREALTIME
 	deadline=$((${t0%.*} + TIMEOUT))
@@ -212,13 +218,19 @@ echo "sluiced $(git describe --always --dirty 2>/dev/null || echo '?')"
 
 start_sink on "$SINK_on"
 start_sink off "$SINK_off"
-start_sluiced on "$P_on" "$SINK_on"
-start_sluiced off "$P_off" "$SINK_off"
-curl -fs "http://127.0.0.1:$HTTP/metrics" >/dev/null ||
-    die "the on daemon does not serve /metrics"
+start_sluiced on accept "$PA_on" "$SINK_on" "$HTTPA"
+start_sluiced off accept "$PA_off" "$SINK_off"
+start_sluiced on relay "$PR_on" "$SINK_on" "$HTTPR"
+start_sluiced off relay "$PR_off" "$SINK_off"
+for h in "$HTTPA" "$HTTPR"; do
+	curl -fs "http://127.0.0.1:$h/metrics" >/dev/null ||
+	    die "an on daemon does not serve /metrics"
+done
 (while :; do
-	curl -fs "http://127.0.0.1:$HTTP/metrics" >/dev/null
-	curl -fs "http://127.0.0.1:$HTTP/" >/dev/null
+	for h in "$HTTPA" "$HTTPR"; do
+		curl -fs "http://127.0.0.1:$h/metrics" >/dev/null
+		curl -fs "http://127.0.0.1:$h/" >/dev/null
+	done
 	sleep "$SCRAPE"
 done) &
 SCRAPER=$!
@@ -257,8 +269,8 @@ REPORT=$BUILD/bench-status.txt
 	done
 } | tee "$REPORT"
 # What the on daemon counted, as a check that it counted at all.
-curl -fs "http://127.0.0.1:$HTTP/metrics" |
+curl -fs "http://127.0.0.1:$HTTPR/metrics" |
     grep -E '^sluice_messages_(received|delivered)_total' | sed 's/^/  /'
-"$SLUICECTL" -c "$WORK/on.conf" get-tlsposture Sink |
+"$SLUICECTL" -c "$WORK/on_relay.conf" get-tlsposture Sink |
     grep -E 'Sessions24h|TlsVersions24h' | sed 's/^/  /'
 [ "$FAILED" = 0 ] || die "a run failed (see above)"
