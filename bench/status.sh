@@ -23,8 +23,11 @@
 #     msgs/s (250s per second) counts;
 #   - relay: smtpload sends MESSAGES to b@example.net; the rate is
 #     MESSAGES over the time until the sink has counted them all.
-# The median of RUNS rounds per mode is reported, with every round, and
-# the ratio on/off.  Every message must be acknowledged and every relayed
+# Besides the rates, the CPU time the daemon used per message in each
+# round (utime + stime from /proc/PID/stat, scrapes of the "on" daemon
+# included): on a machine shared with other work the rates swing with
+# it, the CPU per message much less.  The median of RUNS rounds per mode
+# is reported, with every round, and the ratios on/off.  Every message must be acknowledged and every relayed
 # one counted by its sink exactly once, or the script fails.
 #
 #   MESSAGES=5000 SESSIONS=20 SIZE=2048 RUNS=5 SCRAPE=1 bench/status.sh
@@ -160,15 +163,22 @@ CONF
 	fi
 }
 
-# One round of one kind for one mode; RESULT is its msgs/s.
+cpu_ticks() { # pid: utime + stime in clock ticks
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# One round of one kind for one mode; RESULT is its msgs/s, CPU the
+# daemon's CPU microseconds per message.
 run() { # mode accept|relay
-	local port base t0 t1 c rc acc to=b@example.net deadline
+	local port base t0 t1 c rc acc to=b@example.net deadline pid k0
 	case "$1_$2" in
-	on_accept) port=$PA_on ;;
-	off_accept) port=$PA_off ;;
-	on_relay) port=$PR_on ;;
-	*) port=$PR_off ;;
+	on_accept) port=$PA_on pid=$PID_on_accept ;;
+	off_accept) port=$PA_off pid=$PID_off_accept ;;
+	on_relay) port=$PR_on pid=$PID_on_relay ;;
+	*) port=$PR_off pid=$PID_off_relay ;;
 	esac
+	CPU=0
+	k0=$(cpu_ticks "$pid")
 	base=$(sink_count "$1")
 	t0=$EPOCHREALTIME
 	deadline=$((${t0%.*} + TIMEOUT))
@@ -184,6 +194,7 @@ run() { # mode accept|relay
 	if [ "$2" = accept ]; then
 		RESULT=$(awk '$1 == "msgs/s:" { printf "%.0f", $2 }' \
 		    "$WORK/load.out")
+		cpu_per_msg "$pid" "$k0"
 		return 0
 	fi
 	while c=$(($(sink_count "$1") - base)); [ "$c" -lt "$MESSAGES" ]; do
@@ -204,11 +215,17 @@ run() { # mode accept|relay
 	}
 	RESULT=$(awk -v n="$MESSAGES" -v a="$t0" -v b="$t1" \
 	    'BEGIN { printf "%.0f", n / (b - a) }')
+	cpu_per_msg "$pid" "$k0"
 }
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 }
+cpu_per_msg() { # pid ticks-before: CPU = microseconds per message
+	CPU=$(awk -v a="$2" -v b="$(cpu_ticks "$1")" -v hz="$(getconf CLK_TCK)" \
+	    -v n="$MESSAGES" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')
+}
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 }
     END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
-          else printf "%.0f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+          else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "status listener and TLS posture: on against off, $MESSAGES messages" \
     "of $SIZE bytes, $SESSIONS sessions, $RUNS alternating rounds (median)," \
@@ -246,6 +263,7 @@ if [ "$WARMUP" -gt 0 ]; then
 fi
 
 declare -A ROUNDS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
+declare -A CPUS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
 for ((r = 1; r <= RUNS; r++)); do
 	order="on off"
 	[ $((r % 2)) = 0 ] && order="off on"
@@ -253,19 +271,25 @@ for ((r = 1; r <= RUNS; r++)); do
 		for m in $order; do
 			run "$m" "$kind" || FAILED=1
 			ROUNDS[${m}_$kind]+=" $RESULT"
-			echo "  round $r $kind $m: $RESULT msgs/s"
+			CPUS[${m}_$kind]+=" $CPU"
+			echo "  round $r $kind $m: $RESULT msgs/s, $CPU us CPU" \
+			    "per message"
 		done
 	done
 done
 
 REPORT=$BUILD/bench-status.txt
 {
-	printf '%-12s %12s %12s %8s\n' "" "on msgs/s" "off msgs/s" "on/off"
+	printf '%-8s %10s %10s %7s %12s %12s %7s\n' "" "on msg/s" \
+	    "off msg/s" "on/off" "on us/msg" "off us/msg" "on/off"
 	for kind in accept relay; do
 		on=$(echo "${ROUNDS[on_$kind]}" | median)
 		off=$(echo "${ROUNDS[off_$kind]}" | median)
-		printf '%-12s %12s %12s %8s\n' "$kind" "$on" "$off" \
-		    "$(ratio "$on" "$off")"
+		con=$(echo "${CPUS[on_$kind]}" | median)
+		coff=$(echo "${CPUS[off_$kind]}" | median)
+		printf '%-8s %10s %10s %7s %12s %12s %7s\n' "$kind" "$on" \
+		    "$off" "$(ratio "$on" "$off")" "$con" "$coff" \
+		    "$(ratio "$con" "$coff")"
 	done
 } | tee "$REPORT"
 # What the on daemon counted, as a check that it counted at all.
