@@ -123,7 +123,7 @@ struct smtp_client {
 	/* what the server offered (forgotten at STARTTLS) */
 	struct {
 		int pipelining, chunking, starttls, eightbit, smtputf8, dsn,
-		    auth_plain, auth_login;
+		    auth_plain, auth_login, requiretls;
 		unsigned long long size;
 	} ext;
 	/* the transaction */
@@ -572,6 +572,8 @@ client_parse_ehlo(struct smtp_client *c, const struct reply *r)
 			c->ext.smtputf8 = 1;
 		else if (strcmp(kw, "DSN") == 0)
 			c->ext.dsn = 1;
+		else if (strcmp(kw, "REQUIRETLS") == 0)
+			c->ext.requiretls = 1;
 		else if (strcmp(kw, "SIZE") == 0 && k < len)
 			c->ext.size = strtoull(line + k + 1, NULL, 10);
 		else if (strcmp(kw, "AUTH") == 0) {
@@ -976,7 +978,10 @@ client_mail_line(struct smtp_client *c, char *line, size_t len)
 		    m->ret == SMTP_RET_FULL ? "FULL" : "HDRS");
 	if (c->ext.dsn && m->envid[0] != '\0' && n < len &&
 	    smtp_xtext_encode(m->envid, x, sizeof(x)) >= 0)
-		snprintf(line + n, len - n, " ENVID=%s", x);
+		n += (size_t)snprintf(line + n, len - n, " ENVID=%s", x);
+	/* client_can_take() let it come this far only where it may go */
+	if (m->requiretls && n < len)
+		snprintf(line + n, len - n, " REQUIRETLS");
 }
 
 static void
@@ -1104,9 +1109,53 @@ client_send_next(struct smtp_client *c)
 	client_send_body(c);
 }
 
+/*
+ * RFC 8689 4.2.1: a REQUIRETLS message goes only over TLS with a
+ * validated policy (a chain to TrustedCAFile: CertificateValidation or
+ * stricter; DANE and MTA-STS enforce once they are inputs of the policy)
+ * to a next hop that offers REQUIRETLS; otherwise it is not sent at all
+ * and returned with 5.7.30.  Whatever the policy, this connection has
+ * met it by now (READY comes after the TLS decision).
+ */
+static int
+client_requiretls_ok(struct smtp_client *c, char *why, size_t len)
+{
+	if (!c->in_tls) {
+		snprintf(why, len,
+		    "REQUIRETLS: the next hop %s was reached without TLS "
+		    "(send connector %s, policy %s)",
+		    client_hop(c)->host, c->p.connector->name,
+		    tls_policy_name(&c->policy));
+		return 0;
+	}
+	if (c->policy.level < TLS_POLICY_VERIFY) {
+		snprintf(why, len,
+		    "REQUIRETLS: the TLS policy of send connector %s (%s) does "
+		    "not validate the next hop's certificate "
+		    "(CertificateValidation or stricter is needed)",
+		    c->p.connector->name, tls_policy_name(&c->policy));
+		return 0;
+	}
+	if (!c->ext.requiretls) {
+		snprintf(why, len,
+		    "REQUIRETLS: the next hop %s does not offer REQUIRETLS",
+		    client_hop(c)->host);
+		return 0;
+	}
+	return 1;
+}
+
 static int
 client_can_take(struct smtp_client *c, struct smtp_client_msg *m)
 {
+	char why[400];
+
+	if (m->requiretls && !client_requiretls_ok(c, why, sizeof(why))) {
+		client_note(c, "%s: message %s returned, nothing sent", why,
+		    m->queue_id);
+		client_fail_rest(c, 550, "5.7.30", why);
+		return 0;
+	}
 	if (m->smtputf8 && !c->ext.smtputf8) {
 		client_fail_rest(c, 553, "5.6.7",
 		    "the next hop does not support SMTPUTF8 (RFC 6531)");

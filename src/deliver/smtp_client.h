@@ -52,6 +52,8 @@ struct smtp_client_msg {
 	int ret;       /* enum smtp_ret */
 	int body_type; /* enum smtp_body */
 	int smtputf8;
+	int requiretls;   /* RFC 8689: only over validated TLS, else 5.7.30 */
+	int tls_optional; /* "TLS-Required: No" (RFC 8689 3) */
 	const char *data; /* stored message, CRLF lines */
 	size_t len;
 	struct smtp_client_rcpt *rcpts;

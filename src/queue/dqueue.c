@@ -459,6 +459,8 @@ dq_next(void *arg, struct smtp_client *client)
 		m->cm.ret = m->stored.ret;
 		m->cm.body_type = m->stored.body_type;
 		m->cm.smtputf8 = m->stored.smtputf8;
+		m->cm.requiretls = m->stored.requiretls;
+		m->cm.tls_optional = m->stored.tls_optional;
 		m->cm.data = m->stored.data;
 		m->cm.len = m->stored.len;
 		m->cm.rcpts = m->crcpts;

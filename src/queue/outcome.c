@@ -457,6 +457,8 @@ settle_notice(
 	m.nrcpts = n;
 	m.now = now;
 	m.message_id = msgid;
+	/* RFC 8689 5: nothing of a REQUIRETLS message comes back */
+	m.no_original = orig->requiretls;
 	if ((text = dsn_compose(&m, &len)) == NULL) {
 		st->notices_failed = 1;
 		return;
@@ -473,6 +475,8 @@ settle_notice(
 	memset(&sm, 0, sizeof(sm));
 	sm.queue_id = st->dsn_ids[slot];
 	sm.sender = ""; /* RFC 3464: notices come from the null sender */
+	/* RFC 8689 5: a notice about a REQUIRETLS message requires TLS too */
+	sm.requiretls = orig->requiretls;
 	sm.envid = "";
 	sm.connector = "DSN";
 	sm.client = "";

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "conf/conf.h"
@@ -164,6 +165,24 @@ session_header_facts(struct session *s, char *msgid, char *subject)
 		subject[0] = '\0';
 }
 
+/*
+ * RFC 8689 3: "TLS-Required: No" asks relays to deliver even where DANE
+ * or MTA-STS would refuse the next hop (never past a send connector's
+ * own Force TLS).  REQUIRETLS on MAIL FROM wins over it: the header is
+ * then ignored, as the RFC says.
+ */
+static int
+session_tls_optional(const struct session *s)
+{
+	char v[64];
+
+	/* header_find() unfolds and trims the value */
+	return !s->mail.requiretls &&
+	       header_find(s->content.out.data, s->content.out.len,
+	           "TLS-Required", v, sizeof(v)) >= 0 &&
+	       strcasecmp(v, "No") == 0;
+}
+
 /* One RECEIVE row per recipient, once the message is durable. */
 static void
 session_track_receive(struct session *s)
@@ -188,7 +207,9 @@ session_track_receive(struct session *s)
 	    "S:AuthAs=%s;S:AuthMechanism=%s%s%s%s%s%s", s->auth_as,
 	    s->auth_mech, s->auth_user[0] ? ";S:AuthUser=" : "", s->auth_user,
 	    s->auth_domain[0] ? ";S:AuthDomain=" : "", s->auth_domain,
-	    s->mail.requiretls ? ";S:RequireTLS=Yes" : "");
+	    s->mail.requiretls        ? ";S:RequireTLS=Yes"
+	    : session_tls_optional(s) ? ";S:TlsRequired=No"
+	                              : "");
 	memset(&m, 0, sizeof(m));
 	m.internal_id = s->queue_id;
 	m.message_id = msgid;
@@ -302,6 +323,7 @@ session_finish(struct session *s)
 	msg.body_type = (int)s->mail.body;
 	msg.smtputf8 = s->mail.smtputf8;
 	msg.requiretls = s->mail.requiretls;
+	msg.tls_optional = session_tls_optional(s);
 	msg.connector = s->rc->name;
 	msg.client = s->remote;
 	msg.helo = s->helo;

@@ -62,7 +62,7 @@ struct spool_item {
 	struct spool_item *next;
 	char *queue_id, *sender, *envid, *connector, *client, *helo, *tls,
 	    *auth_as, *message_id, *subject;
-	int ret, body_type, smtputf8, requiretls;
+	int ret, body_type, smtputf8, requiretls, tls_optional;
 	struct spool_item_rcpt *rcpts;
 	size_t nrcpts;
 	const char *data; /* the caller's, valid until the callback */
@@ -125,7 +125,8 @@ static const char spool_schema[] =
     " body BLOB NOT NULL,"
     " message_id TEXT NOT NULL DEFAULT '',"
     " subject TEXT NOT NULL DEFAULT '',"
-    " requiretls INTEGER NOT NULL DEFAULT 0);"
+    " requiretls INTEGER NOT NULL DEFAULT 0,"
+    " tls_optional INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS recipients ("
     " id INTEGER PRIMARY KEY,"
     " message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
@@ -251,6 +252,7 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 	sqlite3_bind_text(m, 16, it->message_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(m, 17, it->subject, -1, SQLITE_STATIC);
 	sqlite3_bind_int(m, 18, it->requiretls);
+	sqlite3_bind_int(m, 19, it->tls_optional);
 	if ((rc = sqlite3_step(m)) != SQLITE_DONE) {
 		log_err("queue: storing %s: %s", it->queue_id,
 		    sqlite3_errmsg(sp->db));
@@ -448,8 +450,8 @@ spool_wake_cb(evutil_socket_t fd, short what, void *arg)
  * CREATE TABLE IF NOT EXISTS leaves an old table as it is, so columns
  * added since are added here: the delay notice flag (version 2), the
  * Message-ID and Subject the tracking log and the queue views show
- * (version 3; older messages have them empty), the REQUIRETLS flag
- * (RFC 8689; older messages never had it).
+ * (version 3; older messages have them empty), the REQUIRETLS flag and
+ * "TLS-Required: No" (RFC 8689; older messages never had them).
  */
 static int
 spool_add_column(
@@ -474,8 +476,10 @@ spool_migrate(sqlite3 *db)
 	        db, "messages", "message_id", "TEXT NOT NULL DEFAULT ''") < 0 ||
 	    spool_add_column(
 	        db, "messages", "subject", "TEXT NOT NULL DEFAULT ''") < 0 ||
-	    spool_add_column(
-	        db, "messages", "requiretls", "INTEGER NOT NULL DEFAULT 0") < 0)
+	    spool_add_column(db, "messages", "requiretls",
+	        "INTEGER NOT NULL DEFAULT 0") < 0 ||
+	    spool_add_column(db, "messages", "tls_optional",
+	        "INTEGER NOT NULL DEFAULT 0") < 0)
 		return -1;
 	return 0;
 }
@@ -611,8 +615,9 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	if (sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO messages (queue_id, received, sender, envid, ret,"
 	        " body_type, smtputf8, connector, client, helo, tls, auth_as,"
-	        " size, checksum, body, message_id, subject, requiretls)"
-	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	        " size, checksum, body, message_id, subject, requiretls,"
+	        " tls_optional)"
+	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	        -1, &sp->ins_msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO recipients (message_id, rcpt_index, addr, orcpt,"
@@ -657,7 +662,8 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        -1, &sp->sel_retry, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->reader,
 	        "SELECT queue_id, sender, envid, ret, body_type, smtputf8,"
-	        " received, body, helo, client, requiretls FROM messages"
+	        " received, body, helo, client, requiretls, tls_optional"
+	        " FROM messages"
 	        " WHERE id = ?",
 	        -1, &sp->sel_load, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->reader,
@@ -770,6 +776,7 @@ spool_submit(
 	it->body_type = msg->body_type;
 	it->smtputf8 = msg->smtputf8;
 	it->requiretls = msg->requiretls != 0;
+	it->tls_optional = msg->tls_optional != 0;
 	it->data = msg->data;
 	it->len = msg->len;
 	it->fn = fn;
@@ -904,6 +911,7 @@ spool_load(struct spool *sp, int64_t message_id, struct spool_stored *out)
 		snprintf(out->client, sizeof(out->client), "%s",
 		    (const char *)sqlite3_column_text(q, 9));
 		out->requiretls = sqlite3_column_int(q, 10);
+		out->tls_optional = sqlite3_column_int(q, 11);
 		if ((out->data = malloc(len ? len : 1)) != NULL) {
 			memcpy(out->data, body, len);
 			out->len = len;

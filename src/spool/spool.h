@@ -46,6 +46,7 @@ struct spool_msg {
 	int body_type;        /* enum smtp_body */
 	int smtputf8;
 	int requiretls;        /* MAIL FROM ... REQUIRETLS (RFC 8689) */
+	int tls_optional;      /* "TLS-Required: No" (RFC 8689 3) */
 	const char *connector; /* receive connector name */
 	const char *client;    /* remote endpoint "addr:port" */
 	const char *helo;
@@ -211,7 +212,8 @@ struct spool_stored {
 	char sender[257];
 	char envid[101];
 	int ret, body_type, smtputf8;
-	int requiretls; /* RFC 8689: only over validated TLS, else 5.7.30 */
+	int requiretls;   /* RFC 8689: only over validated TLS, else 5.7.30 */
+	int tls_optional; /* "TLS-Required: No": DANE, MTA-STS relaxed */
 	time_t received;
 	char helo[256];
 	char client[64];
