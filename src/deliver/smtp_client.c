@@ -144,6 +144,7 @@ struct smtp_client {
 	char tls_version[32];
 	int tls_verified;
 	int reported;
+	char peer_helo[256]; /* the name its EHLO reply gave (TLS-RPT) */
 	char fail_enh[16];
 	char fail_why[512];
 	int closing; /* closed() is on its way */
@@ -186,7 +187,7 @@ client_hop(const struct smtp_client *c)
  * posture and the metrics.
  */
 static void
-client_report(struct smtp_client *c, enum tls_result result)
+client_report(struct smtp_client *c, enum tls_result result, const char *why)
 {
 	struct smtp_client_session s;
 
@@ -199,6 +200,10 @@ client_report(struct smtp_client *c, enum tls_result result)
 	s.version = c->tls_version;
 	s.verified = c->tls_verified;
 	s.result = result;
+	s.reason = why != NULL ? why : "";
+	s.local = c->local;
+	s.remote = c->remote;
+	s.helo = c->peer_helo;
 	c->p.ops->session(c->p.arg, c, &s);
 }
 
@@ -547,6 +552,15 @@ client_parse_ehlo(struct smtp_client *c, const struct reply *r)
 {
 	const char *p = memchr(r->text, '\n', r->text_len);
 	const char *end = r->text + r->text_len;
+	size_t n = 0;
+
+	/* "mx.example.com Hello ...": the name, printable ASCII only */
+	while (n < r->text_len && n + 1 < sizeof(c->peer_helo) &&
+	       r->text[n] > 0x20 && r->text[n] < 0x7f) {
+		c->peer_helo[n] = r->text[n];
+		n++;
+	}
+	c->peer_helo[n] = '\0';
 
 	while (p != NULL && p < end) {
 		const char *line = p + 1, *eol = memchr(line, '\n', end - line);
@@ -621,9 +635,10 @@ client_after_ehlo(struct smtp_client *c)
 			client_enter(c, CS_STARTTLS);
 			return;
 		case TLS_ACTION_DEFER:
-			client_report(
-			    c, f.offered ? TLS_RESULT_VALIDATION_FAILURE
-			                 : TLS_RESULT_STARTTLS_NOT_SUPPORTED);
+			client_report(c,
+			    f.offered ? TLS_RESULT_VALIDATION_FAILURE
+			              : TLS_RESULT_STARTTLS_NOT_SUPPORTED,
+			    why);
 			client_leave_hop(c, LEAVE_QUIT, "4.7.10", "%s", why);
 			return;
 		default:
@@ -637,7 +652,7 @@ client_after_ehlo(struct smtp_client *c)
 		}
 	}
 	/* TLS is as the policy wants it: this session goes on. */
-	client_report(c, TLS_RESULT_OK);
+	client_report(c, TLS_RESULT_OK, NULL);
 	if (client_wants_auth(c)) {
 		if (!c->in_tls && sc->smart_host_auth_mechanism ==
 		                      SMARTHOST_AUTH_BASIC_REQUIRE_TLS) {
@@ -753,7 +768,7 @@ client_reply_starttls(struct smtp_client *c, const struct reply *r)
 	snprintf(text, sizeof(text), "%d %.200s", r->code, r->text);
 	if (tls_policy_judge(&c->policy, &f, NULL, why, sizeof(why)) ==
 	    TLS_ACTION_DEFER) {
-		client_report(c, TLS_RESULT_STARTTLS_NOT_SUPPORTED);
+		client_report(c, TLS_RESULT_STARTTLS_NOT_SUPPORTED, why);
 		client_leave_hop(c, LEAVE_QUIT, "4.7.10", "%s", why);
 		return;
 	}
@@ -792,7 +807,7 @@ client_handshake_done(struct smtp_client *c, const char *error)
 	tls_peer_outcome(ssl, ok, &o);
 	action = tls_policy_judge(&c->policy, &f, &check, why, sizeof(why));
 	if (!ok) {
-		client_report(c, TLS_RESULT_VALIDATION_FAILURE);
+		client_report(c, TLS_RESULT_VALIDATION_FAILURE, why);
 		snprintf(c->tls_summary, sizeof(c->tls_summary),
 		    "tls=%s:failed;handshake", tls_policy_name(&c->policy));
 		client_log(c, '*', why, strlen(why), NULL);
@@ -825,7 +840,7 @@ client_handshake_done(struct smtp_client *c, const char *error)
 	    peer.not_after, check == TLS_CHECK_OK ? "policy met" : why);
 	c->in_tls = 1;
 	if (action == TLS_ACTION_DEFER) {
-		client_report(c, tls_result_from_check(check));
+		client_report(c, tls_result_from_check(check), why);
 		client_leave_hop(c, LEAVE_QUIT, "4.7.5", "%s", why);
 		return;
 	}
@@ -1536,6 +1551,7 @@ client_connect(struct smtp_client *c)
 	c->seq = 0;
 	c->local[0] = '\0';
 	c->reported = 0;
+	c->peer_helo[0] = '\0';
 	c->tls_version[0] = '\0';
 	c->tls_verified = 0;
 	tls_policy_decide(&in, &c->policy);

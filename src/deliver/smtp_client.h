@@ -75,6 +75,9 @@ struct smtp_client_session {
 	int verified;        /* a trusted chain naming the host (or, under
 	                        DomainValidation, what the policy named) */
 	enum tls_result result;
+	const char *reason; /* why it failed, "" when it did not */
+	/* for TLS reports: "addr:port" of both ends, the EHLO name */
+	const char *local, *remote, *helo;
 };
 
 struct smtp_client_ops {
