@@ -46,6 +46,7 @@
 #include "status/metrics.h"
 #include "status/posture.h"
 #include "status/status_http.h"
+#include "tlsrpt/tlsrpt_store.h"
 #include "tls/tls_store.h"
 #include "util/buf.h"
 #include "util/confine.h"
@@ -810,6 +811,9 @@ main(int argc, char **argv)
 		log_fatal("cannot open the control socket %s",
 		    conf->transport.control_socket);
 	d.srv.deferrals = &d.deferrals;
+	/* TLS reports: recorded always (a hash probe per session) */
+	if ((d.srv.tlsrpt = tlsrpt_store_new(d.srv.spool, d.srv.base)) == NULL)
+		log_fatal("cannot start recording sessions for TLS reports");
 	sluiced_posture_sync(&d, conf);
 	if (conf->transport.tls_posture_enabled && d.srv.posture == NULL)
 		log_fatal("cannot start recording the TLS posture");
@@ -854,6 +858,8 @@ main(int argc, char **argv)
 	 * closes (spool_close writes it) */
 	posture_free(d.srv.posture);
 	d.srv.posture = NULL;
+	tlsrpt_store_free(d.srv.tlsrpt);
+	d.srv.tlsrpt = NULL;
 	spool_close(d.srv.spool);
 	qmgr_free(d.qmgr);
 	protolog_close(d.srv.protolog);

@@ -74,6 +74,9 @@ static const struct conf_key transport_keys[] = {
     {"StatusListen", CT_BINDINGS, T(status_listen), T(nstatus_listen), "", 0, 0,
         0},
     {"TlsPostureEnabled", CT_BOOL, T(tls_posture_enabled), 0, "true", 0, 0, 0},
+    {"TlsReportingOrganization", CT_STR, T(tls_reporting_organization), 0, "",
+        0, 0, 0},
+    {"TlsReportingContact", CT_STR, T(tls_reporting_contact), 0, "", 0, 0, 0},
     /*
      * Log retention, Exchange 2013 and later defaults.  The longest
      * TimeSpan Exchange takes here is 24855.03:14:07 (2^31 - 1 seconds);

@@ -221,6 +221,46 @@ validate_status_listen(const struct conf *c, struct conf_parse *p)
 	}
 }
 
+/*
+ * What goes into every TLS report (RFC 8460 4.4): printable text; the
+ * contact is an address ("tlsrpt@contoso.com", "mailto:...") or a URL.
+ */
+static void
+validate_tls_reporting(const struct conf *c, struct conf_parse *p)
+{
+	const char *org = c->transport.tls_reporting_organization;
+	const char *contact = c->transport.tls_reporting_contact;
+
+	for (const char *s = org; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+			conf_error_at(p, CONF_SEC_TRANSPORT, 0,
+			    "TlsReportingOrganization",
+			    "TlsReportingOrganization must be printable text");
+			break;
+		}
+	if (strlen(org) > 200)
+		conf_error_at(p, CONF_SEC_TRANSPORT, 0,
+		    "TlsReportingOrganization",
+		    "TlsReportingOrganization: at most 200 characters");
+	if (contact[0] == '\0')
+		return;
+	for (const char *s = contact; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) {
+			conf_error_at(p, CONF_SEC_TRANSPORT, 0,
+			    "TlsReportingContact",
+			    "TlsReportingContact %s: an address or a URL, "
+			    "without spaces",
+			    contact);
+			return;
+		}
+	if (strlen(contact) > 250 ||
+	    (strchr(contact, '@') == NULL && strstr(contact, "://") == NULL))
+		conf_error_at(p, CONF_SEC_TRANSPORT, 0, "TlsReportingContact",
+		    "TlsReportingContact %s: an address (tlsrpt@contoso.com) "
+		    "or a URL (https://...)",
+		    contact);
+}
+
 int
 conf_validate(struct conf *c, struct conf_parse *p)
 {
@@ -229,6 +269,7 @@ conf_validate(struct conf *c, struct conf_parse *p)
 	validate_secure_list(c, p, &c->transport.receive_domain_secure,
 	    "TLSReceiveDomainSecureList");
 	validate_status_listen(c, p);
+	validate_tls_reporting(c, p);
 	if (c->transport.resolver[0] == '\0')
 		conf_error_at(p, CONF_SEC_TRANSPORT, 0, "Resolver",
 		    "Resolver must be \"system\" or ADDRESS@PORT");

@@ -51,6 +51,9 @@ int ctl_ask(struct ctl *, const char *request);
 /* Commands of ctl_posture.c (they talk to the running daemon) */
 int ctl_get_tlsposture(struct ctl *, int, char **);
 
+/* Commands of ctl_tlsrpt.c (they talk to the running daemon) */
+int ctl_tls_report(struct ctl *, int, char **);
+
 /* Commands of ctl_tracking.c (they read the log files) */
 int ctl_get_messagetrackinglog(struct ctl *, int, char **);
 

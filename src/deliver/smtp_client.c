@@ -201,6 +201,7 @@ client_report(struct smtp_client *c, enum tls_result result, const char *why)
 	s.verified = c->tls_verified;
 	s.result = result;
 	s.reason = why != NULL ? why : "";
+	s.plain_retry = c->plain_retry;
 	s.local = c->local;
 	s.remote = c->remote;
 	s.helo = c->peer_helo;

@@ -76,6 +76,7 @@ struct smtp_client_session {
 	                        DomainValidation, what the policy named) */
 	enum tls_result result;
 	const char *reason; /* why it failed, "" when it did not */
+	int plain_retry;    /* the plaintext retry after a failed handshake */
 	/* for TLS reports: "addr:port" of both ends, the EHLO name */
 	const char *local, *remote, *helo;
 };

@@ -25,6 +25,7 @@
 #include "spool/spool.h"
 #include "status/metrics.h"
 #include "status/posture.h"
+#include "tlsrpt/tlsrpt_store.h"
 #include "tls/tls_client.h"
 #include "util/log.h"
 
@@ -523,6 +524,46 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
 }
 
 /*
+ * One session for TLS reports (RFC 8460): the sessions to a domain's own
+ * MX hosts only (a smart host is not the domain's), never those that did
+ * not try TLS by our choice (IgnoreSTARTTLS) or the plaintext retry that
+ * follows a failed handshake (its failure is counted once).  The policy
+ * is the recipient's published one; until DANE and MTA-STS are inputs,
+ * "no-policy-found".  A session without TLS is no successful TLS session
+ * (RFC 8460 4.4): starttls-not-supported, whatever our policy allowed.
+ */
+static void
+dq_tlsrpt(struct dq_client *dc, const struct smtp_client_session *s)
+{
+	struct server *srv = dc->q->owner->srv;
+	const struct conf_send_connector *sc = dq_connector(dc->ref, dc->q);
+	char local[64], remote[64];
+	struct tlsrpt_session t;
+
+	if (srv->tlsrpt == NULL || sc == NULL || !sc->dns_routing_enabled ||
+	    s->plain_retry || strcmp(s->policy, "IgnoreSTARTTLS") == 0)
+		return;
+	tracklog_ip(s->local, local, sizeof(local));
+	tracklog_ip(s->remote, remote, sizeof(remote));
+	memset(&t, 0, sizeof(t));
+	t.domain = dc->q->domain;
+	t.policy_type = "no-policy-found";
+	t.policy_strings = "";
+	t.mx_patterns = "";
+	t.result = s->result;
+	t.reason = s->reason;
+	if (t.result == TLS_RESULT_OK && s->version[0] == '\0') {
+		t.result = TLS_RESULT_STARTTLS_NOT_SUPPORTED;
+		t.reason = "STARTTLS not offered or refused; plaintext";
+	}
+	t.sending_ip = local;
+	t.mx_host = s->host;
+	t.mx_helo = s->helo;
+	t.receiving_ip = remote;
+	tlsrpt_store_session(srv->tlsrpt, &t);
+}
+
+/*
  * One session's TLS, for the partner's posture and the metrics: the
  * partner is the queue (the recipient domain, or the smart-host
  * connector).
@@ -544,6 +585,7 @@ dq_session(
 	ps.verified = s->verified;
 	ps.result = s->result;
 	posture_session(srv->posture, &ps);
+	dq_tlsrpt(dc, s);
 	metrics_add(srv->metrics, METRIC_SESSIONS, "outbound", dc->q->connector,
 	    NULL, 1);
 	metrics_add(srv->metrics, METRIC_TLS, "outbound", s->policy,

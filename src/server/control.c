@@ -108,6 +108,8 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 	control_parse(&req, line);
 	if ((rc = control_queue_run(c, &req, out)) >= 0)
 		return rc;
+	if ((rc = control_tlsrpt_run(c, &req, out)) >= 0)
+		return rc;
 	if (strcmp(req.verb, "get-tlsposture") == 0) {
 		/* Exchange Online's TLS report (src/status/posture_view.c) */
 		posture_view_text(c->ctl->srv,
@@ -116,7 +118,7 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 	}
 	buf_printf(out, "error: unknown request (status, reload, logs reopen, "
 	                "queue, messages, retry, suspend, resume, remove, "
-	                "export, get-tlsposture)\n");
+	                "export, get-tlsposture, tls-report)\n");
 	return 0;
 }
 

@@ -63,5 +63,8 @@ void control_answer_raw(
  */
 int control_queue_run(
     struct control_client *, const struct control_request *, struct buf *out);
+/* The TLS report command (control_tlsrpt.c), returning as above. */
+int control_tlsrpt_run(
+    struct control_client *, const struct control_request *, struct buf *out);
 
 #endif

@@ -29,6 +29,8 @@ struct resolver;
 struct metrics;
 struct posture;
 struct deferrals;
+struct tlsrpt_store;
+struct tlsrpt_sender;
 
 struct conf_ref {
 	struct conf *conf;
@@ -59,6 +61,9 @@ struct server {
 	struct metrics *metrics;
 	struct posture *posture;
 	struct deferrals *deferrals;
+	/* TLS reports (src/tlsrpt/): the sessions, the daily sending */
+	struct tlsrpt_store *tlsrpt;
+	struct tlsrpt_sender *tlsrpt_sender;
 	struct listener *listeners;
 	struct session *sessions; /* every live session, for draining */
 	size_t nsessions;
