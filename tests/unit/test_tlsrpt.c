@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "spool/spool.h"
+#include "tlsrpt/tlsrpt_https.h"
 #include "tlsrpt/tlsrpt_json.h"
 #include "tlsrpt/tlsrpt_mail.h"
 #include "tlsrpt/tlsrpt_store.h"
@@ -114,6 +115,44 @@ test_mailto(void **state)
 			assert_int_equal(rc, 0);
 			assert_string_equal(out, t[i].want);
 		}
+	}
+}
+
+static void
+test_https_target(void **state)
+{
+	static const struct {
+		const char *url, *host;
+		unsigned port;
+	} t[] = {
+	    {"https://reports.example.com/v1/tlsrpt", "reports.example.com",
+	        443},
+	    {"https://reports.example.com:8443/x?y=z", "reports.example.com",
+	        8443},
+	    {"HTTPS://R.example/", "R.example", 443},
+	    {"http://reports.example.com/", NULL, 0},
+	    {"https://[2001:db8::1]/", NULL, 0},
+	    {"https://x.example:0/", NULL, 0},
+	    {"https://x.example:99999/", NULL, 0},
+	    {"mailto:a@b.c", NULL, 0},
+	    {"not a url", NULL, 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char host[256];
+		unsigned port = 0;
+		int rc =
+		    tlsrpt_https_target(t[i].url, host, sizeof(host), &port);
+
+		if (t[i].host == NULL) {
+			if (rc != -1)
+				fail_msg("%s: accepted", t[i].url);
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_string_equal(host, t[i].host);
+		assert_int_equal(port, t[i].port);
 	}
 }
 
@@ -420,6 +459,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_txt_records),
 	    cmocka_unit_test(test_mailto),
+	    cmocka_unit_test(test_https_target),
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_day_range),
 	    cmocka_unit_test(test_mail),
