@@ -564,6 +564,7 @@ struct tlsrpt_state_read {
 	const char *day, *domain, *rua;
 	int state;
 	unsigned attempts;
+	time_t updated;
 };
 
 static int
@@ -574,7 +575,8 @@ tlsrpt_read_state(struct sqlite3 *db, void *arg)
 	int rc;
 
 	if (sqlite3_prepare_v2(db,
-	        "SELECT state, attempts FROM tlsrpt_sent WHERE day = ?1 AND"
+	        "SELECT state, attempts, updated FROM tlsrpt_sent WHERE"
+	        " day = ?1 AND"
 	        " domain = ?2 AND rua = ?3",
 	        -1, &st, NULL) != SQLITE_OK)
 		return -1;
@@ -584,6 +586,7 @@ tlsrpt_read_state(struct sqlite3 *db, void *arg)
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		s->state = sqlite3_column_int(st, 0);
 		s->attempts = (unsigned)sqlite3_column_int(st, 1);
+		s->updated = (time_t)sqlite3_column_int64(st, 2);
 		rc = SQLITE_DONE;
 	}
 	sqlite3_finalize(st);
@@ -592,13 +595,15 @@ tlsrpt_read_state(struct sqlite3 *db, void *arg)
 
 int
 tlsrpt_store_state(struct tlsrpt_store *st, const char *day, const char *domain,
-    const char *rua, unsigned *attempts)
+    const char *rua, unsigned *attempts, time_t *updated)
 {
-	struct tlsrpt_state_read s = {day, domain, rua, TLSRPT_NEW, 0};
+	struct tlsrpt_state_read s = {day, domain, rua, TLSRPT_NEW, 0, 0};
 
 	if (spool_query(st->spool, tlsrpt_read_state, &s) < 0)
 		return -1;
 	if (attempts != NULL)
 		*attempts = s.attempts;
+	if (updated != NULL)
+		*updated = s.updated;
 	return s.state;
 }

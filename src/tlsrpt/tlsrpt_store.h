@@ -73,7 +73,7 @@ int tlsrpt_store_report(struct tlsrpt_store *, const char *day,
  */
 enum tlsrpt_state { TLSRPT_NEW, TLSRPT_SENT, TLSRPT_FAILED };
 int tlsrpt_store_state(struct tlsrpt_store *, const char *day,
-    const char *domain, const char *rua, unsigned *attempts);
+    const char *domain, const char *rua, unsigned *attempts, time_t *updated);
 int tlsrpt_store_mark(struct tlsrpt_store *, const char *day,
     const char *domain, const char *rua, const char *report_id, int sent,
     const char *error, spool_done_fn done, void *arg);

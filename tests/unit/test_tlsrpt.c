@@ -434,8 +434,8 @@ test_store(void **state)
 	    r.policies[0].details[0].receiving_ip, "198.51.100.7");
 	tlsrpt_report_clear(&r);
 	/* what was sent, once */
-	assert_int_equal(
-	    tlsrpt_store_state(st, today, "example.com", "mailto:a@b.c", NULL),
+	assert_int_equal(tlsrpt_store_state(st, today, "example.com",
+	                     "mailto:a@b.c", NULL, NULL),
 	    TLSRPT_NEW);
 	done = 0;
 	assert_int_equal(tlsrpt_store_mark(st, today, "example.com",
@@ -443,8 +443,8 @@ test_store(void **state)
 	    0);
 	while (done == 0)
 		event_base_loop(base, EVLOOP_ONCE);
-	assert_int_equal(
-	    tlsrpt_store_state(st, today, "example.com", "mailto:a@b.c", NULL),
+	assert_int_equal(tlsrpt_store_state(st, today, "example.com",
+	                     "mailto:a@b.c", NULL, NULL),
 	    TLSRPT_SENT);
 	tlsrpt_store_free(st);
 	spool_close(sp);
