@@ -48,7 +48,8 @@ posture_view_level(const struct conf *conf,
 		snprintf(out, len, "DomainSecure (mutual TLS)");
 	else if (p.level == TLS_POLICY_DOMAIN)
 		snprintf(out, len, "%s (%s)", tls_policy_name(&p),
-		    p.tls_domain != NULL ? p.tls_domain : "the recipient domain");
+		    p.tls_domain != NULL ? p.tls_domain
+		                         : "the recipient domain");
 	else
 		snprintf(out, len, "%s", tls_policy_name(&p));
 }

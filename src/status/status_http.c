@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -54,6 +55,11 @@
 struct status_http {
 	struct server *srv;
 	struct evhttp *http;
+	/* the queues as last read (see STATUS_QUEUES_SECONDS) */
+	struct control_queue_info *queues;
+	size_t nqueues;
+	int queues_ok;
+	time_t queues_at;
 	char bindings[STATUS_HTTP_BINDINGS_MAX][80];
 	size_t nbindings;
 };
@@ -135,12 +141,29 @@ status_http_gauge_head(struct buf *out, const char *name, const char *help)
 	buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
 }
 
-int
-status_http_metrics(struct server *srv, struct buf *out)
+/* The queues, read again when the last reading is too old. */
+static void
+status_http_queues(struct status_http *st)
 {
-	struct control_queue_info *q = NULL;
-	size_t nq = 0;
+	time_t now = time(NULL);
 
+	if (st->queues_at != 0 && now >= st->queues_at &&
+	    now - st->queues_at < STATUS_QUEUES_SECONDS)
+		return;
+	free(st->queues);
+	st->queues = NULL;
+	st->nqueues = 0;
+	st->queues_ok =
+	    control_queue_list(st->srv, &st->queues, &st->nqueues) == 0;
+	st->queues_at = now;
+}
+
+static int
+status_http_metrics(struct status_http *st, struct buf *out)
+{
+	struct server *srv = st->srv;
+
+	status_http_queues(st);
 	if (metrics_render(srv->metrics, out) < 0)
 		return -1;
 	status_http_gauge_head(
@@ -151,12 +174,11 @@ status_http_metrics(struct server *srv, struct buf *out)
 	    (double)dqueues_connections(
 	        srv->qmgr != NULL ? qmgr_dqueues(srv->qmgr) : NULL));
 	status_http_gauge_head(out, "sluice_queue_messages",
-	    "Messages waiting, by queue (Get-Queue's MessageCount).");
-	if (control_queue_list(srv, &q, &nq) == 0)
-		for (size_t i = 0; i < nq; i++)
-			metrics_gauge(out, "sluice_queue_messages", "queue",
-			    q[i].identity, (double)q[i].messages);
-	free(q);
+	    "Messages waiting, by queue (Get-Queue's MessageCount), read at "
+	    "most every 10 seconds.");
+	for (size_t i = 0; st->queues_ok && i < st->nqueues; i++)
+		metrics_gauge(out, "sluice_queue_messages", "queue",
+		    st->queues[i].identity, (double)st->queues[i].messages);
 	status_http_gauge_head(out, "sluice_commit_pending_messages",
 	    "Messages and results handed to the queue's committer, not yet "
 	    "durable.");
@@ -200,12 +222,15 @@ status_http_request(struct evhttp_request *req, void *arg)
 	}
 	buf_init(&out, STATUS_HTTP_OUT_MAX);
 	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
-		if (status_page_render(st->srv, &out) < 0)
+		status_http_queues(st);
+		if (status_page_render(st->srv,
+		        st->queues_ok ? st->queues : NULL, st->nqueues,
+		        &out) < 0)
 			buf_puts(&out, "<p>(truncated)</p>");
 		status_http_answer(
 		    req, 200, "OK", "text/html; charset=utf-8", &out);
 	} else if (strcmp(path, "/metrics") == 0) {
-		if (status_http_metrics(st->srv, &out) < 0)
+		if (status_http_metrics(st, &out) < 0)
 			log_warn("status: /metrics larger than %d bytes; cut",
 			    STATUS_HTTP_OUT_MAX);
 		status_http_answer(req, 200, "OK",
@@ -297,6 +322,7 @@ status_http_stop(struct status_http *st)
 	if (st == NULL)
 		return;
 	evhttp_free(st->http);
+	free(st->queues);
 	free(st);
 }
 

@@ -53,14 +53,13 @@ status_page_cell(struct buf *out, const char *text)
 }
 
 static void
-status_page_queues(struct server *srv, struct buf *out)
+status_page_queues(
+    const struct control_queue_info *v, size_t n, struct buf *out)
 {
-	struct control_queue_info *v = NULL;
-	size_t n = 0;
 	char when[40];
 
 	buf_puts(out, "<h2 id=\"queues\">Queues</h2>\n");
-	if (control_queue_list(srv, &v, &n) < 0)
+	if (v == NULL)
 		buf_puts(
 		    out, "<p class=\"bad\">The queue cannot be read.</p>\n");
 	buf_puts(out, "<table id=\"queue-table\">\n<thead><tr><th>Identity</th>"
@@ -85,7 +84,6 @@ status_page_queues(struct server *srv, struct buf *out)
 		buf_puts(out, "<tr><td colspan=\"6\">Nothing is waiting."
 		              "</td></tr>\n");
 	buf_puts(out, "</tbody></table>\n");
-	free(v);
 }
 
 static void
@@ -120,7 +118,8 @@ status_page_deferrals(struct server *srv, struct buf *out)
 }
 
 int
-status_page_render(struct server *srv, struct buf *out)
+status_page_render(struct server *srv, const struct control_queue_info *queues,
+    size_t nqueues, struct buf *out)
 {
 	const char *fqdn = outcome_fqdn(srv);
 	time_t now = time(NULL);
@@ -142,7 +141,7 @@ status_page_render(struct server *srv, struct buf *out)
 	    "Reload the page for fresh figures; the same counters are at "
 	    "<a href=\"/metrics\">/metrics</a>.</p>\n",
 	    stamp, srv->nsessions);
-	status_page_queues(srv, out);
+	status_page_queues(queues, nqueues, out);
 	buf_puts(out, "<h2 id=\"tls-posture\">TLS posture of partners</h2>\n"
 	              "<p class=\"meta\">Every outbound session, by the queue "
 	              "it served: the recipient domain, or the smart-host "

@@ -4,10 +4,17 @@
 #ifndef SLUICE_STATUS_PAGE_H
 #define SLUICE_STATUS_PAGE_H
 
+#include <stddef.h>
+
 struct buf;
 struct server;
+struct control_queue_info;
 
-/* The whole page into out; -1 when out is full. */
-int status_page_render(struct server *, struct buf *out);
+/*
+ * The whole page into out, with the queues as the listener last read
+ * them (queues NULL: they could not be read); -1 when out is full.
+ */
+int status_page_render(struct server *, const struct control_queue_info *,
+    size_t nqueues, struct buf *out);
 
 #endif
