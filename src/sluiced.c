@@ -482,7 +482,7 @@ sluiced_confine(
 
 	if (mkdirs(t->queue_directory, 0700) < 0)
 		log_fatal("queue %s: %s", t->queue_directory, strerror(errno));
-	if (mkdirs(t->log_directory, 0750) < 0)
+	if (mkdirs(t->log_directory, 0700) < 0)
 		log_fatal("logs %s: %s", t->log_directory, strerror(errno));
 	/*
 	 * The local submission socket's directory is made now (0755: every

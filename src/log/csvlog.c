@@ -55,7 +55,7 @@ csvlog_open(const char *dir, const char *prefix, const char *log_type,
 {
 	struct csvlog *l;
 
-	if (mkdirs(dir, 0750) < 0) {
+	if (mkdirs(dir, 0700) < 0) {
 		log_err("log directory %s: %s", dir, strerror(errno));
 		return NULL;
 	}

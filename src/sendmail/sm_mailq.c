@@ -2,7 +2,8 @@
  * sm_mailq.c - mailq over the control socket (see sm_mailq.h).
  *
  * The daemon's "messages" answer (Get-Message's Format-List: one block
- * of "Name : value" lines per recipient) is regrouped per message and
+ * of "Name : value" lines per message and queue, its recipients in one
+ * "a; b" field) is regrouped per message and
  * printed in the columns scripts and monitoring expect from mailq,
  * ending in "-- N Kbytes in M Requests." or "Mail queue is empty".
  *
@@ -25,7 +26,7 @@
 struct sm_mailq_rcpt {
 	char id[64];
 	char sender[300];
-	char rcpt[300];
+	char rcpts[4096]; /* "a@x; b@y" */
 	char date[40];
 	char error[300];
 	long long size;
@@ -58,7 +59,13 @@ sm_mailq_print(const struct sm_mailq_rcpt *r, int same_message)
 		    r->sender);
 	if (r->error[0] != '\0')
 		printf("%49s(%s)\n", "", r->error);
-	printf("%49s%s\n", "", r->rcpt);
+	for (const char *p = r->rcpts, *end; *p != '\0'; p = end) {
+		if ((end = strstr(p, "; ")) == NULL)
+			end = p + strlen(p);
+		printf("%49s%.*s\n", "", (int)(end - p), p);
+		if (*end != '\0')
+			end += 2;
+	}
 }
 
 int
@@ -101,8 +108,8 @@ sm_mailq(const char *prog, const char *sock)
 			    bs != NULL ? bs + 1 : v);
 		} else if ((v = sm_mailq_field(line, "FromAddress")) != NULL) {
 			snprintf(cur.sender, sizeof(cur.sender), "%s", v);
-		} else if ((v = sm_mailq_field(line, "Recipient")) != NULL) {
-			snprintf(cur.rcpt, sizeof(cur.rcpt), "%s", v);
+		} else if ((v = sm_mailq_field(line, "Recipients")) != NULL) {
+			snprintf(cur.rcpts, sizeof(cur.rcpts), "%s", v);
 		} else if ((v = sm_mailq_field(line, "Size")) != NULL) {
 			cur.size = strtoll(v, NULL, 10);
 		} else if ((v = sm_mailq_field(line, "DateReceived")) != NULL) {

@@ -97,18 +97,13 @@ int
 local_submit_dir(const char *path)
 {
 	char dir[4096], *slash;
-	struct stat st;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
 		return 0;
 	*slash = '\0';
-	if (stat(dir, &st) == 0)
-		return 0; /* an existing directory keeps its mode */
-	/* sluiced's umask is 077: the mode is set, not asked for */
-	if (mkdirs(dir, 0755) < 0 || chmod(dir, 0755) < 0)
-		return -1;
-	return 0;
+	/* made 0755 whatever the umask; an existing one keeps its mode */
+	return mkdirs(dir, 0755);
 }
 
 static struct local_submit *

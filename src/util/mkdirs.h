@@ -6,7 +6,10 @@
 
 #include <sys/types.h>
 
-/* 0 on success or when it exists; -1 with errno set. */
+/*
+ * 0 on success or when it exists; -1 with errno set.  What it creates
+ * gets exactly mode (not masked by the umask); what exists is left alone.
+ */
 int mkdirs(const char *path, mode_t mode);
 
 #endif

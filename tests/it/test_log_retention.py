@@ -55,9 +55,10 @@ def names(files):
 
 
 def start(sluice_factory, tmp_path, **transport):
-    clock = Clock(tmp_path / "clock")
-    s = sluice_factory(transport=transport,
-                       env={"SLUICE_TEST_LOG_CLOCK": str(clock.path)})
+    # Beside the configuration file: the confined daemon may read there.
+    s = sluice_factory(transport=transport, start=False)
+    clock = Clock(s.conf_path.parent / "clock")
+    s.start(env={"SLUICE_TEST_LOG_CLOCK": str(clock.path)})
     return s, clock
 
 

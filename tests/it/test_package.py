@@ -271,7 +271,9 @@ def test_install_run_reload_purge(deb, machine):
                   input="Subject: from nobody\n\nhello\n")
         raw = wait_file(m.path("/var/spool/sluice/mailboxes/localhost/"
                                "root/new"))
-        received = [v for k, v in split_headers(raw) if k == "Received"]
+        # the Maildir file has LF line ends; the parser wants CRLF
+        crlf = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        received = [v for k, v in split_headers(crlf) if k == "Received"]
         assert b"from userid 65534, nobody" in received[0]
         assert "Mail queue is empty" in m.run("mailq").stdout
 

@@ -180,7 +180,9 @@ def test_bare_postmaster_refused_without_authoritative_domain(tmp_path):
 def test_bare_postmaster_settles_when_its_domain_goes(sluice_factory):
     """<Postmaster> stored while an Authoritative domain existed (the
     daemon stops before delivering it), then a configuration without one:
-    the recipient fails like any unroutable one instead of waiting."""
+    the recipient settles like any unroutable one: it waits in the
+    Unreachable queue, deferred with the reason, and expires (here after
+    MessageExpirationTimeout's minimum, 5 s) instead of waiting forever."""
     s = sluice_factory(start=False)
     s.start(env={"SLUICE_CRASH_POINT": "before-reply"})
     with s.client() as c:
@@ -191,9 +193,11 @@ def test_bare_postmaster_settles_when_its_domain_goes(sluice_factory):
         c.send(make_message("postmaster-stranded") + ".\r\n")
         assert c.closed(10)
     assert s.wait_exit(10) == 97, s.stderr()
-    s.configure(domains=(), raw_extra=RELAY_ONLY)
+    s.configure(domains=(), raw_extra=RELAY_ONLY,
+                transport={"TransientFailureRetryInterval": "1s",
+                           "MessageExpirationTimeout": "5s"})
     s.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         st = {r["addr"]: r["status"] for r in s.recipients()}
         if st.get("Postmaster") == 2:
