@@ -352,7 +352,12 @@ posture_flush(struct posture *ps)
 
 	if (ps == NULL)
 		return;
-	if (ps->nentries == 0 && ps->purged_hour == hour)
+	/*
+	 * Nothing counted, nothing written: the posture never commits a
+	 * batch of its own (old hours go with the next counts), so it adds
+	 * nothing to an idle daemon's queue database.
+	 */
+	if (ps->nentries == 0)
 		return;
 	if (ps->inflight >= POSTURE_INFLIGHT_MAX && !ps->stopping)
 		return; /* the committer is behind; keep counting here */
@@ -422,8 +427,6 @@ posture_new(struct spool *sp, struct event_base *base)
 		free(ps);
 		return NULL;
 	}
-	/* The tables exist from the start, so that reading never fails. */
-	posture_flush(ps);
 	return ps;
 }
 
@@ -572,22 +575,25 @@ posture_col(sqlite3_stmt *st, int i)
  * has written are in the snapshot; the others are counted from memory.
  */
 static int
-posture_read_inflight(struct sqlite3 *db, struct posture_read *r)
+posture_read_inflight(struct sqlite3 *db, struct posture_read *r, int tables)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
 
 	if (r->ps->batches == NULL)
 		return 0;
-	if (sqlite3_prepare_v2(db,
-	        "SELECT 1 FROM tls_posture_flushes WHERE id = ?", -1, &st,
-	        NULL) != SQLITE_OK)
+	/* no tables yet: nothing of any batch is written */
+	if (tables && sqlite3_prepare_v2(db,
+	                  "SELECT 1 FROM tls_posture_flushes WHERE id = ?", -1,
+	                  &st, NULL) != SQLITE_OK)
 		return -1;
 	for (struct posture_batch *b = r->ps->batches; b != NULL; b = b->next) {
-		int written;
+		int written = 0;
 
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)b->id);
-		written = sqlite3_step(st) == SQLITE_ROW;
+		if (st != NULL) {
+			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 1, (sqlite3_int64)b->id);
+			written = sqlite3_step(st) == SQLITE_ROW;
+		}
 		for (struct posture_entry *e = b->list; e != NULL && !written;
 		     e = e->next)
 			posture_fold(r, e->partner, e->hour, e->policy,
@@ -601,17 +607,40 @@ posture_read_inflight(struct sqlite3 *db, struct posture_read *r)
 static int posture_read_tables(struct sqlite3 *, struct posture_read *);
 
 /* One read transaction: the tables and the written batches agree. */
+/* The tables are made by the first flush: none yet is no posture yet. */
+static int
+posture_has_tables(struct sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+
+	if (sqlite3_prepare_v2(db,
+	        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
+	        " name IN ('tls_posture', 'tls_posture_messages',"
+	        " 'tls_posture_flushes')",
+	        -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n == 3;
+}
+
 static int
 posture_read_db(struct sqlite3 *db, void *arg)
 {
 	struct posture_read *r = arg;
-	int rc;
+	int rc, tables;
 
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
 		return -1;
-	rc = posture_read_tables(db, r);
+	if ((tables = posture_has_tables(db)) < 0) {
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		return -1;
+	}
+	rc = tables ? posture_read_tables(db, r) : 0;
 	if (rc == 0)
-		rc = posture_read_inflight(db, r);
+		rc = posture_read_inflight(db, r, tables);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	return rc;
 }

@@ -368,8 +368,8 @@ tlsrpt_store_new(struct spool *sp, struct event_base *base)
 		free(st);
 		return NULL;
 	}
-	/* The tables exist from the start (and old days go). */
-	tlsrpt_store_flush(st, NULL, NULL);
+	/* nothing is written before there is something to count: an idle
+	 * daemon commits nothing of ours */
 	return st;
 }
 
@@ -395,6 +395,24 @@ tlsrpt_col(sqlite3_stmt *st, int i)
 	return t != NULL ? (const char *)t : "";
 }
 
+/* Made by the first flush: before it there is nothing to read. */
+static int
+tlsrpt_has_tables(struct sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+
+	if (sqlite3_prepare_v2(db,
+	        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
+	        " name IN ('tlsrpt_sessions', 'tlsrpt_sent')",
+	        -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n == 2;
+}
+
 struct tlsrpt_domains {
 	const char *day;
 	char **v;
@@ -407,6 +425,10 @@ tlsrpt_read_domains(struct sqlite3 *db, void *arg)
 	struct tlsrpt_domains *d = arg;
 	sqlite3_stmt *st;
 	int rc;
+	int has = tlsrpt_has_tables(db);
+
+	if (has <= 0)
+		return has; /* 0: nothing recorded yet */
 
 	if (sqlite3_prepare_v2(db,
 	        "SELECT DISTINCT domain FROM tlsrpt_sessions WHERE day = ?"
@@ -490,6 +512,10 @@ tlsrpt_read_report(struct sqlite3 *db, void *arg)
 	struct tlsrpt_read *r = arg;
 	sqlite3_stmt *st;
 	int rc;
+	int has = tlsrpt_has_tables(db);
+
+	if (has <= 0)
+		return has; /* 0: nothing recorded yet */
 
 	/* the most failed sessions first: the details kept when cut */
 	if (sqlite3_prepare_v2(db,
@@ -573,6 +599,10 @@ tlsrpt_read_state(struct sqlite3 *db, void *arg)
 	struct tlsrpt_state_read *s = arg;
 	sqlite3_stmt *st;
 	int rc;
+	int has = tlsrpt_has_tables(db);
+
+	if (has <= 0)
+		return has; /* 0: nothing recorded yet */
 
 	if (sqlite3_prepare_v2(db,
 	        "SELECT state, attempts, updated FROM tlsrpt_sent WHERE"
