@@ -219,11 +219,91 @@ struct conf_send_connector {
 	int enabled;
 	enum proto_log_level protocol_logging_level;
 	unsigned connection_inactivity_timeout;
+	/* used only when a transport rule routes to it (SPEC 5) */
+	int is_transport_rule_scoped;
 	/* keep X-Sluice-Organization-* headers (a partner of our own) */
 	int cloud_services_mail_enabled;
 	int line;
 };
 
+/* Transport rules (SPEC 5): Mode, the scopes, SenderAddressLocation. */
+enum rule_mode {
+	RULE_MODE_ENFORCE,
+	RULE_MODE_AUDIT,
+	RULE_MODE_AUDIT_AND_NOTIFY,
+};
+
+enum rule_scope {
+	RULE_SCOPE_NONE, /* not set */
+	RULE_SCOPE_IN_ORGANIZATION,
+	RULE_SCOPE_NOT_IN_ORGANIZATION,
+	RULE_SCOPE_EXTERNAL_PARTNER, /* SentToScope only */
+};
+
+enum rule_sender_location {
+	RULE_SENDER_HEADER, /* the From header field (Exchange's default) */
+	RULE_SENDER_ENVELOPE,
+	RULE_SENDER_HEADER_OR_ENVELOPE,
+};
+
+enum rule_error_action {
+	RULE_ERROR_IGNORE, /* the rule is skipped */
+	RULE_ERROR_DEFER,  /* the message is refused for now (451) */
+};
+
+/*
+ * The conditions of a rule, and (a second time) its exceptions
+ * (ExceptIf...).  An empty list, NULL name, RULE_SCOPE_NONE or
+ * SIZE_UNLIMITED means "not set".  Values are kept as written; patterns
+ * are compiled by rule_set_build().
+ */
+struct conf_rule_predicates {
+	struct conf_strlist sender_domain_is;
+	struct conf_strlist recipient_domain_is;
+	struct conf_strlist from;
+	struct conf_strlist sent_to;
+	unsigned from_scope;    /* enum rule_scope */
+	unsigned sent_to_scope; /* enum rule_scope */
+	struct conf_strlist from_address_patterns;
+	struct conf_strlist recipient_address_patterns;
+	struct conf_iprange *sender_ip_ranges;
+	size_t nsender_ip_ranges;
+	char *header_contains_name;
+	struct conf_strlist header_contains_words;
+	char *header_matches_name;
+	struct conf_strlist header_matches_patterns;
+	struct conf_strlist subject_contains_words;
+	struct conf_strlist subject_matches_patterns;
+	uint64_t message_size_over;
+};
+
+struct conf_transport_rule {
+	char *name;
+	unsigned priority;
+	int priority_set; /* given in the file (else derived) */
+	int enabled;
+	unsigned mode; /* enum rule_mode */
+	char *comments;
+	unsigned sender_address_location; /* enum rule_sender_location */
+	unsigned rule_error_action;       /* enum rule_error_action */
+	struct conf_rule_predicates cond, except;
+	/* actions */
+	int route_require_tls;
+	char *route_connector;
+	char *set_header_name;
+	char *set_header_value;
+	char *remove_header;
+	char *prepend_subject;
+	char *reject_text;
+	char *reject_code;
+	int delete_message;
+	struct conf_strlist redirect_to;
+	struct conf_strlist blind_copy_to;
+	int stop_rule_processing;
+	int line;
+};
+
+struct rule_set; /* src/rules/rules.h */
 struct conf_obj; /* where each object and key was written (conf_keys.h) */
 
 struct conf {
@@ -237,6 +317,9 @@ struct conf {
 	size_t nreceive_connectors;
 	struct conf_send_connector *send_connectors;
 	size_t nsend_connectors;
+	struct conf_transport_rule *transport_rules;
+	size_t ntransport_rules;
+	struct rule_set *rules; /* compiled, in priority order */
 	/* Where things were written, for reports after loading. */
 	struct conf_obj *objs;
 	size_t nobjs;
@@ -298,6 +381,8 @@ const struct conf_receive_connector *conf_receive_connector(
     const struct conf *, const char *name);
 const struct conf_send_connector *conf_send_connector(
     const struct conf *, const char *name);
+const struct conf_transport_rule *conf_transport_rule(
+    const struct conf *, const char *name);
 
 /*
  * Value parsers, exported for the unit tests and for sluicectl.  Each
@@ -325,6 +410,9 @@ void conf_dump_accepted_domain(const struct conf_accepted_domain *, FILE *);
 void conf_dump_receive_connector(const struct conf_receive_connector *, FILE *);
 void conf_dump_send_connector(const struct conf_send_connector *, FILE *);
 void conf_dump_certificate(const struct conf_certificate *, FILE *);
+/* With its Description (needs the compiled rule set of conf). */
+void conf_dump_transport_rule(
+    const struct conf *, const struct conf_transport_rule *, FILE *);
 
 /* Is name in the list (case-insensitive)?  For the domain lists. */
 int conf_strlist_has(const struct conf_strlist *, const char *name);

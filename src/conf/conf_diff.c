@@ -32,6 +32,8 @@ conf_diff_name(const struct conf *c, enum conf_section sec, size_t i)
 		return c->receive_connectors[i].name;
 	case CONF_SEC_SEND:
 		return c->send_connectors[i].name;
+	case CONF_SEC_RULE:
+		return c->transport_rules[i].name;
 	default:
 		return NULL;
 	}

@@ -10,20 +10,29 @@
 #include <string.h>
 
 #include "conf/conf_keys.h"
+#include "rules/rules.h"
 
 #define DUMP_VALUE_MAX 8192
 #define DUMP_LINE_MAX 150
+
+static int
+dump_width(enum conf_section sec, int width)
+{
+	const struct conf_section_desc *d = &conf_sections[sec];
+
+	for (size_t i = 0; i < d->nkeys; i++)
+		if ((int)strlen(d->keys[i].name) > width)
+			width = (int)strlen(d->keys[i].name);
+	return width;
+}
 
 static void
 dump_list(enum conf_section sec, const void *obj, const char *name, FILE *fp)
 {
 	const struct conf_section_desc *d = &conf_sections[sec];
 	char value[DUMP_VALUE_MAX];
-	int width = name != NULL ? 4 : 0;
+	int width = dump_width(sec, name != NULL ? 4 : 0);
 
-	for (size_t i = 0; i < d->nkeys; i++)
-		if ((int)strlen(d->keys[i].name) > width)
-			width = (int)strlen(d->keys[i].name);
 	if (name != NULL)
 		fprintf(fp, "%-*s : %s\n", width, "Name", name);
 	for (size_t i = 0; i < d->nkeys; i++) {
@@ -62,6 +71,27 @@ conf_dump_certificate(const struct conf_certificate *cert, FILE *fp)
 	dump_list(CONF_SEC_CERTIFICATE, cert, cert->name, fp);
 }
 
+/* Get-TransportRule | Format-List: State and Description too. */
+void
+conf_dump_transport_rule(
+    const struct conf *c, const struct conf_transport_rule *r, FILE *fp)
+{
+	int width = dump_width(CONF_SEC_RULE, 11);
+	char text[DUMP_VALUE_MAX];
+
+	dump_list(CONF_SEC_RULE, r, r->name, fp);
+	fprintf(fp, "%-*s : %s\n", width, "State",
+	    r->enabled ? "Enabled" : "Disabled");
+	text[0] = '\0';
+	for (size_t i = 0; i < rule_set_count(c->rules); i++) {
+		const struct rule *cr = rule_set_rule(c->rules, i);
+
+		if (rule_conf(cr) == r)
+			rule_describe(cr, text, sizeof(text));
+	}
+	fprintf(fp, "%-*s : %s\n", width, "Description", text);
+}
+
 /*
  * inih reads at most 198 characters a line; long lists continue on
  * indented lines, which conf_load() appends to the same key.
@@ -73,8 +103,18 @@ dump_wrapped(FILE *fp, const char *key, const char *value)
 	const char *p = value;
 
 	while (*p != '\0') {
-		const char *sep = strstr(p, ", ");
-		size_t n = sep != NULL ? (size_t)(sep - p) : strlen(p);
+		const char *sep = NULL;
+		size_t n;
+		int quoted = 0;
+
+		/* the next ", " outside a quoted item */
+		for (const char *q = p; *q != '\0' && sep == NULL; q++) {
+			if (*q == '"' && (q == p || q[-1] != '\\'))
+				quoted = !quoted;
+			else if (!quoted && q[0] == ',' && q[1] == ' ')
+				sep = q;
+		}
+		n = sep != NULL ? (size_t)(sep - p) : strlen(p);
 
 		if (col + n + 2 > DUMP_LINE_MAX && col > 8) {
 			fputs("\n\t", fp);
@@ -122,6 +162,8 @@ conf_dump_ini(const struct conf *c, FILE *fp)
 				name = c->receive_connectors[i].name;
 			else if (s == CONF_SEC_SEND)
 				name = c->send_connectors[i].name;
+			else if (s == CONF_SEC_RULE)
+				name = c->transport_rules[i].name;
 			if (name != NULL)
 				fprintf(fp, "\n[%s \"%s\"]\n", d->name, name);
 			else
@@ -134,9 +176,15 @@ conf_dump_ini(const struct conf *c, FILE *fp)
 					    fp, d->keys[k].name, value);
 					continue;
 				}
-				if (strchr(value, ';') != NULL ||
-				    strchr(value, '#') != NULL ||
-				    value[0] == ' ')
+				/* quoted lists quote their own items */
+				if (conf_key_quoted_list(d->keys[k].type))
+					fprintf(fp, "%s = %s\n",
+					    d->keys[k].name, value);
+				else if (strchr(value, ';') != NULL ||
+				         strchr(value, '#') != NULL ||
+				         value[0] == ' ' ||
+				         (value[0] != '\0' &&
+				             value[strlen(value) - 1] == ' '))
 					fprintf(fp, "%s = \"%s\"\n",
 					    d->keys[k].name, value);
 				else

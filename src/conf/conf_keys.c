@@ -13,12 +13,14 @@
 #include <strings.h>
 
 #include "conf/conf_keys.h"
+#include "rules/rules.h"
 
 #define T(f) offsetof(struct conf_transport, f)
 #define C(f) offsetof(struct conf_certificate, f)
 #define A(f) offsetof(struct conf_accepted_domain, f)
 #define R(f) offsetof(struct conf_receive_connector, f)
 #define S(f) offsetof(struct conf_send_connector, f)
+#define TR(f) offsetof(struct conf_transport_rule, f)
 #define DAY 86400ull
 
 static const struct conf_key transport_keys[] = {
@@ -160,8 +162,9 @@ static const struct conf_key receive_keys[] = {
 };
 
 static const struct conf_key send_keys[] = {
-    {"AddressSpaces", CT_ADDRSPACES, S(address_spaces), S(naddress_spaces),
-        NULL, 0, 0, 1},
+    /* required, except on a scoped connector (conf_rules.c) */
+    {"AddressSpaces", CT_ADDRSPACES, S(address_spaces), S(naddress_spaces), "",
+        0, 0, 0},
     {"DNSRoutingEnabled", CT_BOOL, S(dns_routing_enabled), 0, "true", 0, 0, 0},
     {"SmartHosts", CT_SMARTHOSTS, S(smart_hosts), S(nsmart_hosts), "", 0, 0, 0},
     {"Port", CT_PORT, S(port), 0, "25", 1, 65535, 0},
@@ -187,6 +190,88 @@ static const struct conf_key send_keys[] = {
     /* Exchange's name for "the next hop is our own organisation". */
     {"CloudServicesMailEnabled", CT_BOOL, S(cloud_services_mail_enabled), 0,
         "false", 0, 0, 0},
+    {"IsTransportRuleScoped", CT_BOOL, S(is_transport_rule_scoped), 0, "false",
+        0, 0, 0},
+};
+
+/*
+ * [TransportRule NAME]: New-TransportRule's parameters.  The conditions
+ * and their ExceptIf forms are the same rows over two structs.
+ */
+#define RULE_PREDICATE_KEYS(pfx, set)                                          \
+	{pfx "SenderDomainIs", CT_RDOMAINS, TR(set.sender_domain_is.v),        \
+	    TR(set.sender_domain_is.n), "", 0, 0, 0},                          \
+	    {pfx "RecipientDomainIs", CT_RDOMAINS,                             \
+	        TR(set.recipient_domain_is.v), TR(set.recipient_domain_is.n),  \
+	        "", 0, 0, 0},                                                  \
+	    {pfx "From", CT_ADDRESSES, TR(set.from.v), TR(set.from.n), "", 0,  \
+	        0, 0},                                                         \
+	    {pfx "SentTo", CT_ADDRESSES, TR(set.sent_to.v), TR(set.sent_to.n), \
+	        "", 0, 0, 0},                                                  \
+	    {pfx "FromScope", CT_FROMSCOPE, TR(set.from_scope), 0, "", 0, 0,   \
+	        0},                                                            \
+	    {pfx "SentToScope", CT_TOSCOPE, TR(set.sent_to_scope), 0, "", 0,   \
+	        0, 0},                                                         \
+	    {pfx "FromAddressMatchesPatterns", CT_PATTERNS,                    \
+	        TR(set.from_address_patterns.v),                               \
+	        TR(set.from_address_patterns.n), "", 0, 0, 0},                 \
+	    {pfx "RecipientAddressMatchesPatterns", CT_PATTERNS,               \
+	        TR(set.recipient_address_patterns.v),                          \
+	        TR(set.recipient_address_patterns.n), "", 0, 0, 0},            \
+	    {pfx "SenderIpRanges", CT_RANGES, TR(set.sender_ip_ranges),        \
+	        TR(set.nsender_ip_ranges), "", 0, 0, 0},                       \
+	    {pfx "HeaderContainsMessageHeader", CT_HEADERNAME,                 \
+	        TR(set.header_contains_name), 0, "", 0, 0, 0},                 \
+	    {pfx "HeaderContainsWords", CT_WORDS,                              \
+	        TR(set.header_contains_words.v),                               \
+	        TR(set.header_contains_words.n), "", 0, 0, 0},                 \
+	    {pfx "HeaderMatchesMessageHeader", CT_HEADERNAME,                  \
+	        TR(set.header_matches_name), 0, "", 0, 0, 0},                  \
+	    {pfx "HeaderMatchesPatterns", CT_PATTERNS,                         \
+	        TR(set.header_matches_patterns.v),                             \
+	        TR(set.header_matches_patterns.n), "", 0, 0, 0},               \
+	    {pfx "SubjectContainsWords", CT_WORDS,                             \
+	        TR(set.subject_contains_words.v),                              \
+	        TR(set.subject_contains_words.n), "", 0, 0, 0},                \
+	    {pfx "SubjectMatchesPatterns", CT_PATTERNS,                        \
+	        TR(set.subject_matches_patterns.v),                            \
+	        TR(set.subject_matches_patterns.n), "", 0, 0, 0},              \
+	{                                                                      \
+		pfx "MessageSizeOver", CT_OPTSIZE, TR(set.message_size_over),  \
+		    0, "", 0, UINT64_MAX, 0                                    \
+	}
+
+static const struct conf_key rule_keys[] = {
+    /* no default: derived from the file order (conf_rules.c) */
+    {"Priority", CT_PRIORITY, TR(priority), TR(priority_set), NULL, 0, 100000,
+        0},
+    {"Enabled", CT_BOOL, TR(enabled), 0, "true", 0, 0, 0},
+    {"Mode", CT_RULEMODE, TR(mode), 0, "Enforce", 0, 0, 0},
+    {"Comments", CT_TEXT, TR(comments), 0, "", 0, 0, 0},
+    {"SenderAddressLocation", CT_SENDERLOC, TR(sender_address_location), 0,
+        "Header", 0, 0, 0},
+    {"RuleErrorAction", CT_ERRACTION, TR(rule_error_action), 0, "Ignore", 0, 0,
+        0},
+    RULE_PREDICATE_KEYS("", cond),
+    RULE_PREDICATE_KEYS("ExceptIf", except),
+    {"RouteMessageOutboundRequireTls", CT_BOOL, TR(route_require_tls), 0,
+        "false", 0, 0, 0},
+    {"RouteMessageOutboundConnector", CT_STR, TR(route_connector), 0, "", 0, 0,
+        0},
+    {"SetHeaderName", CT_HEADERNAME, TR(set_header_name), 0, "", 0, 0, 0},
+    {"SetHeaderValue", CT_TEXT, TR(set_header_value), 0, "", 0, 0, 0},
+    {"RemoveHeader", CT_HEADERNAME, TR(remove_header), 0, "", 0, 0, 0},
+    {"PrependSubject", CT_TEXT, TR(prepend_subject), 0, "", 0, 0, 0},
+    {"RejectMessageReasonText", CT_TEXT, TR(reject_text), 0, "", 0, 0, 0},
+    {"RejectMessageEnhancedStatusCode", CT_STATUS, TR(reject_code), 0, "", 0, 0,
+        0},
+    {"DeleteMessage", CT_BOOL, TR(delete_message), 0, "false", 0, 0, 0},
+    {"RedirectMessageTo", CT_ADDRESSES, TR(redirect_to.v), TR(redirect_to.n),
+        "", 0, 0, 0},
+    {"BlindCopyTo", CT_ADDRESSES, TR(blind_copy_to.v), TR(blind_copy_to.n), "",
+        0, 0, 0},
+    {"StopRuleProcessing", CT_BOOL, TR(stop_rule_processing), 0, "false", 0, 0,
+        0},
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -202,6 +287,8 @@ const struct conf_section_desc conf_sections[CONF_SEC_COUNT] = {
         sizeof(struct conf_receive_connector)},
     {"SendConnector", 1, send_keys, N(send_keys),
         sizeof(struct conf_send_connector)},
+    {"TransportRule", 1, rule_keys, N(rule_keys),
+        sizeof(struct conf_transport_rule)},
 };
 
 void *
@@ -218,6 +305,8 @@ conf_object(const struct conf *c, enum conf_section sec, size_t i)
 		return &c->receive_connectors[i];
 	case CONF_SEC_SEND:
 		return &c->send_connectors[i];
+	case CONF_SEC_RULE:
+		return &c->transport_rules[i];
 	case CONF_SEC_COUNT:
 		break;
 	}
@@ -238,6 +327,8 @@ conf_object_count(const struct conf *c, enum conf_section sec)
 		return c->nreceive_connectors;
 	case CONF_SEC_SEND:
 		return c->nsend_connectors;
+	case CONF_SEC_RULE:
+		return c->ntransport_rules;
 	case CONF_SEC_COUNT:
 		break;
 	}
@@ -288,6 +379,30 @@ static const struct conf_name smartauth_names[] = {
 static const struct conf_name protolog_names[] = {
     {"None", PROTOLOG_NONE},
     {"Verbose", PROTOLOG_VERBOSE},
+    {NULL, 0},
+};
+static const struct conf_name rulemode_names[] = {
+    {"Enforce", RULE_MODE_ENFORCE},
+    {"Audit", RULE_MODE_AUDIT},
+    {"AuditAndNotify", RULE_MODE_AUDIT_AND_NOTIFY},
+    {NULL, 0},
+};
+static const struct conf_name scope_names[] = {
+    {"", RULE_SCOPE_NONE},
+    {"InOrganization", RULE_SCOPE_IN_ORGANIZATION},
+    {"NotInOrganization", RULE_SCOPE_NOT_IN_ORGANIZATION},
+    {"ExternalPartner", RULE_SCOPE_EXTERNAL_PARTNER},
+    {NULL, 0},
+};
+static const struct conf_name senderloc_names[] = {
+    {"Header", RULE_SENDER_HEADER},
+    {"Envelope", RULE_SENDER_ENVELOPE},
+    {"HeaderOrEnvelope", RULE_SENDER_HEADER_OR_ENVELOPE},
+    {NULL, 0},
+};
+static const struct conf_name erraction_names[] = {
+    {"Ignore", RULE_ERROR_IGNORE},
+    {"Defer", RULE_ERROR_DEFER},
     {NULL, 0},
 };
 
@@ -569,6 +684,80 @@ conf_add_smarthost(void *arg, const char *item, const char **why)
 	return 0;
 }
 
+/* An item of a rule list: checked by its kind, then kept as written. */
+static int
+conf_add_rule_item(void *arg, const char *item, const char **why)
+{
+	struct conf_each_ctx *c = arg;
+	char **slot;
+
+	switch (c->k->type) {
+	case CT_RDOMAINS:
+		if (rule_value_domain(item, why) < 0)
+			return -1;
+		break;
+	case CT_ADDRESSES:
+		if (rule_value_address(item, why) < 0)
+			return -1;
+		break;
+	case CT_WORDS:
+		if (rule_value_text(item, why) < 0)
+			return -1;
+		break;
+	case CT_PATTERNS: {
+		static char msg[300];
+		char err[200];
+		struct rule_pattern *pat =
+		    rule_pattern_compile(item, err, sizeof(err));
+
+		if (pat == NULL) {
+			snprintf(msg, sizeof(msg),
+			    "pattern does not compile (PCRE2): %s", err);
+			*why = msg;
+			return -1;
+		}
+		rule_pattern_free(pat);
+		break;
+	}
+	default:
+		break;
+	}
+	if ((slot = conf_grow(c->obj, c->k, sizeof(char *))) == NULL ||
+	    (*slot = strdup(item)) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	if (c->k->type == CT_RDOMAINS)
+		for (char *p = *slot; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+	return 0;
+}
+
+int
+conf_key_quoted_list(enum conf_type t)
+{
+	return t == CT_RDOMAINS || t == CT_ADDRESSES || t == CT_WORDS ||
+	       t == CT_PATTERNS;
+}
+
+/* A string value after a check (NULL check: any text). */
+static int
+conf_set_string(void *obj, const struct conf_key *k, const char *value,
+    int (*check)(const char *, const char **), const char **why)
+{
+	char **slot = (char **)((char *)obj + k->off), *s;
+
+	if (value[0] != '\0' && check != NULL && check(value, why) < 0)
+		return -1;
+	if ((s = strdup(value)) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	free(*slot);
+	*slot = s;
+	return 0;
+}
+
 /* --- parse, format, free ----------------------------------------------- */
 
 /*
@@ -751,6 +940,77 @@ conf_key_parse(const struct conf_key *k, void *obj, const char *value,
 		}
 		*FIELD(obj, k, enum proto_log_level) = (enum proto_log_level)u;
 		return 0;
+	case CT_PRIORITY:
+		if (!isdigit((unsigned char)value[0]) ||
+		    (n = strtoull(value, &end, 10), *end != '\0') ||
+		    n > k->max) {
+			*why = "expected a whole number from 0 to 100000 (0 "
+			       "runs first)";
+			return -1;
+		}
+		*FIELD(obj, k, unsigned) = (unsigned)n;
+		*(int *)((char *)obj + k->count_off) = 1;
+		return 0;
+	case CT_RULEMODE:
+		if (conf_lookup(rulemode_names, value, &u) < 0) {
+			*why = "expected Enforce, Audit or AuditAndNotify";
+			return -1;
+		}
+		*FIELD(obj, k, unsigned) = u;
+		return 0;
+	case CT_FROMSCOPE:
+	case CT_TOSCOPE:
+		if (conf_lookup(scope_names, value, &u) < 0 ||
+		    (k->type == CT_FROMSCOPE &&
+		        u == RULE_SCOPE_EXTERNAL_PARTNER)) {
+			*why = k->type == CT_FROMSCOPE
+			           ? "expected InOrganization or "
+			             "NotInOrganization"
+			           : "expected InOrganization, "
+			             "NotInOrganization or ExternalPartner";
+			return -1;
+		}
+		*FIELD(obj, k, unsigned) = u;
+		return 0;
+	case CT_SENDERLOC:
+		if (conf_lookup(senderloc_names, value, &u) < 0) {
+			*why = "expected Header, Envelope or HeaderOrEnvelope";
+			return -1;
+		}
+		*FIELD(obj, k, unsigned) = u;
+		return 0;
+	case CT_ERRACTION:
+		if (conf_lookup(erraction_names, value, &u) < 0) {
+			*why = "expected Ignore or Defer";
+			return -1;
+		}
+		*FIELD(obj, k, unsigned) = u;
+		return 0;
+	case CT_RDOMAINS:
+	case CT_ADDRESSES:
+	case CT_WORDS:
+	case CT_PATTERNS:
+		return rule_value_each(value, conf_add_rule_item, &ctx, why);
+	case CT_OPTSIZE:
+		if (value[0] == '\0') {
+			*FIELD(obj, k, uint64_t) = SIZE_UNLIMITED;
+			return 0;
+		}
+		if (conf_parse_size(value, &sz, why) < 0)
+			return -1;
+		if (sz == SIZE_UNLIMITED) {
+			*why = "expected a size (leave it out for no limit)";
+			return -1;
+		}
+		*FIELD(obj, k, uint64_t) = sz;
+		return 0;
+	case CT_HEADERNAME:
+		return conf_set_string(
+		    obj, k, value, rule_value_header_name, why);
+	case CT_TEXT:
+		return conf_set_string(obj, k, value, rule_value_text, why);
+	case CT_STATUS:
+		return conf_set_string(obj, k, value, rule_value_status, why);
 	}
 	*why = "unknown key type";
 	return -1;
@@ -895,6 +1155,57 @@ conf_key_format(
 		    conf_name_of(
 		        protolog_names, *(const unsigned *)(o + k->off)));
 		break;
+	case CT_PRIORITY:
+		snprintf(out, len, "%u", *(const unsigned *)(o + k->off));
+		break;
+	case CT_RULEMODE:
+		snprintf(out, len, "%s",
+		    conf_name_of(
+		        rulemode_names, *(const unsigned *)(o + k->off)));
+		break;
+	case CT_FROMSCOPE:
+	case CT_TOSCOPE:
+		snprintf(out, len, "%s",
+		    conf_name_of(scope_names, *(const unsigned *)(o + k->off)));
+		break;
+	case CT_SENDERLOC:
+		snprintf(out, len, "%s",
+		    conf_name_of(
+		        senderloc_names, *(const unsigned *)(o + k->off)));
+		break;
+	case CT_ERRACTION:
+		snprintf(out, len, "%s",
+		    conf_name_of(
+		        erraction_names, *(const unsigned *)(o + k->off)));
+		break;
+	case CT_RDOMAINS:
+	case CT_ADDRESSES:
+	case CT_WORDS:
+	case CT_PATTERNS: {
+		char *const *v = *(char *const *const *)(o + k->off);
+		char item[RULE_ITEM_MAX + 3];
+
+		n = *(const size_t *)(o + k->count_off);
+		for (size_t i = 0; i < n; i++) {
+			rule_value_quote(v[i], item, sizeof(item));
+			w += (size_t)snprintf(out + w, w < len ? len - w : 0,
+			    "%s%s", i ? ", " : "", item);
+		}
+		break;
+	}
+	case CT_OPTSIZE:
+		if (*(const uint64_t *)(o + k->off) != SIZE_UNLIMITED)
+			conf_format_size(
+			    *(const uint64_t *)(o + k->off), out, len);
+		break;
+	case CT_HEADERNAME:
+	case CT_TEXT:
+	case CT_STATUS: {
+		const char *s = *(char *const *)(o + k->off);
+
+		snprintf(out, len, "%s", s != NULL ? s : "");
+		break;
+	}
 	}
 }
 
@@ -908,10 +1219,17 @@ conf_key_free(const struct conf_key *k, void *obj)
 	case CT_STR:
 	case CT_HOSTNAME:
 	case CT_PATH:
+	case CT_HEADERNAME:
+	case CT_TEXT:
+	case CT_STATUS:
 		free(*(char **)(o + k->off));
 		*(char **)(o + k->off) = NULL;
 		break;
-	case CT_DOMAINS: {
+	case CT_DOMAINS:
+	case CT_RDOMAINS:
+	case CT_ADDRESSES:
+	case CT_WORDS:
+	case CT_PATTERNS: {
 		char **v = *(char ***)(o + k->off);
 
 		n = *(size_t *)(o + k->count_off);

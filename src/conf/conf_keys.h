@@ -22,6 +22,7 @@ enum conf_section {
 	CONF_SEC_ACCEPTED_DOMAIN,
 	CONF_SEC_RECEIVE,
 	CONF_SEC_SEND,
+	CONF_SEC_RULE, /* [TransportRule NAME] */
 	CONF_SEC_COUNT,
 };
 
@@ -45,6 +46,21 @@ enum conf_type {
 	CT_PROTOLOG,
 	CT_ADDRSPACES,
 	CT_SMARTHOSTS,
+	/* transport rules (values checked by src/rules/rule_value.c) */
+	CT_PRIORITY,  /* number; count_off: "given" flag */
+	CT_RULEMODE,  /* Enforce | Audit | AuditAndNotify */
+	CT_FROMSCOPE, /* "" | InOrganization | NotInOrganization */
+	CT_TOSCOPE,   /* the same, or ExternalPartner */
+	CT_SENDERLOC, /* Header | Envelope | HeaderOrEnvelope */
+	CT_ERRACTION, /* Ignore | Defer */
+	CT_RDOMAINS,  /* list of plain domains (subdomains implied) */
+	CT_ADDRESSES, /* list of e-mail addresses */
+	CT_WORDS,     /* list of words or phrases, items may be quoted */
+	CT_PATTERNS,  /* list of PCRE2 patterns, items may be quoted */
+	CT_OPTSIZE,   /* a size, or "" for not set (SIZE_UNLIMITED) */
+	CT_HEADERNAME,
+	CT_TEXT,   /* header text: no control characters */
+	CT_STATUS, /* "" or an enhanced status code 5.7.x */
 };
 
 struct conf_key {
@@ -109,10 +125,15 @@ int conf_key_parse(const struct conf_key *, void *obj, const char *value,
 void conf_key_format(
     const struct conf_key *, const void *obj, char *out, size_t len);
 void conf_key_free(const struct conf_key *, void *obj);
+/* Types whose items may be quoted: the value keeps its quotes. */
+int conf_key_quoted_list(enum conf_type);
 
 /* Validation over a loaded configuration (conf_validate.c). */
 struct conf_parse;
 int conf_validate(struct conf *, struct conf_parse *);
+/* Transport rules: priorities, references, the compiled set
+ * (conf_rules.c); called by conf_validate(). */
+void conf_validate_rules(struct conf *, struct conf_parse *);
 /* Report "FILE:LINE: reason" for a key (or the section) of an object. */
 void conf_error_at(struct conf_parse *, enum conf_section, size_t index,
     const char *key, const char *fmt, ...)

@@ -32,6 +32,7 @@
 #include <ini.h>
 
 #include "conf/conf_keys.h"
+#include "rules/rules.h"
 #include "conf/conf_local.h"
 
 /* The largest configuration file we read; far above any real one. */
@@ -158,6 +159,8 @@ conf_name_slot(struct conf *c, enum conf_section sec, size_t i)
 		return &c->receive_connectors[i].name;
 	case CONF_SEC_SEND:
 		return &c->send_connectors[i].name;
+	case CONF_SEC_RULE:
+		return &c->transport_rules[i].name;
 	default:
 		return NULL;
 	}
@@ -175,6 +178,8 @@ conf_line_slot(struct conf *c, enum conf_section sec, size_t i)
 		return &c->receive_connectors[i].line;
 	case CONF_SEC_SEND:
 		return &c->send_connectors[i].line;
+	case CONF_SEC_RULE:
+		return &c->transport_rules[i].line;
 	default:
 		return NULL;
 	}
@@ -204,6 +209,10 @@ conf_new_object(struct conf *c, enum conf_section sec)
 	case CONF_SEC_SEND:
 		arr = (void **)&c->send_connectors;
 		n = &c->nsend_connectors;
+		break;
+	case CONF_SEC_RULE:
+		arr = (void **)&c->transport_rules;
+		n = &c->ntransport_rules;
 		break;
 	default:
 		return -1;
@@ -260,29 +269,24 @@ conf_section_line(struct conf_parse *p, const char *s, size_t n)
 		if (strcasecmp(conf_sections[i].name, kind) == 0)
 			sec = i;
 	if (sec < 0) {
-		if (strcasecmp(kind, "TransportRule") == 0)
-			conf_error(p, p->line,
-			    "[TransportRule] sections are not supported yet "
-			    "(they are specified by their own issue)");
-		else {
-			const char *kinds[CONF_SEC_COUNT];
-			const char *near;
+		const char *kinds[CONF_SEC_COUNT];
+		const char *near;
 
-			for (int i = 0; i < CONF_SEC_COUNT; i++)
-				kinds[i] = conf_sections[i].name;
-			near = conf_suggest(kind, kinds, CONF_SEC_COUNT);
-			if (near != NULL)
-				conf_error(p, p->line,
-				    "unknown section [%s] (did you mean "
-				    "[%s]?)",
-				    kind, near);
-			else
-				conf_error(p, p->line,
-				    "unknown section [%s] (expected "
-				    "Transport, Certificate, AcceptedDomain, "
-				    "ReceiveConnector or SendConnector)",
-				    kind);
-		}
+		for (int i = 0; i < CONF_SEC_COUNT; i++)
+			kinds[i] = conf_sections[i].name;
+		near = conf_suggest(kind, kinds, CONF_SEC_COUNT);
+		if (near != NULL)
+			conf_error(p, p->line,
+			    "unknown section [%s] (did you mean "
+			    "[%s]?)",
+			    kind, near);
+		else
+			conf_error(p, p->line,
+			    "unknown section [%s] (expected "
+			    "Transport, Certificate, AcceptedDomain, "
+			    "ReceiveConnector, SendConnector or "
+			    "TransportRule)",
+			    kind);
 		return;
 	}
 	if (conf_sections[sec].named && name[0] == '\0') {
@@ -421,7 +425,7 @@ conf_is_list(enum conf_type t)
 {
 	return t == CT_DOMAINS || t == CT_BINDINGS || t == CT_RANGES ||
 	       t == CT_ADDRSPACES || t == CT_SMARTHOSTS || t == CT_AUTHMECH ||
-	       t == CT_PERMS;
+	       t == CT_PERMS || conf_key_quoted_list(t);
 }
 
 /*
@@ -472,7 +476,9 @@ conf_unknown_key(struct conf_parse *p, const char *name)
 /*
  * The value as the key parser sees it.  A value wrapped whole in double
  * quotes loses them (Banner = "220 mx ESMTP"); a list whose items are
- * quoted one by one ("a","b") keeps them for conf_each() to remove.
+ * quoted one by one ("a","b") keeps them for conf_each() to remove, and
+ * lists whose items may be quoted (transport rule words and patterns)
+ * always keep them for their own parser.
  */
 static int
 conf_unquote(const struct conf_key *k, const char *value, char *val, size_t len)
@@ -482,6 +488,7 @@ conf_unquote(const struct conf_key *k, const char *value, char *val, size_t len)
 	if (vl >= len)
 		return -1;
 	if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"' &&
+	    !conf_key_quoted_list(k->type) &&
 	    (!conf_is_list(k->type) ||
 	        memchr(value + 1, '"', vl - 2) == NULL)) {
 		memcpy(val, value + 1, vl - 2);
@@ -730,6 +737,7 @@ conf_free(struct conf *c)
 {
 	if (c == NULL)
 		return;
+	rule_set_free(c->rules); /* points into the rules below */
 	for (int s = 0; s < CONF_SEC_COUNT; s++) {
 		size_t n = conf_object_count(c, (enum conf_section)s);
 
@@ -749,6 +757,7 @@ conf_free(struct conf *c)
 	free(c->accepted_domains);
 	free(c->receive_connectors);
 	free(c->send_connectors);
+	free(c->transport_rules);
 	free(c->objs);
 	free(c->warnings);
 	free(c->path);
@@ -873,5 +882,14 @@ conf_send_connector(const struct conf *c, const char *name)
 	for (size_t i = 0; i < c->nsend_connectors; i++)
 		if (strcasecmp(c->send_connectors[i].name, name) == 0)
 			return &c->send_connectors[i];
+	return NULL;
+}
+
+const struct conf_transport_rule *
+conf_transport_rule(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->ntransport_rules; i++)
+		if (strcasecmp(c->transport_rules[i].name, name) == 0)
+			return &c->transport_rules[i];
 	return NULL;
 }

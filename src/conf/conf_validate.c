@@ -285,6 +285,7 @@ conf_validate(struct conf *c, struct conf_parse *p)
 		validate_receive(c, p, i);
 	for (size_t i = 0; i < c->nsend_connectors; i++)
 		validate_send(c, p, i);
+	conf_validate_rules(c, p);
 	conf_overlap_check(c, p);
 	return 0;
 }

@@ -71,6 +71,26 @@ int ctl_test_tls(struct ctl *, int, char **);
 /* Commands of ctl_route.c */
 int ctl_route(struct ctl *, int, char **);
 
+/* Commands of ctl_rules.c (transport rules) */
+int ctl_get_transportrule(struct ctl *, int, char **);
+int ctl_test_transportrule(struct ctl *, int, char **);
+
+/* Shared by ctl_route.c and ctl_rules.c */
+struct conf;
+struct route;
+struct route_rules;
+/* Route, NextHop, TlsPolicy and Reason lines of a routed recipient. */
+void ctl_route_print(const struct conf *, const struct route *,
+    const char *domain, const char *addr);
+/*
+ * The transport rules' decisions for a message from sender to rcpt
+ * alone: into rr (names point into conf), the rules that fired into
+ * names.  1 when the rules refuse, delete or defer it (names says so),
+ * -1 on an error (said on stderr).
+ */
+int ctl_rules_for(const struct conf *, const char *sender, const char *rcpt,
+    struct route_rules *rr, char *names, size_t len);
+
 /*
  * Resolve as sluiced does ([Transport] Resolver, src/dns/resolver.c), on
  * a private event loop and within a bounded wait: the MX hops of domain
@@ -78,7 +98,6 @@ int ctl_route(struct ctl *, int, char **);
  * filled (out->status says what DNS said), or -1 with why when no answer
  * came at all.  Used by `route` and `test-tls`.
  */
-struct conf;
 struct conf_smarthost;
 struct resolver_result;
 int ctl_resolve(const struct conf *, const char *domain,

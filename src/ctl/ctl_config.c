@@ -10,6 +10,7 @@
  * about settings Exchange would accept, such as a connector's Fqdn that
  * its certificate does not name.  Errors exit 1, warnings alone exit 0.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -18,6 +19,7 @@
 
 #include "conf/conf.h"
 #include "ctl/ctl.h"
+#include "rules/rules.h"
 #include "tls/tls_store.h"
 #include "tls/tls_verify.h"
 
@@ -25,6 +27,14 @@ static struct conf *
 ctl_load(struct ctl *ctl)
 {
 	return conf_load(ctl->conf_path, stderr);
+}
+
+/* FILE:LINE: warning: ..., on stderr like the errors. */
+static void
+ctl_rule_warning(void *arg, int line, const char *rule, const char *msg)
+{
+	(void)rule;
+	fprintf(stderr, "%s:%d: warning: %s\n", (const char *)arg, line, msg);
 }
 
 /*
@@ -101,6 +111,8 @@ ctl_config_check(struct ctl *ctl, int argc, char **argv)
 
 	if (c == NULL)
 		return 1;
+	/* Valid, but probably not meant: the file still loads. */
+	rule_lint(c->rules, c, ctl_rule_warning, (void *)(uintptr_t)c->path);
 	/* Certificates and keys must load too, as sluiced will need them. */
 	if ((tls = tls_store_new(c, stderr)) == NULL) {
 		conf_free(c);

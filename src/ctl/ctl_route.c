@@ -20,6 +20,7 @@
 #include "ctl/ctl.h"
 #include "dns/resolver.h"
 #include "route/route.h"
+#include "rules/rules.h"
 
 /* Longer than the resolver's own timeout would be no use to a person. */
 #define CTL_ROUTE_DNS_WAIT 10 /* seconds */
@@ -39,6 +40,12 @@ ctl_route_nexthop(
 		snprintf(out, len,
 		    "none: waits in the Unreachable queue until a connector "
 		    "matches or it expires");
+		return;
+	}
+	if (r->kind == ROUTE_WAIT) {
+		snprintf(out, len,
+		    "none: waits in the Unreachable queue (4.4.3) until the "
+		    "rule's connector is back or it expires");
 		return;
 	}
 	if (sc->dns_routing_enabled) {
@@ -185,24 +192,55 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 	return 0;
 }
 
+void
+ctl_route_print(const struct conf *c, const struct route *r, const char *domain,
+    const char *addr)
+{
+	char hop[1024], tls[768];
+
+	ctl_route_nexthop(r, domain, hop, sizeof(hop));
+	route_tls_policy(r, tls, sizeof(tls));
+	printf("Recipient : %s\n", addr);
+	printf("Route     : %s%s%s%s%s%s\n",
+	    r->kind == ROUTE_LOCAL  ? "local mailbox"
+	    : r->kind == ROUTE_NONE ? "none"
+	    : r->kind == ROUTE_WAIT ? "none for now (waits)"
+	                            : "SendConnector \"",
+	    r->kind == ROUTE_CONNECTOR ? r->connector->name : "",
+	    r->kind == ROUTE_CONNECTOR ? "\"" : "",
+	    r->connector_rule != NULL ? " (transport rule \"" : "",
+	    r->connector_rule != NULL ? r->connector_rule : "",
+	    r->connector_rule != NULL ? "\")" : "");
+	printf("NextHop   : %s\n", hop);
+	printf("TlsPolicy : %s\n", tls);
+	printf("Reason    : %s\n", r->why);
+	(void)c;
+}
+
 int
 ctl_route(struct ctl *ctl, int argc, char **argv)
 {
 	struct conf *c;
 	struct route r;
-	char domain[256], hop[1024], tls[512];
-	const char *at;
+	struct route_rules rr;
+	char domain[256], rules[1024] = "";
+	const char *at, *from = NULL;
 	int dns = 1, rc;
 
-	if (argc == 2 && strcmp(argv[0], "--no-dns") == 0) {
-		dns = 0;
-		argc--;
-		argv++;
+	for (; argc > 1; argc--, argv++) {
+		if (strcmp(argv[0], "--no-dns") == 0)
+			dns = 0;
+		else if (strcmp(argv[0], "--from") == 0 && argc > 2) {
+			from = argv[1];
+			argc--;
+			argv++;
+		} else
+			break;
 	}
 	if (argc != 1 || (at = strrchr(argv[0], '@')) == NULL ||
 	    at[1] == '\0' || strlen(at + 1) >= sizeof(domain)) {
-		fprintf(
-		    stderr, "usage: sluicectl route [--no-dns] user@domain\n");
+		fprintf(stderr, "usage: sluicectl route [--no-dns] [--from "
+		                "sender] user@domain\n");
 		return 2;
 	}
 	for (size_t i = 0; at[1 + i] != '\0'; i++)
@@ -210,20 +248,23 @@ ctl_route(struct ctl *ctl, int argc, char **argv)
 	domain[strlen(at + 1)] = '\0';
 	if ((c = conf_load(ctl->conf_path, stderr)) == NULL)
 		return 1;
-	route_domain(c, domain, &r);
-	ctl_route_nexthop(&r, domain, hop, sizeof(hop));
-	route_tls_policy(&r, tls, sizeof(tls));
-	printf("Recipient : %s\n", argv[0]);
-	printf("Route     : %s%s%s\n",
-	    r.kind == ROUTE_LOCAL  ? "local mailbox"
-	    : r.kind == ROUTE_NONE ? "none"
-	                           : "SendConnector \"",
-	    r.kind == ROUTE_CONNECTOR ? r.connector->name : "",
-	    r.kind == ROUTE_CONNECTOR ? "\"" : "");
-	printf("NextHop   : %s\n", hop);
-	printf("TlsPolicy : %s\n", tls);
-	printf("Reason    : %s\n", r.why);
-	rc = r.kind == ROUTE_NONE ? 1 : 0;
+	memset(&rr, 0, sizeof(rr));
+	/* --from: the transport rules run as for a message from that
+	 * sender to this recipient alone */
+	if (from != NULL && (rc = ctl_rules_for(c, from, argv[0], &rr, rules,
+	                         sizeof(rules))) != 0) {
+		if (rc > 0)
+			printf("Recipient : %s\nRoute     : none\n"
+			       "TransportRules : %s\n",
+			    argv[0], rules);
+		conf_free(c);
+		return 1;
+	}
+	route_recipient(c, domain, from != NULL ? &rr : NULL, &r);
+	ctl_route_print(c, &r, domain, argv[0]);
+	if (from != NULL)
+		printf("TransportRules : %s\n", rules[0] ? rules : "(none)");
+	rc = r.kind == ROUTE_NONE || r.kind == ROUTE_WAIT ? 1 : 0;
 	if (dns && r.kind == ROUTE_CONNECTOR) {
 		fflush(stdout);
 		rc = ctl_route_hops(c, &r, domain);

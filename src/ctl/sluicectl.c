@@ -35,8 +35,9 @@ static const struct ctl_command ctl_commands[] = {
     {"reload", "", "reload the configuration and show what changed", ctl_reload,
         "Make the running daemon load its configuration file again, as "
         "SIGHUP does, and print what changed: [Transport] and every "
-        "certificate, accepted domain and connector added, removed or "
-        "changed, with the keys that changed. Open sessions finish under "
+        "certificate, accepted domain, connector and transport rule added, "
+        "removed or changed, with the keys that changed. Open sessions "
+        "finish under "
         "the configuration they started with. A file with errors is "
         "refused: its errors are printed as FILE:LINE: reason, the running "
         "configuration stays in force, and the exit status is 1.",
@@ -224,15 +225,44 @@ static const struct ctl_command ctl_commands[] = {
         "could deliver there now.",
         "sluicectl test-tls mx.contoso.com --domain contoso.com\n"
         "sluicectl test-tls 192.0.2.10:587 --connector Contoso"},
-    {"route", "[--no-dns] user@domain",
+    {"route", "[--no-dns] [--from A] user@domain",
         "which connector, next hop and TLS policy a recipient gets, and why",
         ctl_route,
         "Show where a recipient would go and why: local delivery or the "
         "send connector chosen (AddressSpaces, cost), the TLS policy that "
         "applies, and the next hops in the order the client would try them "
-        "(--no-dns: without looking them up).",
+        "(--no-dns: without looking them up). With --from, the transport "
+        "rules run first as for a message from A to that recipient alone, "
+        "and the route and TLS policy are the ones they decide (a scoped "
+        "connector, a TLS floor, a refusal).",
         "sluicectl route user@contoso.com\n"
-        "sluicectl route --no-dns postmaster@localhost"},
+        "sluicectl route --no-dns postmaster@localhost\n"
+        "sluicectl route --from ceo@contoso.com user@fabrikam.com"},
+    {"get-transportrule", "[NAME]",
+        "show transport rules in priority order (Get-TransportRule)",
+        ctl_get_transportrule,
+        "Show one transport rule, or all of them in the order they run, "
+        "with every effective value, its State and a Description of its "
+        "conditions, exceptions and actions, the way Get-TransportRule | "
+        "Format-List does. Reads the configuration file only.",
+        "sluicectl get-transportrule\n"
+        "sluicectl get-transportrule \"Force TLS to Fabrikam\""},
+    {"test-transportrule",
+        "--from A --to B [--to C ...] [--subject S] [--header \"N: V\" ...] "
+        "[--size N] [--client IP] [--connector NAME] [--auth-as A]",
+        "which rules match a message, its route and TLS (Test-Message)",
+        ctl_test_transportrule,
+        "Run a message described on the command line through the transport "
+        "rules exactly as sluiced runs them at the end of data, as "
+        "Exchange's Test-Message does: the rules that fire for each "
+        "recipient, whether the message would be refused, deleted or split, "
+        "and each recipient's route, next hop and TLS policy. --auth-as "
+        "(Anonymous, Partner, Internal) says how the sender was accepted. "
+        "Reads the configuration file only.",
+        "sluicectl test-transportrule --from a@contoso.com --to "
+        "b@fabrikam.com\n"
+        "sluicectl test-transportrule --from a@lab.example --to "
+        "b@fabrikam.com --subject 'Q4 budget' --client 192.0.2.7"},
     {"help", "[COMMAND]", "this list, or one command's help", ctl_help,
         "Without a command, list the commands. With one, show its usage, "
         "what it does and examples; `sluicectl COMMAND --help` does the "

@@ -1539,7 +1539,8 @@ client_connect(struct smtp_client *c)
 	struct tls_policy_input in = {.conf = c->p.conf,
 	    .connector = c->p.connector,
 	    .domain = c->p.domain,
-	    .host = h->host};
+	    .host = h->host,
+	    .rule = c->p.tls_rule};
 	const char *why = NULL;
 
 	client_conn_endpoint(

@@ -104,6 +104,9 @@ struct smtp_client_params {
 	const struct conf *conf;
 	const struct conf_send_connector *connector;
 	const char *domain; /* recipient domain */
+	/* a transport rule requires TLS (RouteMessageOutboundRequireTls):
+	 * the policy is at least EncryptionOnly; NULL when none does */
+	const char *tls_rule;
 	const struct resolver_hop *hops;
 	size_t nhops;
 	struct tls_client *tls;        /* client TLS context; NULL: no TLS */

@@ -47,6 +47,7 @@ struct csvlog {
 	unsigned max_age;
 	uint64_t max_size;
 	time_t last_sweep;
+	unsigned held; /* csvlog_hold() nesting: no flush per row */
 };
 
 struct csvlog *
@@ -231,5 +232,15 @@ void
 csvlog_end(struct csvlog *l)
 {
 	fputs("\r\n", l->fp);
-	fflush(l->fp);
+	if (l->held == 0)
+		fflush(l->fp);
+}
+
+void
+csvlog_hold(struct csvlog *l, int hold)
+{
+	if (hold)
+		l->held++;
+	else if (l->held > 0 && --l->held == 0 && l->fp != NULL)
+		fflush(l->fp);
 }

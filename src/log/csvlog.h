@@ -44,5 +44,11 @@ void csvlog_field(FILE *, const char *, size_t);
  */
 void csvlog_field_token(FILE *, const char *, size_t);
 void csvlog_end(struct csvlog *);
+/*
+ * While held (hold 1), finished rows are not flushed one by one, so the
+ * rows of one message leave in one write; the last release (hold 0)
+ * flushes.  Holds nest.
+ */
+void csvlog_hold(struct csvlog *, int hold);
 
 #endif

@@ -163,3 +163,10 @@ tracklog_write(struct tracklog *t, const struct track_event *ev)
 	tracklog_str(fp, ev->tls);
 	csvlog_end(t->csv);
 }
+
+void
+tracklog_hold(struct tracklog *t, int hold)
+{
+	if (t != NULL)
+		csvlog_hold(t->csv, hold);
+}

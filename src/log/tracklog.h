@@ -57,6 +57,8 @@ struct tracklog *tracklog_open(const char *logdir);
  */
 void tracklog_subjects(struct tracklog *, int enabled);
 void tracklog_write(struct tracklog *, const struct track_event *);
+/* Rows between hold 1 and hold 0 go to the file in one write. */
+void tracklog_hold(struct tracklog *, int hold);
 void tracklog_reopen(struct tracklog *);
 /* Retention: MessageTrackingLogMaxAge ... (see csvlog_retain). */
 void tracklog_retain(struct tracklog *, unsigned max_age, uint64_t max_size);

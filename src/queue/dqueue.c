@@ -39,6 +39,7 @@ struct dq_rcpt {
 	char *addr, *orcpt;
 	unsigned notify, attempts;
 	int delay_notified;
+	char *note; /* after a failure's text: the transport rule */
 };
 
 struct dq_msg {
@@ -74,6 +75,10 @@ struct dq {
 	char name[256];
 	char connector[256];
 	char domain[256];
+	/* a transport rule requires TLS here (route.c: the queue's name
+	 * says so), and the first such rule, for the policy's words */
+	int tls_floor;
+	char tls_rule[256];
 	int suspended;
 	struct dq_msg *head, **tail;
 	size_t nwaiting;
@@ -108,6 +113,7 @@ dq_msg_free(struct dq_msg *m)
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].orcpt);
+		free(m->rcpts[i].note);
 	}
 	free(m->rcpts);
 	free(m->stored.data);
@@ -241,6 +247,10 @@ dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
 
 	if (q == NULL)
 		return -1;
+	if (r->tls_rule != NULL && !q->tls_floor) {
+		q->tls_floor = 1;
+		snprintf(q->tls_rule, sizeof(q->tls_rule), "%s", r->tls_rule);
+	}
 	/* Recipients of one message arrive together, in id order. */
 	m = q->head != NULL ? (struct dq_msg *)((char *)q->tail -
 	                                        offsetof(struct dq_msg, next))
@@ -278,9 +288,12 @@ dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
 	dr->notify = r->notify;
 	dr->attempts = r->attempts;
 	dr->delay_notified = r->delay_notified;
-	if (dr->addr == NULL || dr->orcpt == NULL) {
+	dr->note = r->note != NULL && r->note[0] ? strdup(r->note) : NULL;
+	if (dr->addr == NULL || dr->orcpt == NULL ||
+	    (r->note != NULL && r->note[0] && dr->note == NULL)) {
 		free(dr->addr);
 		free(dr->orcpt);
+		free(dr->note);
 		return -1;
 	}
 	m->nrcpts++;
@@ -298,11 +311,16 @@ dq_settle(struct dq *q, struct dq_msg *m, const struct smtp_client *client)
 	struct outcome o;
 	struct outcome_rcpt *rs =
 	    calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*rs));
+	/* a failure of a transport rule's recipient names the rule */
+	char(*noted)[SMTP_CLIENT_STATUS_MAX + 600] =
+	    calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*noted));
 	struct dqueues *dqs = q->owner;
 
-	if (rs == NULL) {
+	if (rs == NULL || noted == NULL) {
 		for (size_t i = 0; i < m->nrcpts; i++)
 			dqs->released(dqs->arg, m->rcpts[i].rcpt_id, 0);
+		free(rs);
+		free(noted);
 		return;
 	}
 	for (size_t i = 0; i < m->nrcpts; i++) {
@@ -318,6 +336,11 @@ dq_settle(struct dq *q, struct dq_msg *m, const struct smtp_client *client)
 		rs[i].enh = c->code > 0 ? c->enh : "4.4.0";
 		rs[i].status = c->code > 0 ? c->status : "not attempted";
 		rs[i].dsn_passed = c->dsn_passed;
+		if (m->rcpts[i].note != NULL && rs[i].code / 100 != 2) {
+			snprintf(noted[i], sizeof(noted[i]), "%s %s",
+			    rs[i].status, m->rcpts[i].note);
+			rs[i].status = noted[i];
+		}
 	}
 	memset(&o, 0, sizeof(o));
 	o.message_id = m->message_id;
@@ -343,6 +366,7 @@ dq_settle(struct dq *q, struct dq_msg *m, const struct smtp_client *client)
 	o.nrcpts = m->nrcpts;
 	outcome_settle(dqs->srv, &o, dqs->released, dqs->arg);
 	free(rs);
+	free(noted);
 }
 
 /*
@@ -661,6 +685,8 @@ dq_open(struct dq *q)
 	p.conf = ref->conf;
 	p.connector = sc;
 	p.domain = q->domain;
+	/* a transport rule's TLS floor, an input of the policy */
+	p.tls_rule = q->tls_floor ? q->tls_rule : NULL;
 	p.hops = q->hops.hops;
 	p.nhops = q->hops.nhops;
 	p.tls = ref->tls_client;

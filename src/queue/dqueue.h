@@ -36,6 +36,12 @@ struct dqueue_rcpt {
 	unsigned notify;
 	unsigned attempts;
 	int delay_notified;
+	/* transport rules (SPEC 5): the rule whose TLS requirement raises
+	 * the queue's policy to at least RequireTLS with EncryptionOnly (an
+	 * input of tls_policy_decide()), or NULL; note goes after a
+	 * failure's text (the DSN then names the rule) */
+	const char *tls_rule;
+	const char *note;
 };
 
 struct dqueues *dqueues_new(struct server *, outcome_released_fn, void *arg);

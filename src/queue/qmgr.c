@@ -13,6 +13,7 @@
  * A recipient handed out is remembered as in flight until its new state
  * is durable, so it is never handed out twice.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -219,6 +220,40 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
 }
 
 /*
+ * Settle a recipient without an attempt, in the Unreachable queue: it
+ * waits there (a 4xx code) or fails with a non-delivery report (5xx).
+ * source names who decided, for the tracking log.
+ */
+static void
+qmgr_settle_now(struct qmgr *q, const struct spool_due *d, int code,
+    const char *enh, const char *status, const char *source)
+{
+	struct outcome_rcpt r = {.rcpt_id = d->rcpt_id,
+	    .addr = d->addr,
+	    .orcpt = d->orcpt,
+	    .notify = d->notify,
+	    .attempts = d->attempts,
+	    .delay_notified = d->delay_notified,
+	    .code = code,
+	    .enh = enh,
+	    .status = status};
+	struct outcome o = {.message_id = d->message_id,
+	    .queue_id = d->queue_id,
+	    .sender = d->sender,
+	    .received = d->received,
+	    .connector = "",
+	    .host = "",
+	    .queue = QMGR_UNREACHABLE,
+	    .tls = "",
+	    .source = source,
+	    .rcpts = &r,
+	    .nrcpts = 1};
+
+	qmgr_hold(q, d->rcpt_id);
+	outcome_settle(q->srv, &o, qmgr_released, q);
+}
+
+/*
  * No enabled send connector matches (none does, or the one that would is
  * disabled): the recipient waits in the Unreachable queue, as in
  * Exchange, so that a connector disabled for maintenance does not return
@@ -231,33 +266,24 @@ static void
 qmgr_unroutable(struct qmgr *q, const struct spool_due *d, const char *domain)
 {
 	char status[400];
-	struct outcome_rcpt r = {.rcpt_id = d->rcpt_id,
-	    .addr = d->addr,
-	    .orcpt = d->orcpt,
-	    .notify = d->notify,
-	    .attempts = d->attempts,
-	    .delay_notified = d->delay_notified,
-	    .code = 451,
-	    .enh = "4.4.4",
-	    .status = status};
-	struct outcome o = {.message_id = d->message_id,
-	    .queue_id = d->queue_id,
-	    .sender = d->sender,
-	    .received = d->received,
-	    .connector = "",
-	    .host = "",
-	    .queue = QMGR_UNREACHABLE,
-	    .tls = "",
-	    .source = "ROUTING",
-	    .rcpts = &r,
-	    .nrcpts = 1};
 
 	snprintf(status, sizeof(status),
 	    "451 4.4.4 Unable to route: no enabled send connector matches %s; "
 	    "the message waits in the Unreachable queue",
 	    domain);
-	qmgr_hold(q, d->rcpt_id);
-	outcome_settle(q->srv, &o, qmgr_released, q);
+	qmgr_settle_now(q, d, 451, "4.4.4", status, "ROUTING");
+}
+
+/* "550 5.7.1 text" as a rule stored it: fail with it and an NDR. */
+static void
+qmgr_rule_refused(struct qmgr *q, const struct spool_due *d)
+{
+	char enh[16] = "5.7.1";
+	const char *sp = strchr(d->rule_reject, ' ');
+
+	if (sp != NULL && sscanf(sp + 1, "%15[0-9.]", enh) != 1)
+		snprintf(enh, sizeof(enh), "5.7.1");
+	qmgr_settle_now(q, d, 550, enh, d->rule_reject, "AGENT");
 }
 
 static void
@@ -281,6 +307,10 @@ qmgr_local(struct qmgr *q, const struct spool_due *d, const char *addr,
 	snprintf(job.orcpt, sizeof(job.orcpt), "%s", d->orcpt);
 	if (maildir_submit(q->maildir, &job) == 0)
 		qmgr_hold(q, d->rcpt_id);
+	else
+		/* The agent's queue is full: the new-mail walk has moved past
+		 * this recipient, so it starts again from the beginning. */
+		q->rescan = 1;
 }
 
 /*
@@ -312,20 +342,49 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 	const struct conf *conf = q->srv->conf->conf;
 	const char *at = strrchr(d->addr, '@');
 	struct dqueue_rcpt dr;
+	struct route_rules rr;
 	struct route r;
-	char queue[300];
+	char queue[600];
 	const char *type;
 
+	if (d->rule_reject[0] != '\0') {
+		qmgr_rule_refused(q, d);
+		return;
+	}
 	if (at == NULL) {
 		qmgr_postmaster(q, d);
 		return;
 	}
-	route_domain(conf, at + 1, &r);
+	/* with what transport rules decided at acceptance (SPEC 5) */
+	rr.tls_rule = d->rule_tls;
+	rr.connector = d->rule_connector;
+	rr.connector_rule = d->rule_route;
+	route_recipient(conf, at + 1, &rr, &r);
 	if (r.kind == ROUTE_NONE) {
 		qmgr_unroutable(q, d, at + 1);
 		return;
 	}
+	if (r.kind == ROUTE_WAIT) {
+		char status[400];
+
+		/* a rule's connector is gone: as unroutable, until a
+		 * reload brings it back (qmgr_reroute) or it expires */
+		snprintf(status, sizeof(status), "451 4.4.3 %s", r.why);
+		qmgr_settle_now(q, d, 451, "4.4.3", status, "ROUTING");
+		return;
+	}
 	if (r.kind == ROUTE_CONNECTOR) {
+		char note[600] = "";
+
+		if (r.tls_floor)
+			snprintf(note, sizeof(note),
+			    "(TLS required by transport rule \"%s\")",
+			    r.tls_rule);
+		else if (r.connector_rule != NULL)
+			snprintf(note, sizeof(note),
+			    "(routed by transport rule \"%s\" through send "
+			    "connector \"%s\")",
+			    r.connector_rule, r.connector->name);
 		route_queue_name(&r, at + 1, queue, sizeof(queue), &type);
 		memset(&dr, 0, sizeof(dr));
 		dr.rcpt_id = d->rcpt_id;
@@ -338,9 +397,13 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 		dr.notify = d->notify;
 		dr.attempts = d->attempts;
 		dr.delay_notified = d->delay_notified;
+		dr.tls_rule = r.tls_floor ? r.tls_rule : NULL;
+		dr.note = note;
 		if (dqueues_add(
 		        q->dqueues, queue, r.connector->name, at + 1, &dr) == 0)
 			qmgr_hold(q, d->rcpt_id);
+		else
+			q->rescan = 1; /* as for a full Maildir queue */
 		return;
 	}
 	qmgr_local(q, d, d->addr, r.domain->mailboxes);

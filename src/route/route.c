@@ -9,7 +9,9 @@
  * The TLS policy of a routed recipient is not decided here but by
  * tls_policy_decide() (src/tls/tls_policy.c), the function the SMTP client
  * calls for every next hop, so `sluicectl route` prints the daemon's
- * policy and not a copy of it.
+ * policy and not a copy of it.  What transport rules decided at
+ * acceptance (route_recipient: a scoped connector, a TLS requirement) is
+ * applied on top of the same decision, never instead of it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -62,7 +64,8 @@ route_domain(const struct conf *conf, const char *domain, struct route *r)
 		const struct conf_send_connector *sc =
 		    &conf->send_connectors[i];
 
-		if (!sc->enabled)
+		/* a scoped connector is only ever chosen by a rule */
+		if (!sc->enabled || sc->is_transport_rule_scoped)
 			continue;
 		for (size_t j = 0; j < sc->naddress_spaces; j++) {
 			const struct conf_address_space *as =
@@ -111,6 +114,68 @@ route_postmaster(const struct conf *conf)
 	return NULL;
 }
 
+/* The TLS policy of a connector route, with a rule's requirement. */
+static void
+route_policy(const struct conf *conf, const char *domain, const char *rule,
+    struct route *r)
+{
+	struct tls_policy_input in = {.conf = conf,
+	    .connector = r->connector,
+	    .domain = domain,
+	    .rule = rule};
+
+	tls_policy_decide(&in, &r->tls);
+}
+
+void
+route_recipient(const struct conf *conf, const char *domain,
+    const struct route_rules *rr, struct route *r)
+{
+	const struct conf_send_connector *sc;
+	const char *tls_rule;
+
+	route_domain(conf, domain, r);
+	if (rr == NULL || r->kind == ROUTE_LOCAL)
+		return;
+	if (rr->connector != NULL && rr->connector[0] != '\0') {
+		sc = conf_send_connector(conf, rr->connector);
+		if (sc == NULL || !sc->enabled ||
+		    !sc->is_transport_rule_scoped) {
+			memset(&r->tls, 0, sizeof(r->tls));
+			r->kind = ROUTE_WAIT;
+			r->connector = NULL;
+			r->space = NULL;
+			r->connector_rule = rr->connector_rule;
+			snprintf(r->why, sizeof(r->why),
+			    "transport rule \"%s\" routes to send connector "
+			    "\"%s\", which is %s: the mail waits in the "
+			    "Unreachable queue",
+			    rr->connector_rule ? rr->connector_rule : "?",
+			    rr->connector,
+			    sc == NULL     ? "not configured"
+			    : !sc->enabled ? "disabled"
+			                   : "not IsTransportRuleScoped");
+			return;
+		}
+		r->kind = ROUTE_CONNECTOR;
+		r->connector = sc;
+		r->space = NULL;
+		r->connector_rule = rr->connector_rule;
+		route_policy(conf, domain, NULL, r);
+		snprintf(r->why, sizeof(r->why),
+		    "send connector \"%s\": chosen by transport rule \"%s\" "
+		    "(RouteMessageOutboundConnector)",
+		    sc->name, rr->connector_rule ? rr->connector_rule : "?");
+	}
+	tls_rule = rr->tls_rule;
+	if (tls_rule != NULL && tls_rule[0] != '\0' &&
+	    r->kind == ROUTE_CONNECTOR) {
+		r->tls_rule = tls_rule;
+		route_policy(conf, domain, tls_rule, r);
+		r->tls_floor = r->tls.source == TLS_SOURCE_TRANSPORT_RULE;
+	}
+}
+
 void
 route_tls_policy(const struct route *r, char *out, size_t len)
 {
@@ -131,16 +196,26 @@ route_queue_name(const struct route *r, const char *domain, char *out,
 		*type = "MaildirDelivery";
 		break;
 	case ROUTE_NONE:
+	case ROUTE_WAIT: /* a rule's connector is gone: as unroutable */
 		snprintf(out, len, "Unreachable");
 		*type = "Unreachable";
 		break;
 	case ROUTE_CONNECTOR:
 		if (r->connector->dns_routing_enabled) {
-			snprintf(out, len, "%s", domain);
+			if (r->connector_rule != NULL)
+				snprintf(out, len, "%s/%s", domain,
+				    r->connector->name);
+			else
+				snprintf(out, len, "%s", domain);
 			*type = "DnsConnectorDelivery";
 		} else {
 			snprintf(out, len, "%s", r->connector->name);
 			*type = "SmartHostConnectorDelivery";
+		}
+		if (r->tls_floor) {
+			size_t w = strlen(out);
+
+			snprintf(out + w, len > w ? len - w : 0, "/RequireTls");
 		}
 		break;
 	}

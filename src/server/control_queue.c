@@ -16,7 +16,8 @@
  *   export ID                 the stored message (Export-Message)
  *
  * Queues are derived, not stored: each pending recipient is routed with
- * the live configuration and its next hop names its queue: "Local" for
+ * the live configuration and what transport rules decided for it when it
+ * was accepted, and its next hop names its queue: "Local" for
  * Authoritative domains, the recipient domain for DNS-routed connectors,
  * the connector's name for smart-host connectors, "Unreachable" when no
  * connector matches.  A message's identity is "QUEUE\ID", as `messages`
@@ -59,12 +60,18 @@
 
 /* --- names ------------------------------------------------------------ */
 
-/* The queue a recipient waits in, by the live configuration. */
+/*
+ * The queue a recipient waits in, by the live configuration and what
+ * transport rules decided for it at acceptance (route_recipient), as the
+ * queue manager routes it.
+ */
 static void
-cq_queue_of(const struct conf *conf, const char *addr, char *id, size_t idlen,
-    const char **type)
+cq_queue_of(const struct conf *conf, const struct spool_row *row, char *id,
+    size_t idlen, const char **type)
 {
-	const char *at = strrchr(addr, '@');
+	const char *at = strrchr(row->addr, '@');
+	struct route_rules rr = {
+	    row->rule_tls, row->rule_connector, row->rule_route};
 	char domain[256];
 	struct route r;
 	size_t i;
@@ -78,7 +85,7 @@ cq_queue_of(const struct conf *conf, const char *addr, char *id, size_t idlen,
 	for (i = 0; at[1 + i] != '\0' && i + 1 < sizeof(domain); i++)
 		domain[i] = (char)tolower((unsigned char)at[1 + i]);
 	domain[i] = '\0';
-	route_domain(conf, domain, &r);
+	route_recipient(conf, domain, &rr, &r);
 	route_queue_name(&r, domain, id, idlen, type);
 }
 
@@ -131,7 +138,7 @@ cq_find_queue(void *arg, const struct spool_row *row)
 	char id[300];
 	const char *type;
 
-	cq_queue_of(f->conf, row->addr, id, sizeof(id), &type);
+	cq_queue_of(f->conf, row, id, sizeof(id), &type);
 	f->found = strcasecmp(id, f->name) == 0;
 	return f->found;
 }
@@ -204,7 +211,7 @@ cq_collect(void *arg, const struct spool_row *p)
 	char id[300];
 	const char *type;
 
-	cq_queue_of(w->srv->conf->conf, p->addr, id, sizeof(id), &type);
+	cq_queue_of(w->srv->conf->conf, p, id, sizeof(id), &type);
 	for (size_t i = 0; i < w->nqueues && q == NULL; i++)
 		if (strcmp(w->queues[i].identity, id) == 0)
 			q = &w->queues[i];
@@ -428,8 +435,8 @@ cq_list_row(void *arg, const struct spool_row *row)
 	if (l->finished)
 		snprintf(queue, sizeof(queue), "%s", CQ_SAFETY_NET);
 	else
-		cq_queue_of(l->ctl->srv->conf->conf, row->addr, queue,
-		    sizeof(queue), &type);
+		cq_queue_of(
+		    l->ctl->srv->conf->conf, row, queue, sizeof(queue), &type);
 	for (size_t i = 0; i < l->ngroups && g == NULL; i++)
 		if (strcmp(l->groups[i].queue, queue) == 0)
 			g = &l->groups[i];
@@ -575,7 +582,7 @@ cq_job_row(void *arg, const struct spool_row *row)
 	const char *type;
 
 	cq_queue_of(
-	    j->c->ctl->srv->conf->conf, row->addr, queue, sizeof(queue), &type);
+	    j->c->ctl->srv->conf->conf, row, queue, sizeof(queue), &type);
 	if (j->id.queue[0] != '\0' && strcasecmp(queue, j->id.queue) != 0)
 		return 0;
 	j->matched++;
@@ -853,7 +860,7 @@ cq_count_row(void *arg, const struct spool_row *row)
 	if (row->next_attempt == SPOOL_SUSPENDED ||
 	    row->message_rowid == k->last)
 		return 0;
-	cq_queue_of(k->conf, row->addr, id, sizeof(id), &type);
+	cq_queue_of(k->conf, row, id, sizeof(id), &type);
 	if (strcasecmp(id, k->queue) == 0) {
 		k->messages++;
 		k->last = row->message_rowid;
@@ -959,8 +966,7 @@ cq_export_row(void *arg, const struct spool_row *row)
 		if (e->finished)
 			snprintf(queue, sizeof(queue), "%s", CQ_SAFETY_NET);
 		else
-			cq_queue_of(
-			    e->conf, row->addr, queue, sizeof(queue), &type);
+			cq_queue_of(e->conf, row, queue, sizeof(queue), &type);
 		if (strcasecmp(queue, e->id.queue) != 0)
 			return 0;
 	}

@@ -5,6 +5,7 @@
  *
  *   session.c          the state machine, commands, input and deadlines
  *   session_message.c  message content: our headers, the commit, the 250
+ *   session_rules.c    transport rules between the content and the commit
  *   session_auth.c     SMTP AUTH (RFC 4954)
  */
 #ifndef SLUICE_SESSION_INT_H
@@ -153,6 +154,9 @@ struct session {
 	int is_local;
 	unsigned long local_uid;
 	char local_user[33];
+
+	/* what transport rules decided for the message being stored */
+	struct session_rules *rules;
 };
 
 /* session.c */
@@ -176,6 +180,29 @@ void session_charge(struct session *);
 void session_content_release(struct session *);
 int session_content_start(struct session *);
 void session_finish(struct session *);
+/* RECEIVE rows of the envelope recipients (message tracking). */
+void session_track_receive(struct session *);
+/*
+ * The Message-ID (ours when it has none) and Subject of the message being
+ * received, into buffers of SPOOL_HEADER_MAX + 1 bytes.
+ */
+void session_header_facts(struct session *, char *msgid, char *subject);
+/* What every tracking row of that message says of it (m borrows). */
+struct track_msg;
+void session_track_msg(struct session *, struct track_msg *, const char *msgid,
+    const char *subject);
+
+/* session_rules.c: transport rules at the end of data */
+struct spool_msg;
+/*
+ * Run the rules over the finished message (msg as it would be stored).
+ * 0: store msg, which may now be a chain of copies; 1: the rules
+ * answered the client themselves (reject, delete, defer, no memory).
+ */
+int session_rules_apply(struct session *, struct spool_msg *);
+/* Tracking rows once the commit succeeded (ok) or failed. */
+void session_rules_committed(struct session *, int ok);
+void session_rules_free(struct session *);
 
 /* session_auth.c */
 int session_auth_offered(const struct session *);

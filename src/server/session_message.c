@@ -44,6 +44,7 @@ session_charge(struct session *s)
 void
 session_content_release(struct session *s)
 {
+	session_rules_free(s);
 	if (!s->content_started)
 		return;
 	server_memory_charge(
@@ -151,7 +152,7 @@ session_content_start(struct session *s)
  * Exchange assigns one; the message itself is not changed) and the
  * Subject.
  */
-static void
+void
 session_header_facts(struct session *s, char *msgid, char *subject)
 {
 	const char *data = s->content.out.data;
@@ -183,8 +184,24 @@ session_tls_optional(const struct session *s)
 	       strcasecmp(v, "No") == 0;
 }
 
+void
+session_track_msg(struct session *s, struct track_msg *m, const char *msgid,
+    const char *subject)
+{
+	memset(m, 0, sizeof(*m));
+	m->internal_id = s->queue_id;
+	m->message_id = msgid;
+	m->subject = subject;
+	m->sender = s->mail.path.addr;
+	m->client_ip = s->remote_ip;
+	m->directionality =
+	    strcmp(s->auth_as, "Internal") == 0 ? "Originating" : "Incoming";
+	m->size = (int64_t)s->content.out.len;
+	m->rcpt_count = (unsigned)s->nrcpts;
+}
+
 /* One RECEIVE row per recipient, once the message is durable. */
-static void
+void
 session_track_receive(struct session *s)
 {
 	char tls[160] = "tls=none", local_ip[64], custom[600];
@@ -201,6 +218,7 @@ session_track_receive(struct session *s)
 		                                              : "inbound",
 		    s->tlsinfo.version, s->tlsinfo.cipher);
 	session_header_facts(s, msgid, subject);
+	session_track_msg(s, &m, msgid, subject);
 	tracklog_ip(s->local, local_ip, sizeof(local_ip));
 	/* How the client was accepted, in custom-data's S:name=value form. */
 	snprintf(custom, sizeof(custom),
@@ -210,16 +228,6 @@ session_track_receive(struct session *s)
 	    s->mail.requiretls        ? ";S:RequireTLS=Yes"
 	    : session_tls_optional(s) ? ";S:TlsRequired=No"
 	                              : "");
-	memset(&m, 0, sizeof(m));
-	m.internal_id = s->queue_id;
-	m.message_id = msgid;
-	m.subject = subject;
-	m.sender = s->mail.path.addr;
-	m.client_ip = s->remote_ip;
-	m.directionality =
-	    strcmp(s->auth_as, "Internal") == 0 ? "Originating" : "Incoming";
-	m.size = (int64_t)s->content.out.len;
-	m.rcpt_count = (unsigned)s->nrcpts;
 	for (size_t i = 0; i < s->nrcpts; i++) {
 		memset(&ev, 0, sizeof(ev));
 		ev.event = "RECEIVE";
@@ -263,7 +271,11 @@ session_committed(void *arg, int ok, const char *queue_id)
 	if (ok) {
 		spool_crash_point("before-reply");
 		session_log_credit(s);
+		/* the message's rows leave in one write */
+		tracklog_hold(s->srv->tracklog, 1);
 		session_track_receive(s);
+		session_rules_committed(s, ok);
+		tracklog_hold(s->srv->tracklog, 0);
 		s->junk = 0; /* the session does send mail */
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
@@ -336,6 +348,13 @@ session_finish(struct session *s)
 	msg.nrcpts = s->nrcpts;
 	msg.data = s->content.out.data;
 	msg.len = s->content.out.len;
+	/* Transport rules, before anything is stored (SPEC 5). */
+	if (session_rules_apply(s, &msg) != 0) {
+		free(rcpts);
+		session_reset(s);
+		session_enter(s, SESSION_COMMAND);
+		return;
+	}
 	/*
 	 * Reading goes on while the spool commits (bounded by
 	 * CONN_INPUT_MAX): pipelined commands simply wait in the buffer, and

@@ -50,16 +50,18 @@
 #define SPOOL_PENDING_MAX ((size_t)512 * 1024 * 1024)
 /* Messages per transaction: bounds a batch's memory and its latency. */
 #define SPOOL_BATCH_MAX 512
-#define SPOOL_SCHEMA_VERSION 1
+#define SPOOL_SCHEMA_VERSION 3
 
 struct spool_item_rcpt {
 	char *addr;
 	char *orcpt;
 	unsigned notify;
+	char *rule_tls, *rule_connector, *rule_route, *rule_reject;
 };
 
 struct spool_item {
 	struct spool_item *next;
+	struct spool_item *copy; /* stored with this one (spool_msg.next) */
 	char *queue_id, *sender, *envid, *connector, *client, *helo, *tls,
 	    *auth_as, *message_id, *subject;
 	int ret, body_type, smtputf8, requiretls, tls_optional;
@@ -67,6 +69,7 @@ struct spool_item {
 	size_t nrcpts;
 	const char *data; /* the caller's, valid until the callback */
 	size_t len;
+	size_t bytes; /* len of this item and its copies: SPOOL_PENDING_MAX */
 	spool_done_fn fn;
 	void *arg;
 	int ok;
@@ -102,7 +105,8 @@ struct spool {
 #define SPOOL_DUE_COLUMNS                                                      \
 	"SELECT r.id, r.message_id, m.queue_id, m.sender, r.addr,"             \
 	" r.attempts, m.received, r.notify, r.orcpt, r.delay_notified,"        \
-	" r.last_error, r.next_attempt FROM recipients r"                      \
+	" r.last_error, r.next_attempt, r.rule_tls, r.rule_connector,"         \
+	" r.rule_route, r.rule_reject FROM recipients r"                       \
 	" JOIN messages m ON m.id = r.message_id"
 
 static const char spool_schema[] =
@@ -140,7 +144,11 @@ static const char spool_schema[] =
     " last_error TEXT NOT NULL DEFAULT '',"
     " next_hop TEXT NOT NULL DEFAULT '',"
     " updated INTEGER NOT NULL DEFAULT 0,"
-    " delay_notified INTEGER NOT NULL DEFAULT 0);"
+    " delay_notified INTEGER NOT NULL DEFAULT 0,"
+    " rule_tls TEXT NOT NULL DEFAULT '',"
+    " rule_connector TEXT NOT NULL DEFAULT '',"
+    " rule_route TEXT NOT NULL DEFAULT '',"
+    " rule_reject TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS recipients_due"
     " ON recipients(status, next_attempt);"
     "CREATE INDEX IF NOT EXISTS recipients_message"
@@ -189,9 +197,15 @@ spool_strdup(const char *s)
 static void
 spool_item_free(struct spool_item *it)
 {
+	if (it->copy != NULL)
+		spool_item_free(it->copy);
 	for (size_t i = 0; i < it->nrcpts; i++) {
 		free(it->rcpts[i].addr);
 		free(it->rcpts[i].orcpt);
+		free(it->rcpts[i].rule_tls);
+		free(it->rcpts[i].rule_connector);
+		free(it->rcpts[i].rule_route);
+		free(it->rcpts[i].rule_reject);
 	}
 	free(it->rcpts);
 	free(it->queue_id);
@@ -267,13 +281,22 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 		sqlite3_bind_text(r, 4, it->rcpts[i].orcpt, -1, SQLITE_STATIC);
 		sqlite3_bind_int(r, 5, (int)it->rcpts[i].notify);
 		sqlite3_bind_int64(r, 6, (sqlite3_int64)now);
+		sqlite3_bind_text(
+		    r, 7, it->rcpts[i].rule_tls, -1, SQLITE_STATIC);
+		sqlite3_bind_text(
+		    r, 8, it->rcpts[i].rule_connector, -1, SQLITE_STATIC);
+		sqlite3_bind_text(
+		    r, 9, it->rcpts[i].rule_route, -1, SQLITE_STATIC);
+		sqlite3_bind_text(
+		    r, 10, it->rcpts[i].rule_reject, -1, SQLITE_STATIC);
 		if (sqlite3_step(r) != SQLITE_DONE) {
 			log_err("queue: storing recipients of %s: %s",
 			    it->queue_id, sqlite3_errmsg(sp->db));
 			return -1;
 		}
 	}
-	return 0;
+	/* the other copies of the message, in the same savepoint */
+	return it->copy != NULL ? spool_write_item(sp, it->copy, now) : 0;
 }
 
 /* An administrator's change, one statement with the target as ?1. */
@@ -384,7 +407,7 @@ spool_committer(void *arg)
 		     it != NULL && n < SPOOL_BATCH_MAX; it = it->next) {
 			last = it;
 			n++;
-			bytes += it->len;
+			bytes += it->bytes;
 		}
 		sp->pending = last->next;
 		if (sp->pending == NULL)
@@ -450,8 +473,10 @@ spool_wake_cb(evutil_socket_t fd, short what, void *arg)
  * CREATE TABLE IF NOT EXISTS leaves an old table as it is, so columns
  * added since are added here: the delay notice flag (version 2), the
  * Message-ID and Subject the tracking log and the queue views show
- * (version 3; older messages have them empty), the REQUIRETLS flag and
- * "TLS-Required: No" (RFC 8689; older messages never had them).
+ * (version 3; older messages have them empty), what transport rules
+ * decided per recipient (version 4; old rows: no rule decided anything),
+ * the REQUIRETLS flag and "TLS-Required: No" (RFC 8689; older messages
+ * never had them).
  */
 static int
 spool_add_column(
@@ -481,6 +506,16 @@ spool_migrate(sqlite3 *db)
 	    spool_add_column(db, "messages", "tls_optional",
 	        "INTEGER NOT NULL DEFAULT 0") < 0)
 		return -1;
+	/* transport rules (SPEC 5): what they decided, per recipient */
+	if (spool_add_column(
+	        db, "recipients", "rule_tls", "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(db, "recipients", "rule_connector",
+	        "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(db, "recipients", "rule_route",
+	        "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(db, "recipients", "rule_reject",
+	        "TEXT NOT NULL DEFAULT ''") < 0)
+		return -1;
 	return 0;
 }
 
@@ -504,7 +539,7 @@ spool_open_db(const char *path, const char **why)
 	    spool_exec(db, "PRAGMA synchronous=FULL") < 0 ||
 	    spool_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
 	    spool_exec(db, spool_schema) < 0 || spool_migrate(db) < 0 ||
-	    spool_exec(db, "PRAGMA user_version=3") < 0) {
+	    spool_exec(db, "PRAGMA user_version=4") < 0) {
 		*why = "cannot initialise the queue database";
 		sqlite3_close(db);
 		return NULL;
@@ -621,7 +656,8 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        -1, &sp->ins_msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO recipients (message_id, rcpt_index, addr, orcpt,"
-	        " notify, updated) VALUES (?,?,?,?,?,?)",
+	        " notify, updated, rule_tls, rule_connector, rule_route,"
+	        " rule_reject) VALUES (?,?,?,?,?,?,?,?,?,?)",
 	        -1, &sp->ins_rcpt, NULL) != SQLITE_OK) {
 		*why = "cannot prepare statements";
 		goto fail;
@@ -744,24 +780,20 @@ spool_enqueue(struct spool *sp, struct spool_item *it)
 	pthread_mutex_lock(&sp->mu);
 	*sp->pending_tail = it;
 	sp->pending_tail = &it->next;
-	sp->pending_bytes += it->len;
+	sp->pending_bytes += it->bytes;
 	sp->inflight++;
 	pthread_cond_signal(&sp->cv);
 	pthread_mutex_unlock(&sp->mu);
 }
 
-int
-spool_submit(
-    struct spool *sp, const struct spool_msg *msg, spool_done_fn fn, void *arg)
+/* One message of a submission as an item (its copies not included). */
+static struct spool_item *
+spool_item_new(const struct spool_msg *msg)
 {
-	struct spool_item *it;
-	int full;
+	struct spool_item *it = calloc(1, sizeof(*it));
 
-	pthread_mutex_lock(&sp->mu);
-	full = sp->pending_bytes + msg->len > SPOOL_PENDING_MAX;
-	pthread_mutex_unlock(&sp->mu);
-	if (full || (it = calloc(1, sizeof(*it))) == NULL)
-		return -1;
+	if (it == NULL)
+		return NULL;
 	it->queue_id = spool_strdup(msg->queue_id);
 	it->sender = spool_strdup(msg->sender);
 	it->envid = spool_strdup(msg->envid);
@@ -779,27 +811,62 @@ spool_submit(
 	it->tls_optional = msg->tls_optional != 0;
 	it->data = msg->data;
 	it->len = msg->len;
-	it->fn = fn;
-	it->arg = arg;
 	it->rcpts = calloc(msg->nrcpts ? msg->nrcpts : 1, sizeof(*it->rcpts));
 	if (it->rcpts != NULL) {
 		it->nrcpts = msg->nrcpts;
 		for (size_t i = 0; i < msg->nrcpts; i++) {
-			it->rcpts[i].addr = spool_strdup(msg->rcpts[i].addr);
-			it->rcpts[i].orcpt = spool_strdup(msg->rcpts[i].orcpt);
-			it->rcpts[i].notify = msg->rcpts[i].notify;
-			if (it->rcpts[i].addr == NULL ||
-			    it->rcpts[i].orcpt == NULL) {
+			const struct spool_rcpt *in = &msg->rcpts[i];
+			struct spool_item_rcpt *r = &it->rcpts[i];
+
+			r->addr = spool_strdup(in->addr);
+			r->orcpt = spool_strdup(in->orcpt);
+			r->notify = in->notify;
+			r->rule_tls = spool_strdup(in->rule_tls);
+			r->rule_connector = spool_strdup(in->rule_connector);
+			r->rule_route = spool_strdup(in->rule_route);
+			r->rule_reject = spool_strdup(in->rule_reject);
+			if (r->addr == NULL || r->orcpt == NULL ||
+			    r->rule_tls == NULL || r->rule_connector == NULL ||
+			    r->rule_route == NULL || r->rule_reject == NULL) {
 				spool_item_free(it);
-				return -1;
+				return NULL;
 			}
 		}
 	}
 	if (it->queue_id == NULL || it->sender == NULL || it->rcpts == NULL ||
 	    it->message_id == NULL || it->subject == NULL) {
 		spool_item_free(it);
-		return -1;
+		return NULL;
 	}
+	return it;
+}
+
+int
+spool_submit(
+    struct spool *sp, const struct spool_msg *msg, spool_done_fn fn, void *arg)
+{
+	struct spool_item *it, **tail;
+	size_t len = 0;
+	int full;
+
+	for (const struct spool_msg *m = msg; m != NULL; m = m->next)
+		len += m->len;
+	pthread_mutex_lock(&sp->mu);
+	full = sp->pending_bytes + len > SPOOL_PENDING_MAX;
+	pthread_mutex_unlock(&sp->mu);
+	if (full || (it = spool_item_new(msg)) == NULL)
+		return -1;
+	tail = &it->copy;
+	for (const struct spool_msg *m = msg->next; m != NULL; m = m->next) {
+		if ((*tail = spool_item_new(m)) == NULL) {
+			spool_item_free(it);
+			return -1;
+		}
+		tail = &(*tail)->copy;
+	}
+	it->bytes = len;
+	it->fn = fn;
+	it->arg = arg;
 	spool_enqueue(sp, it);
 	return 0;
 }
@@ -949,6 +1016,14 @@ spool_due_rows(sqlite3_stmt *q, struct spool_due *out, size_t max, size_t *n)
 		snprintf(d->last_error, sizeof(d->last_error), "%s",
 		    (const char *)sqlite3_column_text(q, 10));
 		d->next_attempt = (time_t)sqlite3_column_int64(q, 11);
+		snprintf(d->rule_tls, sizeof(d->rule_tls), "%s",
+		    (const char *)sqlite3_column_text(q, 12));
+		snprintf(d->rule_connector, sizeof(d->rule_connector), "%s",
+		    (const char *)sqlite3_column_text(q, 13));
+		snprintf(d->rule_route, sizeof(d->rule_route), "%s",
+		    (const char *)sqlite3_column_text(q, 14));
+		snprintf(d->rule_reject, sizeof(d->rule_reject), "%s",
+		    (const char *)sqlite3_column_text(q, 15));
 	}
 	sqlite3_reset(q);
 	return 0;
@@ -1073,7 +1148,8 @@ spool_foreach(struct spool *sp, const struct spool_select *sel,
 	    "SELECT r.id, m.id, m.queue_id, m.sender, r.addr, r.last_error,"
 	    " r.next_attempt, m.received, r.attempts, m.size, r.status,"
 	    " r.next_hop, r.updated, m.message_id, m.subject, m.client,"
-	    " r.orcpt, r.notify, r.delay_notified"
+	    " r.orcpt, r.notify, r.delay_notified,"
+	    " r.rule_tls, r.rule_connector, r.rule_route"
 	    " FROM recipients r JOIN messages m ON m.id = r.message_id"
 	    " WHERE %s%s ORDER BY m.id, r.rcpt_index",
 	    sel->finished ? "r.status IN (1, 2)" : "r.status = 0",
@@ -1102,6 +1178,9 @@ spool_foreach(struct spool *sp, const struct spool_select *sel,
 		row.orcpt = spool_text(q, 16);
 		row.notify = (unsigned)sqlite3_column_int(q, 17);
 		row.delay_notified = sqlite3_column_int(q, 18);
+		row.rule_tls = spool_text(q, 19);
+		row.rule_connector = spool_text(q, 20);
+		row.rule_route = spool_text(q, 21);
 		if (fn(arg, &row) != 0)
 			break;
 	}

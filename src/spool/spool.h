@@ -32,6 +32,15 @@ struct spool_rcpt {
 	const char *addr;  /* forward-path, "" never */
 	const char *orcpt; /* DSN ORCPT, "" when absent */
 	unsigned notify;   /* SMTP_NOTIFY_* flags */
+	/*
+	 * What transport rules decided at acceptance (SPEC 5); NULL or ""
+	 * when nothing.  The delivery side routes with them, whatever rules
+	 * are configured by then.
+	 */
+	const char *rule_tls;       /* rule requiring TLS (RequireTls) */
+	const char *rule_connector; /* RouteMessageOutboundConnector */
+	const char *rule_route;     /* the rule that chose the connector */
+	const char *rule_reject;    /* a rule's reply: fail with an NDR */
 };
 
 /*
@@ -59,6 +68,12 @@ struct spool_msg {
 	size_t nrcpts;
 	const char *data; /* the message as stored, headers included */
 	size_t len;
+	/*
+	 * More messages stored in the same transaction, all or none, with
+	 * one callback (the copies of a message that transport rules split):
+	 * each has its own queue id, envelope and content.
+	 */
+	const struct spool_msg *next;
 };
 
 /*
@@ -111,6 +126,11 @@ struct spool_due {
 	int delay_notified; /* the sender has had a delay notice */
 	char last_error[512];
 	time_t next_attempt; /* 0: never tried */
+	/* transport rule decisions (spool_rcpt), "" when none */
+	char rule_tls[256];
+	char rule_connector[256];
+	char rule_route[256];
+	char rule_reject[1024];
 };
 
 /* Where spool_due_retry() goes on from. */
@@ -179,6 +199,9 @@ struct spool_row {
 	time_t updated; /* the last change of state */
 	unsigned attempts;
 	int64_t size;
+	const char *rule_tls; /* transport rule decisions, "" when none */
+	const char *rule_connector;
+	const char *rule_route;
 };
 int spool_foreach(struct spool *, const struct spool_select *,
     int (*fn)(void *, const struct spool_row *), void *arg);

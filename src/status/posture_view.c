@@ -78,6 +78,7 @@ posture_view_policy(const struct conf *conf, const char *partner, char *out,
 		*kind = "local";
 		return;
 	case ROUTE_NONE:
+	case ROUTE_WAIT:
 		snprintf(out, len, "none: no enabled send connector matches");
 		*kind = "unreachable";
 		return;

@@ -28,17 +28,12 @@ tls_policy_empty(const char *s)
 	return s == NULL || s[0] == '\0';
 }
 
-void
-tls_policy_decide(const struct tls_policy_input *in, struct tls_policy *p)
+/* The level the connector's own settings (and Domain Security) set. */
+static void
+tls_policy_connector(const struct tls_policy_input *in, struct tls_policy *p)
 {
 	const struct conf_send_connector *sc = in->connector;
 
-	memset(p, 0, sizeof(*p));
-	p->connector = sc->name;
-	p->domain = in->domain;
-	p->source = TLS_SOURCE_CONNECTOR;
-	if (!tls_policy_empty(sc->tls_certificate_name))
-		p->cert_name = sc->tls_certificate_name;
 	if (sc->domain_secure_enabled && in->conf != NULL &&
 	    in->domain != NULL &&
 	    conf_strlist_has(
@@ -77,6 +72,32 @@ tls_policy_decide(const struct tls_policy_input *in, struct tls_policy *p)
 		if (!tls_policy_empty(sc->tls_domain))
 			p->tls_domain = sc->tls_domain;
 		break;
+	}
+}
+
+void
+tls_policy_decide(const struct tls_policy_input *in, struct tls_policy *p)
+{
+	const struct conf_send_connector *sc = in->connector;
+
+	memset(p, 0, sizeof(*p));
+	p->connector = sc->name;
+	p->domain = in->domain;
+	p->source = TLS_SOURCE_CONNECTOR;
+	if (!tls_policy_empty(sc->tls_certificate_name))
+		p->cert_name = sc->tls_certificate_name;
+	tls_policy_connector(in, p);
+	/*
+	 * A transport rule's RouteMessageOutboundRequireTls is a floor
+	 * above the connector's: at least EncryptionOnly, IgnoreSTARTTLS
+	 * giving way; a stricter level stays as it is (SPEC 5).
+	 */
+	if (!tls_policy_empty(in->rule)) {
+		p->rule = in->rule;
+		if (p->level < TLS_POLICY_ENCRYPT) {
+			p->level = TLS_POLICY_ENCRYPT;
+			p->source = TLS_SOURCE_TRANSPORT_RULE;
+		}
 	}
 }
 
@@ -196,8 +217,8 @@ tls_policy_judge(const struct tls_policy *p, const struct tls_facts *f,
 	return TLS_ACTION_DEFER;
 }
 
-void
-tls_policy_describe(const struct tls_policy *p, char *out, size_t len)
+static void
+tls_policy_words(const struct tls_policy *p, char *out, size_t len)
 {
 	char ours[200] = "";
 
@@ -228,6 +249,15 @@ tls_policy_describe(const struct tls_policy *p, char *out, size_t len)
 		    ours);
 		return;
 	case TLS_POLICY_ENCRYPT:
+		if (p->source == TLS_SOURCE_TRANSPORT_RULE) {
+			snprintf(out, len,
+			    "RequireTLS by transport rule \"%s\" "
+			    "(RouteMessageOutboundRequireTls), EncryptionOnly: "
+			    "TLS required, certificate not checked; otherwise "
+			    "defer%s",
+			    p->rule, ours);
+			return;
+		}
 		snprintf(out, len,
 		    "RequireTLS, EncryptionOnly: TLS required, certificate "
 		    "not checked; otherwise defer%s",
@@ -255,6 +285,19 @@ tls_policy_describe(const struct tls_policy *p, char *out, size_t len)
 		return;
 	}
 	snprintf(out, len, "?");
+}
+
+void
+tls_policy_describe(const struct tls_policy *p, char *out, size_t len)
+{
+	size_t w;
+
+	tls_policy_words(p, out, len);
+	/* a rule's requirement the connector meets already is said too */
+	if (p->rule != NULL && p->source != TLS_SOURCE_TRANSPORT_RULE &&
+	    (w = strlen(out)) + 1 < len)
+		snprintf(out + w, len - w,
+		    " (transport rule \"%s\" requires TLS too)", p->rule);
 }
 
 const char *

@@ -15,11 +15,12 @@
  *                          -> what the client does next;
  *   tls_policy_describe()  the policy in words, for people.
  *
- * Later inputs (DANE's TLSA records of the next hop, the domain's
- * MTA-STS policy, a transport rule's RouteMessageOutboundRequireTls) are
- * further fields of struct tls_policy_input; each can only raise the
- * level the connector sets (SPEC 6: the connector is the floor), and
- * struct tls_policy records which input set the level (source).
+ * Inputs beyond the connector (a transport rule's
+ * RouteMessageOutboundRequireTls now; DANE's TLSA records of the next
+ * hop and the domain's MTA-STS policy later) are further fields of
+ * struct tls_policy_input; each can only raise the level the connector
+ * sets (SPEC 6: the connector is the floor), and struct tls_policy
+ * records which input set the level (source).
  */
 #ifndef SLUICE_TLS_POLICY_H
 #define SLUICE_TLS_POLICY_H
@@ -42,10 +43,11 @@ enum tls_policy_level {
 	TLS_POLICY_DOMAIN_SECURE, /* Domain Security: mutual TLS */
 };
 
-/* Which input set the level (DANE, MTA-STS and rules come later). */
+/* Which input set the level (DANE and MTA-STS come later). */
 enum tls_policy_source {
-	TLS_SOURCE_CONNECTOR,     /* the send connector's settings */
-	TLS_SOURCE_DOMAIN_SECURE, /* TLSSendDomainSecureList */
+	TLS_SOURCE_CONNECTOR,      /* the send connector's settings */
+	TLS_SOURCE_DOMAIN_SECURE,  /* TLSSendDomainSecureList */
+	TLS_SOURCE_TRANSPORT_RULE, /* RouteMessageOutboundRequireTls */
 };
 
 struct tls_policy_input {
@@ -53,6 +55,11 @@ struct tls_policy_input {
 	const struct conf_send_connector *connector;
 	const char *domain; /* the recipient domain (lower case) */
 	const char *host;   /* the next hop; NULL when not known yet */
+	/*
+	 * The transport rule whose RouteMessageOutboundRequireTls applies
+	 * to the recipients (SPEC 5), or NULL: at least ENCRYPT.
+	 */
+	const char *rule;
 };
 
 /*
@@ -72,6 +79,7 @@ struct tls_policy {
 	const char *domain;    /* the recipient domain */
 	const char *cert_name; /* our certificate presented, or NULL */
 	int partner_trust;     /* trust Domain Security's partner CAs too */
+	const char *rule;      /* a transport rule requires TLS, or NULL */
 };
 
 void tls_policy_decide(const struct tls_policy_input *, struct tls_policy *);
@@ -135,7 +143,8 @@ const char *tls_policy_name(const struct tls_policy *);
 /*
  * One line for people (`sluicectl route`, `test-tls`, the protocol log):
  * "RequireTLS, DomainValidation: TLS with a trusted certificate naming
- * *.contoso.com; otherwise defer".
+ * *.contoso.com; otherwise defer"; a transport rule's requirement is
+ * named, as what set the level or as met by the connector already.
  */
 void tls_policy_describe(const struct tls_policy *, char *out, size_t len);
 

@@ -153,3 +153,45 @@ def test_recipient_validation_is_on_by_default(tmp_path):
             c.cmd("MAIL FROM:<sender@remote.example>").check(250)
             c.cmd("RCPT TO:<alice@local.test>").check(250)
             c.cmd("RCPT TO:<nobody@local.test>").check(550, "5.1.1")
+
+
+def test_local_mail_faster_than_the_maildir_agent(tmp_path):
+    """More local recipients at once than the Maildir agent queues
+    (MAILDIR_QUEUE_MAX): those it could not take wait and are delivered
+    all the same.  (The new-mail walk had moved past them: they stayed
+    never tried until a restart; found by the transport rule reload test.)
+    """
+    from harness import join_threads, start_threads
+
+    mail = tmp_path / "mail"
+    accepted, failures = [], []
+
+    def sender(n):
+        try:
+            with Client(s.port) as c:
+                c.ehlo()
+                for i in range(100):
+                    c.cmd("MAIL FROM:<sender@remote.example>").check(250)
+                    for r in range(3):
+                        c.cmd(f"RCPT TO:<u{n}r{r}@local.test>").check(250)
+                    c.cmd("DATA").check(354)
+                    c.send(make_message(f"burst {n} {i}").encode() +
+                           b".\r\n")
+                    c.reply().check(250)
+                    accepted.append(n)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(repr(exc))
+
+    with running(tmp_path / "d",
+                 raw_extra=f"\n[AcceptedDomain local.test]\n"
+                           f"Mailboxes = {mail}/%d/%u\n") as s:
+        join_threads(start_threads(sender, [(n,) for n in range(4)]), 50,
+                     "senders")
+        assert failures == [] and len(accepted) == 400
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            if all(r["status"] == 1 for r in s.recipients()):
+                break
+            time.sleep(0.2)
+        assert [r for r in s.recipients() if r["status"] != 1] == []
+        assert len(list(mail.glob("local.test/*/new/*"))) == 1200

@@ -407,7 +407,7 @@ test_syntax_errors(void **state)
 	(void)state;
 	expect_error("[Transport]\nNoSuchKey = 1\n", 2, "unknown key");
 	expect_error("[Transport]\n[Bogus x]\n", 2, "unknown section");
-	expect_error("[TransportRule r1]\n", 1, "not supported");
+	expect_error("[TransportRule r1]\n", 1, "has no action");
 	expect_error(
 	    "[Transport]\nMaxReceiveSize = 1MB\nMaxReceiveSize = 2MB\n", 3,
 	    "duplicate key");

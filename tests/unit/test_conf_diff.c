@@ -61,6 +61,18 @@ static const struct diff_case cases[] = {
         "[AcceptedDomain fabrikam.com]: added\n"
         "[SendConnector Contoso]: removed\n",
         3},
+    {"transport rules by name",
+        BASE "[TransportRule Tag]\nPriority = 0\n"
+             "SubjectContainsWords = x\nPrependSubject = \"[x] \"\n"
+             "[TransportRule Old]\nPriority = 1\nDeleteMessage = true\n",
+        BASE "[TransportRule \"Force TLS\"]\nPriority = 1\n"
+             "RouteMessageOutboundRequireTls = true\n"
+             "[TransportRule TAG]\nPriority = 0\n"
+             "SubjectContainsWords = \"x\", y\nPrependSubject = \"[x] \"\n",
+        "[TransportRule \"Force TLS\"]: added\n"
+        "[TransportRule TAG]: changed: SubjectContainsWords\n"
+        "[TransportRule Old]: removed\n",
+        3},
 };
 
 static struct conf *

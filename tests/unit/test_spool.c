@@ -71,9 +71,11 @@ static struct outcome
 submit_many(struct spool *sp, struct event_base *base, int n, const char *body)
 {
 	static const struct spool_rcpt rcpts[] = {
-	    {"a@example.com", "", 0},
-	    {"b@example.com", "rfc822;b@example.com", 6},
-	    {"c@example.com", "", 0},
+	    {.addr = "a@example.com", .orcpt = "", .notify = 0},
+	    {.addr = "b@example.com",
+	        .orcpt = "rfc822;b@example.com",
+	        .notify = 6},
+	    {.addr = "c@example.com", .orcpt = "", .notify = 0},
 	};
 	struct outcome o = {0, 0};
 	char ids[BATCH][32];
@@ -317,9 +319,9 @@ static void
 test_info_foreach_suspend(void **state)
 {
 	static const struct spool_rcpt rcpts[] = {
-	    {"a@example.com", "", 0},
-	    {"b@example.com", "", 0},
-	    {"c@example.com", "", 0},
+	    {.addr = "a@example.com", .orcpt = "", .notify = 0},
+	    {.addr = "b@example.com", .orcpt = "", .notify = 0},
+	    {.addr = "c@example.com", .orcpt = "", .notify = 0},
 	};
 	const char *body = "Message-ID: <m@x>\r\nSubject: s\r\n\r\nbody\r\n";
 	struct event_base *base = event_base_new();
@@ -403,6 +405,131 @@ test_info_foreach_suspend(void **state)
 	free(dir);
 }
 
+/*
+ * The copies a transport rule split a message into are stored together,
+ * with the rules' decisions per recipient; a copy that cannot be stored
+ * takes the others with it.
+ */
+static void
+test_rule_copies(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *dir = make_dir();
+	const char *why = NULL;
+	struct spool *sp = spool_open(dir, base, &why);
+	struct spool_rcpt r1 = {.addr = "a@fabrikam.com",
+	    .orcpt = "",
+	    .rule_tls = "Force TLS",
+	    .rule_connector = "Secure",
+	    .rule_route = "Route legal"};
+	struct spool_rcpt r2 = {.addr = "b@other.org",
+	    .orcpt = "",
+	    .rule_reject = "550 5.7.1 blocked"};
+	struct spool_msg copy = {.queue_id = "COPY2",
+	    .sender = "s@x.org",
+	    .rcpts = &r2,
+	    .nrcpts = 1,
+	    .data = "Subject: b\r\n\r\nb\r\n",
+	    .len = 17};
+	struct spool_msg msg = {.queue_id = "COPY1",
+	    .sender = "s@x.org",
+	    .rcpts = &r1,
+	    .nrcpts = 1,
+	    .data = "Subject: a\r\nX-T: 1\r\n\r\na\r\n",
+	    .len = 25,
+	    .next = &copy};
+	struct spool_due due[4];
+	struct outcome o = {0, 0};
+	size_t n = 0;
+
+	(void)state;
+	assert_non_null(sp);
+	assert_int_equal(spool_submit(sp, &msg, on_done, &o), 0);
+	while (o.done < 1)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(o.ok, 1); /* one callback for both */
+	assert_int_equal(spool_due_new(sp, 0, due, 4, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(due[0].queue_id, "COPY1");
+	assert_string_equal(due[0].rule_tls, "Force TLS");
+	assert_string_equal(due[0].rule_connector, "Secure");
+	assert_string_equal(due[0].rule_route, "Route legal");
+	assert_string_equal(due[0].rule_reject, "");
+	assert_string_equal(due[1].queue_id, "COPY2");
+	assert_string_equal(due[1].rule_reject, "550 5.7.1 blocked");
+	assert_string_equal(due[1].rule_tls, "");
+	/* a copy with an id already stored fails, and the whole group too */
+	copy.queue_id = "COPY1";
+	msg.queue_id = "COPY3";
+	assert_int_equal(spool_submit(sp, &msg, on_done, &o), 0);
+	while (o.done < 2)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(o.ok, 1);
+	spool_close(sp);
+	assert_int_equal(count_rows(dir, "select count(*) from messages"), 2);
+	assert_int_equal(count_rows(dir, "select length(body) from messages "
+	                                 "where queue_id = 'COPY1'"),
+	    25);
+	event_base_free(base);
+	free(dir);
+}
+
+/* A queue written before transport rules gains their columns. */
+static void
+test_migrate_rule_columns(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *dir = make_dir(), path[512];
+	const char *why = NULL;
+	struct spool *sp;
+	struct spool_due due[2];
+	size_t n = 0;
+	sqlite3 *db;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/queue.db", dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db,
+	        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	        " queue_id TEXT NOT NULL UNIQUE, received INTEGER NOT NULL,"
+	        " sender TEXT NOT NULL, envid TEXT NOT NULL DEFAULT '',"
+	        " ret INTEGER NOT NULL DEFAULT 0, body_type INTEGER NOT NULL"
+	        " DEFAULT 0, smtputf8 INTEGER NOT NULL DEFAULT 0, connector"
+	        " TEXT NOT NULL DEFAULT '', client TEXT NOT NULL DEFAULT '',"
+	        " helo TEXT NOT NULL DEFAULT '', tls TEXT NOT NULL DEFAULT '',"
+	        " auth_as TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL,"
+	        " checksum TEXT NOT NULL, body BLOB NOT NULL);"
+	        "CREATE TABLE recipients (id INTEGER PRIMARY KEY, message_id"
+	        " INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
+	        " rcpt_index INTEGER NOT NULL, addr TEXT NOT NULL, orcpt TEXT"
+	        " NOT NULL DEFAULT '', notify INTEGER NOT NULL DEFAULT 0,"
+	        " status INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL"
+	        " DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0,"
+	        " last_error TEXT NOT NULL DEFAULT '', next_hop TEXT NOT NULL"
+	        " DEFAULT '', updated INTEGER NOT NULL DEFAULT 0,"
+	        " delay_notified INTEGER NOT NULL DEFAULT 0);"
+	        "INSERT INTO messages (queue_id, received, sender, size,"
+	        " checksum, body) VALUES ('OLD', 1, 's@x.org', 1, 'x', 'b');"
+	        "INSERT INTO recipients (message_id, rcpt_index, addr)"
+	        " VALUES (1, 0, 'r@y.org');"
+	        "PRAGMA user_version=2;",
+	        NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	sp = spool_open(dir, base, &why);
+	assert_non_null(sp);
+	assert_int_equal(spool_due_new(sp, 0, due, 2, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(due[0].queue_id, "OLD");
+	assert_string_equal(due[0].rule_tls, "");
+	assert_string_equal(due[0].rule_reject, "");
+	spool_close(sp);
+	assert_int_equal(count_rows(dir, "pragma user_version"), 4);
+	event_base_free(base);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -412,6 +539,8 @@ main(void)
 	    cmocka_unit_test(test_write_failure),
 	    cmocka_unit_test(test_due_record_purge),
 	    cmocka_unit_test(test_info_foreach_suspend),
+	    cmocka_unit_test(test_rule_copies),
+	    cmocka_unit_test(test_migrate_rule_columns),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

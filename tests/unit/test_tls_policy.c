@@ -407,6 +407,89 @@ test_describe(void **state)
 	}
 }
 
+/*
+ * A transport rule's RouteMessageOutboundRequireTls (SPEC 5) as an input:
+ * at least ENCRYPT, IgnoreSTARTTLS giving way, a stricter connector and
+ * Domain Security keeping their own level; the source says which input
+ * set the level, and the words name the rule either way.  Under the
+ * floor the columns are ENCRYPT's: never plaintext.
+ */
+static void
+test_rule_floor(void **state)
+{
+	static const struct {
+		const char *connector, *domain;
+		enum tls_policy_level level;
+		enum tls_policy_source source;
+		const char *words;
+	} t[] = {
+	    {"Default", "default.test", TLS_POLICY_ENCRYPT,
+	        TLS_SOURCE_TRANSPORT_RULE,
+	        "RequireTLS by transport rule \"R\" "
+	        "(RouteMessageOutboundRequireTls), EncryptionOnly"},
+	    {"Ignore", "ignore.test", TLS_POLICY_ENCRYPT,
+	        TLS_SOURCE_TRANSPORT_RULE, "by transport rule \"R\""},
+	    {"Encrypt", "encrypt.test", TLS_POLICY_ENCRYPT,
+	        TLS_SOURCE_CONNECTOR,
+	        "EncryptionOnly: TLS required, certificate not checked; "
+	        "otherwise defer (transport rule \"R\" requires TLS too)"},
+	    {"Domain", "domain.test", TLS_POLICY_DOMAIN, TLS_SOURCE_CONNECTOR,
+	        "*.sluice.test; otherwise defer (transport rule \"R\" "
+	        "requires TLS too)"},
+	    {"Secure", "mx.sluice.test", TLS_POLICY_DOMAIN_SECURE,
+	        TLS_SOURCE_DOMAIN_SECURE, "(transport rule \"R\" requires"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct tls_policy_input in = {
+		    .conf = conf,
+		    .connector = conf_send_connector(conf, t[i].connector),
+		    .domain = t[i].domain,
+		    .rule = "R",
+		};
+		struct tls_policy p;
+		char out[512];
+
+		tls_policy_decide(&in, &p);
+		if (p.level != t[i].level || p.source != t[i].source)
+			fail_msg("%s: level %d source %d, want %d %d",
+			    t[i].connector, p.level, p.source, t[i].level,
+			    t[i].source);
+		assert_true(tls_policy_required(&p));
+		tls_policy_describe(&p, out, sizeof(out));
+		if (strstr(out, t[i].words) == NULL)
+			fail_msg("%s: \"%s\" lacks \"%s\"", t[i].connector, out,
+			    t[i].words);
+		for (int col = 0; col < COL_COUNT; col++) {
+			struct tls_facts f;
+			struct tls_outcome o;
+			enum tls_action got;
+			char why[512];
+
+			column_facts((enum column)col, &f, &o);
+			got = tls_policy_judge(&p, &f, NULL, why, sizeof(why));
+			if (got == TLS_ACTION_PLAINTEXT ||
+			    got == TLS_ACTION_RETRY_PLAINTEXT)
+				fail_msg("%s column %d: %s", t[i].connector,
+				    col, tls_action_name(got));
+			X509_free(o.cert);
+		}
+	}
+	/* an empty rule name is no rule */
+	{
+		struct tls_policy_input in = {.conf = conf,
+		    .connector = conf_send_connector(conf, "Default"),
+		    .domain = "default.test",
+		    .rule = ""};
+		struct tls_policy p;
+
+		tls_policy_decide(&in, &p);
+		assert_int_equal(p.level, TLS_POLICY_MAY);
+		assert_null(p.rule);
+	}
+}
+
 int
 main(void)
 {
@@ -416,6 +499,7 @@ main(void)
 	    cmocka_unit_test(test_reasons),
 	    cmocka_unit_test(test_identity_and_names),
 	    cmocka_unit_test(test_describe),
+	    cmocka_unit_test(test_rule_floor),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
