@@ -33,14 +33,14 @@
 
 #include "conf/conf.h"
 #include "conf/conf_diff.h"
+#include "control/control.h"
+#include "control/control_admin.h"
 #include "log/protolog.h"
 #include "log/tracklog.h"
+#include "queue/qmgr.h"
+#include "server/local_submit.h"
 #include "server/server.h"
 #include "server/session.h"
-#include "queue/qmgr.h"
-#include "server/control.h"
-#include "server/control_admin.h"
-#include "server/local_submit.h"
 #include "spool/spool.h"
 #include "status/deferrals.h"
 #include "status/metrics.h"
@@ -60,7 +60,8 @@
 #define SLUICED_DRAIN_SECONDS 30
 
 struct sluiced {
-	struct server srv;
+	struct daemon daemon; /* what every part of the daemon uses */
+	struct server srv;    /* the receiving side */
 	const char *conf_path;
 	char conf_abs[PATH_MAX]; /* conf_path made absolute (detaching) */
 	const char *pidfile;
@@ -101,16 +102,16 @@ sluiced_logs_retain(struct sluiced *d, const struct conf *conf)
 {
 	const struct conf_transport *t = &conf->transport;
 
-	if (d->srv.tracklog != NULL)
-		tracklog_retain(d->srv.tracklog,
+	if (d->daemon.tracklog != NULL)
+		tracklog_retain(d->daemon.tracklog,
 		    t->message_tracking_log_max_age,
 		    t->message_tracking_log_max_directory_size);
-	if (d->srv.protolog != NULL)
-		protolog_retain(d->srv.protolog,
+	if (d->daemon.protolog != NULL)
+		protolog_retain(d->daemon.protolog,
 		    t->receive_protocol_log_max_age,
 		    t->receive_protocol_log_max_directory_size);
-	if (d->srv.sendlog != NULL)
-		protolog_retain(d->srv.sendlog, t->send_protocol_log_max_age,
+	if (d->daemon.sendlog != NULL)
+		protolog_retain(d->daemon.sendlog, t->send_protocol_log_max_age,
 		    t->send_protocol_log_max_directory_size);
 }
 
@@ -173,11 +174,11 @@ sluiced_status_prepare(struct sluiced *d, const struct conf *conf,
 	*out = NULL;
 	if (t->nstatus_listen == 0)
 		return 0;
-	if ((*out = status_http_start(&d->srv, t->status_listen,
-	         t->nstatus_listen, why, whylen)) == NULL)
+	if ((*out = status_http_start(&d->daemon, &d->srv, d->qmgr,
+	         t->status_listen, t->nstatus_listen, why, whylen)) == NULL)
 		return -1;
-	if (d->srv.metrics == NULL)
-		d->srv.metrics = metrics_new();
+	if (d->daemon.metrics == NULL)
+		d->daemon.metrics = metrics_new();
 	return 0;
 }
 
@@ -185,14 +186,16 @@ sluiced_status_prepare(struct sluiced *d, const struct conf *conf,
 static void
 sluiced_posture_sync(struct sluiced *d, const struct conf *conf)
 {
-	if (conf->transport.tls_posture_enabled && d->srv.posture == NULL) {
-		if ((d->srv.posture = posture_new(d->srv.spool, d->srv.base)) ==
-		    NULL)
+	struct daemon *daemon = &d->daemon;
+
+	if (conf->transport.tls_posture_enabled && daemon->posture == NULL) {
+		if ((daemon->posture =
+		            posture_new(daemon->spool, daemon->base)) == NULL)
 			log_err("cannot start recording the TLS posture");
 	} else if (!conf->transport.tls_posture_enabled &&
-	           d->srv.posture != NULL) {
-		posture_free(d->srv.posture);
-		d->srv.posture = NULL;
+	           daemon->posture != NULL) {
+		posture_free(daemon->posture);
+		daemon->posture = NULL;
 	}
 }
 
@@ -242,7 +245,7 @@ sluiced_reload_report(struct sluiced *d, struct buf *report)
 	}
 	/* Compared before the swap, which may free the old one. */
 	buf_init(&changes, 1024 * 1024);
-	n = conf_diff(d->srv.conf->conf, conf, &changes);
+	n = conf_diff(d->daemon.conf->conf, conf, &changes);
 	if (server_reload(&d->srv, conf, tls, &why) < 0) {
 		log_err("reload refused: %s; the running configuration stays "
 		        "in force",
@@ -265,22 +268,22 @@ sluiced_reload_report(struct sluiced *d, struct buf *report)
 		d->status = status;
 	}
 	d->admin.loaded = time(NULL);
-	sluiced_logs_retain(d, d->srv.conf->conf);
+	sluiced_logs_retain(d, d->daemon.conf->conf);
 	d->local = local_submit_sync(d->local, &d->srv,
-	    d->srv.conf->conf->transport.local_submission_socket);
-	if (d->srv.protolog != NULL)
-		protolog_reopen(d->srv.protolog);
-	if (d->srv.sendlog != NULL)
-		protolog_reopen(d->srv.sendlog);
-	if (d->srv.tracklog != NULL) {
-		tracklog_reopen(d->srv.tracklog);
-		tracklog_subjects(d->srv.tracklog,
-		    d->srv.conf->conf->transport
+	    d->daemon.conf->conf->transport.local_submission_socket);
+	if (d->daemon.protolog != NULL)
+		protolog_reopen(d->daemon.protolog);
+	if (d->daemon.sendlog != NULL)
+		protolog_reopen(d->daemon.sendlog);
+	if (d->daemon.tracklog != NULL) {
+		tracklog_reopen(d->daemon.tracklog);
+		tracklog_subjects(d->daemon.tracklog,
+		    d->daemon.conf->conf->transport
 		        .message_tracking_log_subject_logging_enabled);
 	}
 	if (d->qmgr != NULL)
 		qmgr_reroute(d->qmgr);
-	sluiced_posture_sync(d, d->srv.conf->conf);
+	sluiced_posture_sync(d, d->daemon.conf->conf);
 	if (report != NULL) {
 		buf_printf(report, "reloaded %s\n", d->conf_path);
 		if (n == 0)
@@ -321,15 +324,15 @@ static void
 sluiced_cert_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct sluiced *d = arg;
-	struct tls_store *running = d->srv.conf->tls;
+	struct tls_store *running = d->daemon.conf->tls;
 
 	(void)fd;
 	(void)what;
-	if (d->srv.draining || !tls_store_changed(running))
+	if (d->daemon.draining || !tls_store_changed(running))
 		return;
 	log_info("certificate files changed on disk: reloading");
 	sluiced_reload(-1, 0, d);
-	if (d->srv.conf->tls == running)
+	if (d->daemon.conf->tls == running)
 		tls_store_rescan(
 		    running); /* refused: wait for the next change */
 }
@@ -351,7 +354,7 @@ sluiced_drain_check(evutil_socket_t fd, short what, void *arg)
 			log_warn("drain timeout: closing %zu sessions and %u "
 			         "outbound connections",
 			    d->srv.nsessions, outbound);
-		event_base_loopexit(d->srv.base, NULL);
+		event_base_loopexit(d->daemon.base, NULL);
 	}
 }
 
@@ -362,18 +365,18 @@ sluiced_stop(evutil_socket_t sig, short what, void *arg)
 	struct timeval tick = {0, 100000};
 
 	(void)what;
-	if (d->srv.draining)
+	if (d->daemon.draining)
 		return;
 	log_info("signal %d: stop accepting, draining %zu sessions", (int)sig,
 	    d->srv.nsessions);
 	service_stopping();
 	local_submit_free(d->local);
 	d->local = NULL;
-	d->srv.draining = 1;
+	d->daemon.draining = 1;
 	server_close_listeners(&d->srv);
 	session_drain_all(&d->srv);
 	d->drain_timer =
-	    event_new(d->srv.base, -1, EV_PERSIST, sluiced_drain_check, d);
+	    event_new(d->daemon.base, -1, EV_PERSIST, sluiced_drain_check, d);
 	event_add(d->drain_timer, &tick);
 }
 
@@ -593,12 +596,12 @@ sluiced_logs_reopen(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
-	if (d->srv.protolog != NULL)
-		protolog_reopen(d->srv.protolog);
-	if (d->srv.sendlog != NULL)
-		protolog_reopen(d->srv.sendlog);
-	if (d->srv.tracklog != NULL)
-		tracklog_reopen(d->srv.tracklog);
+	if (d->daemon.protolog != NULL)
+		protolog_reopen(d->daemon.protolog);
+	if (d->daemon.sendlog != NULL)
+		protolog_reopen(d->daemon.sendlog);
+	if (d->daemon.tracklog != NULL)
+		tracklog_reopen(d->daemon.tracklog);
 	log_reopen();
 	log_info("log files reopened");
 }
@@ -613,7 +616,8 @@ sluiced_admin_logs_reopen(void *arg)
 static void
 sluiced_local_start(struct sluiced *d)
 {
-	const char *path = d->srv.conf->conf->transport.local_submission_socket;
+	const char *path =
+	    d->daemon.conf->conf->transport.local_submission_socket;
 
 	d->local = local_submit_sync(NULL, &d->srv, path);
 	if (path[0] != '\0' && d->local == NULL)
@@ -676,6 +680,13 @@ sluiced_options(struct sluiced *d, int argc, char **argv)
 	if (realpath(d->conf_path, d->conf_abs) == NULL)
 		d->conf_abs[0] = '\0';
 	return foreground;
+}
+
+/* New mail was stored: the queue manager looks for it at once. */
+static void
+sluiced_stored(void *arg)
+{
+	qmgr_wake(arg);
 }
 
 /* Where the diagnostic log goes until the daemon is ready. */
@@ -774,49 +785,52 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	/* Session ids stay unique across restarts (protocol log). */
+	d.srv.daemon = &d.daemon;
 	d.srv.next_session = (uint64_t)time(NULL) << 20;
 	sluiced_resources(&d.srv);
-	if ((d.srv.base = event_base_new()) == NULL)
+	if ((d.daemon.base = event_base_new()) == NULL)
 		log_fatal("cannot create the event loop");
 	sluiced_confine(d.conf_path, d.pidfile, conf);
-	if ((d.srv.spool = spool_open(
-	         conf->transport.queue_directory, d.srv.base, &why)) == NULL)
+	if ((d.daemon.spool = spool_open(
+	         conf->transport.queue_directory, d.daemon.base, &why)) == NULL)
 		log_fatal("queue %s: %s", conf->transport.queue_directory, why);
-	d.srv.protolog =
+	d.daemon.protolog =
 	    protolog_open(conf->transport.log_directory, PROTOLOG_RECEIVE);
-	d.srv.tracklog = tracklog_open(conf->transport.log_directory);
-	d.srv.sendlog =
+	d.daemon.tracklog = tracklog_open(conf->transport.log_directory);
+	d.daemon.sendlog =
 	    protolog_open(conf->transport.log_directory, PROTOLOG_SEND);
-	if (d.srv.protolog == NULL || d.srv.tracklog == NULL ||
-	    d.srv.sendlog == NULL)
+	if (d.daemon.protolog == NULL || d.daemon.tracklog == NULL ||
+	    d.daemon.sendlog == NULL)
 		log_fatal("cannot open the logs in %s",
 		    conf->transport.log_directory);
-	tracklog_subjects(d.srv.tracklog,
+	tracklog_subjects(d.daemon.tracklog,
 	    conf->transport.message_tracking_log_subject_logging_enabled);
 	sluiced_logs_retain(&d, conf);
 	if (server_reload(&d.srv, conf, tls, &why) < 0)
 		log_fatal("%s", why);
 	sluiced_local_start(&d);
+	d.daemon.deferrals = &d.deferrals;
+	/* TLS reports: recorded always (a hash probe per session) */
+	if ((d.daemon.tlsrpt =
+	            tlsrpt_store_new(d.daemon.spool, d.daemon.base)) == NULL)
+		log_fatal("cannot start recording sessions for TLS reports");
+	sluiced_posture_sync(&d, conf);
+	if (conf->transport.tls_posture_enabled && d.daemon.posture == NULL)
+		log_fatal("cannot start recording the TLS posture");
 	{
 		char db[4200];
 
 		snprintf(db, sizeof(db), "%s/queue.db",
 		    conf->transport.queue_directory);
-		if ((d.qmgr = qmgr_start(&d.srv, db)) == NULL)
+		if ((d.qmgr = qmgr_start(&d.daemon, db)) == NULL)
 			log_fatal("cannot start the queue manager");
-		d.srv.qmgr = d.qmgr;
+		d.srv.stored = sluiced_stored;
+		d.srv.stored_arg = d.qmgr;
 	}
-	if ((d.control = control_start(
-	         &d.srv, conf->transport.control_socket)) == NULL)
+	if ((d.control = control_start(&d.daemon, &d.srv, d.qmgr,
+	         conf->transport.control_socket)) == NULL)
 		log_fatal("cannot open the control socket %s",
 		    conf->transport.control_socket);
-	d.srv.deferrals = &d.deferrals;
-	/* TLS reports: recorded always (a hash probe per session) */
-	if ((d.srv.tlsrpt = tlsrpt_store_new(d.srv.spool, d.srv.base)) == NULL)
-		log_fatal("cannot start recording sessions for TLS reports");
-	sluiced_posture_sync(&d, conf);
-	if (conf->transport.tls_posture_enabled && d.srv.posture == NULL)
-		log_fatal("cannot start recording the TLS posture");
 	{
 		char swhy[300];
 
@@ -826,10 +840,10 @@ main(int argc, char **argv)
 	}
 	sluiced_drop_privileges(conf);
 
-	ev_hup = evsignal_new(d.srv.base, SIGHUP, sluiced_reload, &d);
-	ev_term = evsignal_new(d.srv.base, SIGTERM, sluiced_stop, &d);
-	ev_int = evsignal_new(d.srv.base, SIGINT, sluiced_stop, &d);
-	ev_usr1 = evsignal_new(d.srv.base, SIGUSR1, sluiced_logs_reopen, &d);
+	ev_hup = evsignal_new(d.daemon.base, SIGHUP, sluiced_reload, &d);
+	ev_term = evsignal_new(d.daemon.base, SIGTERM, sluiced_stop, &d);
+	ev_int = evsignal_new(d.daemon.base, SIGINT, sluiced_stop, &d);
+	ev_usr1 = evsignal_new(d.daemon.base, SIGUSR1, sluiced_logs_reopen, &d);
 	evsignal_add(ev_hup, NULL);
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
@@ -838,7 +852,7 @@ main(int argc, char **argv)
 		struct timeval every = {SLUICED_CERT_CHECK_SECONDS, 0};
 
 		d.cert_timer = event_new(
-		    d.srv.base, -1, EV_PERSIST, sluiced_cert_check, &d);
+		    d.daemon.base, -1, EV_PERSIST, sluiced_cert_check, &d);
 		event_add(d.cert_timer, &every);
 	}
 	sluiced_log_settle(&d, conf);
@@ -847,7 +861,7 @@ main(int argc, char **argv)
 	log_info("sluiced %s ready (%s)", SLUICE_VERSION, d.conf_path);
 	service_ready("accepting mail");
 
-	event_base_dispatch(d.srv.base);
+	event_base_dispatch(d.daemon.base);
 
 	log_info("stopping");
 	status_http_stop(d.status);
@@ -856,15 +870,15 @@ main(int argc, char **argv)
 	qmgr_stop(d.qmgr);
 	/* what the posture counted since its last flush, before the queue
 	 * closes (spool_close writes it) */
-	posture_free(d.srv.posture);
-	d.srv.posture = NULL;
-	tlsrpt_store_free(d.srv.tlsrpt);
-	d.srv.tlsrpt = NULL;
-	spool_close(d.srv.spool);
+	posture_free(d.daemon.posture);
+	d.daemon.posture = NULL;
+	tlsrpt_store_free(d.daemon.tlsrpt);
+	d.daemon.tlsrpt = NULL;
+	spool_close(d.daemon.spool);
 	qmgr_free(d.qmgr);
-	protolog_close(d.srv.protolog);
-	protolog_close(d.srv.sendlog);
-	tracklog_close(d.srv.tracklog);
+	protolog_close(d.daemon.protolog);
+	protolog_close(d.daemon.sendlog);
+	tracklog_close(d.daemon.tracklog);
 	event_free(ev_hup);
 	event_free(ev_term);
 	event_free(ev_int);
@@ -872,10 +886,10 @@ main(int argc, char **argv)
 	if (d.drain_timer != NULL)
 		event_free(d.drain_timer);
 	event_free(d.cert_timer);
-	server_conf_release(d.srv.conf);
+	daemon_conf_release(d.daemon.conf);
 	server_free_tables(&d.srv);
-	metrics_free(d.srv.metrics);
-	event_base_free(d.srv.base);
+	metrics_free(d.daemon.metrics);
+	event_base_free(d.daemon.base);
 	service_pidfile_remove();
 	return 0;
 }

@@ -401,8 +401,6 @@ int conf_iprange_contains(const struct conf_iprange *, const struct sockaddr *);
  */
 int conf_parse_smarthost(const char *item, char *host, size_t hostlen,
     unsigned short *port, int *literal, const char **why);
-/* A host name (Fqdn, smart hosts): LDH labels, last label not numeric. */
-int conf_valid_hostname(const char *);
 
 /* Format-List style dumps used by sluicectl get-* (effective values). */
 void conf_dump_transport(const struct conf *, FILE *);

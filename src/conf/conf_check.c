@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "conf/conf_keys.h"
+#include "util/fd.h"
 
 /* How secret a file is, for its mode check. */
 enum check_kind {
@@ -166,18 +167,8 @@ check_open_all(const struct check_file *f, size_t n, const struct passwd *pw,
 			err = errno;
 		for (size_t i = 0; i < n && err == 0; i++)
 			check_open(&f[i], &r[i]);
-		if (write(fds[1], &err, sizeof(err)) == (ssize_t)sizeof(err) &&
-		    err == 0) {
-			const char *p = (const char *)r;
-
-			for (size_t off = 0; off < want;) {
-				ssize_t w = write(fds[1], p + off, want - off);
-
-				if (w <= 0)
-					break;
-				off += (size_t)w;
-			}
-		}
+		if (fd_write_all(fds[1], &err, sizeof(err)) == 0 && err == 0)
+			fd_write_all(fds[1], r, want);
 		_exit(0);
 	}
 	close(fds[1]);

@@ -14,6 +14,7 @@
 
 #include "conf/conf_keys.h"
 #include "rules/rules.h"
+#include "util/hostname.h"
 
 #define T(f) offsetof(struct conf_transport, f)
 #define C(f) offsetof(struct conf_certificate, f)
@@ -857,7 +858,8 @@ conf_key_parse(const struct conf_key *k, void *obj, const char *value,
 		char **slot = FIELD(obj, k, char *);
 		char *s;
 
-		if (k->type == CT_HOSTNAME && !conf_valid_hostname(value)) {
+		if (k->type == CT_HOSTNAME &&
+		    !hostname_valid(value, HOSTNAME_STRICT)) {
 			*why = "not a host name (letters, digits and hyphens "
 			       "in dot-separated labels, e.g. mx.contoso.com)";
 			return -1;

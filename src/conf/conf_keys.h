@@ -33,7 +33,7 @@ enum conf_type {
 	CT_UINT,
 	CT_PORT,
 	CT_STR,
-	CT_HOSTNAME, /* a host name (Fqdn): conf_valid_hostname() */
+	CT_HOSTNAME, /* a host name (Fqdn): hostname_valid() */
 	CT_PATH,     /* a file or directory, relative to the config file */
 	CT_DOMAINS,  /* list of domain names */
 	CT_BINDINGS,

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "conf/conf.h"
+#include "util/hostname.h"
 
 static int
 value_fail(const char **why, const char *reason)
@@ -176,42 +177,6 @@ conf_format_size(uint64_t b, char *out, size_t len)
 		snprintf(out, len, "%llu", (unsigned long long)b);
 }
 
-/*
- * A host name as SMTP uses it (EHLO, Fqdn, smart hosts): labels of
- * letters, digits and hyphens, 1-63 long, not starting or ending with a
- * hyphen, 253 characters at most, and a last label that is not all
- * digits (that would be an IPv4 address, or a mistyped one).
- */
-int
-conf_valid_hostname(const char *s)
-{
-	size_t len = strlen(s), label = 0;
-	int alldigits = 1;
-
-	if (len == 0 || len > 253)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return 0;
-			label = 0;
-			alldigits = 1;
-			continue;
-		}
-		if (!isalnum(c) && c != '-')
-			return 0;
-		if (label == 0 && c == '-')
-			return 0;
-		if (++label > 63)
-			return 0;
-		if (!isdigit(c))
-			alldigits = 0;
-	}
-	return label > 0 && s[len - 1] != '-' && !alldigits;
-}
-
 /* An IPv4 or IPv6 address (RFC 5321's "IPv6:" tag accepted)? */
 static int
 value_is_address(const char *s)
@@ -291,7 +256,7 @@ conf_parse_smarthost(const char *item, char *host, size_t hostlen,
 		             ? "not an IPv6 address (an IPv6 smart host with a "
 		               "port is written [address]:port)"
 		             : "not an IPv4 or IPv6 address");
-	if (!*literal && !conf_valid_hostname(host))
+	if (!*literal && !hostname_valid(host, HOSTNAME_STRICT))
 		return value_fail(why, "not a host name or an IP address");
 	/* RFC 5321's tag says nothing inet_pton does not: keep the address. */
 	if (strncasecmp(host, "IPv6:", 5) == 0)

@@ -1,6 +1,6 @@
 /*
  * ctl_request.c - the client side of the control socket (see
- * ctl_request.h and src/server/control.c for the other side).
+ * ctl_request.h and src/control/control.c for the other side).
  *
  * The daemon closes the connection after its answer; an answer that does
  * not end in a "." line was cut short (the daemon stopped, or the answer

@@ -8,7 +8,6 @@
  * event loop, bounded by CTL_ROUTE_DNS_WAIT, and printed in the order the
  * SMTP client would try them.  --no-dns skips that, for scripts offline.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include "dns/resolver.h"
 #include "route/route.h"
 #include "rules/rules.h"
+#include "util/addr.h"
 
 /* Longer than the resolver's own timeout would be no use to a person. */
 #define CTL_ROUTE_DNS_WAIT 10 /* seconds */
@@ -163,22 +163,10 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 	}
 	for (size_t i = 0; i < res.nhops; i++) {
 		const struct resolver_hop *h = &res.hops[i];
-		char addr[INET6_ADDRSTRLEN] = "?";
-		unsigned port = 0;
+		char addr[ADDR_IP_MAX];
+		unsigned port = addr_port((const struct sockaddr *)&h->addr);
 
-		if (h->addr.ss_family == AF_INET6) {
-			const struct sockaddr_in6 *s6 =
-			    (const struct sockaddr_in6 *)&h->addr;
-
-			inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof(addr));
-			port = ntohs(s6->sin6_port);
-		} else if (h->addr.ss_family == AF_INET) {
-			const struct sockaddr_in *s4 =
-			    (const struct sockaddr_in *)&h->addr;
-
-			inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof(addr));
-			port = ntohs(s4->sin_port);
-		}
+		addr_ip((const struct sockaddr *)&h->addr, addr, sizeof(addr));
 		if (!sc->dns_routing_enabled)
 			printf("NextHops  : %s [%s]:%u (smart host)\n", h->host,
 			    addr, port);

@@ -19,7 +19,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +42,7 @@
 #include "tls/tls_policy.h"
 #include "tls/tls_store.h"
 #include "tls/tls_verify.h"
+#include "util/addr.h"
 
 /* Each read or write waits at most this long. */
 #define TESTTLS_TIMEOUT_SECONDS 15
@@ -176,15 +176,14 @@ probe_connect(const struct conf *c, const char *host, unsigned port)
 	}
 	for (size_t i = 0; i < res.nhops; i++) {
 		const struct resolver_hop *h = &res.hops[i];
-		char addr[NI_MAXHOST] = "?";
+		char addr[ADDR_IP_MAX];
 
 		fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		getnameinfo((const struct sockaddr *)&h->addr, h->addrlen, addr,
-		    sizeof(addr), NULL, 0, NI_NUMERICHOST);
+		addr_ip((const struct sockaddr *)&h->addr, addr, sizeof(addr));
 		if (connect(fd, (const struct sockaddr *)&h->addr,
 		        h->addrlen) == 0) {
 			printf("Connected    : %s port %u\n", addr, port);

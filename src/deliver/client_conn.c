@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <event2/buffer.h>
@@ -38,6 +37,7 @@
 #include <openssl/ssl.h>
 
 #include "deliver/client_conn.h"
+#include "util/addr.h"
 
 struct client_conn {
 	struct event_base *base;
@@ -55,26 +55,6 @@ struct client_conn {
 	char local[64], remote[64];
 	char why[256];
 };
-
-void
-client_conn_endpoint(const struct sockaddr *sa, char *out, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		snprintf(out, len, "[%s]:%u", host, ntohs(s6->sin6_port));
-	} else if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)sa;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		snprintf(out, len, "%s:%u", host, ntohs(s4->sin_port));
-	} else {
-		snprintf(out, len, "?");
-	}
-}
 
 static void
 client_conn_arm(struct client_conn *c)
@@ -128,7 +108,7 @@ client_conn_fill_local(struct client_conn *c)
 	memset(&ss, 0, sizeof(ss));
 	if (getsockname(
 	        bufferevent_getfd(c->sock), (struct sockaddr *)&ss, &len) == 0)
-		client_conn_endpoint(
+		addr_endpoint(
 		    (const struct sockaddr *)&ss, c->local, sizeof(c->local));
 }
 
@@ -228,7 +208,7 @@ client_conn_connect(struct event_base *base, const struct sockaddr *addr,
 	c->base = base;
 	c->ops = ops;
 	c->arg = arg;
-	client_conn_endpoint(addr, c->remote, sizeof(c->remote));
+	addr_endpoint(addr, c->remote, sizeof(c->remote));
 	c->timer = evtimer_new(base, client_conn_timer_cb, c);
 	c->sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (c->timer == NULL || c->sock == NULL ||

@@ -82,11 +82,9 @@ long client_conn_starttls(struct client_conn *, SSL *ssl);
 /* The SSL, once STARTTLS was started; NULL before. */
 SSL *client_conn_ssl(struct client_conn *);
 
-/* "192.0.2.1:25" or "[2001:db8::1]:25"; local is "" until connected. */
+/* addr_endpoint()'s form (util/addr.h); local is "" until connected. */
 const char *client_conn_local(const struct client_conn *);
 const char *client_conn_remote(const struct client_conn *);
-/* The same form for any address, for logs written without a conn. */
-void client_conn_endpoint(const struct sockaddr *, char *out, size_t len);
 
 /*
  * A call made from a later turn of the loop: how the protocol code ends

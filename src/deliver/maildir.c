@@ -29,6 +29,7 @@
 
 #include "deliver/maildir.h"
 #include "spool/spool.h"
+#include "util/fd.h"
 #include "util/log.h"
 #include "util/mkdirs.h"
 
@@ -112,24 +113,6 @@ maildir_fsync_dir(const char *dir)
 	return rc;
 }
 
-static int
-maildir_write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * Write the stored message with LF line ends: each CRLF becomes LF (the
  * spool holds no bare CR or LF; anything else is written as it is), in
@@ -146,12 +129,12 @@ maildir_write_lf(int fd, const char *p, size_t n)
 			continue; /* the LF follows */
 		out[o++] = p[i];
 		if (o == sizeof(out)) {
-			if (maildir_write_all(fd, out, o) < 0)
+			if (fd_write_all(fd, out, o) < 0)
 				return -1;
 			o = 0;
 		}
 	}
-	return maildir_write_all(fd, out, o);
+	return fd_write_all(fd, out, o);
 }
 
 /* Deliver one job; 0 on success, else error text in err. */
@@ -202,7 +185,7 @@ maildir_deliver(
 		snprintf(err, errlen, "%.160s: %.60s", tmp, strerror(errno));
 		goto out;
 	}
-	if (maildir_write_all(fd, hdr, (size_t)n) < 0 ||
+	if (fd_write_all(fd, hdr, (size_t)n) < 0 ||
 	    maildir_write_lf(fd, body, blen) < 0 || fsync(fd) < 0) {
 		snprintf(
 		    err, errlen, "writing %.160s: %.60s", tmp, strerror(errno));

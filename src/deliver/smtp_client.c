@@ -36,7 +36,6 @@
  * again inside TLS.  Credentials are only sent inside TLS when TLS was
  * possible, and never without it under BasicAuthRequireTLS.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -55,6 +54,8 @@
 #include "tls/tls_client.h"
 #include "tls/tls_peer.h"
 #include "tls/tls_policy.h"
+#include "util/addr.h"
+#include "util/base64.h"
 #include "util/log.h"
 
 /* A connection attempt gets at most this long (the server may be gone). */
@@ -736,8 +737,7 @@ client_start_tls(struct smtp_client *c)
 
 	memset(&t, 0, sizeof(t));
 	t.host = client_hop(c)->host;
-	t.port =
-	    ntohs(((const struct sockaddr_in *)&client_hop(c)->addr)->sin_port);
+	t.port = addr_port((const struct sockaddr *)&client_hop(c)->addr);
 	t.cert_name = c->policy.cert_name;
 	t.domain_secure = c->policy.partner_trust;
 	if ((ssl = tls_client_ssl(c->p.tls, &t, c->p.certs, &why)) == NULL) {
@@ -850,39 +850,6 @@ client_handshake_done(struct smtp_client *c, const char *error)
 
 /* --- AUTH ------------------------------------------------------------- */
 
-/*
- * Base64 (RFC 4648, padded) of AUTH's credentials into out, or "" when
- * out is too small.  Here rather than through OpenSSL's EVP_EncodeBlock
- * so that the protocol code stays free of OpenSSL.
- */
-static void
-client_auth_b64(const char *in, size_t len, char *out, size_t outlen)
-{
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                          "abcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = (const unsigned char *)in;
-	size_t o = 0;
-
-	if (outlen < 4 * ((len + 2) / 3) + 1) {
-		if (outlen > 0)
-			out[0] = '\0';
-		return;
-	}
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-
-		if (i + 1 < len)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		out[o++] = abc[(v >> 18) & 63];
-		out[o++] = abc[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? abc[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? abc[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
 static void
 client_enter_auth(struct smtp_client *c)
 {
@@ -901,7 +868,7 @@ client_enter_auth(struct smtp_client *c)
 		    c, LEAVE_DROP, "4.7.0", "credentials too long");
 		return;
 	}
-	client_auth_b64(raw, (size_t)n, b64, sizeof(b64));
+	base64_encode(raw, (size_t)n, b64, sizeof(b64));
 	snprintf(line, sizeof(line), "AUTH PLAIN %s", b64);
 	client_send(c, line);
 	explicit_bzero(raw, sizeof(raw));
@@ -936,8 +903,7 @@ client_enter_auth_user(struct smtp_client *c)
 {
 	char b64[400];
 
-	client_auth_b64(
-	    c->p.auth_user, strlen(c->p.auth_user), b64, sizeof(b64));
+	base64_encode(c->p.auth_user, strlen(c->p.auth_user), b64, sizeof(b64));
 	client_send(c, b64);
 	explicit_bzero(b64, sizeof(b64));
 }
@@ -957,8 +923,7 @@ client_enter_auth_pass(struct smtp_client *c)
 {
 	char b64[400];
 
-	client_auth_b64(
-	    c->p.auth_pass, strlen(c->p.auth_pass), b64, sizeof(b64));
+	base64_encode(c->p.auth_pass, strlen(c->p.auth_pass), b64, sizeof(b64));
 	client_send(c, b64);
 	explicit_bzero(b64, sizeof(b64));
 }
@@ -1543,7 +1508,7 @@ client_connect(struct smtp_client *c)
 	    .rule = c->p.tls_rule};
 	const char *why = NULL;
 
-	client_conn_endpoint(
+	addr_endpoint(
 	    (const struct sockaddr *)&h->addr, c->remote, sizeof(c->remote));
 	/* Unique across restarts, like the receive side's session ids. */
 	if (client_sessions == 0)

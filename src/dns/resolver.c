@@ -46,6 +46,8 @@
 #include <unbound.h>
 
 #include "dns/resolver.h"
+#include "util/fnv.h"
+#include "util/hostname.h"
 
 /* Queries in flight per resolver: bounds libunbound's memory and ours. */
 #define RESOLVER_QUERIES_MAX 1024
@@ -192,37 +194,6 @@ resolver_ldh(int c)
 }
 
 /*
- * A host name as we accept it for DNS queries: LDH labels of 1 to 63
- * characters, at most 253 characters, no trailing dot, and a last label
- * that is not all digits (so no IPv4 literal passes as a name).
- */
-static int
-resolver_name_ok(const char *s)
-{
-	size_t len = strlen(s), label = 0;
-	int alldigits = 1;
-
-	if (len == 0 || len > 253)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '.') {
-			if (label == 0)
-				return 0;
-			label = 0;
-			alldigits = 1;
-			continue;
-		}
-		if (!resolver_ldh(c) || ++label > 63)
-			return 0;
-		if (!isdigit(c))
-			alldigits = 0;
-	}
-	return label > 0 && !alldigits;
-}
-
-/*
  * An uncompressed wire-format host name that fills data[0..len) exactly,
  * into out (at least 256 bytes) in lower case without the final dot.  The
  * root parses to "".  -1 for anything that is not a usable host name.
@@ -243,7 +214,7 @@ resolver_wire_name(const unsigned char *data, size_t len, char *out)
 			if (w == 0)
 				return 0; /* the root */
 			out[w - 1] = '\0';
-			return resolver_name_ok(out) ? 0 : -1;
+			return hostname_valid(out, HOSTNAME_FROM_DNS) ? 0 : -1;
 		}
 		/* Compression pointers and extended labels are not names. */
 		if (l > 63 || l > len - i || w + l + 1 > 254)
@@ -781,7 +752,7 @@ resolver_mx(struct resolver *r, const char *domain, unsigned port,
 	if ((job = resolver_job_new(r, JOB_MX, port, fn, arg)) == NULL)
 		return -1;
 	if (strlen(domain) >= sizeof(job->domain) ||
-	    !resolver_name_ok(domain)) {
+	    !hostname_valid(domain, HOSTNAME_FROM_DNS)) {
 		/* Reported like any answer, so callers have one path. */
 		snprintf(job->domain, sizeof(job->domain), "%.200s", domain);
 		resolver_fail(job, RESOLVER_PERMFAIL,
@@ -833,7 +804,8 @@ resolver_smarthosts(struct resolver *r, const struct conf_smarthost *sh,
 		 */
 		if (resolver_literal(h, sh[i].host) == 0)
 			continue;
-		if (sh[i].literal || !resolver_name_ok(sh[i].host))
+		if (sh[i].literal ||
+		    !hostname_valid(sh[i].host, HOSTNAME_FROM_DNS))
 			h->worst = OUT_NODATA;
 	}
 	if (r->nqueries + 2 * job->nhosts > RESOLVER_QUERIES_MAX)
@@ -896,14 +868,13 @@ resolver_now(void)
 static struct resolver_ptr_cached *
 resolver_ptr_slot(struct resolver *r, int family, const unsigned char *a)
 {
-	unsigned h = 2166136261u; /* FNV-1a */
+	uint32_t h;
 
 	if (r->ptr_cache == NULL &&
 	    (r->ptr_cache = calloc(
 	         RESOLVER_PTR_CACHE_SIZE, sizeof(*r->ptr_cache))) == NULL)
 		return NULL;
-	for (size_t i = 0; i < (family == AF_INET6 ? 16u : 4u); i++)
-		h = (h ^ a[i]) * 16777619u;
+	h = fnv_32(FNV_32_INIT, a, family == AF_INET6 ? 16u : 4u);
 	return &r->ptr_cache[h % RESOLVER_PTR_CACHE_SIZE];
 }
 

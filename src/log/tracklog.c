@@ -81,6 +81,14 @@ tracklog_close(struct tracklog *t)
 	free(t);
 }
 
+const char *
+tracklog_directionality(const char *auth_as)
+{
+	return auth_as != NULL && strcmp(auth_as, "Internal") == 0
+	           ? "Originating"
+	           : "Incoming";
+}
+
 void
 tracklog_ip(const char *endpoint, char *out, size_t len)
 {

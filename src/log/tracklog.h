@@ -27,7 +27,12 @@ struct track_msg {
 	unsigned rcpt_count;
 };
 
-/* One row.  NULL fields are written empty. */
+/*
+ * One row, described whole: a writer fills in what its event knows (a
+ * designated initializer; what it leaves out is NULL) and hands it to
+ * tracklog_write(), which lays the fields out in Exchange's order.  NULL
+ * fields are written empty.
+ */
 struct track_event {
 	const char *event;  /* RECEIVE, SEND, DELIVER, DEFER, FAIL, DSN, ... */
 	const char *source; /* SMTP, STOREDRIVER, DSN, ROUTING, ADMIN */
@@ -63,6 +68,12 @@ void tracklog_reopen(struct tracklog *);
 /* Retention: MessageTrackingLogMaxAge ... (see csvlog_retain). */
 void tracklog_retain(struct tracklog *, unsigned max_age, uint64_t max_size);
 void tracklog_close(struct tracklog *);
+
+/*
+ * Exchange's directionality of a message from how it came in: from inside
+ * the organisation (AuthAs Internal) "Originating", else "Incoming".
+ */
+const char *tracklog_directionality(const char *auth_as);
 
 /* "addr" of an "addr:port" or "[v6]:port" endpoint, into out. */
 void tracklog_ip(const char *endpoint, char *out, size_t len);

@@ -10,23 +10,24 @@
  * started with (its send connector and TLS context live there), so a
  * reload never pulls a connector from under a delivery.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "conf/conf.h"
+#include "daemon/daemon.h"
 #include "deliver/smtp_client.h"
 #include "dns/resolver.h"
 #include "log/tracklog.h"
 #include "queue/dqueue.h"
-#include "server/server.h"
 #include "spool/spool.h"
 #include "status/metrics.h"
 #include "status/posture.h"
 #include "tlsrpt/tlsrpt_store.h"
 #include "tls/tls_client.h"
+#include "util/fnv.h"
 #include "util/log.h"
 
 /* Resolved next hops are reused this long (no TTLs from the resolver). */
@@ -93,7 +94,7 @@ struct dq {
 };
 
 struct dqueues {
-	struct server *srv;
+	struct daemon *daemon;
 	outcome_released_fn released;
 	void *arg;
 	struct dq *queues;
@@ -124,12 +125,7 @@ dq_msg_free(struct dq_msg *m)
 static unsigned
 dq_hash(const char *name)
 {
-	unsigned h = 2166136261u; /* FNV-1a over the lower-cased name */
-
-	for (; *name != '\0'; name++)
-		h = (h ^ (unsigned char)tolower((unsigned char)*name)) *
-		    16777619u;
-	return h % DQUEUE_BUCKETS;
+	return fnv_32_lower(name) % DQUEUE_BUCKETS;
 }
 
 static struct dq *
@@ -196,13 +192,13 @@ dq_collect(struct dqueues *dqs)
 }
 
 struct dqueues *
-dqueues_new(struct server *srv, outcome_released_fn released, void *arg)
+dqueues_new(struct daemon *daemon, outcome_released_fn released, void *arg)
 {
 	struct dqueues *dqs = calloc(1, sizeof(*dqs));
 
 	if (dqs == NULL)
 		return NULL;
-	dqs->srv = srv;
+	dqs->daemon = daemon;
 	dqs->released = released;
 	dqs->arg = arg;
 	return dqs;
@@ -222,7 +218,7 @@ dqueues_free(struct dqueues *dqs)
 
 			q->clients = dc->next;
 			smtp_client_abort(dc->client);
-			server_conf_release(dc->ref);
+			daemon_conf_release(dc->ref);
 			free(dc);
 		}
 		while (q->head != NULL) {
@@ -364,7 +360,7 @@ dq_settle(struct dq *q, struct dq_msg *m, const struct smtp_client *client)
 	}
 	o.rcpts = rs;
 	o.nrcpts = m->nrcpts;
-	outcome_settle(dqs->srv, &o, dqs->released, dqs->arg);
+	outcome_settle(dqs->daemon, &o, dqs->released, dqs->arg);
 	free(rs);
 	free(noted);
 }
@@ -453,7 +449,8 @@ dq_next(void *arg, struct smtp_client *client)
 		q->nconnecting--;
 	}
 	/* Stopping: the transaction in hand was the last one. */
-	while (q->head != NULL && !q->suspended && !q->owner->srv->draining) {
+	while (
+	    q->head != NULL && !q->suspended && !q->owner->daemon->draining) {
 		struct dq_msg *m = q->head;
 
 		q->head = m->next;
@@ -462,7 +459,7 @@ dq_next(void *arg, struct smtp_client *client)
 		q->nwaiting--;
 		m->next = NULL;
 		m->crcpts = calloc(m->nrcpts, sizeof(*m->crcpts));
-		if (m->crcpts == NULL || spool_load(q->owner->srv->spool,
+		if (m->crcpts == NULL || spool_load(q->owner->daemon->spool,
 		                             m->message_id, &m->stored) < 0) {
 			/* Gone (removed) or unreadable: due again later. */
 			for (size_t i = 0; i < m->nrcpts; i++)
@@ -534,14 +531,15 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
 		 * connections already parked or running may still take them.
 		 */
 		snprintf(q->last_error, sizeof(q->last_error), "%s", why);
-		q->retry_until = outcome_next_attempt(dqs->srv, 0, time(NULL));
+		q->retry_until =
+		    outcome_next_attempt(dqs->daemon, 0, time(NULL));
 		if (q->nclients == 0)
 			dq_settle_waiting(
 			    q, 451, enh[0] ? enh : "4.4.1", why, client);
 	} else if (delivered) {
 		q->last_error[0] = '\0';
 	}
-	server_conf_release(dc->ref);
+	daemon_conf_release(dc->ref);
 	free(dc);
 	if (q->head != NULL)
 		dq_start_clients(q);
@@ -559,12 +557,12 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
 static void
 dq_tlsrpt(struct dq_client *dc, const struct smtp_client_session *s)
 {
-	struct server *srv = dc->q->owner->srv;
+	struct daemon *daemon = dc->q->owner->daemon;
 	const struct conf_send_connector *sc = dq_connector(dc->ref, dc->q);
 	char local[64], remote[64];
 	struct tlsrpt_session t;
 
-	if (srv->tlsrpt == NULL || sc == NULL || !sc->dns_routing_enabled ||
+	if (daemon->tlsrpt == NULL || sc == NULL || !sc->dns_routing_enabled ||
 	    s->plain_retry || strcmp(s->policy, "IgnoreSTARTTLS") == 0)
 		return;
 	tracklog_ip(s->local, local, sizeof(local));
@@ -584,7 +582,7 @@ dq_tlsrpt(struct dq_client *dc, const struct smtp_client_session *s)
 	t.mx_host = s->host;
 	t.mx_helo = s->helo;
 	t.receiving_ip = remote;
-	tlsrpt_store_session(srv->tlsrpt, &t);
+	tlsrpt_store_session(daemon->tlsrpt, &t);
 }
 
 /*
@@ -597,7 +595,7 @@ dq_session(
     void *arg, struct smtp_client *client, const struct smtp_client_session *s)
 {
 	struct dq_client *dc = arg;
-	struct server *srv = dc->q->owner->srv;
+	struct daemon *daemon = dc->q->owner->daemon;
 	struct posture_session ps;
 
 	(void)client;
@@ -608,11 +606,11 @@ dq_session(
 	ps.version = s->version;
 	ps.verified = s->verified;
 	ps.result = s->result;
-	posture_session(srv->posture, &ps);
+	posture_session(daemon->posture, &ps);
 	dq_tlsrpt(dc, s);
-	metrics_add(srv->metrics, METRIC_SESSIONS, "outbound", dc->q->connector,
-	    NULL, 1);
-	metrics_add(srv->metrics, METRIC_TLS, "outbound", s->policy,
+	metrics_add(daemon->metrics, METRIC_SESSIONS, "outbound",
+	    dc->q->connector, NULL, 1);
+	metrics_add(daemon->metrics, METRIC_TLS, "outbound", s->policy,
 	    s->result != TLS_RESULT_OK ? tls_result_name(s->result)
 	    : s->version[0] == '\0'    ? "none"
 	    : s->verified              ? "verified"
@@ -657,14 +655,14 @@ static void
 dq_open(struct dq *q)
 {
 	struct dqueues *dqs = q->owner;
-	struct conf_ref *ref = server_conf_acquire(dqs->srv);
+	struct conf_ref *ref = daemon_conf_acquire(dqs->daemon);
 	const struct conf_send_connector *sc = dq_connector(ref, q);
 	struct smtp_client_params p;
 	struct dq_client *dc;
 
 	if (sc == NULL || !sc->enabled) {
 		/* The connector went away in a reload: route again later. */
-		server_conf_release(ref);
+		daemon_conf_release(ref);
 		dq_settle_waiting(q, 451, "4.4.3",
 		    "the send connector is gone or disabled", NULL);
 		return;
@@ -672,7 +670,7 @@ dq_open(struct dq *q)
 	if (ref->tls_client == NULL)
 		ref->tls_client = tls_client_from_conf(ref->conf, NULL);
 	if ((dc = calloc(1, sizeof(*dc))) == NULL) {
-		server_conf_release(ref);
+		daemon_conf_release(ref);
 		return;
 	}
 	dc->q = q;
@@ -680,7 +678,7 @@ dq_open(struct dq *q)
 	dc->connecting = 1;
 	dq_credentials(sc, dc);
 	memset(&p, 0, sizeof(p));
-	p.base = dqs->srv->base;
+	p.base = dqs->daemon->base;
 	/* The TLS policy is the client's (tls_policy_decide()) per hop. */
 	p.conf = ref->conf;
 	p.connector = sc;
@@ -693,7 +691,7 @@ dq_open(struct dq *q)
 	p.certs = ref->tls;
 	p.auth_user = dc->user[0] ? dc->user : NULL;
 	p.auth_pass = dc->user[0] ? dc->pass : NULL;
-	p.protolog = dqs->srv->sendlog;
+	p.protolog = dqs->daemon->sendlog;
 	p.ops = &dq_client_ops;
 	p.arg = dc;
 	dc->next = q->clients;
@@ -706,7 +704,7 @@ dq_open(struct dq *q)
 		q->nclients--;
 		q->nconnecting--;
 		dqs->nclients--;
-		server_conf_release(ref);
+		daemon_conf_release(ref);
 		free(dc);
 	}
 }
@@ -727,7 +725,7 @@ dq_resolved(void *arg, const struct resolver_result *res)
 	case RESOLVER_TEMPFAIL:
 		snprintf(q->last_error, sizeof(q->last_error), "%s", res->why);
 		q->retry_until =
-		    outcome_next_attempt(q->owner->srv, 0, time(NULL));
+		    outcome_next_attempt(q->owner->daemon, 0, time(NULL));
 		dq_settle_waiting(q, 451, "4.4.3", res->why, NULL);
 		return;
 	case RESOLVER_PERMFAIL:
@@ -743,7 +741,7 @@ dq_resolved(void *arg, const struct resolver_result *res)
 static struct resolver *
 dq_resolver(struct dqueues *dqs)
 {
-	const char *spec = dqs->srv->conf->conf->transport.resolver;
+	const char *spec = dqs->daemon->conf->conf->transport.resolver;
 	const char *why = NULL;
 
 	if (dqs->resolver != NULL && strcmp(dqs->resolver_spec, spec) != 0 &&
@@ -752,7 +750,7 @@ dq_resolver(struct dqueues *dqs)
 		dqs->resolver = NULL;
 	}
 	if (dqs->resolver == NULL) {
-		dqs->resolver = resolver_new(dqs->srv->base, spec, &why);
+		dqs->resolver = resolver_new(dqs->daemon->base, spec, &why);
 		if (dqs->resolver == NULL)
 			log_err("Resolver %s: %s", spec, why ? why : "?");
 		snprintf(
@@ -765,7 +763,7 @@ static void
 dq_resolve(struct dq *q)
 {
 	struct dqueues *dqs = q->owner;
-	const struct conf *conf = dqs->srv->conf->conf;
+	const struct conf *conf = dqs->daemon->conf->conf;
 	const struct conf_send_connector *sc =
 	    conf_send_connector(conf, q->connector);
 	struct resolver *res = dq_resolver(dqs);
@@ -795,11 +793,11 @@ static void
 dq_start_clients(struct dq *q)
 {
 	struct dqueues *dqs = q->owner;
-	const struct conf_transport *t = &dqs->srv->conf->conf->transport;
+	const struct conf_transport *t = &dqs->daemon->conf->conf->transport;
 	size_t want;
 	time_t now = time(NULL);
 
-	if (q->suspended || q->head == NULL || dqs->srv->draining)
+	if (q->suspended || q->head == NULL || dqs->daemon->draining)
 		return;
 	/*
 	 * Parked connections first: they cost nothing, and they have just

@@ -20,7 +20,7 @@
 
 #include "queue/outcome.h"
 
-struct server;
+struct daemon;
 struct resolver;
 struct dqueues;
 
@@ -44,7 +44,7 @@ struct dqueue_rcpt {
 	const char *note;
 };
 
-struct dqueues *dqueues_new(struct server *, outcome_released_fn, void *arg);
+struct dqueues *dqueues_new(struct daemon *, outcome_released_fn, void *arg);
 /* Ends every connection; recipients not yet settled stay due. */
 void dqueues_free(struct dqueues *);
 

@@ -36,6 +36,7 @@
 #include "queue/dsn.h"
 #include "smtp/command.h"
 #include "util/buf.h"
+#include "util/fnv.h"
 
 /*
  * The original is returned in full only up to this size: a bounce is
@@ -140,12 +141,11 @@ dsn_date(char *out, size_t outsz, time_t t)
  * ASCII becomes '?' so that no control character or 8-bit octet gets in.
  * Space is kept only where the syntax allows it (quoted local parts).
  */
-static int
+static void
 put_safe(struct buf *b, const char *s, size_t max, int allow_space)
 {
 	char tmp[256];
 	size_t n = 0;
-	int rc;
 
 	for (size_t i = 0; i < max && s[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -157,12 +157,11 @@ put_safe(struct buf *b, const char *s, size_t max, int allow_space)
 		else
 			tmp[n++] = '?';
 		if (n == sizeof(tmp)) {
-			if ((rc = buf_append(b, tmp, n)) != BUF_OK)
-				return rc;
+			buf_append(b, tmp, n);
 			n = 0;
 		}
 	}
-	return buf_append(b, tmp, n);
+	buf_append(b, tmp, n);
 }
 
 /*
@@ -172,12 +171,11 @@ put_safe(struct buf *b, const char *s, size_t max, int allow_space)
  * SMTPUTF8 address still cannot put 8-bit into the report.  Stops before
  * an escape that would take the output past outmax.
  */
-static int
+static void
 put_xtext(struct buf *b, const char *s, size_t max, int strict, size_t outmax)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t out = 0;
-	int rc;
 
 	for (size_t i = 0; i < max && s[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -187,7 +185,7 @@ put_xtext(struct buf *b, const char *s, size_t max, int strict, size_t outmax)
 		    !(strict && (c == '+' || c == '='))) {
 			if (out + 1 > outmax)
 				break;
-			rc = buf_append(b, &s[i], 1);
+			buf_append(b, &s[i], 1);
 			out++;
 		} else {
 			if (out + 3 > outmax)
@@ -195,13 +193,10 @@ put_xtext(struct buf *b, const char *s, size_t max, int strict, size_t outmax)
 			esc[0] = '+';
 			esc[1] = hex[c >> 4];
 			esc[2] = hex[c & 15];
-			rc = buf_append(b, esc, 3);
+			buf_append(b, esc, 3);
 			out += 3;
 		}
-		if (rc != BUF_OK)
-			return rc;
 	}
-	return BUF_OK;
 }
 
 /*
@@ -215,7 +210,7 @@ put_xtext(struct buf *b, const char *s, size_t max, int strict, size_t outmax)
  * sender's own form: a 7-bit DSN cannot carry those octets, and a value
  * half decoded could not be told from one fully decoded.
  */
-static int
+static void
 put_decoded(struct buf *b, const char *s, size_t max, size_t outmax)
 {
 	size_t n = 0;
@@ -224,8 +219,9 @@ put_decoded(struct buf *b, const char *s, size_t max, size_t outmax)
 	       (unsigned char)s[n] < 0x7f)
 		n++;
 	if (n == max || s[n] == '\0')
-		return buf_append(b, s, n < outmax ? n : outmax);
-	return put_xtext(b, s, max, 1, outmax);
+		buf_append(b, s, n < outmax ? n : outmax);
+	else
+		put_xtext(b, s, max, 1, outmax);
 }
 
 /*
@@ -235,11 +231,11 @@ put_decoded(struct buf *b, const char *s, size_t max, size_t outmax)
  * "..." so that the cut is not silent.  Multi-line SMTP replies become one
  * line ("550-5.7.1 a 550 5.7.1 b"), which is what Diagnostic-Code wants.
  */
-static int
+static void
 put_clean(struct buf *b, const char *s, size_t max)
 {
 	size_t out = 0;
-	int space = 0, rc;
+	int space = 0;
 
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
@@ -249,19 +245,16 @@ put_clean(struct buf *b, const char *s, size_t max)
 			continue;
 		}
 		if (out + space + 1 > max) {
-			rc = buf_puts(b, " ...");
-			return rc;
+			buf_puts(b, " ...");
+			return;
 		}
-		if (space && (rc = buf_append(b, " ", 1)) != BUF_OK)
-			return rc;
+		if (space)
+			buf_append(b, " ", 1);
 		out += (size_t)space;
 		space = 0;
-		if ((rc = buf_append(b, c < 0x80 ? (const char *)s : "?", 1)) !=
-		    BUF_OK)
-			return rc;
+		buf_append(b, c < 0x80 ? (const char *)s : "?", 1);
 		out++;
 	}
-	return BUF_OK;
 }
 
 /*
@@ -271,12 +264,12 @@ put_clean(struct buf *b, const char *s, size_t max)
  * the breaks are RFC 5322 folding; for the text part hard is the width.
  * Ends with CRLF.
  */
-static int
+static void
 put_wrapped(struct buf *b, size_t col, const char *s, size_t width, size_t hard,
     const char *indent)
 {
 	size_t ilen = strlen(indent);
-	int at_start = 1, rc;
+	int at_start = 1;
 
 	if (s == NULL)
 		s = ""; /* an empty buf has no data yet */
@@ -292,31 +285,27 @@ put_wrapped(struct buf *b, size_t col, const char *s, size_t width, size_t hard,
 			size_t piece = n < hard ? n : hard;
 
 			if (!at_start && col + 1 + piece > width) {
-				if ((rc = buf_puts(b, CRLF)) != BUF_OK ||
-				    (rc = buf_puts(b, indent)) != BUF_OK)
-					return rc;
+				buf_puts(b, CRLF);
+				buf_puts(b, indent);
 				col = ilen;
 			} else if (!at_start) {
-				if ((rc = buf_append(b, " ", 1)) != BUF_OK)
-					return rc;
+				buf_append(b, " ", 1);
 				col++;
 			}
-			if ((rc = buf_append(b, s, piece)) != BUF_OK)
-				return rc;
+			buf_append(b, s, piece);
 			col += piece;
 			s += piece;
 			n -= piece;
 			at_start = 0;
 			if (n > 0) {
-				if ((rc = buf_puts(b, CRLF)) != BUF_OK ||
-				    (rc = buf_puts(b, indent)) != BUF_OK)
-					return rc;
+				buf_puts(b, CRLF);
+				buf_puts(b, indent);
 				col = ilen;
 				at_start = 1;
 			}
 		}
 	}
-	return buf_puts(b, CRLF);
+	buf_puts(b, CRLF);
 }
 
 /*
@@ -349,24 +338,22 @@ is_7bit(const char *s, size_t len)
 }
 
 /* Append n octets, with NUL (and, if no8bit, 8-bit octets) as '?'. */
-static int
+static void
 put_octets(struct buf *b, const char *s, size_t n, int no8bit)
 {
 	char tmp[512];
 	size_t k = 0;
-	int rc;
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		tmp[k++] = c == '\0' || (no8bit && c >= 0x80) ? '?' : (char)c;
 		if (k == sizeof(tmp)) {
-			if ((rc = buf_append(b, tmp, k)) != BUF_OK)
-				return rc;
+			buf_append(b, tmp, k);
 			k = 0;
 		}
 	}
-	return buf_append(b, tmp, k);
+	buf_append(b, tmp, k);
 }
 
 /*
@@ -377,12 +364,12 @@ put_octets(struct buf *b, const char *s, size_t n, int no8bit)
  * the header section, and after DSN_HEADER_MAX octets (at a line
  * boundary; *cut is set).
  */
-static int
+static void
 put_original(
     struct buf *b, const char *s, size_t len, int headers_only, int *cut)
 {
 	size_t off = 0, start = b->len;
-	int in_header = 1, rc;
+	int in_header = 1;
 
 	*cut = 0;
 	while (off < len) {
@@ -407,19 +394,16 @@ put_original(
 			size_t room = DSN_LINE_MAX - (cont ? 1 : 0);
 			size_t piece = n < room ? n : room;
 
-			if (cont && (rc = buf_append(b, " ", 1)) != BUF_OK)
-				return rc;
-			if ((rc = put_octets(b, p, piece, headers_only)) !=
-			        BUF_OK ||
-			    (rc = buf_puts(b, CRLF)) != BUF_OK)
-				return rc;
+			if (cont)
+				buf_append(b, " ", 1);
+			put_octets(b, p, piece, headers_only);
+			buf_puts(b, CRLF);
 			p += piece;
 			n -= piece;
 			first = 0;
 		} while (n > 0);
 		off = next;
 	}
-	return BUF_OK;
 }
 
 /* Is this token an RFC 2047 encoded-word (or meant to look like one)? */
@@ -587,143 +571,130 @@ diag_type(const char *d)
 	return "X-Sluice";
 }
 
-/* The text/plain part: a paragraph per recipient, wrapped. */
+/* A paragraph of the text part: a blank line, then p wrapped; p emptied. */
+static void
+put_paragraph(struct buf *t, struct buf *p)
+{
+	buf_puts(t, CRLF);
+	put_wrapped(t, 0, p->data, DSN_WRAP, DSN_WRAP, "");
+	buf_reset(p);
+}
+
+/*
+ * The text/plain part: a paragraph per recipient, wrapped.  Each is
+ * composed in p first and checked once, with t, at the end.
+ */
 static int
 text_part(struct buf *t, const struct dsn_msg *m, int any_failed,
     int any_delayed, enum dsn_return ret, int hdr_cut)
 {
 	struct buf p;
 	char date[64];
-	int rc = BUF_OK;
+	int rc;
 
 	buf_init(&p, 4 * DSN_DIAG_MAX + 8 * DSN_XTEXT_OUT_MAX);
-	if ((rc = buf_puts(&p, "This is the mail system at host ")) != BUF_OK ||
-	    (rc = put_safe(&p, str(m->reporting_mta), DSN_HOST_MAX, 0)) !=
-	        BUF_OK ||
-	    (rc = buf_puts(&p, ".")) != BUF_OK ||
-	    (rc = put_wrapped(t, 0, p.data, DSN_WRAP, DSN_WRAP, "")) != BUF_OK)
-		goto out;
+	buf_puts(&p, "This is the mail system at host ");
+	put_safe(&p, str(m->reporting_mta), DSN_HOST_MAX, 0);
+	buf_puts(&p, ".");
+	put_wrapped(t, 0, p.data, DSN_WRAP, DSN_WRAP, "");
 	buf_reset(&p);
 	if (any_failed)
-		rc = buf_puts(&p, "Your message could not be delivered to one "
-		                  "or more recipients. The details follow.");
+		buf_puts(&p, "Your message could not be delivered to one "
+		             "or more recipients. The details follow.");
 	else if (any_delayed)
-		rc = buf_puts(&p,
+		buf_puts(&p,
 		    "Delivery of your message to one or more recipients has "
 		    "been delayed. You do not need to do anything: the mail "
 		    "system will keep trying to deliver it.");
 	else
-		rc = buf_puts(&p, "This is a delivery report for your message, "
-		                  "as you requested.");
-	if (rc != BUF_OK || (rc = buf_puts(t, CRLF)) != BUF_OK ||
-	    (rc = put_wrapped(t, 0, p.data, DSN_WRAP, DSN_WRAP, "")) != BUF_OK)
-		goto out;
+		buf_puts(&p, "This is a delivery report for your message, "
+		             "as you requested.");
+	put_paragraph(t, &p);
 
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		const struct dsn_rcpt *r = &m->rcpts[i];
 		const char *host = str(r->remote_mta),
 		           *diag = str(r->diagnostic);
 
-		buf_reset(&p);
 		switch (r->action) {
 		case DSN_FAILED:
-			rc = buf_puts(
-			    &p, "The message could not be delivered to ");
+			buf_puts(&p, "The message could not be delivered to ");
 			break;
 		case DSN_DELAYED:
-			rc = buf_puts(&p, "Delivery has been delayed to ");
+			buf_puts(&p, "Delivery has been delayed to ");
 			break;
 		case DSN_DELIVERED:
-			rc = buf_puts(&p, "The message was delivered to ");
+			buf_puts(&p, "The message was delivered to ");
 			break;
 		case DSN_RELAYED:
-			rc = buf_puts(&p, "The message was relayed to ");
+			buf_puts(&p, "The message was relayed to ");
 			break;
 		}
-		if (rc != BUF_OK ||
-		    (rc = put_safe(&p, str(r->addr), DSN_ADDR_MAX, 0)) !=
-		        BUF_OK ||
-		    (rc = buf_puts(&p, ".")) != BUF_OK)
-			goto out;
+		put_safe(&p, str(r->addr), DSN_ADDR_MAX, 0);
+		buf_puts(&p, ".");
 		if (*host != '\0' && *diag != '\0') {
-			if ((rc = buf_puts(&p, " Remote server ")) != BUF_OK ||
-			    (rc = put_safe(&p, host, DSN_HOST_MAX, 0)) !=
-			        BUF_OK ||
-			    (rc = buf_puts(&p, " said: ")) != BUF_OK ||
-			    (rc = put_clean(&p, diag, DSN_DIAG_MAX)) != BUF_OK)
-				goto out;
+			buf_puts(&p, " Remote server ");
+			put_safe(&p, host, DSN_HOST_MAX, 0);
+			buf_puts(&p, " said: ");
+			put_clean(&p, diag, DSN_DIAG_MAX);
 		} else if (*diag != '\0') {
-			if ((rc = buf_puts(&p, " Reason: ")) != BUF_OK ||
-			    (rc = put_clean(&p, diag, DSN_DIAG_MAX)) != BUF_OK)
-				goto out;
+			buf_puts(&p, " Reason: ");
+			put_clean(&p, diag, DSN_DIAG_MAX);
 		} else if (*host != '\0') {
-			if ((rc = buf_puts(&p, " Remote server: ")) != BUF_OK ||
-			    (rc = put_safe(&p, host, DSN_HOST_MAX, 0)) !=
-			        BUF_OK ||
-			    (rc = buf_puts(&p, ".")) != BUF_OK)
-				goto out;
+			buf_puts(&p, " Remote server: ");
+			put_safe(&p, host, DSN_HOST_MAX, 0);
+			buf_puts(&p, ".");
 		}
-		if ((rc = buf_printf(&p, " (status %s).", rcpt_status(r))) !=
-		    BUF_OK)
-			goto out;
+		buf_printf(&p, " (status %s).", rcpt_status(r));
 		if (r->action == DSN_DELAYED && r->retry_until != 0) {
 			dsn_date(date, sizeof(date), r->retry_until);
-			rc = buf_printf(&p,
+			buf_printf(&p,
 			    " The mail system will keep trying until %s.",
 			    date);
 		} else if (r->action == DSN_RELAYED) {
-			rc = buf_puts(&p,
+			buf_puts(&p,
 			    " The next server does not support delivery "
 			    "notifications, so you will not be told more.");
 		}
-		if (rc != BUF_OK || (rc = buf_puts(t, CRLF)) != BUF_OK ||
-		    (rc = put_wrapped(t, 0, p.data, DSN_WRAP, DSN_WRAP, "")) !=
-		        BUF_OK)
-			goto out;
+		put_paragraph(t, &p);
 	}
 
-	buf_reset(&p);
 	switch (ret) {
 	case RETURN_FULL:
-		rc = buf_puts(&p, "The original message is attached.");
+		buf_puts(&p, "The original message is attached.");
 		break;
 	case RETURN_HDRS:
-		rc = buf_puts(&p, "The header of the original message is "
-		                  "attached.");
+		buf_puts(&p, "The header of the original message is "
+		             "attached.");
 		break;
 	case RETURN_SIZE:
-		rc = buf_printf(&p,
+		buf_printf(&p,
 		    "Only the header of the original message is attached: "
 		    "the message is larger than %d KB.",
 		    DSN_FULL_MAX / 1024);
 		break;
 	case RETURN_8BIT:
-		rc = buf_puts(&p, "Only the header of the original message is "
-		                  "attached: the message contains 8-bit data, "
-		                  "which this notification cannot carry.");
+		buf_puts(&p, "Only the header of the original message is "
+		             "attached: the message contains 8-bit data, "
+		             "which this notification cannot carry.");
 		break;
 	case RETURN_NONE:
-		rc = buf_puts(&p,
+		buf_puts(&p,
 		    "Nothing of the original message is attached: its sender "
 		    "required TLS for it (REQUIRETLS), and this notification "
 		    "may not travel the way the message had to.");
 		break;
 	}
-	if (rc == BUF_OK && hdr_cut)
-		rc = buf_puts(&p, " The header was cut short: it is too long.");
-	if (rc != BUF_OK || (rc = buf_puts(t, CRLF)) != BUF_OK ||
-	    (rc = put_wrapped(t, 0, p.data, DSN_WRAP, DSN_WRAP, "")) != BUF_OK)
-		goto out;
+	if (hdr_cut)
+		buf_puts(&p, " The header was cut short: it is too long.");
+	put_paragraph(t, &p);
 
 	dsn_date(date, sizeof(date), m->arrival);
-	buf_reset(&p);
-	if ((rc = buf_puts(&p, "Queue ID: ")) != BUF_OK ||
-	    (rc = put_safe(&p, str(m->queue_id), DSN_MSGID_MAX, 0)) != BUF_OK ||
-	    (rc = buf_puts(t, CRLF)) != BUF_OK ||
-	    (rc = put_wrapped(t, 0, p.data, DSN_WRAP, DSN_WRAP, "")) != BUF_OK)
-		goto out;
-	rc = buf_printf(t, "Arrival date: %s" CRLF, date);
-out:
+	buf_puts(&p, "Queue ID: ");
+	put_safe(&p, str(m->queue_id), DSN_MSGID_MAX, 0);
+	put_paragraph(t, &p);
+	buf_printf(t, "Arrival date: %s" CRLF, date);
+	rc = buf_error(&p) != BUF_OK ? buf_error(&p) : buf_error(t);
 	buf_free(&p);
 	return rc;
 }
@@ -737,22 +708,17 @@ status_part(struct buf *d, const struct dsn_msg *m)
 	int rc;
 
 	if (m->envid != NULL && m->envid[0] != '\0') {
-		if ((rc = buf_puts(d, "Original-Envelope-Id: ")) != BUF_OK ||
-		    (rc = put_decoded(d, m->envid, DSN_ENVID_MAX,
-		         DSN_XTEXT_OUT_MAX)) != BUF_OK ||
-		    (rc = buf_puts(d, CRLF)) != BUF_OK)
-			return rc;
+		buf_puts(d, "Original-Envelope-Id: ");
+		put_decoded(d, m->envid, DSN_ENVID_MAX, DSN_XTEXT_OUT_MAX);
+		buf_puts(d, CRLF);
 	}
 	dsn_date(date, sizeof(date), m->arrival);
-	if ((rc = buf_puts(d, "Reporting-MTA: dns;")) != BUF_OK ||
-	    (rc = put_safe(d, str(m->reporting_mta), DSN_HOST_MAX, 0)) !=
-	        BUF_OK ||
-	    (rc = buf_printf(d, CRLF "Arrival-Date: %s" CRLF, date)) !=
-	        BUF_OK ||
-	    (rc = buf_puts(d, "X-Sluice-Queue-ID: ")) != BUF_OK ||
-	    (rc = put_safe(d, str(m->queue_id), DSN_MSGID_MAX, 0)) != BUF_OK ||
-	    (rc = buf_puts(d, CRLF)) != BUF_OK)
-		return rc;
+	buf_puts(d, "Reporting-MTA: dns;");
+	put_safe(d, str(m->reporting_mta), DSN_HOST_MAX, 0);
+	buf_printf(d, CRLF "Arrival-Date: %s" CRLF, date);
+	buf_puts(d, "X-Sluice-Queue-ID: ");
+	put_safe(d, str(m->queue_id), DSN_MSGID_MAX, 0);
+	buf_puts(d, CRLF);
 
 	buf_init(&p, 2 * DSN_DIAG_MAX);
 	for (size_t i = 0; i < m->nrcpts; i++) {
@@ -760,8 +726,7 @@ status_part(struct buf *d, const struct dsn_msg *m)
 		const char *orcpt = str(r->orcpt), *host = str(r->remote_mta);
 		const char *diag = str(r->diagnostic);
 
-		if ((rc = buf_puts(d, CRLF)) != BUF_OK)
-			goto out;
+		buf_puts(d, CRLF);
 		if (*orcpt != '\0') {
 			/* Stored decoded as "type;address". */
 			const char *semi = strchr(orcpt, ';');
@@ -773,72 +738,47 @@ status_part(struct buf *d, const struct dsn_msg *m)
 			        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") ==
 			        tlen;
 
-			if ((rc = buf_puts(d, "Original-Recipient: ")) !=
-			    BUF_OK)
-				goto out;
+			buf_puts(d, "Original-Recipient: ");
 			if (typeok)
-				rc = buf_append(d, orcpt, tlen);
+				buf_append(d, orcpt, tlen);
 			else
-				rc = buf_puts(d, "rfc822");
-			if (rc != BUF_OK || (rc = buf_puts(d, ";")) != BUF_OK ||
-			    (rc = put_decoded(d, typeok ? semi + 1 : orcpt,
-			         DSN_ORCPT_MAX, DSN_XTEXT_OUT_MAX)) != BUF_OK ||
-			    (rc = buf_puts(d, CRLF)) != BUF_OK)
-				goto out;
+				buf_puts(d, "rfc822");
+			buf_puts(d, ";");
+			put_decoded(d, typeok ? semi + 1 : orcpt, DSN_ORCPT_MAX,
+			    DSN_XTEXT_OUT_MAX);
+			buf_puts(d, CRLF);
 		}
-		if ((rc = buf_puts(d, "Final-Recipient: rfc822;")) != BUF_OK ||
-		    (rc = put_xtext(d, str(r->addr), DSN_ADDR_MAX, 0,
-		         DSN_XTEXT_OUT_MAX)) != BUF_OK ||
-		    (rc = buf_printf(d,
-		         CRLF "Action: %s" CRLF "Status: %s" CRLF,
-		         action_name(r->action), rcpt_status(r))) != BUF_OK)
-			goto out;
-		if (*host != '\0' &&
-		    ((rc = buf_puts(d, "Remote-MTA: dns;")) != BUF_OK ||
-		        (rc = put_safe(d, host, DSN_HOST_MAX, 0)) != BUF_OK ||
-		        (rc = buf_puts(d, CRLF)) != BUF_OK))
-			goto out;
+		buf_puts(d, "Final-Recipient: rfc822;");
+		put_xtext(d, str(r->addr), DSN_ADDR_MAX, 0, DSN_XTEXT_OUT_MAX);
+		buf_printf(d, CRLF "Action: %s" CRLF "Status: %s" CRLF,
+		    action_name(r->action), rcpt_status(r));
+		if (*host != '\0') {
+			buf_puts(d, "Remote-MTA: dns;");
+			put_safe(d, host, DSN_HOST_MAX, 0);
+			buf_puts(d, CRLF);
+		}
 		buf_reset(&p);
-		if ((rc = put_clean(&p, diag, DSN_DIAG_MAX)) != BUF_OK)
-			goto out;
+		put_clean(&p, diag, DSN_DIAG_MAX);
 		/* Only when something printable is left (found by fuzzing). */
 		if (p.len > 0 && p.data != NULL) {
 			const char *type = diag_type(diag);
 
-			if ((rc = buf_printf(
-			         d, "Diagnostic-Code: %s; ", type)) != BUF_OK ||
-			    (rc = put_wrapped(d, strlen(type) + 19, p.data,
-			         DSN_WRAP, DSN_HARD_SPLIT, " ")) != BUF_OK)
-				goto out;
+			buf_printf(d, "Diagnostic-Code: %s; ", type);
+			put_wrapped(d, strlen(type) + 19, p.data, DSN_WRAP,
+			    DSN_HARD_SPLIT, " ");
 		}
 		if (r->last_attempt != 0) {
 			dsn_date(date, sizeof(date), r->last_attempt);
-			if ((rc = buf_printf(d, "Last-Attempt-Date: %s" CRLF,
-			         date)) != BUF_OK)
-				goto out;
+			buf_printf(d, "Last-Attempt-Date: %s" CRLF, date);
 		}
 		if (r->action == DSN_DELAYED && r->retry_until != 0) {
 			dsn_date(date, sizeof(date), r->retry_until);
-			if ((rc = buf_printf(d, "Will-Retry-Until: %s" CRLF,
-			         date)) != BUF_OK)
-				goto out;
+			buf_printf(d, "Will-Retry-Until: %s" CRLF, date);
 		}
 	}
-	rc = BUF_OK;
-out:
+	rc = buf_error(&p) != BUF_OK ? buf_error(&p) : buf_error(d);
 	buf_free(&p);
 	return rc;
-}
-
-/* FNV-1a, to make the boundary depend on the content it must avoid. */
-static uint32_t
-fnv(uint32_t h, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
 }
 
 static int
@@ -863,7 +803,7 @@ choose_boundary(char *out, size_t outsz, const struct dsn_msg *m,
 {
 	char qid[25];
 	size_t n = 0;
-	uint32_t h = 2166136261u;
+	uint32_t h = FNV_32_INIT; /* the boundary depends on the content */
 
 	for (const char *q = str(m->queue_id); *q != '\0' && n < 24; q++) {
 		unsigned char c = (unsigned char)*q;
@@ -874,7 +814,7 @@ choose_boundary(char *out, size_t outsz, const struct dsn_msg *m,
 	}
 	qid[n] = '\0';
 	for (size_t i = 0; i < nparts; i++)
-		h = fnv(h, parts[i]->data != NULL ? parts[i]->data : "",
+		h = fnv_32(h, parts[i]->data != NULL ? parts[i]->data : "",
 		    parts[i]->len);
 	for (uint32_t k = 0;; k++) {
 		int found = 0;
@@ -909,41 +849,34 @@ put_header(struct buf *o, const struct dsn_msg *m, int any_failed,
 	                      : "Delivered";
 	buf_init(&s, sizeof(subj) + 32);
 	if (subj[0] != '\0')
-		rc = buf_printf(&s, "%s: %s", label, subj);
+		buf_printf(&s, "%s: %s", label, subj);
 	else
-		rc = buf_puts(&s, label);
-	if (rc != BUF_OK)
-		goto out;
+		buf_puts(&s, label);
 
 	dsn_date(date, sizeof(date), m->now);
-	if ((rc = buf_puts(o, "From: \"Mail Delivery System\" "
-	                      "<MAILER-DAEMON@")) != BUF_OK ||
-	    (rc = put_safe(o, str(m->reporting_mta), DSN_HOST_MAX, 0)) !=
-	        BUF_OK ||
-	    (rc = buf_puts(o, ">" CRLF)) != BUF_OK)
-		goto out;
+	buf_puts(o, "From: \"Mail Delivery System\" <MAILER-DAEMON@");
+	put_safe(o, str(m->reporting_mta), DSN_HOST_MAX, 0);
+	buf_puts(o, ">" CRLF);
 	/* The null sender never gets a DSN; should one be asked for anyway,
 	 * an empty group keeps the header valid. */
-	if (m->sender == NULL || m->sender[0] == '\0')
-		rc = buf_puts(o, "To: undisclosed-recipients:;" CRLF);
-	else if ((rc = buf_puts(o, "To: <")) == BUF_OK &&
-	         (rc = put_safe(o, m->sender, DSN_ADDR_MAX, 1)) == BUF_OK)
-		rc = buf_puts(o, ">" CRLF);
-	if (rc != BUF_OK || (rc = buf_puts(o, "Subject: ")) != BUF_OK ||
-	    (rc = put_wrapped(o, 9, s.data, DSN_WRAP, DSN_HARD_SPLIT, " ")) !=
-	        BUF_OK ||
-	    (rc = buf_printf(o, "Date: %s" CRLF, date)) != BUF_OK ||
-	    (rc = buf_puts(o, "Message-ID: <")) != BUF_OK ||
-	    (rc = put_safe(o, str(m->message_id), DSN_MSGID_MAX, 0)) !=
-	        BUF_OK ||
-	    (rc = buf_puts(o,
-	         ">" CRLF "Auto-Submitted: auto-replied" CRLF
-	         "MIME-Version: 1.0" CRLF "Content-Type: multipart/report; "
-	         "report-type=delivery-status;" CRLF)) != BUF_OK ||
-	    (rc = buf_printf(o, "\tboundary=\"%s\"" CRLF, boundary)) != BUF_OK)
-		goto out;
-	rc = buf_puts(o, CRLF "This is a MIME-encapsulated message." CRLF CRLF);
-out:
+	if (m->sender == NULL || m->sender[0] == '\0') {
+		buf_puts(o, "To: undisclosed-recipients:;" CRLF);
+	} else {
+		buf_puts(o, "To: <");
+		put_safe(o, m->sender, DSN_ADDR_MAX, 1);
+		buf_puts(o, ">" CRLF);
+	}
+	buf_puts(o, "Subject: ");
+	put_wrapped(o, 9, s.data, DSN_WRAP, DSN_HARD_SPLIT, " ");
+	buf_printf(o, "Date: %s" CRLF, date);
+	buf_puts(o, "Message-ID: <");
+	put_safe(o, str(m->message_id), DSN_MSGID_MAX, 0);
+	buf_puts(o, ">" CRLF "Auto-Submitted: auto-replied" CRLF
+	            "MIME-Version: 1.0" CRLF "Content-Type: multipart/report; "
+	            "report-type=delivery-status;" CRLF);
+	buf_printf(o, "\tboundary=\"%s\"" CRLF, boundary);
+	buf_puts(o, CRLF "This is a MIME-encapsulated message." CRLF CRLF);
+	rc = buf_error(&s) != BUF_OK ? buf_error(&s) : buf_error(o);
 	buf_free(&s);
 	return rc;
 }
@@ -958,7 +891,7 @@ dsn_compose(const struct dsn_msg *m, size_t *len)
 	size_t per = DSN_FIXED_OUT + m->nrcpts * DSN_RCPT_OUT;
 	enum dsn_return ret;
 	char boundary[80];
-	int any_failed = 0, any_delayed = 0, want_full, hdr_cut = 0;
+	int any_failed = 0, any_delayed = 0, want_full, hdr_cut = 0, rc;
 	char *result = NULL;
 
 	if (m->nrcpts > (SIZE_MAX / 4 - DSN_FIXED_OUT) / DSN_RCPT_OUT)
@@ -993,9 +926,10 @@ dsn_compose(const struct dsn_msg *m, size_t *len)
 	/* Normalising bare LFs to CRLF at most doubles the original. */
 	buf_init(&orig, 2 * DSN_FULL_MAX + DSN_HEADER_MAX + 4096);
 
-	if ((ret != RETURN_NONE &&
-	        put_original(&orig, original, olen, ret != RETURN_FULL,
-	            &hdr_cut) != BUF_OK) ||
+	if (ret != RETURN_NONE)
+		put_original(
+		    &orig, original, olen, ret != RETURN_FULL, &hdr_cut);
+	if (buf_error(&orig) != BUF_OK ||
 	    text_part(&text, m, any_failed, any_delayed, ret, hdr_cut) !=
 	        BUF_OK ||
 	    status_part(&status, m) != BUF_OK)
@@ -1006,31 +940,31 @@ dsn_compose(const struct dsn_msg *m, size_t *len)
 	parts[2] = &orig;
 	choose_boundary(boundary, sizeof(boundary), m, parts, 3);
 
-	if (put_header(&out, m, any_failed, any_delayed, boundary) != BUF_OK ||
-	    buf_printf(&out,
-	        "--%s" CRLF "Content-Description: Notification" CRLF
-	        "Content-Type: text/plain; charset=us-ascii" CRLF CRLF,
-	        boundary) != BUF_OK ||
-	    buf_append(&out, text.data, text.len) != BUF_OK ||
-	    buf_printf(&out,
-	        CRLF "--%s" CRLF "Content-Description: Delivery report" CRLF
-	             "Content-Type: message/delivery-status" CRLF CRLF,
-	        boundary) != BUF_OK ||
-	    buf_append(&out, status.data, status.len) != BUF_OK)
-		goto out;
+	rc = put_header(&out, m, any_failed, any_delayed, boundary);
+	buf_printf(&out,
+	    "--%s" CRLF "Content-Description: Notification" CRLF
+	    "Content-Type: text/plain; charset=us-ascii" CRLF CRLF,
+	    boundary);
+	buf_append(&out, text.data, text.len);
+	buf_printf(&out,
+	    CRLF "--%s" CRLF "Content-Description: Delivery report" CRLF
+	         "Content-Type: message/delivery-status" CRLF CRLF,
+	    boundary);
+	buf_append(&out, status.data, status.len);
 	/* RFC 6522: the third part (the original) is optional. */
-	if (ret != RETURN_NONE &&
-	    (buf_printf(&out,
-	         CRLF "--%s" CRLF "Content-Description: %s" CRLF
-	              "Content-Type: %s" CRLF CRLF,
-	         boundary,
-	         ret == RETURN_FULL ? "Original message"
-	                            : "Original message header",
-	         ret == RETURN_FULL ? "message/rfc822"
-	                            : "text/rfc822-headers") != BUF_OK ||
-	        buf_append(&out, orig.data, orig.len) != BUF_OK))
-		goto out;
-	if (buf_printf(&out, CRLF "--%s--" CRLF, boundary) != BUF_OK)
+	if (ret != RETURN_NONE) {
+		buf_printf(&out,
+		    CRLF "--%s" CRLF "Content-Description: %s" CRLF
+		         "Content-Type: %s" CRLF CRLF,
+		    boundary,
+		    ret == RETURN_FULL ? "Original message"
+		                       : "Original message header",
+		    ret == RETURN_FULL ? "message/rfc822"
+		                       : "text/rfc822-headers");
+		buf_append(&out, orig.data, orig.len);
+	}
+	buf_printf(&out, CRLF "--%s--" CRLF, boundary);
+	if (rc != BUF_OK || buf_error(&out) != BUF_OK)
 		goto out;
 	result = buf_steal(&out, len);
 out:

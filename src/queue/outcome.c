@@ -8,14 +8,16 @@
  * the recipients it was for are deferred instead of failed, so a later
  * attempt writes it again: no failure is ever recorded without its DSN.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "conf/conf.h"
+#include "daemon/daemon.h"
 #include "log/tracklog.h"
 #include "queue/dsn.h"
 #include "queue/outcome.h"
-#include "server/server.h"
 #include "smtp/command.h"
 #include "smtp/header.h"
 #include "spool/spool.h"
@@ -43,7 +45,7 @@ struct settle_rcpt {
 };
 
 struct settle {
-	struct server *srv;
+	struct daemon *daemon;
 	outcome_released_fn released;
 	void *arg;
 	int64_t message_id;
@@ -65,9 +67,9 @@ struct settle {
 };
 
 time_t
-outcome_next_attempt(const struct server *srv, unsigned attempts, time_t now)
+outcome_next_attempt(const struct daemon *daemon, unsigned attempts, time_t now)
 {
-	const struct conf_transport *t = &srv->conf->conf->transport;
+	const struct conf_transport *t = &daemon->conf->conf->transport;
 
 	if (attempts < t->transient_failure_retry_attempts)
 		return now + (time_t)t->transient_failure_retry_interval;
@@ -130,9 +132,9 @@ settle_wants(const struct settle *st, unsigned notify, enum dsn_action a)
 }
 
 const char *
-outcome_fqdn(const struct server *srv)
+outcome_fqdn(const struct daemon *daemon)
 {
-	const struct conf *conf = srv->conf->conf;
+	const struct conf *conf = daemon->conf->conf;
 
 	if (conf->nreceive_connectors > 0 &&
 	    conf->receive_connectors[0].fqdn != NULL &&
@@ -142,60 +144,55 @@ outcome_fqdn(const struct server *srv)
 }
 
 void
-outcome_facts(struct server *srv, int64_t message_id, const char *queue_id,
+outcome_facts(struct daemon *daemon, int64_t message_id, const char *queue_id,
     struct outcome_facts *f)
 {
 	struct spool_info *in = &f->info;
 
-	if (spool_info(srv->spool, message_id, in) < 0)
+	if (spool_info(daemon->spool, message_id, in) < 0)
 		snprintf(in->queue_id, sizeof(in->queue_id), "%s",
 		    queue_id != NULL ? queue_id : "");
 	tracklog_ip(in->client, f->client_ip, sizeof(f->client_ip));
-	memset(&f->msg, 0, sizeof(f->msg));
-	f->msg.internal_id = in->queue_id;
-	f->msg.message_id = in->message_id;
-	f->msg.subject = in->subject;
-	f->msg.sender = in->sender;
-	f->msg.client_ip = f->client_ip;
-	/* Exchange's words: from inside the organisation, or not. */
-	f->msg.directionality =
-	    strcmp(in->auth_as, "Internal") == 0 ? "Originating" : "Incoming";
-	f->msg.size = in->size;
-	f->msg.rcpt_count = in->nrcpts;
+	f->msg = (struct track_msg){.internal_id = in->queue_id,
+	    .message_id = in->message_id,
+	    .subject = in->subject,
+	    .sender = in->sender,
+	    .client_ip = f->client_ip,
+	    .directionality = tracklog_directionality(in->auth_as),
+	    .size = in->size,
+	    .rcpt_count = in->nrcpts};
 }
 
 static void
 settle_track(struct settle *st, const struct settle_rcpt *r)
 {
-	struct track_event ev;
+	struct track_event ev = {.event = r->event,
+	    .source = st->source,
+	    .msg = st->facts != NULL ? &st->facts->msg : NULL,
+	    .recipient = r->addr,
+	    .status = r->status,
+	    .connector = st->connector,
+	    .tls = st->tls};
 
-	if (st->srv->tracklog == NULL)
+	if (st->daemon->tracklog == NULL)
 		return;
-	memset(&ev, 0, sizeof(ev));
-	ev.event = r->event;
-	ev.source = st->source;
-	ev.msg = st->facts != NULL ? &st->facts->msg : NULL;
-	ev.recipient = r->addr;
-	ev.status = r->status;
-	ev.connector = st->connector;
-	ev.tls = st->tls;
 	if (st->local) {
-		ev.server_hostname = outcome_fqdn(st->srv);
+		ev.server_hostname = outcome_fqdn(st->daemon);
 	} else if (st->connector[0] != '\0') {
 		/* a send connector's attempt: our end, then the next hop */
 		const struct conf_send_connector *sc =
-		    conf_send_connector(st->srv->conf->conf, st->connector);
+		    conf_send_connector(st->daemon->conf->conf, st->connector);
 
 		ev.client_ip = st->local_ip;
 		ev.client_hostname =
 		    sc != NULL && sc->fqdn != NULL && sc->fqdn[0] != '\0'
 		        ? sc->fqdn
-		        : outcome_fqdn(st->srv);
+		        : outcome_fqdn(st->daemon);
 		ev.server_ip = st->remote_ip;
 		ev.server_hostname = st->host;
 		ev.source_context = st->session;
 	}
-	tracklog_write(st->srv->tracklog, &ev);
+	tracklog_write(st->daemon->tracklog, &ev);
 }
 
 /*
@@ -216,12 +213,11 @@ settle_track_notices(struct settle *st)
 	    [DSN_RELAYED] = "relayed",
 	};
 
-	if (st->srv->tracklog == NULL)
+	if (st->daemon->tracklog == NULL)
 		return;
 	for (int slot = 0; slot < 4; slot++) {
-		struct track_event ev;
-		struct track_msg m;
 		char related[2048] = "";
+		struct track_msg m;
 		size_t n = 0;
 
 		if (!st->dsn_stored[slot])
@@ -237,24 +233,23 @@ settle_track_notices(struct settle *st)
 			    n ? ";" : "", st->rcpts[i].addr);
 			n += w > 0 ? (size_t)w : 0;
 		}
-		memset(&m, 0, sizeof(m));
-		m.internal_id = st->dsn_ids[slot];
-		m.message_id = st->dsn_msgids[slot];
-		m.subject = st->dsn_subjects[slot];
-		m.sender = "";
-		m.directionality = "Originating";
-		m.size = (int64_t)st->lens[slot];
-		m.rcpt_count = 1;
-		memset(&ev, 0, sizeof(ev));
-		ev.event = "DSN";
-		ev.source = "DSN";
-		ev.msg = &m;
-		ev.recipient = st->sender;
-		ev.status = kinds[slot];
-		ev.server_hostname = outcome_fqdn(st->srv);
-		ev.related = related;
-		ev.reference = st->queue_id;
-		tracklog_write(st->srv->tracklog, &ev);
+		/* the notice is ours: from the null sender, Originating */
+		m = (struct track_msg){.internal_id = st->dsn_ids[slot],
+		    .message_id = st->dsn_msgids[slot],
+		    .subject = st->dsn_subjects[slot],
+		    .sender = "",
+		    .directionality = "Originating",
+		    .size = (int64_t)st->lens[slot],
+		    .rcpt_count = 1};
+		tracklog_write(st->daemon->tracklog,
+		    &(struct track_event){.event = "DSN",
+		        .source = "DSN",
+		        .msg = &m,
+		        .recipient = st->sender,
+		        .status = kinds[slot],
+		        .server_hostname = outcome_fqdn(st->daemon),
+		        .related = related,
+		        .reference = st->queue_id});
 	}
 }
 
@@ -267,7 +262,7 @@ settle_track_notices(struct settle *st)
 static void
 settle_count(struct settle *st)
 {
-	struct server *srv = st->srv;
+	struct daemon *daemon = st->daemon;
 	const char *connector =
 	    st->connector[0] != '\0' ? st->connector : st->queue;
 	int seen[3] = {0, 0, 0}, tls[3] = {0, 0, 0};
@@ -282,23 +277,23 @@ settle_count(struct settle *st)
 			tls[r->state] = 1;
 	}
 	if (seen[ST_DELIVERED]) {
-		metrics_add(
-		    srv->metrics, METRIC_DELIVERED, connector, NULL, NULL, 1);
-		metrics_observe(srv->metrics, METRIC_DELIVERY_LATENCY,
+		metrics_add(daemon->metrics, METRIC_DELIVERED, connector, NULL,
+		    NULL, 1);
+		metrics_observe(daemon->metrics, METRIC_DELIVERY_LATENCY,
 		    connector, (double)(time(NULL) - st->received));
 	}
 	if (seen[ST_DEFERRED])
 		metrics_add(
-		    srv->metrics, METRIC_DEFERRED, connector, NULL, NULL, 1);
+		    daemon->metrics, METRIC_DEFERRED, connector, NULL, NULL, 1);
 	if (seen[ST_FAILED])
 		metrics_add(
-		    srv->metrics, METRIC_RETURNED, connector, NULL, NULL, 1);
+		    daemon->metrics, METRIC_RETURNED, connector, NULL, NULL, 1);
 	if (st->local)
 		return;
 	if (tls[ST_DEFERRED])
-		posture_message(srv->posture, st->queue, st->connector, 0);
+		posture_message(daemon->posture, st->queue, st->connector, 0);
 	if (tls[ST_FAILED])
-		posture_message(srv->posture, st->queue, st->connector, 1);
+		posture_message(daemon->posture, st->queue, st->connector, 1);
 }
 
 static void
@@ -348,7 +343,7 @@ settle_one_recorded(void *arg, int ok, const char *queue_id)
 	(void)queue_id;
 	r->recorded = ok;
 	if (ok && r->state == ST_DEFERRED)
-		deferrals_add(st->srv->deferrals, time(NULL), st->queue_id,
+		deferrals_add(st->daemon->deferrals, time(NULL), st->queue_id,
 		    r->addr, st->queue, r->status);
 	if (ok)
 		settle_track(st, r);
@@ -397,8 +392,8 @@ settle_record_all(struct settle *st)
 		rec->st = st;
 		rec->i = i;
 		st->pending++;
-		if (spool_record(
-		        st->srv->spool, &res, settle_one_recorded, rec) < 0) {
+		if (spool_record(st->daemon->spool, &res, settle_one_recorded,
+		        rec) < 0) {
 			st->pending--;
 			free(rec);
 			st->released(st->arg, r->rcpt_id, 0);
@@ -413,7 +408,7 @@ settle_notice(
     struct settle *st, const struct spool_stored *orig, enum dsn_action kind)
 {
 	int slot = (int)kind;
-	const struct conf_transport *t = &st->srv->conf->conf->transport;
+	const struct conf_transport *t = &st->daemon->conf->conf->transport;
 	struct dsn_rcpt dr[64];
 	struct dsn_msg m;
 	struct spool_rcpt to;
@@ -443,9 +438,9 @@ settle_notice(
 		return;
 	spool_queue_id(st->dsn_ids[slot], sizeof(st->dsn_ids[slot]));
 	snprintf(msgid, sizeof(msgid), "%s@%s", st->dsn_ids[slot],
-	    outcome_fqdn(st->srv));
+	    outcome_fqdn(st->daemon));
 	memset(&m, 0, sizeof(m));
-	m.reporting_mta = outcome_fqdn(st->srv);
+	m.reporting_mta = outcome_fqdn(st->daemon);
 	m.queue_id = st->queue_id;
 	m.envid = orig->envid;
 	m.sender = st->sender;
@@ -493,7 +488,8 @@ settle_notice(
 	sm.data = text;
 	sm.len = len;
 	st->pending++;
-	if (spool_submit(st->srv->spool, &sm, settle_notice_stored, st) < 0) {
+	if (spool_submit(st->daemon->spool, &sm, settle_notice_stored, st) <
+	    0) {
 		st->pending--;
 		st->notices_failed = 1;
 	}
@@ -503,7 +499,7 @@ static void
 settle_classify(struct settle *st, const struct outcome *o,
     struct settle_rcpt *r, const struct outcome_rcpt *in, time_t now)
 {
-	const struct conf_transport *t = &st->srv->conf->conf->transport;
+	const struct conf_transport *t = &st->daemon->conf->conf->transport;
 	int klass = in->code / 100;
 
 	r->dsn = -1;
@@ -532,7 +528,8 @@ settle_classify(struct settle *st, const struct outcome *o,
 	}
 	r->state = ST_DEFERRED;
 	r->event = "DEFER";
-	r->next_attempt = outcome_next_attempt(st->srv, in->attempts + 1, now);
+	r->next_attempt =
+	    outcome_next_attempt(st->daemon, in->attempts + 1, now);
 	if (!in->delay_notified &&
 	    now - o->received >= (time_t)t->delay_notification_timeout &&
 	    settle_wants(st, in->notify, DSN_DELAYED)) {
@@ -542,7 +539,7 @@ settle_classify(struct settle *st, const struct outcome *o,
 }
 
 void
-outcome_settle(struct server *srv, const struct outcome *o,
+outcome_settle(struct daemon *daemon, const struct outcome *o,
     outcome_released_fn released, void *arg)
 {
 	struct settle *st = calloc(1, sizeof(*st));
@@ -556,7 +553,7 @@ outcome_settle(struct server *srv, const struct outcome *o,
 			released(arg, o->rcpts[i].rcpt_id, 0);
 		return;
 	}
-	st->srv = srv;
+	st->daemon = daemon;
 	st->released = released;
 	st->arg = arg;
 	st->message_id = o->message_id;
@@ -575,7 +572,7 @@ outcome_settle(struct server *srv, const struct outcome *o,
 	st->local = o->local;
 	st->received = o->received;
 	if ((st->facts = calloc(1, sizeof(*st->facts))) != NULL)
-		outcome_facts(srv, o->message_id, o->queue_id, st->facts);
+		outcome_facts(daemon, o->message_id, o->queue_id, st->facts);
 	st->nrcpts = o->nrcpts;
 	for (size_t i = 0; i < o->nrcpts; i++) {
 		struct settle_rcpt *r = &st->rcpts[i];
@@ -594,7 +591,7 @@ outcome_settle(struct server *srv, const struct outcome *o,
 		struct spool_stored orig;
 
 		st->pending = 1; /* held while the notices go out */
-		if (spool_load(srv->spool, o->message_id, &orig) < 0) {
+		if (spool_load(daemon->spool, o->message_id, &orig) < 0) {
 			st->notices_failed = 1;
 		} else {
 			settle_notice(st, &orig, DSN_FAILED);

@@ -26,7 +26,7 @@
 #include "log/tracklog.h"
 #include "spool/spool.h"
 
-struct server;
+struct daemon;
 
 struct outcome_rcpt {
 	int64_t rcpt_id;
@@ -73,7 +73,7 @@ typedef void (*outcome_released_fn)(void *arg, int64_t rcpt_id, int recorded);
  * when storing failed (the recipient then stays as it was, due again).
  */
 void outcome_settle(
-    struct server *, const struct outcome *, outcome_released_fn, void *arg);
+    struct daemon *, const struct outcome *, outcome_released_fn, void *arg);
 
 /*
  * What the tracking log says of a stored message (spool_info), ready for
@@ -85,17 +85,17 @@ struct outcome_facts {
 	char client_ip[64];
 	struct track_msg msg;
 };
-void outcome_facts(struct server *, int64_t message_id, const char *queue_id,
+void outcome_facts(struct daemon *, int64_t message_id, const char *queue_id,
     struct outcome_facts *);
 
 /*
  * Our own name, as notices and tracking rows give it: the first receive
  * connector's Fqdn, else "localhost".
  */
-const char *outcome_fqdn(const struct server *);
+const char *outcome_fqdn(const struct daemon *);
 
 /* The next attempt after a deferral, by the schedule above (pure). */
 time_t outcome_next_attempt(
-    const struct server *, unsigned attempts, time_t now);
+    const struct daemon *, unsigned attempts, time_t now);
 
 #endif

@@ -20,13 +20,14 @@
 
 #include <event2/event.h>
 
+#include "conf/conf.h"
+#include "daemon/daemon.h"
 #include "deliver/maildir.h"
 #include "log/tracklog.h"
 #include "queue/dqueue.h"
 #include "queue/outcome.h"
 #include "queue/qmgr.h"
 #include "route/route.h"
-#include "server/server.h"
 #include "smtp/command.h"
 #include "spool/spool.h"
 #include "status/deferrals.h"
@@ -51,7 +52,7 @@
 #define QMGR_INFLIGHT_SLOTS (2 * QMGR_INFLIGHT_MAX)
 
 struct qmgr {
-	struct server *srv;
+	struct daemon *daemon;
 	struct maildir *maildir;
 	struct dqueues *dqueues;
 	struct event *timer;
@@ -148,11 +149,10 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
     int recorded, const char *error)
 {
 	struct qmgr *q = arg;
-	const struct conf_transport *t = &q->srv->conf->conf->transport;
+	const struct conf_transport *t = &q->daemon->conf->conf->transport;
 	int expired = !delivered && time(NULL) - j->received >=
 	                                (time_t)t->message_expiration_timeout;
 	struct outcome_facts *facts;
-	struct track_event ev;
 
 	qmgr_forget(q, j->rcpt_id);
 	if (!recorded) {
@@ -188,34 +188,34 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
 		snprintf(status, sizeof(status), "%s",
 		    delivered ? "250 2.0.0 Delivered to the mailbox" : error);
 		qmgr_hold(q, j->rcpt_id);
-		outcome_settle(q->srv, &o, qmgr_released, q);
+		outcome_settle(q->daemon, &o, qmgr_released, q);
 		return; /* outcome.c writes the tracking row and counts */
 	}
 	/* Each mailbox is written on its own: counted per recipient. */
 	if (delivered) {
-		metrics_add(q->srv->metrics, METRIC_DELIVERED, "Maildir", NULL,
-		    NULL, 1);
-		metrics_observe(q->srv->metrics, METRIC_DELIVERY_LATENCY,
+		metrics_add(q->daemon->metrics, METRIC_DELIVERED, "Maildir",
+		    NULL, NULL, 1);
+		metrics_observe(q->daemon->metrics, METRIC_DELIVERY_LATENCY,
 		    "Maildir", (double)(time(NULL) - j->received));
 	} else {
-		metrics_add(
-		    q->srv->metrics, METRIC_DEFERRED, "Maildir", NULL, NULL, 1);
-		deferrals_add(q->srv->deferrals, time(NULL), j->queue_id,
+		metrics_add(q->daemon->metrics, METRIC_DEFERRED, "Maildir",
+		    NULL, NULL, 1);
+		deferrals_add(q->daemon->deferrals, time(NULL), j->queue_id,
 		    j->addr, "Local", error);
 	}
-	if (q->srv->tracklog == NULL ||
+	if (q->daemon->tracklog == NULL ||
 	    (facts = malloc(sizeof(*facts))) == NULL)
 		return;
-	outcome_facts(q->srv, j->message_id, j->queue_id, facts);
-	memset(&ev, 0, sizeof(ev));
-	ev.event = delivered ? "DELIVER" : "DEFER";
-	ev.source = "STOREDRIVER";
-	ev.msg = &facts->msg;
-	ev.recipient = j->addr;
-	ev.connector = "Maildir";
-	ev.server_hostname = outcome_fqdn(q->srv);
-	ev.status = delivered ? "250 2.0.0 Delivered to the mailbox" : error;
-	tracklog_write(q->srv->tracklog, &ev);
+	outcome_facts(q->daemon, j->message_id, j->queue_id, facts);
+	tracklog_write(q->daemon->tracklog,
+	    &(struct track_event){.event = delivered ? "DELIVER" : "DEFER",
+	        .source = "STOREDRIVER",
+	        .msg = &facts->msg,
+	        .recipient = j->addr,
+	        .connector = "Maildir",
+	        .server_hostname = outcome_fqdn(q->daemon),
+	        .status =
+	            delivered ? "250 2.0.0 Delivered to the mailbox" : error});
 	free(facts);
 }
 
@@ -250,7 +250,7 @@ qmgr_settle_now(struct qmgr *q, const struct spool_due *d, int code,
 	    .nrcpts = 1};
 
 	qmgr_hold(q, d->rcpt_id);
-	outcome_settle(q->srv, &o, qmgr_released, q);
+	outcome_settle(q->daemon, &o, qmgr_released, q);
 }
 
 /*
@@ -297,7 +297,7 @@ qmgr_local(struct qmgr *q, const struct spool_due *d, const char *addr,
 	job.message_id = d->message_id;
 	job.attempts = d->attempts;
 	job.retry_interval =
-	    q->srv->conf->conf->transport.transient_failure_retry_interval;
+	    q->daemon->conf->conf->transport.transient_failure_retry_interval;
 	snprintf(job.queue_id, sizeof(job.queue_id), "%s", d->queue_id);
 	snprintf(job.sender, sizeof(job.sender), "%s", d->sender);
 	snprintf(job.addr, sizeof(job.addr), "%s", addr);
@@ -323,7 +323,7 @@ static void
 qmgr_postmaster(struct qmgr *q, const struct spool_due *d)
 {
 	const struct conf_accepted_domain *ad =
-	    route_postmaster(q->srv->conf->conf);
+	    route_postmaster(q->daemon->conf->conf);
 	char addr[300];
 
 	if (ad == NULL) {
@@ -339,7 +339,7 @@ qmgr_postmaster(struct qmgr *q, const struct spool_due *d)
 static void
 qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 {
-	const struct conf *conf = q->srv->conf->conf;
+	const struct conf *conf = q->daemon->conf->conf;
 	const char *at = strrchr(d->addr, '@');
 	struct dqueue_rcpt dr;
 	struct route_rules rr;
@@ -421,14 +421,14 @@ qmgr_scan(struct qmgr *q, int retry)
 	struct spool_due due[QMGR_BATCH];
 	time_t now = time(NULL);
 
-	if (q->srv->draining)
+	if (q->daemon->draining)
 		return;
 	for (int b = 0; b < QMGR_SCAN_BATCHES; b++) {
 		size_t n = 0;
 
 		if (q->ninflight >= QMGR_INFLIGHT_MAX - QMGR_BATCH ||
-		    spool_due_new(
-		        q->srv->spool, q->new_cursor, due, QMGR_BATCH, &n) < 0)
+		    spool_due_new(q->daemon->spool, q->new_cursor, due,
+		        QMGR_BATCH, &n) < 0)
 			break;
 		for (size_t i = 0; i < n; i++) {
 			q->new_cursor = due[i].rcpt_id;
@@ -442,8 +442,8 @@ qmgr_scan(struct qmgr *q, int retry)
 		size_t n = 0;
 
 		if (q->ninflight >= QMGR_INFLIGHT_MAX - QMGR_BATCH ||
-		    spool_due_retry(q->srv->spool, now, &q->retry_cursor, due,
-		        QMGR_BATCH, &n) < 0)
+		    spool_due_retry(q->daemon->spool, now, &q->retry_cursor,
+		        due, QMGR_BATCH, &n) < 0)
 			break;
 		for (size_t i = 0; i < n; i++) {
 			q->retry_cursor.next_attempt = due[i].next_attempt;
@@ -468,8 +468,8 @@ qmgr_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (time(NULL) - q->last_purge >= QMGR_PURGE_SECONDS) {
 		q->last_purge = time(NULL);
-		spool_purge(q->srv->spool,
-		    q->last_purge - (time_t)q->srv->conf->conf->transport
+		spool_purge(q->daemon->spool,
+		    q->last_purge - (time_t)q->daemon->conf->conf->transport
 		                        .safety_net_hold_time);
 	}
 	if (q->rescan) {
@@ -494,18 +494,18 @@ qmgr_wake(struct qmgr *q)
 }
 
 struct qmgr *
-qmgr_start(struct server *srv, const char *queue_db)
+qmgr_start(struct daemon *daemon, const char *queue_db)
 {
 	struct timeval tick = {0, QMGR_TICK_MS * 1000};
 	struct qmgr *q = calloc(1, sizeof(*q));
 
 	if (q == NULL)
 		return NULL;
-	q->srv = srv;
-	q->maildir = maildir_start(queue_db, srv->spool, qmgr_local_done, q);
-	q->dqueues = dqueues_new(srv, qmgr_released, q);
-	q->timer = event_new(srv->base, -1, EV_PERSIST, qmgr_tick, q);
-	q->wake = event_new(srv->base, -1, 0, qmgr_wake_cb, q);
+	q->daemon = daemon;
+	q->maildir = maildir_start(queue_db, daemon->spool, qmgr_local_done, q);
+	q->dqueues = dqueues_new(daemon, qmgr_released, q);
+	q->timer = event_new(daemon->base, -1, EV_PERSIST, qmgr_tick, q);
+	q->wake = event_new(daemon->base, -1, 0, qmgr_wake_cb, q);
 	if (q->maildir == NULL || q->dqueues == NULL || q->timer == NULL ||
 	    q->wake == NULL || event_add(q->timer, &tick) < 0) {
 		if (q->timer != NULL)
@@ -585,7 +585,7 @@ qmgr_rerouted(void *arg, int ok, const char *queue_id)
 void
 qmgr_reroute(struct qmgr *q)
 {
-	spool_retry(q->srv->spool, QMGR_UNREACHABLE, qmgr_rerouted, q);
+	spool_retry(q->daemon->spool, QMGR_UNREACHABLE, qmgr_rerouted, q);
 }
 
 unsigned

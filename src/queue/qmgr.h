@@ -7,12 +7,12 @@
 
 #include <stdint.h>
 
-struct server;
+struct daemon;
 struct qmgr;
 struct dqueues;
 
-/* Start scanning the queue of srv (its spool, configuration, logs). */
-struct qmgr *qmgr_start(struct server *, const char *queue_db);
+/* Start scanning the daemon's queue (its spool, configuration, logs). */
+struct qmgr *qmgr_start(struct daemon *, const char *queue_db);
 /* Stop handing out work and stop the agents; callbacks may still come
  * through the spool until it is closed. */
 void qmgr_stop(struct qmgr *);

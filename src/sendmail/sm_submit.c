@@ -25,6 +25,7 @@
 #include "sendmail/sm_message.h"
 #include "sendmail/sm_submit.h"
 #include "smtp/reply.h"
+#include "util/fd.h"
 
 #define SM_SUBMIT_TIMEOUT 600 /* seconds */
 
@@ -69,25 +70,9 @@ sm_connect(const char *prog, const char *path)
 }
 
 static int
-sm_write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int
 sm_flush(struct sm_conn *c)
 {
-	int rc = sm_write_all(c->fd, c->out, c->outlen);
+	int rc = fd_write_all(c->fd, c->out, c->outlen);
 
 	c->outlen = 0;
 	return rc;
@@ -404,7 +389,7 @@ sm_pipe_in(int fd, int *last_cr)
 		out[o++] = in[i];
 		*last_cr = in[i] == '\r';
 	}
-	return sm_write_all(fd, out, o) < 0 ? -1 : 1;
+	return fd_write_all(fd, out, o) < 0 ? -1 : 1;
 }
 
 int
@@ -435,7 +420,7 @@ sm_submit_pipe(const char *prog, const char *socket)
 
 			if (r <= 0)
 				break; /* the daemon closed: after QUIT */
-			if (sm_write_all(STDOUT_FILENO, buf, (size_t)r) < 0)
+			if (fd_write_all(STDOUT_FILENO, buf, (size_t)r) < 0)
 				break;
 		}
 		if (in_open && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {

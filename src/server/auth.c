@@ -75,38 +75,3 @@ auth_check(const char *users_file, const char *user, const char *password)
 	free(cd);
 	return ok;
 }
-
-int
-auth_base64_decode(const char *in, size_t len, char *out, size_t outsz)
-{
-	static const char alphabet[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	unsigned acc = 0;
-	int bits = 0, pad = 0;
-	size_t o = 0;
-
-	if (len % 4 != 0)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		const char *p;
-
-		if (in[i] == '=') {
-			if (++pad > 2 || i < len - 2)
-				return -1;
-			continue;
-		}
-		if (pad || (p = memchr(alphabet, in[i], 64)) == NULL ||
-		    in[i] == '\0')
-			return -1;
-		acc = (acc << 6) | (unsigned)(p - alphabet);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o + 1 >= outsz)
-				return -1;
-			out[o++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[o] = '\0';
-	return (int)o;
-}

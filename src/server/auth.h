@@ -11,10 +11,4 @@
 /* 1 when user and password match an entry of the file, else 0. */
 int auth_check(const char *users_file, const char *user, const char *password);
 
-/*
- * Decode base64 (RFC 4648, with padding) into out; returns the length, or
- * -1 for bad input or when it does not fit (the result is NUL-terminated).
- */
-int auth_base64_decode(const char *in, size_t len, char *out, size_t outsz);
-
 #endif

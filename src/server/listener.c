@@ -171,8 +171,8 @@ listener_pause(struct server *srv, int err)
 	if (srv->accept_paused)
 		return;
 	if (srv->accept_timer == NULL &&
-	    (srv->accept_timer =
-	            evtimer_new(srv->base, listener_resume_cb, srv)) == NULL)
+	    (srv->accept_timer = evtimer_new(
+	         srv->daemon->base, listener_resume_cb, srv)) == NULL)
 		log_fatal("out of memory");
 	for (struct listener *l = srv->listeners; l != NULL; l = l->next)
 		evconnlistener_disable(l->ev);
@@ -223,7 +223,7 @@ listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
 
 	(void)ev;
 	(void)rlen;
-	if (srv->draining) {
+	if (srv->daemon->draining) {
 		close(fd);
 		return;
 	}
@@ -240,11 +240,11 @@ listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	} else {
 		memcpy(&local, &l->ss, sizeof(local));
 	}
-	cref = server_conf_acquire(srv);
+	cref = daemon_conf_acquire(srv->daemon);
 	rc = selector_pick(cref->conf, (struct sockaddr *)&local, remote);
 	if (rc == NULL) {
 		/* No connector admits this client here: as if not listening. */
-		server_conf_release(cref);
+		daemon_conf_release(cref);
 		close(fd);
 		return;
 	}
@@ -292,8 +292,8 @@ listener_open(
 		close(fd);
 		goto fail;
 	}
-	l->ev = evconnlistener_new(
-	    srv->base, listener_accept, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	l->ev = evconnlistener_new(srv->daemon->base, listener_accept, l,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (l->ev == NULL) {
 		close(fd);
 		goto fail;

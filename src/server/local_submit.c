@@ -76,7 +76,7 @@ local_submit_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	(void)ev;
 	(void)sa;
 	(void)salen;
-	if (srv->draining ||
+	if (srv->daemon->draining ||
 	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
 		close(fd);
 		return;
@@ -84,7 +84,7 @@ local_submit_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	memset(&who, 0, sizeof(who));
 	who.uid = (unsigned long)cred.uid;
 	local_submit_user(cred.uid, who.user, sizeof(who.user));
-	cref = server_conf_acquire(srv);
+	cref = daemon_conf_acquire(srv->daemon);
 	rc = &cref->conf->local_submission;
 	if (server_connector_count(srv, rc->name) >= rc->max_inbound_connection)
 		refuse = "421 4.3.2 The maximum number of concurrent server "
@@ -151,8 +151,8 @@ local_submit_open(struct server *srv, const char *path)
 		goto fail;
 	}
 	ls->srv = srv;
-	ls->ev = evconnlistener_new(
-	    srv->base, local_submit_accept, ls, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	ls->ev = evconnlistener_new(srv->daemon->base, local_submit_accept, ls,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (ls->ev == NULL) {
 		close(fd);
 		free(ls->path);

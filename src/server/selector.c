@@ -13,14 +13,7 @@
 #include <string.h>
 
 #include "server/selector.h"
-
-static int
-selector_port(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
-	return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-}
+#include "util/addr.h"
 
 /* IPv4 address of sa (also v4-mapped), or -1 when sa is real IPv6. */
 static int
@@ -48,7 +41,7 @@ selector_binding_matches(
 	struct in_addr la;
 	int lv4;
 
-	if (selector_port(bs) != selector_port(local))
+	if (addr_port(bs) != addr_port(local))
 		return 0;
 	lv4 = selector_v4(local, &la) == 0;
 	if (bs->sa_family == AF_INET) {

@@ -1,6 +1,6 @@
 /*
- * server.c - shared state of the receiving side: the live configuration
- * (reference counted, swapped whole on reload) and connection counters.
+ * server.c - shared state of the receiving side: the configuration
+ * swapped in whole on reload (listeners first) and connection counters.
  *
  * Counters are a small chained hash keyed by the client address (for
  * MaxInboundConnectionPerSource), by "connector:NAME" (for
@@ -22,12 +22,11 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "dns/resolver.h"
 #include "server/auth_pool.h"
 #include "server/listener.h"
 #include "server/server.h"
-#include "tls/tls_client.h"
-#include "tls/tls_store.h"
+#include "util/addr.h"
+#include "util/fnv.h"
 #include "util/log.h"
 
 #define SERVER_BUCKETS 4096
@@ -42,48 +41,18 @@ struct server_counter {
 	char key[];     /* "a:" address, "c:" connector, "m:" memory share */
 };
 
-struct conf_ref *
-server_conf_acquire(struct server *srv)
-{
-	srv->conf->refs++;
-	return srv->conf;
-}
-
-void
-server_conf_release(struct conf_ref *ref)
-{
-	if (--ref->refs > 0)
-		return;
-	resolver_free(ref->resolver);
-	tls_client_free(ref->tls_client);
-	tls_store_free(ref->tls);
-	conf_free(ref->conf);
-	free(ref);
-}
-
 static unsigned
 server_hash(const char *key)
 {
-	unsigned h = 2166136261u; /* FNV-1a */
-
-	for (; *key != '\0'; key++)
-		h = (h ^ (unsigned char)*key) * 16777619u;
-	return h % SERVER_BUCKETS;
+	return fnv_32_str(key) % SERVER_BUCKETS;
 }
 
 static void
 server_key_addr(const struct sockaddr *sa, char *key, size_t len)
 {
-	char ip[INET6_ADDRSTRLEN];
-	const struct sockaddr_in6 *s6 = (const void *)sa;
+	char ip[ADDR_IP_MAX];
 
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-		    ip, sizeof(ip));
-	else if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip, sizeof(ip));
-	else
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+	addr_ip(sa, ip, sizeof(ip));
 	snprintf(key, len, "a:%s", ip);
 }
 
@@ -409,9 +378,9 @@ server_reload(struct server *srv, struct conf *conf, struct tls_store *tls,
 	ref->conf = conf;
 	ref->tls = tls;
 	ref->refs = 1;
-	if (srv->conf != NULL)
-		server_conf_release(srv->conf);
-	srv->conf = ref;
+	if (srv->daemon->conf != NULL)
+		daemon_conf_release(srv->daemon->conf);
+	srv->daemon->conf = ref;
 	return 0;
 }
 

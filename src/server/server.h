@@ -1,11 +1,11 @@
 /*
- * server.h - the receiving half of sluiced: listeners, the live
- * configuration, connection accounting and the sessions.
+ * server.h - the receiving half of sluiced: listeners, connection
+ * accounting and the sessions, over the daemon's context (daemon.h: the
+ * event loop, the live configuration, the queue, the logs).
  *
- * The configuration is reference counted: each session keeps the conf it
- * started with, so a SIGHUP swaps in a new conf for new connections while
- * open sessions finish under the old one, which is freed with its last
- * session.
+ * Each session keeps the configuration it started with (a conf_ref), so
+ * a SIGHUP swaps in a new one for new connections while open sessions
+ * finish under the old one, which is freed with its last session.
  */
 #ifndef SLUICE_SERVER_H
 #define SLUICE_SERVER_H
@@ -15,55 +15,23 @@
 #include <sys/socket.h>
 
 #include "conf/conf.h"
+#include "daemon/daemon.h"
 
-struct event_base;
-struct spool;
-struct protolog;
-struct tracklog;
+struct event;
 struct session;
 struct tls_store;
-struct tls_client;
-struct qmgr;
 struct auth_pool;
-struct resolver;
-struct metrics;
-struct posture;
-struct deferrals;
-struct tlsrpt_store;
-struct tlsrpt_sender;
-
-struct conf_ref {
-	struct conf *conf;
-	struct tls_store *tls; /* certificates of this configuration */
-	/* outbound TLS context (trust, ciphers, session cache), made on
-	 * first use by the delivery side, freed with the configuration */
-	struct tls_client *tls_client;
-	/* the sessions' reverse look-ups ([Transport] Resolver of this
-	 * configuration), made by the first session that needs one */
-	struct resolver *resolver;
-	int resolver_failed;
-	unsigned refs;
-};
 
 struct server {
-	struct event_base *base;
-	struct conf_ref *conf;
-	struct spool *spool;
-	struct protolog *protolog;
-	struct tracklog *tracklog;
-	struct protolog *sendlog; /* SmtpSend protocol log */
-	struct qmgr *qmgr; /* the delivery side, for the control socket */
+	struct daemon *daemon; /* loop, configuration, queue, logs, draining */
+	/*
+	 * A message was stored (durable, acknowledged): the server's one
+	 * event for the delivery side, which sluiced wires to the queue
+	 * manager's wake-up; the server knows nothing of the queue.
+	 */
+	void (*stored)(void *arg);
+	void *stored_arg;
 	struct auth_pool *auth_pool; /* password checks; made on first AUTH */
-	/* What the status listener shows (src/status/): counters (NULL
-	 * without StatusListen: nothing is counted), the partners' TLS
-	 * posture (NULL with TlsPostureEnabled = false), the most recent
-	 * deferrals. */
-	struct metrics *metrics;
-	struct posture *posture;
-	struct deferrals *deferrals;
-	/* TLS reports (src/tlsrpt/): the sessions, the daily sending */
-	struct tlsrpt_store *tlsrpt;
-	struct tlsrpt_sender *tlsrpt_sender;
 	struct listener *listeners;
 	struct session *sessions; /* every live session, for draining */
 	size_t nsessions;
@@ -73,7 +41,6 @@ struct server {
 	size_t memory_used; /* message bytes held by all sessions */
 	size_t memory_max;  /* SERVER_MEMORY_MAX unless a test lowers it */
 	uint64_t next_session;
-	int draining;
 	/* descriptors (see server_fd_limits) */
 	size_t fd_limit;            /* the soft RLIMIT_NOFILE */
 	size_t session_limit;       /* inbound sessions those leave room for */
@@ -123,9 +90,6 @@ int server_memory_charge(
 #define SERVER_FD_RESERVE 64
 void server_raise_nofile(struct server *);
 void server_fd_limits(struct server *, const struct conf *);
-
-struct conf_ref *server_conf_acquire(struct server *);
-void server_conf_release(struct conf_ref *);
 
 /* Open listeners for every binding of conf, keeping those already open. */
 int server_listen(struct server *, const struct conf *, const char **why);

@@ -20,7 +20,6 @@
  * - a session is never freed inside its own call chain: session_close()
  *   schedules the free for the next turn of the event loop.
  */
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,6 +53,7 @@
 #include "tls/tls_verify.h"
 
 #include <openssl/x509.h>
+#include "util/addr.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -65,7 +65,7 @@ static const char *session_state_names[] = {"greeting", "command", "data",
 static int
 session_protolog_on(const struct session *s)
 {
-	return s->srv->protolog != NULL &&
+	return s->srv->daemon->protolog != NULL &&
 	       s->rc->protocol_logging_level == PROTOLOG_VERBOSE;
 }
 
@@ -108,8 +108,8 @@ session_plog(struct session *s, char event, const char *data, size_t len,
 			    "protocol log limit reached (%u bytes); further "
 			    "lines are counted, not written",
 			    (unsigned)SESSION_LOG_MAX);
-			protolog_write(s->srv->protolog, s->rc->name, s->id,
-			    s->seq++, s->local, s->remote, '*', why,
+			protolog_write(s->srv->daemon->protolog, s->rc->name,
+			    s->id, s->seq++, s->local, s->remote, '*', why,
 			    strlen(why), NULL);
 		}
 		s->log_dropped++;
@@ -118,8 +118,8 @@ session_plog(struct session *s, char event, const char *data, size_t len,
 		return;
 	}
 	s->log_bytes += row;
-	protolog_write(s->srv->protolog, s->rc->name, s->id, s->seq++, s->local,
-	    s->remote, event, data, len, context);
+	protolog_write(s->srv->daemon->protolog, s->rc->name, s->id, s->seq++,
+	    s->local, s->remote, event, data, len, context);
 }
 
 /*
@@ -1063,6 +1063,23 @@ session_arm_deadline(struct session *s)
 	conn_set_deadline(s->conn, d < cap ? d : cap);
 }
 
+/*
+ * Back to commands after a wait of the session's own (a commit, a
+ * password check): a draining daemon ends the session instead, since the
+ * client is between commands, where shutting down loses nothing.
+ */
+void
+session_resume(struct session *s)
+{
+	if (s->srv->daemon->draining) {
+		session_reply_close(
+		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
+		return;
+	}
+	s->phase_start = conn_now();
+	session_process(s);
+}
+
 void
 session_process(struct session *s)
 {
@@ -1283,8 +1300,8 @@ session_ptr_start(struct session *s)
 	const char *why = NULL;
 
 	if (cref->resolver == NULL && !cref->resolver_failed &&
-	    (cref->resolver = resolver_new(
-	         s->srv->base, cref->conf->transport.resolver, &why)) == NULL) {
+	    (cref->resolver = resolver_new(s->srv->daemon->base,
+	         cref->conf->transport.resolver, &why)) == NULL) {
 		cref->resolver_failed = 1;
 		log_err("no reverse look-ups of clients: %s",
 		    why != NULL ? why : "resolver failed");
@@ -1311,7 +1328,7 @@ session_count_tls(const struct session *s)
 	                     : s->rc->require_tls         ? "RequireTLS"
 	                                                  : "opportunistic";
 
-	metrics_add(s->srv->metrics, METRIC_TLS, "inbound", policy,
+	metrics_add(s->srv->daemon->metrics, METRIC_TLS, "inbound", policy,
 	    s->tls          ? "encrypted"
 	    : s->tls_failed ? "handshake-failed"
 	                    : "none",
@@ -1336,7 +1353,7 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 		s->next->prev = s->prev;
 	conn_free(s->conn);
 	server_account(s->srv, s->rc->name, (struct sockaddr *)&s->peer, -1);
-	server_conf_release(s->cref);
+	daemon_conf_release(s->cref);
 	server_session_done(s->srv);
 	free(s->rcpts);
 	free(s);
@@ -1357,44 +1374,13 @@ session_close(struct session *s, const char *why)
 		return;
 	}
 	session_plog(s, '-', why ? why : "", why ? strlen(why) : 0, NULL);
-	session_auth_abandon(s);
+	session_enter(s, SESSION_DEAD); /* abandons a password check too */
 	session_ptr_abandon(s);
-	s->state = SESSION_DEAD;
 	conn_pause(s->conn);
 	conn_set_deadline(s->conn, 0);
-	if (event_base_once(
-	        s->srv->base, -1, EV_TIMEOUT, session_free_cb, s, NULL) < 0)
+	if (event_base_once(s->srv->daemon->base, -1, EV_TIMEOUT,
+	        session_free_cb, s, NULL) < 0)
 		log_panic("session %s: cannot schedule free", s->id);
-}
-
-static void
-session_format_endpoint(
-    const struct sockaddr *sa, char *ip, size_t iplen, char *out, size_t outlen)
-{
-	const void *addr;
-	int port;
-
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-
-		addr = &s6->sin6_addr;
-		port = ntohs(s6->sin6_port);
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip,
-			    (socklen_t)iplen);
-			snprintf(out, outlen, "%s:%d", ip, port);
-			return;
-		}
-		inet_ntop(AF_INET6, addr, ip, (socklen_t)iplen);
-		snprintf(out, outlen, "[%s]:%d", ip, port);
-	} else {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-		addr = &s4->sin_addr;
-		port = ntohs(s4->sin_port);
-		inet_ntop(AF_INET, addr, ip, (socklen_t)iplen);
-		snprintf(out, outlen, "%s:%d", ip, port);
-	}
 }
 
 static void
@@ -1404,11 +1390,10 @@ session_begin(struct server *srv, struct conf_ref *cref,
     const struct session_local *who, const char *refuse)
 {
 	struct session *s;
-	char ip[48];
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
-		server_conf_release(cref);
+		daemon_conf_release(cref);
 		return;
 	}
 	s->srv = srv;
@@ -1425,10 +1410,9 @@ session_begin(struct server *srv, struct conf_ref *cref,
 	memcpy(&s->peer, remote,
 	    remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 	                                  : sizeof(struct sockaddr_in));
-	session_format_endpoint(
-	    local, ip, sizeof(ip), s->local, sizeof(s->local));
-	session_format_endpoint(remote, s->remote_ip, sizeof(s->remote_ip),
-	    s->remote, sizeof(s->remote));
+	addr_endpoint(local, s->local, sizeof(s->local));
+	addr_ip(remote, s->remote_ip, sizeof(s->remote_ip));
+	addr_endpoint(remote, s->remote, sizeof(s->remote));
 	if (who != NULL) {
 		s->is_local = 1;
 		s->local_uid = who->uid;
@@ -1439,19 +1423,20 @@ session_begin(struct server *srv, struct conf_ref *cref,
 		snprintf(s->local, sizeof(s->local), "local");
 	}
 	srv->nsessions++;
-	metrics_add(
-	    srv->metrics, METRIC_SESSIONS, "inbound", rc->name, NULL, 1);
+	metrics_add(srv->daemon->metrics, METRIC_SESSIONS, "inbound", rc->name,
+	    NULL, 1);
 	s->next = srv->sessions;
 	if (s->next != NULL)
 		s->next->prev = s;
 	srv->sessions = s;
 	server_account(srv, rc->name, remote, 1);
-	if ((s->conn = conn_new(srv->base, fd, &session_conn_ops, s)) == NULL) {
+	if ((s->conn = conn_new(srv->daemon->base, fd, &session_conn_ops, s)) ==
+	    NULL) {
 		srv->sessions = s->next;
 		if (s->next != NULL)
 			s->next->prev = NULL;
 		server_account(srv, rc->name, remote, -1);
-		server_conf_release(cref);
+		daemon_conf_release(cref);
 		server_session_done(srv);
 		free(s);
 		return;

@@ -29,6 +29,7 @@
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/session_int.h"
+#include "util/base64.h"
 #include "util/log.h"
 
 #include <openssl/crypto.h>
@@ -132,13 +133,7 @@ session_auth_checked(void *arg, int ok)
 	s->auth_login[0] = '\0';
 	if (s->state != SESSION_COMMAND)
 		return; /* too many errors: closing */
-	if (s->srv->draining) {
-		session_reply_close(
-		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
-		return;
-	}
-	s->phase_start = conn_now();
-	session_process(s);
+	session_resume(s);
 }
 
 /* Hand user and password to a worker; the session waits for the result. */
@@ -147,7 +142,7 @@ session_auth_finish(struct session *s, const char *user, const char *pass)
 {
 	s->auth_step = 0;
 	if (s->srv->auth_pool == NULL &&
-	    (s->srv->auth_pool = auth_pool_new(s->srv->base)) == NULL) {
+	    (s->srv->auth_pool = auth_pool_new(s->srv->daemon->base)) == NULL) {
 		session_auth_uncount(s);
 		session_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
@@ -187,7 +182,7 @@ session_auth_plain(struct session *s, const char *b64, size_t len)
 {
 	char buf[3 * SESSION_AUTH_MAX];
 	const char *authzid = buf, *user, *pass, *end;
-	int n = auth_base64_decode(b64, len, buf, sizeof(buf));
+	int n = base64_decode(b64, len, buf, sizeof(buf));
 
 	if (n < 0 || (user = memchr(buf, '\0', (size_t)n)) == NULL) {
 		session_auth_malformed(s, "PLAIN");
@@ -233,7 +228,7 @@ session_auth_line(struct session *s, const char *line, size_t len)
 		session_auth_plain(s, line, len);
 		break;
 	case AUTH_STEP_LOGIN_USER:
-		n = auth_base64_decode(
+		n = base64_decode(
 		    line, len, s->auth_login, sizeof(s->auth_login));
 		if (n <= 0 || strlen(s->auth_login) != (size_t)n) {
 			session_auth_malformed(s, "LOGIN");
@@ -243,7 +238,7 @@ session_auth_line(struct session *s, const char *line, size_t len)
 		session_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
 		break;
 	case AUTH_STEP_LOGIN_PASS:
-		n = auth_base64_decode(line, len, pass, sizeof(pass));
+		n = base64_decode(line, len, pass, sizeof(pass));
 		if (n <= 0 || strlen(pass) != (size_t)n) {
 			OPENSSL_cleanse(pass, sizeof(pass));
 			session_auth_malformed(s, "LOGIN");
@@ -299,7 +294,7 @@ session_cmd_auth(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	if (initial != NULL) {
-		n = auth_base64_decode(
+		n = base64_decode(
 		    initial, ilen, s->auth_login, sizeof(s->auth_login));
 		if (n <= 0 || strlen(s->auth_login) != (size_t)n) {
 			session_auth_malformed(s, "LOGIN");

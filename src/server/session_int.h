@@ -173,6 +173,7 @@ void session_error(struct session *, const char *, ...)
 void session_reset(struct session *);
 uint64_t session_max_size(const struct session *);
 void session_process(struct session *);
+void session_resume(struct session *);
 void session_close(struct session *, const char *why);
 
 /* session_message.c */

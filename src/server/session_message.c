@@ -13,7 +13,6 @@
 
 #include "conf/conf.h"
 #include "log/tracklog.h"
-#include "queue/qmgr.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/session_int.h"
@@ -194,8 +193,7 @@ session_track_msg(struct session *s, struct track_msg *m, const char *msgid,
 	m->subject = subject;
 	m->sender = s->mail.path.addr;
 	m->client_ip = s->remote_ip;
-	m->directionality =
-	    strcmp(s->auth_as, "Internal") == 0 ? "Originating" : "Incoming";
+	m->directionality = tracklog_directionality(s->auth_as);
 	m->size = (int64_t)s->content.out.len;
 	m->rcpt_count = (unsigned)s->nrcpts;
 }
@@ -206,10 +204,9 @@ session_track_receive(struct session *s)
 {
 	char tls[160] = "tls=none", local_ip[64], custom[600];
 	char msgid[SPOOL_HEADER_MAX + 1], subject[SPOOL_HEADER_MAX + 1];
-	struct track_event ev;
 	struct track_msg m;
 
-	if (s->srv->tracklog == NULL)
+	if (s->srv->daemon->tracklog == NULL)
 		return;
 	/* The same shape as the SEND rows' TLS outcome. */
 	if (s->tls)
@@ -228,23 +225,21 @@ session_track_receive(struct session *s)
 	    s->mail.requiretls        ? ";S:RequireTLS=Yes"
 	    : session_tls_optional(s) ? ";S:TlsRequired=No"
 	                              : "");
-	for (size_t i = 0; i < s->nrcpts; i++) {
-		memset(&ev, 0, sizeof(ev));
-		ev.event = "RECEIVE";
-		ev.source = "SMTP";
-		ev.msg = &m;
-		ev.recipient = s->rcpts[i].addr;
-		ev.status = "250 2.6.0 Queued mail for delivery";
-		ev.client_ip = s->remote_ip;
-		ev.client_hostname = s->helo;
-		ev.server_ip = local_ip;
-		ev.server_hostname = s->rc->fqdn;
-		ev.source_context = s->id;
-		ev.connector = s->rc->name;
-		ev.custom_data = custom;
-		ev.tls = tls;
-		tracklog_write(s->srv->tracklog, &ev);
-	}
+	for (size_t i = 0; i < s->nrcpts; i++)
+		tracklog_write(s->srv->daemon->tracklog,
+		    &(struct track_event){.event = "RECEIVE",
+		        .source = "SMTP",
+		        .msg = &m,
+		        .recipient = s->rcpts[i].addr,
+		        .status = "250 2.6.0 Queued mail for delivery",
+		        .client_ip = s->remote_ip,
+		        .client_hostname = s->helo,
+		        .server_ip = local_ip,
+		        .server_hostname = s->rc->fqdn,
+		        .source_context = s->id,
+		        .connector = s->rc->name,
+		        .custom_data = custom,
+		        .tls = tls});
 }
 
 static void
@@ -252,15 +247,15 @@ session_committed(void *arg, int ok, const char *queue_id)
 {
 	struct session *s = arg;
 
-	/* New mail: the queue manager looks at once, not at its next tick. */
-	if (ok && s->srv->qmgr != NULL)
-		qmgr_wake(s->srv->qmgr);
+	/* New mail: whoever delivers looks at once, not at its next tick. */
+	if (ok && s->srv->stored != NULL)
+		s->srv->stored(s->srv->stored_arg);
 	if (ok) {
 		/* stored, whether or not the client is still there */
-		metrics_add(s->srv->metrics, METRIC_RECEIVED, s->rc->name, NULL,
-		    NULL, 1);
-		metrics_observe(s->srv->metrics, METRIC_COMMIT_LATENCY, NULL,
-		    conn_now() - s->commit_start);
+		metrics_add(s->srv->daemon->metrics, METRIC_RECEIVED,
+		    s->rc->name, NULL, NULL, 1);
+		metrics_observe(s->srv->daemon->metrics, METRIC_COMMIT_LATENCY,
+		    NULL, conn_now() - s->commit_start);
 	}
 	if (s->state == SESSION_DEAD) {
 		/* The client left while we committed; nothing to answer. */
@@ -272,10 +267,10 @@ session_committed(void *arg, int ok, const char *queue_id)
 		spool_crash_point("before-reply");
 		session_log_credit(s);
 		/* the message's rows leave in one write */
-		tracklog_hold(s->srv->tracklog, 1);
+		tracklog_hold(s->srv->daemon->tracklog, 1);
 		session_track_receive(s);
 		session_rules_committed(s, ok);
-		tracklog_hold(s->srv->tracklog, 0);
+		tracklog_hold(s->srv->daemon->tracklog, 0);
 		s->junk = 0; /* the session does send mail */
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);
@@ -285,13 +280,7 @@ session_committed(void *arg, int ok, const char *queue_id)
 	}
 	session_reset(s);
 	session_enter(s, SESSION_COMMAND);
-	if (s->srv->draining) {
-		session_reply_close(
-		    s, "421 4.3.2 %s Service shutting down", s->rc->fqdn);
-		return;
-	}
-	s->phase_start = conn_now();
-	session_process(s);
+	session_resume(s);
 }
 
 /* The whole message is in: validate, then hand it to the spool. */
@@ -363,7 +352,8 @@ session_finish(struct session *s)
 	session_enter(s, SESSION_COMMIT);
 	conn_set_deadline(s->conn, 0);
 	s->commit_start = conn_now();
-	if (spool_submit(s->srv->spool, &msg, session_committed, s) < 0) {
+	if (spool_submit(s->srv->daemon->spool, &msg, session_committed, s) <
+	    0) {
 		session_reply(s, "451 4.3.0 Queue is busy; try again later");
 		session_reset(s);
 		session_enter(s, SESSION_COMMAND);

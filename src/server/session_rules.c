@@ -85,7 +85,7 @@ session_rules_free(struct session *s)
 	rule_result_free(&sr->res);
 	server_memory_charge(
 	    s->srv, (const struct sockaddr *)&s->peer, -(long long)sr->charged);
-	server_conf_release(sr->ref);
+	daemon_conf_release(sr->ref);
 	free(sr);
 	s->rules = NULL;
 }
@@ -102,7 +102,7 @@ session_rules_row(struct session *s, struct session_rules *sr,
 {
 	struct track_event ev;
 
-	if (s->srv->tracklog == NULL)
+	if (s->srv->daemon->tracklog == NULL)
 		return;
 	memset(&ev, 0, sizeof(ev));
 	ev.event = event;
@@ -112,7 +112,7 @@ session_rules_row(struct session *s, struct session_rules *sr,
 	ev.status = status;
 	ev.source_context = s->id;
 	ev.connector = s->rc->name;
-	tracklog_write(s->srv->tracklog, &ev);
+	tracklog_write(s->srv->daemon->tracklog, &ev);
 }
 
 /* "a@x;b@y": the envelope recipients a rule applied to, by bit i. */
@@ -380,7 +380,7 @@ session_rules_apply(struct session *s, struct spool_msg *msg)
 	const char **rcpts;
 	int rc;
 
-	if (rule_set_count(s->srv->conf->conf->rules) == 0)
+	if (rule_set_count(s->srv->daemon->conf->conf->rules) == 0)
 		return 0;
 	if ((sr = calloc(1, sizeof(*sr))) == NULL ||
 	    (rcpts = calloc(s->nrcpts, sizeof(*rcpts))) == NULL) {
@@ -389,7 +389,7 @@ session_rules_apply(struct session *s, struct spool_msg *msg)
 		return 1;
 	}
 	s->rules = sr;
-	sr->ref = server_conf_acquire(s->srv);
+	sr->ref = daemon_conf_acquire(s->srv->daemon);
 	/* the header facts session_finish found, kept for the rows */
 	snprintf(sr->msgid, sizeof(sr->msgid), "%s", msg->message_id);
 	snprintf(sr->subject, sizeof(sr->subject), "%s", msg->subject);
@@ -421,10 +421,10 @@ session_rules_apply(struct session *s, struct spool_msg *msg)
 		return 1;
 	}
 	if (sr->res.reject_all) {
-		tracklog_hold(s->srv->tracklog, 1);
+		tracklog_hold(s->srv->daemon->tracklog, 1);
 		session_rules_agentinfo(s, sr);
 		session_rules_fail_rows(s, sr, 1);
-		tracklog_hold(s->srv->tracklog, 0);
+		tracklog_hold(s->srv->daemon->tracklog, 0);
 		session_plog(s, '*', rule_name(sr->res.reject_rule),
 		    strlen(rule_name(sr->res.reject_rule)),
 		    "rejected by transport rule");
@@ -435,11 +435,11 @@ session_rules_apply(struct session *s, struct spool_msg *msg)
 		/* Accepted and dropped: the client cannot tell (Exchange);
 		 * for the session it is a message like any other. */
 		session_log_credit(s);
-		tracklog_hold(s->srv->tracklog, 1);
+		tracklog_hold(s->srv->daemon->tracklog, 1);
 		session_track_receive(s);
 		session_rules_agentinfo(s, sr);
 		session_rules_fail_rows(s, sr, 0);
-		tracklog_hold(s->srv->tracklog, 0);
+		tracklog_hold(s->srv->daemon->tracklog, 0);
 		s->junk = 0;
 		session_reply(
 		    s, "250 2.6.0 <%s> Queued mail for delivery", s->queue_id);

@@ -39,6 +39,7 @@
 
 #include "spool/spool.h"
 #include "spool/spool_fault.h"
+#include "util/fnv.h"
 #include "util/log.h"
 #include "util/mkdirs.h"
 
@@ -181,11 +182,7 @@ spool_queue_id(char *out, size_t len)
 static uint64_t
 spool_checksum(const char *p, size_t n)
 {
-	uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-	return h;
+	return fnv_64(p, n);
 }
 
 static char *

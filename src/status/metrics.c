@@ -21,6 +21,7 @@
 
 #include "status/metrics.h"
 #include "util/buf.h"
+#include "util/fnv.h"
 
 /* Table slots per family: twice the series, so probes stay short. */
 #define METRICS_SLOTS (2 * METRICS_SERIES_MAX)
@@ -166,13 +167,10 @@ metrics_key(const char *const *v, size_t nlabels, char *key, size_t len)
 static struct metrics_series *
 metrics_find(struct metrics_table *t, const char *key, size_t klen, size_t max)
 {
-	uint32_t h = 2166136261u;
 	size_t i;
 
-	for (size_t k = 0; k < klen; k++)
-		h = (h ^ (unsigned char)key[k]) * 16777619u;
-	for (i = h % METRICS_SLOTS; t->slots[i] != NULL;
-	     i = (i + 1) % METRICS_SLOTS)
+	for (i = fnv_32(FNV_32_INIT, key, klen) % METRICS_SLOTS;
+	     t->slots[i] != NULL; i = (i + 1) % METRICS_SLOTS)
 		if (strcmp(t->slots[i]->key, key) == 0)
 			return t->slots[i];
 	if (t->n >= max)

@@ -25,6 +25,7 @@
 
 #include "spool/spool.h"
 #include "status/posture.h"
+#include "util/fnv.h"
 #include "util/log.h"
 
 #define POSTURE_BUCKETS 1024
@@ -131,16 +132,14 @@ posture_hash(const char *partner, const char *connector, int64_t hour,
     int result, int verified, const char *policy, const char *version)
 {
 	const char *parts[4] = {partner, connector, policy, version};
-	uint32_t h = 2166136261u;
+	int32_t nums[3] = {(int32_t)hour, result + 1, verified};
+	uint32_t h = FNV_32_INIT;
 
 	for (int i = 0; i < 4; i++)
-		for (size_t k = 0; parts[i] != NULL && parts[i][k] != '\0' &&
-		                   k < POSTURE_NAME_MAX;
-		     k++)
-			h = (h ^ (unsigned char)parts[i][k]) * 16777619u;
-	h = (h ^ (uint32_t)hour) * 16777619u;
-	h = (h ^ (uint32_t)(result + 1)) * 16777619u;
-	h = (h ^ (uint32_t)verified) * 16777619u;
+		if (parts[i] != NULL)
+			h = fnv_32(
+			    h, parts[i], strnlen(parts[i], POSTURE_NAME_MAX));
+	h = fnv_32(h, nums, sizeof(nums));
 	return h % POSTURE_BUCKETS;
 }
 
@@ -464,12 +463,10 @@ struct posture_read {
 static struct posture_partner *
 posture_partner_of(struct posture_read *r, const char *name)
 {
-	uint32_t h = 2166136261u;
 	size_t i;
 
-	for (const char *p = name; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	for (i = h % r->nslots; r->slots[i] != 0; i = (i + 1) % r->nslots)
+	for (i = fnv_32_str(name) % r->nslots; r->slots[i] != 0;
+	     i = (i + 1) % r->nslots)
 		if (strcmp(r->v[r->slots[i] - 1].name, name) == 0)
 			return &r->v[r->slots[i] - 1];
 	if (r->n >= POSTURE_REPORT_MAX * 2) {

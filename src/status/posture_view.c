@@ -21,8 +21,8 @@
 #include <strings.h>
 
 #include "conf/conf.h"
+#include "daemon/daemon.h"
 #include "route/route.h"
-#include "server/server.h"
 #include "status/posture.h"
 #include "status/posture_view.h"
 #include "tls/tls_policy.h"
@@ -240,17 +240,17 @@ posture_view_block(struct buf *out, const struct conf *conf,
 
 /* The report, with the configured partners added (all: name NULL). */
 static int
-posture_view_gather(struct server *srv, const char *name, time_t now,
+posture_view_gather(struct daemon *daemon, const char *name, time_t now,
     struct posture_partner **v, size_t *n)
 {
 	size_t cap;
 
-	if (srv->posture == NULL) {
+	if (daemon->posture == NULL) {
 		*v = NULL;
 		*n = 0;
 		return 0;
 	}
-	if (posture_report(srv->posture, name, now, v, n) < 0)
+	if (posture_report(daemon->posture, name, now, v, n) < 0)
 		return -1;
 	cap = *n;
 	if (name != NULL) {
@@ -263,19 +263,19 @@ posture_view_gather(struct server *srv, const char *name, time_t now,
 		}
 		return 0;
 	}
-	return posture_view_known(srv->conf->conf, v, n, &cap);
+	return posture_view_known(daemon->conf->conf, v, n, &cap);
 }
 
 int
 posture_view_text(
-    struct server *srv, const char *domain, time_t now, struct buf *out)
+    struct daemon *daemon, const char *domain, time_t now, struct buf *out)
 {
-	const struct conf *conf = srv->conf->conf;
+	const struct conf *conf = daemon->conf->conf;
 	struct posture_partner *v = NULL;
 	char queue[300];
 	size_t n = 0;
 
-	if (srv->posture == NULL) {
+	if (daemon->posture == NULL) {
 		buf_puts(out, "error: TLS posture recording is off "
 		              "(TlsPostureEnabled = false)\n");
 		return -1;
@@ -294,7 +294,7 @@ posture_view_text(
 			snprintf(queue, sizeof(queue), "%s", domain);
 	}
 	if (posture_view_gather(
-	        srv, domain != NULL ? queue : NULL, now, &v, &n) < 0) {
+	        daemon, domain != NULL ? queue : NULL, now, &v, &n) < 0) {
 		buf_puts(out, "error: cannot read the TLS posture from the "
 		              "queue database\n");
 		free(v);
@@ -327,19 +327,19 @@ posture_view_num(struct buf *out, uint64_t v, int bad)
 }
 
 int
-posture_view_html(struct server *srv, time_t now, struct buf *out)
+posture_view_html(struct daemon *daemon, time_t now, struct buf *out)
 {
-	const struct conf *conf = srv->conf->conf;
+	const struct conf *conf = daemon->conf->conf;
 	struct posture_partner *v = NULL;
 	size_t n = 0;
 
-	if (srv->posture == NULL)
+	if (daemon->posture == NULL)
 		return buf_puts(out, "<p>TLS posture recording is off "
 		                     "(<code>TlsPostureEnabled = false</code>)."
 		                     "</p>\n") == BUF_OK
 		           ? 0
 		           : -1;
-	if (posture_view_gather(srv, NULL, now, &v, &n) < 0) {
+	if (posture_view_gather(daemon, NULL, now, &v, &n) < 0) {
 		free(v);
 		return buf_puts(out,
 		           "<p class=\"bad\">The TLS posture cannot "

@@ -12,7 +12,7 @@
 
 struct buf;
 struct conf;
-struct server;
+struct daemon;
 
 /*
  * What applies to a partner (a queue's name) now: the send connector and
@@ -29,8 +29,8 @@ void posture_view_policy(const struct conf *, const char *partner, char *out,
  * with its connector's row.  -1 on error (out says why).
  */
 int posture_view_text(
-    struct server *, const char *domain, time_t now, struct buf *out);
+    struct daemon *, const char *domain, time_t now, struct buf *out);
 /* The same as an HTML table (id "posture"), for the status page. */
-int posture_view_html(struct server *, time_t now, struct buf *out);
+int posture_view_html(struct daemon *, time_t now, struct buf *out);
 
 #endif

@@ -34,9 +34,10 @@
 #include <event2/keyvalq_struct.h>
 
 #include "conf/conf.h"
+#include "control/control.h"
+#include "daemon/daemon.h"
 #include "queue/dqueue.h"
 #include "queue/qmgr.h"
-#include "server/control.h"
 #include "server/server.h"
 #include "spool/spool.h"
 #include "status/metrics.h"
@@ -53,7 +54,9 @@
 #define STATUS_HTTP_BINDINGS_MAX 8
 
 struct status_http {
-	struct server *srv;
+	struct daemon *daemon;
+	struct server *srv; /* the sessions, the message memory */
+	struct qmgr *qmgr;  /* the delivery side, NULL without one */
 	struct evhttp *http;
 	/* the queues as last read (see STATUS_QUEUES_SECONDS) */
 	struct control_queue_info *queues;
@@ -153,8 +156,8 @@ status_http_queues(struct status_http *st)
 	free(st->queues);
 	st->queues = NULL;
 	st->nqueues = 0;
-	st->queues_ok =
-	    control_queue_list(st->srv, &st->queues, &st->nqueues) == 0;
+	st->queues_ok = control_queue_list(st->daemon, st->qmgr, &st->queues,
+	                    &st->nqueues) == 0;
 	st->queues_at = now;
 }
 
@@ -164,7 +167,7 @@ status_http_metrics(struct status_http *st, struct buf *out)
 	struct server *srv = st->srv;
 
 	status_http_queues(st);
-	if (metrics_render(srv->metrics, out) < 0)
+	if (metrics_render(st->daemon->metrics, out) < 0)
 		return -1;
 	status_http_gauge_head(
 	    out, "sluice_sessions_active", "SMTP sessions open now.");
@@ -172,7 +175,7 @@ status_http_metrics(struct status_http *st, struct buf *out)
 	    (double)srv->nsessions);
 	metrics_gauge(out, "sluice_sessions_active", "direction", "outbound",
 	    (double)dqueues_connections(
-	        srv->qmgr != NULL ? qmgr_dqueues(srv->qmgr) : NULL));
+	        st->qmgr != NULL ? qmgr_dqueues(st->qmgr) : NULL));
 	status_http_gauge_head(out, "sluice_queue_messages",
 	    "Messages waiting, by queue (Get-Queue's MessageCount), read at "
 	    "most every 10 seconds.");
@@ -183,7 +186,7 @@ status_http_metrics(struct status_http *st, struct buf *out)
 	    "Messages and results handed to the queue's committer, not yet "
 	    "durable.");
 	metrics_gauge(out, "sluice_commit_pending_messages", NULL, NULL,
-	    (double)spool_inflight(srv->spool));
+	    (double)spool_inflight(st->daemon->spool));
 	status_http_gauge_head(out, "sluice_message_memory_bytes",
 	    "Bytes of messages being received, held in memory.");
 	return metrics_gauge(out, "sluice_message_memory_bytes", NULL, NULL,
@@ -223,7 +226,7 @@ status_http_request(struct evhttp_request *req, void *arg)
 	buf_init(&out, STATUS_HTTP_OUT_MAX);
 	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
 		status_http_queues(st);
-		if (status_page_render(st->srv,
+		if (status_page_render(st->daemon, st->srv->nsessions,
 		        st->queues_ok ? st->queues : NULL, st->nqueues,
 		        &out) < 0)
 			buf_puts(&out, "<p>(truncated)</p>");
@@ -269,18 +272,20 @@ status_http_bind(const struct conf_binding *b)
 }
 
 struct status_http *
-status_http_start(struct server *srv, const struct conf_binding *b, size_t n,
-    char *why, size_t whylen)
+status_http_start(struct daemon *daemon, struct server *srv, struct qmgr *qmgr,
+    const struct conf_binding *b, size_t n, char *why, size_t whylen)
 {
 	struct status_http *st = calloc(1, sizeof(*st));
 	struct timeval timeout = {STATUS_HTTP_TIMEOUT_SECONDS, 0};
 
-	if (st == NULL || (st->http = evhttp_new(srv->base)) == NULL) {
+	if (st == NULL || (st->http = evhttp_new(daemon->base)) == NULL) {
 		snprintf(why, whylen, "out of memory");
 		free(st);
 		return NULL;
 	}
+	st->daemon = daemon;
 	st->srv = srv;
+	st->qmgr = qmgr;
 	/* Others get our 405 with Allow (evhttp itself would say 501). */
 	evhttp_set_allowed_methods(
 	    st->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |

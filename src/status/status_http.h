@@ -11,16 +11,20 @@
 
 struct buf;
 struct conf_binding;
+struct daemon;
+struct qmgr;
 struct server;
 struct status_http;
 
 /*
  * Listen on every binding (all loopback: conf_validate.c refuses
- * others).  NULL with *why when one cannot be bound; nothing is left
- * open then.
+ * others), to show the daemon, its receiving side and its queue (through
+ * the queue manager, which may be NULL).  NULL with *why when one cannot
+ * be bound; nothing is left open then.
  */
-struct status_http *status_http_start(struct server *,
-    const struct conf_binding *, size_t n, char *why, size_t whylen);
+struct status_http *status_http_start(struct daemon *, struct server *,
+    struct qmgr *, const struct conf_binding *, size_t n, char *why,
+    size_t whylen);
 void status_http_stop(struct status_http *);
 
 /* Does this listener serve exactly these bindings (for a reload)? */

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "control/control.h"
+#include "daemon/daemon.h"
 #include "queue/outcome.h"
-#include "server/control.h"
-#include "server/server.h"
 #include "status/deferrals.h"
 #include "status/posture_view.h"
 #include "status/status_page.h"
@@ -87,7 +87,7 @@ status_page_queues(
 }
 
 static void
-status_page_deferrals(struct server *srv, struct buf *out)
+status_page_deferrals(struct daemon *daemon, struct buf *out)
 {
 	const struct deferral *d;
 	char when[40];
@@ -101,7 +101,7 @@ status_page_deferrals(struct server *srv, struct buf *out)
 	    "<th>Message</th><th>Recipient</th><th>Queue</th><th>Reason</th>"
 	    "</tr></thead>\n<tbody>\n",
 	    DEFERRALS_MAX);
-	for (i = 0; (d = deferrals_get(srv->deferrals, i)) != NULL; i++) {
+	for (i = 0; (d = deferrals_get(daemon->deferrals, i)) != NULL; i++) {
 		status_page_stamp(d->when, when, sizeof(when));
 		buf_puts(out, "<tr>");
 		status_page_cell(out, when);
@@ -118,10 +118,10 @@ status_page_deferrals(struct server *srv, struct buf *out)
 }
 
 int
-status_page_render(struct server *srv, const struct control_queue_info *queues,
-    size_t nqueues, struct buf *out)
+status_page_render(struct daemon *daemon, size_t sessions,
+    const struct control_queue_info *queues, size_t nqueues, struct buf *out)
 {
-	const char *fqdn = outcome_fqdn(srv);
+	const char *fqdn = outcome_fqdn(daemon);
 	time_t now = time(NULL);
 	char stamp[40];
 
@@ -140,14 +140,14 @@ status_page_render(struct server *srv, const struct control_queue_info *queues,
 	    "</h1>\n<p class=\"meta\">As of %s. Inbound sessions: %zu. "
 	    "Reload the page for fresh figures; the same counters are at "
 	    "<a href=\"/metrics\">/metrics</a>.</p>\n",
-	    stamp, srv->nsessions);
+	    stamp, sessions);
 	status_page_queues(queues, nqueues, out);
 	buf_puts(out, "<h2 id=\"tls-posture\">TLS posture of partners</h2>\n"
 	              "<p class=\"meta\">Every outbound session, by the queue "
 	              "it served: the recipient domain, or the smart-host "
 	              "connector. Failures use the result types of RFC "
 	              "8460.</p>\n");
-	posture_view_html(srv, now, out);
-	status_page_deferrals(srv, out);
+	posture_view_html(daemon, now, out);
+	status_page_deferrals(daemon, out);
 	return buf_puts(out, "</body></html>\n") == BUF_OK ? 0 : -1;
 }

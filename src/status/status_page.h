@@ -7,14 +7,15 @@
 #include <stddef.h>
 
 struct buf;
-struct server;
+struct daemon;
 struct control_queue_info;
 
 /*
- * The whole page into out, with the queues as the listener last read
- * them (queues NULL: they could not be read); -1 when out is full.
+ * The whole page into out, with the number of inbound sessions and the
+ * queues as the listener last read them (queues NULL: they could not be
+ * read); -1 when out is full.
  */
-int status_page_render(struct server *, const struct control_queue_info *,
-    size_t nqueues, struct buf *out);
+int status_page_render(struct daemon *, size_t sessions,
+    const struct control_queue_info *, size_t nqueues, struct buf *out);
 
 #endif

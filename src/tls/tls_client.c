@@ -43,6 +43,7 @@
 #include "tls/tls_client.h"
 #include "tls/tls_peer.h"
 #include "tls/tls_trust.h"
+#include "util/fnv.h"
 
 /* Next hops whose sessions are kept; each is a few KB with its chain. */
 #define TLS_CLIENT_CACHE_SLOTS 1024
@@ -113,11 +114,7 @@ tls_client_report(FILE *err, const char *file, const char *what)
 static unsigned
 tls_client_hash(const char *key)
 {
-	unsigned h = 2166136261u; /* FNV-1a */
-
-	for (; *key != '\0'; key++)
-		h = (h ^ (unsigned char)*key) * 16777619u;
-	return h % TLS_CLIENT_CACHE_SLOTS;
+	return fnv_32_str(key) % TLS_CLIENT_CACHE_SLOTS;
 }
 
 static void

@@ -9,18 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/daemon.h"
 #include "queue/outcome.h"
-#include "server/server.h"
 #include "tlsrpt/tlsrpt.h"
 #include "tlsrpt/tlsrpt_json.h"
 #include "tlsrpt/tlsrpt_store.h"
 #include "util/buf.h"
+#include "util/fnv.h"
 
 void
-tlsrpt_who(const struct server *srv, struct tlsrpt_who *w)
+tlsrpt_who(const struct daemon *daemon, struct tlsrpt_who *w)
 {
-	const struct conf_transport *t = &srv->conf->conf->transport;
-	const char *fqdn = outcome_fqdn(srv), *at;
+	const struct conf_transport *t = &daemon->conf->conf->transport;
+	const char *fqdn = outcome_fqdn(daemon), *at;
 
 	memset(w, 0, sizeof(*w));
 	snprintf(w->organization, sizeof(w->organization), "%s",
@@ -49,16 +50,14 @@ void
 tlsrpt_report_id(const char *day, const char *domain, const char *submitter,
     char *out, size_t len)
 {
-	const char *parts[3] = {day, domain, submitter};
-	uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
-	char digits[9];
+	char key[600], digits[9];
+	uint64_t h;
 	size_t k = 0;
 
-	for (int i = 0; i < 3; i++) {
-		for (const char *p = parts[i]; *p != '\0'; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ull;
-		h = (h ^ '|') * 1099511628211ull;
-	}
+	/* a longer key is cut: the hash only tells reports apart */
+	snprintf(key, sizeof(key), "%s|%s|%s|", day, domain, submitter);
+	h = fnv_64(key, strlen(key));
+
 	for (const char *p = day; *p != '\0' && k < 8; p++)
 		if (*p >= '0' && *p <= '9')
 			digits[k++] = *p;
@@ -68,7 +67,7 @@ tlsrpt_report_id(const char *day, const char *domain, const char *submitter,
 }
 
 int
-tlsrpt_make(struct server *srv, struct tlsrpt_store *st, const char *day,
+tlsrpt_make(struct daemon *daemon, struct tlsrpt_store *st, const char *day,
     const char *domain, int pretty, struct buf *out)
 {
 	struct tlsrpt_report r;
@@ -80,7 +79,7 @@ tlsrpt_make(struct server *srv, struct tlsrpt_store *st, const char *day,
 		return -1;
 	if (r.npolicies == 0)
 		return 1;
-	tlsrpt_who(srv, &w);
+	tlsrpt_who(daemon, &w);
 	r.organization = w.organization;
 	r.contact = w.contact;
 	tlsrpt_report_id(

@@ -14,7 +14,7 @@
 
 struct buf;
 struct conf;
-struct server;
+struct daemon;
 struct tlsrpt_report;
 struct tlsrpt_store;
 
@@ -30,7 +30,7 @@ struct tlsrpt_who {
 	char submitter[256];
 	char from[320]; /* our address for mailto: reports */
 };
-void tlsrpt_who(const struct server *, struct tlsrpt_who *);
+void tlsrpt_who(const struct daemon *, struct tlsrpt_who *);
 
 /*
  * The report id of one domain and day, the same every time it is made
@@ -45,7 +45,7 @@ void tlsrpt_report_id(const char *day, const char *domain,
  * JSON into out; 0 when there is one, 1 when there were no sessions, -1
  * on error.
  */
-int tlsrpt_make(struct server *, struct tlsrpt_store *, const char *day,
+int tlsrpt_make(struct daemon *, struct tlsrpt_store *, const char *day,
     const char *domain, int pretty, struct buf *out);
 
 #endif

@@ -10,7 +10,6 @@
  * TrustedCAFile, name = the URL's host), the answer's body read only up
  * to TLSRPT_POST_ANSWER_MAX and thrown away.
  */
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <strings.h>
 
 #include "tlsrpt/tlsrpt_https.h"
+#include "util/addr.h"
 #include "util/curl_loop.h"
 #include "version.h"
 
@@ -130,22 +130,16 @@ tlsrpt_post_start(struct curl_loop *loop, const char *url,
 	n = (size_t)snprintf(entry, sizeof(entry), "%s:%u:", host, port);
 	for (size_t i = 0, k = 0; i < naddrs && i < TLSRPT_POST_ADDRS_MAX;
 	     i++) {
-		char ip[INET6_ADDRSTRLEN];
-		const void *a =
-		    addrs[i].ss_family == AF_INET6
-		        ? (const void *)&(
-		              (const struct sockaddr_in6 *)&addrs[i])
-		              ->sin6_addr
-		        : (const void *)&((const struct sockaddr_in *)&addrs[i])
-		              ->sin_addr;
+		char ip[ADDR_IP_MAX];
 
-		if (inet_ntop(addrs[i].ss_family, a, ip, sizeof(ip)) == NULL)
+		if (addrs[i].ss_family != AF_INET &&
+		    addrs[i].ss_family != AF_INET6)
 			continue;
+		addr_ip((const struct sockaddr *)&addrs[i], ip, sizeof(ip));
 		n += (size_t)snprintf(entry + n,
 		    n < sizeof(entry) ? sizeof(entry) - n : 0, "%s%s%s%s",
-		    k++ > 0 ? "," : "",
-		    addrs[i].ss_family == AF_INET6 ? "[" : "", ip,
-		    addrs[i].ss_family == AF_INET6 ? "]" : "");
+		    k++ > 0 ? "," : "", strchr(ip, ':') != NULL ? "[" : "", ip,
+		    strchr(ip, ':') != NULL ? "]" : "");
 	}
 	if (n >= sizeof(entry) ||
 	    (p->resolve = curl_slist_append(NULL, entry)) == NULL ||

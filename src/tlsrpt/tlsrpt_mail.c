@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "tlsrpt/tlsrpt_mail.h"
+#include "util/base64.h"
 #include "util/buf.h"
 
 #define CRLF "\r\n"
@@ -31,32 +32,19 @@ tlsrpt_mail_clean(const char *s)
 	return 1;
 }
 
+/* Base64 lines of 76 characters (RFC 2045 6.8): 57 octets each. */
 static int
 tlsrpt_base64(struct buf *out, const unsigned char *p, size_t len)
 {
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                          "abcdefghijklmnopqrstuvwxyz0123456789+/";
-	char line[80];
-	size_t n = 0;
+	char line[BASE64_LEN(57) + 1];
 
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
+	for (size_t i = 0; i < len; i += 57) {
+		size_t n = len - i < 57 ? len - i : 57;
+		int k = base64_encode(p + i, n, line, sizeof(line));
 
-		if (i + 1 < len)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		line[n++] = abc[(v >> 18) & 63];
-		line[n++] = abc[(v >> 12) & 63];
-		line[n++] = i + 1 < len ? abc[(v >> 6) & 63] : '=';
-		line[n++] = i + 2 < len ? abc[v & 63] : '=';
-		/* 76 characters a line (RFC 2045 6.8) */
-		if (n == 76 || i + 3 >= len) {
-			if (buf_append(out, line, n) != BUF_OK ||
-			    buf_puts(out, CRLF) != BUF_OK)
-				return -1;
-			n = 0;
-		}
+		if (k < 0 || buf_append(out, line, (size_t)k) != BUF_OK ||
+		    buf_puts(out, CRLF) != BUF_OK)
+			return -1;
 	}
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "tlsrpt/tlsrpt_store.h"
+#include "util/fnv.h"
 #include "util/log.h"
 
 #define TLSRPT_BUCKETS 1024
@@ -138,7 +139,6 @@ tlsrpt_store_session(struct tlsrpt_store *st, const struct tlsrpt_session *s)
 	int ok = s->result == TLS_RESULT_OK;
 	const char *fields[TLSRPT_FIELDS];
 	struct tlsrpt_entry *e;
-	uint32_t h = 2166136261u;
 	size_t n = 0, b;
 
 	if (st == NULL || s->domain == NULL || s->domain[0] == '\0')
@@ -158,9 +158,7 @@ tlsrpt_store_session(struct tlsrpt_store *st, const struct tlsrpt_session *s)
 	fields[10] = ok ? "" : s->reason;
 	for (int i = 0; i < TLSRPT_FIELDS; i++)
 		n = tlsrpt_field(key, i == 0 ? 0 : n, sizeof(key), fields[i]);
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)key[i]) * 16777619u;
-	b = h % TLSRPT_BUCKETS;
+	b = fnv_32(FNV_32_INIT, key, n) % TLSRPT_BUCKETS;
 	for (e = st->buckets[b]; e != NULL; e = e->next)
 		if (strcmp(e->key, key) == 0) {
 			e->sessions++;

@@ -17,6 +17,7 @@ buf_init(struct buf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->err = BUF_OK;
 }
 
 void
@@ -26,6 +27,7 @@ buf_free(struct buf *b)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->err = BUF_OK;
 }
 
 void
@@ -36,6 +38,21 @@ buf_reset(struct buf *b)
 		b->data[0] = '\0';
 }
 
+/* Remember the first failure; return this one. */
+static int
+buf_fail(struct buf *b, int rc)
+{
+	if (b->err == BUF_OK)
+		b->err = rc;
+	return rc;
+}
+
+int
+buf_error(const struct buf *b)
+{
+	return b->err;
+}
+
 static int
 buf_reserve(struct buf *b, size_t extra)
 {
@@ -43,7 +60,7 @@ buf_reserve(struct buf *b, size_t extra)
 	char *p;
 
 	if (extra > b->max || b->len > b->max - extra)
-		return BUF_FULL;
+		return buf_fail(b, BUF_FULL);
 	need = b->len + extra + 1;
 	if (need <= b->cap)
 		return BUF_OK;
@@ -51,7 +68,7 @@ buf_reserve(struct buf *b, size_t extra)
 	while (ncap < need)
 		ncap = ncap > (b->max + 1) / 2 ? b->max + 1 : ncap * 2;
 	if ((p = realloc(b->data, ncap)) == NULL)
-		return BUF_NOMEM;
+		return buf_fail(b, BUF_NOMEM);
 	b->data = p;
 	b->cap = ncap;
 	return BUF_OK;
@@ -87,7 +104,7 @@ buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	n = vsnprintf(NULL, 0, fmt, cp);
 	va_end(cp);
 	if (n < 0)
-		return BUF_NOMEM;
+		return buf_fail(b, BUF_NOMEM);
 	if ((rc = buf_reserve(b, (size_t)n)) != BUF_OK)
 		return rc;
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);

@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_TURN_MS 25
 #define FUZZ_SEND_MS 2
 
-static struct server srv;
+static struct daemon ctx;
+static struct server srv = {.daemon = &ctx};
 static const struct conf_receive_connector *rc;
 static char dir[] = "/tmp/sluice-fuzz-session.XXXXXX";
 
@@ -125,16 +126,16 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		fuzz_die("the harness configuration does not load");
 	log_open("fuzz_session", 1);
 	log_set_level(LOG_LVL_ERR);
-	if ((srv.base = event_base_new()) == NULL ||
-	    (srv.spool = spool_open(
-	         conf->transport.queue_directory, srv.base, &why)) == NULL)
+	if ((ctx.base = event_base_new()) == NULL ||
+	    (ctx.spool = spool_open(
+	         conf->transport.queue_directory, ctx.base, &why)) == NULL)
 		fuzz_die("cannot open the queue");
 	if ((ref = calloc(1, sizeof(*ref))) == NULL)
 		fuzz_die("out of memory");
 	ref->conf = conf;
 	ref->tls = tls;
 	ref->refs = 1;
-	srv.conf = ref;
+	ctx.conf = ref;
 	rc = &conf->receive_connectors[0];
 	return 0;
 }
@@ -188,7 +189,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data++;
 		size--;
 	}
-	session_start(&srv, server_conf_acquire(&srv), rc, sv[0],
+	session_start(&srv, daemon_conf_acquire(&ctx), rc, sv[0],
 	    (struct sockaddr *)&local, (struct sockaddr *)&remote, NULL);
 	while (turn < FUZZ_TURNS && srv.nsessions > 0) {
 		struct timeval tv = {
@@ -211,8 +212,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				shut = 1;
 			}
 		}
-		event_base_loopexit(srv.base, &tv);
-		event_base_loop(srv.base, EVLOOP_ONCE);
+		event_base_loopexit(ctx.base, &tv);
+		event_base_loop(ctx.base, EVLOOP_ONCE);
 		turn += shut;
 		/* Everything is read; the first 64 KB are checked. */
 		for (;;) {

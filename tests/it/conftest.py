@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from harness import ROOT, Sluice
+from harness import ROOT, Sluice, sluice_fixture
 
 DEFAULT_TEST_TIMEOUT = 60  # seconds per test
 
@@ -73,16 +73,8 @@ def sluice(sluice_factory):
     return sluice_factory()
 
 
-@pytest.fixture(scope="module")
-def shared_sluice(tmp_path_factory):
-    """One default sluiced shared by a module's read-mostly tests."""
-    s = Sluice(tmp_path_factory.mktemp("shared"))
-    s.start()
-    yield s
-    try:
-        s.stop()
-    finally:
-        s.kill9()
+# One default sluiced shared by a module's read-mostly tests.
+shared_sluice = sluice_fixture("shared_sluice")
 
 
 

@@ -13,6 +13,10 @@ over real sockets: exact bytes through `Client`, or stock clients
 - `Client` is a raw SMTP client: it sends exactly the bytes it is given and
   parses replies (multi-line aware) with a timeout, so tests can send what
   no well-behaved client would (smuggling, pipelining, garbage).
+- `eventually(predicate, timeout, what)` polls until something the daemon
+  does in its own time has happened (a delivery, a log row): the one way
+  the tests wait, so that none sleeps a guessed time.
+- `sluice_fixture(name, ...)` makes a module's shared daemon fixture.
 - Fixtures (conftest.py) bound every test in time and stop every daemon
   they started.
 """
@@ -266,6 +270,23 @@ def queue_id_of(reply):
     return m.group(1)
 
 
+def eventually(predicate, timeout=20.0, what=None, step=0.05):
+    """Call predicate() until it returns something true, for at most
+    timeout seconds, and return that.  When time runs out, with `what`
+    (what the test waits for, in words) the test fails saying so; without,
+    the last value is returned for the caller to judge (`assert
+    eventually(...)`, or a test that also accepts the negative)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v or time.monotonic() >= deadline:
+            break
+        time.sleep(step)
+    if not v and what is not None:
+        pytest.fail(f"{what}: not within {timeout:g} s (last: {v!r:.500})")
+    return v
+
+
 def start_threads(target, argss):
     """One daemon thread per argument tuple, started: the load of the
     chaos tests (their failures are collected by the threads)."""
@@ -458,18 +479,16 @@ class Sluice:
         """The daemon's pid (the child of a wrapper such as strace)."""
         if not self.wrap:
             return self.proc.pid
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        def child():
             for task in glob.glob(f"/proc/{self.proc.pid}/task/*/children"):
                 kids = Path(task).read_text().split()
                 if kids:
                     return int(kids[0])
             p = subprocess.run(["pgrep", "-P", str(self.proc.pid)],
                                capture_output=True, text=True, check=False)
-            if p.stdout.split():
-                return int(p.stdout.split()[0])
-            time.sleep(0.05)
-        raise RuntimeError("wrapped sluiced not found")
+            return int(p.stdout.split()[0]) if p.stdout.split() else None
+
+        return eventually(child, 5, "the wrapped sluiced's pid")
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -544,13 +563,7 @@ class Sluice:
         return data.decode("utf-8", "replace")
 
     def wait_stderr(self, pattern, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = re.search(pattern, self.stderr())
-            if m:
-                return m
-            time.sleep(0.05)
-        return None
+        return eventually(lambda: re.search(pattern, self.stderr()), timeout)
 
     # clients -------------------------------------------------------------
 
@@ -715,6 +728,22 @@ def swaks(port, *args, host="127.0.0.1", timeout=30):
         ["swaks", "--server", host, "--port", str(port),
          "--helo", "client.example", "--timeout", "10"] + list(args),
         capture_output=True, text=True, timeout=timeout)
+
+
+def sluice_fixture(name, config=None, **kw):
+    """A module-scoped fixture named `name`: one sluiced for a module's
+    tests, stopped (and checked) after the last.  kw are Sluice's keyword
+    arguments; config(workdir, pki), when given, returns more of them from
+    the daemon's directory and the test PKI (certificates, users files).
+        anon = sluice_fixture("anon")
+        tls = sluice_fixture("tls", lambda d, pki: tls_conf(pki))"""
+    @pytest.fixture(scope="module", name=name)
+    def fixture(request, tmp_path_factory):
+        d = tmp_path_factory.mktemp(name)
+        more = config(d, request.getfixturevalue("pki")) if config else {}
+        with running(d, **kw, **more) as s:
+            yield s
+    return fixture
 
 
 @contextlib.contextmanager

@@ -10,11 +10,10 @@ with warnings.catch_warnings():
 import re
 import select
 import subprocess
-import time
 
 import pytest
 
-from harness import Client, ipv6_available, running
+from harness import Client, eventually, ipv6_available, running, sluice_fixture
 from test_tls import certs, send_one, starttls
 
 USER, PASSWORD = "alice", "s3cret pass"
@@ -36,11 +35,8 @@ def plain(user, password):
     return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
 
 
-@pytest.fixture(scope="module")
-def basic(pki, tmp_path_factory):
-    d = tmp_path_factory.mktemp("auth")
-    with running(d, **auth_conf(d, pki, "Tls, BasicAuth")) as s:
-        yield s
+basic = sluice_fixture(
+    "basic", lambda d, pki: auth_conf(d, pki, "Tls, BasicAuth"))
 
 
 def test_auth_plain_and_relay(basic):
@@ -161,12 +157,12 @@ def test_auth_with_other_separator_is_not_logged(basic, sep):
         assert r.code in (500, 504), r  # bad separator; "\tPLAIN" mechanism
         assert secret[:8] not in r.text
         c.quit()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def session_rows():
         rows = [x for x in basic.protolog()[1] if len(x) > 7 and x[5] == me]
-        if any(x[6] == "-" for x in rows):
-            break
-        time.sleep(0.05)
+        return rows if any(x[6] == "-" for x in rows) else None
+
+    rows = eventually(session_rows, 5, "the session's end in the protocol log")
     auth = [x for x in rows if x[6] == "<" and x[7].upper().startswith("AUTH")]
     assert len(auth) == 1 and secret[:4] not in auth[0][7], auth
     # "+ ***", written spreadsheet-safe (a leading "'": operations.md)
@@ -189,13 +185,9 @@ def write_users(path, rounds, names=("alice", "bob", "carol")):
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.fixture(scope="module")
-def slow(pki, tmp_path_factory):
-    d = tmp_path_factory.mktemp("auth-slow")
-    kw = auth_conf(d, pki, "Tls, BasicAuth")
-    with running(d, **kw) as s:
-        s.users = d / "users"
-        yield s
+# its users file (auth_conf's) is rewritten by each test
+slow = sluice_fixture(
+    "slow", lambda d, pki: auth_conf(d, pki, "Tls, BasicAuth"))
 
 
 def cpu_ticks(s):
@@ -213,7 +205,7 @@ def pending_replies(clients):
 def test_auth_attempts_counted_when_they_start(slow):
     """15 parallel sessions from one address each open an AUTH before any
     password is checked: only 5 get to send one (issue 10.8)."""
-    write_users(slow.users, 5000)
+    write_users(slow.dir / "users", 5000)
     clients = [Client(slow.port, source="127.0.0.60") for _ in range(15)]
     try:
         for c in clients:
@@ -234,7 +226,7 @@ def test_auth_attempts_counted_when_they_start(slow):
 
 
 def test_auth_success_is_not_counted(slow):
-    write_users(slow.users, 5000)
+    write_users(slow.dir / "users", 5000)
     for _ in range(8):
         with Client(slow.port, source="127.0.0.61") as c:
             c.ehlo()
@@ -245,7 +237,7 @@ def test_unknown_user_costs_a_real_hash(slow):
     """An unknown user is hashed with the file's own setting (issue
     10.9): the daemon spends as much CPU on wrong passwords for unknown
     users as for a known one.  CPU ticks from /proc, not wall time."""
-    write_users(slow.users, 400000)
+    write_users(slow.dir / "users", 400000)
     used = {}
     for who, src in (("alice", "127.0.0.62"), ("nobody", "127.0.0.63")):
         before = cpu_ticks(slow)
@@ -262,7 +254,7 @@ def test_password_checks_do_not_stop_the_loop(slow):
     """Eight slow checks in flight (each ~0.6 s of CPU) from eight
     addresses, and a NOOP client on the side: its ten NOOPs are answered
     while the checks still run (issue 10.10; a count, not a time)."""
-    write_users(slow.users, 1000000)
+    write_users(slow.dir / "users", 1000000)
     side = Client(slow.port, source="127.0.0.64", timeout=30)
     side.ehlo()
     auths = [Client(slow.port, source=f"127.0.0.{70 + i}", timeout=30)
@@ -287,7 +279,7 @@ def test_password_check_queue_is_bounded(slow):
     """More checks than the pool's queue (32) at once: the excess gets
     454 4.7.0 at once instead of waiting, the rest their answer, and the
     server takes AUTH again afterwards."""
-    write_users(slow.users, 200000)
+    write_users(slow.dir / "users", 200000)
     clients = [Client(slow.port, source=f"127.0.1.{i}", timeout=60)
                for i in range(1, 41)]
     try:
@@ -303,7 +295,7 @@ def test_password_check_queue_is_bounded(slow):
     assert all(r.enhanced == "4.7.0" for r in busy), busy
     assert 1 <= len(busy) <= 8, [r.code for r in replies]
     assert all(r.code == 535 for r in replies if r.code != 454), replies
-    write_users(slow.users, 5000)
+    write_users(slow.dir / "users", 5000)
     with Client(slow.port, source="127.0.1.100") as c:
         c.ehlo()
         c.cmd(f"AUTH PLAIN {plain(USER, PASSWORD)}").check(235)
@@ -312,13 +304,13 @@ def test_password_check_queue_is_bounded(slow):
 def test_client_gone_during_password_check(slow):
     """Sessions that close while their check runs are not touched by the
     result (the sanitizers would say so when the daemon stops)."""
-    write_users(slow.users, 1000000)
+    write_users(slow.dir / "users", 1000000)
     for i in range(4):
         c = Client(slow.port, source=f"127.0.0.{90 + i}")
         c.ehlo()
         c.send(f"AUTH PLAIN {plain(USER, 'wrong')}\r\n")
         c.close()
-    write_users(slow.users, 5000)
+    write_users(slow.dir / "users", 5000)
     with Client(slow.port, source="127.0.0.95", timeout=30) as c:
         c.ehlo()
         c.cmd(f"AUTH PLAIN {plain(USER, PASSWORD)}").check(235)

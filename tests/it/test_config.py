@@ -6,11 +6,11 @@ import re
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 
-from harness import SLUICED, free_port, make_message, queue_id_of, run_ctl
+from harness import (SLUICED, eventually, free_port, make_message, queue_id_of,
+                     run_ctl)
 
 GOOD = """\
 [Transport]
@@ -125,15 +125,16 @@ def test_sluiced_refuses_bad_config(tmp_path, case):
     proc = subprocess.Popen([str(SLUICED), "-f", "-c", "bad.conf"],
                             cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    listened = False
-    deadline = time.monotonic() + 10
-    while proc.poll() is None and time.monotonic() < deadline:
+    listened = []
+
+    def exited():
         with socket.socket() as sk:
             sk.settimeout(0.2)
             if sk.connect_ex(("127.0.0.1", port)) == 0:
-                listened = True
-        time.sleep(0.02)
-    if proc.poll() is None:
+                listened.append(port)
+        return proc.poll() is not None
+
+    if not eventually(exited, 10, step=0.02):
         proc.kill()
         proc.wait()
         pytest.fail("sluiced kept running with a bad configuration")
@@ -223,14 +224,10 @@ def banner_of(s):
 
 
 def wait_banner(s, want, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < deadline:
-        got = banner_of(s)
-        if got == want:
-            return got
-        time.sleep(0.1)
-    return got
+    """The banner once it is `want` (a reload is applied in its own time),
+    else the one it still is."""
+    return eventually(lambda: banner_of(s) == want and want,
+                      timeout) or banner_of(s)
 
 
 def test_sighup_new_banner_open_session_continues(sluice_factory):

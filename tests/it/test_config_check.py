@@ -11,12 +11,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from harness import SLUICED, Client, free_port, run_ctl
+from harness import SLUICED, Client, eventually, free_port, run_ctl
 from test_config import GOOD, SEND_CONNECTOR, allowed_lines, error_lines
 
 
@@ -459,9 +458,7 @@ def test_disabled_receive_connector_does_not_listen(sluice_factory):
     on = dict(off, Enabled="true")
     s.configure(connectors=[on])
     s.reload()
-    deadline = time.monotonic() + 5
-    while connect_refused(port2) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually(lambda: not connect_refused(port2), 5)
     with Client(port2) as c:
         assert c.greeting.text == "220 partner.test partner connector"
         c.quit()

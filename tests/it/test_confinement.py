@@ -6,11 +6,10 @@ certificates."""
 import ctypes
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 
-from harness import Client, make_message, running
+from harness import Client, eventually, make_message, running
 
 SYS_LANDLOCK_CREATE_RULESET = 444  # x86_64 and aarch64 alike
 LANDLOCK_CREATE_RULESET_VERSION = 1
@@ -52,13 +51,13 @@ def deliver(s, rcpts, subject):
 
 
 def wait_states(s, n, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """The recipients, once n were all tried (or whatever they are then)."""
+    def tried():
         rows = s.recipients()
-        if len(rows) >= n and all(r["attempts"] > 0 or r["status"] != 0
-                                  for r in rows):
-            return {r["addr"]: r for r in rows}
-        time.sleep(0.1)
+        return len(rows) >= n and all(r["attempts"] > 0 or r["status"] != 0
+                                      for r in rows)
+
+    eventually(tried, timeout)
     return {r["addr"]: r for r in s.recipients()}
 
 

@@ -3,14 +3,15 @@ sends at its edges (issue 10 items 12, 13 and 17): a half-closed client
 still gets every reply it is owed, TLS sessions end with close_notify and
 can then be resumed, and a TLS handshake on a STARTTLS port is named."""
 import contextlib
+import re
 import socket
 import ssl
 import subprocess
-import time
 
 import pytest
 
-from harness import make_message, queue_id_of, running
+from harness import (eventually, make_message, queue_id_of, running,
+                     sluice_fixture)
 
 SENDER = "a@sender.example"
 
@@ -20,12 +21,9 @@ def certs(pki):
             f"KeyFile = {pki}/server.key\n")
 
 
-@pytest.fixture(scope="module")
-def tls(pki, tmp_path_factory):
-    with running(tmp_path_factory.mktemp("conn"),
-                 conn={"AuthMechanism": "Tls", "TlsCertificateName": "mx"},
-                 raw_extra=certs(pki)) as s:
-        yield s
+tls = sluice_fixture(
+    "tls", lambda d, pki: {"raw_extra": certs(pki)},
+    conn={"AuthMechanism": "Tls", "TlsCertificateName": "mx"})
 
 
 def tls_ctx(**kw):
@@ -56,10 +54,7 @@ def received_rows(s, qid):
 
 
 def wait_received(s, qid, timeout=5):
-    deadline = time.monotonic() + timeout
-    while not received_rows(s, qid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return received_rows(s, qid)
+    return eventually(lambda: received_rows(s, qid), timeout)
 
 
 # --- half-close (10.12) -------------------------------------------------------
@@ -259,15 +254,14 @@ def test_implicit_tls_on_starttls_port_is_named(tls):
         r = c.reply()
         r.check(554, "5.5.0", "TLS handshake received")
         assert c.closed()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def named():
         _, rows = tls.protolog()
-        if sum("TLS handshake received where a command was expected" in
-               ",".join(r) for r in rows) >= 2:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("no protocol log line names the TLS handshake")
+        return rows if sum(
+            "TLS handshake received where a command was expected" in
+            ",".join(r) for r in rows) >= 2 else None
+
+    rows = eventually(named, 5, "a protocol log line naming the handshake")
     assert "implicit TLS on a STARTTLS port" in tls.stderr()
     assert "Bare CR or LF" not in ",".join(",".join(r) for r in rows)
 
@@ -291,3 +285,37 @@ def test_refused_bdat_chunk_ends_with_fin_not_reset(tmp_path):
                 c.reply().check(552, "5.3.4")
                 # recv waits for the end: FIN reads as b"", RST raises.
                 assert c.sock.recv(100) == b"", "no clean end"
+
+
+# --- every end goes through the state machine (issue 13) ---------------------
+
+
+def session_transitions(s):
+    """session id -> the states it entered, from the daemon's debug log."""
+    seen = {}
+    for m in re.finditer(r"session (\w+): (\w+) -> (\w+)", s.stderr()):
+        seen.setdefault(m.group(1), [m.group(2)]).append(m.group(3))
+    return seen
+
+
+def test_every_session_ends_through_session_enter(tmp_path):
+    # session_enter() is the only way a session changes state, so its
+    # debug line names every transition, the last one to "dead" included,
+    # however the session ended: QUIT, the client leaving, a refused line.
+    with running(tmp_path, env={"SLUICE_DEBUG": "1"}) as s:
+        with s.client() as c:
+            c.ehlo()
+            c.quit()
+        with s.client() as c:
+            c.ehlo()
+        with s.client() as c:
+            c.send(b"NOOP\n")
+            c.reply().check(521, "5.5.2")
+            c.closed()
+        eventually(lambda: len(session_transitions(s)) >= 4 and all(
+            v[-1] == "dead" for v in session_transitions(s).values()), 10)
+        seen = session_transitions(s)
+    assert len(seen) >= 4, seen  # wait_ready's session and ours
+    for sid, states in seen.items():
+        assert states[-1] == "dead", (sid, states)
+        assert states.count("dead") == 1, (sid, states)

@@ -8,8 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import (SLUICECTL, VERSION, Client, make_message, queue_id_of,
-                     running)
+from harness import (SLUICECTL, VERSION, Client, eventually, make_message,
+                     queue_id_of, running)
 
 
 RELAY = """
@@ -198,10 +198,8 @@ def test_logs_reopen(tmp_path):
     with running(tmp_path) as s:
         first = send(s.port, ["u@localhost"])
         files = s.tracklog_files()
-        deadline = time.monotonic() + 10
-        while f"DELIVER,{first}" not in Path(files[0]).read_text():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        eventually(lambda: f"DELIVER,{first}" in Path(files[0]).read_text(),
+                   10, "the DELIVER row")
         os.rename(files[0], files[0] + ".old")
         p = ctl("logs", "reopen", conf=s.conf_path)
         assert p.returncode == 0 and p.stdout == "log files reopened\n"

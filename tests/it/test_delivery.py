@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from harness import SLUICECTL, Client, dot_stuff, make_message, running
+from harness import (SLUICECTL, Client, dot_stuff, eventually, make_message,
+                     running)
 from peers.fakesmtp import FakeSmtp, server_context
 
 RELAY = {"PermissionGroups": "ExchangeServers",
@@ -44,14 +45,9 @@ def send(s, rcpts, subject="hello", sender="alice@example.test",
         return c.reply().check(250)
 
 
-def wait_for(pred, timeout=20.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
+# harness.eventually() under the name the delivery tests, and the many
+# that import it from here, were written with.
+wait_for = eventually
 
 
 def pending(s):

@@ -3,16 +3,12 @@ in commands, over-long addresses, quoted local parts, and BDAT sizes that
 are negative, overflowing, garbage or over the message size limit."""
 import pytest
 
-from harness import make_message, queue_id_of, running
+from harness import make_message, queue_id_of, sluice_fixture
 
 SENDER = "a@sender.example"
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("envelope"),
-                 conn={"MaxMessageSize": 10000}) as s:
-        yield s
+env = sluice_fixture("env", conn={"MaxMessageSize": 10000})
 
 
 def nothing_new(s, before):

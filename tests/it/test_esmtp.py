@@ -6,16 +6,14 @@ import re
 import pytest
 
 from harness import (FQDN, Client, dot_stuff, ipv6_available, make_message,
-                     notify_set, our_prefix, queue_id_of, running, swaks)
+                     notify_set, our_prefix, queue_id_of, sluice_fixture,
+                     swaks)
 
 SENDER = "a@sender.example"
 
 
-@pytest.fixture(scope="module")
-def esmtp(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("esmtp"), ipv6=ipv6_available(),
-                 conn={"MaxMessageSize": 123456}) as s:
-        yield s
+esmtp = sluice_fixture("esmtp", ipv6=ipv6_available(),
+                       conn={"MaxMessageSize": 123456})
 
 
 def start_transaction(c, rcpts=("user@localhost",), mail_args=""):

@@ -4,21 +4,17 @@ X-Sluice-Organization-* headers, which are Sluice's own trust decisions:
 any copy from the client is removed (any case, with continuation lines)
 and ours are added."""
 import re
-import time
 
 import pytest
 
-from harness import (FQDN, Client, dot_stuff, free_port, queue_id_of, running,
-                     split_headers)
+from harness import (FQDN, Client, dot_stuff, eventually, free_port,
+                     queue_id_of, running, sluice_fixture, split_headers)
 from peers.unbound import Unbound
 
 SENDER = "a@sender.example"
 
 
-@pytest.fixture(scope="module")
-def hdr(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("headers")) as s:
-        yield s
+hdr = sluice_fixture("hdr")
 
 
 def send(c, raw, rcpts=("user@localhost",), hello="EHLO client.example"):
@@ -218,14 +214,11 @@ def ptr(tmp_path_factory):
 def reverse_row(s, me, timeout=10.0):
     """The session's "reverse DNS" row: the look-up started at connect is
     done (a test's synchronisation point, not a delay of the session)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = [x for x in s.protolog()[1] if len(x) > 8 and x[5] == me
-                and x[6] == "*" and x[7].startswith("reverse DNS")]
-        if rows:
-            return rows[0][7]
-        time.sleep(0.05)
-    raise AssertionError(f"no reverse DNS row for {me}")
+    rows = eventually(
+        lambda: [x for x in s.protolog()[1] if len(x) > 8 and x[5] == me
+                 and x[6] == "*" and x[7].startswith("reverse DNS")],
+        timeout, f"a reverse DNS row for {me}")
+    return rows[0][7]
 
 
 def received_from(s, src, hello="EHLO client.example", wait=True):

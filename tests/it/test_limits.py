@@ -7,18 +7,15 @@ import time
 
 import pytest
 
-from harness import ConnectionClosed, make_message, queue_id_of, running
+from harness import (ConnectionClosed, eventually, make_message, queue_id_of,
+                     sluice_fixture)
 
 SENDER = "a@sender.example"
 
 
-@pytest.fixture(scope="module")
-def limits(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("limits"),
-                 conn={"MaxMessageSize": 20000, "MaxHeaderSize": 2000,
-                       "MaxHopCount": 60, "MaxRecipientsPerMessage": 200}
-                 ) as s:
-        yield s
+limits = sluice_fixture(
+    "limits", conn={"MaxMessageSize": 20000, "MaxHeaderSize": 2000,
+                    "MaxHopCount": 60, "MaxRecipientsPerMessage": 200})
 
 
 def open_transaction(c, rcpts=("user@localhost",), mail_args=""):
@@ -211,11 +208,8 @@ def test_header_bomb_of_folded_lines(limits):
         c.cmd("NOOP").check(250)
 
 
-@pytest.fixture(scope="module")
-def hops_sluice(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("hops"),
-                 conn={"MaxHopCount": 60, "MaxHeaderSize": "256KB"}) as s:
-        yield s
+hops_sluice = sluice_fixture(
+    "hops_sluice", conn={"MaxHopCount": 60, "MaxHeaderSize": "256KB"})
 
 
 @pytest.mark.parametrize("hops,ok", [(59, True), (60, True), (61, False),
@@ -300,13 +294,16 @@ def test_1500_pipelined_recipients_within_limit(sluice_factory):
 def wait_for_greeting(s, code, source=None, timeout=5.0):
     """Connect until the greeting has the code (slots free up
     asynchronously after a client leaves)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        c = s.client(source=source)
-        if c.greeting.code == code or time.monotonic() > deadline:
-            return c
-        c.close()
-        time.sleep(0.1)
+    last = []
+
+    def greeted():
+        if last:
+            last.pop().close()
+        last.append(s.client(source=source))
+        return last[-1].greeting.code == code
+
+    eventually(greeted, timeout, step=0.1)
+    return last[-1]
 
 
 def test_max_inbound_connection(sluice_factory):
@@ -546,11 +543,7 @@ def test_protocol_errors_below_limit_keep_session(sluice_factory):
                        ehlo=False).check(250, "2.6.0")
 
 
-@pytest.fixture(scope="module")
-def tarpit(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("tarpit"),
-                 conn={"TarpitInterval": "1s"}) as s:
-        yield s
+tarpit = sluice_fixture("tarpit", conn={"TarpitInterval": "1s"})
 
 
 @pytest.mark.parametrize("line,code", [

@@ -5,20 +5,18 @@ readers expect LF; CRLF is SMTP's wire form), and only then is marked
 delivered; the
 tracking log gets a DELIVER row; the message stays in queue.db for the
 safety net."""
-import time
 from pathlib import Path
 
-from harness import Client, make_message, queue_id_of, running
+from harness import Client, eventually, make_message, queue_id_of, running
 
 
 def wait_for_files(d, n, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        files = sorted(Path(d).glob("*")) if Path(d).is_dir() else []
-        if len(files) >= n:
-            return files
-        time.sleep(0.1)
-    return sorted(Path(d).glob("*")) if Path(d).is_dir() else []
+    """The files in d, once there are n (or those there are then)."""
+    def files():
+        return sorted(Path(d).glob("*")) if Path(d).is_dir() else []
+
+    eventually(lambda: len(files()) >= n, timeout)
+    return files()
 
 
 def test_maildir_delivery(tmp_path):
@@ -50,12 +48,7 @@ def test_maildir_delivery(tmp_path):
         stored = s.bodies()[0]
         assert data.split(b"\n", 1)[1] == stored.replace(b"\r\n", b"\n")
         # recorded as delivered, kept for the safety net
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            st = [r["status"] for r in s.recipients()]
-            if st == [1, 1]:
-                break
-            time.sleep(0.1)
+        eventually(lambda: [r["status"] for r in s.recipients()] == [1, 1], 5)
         assert [r["status"] for r in s.recipients()] == [1, 1]
         assert len(s.messages()) == 1
         log = "".join(open(p).read() for p in s.tracklog_files())

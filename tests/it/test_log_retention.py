@@ -4,11 +4,10 @@ receive and send protocol logs), on a daemon whose logs' clock the test
 moves days ahead (SLUICE_TEST_LOG_CLOCK, read by the test build only:
 src/log/logclock.h)."""
 import os
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from harness import Client, make_message, queue_id_of, run_ctl
+from harness import Client, eventually, make_message, queue_id_of, run_ctl
 
 DAY = 86400
 
@@ -41,13 +40,11 @@ def send(s, n=1):
 
 
 def wait_delivered(s, ids):
-    deadline = time.monotonic() + 15
-    while True:
+    def delivered():
         text = "".join(Path(f).read_text() for f in s.tracklog_files())
-        if all(f"DELIVER,{i}" in text for i in ids):
-            return
-        assert time.monotonic() < deadline, "not delivered"
-        time.sleep(0.05)
+        return all(f"DELIVER,{i}" in text for i in ids)
+
+    eventually(delivered, 15, "the deliveries")
 
 
 def names(files):

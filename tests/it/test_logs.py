@@ -2,30 +2,20 @@
 connect, commands, replies and disconnect; the message tracking log has a
 RECEIVE row per recipient with the queue id."""
 import re
-import time
 
-import pytest
-
-from harness import make_message, queue_id_of, running
+from harness import eventually, make_message, queue_id_of, sluice_fixture
 
 FIELDS = ("#Fields: date-time,connector-id,session-id,sequence-number,"
           "local-endpoint,remote-endpoint,event,data,context")
 
 
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("logs")) as s:
-        yield s
+logs = sluice_fixture("logs")
 
 
 def wait_rows(read, pred, timeout=5.0):
     """Poll a log until pred(rows) holds (logs may be written lazily)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        headers, rows = read()
-        if pred(rows) or time.monotonic() > deadline:
-            return headers, rows
-        time.sleep(0.1)
+    eventually(lambda: pred(read()[1]), timeout)
+    return read()
 
 
 def test_protocol_log_session(logs):

@@ -25,12 +25,11 @@ import signal
 import stat
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from harness import ROOT, VERSION, Client, split_headers, swaks
+from harness import ROOT, VERSION, Client, eventually, split_headers, swaks
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg") is None,
                                 reason="no dpkg on this machine")
@@ -159,13 +158,9 @@ def leftovers(before, after):
 
 
 def wait_file(path, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        files = sorted(path.glob("*")) if path.exists() else []
-        if files:
-            return files[0].read_bytes()
-        time.sleep(0.05)
-    pytest.fail(f"nothing in {path}")
+    files = eventually(lambda: sorted(path.glob("*")) if path.exists()
+                       else [], timeout, f"something in {path}")
+    return files[0].read_bytes()
 
 
 def test_deb_metadata(deb):
@@ -299,10 +294,8 @@ def test_install_run_reload_purge(deb, machine):
         assert "reload: [AcceptedDomain example.net]: added" in log
     finally:
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while Path(f"/proc/{pid}").exists():
-        assert time.monotonic() < deadline, "sluiced did not stop"
-        time.sleep(0.05)
+    eventually(lambda: not Path(f"/proc/{pid}").exists(), 30,
+               "sluiced stopped")
 
     # Purge: what the package made goes, and nothing else changed.
     m.run("dpkg --purge --force-depends sluice")

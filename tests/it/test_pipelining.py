@@ -7,15 +7,12 @@ import socket
 
 import pytest
 
-from harness import make_message, queue_id_of, running
+from harness import make_message, queue_id_of, sluice_fixture
 
 SENDER = "a@sender.example"
 
 
-@pytest.fixture(scope="module")
-def pipe(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("pipelining")) as s:
-        yield s
+pipe = sluice_fixture("pipe")
 
 
 @pytest.mark.parametrize("early", [b"EHLO client.example\r\n", b"EH"],

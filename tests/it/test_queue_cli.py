@@ -10,7 +10,8 @@ import re
 import stat
 import subprocess
 
-from harness import SLUICECTL, Client, free_port, make_message, running
+from harness import (SLUICECTL, Client, eventually, free_port, make_message,
+                     running)
 from peers.fakesmtp import FakeSmtp
 
 EXTRA = """
@@ -60,17 +61,6 @@ def entries(text):
             d[k.strip()] = v.strip()
         out.append(d)
     return out
-
-
-def wait_for(pred, timeout=20.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    return pred()
 
 
 def test_queue_and_messages(tmp_path):
@@ -193,7 +183,7 @@ def test_retry_says_how_many(tmp_path):
         # queue's retry time: all three are retried, not the suspended one
         for n in range(3):
             send(s, [f"r{n}@relay.test"], f"retry {n}")
-        assert wait_for(lambda: any(
+        assert eventually(lambda: any(
             r["attempts"] >= 1 for r in s.recipients()))
         suspended = send(s, ["held@relay.test"], "held")
         assert ctl(s, "suspend", suspended).returncode == 0
@@ -219,7 +209,7 @@ SmartHosts = [127.0.0.1]:{mx.port}
         assert p.returncode == 0, p
         assert ctl(s, "resume", "Out").returncode == 0
         mx.wait_messages(1, timeout=20)
-        assert wait_for(lambda: [r["status"] for r in s.recipients()
+        assert eventually(lambda: [r["status"] for r in s.recipients()
                                  if r["addr"] == "free@remote.test"] == [1])
         # the queue went on; the suspended message did not go with it
         assert [m.rcpts for m in mx.messages] == [["free@remote.test"]]
@@ -244,13 +234,13 @@ SmartHosts = [127.0.0.1]:{dead}
 """) as s:
         qid = send(s, ["bob@remote.test"], "unwanted",
                    sender="alice@example.test")
-        assert wait_for(lambda: s.recipients()[0]["attempts"] >= 1)
+        assert eventually(lambda: s.recipients()[0]["attempts"] >= 1)
         p = ctl(s, "remove", "--with-ndr", f"Out\\{qid}")
         assert p.returncode == 0 and "non-delivery report" in p.stdout, p
         assert s.message(qid)["rcpts"][0]["status"] == 2
         # the sender, a local mailbox, gets the notice
         new = s.queue_dir / "mailboxes" / "example.test" / "alice" / "new"
-        assert wait_for(lambda: new.is_dir() and list(new.iterdir()))
+        assert eventually(lambda: new.is_dir() and list(new.iterdir()))
         dsn = email.message_from_bytes(next(new.iterdir()).read_bytes())
         status = dsn.get_payload()[1].get_payload()
         f = [dict(b.items()) for b in status if "Final-Recipient" in b][0]
@@ -268,7 +258,7 @@ def test_export_and_safety_net(tmp_path):
     out = tmp_path / "exported.eml"
     with running(tmp_path / "d") as s:
         qid = send(s, ["u@example.test"], "kept", sender="a@sender.example")
-        assert wait_for(lambda: [r["status"] for r in s.recipients()] == [1])
+        assert eventually(lambda: [r["status"] for r in s.recipients()] == [1])
         (e,) = entries(ctl(s, "messages", "SafetyNet").stdout)
         assert e["Identity"] == f"SafetyNet\\{qid}"
         assert e["Status"] == "Delivered" and e["Subject"] == "kept"

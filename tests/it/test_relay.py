@@ -5,19 +5,16 @@ ExternalAuthoritative connector with ExchangeServers relays anything; the
 connector serving a connection is the one whose RemoteIPRanges match the
 client most specifically (Exchange's rule), told apart by their banners.
 """
-import time
 
 import pytest
 
-from harness import make_message, queue_id_of, running
+from harness import (eventually, make_message, queue_id_of, running,
+                     sluice_fixture)
 
 SENDER = "a@sender.example"
 
 
-@pytest.fixture(scope="module")
-def anon(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("relay")) as s:
-        yield s
+anon = sluice_fixture("anon")
 
 
 @pytest.mark.parametrize("rcpt,code,enh", [
@@ -99,13 +96,10 @@ SELECTION_CONNECTORS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def selection(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("selection"),
-                 conn={"RemoteIPRanges": "0.0.0.0/0",
-                       "Banner": '"220 general.test general connector"'},
-                 connectors=SELECTION_CONNECTORS) as s:
-        yield s
+selection = sluice_fixture(
+    "selection", connectors=SELECTION_CONNECTORS,
+    conn={"RemoteIPRanges": "0.0.0.0/0",
+          "Banner": '"220 general.test general connector"'})
 
 
 @pytest.mark.parametrize("source,banner", [
@@ -146,15 +140,15 @@ def test_protocol_log_names_selected_connector(selection):
         port = c.local_port
         c.ehlo()
         c.quit()
-    deadline = time.monotonic() + 5
-    rows = []
-    while time.monotonic() < deadline:
+
+    def session_rows():
         _, rows = selection.protolog()
-        rows = [r for r in rows if len(r) >= 6 and
+        return [r for r in rows if len(r) >= 6 and
                 r[5] == f"127.0.0.2:{port}"]
-        if any(r[6] == "-" for r in rows if len(r) > 6):
-            break
-        time.sleep(0.1)
+
+    eventually(lambda: any(r[6] == "-" for r in session_rows()
+                           if len(r) > 6), 5)
+    rows = session_rows()
     assert rows, "no protocol log rows for the session"
     assert all(r[1].endswith("Specific") for r in rows), rows
 
@@ -197,10 +191,10 @@ def test_bare_postmaster_settles_when_its_domain_goes(sluice_factory):
                 transport={"TransientFailureRetryInterval": "1s",
                            "MessageExpirationTimeout": "5s"})
     s.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        st = {r["addr"]: r["status"] for r in s.recipients()}
-        if st.get("Postmaster") == 2:
-            break
-        time.sleep(0.1)
+
+    def states():
+        return {r["addr"]: r["status"] for r in s.recipients()}
+
+    eventually(lambda: states().get("Postmaster") == 2, 30)
+    st = states()
     assert st.get("Postmaster") == 2, st

@@ -89,14 +89,89 @@ def hop_hosts(hops):
     return [h.split(" ", 1)[0] for h in hops]
 
 
-def test_mx_preference_order(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@example.test", dns.spec)
-    assert rc == 0, out
-    assert hops == ["mx1.example.test [127.0.0.2]:25 (MX 10)",
-                    "mx2.example.test [127.0.0.3]:25 (MX 20)",
-                    "mx3.example.test [127.0.0.4]:25 (MX 30)"]
-    # The lines sluicectl printed before still come first.
-    assert re.search(r"^NextHop   : MX records of example.test", out, re.M)
+# What `sluicectl route ADDRESS` says of each case: its exit status, its
+# NextHops lines in order, and a line it must print as well (a regular
+# expression, or None).  `resolver` None is the test unbound above.
+ROUTES = [
+    pytest.param(
+        "u@example.test", (), None, 0,
+        ["mx1.example.test [127.0.0.2]:25 (MX 10)",
+         "mx2.example.test [127.0.0.3]:25 (MX 20)",
+         "mx3.example.test [127.0.0.4]:25 (MX 30)"],
+        # the lines sluicectl printed before still come first
+        r"^NextHop   : MX records of example.test",
+        id="mx-preference-order"),
+    pytest.param(
+        "u@aonly.example.test", (), None, 0,
+        ["aonly.example.test [127.0.0.7]:25 (implicit MX)"], None,
+        id="implicit-mx"),
+    pytest.param(
+        "u@six.example.test", (), None, 0,
+        ["dual.example.test [::1]:25 (MX 10)",
+         "dual.example.test [127.0.0.8]:25 (MX 10)"], None,
+        id="aaaa-before-a"),
+    # No such name in the zone: NXDOMAIN, whatever the connector's port.
+    pytest.param(
+        "u@submission.example.test", (), None, 1,
+        ["none (permanent failure: domain submission.example.test does "
+         "not exist (NXDOMAIN))"], "Submission",
+        id="connector-port"),
+    pytest.param(
+        "u@nullmx.test", (), None, 1,
+        ["none (null MX: nullmx.test accepts no mail (null MX, RFC 7505))"],
+        None, id="null-mx"),
+    pytest.param(
+        "u@nowhere.example.test", (), None, 1,
+        ["none (permanent failure: domain nowhere.example.test does not "
+         "exist (NXDOMAIN))"], None,
+        id="nxdomain-is-permanent"),
+    pytest.param(
+        "u@bare.example.test", (), None, 1,
+        ["none (permanent failure: no MX or address for "
+         "bare.example.test)"], None,
+        id="no-mx-and-no-address-is-permanent"),
+    pytest.param(
+        "u@broken.test", (), None, 1,
+        ["none (temporary failure: DNS lookup of broken.test failed: "
+         "SERVFAIL)"], None,
+        id="servfail-is-temporary"),
+    pytest.param(
+        "u@skip.example.test", (), None, 0,
+        ["mx1.example.test [127.0.0.2]:25 (MX 20)"], None,
+        id="mx-host-without-address-skipped"),
+    pytest.param(
+        "u@lost.example.test", (), None, 1,
+        ["none (temporary failure: no address for the MX hosts of "
+         "lost.example.test (noaddr.example.test))"], None,
+        id="no-mx-host-with-address-is-temporary"),
+    pytest.param(
+        "u@literal.example.test", (), None, 0,
+        ["mx2.example.test [127.0.0.3]:25 (MX 10)"], None,
+        id="address-literal-mx-target-skipped"),
+    pytest.param(
+        "u@smart.test", (), None, 0,
+        ["relay1.relay.test [127.0.0.10]:25 (smart host)",
+         "127.0.0.9 [127.0.0.9]:25 (smart host)",
+         "relay2.relay.test [::1]:2525 (smart host)",
+         "::1 [::1]:26 (smart host)"], None,
+        id="smart-hosts-in-order"),
+    pytest.param(
+        "u@example.test", ("--no-dns",), None, 0, [],
+        "MX records of example.test",
+        id="no-dns-keeps-the-offline-output"),
+    pytest.param(
+        "u@example.test", (), "127.0.0.1:53", 1,
+        ['none (resolver: Resolver must be "system" or ADDRESS@PORT)'],
+        None, id="bad-resolver-spec"),
+]
+
+
+@pytest.mark.parametrize("addr,opts,resolver,rc,hops,prints", ROUTES)
+def test_route(tmp_path, dns, addr, opts, resolver, rc, hops, prints):
+    got_rc, got_hops, out = route(tmp_path, addr, resolver or dns.spec,
+                                  *opts)
+    assert (got_rc, got_hops) == (rc, hops), out
+    assert prints is None or re.search(prints, out, re.M), out
 
 
 @pytest.mark.timeout_s(120)
@@ -110,95 +185,6 @@ def test_equal_preference_random_order(tmp_path, dns):
             break
     assert seen == {("a.example.test", "b.example.test"),
                     ("b.example.test", "a.example.test")}
-
-
-def test_implicit_mx(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@aonly.example.test", dns.spec)
-    assert rc == 0, out
-    assert hops == ["aonly.example.test [127.0.0.7]:25 (implicit MX)"]
-
-
-def test_aaaa_before_a(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@six.example.test", dns.spec)
-    assert rc == 0, out
-    assert hops == ["dual.example.test [::1]:25 (MX 10)",
-                    "dual.example.test [127.0.0.8]:25 (MX 10)"]
-
-
-def test_connector_port(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@submission.example.test", dns.spec)
-    assert "Submission" in out
-    # No such name in the zone: NXDOMAIN, whatever the port.
-    assert rc == 1 and "NXDOMAIN" in hops[0]
-
-
-def test_null_mx(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@nullmx.test", dns.spec)
-    assert rc == 1
-    assert hops == ["none (null MX: nullmx.test accepts no mail "
-                    "(null MX, RFC 7505))"]
-
-
-def test_nxdomain_is_permanent(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@nowhere.example.test", dns.spec)
-    assert rc == 1
-    assert hops == ["none (permanent failure: domain nowhere.example.test "
-                    "does not exist (NXDOMAIN))"]
-
-
-def test_no_mx_and_no_address_is_permanent(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@bare.example.test", dns.spec)
-    assert rc == 1
-    assert hops == ["none (permanent failure: no MX or address for "
-                    "bare.example.test)"]
-
-
-def test_servfail_is_temporary(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@broken.test", dns.spec)
-    assert rc == 1
-    assert hops == ["none (temporary failure: DNS lookup of broken.test "
-                    "failed: SERVFAIL)"]
-
-
-def test_mx_host_without_address_skipped(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@skip.example.test", dns.spec)
-    assert rc == 0, out
-    assert hops == ["mx1.example.test [127.0.0.2]:25 (MX 20)"]
-
-
-def test_no_mx_host_with_address_is_temporary(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@lost.example.test", dns.spec)
-    assert rc == 1
-    assert hops == ["none (temporary failure: no address for the MX hosts "
-                    "of lost.example.test (noaddr.example.test))"]
-
-
-def test_address_literal_mx_target_skipped(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@literal.example.test", dns.spec)
-    assert rc == 0, out
-    assert hops == ["mx2.example.test [127.0.0.3]:25 (MX 10)"]
-
-
-def test_smart_hosts_in_order(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@smart.test", dns.spec)
-    assert rc == 0, out
-    assert hops == ["relay1.relay.test [127.0.0.10]:25 (smart host)",
-                    "127.0.0.9 [127.0.0.9]:25 (smart host)",
-                    "relay2.relay.test [::1]:2525 (smart host)",
-                    "::1 [::1]:26 (smart host)"]
-
-
-def test_no_dns_keeps_the_offline_output(tmp_path, dns):
-    rc, hops, out = route(tmp_path, "u@example.test", dns.spec, "--no-dns")
-    assert rc == 0 and hops == [], out
-    assert "MX records of example.test" in out
-
-
-def test_bad_resolver_spec(tmp_path):
-    rc, hops, out = route(tmp_path, "u@example.test", "127.0.0.1:53")
-    assert rc == 1
-    assert hops == ['none (resolver: Resolver must be "system" or '
-                    'ADDRESS@PORT)']
 
 
 def test_dead_resolver_is_temporary(tmp_path, dns):

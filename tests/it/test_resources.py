@@ -31,8 +31,7 @@ import time
 
 import pytest
 
-from harness import (Client, Sluice, make_message,
-                     queue_id_of)
+from harness import Client, Sluice, eventually, make_message, queue_id_of
 
 SENDER = "a@sender.example"
 ATTACK_ENV = {"ASAN_OPTIONS": "abort_on_error=0:quarantine_size_mb=4"}
@@ -82,11 +81,9 @@ def daemon_conns(s):
 
 def wait_conns(s, n, timeout, what):
     """Wait until the daemon holds at most n client connections."""
-    deadline = time.monotonic() + timeout
-    while daemon_conns(s) > n:
-        assert time.monotonic() < deadline, \
-            f"{what}: the daemon still holds {daemon_conns(s)} connections"
-        time.sleep(0.1)
+    if not eventually(lambda: daemon_conns(s) <= n, timeout, step=0.1):
+        pytest.fail(f"{what}: the daemon still holds {daemon_conns(s)} "
+                    "connections")
 
 
 class Probe:
@@ -275,13 +272,15 @@ def test_quiet_client_ends_by_connection_timeout(sluice_factory):
     a.ehlo()
     a.cmd(f"MAIL FROM:<{SENDER}>").check(250)
     pipeline_without_reading(a, 1.5)
-    deadline = time.monotonic() + 15  # far below the inactivity timeout
-    while daemon_conns(s) > 0:
-        assert time.monotonic() < deadline, \
-            "a client whose output is blocked outlived ConnectionTimeout"
+
+    def gone():
         with contextlib.suppress(OSError):
             a.sock.recv(64)  # a trickle: the session is not inactive
-        time.sleep(0.5)
+        return daemon_conns(s) == 0
+
+    eventually(gone, 15,  # far below the inactivity timeout
+               "a client whose output is blocked ending by ConnectionTimeout",
+               step=0.5)
     a.close()
     assert_served(s, "after-quiet-client")
 
@@ -486,11 +485,8 @@ def test_5000_idle_connections(sluice_factory):
 
 
 def wait_conns_at_least(s, n, timeout):
-    deadline = time.monotonic() + timeout
-    while daemon_conns(s) < n:
-        assert time.monotonic() < deadline, \
-            f"only {daemon_conns(s)} of {n} connections accepted"
-        time.sleep(0.2)
+    if not eventually(lambda: daemon_conns(s) >= n, timeout, step=0.2):
+        pytest.fail(f"only {daemon_conns(s)} of {n} connections accepted")
 
 
 # --- in-flight message memory (18.5) --------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import BUILD, Sluice, split_headers
+from harness import BUILD, Sluice, eventually, split_headers
 
 SENDMAIL = BUILD / "sluice-sendmail"
 
@@ -92,13 +92,12 @@ def maildir(s, domain, user):
 
 def wait_mail(s, domain, user, n=1, timeout=15):
     d = maildir(s, domain, user)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        files = sorted(d.glob("*")) if d.exists() else []
-        if len(files) >= n:
-            return [f.read_bytes() for f in files]
-        time.sleep(0.05)
-    pytest.fail(f"no mail for {user}@{domain}")
+
+    def files():
+        return sorted(d.glob("*")) if d.exists() else []
+
+    eventually(lambda: len(files()) >= n, timeout, f"mail for {user}@{domain}")
+    return [f.read_bytes() for f in files()]
 
 
 def body_of(raw):

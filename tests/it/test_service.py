@@ -8,10 +8,9 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
-from harness import (SLUICECTL, SLUICED, VERSION, Client, Sluice,
+from harness import (SLUICECTL, SLUICED, VERSION, Client, Sluice, eventually,
                      make_message, queue_id_of)
 
 
@@ -24,18 +23,16 @@ def clean_env(**extra):
 
 
 def wait_gone(pid, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone():
         if not Path(f"/proc/{pid}").exists():
             return True
         # a zombie of a process we did not start is reaped by init
         try:
-            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-                return True
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
         except OSError:
             return True
-        time.sleep(0.05)
-    return False
+
+    return eventually(gone, timeout)
 
 
 def send_one(port, subject):
@@ -174,15 +171,17 @@ def test_invocation_id_alone_stays_in_foreground(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=err,
                             cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def serves():
             try:
                 with Client(s.port, timeout=2) as c:
                     c.quit()
-                break
+                return True
             except OSError:
                 assert proc.poll() is None, "sluiced exited"
-                time.sleep(0.05)
+                return False
+
+        eventually(serves, 10)
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
@@ -199,10 +198,8 @@ def test_sigusr1_reopens_the_logs(sluice):
     files = sluice.tracklog_files()
     assert len(files) == 1
     # its delivery row too, so that nothing of it comes after the move
-    deadline = time.monotonic() + 10
-    while f"DELIVER,{before}" not in Path(files[0]).read_text():
-        assert time.monotonic() < deadline, "not delivered"
-        time.sleep(0.05)
+    eventually(lambda: f"DELIVER,{before}" in Path(files[0]).read_text(), 10,
+               "the delivery")
     moved = files[0] + ".1"
     os.rename(files[0], moved)
     sluice.signal(signal.SIGUSR1)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import make_message, queue_id_of, running
+from harness import make_message, queue_id_of, sluice_fixture
 
 SMUGGLED = (b"MAIL FROM:<evil@x>\r\nRCPT TO:<victim@localhost>\r\nDATA\r\n"
             b"smuggled\r\n")
@@ -24,10 +24,7 @@ def ending_id(e):
         .replace("\x00", "NUL").replace(" ", "SP").replace(".", "DOT")
 
 
-@pytest.fixture(scope="module")
-def smug(tmp_path_factory):
-    with running(tmp_path_factory.mktemp("smuggling")) as s:
-        yield s
+smug = sluice_fixture("smug")
 
 
 def assert_nothing_smuggled(s):

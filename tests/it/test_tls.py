@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT, Client, ConnectionClosed, make_message, running
+from harness import (ROOT, Client, ConnectionClosed, eventually, make_message,
+                     running, sluice_fixture)
 
 SENDER = "a@sender.example"
 
@@ -43,17 +44,9 @@ def tls_conf(pki, **conn):
                            "TLSReceiveDomainSecureList": "partner.test"})
 
 
-@pytest.fixture(scope="module")
-def tls(pki, tmp_path_factory):
-    with running(tmp_path_factory.mktemp("tls"), **tls_conf(pki)) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def secure(pki, tmp_path_factory):
-    with running(tmp_path_factory.mktemp("secure"),
-                 **tls_conf(pki, DomainSecureEnabled="true")) as s:
-        yield s
+tls = sluice_fixture("tls", lambda d, pki: tls_conf(pki))
+secure = sluice_fixture(
+    "secure", lambda d, pki: tls_conf(pki, DomainSecureEnabled="true"))
 
 
 def client_ctx(pki=None, cert=None):
@@ -306,9 +299,7 @@ def test_postfix_sends_domain_secured(pki, tmp_path):
             subprocess.run(["/usr/sbin/smtp-source", "-m", "1", "-f",
                             "someone@partner.test", "-t", "user@localhost",
                             f"127.0.0.1:{pport}"], check=True, timeout=30)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and not s.messages():
-                time.sleep(0.2)
+            eventually(s.messages, 20, step=0.2)
         finally:
             subprocess.run([script, "stop", str(pf)], timeout=60)
             log = (pf / "maillog").read_text() if (pf / "maillog").exists() \
@@ -359,8 +350,5 @@ def test_certificate_file_change_reloads(pki, tmp_path):
         os.replace(tmp_path / "new.key", key)
         os.replace(tmp_path / "new.pem", cert)
         assert s.wait_stderr("certificate files changed", timeout=15)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and \
-                "ecdsa.sluice.test" not in served():
-            time.sleep(0.5)
+        eventually(lambda: "ecdsa.sluice.test" in served(), 15, step=0.5)
         assert "ecdsa.sluice.test" in served()

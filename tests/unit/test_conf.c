@@ -190,37 +190,6 @@ test_smarthosts(void **state)
 	}
 }
 
-/* Host names for Fqdn and smart hosts. */
-static void
-test_hostnames(void **state)
-{
-	static const struct {
-		const char *name;
-		int ok;
-	} cases[] = {
-	    {"mx.contoso.com", 1},
-	    {"localhost", 1},
-	    {"MX-1.Contoso.COM", 1},
-	    {"a.b-c.d", 1},
-	    {"not a hostname!", 0},
-	    {"", 0},
-	    {"mx..contoso.com", 0},
-	    {".contoso.com", 0},
-	    {"mx.contoso.com.", 0},
-	    {"-mx.contoso.com", 0},
-	    {"mx-.contoso.com", 0},
-	    {"mx_1.contoso.com", 0},
-	    {"192.0.2.1", 0},
-	    {"mx.123", 0},
-	    {"*.contoso.com", 0},
-	};
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (conf_valid_hostname(cases[i].name) != cases[i].ok)
-			fail_msg("%s: expected %d", cases[i].name, cases[i].ok);
-}
-
 /* "did you mean": close typos only. */
 static void
 test_suggestions(void **state)
@@ -546,7 +515,6 @@ main(void)
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_ranges_and_bindings),
 	    cmocka_unit_test(test_smarthosts),
-	    cmocka_unit_test(test_hostnames),
 	    cmocka_unit_test(test_suggestions),
 	    cmocka_unit_test(test_shadow_warnings),
 	    cmocka_unit_test(test_messages),

@@ -1,7 +1,7 @@
 /*
  * control_int.h - what the control socket's command files share
  * (control.c: the socket, requests and answers; control_queue.c: the
- * queue and message commands).
+ * queue and message commands; control_tlsrpt.c: tls-report).
  */
 #ifndef SLUICE_CONTROL_INT_H
 #define SLUICE_CONTROL_INT_H
@@ -16,11 +16,15 @@
 /* Arguments of one request at most. */
 #define CONTROL_ARGS_MAX 16
 
-struct server;
 struct conn;
+struct daemon;
+struct qmgr;
+struct server;
 
 struct control {
-	struct server *srv;
+	struct daemon *daemon; /* the queue, the configuration, the logs */
+	struct server *srv;    /* the receiving side, for "status" */
+	struct qmgr *qmgr;     /* the delivery side, NULL without one */
 	struct evconnlistener *ev;
 	char *path;
 };

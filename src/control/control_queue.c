@@ -38,14 +38,14 @@
 #include <strings.h>
 #include <time.h>
 
+#include "control/control.h"
+#include "control/control_int.h"
+#include "daemon/daemon.h"
 #include "log/tracklog.h"
 #include "queue/dqueue.h"
 #include "queue/outcome.h"
 #include "queue/qmgr.h"
 #include "route/route.h"
-#include "server/control.h"
-#include "server/control_int.h"
-#include "server/server.h"
 #include "spool/spool.h"
 #include "util/buf.h"
 
@@ -154,7 +154,7 @@ cq_find_queue(void *arg, const struct spool_row *row)
 static int
 cq_is_queue(struct control *ctl, const char *name)
 {
-	const struct conf *conf = ctl->srv->conf->conf;
+	const struct conf *conf = ctl->daemon->conf->conf;
 	struct cq_find f = {conf, name, 0};
 	struct spool_select all = {0, NULL};
 	char err[8];
@@ -163,7 +163,7 @@ cq_is_queue(struct control *ctl, const char *name)
 
 	if (name[0] == '\0')
 		return 0;
-	if (dqueues_status(qmgr_dqueues(ctl->srv->qmgr), name, &conns, err,
+	if (dqueues_status(qmgr_dqueues(ctl->qmgr), name, &conns, err,
 	        sizeof(err)) != NULL)
 		return 1;
 	if (strcasecmp(name, "Local") == 0) {
@@ -180,7 +180,7 @@ cq_is_queue(struct control *ctl, const char *name)
 		    strcasecmp(sc->name, name) == 0)
 			return 1;
 	}
-	spool_foreach(ctl->srv->spool, &all, cq_find_queue, &f);
+	spool_foreach(ctl->daemon->spool, &all, cq_find_queue, &f);
 	return f.found;
 }
 
@@ -197,7 +197,7 @@ struct cq_queue {
 };
 
 struct cq_queues {
-	struct server *srv;
+	struct daemon *daemon;
 	struct cq_queue *queues;
 	size_t nqueues;
 	time_t now;
@@ -211,7 +211,7 @@ cq_collect(void *arg, const struct spool_row *p)
 	char id[300];
 	const char *type;
 
-	cq_queue_of(w->srv->conf->conf, p, id, sizeof(id), &type);
+	cq_queue_of(w->daemon->conf->conf, p, id, sizeof(id), &type);
 	for (size_t i = 0; i < w->nqueues && q == NULL; i++)
 		if (strcmp(w->queues[i].identity, id) == 0)
 			q = &w->queues[i];
@@ -240,10 +240,10 @@ cq_collect(void *arg, const struct spool_row *p)
 }
 
 int
-control_queue_list(
-    struct server *srv, struct control_queue_info **out, size_t *n)
+control_queue_list(struct daemon *daemon, struct qmgr *qmgr,
+    struct control_queue_info **out, size_t *n)
 {
-	struct cq_queues w = {srv, NULL, 0, time(NULL)};
+	struct cq_queues w = {daemon, NULL, 0, time(NULL)};
 	struct spool_select all = {0, NULL};
 	struct control_queue_info *v;
 	int rc = 0;
@@ -252,7 +252,7 @@ control_queue_list(
 	*n = 0;
 	if ((w.queues = calloc(CQ_QUEUES_MAX, sizeof(*w.queues))) == NULL)
 		return -1;
-	if (spool_foreach(srv->spool, &all, cq_collect, &w) < 0)
+	if (spool_foreach(daemon->spool, &all, cq_collect, &w) < 0)
 		rc = -1;
 	if ((v = calloc(w.nqueues ? w.nqueues : 1, sizeof(*v))) == NULL) {
 		free(w.queues);
@@ -262,8 +262,11 @@ control_queue_list(
 		const struct cq_queue *q = &w.queues[i];
 		char live_error[200] = "";
 		unsigned conns = 0;
-		const char *live = dqueues_status(qmgr_dqueues(srv->qmgr),
-		    q->identity, &conns, live_error, sizeof(live_error));
+		const char *live =
+		    qmgr == NULL
+		        ? NULL
+		        : dqueues_status(qmgr_dqueues(qmgr), q->identity,
+		              &conns, live_error, sizeof(live_error));
 
 		snprintf(
 		    v[i].identity, sizeof(v[i].identity), "%s", q->identity);
@@ -291,7 +294,7 @@ cq_queues(struct control *ctl, struct buf *out)
 	size_t n;
 	char when[32];
 
-	if (control_queue_list(ctl->srv, &v, &n) < 0) {
+	if (control_queue_list(ctl->daemon, ctl->qmgr, &v, &n) < 0) {
 		if (v == NULL) {
 			buf_puts(out, "error: out of memory\n");
 			return;
@@ -366,7 +369,7 @@ cq_group_status(const struct cq_list *l, const struct cq_group *g)
 static void
 cq_list_flush(struct cq_list *l)
 {
-	const struct conf_transport *t = &l->ctl->srv->conf->conf->transport;
+	const struct conf_transport *t = &l->ctl->daemon->conf->conf->transport;
 	char received[32], expires[32], when[32], ip[64];
 
 	tracklog_ip(l->client, ip, sizeof(ip));
@@ -435,8 +438,8 @@ cq_list_row(void *arg, const struct spool_row *row)
 	if (l->finished)
 		snprintf(queue, sizeof(queue), "%s", CQ_SAFETY_NET);
 	else
-		cq_queue_of(
-		    l->ctl->srv->conf->conf, row, queue, sizeof(queue), &type);
+		cq_queue_of(l->ctl->daemon->conf->conf, row, queue,
+		    sizeof(queue), &type);
 	for (size_t i = 0; i < l->ngroups && g == NULL; i++)
 		if (strcmp(l->groups[i].queue, queue) == 0)
 			g = &l->groups[i];
@@ -519,7 +522,7 @@ cq_messages(
 	            strcasecmp(l.status, "Failed") == 0 ||
 	            strcasecmp(l.status, "PartiallyFailed") == 0));
 	sel.finished = l.finished;
-	if (spool_foreach(ctl->srv->spool, &sel, cq_list_row, &l) < 0)
+	if (spool_foreach(ctl->daemon->spool, &sel, cq_list_row, &l) < 0)
 		buf_puts(out, "error: cannot read the queue\n");
 	else
 		cq_list_flush(&l);
@@ -582,7 +585,7 @@ cq_job_row(void *arg, const struct spool_row *row)
 	const char *type;
 
 	cq_queue_of(
-	    j->c->ctl->srv->conf->conf, row, queue, sizeof(queue), &type);
+	    j->c->ctl->daemon->conf->conf, row, queue, sizeof(queue), &type);
 	if (j->id.queue[0] != '\0' && strcasecmp(queue, j->id.queue) != 0)
 		return 0;
 	j->matched++;
@@ -656,24 +659,21 @@ static void
 cq_item_settled(struct cq_item *it, int ok)
 {
 	struct cq_job *j = it->job;
-	struct server *srv = j->c->ctl->srv;
+	struct daemon *daemon = j->c->ctl->daemon;
+	struct qmgr *qmgr = j->c->ctl->qmgr;
 
 	if (it->held)
-		qmgr_release_rcpt(srv->qmgr, it->rcpt_id, ok);
+		qmgr_release_rcpt(qmgr, it->rcpt_id, ok);
 	it->done = 1;
 	j->ok += ok != 0;
-	if (ok && j->op == CQ_REMOVE && srv->tracklog != NULL) {
-		struct track_event ev;
-
-		memset(&ev, 0, sizeof(ev));
-		ev.event = "FAIL";
-		ev.source = "ADMIN";
-		ev.msg = j->facts != NULL ? &j->facts->msg : NULL;
-		ev.recipient = it->addr;
-		ev.status = CQ_REMOVED;
-		ev.server_hostname = outcome_fqdn(srv);
-		tracklog_write(srv->tracklog, &ev);
-	}
+	if (ok && j->op == CQ_REMOVE)
+		tracklog_write(daemon->tracklog,
+		    &(struct track_event){.event = "FAIL",
+		        .source = "ADMIN",
+		        .msg = j->facts != NULL ? &j->facts->msg : NULL,
+		        .recipient = it->addr,
+		        .status = CQ_REMOVED,
+		        .server_hostname = outcome_fqdn(daemon)});
 	if (--j->outstanding == 0)
 		cq_job_done(j);
 }
@@ -701,7 +701,7 @@ cq_released(void *arg, int64_t rcpt_id, int recorded)
 static void
 cq_remove_ndr(struct cq_job *j)
 {
-	struct server *srv = j->c->ctl->srv;
+	struct daemon *daemon = j->c->ctl->daemon;
 	struct outcome_rcpt *rs = calloc(j->n, sizeof(*rs));
 	struct outcome o;
 
@@ -733,7 +733,7 @@ cq_remove_ndr(struct cq_job *j)
 	o.source = "ADMIN";
 	o.rcpts = rs;
 	o.nrcpts = j->n;
-	outcome_settle(srv, &o, cq_released, j);
+	outcome_settle(daemon, &o, cq_released, j);
 	free(rs);
 }
 
@@ -742,7 +742,8 @@ static int
 cq_change(
     struct control_client *c, enum cq_op op, const char *ident, struct buf *out)
 {
-	struct server *srv = c->ctl->srv;
+	struct daemon *daemon = c->ctl->daemon;
+	struct qmgr *qmgr = c->ctl->qmgr;
 	struct cq_job *j = calloc(1, sizeof(*j));
 	struct spool_select sel = {0, NULL};
 
@@ -762,7 +763,7 @@ cq_change(
 		return 0;
 	}
 	sel.queue_id = j->id.qid;
-	if (spool_foreach(srv->spool, &sel, cq_job_row, j) < 0) {
+	if (spool_foreach(daemon->spool, &sel, cq_job_row, j) < 0) {
 		buf_puts(out, "error: cannot read the queue\n");
 		cq_job_free(j);
 		return 0;
@@ -791,14 +792,13 @@ cq_change(
 	 * (its result does not undo the change: see spool_record).
 	 */
 	if (op != CQ_RESUME)
-		dqueues_forget_message(qmgr_dqueues(srv->qmgr),
+		dqueues_forget_message(qmgr_dqueues(qmgr),
 		    j->id.queue[0] ? j->id.queue : NULL, j->id.qid);
 	for (size_t i = 0; i < j->n; i++)
-		j->items[i].held =
-		    qmgr_hold_rcpt(srv->qmgr, j->items[i].rcpt_id);
+		j->items[i].held = qmgr_hold_rcpt(qmgr, j->items[i].rcpt_id);
 	j->outstanding = (unsigned)j->n;
 	if (op == CQ_REMOVE && (j->facts = malloc(sizeof(*j->facts))) != NULL)
-		outcome_facts(srv, j->rowid, j->id.qid, j->facts);
+		outcome_facts(daemon, j->rowid, j->id.qid, j->facts);
 	if (op == CQ_REMOVE_NDR) {
 		cq_remove_ndr(j);
 		return 1;
@@ -829,7 +829,7 @@ cq_change(
 			r.error = CQ_REMOVED;
 			break;
 		}
-		if (spool_record(srv->spool, &r, cq_recorded, it) < 0)
+		if (spool_record(daemon->spool, &r, cq_recorded, it) < 0)
 			cq_item_settled(it, 0);
 	}
 	return 1;
@@ -891,9 +891,10 @@ cq_retried(void *arg, int ok, const char *queue_id)
 static int
 cq_retry(struct control_client *c, const char *queue, struct buf *out)
 {
-	struct server *srv = c->ctl->srv;
+	struct daemon *daemon = c->ctl->daemon;
+	struct qmgr *qmgr = c->ctl->qmgr;
 	struct spool_select all = {0, NULL};
-	struct cq_count k = {srv->conf->conf, queue, 0, -1};
+	struct cq_count k = {daemon->conf->conf, queue, 0, -1};
 	struct cq_retry *r;
 
 	if (!cq_is_queue(c->ctl, queue)) {
@@ -905,12 +906,12 @@ cq_retry(struct control_client *c, const char *queue, struct buf *out)
 		buf_puts(out, "error: out of memory\n");
 		return 0;
 	}
-	spool_foreach(srv->spool, &all, cq_count_row, &k);
+	spool_foreach(daemon->spool, &all, cq_count_row, &k);
 	r->c = c;
 	r->messages = k.messages;
 	snprintf(r->queue, sizeof(r->queue), "%s", queue);
-	dqueues_retry(qmgr_dqueues(srv->qmgr), queue);
-	if (spool_retry(srv->spool, queue, cq_retried, r) < 0) {
+	dqueues_retry(qmgr_dqueues(qmgr), queue);
+	if (spool_retry(daemon->spool, queue, cq_retried, r) < 0) {
 		free(r);
 		buf_puts(out, "error: out of memory\n");
 		return 0;
@@ -923,7 +924,7 @@ static int
 cq_suspend(
     struct control_client *c, const char *name, int suspend, struct buf *out)
 {
-	struct dqueues *dqs = qmgr_dqueues(c->ctl->srv->qmgr);
+	struct dqueues *dqs = qmgr_dqueues(c->ctl->qmgr);
 
 	if (strchr(name, '\\') == NULL && cq_is_queue(c->ctl, name)) {
 		if (!suspend && dqueues_suspend(dqs, name, 0) < 0) {
@@ -977,30 +978,30 @@ cq_export_row(void *arg, const struct spool_row *row)
 static int
 cq_export(struct control_client *c, const char *ident, struct buf *out)
 {
-	struct server *srv = c->ctl->srv;
+	struct daemon *daemon = c->ctl->daemon;
 	struct cq_export e;
 	struct spool_select sel = {0, NULL};
 	struct spool_stored st;
 	char head[64];
 
 	memset(&e, 0, sizeof(e));
-	e.conf = srv->conf->conf;
+	e.conf = daemon->conf->conf;
 	e.rowid = -1;
 	if (cq_ident(ident, &e.id) < 0) {
 		buf_printf(out, "error: %s is not a message identity\n", ident);
 		return 0;
 	}
 	sel.queue_id = e.id.qid;
-	spool_foreach(srv->spool, &sel, cq_export_row, &e);
+	spool_foreach(daemon->spool, &sel, cq_export_row, &e);
 	if (e.rowid < 0) {
 		sel.finished = e.finished = 1;
-		spool_foreach(srv->spool, &sel, cq_export_row, &e);
+		spool_foreach(daemon->spool, &sel, cq_export_row, &e);
 	}
 	if (e.rowid < 0) {
 		buf_printf(out, "error: no message %s\n", ident);
 		return 0;
 	}
-	if (spool_load(srv->spool, e.rowid, &st) < 0) {
+	if (spool_load(daemon->spool, e.rowid, &st) < 0) {
 		buf_printf(out, "error: message %s cannot be read\n", ident);
 		return 0;
 	}

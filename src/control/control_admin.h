@@ -10,7 +10,7 @@
 #include <time.h>
 
 struct buf;
-struct server;
+struct control;
 
 struct control_admin {
 	/* Reload; describe what changed, or the errors ("error: ..."). */
@@ -28,6 +28,7 @@ void control_admin_register(const struct control_admin *);
 /*
  * Answer line if it is one of ours (1), else leave it to control.c (0).
  */
-int control_admin_run(struct server *, const char *line, struct buf *out);
+int control_admin_run(
+    const struct control *, const char *line, struct buf *out);
 
 #endif

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/control_int.h"
-#include "server/server.h"
+#include "control/control_int.h"
+#include "daemon/daemon.h"
 #include "tlsrpt/tlsrpt.h"
 #include "tlsrpt/tlsrpt_json.h"
 #include "tlsrpt/tlsrpt_store.h"
@@ -33,7 +33,7 @@ static void
 ct_flushed(void *arg, int ok, const char *queue_id)
 {
 	struct ct_job *j = arg;
-	struct server *srv = j->c->ctl->srv;
+	struct daemon *daemon = j->c->ctl->daemon;
 	char **domains = NULL;
 	size_t n = 0, made = 0;
 	struct buf out;
@@ -53,7 +53,7 @@ ct_flushed(void *arg, int ok, const char *queue_id)
 			goto answer;
 		}
 		n = 1;
-	} else if (tlsrpt_store_domains(srv->tlsrpt, j->day, &domains, &n) <
+	} else if (tlsrpt_store_domains(daemon->tlsrpt, j->day, &domains, &n) <
 	           0) {
 		buf_puts(&out, "error: cannot read the TLS report sessions\n");
 		goto answer;
@@ -64,7 +64,8 @@ ct_flushed(void *arg, int ok, const char *queue_id)
 
 		if (made > 0)
 			buf_puts(&out, "\n");
-		rc = tlsrpt_make(srv, srv->tlsrpt, j->day, domains[i], 1, &out);
+		rc = tlsrpt_make(
+		    daemon, daemon->tlsrpt, j->day, domains[i], 1, &out);
 		if (rc == 0) {
 			made++;
 		} else {
@@ -96,13 +97,13 @@ int
 control_tlsrpt_run(struct control_client *c, const struct control_request *req,
     struct buf *out)
 {
-	struct server *srv = c->ctl->srv;
+	struct daemon *daemon = c->ctl->daemon;
 	struct ct_job *j;
 	int64_t start, end;
 
 	if (strcmp(req->verb, "tls-report") != 0)
 		return -1;
-	if (srv->tlsrpt == NULL) {
+	if (daemon->tlsrpt == NULL) {
 		buf_puts(out, "error: TLS reports are not recorded\n");
 		return 0;
 	}
@@ -134,7 +135,7 @@ control_tlsrpt_run(struct control_client *c, const struct control_request *req,
 	for (char *p = j->domain; *p != '\0'; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
-	if (tlsrpt_store_flush(srv->tlsrpt, ct_flushed, j) < 0) {
+	if (tlsrpt_store_flush(daemon->tlsrpt, ct_flushed, j) < 0) {
 		buf_puts(out, "error: out of memory\n");
 		free(j);
 		return 0;

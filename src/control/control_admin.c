@@ -21,9 +21,10 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "control/control_admin.h"
+#include "control/control_int.h"
 #include "queue/dqueue.h"
 #include "queue/qmgr.h"
-#include "server/control_admin.h"
 #include "server/server.h"
 #include "spool/spool.h"
 #include "util/buf.h"
@@ -73,7 +74,7 @@ control_admin_stamp(time_t t, char *out, size_t len)
 }
 
 static void
-control_admin_status(struct server *srv, struct buf *out)
+control_admin_status(const struct control *ctl, struct buf *out)
 {
 	const struct control_admin *h = control_admin_hooks;
 	struct control_admin_totals t;
@@ -89,8 +90,8 @@ control_admin_status(struct server *srv, struct buf *out)
 		conf_format_timespan(
 		    (unsigned)(t.now - h->started), uptime, sizeof(uptime));
 	}
-	if (srv->qmgr != NULL)
-		outbound = dqueues_connections(qmgr_dqueues(srv->qmgr));
+	if (ctl->qmgr != NULL)
+		outbound = dqueues_connections(qmgr_dqueues(ctl->qmgr));
 	buf_printf(out,
 	    "Version             : %s\n"
 	    "ConfigurationFile   : %s\n"
@@ -104,13 +105,15 @@ control_admin_status(struct server *srv, struct buf *out)
 	    "OutboundConnections : %u\n",
 	    SLUICE_VERSION,
 	    h != NULL && h->conf_path != NULL ? h->conf_path
-	                                      : srv->conf->conf->path,
+	                                      : ctl->daemon->conf->conf->path,
 	    loaded, started, uptime, (long)getpid(),
-	    pw != NULL ? pw->pw_name : "?", srv->draining ? "true" : "false",
-	    srv->nsessions, outbound);
+	    pw != NULL ? pw->pw_name : "?",
+	    ctl->daemon->draining ? "true" : "false", ctl->srv->nsessions,
+	    outbound);
 	struct spool_select all = {0, NULL};
 
-	if (spool_foreach(srv->spool, &all, control_admin_count, &t) < 0) {
+	if (spool_foreach(ctl->daemon->spool, &all, control_admin_count, &t) <
+	    0) {
 		buf_puts(out, "error: cannot read the queue\n");
 		return;
 	}
@@ -124,12 +127,12 @@ control_admin_status(struct server *srv, struct buf *out)
 }
 
 int
-control_admin_run(struct server *srv, const char *line, struct buf *out)
+control_admin_run(const struct control *ctl, const char *line, struct buf *out)
 {
 	const struct control_admin *h = control_admin_hooks;
 
 	if (strcmp(line, "status") == 0) {
-		control_admin_status(srv, out);
+		control_admin_status(ctl, out);
 		return 1;
 	}
 	if (strcmp(line, "reload") == 0) {

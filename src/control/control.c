@@ -7,7 +7,8 @@
  * "verb\tARG\tARG"); an answer whose first line starts with "error: "
  * is a failure.  The queue and message commands are in control_queue.c;
  * status, reload and logs reopen (the daemon as a whole) in control_admin.c;
- * get-tlsposture [DOMAIN] answers with src/status/posture_view.c.
+ * tls-report in control_tlsrpt.c; get-tlsposture [DOMAIN] answers with
+ * src/status/posture_view.c.
  * Requests are read through the bounded line reader; a request must come
  * within 10 seconds.
  */
@@ -25,10 +26,10 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "control/control.h"
+#include "control/control_admin.h"
+#include "control/control_int.h"
 #include "server/conn.h"
-#include "server/control.h"
-#include "server/control_int.h"
-#include "server/control_admin.h"
 #include "server/server.h"
 #include "smtp/linereader.h"
 #include "status/posture_view.h"
@@ -103,7 +104,7 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 	int rc;
 
 	/* status, reload, logs reopen: control_admin.c */
-	if (control_admin_run(c->ctl->srv, line, out))
+	if (control_admin_run(c->ctl, line, out))
 		return 0;
 	control_parse(&req, line);
 	if ((rc = control_queue_run(c, &req, out)) >= 0)
@@ -112,7 +113,7 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 		return rc;
 	if (strcmp(req.verb, "get-tlsposture") == 0) {
 		/* Exchange Online's TLS report (src/status/posture_view.c) */
-		posture_view_text(c->ctl->srv,
+		posture_view_text(c->ctl->daemon,
 		    req.nargs > 0 ? req.args[0] : NULL, time(NULL), out);
 		return 0;
 	}
@@ -177,7 +178,7 @@ control_end(void *arg, const char *why)
 	(void)why;
 	conn_pause(c->conn);
 	event_base_once(
-	    c->ctl->srv->base, -1, EV_TIMEOUT, control_free_cb, c, NULL);
+	    c->ctl->daemon->base, -1, EV_TIMEOUT, control_free_cb, c, NULL);
 }
 
 static void
@@ -222,7 +223,8 @@ control_accept(struct evconnlistener *ev, evutil_socket_t fd,
 		return;
 	}
 	c->ctl = ctl;
-	if ((c->conn = conn_new(ctl->srv->base, fd, &control_ops, c)) == NULL) {
+	if ((c->conn = conn_new(ctl->daemon->base, fd, &control_ops, c)) ==
+	    NULL) {
 		free(c);
 		return;
 	}
@@ -231,7 +233,8 @@ control_accept(struct evconnlistener *ev, evutil_socket_t fd,
 }
 
 struct control *
-control_start(struct server *srv, const char *path)
+control_start(struct daemon *daemon, struct server *srv, struct qmgr *qmgr,
+    const char *path)
 {
 	struct sockaddr_un sun;
 	struct control *ctl;
@@ -250,7 +253,9 @@ control_start(struct server *srv, const char *path)
 		free(ctl);
 		return NULL;
 	}
+	ctl->daemon = daemon;
 	ctl->srv = srv;
+	ctl->qmgr = qmgr;
 	unlink(path); /* a socket left by a previous run */
 	if ((fd = socket(
 	         AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
@@ -264,7 +269,7 @@ control_start(struct server *srv, const char *path)
 	}
 	umask(old);
 	ctl->ev = evconnlistener_new(
-	    srv->base, control_accept, ctl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	    daemon->base, control_accept, ctl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (ctl->ev == NULL) {
 		close(fd);
 		goto fail;
