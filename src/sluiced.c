@@ -513,6 +513,9 @@ sluiced_confine(
 		sluiced_allow_dir_of(&cf, conf_path, CONFINE_READ);
 		sluiced_allow_dir_of(&cf, t->trusted_ca_file, CONFINE_READ);
 		sluiced_allow_dir_of(&cf, t->crl_file, CONFINE_READ);
+		/* libunbound reads it again whenever a resolver is made */
+		sluiced_allow_dir_of(
+		    &cf, t->dnssec_trust_anchor_file, CONFINE_READ);
 		sluiced_allow_dir_of(&cf, t->users_file, CONFINE_READ);
 		for (size_t i = 0; i < conf->ncertificates; i++) {
 			sluiced_allow_dir_of(&cf,

@@ -59,6 +59,14 @@ enum smarthost_auth {
 
 enum proto_log_level { PROTOLOG_NONE, PROTOLOG_VERBOSE };
 
+/* SmtpDaneMode and MtaStsMode (Exchange Online's outbound connectors). */
+enum conf_dane_mode {
+	DANE_MODE_NONE,
+	DANE_MODE_OPPORTUNISTIC,
+	DANE_MODE_MANDATORY,
+};
+enum conf_sts_mode { MTASTS_MODE_NONE, MTASTS_MODE_OPPORTUNISTIC };
+
 /* A list of strings parsed from a comma-separated value. */
 struct conf_strlist {
 	char **v;
@@ -106,6 +114,8 @@ struct conf_transport {
 	char *trusted_ca_file;
 	char *crl_file; /* PEM CRLs checked for peer certificates; "" = none */
 	char *resolver; /* "system" or "ADDR@PORT" */
+	/* DNSSEC trust anchors (DS or DNSKEY records); "" = no validation */
+	char *dnssec_trust_anchor_file;
 	char *tls_ciphers;      /* TLS 1.2 cipher list (OpenSSL syntax) */
 	char *tls_ciphersuites; /* TLS 1.3 suites */
 	char *user;           /* run as this user after binding; empty = stay */
@@ -223,6 +233,8 @@ struct conf_send_connector {
 	int is_transport_rule_scoped;
 	/* keep X-Sluice-Organization-* headers (a partner of our own) */
 	int cloud_services_mail_enabled;
+	enum conf_dane_mode smtp_dane_mode; /* SmtpDaneMode */
+	enum conf_sts_mode mta_sts_mode;    /* MtaStsMode */
 	int line;
 };
 
@@ -417,6 +429,9 @@ int conf_strlist_has(const struct conf_strlist *, const char *name);
 
 /* "EncryptionOnly", ... ("" for TLS_AUTH_NONE). */
 const char *conf_tls_level_name(enum tls_auth_level);
+/* "None", "Opportunistic", "Mandatory". */
+const char *conf_dane_mode_name(enum conf_dane_mode);
+const char *conf_sts_mode_name(enum conf_sts_mode);
 
 /* INI dump of the effective configuration; it loads again as is. */
 void conf_dump_ini(const struct conf *, FILE *);

@@ -7,8 +7,9 @@
  * or reload what would fail later, one message at a time:
  *
  * - Every file a key names (certificates, keys, TrustedCAFile, CRLFile,
- *   UsersFile, AuthenticationCredential) is opened for reading, as the
- *   daemon's run-time user when [Transport] User is set and we are root:
+ *   DnssecTrustAnchorFile, UsersFile, AuthenticationCredential) is
+ *   opened for reading, as the daemon's run-time user when [Transport]
+ *   User is set and we are root:
  *   a forked child takes that user's ids exactly as sluiced does when it
  *   drops privileges (its primary group only), opens each file and
  *   reports back over a pipe.  sluiced reads these files again on
@@ -81,6 +82,8 @@ check_collect(const struct conf *c, struct check_file *f)
 
 	CHECK_ADD(t, "TrustedCAFile", t->trusted_ca_file, CHECK_PUBLIC);
 	CHECK_ADD(t, "CRLFile", t->crl_file, CHECK_PUBLIC);
+	CHECK_ADD(t, "DnssecTrustAnchorFile", t->dnssec_trust_anchor_file,
+	    CHECK_PUBLIC);
 	CHECK_ADD(t, "UsersFile", t->users_file, CHECK_HASHES);
 	for (size_t i = 0; i < c->ncertificates; i++) {
 		const struct conf_certificate *ce = &c->certificates[i];

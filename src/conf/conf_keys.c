@@ -54,6 +54,9 @@ static const struct conf_key transport_keys[] = {
         "/etc/ssl/certs/ca-certificates.crt", 0, 0, 0},
     {"CRLFile", CT_PATH, T(crl_file), 0, "", 0, 0, 0},
     {"Resolver", CT_STR, T(resolver), 0, "system", 0, 0, 0},
+    /* Debian's dns-root-data: the root zone's key, kept up to date. */
+    {"DnssecTrustAnchorFile", CT_PATH, T(dnssec_trust_anchor_file), 0,
+        "/usr/share/dns/root.key", 0, 0, 0},
     /* Forward secrecy and AEAD only; TLS 1.2 is the minimum anyway. */
     {"TlsCiphers", CT_STR, T(tls_ciphers), 0,
         "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL", 0, 0, 0},
@@ -191,6 +194,10 @@ static const struct conf_key send_keys[] = {
     /* Exchange's name for "the next hop is our own organisation". */
     {"CloudServicesMailEnabled", CT_BOOL, S(cloud_services_mail_enabled), 0,
         "false", 0, 0, 0},
+    /* Exchange Online's outbound connector keys (SPEC 6). */
+    {"SmtpDaneMode", CT_DANEMODE, S(smtp_dane_mode), 0, "Opportunistic", 0, 0,
+        0},
+    {"MtaStsMode", CT_STSMODE, S(mta_sts_mode), 0, "Opportunistic", 0, 0, 0},
     {"IsTransportRuleScoped", CT_BOOL, S(is_transport_rule_scoped), 0, "false",
         0, 0, 0},
 };
@@ -382,6 +389,17 @@ static const struct conf_name protolog_names[] = {
     {"Verbose", PROTOLOG_VERBOSE},
     {NULL, 0},
 };
+static const struct conf_name danemode_names[] = {
+    {"None", DANE_MODE_NONE},
+    {"Opportunistic", DANE_MODE_OPPORTUNISTIC},
+    {"Mandatory", DANE_MODE_MANDATORY},
+    {NULL, 0},
+};
+static const struct conf_name stsmode_names[] = {
+    {"None", MTASTS_MODE_NONE},
+    {"Opportunistic", MTASTS_MODE_OPPORTUNISTIC},
+    {NULL, 0},
+};
 static const struct conf_name rulemode_names[] = {
     {"Enforce", RULE_MODE_ENFORCE},
     {"Audit", RULE_MODE_AUDIT},
@@ -426,6 +444,20 @@ conf_tls_level_name(enum tls_auth_level l)
 		if (t->value == (unsigned)l)
 			return t->name;
 	return "";
+}
+
+static const char *conf_name_of(const struct conf_name *, unsigned);
+
+const char *
+conf_dane_mode_name(enum conf_dane_mode m)
+{
+	return conf_name_of(danemode_names, (unsigned)m);
+}
+
+const char *
+conf_sts_mode_name(enum conf_sts_mode m)
+{
+	return conf_name_of(stsmode_names, (unsigned)m);
 }
 
 /* --- list splitting ---------------------------------------------------- */
@@ -942,6 +974,20 @@ conf_key_parse(const struct conf_key *k, void *obj, const char *value,
 		}
 		*FIELD(obj, k, enum proto_log_level) = (enum proto_log_level)u;
 		return 0;
+	case CT_DANEMODE:
+		if (conf_lookup(danemode_names, value, &u) < 0) {
+			*why = "expected Opportunistic, Mandatory or None";
+			return -1;
+		}
+		*FIELD(obj, k, enum conf_dane_mode) = (enum conf_dane_mode)u;
+		return 0;
+	case CT_STSMODE:
+		if (conf_lookup(stsmode_names, value, &u) < 0) {
+			*why = "expected Opportunistic or None";
+			return -1;
+		}
+		*FIELD(obj, k, enum conf_sts_mode) = (enum conf_sts_mode)u;
+		return 0;
 	case CT_PRIORITY:
 		if (!isdigit((unsigned char)value[0]) ||
 		    (n = strtoull(value, &end, 10), *end != '\0') ||
@@ -1156,6 +1202,16 @@ conf_key_format(
 		snprintf(out, len, "%s",
 		    conf_name_of(
 		        protolog_names, *(const unsigned *)(o + k->off)));
+		break;
+	case CT_DANEMODE:
+		snprintf(out, len, "%s",
+		    conf_name_of(
+		        danemode_names, *(const unsigned *)(o + k->off)));
+		break;
+	case CT_STSMODE:
+		snprintf(out, len, "%s",
+		    conf_name_of(
+		        stsmode_names, *(const unsigned *)(o + k->off)));
 		break;
 	case CT_PRIORITY:
 		snprintf(out, len, "%u", *(const unsigned *)(o + k->off));

@@ -46,6 +46,8 @@ enum conf_type {
 	CT_PROTOLOG,
 	CT_ADDRSPACES,
 	CT_SMARTHOSTS,
+	CT_DANEMODE, /* None | Opportunistic | Mandatory */
+	CT_STSMODE,  /* None | Opportunistic */
 	/* transport rules (values checked by src/rules/rule_value.c) */
 	CT_PRIORITY,  /* number; count_off: "given" flag */
 	CT_RULEMODE,  /* Enforce | Audit | AuditAndNotify */

@@ -189,6 +189,10 @@ validate_send(struct conf *c, struct conf_parse *p, size_t i)
 	    sc->authentication_credential[0] == '\0')
 		conf_error_at(p, CONF_SEC_SEND, i, "SmartHostAuthMechanism",
 		    "SmartHostAuthMechanism needs AuthenticationCredential");
+	/* DANE is TLS: a connector that never tries it cannot insist. */
+	if (sc->smtp_dane_mode == DANE_MODE_MANDATORY && sc->ignore_starttls)
+		conf_error_at(p, CONF_SEC_SEND, i, "SmtpDaneMode",
+		    "SmtpDaneMode = Mandatory needs IgnoreSTARTTLS = false");
 	if (sc->tls_certificate_name[0] != '\0' &&
 	    conf_certificate(c, sc->tls_certificate_name) == NULL)
 		conf_error_at(p, CONF_SEC_SEND, i, "TlsCertificateName",

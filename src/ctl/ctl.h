@@ -104,4 +104,35 @@ int ctl_resolve(const struct conf *, const char *domain,
     const struct conf_smarthost *hosts, size_t nhosts, unsigned port,
     struct resolver_result *out, char *why, size_t whylen);
 
+/*
+ * Run the loop until *done or seconds pass (ctl_wait.c); 0 when done.
+ * Callbacks set *done; they need not break the loop.
+ */
+struct event_base;
+int ctl_wait(struct event_base *, const int *done, int seconds);
+
+/*
+ * Commands of ctl_dane.c, and the DANE lines of `route` (the TLSA
+ * records of the resolved next hops, and what they require).
+ */
+int ctl_tlsa(struct ctl *, int, char **);
+struct conf_send_connector;
+void ctl_dane_show(const struct conf *, const struct resolver_result *,
+    const struct conf_send_connector *);
+
+/*
+ * The DANE and MTA-STS facts of a destination's resolved next hops, as
+ * the delivery queue gathers them (ctl_desttls.c); NULL when there are
+ * none (the caller unrefs the facts).
+ */
+struct dest_tls;
+struct dest_tls *ctl_dest_tls(const struct conf *,
+    const struct conf_send_connector *, const char *domain,
+    const struct resolver_result *);
+
+/* Commands of ctl_sts.c, and the MTA-STS lines of `route` */
+int ctl_get_mtastspolicy(struct ctl *, int, char **);
+void ctl_sts_show(const struct conf *, const struct resolver_result *,
+    const struct conf_send_connector *, const char *domain);
+
 #endif

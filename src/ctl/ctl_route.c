@@ -78,7 +78,6 @@ ctl_route_resolved(void *arg, const struct resolver_result *res)
 
 	w->res = *res;
 	w->done = 1;
-	event_base_loopbreak(w->base);
 }
 
 static const char *
@@ -104,7 +103,6 @@ ctl_resolve(const struct conf *c, const char *domain,
 {
 	struct ctl_route_wait w = {0};
 	struct resolver *res = NULL;
-	struct timeval tv = {CTL_ROUTE_DNS_WAIT, 0};
 	const char *err = NULL;
 	int rc;
 
@@ -112,7 +110,8 @@ ctl_resolve(const struct conf *c, const char *domain,
 		snprintf(why, whylen, "cannot create an event loop");
 		return -1;
 	}
-	if ((res = resolver_new(w.base, c->transport.resolver, &err)) == NULL) {
+	if ((res = resolver_new_dnssec(w.base, c->transport.resolver,
+	         c->transport.dnssec_trust_anchor_file, &err)) == NULL) {
 		snprintf(why, whylen, "resolver: %s", err);
 		event_base_free(w.base);
 		return -1;
@@ -121,10 +120,8 @@ ctl_resolve(const struct conf *c, const char *domain,
 	         ? resolver_mx(res, domain, port, ctl_route_resolved, &w)
 	         : resolver_smarthosts(
 	               res, hosts, nhosts, port, ctl_route_resolved, &w);
-	if (rc == 0) {
-		event_base_loopexit(w.base, &tv);
-		event_base_dispatch(w.base);
-	}
+	if (rc == 0)
+		(void)ctl_wait(w.base, &w.done, CTL_ROUTE_DNS_WAIT);
 	resolver_free(res);
 	event_base_free(w.base);
 	if (rc != 0) {
@@ -177,6 +174,10 @@ ctl_route_hops(const struct conf *c, const struct route *r, const char *domain)
 			printf("NextHops  : %s [%s]:%u (MX %u)\n", h->host,
 			    addr, port, h->pref);
 	}
+	fflush(stdout);
+	ctl_dane_show(c, &res, sc);
+	fflush(stdout);
+	ctl_sts_show(c, &res, sc, domain);
 	return 0;
 }
 

@@ -7,7 +7,11 @@
  * handshake with the same client TLS code sluiced uses (trust from
  * [Transport], the connector's client certificate, SNI), shows the chain,
  * and then states which TlsAuthLevel would pass for domain D and whether
- * the send connector could deliver there now.
+ * the send connector could deliver there now.  DANE and MTA-STS (issue
+ * 16): the host's DNSSEC status and TLSA records with what they require,
+ * whether the certificate matches them (OpenSSL's DANE verifier, set up
+ * as sluiced sets it up), and D's MTA-STS policy and whether it names the
+ * host; with --connector they are inputs of the verdict, as in sluiced.
  *
  * It is a tool run by hand: plain blocking sockets with a timeout, one
  * connection, bounded replies through the client's reply parser.  What
@@ -35,9 +39,11 @@
 
 #include "conf/conf.h"
 #include "ctl/ctl.h"
+#include "deliver/dest_tls.h"
 #include "dns/resolver.h"
 #include "smtp/reply.h"
 #include "tls/tls_client.h"
+#include "tls/tls_dane.h"
 #include "tls/tls_peer.h"
 #include "tls/tls_policy.h"
 #include "tls/tls_store.h"
@@ -152,7 +158,8 @@ probe_has(const struct reply *r, const char *kw)
  * server the configuration names), in the same order.
  */
 static int
-probe_connect(const struct conf *c, const char *host, unsigned port)
+probe_connect(const struct conf *c, const char *host, unsigned port,
+    struct resolver_result *resp, size_t *hop)
 {
 	struct conf_smarthost sh;
 	struct resolver_result res;
@@ -187,6 +194,8 @@ probe_connect(const struct conf *c, const char *host, unsigned port)
 		if (connect(fd, (const struct sockaddr *)&h->addr,
 		        h->addrlen) == 0) {
 			printf("Connected    : %s port %u\n", addr, port);
+			*resp = res;
+			*hop = i;
 			return fd;
 		}
 		printf("  %s port %u: %s\n", addr, port, strerror(errno));
@@ -225,13 +234,16 @@ probe_chain(SSL *ssl)
 
 /* Each level, judged for domain with the connector's TlsDomain if any. */
 static void
-probe_levels(SSL *ssl, const char *tls_domain, const char *domain)
+probe_levels(
+    SSL *ssl, const char *tls_domain, const char *domain, const long *pkix)
 {
 	static const enum tls_auth_level levels[] = {TLS_AUTH_ENCRYPTION_ONLY,
 	    TLS_AUTH_CERTIFICATE_VALIDATION, TLS_AUTH_DOMAIN_VALIDATION};
 	struct tls_outcome o;
 
 	tls_peer_outcome(ssl, ssl != NULL, &o);
+	if (pkix != NULL) /* under DANE: the chain judged without it */
+		o.verify = *pkix;
 	for (size_t i = 0; i < 3; i++) {
 		char why[300] = "";
 		enum tls_check ch = tls_evaluate(
@@ -251,16 +263,25 @@ probe_levels(SSL *ssl, const char *tls_domain, const char *domain)
  */
 static void
 probe_verdict(const struct tls_policy *pol, SSL *ssl, int starttls,
-    const char *refused, int handshake, const char *error)
+    const char *refused, int handshake, const char *error, int dane_ok,
+    const char *dane_why, const long *pkix)
 {
 	struct tls_facts f;
 	struct tls_outcome o;
-	char why[400] = "", words[512];
+	char why[600] = "", words[1500];
 	enum tls_action a;
 
 	tls_policy_describe(pol, words, sizeof(words));
 	printf("Connector    : %s\n", pol->connector);
 	printf("TlsPolicy    : %s\n", words);
+	/* DANE or MTA-STS enforce rule the host out: sluiced never
+	 * connects to it */
+	if (pol->skip) {
+		printf("Could deliver: no (%s; sluiced does not use this "
+		       "host)\n",
+		    pol->skip_why);
+		return;
+	}
 	memset(&f, 0, sizeof(f));
 	f.stage = TLS_STAGE_EHLO;
 	f.offered = starttls;
@@ -273,7 +294,11 @@ probe_verdict(const struct tls_policy *pol, SSL *ssl, int starttls,
 		f.stage = TLS_STAGE_HANDSHAKE;
 		f.error = error;
 		tls_peer_outcome(ssl, handshake, &o);
+		if (pkix != NULL && pol->floor_level >= TLS_POLICY_VERIFY)
+			o.verify = *pkix;
 		f.outcome = &o;
+		f.dane_ok = dane_ok;
+		f.dane_why = dane_why;
 		a = tls_policy_judge(pol, &f, NULL, why, sizeof(why));
 	}
 	switch (a) {
@@ -290,7 +315,11 @@ probe_verdict(const struct tls_policy *pol, SSL *ssl, int starttls,
 		       "on retry)\n");
 		break;
 	case TLS_ACTION_SEND:
-		if (tls_policy_required(pol))
+		if (why[0] != '\0' && pol->sts == TLS_STS_TESTING)
+			printf("Could deliver: yes (%s: reported, not "
+			       "enforced)\n",
+			    why);
+		else if (tls_policy_required(pol))
 			printf("Could deliver: yes (%s met)\n",
 			    tls_policy_name(pol));
 		else
@@ -303,6 +332,47 @@ probe_verdict(const struct tls_policy *pol, SSL *ssl, int starttls,
 		    why);
 		break;
 	}
+}
+
+/*
+ * The host's DANE state and the domain's MTA-STS policy, as the daemon
+ * would see them; need and the records for the handshake.
+ */
+static void
+probe_internet(const struct conf_send_connector *sc,
+    const struct resolver_result *res, size_t hop, const struct dest_tls *dt,
+    const char *domain, enum tls_dane_need *need,
+    const struct tlsa_result **tlsa)
+{
+	const struct resolver_hop *h = &res->hops[hop];
+	const struct sts_state *st = dest_tls_sts(dt);
+	char why[600], rec[200];
+
+	*tlsa = dest_tls_tlsa(dt, hop);
+	printf("Dnssec       : address of %s %s\n", h->host,
+	    h->secure ? "secure (DNSSEC-validated)" : "insecure");
+	*need = tls_dane_decide(
+	    sc->smtp_dane_mode, h->host, h->secure, *tlsa, why, sizeof(why));
+	if (sc->ignore_starttls)
+		*need = TLS_DANE_OFF;
+	printf("Dane         : %s: %s\n", tls_dane_need_name(*need), why);
+	for (size_t i = 0; *tlsa != NULL && i < (*tlsa)->n; i++) {
+		tlsa_rr_format(&(*tlsa)->rr[i], rec, sizeof(rec));
+		printf("Tlsa         : %s %s%s\n", (*tlsa)->qname, rec,
+		    tlsa_rr_usable(&(*tlsa)->rr[i]) ? "" : " (unusable)");
+	}
+	if (!sc->dns_routing_enabled)
+		return;
+	if (st == NULL) {
+		printf("MtaSts       : no policy for %s\n", domain);
+		return;
+	}
+	printf("MtaSts       : %s policy id %s (TXT id %s), mode %s: %s %s\n",
+	    st->source, st->id, st->txt_id[0] ? st->txt_id : "none",
+	    sts_policy_mode_name(st->policy.mode), h->host,
+	    sts_policy_match(&st->policy, h->host)
+	        ? "matches the policy"
+	        : "does not match the policy");
 }
 
 static int
@@ -328,6 +398,15 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 	const char *refused = NULL, *error = NULL;
 	char refused_text[300], error_text[200];
 	int starttls = 0, handshake = 0, rc = 1;
+	struct resolver_result res;
+	size_t hop = 0;
+	struct dest_tls *dt = NULL;
+	enum tls_dane_need dane = TLS_DANE_OFF;
+	const struct tlsa_result *tlsa = NULL;
+	char dane_why[400] = "", dane_match[80] = "";
+	int dane_ok = 0;
+	long pkix = 0;
+	const long *pkixp = NULL;
 
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--domain") == 0 && i + 1 < argc)
@@ -377,16 +456,39 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 		conf_free(c);
 		return 1;
 	}
+	memset(&p, 0, sizeof(p));
+	if ((p.fd = probe_connect(
+	         c, host, (unsigned)strtoul(port, NULL, 10), &res, &hop)) < 0)
+		goto out;
+	{
+		/*
+		 * Without --connector: Sluice's defaults (DANE and MTA-STS
+		 * opportunistic), MTA-STS only for an explicit --domain.
+		 */
+		struct conf_send_connector def;
+		const struct conf_send_connector *eff = sc;
+
+		if (eff == NULL) {
+			memset(&def, 0, sizeof(def));
+			def.smtp_dane_mode = DANE_MODE_OPPORTUNISTIC;
+			def.mta_sts_mode = MTASTS_MODE_OPPORTUNISTIC;
+			def.dns_routing_enabled = domain != host;
+			eff = &def;
+		}
+		dt = ctl_dest_tls(c, eff, domain, &res);
+		probe_internet(eff, &res, hop, dt, domain, &dane, &tlsa);
+	}
 	if (sc != NULL) {
-		struct tls_policy_input in = {
-		    .conf = c, .connector = sc, .domain = domain, .host = host};
+		struct tls_policy_input in = {.conf = c,
+		    .connector = sc,
+		    .domain = domain,
+		    .host = host,
+		    .addr_secure = res.hops[hop].secure,
+		    .tlsa = tlsa,
+		    .sts = dest_tls_sts(dt)};
 
 		tls_policy_decide(&in, &pol);
 	}
-	memset(&p, 0, sizeof(p));
-	if ((p.fd = probe_connect(c, host, (unsigned)strtoul(port, NULL, 10))) <
-	    0)
-		goto out;
 	if (probe_reply(&p, &r) < 0)
 		goto out;
 	probe_show("Banner       : ", &r);
@@ -447,6 +549,11 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 			    why ? why : "?");
 			goto verdict;
 		}
+		/* DANE as sluiced does it: OpenSSL's verifier, the records */
+		if (dane == TLS_DANE_VERIFY &&
+		    tls_dane_enable(ssl, tlsa, host, &why) < 0)
+			printf("DaneMatch    : cannot check (%s)\n",
+			    why ? why : "?");
 		SSL_set_fd(ssl, p.fd);
 		p.ssl = ssl;
 		handshake = SSL_connect(ssl) == 1;
@@ -475,21 +582,35 @@ ctl_test_tls(struct ctl *ctl, int argc, char **argv)
 			    peer.names[0] ? peer.names : "(none)");
 		}
 		probe_chain(ssl);
+		if (dane == TLS_DANE_VERIFY) {
+			int depth;
+
+			dane_ok = tls_dane_verified(ssl, host, dane_match,
+			    sizeof(dane_match), dane_why, sizeof(dane_why));
+			printf("DaneMatch    : %s%s%s%s\n",
+			    dane_ok ? "yes" : "NO", dane_ok ? " (" : " - ",
+			    dane_ok ? dane_match : dane_why,
+			    dane_ok ? ")" : "");
+			pkix = tls_dane_pkix(ssl, &depth);
+			pkixp = &pkix;
+		}
 		printf("Verification : %s\n",
-		    X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
+		    X509_verify_cert_error_string(
+		        pkixp != NULL ? pkix : SSL_get_verify_result(ssl)));
 		probe_levels(ssl,
 		    sc != NULL && sc->tls_domain[0] ? sc->tls_domain : NULL,
-		    domain);
+		    domain, pkixp);
 		/* What was offered before TLS counts for nothing now. */
 		if (probe_cmd(&p, "EHLO sluicectl.invalid", &r) == 0)
 			probe_show("EHLO in TLS  : ", &r);
 	} else {
 		printf("TLS          : not possible (no STARTTLS)\n");
-		probe_levels(NULL, NULL, domain);
+		probe_levels(NULL, NULL, domain, NULL);
 	}
 verdict:
 	if (sc != NULL)
-		probe_verdict(&pol, p.ssl, starttls, refused, handshake, error);
+		probe_verdict(&pol, p.ssl, starttls, refused, handshake, error,
+		    dane_ok, dane_why, pkixp);
 	if (probe_cmd(&p, "QUIT", &r) < 0)
 		(void)0; /* the answer to QUIT does not matter */
 out:
@@ -501,6 +622,7 @@ out:
 		close(p.fd);
 	tls_client_free(tc);
 	tls_store_free(certs);
+	dest_tls_unref(dt);
 	conf_free(c);
 	return rc;
 }

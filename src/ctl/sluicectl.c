@@ -263,6 +263,24 @@ static const struct ctl_command ctl_commands[] = {
         "b@fabrikam.com\n"
         "sluicectl test-transportrule --from a@lab.example --to "
         "b@fabrikam.com --subject 'Q4 budget' --client 192.0.2.7"},
+    {"get-mtastspolicy", "[DOMAIN]",
+        "MTA-STS policies cached in the queue (RFC 8461)", ctl_get_mtastspolicy,
+        "Show the MTA-STS policies sluiced has cached in the queue "
+        "database (read-only, whether the daemon runs or not): the TXT "
+        "id each was fetched under, when it was fetched and expires, its "
+        "mode, max_age and mx patterns. An expired policy is marked: it "
+        "is no longer used.",
+        "sluicectl get-mtastspolicy\n"
+        "sluicectl get-mtastspolicy contoso.com"},
+    {"tlsa", "CERTNAME [PORT]",
+        "the TLSA record to publish for a certificate (DANE, RFC 7672)",
+        ctl_tlsa,
+        "Print the DANE-EE(3) SPKI(1) SHA2-256(1) record of a "
+        "[Certificate] section, once as \"3 1 1 HEX\" and once per DNS "
+        "name of the certificate as a zone file line at _PORT._tcp.NAME "
+        "(PORT 25 unless given).",
+        "sluicectl tlsa mx\n"
+        "sluicectl tlsa mx 587"},
     {"help", "[COMMAND]", "this list, or one command's help", ctl_help,
         "Without a command, list the commands. With one, show its usage, "
         "what it does and examples; `sluicectl COMMAND --help` does the "

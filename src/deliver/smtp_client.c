@@ -30,6 +30,15 @@
  * transaction that did not end with the server's reply to the content is
  * closed with RSET before the next one.
  *
+ * DANE and MTA-STS (issue 16): the queue hands over the destination's
+ * TLSA look-ups and MTA-STS policy (dest_tls.h); the policy of each hop
+ * is decided with them before connecting (a hop they rule out is
+ * skipped), OpenSSL's DANE verifier gets the hop's records before the
+ * handshake (tls_dane_enable), and after it the DANE verdict, or the
+ * MTA-STS name check, is one more input of tls_policy_judge().  Under
+ * DANE the connector's own CertificateValidation is judged on a PKIX
+ * verification of its own (tls_dane_pkix), so DANE never lowers it.
+ *
  * STARTTLS (CVE-2021-38371): after the 220, whatever plaintext is already
  * buffered is thrown away before the TLS filter takes the socket, and
  * everything learnt from the plaintext EHLO is forgotten; EHLO is sent
@@ -47,11 +56,13 @@
 
 #include "deliver/client_conn.h"
 #include "deliver/client_content.h"
+#include "deliver/dest_tls.h"
 #include "deliver/smtp_client.h"
 #include "log/protolog.h"
 #include "smtp/command.h"
 #include "smtp/reply.h"
 #include "tls/tls_client.h"
+#include "tls/tls_dane.h"
 #include "tls/tls_peer.h"
 #include "tls/tls_policy.h"
 #include "util/addr.h"
@@ -140,7 +151,8 @@ struct smtp_client {
 	char session_id[24];
 	unsigned seq;
 	char local[64], remote[64];
-	char tls_summary[200];
+	char tls_summary[240];
+	char dane_key[40]; /* tls_dane_digest() of the hop's records */
 	/* this connection's TLS, for the session report (client_report) */
 	char tls_version[32];
 	int tls_verified;
@@ -388,6 +400,7 @@ client_free(struct smtp_client *c)
 {
 	client_conn_free(c->conn);
 	client_conn_later_free(c->finish);
+	dest_tls_unref(c->p.dest_tls);
 	free(c);
 }
 
@@ -740,9 +753,22 @@ client_start_tls(struct smtp_client *c)
 	t.port = addr_port((const struct sockaddr *)&client_hop(c)->addr);
 	t.cert_name = c->policy.cert_name;
 	t.domain_secure = c->policy.partner_trust;
+	if (c->policy.dane == TLS_DANE_VERIFY) {
+		tls_dane_digest(
+		    c->policy.tlsa, c->dane_key, sizeof(c->dane_key));
+		t.dane = c->dane_key;
+	}
 	if ((ssl = tls_client_ssl(c->p.tls, &t, c->p.certs, &why)) == NULL) {
 		client_leave_hop(c, LEAVE_DROP, "4.7.5", "cannot start TLS: %s",
 		    why != NULL ? why : "?");
+		return;
+	}
+	/* DANE: OpenSSL's verifier gets the hop's records (RFC 7672 3). */
+	if (c->policy.dane == TLS_DANE_VERIFY &&
+	    tls_dane_enable(ssl, c->policy.tlsa, t.host, &why) < 0) {
+		SSL_free(ssl);
+		client_leave_hop(c, LEAVE_DROP, "4.7.5", "DANE: %s",
+		    why != NULL ? why : "cannot use the TLSA records");
 		return;
 	}
 	if ((discarded = client_conn_starttls(c->conn, ssl)) < 0) {
@@ -800,12 +826,20 @@ client_handshake_done(struct smtp_client *c, const char *error)
 	struct tls_outcome o;
 	struct tls_facts f = {
 	    .stage = TLS_STAGE_HANDSHAKE, .outcome = &o, .error = error};
-	char why[400];
+	char why[600], dane_why[400] = "", match[80] = "";
 	enum tls_check check;
 	enum tls_action action;
 
 	tls_client_done(ssl, ok);
 	tls_peer_outcome(ssl, ok, &o);
+	if (ok && c->policy.dane == TLS_DANE_VERIFY) {
+		f.dane_ok = tls_dane_verified(ssl, client_hop(c)->host, match,
+		    sizeof(match), dane_why, sizeof(dane_why));
+		f.dane_why = dane_why;
+		/* DANE's verdict is not the floor's: PKIX for that. */
+		if (c->policy.floor_level >= TLS_POLICY_VERIFY)
+			o.verify = tls_dane_pkix(ssl, &o.verify_depth);
+	}
 	action = tls_policy_judge(&c->policy, &f, &check, why, sizeof(why));
 	if (!ok) {
 		client_report(c, TLS_RESULT_VALIDATION_FAILURE, why);
@@ -831,14 +865,22 @@ client_handshake_done(struct smtp_client *c, const char *error)
 	snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s;%s;%s%s",
 	    tls_policy_name(&c->policy),
 	    check == TLS_CHECK_OK
-	        ? (c->policy.level >= TLS_POLICY_VERIFY ? "verified"
+	        ? (tls_policy_authenticates(&c->policy) ? "verified"
 	                                                : "encrypted")
 	        : tls_check_name(check),
 	    peer.version, peer.cipher, peer.resumed ? ";resumed" : "");
-	client_note(c, "TLS %s %s; peer %s; issuer %s; expires %s; %s",
+	client_note(c, "TLS %s %s; peer %s; issuer %s; expires %s; %s%s%s",
 	    peer.version, peer.cipher,
 	    peer.has_cert ? peer.subject : "(no certificate)", peer.issuer,
-	    peer.not_after, check == TLS_CHECK_OK ? "policy met" : why);
+	    peer.not_after, check == TLS_CHECK_OK ? "policy met" : why,
+	    match[0] != '\0' ? "; DANE: matched " : "", match);
+	/* MTA-STS testing: delivered as usual, the failure reported. */
+	if (check != TLS_CHECK_OK && action == TLS_ACTION_SEND &&
+	    c->policy.sts == TLS_STS_TESTING)
+		log_info("delivery %s via %s: host %s: %s (reported, not "
+		         "enforced)",
+		    c->session_id, c->p.connector->name, client_hop(c)->host,
+		    why);
 	c->in_tls = 1;
 	if (action == TLS_ACTION_DEFER) {
 		client_report(c, tls_result_from_check(check), why);
@@ -1419,7 +1461,7 @@ static void
 client_connected_cb(void *arg)
 {
 	struct smtp_client *c = arg;
-	char words[512];
+	char words[1200];
 
 	snprintf(c->local, sizeof(c->local), "%s", client_conn_local(c->conn));
 	client_log(c, '+', NULL, 0, NULL);
@@ -1505,6 +1547,9 @@ client_connect(struct smtp_client *c)
 	    .connector = c->p.connector,
 	    .domain = c->p.domain,
 	    .host = h->host,
+	    .addr_secure = h->secure,
+	    .tlsa = dest_tls_tlsa(c->p.dest_tls, c->hop),
+	    .sts = dest_tls_sts(c->p.dest_tls),
 	    .rule = c->p.tls_rule};
 	const char *why = NULL;
 
@@ -1527,6 +1572,25 @@ client_connect(struct smtp_client *c)
 	if (c->policy.level == TLS_POLICY_NONE)
 		snprintf(c->tls_summary, sizeof(c->tls_summary),
 		    "tls=IgnoreSTARTTLS:none");
+	/*
+	 * DANE (bogus or failed TLSA look-up, Mandatory without records)
+	 * or MTA-STS enforce (not in the policy) rules this host out: it
+	 * is not even connected to (RFC 7672 2.2, RFC 8461 5).
+	 */
+	if (c->policy.skip) {
+		int dane = c->policy.dane == TLS_DANE_SKIP;
+
+		snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s",
+		    dane ? "dane" : "sts-enforce",
+		    dane ? "skipped" : "MxNotInPolicy");
+		client_note(c, "next hop %zu of %zu: %s not used: %s",
+		    c->hop + 1, c->p.nhops, h->host, c->policy.skip_why);
+		/* out of QUIT (the last hop's) before leaving this one */
+		client_enter(c, CS_CONNECT);
+		client_leave_hop(
+		    c, LEAVE_DROP, "4.7.5", "%s", c->policy.skip_why);
+		return;
+	}
 	c->conn =
 	    client_conn_connect(c->p.base, (const struct sockaddr *)&h->addr,
 	        h->addrlen, CLIENT_CONNECT_SECONDS, &client_conn_ops, c, &why);
@@ -1552,6 +1616,7 @@ smtp_client_start(const struct smtp_client_params *p)
 		free(c);
 		return NULL;
 	}
+	dest_tls_ref(c->p.dest_tls);
 	client_connect(c);
 	return c;
 }

@@ -13,7 +13,9 @@
  * TLS follows SPEC's table as tls_policy_decide() and tls_policy_judge()
  * (src/tls/tls_policy.c) state it, decided for every next hop: under a
  * requirement, a next hop that does not meet it is never sent a MAIL
- * FROM and the client moves on to the next one.
+ * FROM and the client moves on to the next one.  DANE and MTA-STS (SPEC
+ * 6) are further inputs of that decision: a next hop they rule out is
+ * not connected to at all.
  */
 #ifndef SLUICE_SMTP_CLIENT_H
 #define SLUICE_SMTP_CLIENT_H
@@ -24,6 +26,7 @@
 #include "dns/resolver.h"
 #include "tls/tls_result.h"
 
+struct dest_tls;
 struct event_base;
 struct protolog;
 struct smtp_client;
@@ -114,6 +117,11 @@ struct smtp_client_params {
 	const char *auth_user;         /* SmartHostAuthMechanism credentials */
 	const char *auth_pass;
 	struct protolog *protolog; /* SmtpSend protocol log, may be NULL */
+	/*
+	 * DANE and MTA-STS facts of the hops (dest_tls.h), NULL when none
+	 * were gathered; the client keeps a reference while it runs.
+	 */
+	struct dest_tls *dest_tls;
 	const struct smtp_client_ops *ops;
 	void *arg;
 };

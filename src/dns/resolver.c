@@ -27,11 +27,24 @@
  * delivery event, with the same rules (bounded loops, checked names,
  * callbacks only from its delivery event, cancellable by the asker).
  *
+ * DNSSEC (resolver_new_dnssec): libunbound validates with the trust
+ * anchors it was given.  What validation proved travels with the result:
+ * the MX RRset's "secure" bit, each hop's address record's, and the
+ * host's CNAME-expanded name, which is what RFC 7672 2.2 needs to decide
+ * whether DANE applies to a host.  A bogus answer is never used as data.
+ *
+ * A look-up (resolver_lookup) is one question of any type, for TLSA and
+ * TXT records: a job of its own on its own two lists, with the same rules
+ * (bounded loops, callbacks only from its delivery event, cancellable by
+ * the asker).
+ *
  * RFCs: 5321 5.1 (MX order, implicit MX), 7505 (null MX), 1035 (wire
- * names), 3596 (ip6.arpa), 1912 2.1 (PTR names should resolve back).
+ * names), 3596 (ip6.arpa), 1912 2.1 (PTR names should resolve back),
+ * 4033-4035 (DNSSEC), 7672 2.1-2.2 (what DANE needs of DNS).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -41,6 +54,7 @@
 #include <strings.h>
 #include <sys/queue.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <unbound.h>
@@ -109,7 +123,9 @@ struct resolver_host {
 	unsigned port;
 	struct resolver_query q[2]; /* AAAA, A */
 	enum resolver_outcome worst;
-	char why[256]; /* of the worst temporary failure */
+	char why[256];   /* of the worst temporary failure */
+	int sec6, sec4;  /* that family's address RRset was validated */
+	char canon[256]; /* CNAME-expanded name, "" when it had none */
 	size_t n6, n4;
 	unsigned char a6[RESOLVER_FAMILY_ADDRS_MAX][16];
 	unsigned char a4[RESOLVER_FAMILY_ADDRS_MAX][4];
@@ -171,16 +187,40 @@ struct resolver_ptr_cached {
 	char name[256]; /* "" when no name was confirmed */
 };
 
+/* One question of any type (resolver_lookup). */
+struct resolver_lookup {
+	TAILQ_ENTRY(resolver_lookup) link;
+	struct resolver *r;
+	resolver_answer_fn fn;
+	void *arg;
+	int id;       /* libunbound's async id */
+	int busy;     /* the query is out */
+	int finished; /* on the ready list */
+	struct event *timer;
+	char name[256];
+	char canon[256];
+	struct ub_result *res; /* held until delivered */
+	const unsigned char *data[RESOLVER_ANSWER_RR_MAX];
+	size_t len[RESOLVER_ANSWER_RR_MAX];
+	char why[512];
+	struct resolver_answer ans;
+};
+
+TAILQ_HEAD(resolver_lookups, resolver_lookup);
+
 struct resolver {
 	struct event_base *base;
 	struct ub_ctx *ctx;
 	struct event *ev_ub;      /* ub_fd readable */
 	struct event *ev_deliver; /* a job on the ready list */
 	struct event *ev_ptr;     /* a reverse look-up on ptr_ready */
+	struct event *ev_lookup;  /* a look-up on lk_ready */
 	struct resolver_jobs pending, ready;
 	struct resolver_ptrs ptr_pending, ptr_ready;
 	struct resolver_ptr_cached *ptr_cache; /* RESOLVER_PTR_CACHE_SIZE */
+	struct resolver_lookups lk_pending, lk_ready;
 	size_t nqueries;
+	int validates; /* a trust anchor was loaded */
 };
 
 static void resolver_finish(struct resolver_job *);
@@ -355,6 +395,31 @@ resolver_host_worst(
 		snprintf(h->why, sizeof(h->why), "%s", why);
 }
 
+/*
+ * The name an answer ended at after CNAMEs, when that is another valid
+ * host name; "" otherwise.  libunbound writes it with a final dot.
+ */
+static void
+resolver_canon(
+    const char *asked, const struct ub_result *res, char *out, size_t outlen)
+{
+	char c[256];
+	size_t n;
+
+	out[0] = '\0';
+	if (res->canonname == NULL || (n = strlen(res->canonname)) == 0 ||
+	    n >= sizeof(c))
+		return;
+	memcpy(c, res->canonname, n + 1);
+	if (c[n - 1] == '.')
+		c[--n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		c[i] = (char)tolower((unsigned char)c[i]);
+	if (strcasecmp(c, asked) == 0 || !hostname_valid(c, HOSTNAME_FROM_DNS))
+		return;
+	snprintf(out, outlen, "%s", c);
+}
+
 static void
 resolver_addr_answer(
     struct resolver_host *h, int type, int err, const struct ub_result *res)
@@ -368,6 +433,12 @@ resolver_addr_answer(
 		resolver_host_worst(h, o, why);
 		return;
 	}
+	if (type == RR_TYPE_AAAA)
+		h->sec6 = res->secure;
+	else
+		h->sec4 = res->secure;
+	if (h->canon[0] == '\0')
+		resolver_canon(h->name, res, h->canon, sizeof(h->canon));
 	for (size_t i = 0; i < RESOLVER_RR_MAX && res->data[i] != NULL; i++) {
 		const unsigned char *a = (const unsigned char *)res->data[i];
 
@@ -473,6 +544,7 @@ resolver_mx_answer(struct resolver_job *job, int err, struct ub_result *res)
 		    "domain %s does not exist (NXDOMAIN)", job->domain);
 		return;
 	case OUT_NODATA:
+		job->res.mx_secure = res->secure;
 		/* RFC 5321 5.1: the domain itself is the implicit MX. */
 		job->implicit = 1;
 		job->nhosts = 1;
@@ -482,6 +554,7 @@ resolver_mx_answer(struct resolver_job *job, int err, struct ub_result *res)
 		resolver_send_hosts(job);
 		return;
 	case OUT_DATA:
+		job->res.mx_secure = res->secure;
 		break;
 	}
 	if ((mx = calloc(RESOLVER_MX_RECORDS_MAX, sizeof(*mx))) == NULL) {
@@ -556,7 +629,9 @@ resolver_add_hop(struct resolver_result *res, const struct resolver_host *h,
 		return;
 	hop = &res->hops[res->nhops++];
 	snprintf(hop->host, sizeof(hop->host), "%s", h->name);
+	snprintf(hop->canon, sizeof(hop->canon), "%s", h->canon);
 	hop->pref = h->pref;
+	hop->secure = family == AF_INET6 ? h->sec6 : h->sec4;
 	resolver_sockaddr(hop, family, a, h->port);
 }
 
@@ -1147,6 +1222,195 @@ resolver_ptr_cancel(struct resolver *r, struct resolver_ptr *p)
 	free(p);
 }
 
+/* Look-ups of one question */
+
+static void
+resolver_lookup_free(struct resolver_lookup *lk)
+{
+	if (lk->timer != NULL)
+		event_free(lk->timer);
+	if (lk->res != NULL)
+		ub_resolve_free(lk->res);
+	free(lk);
+}
+
+/* The answer is final: off the pending list, onto the ready one. */
+static void
+resolver_lookup_finish(struct resolver_lookup *lk)
+{
+	struct resolver *r = lk->r;
+
+	if (lk->busy) {
+		(void)ub_cancel(r->ctx, lk->id);
+		lk->busy = 0;
+		r->nqueries--;
+	}
+	if (lk->timer != NULL) {
+		event_free(lk->timer);
+		lk->timer = NULL;
+	}
+	lk->finished = 1;
+	TAILQ_REMOVE(&r->lk_pending, lk, link);
+	TAILQ_INSERT_TAIL(&r->lk_ready, lk, link);
+	event_active(r->ev_lookup, EV_TIMEOUT, 1);
+}
+
+static void
+resolver_lookup_ub_cb(void *mydata, int err, struct ub_result *res)
+{
+	struct resolver_lookup *lk = mydata;
+	struct resolver_answer *a = &lk->ans;
+
+	lk->busy = 0;
+	lk->r->nqueries--;
+	lk->res = res;
+	a->why = lk->why;
+	if (err != 0 || res == NULL) {
+		a->status = RESOLVER_ANSWER_TEMPFAIL;
+		snprintf(lk->why, sizeof(lk->why),
+		    "DNS lookup of %s failed: %s", lk->name, ub_strerror(err));
+	} else if (res->bogus) {
+		a->status = RESOLVER_ANSWER_BOGUS;
+		snprintf(lk->why, sizeof(lk->why),
+		    "DNS lookup of %s failed: DNSSEC validation failed "
+		    "(%.150s)",
+		    lk->name,
+		    res->why_bogus != NULL ? res->why_bogus : "bogus");
+	} else if (res->rcode == RCODE_NXDOMAIN || res->nxdomain) {
+		a->status = RESOLVER_ANSWER_NXDOMAIN;
+	} else if (res->rcode != 0) {
+		a->status = RESOLVER_ANSWER_TEMPFAIL;
+		snprintf(lk->why, sizeof(lk->why),
+		    "DNS lookup of %s failed: %s", lk->name,
+		    resolver_rcode_name(res->rcode));
+	} else if (!res->havedata || res->data == NULL ||
+	           res->data[0] == NULL) {
+		a->status = RESOLVER_ANSWER_NODATA;
+	} else {
+		a->status = RESOLVER_ANSWER_DATA;
+		for (size_t i = 0;
+		     i < RESOLVER_ANSWER_RR_MAX && res->data[i] != NULL; i++) {
+			if (res->len[i] < 0)
+				continue;
+			lk->data[a->n] = (const unsigned char *)res->data[i];
+			lk->len[a->n++] = (size_t)res->len[i];
+		}
+	}
+	if (res != NULL && a->status != RESOLVER_ANSWER_BOGUS &&
+	    a->status != RESOLVER_ANSWER_TEMPFAIL) {
+		a->secure = res->secure;
+		a->ttl = res->ttl > 0 ? (unsigned)res->ttl : 0;
+		resolver_canon(lk->name, res, lk->canon, sizeof(lk->canon));
+	}
+	if (lk->canon[0] == '\0')
+		snprintf(lk->canon, sizeof(lk->canon), "%s", lk->name);
+	resolver_lookup_finish(lk);
+}
+
+static void
+resolver_lookup_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver_lookup *lk = arg;
+
+	(void)fd;
+	(void)what;
+	lk->ans.status = RESOLVER_ANSWER_TEMPFAIL;
+	lk->ans.why = lk->why;
+	snprintf(
+	    lk->why, sizeof(lk->why), "DNS lookup of %s timed out", lk->name);
+	snprintf(lk->canon, sizeof(lk->canon), "%s", lk->name);
+	resolver_lookup_finish(lk);
+}
+
+static void
+resolver_lookup_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver *r = arg;
+	struct resolver_lookup *lk = TAILQ_FIRST(&r->lk_ready);
+
+	(void)fd;
+	(void)what;
+	if (lk == NULL)
+		return;
+	TAILQ_REMOVE(&r->lk_ready, lk, link);
+	if (!TAILQ_EMPTY(&r->lk_ready))
+		event_active(r->ev_lookup, EV_TIMEOUT, 1);
+	lk->ans.name = lk->name;
+	lk->ans.canon = lk->canon;
+	lk->ans.data = lk->data;
+	lk->ans.len = lk->len;
+	/* The callback may free the resolver: nothing of r after it. */
+	lk->fn(lk->arg, &lk->ans);
+	resolver_lookup_free(lk);
+}
+
+/*
+ * Names asked here may start with underscore labels (_25._tcp.mx,
+ * _mta-sts.example): those are fine, the rest must be a host name.
+ */
+static int
+resolver_query_name_ok(const char *name)
+{
+	while (name[0] == '_') {
+		const char *dot = strchr(name, '.');
+
+		if (dot == NULL || dot - name > 63)
+			return 0;
+		for (const char *p = name + 1; p < dot; p++)
+			if (!resolver_ldh((unsigned char)*p))
+				return 0;
+		name = dot + 1;
+	}
+	return hostname_valid(name, HOSTNAME_FROM_DNS);
+}
+
+struct resolver_lookup *
+resolver_lookup(struct resolver *r, const char *name, int rrtype,
+    resolver_answer_fn fn, void *arg)
+{
+	struct resolver_lookup *lk;
+	const struct timeval tv = {RESOLVER_TIMEOUT_SEC, 0};
+
+	if (fn == NULL || strlen(name) >= sizeof(lk->name) ||
+	    !resolver_query_name_ok(name) ||
+	    r->nqueries >= RESOLVER_QUERIES_MAX ||
+	    (lk = calloc(1, sizeof(*lk))) == NULL)
+		return NULL;
+	lk->r = r;
+	lk->fn = fn;
+	lk->arg = arg;
+	snprintf(lk->name, sizeof(lk->name), "%s", name);
+	if ((lk->timer = evtimer_new(r->base, resolver_lookup_timeout, lk)) ==
+	        NULL ||
+	    evtimer_add(lk->timer, &tv) != 0 ||
+	    ub_resolve_async(r->ctx, name, rrtype, RR_CLASS_IN, lk,
+	        resolver_lookup_ub_cb, &lk->id) != 0) {
+		resolver_lookup_free(lk);
+		return NULL;
+	}
+	lk->busy = 1;
+	r->nqueries++;
+	TAILQ_INSERT_TAIL(&r->lk_pending, lk, link);
+	return lk;
+}
+
+void
+resolver_lookup_cancel(struct resolver_lookup *lk)
+{
+	struct resolver *r;
+
+	if (lk == NULL)
+		return;
+	r = lk->r;
+	if (lk->busy) {
+		(void)ub_cancel(r->ctx, lk->id);
+		lk->busy = 0;
+		r->nqueries--;
+	}
+	TAILQ_REMOVE(lk->finished ? &r->lk_ready : &r->lk_pending, lk, link);
+	resolver_lookup_free(lk);
+}
+
 /* Resolvers */
 
 /* "ADDR@PORT" with an IPv4 or IPv6 address and a port of 1 to 65535. */
@@ -1175,6 +1439,19 @@ resolver_spec_ok(const char *spec)
 struct resolver *
 resolver_new(struct event_base *base, const char *spec, const char **why)
 {
+	return resolver_new_dnssec(base, spec, NULL, why);
+}
+
+int
+resolver_validates(const struct resolver *r)
+{
+	return r->validates;
+}
+
+struct resolver *
+resolver_new_dnssec(struct event_base *base, const char *spec,
+    const char *anchor_file, const char **why)
+{
 	struct resolver *r;
 	int system = spec != NULL && strcmp(spec, "system") == 0;
 
@@ -1191,6 +1468,8 @@ resolver_new(struct event_base *base, const char *spec, const char **why)
 	r->base = base;
 	TAILQ_INIT(&r->pending);
 	TAILQ_INIT(&r->ready);
+	TAILQ_INIT(&r->lk_pending);
+	TAILQ_INIT(&r->lk_ready);
 	TAILQ_INIT(&r->ptr_pending);
 	TAILQ_INIT(&r->ptr_ready);
 	*why = "cannot set up libunbound";
@@ -1202,6 +1481,35 @@ resolver_new(struct event_base *base, const char *spec, const char **why)
 	if (ub_ctx_async(r->ctx, 1) != 0 ||
 	    ub_ctx_set_option(r->ctx, "do-not-query-localhost:", "no") != 0)
 		goto fail;
+	if (anchor_file != NULL && anchor_file[0] != '\0') {
+		FILE *fp = fopen(anchor_file, "r");
+
+		/* As whoever runs now (sluiced drops root before this). */
+		if (fp == NULL) {
+			*why =
+			    errno == EACCES
+			        ? "cannot read the DNSSEC trust anchors "
+			          "(DnssecTrustAnchorFile): permission denied"
+			        : "cannot read the DNSSEC trust anchors "
+			          "(DnssecTrustAnchorFile)";
+			goto fail;
+		}
+		fclose(fp);
+		if (ub_ctx_add_ta_file(r->ctx, anchor_file) != 0) {
+			*why = "cannot load the DNSSEC trust anchors "
+			       "(DnssecTrustAnchorFile)";
+			goto fail;
+		}
+		/*
+		 * A lab server's "test." names cannot chain to the real
+		 * root, where "test." does not exist; only an anchor of
+		 * their own (below "test.") makes them secure.
+		 */
+		if (!system &&
+		    ub_ctx_set_option(r->ctx, "domain-insecure:", "test.") != 0)
+			goto fail;
+		r->validates = 1;
+	}
 	if (system) {
 		int rc;
 
@@ -1218,24 +1526,38 @@ resolver_new(struct event_base *base, const char *spec, const char **why)
 	} else if (ub_ctx_set_fwd(r->ctx, spec) != 0) {
 		*why = "Resolver must be \"system\" or ADDRESS@PORT";
 		goto fail;
-	} else if (ub_ctx_zone_remove(r->ctx, "test.") != 0 ||
-	           ub_ctx_zone_remove(r->ctx, "127.in-addr.arpa.") != 0) {
-		/*
-		 * libunbound answers RFC 6761 "test." itself (NXDOMAIN), and
-		 * the reverse names of 127.0.0.0/8 (only 127.0.0.1 has one);
-		 * a server named explicitly is a lab or test server whose
-		 * zones there are the point of naming it.  Removing a zone
-		 * finalizes the context: all options come before.
-		 */
+	}
+	/*
+	 * libunbound reads the anchors only when the context is finalized;
+	 * removing a zone that does not exist finalizes it here, so a bad
+	 * file is an error at start, not a resolver that fails every query.
+	 * All options come before this.
+	 */
+	if (r->validates &&
+	    ub_ctx_zone_remove(r->ctx, "sluice-finalize.invalid.") != 0) {
+		*why = "cannot load the DNSSEC trust anchors "
+		       "(DnssecTrustAnchorFile): no DS or DNSKEY records";
 		goto fail;
 	}
+	/*
+	 * libunbound answers RFC 6761 "test." itself (NXDOMAIN), and the
+	 * reverse names of 127.0.0.0/8 (only 127.0.0.1 has one); a server
+	 * named explicitly is a lab or test server whose zones there are the
+	 * point of naming it.
+	 */
+	if (!system &&
+	    (ub_ctx_zone_remove(r->ctx, "test.") != 0 ||
+	        ub_ctx_zone_remove(r->ctx, "127.in-addr.arpa.") != 0))
+		goto fail;
 	if ((r->ev_ub = event_new(base, ub_fd(r->ctx), EV_READ | EV_PERSIST,
 	         resolver_ub_readable, r)) == NULL ||
 	    event_add(r->ev_ub, NULL) != 0 ||
 	    (r->ev_deliver = event_new(base, -1, 0, resolver_deliver_cb, r)) ==
 	        NULL ||
 	    (r->ev_ptr = event_new(base, -1, 0, resolver_ptr_deliver_cb, r)) ==
-	        NULL)
+	        NULL ||
+	    (r->ev_lookup =
+	            event_new(base, -1, 0, resolver_lookup_deliver, r)) == NULL)
 		goto fail;
 	*why = NULL;
 	return r;
@@ -1248,6 +1570,7 @@ void
 resolver_free(struct resolver *r)
 {
 	struct resolver_job *job;
+	struct resolver_lookup *lk;
 	struct resolver_ptr *p;
 
 	if (r == NULL)
@@ -1272,10 +1595,20 @@ resolver_free(struct resolver *r)
 		TAILQ_REMOVE(&r->ptr_ready, p, link);
 		free(p);
 	}
+	while ((lk = TAILQ_FIRST(&r->lk_pending)) != NULL) {
+		TAILQ_REMOVE(&r->lk_pending, lk, link);
+		resolver_lookup_free(lk);
+	}
+	while ((lk = TAILQ_FIRST(&r->lk_ready)) != NULL) {
+		TAILQ_REMOVE(&r->lk_ready, lk, link);
+		resolver_lookup_free(lk);
+	}
 	if (r->ev_ub != NULL)
 		event_free(r->ev_ub);
 	if (r->ev_deliver != NULL)
 		event_free(r->ev_deliver);
+	if (r->ev_lookup != NULL)
+		event_free(r->ev_lookup);
 	if (r->ev_ptr != NULL)
 		event_free(r->ev_ptr);
 	free(r->ptr_cache);

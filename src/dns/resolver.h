@@ -8,6 +8,12 @@
  * turn; the domain's own addresses when it has no MX (implicit MX); and
  * a null MX (RFC 7505, "MX 0 .") is a permanent failure at once.  Smart
  * hosts are resolved in the order configured.
+ *
+ * With a trust anchor (resolver_new_dnssec) every answer is validated by
+ * libunbound, and results say what DNSSEC proved: the MX RRset and each
+ * hop's address record are secure or insecure (RFC 7672 2.1), and a
+ * bogus answer is a temporary failure, never data.  resolver_lookup()
+ * asks one question of any type (TLSA, TXT) with the same guarantees.
  */
 #ifndef SLUICE_RESOLVER_H
 #define SLUICE_RESOLVER_H
@@ -36,11 +42,22 @@ struct resolver_hop {
 	unsigned pref;  /* MX preference; 0 for implicit MX and smart hosts */
 	struct sockaddr_storage addr; /* port already set */
 	socklen_t addrlen;
+	/*
+	 * DNSSEC: the address record this hop came from was validated
+	 * (0 for address literals and without a trust anchor), and the
+	 * host's name after CNAMEs when it had any ("" otherwise): RFC 7672
+	 * 2.2.2 looks for TLSA records there first.
+	 */
+	int secure;
+	char canon[256];
 };
 
 struct resolver_result {
 	enum resolver_status status;
 	char why[256]; /* for logs and DSNs when status is not OK */
+	/* The MX RRset (or the proof there is none, for an implicit MX)
+	 * was validated; 0 for smart hosts. */
+	int mx_secure;
 	size_t nhops;
 	struct resolver_hop hops[RESOLVER_HOPS_MAX];
 };
@@ -55,6 +72,16 @@ typedef void (*resolver_fn)(void *arg, const struct resolver_result *);
  */
 struct resolver *resolver_new(
     struct event_base *, const char *spec, const char **why);
+/*
+ * The same, validating with the DS or DNSKEY records of anchor_file
+ * ([Transport] DnssecTrustAnchorFile; NULL or "" for no validation).
+ * With a named server (ADDR@PORT), RFC 6761 "test." is insecure unless
+ * the file holds an anchor below it: it cannot be signed from the root.
+ */
+struct resolver *resolver_new_dnssec(struct event_base *, const char *spec,
+    const char *anchor_file, const char **why);
+/* Does this resolver validate (was it given a trust anchor)? */
+int resolver_validates(const struct resolver *);
 /* Outstanding queries are cancelled; their callbacks never run. */
 void resolver_free(struct resolver *);
 
@@ -95,6 +122,43 @@ void resolver_ptr_cancel(struct resolver *, struct resolver_ptr *p);
  * its IPv4 address.  -1 for another family or a short buffer.
  */
 int resolver_reverse_name(const struct sockaddr *, char *out, size_t len);
+
+/*
+ * One question of any type, for TLSA and TXT records.  The callback runs
+ * on the event loop, never inside resolver_lookup(), exactly once unless
+ * the look-up is cancelled first; the handle is gone after the callback
+ * (do not cancel it then).  resolver_free() ends every look-up silently.
+ */
+enum resolver_answer_status {
+	RESOLVER_ANSWER_DATA,     /* records of the type asked */
+	RESOLVER_ANSWER_NODATA,   /* the name exists, without that type */
+	RESOLVER_ANSWER_NXDOMAIN, /* the name does not exist */
+	RESOLVER_ANSWER_BOGUS,    /* DNSSEC validation failed */
+	RESOLVER_ANSWER_TEMPFAIL, /* SERVFAIL, timeout, ...: ask again later */
+};
+
+struct resolver_answer {
+	enum resolver_answer_status status;
+	/* DATA, NODATA and NXDOMAIN were validated (RFC 4035 "secure") */
+	int secure;
+	const char *name;  /* as asked */
+	const char *canon; /* after CNAMEs; equal to name without any */
+	size_t n;          /* records, at most RESOLVER_ANSWER_RR_MAX */
+	const unsigned char *const *data; /* RDATA of each record */
+	const size_t *len;
+	unsigned ttl;
+	const char *why; /* BOGUS and TEMPFAIL: for logs and DSNs */
+};
+
+#define RESOLVER_ANSWER_RR_MAX 64
+
+typedef void (*resolver_answer_fn)(void *arg, const struct resolver_answer *);
+struct resolver_lookup;
+
+/* NULL when it cannot even start (bad name, too many queries). */
+struct resolver_lookup *resolver_lookup(struct resolver *, const char *name,
+    int rrtype, resolver_answer_fn, void *arg);
+void resolver_lookup_cancel(struct resolver_lookup *);
 
 /*
  * The pure steps of MX handling, exported for the unit tests.

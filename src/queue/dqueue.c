@@ -19,6 +19,7 @@
 #include "conf/conf.h"
 #include "daemon/daemon.h"
 #include "deliver/smtp_client.h"
+#include "deliver/dest_tls.h"
 #include "dns/resolver.h"
 #include "log/tracklog.h"
 #include "queue/dqueue.h"
@@ -89,6 +90,10 @@ struct dq {
 	int resolving;
 	struct resolver_result hops;
 	time_t hops_at;
+	/* DANE and MTA-STS facts of these hops (issue 16), and their
+	 * gathering while it runs (still "resolving") */
+	struct dest_tls *tls;
+	struct dest_tls_query *tlsq;
 	time_t retry_until;
 	char last_error[512];
 };
@@ -103,6 +108,11 @@ struct dqueues {
 	unsigned nclients;
 	struct resolver *resolver;
 	char resolver_spec[256];
+	char resolver_anchor[4096]; /* DnssecTrustAnchorFile it was made with */
+	/* MTA-STS (src/sts/sts.c) on that resolver, TrustedCAFile for its
+	 * fetches; made again with the resolver or when the file changes */
+	struct sts *sts;
+	char sts_ca[4096];
 	unsigned resolving;
 };
 
@@ -184,6 +194,7 @@ dq_collect(struct dqueues *dqs)
 				hp = &(*hp)->hnext;
 			*hp = q->hnext;
 			*pp = q->next;
+			dest_tls_unref(q->tls);
 			free(q);
 		} else {
 			pp = &q->next;
@@ -227,8 +238,11 @@ dqueues_free(struct dqueues *dqs)
 			q->head = m->next;
 			dq_msg_free(m);
 		}
+		dest_tls_cancel(q->tlsq);
+		dest_tls_unref(q->tls);
 		free(q);
 	}
+	sts_free(dqs->sts);
 	resolver_free(dqs->resolver);
 	free(dqs);
 }
@@ -692,6 +706,7 @@ dq_open(struct dq *q)
 	p.auth_user = dc->user[0] ? dc->user : NULL;
 	p.auth_pass = dc->user[0] ? dc->pass : NULL;
 	p.protolog = dqs->daemon->sendlog;
+	p.dest_tls = q->tls;
 	p.ops = &dq_client_ops;
 	p.arg = dc;
 	dc->next = q->clients;
@@ -709,15 +724,44 @@ dq_open(struct dq *q)
 	}
 }
 
+/* The DANE and MTA-STS facts are in: the queue may connect. */
+static void
+dq_tls_gathered(void *arg, struct dest_tls *dt)
+{
+	struct dq *q = arg;
+
+	q->tlsq = NULL;
+	q->resolving = 0;
+	q->owner->resolving--;
+	dest_tls_unref(q->tls);
+	q->tls = dt;
+	dq_start_clients(q);
+}
+
 static void
 dq_resolved(void *arg, const struct resolver_result *res)
 {
 	struct dq *q = arg;
+	struct dqueues *dqs = q->owner;
+	const struct conf_send_connector *sc =
+	    conf_send_connector(dqs->daemon->conf->conf, q->connector);
 
-	q->resolving = 0;
-	q->owner->resolving--;
 	q->hops = *res;
 	q->hops_at = time(NULL);
+	/*
+	 * TLSA records of the secure hops and the domain's MTA-STS policy,
+	 * before the first connection (issue 16); the queue stays
+	 * "resolving" until they are in.
+	 */
+	if (res->status == RESOLVER_OK && sc != NULL &&
+	    dest_tls_needed(sc, res, dqs->sts != NULL) &&
+	    (q->tlsq = dest_tls_gather(dqs->daemon->base, dqs->resolver, dqs->sts,
+	         sc, q->domain, &q->hops, dq_tls_gathered, q)) != NULL)
+		return;
+	dest_tls_unref(q->tls);
+	q->tls = NULL;
+	q->resolving = 0;
+	q->owner->resolving--;
 	switch (res->status) {
 	case RESOLVER_OK:
 		dq_start_clients(q);
@@ -741,20 +785,44 @@ dq_resolved(void *arg, const struct resolver_result *res)
 static struct resolver *
 dq_resolver(struct dqueues *dqs)
 {
-	const char *spec = dqs->daemon->conf->conf->transport.resolver;
+	const struct conf_transport *t = &dqs->daemon->conf->conf->transport;
+	const char *spec = t->resolver;
+	const char *anchor = t->dnssec_trust_anchor_file;
+	const char *ca = t->trusted_ca_file != NULL ? t->trusted_ca_file : "";
 	const char *why = NULL;
 
-	if (dqs->resolver != NULL && strcmp(dqs->resolver_spec, spec) != 0 &&
-	    dqs->resolving == 0) {
+	if (dqs->resolver != NULL && dqs->resolving == 0 &&
+	    (strcmp(dqs->resolver_spec, spec) != 0 ||
+	        strcmp(dqs->resolver_anchor, anchor) != 0)) {
+		sts_free(dqs->sts);
+		dqs->sts = NULL;
 		resolver_free(dqs->resolver);
 		dqs->resolver = NULL;
 	}
+	if (dqs->sts != NULL && dqs->resolving == 0 &&
+	    strcmp(dqs->sts_ca, ca) != 0) {
+		sts_free(dqs->sts);
+		dqs->sts = NULL;
+	}
 	if (dqs->resolver == NULL) {
-		dqs->resolver = resolver_new(dqs->daemon->base, spec, &why);
+		dqs->resolver =
+		    resolver_new_dnssec(dqs->daemon->base, spec, anchor, &why);
 		if (dqs->resolver == NULL)
 			log_err("Resolver %s: %s", spec, why ? why : "?");
 		snprintf(
 		    dqs->resolver_spec, sizeof(dqs->resolver_spec), "%s", spec);
+		snprintf(dqs->resolver_anchor, sizeof(dqs->resolver_anchor),
+		    "%s", anchor);
+	}
+	/* MTA-STS: its cache is loaded from the queue database here. */
+	if (dqs->sts == NULL && dqs->resolver != NULL) {
+		struct sts_params sp = {dqs->daemon->base, dqs->resolver,
+		    dqs->daemon->spool, ca, sts_port_from_env()};
+
+		if ((dqs->sts = sts_new(&sp, &why)) == NULL)
+			log_err("MTA-STS: %s; no MTA-STS policies are used",
+			    why ? why : "?");
+		snprintf(dqs->sts_ca, sizeof(dqs->sts_ca), "%s", ca);
 	}
 	return dqs->resolver;
 }

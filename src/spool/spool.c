@@ -16,6 +16,11 @@
  * Records carry their length and an FNV-1a checksum of the content so
  * that a reader can tell a damaged body from a good one.
  *
+ * Other tables of the same database (the MTA-STS cache, spool_sts.c;
+ * the TLS posture and the TLS reports)
+ * are written by the committer too (SPOOL_OP_WRITE items carrying their
+ * own write function), so the database keeps one writer.
+ *
  * Privacy (issue 18): the queue holds whole messages, kept for
  * SafetyNetHoldTime after delivery, so only the daemon's user may read
  * it.  The directory is made 0700 and queue.db 0600 whatever the umask,
@@ -40,6 +45,7 @@
 #include "spool/spool.h"
 #include "spool/spool_fault.h"
 #include "util/fnv.h"
+#include "spool/spool_sts.h"
 #include "util/log.h"
 #include "util/mkdirs.h"
 
@@ -51,7 +57,16 @@
 #define SPOOL_PENDING_MAX ((size_t)512 * 1024 * 1024)
 /* Messages per transaction: bounds a batch's memory and its latency. */
 #define SPOOL_BATCH_MAX 512
-#define SPOOL_SCHEMA_VERSION 3
+/*
+ * The queue database's schema version (PRAGMA user_version), one
+ * sequence for all its tables: 1 the first; 2 the delay notice flag;
+ * 3 the Message-ID and Subject; 4 what transport rules decided per
+ * recipient; 5 the MTA-STS policy cache (the mta_sts table,
+ * spool_sts.c); 6 the REQUIRETLS flag and "TLS-Required: No" of a
+ * message (RFC 8689).  spool_open_db() brings a database of any earlier
+ * version up to this one (see spool_migrate()).
+ */
+#define SPOOL_SCHEMA_VERSION "6"
 
 struct spool_item_rcpt {
 	char *addr;
@@ -76,9 +91,11 @@ struct spool_item {
 	int ok;
 	/* a change of state instead of a message (queue_id names its target) */
 	int is_result;
-	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY, SPOOL_OP_CALL } op;
-	spool_db_fn call; /* SPOOL_OP_CALL: another module's writes */
-	void *call_arg;
+	enum { SPOOL_OP_RESULT, SPOOL_OP_RETRY, SPOOL_OP_WRITE } op;
+	/* SPOOL_OP_WRITE: another table's write (spool_write) */
+	int (*write_fn)(sqlite3 *, void *);
+	void *write_arg;
+	void (*write_free)(void *);
 	struct spool_result result;
 	char *result_error, *result_hop;
 	int changes; /* rows an administrator's change touched */
@@ -217,6 +234,8 @@ spool_item_free(struct spool_item *it)
 	free(it->subject);
 	free(it->result_error);
 	free(it->result_hop);
+	if (it->write_free != NULL)
+		it->write_free(it->write_arg);
 	free(it);
 }
 
@@ -323,8 +342,8 @@ spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
 	const struct spool_result *r = &it->result;
 	sqlite3_stmt *u = sp->upd_rcpt, *d = sp->del_msg;
 
-	if (it->op == SPOOL_OP_CALL)
-		return it->call(sp->db, it->call_arg) == 0 ? 0 : -1;
+	if (it->op == SPOOL_OP_WRITE)
+		return it->write_fn(sp->db, it->write_arg);
 	if (it->op == SPOOL_OP_RETRY)
 		return spool_admin(sp, it,
 		    /* 1, not 0: a deferred recipient stays on the retry
@@ -448,7 +467,7 @@ spool_deliver_done(struct spool *sp)
 		 * as done with an empty id: nothing matched. */
 		list->fn(list->arg, list->ok,
 		    list->ok &&
-		            !(list->op != SPOOL_OP_RESULT && list->changes == 0)
+		            !(list->op == SPOOL_OP_RETRY && list->changes == 0)
 		        ? list->queue_id
 		        : "");
 		spool_item_free(list);
@@ -472,8 +491,13 @@ spool_wake_cb(evutil_socket_t fd, short what, void *arg)
  * Message-ID and Subject the tracking log and the queue views show
  * (version 3; older messages have them empty), what transport rules
  * decided per recipient (version 4; old rows: no rule decided anything),
- * the REQUIRETLS flag and "TLS-Required: No" (RFC 8689; older messages
- * never had them).
+ * the REQUIRETLS flag and "TLS-Required: No" (RFC 8689, version 6;
+ * older messages never had them).
+ * New tables need no migration: their CREATE TABLE IF NOT EXISTS makes
+ * them in a database of any version (the MTA-STS cache, version 5).
+ * Every step looks at what the database holds, not at user_version, so
+ * a database whose number says less than it holds (development builds
+ * made the MTA-STS cache at version 3) is brought up the same way.
  */
 static int
 spool_add_column(
@@ -535,8 +559,9 @@ spool_open_db(const char *path, const char **why)
 	if (spool_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
 	    spool_exec(db, "PRAGMA synchronous=FULL") < 0 ||
 	    spool_exec(db, "PRAGMA foreign_keys=ON") < 0 ||
-	    spool_exec(db, spool_schema) < 0 || spool_migrate(db) < 0 ||
-	    spool_exec(db, "PRAGMA user_version=4") < 0) {
+	    spool_exec(db, spool_schema) < 0 ||
+	    spool_exec(db, spool_sts_schema) < 0 || spool_migrate(db) < 0 ||
+	    spool_exec(db, "PRAGMA user_version=" SPOOL_SCHEMA_VERSION) < 0) {
 		*why = "cannot initialise the queue database";
 		sqlite3_close(db);
 		return NULL;
@@ -914,37 +939,36 @@ spool_admin_submit(
 }
 
 int
-spool_retry(struct spool *sp, const char *next_hop, spool_done_fn fn, void *arg)
-{
-	return spool_admin_submit(sp, SPOOL_OP_RETRY, next_hop, fn, arg);
-}
-
-int
-spool_call(struct spool *sp, spool_db_fn fn, void *fnarg, spool_done_fn done,
-    void *arg)
+spool_write(struct spool *sp, int (*fn)(sqlite3 *, void *), void *arg,
+    void (*free_arg)(void *), spool_done_fn done, void *done_arg)
 {
 	struct spool_item *it = calloc(1, sizeof(*it));
 
-	/* "" as its name: the callback's queue id says nothing here */
-	if (it == NULL || (it->queue_id = strdup("")) == NULL) {
+	if (it == NULL || (it->queue_id = strdup("write")) == NULL) {
 		free(it);
 		return -1;
 	}
 	it->is_result = 1;
-	it->op = SPOOL_OP_CALL;
-	it->call = fn;
-	it->call_arg = fnarg;
-	it->changes = 1; /* reported as done, not as "nothing matched" */
+	it->op = SPOOL_OP_WRITE;
+	it->write_fn = fn;
+	it->write_arg = arg;
+	it->write_free = free_arg;
 	it->fn = done;
-	it->arg = arg;
+	it->arg = done_arg;
 	spool_enqueue(sp, it);
 	return 0;
 }
 
 int
-spool_query(struct spool *sp, spool_db_fn fn, void *arg)
+spool_read(struct spool *sp, int (*fn)(sqlite3 *, void *), void *arg)
 {
 	return fn(sp->reader, arg);
+}
+
+int
+spool_retry(struct spool *sp, const char *next_hop, spool_done_fn fn, void *arg)
+{
+	return spool_admin_submit(sp, SPOOL_OP_RETRY, next_hop, fn, arg);
 }
 
 int

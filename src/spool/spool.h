@@ -255,20 +255,20 @@ int spool_load(struct spool *, int64_t message_id, struct spool_stored *);
 int spool_retry(struct spool *, const char *next_hop, spool_done_fn, void *arg);
 
 /*
- * Other tables of the queue database (the TLS posture of partners): fn
- * runs on the committer thread with the writing connection, inside the
- * next batch's transaction (in a savepoint of its own: a -1 from fn
- * rolls back what it wrote, and nothing else), and done(arg, ok, "")
- * follows on the event loop once that transaction is committed, or
- * failed.  fn must not keep the connection.  spool_query() runs fn at
- * once, on the event loop thread, with the read-only connection the
- * delivery side uses.
+ * Other tables of the queue database (the MTA-STS policy cache,
+ * spool_sts.c; the TLS posture, status/posture.c; the TLS reports,
+ * tlsrpt/tlsrpt_store.c) go through the same two doors.  spool_write():
+ * fn runs on the committer thread with the writing connection, inside a batch's
+ * transaction (its own savepoint), and returns 0 on success; done is
+ * called on the loop once that is durable (queue_id "write"), then
+ * free_arg(arg) when not NULL.  spool_read(): fn runs at once on the
+ * loop thread with the read-only connection.  Both return -1 when they
+ * cannot even start (arg then stays the caller's to free).
  */
 struct sqlite3;
-typedef int (*spool_db_fn)(struct sqlite3 *db, void *arg);
-int spool_call(
-    struct spool *, spool_db_fn, void *fnarg, spool_done_fn done, void *arg);
-int spool_query(struct spool *, spool_db_fn, void *arg);
+int spool_write(struct spool *, int (*fn)(struct sqlite3 *, void *), void *arg,
+    void (*free_arg)(void *), spool_done_fn done, void *done_arg);
+int spool_read(struct spool *, int (*fn)(struct sqlite3 *, void *), void *arg);
 
 /* Remove finished messages received before the given time. */
 int spool_purge(struct spool *, time_t before);

@@ -8,7 +8,7 @@
  * control socket (`get-tlsposture`) and the status page read
  * posture_report().  Everything runs on the event loop thread except the
  * writes, which the spool's committer makes inside its own transactions
- * (spool_call), so the posture never adds an fsync of its own.
+ * (spool_write), so the posture never adds an fsync of its own.
  *
  * Why aggregate in memory: a relay makes thousands of sessions a minute
  * to a few hundred partners, and a row per session through the committer
@@ -381,7 +381,8 @@ posture_flush(struct posture *ps)
 		b->purge_before = hour - POSTURE_KEEP_HOURS;
 		ps->purged_hour = hour;
 	}
-	if (spool_call(ps->spool, posture_write, b, posture_written, b) < 0) {
+	if (spool_write(ps->spool, posture_write, b, NULL, posture_written, b) <
+	    0) {
 		posture_list_free(b->list);
 		free(b);
 		return;
@@ -714,7 +715,7 @@ posture_report(struct posture *ps, const char *name, time_t now,
 		return -1;
 	*out = NULL;
 	*n = 0;
-	if (spool_query(ps->spool, posture_read_db, &r) < 0) {
+	if (spool_read(ps->spool, posture_read_db, &r) < 0) {
 		free(r.slots);
 		free(r.v);
 		return -1;

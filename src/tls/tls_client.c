@@ -323,9 +323,10 @@ tls_client_ssl(struct tls_client *c, const struct tls_client_target *t,
 			goto fail;
 		}
 	}
-	n = snprintf(key, sizeof(key), "%s:%u/%s/%s", t->host, t->port,
+	n = snprintf(key, sizeof(key), "%s:%u/%s/%s%s%s", t->host, t->port,
 	    tls_client_empty(t->cert_name) ? "-" : t->cert_name,
-	    t->domain_secure ? "secure" : "default");
+	    t->domain_secure ? "secure" : "default",
+	    tls_client_empty(t->dane) ? "" : "/", t->dane ? t->dane : "");
 	/* A key that does not fit is not cached rather than truncated. */
 	if (n > 0 && (size_t)n < sizeof(key)) {
 		for (char *p = key; *p != '\0'; p++)

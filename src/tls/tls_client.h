@@ -54,6 +54,13 @@ struct tls_client_target {
 	unsigned port;
 	const char *cert_name; /* TlsCertificateName, or NULL: none */
 	int domain_secure;     /* also trust domain_secure_ca_file */
+	/*
+	 * Under DANE: tls_dane_digest() of the records the connection is
+	 * verified against, or NULL.  Part of the session cache key: a
+	 * resumed session carries its first handshake's verdict, which
+	 * only counts under the same records.
+	 */
+	const char *dane;
 };
 
 /*

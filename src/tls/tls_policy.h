@@ -15,12 +15,21 @@
  *                          -> what the client does next;
  *   tls_policy_describe()  the policy in words, for people.
  *
- * Inputs beyond the connector (a transport rule's
- * RouteMessageOutboundRequireTls now; DANE's TLSA records of the next
- * hop and the domain's MTA-STS policy later) are further fields of
- * struct tls_policy_input; each can only raise the level the connector
- * sets (SPEC 6: the connector is the floor), and struct tls_policy
- * records which input set the level (source).
+ * Further inputs, in the order they apply, each only adding to what
+ * comes before it:
+ *   - the send connector's Force TLS settings, the floor (SPEC 3);
+ *   - a transport rule's RouteMessageOutboundRequireTls (SPEC 5), which
+ *     raises the floor to at least EncryptionOnly (a stricter connector
+ *     level stays; IgnoreSTARTTLS gives way);
+ *   - DANE's TLSA records of the next hop, then, only where DANE does not
+ *     apply to the host, the domain's MTA-STS policy (issue 16, SPEC 6):
+ *     they raise the level to "TLS required" and add a check of their
+ *     own after the floor's (DANE: a TLSA record must match; MTA-STS
+ *     enforce: a trusted certificate naming the MX host), or rule a next
+ *     hop out before it is even connected to (skip).  DANE, where it
+ *     applies to a host, wins over MTA-STS (RFC 8461 2).
+ * struct tls_policy records which input set the level (source) and the
+ * floor DANE and MTA-STS found (floor_level).
  */
 #ifndef SLUICE_TLS_POLICY_H
 #define SLUICE_TLS_POLICY_H
@@ -28,6 +37,9 @@
 #include <stddef.h>
 
 #include "conf/conf.h"
+#include "dns/tlsa.h"
+#include "sts/sts.h"
+#include "tls/tls_dane.h"
 #include "tls/tls_verify.h"
 
 /*
@@ -43,11 +55,20 @@ enum tls_policy_level {
 	TLS_POLICY_DOMAIN_SECURE, /* Domain Security: mutual TLS */
 };
 
-/* Which input set the level (DANE and MTA-STS come later). */
+/* Which input set the level. */
 enum tls_policy_source {
 	TLS_SOURCE_CONNECTOR,      /* the send connector's settings */
 	TLS_SOURCE_DOMAIN_SECURE,  /* TLSSendDomainSecureList */
 	TLS_SOURCE_TRANSPORT_RULE, /* RouteMessageOutboundRequireTls */
+	TLS_SOURCE_DANE,           /* the next hop's TLSA records */
+	TLS_SOURCE_MTA_STS,        /* the recipient domain's MTA-STS policy */
+};
+
+/* What the domain's MTA-STS policy asks of this next hop. */
+enum tls_policy_sts {
+	TLS_STS_NONE,    /* no policy, mode none, MtaStsMode None, or DANE */
+	TLS_STS_TESTING, /* check and report, never stop the mail */
+	TLS_STS_ENFORCE, /* a trusted certificate naming the host, or defer */
 };
 
 struct tls_policy_input {
@@ -55,6 +76,12 @@ struct tls_policy_input {
 	const struct conf_send_connector *connector;
 	const char *domain; /* the recipient domain (lower case) */
 	const char *host;   /* the next hop; NULL when not known yet */
+	/* DANE: the hop's address record was DNSSEC-validated, and its
+	 * TLSA look-up (NULL: not looked up) */
+	int addr_secure;
+	const struct tlsa_result *tlsa;
+	/* the domain's MTA-STS policy in force (NULL: none known) */
+	const struct sts_state *sts;
 	/*
 	 * The transport rule whose RouteMessageOutboundRequireTls applies
 	 * to the recipients (SPEC 5), or NULL: at least ENCRYPT.
@@ -80,6 +107,26 @@ struct tls_policy {
 	const char *cert_name; /* our certificate presented, or NULL */
 	int partner_trust;     /* trust Domain Security's partner CAs too */
 	const char *rule;      /* a transport rule requires TLS, or NULL */
+	/*
+	 * The floor: the connector's own level, raised by a transport
+	 * rule's RouteMessageOutboundRequireTls, before DANE or MTA-STS
+	 * raised it.  A check it needs failing always defers.
+	 */
+	enum tls_policy_level floor_level;
+	const char *host; /* the next hop, for MTA-STS's name check */
+	/* DANE for this host (RFC 7672 2.2) and its records */
+	enum tls_dane_need dane;
+	const struct tlsa_result *tlsa;
+	char dane_why[400];
+	/* MTA-STS for this host: the policy's mode and whether the host
+	 * matches its mx patterns */
+	enum tls_policy_sts sts;
+	int sts_match;
+	const char *sts_id;
+	/* do not even connect to this host; skip_why says why ("DANE: ...",
+	 * "MTA-STS enforce: ...") */
+	int skip;
+	char skip_why[600];
 };
 
 void tls_policy_decide(const struct tls_policy_input *, struct tls_policy *);
@@ -99,6 +146,10 @@ struct tls_facts {
 	const char *error; /* HANDSHAKE failed: the reason, or NULL */
 	/* HANDSHAKE: what it established (tls_peer_outcome()) */
 	const struct tls_outcome *outcome;
+	/* HANDSHAKE, under DANE verify: did a TLSA record match
+	 * (tls_dane_verified()), and if not, why */
+	int dane_ok;
+	const char *dane_why;
 };
 
 /* What the client does next. */
@@ -127,6 +178,13 @@ enum tls_action tls_policy_judge(const struct tls_policy *,
 int tls_policy_required(const struct tls_policy *);
 
 /*
+ * Does a connection that meets the policy have an authenticated peer
+ * (CertificateValidation and up, DANE verify, MTA-STS)?  The tracking
+ * log then says "verified" rather than "encrypted".
+ */
+int tls_policy_authenticates(const struct tls_policy *);
+
+/*
  * The TlsAuthLevel that tls_evaluate() applies for this policy
  * (TLS_AUTH_NONE for NONE and MAY).
  */
@@ -136,7 +194,9 @@ enum tls_auth_level tls_policy_auth_level(const struct tls_policy *);
  * The policy's name in the message tracking log's tls= field:
  * "IgnoreSTARTTLS", "opportunistic", "EncryptionOnly",
  * "CertificateValidation", "DomainValidation" (Domain Security too: it
- * is DomainValidation against the recipient domain).
+ * is DomainValidation against the recipient domain); "dane" when DANE
+ * applies to the host, "sts-enforce" or "sts-testing" when the domain's
+ * MTA-STS policy does (SPEC 6: dane:verified, sts-enforce:verified).
  */
 const char *tls_policy_name(const struct tls_policy *);
 
@@ -144,7 +204,8 @@ const char *tls_policy_name(const struct tls_policy *);
  * One line for people (`sluicectl route`, `test-tls`, the protocol log):
  * "RequireTLS, DomainValidation: TLS with a trusted certificate naming
  * *.contoso.com; otherwise defer"; a transport rule's requirement is
- * named, as what set the level or as met by the connector already.
+ * named, as what set the level or as met by the connector already; what
+ * DANE or MTA-STS add to the floor follows ("; DANE: ...").
  */
 void tls_policy_describe(const struct tls_policy *, char *out, size_t len);
 

@@ -66,6 +66,8 @@ static const char *const tls_check_names[] = {
     [TLS_CHECK_EXPIRED] = "Expired",
     [TLS_CHECK_REVOKED] = "Revoked",
     [TLS_CHECK_NAME_MISMATCH] = "NameMismatch",
+    [TLS_CHECK_DANE] = "DaneNoMatch",
+    [TLS_CHECK_STS_MX] = "MxNotInPolicy",
 };
 
 const char *

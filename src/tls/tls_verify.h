@@ -31,6 +31,9 @@ enum tls_check {
 	TLS_CHECK_EXPIRED,       /* outside its validity period */
 	TLS_CHECK_REVOKED,       /* revoked, or revocation status unknown */
 	TLS_CHECK_NAME_MISMATCH, /* does not name the expected host/domain */
+	/* Internet policies (SPEC 6), checked after the connector's: */
+	TLS_CHECK_DANE,   /* no TLSA record matched (RFC 7672) */
+	TLS_CHECK_STS_MX, /* the MX host is not in the MTA-STS policy */
 };
 
 /*

@@ -299,7 +299,8 @@ tlsrpt_store_flush(struct tlsrpt_store *st, spool_done_fn done, void *arg)
 	}
 	b->done = done;
 	b->arg = arg;
-	if (spool_call(st->spool, tlsrpt_write, b, tlsrpt_written, b) < 0) {
+	if (spool_write(st->spool, tlsrpt_write, b, NULL, tlsrpt_written, b) <
+	    0) {
 		tlsrpt_batch_free(b);
 		return -1;
 	}
@@ -327,7 +328,8 @@ tlsrpt_store_mark(struct tlsrpt_store *st, const char *day, const char *domain,
 	b->arg = arg;
 	if (b->day == NULL || b->domain == NULL || b->rua == NULL ||
 	    b->report_id == NULL || b->error == NULL ||
-	    spool_call(st->spool, tlsrpt_write, b, tlsrpt_written, b) < 0) {
+	    spool_write(st->spool, tlsrpt_write, b, NULL, tlsrpt_written, b) <
+	        0) {
 		tlsrpt_batch_free(b);
 		return -1;
 	}
@@ -456,7 +458,7 @@ tlsrpt_store_domains(
     struct tlsrpt_store *st, const char *day, char ***domains, size_t *n)
 {
 	struct tlsrpt_domains d = {day, NULL, 0};
-	int rc = spool_query(st->spool, tlsrpt_read_domains, &d);
+	int rc = spool_read(st->spool, tlsrpt_read_domains, &d);
 
 	*domains = d.v;
 	*n = d.n;
@@ -577,7 +579,7 @@ tlsrpt_store_report(struct tlsrpt_store *st, const char *day,
 	snprintf(out->day, sizeof(out->day), "%s", day);
 	out->policies = NULL;
 	out->npolicies = 0;
-	if (spool_query(st->spool, tlsrpt_read_report, &r) < 0) {
+	if (spool_read(st->spool, tlsrpt_read_report, &r) < 0) {
 		tlsrpt_report_clear(out);
 		return -1;
 	}
@@ -627,7 +629,7 @@ tlsrpt_store_state(struct tlsrpt_store *st, const char *day, const char *domain,
 {
 	struct tlsrpt_state_read s = {day, domain, rua, TLSRPT_NEW, 0, 0};
 
-	if (spool_query(st->spool, tlsrpt_read_state, &s) < 0)
+	if (spool_read(st->spool, tlsrpt_read_state, &s) < 0)
 		return -1;
 	if (attempts != NULL)
 		*attempts = s.attempts;

@@ -422,8 +422,15 @@ class Sluice:
         return v
 
     def write_config(self, text):
+        """Replace the file in one step (a new file renamed over it), as
+        configuration tools do: a reload still reading the file for an
+        earlier SIGHUP sees the old text or the new, never an empty or
+        half-written one (which can be a valid configuration without a
+        receive connector, and would close the listeners)."""
         self.conf_text = text
-        self.conf_path.write_text(text)
+        tmp = self.conf_path.with_name(self.conf_path.name + ".new")
+        tmp.write_text(text)
+        os.replace(tmp, self.conf_path)
 
     # process control -------------------------------------------------------
 
@@ -678,12 +685,17 @@ class Sluice:
         return [e for e in out if event is None or e.get("event-id") == event]
 
 
-def run_ctl(*args, cwd=None, timeout=20):
+def run_ctl(*args, cwd=None, timeout=20, env=None):
+    """sluicectl with these arguments; env: variables added to ours."""
     if not SLUICECTL.exists():
         pytest.fail(f"{SLUICECTL} does not exist: run `make asan` first")
+    e = None
+    if env is not None:
+        e = dict(os.environ)
+        e.update(env)
     return subprocess.run([str(SLUICECTL)] + [str(a) for a in args],
                           capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout)
+                          timeout=timeout, env=e)
 
 
 def split_headers(raw):

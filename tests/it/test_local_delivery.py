@@ -48,11 +48,14 @@ def test_maildir_delivery(tmp_path):
         stored = s.bodies()[0]
         assert data.split(b"\n", 1)[1] == stored.replace(b"\r\n", b"\n")
         # recorded as delivered, kept for the safety net
-        eventually(lambda: [r["status"] for r in s.recipients()] == [1, 1], 5)
-        assert [r["status"] for r in s.recipients()] == [1, 1]
+        eventually(lambda: [r["status"] for r in s.recipients()] == [1, 1],
+                   20, "both recipients recorded delivered")
         assert len(s.messages()) == 1
-        log = "".join(open(p).read() for p in s.tracklog_files())
-        assert log.count(f"DELIVER,{qid},") == 2
+
+        def delivered_rows():
+            log = "".join(open(p).read() for p in s.tracklog_files())
+            return log.count(f"DELIVER,{qid},")
+        eventually(lambda: delivered_rows() == 2, 20, "two DELIVER rows")
 
 
 def alice_only(tmp_path, validation):
@@ -181,10 +184,7 @@ def test_local_mail_faster_than_the_maildir_agent(tmp_path):
         join_threads(start_threads(sender, [(n,) for n in range(4)]), 50,
                      "senders")
         assert failures == [] and len(accepted) == 400
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline:
-            if all(r["status"] == 1 for r in s.recipients()):
-                break
-            time.sleep(0.2)
+        eventually(lambda: all(r["status"] == 1 for r in s.recipients()),
+                   40, "every local recipient delivered")
         assert [r for r in s.recipients() if r["status"] != 1] == []
         assert len(list(mail.glob("local.test/*/new/*"))) == 1200

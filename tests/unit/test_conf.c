@@ -444,6 +444,54 @@ test_validation_rules(void **state)
 	expect_error("[SendConnector s]\nAddressSpaces = *\n"
 	             "DNSRoutingEnabled = false\n",
 	    3, "needs SmartHosts");
+	expect_error("[SendConnector s]\nAddressSpaces = *\n"
+	             "IgnoreSTARTTLS = true\nSmtpDaneMode = Mandatory\n",
+	    4, "SmtpDaneMode = Mandatory needs IgnoreSTARTTLS = false");
+	expect_error("[SendConnector s]\nAddressSpaces = *\n"
+	             "SmtpDaneMode = Required\n",
+	    3, "expected Opportunistic, Mandatory or None");
+	expect_error("[SendConnector s]\nAddressSpaces = *\n"
+	             "MtaStsMode = Mandatory\n",
+	    3, "expected Opportunistic or None");
+}
+
+/* SPEC 6: both default to Opportunistic; values are case-insensitive. */
+static void
+test_dane_sts_modes(void **state)
+{
+	static const struct {
+		const char *text;
+		enum conf_dane_mode dane;
+		enum conf_sts_mode sts;
+	} t[] = {
+	    {"", DANE_MODE_OPPORTUNISTIC, MTASTS_MODE_OPPORTUNISTIC},
+	    {"SmtpDaneMode = Mandatory\n", DANE_MODE_MANDATORY,
+	        MTASTS_MODE_OPPORTUNISTIC},
+	    {"SmtpDaneMode = none\nMtaStsMode = NONE\n", DANE_MODE_NONE,
+	        MTASTS_MODE_NONE},
+	    {"smtpdanemode = opportunistic\n", DANE_MODE_OPPORTUNISTIC,
+	        MTASTS_MODE_OPPORTUNISTIC},
+	};
+	char text[512], err[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct conf *c;
+
+		snprintf(text, sizeof(text),
+		    "%s[SendConnector s]\nAddressSpaces = *\n%s", base,
+		    t[i].text);
+		c = load(text, err, sizeof(err));
+		if (c == NULL)
+			fail_msg("refused %s: %s", t[i].text, err);
+		assert_int_equal(
+		    c->send_connectors[0].smtp_dane_mode, t[i].dane);
+		assert_int_equal(c->send_connectors[0].mta_sts_mode, t[i].sts);
+		conf_free(c);
+	}
+	assert_string_equal(
+	    conf_dane_mode_name(DANE_MODE_MANDATORY), "Mandatory");
+	assert_string_equal(conf_sts_mode_name(MTASTS_MODE_NONE), "None");
 }
 
 static void
@@ -521,6 +569,7 @@ main(void)
 	    cmocka_unit_test(test_defaults_and_paths),
 	    cmocka_unit_test(test_syntax_errors),
 	    cmocka_unit_test(test_validation_rules),
+	    cmocka_unit_test(test_dane_sts_modes),
 	    cmocka_unit_test(test_continuation_and_quotes),
 	    cmocka_unit_test(test_dump_round_trip),
 	};

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -446,6 +447,83 @@ test_ptr_cancel_and_free(void **state)
 	event_base_free(base);
 }
 
+/* Look-ups of one question (TLSA, TXT) */
+
+static void
+count_answer(void *arg, const struct resolver_answer *a)
+{
+	(void)a;
+	(*(int *)arg)++;
+}
+
+static void
+test_lookup_names_and_cancel(void **state)
+{
+	static const char *bad[] = {"", "a..b", "_25._tcp.", "_x y.example",
+	    "_25._tcp.192.0.2.1", "mx.example.test."};
+	struct event_base *base = event_base_new();
+	const char *why;
+	struct resolver *r = resolver_new(base, DEAD_SERVER, &why);
+	struct resolver_lookup *a, *b;
+	int calls = 0;
+
+	(void)state;
+	assert_non_null(r);
+	assert_int_equal(resolver_validates(r), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (resolver_lookup(r, bad[i], 52, count_answer, &calls) !=
+		    NULL)
+			fail_msg("name \"%s\" accepted", bad[i]);
+	a = resolver_lookup(
+	    r, "_25._tcp.mx.example.test", 52, count_answer, &calls);
+	b = resolver_lookup(
+	    r, "_mta-sts.example.test", 16, count_answer, &calls);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(calls, 0); /* never inside the call */
+	resolver_lookup_cancel(a);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	assert_int_equal(calls, 0);
+	/* b is still out when the resolver goes: it never calls back */
+	resolver_free(r);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	assert_int_equal(calls, 0);
+	event_base_free(base);
+}
+
+static void
+test_bad_trust_anchor(void **state)
+{
+	struct event_base *base = event_base_new();
+	const char *why = NULL;
+	struct resolver *r;
+
+	(void)state;
+	r = resolver_new_dnssec(
+	    base, DEAD_SERVER, "/nonexistent/root.key", &why);
+	assert_null(r);
+	assert_non_null(strstr(why, "DnssecTrustAnchorFile"));
+	/* a file without DS or DNSKEY records */
+	{
+		char path[] = "/tmp/sluice-ta-XXXXXX";
+		int fd = mkstemp(path);
+
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "not a key\n", 10), 10);
+		close(fd);
+		r = resolver_new_dnssec(base, DEAD_SERVER, path, &why);
+		unlink(path);
+		assert_null(r);
+		assert_non_null(strstr(why, "no DS or DNSKEY"));
+	}
+	/* "" is no validation, not an error */
+	r = resolver_new_dnssec(base, DEAD_SERVER, "", &why);
+	assert_non_null(r);
+	assert_int_equal(resolver_validates(r), 0);
+	resolver_free(r);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -462,6 +540,8 @@ main(void)
 	    cmocka_unit_test(test_query_cap),
 	    cmocka_unit_test(test_reverse_names),
 	    cmocka_unit_test(test_ptr_cancel_and_free),
+	    cmocka_unit_test(test_lookup_names_and_cancel),
+	    cmocka_unit_test(test_bad_trust_anchor),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

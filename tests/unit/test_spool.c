@@ -1,7 +1,8 @@
 /*
  * test_spool.c - the durable queue (src/spool/): messages and recipients
  * stored byte-exact, group commit really batching, and injected write and
- * fsync failures reported as failures with nothing stored.
+ * fsync failures reported as failures with nothing stored, and queue
+ * databases of every earlier schema version brought up to the current one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 
 #include "spool/spool.h"
 #include "spool/spool_fault.h"
+#include "spool/spool_sts.h"
 
 #define BATCH 200
 
@@ -474,60 +476,158 @@ test_rule_copies(void **state)
 	free(dir);
 }
 
-/* A queue written before transport rules gains their columns. */
-static void
-test_migrate_rule_columns(void **state)
+/*
+ * Queue databases of every earlier schema version, as they were made:
+ * the first tables, then what each version added (spool.c,
+ * SPOOL_SCHEMA_VERSION).  "3+sts" is a development build's: the MTA-STS
+ * cache already there at version 3, before the rules' columns.
+ */
+#define OLD_MESSAGES                                                           \
+	"CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"         \
+	" queue_id TEXT NOT NULL UNIQUE, received INTEGER NOT NULL,"           \
+	" sender TEXT NOT NULL, envid TEXT NOT NULL DEFAULT '',"               \
+	" ret INTEGER NOT NULL DEFAULT 0, body_type INTEGER NOT NULL"          \
+	" DEFAULT 0, smtputf8 INTEGER NOT NULL DEFAULT 0, connector"           \
+	" TEXT NOT NULL DEFAULT '', client TEXT NOT NULL DEFAULT '',"          \
+	" helo TEXT NOT NULL DEFAULT '', tls TEXT NOT NULL DEFAULT '',"        \
+	" auth_as TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL,"            \
+	" checksum TEXT NOT NULL, body BLOB NOT NULL);"
+#define OLD_RECIPIENTS                                                         \
+	"CREATE TABLE recipients (id INTEGER PRIMARY KEY, message_id"          \
+	" INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"         \
+	" rcpt_index INTEGER NOT NULL, addr TEXT NOT NULL, orcpt TEXT"         \
+	" NOT NULL DEFAULT '', notify INTEGER NOT NULL DEFAULT 0,"             \
+	" status INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL"        \
+	" DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0,"                 \
+	" last_error TEXT NOT NULL DEFAULT '', next_hop TEXT NOT NULL"         \
+	" DEFAULT '', updated INTEGER NOT NULL DEFAULT 0);"
+#define OLD_ROWS                                                               \
+	"INSERT INTO messages (queue_id, received, sender, size,"              \
+	" checksum, body) VALUES ('OLD', 1, 's@x.org', 1, 'x', 'b');"          \
+	"INSERT INTO recipients (message_id, rcpt_index, addr)"                \
+	" VALUES (1, 0, 'r@y.org');"
+#define ADD_V2                                                                 \
+	"ALTER TABLE recipients ADD COLUMN delay_notified INTEGER NOT NULL"    \
+	" DEFAULT 0;"
+#define ADD_V3                                                                 \
+	"ALTER TABLE messages ADD COLUMN message_id TEXT NOT NULL DEFAULT '';" \
+	"ALTER TABLE messages ADD COLUMN subject TEXT NOT NULL DEFAULT '';"
+#define ADD_V4                                                                 \
+	"ALTER TABLE recipients ADD COLUMN rule_tls TEXT NOT NULL DEFAULT '';" \
+	"ALTER TABLE recipients ADD COLUMN rule_connector TEXT NOT NULL"       \
+	" DEFAULT '';"                                                         \
+	"ALTER TABLE recipients ADD COLUMN rule_route TEXT NOT NULL"           \
+	" DEFAULT '';"                                                         \
+	"ALTER TABLE recipients ADD COLUMN rule_reject TEXT NOT NULL"          \
+	" DEFAULT '';"
+#define ADD_STS                                                                \
+	"CREATE TABLE mta_sts (domain TEXT PRIMARY KEY, id TEXT NOT NULL,"     \
+	" policy BLOB NOT NULL, fetched INTEGER NOT NULL,"                     \
+	" expires INTEGER NOT NULL);"                                          \
+	"INSERT INTO mta_sts VALUES ('y.org', 'id1', 'version: STSv1', 1,"     \
+	" 2);"
+
+static int
+count_sts(void *arg, const struct spool_sts_row *row)
 {
-	struct event_base *base = event_base_new();
-	char *dir = make_dir(), path[512];
-	const char *why = NULL;
-	struct spool *sp;
-	struct spool_due due[2];
-	size_t n = 0;
-	sqlite3 *db;
+	int *n = arg;
+
+	assert_string_equal(row->domain, "y.org");
+	assert_string_equal(row->id, "id1");
+	(*n)++;
+	return 0;
+}
+
+/* Each earlier version is brought up to the current one, data kept. */
+static void
+test_migrate_every_version(void **state)
+{
+	static const struct {
+		const char *name, *sql;
+		int sts_rows; /* MTA-STS cache rows it holds */
+	} t[] = {
+	    {"1", OLD_MESSAGES OLD_RECIPIENTS OLD_ROWS "PRAGMA user_version=1;",
+	        0},
+	    {"2",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 OLD_ROWS
+	        "PRAGMA user_version=2;",
+	        0},
+	    {"3",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 OLD_ROWS
+	        "PRAGMA user_version=3;",
+	        0},
+	    {"3+sts",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_STS OLD_ROWS
+	        "PRAGMA user_version=3;",
+	        1},
+	    {"4",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_V4 OLD_ROWS
+	        "PRAGMA user_version=4;",
+	        0},
+	    {"5",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_V4 ADD_STS
+	            OLD_ROWS "PRAGMA user_version=5;",
+	        1},
+	};
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/queue.db", dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_exec(db,
-	        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	        " queue_id TEXT NOT NULL UNIQUE, received INTEGER NOT NULL,"
-	        " sender TEXT NOT NULL, envid TEXT NOT NULL DEFAULT '',"
-	        " ret INTEGER NOT NULL DEFAULT 0, body_type INTEGER NOT NULL"
-	        " DEFAULT 0, smtputf8 INTEGER NOT NULL DEFAULT 0, connector"
-	        " TEXT NOT NULL DEFAULT '', client TEXT NOT NULL DEFAULT '',"
-	        " helo TEXT NOT NULL DEFAULT '', tls TEXT NOT NULL DEFAULT '',"
-	        " auth_as TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL,"
-	        " checksum TEXT NOT NULL, body BLOB NOT NULL);"
-	        "CREATE TABLE recipients (id INTEGER PRIMARY KEY, message_id"
-	        " INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
-	        " rcpt_index INTEGER NOT NULL, addr TEXT NOT NULL, orcpt TEXT"
-	        " NOT NULL DEFAULT '', notify INTEGER NOT NULL DEFAULT 0,"
-	        " status INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL"
-	        " DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0,"
-	        " last_error TEXT NOT NULL DEFAULT '', next_hop TEXT NOT NULL"
-	        " DEFAULT '', updated INTEGER NOT NULL DEFAULT 0,"
-	        " delay_notified INTEGER NOT NULL DEFAULT 0);"
-	        "INSERT INTO messages (queue_id, received, sender, size,"
-	        " checksum, body) VALUES ('OLD', 1, 's@x.org', 1, 'x', 'b');"
-	        "INSERT INTO recipients (message_id, rcpt_index, addr)"
-	        " VALUES (1, 0, 'r@y.org');"
-	        "PRAGMA user_version=2;",
-	        NULL, NULL, NULL),
-	    SQLITE_OK);
-	sqlite3_close(db);
-	sp = spool_open(dir, base, &why);
-	assert_non_null(sp);
-	assert_int_equal(spool_due_new(sp, 0, due, 2, &n), 0);
-	assert_int_equal(n, 1);
-	assert_string_equal(due[0].queue_id, "OLD");
-	assert_string_equal(due[0].rule_tls, "");
-	assert_string_equal(due[0].rule_reject, "");
-	spool_close(sp);
-	assert_int_equal(count_rows(dir, "pragma user_version"), 4);
-	event_base_free(base);
-	free(dir);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct event_base *base = event_base_new();
+		char *dir = make_dir(), path[512];
+		const char *why = NULL;
+		struct spool *sp;
+		struct spool_due due[2];
+		size_t n = 0;
+		int sts = 0;
+		sqlite3 *db;
+
+		print_message("version %s\n", t[i].name);
+		snprintf(path, sizeof(path), "%s/queue.db", dir);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(
+		    sqlite3_exec(db, t[i].sql, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+		/* twice: a migrated database opens again unchanged */
+		for (int round = 0; round < 2; round++) {
+			sp = spool_open(dir, base, &why);
+			assert_non_null(sp);
+			n = 0;
+			assert_int_equal(spool_due_new(sp, 0, due, 2, &n), 0);
+			assert_int_equal(n, 1);
+			assert_string_equal(due[0].queue_id, "OLD");
+			assert_string_equal(due[0].addr, "r@y.org");
+			assert_string_equal(due[0].rule_tls, "");
+			assert_string_equal(due[0].rule_connector, "");
+			assert_string_equal(due[0].rule_route, "");
+			assert_string_equal(due[0].rule_reject, "");
+			sts = 0;
+			assert_int_equal(
+			    spool_sts_load(sp, count_sts, &sts), 0);
+			assert_int_equal(sts, t[i].sts_rows);
+			spool_close(sp);
+		}
+		assert_int_equal(count_rows(dir, "pragma user_version"), 6);
+		/* version 6: RFC 8689's flags, off for older messages */
+		assert_int_equal(
+		    count_rows(dir, "select count(*) from messages "
+		                    "where requiretls = 0 and "
+		                    "tls_optional = 0"),
+		    1);
+		assert_int_equal(
+		    count_rows(dir, "select count(*) from messages "
+		                    "where message_id = '' and "
+		                    "subject = ''"),
+		    1);
+		assert_int_equal(count_rows(dir, "select count(*) from "
+		                                 "recipients where "
+		                                 "delay_notified = 0"),
+		    1);
+		assert_int_equal(
+		    count_rows(dir, "select count(*) from mta_sts"),
+		    t[i].sts_rows);
+		event_base_free(base);
+		free(dir);
+	}
 }
 
 int
@@ -540,7 +640,7 @@ main(void)
 	    cmocka_unit_test(test_due_record_purge),
 	    cmocka_unit_test(test_info_foreach_suspend),
 	    cmocka_unit_test(test_rule_copies),
-	    cmocka_unit_test(test_migrate_rule_columns),
+	    cmocka_unit_test(test_migrate_every_version),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

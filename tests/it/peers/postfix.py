@@ -183,6 +183,12 @@ class Postfix:
     - main: {"name": "value"} extra or overriding main.cf parameters.
     - base: where the instance directory is made (default /tmp); dir: use
       this directory instead (made if missing).
+    - resolv_conf: a resolv.conf for this instance alone (the DANE tests:
+      a validating unbound on loopback, peers/unbound.py).  Postfix reads
+      /etc/resolv.conf, so the instance is started in a mount namespace
+      of its own (unshare -m) where that file is bind-mounted over it;
+      every process of the instance inherits the namespace, nothing else
+      on the machine sees it.
     """
 
     def __init__(self, port, host="127.0.0.1", *, myhostname="postfix.test",
@@ -190,7 +196,7 @@ class Postfix:
                  mynetworks=("127.0.0.0/8",), mailbox_domains=(),
                  transport=None, hold=False, tls=None,
                  smtpd_process_limit=100, smtpd_options=None, main=None,
-                 base=None, dir=None):
+                 base=None, dir=None, resolv_conf=None):
         self.port = port
         self.host = host
         self.myhostname = myhostname
@@ -205,6 +211,7 @@ class Postfix:
         self.smtpd_process_limit = smtpd_process_limit
         self.smtpd_options = smtpd_options or {}
         self.main = main or {}
+        self.resolv_conf = resolv_conf
         if dir is not None:
             self.dir = Path(dir).resolve()
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -406,9 +413,13 @@ class Postfix:
         return env
 
     def _run(self, *args, check=True, timeout=START_TIMEOUT):
-        p = subprocess.run([POSTFIX, "-c", str(self.conf_dir), *args],
-                           env=self._env(), capture_output=True, text=True,
-                           timeout=timeout)
+        cmd = [POSTFIX, "-c", str(self.conf_dir), *args]
+        if self.resolv_conf is not None and args[:1] == ("start",):
+            cmd = ["unshare", "-m", "sh", "-c",
+                   'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                   str(self.resolv_conf)] + cmd
+        p = subprocess.run(cmd, env=self._env(), capture_output=True,
+                           text=True, timeout=timeout)
         if check and p.returncode != 0:
             raise PeerError(f"postfix {' '.join(args)} failed "
                             f"({p.returncode}): {p.stderr.strip()}\n"
@@ -680,6 +691,8 @@ def _main(argv):
     st.add_argument("--process-limit", type=int, default=100)
     st.add_argument("-o", action="append", default=[],
                     metavar="NAME=VALUE", help="extra main.cf parameter")
+    st.add_argument("--resolv-conf", default=None,
+                    help="a resolv.conf for this instance alone (DANE)")
     for name in ("count", "stop", "smtpd-mem"):
         p = sub.add_parser(name)
         p.add_argument("--dir", required=True)
@@ -698,7 +711,7 @@ def _main(argv):
             pf = Postfix(a.port, a.host, relay_domains=a.accept,
                          mynetworks=a.mynetworks, hold=a.hold,
                          smtpd_process_limit=a.process_limit, main=main,
-                         dir=a.dir)
+                         dir=a.dir, resolv_conf=a.resolv_conf)
             pf.start()
         elif a.cmd == "count":
             print(Postfix.attach(a.dir).queue_count())
