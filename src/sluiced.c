@@ -46,6 +46,7 @@
 #include "status/metrics.h"
 #include "status/posture.h"
 #include "status/status_http.h"
+#include "tlsrpt/tlsrpt_send.h"
 #include "tlsrpt/tlsrpt_store.h"
 #include "tls/tls_store.h"
 #include "util/buf.h"
@@ -830,6 +831,10 @@ main(int argc, char **argv)
 		d.srv.stored = sluiced_stored;
 		d.srv.stored_arg = d.qmgr;
 	}
+	/* TLS reports: sent once a day; mailto: ones through the queue */
+	if ((d.daemon.tlsrpt_sender = tlsrpt_sender_new(
+	         &d.daemon, sluiced_stored, d.qmgr)) == NULL)
+		log_fatal("cannot start sending TLS reports");
 	if ((d.control = control_start(&d.daemon, &d.srv, d.qmgr,
 	         conf->transport.control_socket)) == NULL)
 		log_fatal("cannot open the control socket %s",
@@ -869,6 +874,10 @@ main(int argc, char **argv)
 	log_info("stopping");
 	status_http_stop(d.status);
 	local_submit_free(d.local);
+	/* before the control socket: administrators waiting for a run are
+	 * told; what the committer still owes it comes at spool_close */
+	tlsrpt_sender_free(d.daemon.tlsrpt_sender);
+	d.daemon.tlsrpt_sender = NULL;
 	control_stop(d.control);
 	qmgr_stop(d.qmgr);
 	/* what the posture counted since its last flush, before the queue

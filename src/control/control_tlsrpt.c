@@ -1,11 +1,14 @@
 /*
  * control_tlsrpt.c - the control socket's TLS report command:
  *
- *   tls-report [domain=D] [date=YYYY-MM-DD]
+ *   tls-report [domain=D] [date=YYYY-MM-DD] [send]
  *
  * prints the RFC 8460 report of one domain (or of every domain with
  * sessions) for one UTC day (default: yesterday, the report the daily
- * run sends next), exactly as it would be sent.
+ * run sends next), exactly as it would be sent.  With "send" the
+ * reports are sent now, as the daily run would (tlsrpt_send.c: each
+ * address once; a failed one tried again without waiting for its
+ * pause), and the answer says what became of each address.
  *
  * The counts of the last minute are still in the daemon's memory, so
  * the answer waits for a flush of the store through the committer; the
@@ -20,6 +23,7 @@
 #include "daemon/daemon.h"
 #include "tlsrpt/tlsrpt.h"
 #include "tlsrpt/tlsrpt_json.h"
+#include "tlsrpt/tlsrpt_send.h"
 #include "tlsrpt/tlsrpt_store.h"
 #include "util/buf.h"
 
@@ -93,6 +97,12 @@ answer:
 	free(j);
 }
 
+static void
+ct_sent(void *arg, struct buf *lines)
+{
+	control_answer(arg, lines);
+}
+
 int
 control_tlsrpt_run(struct control_client *c, const struct control_request *req,
     struct buf *out)
@@ -100,6 +110,7 @@ control_tlsrpt_run(struct control_client *c, const struct control_request *req,
 	struct daemon *daemon = c->ctl->daemon;
 	struct ct_job *j;
 	int64_t start, end;
+	int send = 0;
 
 	if (strcmp(req->verb, "tls-report") != 0)
 		return -1;
@@ -116,8 +127,10 @@ control_tlsrpt_run(struct control_client *c, const struct control_request *req,
 	for (int i = 0; i < req->nargs; i++) {
 		const char *a = req->args[i];
 
-		if (strncmp(a, "domain=", 7) == 0 && strlen(a + 7) > 0 &&
-		    strlen(a + 7) < sizeof(j->domain)) {
+		if (strcmp(a, "send") == 0) {
+			send = 1;
+		} else if (strncmp(a, "domain=", 7) == 0 && strlen(a + 7) > 0 &&
+		           strlen(a + 7) < sizeof(j->domain)) {
 			snprintf(j->domain, sizeof(j->domain), "%s", a + 7);
 		} else if (strncmp(a, "date=", 5) == 0 &&
 		           tlsrpt_day_range(a + 5, &start, &end) == 0) {
@@ -125,7 +138,7 @@ control_tlsrpt_run(struct control_client *c, const struct control_request *req,
 		} else {
 			buf_printf(out,
 			    "error: tls-report: bad argument \"%.100s\" "
-			    "(domain=D, date=YYYY-MM-DD)\n",
+			    "(domain=D, date=YYYY-MM-DD, send)\n",
 			    a);
 			free(j);
 			return 0;
@@ -135,6 +148,22 @@ control_tlsrpt_run(struct control_client *c, const struct control_request *req,
 	for (char *p = j->domain; *p != '\0'; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
+	if (send) {
+		const char *org =
+		    daemon->conf->conf->transport.tls_reporting_organization;
+
+		if (org == NULL || org[0] == '\0')
+			buf_puts(out, "error: TlsReportingOrganization is not "
+			              "set: no TLS reports are sent\n");
+		else if (daemon->tlsrpt_sender == NULL ||
+		         tlsrpt_sender_run(daemon->tlsrpt_sender, j->day,
+		             j->domain, ct_sent, c) < 0)
+			buf_puts(out, "error: TLS reports cannot be sent\n");
+		else
+			send = 2;
+		free(j);
+		return send == 2 ? 1 : 0;
+	}
 	if (tlsrpt_store_flush(daemon->tlsrpt, ct_flushed, j) < 0) {
 		buf_puts(out, "error: out of memory\n");
 		free(j);

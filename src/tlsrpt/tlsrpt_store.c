@@ -51,6 +51,7 @@ static const char tlsrpt_schema[] =
     " report_id TEXT NOT NULL, state INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL DEFAULT 0,"
     " last_error TEXT NOT NULL DEFAULT '', updated INTEGER NOT NULL,"
+    " queue_id TEXT NOT NULL DEFAULT '',"
     " PRIMARY KEY (day, domain, rua)) WITHOUT ROWID;";
 
 struct tlsrpt_entry {
@@ -64,8 +65,8 @@ struct tlsrpt_batch {
 	char purge_before[11]; /* "" or delete days before this one */
 	/* an administrator's record instead (tlsrpt_store_mark) */
 	int mark;
-	char *day, *domain, *rua, *report_id, *error;
-	int sent;
+	char *day, *domain, *rua, *report_id, *error, *queue_id;
+	enum tlsrpt_state state;
 	time_t now;
 	spool_done_fn done;
 	void *arg;
@@ -129,6 +130,7 @@ tlsrpt_batch_free(struct tlsrpt_batch *b)
 	free(b->rua);
 	free(b->report_id);
 	free(b->error);
+	free(b->queue_id);
 	free(b);
 }
 
@@ -196,20 +198,23 @@ tlsrpt_write(struct sqlite3 *db, void *arg)
 	if (b->mark) {
 		if (sqlite3_prepare_v2(db,
 		        "INSERT INTO tlsrpt_sent (day, domain, rua, report_id,"
-		        " state, attempts, last_error, updated)"
-		        " VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)"
+		        " state, attempts, last_error, updated, queue_id)"
+		        " VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7, ?9)"
 		        " ON CONFLICT DO UPDATE SET state = ?5,"
-		        " attempts = attempts + 1, last_error = ?6, updated = "
-		        "?7",
+		        " attempts = attempts + ?8, last_error = ?6,"
+		        " updated = ?7, queue_id = ?9",
 		        -1, &st, NULL) != SQLITE_OK)
 			return -1;
 		sqlite3_bind_text(st, 1, b->day, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, b->domain, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, b->rua, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, b->report_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 5, b->sent ? TLSRPT_SENT : TLSRPT_FAILED);
+		sqlite3_bind_int(st, 5, (int)b->state);
 		sqlite3_bind_text(st, 6, b->error, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 7, (sqlite3_int64)b->now);
+		/* queued is no attempt yet: its outcome is */
+		sqlite3_bind_int(st, 8, b->state == TLSRPT_QUEUED ? 0 : 1);
+		sqlite3_bind_text(st, 9, b->queue_id, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 		sqlite3_finalize(st);
 		return rc;
@@ -309,25 +314,26 @@ tlsrpt_store_flush(struct tlsrpt_store *st, spool_done_fn done, void *arg)
 
 int
 tlsrpt_store_mark(struct tlsrpt_store *st, const char *day, const char *domain,
-    const char *rua, const char *report_id, int sent, const char *error,
-    spool_done_fn done, void *arg)
+    const char *rua, const char *report_id, enum tlsrpt_state state,
+    const char *error, const char *queue_id, spool_done_fn done, void *arg)
 {
 	struct tlsrpt_batch *b = calloc(1, sizeof(*b));
 
 	if (b == NULL)
 		return -1;
 	b->mark = 1;
-	b->sent = sent;
+	b->state = state;
 	b->now = time(NULL);
 	b->day = strdup(day);
 	b->domain = strdup(domain);
 	b->rua = strdup(rua);
 	b->report_id = strdup(report_id);
 	b->error = strdup(error != NULL ? error : "");
+	b->queue_id = strdup(queue_id != NULL ? queue_id : "");
 	b->done = done;
 	b->arg = arg;
 	if (b->day == NULL || b->domain == NULL || b->rua == NULL ||
-	    b->report_id == NULL || b->error == NULL ||
+	    b->report_id == NULL || b->error == NULL || b->queue_id == NULL ||
 	    spool_write(st->spool, tlsrpt_write, b, NULL, tlsrpt_written, b) <
 	        0) {
 		tlsrpt_batch_free(b);
@@ -588,9 +594,7 @@ tlsrpt_store_report(struct tlsrpt_store *st, const char *day,
 
 struct tlsrpt_state_read {
 	const char *day, *domain, *rua;
-	int state;
-	unsigned attempts;
-	time_t updated;
+	struct tlsrpt_sent_row *row;
 };
 
 static int
@@ -605,18 +609,19 @@ tlsrpt_read_state(struct sqlite3 *db, void *arg)
 		return has; /* 0: nothing recorded yet */
 
 	if (sqlite3_prepare_v2(db,
-	        "SELECT state, attempts, updated FROM tlsrpt_sent WHERE"
-	        " day = ?1 AND"
-	        " domain = ?2 AND rua = ?3",
+	        "SELECT state, attempts, updated, queue_id FROM tlsrpt_sent"
+	        " WHERE day = ?1 AND domain = ?2 AND rua = ?3",
 	        -1, &st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_text(st, 1, s->day, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, s->domain, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, s->rua, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		s->state = sqlite3_column_int(st, 0);
-		s->attempts = (unsigned)sqlite3_column_int(st, 1);
-		s->updated = (time_t)sqlite3_column_int64(st, 2);
+		s->row->state = (enum tlsrpt_state)sqlite3_column_int(st, 0);
+		s->row->attempts = (unsigned)sqlite3_column_int(st, 1);
+		s->row->updated = (time_t)sqlite3_column_int64(st, 2);
+		snprintf(s->row->queue_id, sizeof(s->row->queue_id), "%s",
+		    tlsrpt_col(st, 3));
 		rc = SQLITE_DONE;
 	}
 	sqlite3_finalize(st);
@@ -625,15 +630,37 @@ tlsrpt_read_state(struct sqlite3 *db, void *arg)
 
 int
 tlsrpt_store_state(struct tlsrpt_store *st, const char *day, const char *domain,
-    const char *rua, unsigned *attempts, time_t *updated)
+    const char *rua, struct tlsrpt_sent_row *row)
 {
-	struct tlsrpt_state_read s = {day, domain, rua, TLSRPT_NEW, 0, 0};
+	struct tlsrpt_sent_row mine;
+	struct tlsrpt_state_read s = {
+	    day, domain, rua, row != NULL ? row : &mine};
 
+	memset(s.row, 0, sizeof(*s.row));
+	s.row->state = TLSRPT_NEW;
 	if (spool_read(st->spool, tlsrpt_read_state, &s) < 0)
 		return -1;
-	if (attempts != NULL)
-		*attempts = s.attempts;
-	if (updated != NULL)
-		*updated = s.updated;
-	return s.state;
+	return (int)s.row->state;
+}
+
+static int
+tlsrpt_read_queued(struct sqlite3 *db, void *arg)
+{
+	const char **qid = arg;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM messages WHERE queue_id = ?",
+	        -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, *qid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+tlsrpt_store_in_queue(struct tlsrpt_store *st, const char *queue_id)
+{
+	return spool_read(st->spool, tlsrpt_read_queued, &queue_id);
 }

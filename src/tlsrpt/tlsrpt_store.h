@@ -67,15 +67,29 @@ int tlsrpt_store_report(struct tlsrpt_store *, const char *day,
     const char *domain, struct tlsrpt_report *out);
 
 /*
- * Reports already sent: has this one (day, domain, rua) gone out?  And
- * the record of an attempt: state "sent" or "failed", the reason, the
- * number of attempts so far.
+ * Reports sent (table tlsrpt_sent), per (day, domain, rua): has this one
+ * gone out?  TLSRPT_QUEUED: a mailto: report handed to the queue as
+ * message queue_id, not yet known to be stored (a crash in between: it
+ * is sent when that message is not in the queue); TLSRPT_SENT: POSTed
+ * (2xx), or stored in the queue; TLSRPT_FAILED: attempts so far failed,
+ * the last one at updated.
  */
-enum tlsrpt_state { TLSRPT_NEW, TLSRPT_SENT, TLSRPT_FAILED };
+enum tlsrpt_state { TLSRPT_NEW, TLSRPT_SENT, TLSRPT_FAILED, TLSRPT_QUEUED };
+struct tlsrpt_sent_row {
+	enum tlsrpt_state state;
+	unsigned attempts; /* SENT and FAILED count one each */
+	time_t updated;
+	char queue_id[32];
+};
+/* The state (row may be NULL), TLSRPT_NEW for none; -1 on error. */
 int tlsrpt_store_state(struct tlsrpt_store *, const char *day,
-    const char *domain, const char *rua, unsigned *attempts, time_t *updated);
+    const char *domain, const char *rua, struct tlsrpt_sent_row *row);
+/* Record an attempt's state through the committer; done as for flush. */
 int tlsrpt_store_mark(struct tlsrpt_store *, const char *day,
-    const char *domain, const char *rua, const char *report_id, int sent,
-    const char *error, spool_done_fn done, void *arg);
+    const char *domain, const char *rua, const char *report_id,
+    enum tlsrpt_state, const char *error, const char *queue_id,
+    spool_done_fn done, void *arg);
+/* Is a message with this queue id in the queue?  1 yes, 0 no, -1 error. */
+int tlsrpt_store_in_queue(struct tlsrpt_store *, const char *queue_id);
 
 #endif

@@ -22,6 +22,7 @@
 #include "tlsrpt/tlsrpt_https.h"
 #include "tlsrpt/tlsrpt_json.h"
 #include "tlsrpt/tlsrpt_mail.h"
+#include "tlsrpt/tlsrpt_send.h"
 #include "tlsrpt/tlsrpt_store.h"
 #include "tlsrpt/tlsrpt_txt.h"
 #include "util/buf.h"
@@ -434,23 +435,62 @@ test_store(void **state)
 	    r.policies[0].details[0].receiving_ip, "198.51.100.7");
 	tlsrpt_report_clear(&r);
 	/* what was sent, once */
-	assert_int_equal(tlsrpt_store_state(st, today, "example.com",
-	                     "mailto:a@b.c", NULL, NULL),
+	assert_int_equal(
+	    tlsrpt_store_state(st, today, "example.com", "mailto:a@b.c", NULL),
 	    TLSRPT_NEW);
 	done = 0;
-	assert_int_equal(tlsrpt_store_mark(st, today, "example.com",
-	                     "mailto:a@b.c", "id", 1, "", flushed, &done),
+	assert_int_equal(
+	    tlsrpt_store_mark(st, today, "example.com", "mailto:a@b.c", "id",
+	        TLSRPT_SENT, "", "", flushed, &done),
 	    0);
 	while (done == 0)
 		event_base_loop(base, EVLOOP_ONCE);
-	assert_int_equal(tlsrpt_store_state(st, today, "example.com",
-	                     "mailto:a@b.c", NULL, NULL),
+	assert_int_equal(
+	    tlsrpt_store_state(st, today, "example.com", "mailto:a@b.c", NULL),
 	    TLSRPT_SENT);
+	/* queued: no attempt counted, the queue id kept */
+	done = 0;
+	assert_int_equal(
+	    tlsrpt_store_mark(st, today, "example.com", "mailto:x@y.z", "id",
+	        TLSRPT_QUEUED, "", "0000AAAA00000001", flushed, &done),
+	    0);
+	while (done == 0)
+		event_base_loop(base, EVLOOP_ONCE);
+	{
+		struct tlsrpt_sent_row row;
+
+		assert_int_equal(tlsrpt_store_state(st, today, "example.com",
+		                     "mailto:x@y.z", &row),
+		    TLSRPT_QUEUED);
+		assert_int_equal(row.attempts, 0);
+		assert_string_equal(row.queue_id, "0000AAAA00000001");
+		/* no such message: a crash came before it was stored */
+		assert_int_equal(
+		    tlsrpt_store_in_queue(st, "0000AAAA00000001"), 0);
+	}
 	tlsrpt_store_free(st);
 	spool_close(sp);
 	event_base_free(base);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	assert_int_equal(system(cmd), 0);
+}
+
+/* Pauses between attempts: 10 minutes, doubling (docs/tls.md). */
+static void
+test_send_pause(void **state)
+{
+	static const struct {
+		unsigned failed;
+		long pause;
+	} t[] = {
+	    {0, 0}, {1, 600}, {2, 1200}, {3, 2400}, {5, 9600},
+	    {TLSRPT_SEND_ATTEMPTS, 19200},
+	    {100, 600L << 15}, /* bounded, never an overflow */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		assert_int_equal(tlsrpt_send_pause(t[i].failed), t[i].pause);
 }
 
 int
@@ -464,6 +504,7 @@ main(void)
 	    cmocka_unit_test(test_day_range),
 	    cmocka_unit_test(test_mail),
 	    cmocka_unit_test(test_store),
+	    cmocka_unit_test(test_send_pause),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
