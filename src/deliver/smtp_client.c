@@ -152,6 +152,9 @@ struct smtp_client {
 	unsigned seq;
 	char local[64], remote[64];
 	char tls_summary[240];
+	/* this hop's DANE or MTA-STS would have applied, and "TLS-Required:
+	 * No" kept them out of the policy (RFC 8689 3) */
+	int relaxed;
 	char dane_key[40]; /* tls_dane_digest() of the hop's records */
 	/* this connection's TLS, for the session report (client_report) */
 	char tls_version[32];
@@ -193,6 +196,25 @@ client_hop(const struct smtp_client *c)
 }
 
 /* --- logs and sending ---------------------------------------------------- */
+
+/*
+ * The tracking log's tls= of this connection; ";TlsRequired=No" after it
+ * where that header kept DANE or MTA-STS out of the policy.
+ */
+static void __attribute__((format(printf, 2, 3)))
+client_summary(struct smtp_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(c->tls_summary, sizeof(c->tls_summary), fmt, ap);
+	va_end(ap);
+	n = strlen(c->tls_summary);
+	if (c->relaxed)
+		snprintf(c->tls_summary + n, sizeof(c->tls_summary) - n,
+		    ";TlsRequired=No");
+}
 
 /*
  * This connection's TLS is decided (it goes on, or it is left for a TLS
@@ -801,8 +823,7 @@ client_reply_starttls(struct smtp_client *c, const struct reply *r)
 	}
 	client_note(c, "%s: going on in plaintext (opportunistic)", why);
 	c->plain_retry = 1; /* go on in plaintext */
-	snprintf(c->tls_summary, sizeof(c->tls_summary),
-	    "tls=opportunistic:refused");
+	client_summary(c, "tls=opportunistic:refused");
 	client_after_ehlo(c);
 }
 
@@ -843,8 +864,8 @@ client_handshake_done(struct smtp_client *c, const char *error)
 	action = tls_policy_judge(&c->policy, &f, &check, why, sizeof(why));
 	if (!ok) {
 		client_report(c, TLS_RESULT_VALIDATION_FAILURE, why);
-		snprintf(c->tls_summary, sizeof(c->tls_summary),
-		    "tls=%s:failed;handshake", tls_policy_name(&c->policy));
+		client_summary(
+		    c, "tls=%s:failed;handshake", tls_policy_name(&c->policy));
 		client_log(c, '*', why, strlen(why), NULL);
 		if (action == TLS_ACTION_RETRY_PLAINTEXT) {
 			client_record(c, "4.7.10", "%s", why);
@@ -862,8 +883,7 @@ client_handshake_done(struct smtp_client *c, const char *error)
 	    tls_evaluate(TLS_AUTH_DOMAIN_VALIDATION, &o, NULL,
 	        client_hop(c)->host, NULL, 0) == TLS_CHECK_OK ||
 	    (c->policy.level >= TLS_POLICY_DOMAIN && check == TLS_CHECK_OK);
-	snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s;%s;%s%s",
-	    tls_policy_name(&c->policy),
+	client_summary(c, "tls=%s:%s;%s;%s%s", tls_policy_name(&c->policy),
 	    check == TLS_CHECK_OK
 	        ? (tls_policy_authenticates(&c->policy) ? "verified"
 	                                                : "encrypted")
@@ -1566,12 +1586,30 @@ client_connect(struct smtp_client *c)
 	c->peer_helo[0] = '\0';
 	c->tls_version[0] = '\0';
 	c->tls_verified = 0;
+	c->relaxed = 0;
+	if (c->p.tls_optional) {
+		/* what they would have asked, for the logs: then without */
+		tls_policy_decide(&in, &c->policy);
+		c->relaxed = c->policy.dane != TLS_DANE_OFF ||
+		             c->policy.sts != TLS_STS_NONE || c->policy.skip;
+		if (c->relaxed) {
+			char was[600];
+
+			tls_policy_describe(&c->policy, was, sizeof(was));
+			client_note(c,
+			    "TLS-Required: No: DANE and MTA-STS not applied to "
+			    "%s (they asked: %s)",
+			    h->host, was);
+		}
+		in.addr_secure = 0;
+		in.tlsa = NULL;
+		in.sts = NULL;
+	}
 	tls_policy_decide(&in, &c->policy);
 	if (!c->plain_retry)
 		c->tls_summary[0] = '\0';
 	if (c->policy.level == TLS_POLICY_NONE)
-		snprintf(c->tls_summary, sizeof(c->tls_summary),
-		    "tls=IgnoreSTARTTLS:none");
+		client_summary(c, "tls=IgnoreSTARTTLS:none");
 	/*
 	 * DANE (bogus or failed TLSA look-up, Mandatory without records)
 	 * or MTA-STS enforce (not in the policy) rules this host out: it
@@ -1580,8 +1618,7 @@ client_connect(struct smtp_client *c)
 	if (c->policy.skip) {
 		int dane = c->policy.dane == TLS_DANE_SKIP;
 
-		snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s",
-		    dane ? "dane" : "sts-enforce",
+		client_summary(c, "tls=%s:%s", dane ? "dane" : "sts-enforce",
 		    dane ? "skipped" : "MxNotInPolicy");
 		client_note(c, "next hop %zu of %zu: %s not used: %s",
 		    c->hop + 1, c->p.nhops, h->host, c->policy.skip_why);
@@ -1684,6 +1721,9 @@ smtp_client_tls(const struct smtp_client *c)
 {
 	if (c->tls_summary[0] != '\0')
 		return c->tls_summary;
-	return tls_policy_required(&c->policy) ? "tls=required:none"
-	                                       : "tls=opportunistic:none";
+	if (tls_policy_required(&c->policy))
+		return c->relaxed ? "tls=required:none;TlsRequired=No"
+		                  : "tls=required:none";
+	return c->relaxed ? "tls=opportunistic:none;TlsRequired=No"
+	                  : "tls=opportunistic:none";
 }

@@ -110,6 +110,14 @@ struct smtp_client_params {
 	/* a transport rule requires TLS (RouteMessageOutboundRequireTls):
 	 * the policy is at least EncryptionOnly; NULL when none does */
 	const char *tls_rule;
+	/*
+	 * The messages said "TLS-Required: No" (RFC 8689 3): DANE and
+	 * MTA-STS are not inputs of the policy (their failures do not stop
+	 * the mail); the connector's Force TLS and a rule's floor still are.
+	 * The tracking log's tls= says so (";TlsRequired=No") where they
+	 * would have applied.
+	 */
+	int tls_optional;
 	const struct resolver_hop *hops;
 	size_t nhops;
 	struct tls_client *tls;        /* client TLS context; NULL: no TLS */

@@ -81,6 +81,7 @@ struct dq {
 	 * says so), and the first such rule, for the policy's words */
 	int tls_floor;
 	char tls_rule[256];
+	int tls_optional; /* its messages said "TLS-Required: No" */
 	int suspended;
 	struct dq_msg *head, **tail;
 	size_t nwaiting;
@@ -261,6 +262,8 @@ dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
 		q->tls_floor = 1;
 		snprintf(q->tls_rule, sizeof(q->tls_rule), "%s", r->tls_rule);
 	}
+	if (r->tls_optional)
+		q->tls_optional = 1;
 	/* Recipients of one message arrive together, in id order. */
 	m = q->head != NULL ? (struct dq_msg *)((char *)q->tail -
 	                                        offsetof(struct dq_msg, next))
@@ -699,6 +702,7 @@ dq_open(struct dq *q)
 	p.domain = q->domain;
 	/* a transport rule's TLS floor, an input of the policy */
 	p.tls_rule = q->tls_floor ? q->tls_rule : NULL;
+	p.tls_optional = q->tls_optional;
 	p.hops = q->hops.hops;
 	p.nhops = q->hops.nhops;
 	p.tls = ref->tls_client;
@@ -755,8 +759,9 @@ dq_resolved(void *arg, const struct resolver_result *res)
 	 */
 	if (res->status == RESOLVER_OK && sc != NULL &&
 	    dest_tls_needed(sc, res, dqs->sts != NULL) &&
-	    (q->tlsq = dest_tls_gather(dqs->daemon->base, dqs->resolver, dqs->sts,
-	         sc, q->domain, &q->hops, dq_tls_gathered, q)) != NULL)
+	    (q->tlsq = dest_tls_gather(dqs->daemon->base, dqs->resolver,
+	         dqs->sts, sc, q->domain, &q->hops, dq_tls_gathered, q)) !=
+	        NULL)
 		return;
 	dest_tls_unref(q->tls);
 	q->tls = NULL;

@@ -386,6 +386,14 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 			    "connector \"%s\")",
 			    r.connector_rule, r.connector->name);
 		route_queue_name(&r, at + 1, queue, sizeof(queue), &type);
+		/* RFC 8689 3: a queue of their own, where DANE and MTA-STS
+		 * do not apply (the connector's policy and a rule's do) */
+		if (d->tls_optional) {
+			size_t w = strlen(queue);
+
+			snprintf(
+			    queue + w, sizeof(queue) - w, "/TlsRequiredNo");
+		}
 		memset(&dr, 0, sizeof(dr));
 		dr.rcpt_id = d->rcpt_id;
 		dr.message_id = d->message_id;
@@ -398,6 +406,7 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 		dr.attempts = d->attempts;
 		dr.delay_notified = d->delay_notified;
 		dr.tls_rule = r.tls_floor ? r.tls_rule : NULL;
+		dr.tls_optional = d->tls_optional;
 		dr.note = note;
 		if (dqueues_add(
 		        q->dqueues, queue, r.connector->name, at + 1, &dr) == 0)

@@ -124,7 +124,7 @@ struct spool {
 	"SELECT r.id, r.message_id, m.queue_id, m.sender, r.addr,"             \
 	" r.attempts, m.received, r.notify, r.orcpt, r.delay_notified,"        \
 	" r.last_error, r.next_attempt, r.rule_tls, r.rule_connector,"         \
-	" r.rule_route, r.rule_reject FROM recipients r"                       \
+	" r.rule_route, r.rule_reject, m.tls_optional FROM recipients r"       \
 	" JOIN messages m ON m.id = r.message_id"
 
 static const char spool_schema[] =
@@ -1045,6 +1045,7 @@ spool_due_rows(sqlite3_stmt *q, struct spool_due *out, size_t max, size_t *n)
 		    (const char *)sqlite3_column_text(q, 14));
 		snprintf(d->rule_reject, sizeof(d->rule_reject), "%s",
 		    (const char *)sqlite3_column_text(q, 15));
+		d->tls_optional = sqlite3_column_int(q, 16);
 	}
 	sqlite3_reset(q);
 	return 0;

@@ -131,6 +131,8 @@ struct spool_due {
 	char rule_connector[256];
 	char rule_route[256];
 	char rule_reject[1024];
+	/* the message said "TLS-Required: No" (RFC 8689 3) */
+	int tls_optional;
 };
 
 /* Where spool_due_retry() goes on from. */
