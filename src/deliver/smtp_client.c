@@ -161,6 +161,8 @@ struct smtp_client {
 	int tls_verified;
 	int reported;
 	char peer_helo[256]; /* the name its EHLO reply gave (TLS-RPT) */
+	/* the session report's policy (client_report_policy) */
+	char rpt_strings[2048], rpt_mx[1024];
 	char fail_enh[16];
 	char fail_why[512];
 	int closing; /* closed() is on its way */
@@ -221,6 +223,114 @@ client_summary(struct smtp_client *c, const char *fmt, ...)
  * reason): tell the owner, once per connection, for the partner's TLS
  * posture and the metrics.
  */
+static size_t client_add_line(char *out, size_t n, size_t len, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+
+/* Append one line ("\n" between lines) when it fits whole. */
+static size_t
+client_add_line(char *out, size_t n, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (n > 0 && n + 1 < len)
+		out[n++] = '\n';
+	va_start(ap, fmt);
+	k = vsnprintf(out + n, len - n, fmt, ap);
+	va_end(ap);
+	if (k < 0 || (size_t)k >= len - n) {
+		out[n > 0 ? n - 1 : 0] = '\0';
+		return n > 0 ? n - 1 : 0;
+	}
+	return n + (size_t)k;
+}
+
+/*
+ * The policy a session report names (RFC 8460 4.4): DANE where it
+ * applied to the host, else the domain's MTA-STS policy (also one that
+ * could not be fetched), else none.  May turn a success into the STS
+ * failure that kept the policy away.
+ */
+static void
+client_report_policy(struct smtp_client *c, struct smtp_client_session *s)
+{
+	const struct sts_state *sts = dest_tls_sts(c->p.dest_tls);
+	const struct tlsa_result *tlsa = c->policy.tlsa;
+	size_t n = 0;
+
+	c->rpt_strings[0] = c->rpt_mx[0] = '\0';
+	s->policy_type = "no-policy-found";
+	s->policy_domain = c->p.domain;
+	s->policy_strings = s->mx_patterns = "";
+	s->dane = tls_dane_need_name(c->policy.dane);
+	s->sts_mode = sts != NULL && sts->has_policy
+	                  ? sts_policy_mode_name(sts->policy.mode)
+	                  : "";
+	s->sts_id = sts != NULL && sts->has_policy ? sts->id : "";
+	if (c->policy.dane != TLS_DANE_OFF) {
+		s->policy_type = "tlsa";
+		s->policy_domain = tlsa != NULL && tlsa->base[0] != '\0'
+		                       ? tlsa->base
+		                       : client_hop(c)->host;
+		for (size_t i = 0; tlsa != NULL && i < tlsa->n; i++) {
+			char rr[TLSA_DATA_MAX * 2 + 32];
+
+			tlsa_rr_format(&tlsa->rr[i], rr, sizeof(rr));
+			n = client_add_line(c->rpt_strings, n,
+			    sizeof(c->rpt_strings), "%s", rr);
+		}
+		s->policy_strings = c->rpt_strings;
+		return;
+	}
+	if (sts == NULL)
+		sts = dest_tls_sts_failed(c->p.dest_tls);
+	if (sts == NULL || (!sts->has_policy && sts->failed == STS_FAILED_NONE))
+		return;
+	s->policy_type = "sts";
+	if (!sts->has_policy) {
+		/* the record says there is a policy, and none could be had */
+		if (s->result == TLS_RESULT_OK) {
+			s->result = sts->failed == STS_FAILED_INVALID
+			                ? TLS_RESULT_STS_POLICY_INVALID
+			                : TLS_RESULT_STS_POLICY_FETCH_ERROR;
+			s->reason = sts->why;
+		}
+		return;
+	}
+	n = client_add_line(
+	    c->rpt_strings, 0, sizeof(c->rpt_strings), "version: STSv1");
+	n = client_add_line(c->rpt_strings, n, sizeof(c->rpt_strings),
+	    "mode: %s", sts_policy_mode_name(sts->policy.mode));
+	for (size_t i = 0; i < sts->policy.nmx; i++) {
+		n = client_add_line(c->rpt_strings, n, sizeof(c->rpt_strings),
+		    "mx: %s", sts->policy.mx[i]);
+		client_add_line(c->rpt_mx, i == 0 ? 0 : strlen(c->rpt_mx),
+		    sizeof(c->rpt_mx), "%s", sts->policy.mx[i]);
+	}
+	client_add_line(c->rpt_strings, n, sizeof(c->rpt_strings),
+	    "max_age: %lu", sts->policy.max_age);
+	s->policy_strings = c->rpt_strings;
+	s->mx_patterns = c->rpt_mx;
+}
+
+/*
+ * A failed check as RFC 8460 names it, by the policy that asked for it:
+ * a certificate MTA-STS wanted (the connector's floor did not) is
+ * sts-webpki-invalid; DANE's is tlsa-invalid (tls_result_from_check).
+ */
+static enum tls_result
+client_result(const struct smtp_client *c, enum tls_check check)
+{
+	int cert = check == TLS_CHECK_NO_CERT || check == TLS_CHECK_UNTRUSTED ||
+	           check == TLS_CHECK_EXPIRED || check == TLS_CHECK_REVOKED ||
+	           check == TLS_CHECK_NAME_MISMATCH;
+
+	if (cert && c->policy.sts != TLS_STS_NONE &&
+	    c->policy.floor_level < TLS_POLICY_VERIFY)
+		return TLS_RESULT_STS_WEBPKI_INVALID;
+	return tls_result_from_check(check);
+}
+
 static void
 client_report(struct smtp_client *c, enum tls_result result, const char *why)
 {
@@ -240,6 +350,7 @@ client_report(struct smtp_client *c, enum tls_result result, const char *why)
 	s.local = c->local;
 	s.remote = c->remote;
 	s.helo = c->peer_helo;
+	client_report_policy(c, &s);
 	c->p.ops->session(c->p.arg, c, &s);
 }
 
@@ -789,6 +900,8 @@ client_start_tls(struct smtp_client *c)
 	if (c->policy.dane == TLS_DANE_VERIFY &&
 	    tls_dane_enable(ssl, c->policy.tlsa, t.host, &why) < 0) {
 		SSL_free(ssl);
+		client_report(c, TLS_RESULT_TLSA_INVALID,
+		    why != NULL ? why : "cannot use the TLSA records");
 		client_leave_hop(c, LEAVE_DROP, "4.7.5", "DANE: %s",
 		    why != NULL ? why : "cannot use the TLSA records");
 		return;
@@ -896,14 +1009,20 @@ client_handshake_done(struct smtp_client *c, const char *error)
 	    match[0] != '\0' ? "; DANE: matched " : "", match);
 	/* MTA-STS testing: delivered as usual, the failure reported. */
 	if (check != TLS_CHECK_OK && action == TLS_ACTION_SEND &&
-	    c->policy.sts == TLS_STS_TESTING)
+	    c->policy.sts == TLS_STS_TESTING) {
+		/* the report is what testing is for (RFC 8461 5) */
+		client_report(c,
+		    check == TLS_CHECK_STS_MX ? TLS_RESULT_VALIDATION_FAILURE
+		                              : client_result(c, check),
+		    why);
 		log_info("delivery %s via %s: host %s: %s (reported, not "
 		         "enforced)",
 		    c->session_id, c->p.connector->name, client_hop(c)->host,
 		    why);
+	}
 	c->in_tls = 1;
 	if (action == TLS_ACTION_DEFER) {
-		client_report(c, tls_result_from_check(check), why);
+		client_report(c, client_result(c, check), why);
 		client_leave_hop(c, LEAVE_QUIT, "4.7.5", "%s", why);
 		return;
 	}
@@ -1622,6 +1741,17 @@ client_connect(struct smtp_client *c)
 		    dane ? "skipped" : "MxNotInPolicy");
 		client_note(c, "next hop %zu of %zu: %s not used: %s",
 		    c->hop + 1, c->p.nhops, h->host, c->policy.skip_why);
+		/* RFC 8460: a host DANE rules out had no valid records
+		 * (bogus, failed) or none where they are required; one
+		 * outside the MTA-STS policy has no type of its own */
+		client_report(c,
+		    !dane ? TLS_RESULT_VALIDATION_FAILURE
+		    : c->policy.tlsa == NULL ||
+		            c->policy.tlsa->status == TLSA_BOGUS ||
+		            c->policy.tlsa->status == TLSA_TEMPFAIL
+		        ? TLS_RESULT_DNSSEC_INVALID
+		        : TLS_RESULT_DANE_REQUIRED,
+		    c->policy.skip_why);
 		/* out of QUIT (the last hop's) before leaving this one */
 		client_enter(c, CS_CONNECT);
 		client_leave_hop(

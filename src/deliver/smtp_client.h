@@ -82,6 +82,19 @@ struct smtp_client_session {
 	int plain_retry;    /* the plaintext retry after a failed handshake */
 	/* for TLS reports: "addr:port" of both ends, the EHLO name */
 	const char *local, *remote, *helo;
+	/*
+	 * The recipient's published policy the session was held to (RFC
+	 * 8460 4.4): "tlsa" (DANE applied to the host: the policy domain is
+	 * its TLSA base domain, the strings its records), "sts" (the
+	 * recipient domain's MTA-STS policy: its lines and mx patterns,
+	 * joined by \n; or none to be had, result sts-policy-fetch-error or
+	 * -invalid), or "no-policy-found" (the recipient domain).
+	 */
+	const char *policy_type, *policy_domain, *policy_strings, *mx_patterns;
+	/* DANE's need of the host ("verify", "encrypt", "skip", "off"),
+	 * MTA-STS's mode ("enforce", "testing", "none", "" for no policy)
+	 * and policy id, for the partner's posture */
+	const char *dane, *sts_mode, *sts_id;
 };
 
 struct smtp_client_ops {

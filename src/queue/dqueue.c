@@ -567,7 +567,8 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
  * MX hosts only (a smart host is not the domain's), never those that did
  * not try TLS by our choice (IgnoreSTARTTLS) or the plaintext retry that
  * follows a failed handshake (its failure is counted once).  The policy
- * is the recipient's published one; until DANE and MTA-STS are inputs,
+ * is the recipient's published one, as the client names it: DANE's
+ * (reported to the host's TLSA base domain), MTA-STS's, or
  * "no-policy-found".  A session without TLS is no successful TLS session
  * (RFC 8460 4.4): starttls-not-supported, whatever our policy allowed.
  */
@@ -585,10 +586,11 @@ dq_tlsrpt(struct dq_client *dc, const struct smtp_client_session *s)
 	tracklog_ip(s->local, local, sizeof(local));
 	tracklog_ip(s->remote, remote, sizeof(remote));
 	memset(&t, 0, sizeof(t));
-	t.domain = dc->q->domain;
-	t.policy_type = "no-policy-found";
-	t.policy_strings = "";
-	t.mx_patterns = "";
+	t.domain = s->policy_domain != NULL ? s->policy_domain : dc->q->domain;
+	t.policy_type =
+	    s->policy_type != NULL ? s->policy_type : "no-policy-found";
+	t.policy_strings = s->policy_strings != NULL ? s->policy_strings : "";
+	t.mx_patterns = s->mx_patterns != NULL ? s->mx_patterns : "";
 	t.result = s->result;
 	t.reason = s->reason;
 	if (t.result == TLS_RESULT_OK && s->version[0] == '\0') {
@@ -623,6 +625,9 @@ dq_session(
 	ps.version = s->version;
 	ps.verified = s->verified;
 	ps.result = s->result;
+	ps.dane = s->dane;
+	ps.sts_mode = s->sts_mode;
+	ps.sts_id = s->sts_id;
 	posture_session(daemon->posture, &ps);
 	dq_tlsrpt(dc, s);
 	metrics_add(daemon->metrics, METRIC_SESSIONS, "outbound",

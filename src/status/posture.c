@@ -32,6 +32,8 @@
 /* Flushes in flight at most; past it counts are dropped (and logged). */
 #define POSTURE_INFLIGHT_MAX 4
 #define POSTURE_NAME_MAX 255
+/* Partners whose last DANE and MTA-STS state is kept, at most. */
+#define POSTURE_SEEN_MAX 10000
 
 static const char posture_schema[] =
     "CREATE TABLE IF NOT EXISTS tls_posture ("
@@ -71,8 +73,22 @@ struct posture_batch {
 	time_t at;
 };
 
+/*
+ * What the last session to a partner met of DANE and MTA-STS: the state
+ * of now, not a count, so it is kept in memory only (a restart forgets
+ * it until the next session).
+ */
+struct posture_seen {
+	struct posture_seen *next;
+	char dane[16];
+	char mta_sts[80];
+	char partner[];
+};
+
 struct posture {
 	struct spool *spool;
+	struct posture_seen *seen[POSTURE_BUCKETS];
+	size_t nseen;
 	struct event *timer;
 	struct posture_entry *buckets[POSTURE_BUCKETS];
 	size_t nentries;
@@ -189,6 +205,45 @@ posture_entry(struct posture *ps, const char *partner, const char *connector,
 	return e;
 }
 
+static struct posture_seen *
+posture_seen_of(const struct posture *ps, const char *partner)
+{
+	unsigned b =
+	    fnv_32(FNV_32_INIT, partner, strnlen(partner, POSTURE_NAME_MAX)) %
+	    POSTURE_BUCKETS;
+
+	for (struct posture_seen *v = ps->seen[b]; v != NULL; v = v->next)
+		if (posture_same(v->partner, partner))
+			return v;
+	return NULL;
+}
+
+static void
+posture_seen_set(struct posture *ps, const struct posture_session *s)
+{
+	struct posture_seen *v = posture_seen_of(ps, s->partner);
+
+	if (v == NULL) {
+		size_t n = strnlen(s->partner, POSTURE_NAME_MAX);
+		unsigned b =
+		    fnv_32(FNV_32_INIT, s->partner, n) % POSTURE_BUCKETS;
+
+		if (ps->nseen >= POSTURE_SEEN_MAX ||
+		    (v = calloc(1, sizeof(*v) + n + 1)) == NULL)
+			return;
+		memcpy(v->partner, s->partner, n);
+		v->next = ps->seen[b];
+		ps->seen[b] = v;
+		ps->nseen++;
+	}
+	snprintf(v->dane, sizeof(v->dane), "%s", s->dane);
+	if (s->sts_mode == NULL || s->sts_mode[0] == '\0')
+		snprintf(v->mta_sts, sizeof(v->mta_sts), "none");
+	else
+		snprintf(v->mta_sts, sizeof(v->mta_sts), "%s (id %.40s)",
+		    s->sts_mode, s->sts_id != NULL ? s->sts_id : "");
+}
+
 void
 posture_session(struct posture *ps, const struct posture_session *s)
 {
@@ -196,6 +251,8 @@ posture_session(struct posture *ps, const struct posture_session *s)
 
 	if (ps == NULL || s->partner == NULL || s->partner[0] == '\0')
 		return;
+	if (s->dane != NULL)
+		posture_seen_set(ps, s);
 	e = posture_entry(ps, s->partner, s->connector, time(NULL) / 3600,
 	    (int)s->result, s->verified != 0, s->policy, s->version);
 	if (e == NULL) {
@@ -445,6 +502,14 @@ posture_free(struct posture *ps)
 	 */
 	for (struct posture_batch *b = ps->batches; b != NULL; b = b->next)
 		b->owner = NULL;
+	for (size_t i = 0; i < POSTURE_BUCKETS; i++) {
+		struct posture_seen *v, *next;
+
+		for (v = ps->seen[i]; v != NULL; v = next) {
+			next = v->next;
+			free(v);
+		}
+	}
 	free(ps);
 }
 
@@ -727,6 +792,14 @@ posture_report(struct posture *ps, const char *name, time_t now,
 			    e->version, e->verified, e->result, e->sessions,
 			    e->deferred, e->returned);
 	free(r.slots);
+	for (size_t i = 0; i < r.n; i++) {
+		const struct posture_seen *v = posture_seen_of(ps, r.v[i].name);
+
+		if (v != NULL) {
+			memcpy(r.v[i].dane, v->dane, sizeof(v->dane));
+			memcpy(r.v[i].mta_sts, v->mta_sts, sizeof(v->mta_sts));
+		}
+	}
 	if (r.n > 1)
 		qsort(r.v, r.n, sizeof(*r.v), posture_by_sessions);
 	if (r.n > POSTURE_REPORT_MAX)

@@ -48,6 +48,10 @@ struct posture_session {
 	int verified; /* trusted chain, and it names the next hop (or what
 	                 DomainValidation asked for) */
 	enum tls_result result; /* TLS_RESULT_OK: the policy was met */
+	/* the recipient's policies at that session: DANE's need of the
+	 * host ("verify", "encrypt", "skip", "off"), MTA-STS's mode and
+	 * policy id ("" without a policy); NULL: not known */
+	const char *dane, *sts_mode, *sts_id;
 };
 
 struct posture *posture_new(struct spool *, struct event_base *);
@@ -76,6 +80,13 @@ struct posture_partner {
 	struct posture_counts day;  /* the last 24 hours */
 	struct posture_counts week; /* the last 7 days */
 	char policies[200];         /* policies seen in the week, "a, b" */
+	/*
+	 * DANE and MTA-STS as the partner's last session since the daemon
+	 * started met them ("" when none was seen): "verify" ...; "enforce
+	 * (id 20261203)", "none" for no policy.
+	 */
+	char dane[16];
+	char mta_sts[80];
 };
 
 /*

@@ -207,9 +207,10 @@ posture_view_block(struct buf *out, const struct conf *conf,
 		    "Note", asked);
 	buf_printf(out, "%-24s: %s\n", "Kind", kind);
 	buf_printf(out, "%-24s: %s\n", "EffectivePolicy", policy);
-	/* DANE and MTA-STS are inputs of the policy once issue 16 lands. */
-	buf_printf(out, "%-24s: %s\n", "Dane", "-");
-	buf_printf(out, "%-24s: %s\n", "MtaSts", "-");
+	/* as the last session met them (the policy says what may apply) */
+	buf_printf(out, "%-24s: %s\n", "Dane", p->dane[0] ? p->dane : "-");
+	buf_printf(
+	    out, "%-24s: %s\n", "MtaSts", p->mta_sts[0] ? p->mta_sts : "-");
 	buf_printf(out, "%-24s: %s\n", "PoliciesApplied",
 	    p->policies[0] ? p->policies : "-");
 	for (int i = 0; i < 2; i++) {
@@ -364,6 +365,19 @@ posture_view_html(struct daemon *daemon, time_t now, struct buf *out)
 
 		posture_view_policy(
 		    conf, p->name, policy, sizeof(policy), &kind);
+		/* what the last session met of the recipient's policies */
+		if (p->dane[0] != '\0' && strcmp(p->dane, "off") != 0) {
+			size_t w = strlen(policy);
+
+			snprintf(policy + w, sizeof(policy) - w, "; DANE %s",
+			    p->dane);
+		}
+		if (p->mta_sts[0] != '\0' && strcmp(p->mta_sts, "none") != 0) {
+			size_t w = strlen(policy);
+
+			snprintf(policy + w, sizeof(policy) - w, "; MTA-STS %s",
+			    p->mta_sts);
+		}
 		posture_view_failures(&p->day, fail_day, sizeof(fail_day));
 		posture_view_failures(&p->week, fail_week, sizeof(fail_week));
 		buf_puts(out, "<tr>");

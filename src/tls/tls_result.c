@@ -53,8 +53,12 @@ tls_result_from_check(enum tls_check check)
 		return TLS_RESULT_CERTIFICATE_EXPIRED;
 	case TLS_CHECK_NAME_MISMATCH:
 		return TLS_RESULT_CERTIFICATE_HOST_MISMATCH;
+	case TLS_CHECK_DANE:
+		/* no record of the RRset matched (RFC 8460 4.3.2.2) */
+		return TLS_RESULT_TLSA_INVALID;
 	case TLS_CHECK_HANDSHAKE:
 	case TLS_CHECK_REVOKED:
+	case TLS_CHECK_STS_MX: /* RFC 8460 has no word for it */
 	default:
 		return TLS_RESULT_VALIDATION_FAILURE;
 	}

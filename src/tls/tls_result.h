@@ -42,9 +42,11 @@ int tls_result_from_name(const char *);
  * A failed check of tls_verify.c as a result type: no TLS is
  * starttls-not-supported, an untrusted chain or a missing certificate
  * certificate-not-trusted, an expired one certificate-expired, a name
- * that does not match certificate-host-mismatch, and what the RFC has
- * no word for (a failed handshake, a revoked certificate)
- * validation-failure.
+ * that does not match certificate-host-mismatch, no TLSA record matching
+ * tlsa-invalid, and what the RFC has no word for (a failed handshake, a
+ * revoked certificate, an MX host outside the MTA-STS policy)
+ * validation-failure.  The client names a certificate that only MTA-STS
+ * asked for sts-webpki-invalid itself (it knows the policy).
  */
 enum tls_result tls_result_from_check(enum tls_check);
 

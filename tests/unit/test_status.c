@@ -146,6 +146,8 @@ test_tls_results(void **state)
 	    {TLS_CHECK_EXPIRED, "certificate-expired"},
 	    {TLS_CHECK_REVOKED, "validation-failure"},
 	    {TLS_CHECK_NAME_MISMATCH, "certificate-host-mismatch"},
+	    {TLS_CHECK_DANE, "tlsa-invalid"},
+	    {TLS_CHECK_STS_MX, "validation-failure"},
 	};
 
 	(void)state;
@@ -302,16 +304,19 @@ test_posture_memory_then_database(void **state)
 {
 	static const struct posture_session sessions[] = {
 	    {"contoso.com", "Contoso", "DomainValidation", "TLSv1.3", 1,
-	        TLS_RESULT_OK},
+	        TLS_RESULT_OK, "off", "enforce", "id1"},
 	    {"contoso.com", "Contoso", "DomainValidation", "TLSv1.3", 1,
-	        TLS_RESULT_OK},
+	        TLS_RESULT_OK, "off", "enforce", "id1"},
 	    {"contoso.com", "Contoso", "DomainValidation", "TLSv1.2", 0,
-	        TLS_RESULT_CERTIFICATE_HOST_MISMATCH},
+	        TLS_RESULT_CERTIFICATE_HOST_MISMATCH, "verify", "", ""},
+	    /* the last one says what applies now */
 	    {"contoso.com", "Contoso", "DomainValidation", "", 0,
-	        TLS_RESULT_STARTTLS_NOT_SUPPORTED},
+	        TLS_RESULT_STARTTLS_NOT_SUPPORTED, "off", "enforce", "id2"},
 	    {"Smart Relay", "Smart Relay", "opportunistic", "", 0,
-	        TLS_RESULT_OK},
+	        TLS_RESULT_OK, NULL, NULL, NULL},
 	};
+	struct posture_partner *v;
+	size_t n;
 	char tmpl[] = "/tmp/sluice-posture-XXXXXX";
 	char *dir = mkdtemp(tmpl);
 	struct event_base *base = event_base_new();
@@ -333,6 +338,19 @@ test_posture_memory_then_database(void **state)
 	posture_message(ps, "contoso.com", "Contoso", 0);
 	posture_message(ps, "contoso.com", "Contoso", 1);
 	check_counts(ps); /* all in memory */
+	/* DANE and MTA-STS as the last session met them */
+	assert_int_equal(
+	    posture_report(ps, "contoso.com", time(NULL), &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].dane, "off");
+	assert_string_equal(v[0].mta_sts, "enforce (id id2)");
+	free(v);
+	assert_int_equal(
+	    posture_report(ps, "Smart Relay", time(NULL), &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].dane, ""); /* never said */
+	assert_string_equal(v[0].mta_sts, "");
+	free(v);
 	posture_flush(ps);
 	check_counts(ps); /* with the committer: still counted once */
 	while (spool_inflight(sp) > 0)
@@ -344,6 +362,11 @@ test_posture_memory_then_database(void **state)
 	while (spool_inflight(sp) > 0)
 		event_base_loop(base, EVLOOP_ONCE);
 	check_counts(ps);
+	/* the state of then is not kept: memory only */
+	assert_int_equal(
+	    posture_report(ps, "contoso.com", time(NULL), &v, &n), 0);
+	assert_string_equal(v[0].dane, "");
+	free(v);
 	posture_free(ps);
 	spool_close(sp);
 	event_base_free(base);
