@@ -5,9 +5,11 @@
  * (CURLMOPT_SOCKETFUNCTION) and when to wake it (CURLMOPT_TIMERFUNCTION),
  * the loop tells it what happened (curl_multi_socket_action).  Finished
  * transfers are collected from curl_multi_info_read and reported from an
- * event of their own, one activation later, so a callback never runs
- * inside libcurl (where it could not remove its own handle) and may free
- * whatever it likes, the curl_loop's other transfers excepted.
+ * event of their own, one activation later and one per activation, so a
+ * callback never runs inside libcurl (where it could not remove its own
+ * handle) and may free whatever it likes, the curl_loop itself included.
+ * Its users: TLS reports by POST (tlsrpt_https.c) and MTA-STS policy
+ * fetches (sts_fetch.c).
  *
  * Name resolution is the caller's: it hands libcurl the addresses it
  * looked up with the daemon's resolver (CURLOPT_RESOLVE), so libcurl never
@@ -84,20 +86,34 @@ curl_loop_collect(struct curl_loop *l)
 		event_active(l->deliver, EV_TIMEOUT, 0);
 }
 
+/*
+ * One finished transfer per activation, the next one a loop turn later:
+ * the callback is the last use of the curl_loop here, so it may even
+ * free it (an MTA-STS fetch's callback can end its fetcher).
+ */
 static void
 curl_loop_deliver(evutil_socket_t fd, short what, void *arg)
 {
 	struct curl_loop *l = arg;
+	struct curl_xfer *x = l->finished;
+	curl_loop_fn fn;
+	void *fnarg;
+	CURL *easy;
+	CURLcode result;
 
 	(void)fd;
 	(void)what;
-	while (l->finished != NULL) {
-		struct curl_xfer *x = l->finished;
-
-		l->finished = x->next;
-		x->fn(x->arg, x->easy, x->result);
-		free(x);
-	}
+	if (x == NULL)
+		return;
+	l->finished = x->next;
+	if (l->finished != NULL)
+		event_active(l->deliver, EV_TIMEOUT, 0);
+	fn = x->fn;
+	fnarg = x->arg;
+	easy = x->easy;
+	result = x->result;
+	free(x);
+	fn(fnarg, easy, result);
 }
 
 static void

@@ -1,9 +1,9 @@
 /*
  * curl_loop.h - libcurl's multi interface driven by a libevent loop: the
- * daemon runs HTTPS transfers (TLS reports by POST) without ever
- * blocking its loop.  The caller prepares an easy handle with every
- * option it needs; curl_loop runs it and calls back once, on the loop,
- * never from inside libcurl or curl_loop_add().
+ * daemon runs HTTPS transfers (TLS reports by POST, MTA-STS policy
+ * fetches) without ever blocking its loop.  The caller prepares an easy handle
+ * with every option it needs; curl_loop runs it and calls back once, on the
+ * loop, never from inside libcurl or curl_loop_add().
  */
 #ifndef SLUICE_CURL_LOOP_H
 #define SLUICE_CURL_LOOP_H
