@@ -20,7 +20,7 @@
 
 CC      ?= cc
 PKGS     = libevent libevent_openssl openssl libunbound inih sqlite3 libcrypt \
-           libpcre2-8 libsystemd libcurl
+           libpcre2-8 libsystemd zlib libcurl
 WARN     = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
            -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(WARN) -Isrc \

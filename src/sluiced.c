@@ -42,6 +42,12 @@
 #include "server/server.h"
 #include "server/session.h"
 #include "spool/spool.h"
+#include "status/deferrals.h"
+#include "status/metrics.h"
+#include "status/posture.h"
+#include "status/status_http.h"
+#include "tlsrpt/tlsrpt_send.h"
+#include "tlsrpt/tlsrpt_store.h"
 #include "tls/tls_store.h"
 #include "util/buf.h"
 #include "util/confine.h"
@@ -68,6 +74,8 @@ struct sluiced {
 	struct event *cert_timer;
 	struct qmgr *qmgr;
 	struct control *control;
+	struct status_http *status; /* StatusListen, or NULL */
+	struct deferrals deferrals;
 };
 
 /* How often certificate and key files are checked for changes. */
@@ -149,6 +157,50 @@ sluiced_load(const char *path, struct tls_store **tls, struct buf *errors)
 }
 
 /*
+ * The status listener a configuration asks for: the running one when its
+ * bindings are the same, else a new one (NULL for none).  Counting
+ * starts with the first listener and never stops (counters only grow).
+ * -1 with why when a new binding cannot be opened: the reload is
+ * refused.
+ */
+static int
+sluiced_status_prepare(struct sluiced *d, const struct conf *conf,
+    struct status_http **out, char *why, size_t whylen)
+{
+	const struct conf_transport *t = &conf->transport;
+
+	*out = d->status;
+	if (status_http_same(d->status, t->status_listen, t->nstatus_listen))
+		return 0;
+	*out = NULL;
+	if (t->nstatus_listen == 0)
+		return 0;
+	if ((*out = status_http_start(&d->daemon, &d->srv, d->qmgr,
+	         t->status_listen, t->nstatus_listen, why, whylen)) == NULL)
+		return -1;
+	if (d->daemon.metrics == NULL)
+		d->daemon.metrics = metrics_new();
+	return 0;
+}
+
+/* TlsPostureEnabled: what was counted is written before it stops. */
+static void
+sluiced_posture_sync(struct sluiced *d, const struct conf *conf)
+{
+	struct daemon *daemon = &d->daemon;
+
+	if (conf->transport.tls_posture_enabled && daemon->posture == NULL) {
+		if ((daemon->posture =
+		            posture_new(daemon->spool, daemon->base)) == NULL)
+			log_err("cannot start recording the TLS posture");
+	} else if (!conf->transport.tls_posture_enabled &&
+	           daemon->posture != NULL) {
+		posture_free(daemon->posture);
+		daemon->posture = NULL;
+	}
+}
+
+/*
  * Reload the configuration (SIGHUP, a renewed certificate, sluicectl
  * reload).  What changed, or why the new file was refused, is logged and,
  * when report is not NULL, written there for sluicectl.
@@ -158,7 +210,9 @@ sluiced_reload_report(struct sluiced *d, struct buf *report)
 {
 	struct conf *conf;
 	struct tls_store *tls;
+	struct status_http *status;
 	const char *why = NULL;
+	char swhy[300];
 	struct buf changes;
 	int n, kept;
 
@@ -173,6 +227,20 @@ sluiced_reload_report(struct sluiced *d, struct buf *report)
 			    "error: reload refused: %s has errors; the running "
 			    "configuration stays in force\n",
 			    d->conf_path);
+		service_reloaded("accepting mail (reload refused)");
+		return -1;
+	}
+	if (sluiced_status_prepare(d, conf, &status, swhy, sizeof(swhy)) < 0) {
+		log_err("reload refused: %s; the running configuration stays "
+		        "in force",
+		    swhy);
+		if (report != NULL)
+			buf_printf(report,
+			    "error: reload refused: %s; the running "
+			    "configuration stays in force\n",
+			    swhy);
+		tls_store_free(tls);
+		conf_free(conf);
 		service_reloaded("accepting mail (reload refused)");
 		return -1;
 	}
@@ -191,11 +259,17 @@ sluiced_reload_report(struct sluiced *d, struct buf *report)
 			    "error: reload refused: %s; the running "
 			    "configuration stays in force\n",
 			    why);
+		if (status != d->status)
+			status_http_stop(status);
 		tls_store_free(tls);
 		conf_free(conf);
 		buf_free(&changes);
 		service_reloaded("accepting mail (reload refused)");
 		return -1;
+	}
+	if (status != d->status) {
+		status_http_stop(d->status);
+		d->status = status;
 	}
 	d->admin.loaded = time(NULL);
 	sluiced_logs_retain(d, d->daemon.conf->conf);
@@ -213,6 +287,7 @@ sluiced_reload_report(struct sluiced *d, struct buf *report)
 	}
 	if (d->qmgr != NULL)
 		qmgr_reroute(d->qmgr);
+	sluiced_posture_sync(d, d->daemon.conf->conf);
 	if (report != NULL) {
 		buf_printf(report, "reloaded %s\n", d->conf_path);
 		if (n == 0)
@@ -741,6 +816,14 @@ main(int argc, char **argv)
 	if (server_reload(&d.srv, conf, tls, &why) < 0)
 		log_fatal("%s", why);
 	sluiced_local_start(&d);
+	d.daemon.deferrals = &d.deferrals;
+	/* TLS reports: recorded always (a hash probe per session) */
+	if ((d.daemon.tlsrpt =
+	            tlsrpt_store_new(d.daemon.spool, d.daemon.base)) == NULL)
+		log_fatal("cannot start recording sessions for TLS reports");
+	sluiced_posture_sync(&d, conf);
+	if (conf->transport.tls_posture_enabled && d.daemon.posture == NULL)
+		log_fatal("cannot start recording the TLS posture");
 	{
 		char db[4200];
 
@@ -751,10 +834,21 @@ main(int argc, char **argv)
 		d.srv.stored = sluiced_stored;
 		d.srv.stored_arg = d.qmgr;
 	}
+	/* TLS reports: sent once a day; mailto: ones through the queue */
+	if ((d.daemon.tlsrpt_sender = tlsrpt_sender_new(
+	         &d.daemon, sluiced_stored, d.qmgr)) == NULL)
+		log_fatal("cannot start sending TLS reports");
 	if ((d.control = control_start(&d.daemon, &d.srv, d.qmgr,
 	         conf->transport.control_socket)) == NULL)
 		log_fatal("cannot open the control socket %s",
 		    conf->transport.control_socket);
+	{
+		char swhy[300];
+
+		if (sluiced_status_prepare(
+		        &d, conf, &d.status, swhy, sizeof(swhy)) < 0)
+			log_fatal("%s", swhy);
+	}
 	sluiced_drop_privileges(conf);
 
 	ev_hup = evsignal_new(d.daemon.base, SIGHUP, sluiced_reload, &d);
@@ -781,9 +875,20 @@ main(int argc, char **argv)
 	event_base_dispatch(d.daemon.base);
 
 	log_info("stopping");
+	status_http_stop(d.status);
 	local_submit_free(d.local);
+	/* before the control socket: administrators waiting for a run are
+	 * told; what the committer still owes it comes at spool_close */
+	tlsrpt_sender_free(d.daemon.tlsrpt_sender);
+	d.daemon.tlsrpt_sender = NULL;
 	control_stop(d.control);
 	qmgr_stop(d.qmgr);
+	/* what the posture counted since its last flush, before the queue
+	 * closes (spool_close writes it) */
+	posture_free(d.daemon.posture);
+	d.daemon.posture = NULL;
+	tlsrpt_store_free(d.daemon.tlsrpt);
+	d.daemon.tlsrpt = NULL;
 	spool_close(d.daemon.spool);
 	qmgr_free(d.qmgr);
 	protolog_close(d.daemon.protolog);
@@ -798,6 +903,7 @@ main(int argc, char **argv)
 	event_free(d.cert_timer);
 	daemon_conf_release(d.daemon.conf);
 	server_free_tables(&d.srv);
+	metrics_free(d.daemon.metrics);
 	event_base_free(d.daemon.base);
 	service_pidfile_remove();
 	return 0;

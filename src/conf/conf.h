@@ -128,6 +128,14 @@ struct conf_transport {
 	int message_tracking_log_subject_logging_enabled;
 	unsigned max_per_domain_outbound_connections;
 	unsigned max_outbound_connections;
+	/* the status page and /metrics (loopback only); none: off */
+	struct conf_binding *status_listen;
+	size_t nstatus_listen;
+	int tls_posture_enabled; /* record outbound TLS per partner */
+	/* TLS reports (RFC 8460): organization-name, contact-info; reports
+	 * are sent only when the organization is set */
+	char *tls_reporting_organization;
+	char *tls_reporting_contact;
 	/* log retention (Set-TransportService): seconds, 0 = no age limit;
 	 * bytes, SIZE_UNLIMITED = no size limit */
 	unsigned message_tracking_log_max_age;

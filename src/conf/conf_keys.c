@@ -77,6 +77,12 @@ static const struct conf_key transport_keys[] = {
         1, 100000, 0},
     {"MessageTrackingLogSubjectLoggingEnabled", CT_BOOL,
         T(message_tracking_log_subject_logging_enabled), 0, "true", 0, 0, 0},
+    {"StatusListen", CT_BINDINGS, T(status_listen), T(nstatus_listen), "", 0, 0,
+        0},
+    {"TlsPostureEnabled", CT_BOOL, T(tls_posture_enabled), 0, "true", 0, 0, 0},
+    {"TlsReportingOrganization", CT_STR, T(tls_reporting_organization), 0, "",
+        0, 0, 0},
+    {"TlsReportingContact", CT_STR, T(tls_reporting_contact), 0, "", 0, 0, 0},
     /*
      * Log retention, Exchange 2013 and later defaults.  The longest
      * TimeSpan Exchange takes here is 24855.03:14:07 (2^31 - 1 seconds);

@@ -9,8 +9,11 @@
  * rather than accepted and ignored (issue 11): a TlsDomain that no
  * TlsAuthLevel reads, a receive connector that requires TLS without a
  * certificate to offer it with.  What Exchange accepts but that probably
- * surprises (a connector shadowed by a tie) is a warning.
+ * surprises (a connector shadowed by a tie) is a warning.  Sluice's own
+ * keys have rules of their own (StatusListen: loopback only).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
 
@@ -197,6 +200,71 @@ validate_send(struct conf *c, struct conf_parse *p, size_t i)
 		    sc->tls_certificate_name, sc->tls_certificate_name);
 }
 
+/*
+ * The status page has no authentication: its listener binds loopback
+ * addresses only (127.0.0.0/8, ::1).  A remote Prometheus reaches it
+ * through a tunnel or a proxy the administrator secures.
+ */
+static void
+validate_status_listen(const struct conf *c, struct conf_parse *p)
+{
+	for (size_t i = 0; i < c->transport.nstatus_listen; i++) {
+		const struct conf_binding *b = &c->transport.status_listen[i];
+		const struct sockaddr_in *s4 = (const void *)&b->ss;
+		const struct sockaddr_in6 *s6 = (const void *)&b->ss;
+		int loopback = b->ss.ss_family == AF_INET
+		                   ? (ntohl(s4->sin_addr.s_addr) >> 24) == 127
+		                   : IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+
+		if (!loopback)
+			conf_error_at(p, CONF_SEC_TRANSPORT, 0, "StatusListen",
+			    "StatusListen %s: the status page has no "
+			    "authentication, so it listens on loopback "
+			    "addresses only (127.0.0.1:PORT, [::1]:PORT)",
+			    b->text);
+	}
+}
+
+/*
+ * What goes into every TLS report (RFC 8460 4.4): printable text; the
+ * contact is an address ("tlsrpt@contoso.com", "mailto:...") or a URL.
+ */
+static void
+validate_tls_reporting(const struct conf *c, struct conf_parse *p)
+{
+	const char *org = c->transport.tls_reporting_organization;
+	const char *contact = c->transport.tls_reporting_contact;
+
+	for (const char *s = org; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+			conf_error_at(p, CONF_SEC_TRANSPORT, 0,
+			    "TlsReportingOrganization",
+			    "TlsReportingOrganization must be printable text");
+			break;
+		}
+	if (strlen(org) > 200)
+		conf_error_at(p, CONF_SEC_TRANSPORT, 0,
+		    "TlsReportingOrganization",
+		    "TlsReportingOrganization: at most 200 characters");
+	if (contact[0] == '\0')
+		return;
+	for (const char *s = contact; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) {
+			conf_error_at(p, CONF_SEC_TRANSPORT, 0,
+			    "TlsReportingContact",
+			    "TlsReportingContact %s: an address or a URL, "
+			    "without spaces",
+			    contact);
+			return;
+		}
+	if (strlen(contact) > 250 ||
+	    (strchr(contact, '@') == NULL && strstr(contact, "://") == NULL))
+		conf_error_at(p, CONF_SEC_TRANSPORT, 0, "TlsReportingContact",
+		    "TlsReportingContact %s: an address (tlsrpt@contoso.com) "
+		    "or a URL (https://...)",
+		    contact);
+}
+
 int
 conf_validate(struct conf *c, struct conf_parse *p)
 {
@@ -204,6 +272,8 @@ conf_validate(struct conf *c, struct conf_parse *p)
 	    c, p, &c->transport.send_domain_secure, "TLSSendDomainSecureList");
 	validate_secure_list(c, p, &c->transport.receive_domain_secure,
 	    "TLSReceiveDomainSecureList");
+	validate_status_listen(c, p);
+	validate_tls_reporting(c, p);
 	if (c->transport.resolver[0] == '\0')
 		conf_error_at(p, CONF_SEC_TRANSPORT, 0, "Resolver",
 		    "Resolver must be \"system\" or ADDRESS@PORT");

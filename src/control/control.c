@@ -8,7 +8,8 @@
  * is a failure.  The queue and message commands are in control_queue.c,
  * the views (queue, messages), which stream their answer from a worker
  * thread, in control_view.c; status, reload and logs reopen (the daemon
- * as a whole) in control_admin.c.
+ * as a whole) in control_admin.c; tls-report in control_tlsrpt.c;
+ * get-tlsposture [DOMAIN] answers with src/status/posture_view.c.
  * Requests are read through the bounded line reader; a request must come
  * within 10 seconds.
  */
@@ -32,6 +33,7 @@
 #include "server/conn.h"
 #include "server/server.h"
 #include "smtp/linereader.h"
+#include "status/posture_view.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -108,9 +110,17 @@ control_run(struct control_client *c, const char *line, struct buf *out)
 	control_parse(&req, line);
 	if ((rc = control_queue_run(c, &req, out)) >= 0)
 		return rc;
+	if ((rc = control_tlsrpt_run(c, &req, out)) >= 0)
+		return rc;
+	if (strcmp(req.verb, "get-tlsposture") == 0) {
+		/* Exchange Online's TLS report (src/status/posture_view.c) */
+		posture_view_text(c->ctl->daemon,
+		    req.nargs > 0 ? req.args[0] : NULL, time(NULL), out);
+		return 0;
+	}
 	buf_printf(out, "error: unknown request (status, reload, logs reopen, "
 	                "queue, messages, retry, suspend, resume, remove, "
-	                "export)\n");
+	                "export, get-tlsposture, tls-report)\n");
 	return 0;
 }
 

@@ -1,7 +1,7 @@
 /*
  * control_int.h - what the control socket's command files share
  * (control.c: the socket, requests and answers; control_queue.c: the
- * queue and message commands).
+ * queue and message commands; control_tlsrpt.c: tls-report).
  */
 #ifndef SLUICE_CONTROL_INT_H
 #define SLUICE_CONTROL_INT_H
@@ -77,6 +77,9 @@ void control_answer_raw(
  * the verb is not one of them.
  */
 int control_queue_run(
+    struct control_client *, const struct control_request *, struct buf *out);
+/* The TLS report command (control_tlsrpt.c), returning as above. */
+int control_tlsrpt_run(
     struct control_client *, const struct control_request *, struct buf *out);
 
 /*

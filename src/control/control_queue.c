@@ -33,13 +33,14 @@
 #include <strings.h>
 #include <time.h>
 
+#include "control/control.h"
 #include "control/control_int.h"
+#include "daemon/daemon.h"
 #include "log/tracklog.h"
 #include "queue/dqueue.h"
 #include "queue/outcome.h"
 #include "queue/qmgr.h"
 #include "route/route.h"
-#include "server/server.h"
 #include "spool/spool.h"
 #include "util/buf.h"
 
@@ -172,6 +173,115 @@ cq_is_queue(struct control *ctl, const char *name)
 	}
 	spool_foreach(ctl->daemon->spool, &all, cq_find_queue, &f);
 	return f.found;
+}
+
+/*
+ * --- The queues for the status page and the metrics ---------------------
+ * (sluicectl queue is control_view.c, on a worker thread.)  This walk is on
+ * the loop; status_http.c calls it at most every 10 s, and only when
+ * StatusListen is set.
+ */
+#define CQ_QUEUES_MAX 4096
+
+struct cq_queue {
+	char identity[300];
+	const char *type;
+	unsigned messages;
+	unsigned ready;
+	time_t next_retry;
+	char last_error[200];
+	int64_t last_message;
+};
+
+struct cq_queues {
+	struct daemon *daemon;
+	struct cq_queue *queues;
+	size_t nqueues;
+	time_t now;
+};
+
+static int
+cq_collect(void *arg, const struct spool_row *p)
+{
+	struct cq_queues *w = arg;
+	struct cq_queue *q = NULL;
+	char id[300];
+	const char *type;
+
+	control_queue_of(w->daemon->conf->conf, p, id, sizeof(id), &type);
+	for (size_t i = 0; i < w->nqueues && q == NULL; i++)
+		if (strcmp(w->queues[i].identity, id) == 0)
+			q = &w->queues[i];
+	if (q == NULL) {
+		if (w->nqueues == CQ_QUEUES_MAX)
+			return 0;
+		q = &w->queues[w->nqueues++];
+		memset(q, 0, sizeof(*q));
+		snprintf(q->identity, sizeof(q->identity), "%s", id);
+		q->type = type;
+	}
+	if (q->last_message != p->message_rowid) {
+		q->messages++;
+		q->last_message = p->message_rowid;
+	}
+	if (p->next_attempt == SPOOL_SUSPENDED)
+		; /* a suspended message is neither ready nor retried */
+	else if (p->next_attempt <= w->now)
+		q->ready++;
+	else if (q->next_retry == 0 || p->next_attempt < q->next_retry)
+		q->next_retry = p->next_attempt;
+	if (p->last_error[0] != '\0')
+		snprintf(
+		    q->last_error, sizeof(q->last_error), "%s", p->last_error);
+	return 0;
+}
+
+int
+control_queue_list(struct daemon *daemon, struct qmgr *qmgr,
+    struct control_queue_info **out, size_t *n)
+{
+	struct cq_queues w = {daemon, NULL, 0, time(NULL)};
+	struct spool_select all = {.finished = 0};
+	struct control_queue_info *v;
+	int rc = 0;
+
+	*out = NULL;
+	*n = 0;
+	if ((w.queues = calloc(CQ_QUEUES_MAX, sizeof(*w.queues))) == NULL)
+		return -1;
+	if (spool_foreach(daemon->spool, &all, cq_collect, &w) < 0)
+		rc = -1;
+	if ((v = calloc(w.nqueues ? w.nqueues : 1, sizeof(*v))) == NULL) {
+		free(w.queues);
+		return -1;
+	}
+	for (size_t i = 0; i < w.nqueues; i++) {
+		const struct cq_queue *q = &w.queues[i];
+		char live_error[200] = "";
+		unsigned conns = 0;
+		const char *live =
+		    qmgr == NULL
+		        ? NULL
+		        : dqueues_status(qmgr_dqueues(qmgr), q->identity,
+		              &conns, live_error, sizeof(live_error));
+
+		snprintf(
+		    v[i].identity, sizeof(v[i].identity), "%s", q->identity);
+		v[i].type = q->type;
+		v[i].status = q->ready > 0 ? "Ready" : "Retry";
+		/* The live queue knows better: Active, Suspended. */
+		if (live != NULL && (strcmp(live, "Active") == 0 ||
+		                        strcmp(live, "Suspended") == 0))
+			v[i].status = live;
+		v[i].messages = q->messages;
+		v[i].next_retry = q->next_retry;
+		snprintf(v[i].last_error, sizeof(v[i].last_error), "%s",
+		    q->last_error[0] ? q->last_error : live_error);
+	}
+	free(w.queues);
+	*out = v;
+	*n = w.nqueues;
+	return rc;
 }
 
 /* --- changes to one message's recipients ------------------------------ */

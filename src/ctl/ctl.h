@@ -41,6 +41,18 @@ int ctl_suspend(struct ctl *, int, char **);
 int ctl_resume(struct ctl *, int, char **);
 int ctl_remove(struct ctl *, int, char **);
 int ctl_export(struct ctl *, int, char **);
+/*
+ * Send one request line to the daemon's control socket and print its
+ * answer; 0 when it succeeded, 1 when it failed (an "error: " answer, or
+ * no daemon).
+ */
+int ctl_ask(struct ctl *, const char *request);
+
+/* Commands of ctl_posture.c (they talk to the running daemon) */
+int ctl_get_tlsposture(struct ctl *, int, char **);
+
+/* Commands of ctl_tlsrpt.c (they talk to the running daemon) */
+int ctl_tls_report(struct ctl *, int, char **);
 
 /* Commands of ctl_tracking.c (they read the log files) */
 int ctl_get_messagetrackinglog(struct ctl *, int, char **);

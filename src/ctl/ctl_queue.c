@@ -70,7 +70,7 @@ ctl_connect(struct ctl *ctl, const char *request)
  * the first line, or the last (a view that failed half-way), starts with
  * "error: ".
  */
-static int
+int
 ctl_ask(struct ctl *ctl, const char *request)
 {
 	char buf[2 + 65536], first[8] = "", last[8] = "";

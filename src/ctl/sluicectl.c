@@ -179,6 +179,34 @@ static const struct ctl_command ctl_commands[] = {
         "--start 2026-12-01\n"
         "sluicectl get-messagetrackinglog --message-id '<id@contoso.com>' "
         "--list"},
+    {"get-tlsposture", "[DOMAIN]",
+        "TLS per partner: policy, sessions, versions, verified, failures "
+        "(Exchange Online's TLS report)",
+        ctl_get_tlsposture,
+        "What the running daemon recorded of each partner's TLS (a "
+        "recipient domain, or a smart-host connector): the policy that "
+        "applies now and, over the last 24 hours and 7 days, the "
+        "sessions, TLS versions, verified certificates, failures by RFC "
+        "8460 type, and messages deferred or returned for TLS. With "
+        "DOMAIN, that domain's row (a domain routed through smart hosts "
+        "shows its connector's).",
+        "sluicectl get-tlsposture\n"
+        "sluicectl get-tlsposture contoso.com"},
+    {"tls-report", "[--domain D] [--date YYYY-MM-DD] [--send]",
+        "the TLS report (RFC 8460 JSON) that would be sent, or send it",
+        ctl_tls_report,
+        "Print the SMTP TLS report (RFC 8460) of one domain, or of every "
+        "domain Sluice delivered to, for one UTC day (default: "
+        "yesterday, the day the daily run reports next), exactly as it "
+        "would be sent to the addresses in the domain's _smtp._tls "
+        "record. Exits 1 when there is nothing to report. With --send "
+        "the daemon sends the reports now, as its daily run does (each "
+        "address once: one sent already is not sent again; a failed one "
+        "is tried again without waiting for its pause), and prints what "
+        "became of each address.",
+        "sluicectl tls-report\n"
+        "sluicectl tls-report --domain contoso.com --date 2026-12-02\n"
+        "sluicectl tls-report --send --date 2026-12-02"},
     /* Exchange's own names for the same commands */
     {"get-queue", "", "= queue", ctl_queue, "Exchange's name for queue.",
         "sluicectl get-queue"},

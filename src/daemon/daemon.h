@@ -27,6 +27,11 @@ struct spool;
 struct tls_client;
 struct tls_store;
 struct tracklog;
+struct metrics;
+struct posture;
+struct deferrals;
+struct tlsrpt_store;
+struct tlsrpt_sender;
 
 struct conf_ref {
 	struct conf *conf;
@@ -49,6 +54,18 @@ struct daemon {
 	struct protolog *sendlog;  /* SmtpSend protocol log */
 	struct tracklog *tracklog; /* message tracking log */
 	int draining;              /* stopping: finish work, start none */
+	/*
+	 * What an administrator watches (src/status/), counted by every
+	 * part: counters (NULL without StatusListen: nothing is counted),
+	 * the partners' TLS posture (NULL with TlsPostureEnabled = false),
+	 * the most recent deferrals; and the TLS reports (src/tlsrpt/):
+	 * the sessions recorded, the daily sending.
+	 */
+	struct metrics *metrics;
+	struct posture *posture;
+	struct deferrals *deferrals;
+	struct tlsrpt_store *tlsrpt;
+	struct tlsrpt_sender *tlsrpt_sender;
 };
 
 /* The live configuration, kept until daemon_conf_release(). */

@@ -31,6 +31,8 @@ struct dest_tls {
 	struct tlsa_result *tlsa[RESOLVER_HOPS_MAX];
 	size_t first[RESOLVER_HOPS_MAX];
 	struct sts_state *sts;
+	/* no policy in force because it could not be had (TLS reports) */
+	struct sts_state *sts_failed;
 };
 
 struct dest_tls_query;
@@ -69,6 +71,7 @@ dest_tls_unref(struct dest_tls *dt)
 		if (dt->first[i] == i)
 			tlsa_result_free(dt->tlsa[i]);
 	free(dt->sts);
+	free(dt->sts_failed);
 	free(dt);
 }
 
@@ -84,6 +87,12 @@ const struct sts_state *
 dest_tls_sts(const struct dest_tls *dt)
 {
 	return dt != NULL ? dt->sts : NULL;
+}
+
+const struct sts_state *
+dest_tls_sts_failed(const struct dest_tls *dt)
+{
+	return dt != NULL ? dt->sts_failed : NULL;
 }
 
 static int
@@ -155,6 +164,9 @@ dest_tls_sts_answer(void *arg, const struct sts_state *st)
 	q->sq = NULL;
 	if (st->has_policy && (q->dt->sts = malloc(sizeof(*st))) != NULL)
 		*q->dt->sts = *st;
+	if (!st->has_policy && st->failed != STS_FAILED_NONE &&
+	    (q->dt->sts_failed = malloc(sizeof(*st))) != NULL)
+		*q->dt->sts_failed = *st;
 	if (--q->pending == 0)
 		dest_tls_done(q);
 }

@@ -33,6 +33,12 @@ void dest_tls_unref(struct dest_tls *);
 const struct tlsa_result *dest_tls_tlsa(const struct dest_tls *, size_t hop);
 /* The domain's MTA-STS policy in force, NULL when none. */
 const struct sts_state *dest_tls_sts(const struct dest_tls *);
+/*
+ * Without a policy in force: the look-up whose TXT record named one that
+ * could not be fetched or was invalid (sts_state.failed), for TLS
+ * reports' sts-policy-fetch-error and -invalid; NULL otherwise.
+ */
+const struct sts_state *dest_tls_sts_failed(const struct dest_tls *);
 
 /*
  * Does this connector need anything looked up for these hops?  TLSA

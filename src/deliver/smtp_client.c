@@ -154,7 +154,7 @@ struct smtp_client {
 	/* what the server offered (forgotten at STARTTLS) */
 	struct {
 		int pipelining, chunking, starttls, eightbit, smtputf8, dsn,
-		    auth_plain, auth_login;
+		    auth_plain, auth_login, requiretls;
 		unsigned long long size;
 	} ext;
 	/* the transaction */
@@ -180,7 +180,17 @@ struct smtp_client {
 	unsigned seq;
 	char local[64], remote[64];
 	char tls_summary[240];
+	/* this hop's DANE or MTA-STS would have applied, and "TLS-Required:
+	 * No" kept them out of the policy (RFC 8689 3) */
+	int relaxed;
 	char dane_key[40]; /* tls_dane_digest() of the hop's records */
+	/* this connection's TLS, for the session report (client_report) */
+	char tls_version[32];
+	int tls_verified;
+	int reported;
+	char peer_helo[256]; /* the name its EHLO reply gave (TLS-RPT) */
+	/* the session report's policy (client_report_policy) */
+	char rpt_strings[2048], rpt_mx[1024];
 	char fail_enh[16];
 	char fail_why[512];
 	int closing; /* closed() is on its way */
@@ -218,6 +228,161 @@ client_hop(const struct smtp_client *c)
 }
 
 /* --- logs and sending ---------------------------------------------------- */
+
+/*
+ * The tracking log's tls= of this connection; ";TlsRequired=No" after it
+ * where that header kept DANE or MTA-STS out of the policy.
+ */
+static void __attribute__((format(printf, 2, 3)))
+client_summary(struct smtp_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(c->tls_summary, sizeof(c->tls_summary), fmt, ap);
+	va_end(ap);
+	n = strlen(c->tls_summary);
+	if (c->relaxed)
+		snprintf(c->tls_summary + n, sizeof(c->tls_summary) - n,
+		    ";TlsRequired=No");
+}
+
+/*
+ * This connection's TLS is decided (it goes on, or it is left for a TLS
+ * reason): tell the owner, once per connection, for the partner's TLS
+ * posture and the metrics.
+ */
+static size_t client_add_line(char *out, size_t n, size_t len, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+
+/* Append one line ("\n" between lines) when it fits whole. */
+static size_t
+client_add_line(char *out, size_t n, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (n > 0 && n + 1 < len)
+		out[n++] = '\n';
+	va_start(ap, fmt);
+	k = vsnprintf(out + n, len - n, fmt, ap);
+	va_end(ap);
+	if (k < 0 || (size_t)k >= len - n) {
+		out[n > 0 ? n - 1 : 0] = '\0';
+		return n > 0 ? n - 1 : 0;
+	}
+	return n + (size_t)k;
+}
+
+/*
+ * The policy a session report names (RFC 8460 4.4): DANE where it
+ * applied to the host, else the domain's MTA-STS policy (also one that
+ * could not be fetched), else none.  May turn a success into the STS
+ * failure that kept the policy away.
+ */
+static void
+client_report_policy(struct smtp_client *c, struct smtp_client_session *s)
+{
+	const struct sts_state *sts = dest_tls_sts(c->p.dest_tls);
+	const struct tlsa_result *tlsa = c->policy.tlsa;
+	size_t n = 0;
+
+	c->rpt_strings[0] = c->rpt_mx[0] = '\0';
+	s->policy_type = "no-policy-found";
+	s->policy_domain = c->p.domain;
+	s->policy_strings = s->mx_patterns = "";
+	s->dane = tls_dane_need_name(c->policy.dane);
+	s->sts_mode = sts != NULL && sts->has_policy
+	                  ? sts_policy_mode_name(sts->policy.mode)
+	                  : "";
+	s->sts_id = sts != NULL && sts->has_policy ? sts->id : "";
+	if (c->policy.dane != TLS_DANE_OFF) {
+		s->policy_type = "tlsa";
+		s->policy_domain = tlsa != NULL && tlsa->base[0] != '\0'
+		                       ? tlsa->base
+		                       : client_hop(c)->host;
+		for (size_t i = 0; tlsa != NULL && i < tlsa->n; i++) {
+			char rr[TLSA_DATA_MAX * 2 + 32];
+
+			tlsa_rr_format(&tlsa->rr[i], rr, sizeof(rr));
+			n = client_add_line(c->rpt_strings, n,
+			    sizeof(c->rpt_strings), "%s", rr);
+		}
+		s->policy_strings = c->rpt_strings;
+		return;
+	}
+	if (sts == NULL)
+		sts = dest_tls_sts_failed(c->p.dest_tls);
+	if (sts == NULL || (!sts->has_policy && sts->failed == STS_FAILED_NONE))
+		return;
+	s->policy_type = "sts";
+	if (!sts->has_policy) {
+		/* the record says there is a policy, and none could be had */
+		if (s->result == TLS_RESULT_OK) {
+			s->result = sts->failed == STS_FAILED_INVALID
+			                ? TLS_RESULT_STS_POLICY_INVALID
+			                : TLS_RESULT_STS_POLICY_FETCH_ERROR;
+			s->reason = sts->why;
+		}
+		return;
+	}
+	n = client_add_line(
+	    c->rpt_strings, 0, sizeof(c->rpt_strings), "version: STSv1");
+	n = client_add_line(c->rpt_strings, n, sizeof(c->rpt_strings),
+	    "mode: %s", sts_policy_mode_name(sts->policy.mode));
+	for (size_t i = 0; i < sts->policy.nmx; i++) {
+		n = client_add_line(c->rpt_strings, n, sizeof(c->rpt_strings),
+		    "mx: %s", sts->policy.mx[i]);
+		client_add_line(c->rpt_mx, i == 0 ? 0 : strlen(c->rpt_mx),
+		    sizeof(c->rpt_mx), "%s", sts->policy.mx[i]);
+	}
+	client_add_line(c->rpt_strings, n, sizeof(c->rpt_strings),
+	    "max_age: %lu", sts->policy.max_age);
+	s->policy_strings = c->rpt_strings;
+	s->mx_patterns = c->rpt_mx;
+}
+
+/*
+ * A failed check as RFC 8460 names it, by the policy that asked for it:
+ * a certificate MTA-STS wanted (the connector's floor did not) is
+ * sts-webpki-invalid; DANE's is tlsa-invalid (tls_result_from_check).
+ */
+static enum tls_result
+client_result(const struct smtp_client *c, enum tls_check check)
+{
+	int cert = check == TLS_CHECK_NO_CERT || check == TLS_CHECK_UNTRUSTED ||
+	           check == TLS_CHECK_EXPIRED || check == TLS_CHECK_REVOKED ||
+	           check == TLS_CHECK_NAME_MISMATCH;
+
+	if (cert && c->policy.sts != TLS_STS_NONE &&
+	    c->policy.floor_level < TLS_POLICY_VERIFY)
+		return TLS_RESULT_STS_WEBPKI_INVALID;
+	return tls_result_from_check(check);
+}
+
+static void
+client_report(struct smtp_client *c, enum tls_result result, const char *why)
+{
+	struct smtp_client_session s;
+
+	if (c->reported || c->p.ops->session == NULL)
+		return;
+	c->reported = 1;
+	memset(&s, 0, sizeof(s));
+	s.host = client_hop(c)->host;
+	s.policy = tls_policy_name(&c->policy);
+	s.version = c->tls_version;
+	s.verified = c->tls_verified;
+	s.result = result;
+	s.reason = why != NULL ? why : "";
+	s.plain_retry = c->plain_retry;
+	s.local = c->local;
+	s.remote = c->remote;
+	s.helo = c->peer_helo;
+	client_report_policy(c, &s);
+	c->p.ops->session(c->p.arg, c, &s);
+}
 
 static void
 client_log(struct smtp_client *c, char event, const char *data, size_t len,
@@ -591,6 +756,15 @@ client_parse_ehlo(struct smtp_client *c, const struct reply *r)
 {
 	const char *p = memchr(r->text, '\n', r->text_len);
 	const char *end = r->text + r->text_len;
+	size_t n = 0;
+
+	/* "mx.example.com Hello ...": the name, printable ASCII only */
+	while (n < r->text_len && n + 1 < sizeof(c->peer_helo) &&
+	       r->text[n] > 0x20 && r->text[n] < 0x7f) {
+		c->peer_helo[n] = r->text[n];
+		n++;
+	}
+	c->peer_helo[n] = '\0';
 
 	while (p != NULL && p < end) {
 		const char *line = p + 1, *eol = memchr(line, '\n', end - line);
@@ -616,6 +790,8 @@ client_parse_ehlo(struct smtp_client *c, const struct reply *r)
 			c->ext.smtputf8 = 1;
 		else if (strcmp(kw, "DSN") == 0)
 			c->ext.dsn = 1;
+		else if (strcmp(kw, "REQUIRETLS") == 0)
+			c->ext.requiretls = 1;
 		else if (strcmp(kw, "SIZE") == 0 && k < len)
 			c->ext.size = strtoull(line + k + 1, NULL, 10);
 		else if (strcmp(kw, "AUTH") == 0) {
@@ -663,6 +839,10 @@ client_after_ehlo(struct smtp_client *c)
 			client_enter(c, CS_STARTTLS);
 			return;
 		case TLS_ACTION_DEFER:
+			client_report(c,
+			    f.offered ? TLS_RESULT_VALIDATION_FAILURE
+			              : TLS_RESULT_STARTTLS_NOT_SUPPORTED,
+			    why);
 			client_leave_hop(c, LEAVE_QUIT, "4.7.10", "%s", why);
 			return;
 		default:
@@ -675,6 +855,8 @@ client_after_ehlo(struct smtp_client *c)
 			break;
 		}
 	}
+	/* TLS is as the policy wants it: this session goes on. */
+	client_report(c, TLS_RESULT_OK, NULL);
 	if (client_wants_auth(c)) {
 		if (!c->in_tls && sc->smart_host_auth_mechanism ==
 		                      SMARTHOST_AUTH_BASIC_REQUIRE_TLS) {
@@ -774,6 +956,8 @@ client_start_tls(struct smtp_client *c)
 	if (c->policy.dane == TLS_DANE_VERIFY &&
 	    tls_dane_enable(ssl, c->policy.tlsa, t.host, &why) < 0) {
 		SSL_free(ssl);
+		client_report(c, TLS_RESULT_TLSA_INVALID,
+		    why != NULL ? why : "cannot use the TLSA records");
 		client_leave_hop(c, LEAVE_DROP, "4.7.5", "DANE: %s",
 		    why != NULL ? why : "cannot use the TLSA records");
 		return;
@@ -802,13 +986,13 @@ client_reply_starttls(struct smtp_client *c, const struct reply *r)
 	snprintf(text, sizeof(text), "%d %.200s", r->code, r->text);
 	if (tls_policy_judge(&c->policy, &f, NULL, why, sizeof(why)) ==
 	    TLS_ACTION_DEFER) {
+		client_report(c, TLS_RESULT_STARTTLS_NOT_SUPPORTED, why);
 		client_leave_hop(c, LEAVE_QUIT, "4.7.10", "%s", why);
 		return;
 	}
 	client_note(c, "%s: going on in plaintext (opportunistic)", why);
 	c->plain_retry = 1; /* go on in plaintext */
-	snprintf(c->tls_summary, sizeof(c->tls_summary),
-	    "tls=opportunistic:refused");
+	client_summary(c, "tls=opportunistic:refused");
 	client_after_ehlo(c);
 }
 
@@ -848,8 +1032,9 @@ client_handshake_done(struct smtp_client *c, const char *error)
 	}
 	action = tls_policy_judge(&c->policy, &f, &check, why, sizeof(why));
 	if (!ok) {
-		snprintf(c->tls_summary, sizeof(c->tls_summary),
-		    "tls=%s:failed;handshake", tls_policy_name(&c->policy));
+		client_report(c, TLS_RESULT_VALIDATION_FAILURE, why);
+		client_summary(
+		    c, "tls=%s:failed;handshake", tls_policy_name(&c->policy));
 		client_log(c, '*', why, strlen(why), NULL);
 		if (action == TLS_ACTION_RETRY_PLAINTEXT) {
 			client_record(c, "4.7.10", "%s", why);
@@ -860,8 +1045,14 @@ client_handshake_done(struct smtp_client *c, const char *error)
 		return;
 	}
 	tls_peer_describe(ssl, &peer);
-	snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s;%s;%s%s",
-	    tls_policy_name(&c->policy),
+	snprintf(c->tls_version, sizeof(c->tls_version), "%s", peer.version);
+	/* Verified: what MTA-STS asks of a next hop (a trusted chain naming
+	 * the host), or what DomainValidation asked and got. */
+	c->tls_verified =
+	    tls_evaluate(TLS_AUTH_DOMAIN_VALIDATION, &o, NULL,
+	        client_hop(c)->host, NULL, 0) == TLS_CHECK_OK ||
+	    (c->policy.level >= TLS_POLICY_DOMAIN && check == TLS_CHECK_OK);
+	client_summary(c, "tls=%s:%s;%s;%s%s", tls_policy_name(&c->policy),
 	    check == TLS_CHECK_OK
 	        ? (tls_policy_authenticates(&c->policy) ? "verified"
 	                                                : "encrypted")
@@ -874,13 +1065,20 @@ client_handshake_done(struct smtp_client *c, const char *error)
 	    match[0] != '\0' ? "; DANE: matched " : "", match);
 	/* MTA-STS testing: delivered as usual, the failure reported. */
 	if (check != TLS_CHECK_OK && action == TLS_ACTION_SEND &&
-	    c->policy.sts == TLS_STS_TESTING)
+	    c->policy.sts == TLS_STS_TESTING) {
+		/* the report is what testing is for (RFC 8461 5) */
+		client_report(c,
+		    check == TLS_CHECK_STS_MX ? TLS_RESULT_VALIDATION_FAILURE
+		                              : client_result(c, check),
+		    why);
 		log_info("delivery %s via %s: host %s: %s (reported, not "
 		         "enforced)",
 		    c->session_id, c->p.connector->name, client_hop(c)->host,
 		    why);
+	}
 	c->in_tls = 1;
 	if (action == TLS_ACTION_DEFER) {
+		client_report(c, client_result(c, check), why);
 		client_leave_hop(c, LEAVE_QUIT, "4.7.5", "%s", why);
 		return;
 	}
@@ -998,7 +1196,10 @@ client_mail_line(struct smtp_client *c, char *line, size_t len)
 		    m->ret == SMTP_RET_FULL ? "FULL" : "HDRS");
 	if (c->ext.dsn && m->envid[0] != '\0' && n < len &&
 	    smtp_xtext_encode(m->envid, x, sizeof(x)) >= 0)
-		snprintf(line + n, len - n, " ENVID=%s", x);
+		n += (size_t)snprintf(line + n, len - n, " ENVID=%s", x);
+	/* client_can_take() let it come this far only where it may go */
+	if (m->requiretls && n < len)
+		snprintf(line + n, len - n, " REQUIRETLS");
 }
 
 static void
@@ -1246,9 +1447,53 @@ client_send_next(struct smtp_client *c)
 	client_send_body(c);
 }
 
+/*
+ * RFC 8689 4.2.1: a REQUIRETLS message goes only over TLS with a
+ * validated policy (a chain to TrustedCAFile: CertificateValidation or
+ * stricter; DANE and MTA-STS enforce once they are inputs of the policy)
+ * to a next hop that offers REQUIRETLS; otherwise it is not sent at all
+ * and returned with 5.7.30.  Whatever the policy, this connection has
+ * met it by now (READY comes after the TLS decision).
+ */
+static int
+client_requiretls_ok(struct smtp_client *c, char *why, size_t len)
+{
+	if (!c->in_tls) {
+		snprintf(why, len,
+		    "REQUIRETLS: the next hop %s was reached without TLS "
+		    "(send connector %s, policy %s)",
+		    client_hop(c)->host, c->p.connector->name,
+		    tls_policy_name(&c->policy));
+		return 0;
+	}
+	if (c->policy.level < TLS_POLICY_VERIFY) {
+		snprintf(why, len,
+		    "REQUIRETLS: the TLS policy of send connector %s (%s) does "
+		    "not validate the next hop's certificate "
+		    "(CertificateValidation or stricter is needed)",
+		    c->p.connector->name, tls_policy_name(&c->policy));
+		return 0;
+	}
+	if (!c->ext.requiretls) {
+		snprintf(why, len,
+		    "REQUIRETLS: the next hop %s does not offer REQUIRETLS",
+		    client_hop(c)->host);
+		return 0;
+	}
+	return 1;
+}
+
 static int
 client_can_take(struct smtp_client *c, struct smtp_client_msg *m)
 {
+	char why[400];
+
+	if (m->requiretls && !client_requiretls_ok(c, why, sizeof(why))) {
+		client_note(c, "%s: message %s returned, nothing sent", why,
+		    m->queue_id);
+		client_fail_rest(c, 550, "5.7.30", why);
+		return 0;
+	}
 	if (m->smtputf8 && !c->ext.smtputf8) {
 		client_fail_rest(c, 553, "5.6.7",
 		    "the next hop does not support SMTPUTF8 (RFC 6531)");
@@ -1664,12 +1909,34 @@ client_connect(struct smtp_client *c)
 	    c->session_id, sizeof(c->session_id), "%016llX", ++client_sessions);
 	c->seq = 0;
 	c->local[0] = '\0';
+	c->reported = 0;
+	c->peer_helo[0] = '\0';
+	c->tls_version[0] = '\0';
+	c->tls_verified = 0;
+	c->relaxed = 0;
+	if (c->p.tls_optional) {
+		/* what they would have asked, for the logs: then without */
+		tls_policy_decide(&in, &c->policy);
+		c->relaxed = c->policy.dane != TLS_DANE_OFF ||
+		             c->policy.sts != TLS_STS_NONE || c->policy.skip;
+		if (c->relaxed) {
+			char was[600];
+
+			tls_policy_describe(&c->policy, was, sizeof(was));
+			client_note(c,
+			    "TLS-Required: No: DANE and MTA-STS not applied to "
+			    "%s (they asked: %s)",
+			    h->host, was);
+		}
+		in.addr_secure = 0;
+		in.tlsa = NULL;
+		in.sts = NULL;
+	}
 	tls_policy_decide(&in, &c->policy);
 	if (!c->plain_retry)
 		c->tls_summary[0] = '\0';
 	if (c->policy.level == TLS_POLICY_NONE)
-		snprintf(c->tls_summary, sizeof(c->tls_summary),
-		    "tls=IgnoreSTARTTLS:none");
+		client_summary(c, "tls=IgnoreSTARTTLS:none");
 	/*
 	 * DANE (bogus or failed TLSA look-up, Mandatory without records)
 	 * or MTA-STS enforce (not in the policy) rules this host out: it
@@ -1678,11 +1945,21 @@ client_connect(struct smtp_client *c)
 	if (c->policy.skip) {
 		int dane = c->policy.dane == TLS_DANE_SKIP;
 
-		snprintf(c->tls_summary, sizeof(c->tls_summary), "tls=%s:%s",
-		    dane ? "dane" : "sts-enforce",
+		client_summary(c, "tls=%s:%s", dane ? "dane" : "sts-enforce",
 		    dane ? "skipped" : "MxNotInPolicy");
 		client_note(c, "next hop %zu of %zu: %s not used: %s",
 		    c->hop + 1, c->p.nhops, h->host, c->policy.skip_why);
+		/* RFC 8460: a host DANE rules out had no valid records
+		 * (bogus, failed) or none where they are required; one
+		 * outside the MTA-STS policy has no type of its own */
+		client_report(c,
+		    !dane ? TLS_RESULT_VALIDATION_FAILURE
+		    : c->policy.tlsa == NULL ||
+		            c->policy.tlsa->status == TLSA_BOGUS ||
+		            c->policy.tlsa->status == TLSA_TEMPFAIL
+		        ? TLS_RESULT_DNSSEC_INVALID
+		        : TLS_RESULT_DANE_REQUIRED,
+		    c->policy.skip_why);
 		/* out of QUIT (the last hop's) before leaving this one */
 		client_enter(c, CS_CONNECT);
 		client_leave_hop(
@@ -1786,6 +2063,9 @@ smtp_client_tls(const struct smtp_client *c)
 {
 	if (c->tls_summary[0] != '\0')
 		return c->tls_summary;
-	return tls_policy_required(&c->policy) ? "tls=required:none"
-	                                       : "tls=opportunistic:none";
+	if (tls_policy_required(&c->policy))
+		return c->relaxed ? "tls=required:none;TlsRequired=No"
+		                  : "tls=required:none";
+	return c->relaxed ? "tls=opportunistic:none;TlsRequired=No"
+	                  : "tls=opportunistic:none";
 }

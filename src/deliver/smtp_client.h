@@ -24,6 +24,7 @@
 
 #include "conf/conf.h"
 #include "dns/resolver.h"
+#include "tls/tls_result.h"
 
 struct dest_tls;
 struct event_base;
@@ -65,9 +66,44 @@ struct smtp_client_msg {
 	unsigned long long size;  /* of the stored message (SIZE=) */
 	smtp_client_read_fn read; /* the stored message, CRLF lines */
 	void *src;
+	int requiretls;   /* RFC 8689: only over validated TLS, else 5.7.30 */
+	int tls_optional; /* "TLS-Required: No" (RFC 8689 3) */
 	struct smtp_client_rcpt *rcpts;
 	size_t nrcpts;
 	void *owner; /* the owner's own record of the message */
+};
+
+/*
+ * What one connection to a next hop came to, once its TLS is decided:
+ * it goes on (result OK: TLS as the policy wants, or plaintext where the
+ * policy allows it), or it is left for a TLS reason (the RFC 8460 type).
+ * A connection that fails before the decision (no greeting, EHLO
+ * refused) is not a TLS session and is not reported.
+ */
+struct smtp_client_session {
+	const char *host;    /* the next hop's name */
+	const char *policy;  /* the tls= policy name, "opportunistic", ... */
+	const char *version; /* "TLSv1.3", or "" when TLS is not used */
+	int verified;        /* a trusted chain naming the host (or, under
+	                        DomainValidation, what the policy named) */
+	enum tls_result result;
+	const char *reason; /* why it failed, "" when it did not */
+	int plain_retry;    /* the plaintext retry after a failed handshake */
+	/* for TLS reports: "addr:port" of both ends, the EHLO name */
+	const char *local, *remote, *helo;
+	/*
+	 * The recipient's published policy the session was held to (RFC
+	 * 8460 4.4): "tlsa" (DANE applied to the host: the policy domain is
+	 * its TLSA base domain, the strings its records), "sts" (the
+	 * recipient domain's MTA-STS policy: its lines and mx patterns,
+	 * joined by \n; or none to be had, result sts-policy-fetch-error or
+	 * -invalid), or "no-policy-found" (the recipient domain).
+	 */
+	const char *policy_type, *policy_domain, *policy_strings, *mx_patterns;
+	/* DANE's need of the host ("verify", "encrypt", "skip", "off"),
+	 * MTA-STS's mode ("enforce", "testing", "none", "" for no policy)
+	 * and policy id, for the partner's posture */
+	const char *dane, *sts_mode, *sts_id;
 };
 
 struct smtp_client_ops {
@@ -82,6 +118,9 @@ struct smtp_client_ops {
 	 */
 	void (*closed)(void *arg, struct smtp_client *, int delivered,
 	    const char *enh, const char *why);
+	/* Optional: once per connection, at its TLS decision (above). */
+	void (*session)(void *arg, struct smtp_client *,
+	    const struct smtp_client_session *);
 };
 
 struct smtp_client_params {
@@ -93,6 +132,14 @@ struct smtp_client_params {
 	/* a transport rule requires TLS (RouteMessageOutboundRequireTls):
 	 * the policy is at least EncryptionOnly; NULL when none does */
 	const char *tls_rule;
+	/*
+	 * The messages said "TLS-Required: No" (RFC 8689 3): DANE and
+	 * MTA-STS are not inputs of the policy (their failures do not stop
+	 * the mail); the connector's Force TLS and a rule's floor still are.
+	 * The tracking log's tls= says so (";TlsRequired=No") where they
+	 * would have applied.
+	 */
+	int tls_optional;
 	const struct resolver_hop *hops;
 	size_t nhops;
 	struct tls_client *tls;        /* client TLS context; NULL: no TLS */

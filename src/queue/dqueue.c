@@ -42,6 +42,9 @@
 #include "log/tracklog.h"
 #include "queue/dqueue.h"
 #include "spool/spool.h"
+#include "status/metrics.h"
+#include "status/posture.h"
+#include "tlsrpt/tlsrpt_store.h"
 #include "tls/tls_client.h"
 #include "util/fnv.h"
 #include "util/log.h"
@@ -103,6 +106,7 @@ struct dq {
 	 * says so), and the first such rule, for the policy's words */
 	int tls_floor;
 	char tls_rule[256];
+	int tls_optional; /* its messages said "TLS-Required: No" */
 	int suspended;
 	struct dq_msg *head, **tail;
 	size_t nwaiting;
@@ -434,6 +438,8 @@ dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
 		q->tls_floor = 1;
 		snprintf(q->tls_rule, sizeof(q->tls_rule), "%s", r->tls_rule);
 	}
+	if (r->tls_optional)
+		q->tls_optional = 1;
 	/* Recipients of one message arrive together, in id order. */
 	m = q->head != NULL ? (struct dq_msg *)((char *)q->tail -
 	                                        offsetof(struct dq_msg, next))
@@ -699,6 +705,8 @@ dq_next(void *arg, struct smtp_client *client)
 		m->cm.size = m->stored.size;
 		m->cm.read = dq_read;
 		m->cm.src = m;
+		m->cm.requiretls = m->stored.requiretls;
+		m->cm.tls_optional = m->stored.tls_optional;
 		m->cm.rcpts = m->crcpts;
 		m->cm.nrcpts = m->nrcpts;
 		m->cm.owner = m;
@@ -767,10 +775,89 @@ dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
 		dq_start_clients(q);
 }
 
+/*
+ * One session for TLS reports (RFC 8460): the sessions to a domain's own
+ * MX hosts only (a smart host is not the domain's), never those that did
+ * not try TLS by our choice (IgnoreSTARTTLS) or the plaintext retry that
+ * follows a failed handshake (its failure is counted once).  The policy
+ * is the recipient's published one, as the client names it: DANE's
+ * (reported to the host's TLSA base domain), MTA-STS's, or
+ * "no-policy-found".  A session without TLS is no successful TLS session
+ * (RFC 8460 4.4): starttls-not-supported, whatever our policy allowed.
+ */
+static void
+dq_tlsrpt(struct dq_client *dc, const struct smtp_client_session *s)
+{
+	struct daemon *daemon = dc->q->owner->daemon;
+	const struct conf_send_connector *sc = dq_connector(dc->ref, dc->q);
+	char local[64], remote[64];
+	struct tlsrpt_session t;
+
+	if (daemon->tlsrpt == NULL || sc == NULL || !sc->dns_routing_enabled ||
+	    s->plain_retry || strcmp(s->policy, "IgnoreSTARTTLS") == 0)
+		return;
+	tracklog_ip(s->local, local, sizeof(local));
+	tracklog_ip(s->remote, remote, sizeof(remote));
+	memset(&t, 0, sizeof(t));
+	t.domain = s->policy_domain != NULL ? s->policy_domain : dc->q->domain;
+	t.policy_type =
+	    s->policy_type != NULL ? s->policy_type : "no-policy-found";
+	t.policy_strings = s->policy_strings != NULL ? s->policy_strings : "";
+	t.mx_patterns = s->mx_patterns != NULL ? s->mx_patterns : "";
+	t.result = s->result;
+	t.reason = s->reason;
+	if (t.result == TLS_RESULT_OK && s->version[0] == '\0') {
+		t.result = TLS_RESULT_STARTTLS_NOT_SUPPORTED;
+		t.reason = "STARTTLS not offered or refused; plaintext";
+	}
+	t.sending_ip = local;
+	t.mx_host = s->host;
+	t.mx_helo = s->helo;
+	t.receiving_ip = remote;
+	tlsrpt_store_session(daemon->tlsrpt, &t);
+}
+
+/*
+ * One session's TLS, for the partner's posture and the metrics: the
+ * partner is the queue (the recipient domain, or the smart-host
+ * connector).
+ */
+static void
+dq_session(
+    void *arg, struct smtp_client *client, const struct smtp_client_session *s)
+{
+	struct dq_client *dc = arg;
+	struct daemon *daemon = dc->q->owner->daemon;
+	struct posture_session ps;
+
+	(void)client;
+	memset(&ps, 0, sizeof(ps));
+	ps.partner = dc->q->name;
+	ps.connector = dc->q->connector;
+	ps.policy = s->policy;
+	ps.version = s->version;
+	ps.verified = s->verified;
+	ps.result = s->result;
+	ps.dane = s->dane;
+	ps.sts_mode = s->sts_mode;
+	ps.sts_id = s->sts_id;
+	posture_session(daemon->posture, &ps);
+	dq_tlsrpt(dc, s);
+	metrics_add(daemon->metrics, METRIC_SESSIONS, "outbound",
+	    dc->q->connector, NULL, 1);
+	metrics_add(daemon->metrics, METRIC_TLS, "outbound", s->policy,
+	    s->result != TLS_RESULT_OK ? tls_result_name(s->result)
+	    : s->version[0] == '\0'    ? "none"
+	    : s->verified              ? "verified"
+	                               : "encrypted",
+	    1);
+}
+
 static const struct smtp_client_ops dq_client_ops = {
     .next = dq_next,
     .done = dq_done,
     .closed = dq_closed,
+    .session = dq_session,
 };
 
 /* AuthenticationCredential: one line "user:password". */
@@ -833,6 +920,7 @@ dq_open(struct dq *q)
 	p.domain = q->domain;
 	/* a transport rule's TLS floor, an input of the policy */
 	p.tls_rule = q->tls_floor ? q->tls_rule : NULL;
+	p.tls_optional = q->tls_optional;
 	p.hops = q->hops.hops;
 	p.nhops = q->hops.nhops;
 	p.tls = ref->tls_client;

@@ -42,6 +42,10 @@ struct dqueue_rcpt {
 	 * failure's text (the DSN then names the rule) */
 	const char *tls_rule;
 	const char *note;
+	/* "TLS-Required: No" (RFC 8689 3): DANE and MTA-STS do not apply;
+	 * such messages have queues of their own (route_queue_name's
+	 * "/TlsRequiredNo"), so a connection's policy is one message's */
+	int tls_optional;
 };
 
 struct dqueues *dqueues_new(struct daemon *, outcome_released_fn, void *arg);

@@ -109,6 +109,7 @@ enum dsn_return {
 	RETURN_HDRS, /* RET=HDRS, or RET absent and nothing failed */
 	RETURN_SIZE, /* full requested but the original is too big */
 	RETURN_8BIT, /* full requested but the original is not 7-bit */
+	RETURN_NONE, /* REQUIRETLS: nothing of the original (RFC 8689 5) */
 };
 
 #define CRLF "\r\n"
@@ -677,6 +678,12 @@ text_part(struct buf *t, const struct dsn_msg *m, int any_failed,
 		             "attached: the message contains 8-bit data, "
 		             "which this notification cannot carry.");
 		break;
+	case RETURN_NONE:
+		buf_puts(&p,
+		    "Nothing of the original message is attached: its sender "
+		    "required TLS for it (REQUIRETLS), and this notification "
+		    "may not travel the way the message had to.");
+		break;
 	}
 	if (hdr_cut)
 		buf_puts(&p, " The header was cut short: it is too long.");
@@ -831,8 +838,12 @@ put_header(struct buf *o, const struct dsn_msg *m, int any_failed,
 	struct buf s;
 	int rc;
 
-	original_subject(str(m->original),
-	    m->original != NULL ? m->original_len : 0, subj, sizeof(subj));
+	if (m->no_original)
+		subj[0] = '\0';
+	else
+		original_subject(str(m->original),
+		    m->original != NULL ? m->original_len : 0, subj,
+		    sizeof(subj));
 	label = any_failed    ? "Undeliverable"
 	        : any_delayed ? "Delivery delayed"
 	                      : "Delivered";
@@ -898,7 +909,9 @@ dsn_compose(const struct dsn_msg *m, size_t *len)
 	 */
 	want_full =
 	    m->ret == SMTP_RET_FULL || (m->ret != SMTP_RET_HDRS && any_failed);
-	if (!want_full)
+	if (m->no_original)
+		ret = RETURN_NONE;
+	else if (!want_full)
 		ret = RETURN_HDRS;
 	else if (olen > DSN_FULL_MAX || m->original_size > DSN_FULL_MAX)
 		ret = RETURN_SIZE;
@@ -913,7 +926,9 @@ dsn_compose(const struct dsn_msg *m, size_t *len)
 	/* Normalising bare LFs to CRLF at most doubles the original. */
 	buf_init(&orig, 2 * DSN_FULL_MAX + DSN_HEADER_MAX + 4096);
 
-	put_original(&orig, original, olen, ret != RETURN_FULL, &hdr_cut);
+	if (ret != RETURN_NONE)
+		put_original(
+		    &orig, original, olen, ret != RETURN_FULL, &hdr_cut);
 	if (buf_error(&orig) != BUF_OK ||
 	    text_part(&text, m, any_failed, any_delayed, ret, hdr_cut) !=
 	        BUF_OK ||
@@ -936,13 +951,18 @@ dsn_compose(const struct dsn_msg *m, size_t *len)
 	         "Content-Type: message/delivery-status" CRLF CRLF,
 	    boundary);
 	buf_append(&out, status.data, status.len);
-	buf_printf(&out,
-	    CRLF "--%s" CRLF "Content-Description: %s" CRLF
-	         "Content-Type: %s" CRLF CRLF,
-	    boundary,
-	    ret == RETURN_FULL ? "Original message" : "Original message header",
-	    ret == RETURN_FULL ? "message/rfc822" : "text/rfc822-headers");
-	buf_append(&out, orig.data, orig.len);
+	/* RFC 6522: the third part (the original) is optional. */
+	if (ret != RETURN_NONE) {
+		buf_printf(&out,
+		    CRLF "--%s" CRLF "Content-Description: %s" CRLF
+		         "Content-Type: %s" CRLF CRLF,
+		    boundary,
+		    ret == RETURN_FULL ? "Original message"
+		                       : "Original message header",
+		    ret == RETURN_FULL ? "message/rfc822"
+		                       : "text/rfc822-headers");
+		buf_append(&out, orig.data, orig.len);
+	}
 	buf_printf(&out, CRLF "--%s--" CRLF, boundary);
 	if (rc != BUF_OK || buf_error(&out) != BUF_OK)
 		goto out;

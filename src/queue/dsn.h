@@ -2,7 +2,8 @@
  * dsn.h - delivery status notifications (RFC 3464) as the MTA writes
  * them: a multipart/report message from the null sender to the original
  * sender, one per-recipient block per recipient it reports on, and the
- * original message (RET=FULL) or its header (RET=HDRS) attached.
+ * original message (RET=FULL) or its header (RET=HDRS) attached, or
+ * nothing of it for a message that required TLS (no_original).
  */
 #ifndef SLUICE_DSN_H
 #define SLUICE_DSN_H
@@ -51,6 +52,13 @@ struct dsn_msg {
 	size_t nrcpts;
 	time_t now;
 	const char *message_id; /* Message-ID for the DSN, without <> */
+	/*
+	 * RFC 8689 5: the original required TLS (REQUIRETLS), so nothing of
+	 * it is returned -- not its content, not its header, not even its
+	 * Subject in ours -- since the notice may travel a path the sender
+	 * would not have accepted.
+	 */
+	int no_original;
 };
 
 /*

@@ -21,6 +21,9 @@
 #include "smtp/command.h"
 #include "smtp/header.h"
 #include "spool/spool.h"
+#include "status/deferrals.h"
+#include "status/metrics.h"
+#include "status/posture.h"
 #include "util/log.h"
 
 /* A stored notice that could not be written is tried again this soon. */
@@ -38,6 +41,7 @@ struct settle_rcpt {
 	int delay_notice; /* a delay notice goes out now */
 	int dsn;          /* DSN_* action owed, or -1 */
 	const char *event;
+	int recorded; /* its new state is durable */
 };
 
 struct settle {
@@ -249,11 +253,55 @@ settle_track_notices(struct settle *st)
 	}
 }
 
+/*
+ * The metrics and the partner's TLS posture, once every record is
+ * durable: the message counts once per state any of its recipients
+ * reached in this attempt, and once as deferred or returned for TLS
+ * when that was the reason (an x.7.y code of TLS: posture_tls_status).
+ */
+static void
+settle_count(struct settle *st)
+{
+	struct daemon *daemon = st->daemon;
+	const char *connector =
+	    st->connector[0] != '\0' ? st->connector : st->queue;
+	int seen[3] = {0, 0, 0}, tls[3] = {0, 0, 0};
+
+	for (size_t i = 0; i < st->nrcpts; i++) {
+		const struct settle_rcpt *r = &st->rcpts[i];
+
+		if (!r->recorded)
+			continue;
+		seen[r->state] = 1;
+		if (posture_tls_status(r->enh))
+			tls[r->state] = 1;
+	}
+	if (seen[ST_DELIVERED]) {
+		metrics_add(daemon->metrics, METRIC_DELIVERED, connector, NULL,
+		    NULL, 1);
+		metrics_observe(daemon->metrics, METRIC_DELIVERY_LATENCY,
+		    connector, (double)(time(NULL) - st->received));
+	}
+	if (seen[ST_DEFERRED])
+		metrics_add(
+		    daemon->metrics, METRIC_DEFERRED, connector, NULL, NULL, 1);
+	if (seen[ST_FAILED])
+		metrics_add(
+		    daemon->metrics, METRIC_RETURNED, connector, NULL, NULL, 1);
+	if (st->local)
+		return;
+	if (tls[ST_DEFERRED])
+		posture_message(daemon->posture, st->queue, st->connector, 0);
+	if (tls[ST_FAILED])
+		posture_message(daemon->posture, st->queue, st->connector, 1);
+}
+
 static void
 settle_unref(struct settle *st)
 {
 	if (--st->pending == 0) {
 		settle_track_notices(st);
+		settle_count(st);
 		settle_free(st);
 	}
 }
@@ -293,6 +341,10 @@ settle_one_recorded(void *arg, int ok, const char *queue_id)
 	struct settle_rcpt *r = &st->rcpts[rec->i];
 
 	(void)queue_id;
+	r->recorded = ok;
+	if (ok && r->state == ST_DEFERRED)
+		deferrals_add(st->daemon->deferrals, time(NULL), st->queue_id,
+		    r->addr, st->queue, r->status);
 	if (ok)
 		settle_track(st, r);
 	else
@@ -401,6 +453,8 @@ settle_notice(struct settle *st, const struct spool_stored *orig,
 	m.nrcpts = n;
 	m.now = now;
 	m.message_id = msgid;
+	/* RFC 8689 5: nothing of a REQUIRETLS message comes back */
+	m.no_original = orig->requiretls;
 	if ((text = dsn_compose(&m, &len)) == NULL) {
 		st->notices_failed = 1;
 		return;
@@ -417,6 +471,8 @@ settle_notice(struct settle *st, const struct spool_stored *orig,
 	memset(&sm, 0, sizeof(sm));
 	sm.queue_id = st->dsn_ids[slot];
 	sm.sender = ""; /* RFC 3464: notices come from the null sender */
+	/* RFC 8689 5: a notice about a REQUIRETLS message requires TLS too */
+	sm.requiretls = orig->requiretls;
 	sm.envid = "";
 	sm.connector = "DSN";
 	sm.client = "";

@@ -30,6 +30,8 @@
 #include "route/route.h"
 #include "smtp/command.h"
 #include "spool/spool.h"
+#include "status/deferrals.h"
+#include "status/metrics.h"
 #include "util/log.h"
 
 /*
@@ -191,7 +193,19 @@ qmgr_local_done(void *arg, const struct maildir_job *j, int delivered,
 		    delivered ? "250 2.0.0 Delivered to the mailbox" : error);
 		qmgr_hold(q, j->rcpt_id);
 		outcome_settle(q->daemon, &o, qmgr_released, q);
-		return; /* outcome.c writes the tracking row */
+		return; /* outcome.c writes the tracking row and counts */
+	}
+	/* Each mailbox is written on its own: counted per recipient. */
+	if (delivered) {
+		metrics_add(q->daemon->metrics, METRIC_DELIVERED, "Maildir",
+		    NULL, NULL, 1);
+		metrics_observe(q->daemon->metrics, METRIC_DELIVERY_LATENCY,
+		    "Maildir", (double)(time(NULL) - j->received));
+	} else {
+		metrics_add(q->daemon->metrics, METRIC_DEFERRED, "Maildir",
+		    NULL, NULL, 1);
+		deferrals_add(q->daemon->deferrals, time(NULL), j->queue_id,
+		    j->addr, "Local", error);
 	}
 	if (q->daemon->tracklog == NULL ||
 	    (facts = malloc(sizeof(*facts))) == NULL)
@@ -376,6 +390,14 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 			    "connector \"%s\")",
 			    r.connector_rule, r.connector->name);
 		route_queue_name(&r, at + 1, queue, sizeof(queue), &type);
+		/* RFC 8689 3: a queue of their own, where DANE and MTA-STS
+		 * do not apply (the connector's policy and a rule's do) */
+		if (d->tls_optional) {
+			size_t w = strlen(queue);
+
+			snprintf(
+			    queue + w, sizeof(queue) - w, "/TlsRequiredNo");
+		}
 		memset(&dr, 0, sizeof(dr));
 		dr.rcpt_id = d->rcpt_id;
 		dr.message_id = d->message_id;
@@ -388,6 +410,7 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 		dr.attempts = d->attempts;
 		dr.delay_notified = d->delay_notified;
 		dr.tls_rule = r.tls_floor ? r.tls_rule : NULL;
+		dr.tls_optional = d->tls_optional;
 		dr.note = note;
 		if (dqueues_add(
 		        q->dqueues, queue, r.connector->name, at + 1, &dr) == 0)

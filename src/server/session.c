@@ -47,6 +47,7 @@
 #include "smtp/command.h"
 #include "smtp/linereader.h"
 #include "spool/spool.h"
+#include "status/metrics.h"
 #include "tls/tls_peer.h"
 #include "tls/tls_store.h"
 #include "tls/tls_verify.h"
@@ -354,6 +355,11 @@ session_cmd_ehlo(struct session *s, const struct smtp_cmd *c)
 	}
 	if (session_tls_offered(s))
 		snprintf(lines[n++], sizeof(lines[0]), "STARTTLS");
+	/* RFC 8689: only where the session itself is protected */
+	if (s->tls) {
+		s->ext.requiretls = 1;
+		snprintf(lines[n++], sizeof(lines[0]), "REQUIRETLS");
+	}
 	if (session_auth_offered(s))
 		snprintf(lines[n++], sizeof(lines[0]), "AUTH PLAIN LOGIN");
 	session_reply(s, "250-%s Hello [%s]", rc->fqdn, s->remote_ip);
@@ -377,6 +383,10 @@ static void
 session_parse_error(struct session *s, int st, const char *why, int is_rcpt)
 {
 	switch (st) {
+	case SMTP_PARSE_NEEDTLS:
+		session_error(s, "530 5.7.10 %s",
+		    why ? why : "REQUIRETLS needs a TLS session");
+		break;
 	case SMTP_PARSE_UTF8:
 		session_error(s, "553 5.6.7 %s",
 		    why ? why : "Non-ASCII address requires SMTPUTF8");
@@ -1259,6 +1269,7 @@ session_on_tls_done(void *arg, int ok)
 	SSL *ssl;
 
 	if (!ok || (ssl = conn_ssl(s->conn)) == NULL) {
+		s->tls_failed = 1;
 		session_plog(s, '*', "TLS handshake failed", 20, NULL);
 		session_close(s, "TLS handshake failed");
 		return;
@@ -1372,6 +1383,21 @@ session_ptr_abandon(struct session *s)
 	s->ptr_job = NULL;
 }
 
+/* The session's TLS for the metrics, once it is over. */
+static void
+session_count_tls(const struct session *s)
+{
+	const char *policy = s->rc->domain_secure_enabled ? "DomainSecure"
+	                     : s->rc->require_tls         ? "RequireTLS"
+	                                                  : "opportunistic";
+
+	metrics_add(s->srv->daemon->metrics, METRIC_TLS, "inbound", policy,
+	    s->tls          ? "encrypted"
+	    : s->tls_failed ? "handshake-failed"
+	                    : "none",
+	    1);
+}
+
 static void
 session_free_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1379,6 +1405,7 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	session_count_tls(s);
 	session_ptr_abandon(s);
 	session_content_release(s);
 	if (s->prev != NULL)
@@ -1459,6 +1486,8 @@ session_begin(struct server *srv, struct conf_ref *cref,
 		snprintf(s->local, sizeof(s->local), "local");
 	}
 	srv->nsessions++;
+	metrics_add(srv->daemon->metrics, METRIC_SESSIONS, "inbound", rc->name,
+	    NULL, 1);
 	s->next = srv->sessions;
 	if (s->next != NULL)
 		s->next->prev = s;

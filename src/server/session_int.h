@@ -141,6 +141,8 @@ struct session {
 
 	/* TLS and who the sender is (X-Sluice-Organization-*) */
 	int tls;
+	int tls_failed;      /* a STARTTLS handshake failed (for the metrics) */
+	double commit_start; /* the message went to the spool (metrics) */
 	struct tls_peer tlsinfo;
 	const char *auth_as;   /* Anonymous | Partner | Internal */
 	const char *auth_mech; /* None | Tls | DomainSecure | BasicAuth */

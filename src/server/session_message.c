@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "conf/conf.h"
@@ -24,6 +25,7 @@
 #include "server/session_int.h"
 #include "smtp/header.h"
 #include "spool/spool.h"
+#include "status/metrics.h"
 #include "util/buf.h"
 #include "util/log.h"
 /*
@@ -208,6 +210,24 @@ session_header_facts(struct session *s, char *msgid, char *subject)
 		subject[0] = '\0';
 }
 
+/*
+ * RFC 8689 3: "TLS-Required: No" asks relays to deliver even where DANE
+ * or MTA-STS would refuse the next hop (never past a send connector's
+ * own Force TLS).  REQUIRETLS on MAIL FROM wins over it: the header is
+ * then ignored, as the RFC says.
+ */
+static int
+session_tls_optional(const struct session *s)
+{
+	char v[64];
+
+	/* header_find() unfolds and trims the value */
+	return !s->mail.requiretls &&
+	       header_find(s->content.out.data, s->content.out.len,
+	           "TLS-Required", v, sizeof(v)) >= 0 &&
+	       strcasecmp(v, "No") == 0;
+}
+
 void
 session_track_msg(struct session *s, struct track_msg *m, const char *msgid,
     const char *subject)
@@ -244,9 +264,12 @@ session_track_receive(struct session *s)
 	tracklog_ip(s->local, local_ip, sizeof(local_ip));
 	/* How the client was accepted, in custom-data's S:name=value form. */
 	snprintf(custom, sizeof(custom),
-	    "S:AuthAs=%s;S:AuthMechanism=%s%s%s%s%s", s->auth_as, s->auth_mech,
-	    s->auth_user[0] ? ";S:AuthUser=" : "", s->auth_user,
-	    s->auth_domain[0] ? ";S:AuthDomain=" : "", s->auth_domain);
+	    "S:AuthAs=%s;S:AuthMechanism=%s%s%s%s%s%s", s->auth_as,
+	    s->auth_mech, s->auth_user[0] ? ";S:AuthUser=" : "", s->auth_user,
+	    s->auth_domain[0] ? ";S:AuthDomain=" : "", s->auth_domain,
+	    s->mail.requiretls        ? ";S:RequireTLS=Yes"
+	    : session_tls_optional(s) ? ";S:TlsRequired=No"
+	                              : "");
 	for (size_t i = 0; i < s->nrcpts; i++)
 		tracklog_write(s->srv->daemon->tracklog,
 		    &(struct track_event){.event = "RECEIVE",
@@ -293,6 +316,13 @@ session_committed(void *arg, int ok, const char *queue_id)
 	/* New mail: whoever delivers looks at once, not at its next tick. */
 	if (ok && s->srv->stored != NULL)
 		s->srv->stored(s->srv->stored_arg);
+	if (ok) {
+		/* stored, whether or not the client is still there */
+		metrics_add(s->srv->daemon->metrics, METRIC_RECEIVED,
+		    s->rc->name, NULL, NULL, 1);
+		metrics_observe(s->srv->daemon->metrics, METRIC_COMMIT_LATENCY,
+		    NULL, conn_now() - s->commit_start);
+	}
 	if (s->state == SESSION_DEAD) {
 		/* The client left while we committed; nothing to answer. */
 		session_close(s, NULL);
@@ -361,6 +391,8 @@ session_finish(struct session *s)
 	msg.ret = (int)s->mail.ret;
 	msg.body_type = (int)s->mail.body;
 	msg.smtputf8 = s->mail.smtputf8;
+	msg.requiretls = s->mail.requiretls;
+	msg.tls_optional = session_tls_optional(s);
 	msg.connector = s->rc->name;
 	msg.client = s->remote;
 	msg.helo = s->helo;
@@ -393,6 +425,7 @@ session_finish(struct session *s)
 	 */
 	session_enter(s, SESSION_COMMIT);
 	conn_set_deadline(s->conn, 0);
+	s->commit_start = conn_now();
 	if (spool_submit(s->srv->daemon->spool, &msg, session_committed, s) <
 	    0) {
 		session_reply(s, "451 4.3.0 Queue is busy; try again later");

@@ -610,6 +610,18 @@ smtp_mail_parse(const char *arg, size_t len, const struct smtp_ext *ext,
 			        v, vl, m->envid, sizeof(m->envid)) < 0)
 				return command_fail(
 				    why, "Invalid ENVID", SMTP_PARSE_BADVALUE);
+		} else if (command_is(k, kl, "REQUIRETLS")) {
+			bit = 64;
+			if (!ext->requiretls)
+				return command_fail(why,
+				    "REQUIRETLS is offered only inside TLS; "
+				    "issue STARTTLS first",
+				    SMTP_PARSE_NEEDTLS);
+			if (v != NULL)
+				return command_fail(why,
+				    "REQUIRETLS takes no value",
+				    SMTP_PARSE_BADPARAM);
+			m->requiretls = 1;
 		} else if (command_is(k, kl, "AUTH")) {
 			bit = 32;
 			if (v == NULL || smtp_xtext_decode(v, vl, m->auth,

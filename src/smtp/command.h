@@ -86,6 +86,7 @@ enum smtp_parse_status {
 	SMTP_PARSE_UTF8 = -3,     /* non-ASCII without SMTPUTF8: 553 5.6.7 */
 	SMTP_PARSE_BADPARAM = -4, /* 555 5.5.4 unknown or bad parameter */
 	SMTP_PARSE_BADVALUE = -5, /* 501 5.5.4 undecodable xtext value */
+	SMTP_PARSE_NEEDTLS = -6,  /* 530 5.7.10 REQUIRETLS outside TLS */
 };
 
 enum smtp_body {
@@ -105,6 +106,7 @@ enum {
 /* Which extensions the session offered, to judge which parameters are ok. */
 struct smtp_ext {
 	int size, eightbitmime, smtputf8, dsn, chunking;
+	int requiretls; /* RFC 8689: offered inside TLS only */
 };
 
 struct smtp_mail_args {
@@ -116,6 +118,7 @@ struct smtp_mail_args {
 	enum smtp_ret ret;
 	char envid[SMTP_ENVID_MAX + 1]; /* xtext-decoded */
 	char auth[SMTP_PATH_MAX + 3];   /* AUTH= as given (xtext-decoded) */
+	int requiretls;                 /* REQUIRETLS (RFC 8689) */
 };
 
 struct smtp_rcpt_args {
@@ -126,9 +129,11 @@ struct smtp_rcpt_args {
 
 /*
  * Parse the argument of MAIL ("FROM:<path> params") and RCPT
- * ("TO:<path> params").  "FROM:" and "TO:" are case-insensitive and, as
- * many clients do it, a space after the colon is tolerated.  On failure
- * *why is a short static reason that can follow the status code.
+ * ("TO:<path> params").  REQUIRETLS when the session did not offer it
+ * (outside TLS) is SMTP_PARSE_NEEDTLS, so that the client hears why.  "FROM:"
+ * and "TO:" are case-insensitive and, as many clients do it, a space after the
+ * colon is tolerated.  On failure *why is a short static reason that can follow
+ * the status code.
  */
 int smtp_mail_parse(const char *arg, size_t len, const struct smtp_ext *,
     struct smtp_mail_args *, const char **why);

@@ -26,7 +26,8 @@
  * names, which the next start removes with those of messages never
  * acknowledged.
  *
- * Other tables of the same database (the MTA-STS cache, spool_sts.c)
+ * Other tables of the same database (the MTA-STS cache, spool_sts.c;
+ * the TLS posture and the TLS reports)
  * are written by the committer too (SPOOL_OP_WRITE items carrying their
  * own write function), so the database keeps one writer.
  *
@@ -87,10 +88,11 @@
  * 3 the Message-ID and Subject; 4 what transport rules decided per
  * recipient; 5 the MTA-STS policy cache (the mta_sts table,
  * spool_sts.c); 6 large bodies in files (messages.body_file) and every
- * message's first part in the contents table.  spool_open_db() brings a
+ * message's first part in the contents table; 7 the REQUIRETLS flag and
+ * "TLS-Required: No" of a message (RFC 8689).  spool_open_db() brings a
  * database of any earlier version up to this one (see spool_migrate()).
  */
-#define SPOOL_SCHEMA_VERSION "6"
+#define SPOOL_SCHEMA_VERSION "7"
 
 struct spool_item_rcpt {
 	char *addr;
@@ -104,7 +106,7 @@ struct spool_item {
 	struct spool_item *copy; /* stored with this one (spool_msg.next) */
 	char *queue_id, *sender, *envid, *connector, *client, *helo, *tls,
 	    *auth_as, *message_id, *subject;
-	int ret, body_type, smtputf8;
+	int ret, body_type, smtputf8, requiretls, tls_optional;
 	struct spool_item_rcpt *rcpts;
 	size_t nrcpts;
 	const char *data; /* the caller's, valid until the callback */
@@ -169,7 +171,7 @@ struct spool {
 	"SELECT r.id, r.message_id, m.queue_id, m.sender, r.addr,"             \
 	" r.attempts, m.received, r.notify, r.orcpt, r.delay_notified,"        \
 	" r.last_error, r.next_attempt, r.rule_tls, r.rule_connector,"         \
-	" r.rule_route, r.rule_reject FROM recipients r"                       \
+	" r.rule_route, r.rule_reject, m.tls_optional FROM recipients r"       \
 	" JOIN messages m ON m.id = r.message_id"
 
 static const char spool_schema[] =
@@ -193,7 +195,9 @@ static const char spool_schema[] =
     " body BLOB NOT NULL,"
     " message_id TEXT NOT NULL DEFAULT '',"
     " subject TEXT NOT NULL DEFAULT '',"
-    " body_file TEXT NOT NULL DEFAULT '');"
+    " body_file TEXT NOT NULL DEFAULT '',"
+    " requiretls INTEGER NOT NULL DEFAULT 0,"
+    " tls_optional INTEGER NOT NULL DEFAULT 0);"
     /* the first part of the content (see the top of this file) */
     "CREATE TABLE IF NOT EXISTS contents ("
     " message_id INTEGER PRIMARY KEY"
@@ -362,6 +366,8 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 	    SQLITE_STATIC);
 	sqlite3_bind_text(m, 16, it->message_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(m, 17, it->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_int(m, 18, it->requiretls);
+	sqlite3_bind_int(m, 19, it->tls_optional);
 	if ((rc = sqlite3_step(m)) != SQLITE_DONE) {
 		log_err("queue: storing %s: %s", it->queue_id,
 		    sqlite3_errmsg(sp->db));
@@ -704,7 +710,9 @@ spool_wake(struct spool *sp)
  * (version 3; older messages have them empty), what transport rules
  * decided per recipient (version 4; old rows: no rule decided anything),
  * the body file (version 6; messages stored before it keep their content
- * in messages.body, no contents row, and readers take it from there).
+ * in messages.body, no contents row, and readers take it from there),
+ * the REQUIRETLS flag and "TLS-Required: No" (RFC 8689, version 7;
+ * older messages never had them).
  * New tables need no migration: their CREATE TABLE IF NOT EXISTS makes
  * them in a database of any version (the MTA-STS cache, version 5; the
  * contents table, version 6).
@@ -736,7 +744,11 @@ spool_migrate(sqlite3 *db)
 	    spool_add_column(
 	        db, "messages", "subject", "TEXT NOT NULL DEFAULT ''") < 0 ||
 	    spool_add_column(
-	        db, "messages", "body_file", "TEXT NOT NULL DEFAULT ''") < 0)
+	        db, "messages", "body_file", "TEXT NOT NULL DEFAULT ''") < 0 ||
+	    spool_add_column(db, "messages", "requiretls",
+	        "INTEGER NOT NULL DEFAULT 0") < 0 ||
+	    spool_add_column(db, "messages", "tls_optional",
+	        "INTEGER NOT NULL DEFAULT 0") < 0)
 		return -1;
 	/* transport rules (SPEC 5): what they decided, per recipient */
 	if (spool_add_column(
@@ -906,8 +918,9 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	if (sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO messages (queue_id, received, sender, envid, ret,"
 	        " body_type, smtputf8, connector, client, helo, tls, auth_as,"
-	        " size, checksum, body, body_file, message_id, subject)"
-	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,x'',?,?,?)",
+	        " size, checksum, body, body_file, message_id, subject,"
+	        " requiretls, tls_optional)"
+	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,x'',?,?,?,?,?)",
 	        -1, &sp->ins_msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO contents (message_id, data) VALUES (?,?)", -1,
@@ -1145,6 +1158,8 @@ spool_item_new(const struct spool_msg *msg)
 	it->ret = msg->ret;
 	it->body_type = msg->body_type;
 	it->smtputf8 = msg->smtputf8;
+	it->requiretls = msg->requiretls != 0;
+	it->tls_optional = msg->tls_optional != 0;
 	it->data = msg->data;
 	it->len = msg->len;
 	if (msg->body != NULL &&
@@ -1338,6 +1353,7 @@ spool_due_rows(sqlite3_stmt *q, struct spool_due *out, size_t max, size_t *n)
 		    (const char *)sqlite3_column_text(q, 14));
 		snprintf(d->rule_reject, sizeof(d->rule_reject), "%s",
 		    (const char *)sqlite3_column_text(q, 15));
+		d->tls_optional = sqlite3_column_int(q, 16);
 	}
 	sqlite3_reset(q);
 	return 0;

@@ -73,6 +73,8 @@ struct spool_msg {
 	int ret;              /* enum smtp_ret */
 	int body_type;        /* enum smtp_body */
 	int smtputf8;
+	int requiretls;        /* MAIL FROM ... REQUIRETLS (RFC 8689) */
+	int tls_optional;      /* "TLS-Required: No" (RFC 8689 3) */
 	const char *connector; /* receive connector name */
 	const char *client;    /* remote endpoint "addr:port" */
 	const char *helo;
@@ -150,6 +152,8 @@ struct spool_due {
 	char rule_connector[256];
 	char rule_route[256];
 	char rule_reject[1024];
+	/* the message said "TLS-Required: No" (RFC 8689 3) */
+	int tls_optional;
 };
 
 /* Where spool_due_retry() goes on from. */
@@ -272,6 +276,8 @@ struct spool_stored {
 	char sender[257];
 	char envid[101];
 	int ret, body_type, smtputf8;
+	int requiretls;   /* RFC 8689: only over validated TLS, else 5.7.30 */
+	int tls_optional; /* "TLS-Required: No": DANE, MTA-STS relaxed */
 	time_t received;
 	char helo[256];
 	char client[64];
@@ -344,8 +350,9 @@ int spool_retry(struct spool *, const char *next_hop, spool_done_fn, void *arg);
 
 /*
  * Other tables of the queue database (the MTA-STS policy cache,
- * spool_sts.c) go through the same two doors.  spool_write(): fn runs on
- * the committer thread with the writing connection, inside a batch's
+ * spool_sts.c; the TLS posture, status/posture.c; the TLS reports,
+ * tlsrpt/tlsrpt_store.c) go through the same two doors.  spool_write():
+ * fn runs on the committer thread with the writing connection, inside a batch's
  * transaction (its own savepoint), and returns 0 on success; done is
  * called on the loop once that is durable (queue_id "write"), then
  * free_arg(arg) when not NULL.  spool_read(): fn runs at once on the

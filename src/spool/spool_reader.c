@@ -76,7 +76,7 @@ view_prepare(struct spool_view *v, const char **why)
 	if (sqlite3_prepare_v2(v->db,
 	        "SELECT m.queue_id, m.sender, m.envid, m.ret, m.body_type,"
 	        " m.smtputf8, m.received, m.helo, m.client, m.size,"
-	        " m.body_file, c.data, m.body"
+	        " m.body_file, c.data, m.body, m.requiretls, m.tls_optional"
 	        " FROM messages m LEFT JOIN contents c ON c.message_id = m.id"
 	        " WHERE m.id = ?",
 	        -1, &v->sel, NULL) != SQLITE_OK) {
@@ -233,6 +233,8 @@ spool_reader_open(struct spool_view *v, int64_t message_id,
 		reader_text(q, 8, out->client, sizeof(out->client));
 		size = (unsigned long long)sqlite3_column_int64(q, 9);
 		reader_text(q, 10, file, sizeof(file));
+		out->requiretls = sqlite3_column_int(q, 13);
+		out->tls_optional = sqlite3_column_int(q, 14);
 		out->size = size;
 		if ((r->first = malloc(n ? n : 1)) == NULL) {
 			*why = "out of memory";

@@ -314,6 +314,9 @@ sts_use_cache(struct sts_query *q, const char *why)
 	struct sts_entry *e = sts_find(q->sts, q->domain, time(NULL));
 	struct sts_state *st = q->state;
 
+	/* past a valid TXT record: the policy itself could not be had */
+	if (q->txt_id[0] != '\0' && st->failed == STS_FAILED_NONE)
+		st->failed = STS_FAILED_FETCH;
 	if (e != NULL) {
 		sts_state_from(st, e, "cached");
 		snprintf(st->why, sizeof(st->why),
@@ -464,6 +467,7 @@ sts_fetched(void *arg, int ok, const char *body, size_t len, const char *why)
 		    q->domain, perr);
 		log_warn("mta-sts: %s: %s%s", q->domain, msg,
 		    old != NULL ? "; the cached policy is kept" : "");
+		q->state->failed = STS_FAILED_INVALID;
 		if (q->refresh)
 			sts_finish(q);
 		else

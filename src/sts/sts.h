@@ -56,6 +56,14 @@ struct sts_state {
 	const char *source;
 	/* for logs and `sluicectl route`: what happened, in words */
 	char why[768];
+	/*
+	 * The TXT record named a policy (txt_id) and this look-up could not
+	 * get it: STS_FAILED_FETCH (no answer, refused, unreachable) or
+	 * STS_FAILED_INVALID (fetched, not a valid policy); TLS reports
+	 * say sts-policy-fetch-error or sts-policy-invalid (RFC 8460 4.3.2.3).
+	 * A cached policy may still be in force (has_policy).
+	 */
+	enum { STS_FAILED_NONE, STS_FAILED_FETCH, STS_FAILED_INVALID } failed;
 };
 
 /* Runs on the loop, never inside sts_get(); state valid during the call. */

@@ -2,20 +2,16 @@
  * sts_fetch.c - MTA-STS policies over HTTPS, with libcurl's multi
  * interface on the caller's libevent loop (see sts_fetch.h).
  *
- * The glue is libcurl's "multi_socket" API: libcurl tells us which
- * sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to wake it
- * (CURLMOPT_TIMERFUNCTION); we tell it what happened
- * (curl_multi_socket_action).  Nothing here blocks: name resolution is
- * done before (the daemon's resolver, handed over with CURLOPT_RESOLVE,
- * so libcurl never resolves by itself), connects and TLS are libcurl's
- * non-blocking ones.
+ * The glue is util/curl_loop.c (libcurl's "multi_socket" API on the
+ * loop; callbacks one loop turn later, never inside libcurl).  Nothing
+ * here blocks: name resolution is done before (the daemon's resolver,
+ * handed over with CURLOPT_RESOLVE, so libcurl never resolves by
+ * itself), connects and TLS are libcurl's non-blocking ones.
  *
  * Invariants:
- * - A fetch is on exactly one list: running (in the multi handle) or
- *   ready (finished, waiting for its callback).  Callbacks run from the
- *   "deliver" event, one per activation, never from inside libcurl's
- *   callbacks or sts_fetch_start(), and nothing of the fetcher is
- *   touched after a callback returns (it may free the fetcher).
+ * - A fetch is on the running list from its start to its callback (or
+ *   its cancel); nothing of the fetcher is touched after a callback
+ *   returns (it may free the fetcher).
  * - A body never grows past STS_POLICY_MAX: the write callback stops the
  *   transfer instead.
  *
@@ -26,7 +22,6 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +29,10 @@
 #include <sys/queue.h>
 
 #include <curl/curl.h>
-#include <event2/event.h>
 
 #include "sts/sts_fetch.h"
 #include "sts/sts_policy.h"
+#include "util/curl_loop.h"
 
 struct sts_fetch {
 	TAILQ_ENTRY(sts_fetch) link;
@@ -46,7 +41,6 @@ struct sts_fetch {
 	struct curl_slist *resolve;
 	sts_fetch_fn fn;
 	void *arg;
-	int finished;
 	char *body;
 	size_t len, cap;
 	int too_big;
@@ -59,109 +53,11 @@ struct sts_fetch {
 TAILQ_HEAD(sts_fetches, sts_fetch);
 
 struct sts_fetcher {
-	struct event_base *base;
-	CURLM *multi;
-	struct event *timer;
-	struct event *ev_deliver;
-	struct sts_fetches running, ready;
+	struct curl_loop *loop;
+	struct sts_fetches running;
 	char *ca_file;
 	unsigned port;
 };
-
-/* One socket libcurl asked us to watch. */
-struct sts_sock {
-	struct sts_fetcher *f;
-	struct event *ev;
-};
-
-static pthread_once_t sts_curl_once = PTHREAD_ONCE_INIT;
-static int sts_curl_ok;
-
-static void
-sts_curl_init(void)
-{
-	sts_curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-}
-
-static void sts_fetch_check(struct sts_fetcher *);
-
-static void
-sts_sock_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct sts_sock *ss = arg;
-	struct sts_fetcher *f = ss->f;
-	int flags = 0, running;
-
-	if (what & EV_READ)
-		flags |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		flags |= CURL_CSELECT_OUT;
-	/* ss may be freed inside (CURL_POLL_REMOVE): not used after. */
-	curl_multi_socket_action(f->multi, fd, flags, &running);
-	sts_fetch_check(f);
-}
-
-static int
-sts_sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	struct sts_fetcher *f = userp;
-	struct sts_sock *ss = socketp;
-	short kind = EV_PERSIST;
-
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (ss != NULL) {
-			event_free(ss->ev);
-			free(ss);
-			curl_multi_assign(f->multi, s, NULL);
-		}
-		return 0;
-	}
-	if (ss == NULL) {
-		if ((ss = calloc(1, sizeof(*ss))) == NULL)
-			return -1;
-		ss->f = f;
-		curl_multi_assign(f->multi, s, ss);
-	} else {
-		event_free(ss->ev);
-	}
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-	if ((ss->ev = event_new(f->base, s, kind, sts_sock_event, ss)) ==
-	        NULL ||
-	    event_add(ss->ev, NULL) != 0)
-		return -1;
-	return 0;
-}
-
-static void
-sts_timer_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct sts_fetcher *f = arg;
-	int running;
-
-	(void)fd;
-	(void)what;
-	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	sts_fetch_check(f);
-}
-
-static int
-sts_timer_cb(CURLM *multi, long ms, void *userp)
-{
-	struct sts_fetcher *f = userp;
-	struct timeval tv;
-
-	(void)multi;
-	if (ms < 0)
-		return evtimer_del(f->timer);
-	/* Never act from inside libcurl: even "now" goes through the loop. */
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	return evtimer_add(f->timer, &tv);
-}
 
 static size_t
 sts_write_cb(char *data, size_t size, size_t nmemb, void *arg)
@@ -238,29 +134,6 @@ sts_fetch_judge(struct sts_fetch *ft, CURLcode rc)
 }
 
 static void
-sts_fetch_check(struct sts_fetcher *f)
-{
-	CURLMsg *msg;
-	int left;
-
-	while ((msg = curl_multi_info_read(f->multi, &left)) != NULL) {
-		struct sts_fetch *ft = NULL;
-
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &ft);
-		if (ft == NULL)
-			continue;
-		sts_fetch_judge(ft, msg->data.result);
-		curl_multi_remove_handle(f->multi, ft->easy);
-		ft->finished = 1;
-		TAILQ_REMOVE(&f->running, ft, link);
-		TAILQ_INSERT_TAIL(&f->ready, ft, link);
-		event_active(f->ev_deliver, EV_TIMEOUT, 1);
-	}
-}
-
-static void
 sts_fetch_free(struct sts_fetch *ft)
 {
 	if (ft->easy != NULL)
@@ -270,20 +143,16 @@ sts_fetch_free(struct sts_fetch *ft)
 	free(ft);
 }
 
+/* The transfer is over (curl_loop, a loop turn later): judge, tell. */
 static void
-sts_deliver_event(evutil_socket_t fd, short what, void *arg)
+sts_fetch_done(void *arg, CURL *easy, CURLcode result)
 {
-	struct sts_fetcher *f = arg;
-	struct sts_fetch *ft = TAILQ_FIRST(&f->ready);
+	struct sts_fetch *ft = arg;
 
-	(void)fd;
-	(void)what;
-	if (ft == NULL)
-		return;
-	TAILQ_REMOVE(&f->ready, ft, link);
-	if (!TAILQ_EMPTY(&f->ready))
-		event_active(f->ev_deliver, EV_TIMEOUT, 1);
-	/* Last use of f: the callback may free the fetcher. */
+	(void)easy;
+	TAILQ_REMOVE(&ft->f->running, ft, link);
+	sts_fetch_judge(ft, result);
+	/* Last use of the fetcher: the callback may free it. */
 	ft->fn(ft->arg, ft->ok, ft->ok ? ft->body : NULL, ft->ok ? ft->len : 0,
 	    ft->ok ? NULL : ft->why);
 	sts_fetch_free(ft);
@@ -295,31 +164,16 @@ sts_fetcher_new(struct event_base *base, const char *ca_file, unsigned port,
 {
 	struct sts_fetcher *f;
 
-	pthread_once(&sts_curl_once, sts_curl_init);
-	if (!sts_curl_ok) {
-		*why = "cannot initialise libcurl";
-		return NULL;
-	}
 	if (port < 1 || port > 65535 || (f = calloc(1, sizeof(*f))) == NULL) {
 		*why = "out of memory";
 		return NULL;
 	}
-	f->base = base;
 	f->port = port;
 	TAILQ_INIT(&f->running);
-	TAILQ_INIT(&f->ready);
-	*why = "cannot set up libcurl";
 	if ((f->ca_file = strdup(ca_file != NULL ? ca_file : "")) == NULL ||
-	    (f->multi = curl_multi_init()) == NULL ||
-	    (f->timer = evtimer_new(base, sts_timer_event, f)) == NULL ||
-	    (f->ev_deliver = event_new(base, -1, 0, sts_deliver_event, f)) ==
-	        NULL ||
-	    curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, sts_sock_cb) !=
-	        CURLM_OK ||
-	    curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f) != CURLM_OK ||
-	    curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, sts_timer_cb) !=
-	        CURLM_OK ||
-	    curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f) != CURLM_OK) {
+	    (f->loop = curl_loop_new(base)) == NULL) {
+		*why = f->ca_file == NULL ? "out of memory"
+		                          : "cannot set up libcurl";
 		sts_fetcher_free(f);
 		return NULL;
 	}
@@ -334,23 +188,12 @@ sts_fetcher_free(struct sts_fetcher *f)
 
 	if (f == NULL)
 		return;
+	/* the transfers leave libcurl first, then their handles go */
+	curl_loop_free(f->loop);
 	while ((ft = TAILQ_FIRST(&f->running)) != NULL) {
 		TAILQ_REMOVE(&f->running, ft, link);
-		curl_multi_remove_handle(f->multi, ft->easy);
 		sts_fetch_free(ft);
 	}
-	while ((ft = TAILQ_FIRST(&f->ready)) != NULL) {
-		TAILQ_REMOVE(&f->ready, ft, link);
-		sts_fetch_free(ft);
-	}
-	/* libcurl closes its sockets here and calls sts_sock_cb to drop
-	 * their events. */
-	if (f->multi != NULL)
-		curl_multi_cleanup(f->multi);
-	if (f->timer != NULL)
-		event_free(f->timer);
-	if (f->ev_deliver != NULL)
-		event_free(f->ev_deliver);
 	free(f->ca_file);
 	free(f);
 }
@@ -438,10 +281,9 @@ sts_fetch_start(struct sts_fetcher *f, const char *host,
 	SET(CURLOPT_WRITEFUNCTION, sts_write_cb);
 	SET(CURLOPT_WRITEDATA, ft);
 	SET(CURLOPT_ERRORBUFFER, ft->errbuf);
-	SET(CURLOPT_PRIVATE, ft);
 	SET(CURLOPT_USERAGENT, "Sluice MTA-STS (RFC 8461)");
 #undef SET
-	if (!ok || curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+	if (!ok || curl_loop_add(f->loop, e, sts_fetch_done, ft) < 0) {
 		sts_fetch_free(ft);
 		return NULL;
 	}
@@ -452,16 +294,9 @@ sts_fetch_start(struct sts_fetcher *f, const char *host,
 void
 sts_fetch_cancel(struct sts_fetch *ft)
 {
-	struct sts_fetcher *f;
-
 	if (ft == NULL)
 		return;
-	f = ft->f;
-	if (ft->finished) {
-		TAILQ_REMOVE(&f->ready, ft, link);
-	} else {
-		TAILQ_REMOVE(&f->running, ft, link);
-		curl_multi_remove_handle(f->multi, ft->easy);
-	}
+	curl_loop_cancel(ft->f->loop, ft->easy);
+	TAILQ_REMOVE(&ft->f->running, ft, link);
 	sts_fetch_free(ft);
 }

@@ -25,7 +25,7 @@ check_clean(const char *s, size_t cap)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct smtp_ext all = {1, 1, 1, 1, 1};
+	static const struct smtp_ext all = {1, 1, 1, 1, 1, 1};
 	const char *s = (const char *)data, *why;
 	struct smtp_mail_args m;
 	struct smtp_rcpt_args r;

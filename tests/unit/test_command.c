@@ -13,8 +13,10 @@
 
 #include "smtp/command.h"
 
-static const struct smtp_ext all = {1, 1, 1, 1, 1};
-static const struct smtp_ext none = {0, 0, 0, 0, 0};
+static const struct smtp_ext all = {1, 1, 1, 1, 1, 1};
+static const struct smtp_ext none = {0, 0, 0, 0, 0, 0};
+/* what a session offers before STARTTLS: everything but REQUIRETLS */
+static const struct smtp_ext plain = {1, 1, 1, 1, 1, 0};
 
 struct path_case {
 	const char *arg;
@@ -145,6 +147,15 @@ static const struct param_case params[] = {
     {"FROM:<a@b.example> SMTPUTF8=yes", &all, SMTP_PARSE_BADPARAM},
     {"FROM:<a@b.example> XFOO=1", &all, SMTP_PARSE_BADPARAM},
     {"FROM:<a@b.example> AUTH=<>", &all, SMTP_PARSE_OK},
+    /* RFC 8689: offered inside TLS only, no value, once */
+    {"FROM:<a@b.example> REQUIRETLS", &all, SMTP_PARSE_OK},
+    {"FROM:<a@b.example> requiretls", &all, SMTP_PARSE_OK},
+    {"FROM:<a@b.example> REQUIRETLS", &plain, SMTP_PARSE_NEEDTLS},
+    {"FROM:<a@b.example> REQUIRETLS", &none, SMTP_PARSE_NEEDTLS},
+    {"FROM:<a@b.example> REQUIRETLS=YES", &all, SMTP_PARSE_BADPARAM},
+    {"FROM:<a@b.example> REQUIRETLS REQUIRETLS", &all, SMTP_PARSE_BADPARAM},
+    {"FROM:<a@b.example> SIZE=10 REQUIRETLS BODY=8BITMIME", &all,
+        SMTP_PARSE_OK},
 };
 
 static void
@@ -161,6 +172,29 @@ test_mail_params(void **state)
 			fail_msg("%s: got %d want %d", params[i].arg, rc,
 			    params[i].want);
 	}
+}
+
+/* The flag itself: set only by the parameter. */
+static void
+test_mail_requiretls(void **state)
+{
+	static const char with[] = "FROM:<a@b.example> SIZE=10 REQUIRETLS";
+	static const char without[] = "FROM:<a@b.example> SIZE=10";
+	struct smtp_mail_args m;
+	const char *why = NULL;
+
+	(void)state;
+	assert_int_equal(
+	    smtp_mail_parse(with, strlen(with), &all, &m, &why), SMTP_PARSE_OK);
+	assert_int_equal(m.requiretls, 1);
+	assert_int_equal(
+	    smtp_mail_parse(without, strlen(without), &all, &m, &why),
+	    SMTP_PARSE_OK);
+	assert_int_equal(m.requiretls, 0);
+	assert_int_equal(smtp_mail_parse(with, strlen(with), &plain, &m, &why),
+	    SMTP_PARSE_NEEDTLS);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "STARTTLS"));
 }
 
 static void
@@ -346,6 +380,7 @@ main(void)
 	    cmocka_unit_test(test_rcpt_paths),
 	    cmocka_unit_test(test_lengths),
 	    cmocka_unit_test(test_mail_params),
+	    cmocka_unit_test(test_mail_requiretls),
 	    cmocka_unit_test(test_rcpt_params),
 	    cmocka_unit_test(test_xtext_round_trip),
 	    cmocka_unit_test(test_bdat),

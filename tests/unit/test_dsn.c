@@ -696,6 +696,35 @@ test_ret(void **state)
 	}
 }
 
+/* RFC 8689 5: a REQUIRETLS original is not returned at all, whatever RET. */
+static void
+test_no_original(void **state)
+{
+	static const int rets[] = {SMTP_RET_FULL, SMTP_RET_HDRS, SMTP_RET_NONE};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rets) / sizeof(rets[0]); i++) {
+		struct dsn_msg m = base_msg(&bob_failed, 1);
+		char *s;
+
+		m.ret = rets[i];
+		m.no_original = 1;
+		s = compose(&m, NULL);
+		assert_null(strstr(s, "BODY-MARKER"));
+		assert_null(strstr(s, "orig-1@example.org"));
+		assert_null(strstr(s, "Hello"));
+		assert_null(strstr(s, "message/rfc822"));
+		assert_null(strstr(s, "text/rfc822-headers"));
+		assert_non_null(strstr(s, "Subject: Undeliverable\r\n"));
+		assert_non_null(strstr(s, "REQUIRETLS"));
+		/* still a report: the text and the delivery status */
+		assert_non_null(
+		    strstr(s, "Content-Type: message/delivery-status"));
+		assert_non_null(strstr(s, "Status: 5.1.1"));
+		free(s);
+	}
+}
+
 static void
 test_8bit_original(void **state)
 {
@@ -1142,6 +1171,7 @@ main(void)
 	    cmocka_unit_test(test_subject_long),
 	    cmocka_unit_test(test_envid_orcpt),
 	    cmocka_unit_test(test_ret),
+	    cmocka_unit_test(test_no_original),
 	    cmocka_unit_test(test_8bit_original),
 	    cmocka_unit_test(test_huge_original),
 	    cmocka_unit_test(test_huge_header),

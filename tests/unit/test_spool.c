@@ -789,6 +789,10 @@ test_rule_copies(void **state)
 	" DEFAULT '';"                                                         \
 	"ALTER TABLE recipients ADD COLUMN rule_reject TEXT NOT NULL"          \
 	" DEFAULT '';"
+#define ADD_V6                                                                 \
+	"ALTER TABLE messages ADD COLUMN body_file TEXT NOT NULL DEFAULT '';"  \
+	"CREATE TABLE contents (message_id INTEGER PRIMARY KEY"                \
+	" REFERENCES messages(id) ON DELETE CASCADE, data BLOB NOT NULL);"
 #define ADD_STS                                                                \
 	"CREATE TABLE mta_sts (domain TEXT PRIMARY KEY, id TEXT NOT NULL,"     \
 	" policy BLOB NOT NULL, fetched INTEGER NOT NULL,"                     \
@@ -837,6 +841,10 @@ test_migrate_every_version(void **state)
 	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_V4 ADD_STS
 	            OLD_ROWS "PRAGMA user_version=5;",
 	        1},
+	    {"6",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_V4 ADD_STS ADD_V6
+	            OLD_ROWS "PRAGMA user_version=6;",
+	        1},
 	};
 
 	(void)state;
@@ -884,7 +892,13 @@ test_migrate_every_version(void **state)
 			free(head);
 			spool_close(sp);
 		}
-		assert_int_equal(count_rows(dir, "pragma user_version"), 6);
+		assert_int_equal(count_rows(dir, "pragma user_version"), 7);
+		/* version 7: RFC 8689's flags, off for older messages */
+		assert_int_equal(
+		    count_rows(dir, "select count(*) from messages "
+		                    "where requiretls = 0 and "
+		                    "tls_optional = 0"),
+		    1);
 		assert_int_equal(
 		    count_rows(dir, "select count(*) from messages "
 		                    "where message_id = '' and "
