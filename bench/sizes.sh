@@ -7,6 +7,12 @@
 # server).  One line per size: end-to-end and accepted msgs/s, best of
 # RUNS rounds, and the ratios; then the memory line.
 #
+# The ceiling: at each size the same load (smtpload -c 20, same count)
+# also goes straight into an smtp-sink, which stores nothing, RUNS times;
+# its best rate is the most any server could accept with this load tool
+# on this machine, and sink/postfix the highest ratio any server could
+# show (the "ceiling" columns).
+#
 #   RUNS=3 BENCH_BUILD=build bench/sizes.sh
 #   SIZES="1048576:400 52428800:20" bench/sizes.sh   (size:messages)
 #
@@ -19,6 +25,52 @@ SIZES=${SIZES:-"2048:10000 102400:2000 1048576:400 10485760:100 52428800:20"}
 BUILD=${BENCH_BUILD:-build}
 OUT=$ROOT/$BUILD/bench-sizes.txt
 FAILED=0
+SMTP_SINK=/usr/sbin/smtp-sink
+TMP=$(mktemp -d /tmp/sluice-sizes.XXXXXX) || exit 1
+SINK_PID=''
+cleanup() {
+	[ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null && wait "$SINK_PID"
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cc -std=c11 -D_GNU_SOURCE -O2 -o "$TMP/smtpload" bench/smtpload.c ||
+    { echo "sizes.sh: bench/smtpload.c does not build" >&2; exit 1; }
+
+# ceiling size n: the best of RUNS rounds of smtpload into a fresh
+# smtp-sink (msgs/s; 0 when a round failed)
+ceiling() {
+	local best=0 port i r args=(-c)
+	[ "$(id -u)" = 0 ] && args+=(-u nobody) # smtp-sink refuses root
+	for ((i = 0; i < 5; i++)); do
+		port=$(/usr/bin/python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		"$SMTP_SINK" "${args[@]}" "127.0.0.1:$port" 256 \
+		    >/dev/null 2>&1 </dev/null &
+		SINK_PID=$!
+		for ((r = 0; r < 50; r++)); do
+			[ -n "$(ss -Hltn "sport = :$port")" ] && break
+			sleep 0.1
+		done
+		[ -n "$(ss -Hltn "sport = :$port")" ] && break
+		kill "$SINK_PID" 2>/dev/null
+		wait "$SINK_PID" 2>/dev/null
+		SINK_PID=''
+	done
+	[ -n "$SINK_PID" ] || { echo 0; return; }
+	for ((i = 0; i < RUNS; i++)); do
+		r=$("$TMP/smtpload" -c 20 -m "$2" -s "$1" -f a@example.org \
+		    -t b@example.net "127.0.0.1:$port" 2>/dev/null |
+		    awk '$1 == "msgs/s:" { print $2 }')
+		echo "  round $((i + 1)) smtp-sink: ${r:-0} msgs/s" >&2
+		best=$(awk -v a="$best" -v b="${r:-0}" \
+		    'BEGIN { print (b + 0 > a + 0 ? b : a) }')
+	done
+	kill "$SINK_PID" 2>/dev/null
+	wait "$SINK_PID" 2>/dev/null
+	SINK_PID=''
+	echo "$best"
+}
 
 echo "relay at every size: $RUNS rounds each (best counts), 20 sessions," \
     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -33,8 +85,15 @@ for spec in $SIZES; do
 	s=$(awk '$1 == "sluiced" && $2 ~ /^[0-9.e+]+$/ { print $2, $3 }' "$log")
 	p=$(awk '$1 == "postfix" && $2 ~ /^[0-9.e+]+$/ { print $2, $3 }' "$log")
 	r=$(awk '$1 == "ratio" { print $3, $4 }' "$log")
-	rows+=("$(printf '%-10s %8s %8s %8s %8s %8s %8s' "$size" $s $p $r)")
 	rm -f "$log"
+	k=$(ceiling "$size" "$n")
+	pa=$(echo "$p" | awk '{ print $2 }')
+	sa=$(echo "$s" | awk '{ print $2 }')
+	c=$(awk -v k="$k" -v p="$pa" -v s="$sa" 'BEGIN {
+	    if (p + 0 > 0 && k + 0 > 0) printf "%.3g %.3g", k / p, s / k
+	    else print "- -" }')
+	rows+=("$(printf '%-10s %8s %8s %8s %8s %8s %8s %8s %8s %8s' \
+	    "$size" $s $p $r "$k" $c)")
 done
 mem=''
 log=$(mktemp /tmp/sluice-sizes.XXXXXX)
@@ -45,10 +104,10 @@ mem=$(grep '^peak memory' "$log")
 rm -f "$log"
 {
 	echo
-	printf '%-10s %17s %17s %17s\n' "" "sluiced msgs/s" "postfix msgs/s" \
-	    "ratio"
-	printf '%-10s %8s %8s %8s %8s %8s %8s\n' size e2e accepted e2e \
-	    accepted e2e accepted
+	printf '%-10s %17s %17s %17s %26s\n' "" "sluiced msgs/s" \
+	    "postfix msgs/s" "ratio" "smtp-sink (no store)"
+	printf '%-10s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n' size e2e \
+	    accepted e2e accepted e2e accepted msgs/s ceiling s/sink
 	printf '%s\n' "${rows[@]}"
 	echo
 	echo "20 x 20 MB relayed, $mem"

@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 
@@ -66,6 +67,42 @@ def relay_one(tmp_path, caps, msg, **fake):
         (m,) = mx.wait_messages(1, timeout=60)
         assert s.messages()[0]["body_file"] != "", "not in a body file"
         return m, mx
+
+
+def resident_bytes(path):
+    """How much of a file is in the page cache (util-linux fincore)."""
+    out = subprocess.run(["fincore", "--bytes", "--noheadings",
+                          "--output", "RES", str(path)],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+@pytest.mark.timeout_s(120)
+def test_relayed_body_leaves_the_page_cache(tmp_path):
+    # A delivery drops what it has read of a body file from the page
+    # cache: the file stays (safety net), its pages are free for the next
+    # bodies.  Before, every relayed body stayed cached and new bodies
+    # were written into fresh pages (docs/design.md, "Message content on
+    # disk").
+    body = body_lines(60000, 78)  # 4.7 MB
+    msg = make_message("drop", "").encode() + body
+    with FakeSmtp(capabilities=NO_CHUNKING) as mx, \
+            running(tmp_path, conn=RELAY,
+                    raw_extra=smarthost(mx.port)) as s:
+        with Client(s.port, timeout=60) as c:
+            c.send_message("alice@example.test", ["bob@remote.test"],
+                           msg).check(250, "2.6.0")
+            c.quit()
+        (name,) = s.body_files()
+        path = s.body_dir / name
+        size = path.stat().st_size
+        assert size > 4_000_000, size
+        (m,) = mx.wait_messages(1, timeout=60)
+        assert m.data.endswith(body)
+        wait_for(lambda: resident_bytes(path) == 0, 20,
+                 f"the relayed body to leave the page cache "
+                 f"({resident_bytes(path)} of {size} bytes cached)")
+        assert s.body_files() == [name]  # kept: the safety net
 
 
 @pytest.mark.timeout_s(120)
