@@ -205,26 +205,41 @@ curl_loop_new(struct event_base *base)
 	if (!curl_loop_ready || (l = calloc(1, sizeof(*l))) == NULL)
 		return NULL;
 	l->base = base;
-	if ((l->multi = curl_multi_init()) == NULL ||
-	    (l->timer = evtimer_new(base, curl_loop_timer_event, l)) == NULL ||
+	if ((l->timer = evtimer_new(base, curl_loop_timer_event, l)) == NULL ||
 	    (l->deliver = event_new(base, -1, 0, curl_loop_deliver, l)) ==
 	        NULL) {
 		curl_loop_free(l);
 		return NULL;
 	}
+	return l;
+}
+
+/*
+ * The multi handle is made for the first transfer, not at start: libcurl
+ * opens a socketpair for it, and a daemon that never fetches a policy or
+ * posts a report should not spend two descriptors on that (with a low
+ * descriptor limit, test_resources' EMFILE test, they are two clients).
+ */
+static int
+curl_loop_multi(struct curl_loop *l)
+{
+	if (l->multi != NULL)
+		return 0;
+	if ((l->multi = curl_multi_init()) == NULL)
+		return -1;
 	curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, curl_loop_sock_cb);
 	curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
 	curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, curl_loop_timer_cb);
 	curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
-	return l;
+	return 0;
 }
 
 int
 curl_loop_add(struct curl_loop *l, CURL *easy, curl_loop_fn fn, void *arg)
 {
-	struct curl_xfer *x = calloc(1, sizeof(*x));
+	struct curl_xfer *x;
 
-	if (x == NULL)
+	if (curl_loop_multi(l) < 0 || (x = calloc(1, sizeof(*x))) == NULL)
 		return -1;
 	x->loop = l;
 	x->easy = easy;
