@@ -787,7 +787,7 @@ resolver_mx_answer(struct resolver_job *job, int err, struct ub_result *res)
 {
 	struct resolver_mx *mx;
 	char why[256] = "";
-	size_t n = 0, nrr = 0;
+	size_t n = 0, nrr = 0, cap;
 
 	switch (resolver_classify(job->domain, err, res, why, sizeof(why))) {
 	case OUT_TEMP:
@@ -811,14 +811,18 @@ resolver_mx_answer(struct resolver_job *job, int err, struct ub_result *res)
 		job->res.mx_secure = res->secure;
 		break;
 	}
-	if ((mx = calloc(RESOLVER_MX_RECORDS_MAX, sizeof(*mx))) == NULL) {
+	while (nrr < RESOLVER_RR_MAX && res->data[nrr] != NULL)
+		nrr++;
+	/* room for what the answer holds: a domain with one MX record costs
+	 * a 260-byte allocation, not 66 KB cleared (issue 19) */
+	cap = nrr < RESOLVER_MX_RECORDS_MAX ? nrr : RESOLVER_MX_RECORDS_MAX;
+	if ((mx = calloc(cap, sizeof(*mx))) == NULL) {
 		resolver_fail(job, RESOLVER_TEMPFAIL,
 		    "DNS lookup of %s failed: out of memory", job->domain);
 		return;
 	}
-	for (size_t i = 0; i < RESOLVER_RR_MAX && res->data[i] != NULL; i++) {
-		nrr++;
-		if (n < RESOLVER_MX_RECORDS_MAX && res->len[i] >= 0 &&
+	for (size_t i = 0; i < nrr; i++) {
+		if (n < cap && res->len[i] >= 0 &&
 		    resolver_mx_parse((const unsigned char *)res->data[i],
 		        (size_t)res->len[i], &mx[n]) == 0)
 			n++;
