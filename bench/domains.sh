@@ -28,7 +28,10 @@
 # Postfix one, Postfix many; reversed every other round) so that a
 # disturbance does not always hit the same run.  Every round is printed;
 # the best round of each run counts, and the ratios are many/one for each
-# server and sluiced/Postfix for each shape.  Afterwards every sink count
+# server and sluiced/Postfix for each shape.  sluiced's rounds also print
+# the CPU time sluiced (all its threads) and its sink used in the round
+# (/proc/PID/stat): on a shared machine the wall clock moves with other
+# load, CPU seconds much less.  Afterwards every sink count
 # must be exact, sluiced's queue must hold no recipient not delivered and
 # its tracking log no DEFER, and Postfix's queue must be empty.
 #
@@ -246,7 +249,16 @@ mkdir -p "$PF_DIR"
 
 # --- runs ------------------------------------------------------------------------------
 
-# relay_run server label shape n: sets RATE (msgs/s end to end) or fails
+# cpu_ticks pid: the process's user and system time so far, all threads,
+# in clock ticks (utime + stime of /proc/PID/stat; 0 once it is gone)
+cpu_ticks() {
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null ||
+	    echo 0
+}
+HZ=$(getconf CLK_TCK)
+
+# relay_run server label shape n: sets RATE (msgs/s end to end) and, for
+# sluiced, CPU (its CPU seconds, and its sink's, in the run) or fails
 relay_run() {
 	local port=$SPORT sink=sluiced base c t0 t1 deadline to spread=()
 	if [ "$1" = postfix ]; then
@@ -261,6 +273,12 @@ relay_run() {
 	fi
 	base=$(sink_field "$sink" mesg)
 	RATE=0
+	CPU=
+	local c0=0 k0=0
+	if [ "$1" = sluiced ]; then
+		c0=$(cpu_ticks "$SLUICED_PID")
+		k0=$(cpu_ticks "${SINK_PIDS[0]}")
+	fi
 	t0=$EPOCHREALTIME
 	"$WORK/smtpload" -c "$SESSIONS" -m "$4" -s "$SIZE" -f "$SENDER" \
 	    -t "$to" "${spread[@]}" "127.0.0.1:$port" >"$WORK/load.out" \
@@ -279,6 +297,11 @@ relay_run() {
 		sleep "$POLL"
 	done
 	t1=$EPOCHREALTIME
+	if [ "$1" = sluiced ]; then
+		CPU=$(awk -v a="$c0" -v b="$(cpu_ticks "$SLUICED_PID")" \
+		    -v c="$k0" -v d="$(cpu_ticks "${SINK_PIDS[0]}")" -v hz="$HZ" \
+		    'BEGIN { printf ", cpu sluiced %.2f s, sink %.2f s", (b - a) / hz, (d - c) / hz }')
+	fi
 	wait "$CHILD" || { tail -3 "$WORK/load.err" >&2; CHILD=; return 1; }
 	CHILD=
 	sleep 0.3
@@ -317,7 +340,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		relay_run "$srv" "r$r" "$shape" "$MESSAGES" || FAILED=1
 		SENT[$srv]=$((SENT[$srv] + MESSAGES))
 		echo "  round $r $srv to $shape domain(s): $RATE msgs/s" \
-		    "($SECS s), load $(cut -d' ' -f1 /proc/loadavg)"
+		    "($SECS s${CPU:-}), load $(cut -d' ' -f1 /proc/loadavg)"
 		ROUNDS[$srv-$shape]+=" $RATE"
 		[ "$RATE" -gt "${BEST[$srv-$shape]}" ] && BEST[$srv-$shape]=$RATE
 	done

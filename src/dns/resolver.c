@@ -52,6 +52,13 @@
  * look-up or a look-up, which their callers bound (the queue manager's
  * recipients in flight, the server's sessions).
  *
+ * MX hosts' addresses are kept (RESOLVER_HOST_CACHE_SIZE, issue 19): a
+ * host whose AAAA and A both came without a failure, with an address, is
+ * kept for the smaller TTL (at most RESOLVER_HOST_CACHE_SEC), secure bits
+ * and CNAME-expanded name included, so the next job that names it asks
+ * nothing: every question costs a trip through libunbound's thread and
+ * pipes, even one libunbound answers from its cache.
+ *
  * RFCs: 5321 5.1 (MX order, implicit MX), 7505 (null MX), 1035 (wire
  * names), 3596 (ip6.arpa), 1912 2.1 (PTR names should resolve back),
  * 4033-4035 (DNSSEC), 7672 2.1-2.2 (what DANE needs of DNS).
@@ -111,6 +118,16 @@
  */
 #define RESOLVER_PTR_CACHE_SIZE 256
 #define RESOLVER_PTR_CACHE_SEC 60
+/*
+ * MX hosts' addresses kept per resolver (direct-mapped by name), and for
+ * how long at most (less when the records say so).  libunbound caches
+ * them too, but every question to it is two trips through its thread's
+ * pipes: mail to many domains that share MX hosts (hosted mail, and the
+ * many-domains benchmark) would otherwise cost three trips per domain,
+ * where one (the MX question) is needed (issue 19).
+ */
+#define RESOLVER_HOST_CACHE_SIZE 256
+#define RESOLVER_HOST_CACHE_SEC 60
 
 #define RR_TYPE_A 1
 #define RR_TYPE_PTR 12
@@ -169,6 +186,19 @@ struct resolver_host {
 	char why[256];   /* of the worst temporary failure */
 	int sec6, sec4;  /* that family's address RRset was validated */
 	char canon[256]; /* CNAME-expanded name, "" when it had none */
+	size_t n6, n4;
+	unsigned char a6[RESOLVER_FAMILY_ADDRS_MAX][16];
+	unsigned char a4[RESOLVER_FAMILY_ADDRS_MAX][4];
+	int clean;    /* answers that were data or no data (not failures) */
+	unsigned ttl; /* the smallest TTL of those */
+};
+
+/* A host's addresses as both its answers gave them (see above). */
+struct resolver_host_cached {
+	double expires; /* CLOCK_MONOTONIC; 0: empty */
+	char name[256];
+	char canon[256];
+	int sec6, sec4;
 	size_t n6, n4;
 	unsigned char a6[RESOLVER_FAMILY_ADDRS_MAX][16];
 	unsigned char a4[RESOLVER_FAMILY_ADDRS_MAX][4];
@@ -260,7 +290,8 @@ struct resolver {
 	struct event *ev_lookup;  /* a look-up on lk_ready */
 	struct resolver_jobs pending, ready;
 	struct resolver_ptrs ptr_pending, ptr_ready;
-	struct resolver_ptr_cached *ptr_cache; /* RESOLVER_PTR_CACHE_SIZE */
+	struct resolver_ptr_cached *ptr_cache;   /* RESOLVER_PTR_CACHE_SIZE */
+	struct resolver_host_cached *host_cache; /* RESOLVER_HOST_CACHE_SIZE */
 	struct resolver_lookups lk_pending, lk_ready;
 	size_t nqueries; /* asks out */
 	/* asks waiting for the cap, and the event that sends them */
@@ -466,7 +497,7 @@ resolver_canon(
 	snprintf(out, outlen, "%s", c);
 }
 
-static void
+static enum resolver_outcome
 resolver_addr_answer(
     struct resolver_host *h, int type, int err, const struct ub_result *res)
 {
@@ -477,7 +508,7 @@ resolver_addr_answer(
 
 	if (o != OUT_DATA) {
 		resolver_host_worst(h, o, why);
-		return;
+		return o;
 	}
 	if (type == RR_TYPE_AAAA)
 		h->sec6 = res->secure;
@@ -497,6 +528,7 @@ resolver_addr_answer(
 		else if (type == RR_TYPE_A && h->n4 < RESOLVER_FAMILY_ADDRS_MAX)
 			memcpy(h->a4[h->n4++], a, 4);
 	}
+	return o;
 }
 
 /* Asks: every question to libunbound, under the query cap */
@@ -656,7 +688,77 @@ resolver_fail(
 	resolver_finish(job);
 }
 
-/* AAAA and A of every host; a host whose name is unusable is skipped. */
+/* Host addresses kept (RESOLVER_HOST_CACHE_SIZE) */
+
+static double resolver_now(void);
+
+static struct resolver_host_cached *
+resolver_host_slot(struct resolver *r, const char *name)
+{
+	if (r->host_cache == NULL &&
+	    (r->host_cache = calloc(
+	         RESOLVER_HOST_CACHE_SIZE, sizeof(*r->host_cache))) == NULL)
+		return NULL;
+	return &r->host_cache[fnv_32(FNV_32_INIT, name, strlen(name)) %
+	                      RESOLVER_HOST_CACHE_SIZE];
+}
+
+/*
+ * One of h's two answers came.  Once both have, without a failure, and
+ * gave at least one address, h is kept for at most the smallest TTL:
+ * what libunbound itself would answer from its cache until then.
+ */
+static void
+resolver_host_note(struct resolver *r, struct resolver_host *h,
+    enum resolver_outcome o, const struct ub_result *res)
+{
+	struct resolver_host_cached *c;
+	unsigned ttl;
+
+	if (o != OUT_DATA && o != OUT_NODATA)
+		return;
+	ttl = res->ttl > 0 ? (unsigned)res->ttl : 0;
+	if (h->clean++ == 0 || ttl < h->ttl)
+		h->ttl = ttl;
+	if (h->clean != 2 || h->n4 + h->n6 == 0 || h->ttl == 0 ||
+	    (c = resolver_host_slot(r, h->name)) == NULL)
+		return;
+	ttl =
+	    h->ttl < RESOLVER_HOST_CACHE_SEC ? h->ttl : RESOLVER_HOST_CACHE_SEC;
+	c->expires = resolver_now() + ttl;
+	memcpy(c->name, h->name, sizeof(c->name));
+	memcpy(c->canon, h->canon, sizeof(c->canon));
+	c->sec6 = h->sec6;
+	c->sec4 = h->sec4;
+	c->n6 = h->n6;
+	c->n4 = h->n4;
+	memcpy(c->a6, h->a6, sizeof(c->a6));
+	memcpy(c->a4, h->a4, sizeof(c->a4));
+}
+
+/* h's addresses from the cache when they are fresh there: 1, else 0. */
+static int
+resolver_host_recall(struct resolver *r, struct resolver_host *h)
+{
+	struct resolver_host_cached *c = resolver_host_slot(r, h->name);
+
+	if (c == NULL || c->expires == 0 || strcmp(c->name, h->name) != 0 ||
+	    c->expires <= resolver_now())
+		return 0;
+	memcpy(h->canon, c->canon, sizeof(h->canon));
+	h->sec6 = c->sec6;
+	h->sec4 = c->sec4;
+	h->n6 = c->n6;
+	h->n4 = c->n4;
+	memcpy(h->a6, c->a6, sizeof(h->a6));
+	memcpy(h->a4, c->a4, sizeof(h->a4));
+	return 1;
+}
+
+/*
+ * AAAA and A of every host; a host whose name is unusable is skipped, and
+ * one whose addresses are kept needs no question.
+ */
 static void
 resolver_send_hosts(struct resolver_job *job)
 {
@@ -665,6 +767,8 @@ resolver_send_hosts(struct resolver_job *job)
 
 		if (h->worst != OUT_DATA || h->n4 + h->n6 > 0)
 			continue; /* bad name, or a literal already known */
+		if (resolver_host_recall(job->r, h))
+			continue;
 		if (resolver_send(
 		        job, &h->q[0], h->name, RR_TYPE_AAAA, (int)i) != 0 ||
 		    resolver_send(job, &h->q[1], h->name, RR_TYPE_A, (int)i) !=
@@ -683,7 +787,7 @@ resolver_mx_answer(struct resolver_job *job, int err, struct ub_result *res)
 {
 	struct resolver_mx *mx;
 	char why[256] = "";
-	size_t n = 0, nrr = 0;
+	size_t n = 0, nrr = 0, cap;
 
 	switch (resolver_classify(job->domain, err, res, why, sizeof(why))) {
 	case OUT_TEMP:
@@ -707,14 +811,18 @@ resolver_mx_answer(struct resolver_job *job, int err, struct ub_result *res)
 		job->res.mx_secure = res->secure;
 		break;
 	}
-	if ((mx = calloc(RESOLVER_MX_RECORDS_MAX, sizeof(*mx))) == NULL) {
+	while (nrr < RESOLVER_RR_MAX && res->data[nrr] != NULL)
+		nrr++;
+	/* room for what the answer holds: a domain with one MX record costs
+	 * a 260-byte allocation, not 66 KB cleared (issue 19) */
+	cap = nrr < RESOLVER_MX_RECORDS_MAX ? nrr : RESOLVER_MX_RECORDS_MAX;
+	if ((mx = calloc(cap, sizeof(*mx))) == NULL) {
 		resolver_fail(job, RESOLVER_TEMPFAIL,
 		    "DNS lookup of %s failed: out of memory", job->domain);
 		return;
 	}
-	for (size_t i = 0; i < RESOLVER_RR_MAX && res->data[i] != NULL; i++) {
-		nrr++;
-		if (n < RESOLVER_MX_RECORDS_MAX && res->len[i] >= 0 &&
+	for (size_t i = 0; i < nrr; i++) {
+		if (n < cap && res->len[i] >= 0 &&
 		    resolver_mx_parse((const unsigned char *)res->data[i],
 		        (size_t)res->len[i], &mx[n]) == 0)
 			n++;
@@ -846,10 +954,14 @@ resolver_ub_cb(void *mydata, int err, struct ub_result *res)
 	struct resolver_job *job = q->job;
 
 	job->pending--;
-	if (q->host < 0)
+	if (q->host < 0) {
 		resolver_mx_answer(job, err, res);
-	else
-		resolver_addr_answer(&job->hosts[q->host], q->type, err, res);
+	} else {
+		struct resolver_host *h = &job->hosts[q->host];
+
+		resolver_host_note(
+		    job->r, h, resolver_addr_answer(h, q->type, err, res), res);
+	}
 	ub_resolve_free(res);
 	if (!job->finished && job->pending == 0)
 		resolver_assemble(job);
@@ -1739,5 +1851,6 @@ resolver_free(struct resolver *r)
 	if (r->ev_pump != NULL)
 		event_free(r->ev_pump);
 	free(r->ptr_cache);
+	free(r->host_cache);
 	free(r);
 }

@@ -1,0 +1,117 @@
+"""MX hosts' addresses kept by the resolver (issue 19, mail to many
+domains): many domains whose MX is one host cost one question to
+libunbound each (the MX), not three (MX, AAAA, A).  libunbound answers the
+host's AAAA and A from its own cache either way, so the DNS server cannot
+tell; what shows is the hand-off: every question to libunbound's thread
+and every answer back is written into a pipe (two write() calls each), and
+/proc/PID/io counts write calls (syscw).  The same mail to as many domains
+with an MX host each, then to as many sharing one host: the second must
+cost at least four fewer writes per domain (eight are saved: two
+questions, each written there and back).  Before the cache both cost the
+same.  Also: a kept address is given up when its TTL runs out."""
+import subprocess
+import time
+
+from harness import free_port, running
+from peers.postfix import SmtpSink
+from peers.unbound import SIGNED_TTL, Unbound
+from test_delivery import RELAY, events, pending, send, wait_for
+
+N = 60
+SINK = "127.0.0.2"
+
+
+def records():
+    own = [f"o{i}.hc.test. MX 10 mx{i}.hc.test." for i in range(N)] + \
+        [f"mx{i}.hc.test. A {SINK}" for i in range(N)]
+    shared = [f"s{i}.hc.test. MX 10 mx.hc.test." for i in range(N)]
+    return own + shared + ["prime.hc.test. MX 10 mx.hc.test.",
+                           f"mx.hc.test. A {SINK}"]
+
+
+class LongTtl(Unbound):
+    """The tests' unbound with an hour's TTL (records and negative
+    answers): the tests' default of one second would let the kept
+    addresses expire in the middle of a round."""
+
+    def _zone_text(self, zone, records, extra=()):
+        text = super()._zone_text(zone, records, extra)
+        return text.replace(f"$TTL {SIGNED_TTL}\n", "$TTL 3600\n", 1) \
+            .replace(f"86400 {SIGNED_TTL}\n", "86400 3600\n", 1)
+
+
+def connector(port):
+    return f"""
+[SendConnector Internet]
+AddressSpaces = *
+Port = {port}
+Fqdn = out.sluice.test
+"""
+
+
+def syscw(pid):
+    with open(f"/proc/{pid}/io") as f:
+        return int(next(line for line in f if line.startswith("syscw:"))
+                   .split()[1])
+
+
+def outbound(port):
+    """sluiced's connections to the sink (parked ones included)."""
+    out = subprocess.run(["ss", "-Htn", "state", "established",
+                          f"( dport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    return len(out.splitlines())
+
+
+def deliver(s, sink, port, rcpts, total):
+    """Send, wait until delivered and every connection closed (parked
+    connections end with QUIT a few seconds later: that is still this
+    round's work), and return the write calls it took."""
+    before = syscw(s.pid)
+    send(s, rcpts, "many domains")
+    assert wait_for(lambda: sink.count() >= total, timeout=60)
+    assert wait_for(lambda: pending(s) == 0, timeout=60)
+    assert wait_for(lambda: outbound(port) == 0, timeout=60, step=0.2)
+    return syscw(s.pid) - before
+
+
+def test_shared_mx_host_is_asked_once(tmp_path):
+    port = free_port()
+    with LongTtl(zones=["hc.test"], records=records()) as dns, \
+            SmtpSink(port, host=SINK) as sink, \
+            running(tmp_path, conn=RELAY, transport={
+                "Resolver": dns.spec,
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=connector(port)) as s:
+        # the first delivery of all sets up what every later one reuses
+        deliver(s, sink, port, ["a@prime.hc.test"], 1)
+        own = deliver(s, sink, port, [f"a@o{i}.hc.test" for i in range(N)],
+                      1 + N)
+        shared = deliver(s, sink, port,
+                         [f"a@s{i}.hc.test" for i in range(N)], 1 + 2 * N)
+        assert events(s, "DEFER") == []
+        assert sink.count() == 1 + 2 * N
+        assert shared <= own - 4 * N, (own, shared)
+
+
+def test_kept_address_expires_with_its_ttl(tmp_path):
+    port = free_port()
+    first = ["t1.hc.test. MX 10 mx.hc.test.", "t2.hc.test. MX 10 mx.hc.test.",
+             "mx.hc.test. 1 A 127.0.0.3"]
+    with Unbound(zones=["hc.test"], records=first) as dns, \
+            SmtpSink(port, host="127.0.0.3") as old, \
+            SmtpSink(port, host=SINK) as new, \
+            running(tmp_path, conn=RELAY, transport={
+                "Resolver": dns.spec,
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=connector(port)) as s:
+        send(s, ["a@t1.hc.test"], "before")
+        assert wait_for(lambda: old.count() == 1, timeout=30)
+        dns.reload(records=first[:2] + [f"mx.hc.test. 1 A {SINK}"])
+        # the address was kept for its TTL (1 s) at most; libunbound's
+        # own cache keeps it as long
+        time.sleep(2.5)
+        send(s, ["b@t2.hc.test"], "after")
+        assert wait_for(lambda: new.count() == 1, timeout=30)
+        assert old.count() == 1
+        assert events(s, "DEFER") == []
