@@ -5,13 +5,16 @@
 #ifndef SLUICE_CONTROL_H
 #define SLUICE_CONTROL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <time.h>
 
+struct conf;
 struct control;
 struct daemon;
 struct qmgr;
 struct server;
+struct spool_view;
 
 /*
  * Listen on path (a stale socket is replaced), mode 0600, to serve
@@ -23,10 +26,9 @@ struct control *control_start(
 void control_stop(struct control *);
 
 /*
- * One queue as Get-Queue shows it (control_queue.c), also for the status
- * page and the metrics: derived from the pending recipients routed with
- * the live configuration, and the live delivery queue's state (with the
- * queue manager, which may be NULL).
+ * One queue as Get-Queue shows it, for the status page and the metrics
+ * (control_queue.c): derived from the pending recipients routed with a
+ * configuration, then the live delivery queue's state.
  */
 struct control_queue_info {
 	char identity[300];
@@ -36,8 +38,15 @@ struct control_queue_info {
 	time_t next_retry; /* 0: none */
 	char last_error[200];
 };
-/* Every queue with mail; *out is malloc'ed.  -1: the queue is unreadable. */
-int control_queue_list(
-    struct daemon *, struct qmgr *, struct control_queue_info **out, size_t *n);
+/*
+ * Every queue with mail (at most 4096), counted through a view of any
+ * thread and routed with conf; status is Ready or Retry.  Stops early,
+ * -1, when *cancel is set.  *out is malloc'ed.  -1: the queue is
+ * unreadable (*out holds what was counted).
+ */
+int control_queue_count(struct spool_view *, const struct conf *, time_t now,
+    const atomic_int *cancel, struct control_queue_info **out, size_t *n);
+/* On the loop: each queue's live state (Active, Suspended, its error). */
+void control_queue_live(struct qmgr *, struct control_queue_info *, size_t n);
 
 #endif

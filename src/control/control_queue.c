@@ -27,6 +27,7 @@
  * once every change is.
  */
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,111 +178,154 @@ cq_is_queue(struct control *ctl, const char *name)
 
 /*
  * --- The queues for the status page and the metrics ---------------------
- * (sluicectl queue is control_view.c, on a worker thread.)  This walk is on
- * the loop; status_http.c calls it at most every 10 s, and only when
- * StatusListen is set.
+ * (sluicectl queue is control_view.c.)  Counted on status_queues.c's
+ * worker thread through its own view, in segments that end at a message's
+ * end, so no read transaction is held for the whole walk; at most
+ * CQ_QUEUES_MAX queues (an open-addressed index finds a row's queue).
+ * The live state is added on the loop (control_queue_live).
  */
 #define CQ_QUEUES_MAX 4096
+#define CQ_SLOTS (2 * CQ_QUEUES_MAX)
+/* Recipients read per query before the walk starts a new one. */
+#define CQ_SEGMENT_ROWS 16384
 
 struct cq_queue {
-	char identity[300];
-	const char *type;
-	unsigned messages;
 	unsigned ready;
-	time_t next_retry;
-	char last_error[200];
 	int64_t last_message;
 };
 
 struct cq_queues {
-	struct daemon *daemon;
+	const struct conf *conf;
+	const atomic_int *cancel;
+	struct control_queue_info *out;
 	struct cq_queue *queues;
+	unsigned short slots[CQ_SLOTS]; /* index + 1, 0 free */
 	size_t nqueues;
 	time_t now;
+	int64_t rowid, after; /* the message being read; go on after */
+	size_t rows;
+	int stopped;
 };
+
+static size_t
+cq_hash(const char *s)
+{
+	size_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
 
 static int
 cq_collect(void *arg, const struct spool_row *p)
 {
 	struct cq_queues *w = arg;
-	struct cq_queue *q = NULL;
+	struct control_queue_info *v;
+	struct cq_queue *q;
 	char id[300];
 	const char *type;
+	size_t k;
 
-	control_queue_of(w->daemon->conf->conf, p, id, sizeof(id), &type);
-	for (size_t i = 0; i < w->nqueues && q == NULL; i++)
-		if (strcmp(w->queues[i].identity, id) == 0)
-			q = &w->queues[i];
-	if (q == NULL) {
+	if (atomic_load(w->cancel))
+		return 1;
+	if (p->message_rowid != w->rowid) {
+		/* a message's end: a new query from here, now and then */
+		if (w->rows >= CQ_SEGMENT_ROWS) {
+			w->after = w->rowid;
+			w->stopped = 1;
+			return 1;
+		}
+		w->rowid = p->message_rowid;
+	}
+	w->rows++;
+	control_queue_of(w->conf, p, id, sizeof(id), &type);
+	for (k = cq_hash(id) & (CQ_SLOTS - 1); w->slots[k] != 0;
+	     k = (k + 1) & (CQ_SLOTS - 1))
+		if (strcmp(w->out[w->slots[k] - 1].identity, id) == 0)
+			break;
+	if (w->slots[k] == 0) {
 		if (w->nqueues == CQ_QUEUES_MAX)
 			return 0;
-		q = &w->queues[w->nqueues++];
-		memset(q, 0, sizeof(*q));
-		snprintf(q->identity, sizeof(q->identity), "%s", id);
-		q->type = type;
+		v = &w->out[w->nqueues];
+		snprintf(v->identity, sizeof(v->identity), "%s", id);
+		v->type = type;
+		w->queues[w->nqueues].last_message = -1;
+		w->slots[k] = (unsigned short)++w->nqueues;
 	}
+	v = &w->out[w->slots[k] - 1];
+	q = &w->queues[w->slots[k] - 1];
 	if (q->last_message != p->message_rowid) {
-		q->messages++;
+		v->messages++;
 		q->last_message = p->message_rowid;
 	}
 	if (p->next_attempt == SPOOL_SUSPENDED)
 		; /* a suspended message is neither ready nor retried */
 	else if (p->next_attempt <= w->now)
 		q->ready++;
-	else if (q->next_retry == 0 || p->next_attempt < q->next_retry)
-		q->next_retry = p->next_attempt;
+	else if (v->next_retry == 0 || p->next_attempt < v->next_retry)
+		v->next_retry = p->next_attempt;
 	if (p->last_error[0] != '\0')
 		snprintf(
-		    q->last_error, sizeof(q->last_error), "%s", p->last_error);
+		    v->last_error, sizeof(v->last_error), "%s", p->last_error);
 	return 0;
 }
 
 int
-control_queue_list(struct daemon *daemon, struct qmgr *qmgr,
-    struct control_queue_info **out, size_t *n)
+control_queue_count(struct spool_view *sv, const struct conf *conf, time_t now,
+    const atomic_int *cancel, struct control_queue_info **out, size_t *n)
 {
-	struct cq_queues w = {daemon, NULL, 0, time(NULL)};
-	struct spool_select all = {.finished = 0};
-	struct control_queue_info *v;
+	struct spool_select sel = {.brief = 1};
+	struct cq_queues *w = calloc(1, sizeof(*w));
 	int rc = 0;
 
 	*out = NULL;
 	*n = 0;
-	if ((w.queues = calloc(CQ_QUEUES_MAX, sizeof(*w.queues))) == NULL)
-		return -1;
-	if (spool_foreach(daemon->spool, &all, cq_collect, &w) < 0)
-		rc = -1;
-	if ((v = calloc(w.nqueues ? w.nqueues : 1, sizeof(*v))) == NULL) {
-		free(w.queues);
+	if (w == NULL ||
+	    (w->queues = calloc(CQ_QUEUES_MAX, sizeof(*w->queues))) == NULL ||
+	    (w->out = calloc(CQ_QUEUES_MAX, sizeof(*w->out))) == NULL) {
+		if (w != NULL)
+			free(w->queues);
+		free(w);
 		return -1;
 	}
-	for (size_t i = 0; i < w.nqueues; i++) {
-		const struct cq_queue *q = &w.queues[i];
+	w->conf = conf;
+	w->cancel = cancel;
+	w->now = now;
+	w->rowid = -1;
+	do {
+		w->stopped = 0;
+		w->rows = 0;
+		sel.after = w->after;
+		if (spool_view_foreach(sv, &sel, cq_collect, w) < 0)
+			rc = -1;
+	} while (w->stopped && rc == 0 && !atomic_load(cancel));
+	for (size_t i = 0; i < w->nqueues; i++)
+		w->out[i].status = w->queues[i].ready > 0 ? "Ready" : "Retry";
+	*out = w->out;
+	*n = w->nqueues;
+	free(w->queues);
+	free(w);
+	return atomic_load(cancel) ? -1 : rc;
+}
+
+void
+control_queue_live(struct qmgr *qmgr, struct control_queue_info *v, size_t n)
+{
+	for (size_t i = 0; qmgr != NULL && i < n; i++) {
 		char live_error[200] = "";
 		unsigned conns = 0;
-		const char *live =
-		    qmgr == NULL
-		        ? NULL
-		        : dqueues_status(qmgr_dqueues(qmgr), q->identity,
-		              &conns, live_error, sizeof(live_error));
+		const char *live = dqueues_status(qmgr_dqueues(qmgr),
+		    v[i].identity, &conns, live_error, sizeof(live_error));
 
-		snprintf(
-		    v[i].identity, sizeof(v[i].identity), "%s", q->identity);
-		v[i].type = q->type;
-		v[i].status = q->ready > 0 ? "Ready" : "Retry";
 		/* The live queue knows better: Active, Suspended. */
 		if (live != NULL && (strcmp(live, "Active") == 0 ||
 		                        strcmp(live, "Suspended") == 0))
 			v[i].status = live;
-		v[i].messages = q->messages;
-		v[i].next_retry = q->next_retry;
-		snprintf(v[i].last_error, sizeof(v[i].last_error), "%s",
-		    q->last_error[0] ? q->last_error : live_error);
+		if (v[i].last_error[0] == '\0')
+			snprintf(v[i].last_error, sizeof(v[i].last_error), "%s",
+			    live_error);
 	}
-	free(w.queues);
-	*out = v;
-	*n = w.nqueues;
-	return rc;
 }
 
 /* --- changes to one message's recipients ------------------------------ */

@@ -4,9 +4,10 @@
  * Where it sits: beside the SMTP listeners, on the same event loop, so
  * every figure it shows is read on the thread that writes it and nothing
  * is locked.  A request is answered at once from memory and the queue
- * database's read-only connection (the queue list and the posture walk
- * the database; both are bounded: CQ_QUEUES_MAX queues, POSTURE_REPORT_MAX
- * partners).
+ * database's read-only connection (the posture, bounded:
+ * POSTURE_REPORT_MAX partners).  The queue table is the one exception:
+ * its walk of every waiting recipient runs on a thread of its own
+ * (status_queues.c), and a request is answered with the last reading.
  *
  * Exposure: the status page has no authentication, so the listener only
  * binds loopback addresses (a configuration error otherwise) and answers
@@ -43,6 +44,7 @@
 #include "status/metrics.h"
 #include "status/status_http.h"
 #include "status/status_page.h"
+#include "status/status_queues.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -58,11 +60,7 @@ struct status_http {
 	struct server *srv; /* the sessions, the message memory */
 	struct qmgr *qmgr;  /* the delivery side, NULL without one */
 	struct evhttp *http;
-	/* the queues as last read (see STATUS_QUEUES_SECONDS) */
-	struct control_queue_info *queues;
-	size_t nqueues;
-	int queues_ok;
-	time_t queues_at;
+	struct status_queues *queues; /* read every STATUS_QUEUES_SECONDS */
 	char bindings[STATUS_HTTP_BINDINGS_MAX][80];
 	size_t nbindings;
 };
@@ -144,29 +142,13 @@ status_http_gauge_head(struct buf *out, const char *name, const char *help)
 	buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
 }
 
-/* The queues, read again when the last reading is too old. */
-static void
-status_http_queues(struct status_http *st)
-{
-	time_t now = time(NULL);
-
-	if (st->queues_at != 0 && now >= st->queues_at &&
-	    now - st->queues_at < STATUS_QUEUES_SECONDS)
-		return;
-	free(st->queues);
-	st->queues = NULL;
-	st->nqueues = 0;
-	st->queues_ok = control_queue_list(st->daemon, st->qmgr, &st->queues,
-	                    &st->nqueues) == 0;
-	st->queues_at = now;
-}
-
 static int
 status_http_metrics(struct status_http *st, struct buf *out)
 {
 	struct server *srv = st->srv;
-
-	status_http_queues(st);
+	const struct control_queue_info *q;
+	size_t nq;
+	int failed, ok = status_queues_get(st->queues, &q, &nq, &failed);
 	if (metrics_render(st->daemon->metrics, out) < 0)
 		return -1;
 	status_http_gauge_head(
@@ -179,9 +161,18 @@ status_http_metrics(struct status_http *st, struct buf *out)
 	status_http_gauge_head(out, "sluice_queue_messages",
 	    "Messages waiting, by queue (Get-Queue's MessageCount), read at "
 	    "most every 10 seconds.");
-	for (size_t i = 0; st->queues_ok && i < st->nqueues; i++)
+	for (size_t i = 0; ok && i < nq; i++)
 		metrics_gauge(out, "sluice_queue_messages", "queue",
-		    st->queues[i].identity, (double)st->queues[i].messages);
+		    q[i].identity, (double)q[i].messages);
+	status_http_gauge_head(out, "sluice_queue_reading",
+	    "1 while the queues are being read for sluice_queue_messages.");
+	metrics_gauge(out, "sluice_queue_reading", NULL, NULL,
+	    (double)status_queues_reading(st->queues));
+	buf_printf(out,
+	    "# HELP sluice_queue_readings_total Readings of the queues "
+	    "finished.\n# TYPE sluice_queue_readings_total counter\n"
+	    "sluice_queue_readings_total %lu\n",
+	    status_queues_readings(st->queues));
 	status_http_gauge_head(out, "sluice_commit_pending_messages",
 	    "Messages and results handed to the queue's committer, not yet "
 	    "durable.");
@@ -225,9 +216,16 @@ status_http_request(struct evhttp_request *req, void *arg)
 	}
 	buf_init(&out, STATUS_HTTP_OUT_MAX);
 	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
-		status_http_queues(st);
-		if (status_page_render(st->daemon, st->srv->nsessions,
-		        st->queues_ok ? st->queues : NULL, st->nqueues,
+		const struct control_queue_info *q;
+		size_t nq;
+		int failed,
+		    ok = status_queues_get(st->queues, &q, &nq, &failed);
+
+		if (status_page_render(st->daemon, st->srv->nsessions, q,
+		        ok ? nq : 0,
+		        ok       ? STATUS_PAGE_QUEUES_READ
+		        : failed ? STATUS_PAGE_QUEUES_UNREADABLE
+		                 : STATUS_PAGE_QUEUES_FIRST,
 		        &out) < 0)
 			buf_puts(&out, "<p>(truncated)</p>");
 		status_http_answer(
@@ -286,6 +284,12 @@ status_http_start(struct daemon *daemon, struct server *srv, struct qmgr *qmgr,
 	st->daemon = daemon;
 	st->srv = srv;
 	st->qmgr = qmgr;
+	if ((st->queues = status_queues_new(daemon, qmgr)) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		evhttp_free(st->http);
+		free(st);
+		return NULL;
+	}
 	/* Others get our 405 with Allow (evhttp itself would say 501). */
 	evhttp_set_allowed_methods(
 	    st->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
@@ -327,7 +331,7 @@ status_http_stop(struct status_http *st)
 	if (st == NULL)
 		return;
 	evhttp_free(st->http);
-	free(st->queues);
+	status_queues_free(st->queues);
 	free(st);
 }
 

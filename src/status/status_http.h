@@ -40,10 +40,11 @@ int status_http_host_allowed(const char *host);
 
 /*
  * The queues (Get-Queue) are read from the queue database at most every
- * STATUS_QUEUES_SECONDS, for the page and the metrics together: the
- * walk of every waiting recipient costs as much as the queue is long,
- * and a scrape every second of a queue of 50000 messages had cost a
- * fifth more CPU per message received.
+ * STATUS_QUEUES_SECONDS, for the page and the metrics together, on a
+ * thread of their own (status_queues.c): the walk of every waiting
+ * recipient costs as much as the queue is long, and a scrape every
+ * second of a queue of 50000 messages had cost a fifth more CPU per
+ * message received.
  */
 #define STATUS_QUEUES_SECONDS 10
 

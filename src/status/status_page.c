@@ -53,15 +53,18 @@ status_page_cell(struct buf *out, const char *text)
 }
 
 static void
-status_page_queues(
-    const struct control_queue_info *v, size_t n, struct buf *out)
+status_page_queues(const struct control_queue_info *v, size_t n,
+    enum status_page_queues state, struct buf *out)
 {
 	char when[40];
 
 	buf_puts(out, "<h2 id=\"queues\">Queues</h2>\n");
-	if (v == NULL)
+	if (state == STATUS_PAGE_QUEUES_UNREADABLE)
 		buf_puts(
 		    out, "<p class=\"bad\">The queue cannot be read.</p>\n");
+	else if (state == STATUS_PAGE_QUEUES_FIRST)
+		buf_puts(out, "<p class=\"meta\">The queue is being read; "
+		              "reload the page in a few seconds.</p>\n");
 	buf_puts(out, "<table id=\"queue-table\">\n<thead><tr><th>Identity</th>"
 	              "<th>DeliveryType</th><th>Status</th>"
 	              "<th>MessageCount</th><th>NextRetryTime</th>"
@@ -119,7 +122,8 @@ status_page_deferrals(struct daemon *daemon, struct buf *out)
 
 int
 status_page_render(struct daemon *daemon, size_t sessions,
-    const struct control_queue_info *queues, size_t nqueues, struct buf *out)
+    const struct control_queue_info *queues, size_t nqueues,
+    enum status_page_queues state, struct buf *out)
 {
 	const char *fqdn = outcome_fqdn(daemon);
 	time_t now = time(NULL);
@@ -141,7 +145,7 @@ status_page_render(struct daemon *daemon, size_t sessions,
 	    "Reload the page for fresh figures; the same counters are at "
 	    "<a href=\"/metrics\">/metrics</a>.</p>\n",
 	    stamp, sessions);
-	status_page_queues(queues, nqueues, out);
+	status_page_queues(queues, nqueues, state, out);
 	buf_puts(out, "<h2 id=\"tls-posture\">TLS posture of partners</h2>\n"
 	              "<p class=\"meta\">Every outbound session, by the queue "
 	              "it served: the recipient domain, or the smart-host "

@@ -436,3 +436,70 @@ def _serves(port):
         return http_get(port, "/metrics")[0] == 200
     except OSError:
         return False
+
+
+DEEP_MESSAGES = 100000  # two recipients each: 200,000
+DEEP_DOMAINS = 50
+
+
+@pytest.mark.timeout_s(300)
+def test_queue_reading_leaves_smtp_served(tmp_path):
+    """The queue table of a deep queue (200,000 recipients written straight
+    into queue.db) is read on a thread of its own: while a reading is in
+    progress (held open by the test build's SLUICE_TEST_STATUS_HOLD) mail
+    is accepted and the page and /metrics answer without its figures;
+    once it ends, its counts are served."""
+    from harness import Client, Sluice, make_message
+    from test_queue_views import EXTRA, fill
+
+    hold, port = tmp_path / "hold", free_port()
+    s = Sluice(tmp_path / "d", raw_extra=EXTRA, transport={
+        "Resolver": "127.0.0.1@9", "StatusListen": f"127.0.0.1:{port}"},
+        env={"SLUICE_TEST_STATUS_HOLD": str(hold)})
+    s.start()
+    s.stop()  # the schema
+    fill(s.db_path, (
+        (f"S{i:08d}", "a@example.org",
+         [(f"u{i}@relay.test", None),
+          (f"v{i}@d{i % DEEP_DOMAINS}.example", None)])
+        for i in range(DEEP_MESSAGES)))
+    s.start()
+    try:
+        # the first request starts the first reading: none to serve yet
+        m = scrape(port)
+        assert sample(m, "sluice_queue_reading") == 1
+        assert sample(m, "sluice_queue_readings_total") == 0
+        assert not [k for k in m if k[0] == "sluice_queue_messages"]
+        status, _, body = http_get(port, "/")
+        assert status == 200 and b"The queue is being read" in body
+        # the loop is free: a message is accepted meanwhile
+        with Client(s.port) as c:
+            c.ehlo()
+            c.cmd("MAIL FROM:<b@example.org>").check(250)
+            c.cmd("RCPT TO:<late@relay.test>").check(250)
+            c.cmd("DATA").check(354)
+            c.send(make_message("late").encode() + b".\r\n")
+            c.reply().check(250)
+        m = scrape(port)
+        assert sample(m, "sluice_queue_reading") == 1
+        assert sample(m, "sluice_queue_readings_total") == 0
+        assert sample(m, "sluice_messages_received_total",
+                      connector="Default") == 1
+        # the reading ends: its counts from then on
+        hold.touch()
+        assert wait_for(lambda: sample(
+            scrape(port), "sluice_queue_readings_total") == 1, timeout=120)
+        m = scrape(port)
+        assert sample(m, "sluice_queue_reading") == 0
+        got = {dict(k[1])["queue"]: v for k, v in m.items()
+               if k[0] == "sluice_queue_messages"}
+        assert len(got) == DEEP_DOMAINS + 1, sorted(got)
+        # the late message is counted if the walk had not passed it
+        assert got["Relay"] in (DEEP_MESSAGES, DEEP_MESSAGES + 1)
+        for d in range(DEEP_DOMAINS):
+            assert got[f"d{d}.example"] == DEEP_MESSAGES // DEEP_DOMAINS
+        status, _, body = http_get(port, "/")
+        assert status == 200 and b"The queue is being read" not in body
+        assert b"<td>d0.example</td>" in body
+    finally:
+        s.stop()

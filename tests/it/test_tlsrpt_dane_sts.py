@@ -7,7 +7,8 @@ Next hops on one port and three loopback addresses (a good certificate,
 a self-signed one); MTA-STS policies from a local HTTPS server with a
 test CA; DANE from a zone signed with ldns-signzone, one host with a
 matching TLSA record, one with another key's, one whose records fail
-validation.  Every report `sluicectl tls-report` prints is validated
+validation, one without records behind a connector with SmtpDaneMode
+Mandatory (dane-required).  Every report `sluicectl tls-report` prints is validated
 against RFC 8460's schema."""
 import json
 import time
@@ -27,7 +28,7 @@ SCHEMA = json.loads((Path(__file__).parent / "tlsrpt_schema.json").read_text())
 CAPS = ("PIPELINING", "STARTTLS")
 STS = ["stsok.test", "stsmx.test", "stscert.test", "stsfetch.test",
        "stsbad.test"]
-DANE = ["danok.test", "danebad.test", "danebogus.test"]
+DANE = ["danok.test", "danebad.test", "danebogus.test", "danereq.test"]
 
 
 def today():
@@ -84,6 +85,7 @@ def test_dane_and_mta_sts_in_reports_and_posture(tmp_path, pki):
             "danok.test. MX 10 mx.dane.test.",
             "danebad.test. MX 10 mxw.dane.test.",
             "danebogus.test. MX 10 mxb.dane.test.",
+            "danereq.test. MX 10 mxn.dane.test.",
             f"mx.sluice.test. A {good.host}",
             f"mx.other.test. A {good.host}",
             f"self.sluice.test. A {bad.host}"]
@@ -95,7 +97,9 @@ def test_dane_and_mta_sts_in_reports_and_posture(tmp_path, pki):
                             f"_{port}._tcp.mx.dane.test. TLSA {good_rr}",
                             f"mxw.dane.test. A {good.host}",
                             f"_{port}._tcp.mxw.dane.test. TLSA {wrong_rr}",
-                            f"mxb.dane.test. A {good.host}"]},
+                            f"mxb.dane.test. A {good.host}",
+                            # secure, and without TLSA records
+                            f"mxn.dane.test. A {good.host}"]},
                         bogus=[f"_{port}._tcp.mxb.dane.test. TLSA "
                                f"{good_rr}"]) as dns, \
                 running(tmp_path, conn=RELAY, transport={
@@ -108,6 +112,11 @@ def test_dane_and_mta_sts_in_reports_and_posture(tmp_path, pki):
 [SendConnector Internet]
 AddressSpaces = *.test
 Port = {port}
+
+[SendConnector DaneRequired]
+AddressSpaces = danereq.test
+Port = {port}
+SmtpDaneMode = Mandatory
 """,
                     env={"SLUICE_MTA_STS_PORT": str(web.port)}) as s:
             send(s, [f"bob@{d}" for d in STS + DANE], "policies")
@@ -119,7 +128,7 @@ Port = {port}
                       "danok.test"):
                 assert st[f"bob@{d}"][0] == 1, (d, st)
             for d in ("stsmx.test", "stscert.test", "danebad.test",
-                      "danebogus.test"):
+                      "danebogus.test", "danereq.test"):
                 assert st[f"bob@{d}"][0] == 0, (d, st)
 
             got = reports(s)
@@ -156,6 +165,14 @@ Port = {port}
             assert set(results(p)) == {"tlsa-invalid"}
             p = got["mxb.dane.test"]
             assert set(results(p)) == {"dnssec-invalid"}
+            # Mandatory, and the host's zone securely has no TLSA records:
+            # the host is not connected to, and the type says why
+            p = got["mxn.dane.test"]
+            assert set(results(p)) == {"dane-required"}, p
+            assert p["summary"] == {"total-successful-session-count": 0,
+                                    "total-failure-session-count": 1}, p
+            assert not any("bob@danereq.test" in m.rcpts
+                           for m in good.messages)
             assert "danok.test" not in got  # DANE's domain is the host's
 
             # the posture: DANE and MTA-STS as the last session met them
