@@ -55,18 +55,6 @@ POLL=0.05
 WORK='' SLUICED_PID='' CHILD='' PF_DIR='' DNS_PID='' FAILED=0
 SINK_PIDS=()
 
-stop_pid() { # pid [tenths of a second before SIGKILL]
-	local i
-	[ -n "$1" ] || return 0
-	kill -TERM "$1" 2>/dev/null
-	for ((i = 0; i < ${2:-50}; i++)); do
-		alive "$1" || break
-		sleep 0.1
-	done
-	alive "$1" && kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-
 cleanup() {
 	stop_pid "$CHILD" 10
 	stop_pid "$SLUICED_PID" 150

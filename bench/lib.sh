@@ -15,6 +15,19 @@ alive() { # pid: running and not a zombie
 	    "/proc/$1/stat" 2>/dev/null
 }
 
+# Stop a child: SIGTERM, then SIGKILL after the given tenths of a second.
+stop_pid() { # pid [tenths of a second before SIGKILL]
+	local i
+	[ -n "$1" ] || return 0
+	kill -TERM "$1" 2>/dev/null
+	for ((i = 0; i < ${2:-50}; i++)); do
+		alive "$1" || break
+		sleep 0.1
+	done
+	alive "$1" && kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
 stop_postfix() {
 	[ -n "$PF_DIR" ] && [ -d "$PF_DIR/etc" ] &&
 	    "${PEER[@]}" stop --dir "$PF_DIR" --keep

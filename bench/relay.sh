@@ -81,18 +81,6 @@ WORK='' SLUICED_PID='' CHILD='' PF_DIR='' FAILED=0 WATCH=''
 LIMIT=$((SIZE * 2 > 37748736 ? SIZE * 2 : 37748736))
 SINK_PID_S='' SINK_PID_P=''
 
-stop_pid() { # pid [tenths of a second before SIGKILL]
-	local i
-	[ -n "$1" ] || return 0
-	kill -TERM "$1" 2>/dev/null
-	for ((i = 0; i < ${2:-50}; i++)); do
-		alive "$1" || break
-		sleep 0.1
-	done
-	alive "$1" && kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-
 cleanup() {
 	stop_pid "$WATCH" 10
 	WATCH=

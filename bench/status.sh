@@ -57,18 +57,6 @@ WORK='' CHILD='' SCRAPER='' FAILED=0
 PID_on_accept='' PID_off_accept='' PID_on_relay='' PID_off_relay=''
 SINKPID_on='' SINKPID_off=''
 
-stop_pid() { # pid [tenths of a second before SIGKILL]
-	local i
-	[ -n "$1" ] || return 0
-	kill -TERM "$1" 2>/dev/null
-	for ((i = 0; i < ${2:-50}; i++)); do
-		alive "$1" || break
-		sleep 0.1
-	done
-	alive "$1" && kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
-
 cleanup() {
 	stop_pid "$CHILD" 10
 	stop_pid "$SCRAPER" 10
