@@ -64,15 +64,6 @@ control_admin_count(void *arg, const struct spool_row *p)
 }
 
 static void
-control_admin_stamp(time_t t, char *out, size_t len)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static void
 control_admin_status(const struct control *ctl, struct buf *out)
 {
 	const struct control_admin *h = control_admin_hooks;
@@ -84,8 +75,8 @@ control_admin_status(const struct control *ctl, struct buf *out)
 	memset(&t, 0, sizeof(t));
 	t.now = time(NULL);
 	if (h != NULL) {
-		control_admin_stamp(h->started, started, sizeof(started));
-		control_admin_stamp(h->loaded, loaded, sizeof(loaded));
+		control_stamp(h->started, started, sizeof(started));
+		control_stamp(h->loaded, loaded, sizeof(loaded));
 		conf_format_timespan(
 		    (unsigned)(t.now - h->started), uptime, sizeof(uptime));
 	}

@@ -322,7 +322,7 @@ spool_item_free(struct spool_item *it)
 	free(it);
 }
 
-static int
+int
 spool_exec(sqlite3 *db, const char *sql)
 {
 	char *err = NULL;

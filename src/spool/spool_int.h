@@ -77,6 +77,8 @@ const char *spool_body_name(const struct spool_body *);
  * quiet moment (after a failure, a longer one).
  */
 struct sqlite3;
+/* sqlite3_exec, its failure logged with the statement (spool.c). */
+int spool_exec(struct sqlite3 *, const char *sql);
 int spool_tidy_open(struct sqlite3 *, const char *path);
 int spool_tidy(struct sqlite3 *, int (*busy)(void *), void *arg);
 

@@ -71,19 +71,6 @@ spool_tidy_pragma(sqlite3 *db, const char *sql)
 	return v;
 }
 
-static int
-spool_tidy_exec(sqlite3 *db, const char *sql)
-{
-	char *err = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-		log_err("queue: %s: %s", sql, err != NULL ? err : "?");
-		sqlite3_free(err);
-		return -1;
-	}
-	return 0;
-}
-
 int
 spool_tidy_open(sqlite3 *db, const char *path)
 {
@@ -97,7 +84,7 @@ spool_tidy_open(sqlite3 *db, const char *path)
 		return -1;
 	if (tables == 0) {
 		/* a new database: before its first table, or never */
-		if (spool_tidy_exec(db, "PRAGMA auto_vacuum=INCREMENTAL") < 0)
+		if (spool_exec(db, "PRAGMA auto_vacuum=INCREMENTAL") < 0)
 			return -1;
 	} else if (mode != 2) {
 		size = spool_tidy_pragma(db, "PRAGMA page_count") *
@@ -108,9 +95,9 @@ spool_tidy_open(sqlite3 *db, const char *path)
 			         "sqlite3 %s 'PRAGMA auto_vacuum=INCREMENTAL; "
 			         "VACUUM' to let it give space back",
 			    path, (long long)(size >> 20), path);
-		} else if (spool_tidy_exec(
-		               db, "PRAGMA auto_vacuum=INCREMENTAL") < 0 ||
-		           spool_tidy_exec(db, "VACUUM") < 0) {
+		} else if (spool_exec(db, "PRAGMA auto_vacuum=INCREMENTAL") <
+		               0 ||
+		           spool_exec(db, "VACUUM") < 0) {
 			return -1;
 		} else {
 			log_info("queue: %s (%lld MB) now gives the space of "
@@ -120,7 +107,7 @@ spool_tidy_open(sqlite3 *db, const char *path)
 	}
 	snprintf(
 	    sql, sizeof(sql), "PRAGMA journal_size_limit=%d", SPOOL_WAL_KEEP);
-	return spool_tidy_exec(db, sql);
+	return spool_exec(db, sql);
 }
 
 int
@@ -142,7 +129,7 @@ spool_tidy(sqlite3 *db, int (*busy)(void *), void *arg)
 			    (long long)(n < SPOOL_VACUUM_STEP
 			                    ? n
 			                    : SPOOL_VACUUM_STEP));
-			if (spool_tidy_exec(db, sql) < 0)
+			if (spool_exec(db, sql) < 0)
 				return -1;
 		}
 	}
