@@ -729,6 +729,8 @@ cq_suspend(
 			    out, "error: queue %s is not suspended\n", name);
 			return 0;
 		}
+		if (!suspend)
+			qmgr_rescan(c->ctl->qmgr);
 		if (suspend)
 			dqueues_suspend(dqs, name, 1);
 		buf_printf(out, "queue %s %s\n", name,

@@ -434,6 +434,8 @@ dqueues_add(struct dqueues *dqs, const char *queue, const char *connector,
 
 	if (q == NULL)
 		return -1;
+	if (q->suspended)
+		return DQUEUE_SUSPENDED;
 	if (r->tls_rule != NULL && !q->tls_floor) {
 		q->tls_floor = 1;
 		snprintf(q->tls_rule, sizeof(q->tls_rule), "%s", r->tls_rule);
@@ -1165,6 +1167,19 @@ dqueues_suspend(struct dqueues *dqs, const char *queue, int suspend)
 				smtp_client_quit(
 				    dc->client, "the queue is suspended");
 			}
+		/* Its waiting mail goes back to being merely due: held
+		 * here it would fill the working set the queue manager
+		 * shares among all queues, and starve the others. */
+		while (q->head != NULL) {
+			struct dq_msg *m = q->head;
+
+			q->head = m->next;
+			q->nwaiting--;
+			for (size_t i = 0; i < m->nrcpts; i++)
+				dqs->released(dqs->arg, m->rcpts[i].rcpt_id, 0);
+			dq_msg_free(m);
+		}
+		q->tail = &q->head;
 	} else {
 		dq_start_clients(q);
 	}

@@ -8,8 +8,8 @@
  * in all) and feeds them messages one at a
  * time, reusing connections while messages wait.  When no next hop can be
  * reached, every waiting message is deferred with the reason and the
- * queue shows Retry until the next attempt.  A suspended queue keeps its
- * messages and opens no connection.
+ * queue shows Retry until the next attempt.  A suspended queue opens no
+ * connection and holds nothing: its messages wait in the spool.
  */
 #ifndef SLUICE_DQUEUE_H
 #define SLUICE_DQUEUE_H
@@ -54,8 +54,11 @@ void dqueues_free(struct dqueues *);
 
 /*
  * Queue a recipient routed to a send connector.  The queue is named
- * after the next hop (route_queue_name).  -1 when out of memory.
+ * after the next hop (route_queue_name).  -1 when out of memory; 1 when
+ * the queue is suspended and so takes nothing (DQUEUE_SUSPENDED): the
+ * recipient stays due, and the caller comes back to it after a resume.
  */
+#define DQUEUE_SUSPENDED 1
 int dqueues_add(struct dqueues *, const char *queue, const char *connector,
     const char *domain, const struct dqueue_rcpt *);
 
@@ -66,7 +69,13 @@ int dqueues_add(struct dqueues *, const char *queue, const char *connector,
  */
 void dqueues_kick(struct dqueues *, int all);
 
-/* Administrator's actions; -1 when no such queue. */
+/*
+ * Administrator's actions; -1 when no such queue.  Suspending a queue
+ * releases the recipients waiting in it (not those on a connection), so
+ * that a suspended queue holds no place in the queue manager's working
+ * set; after a resume the queue manager must walk its queue again
+ * (qmgr_rescan).
+ */
 int dqueues_suspend(struct dqueues *, const char *queue, int suspend);
 int dqueues_retry(struct dqueues *, const char *queue);
 /*

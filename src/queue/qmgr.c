@@ -11,7 +11,10 @@
  * or the message expires).
  *
  * A recipient handed out is remembered as in flight until its new state
- * is durable, so it is never handed out twice.
+ * is durable, so it is never handed out twice.  A suspended queue takes
+ * none: its recipients are passed over (they stay due) and walked again
+ * when it is resumed, so that however many it has, the working set
+ * (QMGR_INFLIGHT_MAX) stays free for the other queues.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -412,11 +415,19 @@ qmgr_dispatch(struct qmgr *q, const struct spool_due *d)
 		dr.tls_rule = r.tls_floor ? r.tls_rule : NULL;
 		dr.tls_optional = d->tls_optional;
 		dr.note = note;
-		if (dqueues_add(
-		        q->dqueues, queue, r.connector->name, at + 1, &dr) == 0)
+		switch (dqueues_add(
+		    q->dqueues, queue, r.connector->name, at + 1, &dr)) {
+		case 0:
 			qmgr_hold(q, d->rcpt_id);
-		else
+			break;
+		case DQUEUE_SUSPENDED:
+			/* Not held: it stays due, and a resume walks
+			 * again (qmgr_rescan). */
+			break;
+		default:
 			q->rescan = 1; /* as for a full Maildir queue */
+			break;
+		}
 		return;
 	}
 	qmgr_local(q, d, d->addr, r.domain->mailboxes);
@@ -584,6 +595,13 @@ qmgr_dqueues(struct qmgr *q)
 void
 qmgr_kick(struct qmgr *q)
 {
+	qmgr_tick(-1, 0, q);
+}
+
+void
+qmgr_rescan(struct qmgr *q)
+{
+	q->rescan = 1;
 	qmgr_tick(-1, 0, q);
 }
 

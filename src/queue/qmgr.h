@@ -39,6 +39,11 @@ void qmgr_reroute(struct qmgr *);
 /* Look at the queue now (an administrator's retry). */
 void qmgr_kick(struct qmgr *);
 /*
+ * Walk every due recipient again from the start (a queue was resumed:
+ * its recipients were passed over while it was suspended).
+ */
+void qmgr_rescan(struct qmgr *);
+/*
  * New mail was committed: look for it once the event loop is free (many
  * wakes in one loop turn make one scan).
  */
