@@ -47,6 +47,9 @@
 # Both servers take messages of any SIZE: the size limits (sluiced's
 # MaxMessageSize, MaxReceiveSize, MaxSendSize; Postfix's
 # message_size_limit) are twice SIZE, at least their defaults.
+# Each round prints sluiced's CPU per message (user + system time of all
+# its threads over the round, divided by the messages) and the load
+# average: steadier than msgs/s on a machine shared with other work.
 # Exits non-zero on any error, loss, duplicate or timeout.  Everything it
 # started (sinks, servers, load tools, temp dir) is stopped/removed on exit,
 # also on failure or a signal.
