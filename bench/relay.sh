@@ -47,6 +47,9 @@
 # Both servers take messages of any SIZE: the size limits (sluiced's
 # MaxMessageSize, MaxReceiveSize, MaxSendSize; Postfix's
 # message_size_limit) are twice SIZE, at least their defaults.
+# Each round prints sluiced's CPU per message (user + system time of all
+# its threads over the round, divided by the messages) and the load
+# average: steadier than msgs/s on a machine shared with other work.
 # Exits non-zero on any error, loss, duplicate or timeout.  Everything it
 # started (sinks, servers, load tools, temp dir) is stopped/removed on exit,
 # also on failure or a signal.
@@ -334,6 +337,13 @@ mem_stop() { # server
 	read -r m_rss m_pss _ <"$WORK/mem.out"
 	MEMORY="${m_rss:-0} ${m_pss:-0} $hwm"
 }
+# sluiced's CPU time (user + system, its threads) in clock ticks: CPU per
+# message is far steadier than msgs/s on a machine shared with other work.
+HZ=$(getconf CLK_TCK)
+sluiced_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$SLUICED_PID/stat" 2>/dev/null || echo 0
+}
+CPU='' # the last sluiced round's CPU per message, ms
 ACKED_S=0 ACKED_P=0 # messages each server acknowledged (warm-up included)
 LTLS_S=0 LTLS_P=0   # TLS=1: inbound TLS sessions the load tool opened
 
@@ -342,10 +352,12 @@ LTLS_S=0 LTLS_P=0   # TLS=1: inbound TLS sessions the load tool opened
 # counted all n messages.
 relay_run() { # server n
 	local s=$1 n=$2 k base t0 t1 ta='' rc=0 c=0 accepted deadline late=0
+	local cpu0=0
 	k=$(sink_of "$s")
 	base=$(sink_count "$k")
 	RESULT="0 0 0"
 	[ "$MEM" = 1 ] && mem_start "$s"
+	[ "$s" = sluiced ] && cpu0=$(sluiced_ticks)
 	t0=$EPOCHREALTIME
 	load_start "$s" "$n"
 	deadline=$((${t0%.*} + TIMEOUT))
@@ -370,6 +382,8 @@ relay_run() { # server n
 		sleep "$POLL"
 	done
 	t1=$EPOCHREALTIME
+	[ "$s" = sluiced ] && CPU=$(awk -v a="$cpu0" -v b="$(sluiced_ticks)" \
+	    -v n="$n" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')
 	[ "$MEM" = 1 ] && mem_stop "$s"
 	if [ -n "$CHILD" ]; then # the sink was faster than the tool's exit
 		wait "$CHILD"
@@ -443,7 +457,8 @@ for ((r = 1; r <= RUNS; r++)); do
 		relay_run "$s" "$MESSAGES" || FAILED=1
 		read -r e2e acc del <<<"$RESULT"
 		echo "  round $r $s: $e2e msgs/s end to end ($acc msgs/s" \
-		    "accepted), sink counted $del of $MESSAGES"
+		    "accepted), sink counted $del of $MESSAGES$([ "$s" = sluiced ] &&
+		        echo ", CPU $CPU ms/msg"), load $(cut -d' ' -f1 /proc/loadavg)"
 		if [ "$MEM" = 1 ]; then
 			read -r m_rss m_pss m_hwm <<<"$MEMORY"
 			echo "  round $r $s: peak memory $((m_rss / 1024)) MB RSS," \
