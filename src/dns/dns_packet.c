@@ -449,6 +449,7 @@ dns_packet_parse(
 		free(a->buf);
 		memset(a, 0, sizeof(*a));
 		a->rcode = DNS_RCODE_SERVFAIL;
+		a->error = *why;
 		return a;
 	}
 	a->rcode = (int)(pkt[3] & 0x0f);

@@ -26,6 +26,10 @@ struct dns_answer {
 	int havedata; /* n > 0 */
 	int secure;   /* validated (set by the resolver, not the parser) */
 	int bogus;    /* validation failed (likewise) */
+	char why_bogus[160]; /* libunbound's reason, when bogus */
+	/* why the answer is a failure: malformed (a static string), or
+	 * NULL */
+	const char *error;
 	/* the name the answer is for after CNAMEs, in text without the
 	 * final dot; "" when it is the name asked */
 	char canon[1024];
