@@ -2,25 +2,35 @@
  * resolver.c - next hops of a destination over libunbound, driven by the
  * caller's libevent loop.
  *
- * One ub_ctx per resolver, in thread mode: libunbound resolves in its own
- * thread and hands answers back through a pipe (ub_fd), which the event
- * loop watches; ub_process() then runs our per-query callbacks.  A request
- * (a "job") is one MX or smart host look-up: an MX query, then AAAA and A
- * for every chosen host in parallel.  When the last answer is in, the job
- * assembles its hops in RFC 5321 section 5.1 order.
+ * One ub_ctx per resolver, in event mode (ub_ctx_create_event): its UDP
+ * and TCP sockets and timers are events on the caller's loop, and each
+ * answer comes as a DNS message to resolver_ask_answered(), which reads
+ * it (dns_packet.c) into the fields the rest of this file uses.  No
+ * thread, no pipe: in thread mode every question and answer crossed a
+ * pipe with a thread wake-up each way, about a fifth of the daemon's CPU
+ * for mail to many domains (issue 19).  Answers reach their askers from
+ * our own event (ev_answered), never from inside libunbound: it calls
+ * back from its events and also from inside ub_resolve_event() (answers
+ * from its cache or local zones), where asking or cancelling again would
+ * re-enter it.
+ *
+ * A request (a "job") is one MX or smart host look-up: an MX query, then
+ * AAAA and A for every chosen host in parallel.  When the last answer is in,
+ * the job assembles its hops in RFC 5321 section 5.1 order.
  *
  * Invariants:
  * - The user's callback runs only from the "deliver" event, one finished
  *   job per activation, and nothing of the resolver is touched after it
  *   returns: it may call resolver_free() or ask again.  So a callback never
- *   runs inside resolver_mx(), resolver_smarthosts() or ub_process().
+ *   runs inside resolver_mx(), resolver_smarthosts() or libunbound.
  * - A job is on exactly one list: pending (queries or a timer outstanding)
  *   or ready (finished, waiting for delivery).  resolver_free() cancels
  *   the pending ones and drops the ready ones; no callback runs afterwards.
  * - DNS data is hostile: every loop over records is bounded by a named
- *   limit, lengths come from libunbound's len[] and are checked, names are
- *   validated before use, and addresses that would reach this machine by
- *   accident (0.0.0.0, multicast, v4-mapped) are dropped.
+ *   limit, the message is read with every length checked (dns_packet.c;
+ *   a malformed one is a temporary failure), names are validated before
+ *   use, and addresses that would reach this machine by accident
+ *   (0.0.0.0, multicast, v4-mapped) are dropped.
  *
  * A reverse look-up (resolver_ptr) is a smaller job of its own: a PTR
  * query, then A or AAAA for each name it gives, on its own two lists and
@@ -56,8 +66,10 @@
  * host whose AAAA and A both came without a failure, with an address, is
  * kept for the smaller TTL (at most RESOLVER_HOST_CACHE_SEC), secure bits
  * and CNAME-expanded name included, so the next job that names it asks
- * nothing: every question costs a trip through libunbound's thread and
- * pipes, even one libunbound answers from its cache.
+ * nothing.  In thread mode that saved two trips through libunbound's
+ * pipes per domain; in event mode a cached answer costs no system call,
+ * and what is saved is libunbound's work for the question and ours for
+ * the answer (encoding and reading the message).
  *
  * RFCs: 5321 5.1 (MX order, implicit MX), 7505 (null MX), 1035 (wire
  * names), 3596 (ip6.arpa), 1912 2.1 (PTR names should resolve back),
@@ -115,18 +127,18 @@
  * Reverse look-up results kept per resolver (direct-mapped by address),
  * and for how long at most (less when the DNS records say so).  A client
  * that opens a connection per message would otherwise cost two queries
- * (and two trips through libunbound's thread) per message: about a third
- * more CPU per connection, measured with smtp-source.
+ * per message: about a third more CPU per connection, measured with
+ * smtp-source (in thread mode, when each was a trip through its pipes).
  */
 #define RESOLVER_PTR_CACHE_SIZE 256
 #define RESOLVER_PTR_CACHE_SEC 60
 /*
  * MX hosts' addresses kept per resolver (direct-mapped by name), and for
  * how long at most (less when the records say so).  libunbound caches
- * them too, but every question to it is two trips through its thread's
- * pipes: mail to many domains that share MX hosts (hosted mail, and the
- * many-domains benchmark) would otherwise cost three trips per domain,
- * where one (the MX question) is needed (issue 19).
+ * them too, but each question to it still costs its work and ours: mail
+ * to many domains that share MX hosts (hosted mail, and the many-domains
+ * benchmark) would otherwise cost three questions per domain, where one
+ * (the MX question) is needed (issue 19).
  */
 #define RESOLVER_HOST_CACHE_SIZE 256
 #define RESOLVER_HOST_CACHE_SEC 60

@@ -359,6 +359,7 @@ test_every_truncation(void **state)
 		a = dns_packet_parse(b, len, T_MX, &why);
 		assert_non_null(a);
 		assert_non_null(why);
+		assert_ptr_equal(a->error, why);
 		assert_int_equal(a->rcode, 2);
 		assert_int_equal(a->n, 0);
 		assert_int_equal(a->havedata, 0);
@@ -370,6 +371,7 @@ test_every_truncation(void **state)
 		struct dns_answer *a = parse(p, T_MX, &why);
 
 		assert_null(why);
+		assert_null(a->error);
 		assert_int_equal(a->n, 1);
 		dns_answer_free(a);
 	}
