@@ -2,25 +2,35 @@
  * resolver.c - next hops of a destination over libunbound, driven by the
  * caller's libevent loop.
  *
- * One ub_ctx per resolver, in thread mode: libunbound resolves in its own
- * thread and hands answers back through a pipe (ub_fd), which the event
- * loop watches; ub_process() then runs our per-query callbacks.  A request
- * (a "job") is one MX or smart host look-up: an MX query, then AAAA and A
- * for every chosen host in parallel.  When the last answer is in, the job
- * assembles its hops in RFC 5321 section 5.1 order.
+ * One ub_ctx per resolver, in event mode (ub_ctx_create_event): its UDP
+ * and TCP sockets and timers are events on the caller's loop, and each
+ * answer comes as a DNS message to resolver_ask_answered(), which reads
+ * it (dns_packet.c) into the fields the rest of this file uses.  No
+ * thread, no pipe: in thread mode every question and answer crossed a
+ * pipe with a thread wake-up each way, about a fifth of the daemon's CPU
+ * for mail to many domains (issue 19).  Answers reach their askers from
+ * our own event (ev_answered), never from inside libunbound: it calls
+ * back from its events and also from inside ub_resolve_event() (answers
+ * from its cache or local zones), where asking or cancelling again would
+ * re-enter it.
+ *
+ * A request (a "job") is one MX or smart host look-up: an MX query, then
+ * AAAA and A for every chosen host in parallel.  When the last answer is in,
+ * the job assembles its hops in RFC 5321 section 5.1 order.
  *
  * Invariants:
  * - The user's callback runs only from the "deliver" event, one finished
  *   job per activation, and nothing of the resolver is touched after it
  *   returns: it may call resolver_free() or ask again.  So a callback never
- *   runs inside resolver_mx(), resolver_smarthosts() or ub_process().
+ *   runs inside resolver_mx(), resolver_smarthosts() or libunbound.
  * - A job is on exactly one list: pending (queries or a timer outstanding)
  *   or ready (finished, waiting for delivery).  resolver_free() cancels
  *   the pending ones and drops the ready ones; no callback runs afterwards.
  * - DNS data is hostile: every loop over records is bounded by a named
- *   limit, lengths come from libunbound's len[] and are checked, names are
- *   validated before use, and addresses that would reach this machine by
- *   accident (0.0.0.0, multicast, v4-mapped) are dropped.
+ *   limit, the message is read with every length checked (dns_packet.c;
+ *   a malformed one is a temporary failure), names are validated before
+ *   use, and addresses that would reach this machine by accident
+ *   (0.0.0.0, multicast, v4-mapped) are dropped.
  *
  * A reverse look-up (resolver_ptr) is a smaller job of its own: a PTR
  * query, then A or AAAA for each name it gives, on its own two lists and
@@ -56,8 +66,10 @@
  * host whose AAAA and A both came without a failure, with an address, is
  * kept for the smaller TTL (at most RESOLVER_HOST_CACHE_SEC), secure bits
  * and CNAME-expanded name included, so the next job that names it asks
- * nothing: every question costs a trip through libunbound's thread and
- * pipes, even one libunbound answers from its cache.
+ * nothing.  In thread mode that saved two trips through libunbound's
+ * pipes per domain; in event mode a cached answer costs no system call,
+ * and what is saved is libunbound's work for the question and ours for
+ * the answer (encoding and reading the message).
  *
  * RFCs: 5321 5.1 (MX order, implicit MX), 7505 (null MX), 1035 (wire
  * names), 3596 (ip6.arpa), 1912 2.1 (PTR names should resolve back),
@@ -78,8 +90,10 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <unbound-event.h>
 #include <unbound.h>
 
+#include "dns/dns_packet.h"
 #include "dns/resolver.h"
 #include "util/fnv.h"
 #include "util/hostname.h"
@@ -113,18 +127,18 @@
  * Reverse look-up results kept per resolver (direct-mapped by address),
  * and for how long at most (less when the DNS records say so).  A client
  * that opens a connection per message would otherwise cost two queries
- * (and two trips through libunbound's thread) per message: about a third
- * more CPU per connection, measured with smtp-source.
+ * per message: about a third more CPU per connection, measured with
+ * smtp-source (in thread mode, when each was a trip through its pipes).
  */
 #define RESOLVER_PTR_CACHE_SIZE 256
 #define RESOLVER_PTR_CACHE_SEC 60
 /*
  * MX hosts' addresses kept per resolver (direct-mapped by name), and for
  * how long at most (less when the records say so).  libunbound caches
- * them too, but every question to it is two trips through its thread's
- * pipes: mail to many domains that share MX hosts (hosted mail, and the
- * many-domains benchmark) would otherwise cost three trips per domain,
- * where one (the MX question) is needed (issue 19).
+ * them too, but each question to it still costs its work and ours: mail
+ * to many domains that share MX hosts (hosted mail, and the many-domains
+ * benchmark) would otherwise cost three questions per domain, where one
+ * (the MX question) is needed (issue 19).
  */
 #define RESOLVER_HOST_CACHE_SIZE 256
 #define RESOLVER_HOST_CACHE_SEC 60
@@ -147,10 +161,14 @@ struct resolver;
 
 /* Where a question to libunbound is. */
 enum resolver_ask_state {
-	ASK_IDLE,    /* not asked, answered or cancelled */
-	ASK_WAITING, /* on a FIFO: RESOLVER_QUERIES_MAX are out */
-	ASK_OUT,     /* sent; counted in nqueries */
+	ASK_IDLE,     /* not asked, answered or cancelled */
+	ASK_WAITING,  /* on a FIFO: RESOLVER_QUERIES_MAX are out */
+	ASK_OUT,      /* sent; counted in nqueries */
+	ASK_ANSWERED, /* answered, on the answered FIFO until dispatched */
 };
+
+/* What an asker gets: err is a libunbound error (res NULL) or 0. */
+typedef void (*resolver_ask_fn)(void *data, int err, struct dns_answer *res);
 
 /* One question to libunbound, inside the job or look-up that asks it. */
 struct resolver_ask {
@@ -161,8 +179,11 @@ struct resolver_ask {
 	int id;           /* libunbound's async id while out */
 	const char *name; /* lives as long as the asker */
 	int type;
-	ub_callback_type cb; /* the asker's, with data */
+	resolver_ask_fn cb; /* the asker's, with data */
 	void *data;
+	/* the answer while ASK_ANSWERED (see resolver_ask_answered) */
+	int err;
+	struct dns_answer *res;
 	/* the asker's time limit: started when its first question goes
 	 * out (NULL: it has its own start) */
 	struct event *timer;
@@ -272,7 +293,7 @@ struct resolver_lookup {
 	struct event *timer;
 	char name[256];
 	char canon[256];
-	struct ub_result *res; /* held until delivered */
+	struct dns_answer *res; /* held until delivered */
 	const unsigned char *data[RESOLVER_ANSWER_RR_MAX];
 	size_t len[RESOLVER_ANSWER_RR_MAX];
 	char why[512];
@@ -284,7 +305,6 @@ TAILQ_HEAD(resolver_lookups, resolver_lookup);
 struct resolver {
 	struct event_base *base;
 	struct ub_ctx *ctx;
-	struct event *ev_ub;      /* ub_fd readable */
 	struct event *ev_deliver; /* a job on the ready list */
 	struct event *ev_ptr;     /* a reverse look-up on ptr_ready */
 	struct event *ev_lookup;  /* a look-up on lk_ready */
@@ -297,6 +317,9 @@ struct resolver {
 	/* asks waiting for the cap, and the event that sends them */
 	struct resolver_asks follow, fresh;
 	struct event *ev_pump;
+	/* answers from libunbound, handed to their askers from this event */
+	struct resolver_asks answered;
+	struct event *ev_answered;
 	int validates; /* a trust anchor was loaded */
 };
 
@@ -422,12 +445,17 @@ resolver_rcode_name(int rcode)
 }
 
 static enum resolver_outcome
-resolver_classify(const char *name, int err, const struct ub_result *res,
+resolver_classify(const char *name, int err, const struct dns_answer *res,
     char *why, size_t whylen)
 {
 	if (err != 0 || res == NULL) {
 		snprintf(why, whylen, "DNS lookup of %s failed: %s", name,
 		    ub_strerror(err));
+		return OUT_TEMP;
+	}
+	if (res->error != NULL) {
+		snprintf(why, whylen, "DNS lookup of %s failed: %s", name,
+		    res->error);
 		return OUT_TEMP;
 	}
 	if (res->bogus) {
@@ -442,7 +470,7 @@ resolver_classify(const char *name, int err, const struct ub_result *res,
 		    resolver_rcode_name(res->rcode));
 		return OUT_TEMP;
 	}
-	if (!res->havedata || res->data == NULL || res->data[0] == NULL)
+	if (!res->havedata || res->n == 0)
 		return OUT_NODATA;
 	return OUT_DATA;
 }
@@ -474,20 +502,19 @@ resolver_host_worst(
 
 /*
  * The name an answer ended at after CNAMEs, when that is another valid
- * host name; "" otherwise.  libunbound writes it with a final dot.
+ * host name; "" otherwise.
  */
 static void
 resolver_canon(
-    const char *asked, const struct ub_result *res, char *out, size_t outlen)
+    const char *asked, const struct dns_answer *res, char *out, size_t outlen)
 {
 	char c[256];
 	size_t n;
 
 	out[0] = '\0';
-	if (res->canonname == NULL || (n = strlen(res->canonname)) == 0 ||
-	    n >= sizeof(c))
+	if ((n = strlen(res->canon)) == 0 || n >= sizeof(c))
 		return;
-	memcpy(c, res->canonname, n + 1);
+	memcpy(c, res->canon, n + 1);
 	if (c[n - 1] == '.')
 		c[--n] = '\0';
 	for (size_t i = 0; i < n; i++)
@@ -499,7 +526,7 @@ resolver_canon(
 
 static enum resolver_outcome
 resolver_addr_answer(
-    struct resolver_host *h, int type, int err, const struct ub_result *res)
+    struct resolver_host *h, int type, int err, const struct dns_answer *res)
 {
 	char why[256] = "";
 	enum resolver_outcome o =
@@ -516,10 +543,10 @@ resolver_addr_answer(
 		h->sec4 = res->secure;
 	if (h->canon[0] == '\0')
 		resolver_canon(h->name, res, h->canon, sizeof(h->canon));
-	for (size_t i = 0; i < RESOLVER_RR_MAX && res->data[i] != NULL; i++) {
-		const unsigned char *a = (const unsigned char *)res->data[i];
+	for (size_t i = 0; i < RESOLVER_RR_MAX && i < res->n; i++) {
+		const unsigned char *a = res->data[i];
 
-		if (res->len[i] < 0 || (size_t)res->len[i] != want ||
+		if (res->len[i] != want ||
 		    !resolver_addr_ok(
 		        type == RR_TYPE_AAAA ? AF_INET6 : AF_INET, a))
 			continue;
@@ -542,16 +569,64 @@ resolver_pump_soon(struct resolver *r)
 		event_active(r->ev_pump, EV_TIMEOUT, 1);
 }
 
+/*
+ * libunbound's answer to a: read now (the packet is libunbound's and
+ * lives only during this call), handed to the asker later from
+ * ev_answered.  Never the asker's code here: this runs inside
+ * libunbound, from its own events or from inside ub_resolve_event() (an
+ * answer from its cache or local data), and an asker that asked or
+ * cancelled again from here would re-enter it.
+ */
 static void
-resolver_ask_cb(void *mydata, int err, struct ub_result *res)
+resolver_ask_answered(void *mydata, int rcode, void *pkt, int len, int sec,
+    char *why_bogus, int was_ratelimited)
 {
 	struct resolver_ask *a = mydata;
+	struct resolver *r = a->r;
+	struct dns_answer *res;
+	const char *why;
 
-	a->state = ASK_IDLE;
-	a->r->nqueries--;
-	resolver_pump_soon(a->r);
-	/* Last use of a: the asker may finish or cancel everything. */
-	a->cb(a->data, err, res);
+	(void)was_ratelimited;
+	/* rcode: libunbound's own failure (SERVFAIL mostly); the packet is
+	 * then not to be read */
+	if (rcode != 0 || pkt == NULL || len <= 0)
+		res = dns_answer_rcode(rcode != 0 ? rcode : RCODE_SERVFAIL);
+	else
+		res = dns_packet_parse(pkt, (size_t)len, a->type, &why);
+	if (res != NULL && res->error == NULL) {
+		res->secure = sec == 2;
+		res->bogus = sec == 1;
+		if (res->bogus)
+			snprintf(res->why_bogus, sizeof(res->why_bogus), "%s",
+			    why_bogus != NULL ? why_bogus : "bogus");
+	}
+	a->err = res == NULL ? UB_NOMEM : 0;
+	a->res = res;
+	a->state = ASK_ANSWERED;
+	r->nqueries--;
+	TAILQ_INSERT_TAIL(&r->answered, a, link);
+	event_active(r->ev_answered, EV_TIMEOUT, 1);
+	resolver_pump_soon(r);
+}
+
+/* Answers in: each to its asker, who may ask, finish or cancel anything. */
+static void
+resolver_answered_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver *r = arg;
+	struct resolver_ask *a;
+
+	(void)fd;
+	(void)what;
+	while ((a = TAILQ_FIRST(&r->answered)) != NULL) {
+		struct dns_answer *res = a->res;
+
+		TAILQ_REMOVE(&r->answered, a, link);
+		a->state = ASK_IDLE;
+		a->res = NULL;
+		/* Last use of a: the asker owns res and may free a. */
+		a->cb(a->data, a->err, res);
+	}
 }
 
 /* Send a to libunbound now; -1 when libunbound refuses. */
@@ -561,11 +636,16 @@ resolver_ask_out(struct resolver_ask *a)
 	struct resolver *r = a->r;
 	const struct timeval tv = {RESOLVER_TIMEOUT_SEC, 0};
 
-	if (ub_resolve_async(r->ctx, a->name, a->type, RR_CLASS_IN, a,
-	        resolver_ask_cb, &a->id) != 0)
-		return -1;
+	/* Counted first: the answer may come inside ub_resolve_event(). */
 	a->state = ASK_OUT;
 	r->nqueries++;
+	if (ub_resolve_event(r->ctx, a->name, a->type, RR_CLASS_IN, a,
+	        resolver_ask_answered, &a->id) != 0 &&
+	    a->state == ASK_OUT) {
+		a->state = ASK_IDLE;
+		r->nqueries--;
+		return -1;
+	}
 	if (a->timer != NULL && !evtimer_pending(a->timer, NULL))
 		(void)evtimer_add(a->timer, &tv);
 	return 0;
@@ -579,8 +659,7 @@ resolver_ask_out(struct resolver_ask *a)
  */
 static int
 resolver_ask(struct resolver *r, struct resolver_ask *a, const char *name,
-    int type, int followup, ub_callback_type cb, void *data,
-    struct event *timer)
+    int type, int followup, resolver_ask_fn cb, void *data, struct event *timer)
 {
 	a->r = r;
 	a->name = name;
@@ -611,11 +690,15 @@ resolver_ask_cancel(struct resolver_ask *a)
 		TAILQ_REMOVE(a->followup ? &r->follow : &r->fresh, a, link);
 		break;
 	case ASK_OUT:
-		/* In thread mode the answer may still come; its callback
-		 * won't. */
+		/* libunbound finishes the query; its callback won't run. */
 		(void)ub_cancel(r->ctx, a->id);
 		r->nqueries--;
 		resolver_pump_soon(r);
+		break;
+	case ASK_ANSWERED:
+		TAILQ_REMOVE(&r->answered, a, link);
+		dns_answer_free(a->res);
+		a->res = NULL;
 		break;
 	}
 	a->state = ASK_IDLE;
@@ -643,7 +726,7 @@ resolver_pump_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Queries of a job */
 
-static void resolver_ub_cb(void *mydata, int err, struct ub_result *res);
+static void resolver_ub_cb(void *mydata, int err, struct dns_answer *res);
 
 static int
 resolver_send(struct resolver_job *job, struct resolver_query *q,
@@ -710,7 +793,7 @@ resolver_host_slot(struct resolver *r, const char *name)
  */
 static void
 resolver_host_note(struct resolver *r, struct resolver_host *h,
-    enum resolver_outcome o, const struct ub_result *res)
+    enum resolver_outcome o, const struct dns_answer *res)
 {
 	struct resolver_host_cached *c;
 	unsigned ttl;
@@ -783,7 +866,7 @@ resolver_send_hosts(struct resolver_job *job)
 }
 
 static void
-resolver_mx_answer(struct resolver_job *job, int err, struct ub_result *res)
+resolver_mx_answer(struct resolver_job *job, int err, struct dns_answer *res)
 {
 	struct resolver_mx *mx;
 	char why[256] = "";
@@ -811,8 +894,7 @@ resolver_mx_answer(struct resolver_job *job, int err, struct ub_result *res)
 		job->res.mx_secure = res->secure;
 		break;
 	}
-	while (nrr < RESOLVER_RR_MAX && res->data[nrr] != NULL)
-		nrr++;
+	nrr = res->n < RESOLVER_RR_MAX ? res->n : RESOLVER_RR_MAX;
 	/* room for what the answer holds: a domain with one MX record costs
 	 * a 260-byte allocation, not 66 KB cleared (issue 19) */
 	cap = nrr < RESOLVER_MX_RECORDS_MAX ? nrr : RESOLVER_MX_RECORDS_MAX;
@@ -822,9 +904,8 @@ resolver_mx_answer(struct resolver_job *job, int err, struct ub_result *res)
 		return;
 	}
 	for (size_t i = 0; i < nrr; i++) {
-		if (n < cap && res->len[i] >= 0 &&
-		    resolver_mx_parse((const unsigned char *)res->data[i],
-		        (size_t)res->len[i], &mx[n]) == 0)
+		if (n < cap &&
+		    resolver_mx_parse(res->data[i], res->len[i], &mx[n]) == 0)
 			n++;
 	}
 	if (nrr == 1 && n == 1 && mx[0].pref == 0 && mx[0].host[0] == '\0') {
@@ -948,7 +1029,7 @@ resolver_assemble(struct resolver_job *job)
 }
 
 static void
-resolver_ub_cb(void *mydata, int err, struct ub_result *res)
+resolver_ub_cb(void *mydata, int err, struct dns_answer *res)
 {
 	struct resolver_query *q = mydata;
 	struct resolver_job *job = q->job;
@@ -962,7 +1043,7 @@ resolver_ub_cb(void *mydata, int err, struct ub_result *res)
 		resolver_host_note(
 		    job->r, h, resolver_addr_answer(h, q->type, err, res), res);
 	}
-	ub_resolve_free(res);
+	dns_answer_free(res);
 	if (!job->finished && job->pending == 0)
 		resolver_assemble(job);
 }
@@ -1029,16 +1110,6 @@ resolver_deliver_cb(evutil_socket_t fd, short what, void *arg)
 	/* Last use of r: the callback may free the resolver. */
 	fn(fnarg, &job->res);
 	resolver_job_free(job);
-}
-
-static void
-resolver_ub_readable(evutil_socket_t fd, short what, void *arg)
-{
-	struct resolver *r = arg;
-
-	(void)fd;
-	(void)what;
-	(void)ub_process(r->ctx);
 }
 
 static struct resolver_job *
@@ -1184,7 +1255,7 @@ resolver_reverse_name(const struct sockaddr *sa, char *out, size_t len)
 	return 0;
 }
 
-static void resolver_ptr_ub_cb(void *mydata, int err, struct ub_result *res);
+static void resolver_ptr_ub_cb(void *mydata, int err, struct dns_answer *res);
 
 static double
 resolver_now(void)
@@ -1298,7 +1369,7 @@ resolver_ptr_finish(struct resolver_ptr *p)
 
 /* The answer's TTL bounds how long the verdict may be kept. */
 static void
-resolver_ptr_ttl(struct resolver_ptr *p, int err, const struct ub_result *res)
+resolver_ptr_ttl(struct resolver_ptr *p, int err, const struct dns_answer *res)
 {
 	unsigned ttl = 0;
 
@@ -1312,21 +1383,20 @@ resolver_ptr_ttl(struct resolver_ptr *p, int err, const struct ub_result *res)
 }
 
 static void
-resolver_ptr_names(struct resolver_ptr *p, int err, struct ub_result *res)
+resolver_ptr_names(struct resolver_ptr *p, int err, struct dns_answer *res)
 {
 	char why[256];
 
 	resolver_ptr_ttl(p, err, res);
 	if (resolver_classify("", err, res, why, sizeof(why)) != OUT_DATA)
 		return;
-	for (size_t i = 0; i < RESOLVER_RR_MAX && res->data[i] != NULL &&
+	for (size_t i = 0; i < RESOLVER_RR_MAX && i < res->n &&
 	                   p->nnames < RESOLVER_PTR_NAMES_MAX;
 	     i++) {
 		char *name = p->names[p->nnames];
 
 		if (res->len[i] < 1 ||
-		    resolver_wire_name((const unsigned char *)res->data[i],
-		        (size_t)res->len[i], name) != 0 ||
+		    resolver_wire_name(res->data[i], res->len[i], name) != 0 ||
 		    name[0] == '\0')
 			continue;
 		p->nnames++;
@@ -1340,7 +1410,7 @@ resolver_ptr_names(struct resolver_ptr *p, int err, struct ub_result *res)
 
 static void
 resolver_ptr_addrs(
-    struct resolver_ptr *p, int idx, int err, struct ub_result *res)
+    struct resolver_ptr *p, int idx, int err, struct dns_answer *res)
 {
 	size_t want = p->family == AF_INET6 ? 16 : 4;
 	char why[256];
@@ -1348,15 +1418,15 @@ resolver_ptr_addrs(
 	resolver_ptr_ttl(p, err, res);
 	if (resolver_classify("", err, res, why, sizeof(why)) != OUT_DATA)
 		return;
-	for (size_t i = 0; i < RESOLVER_RR_MAX && res->data[i] != NULL; i++)
-		if (res->len[i] >= 0 && (size_t)res->len[i] == want &&
+	for (size_t i = 0; i < RESOLVER_RR_MAX && i < res->n; i++)
+		if (res->len[i] == want &&
 		    memcmp(res->data[i], p->addr, want) == 0 &&
 		    (p->verified < 0 || idx < p->verified))
 			p->verified = idx;
 }
 
 static void
-resolver_ptr_ub_cb(void *mydata, int err, struct ub_result *res)
+resolver_ptr_ub_cb(void *mydata, int err, struct dns_answer *res)
 {
 	struct resolver_pquery *q = mydata;
 	struct resolver_ptr *p = q->p;
@@ -1366,7 +1436,7 @@ resolver_ptr_ub_cb(void *mydata, int err, struct ub_result *res)
 		resolver_ptr_names(p, err, res);
 	else
 		resolver_ptr_addrs(p, q->name, err, res);
-	ub_resolve_free(res);
+	dns_answer_free(res);
 	/* The first PTR name that confirms wins; later ones cannot beat it. */
 	if (!p->finished && (p->pending == 0 || p->verified == 0)) {
 		p->answered = 1;
@@ -1478,7 +1548,7 @@ resolver_lookup_free(struct resolver_lookup *lk)
 	if (lk->timer != NULL)
 		event_free(lk->timer);
 	if (lk->res != NULL)
-		ub_resolve_free(lk->res);
+		dns_answer_free(lk->res);
 	free(lk);
 }
 
@@ -1500,7 +1570,7 @@ resolver_lookup_finish(struct resolver_lookup *lk)
 }
 
 static void
-resolver_lookup_ub_cb(void *mydata, int err, struct ub_result *res)
+resolver_lookup_ub_cb(void *mydata, int err, struct dns_answer *res)
 {
 	struct resolver_lookup *lk = mydata;
 	struct resolver_answer *a = &lk->ans;
@@ -1511,13 +1581,16 @@ resolver_lookup_ub_cb(void *mydata, int err, struct ub_result *res)
 		a->status = RESOLVER_ANSWER_TEMPFAIL;
 		snprintf(lk->why, sizeof(lk->why),
 		    "DNS lookup of %s failed: %s", lk->name, ub_strerror(err));
+	} else if (res->error != NULL) {
+		a->status = RESOLVER_ANSWER_TEMPFAIL;
+		snprintf(lk->why, sizeof(lk->why),
+		    "DNS lookup of %s failed: %s", lk->name, res->error);
 	} else if (res->bogus) {
 		a->status = RESOLVER_ANSWER_BOGUS;
 		snprintf(lk->why, sizeof(lk->why),
 		    "DNS lookup of %s failed: DNSSEC validation failed "
 		    "(%.150s)",
-		    lk->name,
-		    res->why_bogus != NULL ? res->why_bogus : "bogus");
+		    lk->name, res->why_bogus);
 	} else if (res->rcode == RCODE_NXDOMAIN || res->nxdomain) {
 		a->status = RESOLVER_ANSWER_NXDOMAIN;
 	} else if (res->rcode != 0) {
@@ -1525,17 +1598,14 @@ resolver_lookup_ub_cb(void *mydata, int err, struct ub_result *res)
 		snprintf(lk->why, sizeof(lk->why),
 		    "DNS lookup of %s failed: %s", lk->name,
 		    resolver_rcode_name(res->rcode));
-	} else if (!res->havedata || res->data == NULL ||
-	           res->data[0] == NULL) {
+	} else if (!res->havedata || res->n == 0) {
 		a->status = RESOLVER_ANSWER_NODATA;
 	} else {
 		a->status = RESOLVER_ANSWER_DATA;
-		for (size_t i = 0;
-		     i < RESOLVER_ANSWER_RR_MAX && res->data[i] != NULL; i++) {
-			if (res->len[i] < 0)
-				continue;
-			lk->data[a->n] = (const unsigned char *)res->data[i];
-			lk->len[a->n++] = (size_t)res->len[i];
+		for (size_t i = 0; i < RESOLVER_ANSWER_RR_MAX && i < res->n;
+		     i++) {
+			lk->data[a->n] = res->data[i];
+			lk->len[a->n++] = res->len[i];
 		}
 	}
 	if (res != NULL && a->status != RESOLVER_ANSWER_BOGUS &&
@@ -1693,8 +1763,14 @@ resolver_new_dnssec(struct event_base *base, const char *spec,
 		*why = "Resolver must be \"system\" or ADDRESS@PORT";
 		return NULL;
 	}
+	/*
+	 * Event mode: libunbound's sockets and timers are events on our
+	 * loop and its answers come to resolver_ask_answered() from there;
+	 * no thread, no pipe.  The libevent it was built with must be ours
+	 * (libevent-2.1.so.7, Debian's libunbound8 and sluiced alike).
+	 */
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
-	    (r->ctx = ub_ctx_create()) == NULL) {
+	    (r->ctx = ub_ctx_create_event(base)) == NULL) {
 		free(r);
 		*why = "cannot create a libunbound context";
 		return NULL;
@@ -1708,14 +1784,14 @@ resolver_new_dnssec(struct event_base *base, const char *spec,
 	TAILQ_INIT(&r->ptr_ready);
 	TAILQ_INIT(&r->follow);
 	TAILQ_INIT(&r->fresh);
+	TAILQ_INIT(&r->answered);
 	*why = "cannot set up libunbound";
 	/*
-	 * Thread mode: the default forks a resolver process, which would
-	 * outlive a crash and hold a copy of the daemon's memory.  Loopback
-	 * servers (a local unbound, systemd-resolved) are ordinary here.
+	 * Loopback servers (a local unbound, systemd-resolved) are ordinary
+	 * here.  Every option comes before the first ub_resolve_event(),
+	 * which finalizes the context (later ones fail with AFTERFINAL).
 	 */
-	if (ub_ctx_async(r->ctx, 1) != 0 ||
-	    ub_ctx_set_option(r->ctx, "do-not-query-localhost:", "no") != 0)
+	if (ub_ctx_set_option(r->ctx, "do-not-query-localhost:", "no") != 0)
 		goto fail;
 	if (anchor_file != NULL && anchor_file[0] != '\0') {
 		FILE *fp = fopen(anchor_file, "r");
@@ -1785,9 +1861,8 @@ resolver_new_dnssec(struct event_base *base, const char *spec,
 	    (ub_ctx_zone_remove(r->ctx, "test.") != 0 ||
 	        ub_ctx_zone_remove(r->ctx, "127.in-addr.arpa.") != 0))
 		goto fail;
-	if ((r->ev_ub = event_new(base, ub_fd(r->ctx), EV_READ | EV_PERSIST,
-	         resolver_ub_readable, r)) == NULL ||
-	    event_add(r->ev_ub, NULL) != 0 ||
+	if ((r->ev_answered =
+	            event_new(base, -1, 0, resolver_answered_cb, r)) == NULL ||
 	    (r->ev_deliver = event_new(base, -1, 0, resolver_deliver_cb, r)) ==
 	        NULL ||
 	    (r->ev_ptr = event_new(base, -1, 0, resolver_ptr_deliver_cb, r)) ==
@@ -1809,11 +1884,20 @@ resolver_free(struct resolver *r)
 	struct resolver_job *job;
 	struct resolver_lookup *lk;
 	struct resolver_ptr *p;
+	struct resolver_ask *a;
 
 	if (r == NULL)
 		return;
-	/* Deleting the context stops its thread: no callback after this. */
+	/*
+	 * Deleting the context removes its events from the loop: no answer
+	 * after this.  Answers not yet handed over go with their askers.
+	 */
 	ub_ctx_delete(r->ctx);
+	while ((a = TAILQ_FIRST(&r->answered)) != NULL) {
+		TAILQ_REMOVE(&r->answered, a, link);
+		dns_answer_free(a->res);
+		a->res = NULL;
+	}
 	while ((job = TAILQ_FIRST(&r->pending)) != NULL) {
 		TAILQ_REMOVE(&r->pending, job, link);
 		resolver_job_free(job);
@@ -1840,8 +1924,8 @@ resolver_free(struct resolver *r)
 		TAILQ_REMOVE(&r->lk_ready, lk, link);
 		resolver_lookup_free(lk);
 	}
-	if (r->ev_ub != NULL)
-		event_free(r->ev_ub);
+	if (r->ev_answered != NULL)
+		event_free(r->ev_answered);
 	if (r->ev_deliver != NULL)
 		event_free(r->ev_deliver);
 	if (r->ev_lookup != NULL)

@@ -8,7 +8,7 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 \
 	-D_GNU_SOURCE -Isrc
 FUZZ_LIB_SRC = $(filter-out $(MAINS),$(shell find src -name '*.c' | sort))
 FUZZERS = command linereader reply conf dsn header session rules tlsrpt \
-	sts_policy
+	sts_policy dns_packet
 
 .PHONY: fuzz
 fuzz:
