@@ -32,6 +32,10 @@
 #
 #   MESSAGES=5000 SESSIONS=20 SIZE=2048 RUNS=5 SCRAPE=1 bench/status.sh
 #   BENCH_BUILD=build/bench KEEP=1 bench/status.sh
+#   KINDS=relay PERF=1 bench/status.sh   # relay only, profiled
+# KINDS picks the pairs that run (accept, relay or both).  PERF=1 runs
+# `perf record -g` on every daemon during the measured rounds and keeps
+# the work directory with perf-MODE_KIND.data in it, for `perf report -i`.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -46,6 +50,9 @@ RUNS=${RUNS:-5}     # rounds per mode; the median counts
 WARMUP=${WARMUP:-500}
 SCRAPE=${SCRAPE:-1} # seconds between two scrapes of the "on" daemon
 TIMEOUT=${TIMEOUT:-120}
+KINDS=${KINDS:-accept relay}
+PERF=${PERF:-0}
+[ "$PERF" = 1 ] && KEEP=1
 BUILD=${BENCH_BUILD:-build}
 PY=/usr/bin/python3
 PEER=()
@@ -53,11 +60,16 @@ PF_DIR=''
 START_WAIT=100
 POLL=0.05
 
-WORK='' CHILD='' SCRAPER='' FAILED=0
+WORK='' CHILD='' SCRAPER='' FAILED=0 PERFPIDS=()
 PID_on_accept='' PID_off_accept='' PID_on_relay='' PID_off_relay=''
 SINKPID_on='' SINKPID_off=''
 
 cleanup() {
+	local p
+	for p in "${PERFPIDS[@]}"; do
+		kill -INT "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	stop_pid "$CHILD" 10
 	stop_pid "$SCRAPER" 10
 	stop_pid "$PID_on_accept" 150
@@ -77,6 +89,7 @@ for s in /usr/sbin/smtp-sink /usr/lib/postfix/sbin/smtp-sink; do
 done
 [ -n "$SMTP_SINK" ] || die "smtp-sink is missing (make deps: postfix)"
 command -v curl >/dev/null || die "curl is missing"
+[ "$PERF" = 1 ] && { command -v perf >/dev/null || die "perf is missing"; }
 make -s BUILD="$BUILD" all || die "sluiced does not build"
 SLUICED=$ROOT/$BUILD/sluiced
 SLUICECTL=$ROOT/$BUILD/sluicectl
@@ -223,16 +236,24 @@ echo "sluiced $(git describe --always --dirty 2>/dev/null || echo '?')"
 
 start_sink on "$SINK_on"
 start_sink off "$SINK_off"
-start_sluiced on accept "$PA_on" "$SINK_on" "$HTTPA"
-start_sluiced off accept "$PA_off" "$SINK_off"
-start_sluiced on relay "$PR_on" "$SINK_on" "$HTTPR"
-start_sluiced off relay "$PR_off" "$SINK_off"
-for h in "$HTTPA" "$HTTPR"; do
+HTTPS=()
+case " $KINDS " in *" accept "*)
+	start_sluiced on accept "$PA_on" "$SINK_on" "$HTTPA"
+	start_sluiced off accept "$PA_off" "$SINK_off"
+	HTTPS+=("$HTTPA") ;;
+esac
+case " $KINDS " in *" relay "*)
+	start_sluiced on relay "$PR_on" "$SINK_on" "$HTTPR"
+	start_sluiced off relay "$PR_off" "$SINK_off"
+	HTTPS+=("$HTTPR") ;;
+esac
+[ ${#HTTPS[@]} -gt 0 ] || die "KINDS names neither accept nor relay"
+for h in "${HTTPS[@]}"; do
 	curl -fs "http://127.0.0.1:$h/metrics" >/dev/null ||
 	    die "an on daemon does not serve /metrics"
 done
 (i=0; while :; do
-	for h in "$HTTPA" "$HTTPR"; do
+	for h in "${HTTPS[@]}"; do
 		curl -fs "http://127.0.0.1:$h/metrics" >/dev/null
 		# the page, as someone who keeps it open: every tenth scrape
 		[ $((i % 10)) = 0 ] && curl -fs "http://127.0.0.1:$h/" >/dev/null
@@ -246,10 +267,22 @@ if [ "$WARMUP" -gt 0 ]; then
 	SAVE=$MESSAGES
 	MESSAGES=$WARMUP
 	for m in on off; do
-		run "$m" relay || FAILED=1
-		run "$m" accept || FAILED=1
+		for kind in $KINDS; do
+			run "$m" "$kind" || FAILED=1
+		done
 	done
 	MESSAGES=$SAVE
+fi
+
+if [ "$PERF" = 1 ]; then
+	for kind in $KINDS; do
+		for m in on off; do
+			p=PID_${m}_$kind
+			perf record -q -g -o "$WORK/perf-${m}_$kind.data" \
+			    -p "${!p}" >/dev/null 2>&1 &
+			PERFPIDS+=($!)
+		done
+	done
 fi
 
 declare -A ROUNDS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
@@ -257,7 +290,7 @@ declare -A CPUS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
 for ((r = 1; r <= RUNS; r++)); do
 	order="on off"
 	[ $((r % 2)) = 0 ] && order="off on"
-	for kind in accept relay; do
+	for kind in $KINDS; do
 		for m in $order; do
 			run "$m" "$kind" || FAILED=1
 			ROUNDS[${m}_$kind]+=" $RESULT"
@@ -272,7 +305,7 @@ REPORT=$BUILD/bench-status.txt
 {
 	printf '%-8s %10s %10s %7s %12s %12s %7s\n' "" "on msg/s" \
 	    "off msg/s" "on/off" "on us/msg" "off us/msg" "on/off"
-	for kind in accept relay; do
+	for kind in $KINDS; do
 		on=$(echo "${ROUNDS[on_$kind]}" | median)
 		off=$(echo "${ROUNDS[off_$kind]}" | median)
 		con=$(echo "${CPUS[on_$kind]}" | median)
@@ -283,8 +316,11 @@ REPORT=$BUILD/bench-status.txt
 	done
 } | tee "$REPORT"
 # What the on daemon counted, as a check that it counted at all.
-curl -fs "http://127.0.0.1:$HTTPR/metrics" |
-    grep -E '^sluice_messages_(received|delivered)_total' | sed 's/^/  /'
-"$SLUICECTL" -c "$WORK/on_relay.conf" get-tlsposture Sink |
-    grep -E 'Sessions24h|TlsVersions24h' | sed 's/^/  /'
+case " $KINDS " in *" relay "*)
+	curl -fs "http://127.0.0.1:$HTTPR/metrics" |
+	    grep -E '^sluice_messages_(received|delivered)_total' |
+	    sed 's/^/  /'
+	"$SLUICECTL" -c "$WORK/on_relay.conf" get-tlsposture Sink |
+	    grep -E 'Sessions24h|TlsVersions24h' | sed 's/^/  /' ;;
+esac
 [ "$FAILED" = 0 ] || die "a run failed (see above)"
