@@ -33,9 +33,19 @@
 #   MESSAGES=5000 SESSIONS=20 SIZE=2048 RUNS=5 SCRAPE=1 bench/status.sh
 #   BENCH_BUILD=build/bench KEEP=1 bench/status.sh
 #   KINDS=relay PERF=1 bench/status.sh   # relay only, profiled
+#   KINDS=relay CALLGRIND=1 MESSAGES=2000 RUNS=3 bench/status.sh
 # KINDS picks the pairs that run (accept, relay or both).  PERF=1 runs
 # `perf record -g` on every daemon during the measured rounds and keeps
 # the work directory with perf-MODE_KIND.data in it, for `perf report -i`.
+# CALLGRIND=1 runs every daemon under valgrind's callgrind and counts the
+# instructions each executes per message in each round (zeroed before the
+# round, dumped after it): unlike CPU time, that count does not move with
+# the rest of the machine's load.  It also prints what the watching's own
+# functions (the counters, the posture, the TLS report's record, the
+# listener's requests) cost per message of the "on" daemon.  The daemons
+# run some 20 to 50 times slower, so the rates mean nothing then, and the
+# scrapes (every SCRAPE seconds of wall time) weigh as much more per
+# message as the run is slower.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -49,15 +59,22 @@ SIZE=${SIZE:-2048}
 RUNS=${RUNS:-5}     # rounds per mode; the median counts
 WARMUP=${WARMUP:-500}
 SCRAPE=${SCRAPE:-1} # seconds between two scrapes of the "on" daemon
-TIMEOUT=${TIMEOUT:-120}
 KINDS=${KINDS:-accept relay}
 PERF=${PERF:-0}
 [ "$PERF" = 1 ] && KEEP=1
+CALLGRIND=${CALLGRIND:-0}
+VG=()
+if [ "$CALLGRIND" = 1 ]; then
+	TIMEOUT=${TIMEOUT:-1800}
+	START_WAIT=600
+else
+	TIMEOUT=${TIMEOUT:-120}
+	START_WAIT=100
+fi
 BUILD=${BENCH_BUILD:-build}
 PY=/usr/bin/python3
 PEER=()
 PF_DIR=''
-START_WAIT=100
 POLL=0.05
 
 WORK='' CHILD='' SCRAPER='' FAILED=0 PERFPIDS=()
@@ -90,6 +107,11 @@ done
 [ -n "$SMTP_SINK" ] || die "smtp-sink is missing (make deps: postfix)"
 command -v curl >/dev/null || die "curl is missing"
 [ "$PERF" = 1 ] && { command -v perf >/dev/null || die "perf is missing"; }
+if [ "$CALLGRIND" = 1 ]; then
+	for t in valgrind callgrind_control callgrind_annotate; do
+		command -v "$t" >/dev/null || die "$t is missing (valgrind)"
+	done
+fi
 make -s BUILD="$BUILD" all || die "sluiced does not build"
 SLUICED=$ROOT/$BUILD/sluiced
 SLUICECTL=$ROOT/$BUILD/sluicectl
@@ -125,7 +147,7 @@ sink_count() { # mode
 }
 
 start_sluiced() { # mode accept|relay port sinkport httpport
-	local name=$1_$2 extra='TlsPostureEnabled = false'
+	local i name=$1_$2 extra='TlsPostureEnabled = false'
 	[ "$1" = on ] && extra=$'TlsPostureEnabled = true\nStatusListen = 127.0.0.1:'"$5"
 	mkdir -p "$WORK/$name"
 	cat >"$WORK/$name.conf" <<CONF
@@ -155,10 +177,17 @@ SmartHosts = [127.0.0.1]:$4
 Fqdn = sluice.bench
 ProtocolLoggingLevel = None
 CONF
-	"$SLUICED" -f -c "$WORK/$name.conf" 2>>"$WORK/$name.log" &
+	[ "$CALLGRIND" = 1 ] && VG=(valgrind --tool=callgrind
+	    "--callgrind-out-file=$WORK/cg-$name" --log-file="$WORK/vg-$name.log")
+	"${VG[@]}" "$SLUICED" -f -c "$WORK/$name.conf" 2>>"$WORK/$name.log" &
 	printf -v "PID_$name" %s $!
 	wait_listen "$3" || die "sluiced ($name) did not start"
 	if [ "$2" = accept ]; then
+		# under callgrind the control socket may come a while later
+		for ((i = 0; i < START_WAIT; i++)); do
+			[ -S "$WORK/$name/ctl.sock" ] && break
+			sleep 0.1
+		done
 		"$SLUICECTL" -c "$WORK/$name.conf" suspend Sink >/dev/null ||
 		    die "cannot suspend the queue ($name)"
 	fi
@@ -169,7 +198,8 @@ cpu_ticks() { # pid: utime + stime in clock ticks
 }
 
 # One round of one kind for one mode; RESULT is its msgs/s, CPU the
-# daemon's CPU microseconds per message.
+# daemon's CPU microseconds per message (CALLGRIND=1: INSTR its
+# instructions per message, DUMP the round's callgrind dump).
 run() { # mode accept|relay
 	local port base t0 t1 c rc acc to=b@example.net deadline pid k0
 	case "$1_$2" in
@@ -178,7 +208,8 @@ run() { # mode accept|relay
 	on_relay) port=$PR_on pid=$PID_on_relay ;;
 	*) port=$PR_off pid=$PID_off_relay ;;
 	esac
-	CPU=0
+	CPU=0 INSTR=0 DUMP=''
+	[ "$CALLGRIND" = 1 ] && callgrind_control -z "$pid" >/dev/null 2>&1
 	k0=$(cpu_ticks "$pid")
 	base=$(sink_count "$1")
 	t0=$EPOCHREALTIME
@@ -195,7 +226,7 @@ run() { # mode accept|relay
 	if [ "$2" = accept ]; then
 		RESULT=$(awk '$1 == "msgs/s:" { printf "%.0f", $2 }' \
 		    "$WORK/load.out")
-		cpu_per_msg "$pid" "$k0"
+		cpu_per_msg "$pid" "$k0" "$1_$2"
 		return 0
 	fi
 	while c=$(($(sink_count "$1") - base)); [ "$c" -lt "$MESSAGES" ]; do
@@ -216,13 +247,39 @@ run() { # mode accept|relay
 	}
 	RESULT=$(awk -v n="$MESSAGES" -v a="$t0" -v b="$t1" \
 	    'BEGIN { printf "%.0f", n / (b - a) }')
-	cpu_per_msg "$pid" "$k0"
+	cpu_per_msg "$pid" "$k0" "$1_$2"
 }
 
-cpu_per_msg() { # pid ticks-before: CPU = microseconds per message
+cpu_per_msg() { # pid ticks-before name: CPU = microseconds per message
+	local f
 	CPU=$(awk -v a="$2" -v b="$(cpu_ticks "$1")" -v hz="$(getconf CLK_TCK)" \
 	    -v n="$MESSAGES" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')
+	[ "$CALLGRIND" = 1 ] || return 0
+	# each dump goes to the next cg-NAME.N: the newest is this round's
+	callgrind_control -d "$1" >/dev/null 2>&1
+	for f in "$WORK/cg-$3".[0-9]*; do
+		if [ -z "$DUMP" ] || [ "$f" -nt "$DUMP" ]; then DUMP=$f; fi
+	done
+	[ -f "$DUMP" ] || { DUMP='' INSTR=0; return 1; }
+	INSTR=$(awk -v n="$MESSAGES" '$1 == "summary:" || $1 == "totals:" {
+	    t = $2 } END { printf "%.0f", t / n }' "$DUMP")
 }
+
+# The instructions per message the watching's own functions took (with
+# what they call) in these dumps, one line each.
+watch_cost() { # dump...
+	local f
+	for f in "$@"; do
+		callgrind_annotate --inclusive=yes --auto=no --threshold=100 "$f"
+	done | awk -v n="$((MESSAGES * $#))" '
+	    match($0, /:(metrics_add|metrics_observe|posture_session|posture_message|posture_tls_status|tlsrpt_store_session|status_http_request) /) {
+		f = substr($0, RSTART + 1, RLENGTH - 2)
+		v = $1; gsub(",", "", v); sum[f] += v }
+	    END { for (f in sum) printf "  %-22s %8.0f\n", f, sum[f] / n }' |
+	    sort
+}
+
+ratio4() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b ? a / b : 0 }'; }
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 }
     END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
@@ -287,6 +344,9 @@ fi
 
 declare -A ROUNDS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
 declare -A CPUS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
+declare -A INSTRS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
+declare -A COST=()
+declare -A DUMPS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
 for ((r = 1; r <= RUNS; r++)); do
 	order="on off"
 	[ $((r % 2)) = 0 ] && order="off on"
@@ -295,8 +355,11 @@ for ((r = 1; r <= RUNS; r++)); do
 			run "$m" "$kind" || FAILED=1
 			ROUNDS[${m}_$kind]+=" $RESULT"
 			CPUS[${m}_$kind]+=" $CPU"
+			INSTRS[${m}_$kind]+=" $INSTR"
+			DUMPS[${m}_$kind]+=" $DUMP"
 			echo "  round $r $kind $m: $RESULT msgs/s, $CPU us CPU" \
-			    "per message"
+			    "per message" \
+			    "${DUMP:+, $INSTR instructions per message}"
 		done
 	done
 done
@@ -313,6 +376,29 @@ REPORT=$BUILD/bench-status.txt
 		printf '%-8s %10s %10s %7s %12s %12s %7s\n' "$kind" "$on" \
 		    "$off" "$(ratio "$on" "$off")" "$con" "$coff" \
 		    "$(ratio "$con" "$coff")"
+	done
+	[ "$CALLGRIND" = 1 ] || exit 0
+	printf '\ninstructions per message (callgrind)\n'
+	# "on - http": without the listener's requests, which come every
+	# SCRAPE seconds of a run slowed down by callgrind, so that they
+	# weigh 20 to 50 times more per message than at full speed
+	printf '%-8s %12s %12s %7s %12s %7s\n' "" "on" "off" "on/off" \
+	    "on - http" "on/off"
+	for kind in $KINDS; do
+		on=$(echo "${INSTRS[on_$kind]}" | median)
+		off=$(echo "${INSTRS[off_$kind]}" | median)
+		# shellcheck disable=SC2086 # a list of file names
+		COST[$kind]=$(watch_cost ${DUMPS[on_$kind]})
+		http=$(echo "${COST[$kind]}" |
+		    awk '$1 == "status_http_request" { print $2 }')
+		printf '%-8s %12s %12s %7s %12s %7s\n' "$kind" "$on" "$off" \
+		    "$(ratio4 "$on" "$off")" "$((on - ${http:-0}))" \
+		    "$(ratio4 "$((on - ${http:-0}))" "$off")"
+	done
+	for kind in $KINDS; do
+		echo "on $kind: the watching's functions, instructions per" \
+		    "message (all rounds, with what they call)"
+		echo "${COST[$kind]}"
 	done
 } | tee "$REPORT"
 # What the on daemon counted, as a check that it counted at all.
