@@ -39,13 +39,15 @@
 # the work directory with perf-MODE_KIND.data in it, for `perf report -i`.
 # CALLGRIND=1 runs every daemon under valgrind's callgrind and counts the
 # instructions each executes per message in each round (zeroed before the
-# round, dumped after it): unlike CPU time, that count does not move with
-# the rest of the machine's load.  It also prints what the watching's own
-# functions (the counters, the posture, the TLS report's record, the
-# listener's requests) cost per message of the "on" daemon.  The daemons
-# run some 20 to 50 times slower, so the rates mean nothing then, and the
-# scrapes (every SCRAPE seconds of wall time) weigh as much more per
-# message as the run is slower.
+# round, dumped after it).  That count moves much less with the machine's
+# load than CPU time does (a few percent: how messages fall into commit
+# batches still depends on timing), and callgrind tells which functions
+# spent it: the script prints what the watching's own functions (the
+# counters, the posture and its writes, the TLS report's record, the
+# listener's requests and its queue reading) cost per message of the "on"
+# daemon.  The daemons run some 20 to 50 times slower, so the rates mean
+# nothing then, and the listener's work (every SCRAPE seconds of wall
+# time) weighs as many times more per message as the run is slower.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -272,7 +274,7 @@ watch_cost() { # dump...
 	for f in "$@"; do
 		callgrind_annotate --inclusive=yes --auto=no --threshold=100 "$f"
 	done | awk -v n="$((MESSAGES * $#))" '
-	    match($0, /:(metrics_add|metrics_observe|posture_session|posture_message|posture_tls_status|tlsrpt_store_session|status_http_request) /) {
+	    match($0, /:(metrics_add|metrics_observe|posture_session|posture_message|posture_tls_status|tlsrpt_store_session|posture_write|status_http_request|status_queues_worker) /) {
 		f = substr($0, RSTART + 1, RLENGTH - 2)
 		v = $1; gsub(",", "", v); sum[f] += v }
 	    END { for (f in sum) printf "  %-22s %8.0f\n", f, sum[f] / n }' |
@@ -379,19 +381,20 @@ REPORT=$BUILD/bench-status.txt
 	done
 	[ "$CALLGRIND" = 1 ] || exit 0
 	printf '\ninstructions per message (callgrind)\n'
-	# "on - http": without the listener's requests, which come every
-	# SCRAPE seconds of a run slowed down by callgrind, so that they
-	# weigh 20 to 50 times more per message than at full speed
-	printf '%-8s %12s %12s %7s %12s %7s\n' "" "on" "off" "on/off" \
-	    "on - http" "on/off"
+	# "on - listener": without the listener's requests and its queue
+	# reading, which come every SCRAPE (and STATUS_QUEUES_SECONDS)
+	# seconds of a run slowed down by callgrind, so that they weigh 20 to
+	# 50 times more per message than at full speed
+	printf '%-8s %12s %12s %7s %14s %7s\n' "" "on" "off" "on/off" \
+	    "on - listener" "on/off"
 	for kind in $KINDS; do
 		on=$(echo "${INSTRS[on_$kind]}" | median)
 		off=$(echo "${INSTRS[off_$kind]}" | median)
 		# shellcheck disable=SC2086 # a list of file names
 		COST[$kind]=$(watch_cost ${DUMPS[on_$kind]})
-		http=$(echo "${COST[$kind]}" |
-		    awk '$1 == "status_http_request" { print $2 }')
-		printf '%-8s %12s %12s %7s %12s %7s\n' "$kind" "$on" "$off" \
+		http=$(echo "${COST[$kind]}" | awk '$1 == "status_http_request" ||
+		    $1 == "status_queues_worker" { t += $2 } END { print t + 0 }')
+		printf '%-8s %12s %12s %7s %14s %7s\n' "$kind" "$on" "$off" \
 		    "$(ratio4 "$on" "$off")" "$((on - ${http:-0}))" \
 		    "$(ratio4 "$((on - ${http:-0}))" "$off")"
 	done
