@@ -360,8 +360,7 @@ for ((r = 1; r <= RUNS; r++)); do
 			INSTRS[${m}_$kind]+=" $INSTR"
 			DUMPS[${m}_$kind]+=" $DUMP"
 			echo "  round $r $kind $m: $RESULT msgs/s, $CPU us CPU" \
-			    "per message" \
-			    "${DUMP:+, $INSTR instructions per message}"
+			    "per message${DUMP:+, $INSTR instructions per message}"
 		done
 	done
 done
