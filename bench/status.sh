@@ -32,6 +32,22 @@
 #
 #   MESSAGES=5000 SESSIONS=20 SIZE=2048 RUNS=5 SCRAPE=1 bench/status.sh
 #   BENCH_BUILD=build/bench KEEP=1 bench/status.sh
+#   KINDS=relay PERF=1 bench/status.sh   # relay only, profiled
+#   KINDS=relay CALLGRIND=1 MESSAGES=2000 RUNS=3 bench/status.sh
+# KINDS picks the pairs that run (accept, relay or both).  PERF=1 runs
+# `perf record -g` on every daemon during the measured rounds and keeps
+# the work directory with perf-MODE_KIND.data in it, for `perf report -i`.
+# CALLGRIND=1 runs every daemon under valgrind's callgrind and counts the
+# instructions each executes per message in each round (zeroed before the
+# round, dumped after it).  That count moves much less with the machine's
+# load than CPU time does (a few percent: how messages fall into commit
+# batches still depends on timing), and callgrind tells which functions
+# spent it: the script prints what the watching's own functions (the
+# counters, the posture and its writes, the TLS report's record, the
+# listener's requests and its queue reading) cost per message of the "on"
+# daemon.  The daemons run some 20 to 50 times slower, so the rates mean
+# nothing then, and the listener's work (every SCRAPE seconds of wall
+# time) weighs as many times more per message as the run is slower.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -45,19 +61,34 @@ SIZE=${SIZE:-2048}
 RUNS=${RUNS:-5}     # rounds per mode; the median counts
 WARMUP=${WARMUP:-500}
 SCRAPE=${SCRAPE:-1} # seconds between two scrapes of the "on" daemon
-TIMEOUT=${TIMEOUT:-120}
+KINDS=${KINDS:-accept relay}
+PERF=${PERF:-0}
+[ "$PERF" = 1 ] && KEEP=1
+CALLGRIND=${CALLGRIND:-0}
+VG=()
+if [ "$CALLGRIND" = 1 ]; then
+	TIMEOUT=${TIMEOUT:-1800}
+	START_WAIT=600
+else
+	TIMEOUT=${TIMEOUT:-120}
+	START_WAIT=100
+fi
 BUILD=${BENCH_BUILD:-build}
 PY=/usr/bin/python3
 PEER=()
 PF_DIR=''
-START_WAIT=100
 POLL=0.05
 
-WORK='' CHILD='' SCRAPER='' FAILED=0
+WORK='' CHILD='' SCRAPER='' FAILED=0 PERFPIDS=()
 PID_on_accept='' PID_off_accept='' PID_on_relay='' PID_off_relay=''
 SINKPID_on='' SINKPID_off=''
 
 cleanup() {
+	local p
+	for p in "${PERFPIDS[@]}"; do
+		kill -INT "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	stop_pid "$CHILD" 10
 	stop_pid "$SCRAPER" 10
 	stop_pid "$PID_on_accept" 150
@@ -77,6 +108,12 @@ for s in /usr/sbin/smtp-sink /usr/lib/postfix/sbin/smtp-sink; do
 done
 [ -n "$SMTP_SINK" ] || die "smtp-sink is missing (make deps: postfix)"
 command -v curl >/dev/null || die "curl is missing"
+[ "$PERF" = 1 ] && { command -v perf >/dev/null || die "perf is missing"; }
+if [ "$CALLGRIND" = 1 ]; then
+	for t in valgrind callgrind_control callgrind_annotate; do
+		command -v "$t" >/dev/null || die "$t is missing (valgrind)"
+	done
+fi
 make -s BUILD="$BUILD" all || die "sluiced does not build"
 SLUICED=$ROOT/$BUILD/sluiced
 SLUICECTL=$ROOT/$BUILD/sluicectl
@@ -112,7 +149,7 @@ sink_count() { # mode
 }
 
 start_sluiced() { # mode accept|relay port sinkport httpport
-	local name=$1_$2 extra='TlsPostureEnabled = false'
+	local i name=$1_$2 extra='TlsPostureEnabled = false'
 	[ "$1" = on ] && extra=$'TlsPostureEnabled = true\nStatusListen = 127.0.0.1:'"$5"
 	mkdir -p "$WORK/$name"
 	cat >"$WORK/$name.conf" <<CONF
@@ -142,10 +179,17 @@ SmartHosts = [127.0.0.1]:$4
 Fqdn = sluice.bench
 ProtocolLoggingLevel = None
 CONF
-	"$SLUICED" -f -c "$WORK/$name.conf" 2>>"$WORK/$name.log" &
+	[ "$CALLGRIND" = 1 ] && VG=(valgrind --tool=callgrind
+	    "--callgrind-out-file=$WORK/cg-$name" --log-file="$WORK/vg-$name.log")
+	"${VG[@]}" "$SLUICED" -f -c "$WORK/$name.conf" 2>>"$WORK/$name.log" &
 	printf -v "PID_$name" %s $!
 	wait_listen "$3" || die "sluiced ($name) did not start"
 	if [ "$2" = accept ]; then
+		# under callgrind the control socket may come a while later
+		for ((i = 0; i < START_WAIT; i++)); do
+			[ -S "$WORK/$name/ctl.sock" ] && break
+			sleep 0.1
+		done
 		"$SLUICECTL" -c "$WORK/$name.conf" suspend Sink >/dev/null ||
 		    die "cannot suspend the queue ($name)"
 	fi
@@ -156,7 +200,8 @@ cpu_ticks() { # pid: utime + stime in clock ticks
 }
 
 # One round of one kind for one mode; RESULT is its msgs/s, CPU the
-# daemon's CPU microseconds per message.
+# daemon's CPU microseconds per message (CALLGRIND=1: INSTR its
+# instructions per message, DUMP the round's callgrind dump).
 run() { # mode accept|relay
 	local port base t0 t1 c rc acc to=b@example.net deadline pid k0
 	case "$1_$2" in
@@ -165,7 +210,8 @@ run() { # mode accept|relay
 	on_relay) port=$PR_on pid=$PID_on_relay ;;
 	*) port=$PR_off pid=$PID_off_relay ;;
 	esac
-	CPU=0
+	CPU=0 INSTR=0 DUMP=''
+	[ "$CALLGRIND" = 1 ] && callgrind_control -z "$pid" >/dev/null 2>&1
 	k0=$(cpu_ticks "$pid")
 	base=$(sink_count "$1")
 	t0=$EPOCHREALTIME
@@ -182,7 +228,7 @@ run() { # mode accept|relay
 	if [ "$2" = accept ]; then
 		RESULT=$(awk '$1 == "msgs/s:" { printf "%.0f", $2 }' \
 		    "$WORK/load.out")
-		cpu_per_msg "$pid" "$k0"
+		cpu_per_msg "$pid" "$k0" "$1_$2"
 		return 0
 	fi
 	while c=$(($(sink_count "$1") - base)); [ "$c" -lt "$MESSAGES" ]; do
@@ -203,13 +249,39 @@ run() { # mode accept|relay
 	}
 	RESULT=$(awk -v n="$MESSAGES" -v a="$t0" -v b="$t1" \
 	    'BEGIN { printf "%.0f", n / (b - a) }')
-	cpu_per_msg "$pid" "$k0"
+	cpu_per_msg "$pid" "$k0" "$1_$2"
 }
 
-cpu_per_msg() { # pid ticks-before: CPU = microseconds per message
+cpu_per_msg() { # pid ticks-before name: CPU = microseconds per message
+	local f
 	CPU=$(awk -v a="$2" -v b="$(cpu_ticks "$1")" -v hz="$(getconf CLK_TCK)" \
 	    -v n="$MESSAGES" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')
+	[ "$CALLGRIND" = 1 ] || return 0
+	# each dump goes to the next cg-NAME.N: the newest is this round's
+	callgrind_control -d "$1" >/dev/null 2>&1
+	for f in "$WORK/cg-$3".[0-9]*; do
+		if [ -z "$DUMP" ] || [ "$f" -nt "$DUMP" ]; then DUMP=$f; fi
+	done
+	[ -f "$DUMP" ] || { DUMP='' INSTR=0; return 1; }
+	INSTR=$(awk -v n="$MESSAGES" '$1 == "summary:" || $1 == "totals:" {
+	    t = $2 } END { printf "%.0f", t / n }' "$DUMP")
 }
+
+# The instructions per message the watching's own functions took (with
+# what they call) in these dumps, one line each.
+watch_cost() { # dump...
+	local f
+	for f in "$@"; do
+		callgrind_annotate --inclusive=yes --auto=no --threshold=100 "$f"
+	done | awk -v n="$((MESSAGES * $#))" '
+	    match($0, /:(metrics_add|metrics_observe|posture_session|posture_message|posture_tls_status|tlsrpt_store_session|posture_write|status_http_request|status_queues_worker) /) {
+		f = substr($0, RSTART + 1, RLENGTH - 2)
+		v = $1; gsub(",", "", v); sum[f] += v }
+	    END { for (f in sum) printf "  %-22s %8.0f\n", f, sum[f] / n }' |
+	    sort
+}
+
+ratio4() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b ? a / b : 0 }'; }
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 }
     END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
@@ -223,16 +295,24 @@ echo "sluiced $(git describe --always --dirty 2>/dev/null || echo '?')"
 
 start_sink on "$SINK_on"
 start_sink off "$SINK_off"
-start_sluiced on accept "$PA_on" "$SINK_on" "$HTTPA"
-start_sluiced off accept "$PA_off" "$SINK_off"
-start_sluiced on relay "$PR_on" "$SINK_on" "$HTTPR"
-start_sluiced off relay "$PR_off" "$SINK_off"
-for h in "$HTTPA" "$HTTPR"; do
+HTTPS=()
+case " $KINDS " in *" accept "*)
+	start_sluiced on accept "$PA_on" "$SINK_on" "$HTTPA"
+	start_sluiced off accept "$PA_off" "$SINK_off"
+	HTTPS+=("$HTTPA") ;;
+esac
+case " $KINDS " in *" relay "*)
+	start_sluiced on relay "$PR_on" "$SINK_on" "$HTTPR"
+	start_sluiced off relay "$PR_off" "$SINK_off"
+	HTTPS+=("$HTTPR") ;;
+esac
+[ ${#HTTPS[@]} -gt 0 ] || die "KINDS names neither accept nor relay"
+for h in "${HTTPS[@]}"; do
 	curl -fs "http://127.0.0.1:$h/metrics" >/dev/null ||
 	    die "an on daemon does not serve /metrics"
 done
 (i=0; while :; do
-	for h in "$HTTPA" "$HTTPR"; do
+	for h in "${HTTPS[@]}"; do
 		curl -fs "http://127.0.0.1:$h/metrics" >/dev/null
 		# the page, as someone who keeps it open: every tenth scrape
 		[ $((i % 10)) = 0 ] && curl -fs "http://127.0.0.1:$h/" >/dev/null
@@ -246,24 +326,41 @@ if [ "$WARMUP" -gt 0 ]; then
 	SAVE=$MESSAGES
 	MESSAGES=$WARMUP
 	for m in on off; do
-		run "$m" relay || FAILED=1
-		run "$m" accept || FAILED=1
+		for kind in $KINDS; do
+			run "$m" "$kind" || FAILED=1
+		done
 	done
 	MESSAGES=$SAVE
 fi
 
+if [ "$PERF" = 1 ]; then
+	for kind in $KINDS; do
+		for m in on off; do
+			p=PID_${m}_$kind
+			perf record -q -g -o "$WORK/perf-${m}_$kind.data" \
+			    -p "${!p}" >/dev/null 2>&1 &
+			PERFPIDS+=($!)
+		done
+	done
+fi
+
 declare -A ROUNDS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
 declare -A CPUS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
+declare -A INSTRS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
+declare -A COST=()
+declare -A DUMPS=([on_accept]='' [off_accept]='' [on_relay]='' [off_relay]='')
 for ((r = 1; r <= RUNS; r++)); do
 	order="on off"
 	[ $((r % 2)) = 0 ] && order="off on"
-	for kind in accept relay; do
+	for kind in $KINDS; do
 		for m in $order; do
 			run "$m" "$kind" || FAILED=1
 			ROUNDS[${m}_$kind]+=" $RESULT"
 			CPUS[${m}_$kind]+=" $CPU"
+			INSTRS[${m}_$kind]+=" $INSTR"
+			DUMPS[${m}_$kind]+=" $DUMP"
 			echo "  round $r $kind $m: $RESULT msgs/s, $CPU us CPU" \
-			    "per message"
+			    "per message${DUMP:+, $INSTR instructions per message}"
 		done
 	done
 done
@@ -272,7 +369,7 @@ REPORT=$BUILD/bench-status.txt
 {
 	printf '%-8s %10s %10s %7s %12s %12s %7s\n' "" "on msg/s" \
 	    "off msg/s" "on/off" "on us/msg" "off us/msg" "on/off"
-	for kind in accept relay; do
+	for kind in $KINDS; do
 		on=$(echo "${ROUNDS[on_$kind]}" | median)
 		off=$(echo "${ROUNDS[off_$kind]}" | median)
 		con=$(echo "${CPUS[on_$kind]}" | median)
@@ -281,10 +378,37 @@ REPORT=$BUILD/bench-status.txt
 		    "$off" "$(ratio "$on" "$off")" "$con" "$coff" \
 		    "$(ratio "$con" "$coff")"
 	done
+	[ "$CALLGRIND" = 1 ] || exit 0
+	printf '\ninstructions per message (callgrind)\n'
+	# "on - listener": without the listener's requests and its queue
+	# reading, which come every SCRAPE (and STATUS_QUEUES_SECONDS)
+	# seconds of a run slowed down by callgrind, so that they weigh 20 to
+	# 50 times more per message than at full speed
+	printf '%-8s %12s %12s %7s %14s %7s\n' "" "on" "off" "on/off" \
+	    "on - listener" "on/off"
+	for kind in $KINDS; do
+		on=$(echo "${INSTRS[on_$kind]}" | median)
+		off=$(echo "${INSTRS[off_$kind]}" | median)
+		# shellcheck disable=SC2086 # a list of file names
+		COST[$kind]=$(watch_cost ${DUMPS[on_$kind]})
+		http=$(echo "${COST[$kind]}" | awk '$1 == "status_http_request" ||
+		    $1 == "status_queues_worker" { t += $2 } END { print t + 0 }')
+		printf '%-8s %12s %12s %7s %14s %7s\n' "$kind" "$on" "$off" \
+		    "$(ratio4 "$on" "$off")" "$((on - ${http:-0}))" \
+		    "$(ratio4 "$((on - ${http:-0}))" "$off")"
+	done
+	for kind in $KINDS; do
+		echo "on $kind: the watching's functions, instructions per" \
+		    "message (all rounds, with what they call)"
+		echo "${COST[$kind]}"
+	done
 } | tee "$REPORT"
 # What the on daemon counted, as a check that it counted at all.
-curl -fs "http://127.0.0.1:$HTTPR/metrics" |
-    grep -E '^sluice_messages_(received|delivered)_total' | sed 's/^/  /'
-"$SLUICECTL" -c "$WORK/on_relay.conf" get-tlsposture Sink |
-    grep -E 'Sessions24h|TlsVersions24h' | sed 's/^/  /'
+case " $KINDS " in *" relay "*)
+	curl -fs "http://127.0.0.1:$HTTPR/metrics" |
+	    grep -E '^sluice_messages_(received|delivered)_total' |
+	    sed 's/^/  /'
+	"$SLUICECTL" -c "$WORK/on_relay.conf" get-tlsposture Sink |
+	    grep -E 'Sessions24h|TlsVersions24h' | sed 's/^/  /' ;;
+esac
 [ "$FAILED" = 0 ] || die "a run failed (see above)"

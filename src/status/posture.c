@@ -282,14 +282,33 @@ posture_message(struct posture *ps, const char *partner, const char *connector,
 		e->deferred++;
 }
 
+/*
+ * One field of an enhanced status code: one to three digits, as RFC 3463
+ * has them; -1 otherwise.  By hand rather than sscanf: this runs for every
+ * recipient of every attempt, and sscanf cost more than all the metrics.
+ */
+static int
+posture_code_field(const char **p)
+{
+	int v = 0, n = 0;
+
+	while (**p >= '0' && **p <= '9' && n < 4) {
+		v = v * 10 + (**p - '0');
+		(*p)++;
+		n++;
+	}
+	return n >= 1 && n <= 3 ? v : -1;
+}
+
 int
 posture_tls_status(const char *enh)
 {
-	unsigned klass, subject, detail;
-	char end;
+	int klass, subject, detail;
+	const char *p = enh;
 
-	if (enh == NULL ||
-	    sscanf(enh, "%u.%u.%u%c", &klass, &subject, &detail, &end) != 3)
+	if (p == NULL || (klass = posture_code_field(&p)) < 0 || *p++ != '.' ||
+	    (subject = posture_code_field(&p)) < 0 || *p++ != '.' ||
+	    (detail = posture_code_field(&p)) < 0 || *p != '\0')
 		return 0;
 	/*
 	 * RFC 3463 and the IANA registry: 7.4 security features not
