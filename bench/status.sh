@@ -13,9 +13,8 @@
 # A relay daemon sends everything to its own smtp-sink through a
 # smart-host connector for "*".  An acceptance daemon routes everything to
 # a connector whose queue is suspended, so the mail is only accepted and
-# stored (a separate daemon: the queue manager holds at most 8192
-# recipients in flight, and a suspended queue keeps its recipients there,
-# so that after 8192 held ones no other queue of that daemon is served).
+# stored (separate daemons, so that the acceptance pair's queues never
+# share a queue manager with the relay pair's).
 #
 # Rounds alternate on and off (on first in odd rounds, off first in even
 # ones), so that a disturbance of the machine hits both:
