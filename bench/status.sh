@@ -282,6 +282,16 @@ watch_cost() { # dump...
 
 ratio4() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b ? a / b : 0 }'; }
 
+# The median of the rounds' own on/off ratios: the two halves of a round
+# run back to back, so a disturbance that lasts longer than a round moves
+# both, where the ratio of the two medians can pair a quiet "on" round
+# with a disturbed "off" one.
+paired() { # "on values" "off values", in round order
+	awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " ")
+	    for (i = 1; i <= n; i++) if (y[i] > 0) printf "%.4f\n", x[i] / y[i] }' |
+	    median
+}
+
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 }
     END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
           else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -366,17 +376,21 @@ done
 
 REPORT=$BUILD/bench-status.txt
 {
-	printf '%-8s %10s %10s %7s %12s %12s %7s\n' "" "on msg/s" \
-	    "off msg/s" "on/off" "on us/msg" "off us/msg" "on/off"
+	printf '%-8s %10s %10s %7s %7s %12s %12s %7s %7s\n' "" "on msg/s" \
+	    "off msg/s" "on/off" "paired" "on us/msg" "off us/msg" "on/off" \
+	    "paired"
 	for kind in $KINDS; do
 		on=$(echo "${ROUNDS[on_$kind]}" | median)
 		off=$(echo "${ROUNDS[off_$kind]}" | median)
 		con=$(echo "${CPUS[on_$kind]}" | median)
 		coff=$(echo "${CPUS[off_$kind]}" | median)
-		printf '%-8s %10s %10s %7s %12s %12s %7s\n' "$kind" "$on" \
-		    "$off" "$(ratio "$on" "$off")" "$con" "$coff" \
-		    "$(ratio "$con" "$coff")"
+		printf '%-8s %10s %10s %7s %7s %12s %12s %7s %7s\n' "$kind" \
+		    "$on" "$off" "$(ratio "$on" "$off")" \
+		    "$(paired "${ROUNDS[on_$kind]}" "${ROUNDS[off_$kind]}")" \
+		    "$con" "$coff" "$(ratio "$con" "$coff")" \
+		    "$(paired "${CPUS[on_$kind]}" "${CPUS[off_$kind]}")"
 	done
+	echo "(paired: the median of each round's own on/off ratio)"
 	[ "$CALLGRIND" = 1 ] || exit 0
 	printf '\ninstructions per message (callgrind)\n'
 	# "on - listener": without the listener's requests and its queue
