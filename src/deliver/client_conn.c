@@ -336,6 +336,11 @@ client_conn_tls_write_cb(struct bufferevent *bev, void *arg)
  * Why TLS failed, in OpenSSL's words when it has some ("wrong version
  * number", "certificate verify failed", "tlsv1 alert unknown ca"), else
  * the socket's, else that the peer went away.
+ *
+ * On a socket, libevent also queues SSL_get_error()'s bare code (5,
+ * SSL_ERROR_SYSCALL, for a peer that closed or reset): that is no
+ * OpenSSL reason, and errno, read from a deferred callback, may belong
+ * to another socket by now, so only a network error is believed.
  */
 static const char *
 client_conn_tls_error(struct client_conn *c, short what)
@@ -344,8 +349,11 @@ client_conn_tls_error(struct client_conn *c, short what)
 	int err = EVUTIL_SOCKET_ERROR();
 
 	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
-		if (first == 0)
+		if (first == 0 && ERR_GET_LIB(e) != 0)
 			first = e;
+	if (err != ECONNRESET && err != EPIPE && err != ETIMEDOUT &&
+	    err != ECONNABORTED && err != EHOSTUNREACH && err != ENETUNREACH)
+		err = 0;
 	if (first != 0 && ERR_reason_error_string(first) != NULL)
 		snprintf(c->why, sizeof(c->why), "%s",
 		    ERR_reason_error_string(first));
