@@ -69,6 +69,7 @@ struct client_conn {
 	struct event *kick;      /* flush, or report an error, from the loop */
 	struct evbuffer *in, *out;
 	int connecting;
+	int ended;         /* closed() was reported: no more plaintext I/O */
 	int kicked;        /* kick is active */
 	int want_writable; /* the output reached HIGH: writable() at LOW */
 	int error;         /* errno to report from kick: connect, write */
@@ -139,6 +140,7 @@ client_conn_fill_local(struct client_conn *c)
 static void
 client_conn_plain_closed(struct client_conn *c, int err)
 {
+	c->ended = 1;
 	event_del(c->rev);
 	event_del(c->wev);
 	evbuffer_drain(c->out, evbuffer_get_length(c->out));
@@ -173,7 +175,7 @@ client_conn_flush(struct client_conn *c)
 {
 	size_t len;
 
-	if (!c->connected || c->error != 0)
+	if (!c->connected || c->error != 0 || c->ended)
 		return;
 	if (evbuffer_get_length(c->out) >= CLIENT_CONN_OUTPUT_HIGH)
 		c->want_writable = 1; /* the writer stops at this mark */
@@ -234,6 +236,8 @@ client_conn_kick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	c->kicked = 0;
+	if (c->ended)
+		return;
 	if (c->error != 0) {
 		client_conn_plain_closed(c, c->error);
 		return;
@@ -502,7 +506,7 @@ client_conn_consume(struct client_conn *c, size_t n)
 {
 	evbuffer_drain(client_conn_inbuf(c), n);
 	/* reading stopped at the cap resumes with room */
-	if (c->bev == NULL && c->connected && c->error == 0 &&
+	if (c->bev == NULL && c->connected && c->error == 0 && !c->ended &&
 	    !event_pending(c->rev, EV_READ, NULL) &&
 	    evbuffer_get_length(c->in) < CLIENT_CONN_INPUT_MAX)
 		event_add(c->rev, NULL);
@@ -513,6 +517,8 @@ client_conn_write(struct client_conn *c, const void *p, size_t n)
 {
 	if (c->bev != NULL)
 		return bufferevent_write(c->bev, p, n);
+	if (c->ended)
+		return 0; /* as to a socket that is gone: dropped */
 	if (evbuffer_add(c->out, p, n) < 0)
 		return -1;
 	/* written when this turn's callbacks are done, or by wev */
