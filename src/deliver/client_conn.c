@@ -299,6 +299,7 @@ client_conn_write_cb(evutil_socket_t fd, short what, void *arg)
 		event_del(c->wev);
 		event_add(c->rev, NULL);
 		client_conn_fill_local(c);
+		client_conn_flush(c); /* anything queued before the connect */
 		c->ops->connected(c->arg);
 		return;
 	}
