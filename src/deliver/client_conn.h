@@ -3,7 +3,7 @@
  * client's counterpart of src/server/conn.c.
  *
  * A client_conn owns one socket (and, after STARTTLS, its SSL object and
- * TLS filter) and the buffers in between.  The protocol code above it
+ * TLS bufferevent) and the buffers in between.  The protocol code above it
  * (smtp_client.c) sees only events -- connected, input waiting, the TLS
  * handshake over, the connection closed, the deadline passed -- and byte
  * slices; it never touches sockets, OpenSSL or libevent.
@@ -51,9 +51,8 @@ struct client_conn_ops {
 /*
  * Output: a writer of a large message keeps what waits for the peer
  * under CLIENT_CONN_OUTPUT_HIGH (client_conn_output_len) and goes on at
- * writable(); inside TLS the socket under the filter holds at most
- * CLIENT_CONN_OUTPUT_HIGH of ciphertext more.  A delivery's memory then
- * does not grow with the message.
+ * writable(); inside TLS, OpenSSL writes its records straight to the
+ * socket.  A delivery's memory then does not grow with the message.
  */
 #define CLIENT_CONN_OUTPUT_HIGH (256 * 1024)
 #define CLIENT_CONN_OUTPUT_LOW (64 * 1024)
@@ -80,7 +79,7 @@ void client_conn_consume(struct client_conn *, size_t n);
 
 /* Queue bytes for the peer; -1 when out of memory. */
 int client_conn_write(struct client_conn *, const void *, size_t);
-/* Bytes queued and not yet taken by the socket (or the TLS filter). */
+/* Bytes queued and not yet taken by the socket (or by OpenSSL). */
 size_t client_conn_output_len(struct client_conn *);
 
 /* (Re)arm the deadline: seconds from now. */
@@ -89,7 +88,7 @@ void client_conn_set_timeout(struct client_conn *, unsigned seconds);
 /*
  * STARTTLS as a client (RFC 3207): whatever plaintext is already waiting
  * is discarded (it arrived after the 220 and before TLS: an injection,
- * CVE-2021-38371), then the TLS filter takes the socket and the
+ * CVE-2021-38371), then an OpenSSL bufferevent takes the socket and the
  * handshake runs with ssl, which the conn then owns.  Returns the number
  * of plaintext bytes discarded, or -1 (ssl freed) when out of memory.
  * tls_done() reports the end of the handshake.
