@@ -37,6 +37,8 @@
 #
 #   MESSAGES=5000 DOMAINS=5000 SESSIONS=20 SIZE=2048 RUNS=3 WARMUP=500 \
 #       bench/domains.sh
+#   PERF=1 RUNS=1 bench/domains.sh   # profiles the machine in sluiced's
+#                                    # rounds: $WORK/perf-rN-SHAPE.data
 # Writes $BUILD/bench-domains.txt.  Exits non-zero on loss, a deferral, a
 # timeout or a failing tool; everything it started is stopped on exit.
 set -uo pipefail
@@ -53,13 +55,14 @@ SIZE=${SIZE:-2048}
 RUNS=${RUNS:-3}
 WARMUP=${WARMUP:-500}
 TIMEOUT=${TIMEOUT:-300}
+PERF=${PERF:-0} # 1: perf record -a -g over each sluiced round (implies KEEP=1)
+[ "$PERF" = 1 ] && KEEP=1
 BUILD=${BENCH_BUILD:-build}
 PY=/usr/bin/python3
 PEER=("$PY" "$ROOT/tests/it/peers/postfix.py")
 SENDER=a@example.org
 MX_ADDR=127.0.0.2
 START_WAIT=100
-POLL=0.05
 
 WORK='' SLUICED_PID='' CHILD='' PF_DIR='' DNS_PID='' FAILED=0
 SINK_PIDS=()
@@ -80,6 +83,10 @@ SMTP_SINK=
 for s in /usr/sbin/smtp-sink /usr/lib/postfix/sbin/smtp-sink; do
 	[ -x "$s" ] && SMTP_SINK=$s && break
 done
+SMTP_SOURCE=
+for s in /usr/bin/smtp-source /usr/sbin/smtp-source; do
+	[ -x "$s" ] && SMTP_SOURCE=$s && break
+done
 [ -n "$SMTP_SINK" ] || die "smtp-sink is missing (make deps: postfix)"
 for tool in "$PY" /usr/sbin/postfix /usr/sbin/unbound sqlite3 ss unshare; do
 	command -v "$tool" >/dev/null || die "$tool is missing (make deps)"
@@ -94,10 +101,10 @@ cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wshadow \
     -Wpointer-arith -Wcast-qual -Wstrict-prototypes -Wmissing-prototypes \
     -o "$WORK/smtpload" bench/smtpload.c || die "bench/smtpload.c does not build"
 
-read -r SPORT PPORT SINK_S SINK_P < <("$PY" - <<'PYEOF'
+read -r SPORT PPORT SINK_S SINK_P SINK_C < <("$PY" - <<'PYEOF'
 import socket
 socks = []
-for _ in range(4):
+for _ in range(5):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
 print(*(s.getsockname()[1] for s in socks))
 PYEOF
@@ -192,6 +199,7 @@ sink_field() { # name field
 }
 start_sink sluiced "$SINK_S"
 start_sink postfix "$SINK_P"
+start_sink ceiling "$SINK_C"
 
 # --- servers ------------------------------------------------------------------------
 
@@ -267,24 +275,34 @@ relay_run() {
 		c0=$(cpu_ticks "$SLUICED_PID")
 		k0=$(cpu_ticks "${SINK_PIDS[0]}")
 	fi
+	local perf=''
+	if [ "$PERF" = 1 ] && [ "$1" = sluiced ]; then
+		# the whole machine: sluiced, its sink, smtpload and unbound
+		# share the two cores, and the sink's share is the question
+		perf record -q -a -g -o "$WORK/perf-$2-$3.data" >/dev/null \
+		    2>&1 &
+		perf=$!
+		sleep 0.5
+	fi
 	t0=$EPOCHREALTIME
 	"$WORK/smtpload" -c "$SESSIONS" -m "$4" -s "$SIZE" -f "$SENDER" \
 	    -t "$to" "${spread[@]}" "127.0.0.1:$port" >"$WORK/load.out" \
 	    2>"$WORK/load.err" &
 	CHILD=$!
 	deadline=$((${t0%.*} + TIMEOUT))
-	while :; do
-		c=$(($(sink_field "$sink" mesg) - base))
-		[ "$c" -ge "$4" ] && break
-		if [ "${EPOCHREALTIME%.*}" -ge "$deadline" ]; then
-			echo "TIMEOUT: $1 to $3 domain(s): the sink has $c of $4" >&2
-			wait "$CHILD"
-			CHILD=
-			return 1
-		fi
-		sleep "$POLL"
-	done
-	t1=$EPOCHREALTIME
+	# one light waiter, not a shell loop of forks (bench/sinkwait.py)
+	if ! t1=$("$PY" "$ROOT/bench/sinkwait.py" "${SINK_OUT[$sink]}" \
+	    "$((base + $4))" "$deadline"); then
+		echo "TIMEOUT: $1 to $3 domain(s): the sink has" \
+		    "$((t1 - base)) of $4" >&2
+		wait "$CHILD"
+		CHILD=
+		return 1
+	fi
+	if [ -n "$perf" ]; then
+		kill -INT "$perf" 2>/dev/null
+		wait "$perf" 2>/dev/null
+	fi
 	if [ "$1" = sluiced ]; then
 		CPU=$(awk -v a="$c0" -v b="$(cpu_ticks "$SLUICED_PID")" \
 		    -v c="$k0" -v d="$(cpu_ticks "${SINK_PIDS[0]}")" -v hz="$HZ" \
@@ -334,6 +352,43 @@ for ((r = 1; r <= RUNS; r++)); do
 	done
 done
 
+# --- the machine's own cost of a connection per message ----------------------------
+#
+# smtp-source against an smtp-sink of its own, nothing in between: the same
+# messages with a new connection each (greeting, HELO, transaction, QUIT,
+# close on both ends) and over SESSIONS reused ones (-d).  The difference
+# is what 5,000 destinations cost this machine before any server does
+# any work; added to sluiced's best one-domain time, it estimates the
+# lowest many/one ratio this machine allows.
+CEIL_NEW=0 CEIL_REUSE=0
+if [ -n "$SMTP_SOURCE" ]; then
+	for ((r = 1; r <= RUNS; r++)); do
+		for mode in new reuse; do
+			args=(-s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f "$SENDER"
+			    -t b@ceiling.bench.test)
+			[ "$mode" = reuse ] && args=(-d "${args[@]}")
+			base=$(sink_field ceiling mesg)
+			t0=$EPOCHREALTIME
+			"$SMTP_SOURCE" "${args[@]}" "$MX_ADDR:$SINK_C" \
+			    >/dev/null 2>&1 || FAILED=1
+			t1=$("$PY" "$ROOT/bench/sinkwait.py" \
+			    "${SINK_OUT[ceiling]}" "$((base + MESSAGES))" \
+			    "$((${t0%.*} + TIMEOUT))") || FAILED=1
+			secs=$(awk -v a="$t0" -v b="$t1" \
+			    'BEGIN { printf "%.3f", b - a }')
+			echo "  round $r smtp-source to smtp-sink, $mode" \
+			    "connections: $secs s"
+			if [ "$mode" = new ]; then
+				CEIL_NEW=$(awk -v a="$CEIL_NEW" -v b="$secs" \
+				    'BEGIN { print (a == 0 || b < a) ? b : a }')
+			else
+				CEIL_REUSE=$(awk -v a="$CEIL_REUSE" -v b="$secs" \
+				    'BEGIN { print (a == 0 || b < a) ? b : a }')
+			fi
+		done
+	done
+fi
+
 # --- proof: everything delivered, nothing deferred ------------------------------------
 
 sleep 1
@@ -354,6 +409,17 @@ P_LEFT=$("${PEER[@]}" count --dir "$PF_DIR" 2>/dev/null || echo '?')
 	echo "time many/one (best rounds; the target is at most 1.5):" \
 	    "sluiced $(ratio "${BEST[sluiced-one]}" "${BEST[sluiced-many]}")," \
 	    "postfix $(ratio "${BEST[postfix-one]}" "${BEST[postfix-many]}")"
+	if [ "$CEIL_NEW" != 0 ] && [ "${BEST[sluiced-one]}" -gt 0 ]; then
+		awk -v n="$CEIL_NEW" -v u="$CEIL_REUSE" -v m="$MESSAGES" \
+		    -v r1="${BEST[sluiced-one]}" 'BEGIN {
+		    one = m / r1; extra = n - u
+		    printf "machine: smtp-source to smtp-sink, %.3f s with a " \
+		        "connection per message, %.3f s reused (ratio %.2f): " \
+		        "%.0f us per connection; sluiced one domain %.3f s + " \
+		        "that = %.3f s, a many/one of %.2f with nothing else " \
+		        "spent on a new destination\n", n, u, n / u,
+		        extra / m * 1e6, one, one + extra, (one + extra) / one }'
+	fi
 	echo "rate sluiced/postfix: one domain" \
 	    "$(ratio "${BEST[sluiced-one]}" "${BEST[postfix-one]}")," \
 	    "many domains $(ratio "${BEST[sluiced-many]}" "${BEST[postfix-many]}")"
