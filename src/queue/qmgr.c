@@ -444,6 +444,8 @@ qmgr_scan(struct qmgr *q, int retry)
 {
 	struct spool_due due[QMGR_BATCH];
 	time_t now = time(NULL);
+	/* before the walk: see spool_rcpt_last() */
+	int64_t last = spool_rcpt_last(q->daemon->spool);
 
 	if (q->daemon->draining)
 		return;
@@ -459,8 +461,13 @@ qmgr_scan(struct qmgr *q, int retry)
 			if (!qmgr_is_inflight(q, due[i].rcpt_id))
 				qmgr_dispatch(q, &due[i]);
 		}
-		if (n < QMGR_BATCH)
+		if (n < QMGR_BATCH) {
+			/* Past the last never-tried one: the deferred ones
+			 * behind it are the retry walk's, not read again. */
+			if (last > q->new_cursor)
+				q->new_cursor = last;
 			break;
+		}
 	}
 	for (int b = 0; retry && b < QMGR_SCAN_BATCHES; b++) {
 		size_t n = 0;

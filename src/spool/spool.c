@@ -136,7 +136,7 @@ struct spool {
 	sqlite3_stmt *ins_msg, *ins_content, *ins_rcpt, *upd_rcpt, *del_msg,
 	    *sel_file;
 	sqlite3 *reader; /* the event loop's read-only view */
-	sqlite3_stmt *sel_new, *sel_retry, *sel_info;
+	sqlite3_stmt *sel_new, *sel_retry, *sel_info, *sel_last;
 	struct spool_view *view;     /* the event loop's message reader */
 	struct spool_bodies *bodies; /* the body writer thread */
 	pthread_t thread;
@@ -809,6 +809,7 @@ spool_close_db(struct spool *sp)
 	sqlite3_finalize(sp->sel_new);
 	sqlite3_finalize(sp->sel_retry);
 	sqlite3_finalize(sp->sel_info);
+	sqlite3_finalize(sp->sel_last);
 	sqlite3_close(sp->reader);
 	sqlite3_close(sp->db);
 }
@@ -985,7 +986,9 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        " connector, auth_as, size, received,"
 	        " (SELECT count(*) FROM recipients r WHERE r.message_id = m.id)"
 	        " FROM messages m WHERE id = ?",
-	        -1, &sp->sel_info, NULL) != SQLITE_OK) {
+	        -1, &sp->sel_info, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sp->reader, "SELECT max(id) FROM recipients", -1,
+	        &sp->sel_last, NULL) != SQLITE_OK) {
 		*why = "cannot prepare statements";
 		goto fail;
 	}
@@ -1369,6 +1372,19 @@ spool_due_new(struct spool *sp, int64_t after, struct spool_due *out,
 	sqlite3_bind_int64(q, 1, (sqlite3_int64)after);
 	sqlite3_bind_int64(q, 2, (sqlite3_int64)max);
 	return spool_due_rows(q, out, max, n);
+}
+
+int64_t
+spool_rcpt_last(struct spool *sp)
+{
+	sqlite3_stmt *q = sp->sel_last;
+	int64_t last = 0;
+
+	sqlite3_reset(q);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		last = sqlite3_column_int64(q, 0);
+	sqlite3_reset(q);
+	return last;
 }
 
 int

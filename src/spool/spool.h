@@ -185,6 +185,15 @@ struct spool_result {
 /* Never-tried recipients with id > after, in id order. */
 int spool_due_new(
     struct spool *, int64_t after, struct spool_due *, size_t max, size_t *n);
+/*
+ * The largest recipient id committed (0 when none).  Read before a walk
+ * of spool_due_new() that then comes back short, it is where that walk's
+ * cursor may move on to: ids only grow, so every never-tried recipient up
+ * to it was in the walk.  Without it the cursor stays at the last
+ * never-tried one, and every walk reads all the deferred ones after it
+ * again, to find nothing.
+ */
+int64_t spool_rcpt_last(struct spool *);
 /* Deferred recipients due by now, after the cursor, in cursor order. */
 int spool_due_retry(struct spool *, time_t now, const struct spool_cursor *,
     struct spool_due *, size_t max, size_t *n);

@@ -227,6 +227,9 @@ test_due_record_purge(void **state)
 	assert_int_equal(o.ok, 3);
 	assert_int_equal(spool_due_new(sp, 0, due, 8, &n), 0);
 	assert_int_equal(n, 0);
+	/* where a walk that came back short may move its cursor: the last
+	 * recipient, deferred now, so never read by the new-mail walk again */
+	assert_int_equal(spool_rcpt_last(sp), due[2].rcpt_id);
 	{
 		struct spool_cursor start = {0, 0};
 
