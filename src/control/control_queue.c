@@ -194,6 +194,18 @@ struct cq_queue {
 	int64_t last_message;
 };
 
+/*
+ * The queue of each recipient domain seen in this walk (routing a row and
+ * formatting its queue's name cost most of the walk's CPU, and a deep
+ * queue has many recipients per domain): the domain, folded to lower
+ * case, and its queue's index + 1.  Only for rows that transport rules
+ * left alone, whose queue the domain alone decides.
+ */
+struct cq_domain {
+	char *name;
+	unsigned short queue;
+};
+
 struct cq_queues {
 	const struct conf *conf;
 	const atomic_int *cancel;
@@ -201,6 +213,8 @@ struct cq_queues {
 	struct cq_queue *queues;
 	unsigned short slots[CQ_SLOTS]; /* index + 1, 0 free */
 	size_t nqueues;
+	struct cq_domain domains[CQ_SLOTS]; /* name NULL: free */
+	size_t ndomains;
 	time_t now;
 	int64_t rowid, after; /* the message being read; go on after */
 	size_t rows;
@@ -217,6 +231,45 @@ cq_hash(const char *s)
 	return h;
 }
 
+/*
+ * The row's queue by its domain, when this walk has routed the domain
+ * before: its index + 1, or 0 (then *home is the free slot to remember
+ * it in, or CQ_SLOTS when it cannot be remembered).
+ */
+static unsigned short
+cq_domain_queue(struct cq_queues *w, const struct spool_row *p, size_t *home)
+{
+	const char *at = strrchr(p->addr, '@');
+	size_t k, h = 2166136261u;
+
+	*home = CQ_SLOTS;
+	if (at == NULL || (p->rule_tls != NULL && p->rule_tls[0] != '\0') ||
+	    (p->rule_connector != NULL && p->rule_connector[0] != '\0') ||
+	    (p->rule_route != NULL && p->rule_route[0] != '\0'))
+		return 0;
+	for (const char *c = at + 1; *c != '\0'; c++)
+		h = (h ^ (unsigned char)tolower((unsigned char)*c)) * 16777619u;
+	for (k = h & (CQ_SLOTS - 1); w->domains[k].name != NULL;
+	     k = (k + 1) & (CQ_SLOTS - 1))
+		if (strcasecmp(w->domains[k].name, at + 1) == 0)
+			return w->domains[k].queue;
+	/* half full at most, so probes stay short */
+	if (w->ndomains < CQ_SLOTS / 2)
+		*home = k;
+	return 0;
+}
+
+static void
+cq_domain_remember(struct cq_queues *w, const struct spool_row *p, size_t home,
+    unsigned short queue)
+{
+	if (home == CQ_SLOTS ||
+	    (w->domains[home].name = strdup(strrchr(p->addr, '@') + 1)) == NULL)
+		return;
+	w->domains[home].queue = queue;
+	w->ndomains++;
+}
+
 static int
 cq_collect(void *arg, const struct spool_row *p)
 {
@@ -225,7 +278,8 @@ cq_collect(void *arg, const struct spool_row *p)
 	struct cq_queue *q;
 	char id[300];
 	const char *type;
-	size_t k;
+	size_t k, home;
+	unsigned short known;
 
 	if (atomic_load(w->cancel))
 		return 1;
@@ -239,22 +293,26 @@ cq_collect(void *arg, const struct spool_row *p)
 		w->rowid = p->message_rowid;
 	}
 	w->rows++;
-	control_queue_of(w->conf, p, id, sizeof(id), &type);
-	for (k = cq_hash(id) & (CQ_SLOTS - 1); w->slots[k] != 0;
-	     k = (k + 1) & (CQ_SLOTS - 1))
-		if (strcmp(w->out[w->slots[k] - 1].identity, id) == 0)
-			break;
-	if (w->slots[k] == 0) {
-		if (w->nqueues == CQ_QUEUES_MAX)
-			return 0;
-		v = &w->out[w->nqueues];
-		snprintf(v->identity, sizeof(v->identity), "%s", id);
-		v->type = type;
-		w->queues[w->nqueues].last_message = -1;
-		w->slots[k] = (unsigned short)++w->nqueues;
+	if ((known = cq_domain_queue(w, p, &home)) == 0) {
+		control_queue_of(w->conf, p, id, sizeof(id), &type);
+		for (k = cq_hash(id) & (CQ_SLOTS - 1); w->slots[k] != 0;
+		     k = (k + 1) & (CQ_SLOTS - 1))
+			if (strcmp(w->out[w->slots[k] - 1].identity, id) == 0)
+				break;
+		if (w->slots[k] == 0) {
+			if (w->nqueues == CQ_QUEUES_MAX)
+				return 0;
+			v = &w->out[w->nqueues];
+			snprintf(v->identity, sizeof(v->identity), "%s", id);
+			v->type = type;
+			w->queues[w->nqueues].last_message = -1;
+			w->slots[k] = (unsigned short)++w->nqueues;
+		}
+		known = w->slots[k];
+		cq_domain_remember(w, p, home, known);
 	}
-	v = &w->out[w->slots[k] - 1];
-	q = &w->queues[w->slots[k] - 1];
+	v = &w->out[known - 1];
+	q = &w->queues[known - 1];
 	if (q->last_message != p->message_rowid) {
 		v->messages++;
 		q->last_message = p->message_rowid;
@@ -304,6 +362,8 @@ control_queue_count(struct spool_view *sv, const struct conf *conf, time_t now,
 		w->out[i].status = w->queues[i].ready > 0 ? "Ready" : "Retry";
 	*out = w->out;
 	*n = w->nqueues;
+	for (size_t i = 0; i < CQ_SLOTS; i++)
+		free(w->domains[i].name);
 	free(w->queues);
 	free(w);
 	return atomic_load(cancel) ? -1 : rc;
