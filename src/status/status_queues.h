@@ -1,7 +1,8 @@
 /*
  * status_queues.h - the queues as the status page and /metrics show them
  * (Get-Queue's table), read on a worker thread every
- * STATUS_QUEUES_SECONDS at most, the last reading served meanwhile.
+ * STATUS_QUEUES_SECONDS at most (less often when a reading takes long:
+ * STATUS_QUEUES_CPU_SHARE), the last reading served meanwhile.
  */
 #ifndef SLUICE_STATUS_QUEUES_H
 #define SLUICE_STATUS_QUEUES_H
@@ -21,7 +22,8 @@ void status_queues_free(struct status_queues *);
  * The last reading: *v and *n (valid until the next loop turn), and 1,
  * or 0 when there is none yet or it failed (the queue is unreadable:
  * *failed is set).  Starts a new reading when the last is older than
- * STATUS_QUEUES_SECONDS and none is in progress.
+ * STATUS_QUEUES_SECONDS (or STATUS_QUEUES_CPU_SHARE times its CPU time)
+ * and none is in progress.
  */
 int status_queues_get(struct status_queues *,
     const struct control_queue_info **v, size_t *n, int *failed);
