@@ -50,8 +50,8 @@ int status_http_host_allowed(const char *host);
 /*
  * ... and, for a deep queue, no more often than every
  * STATUS_QUEUES_CPU_SHARE times the CPU time the last reading took: at
- * most 2% of a core however long the queue.
+ * most 1% of a core however long the queue.
  */
-#define STATUS_QUEUES_CPU_SHARE 50
+#define STATUS_QUEUES_CPU_SHARE 100
 
 #endif

@@ -203,7 +203,7 @@ status_queues_get(struct status_queues *sq, const struct control_queue_info **v,
 
 	/* A deep queue costs its reading more: read it less often, so that
 	 * watching never takes more than 1/STATUS_QUEUES_CPU_SHARE of a
-	 * core (200,000 recipients: about a second's reading, every 50 s). */
+	 * core (200,000 recipients: about a second's reading, every 100 s). */
 	if (sq->cpu * STATUS_QUEUES_CPU_SHARE > (double)every)
 		every = (time_t)(sq->cpu * STATUS_QUEUES_CPU_SHARE) + 1;
 	if (!sq->running &&
