@@ -1187,6 +1187,14 @@ dqueues_suspend(struct dqueues *dqs, const char *queue, int suspend)
 }
 
 int
+dqueues_suspended(struct dqueues *dqs, const char *queue)
+{
+	const struct dq *q = dq_find(dqs, queue);
+
+	return q != NULL && q->suspended;
+}
+
+int
 dqueues_retry(struct dqueues *dqs, const char *queue)
 {
 	struct dq *q = dq_find(dqs, queue);

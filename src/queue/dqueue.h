@@ -79,6 +79,12 @@ void dqueues_kick(struct dqueues *, int all);
 int dqueues_suspend(struct dqueues *, const char *queue, int suspend);
 int dqueues_retry(struct dqueues *, const char *queue);
 /*
+ * 1 when the administrator suspended that queue.  For "Local", whose
+ * mail goes to the Maildir agent, not to a delivery queue: the queue
+ * manager asks before it hands a recipient to the agent.
+ */
+int dqueues_suspended(struct dqueues *, const char *queue);
+/*
  * A message removed or suspended by the administrator leaves the waiting
  * list of one queue, or (queue NULL) of every queue.
  */

@@ -299,6 +299,10 @@ qmgr_local(struct qmgr *q, const struct spool_due *d, const char *addr,
 {
 	struct maildir_job job;
 
+	/* Suspend-Queue Local: passed over like a suspended delivery
+	 * queue's recipients, walked again at resume (qmgr_rescan). */
+	if (dqueues_suspended(q->dqueues, "Local"))
+		return;
 	memset(&job, 0, sizeof(job));
 	job.rcpt_id = d->rcpt_id;
 	job.message_id = d->message_id;

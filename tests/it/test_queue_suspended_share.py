@@ -6,6 +6,7 @@ a suspended queue gets 8,400 recipients, then a message to another queue
 must still go out; after the resume every one of the 8,400 is delivered
 exactly once."""
 import subprocess
+import time
 
 from harness import SLUICECTL, Client, eventually, make_message, running
 from peers.fakesmtp import CountingSink
@@ -72,3 +73,31 @@ SmartHosts = [127.0.0.1]:{other.port}
             got = held.delivered()
             assert set(got) == set(rcpts)
             assert max(got.values()) == 1, "a recipient arrived twice"
+
+
+def test_suspending_local_holds_mailbox_delivery(tmp_path):
+    """`suspend Local` (Suspend-Queue on the mailbox queue) used to be
+    accepted and do nothing: mail went on into the mailboxes.  Now it
+    waits in the queue until `resume`, and is then delivered once."""
+    mail = tmp_path / "mail"
+    extra = f"\n[AcceptedDomain local.test]\nMailboxes = {mail}/%d/%u\n"
+    with running(tmp_path / "d", raw_extra=extra) as s:
+        assert ctl(s, "suspend", "Local").returncode == 0
+        with Client(s.port) as c:
+            c.send_message("sender@remote.example", ["bob@local.test"],
+                           make_message("held")).check(250)
+        new = mail / "local.test" / "bob" / "new"
+        # the queue manager looks four times a second: a few looks
+        # pass, and the mail stays queued, not delivered
+        eventually(lambda: [r["status"] for r in s.recipients()] == [0],
+                   20, "the recipient queued")
+        time.sleep(1.5)
+        assert not new.is_dir() or not list(new.iterdir())
+        p = ctl(s, "queue")
+        assert "Local" in p.stdout and "Suspended" in p.stdout, p.stdout
+        assert ctl(s, "resume", "Local").returncode == 0
+        eventually(lambda: new.is_dir() and len(list(new.iterdir())) == 1,
+                   20, "delivered after the resume")
+        eventually(lambda: [r["status"] for r in s.recipients()] == [1],
+                   20, "recorded delivered")
+        assert len(list(new.iterdir())) == 1
