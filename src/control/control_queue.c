@@ -44,6 +44,7 @@
 #include "route/route.h"
 #include "spool/spool.h"
 #include "util/buf.h"
+#include "util/fnv.h"
 
 /* Remove-Message -WithNDR: what the notice and the tracking log say. */
 #define CQ_REMOVED_NDR                                                         \
@@ -221,16 +222,6 @@ struct cq_queues {
 	int stopped;
 };
 
-static size_t
-cq_hash(const char *s)
-{
-	size_t h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
 /*
  * The row's queue by its domain, when this walk has routed the domain
  * before: its index + 1, or 0 (then *home is the free slot to remember
@@ -240,17 +231,15 @@ static unsigned short
 cq_domain_queue(struct cq_queues *w, const struct spool_row *p, size_t *home)
 {
 	const char *at = strrchr(p->addr, '@');
-	size_t k, h = 2166136261u;
+	size_t k;
 
 	*home = CQ_SLOTS;
 	if (at == NULL || (p->rule_tls != NULL && p->rule_tls[0] != '\0') ||
 	    (p->rule_connector != NULL && p->rule_connector[0] != '\0') ||
 	    (p->rule_route != NULL && p->rule_route[0] != '\0'))
 		return 0;
-	for (const char *c = at + 1; *c != '\0'; c++)
-		h = (h ^ (unsigned char)tolower((unsigned char)*c)) * 16777619u;
-	for (k = h & (CQ_SLOTS - 1); w->domains[k].name != NULL;
-	     k = (k + 1) & (CQ_SLOTS - 1))
+	for (k = fnv_32_lower(at + 1) & (CQ_SLOTS - 1);
+	     w->domains[k].name != NULL; k = (k + 1) & (CQ_SLOTS - 1))
 		if (strcasecmp(w->domains[k].name, at + 1) == 0)
 			return w->domains[k].queue;
 	/* half full at most, so probes stay short */
@@ -295,7 +284,7 @@ cq_collect(void *arg, const struct spool_row *p)
 	w->rows++;
 	if ((known = cq_domain_queue(w, p, &home)) == 0) {
 		control_queue_of(w->conf, p, id, sizeof(id), &type);
-		for (k = cq_hash(id) & (CQ_SLOTS - 1); w->slots[k] != 0;
+		for (k = fnv_32_str(id) & (CQ_SLOTS - 1); w->slots[k] != 0;
 		     k = (k + 1) & (CQ_SLOTS - 1))
 			if (strcmp(w->out[w->slots[k] - 1].identity, id) == 0)
 				break;
