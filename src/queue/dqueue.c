@@ -286,6 +286,14 @@ dq_give_slots(struct dqueues *dqs)
 	}
 }
 
+/* Every recipient of m goes back to being due: nothing was recorded. */
+static void
+dq_release(struct dqueues *dqs, const struct dq_msg *m)
+{
+	for (size_t i = 0; i < m->nrcpts; i++)
+		dqs->released(dqs->arg, m->rcpts[i].rcpt_id, 0);
+}
+
 static void
 dq_msg_free(struct dq_msg *m)
 {
@@ -508,8 +516,7 @@ dq_settle(struct dq *q, struct dq_msg *m, const struct smtp_client *client)
 	struct dqueues *dqs = q->owner;
 
 	if (rs == NULL || noted == NULL) {
-		for (size_t i = 0; i < m->nrcpts; i++)
-			dqs->released(dqs->arg, m->rcpts[i].rcpt_id, 0);
+		dq_release(dqs, m);
 		free(rs);
 		free(noted);
 		return;
@@ -585,9 +592,7 @@ dq_settle_waiting(struct dq *q, int code, const char *enh, const char *why,
 			}
 			dq_settle(q, m, client);
 		} else {
-			for (size_t i = 0; i < m->nrcpts; i++)
-				q->owner->released(
-				    q->owner->arg, m->rcpts[i].rcpt_id, 0);
+			dq_release(q->owner, m);
 		}
 		dq_msg_free(m);
 	}
@@ -685,9 +690,7 @@ dq_next(void *arg, struct smtp_client *client)
 		m->crcpts = calloc(m->nrcpts, sizeof(*m->crcpts));
 		if (m->crcpts == NULL || dq_load(q, m) < 0) {
 			/* Gone (removed) or unreadable: due again later. */
-			for (size_t i = 0; i < m->nrcpts; i++)
-				q->owner->released(
-				    q->owner->arg, m->rcpts[i].rcpt_id, 0);
+			dq_release(q->owner, m);
 			dq_msg_free(m);
 			continue;
 		}
@@ -1175,8 +1178,7 @@ dqueues_suspend(struct dqueues *dqs, const char *queue, int suspend)
 
 			q->head = m->next;
 			q->nwaiting--;
-			for (size_t i = 0; i < m->nrcpts; i++)
-				dqs->released(dqs->arg, m->rcpts[i].rcpt_id, 0);
+			dq_release(dqs, m);
 			dq_msg_free(m);
 		}
 		q->tail = &q->head;
@@ -1226,8 +1228,7 @@ dqueues_forget_message(
 			}
 			*pp = m->next;
 			q->nwaiting--;
-			for (size_t i = 0; i < m->nrcpts; i++)
-				dqs->released(dqs->arg, m->rcpts[i].rcpt_id, 0);
+			dq_release(dqs, m);
 			dq_msg_free(m);
 		}
 		for (q->tail = &q->head; *q->tail != NULL;
