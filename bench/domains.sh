@@ -360,7 +360,7 @@ done
 # is what 5,000 destinations cost this machine before any server does
 # any work; added to sluiced's best one-domain time, it estimates the
 # lowest many/one ratio this machine allows.
-CEIL_NEW=0 CEIL_REUSE=0
+declare -A CEIL=([new]=0 [reuse]=0) # the best round of each
 if [ -n "$SMTP_SOURCE" ]; then
 	for ((r = 1; r <= RUNS; r++)); do
 		for mode in new reuse; do
@@ -378,16 +378,12 @@ if [ -n "$SMTP_SOURCE" ]; then
 			    'BEGIN { printf "%.3f", b - a }')
 			echo "  round $r smtp-source to smtp-sink, $mode" \
 			    "connections: $secs s"
-			if [ "$mode" = new ]; then
-				CEIL_NEW=$(awk -v a="$CEIL_NEW" -v b="$secs" \
-				    'BEGIN { print (a == 0 || b < a) ? b : a }')
-			else
-				CEIL_REUSE=$(awk -v a="$CEIL_REUSE" -v b="$secs" \
-				    'BEGIN { print (a == 0 || b < a) ? b : a }')
-			fi
+			CEIL[$mode]=$(awk -v a="${CEIL[$mode]}" -v b="$secs" \
+			    'BEGIN { print (a == 0 || b < a) ? b : a }')
 		done
 	done
 fi
+CEIL_NEW=${CEIL[new]} CEIL_REUSE=${CEIL[reuse]}
 
 # --- proof: everything delivered, nothing deferred ------------------------------------
 
