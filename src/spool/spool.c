@@ -139,7 +139,6 @@ struct spool {
 	sqlite3_stmt *sel_new, *sel_retry, *sel_info, *sel_last;
 	struct spool_view *view;     /* the event loop's message reader */
 	struct spool_bodies *bodies; /* the body writer thread */
-	struct spool_ckpt *ckpt;     /* the committer's checkpoint */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -813,7 +812,6 @@ spool_close_db(struct spool *sp)
 	sqlite3_finalize(sp->sel_last);
 	sqlite3_close(sp->reader);
 	sqlite3_close(sp->db);
-	spool_ckpt_free(sp->ckpt);
 }
 
 /*
@@ -918,10 +916,6 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	sp->tidy_wait = SPOOL_QUIET_SECONDS;
 	if ((sp->db = spool_open_db(path, why)) == NULL)
 		goto fail;
-	if ((sp->ckpt = spool_ckpt_open(sp->db, path)) == NULL) {
-		*why = "cannot open the queue database";
-		goto fail;
-	}
 	if (sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO messages (queue_id, received, sender, envid, ret,"
 	        " body_type, smtputf8, connector, client, helo, tls, auth_as,"

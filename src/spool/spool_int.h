@@ -7,7 +7,6 @@
  *   spool_reader.c  reading messages back in pieces (views, readers)
  *   spool_fault.c   fault injection for the tests
  *   spool_tidy.c    giving disk space back (vacuum, WAL truncation)
- *   spool_ckpt.c    the committer's checkpoint and the page cache
  */
 #ifndef SLUICE_SPOOL_INT_H
 #define SLUICE_SPOOL_INT_H
@@ -82,16 +81,6 @@ struct sqlite3;
 int spool_exec(struct sqlite3 *, const char *sql);
 int spool_tidy_open(struct sqlite3 *, const char *path);
 int spool_tidy(struct sqlite3 *, int (*busy)(void *), void *arg);
-
-/*
- * spool_ckpt.c: the checkpoint of the writing connection (db, whose file
- * is path) taken over from SQLite's automatic one, the same size and
- * kind, and what it appended to queue.db dropped from the page cache.
- * NULL when queue.db cannot be opened again.  Free after closing db.
- */
-struct spool_ckpt;
-struct spool_ckpt *spool_ckpt_open(struct sqlite3 *, const char *path);
-void spool_ckpt_free(struct spool_ckpt *);
 
 /* spool_reader.c: a view on its own read-only connection; or one on the
  * loop's connection and the body directory, which it does not close
