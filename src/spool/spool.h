@@ -218,6 +218,13 @@ struct spool_select {
 	 */
 	int brief;
 	/*
+	 * Pending recipients of every message with only what a queue's
+	 * count needs (message_rowid, addr, last_error, next_attempt and
+	 * the rule_ columns; the rest "" or 0): the status page's reading
+	 * (control_queue_count), a third of brief's columns.
+	 */
+	int queues;
+	/*
 	 * Messages after this one (its rowid), 0 from the first: a walk
 	 * stopped at a message's end goes on from there in a new query, so
 	 * no read transaction is held between the pieces of a long view.
