@@ -220,9 +220,9 @@ struct spool_select {
 	 * Pending recipients of every message with only what a queue's
 	 * count needs (message_rowid, addr, last_error, next_attempt and
 	 * the rule_ columns; the rest "" or 0), for Get-Queue and the
-	 * status page's reading: a third of brief's columns, each column
-	 * fetched costing the walk of a deep queue (0.66 us a recipient
-	 * with brief, 0.40 with this; bench/statusread.sh).
+	 * status page's reading: a third of brief's columns (with the
+	 * count's own changes, half the instructions of a reading;
+	 * bench/statusread.sh).
 	 */
 	int queues;
 	/*
