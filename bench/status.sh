@@ -391,6 +391,18 @@ REPORT=$BUILD/bench-status.txt
 		    "$(paired "${CPUS[on_$kind]}" "${CPUS[off_$kind]}")"
 	done
 	echo "(paired: the median of each round's own on/off ratio)"
+	# what the on daemons' queue readings cost (status_queues.c): the
+	# acceptance daemon's suspended queue grows through the run
+	for kind in $KINDS; do
+		h=$HTTPA
+		[ "$kind" = relay ] && h=$HTTPR
+		curl -fs "http://127.0.0.1:$h/metrics" | awk -v k="$kind" '
+		    $1 == "sluice_queue_readings_total" { n = $2 }
+		    $1 == "sluice_queue_reading_cpu_seconds" { c = $2 }
+		    /^sluice_queue_messages\{/ { d += $2 }
+		    END { printf "on %s: %d queue readings, the last %.3f s" \
+		        " of CPU at %d waiting messages\n", k, n, c, d }'
+	done
 	[ "$CALLGRIND" = 1 ] || exit 0
 	printf '\ninstructions per message (callgrind)\n'
 	# "on - listener": without the listener's requests and its queue

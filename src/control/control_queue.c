@@ -216,6 +216,11 @@ struct cq_queues {
 	size_t nqueues;
 	struct cq_domain domains[CQ_SLOTS]; /* name NULL: free */
 	size_t ndomains;
+	/* the previous row's domain (one of domains[]' names, as first
+	 * written) and its queue: a deep queue's rows come in runs to one
+	 * domain, found without hashing */
+	const char *last_domain;
+	unsigned short last_queue;
 	time_t now;
 	int64_t rowid, after; /* the message being read; go on after */
 	size_t rows;
@@ -238,10 +243,15 @@ cq_domain_queue(struct cq_queues *w, const struct spool_row *p, size_t *home)
 	    (p->rule_connector != NULL && p->rule_connector[0] != '\0') ||
 	    (p->rule_route != NULL && p->rule_route[0] != '\0'))
 		return 0;
+	if (w->last_domain != NULL && strcmp(w->last_domain, at + 1) == 0)
+		return w->last_queue;
 	for (k = fnv_32_lower(at + 1) & (CQ_SLOTS - 1);
 	     w->domains[k].name != NULL; k = (k + 1) & (CQ_SLOTS - 1))
-		if (strcasecmp(w->domains[k].name, at + 1) == 0)
-			return w->domains[k].queue;
+		if (strcasecmp(w->domains[k].name, at + 1) == 0) {
+			w->last_domain = w->domains[k].name;
+			w->last_queue = w->domains[k].queue;
+			return w->last_queue;
+		}
 	/* half full at most, so probes stay short */
 	if (w->ndomains < CQ_SLOTS / 2)
 		*home = k;
@@ -257,6 +267,8 @@ cq_domain_remember(struct cq_queues *w, const struct spool_row *p, size_t home,
 		return;
 	w->domains[home].queue = queue;
 	w->ndomains++;
+	w->last_domain = w->domains[home].name;
+	w->last_queue = queue;
 }
 
 static int
@@ -312,9 +324,13 @@ cq_collect(void *arg, const struct spool_row *p)
 		q->ready++;
 	else if (v->next_retry == 0 || p->next_attempt < v->next_retry)
 		v->next_retry = p->next_attempt;
-	if (p->last_error[0] != '\0')
-		snprintf(
-		    v->last_error, sizeof(v->last_error), "%s", p->last_error);
+	if (p->last_error[0] != '\0') {
+		/* the last one in the walk's order (no snprintf: every row) */
+		size_t len = strnlen(p->last_error, sizeof(v->last_error) - 1);
+
+		memcpy(v->last_error, p->last_error, len);
+		v->last_error[len] = '\0';
+	}
 	return 0;
 }
 
@@ -322,7 +338,7 @@ int
 control_queue_count(struct spool_view *sv, const struct conf *conf, time_t now,
     const atomic_int *cancel, struct control_queue_info **out, size_t *n)
 {
-	struct spool_select sel = {.brief = 1};
+	struct spool_select sel = {.queues = 1};
 	struct cq_queues *w = calloc(1, sizeof(*w));
 	int rc = 0;
 

@@ -338,7 +338,8 @@ cv_count_row(void *arg, const struct spool_row *p)
 static void
 cv_count(struct control_view *v)
 {
-	struct spool_select sel = {.brief = 1};
+	/* the seven columns a queue's count needs, as the status page's */
+	struct spool_select sel = {.queues = 1};
 
 	v->cache =
 	    calloc(CV_DOMAIN_CACHE, sizeof(*v->cache)); /* NULL: slower */

@@ -1485,6 +1485,42 @@ spool_info(struct spool *sp, int64_t message_id, struct spool_info *out)
 	return rc;
 }
 
+/* The queues' walk (spool_select.queues): seven columns of each row. */
+static int
+spool_walk_queues(sqlite3 *db, const struct spool_select *sel,
+    int (*fn)(void *, const struct spool_row *), void *arg)
+{
+	struct spool_row row;
+	sqlite3_stmt *q;
+	int rc;
+
+	if (sqlite3_prepare_v2(db,
+	        "SELECT r.message_id, r.addr, r.last_error, r.next_attempt,"
+	        " r.rule_tls, r.rule_connector, r.rule_route"
+	        " FROM recipients r INDEXED BY recipients_pending"
+	        " WHERE r.status = 0 AND r.message_id > ?1"
+	        " ORDER BY r.message_id, r.rcpt_index",
+	        -1, &q, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)sel->after);
+	memset(&row, 0, sizeof(row));
+	row.queue_id = row.sender = row.next_hop = row.message_id = "";
+	row.subject = row.client = row.orcpt = "";
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		row.message_rowid = sqlite3_column_int64(q, 0);
+		row.addr = spool_text(q, 1);
+		row.last_error = spool_text(q, 2);
+		row.next_attempt = (time_t)sqlite3_column_int64(q, 3);
+		row.rule_tls = spool_text(q, 4);
+		row.rule_connector = spool_text(q, 5);
+		row.rule_route = spool_text(q, 6);
+		if (fn(arg, &row) != 0)
+			break;
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* spool_foreach() on a connection of the calling thread. */
 static int
 spool_walk(sqlite3 *db, const struct spool_select *sel,
@@ -1495,6 +1531,8 @@ spool_walk(sqlite3 *db, const struct spool_select *sel,
 	sqlite3_stmt *q;
 	int rc;
 
+	if (sel->queues)
+		return spool_walk_queues(db, sel, fn, arg);
 	if (sel->brief && sel->queue_id == NULL)
 		/* the recipients alone; pending ones through their index */
 		snprintf(sql, sizeof(sql),

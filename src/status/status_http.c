@@ -173,6 +173,10 @@ status_http_metrics(struct status_http *st, struct buf *out)
 	    "finished.\n# TYPE sluice_queue_readings_total counter\n"
 	    "sluice_queue_readings_total %lu\n",
 	    status_queues_readings(st->queues));
+	status_http_gauge_head(out, "sluice_queue_reading_cpu_seconds",
+	    "CPU time the last finished reading of the queues took.");
+	metrics_gauge(out, "sluice_queue_reading_cpu_seconds", NULL, NULL,
+	    status_queues_cpu(st->queues));
 	status_http_gauge_head(out, "sluice_commit_pending_messages",
 	    "Messages and results handed to the queue's committer, not yet "
 	    "durable.");

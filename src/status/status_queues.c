@@ -226,3 +226,9 @@ status_queues_readings(const struct status_queues *sq)
 {
 	return sq->readings;
 }
+
+double
+status_queues_cpu(const struct status_queues *sq)
+{
+	return sq->cpu;
+}

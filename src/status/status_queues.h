@@ -31,5 +31,7 @@ int status_queues_get(struct status_queues *,
 /* A reading is in progress (0 or 1); readings finished since start. */
 int status_queues_reading(const struct status_queues *);
 unsigned long status_queues_readings(const struct status_queues *);
+/* The CPU seconds the last finished reading took (0 before the first). */
+double status_queues_cpu(const struct status_queues *);
 
 #endif

@@ -503,3 +503,92 @@ def test_queue_reading_leaves_smtp_served(tmp_path):
         assert b"<td>d0.example</td>" in body
     finally:
         s.stop()
+
+
+MIXED_EXTRA = """
+[SendConnector Partner]
+IsTransportRuleScoped = true
+DNSRoutingEnabled = false
+SmartHosts = [127.0.0.1]:9
+"""
+
+
+@pytest.mark.timeout_s(180)
+def test_queue_table_is_get_queue(tmp_path):
+    """The page's queue table and sluice_queue_messages, read on the
+    status thread through their own narrow query (the seven columns a
+    count needs), say exactly what `sluicectl queue` says: the same
+    queues, MessageCount (a message once per queue however many of its
+    recipients wait there, a domain however it is spelled), Status,
+    NextRetryTime and LastError (the last one in queue order), for a queue
+    of mixed recipients: several queues per message, a transport rule's
+    connector, suspended, due and deferred ones.  And
+    sluice_queue_reading_cpu_seconds says what the reading cost: 0 before
+    the first, more once one has finished."""
+    import sqlite3
+    import time as _time
+    from harness import Sluice
+    from test_queue_views import EXTRA, SUSPENDED, fill, queue_rows
+
+    port = free_port()
+    s = Sluice(tmp_path / "d", raw_extra=EXTRA + MIXED_EXTRA, transport={
+        "Resolver": "127.0.0.1@9", "StatusListen": f"127.0.0.1:{port}"})
+    s.start()
+    s.stop()  # the schema
+    now = int(_time.time())
+    msgs = []
+    for i in range(300):
+        # the domain spelled three ways, the relay, a second domain twice
+        rcpts = [(f"u{i}@relay.test", now + 600 + i),
+                 (f"v{i}@{('d1.example', 'D1.Example', 'd1.EXAMPLE')[i % 3]}",
+                  (now + 900 - i, 0, SUSPENDED)[i % 3]),
+                 (f"w{i}@d{i % 7}.example", now + 1200 + 7 * i),
+                 (f"x{i}@d{i % 7}.example", now + 60 + i)]
+        msgs.append((f"M{i:08d}", "a@example.org", rcpts))
+    fill(s.db_path, msgs)
+    db = sqlite3.connect(str(s.db_path))
+    # each row its own last error; a transport rule's connector for some
+    db.execute("UPDATE recipients SET last_error = '451 4.4.1 row ' || id")
+    db.execute("UPDATE recipients SET rule_connector = 'Partner',"
+               " rule_route = 'to partner' WHERE addr LIKE 'w%'"
+               " AND message_id % 5 = 0")
+    db.execute("UPDATE recipients SET rule_tls = 'tls rule'"
+               " WHERE addr LIKE 'x%' AND message_id % 11 = 0")
+    db.commit()
+    db.close()
+    s.start()
+    try:
+        m = scrape(port)
+        assert sample(m, "sluice_queue_reading_cpu_seconds") == 0
+        assert wait_for(lambda: sample(
+            scrape(port), "sluice_queue_readings_total") == 1, timeout=60)
+        m = scrape(port)
+        assert sample(m, "sluice_queue_reading_cpu_seconds") > 0
+        status, _, body = http_get(port, "/")
+        assert status == 200
+        t = _Tables()
+        t.feed(body.decode())
+        page = {r[0]: r for r in t.tables["queue-table"][1:]}
+        p = ctl(s, "queue")
+        want = {}
+        for ln in p.stdout.splitlines()[1:]:
+            f = ln.split(None, 5)
+            want[f[0]] = f
+        # Relay, Partner, d0..d6.example and each with RequireTls
+        assert queue_rows(p) and len(want) == 16, sorted(want)
+        assert sorted(page) == sorted(want)
+        for name, (ident, typ, st, count, retry, err) in want.items():
+            got = page[name]
+            assert got[:4] == [ident, typ, st, count], (got, want[name])
+            assert got[5] == err, (got, want[name])
+            assert (got[4] == "-") == (retry == "-"), (got, want[name])
+            if retry != "-":
+                # the page says "YYYY-MM-DD HH:MM:SS UTC", the CLI ISO 8601
+                assert got[4] == retry.replace("T", " ").replace(
+                    "Z", " UTC"), (got, want[name])
+            assert sample(m, "sluice_queue_messages", queue=name) == \
+                int(count), name
+        assert page["Relay"][3] == "300" and page["Partner"][3] == "60"
+        assert page["d1.example"][2:4] == ["Ready", "300"]
+    finally:
+        s.stop()
