@@ -24,6 +24,12 @@
  * exactly while dc->parked; a queue is on the waiters exactly while
  * q->waiting; nyielding counts the clients sent QUIT to make room and not
  * yet closed.
+ *
+ * Reuse (issue 19): before it opens a connection, a queue takes over one
+ * parked by another queue to the same MX host name and address, when that
+ * is one of its most preferred hops and the TLS policy would be the same
+ * (dq_adopt, smtp_client_retarget); parked connections are indexed by
+ * "connector|host|addr:port" (dqs->hosts) exactly while dc->parked.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +59,13 @@
 
 /* "connector|host|addr:port": parked connections are found by it. */
 #define DQUEUE_KEY_MAX 600
+/*
+ * Parked connections looked at for one take-over, at most: under one
+ * provider's MX hundreds may be parked, and those that cannot serve a
+ * queue (DANE, MTA-STS, another floor) fail alike; a bound keeps a
+ * queue's start cheap.
+ */
+#define DQUEUE_ADOPT_TRIES 16
 /* Resolved next hops are reused this long (no TTLs from the resolver). */
 #define DQUEUE_HOPS_TTL 60
 /* Queues are found by name through a hash table (mail to many domains). */
@@ -1010,7 +1023,7 @@ dq_adopt(struct dq *q)
 	const struct conf_send_connector *sc =
 	    conf_send_connector(dqs->daemon->conf->conf, q->connector);
 	struct smtp_client_target t;
-	unsigned best = UINT_MAX;
+	unsigned best = UINT_MAX, tries = 0;
 
 	if (sc == NULL || !sc->dns_routing_enabled || TAILQ_EMPTY(&dqs->parked))
 		return 0;
@@ -1034,13 +1047,16 @@ dq_adopt(struct dq *q)
 		    sizeof(endpoint));
 		dq_host_key(key, q->connector, h->host, endpoint);
 		for (struct dq_client *dc = dqs->hosts[dq_hash(key)];
-		     dc != NULL; dc = dc->hnext) {
+		     dc != NULL && tries < DQUEUE_ADOPT_TRIES; dc = dc->hnext) {
 			struct dq *old = dc->q;
 			struct dq_client **pp;
 			char why[200];
 
-			if (old == q || strcasecmp(dc->key, key) != 0 ||
-			    dc->ref != dqs->daemon->conf || old->head != NULL ||
+			if (strcasecmp(dc->key, key) != 0)
+				continue; /* another key in the bucket */
+			tries++;
+			if (old == q || dc->ref != dqs->daemon->conf ||
+			    old->head != NULL ||
 			    old->tls_optional != q->tls_optional ||
 			    old->tls_floor != q->tls_floor ||
 			    (q->tls_floor &&
