@@ -13,12 +13,14 @@ each next hop saw, the messages, the tracking log's session of each
 delivery and the SmtpSend protocol log's notes."""
 import pytest
 
-from harness import running
+from harness import Sluice, running
 from peers.fakesmtp import FakeSmtp, server_context
 from peers.mtasts import MtaStsServer, policy
 from peers.unbound import Unbound, tlsa_rdata
 from test_delivery import RELAY, events, pending, send, wait_for
 from test_delivery_slots import notes, send_rows
+from test_requiretls import VALIDATED, rcpt_state, settled, submit
+from test_tls import tls_conf
 
 PARK = {"SLUICE_TEST_PARK_SECONDS": "300"}
 REUSED = "reused for "
@@ -192,3 +194,66 @@ def test_dane_and_mta_sts_domains_never_share(tmp_path, pki):
                                      "dd1.dane.test", "dd2.dane.test"] +
                 STS_DOMAINS)
 
+
+
+@pytest.mark.timeout_s(120)
+def test_requiretls_is_checked_on_a_reused_connection(tmp_path, pki):
+    """REQUIRETLS is decided per message, on the connection it goes over:
+    over a connection taken over from another domain, a REQUIRETLS message
+    is returned with 5.7.30 where the policy does not validate the next
+    hop (the opportunistic connector), and sent with the parameter, inside
+    TLS, where it does (CertificateValidation), as over a new one."""
+    fake = FakeSmtp(host="127.0.0.1", capabilities=("PIPELINING",
+                                                     "REQUIRETLS"),
+                    tls=server_context(pki, "server"), max_sessions=8)
+    with fake, Unbound(zones=["opp.test", "val.test", "sluice.test"],
+                       records=[mx(d, "mx.sluice.test") for d in
+                                ["o1.opp.test", "o2.opp.test",
+                                 "v1.val.test", "v2.val.test"]] +
+                       [f"mx.sluice.test. A {fake.host}"]) as dns:
+        conf = tls_conf(pki, PermissionGroups="ExchangeServers",
+                        AuthMechanism="Tls, ExternalAuthoritative")
+        conf["transport"] = dict(conf["transport"], Resolver=dns.spec,
+                                 TransientFailureRetryInterval="1h")
+        conf["raw_extra"] += f"""
+[SendConnector Opp]
+AddressSpaces = *.opp.test
+Port = {fake.port}
+ProtocolLoggingLevel = Verbose
+
+[SendConnector Validated]
+AddressSpaces = *.val.test
+Port = {fake.port}
+ProtocolLoggingLevel = Verbose
+{VALIDATED}
+"""
+        s = Sluice(tmp_path / "sender", env=PARK, **conf)
+        s.start()
+        try:
+            # a plain message parks a connection for each connector
+            for d in ["o1.opp.test", "v1.val.test"]:
+                submit(s, pki, f"bob@{d}", f"plain to {d}",
+                       requiretls=False)
+                assert settled(s, f"bob@{d}")
+                assert rcpt_state(s, f"bob@{d}")[0] == 1
+            assert len(fake.sessions) == 2
+            # REQUIRETLS to the next domain of each: the parked
+            # connection of its own connector is taken over
+            for d in ["o2.opp.test", "v2.val.test"]:
+                submit(s, pki, f"bob@{d}", f"requiretls to {d}")
+                assert settled(s, f"bob@{d}")
+            assert len(fake.sessions) == 2
+            assert len(notes(send_rows(s), REUSED)) == 2
+            st, why = rcpt_state(s, "bob@o2.opp.test")
+            assert st == 2 and "5.7.30" in why and "does not validate" \
+                in why, why
+            assert rcpt_state(s, "bob@v2.val.test")[0] == 1
+            sent = {r for m in fake.messages for r in m.rcpts}
+            assert sent == {"bob@o1.opp.test", "bob@v1.val.test",
+                            "bob@v2.val.test"}
+            (m,) = [m for m in fake.messages
+                    if m.rcpts == ["bob@v2.val.test"]]
+            assert m.tls and "REQUIRETLS" in m.mail_params.upper().split()
+            s.stop()
+        finally:
+            s.kill9()
