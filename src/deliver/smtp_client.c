@@ -2014,7 +2014,7 @@ smtp_client_idle(const struct smtp_client *c)
 
 /*
  * A policy that would be the same whatever the recipient domain, and that
- * no published policy (DANE, MTA-STS, even a failed one) shapes: only
+ * no published policy (DANE, MTA-STS) shapes: only
  * then is a connection made for one domain good for another.
  */
 static int
