@@ -29,7 +29,9 @@
  * parked by another queue to the same MX host name and address, when that
  * is one of its most preferred hops and the TLS policy would be the same
  * (dq_adopt, smtp_client_retarget); parked connections are indexed by
- * "connector|host|addr:port" (dqs->hosts) exactly while dc->parked.
+ * "connector|host|addr:port" (dqs->hosts) exactly while dc->parked.  The
+ * slot waiters are offered parked connections that way before any is
+ * sent QUIT to make room.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +178,7 @@ struct dqueues {
 };
 
 static void dq_start_clients(struct dq *);
+static int dq_adopt(struct dq *);
 
 /* --- slots: parked connections give way to queues that wait --- */
 
@@ -279,6 +282,13 @@ dq_yield(struct dqueues *dqs)
 
 	if (dqs->daemon->draining)
 		return;
+	/* A parked connection that can serve a waiter goes on there
+	 * rather than QUIT (reuse, dq_adopt): it keeps its slot. */
+	TAILQ_FOREACH(q, &dqs->waiters, wlink)
+	{
+		while (dq_wanted(q) > 0 && dq_adopt(q))
+			;
+	}
 	TAILQ_FOREACH(q, &dqs->waiters, wlink)
 	{
 		if (TAILQ_EMPTY(&dqs->parked))

@@ -18,7 +18,7 @@ from peers.fakesmtp import FakeSmtp, server_context
 from peers.mtasts import MtaStsServer, policy
 from peers.unbound import Unbound, tlsa_rdata
 from test_delivery import RELAY, events, pending, send, wait_for
-from test_delivery_slots import notes, send_rows
+from test_delivery_slots import YIELD, most_open, notes, send_rows
 from test_requiretls import VALIDATED, rcpt_state, settled, submit
 from test_tls import tls_conf
 
@@ -106,6 +106,36 @@ def test_domains_on_one_mx_share_its_connection(tmp_path):
             assert b["source-context"] not in (sent[0]["source-context"],
                                                o1["source-context"])
             assert len(notes(send_rows(s), REUSED)) == N
+
+
+def test_waiting_domains_take_parked_connections_within_the_cap(tmp_path):
+    """MaxOutboundConnections 2 and twelve domains on one MX host in one
+    message: the two connections open serve all twelve, one after the
+    other.  A connection that parks while domains wait for a slot goes on
+    to one of them rather than QUIT to give its slot away; the cap holds
+    (never more than two open), and every message arrives once."""
+    with FakeSmtp(host="127.0.0.2", capabilities=("PIPELINING",),
+                  max_sessions=16) as peer, \
+            Unbound(zones=["burst.test"],
+                    records=[f"b{i}.burst.test. MX 10 mx.burst.test."
+                             for i in range(12)] +
+                    ["mx.burst.test. A 127.0.0.2"]) as dns, \
+            running(tmp_path, conn=RELAY, env=PARK, transport={
+                "Resolver": dns.spec, "MaxOutboundConnections": 2,
+                "TransientFailureRetryInterval": "1h"},
+                raw_extra=connector(peer.port)) as s:
+        rcpts = [f"bob@b{i}.burst.test" for i in range(12)]
+        send(s, rcpts, "burst")
+        assert wait_for(lambda: pending(s) == 0 and
+                        len(events(s, "SEND")) == 12, timeout=60), \
+            events(s)
+        got = sorted(r for m in peer.messages for r in m.rcpts)
+        assert got == sorted(rcpts)
+        rows = send_rows(s)
+        assert most_open(rows) <= 2
+        assert len(peer.sessions) <= 2, len(peer.sessions)
+        assert not notes(rows, YIELD)
+        assert len(notes(rows, REUSED)) == 12 - len(peer.sessions)
 
 
 STS_DOMAINS = ["sts1.test", "sts2.test"]
