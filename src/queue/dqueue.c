@@ -33,11 +33,11 @@
  * slot waiters are offered parked connections that way before any is
  * sent QUIT to make room.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <limits.h>
 #include <sys/queue.h>
 #include <time.h>
 
