@@ -24,6 +24,17 @@
 # So no round reuses what an earlier one looked up, and both servers ask
 # the same server the same number of questions.
 #
+# MX=shared (the default) is that: every domain's MX is one host, as mail
+# to thousands of domains hosted by one provider is, and a server that
+# reuses a connection by the MX host and address (Postfix's smtp_reuse_addr,
+# sluiced since the sixth pass) needs few connections.  MX=distinct gives
+# every domain of the many-domain runs an MX name of its own
+# (mxK.rN-many.bench.test) with an address of its own (127.1.x.y, K's),
+# so that no connection can serve two domains: the cost of a new
+# destination in full.  The sinks then listen on 0.0.0.0:PORT (the whole
+# of 127/8 is local), and Postfix, listening on 127.0.0.1 only, does not
+# take 127.1.x.y for itself.  The one-domain runs are the same in both.
+#
 # Rounds alternate the order of the four runs (sluiced one, sluiced many,
 # Postfix one, Postfix many; reversed every other round) so that a
 # disturbance does not always hit the same run.  Every round is printed;
@@ -37,6 +48,7 @@
 #
 #   MESSAGES=5000 DOMAINS=5000 SESSIONS=20 SIZE=2048 RUNS=3 WARMUP=500 \
 #       bench/domains.sh
+#   MX=distinct bench/domains.sh      # an MX host and address per domain
 #   PERF=1 RUNS=1 bench/domains.sh   # profiles the machine in sluiced's
 #                                    # rounds: $WORK/perf-rN-SHAPE.data
 # Writes $BUILD/bench-domains.txt.  Exits non-zero on loss, a deferral, a
@@ -55,6 +67,7 @@ SIZE=${SIZE:-2048}
 RUNS=${RUNS:-3}
 WARMUP=${WARMUP:-500}
 TIMEOUT=${TIMEOUT:-300}
+MX=${MX:-shared} # shared: one MX host for every domain; distinct: one each
 PERF=${PERF:-0} # 1: perf record -a -g over each sluiced round (implies KEEP=1)
 [ "$PERF" = 1 ] && KEEP=1
 BUILD=${BENCH_BUILD:-build}
@@ -78,6 +91,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+case $MX in shared | distinct) ;; *) die "MX=$MX: shared or distinct" ;; esac
 [ "$(id -u)" = 0 ] || die "needs root (port 53 on loopback, a mount namespace)"
 SMTP_SINK=
 for s in /usr/sbin/smtp-sink /usr/lib/postfix/sbin/smtp-sink; do
@@ -114,12 +128,14 @@ PYEOF
 
 LABELS="warm"
 for ((r = 1; r <= RUNS; r++)); do LABELS+=" r$r"; done
-"$PY" - "$WORK/dns.env" "$MX_ADDR" $LABELS >"$WORK/dns.log" 2>&1 <<'PYEOF' &
+"$PY" - "$WORK/dns.env" "$MX_ADDR" "$MX" "$DOMAINS" $LABELS \
+    >"$WORK/dns.log" 2>&1 <<'PYEOF' &
 import random, signal, socket, sys, time
 sys.path.insert(0, "tests/it")
 import peers.unbound as ub
 
-env, mx, labels = sys.argv[1], sys.argv[2], sys.argv[3:]
+env, mx, mode, domains = sys.argv[1:5]
+labels = sys.argv[5:]
 
 def free_address():
     """A 127.x.y.z whose port 53 is free (a resolv.conf names no port)."""
@@ -135,14 +151,26 @@ def free_address():
         return host
     raise SystemExit("no free 127.x.y.z:53")
 
+def distinct(zone):
+    """MX=distinct: dK.zone has mxK.zone, at 127.1.x.y of its own."""
+    out = f'  local-zone: "{zone}." static\n'
+    for k in range(int(domains)):
+        out += (f'  local-data: "d{k}.{zone}. 3600 IN MX 10 mx{k}.{zone}."\n'
+                f'  local-data: "mx{k}.{zone}. 3600 IN A '
+                f'127.1.{k // 250}.{k % 250 + 1}"\n')
+    return out
+
 class Port53(ub.Unbound):
     """The tests' unbound on port 53, with a redirect zone per domain set:
-    every name under it has the zone's MX.  No query log: it would cost
+    every name under it has the zone's MX (with MX=distinct, the many-domain
+    zones have a record per domain instead).  No query log: it would cost
     the server time in the middle of the measurement."""
     zones_mx = []
 
     def _config(self):
-        extra = "".join(f'  local-zone: "{z}." redirect\n'
+        extra = "".join(distinct(z) if mode == "distinct" and
+                        z.endswith("-many.bench.test") else
+                        f'  local-zone: "{z}." redirect\n'
                         f'  local-data: "{z}. 3600 IN MX 10 mx.sink.bench.test."\n'
                         for z in self.zones_mx)
         text = super()._config().replace("  log-queries: yes\n", "")
@@ -183,9 +211,11 @@ declare -A SINK_OUT
 # in its listen queue; the 5,000 destinations stand for 5,000 servers, and
 # sluiced may hold MaxOutboundConnections (1000) open, parked ones included.
 start_sink() { # name port
-	local args=(-c -m 4000)
+	local args=(-c -m 4000) addr=$MX_ADDR
 	[ "$(id -u)" = 0 ] && args+=(-u nobody) # smtp-sink drops root
-	"$SMTP_SINK" "${args[@]}" "$MX_ADDR:$2" 1024 >"$WORK/sink-$1.out" \
+	# every domain's own 127.1.x.y (MX=distinct; not the ceiling's)
+	[ "$MX" = distinct ] && [ "$1" != ceiling ] && addr=0.0.0.0
+	"$SMTP_SINK" "${args[@]}" "$addr:$2" 1024 >"$WORK/sink-$1.out" \
 	    2>&1 </dev/null &
 	SINK_PIDS+=($!)
 	SINK_OUT[$1]=$WORK/sink-$1.out
@@ -321,7 +351,7 @@ CONFIGS=("sluiced one" "sluiced many" "postfix one" "postfix many")
 declare -A BEST SENT ROUNDS
 echo "many domains benchmark: $MESSAGES messages of $SIZE bytes to 1 domain" \
     "or to $DOMAINS domains, $SESSIONS sessions, $RUNS round(s) (best" \
-    "counts), $WARMUP warm-up, $(nproc) cores"
+    "counts), $WARMUP warm-up, MX=$MX, $(nproc) cores"
 echo "load before the run: $(uptime)"
 echo "sluiced $(git describe --always --dirty 2>/dev/null || echo '?')," \
     "postfix $(/usr/sbin/postconf -h mail_version 2>/dev/null)"
@@ -402,7 +432,7 @@ P_LEFT=$("${PEER[@]}" count --dir "$PF_DIR" 2>/dev/null || echo '?')
 		    "${BEST[$srv-$shape]}" "${ROUNDS[$srv-$shape]}"
 	done
 	echo
-	echo "time many/one (best rounds; the target is at most 1.5):" \
+	echo "time many/one, MX=$MX (best rounds; the target is at most 1.5):" \
 	    "sluiced $(ratio "${BEST[sluiced-one]}" "${BEST[sluiced-many]}")," \
 	    "postfix $(ratio "${BEST[postfix-one]}" "${BEST[postfix-many]}")"
 	if [ "$CEIL_NEW" != 0 ] && [ "${BEST[sluiced-one]}" -gt 0 ]; then

@@ -56,6 +56,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +195,7 @@ struct smtp_client {
 	char fail_enh[16];
 	char fail_why[512];
 	int closing; /* closed() is on its way */
+	int reusing; /* the session report of smtp_client_retarget */
 };
 
 /* One row per state: its name, its deadline, its reply handler. */
@@ -380,6 +382,7 @@ client_report(struct smtp_client *c, enum tls_result result, const char *why)
 	s.local = c->local;
 	s.remote = c->remote;
 	s.helo = c->peer_helo;
+	s.reused = c->reusing;
 	client_report_policy(c, &s);
 	c->p.ops->session(c->p.arg, c, &s);
 }
@@ -2007,6 +2010,128 @@ int
 smtp_client_idle(const struct smtp_client *c)
 {
 	return c->state == CS_IDLE;
+}
+
+/*
+ * A policy that would be the same whatever the recipient domain, and that
+ * no published policy (DANE, MTA-STS) shapes: only
+ * then is a connection made for one domain good for another.
+ */
+static int
+client_policy_portable(const struct tls_policy *p, char *why, size_t len)
+{
+	if (p->skip || p->dane != TLS_DANE_OFF || p->sts != TLS_STS_NONE) {
+		snprintf(why, len, "DANE or MTA-STS applies");
+		return 0;
+	}
+	if (p->level == TLS_POLICY_DOMAIN_SECURE) {
+		snprintf(why, len, "Domain Security (TLSSendDomainSecureList)");
+		return 0;
+	}
+	if (p->level == TLS_POLICY_DOMAIN && p->tls_domain == NULL) {
+		snprintf(
+		    why, len, "DomainValidation against the recipient domain");
+		return 0;
+	}
+	return 1;
+}
+
+static int
+client_same_string(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return (a == NULL || a[0] == '\0') &&
+		       (b == NULL || b[0] == '\0');
+	return strcmp(a, b) == 0;
+}
+
+int
+smtp_client_retarget(struct smtp_client *c, const struct smtp_client_target *t,
+    char *why, size_t len)
+{
+	const struct resolver_hop *cur = client_hop(c), *h = NULL;
+	struct tls_policy_input in = {.conf = c->p.conf,
+	    .connector = c->p.connector,
+	    .domain = t->domain,
+	    .rule = t->tls_rule};
+	struct tls_policy np;
+	unsigned best = UINT_MAX;
+	size_t j;
+
+	if (c->state != CS_IDLE || c->conn == NULL || c->closing ||
+	    c->plain_retry || c->relaxed) {
+		snprintf(why, len, "not an idle connection with its own TLS");
+		return -1;
+	}
+	if (t->tls_optional != c->p.tls_optional ||
+	    !client_same_string(t->tls_rule, c->p.tls_rule)) {
+		snprintf(why, len, "TLS-Required or a transport rule differs");
+		return -1;
+	}
+	if (!client_policy_portable(&c->policy, why, len))
+		return -1;
+	/* Never a backup MX while the best ones are there. */
+	for (j = 0; j < t->nhops; j++)
+		if (t->hops[j].pref < best)
+			best = t->hops[j].pref;
+	for (j = 0; j < t->nhops && h == NULL; j++) {
+		char endpoint[64];
+
+		addr_endpoint((const struct sockaddr *)&t->hops[j].addr,
+		    endpoint, sizeof(endpoint));
+		if (t->hops[j].pref == best &&
+		    strcasecmp(t->hops[j].host, cur->host) == 0 &&
+		    strcmp(endpoint, c->remote) == 0 &&
+		    t->hops[j].secure == cur->secure)
+			h = &t->hops[j];
+	}
+	if (h == NULL) {
+		snprintf(why, len,
+		    "%s (%s) is not among the most preferred next hops",
+		    cur->host, c->remote);
+		return -1;
+	}
+	j = (size_t)(h - t->hops);
+	/* The policy a new connection to that hop would be held to. */
+	in.host = h->host;
+	in.addr_secure = h->secure;
+	in.tlsa = dest_tls_tlsa(t->dest_tls, j);
+	in.sts = dest_tls_sts(t->dest_tls);
+	tls_policy_decide(&in, &np);
+	if (dest_tls_sts_failed(t->dest_tls) != NULL) {
+		snprintf(why, len, "an MTA-STS policy could not be had");
+		return -1;
+	}
+	if (!client_policy_portable(&np, why, len))
+		return -1;
+	if (np.level != c->policy.level ||
+	    np.floor_level != c->policy.floor_level ||
+	    np.source != c->policy.source ||
+	    np.partner_trust != c->policy.partner_trust ||
+	    !client_same_string(np.tls_domain, c->policy.tls_domain) ||
+	    !client_same_string(np.cert_name, c->policy.cert_name)) {
+		snprintf(why, len, "the TLS policy differs");
+		return -1;
+	}
+	dest_tls_ref(t->dest_tls);
+	dest_tls_unref(c->p.dest_tls);
+	c->p.dest_tls = t->dest_tls;
+	c->p.domain = t->domain;
+	c->p.tls_rule = t->tls_rule;
+	c->p.hops = t->hops;
+	c->p.nhops = t->nhops;
+	c->hop = j;
+	c->policy = np;
+	client_note(c,
+	    "reused for %s: next hop %zu of %zu, %s, same TLS policy (%s)",
+	    t->domain, c->hop + 1, c->p.nhops, h->host,
+	    tls_policy_name(&c->policy));
+	/* A session for the new destination (posture, TLS reports). */
+	c->reported = 0;
+	c->reusing = 1;
+	client_report(c, TLS_RESULT_OK, NULL);
+	c->reusing = 0;
+	return 0;
 }
 
 void

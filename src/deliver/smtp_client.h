@@ -104,6 +104,10 @@ struct smtp_client_session {
 	 * MTA-STS's mode ("enforce", "testing", "none", "" for no policy)
 	 * and policy id, for the partner's posture */
 	const char *dane, *sts_mode, *sts_id;
+	/* the connection was handed over from another destination
+	 * (smtp_client_retarget): a session for this one, not a new
+	 * connection */
+	int reused;
 };
 
 struct smtp_client_ops {
@@ -170,6 +174,37 @@ void smtp_client_quit(struct smtp_client *, const char *why);
 
 /* Free at once, without callbacks (the daemon is exiting). */
 void smtp_client_abort(struct smtp_client *);
+
+/*
+ * What a parked connection is re-targeted to: another destination whose
+ * most preferred next hops include the host and address it is connected
+ * to (issue 19).  The strings and hops belong to the new owner and must
+ * outlive the client, as smtp_client_params' do.
+ */
+struct smtp_client_target {
+	const char *domain;
+	const char *tls_rule;
+	int tls_optional;
+	const struct resolver_hop *hops;
+	size_t nhops;
+	struct dest_tls *dest_tls;
+};
+
+/*
+ * Serve target from now on, when the connection, idle, would have been
+ * made under the same TLS policy for it: the same host name and address
+ * among target's most preferred hops, neither destination's DANE nor
+ * MTA-STS applying, the same level, floor, certificate and transport
+ * rule, and nothing that names the recipient domain (Domain Security,
+ * DomainValidation without TlsDomain).  On success the domain, hops, DANE
+ * and MTA-STS facts and the policy are target's, the protocol log says
+ * so, and session() is called again for the new destination (reused
+ * set) before this returns.  -1, with nothing changed and why filled in,
+ * when it cannot be reused.  The per-message checks (REQUIRETLS, SMTPUTF8,
+ * SIZE) stay where they are: every message meets them.
+ */
+int smtp_client_retarget(struct smtp_client *,
+    const struct smtp_client_target *, char *why, size_t len);
 
 /* The host in use (or the last one tried), and the TLS outcome for logs
  * ("tls=...;..."). */

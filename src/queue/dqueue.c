@@ -24,7 +24,16 @@
  * exactly while dc->parked; a queue is on the waiters exactly while
  * q->waiting; nyielding counts the clients sent QUIT to make room and not
  * yet closed.
+ *
+ * Reuse (issue 19): before it opens a connection, a queue takes over one
+ * parked by another queue to the same MX host name and address, when that
+ * is one of its most preferred hops and the TLS policy would be the same
+ * (dq_adopt, smtp_client_retarget); parked connections are indexed by
+ * "connector|host|addr:port" (dqs->hosts) exactly while dc->parked.  The
+ * slot waiters are offered parked connections that way before any is
+ * sent QUIT to make room.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +55,19 @@
 #include "status/posture.h"
 #include "tlsrpt/tlsrpt_store.h"
 #include "tls/tls_client.h"
+#include "util/addr.h"
 #include "util/fnv.h"
 #include "util/log.h"
 
+/* "connector|host|addr:port": parked connections are found by it. */
+#define DQUEUE_KEY_MAX 600
+/*
+ * Parked connections looked at for one take-over, at most: under one
+ * provider's MX hundreds may be parked, and those that cannot serve a
+ * queue (DANE, MTA-STS, another floor) fail alike; a bound keeps a
+ * queue's start cheap.
+ */
+#define DQUEUE_ADOPT_TRIES 16
 /* Resolved next hops are reused this long (no TTLs from the resolver). */
 #define DQUEUE_HOPS_TTL 60
 /* Queues are found by name through a hash table (mail to many domains). */
@@ -89,6 +108,9 @@ struct dq_client {
 	int parked;
 	int yielded; /* sent QUIT to give its slot to another queue */
 	char user[256], pass[256];
+	/* while parked: in dqs->hosts under "connector|host|addr:port" */
+	struct dq_client *hnext;
+	char key[DQUEUE_KEY_MAX];
 };
 
 TAILQ_HEAD(dq_parked, dq_client);
@@ -140,6 +162,8 @@ struct dqueues {
 	unsigned nclients;
 	/* slots (see the comment at the top) */
 	struct dq_parked parked;
+	/* the parked connections by connector, host and address (reuse) */
+	struct dq_client *hosts[DQUEUE_BUCKETS];
 	struct dq_waiters waiters;
 	unsigned nyielding;
 	struct event *yield_ev; /* dq_yield on the next loop turn */
@@ -154,16 +178,37 @@ struct dqueues {
 };
 
 static void dq_start_clients(struct dq *);
+static int dq_adopt(struct dq *);
 
 /* --- slots: parked connections give way to queues that wait --- */
+
+static unsigned dq_hash(const char *);
 
 static void
 dq_unpark(struct dq_client *dc)
 {
+	struct dqueues *dqs = dc->q->owner;
+	struct dq_client **pp;
+
 	if (!dc->parked)
 		return;
-	TAILQ_REMOVE(&dc->q->owner->parked, dc, lru);
+	TAILQ_REMOVE(&dqs->parked, dc, lru);
+	for (pp = &dqs->hosts[dq_hash(dc->key)]; *pp != NULL;
+	     pp = &(*pp)->hnext)
+		if (*pp == dc) {
+			*pp = dc->hnext;
+			break;
+		}
+	dc->hnext = NULL;
 	dc->parked = 0;
+}
+
+/* The index key of a connection to host at endpoint ("addr:port"). */
+static void
+dq_host_key(
+    char *key, const char *connector, const char *host, const char *endpoint)
+{
+	snprintf(key, DQUEUE_KEY_MAX, "%s|%s|%s", connector, host, endpoint);
 }
 
 /* dc had nothing to do: the newest parked connection. */
@@ -176,6 +221,10 @@ dq_park(struct dq_client *dc)
 		return;
 	TAILQ_INSERT_TAIL(&dqs->parked, dc, lru);
 	dc->parked = 1;
+	dq_host_key(dc->key, dc->q->connector, smtp_client_host(dc->client),
+	    smtp_client_remote(dc->client));
+	dc->hnext = dqs->hosts[dq_hash(dc->key)];
+	dqs->hosts[dq_hash(dc->key)] = dc;
 	/* Not from here: dc is inside its own transition to idle. */
 	if (!TAILQ_EMPTY(&dqs->waiters))
 		event_active(dqs->yield_ev, EV_TIMEOUT, 1);
@@ -233,6 +282,13 @@ dq_yield(struct dqueues *dqs)
 
 	if (dqs->daemon->draining)
 		return;
+	/* A parked connection that can serve a waiter goes on there
+	 * rather than QUIT (reuse, dq_adopt): it keeps its slot. */
+	TAILQ_FOREACH(q, &dqs->waiters, wlink)
+	{
+		while (dq_wanted(q) > 0 && dq_adopt(q))
+			;
+	}
 	TAILQ_FOREACH(q, &dqs->waiters, wlink)
 	{
 		if (TAILQ_EMPTY(&dqs->parked))
@@ -848,6 +904,10 @@ dq_session(
 	ps.sts_id = s->sts_id;
 	posture_session(daemon->posture, &ps);
 	dq_tlsrpt(dc, s);
+	/* a connection handed over is a session of the new partner's
+	 * (posture, TLS reports), not another connection */
+	if (s->reused)
+		return;
 	metrics_add(daemon->metrics, METRIC_SESSIONS, "outbound",
 	    dc->q->connector, NULL, 1);
 	metrics_add(daemon->metrics, METRIC_TLS, "outbound", s->policy,
@@ -949,6 +1009,100 @@ dq_open(struct dq *q)
 		daemon_conf_release(ref);
 		free(dc);
 	}
+}
+
+/*
+ * Reuse (issue 19): a connection parked by another queue, to a host and
+ * address among q's most preferred next hops, under the same connector
+ * and configuration and with the same TLS policy for q's domain, is
+ * handed to q instead of a new one (Postfix's connection cache by server
+ * address, smtp_reuse_addr).  Only for DNS-routed connectors: smart-host
+ * queues are one queue per connector already.  The client decides
+ * whether its policy holds for q (smtp_client_retarget); here are the
+ * queue's conditions: the same live configuration (credentials, TLS
+ * context), the same rule floor and TLS-Required, and an old queue with
+ * nothing waiting (it would resume the connection itself).  The
+ * connection keeps its slot, so MaxOutboundConnections holds; q's
+ * MaxPerDomainOutboundConnections is checked by the caller as for a new
+ * one.  1 when q got a connection.
+ */
+static int
+dq_adopt(struct dq *q)
+{
+	struct dqueues *dqs = q->owner;
+	const struct conf_send_connector *sc =
+	    conf_send_connector(dqs->daemon->conf->conf, q->connector);
+	struct smtp_client_target t;
+	unsigned best = UINT_MAX, tries = 0;
+
+	if (sc == NULL || !sc->dns_routing_enabled || TAILQ_EMPTY(&dqs->parked))
+		return 0;
+	memset(&t, 0, sizeof(t));
+	t.domain = q->domain;
+	t.tls_rule = q->tls_floor ? q->tls_rule : NULL;
+	t.tls_optional = q->tls_optional;
+	t.hops = q->hops.hops;
+	t.nhops = q->hops.nhops;
+	t.dest_tls = q->tls;
+	for (size_t i = 0; i < q->hops.nhops; i++)
+		if (q->hops.hops[i].pref < best)
+			best = q->hops.hops[i].pref;
+	for (size_t i = 0; i < q->hops.nhops; i++) {
+		const struct resolver_hop *h = &q->hops.hops[i];
+		char endpoint[64], key[DQUEUE_KEY_MAX];
+
+		if (h->pref != best)
+			continue;
+		addr_endpoint((const struct sockaddr *)&h->addr, endpoint,
+		    sizeof(endpoint));
+		dq_host_key(key, q->connector, h->host, endpoint);
+		for (struct dq_client *dc = dqs->hosts[dq_hash(key)];
+		     dc != NULL && tries < DQUEUE_ADOPT_TRIES; dc = dc->hnext) {
+			struct dq *old = dc->q;
+			struct dq_client **pp;
+			char why[200];
+
+			if (strcasecmp(dc->key, key) != 0)
+				continue; /* another key in the bucket */
+			tries++;
+			if (old == q || dc->ref != dqs->daemon->conf ||
+			    old->head != NULL ||
+			    old->tls_optional != q->tls_optional ||
+			    old->tls_floor != q->tls_floor ||
+			    (q->tls_floor &&
+			        strcmp(old->tls_rule, q->tls_rule) != 0) ||
+			    !smtp_client_idle(dc->client))
+				continue;
+			/* session() names dc->q: the new queue from here */
+			dc->q = q;
+			if (smtp_client_retarget(
+			        dc->client, &t, why, sizeof(why)) < 0) {
+				dc->q = old;
+				log_debug(
+				    "queue %s: the parked connection of %s "
+				    "is not reused: %s",
+				    q->name, old->name, why);
+				continue;
+			}
+			dc->q = old;
+			dq_unpark(dc);
+			for (pp = &old->clients; *pp != dc; pp = &(*pp)->next)
+				;
+			*pp = dc->next;
+			old->nclients--;
+			dc->q = q;
+			dc->next = q->clients;
+			q->clients = dc;
+			q->nclients++;
+			log_debug(
+			    "queue %s: takes over the parked connection of "
+			    "%s to %s",
+			    q->name, old->name, key);
+			smtp_client_resume(dc->client);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* The DANE and MTA-STS facts are in: the queue may connect. */
@@ -1122,6 +1276,9 @@ dq_start_clients(struct dq *q)
 	       q->head != NULL) {
 		unsigned before = q->nclients;
 
+		/* another queue's parked connection to the same host */
+		if (dq_adopt(q))
+			continue;
 		if (dqs->nclients >= t->max_outbound_connections) {
 			/* Every slot is taken: wait in line (keeping our
 			 * place), and parked connections give way. */
