@@ -180,6 +180,15 @@ struct smtp_client {
 	char session_id[24];
 	unsigned seq;
 	char local[64], remote[64];
+	/*
+	 * The host connected to, as it was named when the connection was
+	 * made (its TLS checks were made against this name).  The hop array
+	 * is the queue's and a new look-up rewrites it while connections run:
+	 * a parked connection is offered to another destination by these,
+	 * never by what the array says now.
+	 */
+	char connected_host[256];
+	int connected_secure;
 	char tls_summary[240];
 	/* this hop's DANE or MTA-STS would have applied, and "TLS-Required:
 	 * No" kept them out of the policy (RFC 8689 3) */
@@ -1905,6 +1914,8 @@ client_connect(struct smtp_client *c)
 
 	addr_endpoint(
 	    (const struct sockaddr *)&h->addr, c->remote, sizeof(c->remote));
+	snprintf(c->connected_host, sizeof(c->connected_host), "%s", h->host);
+	c->connected_secure = h->secure;
 	/* Unique across restarts, like the receive side's session ids. */
 	if (client_sessions == 0)
 		client_sessions = (unsigned long long)time(NULL) << 20;
@@ -2049,7 +2060,7 @@ int
 smtp_client_retarget(struct smtp_client *c, const struct smtp_client_target *t,
     char *why, size_t len)
 {
-	const struct resolver_hop *cur = client_hop(c), *h = NULL;
+	const struct resolver_hop *h = NULL;
 	struct tls_policy_input in = {.conf = c->p.conf,
 	    .connector = c->p.connector,
 	    .domain = t->domain,
@@ -2080,15 +2091,15 @@ smtp_client_retarget(struct smtp_client *c, const struct smtp_client_target *t,
 		addr_endpoint((const struct sockaddr *)&t->hops[j].addr,
 		    endpoint, sizeof(endpoint));
 		if (t->hops[j].pref == best &&
-		    strcasecmp(t->hops[j].host, cur->host) == 0 &&
+		    strcasecmp(t->hops[j].host, c->connected_host) == 0 &&
 		    strcmp(endpoint, c->remote) == 0 &&
-		    t->hops[j].secure == cur->secure)
+		    t->hops[j].secure == c->connected_secure)
 			h = &t->hops[j];
 	}
 	if (h == NULL) {
 		snprintf(why, len,
 		    "%s (%s) is not among the most preferred next hops",
-		    cur->host, c->remote);
+		    c->connected_host, c->remote);
 		return -1;
 	}
 	j = (size_t)(h - t->hops);
@@ -2163,6 +2174,12 @@ smtp_client_host(const struct smtp_client *c)
 	if (c->hop < c->p.nhops)
 		return c->p.hops[c->hop].host;
 	return c->p.nhops > 0 ? c->p.hops[c->p.nhops - 1].host : "";
+}
+
+const char *
+smtp_client_connected_host(const struct smtp_client *c)
+{
+	return c->conn != NULL ? c->connected_host : "";
 }
 
 const char *

@@ -210,6 +210,12 @@ int smtp_client_retarget(struct smtp_client *,
  * ("tls=...;..."). */
 const char *smtp_client_host(const struct smtp_client *);
 const char *smtp_client_tls(const struct smtp_client *);
+/*
+ * The host the connection in place was made to, by the name its TLS was
+ * checked against ("" with no connection): what a parked connection is
+ * offered to other destinations under (smtp_client_retarget).
+ */
+const char *smtp_client_connected_host(const struct smtp_client *);
 /* For the tracking log: the connection's ends ("addr:port", "" before
  * the first connection) and the SmtpSend protocol log's session id. */
 const char *smtp_client_local(const struct smtp_client *);

@@ -221,7 +221,8 @@ dq_park(struct dq_client *dc)
 		return;
 	TAILQ_INSERT_TAIL(&dqs->parked, dc, lru);
 	dc->parked = 1;
-	dq_host_key(dc->key, dc->q->connector, smtp_client_host(dc->client),
+	dq_host_key(dc->key, dc->q->connector,
+	    smtp_client_connected_host(dc->client),
 	    smtp_client_remote(dc->client));
 	dc->hnext = dqs->hosts[dq_hash(dc->key)];
 	dqs->hosts[dq_hash(dc->key)] = dc;
