@@ -1310,9 +1310,7 @@ session_on_tls_done(void *arg, int ok)
 	if (s->tlsx == NULL &&
 	    (s->tlsx = calloc(1, sizeof(*s->tlsx))) == NULL) {
 		session_reply_close(s,
-		    "421 4.3.2 %s Insufficient system "
-		    "resources",
-		    s->rc->fqdn);
+		    "421 4.3.2 %s Insufficient system resources", s->rc->fqdn);
 		return;
 	}
 	tls_peer_describe(ssl, &s->tlsx->peer);

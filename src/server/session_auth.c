@@ -91,7 +91,6 @@ session_auth_offered(const struct session *s)
 	return s->tls || !(am & AUTHM_BASIC_REQUIRE_TLS);
 }
 
-/* The session leaves SESSION_AUTH some other way: drop the check. */
 /*
  * The login buffer lives from AUTH to the end of its exchange; most
  * sessions never send AUTH and carry none.
@@ -114,6 +113,7 @@ session_auth_forget(struct session *s)
 	s->auth_user = NULL;
 }
 
+/* The session leaves SESSION_AUTH some other way: drop the check. */
 void
 session_auth_abandon(struct session *s)
 {
