@@ -36,6 +36,11 @@
  * drained (bounded) so that the kernel sends FIN, not RST, which would
  * make the client lose our last replies.
  *
+ * An idle plaintext connection holds its socket's read event, the deadline
+ * timer, the kick, and empty input and output buffers; the write event is
+ * made with them since a short write must never fail for want of it, but
+ * the tarpit's timer and buffer are made at the first tarpitted reply.
+ *
  * Callbacks into the session are made from the event loop only (an error
  * found while writing, end of input and resumption are reported from a
  * later loop turn), and a conn is never freed inside its own callback
@@ -79,6 +84,7 @@ struct conn {
 	/* TLS mode, after STARTTLS */
 	struct bufferevent *bev;
 	struct event *timer;
+	/* tarpit and held exist from the first tarpitted reply on */
 	struct event *tarpit;
 	struct event *kick;    /* report eof() or input() from the loop */
 	struct evbuffer *held; /* reply waiting for the tarpit to expire */
@@ -97,6 +103,14 @@ struct conn {
 
 static void conn_switch_to_tls(struct conn *);
 static void conn_flush(struct conn *);
+static void conn_tarpit_cb(evutil_socket_t, short, void *);
+
+/* Is a reply being held back by the tarpit? */
+static int
+conn_tarpitted(const struct conn *c)
+{
+	return c->tarpit != NULL && evtimer_pending(c->tarpit, NULL);
+}
 
 double
 conn_now(void)
@@ -142,7 +156,7 @@ conn_arm(struct conn *c)
 {
 	int want = c->reading && !c->closing && !c->peer_eof &&
 	           !c->out_blocked && c->pending_ssl == NULL &&
-	           !evtimer_pending(c->tarpit, NULL);
+	           !conn_tarpitted(c);
 
 	if (c->bev != NULL) {
 		if (c->handshaking)
@@ -472,12 +486,9 @@ conn_new(struct event_base *base, int fd, const struct conn_ops *ops, void *arg)
 	c->in = evbuffer_new();
 	c->out = evbuffer_new();
 	c->timer = evtimer_new(base, conn_timer_cb, c);
-	c->tarpit = evtimer_new(base, conn_tarpit_cb, c);
 	c->kick = evtimer_new(base, conn_kick_cb, c);
-	c->held = evbuffer_new();
 	if (c->rev == NULL || c->wev == NULL || c->in == NULL ||
-	    c->out == NULL || c->timer == NULL || c->tarpit == NULL ||
-	    c->kick == NULL || c->held == NULL) {
+	    c->out == NULL || c->timer == NULL || c->kick == NULL) {
 		conn_free(c);
 		return NULL;
 	}
@@ -591,7 +602,7 @@ void
 conn_write(struct conn *c, const void *p, size_t n)
 {
 	/* Keep replies in order behind one that is being tarpitted. */
-	if (evtimer_pending(c->tarpit, NULL)) {
+	if (conn_tarpitted(c)) {
 		evbuffer_add(c->held, p, n);
 		return;
 	}
@@ -631,7 +642,7 @@ conn_close_after_flush(struct conn *c)
 	c->closing = 1;
 	c->eof_pending = 0;
 	conn_timer_at(c->timer, conn_now() + c->linger);
-	if (evtimer_pending(c->tarpit, NULL)) {
+	if (conn_tarpitted(c)) {
 		evtimer_del(c->tarpit);
 		if (c->bev != NULL)
 			bufferevent_write_buffer(c->bev, c->held);
@@ -677,12 +688,29 @@ conn_write_later(struct conn *c, const void *p, size_t n, double delay)
 {
 	struct timeval tv;
 
-	if (delay <= 0 || c->closing) {
+	/*
+	 * Most sessions never have a reply tarpitted, so the timer and its
+	 * buffer are made on first use; without memory for them the reply
+	 * simply leaves at once (the delay only slows a client down).
+	 */
+	if (delay > 0 && !c->closing && c->tarpit == NULL) {
+		c->tarpit = evtimer_new(c->base, conn_tarpit_cb, c);
+		c->held = evbuffer_new();
+		if (c->tarpit == NULL || c->held == NULL) {
+			if (c->tarpit != NULL)
+				event_free(c->tarpit);
+			if (c->held != NULL)
+				evbuffer_free(c->held);
+			c->tarpit = NULL;
+			c->held = NULL;
+		}
+	}
+	if (delay <= 0 || c->closing || c->tarpit == NULL) {
 		conn_write(c, p, n);
 		return;
 	}
 	evbuffer_add(c->held, p, n);
-	if (evtimer_pending(c->tarpit, NULL))
+	if (conn_tarpitted(c))
 		return;
 	tv.tv_sec = (time_t)delay;
 	tv.tv_usec = (suseconds_t)((delay - (double)tv.tv_sec) * 1e6);
@@ -693,7 +721,7 @@ conn_write_later(struct conn *c, const void *p, size_t n, double delay)
 int
 conn_held(const struct conn *c)
 {
-	return evtimer_pending(c->tarpit, NULL) || c->out_blocked;
+	return conn_tarpitted(c) || c->out_blocked;
 }
 
 int

@@ -19,6 +19,13 @@
  *   completion callback, i.e. after the message is durable;
  * - a session is never freed inside its own call chain: session_close()
  *   schedules the free for the next turn of the event loop.
+ *
+ * Memory: what an idle session holds is what every session needs (about
+ * 1 KB here).  What only some sessions need is allocated when they
+ * need it: the MAIL arguments at MAIL (freed at the transaction's end),
+ * the TLS facts at the handshake, the AUTH strings at AUTH, the HELO
+ * name and the reverse name to their length.  Out of memory there gets
+ * a reply (452 4.3.1 at MAIL, 454 4.7.0 in AUTH, 421 4.3.2 elsewhere).
  */
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -251,7 +258,8 @@ session_reset(struct session *s)
 {
 	session_content_release(s);
 	s->have_mail = 0;
-	memset(&s->mail, 0, sizeof(s->mail));
+	free(s->mail);
+	s->mail = NULL;
 	s->nrcpts = 0;
 	s->used_bdat = 0;
 	s->used_data = 0;
@@ -297,13 +305,22 @@ static int
 session_hello_arg(struct session *s, const struct smtp_cmd *c)
 {
 	const char *why = NULL;
+	char name[SMTP_HELO_MAX + 1];
+	char *copy;
 
-	if (smtp_helo_parse(
-	        c->arg, c->arg_len, s->helo, sizeof(s->helo), &why) < 0) {
+	/* A refused name leaves the one given before as it was. */
+	if (smtp_helo_parse(c->arg, c->arg_len, name, sizeof(name), &why) < 0) {
 		session_error(
 		    s, "501 5.5.4 %s", why ? why : "Invalid domain name");
 		return -1;
 	}
+	if ((copy = strdup(name)) == NULL) {
+		session_reply_close(s,
+		    "421 4.3.2 %s Insufficient system resources", s->rc->fqdn);
+		return -1;
+	}
+	free(s->helo);
+	s->helo = copy;
 	return 0;
 }
 
@@ -423,21 +440,22 @@ session_parse_error(struct session *s, int st, const char *why, int is_rcpt)
 static int
 session_identify(struct session *s)
 {
-	const char *domain = s->mail.path.domain, *why = NULL;
+	const char *domain = s->mail->path.domain, *why = NULL;
 	struct tls_outcome outcome;
 	char reason[512];
 
-	s->auth_domain[0] = '\0';
+	if (s->tlsx != NULL)
+		s->tlsx->auth_domain[0] = '\0';
 	s->auth_as = "Anonymous";
 	s->auth_mech = s->tls ? "Tls" : "None";
 	if ((s->rc->auth_mechanism & AUTHM_EXTERNAL_AUTHORITATIVE) &&
 	    (s->rc->permission_groups & PERM_EXCHANGE_SERVERS))
 		s->auth_as = "Internal";
-	if (s->auth_user[0] != '\0') {
+	if (s->auth_user != NULL) {
 		s->auth_as = "Internal";
 		s->auth_mech = "BasicAuth";
 	}
-	if (!s->rc->domain_secure_enabled || s->mail.path.null ||
+	if (!s->rc->domain_secure_enabled || s->mail->path.null ||
 	    !conf_strlist_has(&s->tc->receive_domain_secure, domain))
 		return 0;
 	/* The checks themselves are the TLS library's (tls_verify.c). */
@@ -445,6 +463,8 @@ session_identify(struct session *s)
 	if (tls_domain_secure_check(&outcome, domain, reason, sizeof(reason)) !=
 	    TLS_CHECK_OK)
 		why = reason;
+	else if (s->tlsx == NULL) /* a passed check implies TLS */
+		why = "not inside TLS";
 	if (why != NULL) {
 		char line[1000];
 
@@ -458,8 +478,15 @@ session_identify(struct session *s)
 	}
 	s->auth_as = "Partner";
 	s->auth_mech = "DomainSecure";
-	snprintf(s->auth_domain, sizeof(s->auth_domain), "%s", domain);
+	snprintf(
+	    s->tlsx->auth_domain, sizeof(s->tlsx->auth_domain), "%s", domain);
 	return 0;
+}
+
+const char *
+session_auth_domain(const struct session *s)
+{
+	return s->tlsx != NULL ? s->tlsx->auth_domain : "";
 }
 
 /*
@@ -487,9 +514,9 @@ session_back_pressure(struct session *s)
 		    r == BP_DATABASE_USED_SPACE ? "queue disk" : "memory");
 		return -1;
 	}
-	if (s->mail.has_size &&
+	if (s->mail->has_size &&
 	    s->cref->conf->transport.enable_resource_monitoring &&
-	    s->mail.size >= bp->last.disk_avail) {
+	    s->mail->size >= bp->last.disk_avail) {
 		session_reply(s, "452 4.3.1 Insufficient system storage for a "
 		                 "message of that size");
 		return -1;
@@ -507,13 +534,18 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *c)
 		session_error(s, "503 5.5.1 Sender already specified");
 		return;
 	}
-	memset(&s->mail, 0, sizeof(s->mail));
-	st = smtp_mail_parse(c->arg, c->arg_len, &s->ext, &s->mail, &why);
+	/* Only a transaction needs its MAIL arguments (about 1 KB). */
+	if (s->mail == NULL && (s->mail = malloc(sizeof(*s->mail))) == NULL) {
+		session_reply(s, "452 4.3.1 Insufficient system resources");
+		return;
+	}
+	memset(s->mail, 0, sizeof(*s->mail));
+	st = smtp_mail_parse(c->arg, c->arg_len, &s->ext, s->mail, &why);
 	if (st != SMTP_PARSE_OK) {
 		session_parse_error(s, st, why, 0);
 		return;
 	}
-	if (s->mail.body == SMTP_BODY_BINARYMIME) {
+	if (s->mail->body == SMTP_BODY_BINARYMIME) {
 		session_error(s, "555 5.5.4 BINARYMIME is not supported");
 		return;
 	}
@@ -523,7 +555,7 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *c)
 		                 "client has exceeded the configured limit");
 		return;
 	}
-	if (s->mail.has_size && s->mail.size > session_max_size(s)) {
+	if (s->mail->has_size && s->mail->size > session_max_size(s)) {
 		session_reply(s, "552 5.3.4 Message size exceeds fixed maximum "
 		                 "message size");
 		return;
@@ -557,7 +589,7 @@ session_may_relay(const struct session *s, const struct smtp_path *p)
 	if ((rc->auth_mechanism & AUTHM_EXTERNAL_AUTHORITATIVE) &&
 	    (rc->permission_groups & PERM_EXCHANGE_SERVERS))
 		return 1;
-	if (s->auth_user[0] != '\0' &&
+	if (s->auth_user != NULL &&
 	    (rc->permission_groups & PERM_EXCHANGE_USERS))
 		return 1;
 	return 0;
@@ -606,7 +638,7 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		session_parse_error(s, st, why, 1);
 		return;
 	}
-	if (args.path.utf8 && !s->mail.smtputf8) {
+	if (args.path.utf8 && !s->mail->smtputf8) {
 		session_error(
 		    s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
 		return;
@@ -901,7 +933,7 @@ session_dispatch(struct session *s, const char *line, size_t len)
 		    s->rc->fqdn);
 		return;
 	}
-	if ((cmd->flags & CMD_NEEDS_HELO) && s->helo[0] == '\0') {
+	if ((cmd->flags & CMD_NEEDS_HELO) && s->helo == NULL) {
 		session_error(s, "503 5.5.1 Send hello first");
 		return;
 	}
@@ -1265,6 +1297,7 @@ static void
 session_on_tls_done(void *arg, int ok)
 {
 	struct session *s = arg;
+	const struct tls_peer *peer;
 	char info[700];
 	SSL *ssl;
 
@@ -1274,23 +1307,29 @@ session_on_tls_done(void *arg, int ok)
 		session_close(s, "TLS handshake failed");
 		return;
 	}
-	tls_peer_describe(ssl, &s->tlsinfo);
+	if (s->tlsx == NULL &&
+	    (s->tlsx = calloc(1, sizeof(*s->tlsx))) == NULL) {
+		session_reply_close(s,
+		    "421 4.3.2 %s Insufficient system resources", s->rc->fqdn);
+		return;
+	}
+	tls_peer_describe(ssl, &s->tlsx->peer);
 	s->tls = 1;
-	s->auth_user[0] = '\0';
+	session_auth_forget(s);
 	s->auth_step = 0;
 	session_hello_reset(s);
-	s->helo[0] = '\0';
+	free(s->helo);
+	s->helo = NULL;
 	s->esmtp = 0;
+	peer = &s->tlsx->peer;
 	snprintf(info, sizeof(info),
 	    "TLS negotiated: %s %s; peer certificate: %s%s%s%s%s",
-	    s->tlsinfo.version, s->tlsinfo.cipher,
-	    s->tlsinfo.has_cert ? s->tlsinfo.subject : "none",
-	    s->tlsinfo.has_cert ? "; issuer: " : "",
-	    s->tlsinfo.has_cert ? s->tlsinfo.issuer : "",
-	    s->tlsinfo.has_cert ? "; verification: " : "",
-	    s->tlsinfo.has_cert
-	        ? X509_verify_cert_error_string(s->tlsinfo.verify)
-	        : "");
+	    peer->version, peer->cipher,
+	    peer->has_cert ? peer->subject : "none",
+	    peer->has_cert ? "; issuer: " : "",
+	    peer->has_cert ? peer->issuer : "",
+	    peer->has_cert ? "; verification: " : "",
+	    peer->has_cert ? X509_verify_cert_error_string(peer->verify) : "");
 	session_plog(s, '*', info, strlen(info), "TLS");
 	session_enter(s, SESSION_COMMAND);
 	s->phase_start = conn_now();
@@ -1349,8 +1388,9 @@ session_ptr_done(void *arg, const char *name)
 	char line[300];
 
 	s->ptr_job = NULL;
-	if (name != NULL)
-		snprintf(s->peer_name, sizeof(s->peer_name), "%s", name);
+	/* Without memory the header just names no host, as without DNS. */
+	if (name != NULL && s->peer_name == NULL)
+		s->peer_name = strdup(name);
 	snprintf(line, sizeof(line), "reverse DNS: %s",
 	    name != NULL ? name : "no forward-confirmed name");
 	session_plog(s, '*', line, strlen(line), "DNS");
@@ -1419,6 +1459,11 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 	daemon_conf_release(s->cref);
 	server_session_done(s->srv);
 	free(s->rcpts);
+	free(s->mail);
+	free(s->tlsx);
+	free(s->peer_name);
+	free(s->helo);
+	session_auth_forget(s);
 	free(s);
 }
 

@@ -20,6 +20,7 @@
  */
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -90,6 +91,28 @@ session_auth_offered(const struct session *s)
 	return s->tls || !(am & AUTHM_BASIC_REQUIRE_TLS);
 }
 
+/*
+ * The login buffer lives from AUTH to the end of its exchange; most
+ * sessions never send AUTH and carry none.
+ */
+static void
+session_auth_login_end(struct session *s)
+{
+	if (s->auth_login == NULL)
+		return;
+	OPENSSL_cleanse(s->auth_login, SESSION_AUTH_MAX + 1);
+	free(s->auth_login);
+	s->auth_login = NULL;
+}
+
+void
+session_auth_forget(struct session *s)
+{
+	session_auth_login_end(s);
+	free(s->auth_user);
+	s->auth_user = NULL;
+}
+
 /* The session leaves SESSION_AUTH some other way: drop the check. */
 void
 session_auth_abandon(struct session *s)
@@ -109,9 +132,13 @@ session_auth_checked(void *arg, int ok)
 
 	s->auth_job = NULL;
 	session_enter(s, SESSION_COMMAND);
-	if (ok) {
-		snprintf(
-		    s->auth_user, sizeof(s->auth_user), "%s", s->auth_login);
+	if (ok && (s->auth_user = strdup(s->auth_login)) == NULL) {
+		/* Checked, but we cannot hold the name: the client may retry.
+		 */
+		session_auth_uncount(s);
+		session_plog(s, '*', "no memory for the user name", 27, "AUTH");
+		session_reply(s, "454 4.7.0 Temporary authentication failure");
+	} else if (ok) {
 		snprintf(
 		    line, sizeof(line), "authenticated as %s", s->auth_user);
 		session_plog(s, '*', line, strlen(line), "AUTH");
@@ -130,7 +157,7 @@ session_auth_checked(void *arg, int ok)
 		session_error(
 		    s, "535 5.7.8 Authentication credentials invalid");
 	}
-	s->auth_login[0] = '\0';
+	session_auth_login_end(s);
 	if (s->state != SESSION_COMMAND)
 		return; /* too many errors: closing */
 	session_resume(s);
@@ -144,17 +171,18 @@ session_auth_finish(struct session *s, const char *user, const char *pass)
 	if (s->srv->auth_pool == NULL &&
 	    (s->srv->auth_pool = auth_pool_new(s->srv->daemon->base)) == NULL) {
 		session_auth_uncount(s);
+		session_auth_login_end(s);
 		session_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
 	if (user != s->auth_login)
-		snprintf(s->auth_login, sizeof(s->auth_login), "%s", user);
+		snprintf(s->auth_login, SESSION_AUTH_MAX + 1, "%s", user);
 	s->auth_job = auth_pool_submit(s->srv->auth_pool, s->tc->users_file,
 	    user, pass, session_auth_checked, s);
 	if (s->auth_job == NULL) {
 		/* No password was checked: this attempt does not count. */
 		session_auth_uncount(s);
-		s->auth_login[0] = '\0';
+		session_auth_login_end(s);
 		session_plog(s, '*', "password check queue full", 25, "AUTH");
 		session_reply(s, "454 4.7.0 Too many authentications in "
 		                 "progress; try again later");
@@ -167,7 +195,7 @@ static void
 session_auth_malformed(struct session *s, const char *mech)
 {
 	s->auth_step = 0;
-	s->auth_login[0] = '\0';
+	session_auth_login_end(s);
 	session_error(s, "501 5.5.2 Malformed AUTH %s response", mech);
 }
 
@@ -201,6 +229,7 @@ session_auth_plain(struct session *s, const char *b64, size_t len)
 	if (authzid[0] != '\0' && strcmp(authzid, user) != 0) {
 		OPENSSL_cleanse(buf, sizeof(buf));
 		s->auth_step = 0;
+		session_auth_login_end(s);
 		session_error(s, "535 5.7.8 Authorization identity must be "
 		                 "empty or your own user name");
 		return;
@@ -219,7 +248,7 @@ session_auth_line(struct session *s, const char *line, size_t len)
 	session_plog(s, '<', "*** (credentials)", 17, "AUTH");
 	if (len == 1 && line[0] == '*') {
 		s->auth_step = 0;
-		s->auth_login[0] = '\0';
+		session_auth_login_end(s);
 		session_error(s, "501 5.7.0 Authentication cancelled");
 		return;
 	}
@@ -229,7 +258,7 @@ session_auth_line(struct session *s, const char *line, size_t len)
 		break;
 	case AUTH_STEP_LOGIN_USER:
 		n = base64_decode(
-		    line, len, s->auth_login, sizeof(s->auth_login));
+		    line, len, s->auth_login, SESSION_AUTH_MAX + 1);
 		if (n <= 0 || strlen(s->auth_login) != (size_t)n) {
 			session_auth_malformed(s, "LOGIN");
 			return;
@@ -268,7 +297,7 @@ session_cmd_auth(struct session *s, const struct smtp_cmd *c)
 		                 "authentication mechanism");
 		return;
 	}
-	if (s->auth_user[0] != '\0' || s->have_mail) {
+	if (s->auth_user != NULL || s->have_mail) {
 		session_error(s, "503 5.5.1 AUTH not allowed now");
 		return;
 	}
@@ -283,6 +312,12 @@ session_cmd_auth(struct session *s, const struct smtp_cmd *c)
 		                 "try again later");
 		return;
 	}
+	if (s->auth_login == NULL &&
+	    (s->auth_login = calloc(1, SESSION_AUTH_MAX + 1)) == NULL) {
+		session_auth_uncount(s); /* no password was checked */
+		session_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
 	s->auth_login[0] = '\0';
 	if (strncasecmp(c->arg, "PLAIN", 5) == 0) {
 		if (initial != NULL && !(ilen == 1 && initial[0] == '=')) {
@@ -295,7 +330,7 @@ session_cmd_auth(struct session *s, const struct smtp_cmd *c)
 	}
 	if (initial != NULL) {
 		n = base64_decode(
-		    initial, ilen, s->auth_login, sizeof(s->auth_login));
+		    initial, ilen, s->auth_login, SESSION_AUTH_MAX + 1);
 		if (n <= 0 || strlen(s->auth_login) != (size_t)n) {
 			session_auth_malformed(s, "LOGIN");
 			return;

@@ -75,6 +75,17 @@ enum session_state {
 	SESSION_DEAD,     /* connection gone, waiting to be freed */
 };
 
+/*
+ * What only a session inside TLS has, allocated when the handshake
+ * succeeds (session_on_tls_done): most sessions are plaintext, and an
+ * idle one should not carry a kilobyte of certificate facts.
+ */
+struct session_tls {
+	struct tls_peer peer;
+	/* the partner domain Domain Security confirmed for this message */
+	char auth_domain[SMTP_DOMAIN_MAX + 1];
+};
+
 struct session_rcpt {
 	char addr[SMTP_PATH_MAX + 1];
 	char orcpt[SMTP_ORCPT_MAX + 1];
@@ -94,9 +105,10 @@ struct session {
 	char remote[64];
 	char remote_ip[48];
 	struct sockaddr_storage peer;
-	/* the client's forward-confirmed reverse name ("" while unknown or
-	 * when there is none), looked up from the connect on */
-	char peer_name[256];
+	/* the client's forward-confirmed reverse name (NULL while unknown,
+	 * when there is none, or when there was no memory to keep it),
+	 * looked up from the connect on; allocated to its length */
+	char *peer_name;
 	struct resolver_ptr *ptr_job;
 	unsigned seq;      /* protocol log sequence number */
 	size_t log_bytes;  /* protocol log bytes charged to the budget */
@@ -105,8 +117,9 @@ struct session {
 	uint64_t log_dropped, log_dropped_bytes;
 	double started;
 
-	/* SMTP state after HELO/EHLO */
-	char helo[SMTP_HELO_MAX + 1];
+	/* SMTP state after HELO/EHLO; helo is NULL before (allocated to
+	 * the argument's length: most are short) */
+	char *helo;
 	int esmtp;
 	struct smtp_ext ext; /* what this session offered */
 	int pipelining;
@@ -114,9 +127,9 @@ struct session {
 	unsigned junk; /* CMD_JUNK commands since the last accepted message */
 	int skip_line; /* discarding the rest of an over-long command */
 
-	/* the transaction */
+	/* the transaction; mail is allocated at MAIL, freed at its end */
 	int have_mail;
-	struct smtp_mail_args mail;
+	struct smtp_mail_args *mail;
 	struct session_rcpt *rcpts;
 	size_t nrcpts;
 	size_t rcpt_cap;
@@ -143,13 +156,14 @@ struct session {
 	int tls;
 	int tls_failed;      /* a STARTTLS handshake failed (for the metrics) */
 	double commit_start; /* the message went to the spool (metrics) */
-	struct tls_peer tlsinfo;
-	const char *auth_as;   /* Anonymous | Partner | Internal */
-	const char *auth_mech; /* None | Tls | DomainSecure | BasicAuth */
-	char auth_domain[SMTP_DOMAIN_MAX + 1];
-	char auth_user[SESSION_AUTH_MAX + 1]; /* "" until AUTH succeeded */
-	int auth_step; /* AUTH exchange in progress: what comes next */
-	char auth_login[SESSION_AUTH_MAX + 1]; /* the user being checked */
+	struct session_tls *tlsx; /* NULL until a handshake succeeded */
+	const char *auth_as;      /* Anonymous | Partner | Internal */
+	const char *auth_mech;    /* None | Tls | DomainSecure | BasicAuth */
+	char *auth_user; /* NULL until AUTH succeeded (allocated then) */
+	int auth_step;   /* AUTH exchange in progress: what comes next */
+	/* the user being checked: SESSION_AUTH_MAX + 1 bytes allocated at
+	 * AUTH, freed when the exchange ends */
+	char *auth_login;
 	struct auth_job *auth_job; /* the check in flight (SESSION_AUTH) */
 
 	/* a local submission: the user the kernel named (local_submit.c) */
@@ -162,6 +176,8 @@ struct session {
 };
 
 /* session.c */
+/* The partner domain Domain Security confirmed, "" when none. */
+const char *session_auth_domain(const struct session *);
 void session_plog(struct session *, char event, const char *data, size_t len,
     const char *context);
 void session_log_credit(struct session *);
@@ -212,6 +228,8 @@ int session_auth_offered(const struct session *);
 void session_auth_line(struct session *, const char *line, size_t len);
 void session_cmd_auth(struct session *, const struct smtp_cmd *);
 void session_auth_abandon(struct session *);
+/* Free what AUTH allocated (the session ends, or starts over in TLS). */
+void session_auth_forget(struct session *);
 /* The key AUTH attempts are counted under: the address, IPv6 by /64. */
 void session_auth_source(
     const struct sockaddr *peer, struct sockaddr_storage *out);

@@ -103,9 +103,9 @@ session_with(const struct session *s)
 	    {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
 	};
 
-	if (!s->esmtp && !s->tls && s->auth_user[0] == '\0')
+	if (!s->esmtp && !s->tls && s->auth_user == NULL)
 		return "SMTP";
-	return names[s->mail.smtputf8 != 0][s->tls][s->auth_user[0] != '\0'];
+	return names[s->mail->smtputf8 != 0][s->tls][s->auth_user != NULL];
 }
 
 /*
@@ -164,12 +164,13 @@ session_content_start(struct session *s)
 		rc = buf_printf(&hdr,
 		    "Received: from %s (%s%s[%s%s])\r\n"
 		    "\tby %s (Sluice) with %s",
-		    s->helo, s->peer_name, s->peer_name[0] != '\0' ? " " : "",
+		    s->helo, s->peer_name != NULL ? s->peer_name : "",
+		    s->peer_name != NULL ? " " : "",
 		    strchr(s->remote_ip, ':') != NULL ? "IPv6:" : "",
 		    s->remote_ip, s->rc->fqdn, session_with(s));
 	if (rc == BUF_OK && s->tls)
 		rc = buf_printf(&hdr, "\r\n\t(version=%s cipher=%s)",
-		    s->tlsinfo.version, s->tlsinfo.cipher);
+		    s->tlsx->peer.version, s->tlsx->peer.cipher);
 	if (rc == BUF_OK)
 		rc = buf_printf(
 		    &hdr, "%sid %s", s->is_local ? "\r\n\t" : " ", s->queue_id);
@@ -181,9 +182,10 @@ session_content_start(struct session *s)
 		    "X-Sluice-Organization-AuthAs: %s\r\n"
 		    "X-Sluice-Organization-AuthMechanism: %s\r\n",
 		    date, s->auth_as, s->auth_mech);
-	if (rc == BUF_OK && s->auth_domain[0] != '\0')
-		rc = buf_printf(&hdr,
-		    "X-Sluice-Organization-AuthDomain: %s\r\n", s->auth_domain);
+	if (rc == BUF_OK && session_auth_domain(s)[0] != '\0')
+		rc =
+		    buf_printf(&hdr, "X-Sluice-Organization-AuthDomain: %s\r\n",
+		        session_auth_domain(s));
 	if (rc != BUF_OK || content_prefix(&s->content, hdr.data, hdr.len) < 0)
 		rc = -1;
 	buf_free(&hdr);
@@ -222,7 +224,7 @@ session_tls_optional(const struct session *s)
 	char v[64];
 
 	/* header_find() unfolds and trims the value */
-	return !s->mail.requiretls &&
+	return !s->mail->requiretls &&
 	       header_find(s->content.out.data, s->content.out.len,
 	           "TLS-Required", v, sizeof(v)) >= 0 &&
 	       strcasecmp(v, "No") == 0;
@@ -236,7 +238,7 @@ session_track_msg(struct session *s, struct track_msg *m, const char *msgid,
 	m->internal_id = s->queue_id;
 	m->message_id = msgid;
 	m->subject = subject;
-	m->sender = s->mail.path.addr;
+	m->sender = s->mail->path.addr;
 	m->client_ip = s->remote_ip;
 	m->directionality = tracklog_directionality(s->auth_as);
 	m->size = (int64_t)s->content.out.len;
@@ -258,16 +260,18 @@ session_track_receive(struct session *s)
 		snprintf(tls, sizeof(tls), "tls=%s:encrypted;%s;%s",
 		    strcmp(s->auth_mech, "DomainSecure") == 0 ? "DomainSecure"
 		                                              : "inbound",
-		    s->tlsinfo.version, s->tlsinfo.cipher);
+		    s->tlsx->peer.version, s->tlsx->peer.cipher);
 	session_header_facts(s, msgid, subject);
 	session_track_msg(s, &m, msgid, subject);
 	tracklog_ip(s->local, local_ip, sizeof(local_ip));
 	/* How the client was accepted, in custom-data's S:name=value form. */
 	snprintf(custom, sizeof(custom),
 	    "S:AuthAs=%s;S:AuthMechanism=%s%s%s%s%s%s", s->auth_as,
-	    s->auth_mech, s->auth_user[0] ? ";S:AuthUser=" : "", s->auth_user,
-	    s->auth_domain[0] ? ";S:AuthDomain=" : "", s->auth_domain,
-	    s->mail.requiretls        ? ";S:RequireTLS=Yes"
+	    s->auth_mech, s->auth_user != NULL ? ";S:AuthUser=" : "",
+	    s->auth_user != NULL ? s->auth_user : "",
+	    session_auth_domain(s)[0] ? ";S:AuthDomain=" : "",
+	    session_auth_domain(s),
+	    s->mail->requiretls       ? ";S:RequireTLS=Yes"
 	    : session_tls_optional(s) ? ";S:TlsRequired=No"
 	                              : "");
 	for (size_t i = 0; i < s->nrcpts; i++)
@@ -384,14 +388,14 @@ session_finish(struct session *s)
 	memset(&msg, 0, sizeof(msg));
 	if (s->tls)
 		snprintf(tls_summary, sizeof(tls_summary), "%s %s",
-		    s->tlsinfo.version, s->tlsinfo.cipher);
+		    s->tlsx->peer.version, s->tlsx->peer.cipher);
 	msg.queue_id = s->queue_id;
-	msg.sender = s->mail.path.addr;
-	msg.envid = s->mail.envid;
-	msg.ret = (int)s->mail.ret;
-	msg.body_type = (int)s->mail.body;
-	msg.smtputf8 = s->mail.smtputf8;
-	msg.requiretls = s->mail.requiretls;
+	msg.sender = s->mail->path.addr;
+	msg.envid = s->mail->envid;
+	msg.ret = (int)s->mail->ret;
+	msg.body_type = (int)s->mail->body;
+	msg.smtputf8 = s->mail->smtputf8;
+	msg.requiretls = s->mail->requiretls;
 	msg.tls_optional = session_tls_optional(s);
 	msg.connector = s->rc->name;
 	msg.client = s->remote;

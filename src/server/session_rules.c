@@ -183,7 +183,7 @@ session_rules_agentinfo(struct session *s, struct session_rules *sr)
 		if (mode == RULE_MODE_AUDIT_AND_NOTIFY)
 			log_info("transport rule \"%s\" (AuditAndNotify) "
 			         "matched %s from <%s> to %s; it would: %s",
-			    rule_name(r), s->queue_id, s->mail.path.addr, who,
+			    rule_name(r), s->queue_id, s->mail->path.addr, who,
 			    rule_actions_text(r));
 	}
 	if (w == 0)
@@ -397,7 +397,7 @@ session_rules_apply(struct session *s, struct spool_msg *msg)
 	for (size_t i = 0; i < s->nrcpts; i++)
 		rcpts[i] = s->rcpts[i].addr;
 	memset(&m, 0, sizeof(m));
-	m.sender = s->mail.path.addr;
+	m.sender = s->mail->path.addr;
 	m.rcpts = rcpts;
 	m.nrcpts = s->nrcpts;
 	m.client = (const struct sockaddr *)&s->peer;

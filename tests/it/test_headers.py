@@ -250,6 +250,23 @@ def test_received_sanitises_the_helo(ptr):
     assert got == "from h??lo?x??y.example (mail.client.test [127.0.0.131])", got
 
 
+def test_a_refused_ehlo_keeps_the_name_given_before(hdr):
+    """A second EHLO that is refused (501) changes nothing: Received names
+    the first one whole, not overwritten by the refused one's first
+    characters (the name was parsed in place before)."""
+    with hdr.client() as c:
+        c.cmd("EHLO long.client.example").check(250)
+        c.cmd("EHLO ab cd").check(501, "5.5.4")
+        c.cmd(f"MAIL FROM:<{SENDER}>").check(250, "2.1.0")
+        c.cmd("RCPT TO:<user@localhost>").check(250, "2.1.5")
+        c.cmd("DATA").check(354)
+        c.send(b"Subject: rehlo\r\n\r\nbody\r\n.\r\n")
+        r = c.reply().check(250, "2.6.0")
+    name, value = fields(hdr.message(queue_id_of(r))["body"])[0]
+    assert name == "received"
+    assert value.startswith("from long.client.example ("), value
+
+
 def test_no_reply_waits_for_a_dead_dns_server(tmp_path):
     """A Resolver that never answers: the session is served at once, and
     Received has no name (the look-up runs beside the session)."""
