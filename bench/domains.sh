@@ -443,7 +443,9 @@ P_LEFT=$("${PEER[@]}" count --dir "$PF_DIR" 2>/dev/null || echo '?')
 		        "connection per message, %.3f s reused (ratio %.2f): " \
 		        "%.0f us per connection; sluiced one domain %.3f s + " \
 		        "that = %.3f s, a many/one of %.2f with nothing else " \
-		        "spent on a new destination\n", n, u, n / u,
+		        "spent on a new destination that needs a connection of " \
+		        "its own (MX=distinct; with MX=shared they share " \
+		        "parked ones)\n", n, u, n / u,
 		        extra / m * 1e6, one, one + extra, (one + extra) / one }'
 	fi
 	echo "rate sluiced/postfix: one domain" \
