@@ -10,9 +10,13 @@ daemon's loop: no thread, no pipe, and a question answered from a cache
 costs no system call.  /proc/PID/io counts write calls (syscw): mail to
 N domains with an MX host each (three questions per domain, the host's
 AAAA and A going out to the DNS server) must now cost less than one write
-per domain more than mail to N domains sharing one MX host (one question
-each), where thread mode cost eight; and sluiced starts no thread for
-libunbound.  Also: a kept address is given up when its TTL runs out."""
+per domain more than mail to N domains whose MX hosts' addresses are kept
+already (one question each), where thread mode cost eight; and sluiced
+starts no thread for libunbound.  Every domain of both rounds has an MX
+host name of its own, so that both rounds open a connection per domain
+(a parked connection serves another domain only on the same MX host:
+test_delivery_reuse.py) and the difference is the questions alone.
+Also: a kept address is given up when its TTL runs out."""
 import subprocess
 import time
 
@@ -28,9 +32,13 @@ SINK = "127.0.0.2"
 def records():
     own = [f"o{i}.hc.test. MX 10 mx{i}.hc.test." for i in range(N)] + \
         [f"mx{i}.hc.test. A {SINK}" for i in range(N)]
-    shared = [f"s{i}.hc.test. MX 10 mx.hc.test." for i in range(N)]
-    return own + shared + ["prime.hc.test. MX 10 mx.hc.test.",
-                           f"mx.hc.test. A {SINK}"]
+    # s{i} and p{i} share mxs{i}: the p round has its address kept
+    # before the s round is measured
+    kept = [f"{d}{i}.hc.test. MX 10 mxs{i}.hc.test."
+            for d in ("s", "p") for i in range(N)] + \
+        [f"mxs{i}.hc.test. A {SINK}" for i in range(N)]
+    return own + kept + ["prime.hc.test. MX 10 mx.hc.test.",
+                         f"mx.hc.test. A {SINK}"]
 
 
 class LongTtl(Unbound):
@@ -96,12 +104,14 @@ def test_questions_cost_no_writes_and_no_thread(tmp_path):
         started = threads(s.pid)
         # the first delivery of all sets up what every later one reuses
         deliver(s, sink, port, ["a@prime.hc.test"], 1)
+        # the addresses of mxs0..mxsN-1 kept (p0..pN-1 are not measured)
+        deliver(s, sink, port, [f"a@p{i}.hc.test" for i in range(N)], 1 + N)
         own = deliver(s, sink, port, [f"a@o{i}.hc.test" for i in range(N)],
-                      1 + N)
+                      1 + 2 * N)
         shared = deliver(s, sink, port,
-                         [f"a@s{i}.hc.test" for i in range(N)], 1 + 2 * N)
+                         [f"a@s{i}.hc.test" for i in range(N)], 1 + 3 * N)
         assert events(s, "DEFER") == []
-        assert sink.count() == 1 + 2 * N
+        assert sink.count() == 1 + 3 * N
         # two more questions per domain, answered over UDP: no write()
         assert own - shared < N, (own, shared)
         # thread mode started libunbound's resolving thread at the first
