@@ -7,7 +7,8 @@ calls each way), even when libunbound answered from its own cache; the
 kept addresses saved eight writes per domain whose MX host was known.  In
 event mode (issue 19, third pass) libunbound's sockets are events on the
 daemon's loop: no thread, no pipe, and a question answered from a cache
-costs no system call.  /proc/PID/io counts write calls (syscw): mail to
+costs no system call.  /proc/PID/task/PID/io counts the loop thread's
+write calls (syscw): mail to
 N domains with an MX host each (three questions per domain, the host's
 AAAA and A going out to the DNS server) must now cost less than one write
 per domain more than mail to N domains whose MX hosts' addresses are kept
@@ -62,7 +63,12 @@ Fqdn = out.sluice.test
 
 
 def syscw(pid):
-    with open(f"/proc/{pid}/io") as f:
+    """Write calls of the event loop's thread (the main one), where
+    libunbound's questions are made.  Not the whole process: the spool's
+    committer writes once per batch of results, and how results fall into
+    batches depends on timing (under a loaded machine it moved the total
+    by more than one write per domain between two identical rounds)."""
+    with open(f"/proc/{pid}/task/{pid}/io") as f:
         return int(next(line for line in f if line.startswith("syscw:"))
                    .split()[1])
 
