@@ -2081,28 +2081,30 @@ smtp_client_retarget(struct smtp_client *c, const struct smtp_client_target *t,
 	}
 	if (!client_policy_portable(&c->policy, why, len))
 		return -1;
-	/* Never a backup MX while the best ones are there. */
+	/* That hop is the connection's, and never a backup MX while the
+	 * best ones are there. */
 	for (j = 0; j < t->nhops; j++)
 		if (t->hops[j].pref < best)
 			best = t->hops[j].pref;
-	for (j = 0; j < t->nhops && h == NULL; j++) {
+	if (t->hop < t->nhops) {
 		char endpoint[64];
 
-		addr_endpoint((const struct sockaddr *)&t->hops[j].addr,
-		    endpoint, sizeof(endpoint));
-		if (t->hops[j].pref == best &&
-		    strcasecmp(t->hops[j].host, c->connected_host) == 0 &&
-		    strcmp(endpoint, c->remote) == 0 &&
-		    t->hops[j].secure == c->connected_secure)
-			h = &t->hops[j];
+		h = &t->hops[t->hop];
+		addr_endpoint((const struct sockaddr *)&h->addr, endpoint,
+		    sizeof(endpoint));
+		if (h->pref != best ||
+		    strcasecmp(h->host, c->connected_host) != 0 ||
+		    strcmp(endpoint, c->remote) != 0 ||
+		    h->secure != c->connected_secure)
+			h = NULL;
 	}
 	if (h == NULL) {
 		snprintf(why, len,
-		    "%s (%s) is not among the most preferred next hops",
+		    "%s (%s) is not that most preferred next hop",
 		    c->connected_host, c->remote);
 		return -1;
 	}
-	j = (size_t)(h - t->hops);
+	j = t->hop;
 	/* The policy a new connection to that hop would be held to. */
 	in.host = h->host;
 	in.addr_secure = h->secure;

@@ -187,13 +187,15 @@ struct smtp_client_target {
 	int tls_optional;
 	const struct resolver_hop *hops;
 	size_t nhops;
+	size_t hop; /* the one of hops the connection is to */
 	struct dest_tls *dest_tls;
 };
 
 /*
  * Serve target from now on, when the connection, idle, would have been
- * made under the same TLS policy for it: the same host name and address
- * among target's most preferred hops, neither destination's DANE nor
+ * made under the same TLS policy for it: target's hop (t->hop) is the
+ * host name and address it is connected to and one of target's most
+ * preferred hops, neither destination's DANE nor
  * MTA-STS applying, the same level, floor, certificate and transport
  * rule, and nothing that names the recipient domain (Domain Security,
  * DomainValidation without TlsDomain).  On success the domain, hops, DANE

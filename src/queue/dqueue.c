@@ -343,6 +343,30 @@ dq_give_slots(struct dqueues *dqs)
 	}
 }
 
+/* dc leaves its queue's clients (its slot, dqs->nclients, is the caller's). */
+static void
+dq_detach(struct dq_client *dc)
+{
+	struct dq_client **pp;
+
+	for (pp = &dc->q->clients; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == dc) {
+			*pp = dc->next;
+			break;
+		}
+	dc->q->nclients--;
+}
+
+/* dc becomes one of q's clients. */
+static void
+dq_attach(struct dq *q, struct dq_client *dc)
+{
+	dc->q = q;
+	dc->next = q->clients;
+	q->clients = dc;
+	q->nclients++;
+}
+
 /* Every recipient of m goes back to being due: nothing was recorded. */
 static void
 dq_release(struct dqueues *dqs, const struct dq_msg *m)
@@ -794,17 +818,12 @@ static void
 dq_closed(void *arg, struct smtp_client *client, int delivered, const char *enh,
     const char *why)
 {
-	struct dq_client *dc = arg, **pp;
+	struct dq_client *dc = arg;
 	struct dq *q = dc->q;
 	struct dqueues *dqs = q->owner;
 
 	(void)client;
-	for (pp = &q->clients; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == dc) {
-			*pp = dc->next;
-			break;
-		}
-	q->nclients--;
+	dq_detach(dc);
 	dqs->nclients--;
 	if (dc->connecting)
 		q->nconnecting--;
@@ -974,7 +993,6 @@ dq_open(struct dq *q)
 		daemon_conf_release(ref);
 		return;
 	}
-	dc->q = q;
 	dc->ref = ref;
 	dc->connecting = 1;
 	dq_credentials(sc, dc);
@@ -997,19 +1015,51 @@ dq_open(struct dq *q)
 	p.dest_tls = q->tls;
 	p.ops = &dq_client_ops;
 	p.arg = dc;
-	dc->next = q->clients;
-	q->clients = dc;
-	q->nclients++;
+	dq_attach(q, dc);
 	q->nconnecting++;
 	dqs->nclients++;
 	if ((dc->client = smtp_client_start(&p)) == NULL) {
-		q->clients = dc->next;
-		q->nclients--;
+		dq_detach(dc);
 		q->nconnecting--;
 		dqs->nclients--;
 		daemon_conf_release(ref);
 		free(dc);
 	}
+}
+
+/*
+ * dc, parked by another queue, serves q from now on when the queues'
+ * conditions hold and its client agrees (1), else nothing changes (0).
+ */
+static int
+dq_take(struct dq *q, struct dq_client *dc, const struct smtp_client_target *t)
+{
+	struct dq *old = dc->q;
+	char why[200];
+
+	if (old == q || dc->ref != q->owner->daemon->conf ||
+	    old->head != NULL || old->tls_optional != q->tls_optional ||
+	    old->tls_floor != q->tls_floor ||
+	    (q->tls_floor && strcmp(old->tls_rule, q->tls_rule) != 0) ||
+	    !smtp_client_idle(dc->client))
+		return 0;
+	/* session() (called from the retarget) names dc->q: the new queue */
+	dc->q = q;
+	if (smtp_client_retarget(dc->client, t, why, sizeof(why)) < 0) {
+		dc->q = old;
+		log_debug("queue %s: the parked connection of %s is not "
+		          "reused: %s",
+		    q->name, old->name, why);
+		return 0;
+	}
+	dc->q = old;
+	dq_unpark(dc);
+	dq_detach(dc);
+	dq_attach(q, dc);
+	log_debug("queue %s: takes over the parked connection of %s to %s",
+	    q->name, old->name, dc->key);
+	smtp_client_resume(dc->client);
+	return 1;
 }
 
 /*
@@ -1048,8 +1098,8 @@ dq_adopt(struct dq *q)
 	for (size_t i = 0; i < q->hops.nhops; i++)
 		if (q->hops.hops[i].pref < best)
 			best = q->hops.hops[i].pref;
-	for (size_t i = 0; i < q->hops.nhops; i++) {
-		const struct resolver_hop *h = &q->hops.hops[i];
+	for (t.hop = 0; t.hop < q->hops.nhops; t.hop++) {
+		const struct resolver_hop *h = &q->hops.hops[t.hop];
 		char endpoint[64], key[DQUEUE_KEY_MAX];
 
 		if (h->pref != best)
@@ -1059,48 +1109,11 @@ dq_adopt(struct dq *q)
 		dq_host_key(key, q->connector, h->host, endpoint);
 		for (struct dq_client *dc = dqs->hosts[dq_hash(key)];
 		     dc != NULL && tries < DQUEUE_ADOPT_TRIES; dc = dc->hnext) {
-			struct dq *old = dc->q;
-			struct dq_client **pp;
-			char why[200];
-
 			if (strcasecmp(dc->key, key) != 0)
 				continue; /* another key in the bucket */
 			tries++;
-			if (old == q || dc->ref != dqs->daemon->conf ||
-			    old->head != NULL ||
-			    old->tls_optional != q->tls_optional ||
-			    old->tls_floor != q->tls_floor ||
-			    (q->tls_floor &&
-			        strcmp(old->tls_rule, q->tls_rule) != 0) ||
-			    !smtp_client_idle(dc->client))
-				continue;
-			/* session() names dc->q: the new queue from here */
-			dc->q = q;
-			if (smtp_client_retarget(
-			        dc->client, &t, why, sizeof(why)) < 0) {
-				dc->q = old;
-				log_debug(
-				    "queue %s: the parked connection of %s "
-				    "is not reused: %s",
-				    q->name, old->name, why);
-				continue;
-			}
-			dc->q = old;
-			dq_unpark(dc);
-			for (pp = &old->clients; *pp != dc; pp = &(*pp)->next)
-				;
-			*pp = dc->next;
-			old->nclients--;
-			dc->q = q;
-			dc->next = q->clients;
-			q->clients = dc;
-			q->nclients++;
-			log_debug(
-			    "queue %s: takes over the parked connection of "
-			    "%s to %s",
-			    q->name, old->name, key);
-			smtp_client_resume(dc->client);
-			return 1;
+			if (dq_take(q, dc, &t))
+				return 1;
 		}
 	}
 	return 0;
