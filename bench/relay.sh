@@ -368,9 +368,10 @@ LTLS_S=0 LTLS_P=0   # TLS=1: inbound TLS sessions the load tool opened
 # counted all n messages.
 relay_run() { # server n
 	local s=$1 n=$2 k base t0 t1 ta='' rc=0 c=0 accepted deadline late=0
-	local cpu0=0
+	local cpu0=0 bbase=0 b
 	k=$(sink_of "$s")
 	base=$(sink_count "$k")
+	[ "$SINK" = tlssink ] && bbase=$(sink_field "$k" bytes)
 	RESULT="0 0 0"
 	[ "$MEM" = 1 ] && mem_start "$s"
 	[ "$s" = sluiced ] && cpu0=$(sluiced_ticks)
@@ -432,6 +433,16 @@ relay_run() { # server n
 	if [ "$c" != "$n" ]; then
 		echo "$s: the sink counted $c messages, $n were sent" >&2
 		late=1
+	fi
+	# tlssink also counts content bytes: every message arrived whole (at
+	# least SIZE each; the servers add their Received: lines)
+	if [ "$SINK" = tlssink ]; then
+		b=$(($(sink_field "$k" bytes) - bbase))
+		if [ "$b" -lt $((n * SIZE)) ]; then
+			echo "$s: the sink got $b bytes of content for $n" \
+			    "messages of $SIZE: some were cut" >&2
+			late=1
+		fi
 	fi
 	if [ "$late" = 1 ]; then # no rate for a failed run
 		RESULT="0 0 $c"

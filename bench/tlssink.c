@@ -6,7 +6,9 @@
  * offered, CHUNKING not), stores nothing and counts: sessions, TLS
  * handshakes, resumed TLS sessions (RFC 8446 tickets or RFC 5077/5246
  * session IDs), messages (each "." that ends a DATA) and those of them
- * that came inside TLS, QUITs.  It is
+ * that came inside TLS, QUITs, and the bytes of content (as sent, line
+ * ends and dot-stuffing included, the final "." line not), so that a
+ * script can tell whole messages from cut ones.  It is
  * smtp-sink's job (Postfix's sink cannot do TLS), with smtp-sink -c's
  * counter line, so the same script reads both:
  *
@@ -70,6 +72,7 @@ struct conn {
 static SSL_CTX *ctx;
 static int ep;
 static unsigned long n_sess, n_quit, n_mesg, n_tlsmesg, n_tls, n_resumed;
+static unsigned long long n_bytes; /* content bytes of every DATA */
 static char proto[32] = "-";
 static int dirty = 1;
 static volatile sig_atomic_t stop;
@@ -96,8 +99,9 @@ status(void)
 	char line[256];
 	int n = snprintf(line, sizeof(line),
 	    "sess=%lu quit=%lu mesg=%lu tlsmesg=%lu tls=%lu resumed=%lu "
-	    "proto=%s\n",
-	    n_sess, n_quit, n_mesg, n_tlsmesg, n_tls, n_resumed, proto);
+	    "bytes=%llu proto=%s\n",
+	    n_sess, n_quit, n_mesg, n_tlsmesg, n_tls, n_resumed, n_bytes,
+	    proto);
 
 	if (n > 0 && write(1, line, (size_t)n) < 0)
 		exit(1);
@@ -236,12 +240,13 @@ process(struct conn *c)
 	for (;;) {
 		char *line = c->in + start;
 		char *nl = memchr(line, '\n', c->inlen - start);
-		size_t len;
+		size_t len, raw;
 
 		if (nl == NULL)
 			break;
 		len = (size_t)(nl - line);
 		start += len + 1;
+		raw = len + 1;
 		if (len > 0 && line[len - 1] == '\r')
 			len--;
 		if (c->data) {
@@ -252,6 +257,8 @@ process(struct conn *c)
 					n_tlsmesg++;
 				dirty = 1;
 				reply(c, "250 2.0.0 Ok: queued\r\n");
+			} else {
+				n_bytes += raw; /* content; the "." is not */
 			}
 			c->midline = 0;
 			continue;
@@ -298,7 +305,8 @@ process(struct conn *c)
 		if (!c->data) {
 			reply(c, "500 5.5.0 Line too long\r\n");
 			c->closing = 1;
-		}
+		} else
+			n_bytes += c->inlen; /* content, counted here */
 		c->inlen = 0; /* a long DATA line: its rest follows */
 		c->midline = 1;
 	}
