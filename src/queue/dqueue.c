@@ -34,6 +34,7 @@
  * sent QUIT to make room.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1141,7 +1142,11 @@ dq_resolved(void *arg, const struct resolver_result *res)
 	const struct conf_send_connector *sc =
 	    conf_send_connector(dqs->daemon->conf->conf, q->connector);
 
-	q->hops = *res;
+	/* the hops there are: all of them are 10 KB, a destination has one
+	 * or two (issue 19) */
+	memcpy(&q->hops, res,
+	    offsetof(struct resolver_result, hops) +
+	        res->nhops * sizeof(res->hops[0]));
 	q->hops_at = time(NULL);
 	/*
 	 * TLSA records of the secure hops and the domain's MTA-STS policy,
