@@ -421,8 +421,12 @@ dq_get(struct dqueues *dqs, const char *name, const char *connector,
 		}
 		return q;
 	}
-	if ((q = calloc(1, sizeof(*q))) == NULL)
+	/* Cleared but for the room of the hops (10 KB, filled to nhops by
+	 * dq_resolved): a queue per new destination (issue 19). */
+	if ((q = malloc(sizeof(*q))) == NULL)
 		return NULL;
+	memset(q, 0, offsetof(struct dq, hops.hops));
+	memset(&q->hops_at, 0, sizeof(*q) - offsetof(struct dq, hops_at));
 	q->owner = dqs;
 	snprintf(q->name, sizeof(q->name), "%s", name);
 	snprintf(q->connector, sizeof(q->connector), "%s", connector);
