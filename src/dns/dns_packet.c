@@ -9,7 +9,9 @@
  * name the CNAME chain from the question ends at (libunbound puts the
  * chain in the answer section), canon is that name when it is another,
  * and the TTL is the smallest of the answer section (RFC 2308 5 for
- * negative answers: the SOA's TTL or MINIMUM).  Names inside the RDATA of
+ * negative answers: the SOA's TTL or MINIMUM; without an SOA, the 5 s
+ * libunbound's cache keeps such an answer, where ub_result said 0: only
+ * the resolver's caches read it).  Names inside the RDATA of
  * MX, PTR, CNAME and NS records (the types RFC 3597 4 lets a server
  * compress) are written out uncompressed, as ub_result had them, so the
  * resolver's strict name checks (no pointers) stay as they are.
