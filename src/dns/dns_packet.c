@@ -9,7 +9,9 @@
  * name the CNAME chain from the question ends at (libunbound puts the
  * chain in the answer section), canon is that name when it is another,
  * and the TTL is the smallest of the answer section (RFC 2308 5 for
- * negative answers: the SOA's TTL or MINIMUM).  Names inside the RDATA of
+ * negative answers: the SOA's TTL or MINIMUM; without an SOA, the 5 s
+ * libunbound's cache keeps such an answer, where ub_result said 0: only
+ * the resolver's caches read it).  Names inside the RDATA of
  * MX, PTR, CNAME and NS records (the types RFC 3597 4 lets a server
  * compress) are written out uncompressed, as ub_result had them, so the
  * resolver's strict name checks (no pointers) stay as they are.
@@ -350,6 +352,7 @@ dns_negative_ttl(const struct dns_msg *m, struct dns_answer *a, int *seen)
 {
 	size_t off = m->ns_start;
 	struct dns_rr rr;
+	unsigned rcode = m->p[3] & 0x0fu;
 
 	for (unsigned i = 0; i < m->ns; i++) {
 		(void)dns_rr_read(m, &off, &rr); /* checked before */
@@ -361,8 +364,14 @@ dns_negative_ttl(const struct dns_msg *m, struct dns_answer *a, int *seen)
 		    dns_u32(m->p + rr.rdoff + rr.rdlen - 4) & 0x7fffffffu);
 		return;
 	}
-	*seen = 0;
-	a->ttl = 0;
+	/* No SOA: libunbound keeps the answer NORR_TTL, or less when a
+	 * CNAME of the chain says so; a failure is kept by nobody. */
+	if (rcode != 0 && rcode != DNS_RCODE_NXDOMAIN) {
+		*seen = 0;
+		a->ttl = 0;
+		return;
+	}
+	dns_ttl_min(a, seen, DNS_PACKET_NORR_TTL);
 }
 
 struct dns_answer *
@@ -419,11 +428,20 @@ dns_collect(const struct dns_msg *m, struct dns_answer *a,
 			a->len[a->n++] = l;
 			w += l;
 		}
-		if (pass == 0 && a->n > 0 &&
-		    (a->buf = malloc(total > 0 ? total : 1)) == NULL)
-			return "out of memory";
 		if (pass == 0 && a->n == 0)
 			break;
+		if (pass == 0) {
+			/* data[], len[], then the RDATA, in one block */
+			size_t head =
+			    a->n * (sizeof(*a->data) + sizeof(*a->len));
+
+			if ((a->buf = malloc(head + total)) == NULL)
+				return "out of memory";
+			a->data = (const unsigned char **)(void *)a->buf;
+			a->len = (size_t *)(void *)(a->buf +
+			                            a->n * sizeof(*a->data));
+			w = head;
+		}
 	}
 	if (a->n == 0)
 		dns_negative_ttl(m, a, &seen);

@@ -17,6 +17,13 @@
 
 /* Records of the type asked kept from one answer; more are ignored. */
 #define DNS_PACKET_RR_MAX 256
+/*
+ * How long libunbound keeps an answer with no SOA to bound it (its
+ * NORR_TTL, util/data/msgreply.h): the TTL a negative answer without one
+ * gets here, so that what the resolver keeps lasts as long as
+ * libunbound's cache would answer the same.
+ */
+#define DNS_PACKET_NORR_TTL 5
 /* CNAMEs followed from the name asked (libunbound itself stops at 11). */
 #define DNS_PACKET_CNAME_MAX 16
 
@@ -36,15 +43,21 @@ struct dns_answer {
 	/*
 	 * Positive answers: the smallest TTL of the answer section (the
 	 * records and the CNAMEs that led to them); negative ones: the
-	 * SOA's TTL or MINIMUM, whichever is smaller (RFC 2308 5); else 0.
+	 * SOA's TTL or MINIMUM, whichever is smaller (RFC 2308 5), and
+	 * without an SOA (NOERROR or NXDOMAIN) DNS_PACKET_NORR_TTL or a
+	 * CNAME's TTL if smaller, as libunbound keeps such an answer; else 0.
 	 */
 	unsigned ttl;
 	size_t n;
-	/* RDATA of each record, names in it (MX, PTR, CNAME, NS) written
-	 * out uncompressed, as libunbound's ub_result had them */
-	const unsigned char *data[DNS_PACKET_RR_MAX];
-	size_t len[DNS_PACKET_RR_MAX];
-	unsigned char *buf; /* holds what data[] points into */
+	/* RDATA of each record (data[i], len[i] for i < n; NULL when n is
+	 * 0), names in it (MX, PTR, CNAME, NS) written out uncompressed, as
+	 * libunbound's ub_result had them.  Sized to the answer, in buf: a
+	 * fixed array of DNS_PACKET_RR_MAX was 4 KB cleared for every
+	 * answer, four answers per new destination (issue 19) */
+	const unsigned char **data;
+	size_t *len;
+	unsigned char
+	    *buf; /* holds data[], len[] and what data[] points into */
 };
 
 /*

@@ -80,6 +80,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -838,6 +839,16 @@ resolver_host_recall(struct resolver *r, struct resolver_host *h)
 	return 1;
 }
 
+/* The next host of job, cleared (hosts[] is not cleared with the job). */
+static struct resolver_host *
+resolver_host_add(struct resolver_job *job)
+{
+	struct resolver_host *h = &job->hosts[job->nhosts++];
+
+	memset(h, 0, sizeof(*h));
+	return h;
+}
+
 /*
  * AAAA and A of every host; a host whose name is unusable is skipped, and
  * one whose addresses are kept needs no question.
@@ -869,6 +880,7 @@ static void
 resolver_mx_answer(struct resolver_job *job, int err, struct dns_answer *res)
 {
 	struct resolver_mx *mx;
+	struct resolver_host *h;
 	char why[256] = "";
 	size_t n = 0, nrr = 0, cap;
 
@@ -884,10 +896,9 @@ resolver_mx_answer(struct resolver_job *job, int err, struct dns_answer *res)
 		job->res.mx_secure = res->secure;
 		/* RFC 5321 5.1: the domain itself is the implicit MX. */
 		job->implicit = 1;
-		job->nhosts = 1;
-		snprintf(job->hosts[0].name, sizeof(job->hosts[0].name), "%s",
-		    job->domain);
-		job->hosts[0].port = job->port;
+		h = resolver_host_add(job);
+		snprintf(h->name, sizeof(h->name), "%s", job->domain);
+		h->port = job->port;
 		resolver_send_hosts(job);
 		return;
 	case OUT_DATA:
@@ -916,14 +927,12 @@ resolver_mx_answer(struct resolver_job *job, int err, struct dns_answer *res)
 	}
 	n = resolver_mx_order(mx, n, resolver_random, NULL);
 	for (size_t i = 0; i < n && job->nhosts < RESOLVER_HOSTS_MAX; i++) {
-		struct resolver_host *h = &job->hosts[job->nhosts];
-
 		if (mx[i].host[0] == '\0')
 			continue; /* "." beside other MX records: unusable */
+		h = resolver_host_add(job);
 		snprintf(h->name, sizeof(h->name), "%s", mx[i].host);
 		h->pref = mx[i].pref;
 		h->port = job->port;
-		job->nhosts++;
 	}
 	free(mx);
 	if (job->nhosts == 0) {
@@ -1119,8 +1128,16 @@ resolver_job_new(struct resolver *r, enum resolver_kind kind, unsigned port,
 	struct resolver_job *job;
 	if (port < 1 || port > 65535 || fn == NULL)
 		return NULL;
-	if ((job = calloc(1, sizeof(*job))) == NULL)
+	/*
+	 * Not calloc: hosts[] and res.hops[] are 28 KB, and a destination
+	 * uses one or two of each (issue 19: clearing them was most of a
+	 * new destination's memset).  A host is cleared when it is added
+	 * (resolver_host_add), a hop written whole (resolver_add_hop).
+	 */
+	if ((job = malloc(sizeof(*job))) == NULL)
 		return NULL;
+	memset(job, 0, offsetof(struct resolver_job, hosts));
+	memset(&job->res, 0, offsetof(struct resolver_result, hops));
 	job->r = r;
 	job->kind = kind;
 	job->port = port;
@@ -1196,7 +1213,7 @@ resolver_smarthosts(struct resolver *r, const struct conf_smarthost *sh,
 	                   r, JOB_SMARTHOSTS, default_port, fn, arg)) == NULL)
 		return -1;
 	for (size_t i = 0; i < n && i < RESOLVER_HOSTS_MAX; i++) {
-		struct resolver_host *h = &job->hosts[job->nhosts++];
+		struct resolver_host *h = resolver_host_add(job);
 
 		snprintf(h->name, sizeof(h->name), "%s", sh[i].host);
 		h->port = sh[i].port ? sh[i].port : default_port;

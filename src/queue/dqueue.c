@@ -34,6 +34,7 @@
  * sent QUIT to make room.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,8 +421,12 @@ dq_get(struct dqueues *dqs, const char *name, const char *connector,
 		}
 		return q;
 	}
-	if ((q = calloc(1, sizeof(*q))) == NULL)
+	/* Cleared but for the room of the hops (10 KB, filled to nhops by
+	 * dq_resolved): a queue per new destination (issue 19). */
+	if ((q = malloc(sizeof(*q))) == NULL)
 		return NULL;
+	memset(q, 0, offsetof(struct dq, hops.hops));
+	memset(&q->hops_at, 0, sizeof(*q) - offsetof(struct dq, hops_at));
 	q->owner = dqs;
 	snprintf(q->name, sizeof(q->name), "%s", name);
 	snprintf(q->connector, sizeof(q->connector), "%s", connector);
@@ -1141,7 +1146,11 @@ dq_resolved(void *arg, const struct resolver_result *res)
 	const struct conf_send_connector *sc =
 	    conf_send_connector(dqs->daemon->conf->conf, q->connector);
 
-	q->hops = *res;
+	/* the hops there are: all of them are 10 KB, a destination has one
+	 * or two (issue 19) */
+	memcpy(&q->hops, res,
+	    offsetof(struct resolver_result, hops) +
+	        res->nhops * sizeof(res->hops[0]));
 	q->hops_at = time(NULL);
 	/*
 	 * TLSA records of the secure hops and the domain's MTA-STS policy,
