@@ -351,6 +351,13 @@ void spool_reader_close(struct spool_reader *);
  * body's end goes to spool_submit() (spool_msg.body and tail).
  */
 #define SPOOL_INLINE_MAX (128 * 1024)
+/*
+ * A message with no body file whose content is at least this long goes
+ * to the content log (segment files, spool_log.c), written once, instead
+ * of inline into SQLite, which writes it twice (WAL and checkpoint).
+ * Below it, the row's own pages cost less than a range in a file.
+ */
+#define SPOOL_LOG_MIN (32 * 1024)
 struct spool_body *spool_body_new(struct spool *, const char *queue_id);
 int spool_body_put(struct spool_body *, struct buf *piece);
 void spool_body_when_ready(struct spool_body *, void (*)(void *), void *);
