@@ -18,6 +18,8 @@ so compare those, with the two builds run back to back, alternating:
   done
 
 Usage: accept_io.py SIZE MESSAGES [SESSIONS]
+With PERF=FILE in the environment, `perf record -g` of sluiced over the
+measured part goes to FILE.
 """
 import os
 import subprocess
@@ -98,9 +100,16 @@ ProtocolLoggingLevel = None
                            capture_output=True, timeout=60)
             pid = s.proc.pid
             smtpload(tool, s.port, max(n // 10, 20), size, sessions)
+            perf = None
+            if os.environ.get("PERF"):  # a profile of the measured part
+                perf = subprocess.Popen(["perf", "record", "-g", "-q", "-o",
+                                         os.environ["PERF"], "-p", str(pid)])
             t0, io0 = ticks(pid), io(pid)
             rate = smtpload(tool, s.port, n, size, sessions)
             t1, io1 = ticks(pid), io(pid)
+            if perf is not None:
+                perf.send_signal(2)
+                perf.wait(60)
             queue = du(s.queue_dir)
         finally:
             s.stop()

@@ -258,6 +258,14 @@ reader_log(struct spool_view *v, struct spool_reader *r, uint64_t seg,
 			break;
 		have += (size_t)got;
 	}
+	/*
+	 * What was read leaves the page cache, as a body file's does (see
+	 * reader_drop): the segment keeps growing into new pages, and the
+	 * pages a delivered message frees are the ones the next contents
+	 * are written into.  Only whole pages inside the range go; a second
+	 * reader (another next hop) reads from disk.
+	 */
+	(void)posix_fadvise(fd, (off_t)off, (off_t)size, POSIX_FADV_DONTNEED);
 	close(fd);
 	if (have < size) {
 		log_err("queue: log segment %s: %llu bytes at %llu recorded, "
