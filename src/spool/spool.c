@@ -18,7 +18,11 @@
  * is a row of its own in "contents", so that walks over the messages
  * table (sluicectl queue over 200,000 messages) read only envelopes; the
  * rest of a larger message is a body file named in messages.body_file,
- * written and synced by spool_body.c before the row is committed.
+ * written and synced by spool_body.c before the row is committed.  A
+ * medium message (SPOOL_LOG_MIN of content or more, no body file) has no
+ * contents row: the committer appends its content to the content log
+ * (spool_log.c) and syncs it before the batch's transaction begins, and
+ * the row names the range (messages.log_seg, log_off; size).
  * Records carry the content's length and an FNV-1a checksum (by 64-bit
  * words) of the first part, so that a reader can tell a damaged row, and by its
  * length a damaged body file, from a good one.  Purging a message removes its
@@ -528,10 +532,7 @@ spool_write_purge(
 			free(it->unlink[i]);
 			it->unlink[i] = NULL;
 		}
-	/* So does a segment that still holds another message's content. */
-	for (size_t i = 0; i < it->nsegs; i++)
-		if (spool_seg_named(sp, it->segs[i]))
-			it->segs[i] = 0;
+	/* Its segments are looked at once this is committed (see there). */
 	return 0;
 }
 
@@ -671,8 +672,16 @@ spool_commit_batch(struct spool *sp, struct spool_item *batch)
 		for (size_t i = 0; it->ok && i < it->nunlink; i++)
 			if (it->unlink[i] != NULL)
 				spool_bodies_unlink(sp->bodies, it->unlink[i]);
+		/*
+		 * A segment that no row names now, committed, goes (unless
+		 * it is the current one).  Asked after the commit, not in the
+		 * purge: a message of this same batch written after the purge
+		 * may have its content in that segment (it was current when
+		 * the batch's contents were written, then rotated).
+		 */
 		for (size_t i = 0; it->ok && i < it->nsegs; i++)
-			spool_log_remove(sp->log, it->segs[i]);
+			if (!spool_seg_named(sp, it->segs[i]))
+				spool_log_remove(sp->log, it->segs[i]);
 	}
 }
 

@@ -12,7 +12,9 @@
  * that batch and leaves nothing of them stored.
  *
  * Content up to SPOOL_INLINE_MAX after the header section is stored
- * inline, in the same commit.  Beyond that the session streams the rest
+ * in the same commit: inline in the database when it is small, appended
+ * to the content log (segment files, synced before the commit) from
+ * SPOOL_LOG_MIN on.  Beyond that the session streams the rest
  * to a body file (spool_body_*) while it arrives: the spool's writer
  * thread writes each piece, and at the end syncs the file before the
  * message's row is committed, so a row never names a file that is not

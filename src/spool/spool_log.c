@@ -19,10 +19,12 @@
  * row could name past it), then whenever the current one would grow past
  * SPOOL_LOG_SEGMENT_MAX.  A new segment's name is made durable (a sync of
  * the log directory) before any content goes into it.  A segment is
- * removed when it is not the current one and no row names it: after the
- * purge that removed the last of its rows, at rotation when none ever
- * committed, and at start for every segment no row names (content of
- * messages never acknowledged).
+ * removed when it is not the current one and no row names it: once the
+ * purge that removed the last of its rows is committed (asked then, not
+ * inside the transaction, where a row of the same batch written after
+ * the purge would not be seen yet), after a failed write or sync when no
+ * committed row names it, and at start for every segment no row names
+ * (content of messages never acknowledged).
  *
  * Threads: the committer alone writes, rotates and removes (and the loop
  * at open, before the committer runs).  Readers (spool_reader.c) open a
@@ -261,15 +263,21 @@ log_flush(struct spool_log *lg)
 	return 0;
 }
 
-/* The current segment is done with: closed, removed if no row names it. */
+/*
+ * The current segment is done with: closed; after a failure also
+ * removed if no committed row names it (the failed batch's rows never
+ * will).  At a rotation it stays whatever the rows say: the batch that
+ * filled it is not committed yet, and its rows are not visible until
+ * then; a purge removes it once its last message is gone.
+ */
 static void
-log_retire(struct spool_log *lg)
+log_retire(struct spool_log *lg, int failed)
 {
 	if (lg->fd < 0)
 		return;
 	close(lg->fd);
 	lg->fd = -1;
-	if (!lg->named(lg->named_arg, lg->seg))
+	if (failed && !lg->named(lg->named_arg, lg->seg))
 		log_unlink(lg, lg->seg);
 	lg->seg++;
 	lg->size = lg->flushed = 0;
@@ -310,7 +318,7 @@ spool_log_add(struct spool_log *lg, const char *data, size_t len,
 		 * first: its rows are in the same batch */
 		if (log_flush(lg) < 0)
 			return -1;
-		log_retire(lg);
+		log_retire(lg, 0);
 	}
 	if (lg->niov == SPOOL_LOG_IOV && log_flush(lg) < 0)
 		return -1;
@@ -337,7 +345,7 @@ spool_log_sync(struct spool_log *lg)
 	 */
 	int e = errno;
 
-	log_retire(lg);
+	log_retire(lg, 1);
 	errno = e;
 	return -1;
 }
@@ -346,7 +354,7 @@ void
 spool_log_abandon(struct spool_log *lg)
 {
 	/* a failure before the sync (spool_log_add): the same as above */
-	log_retire(lg);
+	log_retire(lg, 1);
 }
 
 unsigned long long
