@@ -600,7 +600,8 @@ spool_log_batch(struct spool *sp, struct spool_item *batch)
 	for (struct spool_item *m = batch; m != NULL; m = m->next)
 		for (struct spool_item *it = m; !m->is_result && it != NULL;
 		     it = it->copy) {
-			if (it->body_file != NULL || it->len < SPOOL_LOG_MIN)
+			if (it->body_file != NULL || it->len < SPOOL_LOG_MIN ||
+			    it->len > SPOOL_LOG_MAX)
 				continue;
 			if (spool_log_add(sp->log, it->data, it->len,
 			        &it->log_seg, &it->log_off) < 0) {

@@ -27,6 +27,14 @@ struct sqlite3;
 #define SPOOL_BODY_DIR "body"
 /* The directory of the content log's segments, under the same. */
 #define SPOOL_LOG_DIR "log"
+/*
+ * The most content one range of the log holds: a body under
+ * SPOOL_INLINE_MAX with a header section up to MaxHeaderSize's default
+ * (256 KB) fits many times over.  Larger content (a header section of
+ * megabytes, which MaxHeaderSize allows up to 64 MB) stays inline, as it
+ * did before the log; a reader refuses a row that says more (damaged).
+ */
+#define SPOOL_LOG_MAX ((size_t)4 * 1024 * 1024)
 
 /* The FNV-1a checksum (by 64-bit words) a row stores of its content. */
 uint64_t spool_checksum(const char *, size_t);

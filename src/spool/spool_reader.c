@@ -43,13 +43,6 @@
 #include "spool/spool_int.h"
 #include "util/log.h"
 
-/*
- * The most a range of the log can hold: content under SPOOL_INLINE_MAX
- * of body, with our headers and the header section (which the session
- * bounds far below this).  A row saying more is damaged.
- */
-#define SPOOL_LOG_READ_MAX ((uint64_t)4 * 1024 * 1024)
-
 /* A reader gives back the page cache behind it every this many bytes. */
 #define SPOOL_READ_DROP (1024 * 1024)
 
@@ -233,7 +226,7 @@ reader_log(struct spool_view *v, struct spool_reader *r, uint64_t seg,
 	spool_log_segment_name(seg, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/%s/%s", v->dir, SPOOL_LOG_DIR, name);
 	*why = "its content in the log cannot be read";
-	if (size > SPOOL_LOG_READ_MAX) {
+	if (size > SPOOL_LOG_MAX) {
 		log_err("queue: log segment %s: a range of %llu bytes "
 		        "recorded, more than content in the log can be",
 		    name, (unsigned long long)size);
