@@ -1,5 +1,5 @@
 """The content log (issue 12, medium messages written once): a message
-whose stored content is at least SPOOL_LOG_MIN (32 KB) and has no body
+whose stored content is at least SPOOL_LOG_MIN (8 KB) and has no body
 file is appended to a segment file, QUEUEDIR/log/NNNNNNNN, not stored
 inline in SQLite; smaller ones stay inline, larger ones (128 KB of body
 and more) keep their body file.
@@ -28,7 +28,7 @@ from harness import (SLUICECTL, Client, Sluice, eventually, join_threads,
 from peers.fakesmtp import FakeSmtp
 
 KB = 1024
-LOG_MIN = 32 * KB        # spool.h SPOOL_LOG_MIN, of stored content
+LOG_MIN = 8 * KB         # spool.h SPOOL_LOG_MIN, of stored content
 INLINE_MAX = 128 * KB    # spool.h SPOOL_INLINE_MAX, of body
 RELAY = {"PermissionGroups": "ExchangeServers",
          "AuthMechanism": "ExternalAuthoritative",
