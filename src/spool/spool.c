@@ -597,6 +597,7 @@ spool_log_batch(struct spool *sp, struct spool_item *batch)
 {
 	int any = 0;
 
+	spool_log_begin(sp->log);
 	for (struct spool_item *m = batch; m != NULL; m = m->next)
 		for (struct spool_item *it = m; !m->is_result && it != NULL;
 		     it = it->copy) {

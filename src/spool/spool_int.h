@@ -123,6 +123,8 @@ struct spool_log;
 struct spool_log *spool_log_open(const char *dir,
     int (*named)(void *, unsigned long long), void *arg, const char **why);
 int spool_log_sweep(struct spool_log *);
+/* A batch's contents are about to be added (see spool_log.c, retire). */
+void spool_log_begin(struct spool_log *);
 int spool_log_add(struct spool_log *, const char *data, size_t len,
     unsigned long long *seg, unsigned long long *off);
 int spool_log_sync(struct spool_log *);

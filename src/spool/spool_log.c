@@ -22,9 +22,10 @@
  * removed when it is not the current one and no row names it: once the
  * purge that removed the last of its rows is committed (asked then, not
  * inside the transaction, where a row of the same batch written after
- * the purge would not be seen yet), after a failed write or sync when no
- * committed row names it, and at start for every segment no row names
- * (content of messages never acknowledged).
+ * the purge would not be seen yet), at its rotation if that purge came
+ * while it was current, after a failed write or sync when no committed
+ * row names it, and at start for every segment no row names (content of
+ * messages never acknowledged).
  *
  * Threads: the committer alone writes, rotates and removes (and the loop
  * at open, before the committer runs).  Readers (spool_reader.c) open a
@@ -72,6 +73,7 @@ struct spool_log {
 	unsigned long long size;         /* its length, content reserved */
 	unsigned long long flushed;      /* written and synced up to here */
 	unsigned long long seg_max;      /* rotate before growing past */
+	unsigned long long batch_from;   /* where this batch's content starts */
 	struct iovec iov[SPOOL_LOG_IOV]; /* reserved, not yet written */
 	int niov;
 	int (*named)(void *, unsigned long long); /* a row names segment */
@@ -264,23 +266,24 @@ log_flush(struct spool_log *lg)
 }
 
 /*
- * The current segment is done with: closed; after a failure also
- * removed if no committed row names it (the failed batch's rows never
- * will).  At a rotation it stays whatever the rows say: the batch that
- * filled it is not committed yet, and its rows are not visible until
- * then; a purge removes it once its last message is gone.
+ * The current segment is done with: closed, and removed if no committed
+ * row names it, unless the batch being written put content into it: its
+ * rows are not committed yet (after a failure they never will be, and
+ * check says so).  A segment whose last message a purge removed while
+ * it was current goes here, at its rotation; one this batch wrote to
+ * goes with the purge of its last message.
  */
 static void
-log_retire(struct spool_log *lg, int failed)
+log_retire(struct spool_log *lg, int check)
 {
 	if (lg->fd < 0)
 		return;
 	close(lg->fd);
 	lg->fd = -1;
-	if (failed && !lg->named(lg->named_arg, lg->seg))
+	if (check && !lg->named(lg->named_arg, lg->seg))
 		log_unlink(lg, lg->seg);
 	lg->seg++;
-	lg->size = lg->flushed = 0;
+	lg->size = lg->flushed = lg->batch_from = 0;
 	lg->niov = 0;
 }
 
@@ -318,7 +321,7 @@ spool_log_add(struct spool_log *lg, const char *data, size_t len,
 		 * first: its rows are in the same batch */
 		if (log_flush(lg) < 0)
 			return -1;
-		log_retire(lg, 0);
+		log_retire(lg, lg->size == lg->batch_from);
 	}
 	if (lg->niov == SPOOL_LOG_IOV && log_flush(lg) < 0)
 		return -1;
@@ -331,6 +334,12 @@ spool_log_add(struct spool_log *lg, const char *data, size_t len,
 	*off = lg->size;
 	lg->size += len;
 	return 0;
+}
+
+void
+spool_log_begin(struct spool_log *lg)
+{
+	lg->batch_from = lg->size;
 }
 
 int

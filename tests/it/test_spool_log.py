@@ -12,7 +12,10 @@ and more) keep their body file.
     delivered, purged after SafetyNetHoldTime: only the current segment
     is left, and none after a restart;
 (d) a damaged segment (truncated, or overwritten) makes the message's
-    delivery fail with a clear log line; nothing is sent.
+    delivery fail with a clear log line; nothing is sent;
+(e) a crash after the log's sync but before the commit leaves nothing
+    (the segment goes at the restart), one after the commit the message
+    whole; a failed write or sync of the log is a 451, nothing stored.
 Counts and contents only; the waits are deadlines."""
 import hashlib
 import random
@@ -23,8 +26,9 @@ import time
 
 import pytest
 
-from harness import (SLUICECTL, Client, Sluice, eventually, join_threads,
-                     make_message, queue_id_of, start_threads)
+from harness import (SLUICECTL, Client, ConnectionClosed, Sluice,
+                     eventually, join_threads, make_message, queue_id_of,
+                     start_threads)
 from peers.fakesmtp import FakeSmtp
 
 KB = 1024
@@ -317,3 +321,57 @@ def test_damaged_segment_is_not_sent(tmp_path, damage):
             assert s.recipients()[0]["status"] == 0  # still pending
         finally:
             s.stop()
+
+
+# --- (e) crash points and storage faults ------------------------------------------
+
+
+@pytest.mark.timeout_s(90)
+@pytest.mark.parametrize("point,durable", [("after-write", False),
+                                           ("after-fsync", True)])
+def test_crash_point_medium(sluice_factory, point, durable):
+    """A crash after the log was written and synced but before the rows
+    commit leaves no message and, after the restart, no segment (the
+    content of a message never acknowledged); one after the commit leaves
+    the message whole, in the segment the restart keeps."""
+    s = sluice_factory(start=False, conn=RELAY)
+    s.start(env={"SLUICE_CRASH_POINT": point})
+    body = body_of(60 * KB, "c")
+    with s.client(timeout=30) as c:
+        c.ehlo()
+        c.cmd("MAIL FROM:<a@example.test>").check(250)
+        c.cmd("RCPT TO:<b@example.test>").check(250)
+        c.cmd("DATA").check(354)
+        c.send(message("crash", body) + b".\r\n")
+        try:
+            r = c.reply(timeout=30)
+        except (ConnectionClosed, OSError):
+            r = None
+        assert r is None or r.code != 250, f"got {r!r} at crash {point}"
+    assert s.wait_exit(30) == 97, s.stderr()
+    assert s.log_segments() == ["00000001"]  # written before the crash
+    s.start()
+    rows = s.messages()
+    assert len(rows) == (1 if durable else 0), f"{point}: {rows}"
+    if durable:
+        assert where(rows[0]) == "log"
+        assert rows[0]["body"].endswith(b"\r\n\r\n" + body)
+        assert s.log_segments() == ["00000001"]
+    else:
+        assert s.log_segments() == []
+        assert re.search(r"removed 1 log segment no message names",
+                         s.stderr())
+
+
+@pytest.mark.timeout_s(60)
+@pytest.mark.parametrize("fault", ["fsync", "write"])
+def test_storage_fault_medium_gives_451(sluice_factory, fault):
+    s = sluice_factory(start=False, conn=RELAY)
+    s.start(env={"SLUICE_FAULT": fault})
+    with s.client(timeout=30) as c:
+        c.send_message("a@example.test", ["b@example.test"],
+                       message("fault", body_of(60 * KB, "f"))
+                       ).check(451, "4.3.0")
+    assert s.wait_stderr(r"writing the content log: .*; the batch is "
+                         r"refused", 10), s.stderr()
+    assert s.messages() == []
