@@ -510,7 +510,6 @@ spool_write_purge(
 
 		if (seg > 0)
 			spool_purge_seg(it, (unsigned long long)seg);
-
 		if (f == NULL || f[0] == '\0' || n == SPOOL_PURGE_FILES_MAX)
 			continue; /* beyond: the next start removes them */
 		if ((more = realloc(names, (n + 1) * sizeof(*names))) == NULL)
@@ -593,7 +592,7 @@ spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
  * refused.
  */
 static int
-spool_log_batch(struct spool *sp, struct spool_item *batch)
+spool_write_log(struct spool *sp, struct spool_item *batch)
 {
 	int any = 0;
 
@@ -621,7 +620,7 @@ spool_commit_batch(struct spool *sp, struct spool_item *batch)
 	time_t now = time(NULL);
 	int any = 0, files = 0;
 
-	if (spool_log_batch(sp, batch) < 0) {
+	if (spool_write_log(sp, batch) < 0) {
 		log_err("queue: writing the content log: %s; the batch is "
 		        "refused",
 		    strerror(errno));
