@@ -18,7 +18,11 @@
  * is a row of its own in "contents", so that walks over the messages
  * table (sluicectl queue over 200,000 messages) read only envelopes; the
  * rest of a larger message is a body file named in messages.body_file,
- * written and synced by spool_body.c before the row is committed.
+ * written and synced by spool_body.c before the row is committed.  A
+ * medium message (SPOOL_LOG_MIN of content or more, no body file) has no
+ * contents row: the committer appends its content to the content log
+ * (spool_log.c) and syncs it before the batch's transaction begins, and
+ * the row names the range (messages.log_seg, log_off; size).
  * Records carry the content's length and an FNV-1a checksum (by 64-bit
  * words) of the first part, so that a reader can tell a damaged row, and by its
  * length a damaged body file, from a good one.  Purging a message removes its
@@ -89,10 +93,11 @@
  * recipient; 5 the MTA-STS policy cache (the mta_sts table,
  * spool_sts.c); 6 large bodies in files (messages.body_file) and every
  * message's first part in the contents table; 7 the REQUIRETLS flag and
- * "TLS-Required: No" of a message (RFC 8689).  spool_open_db() brings a
+ * "TLS-Required: No" of a message (RFC 8689); 8 medium content in the
+ * content log (messages.log_seg, log_off).  spool_open_db() brings a
  * database of any earlier version up to this one (see spool_migrate()).
  */
-#define SPOOL_SCHEMA_VERSION "7"
+#define SPOOL_SCHEMA_VERSION "8"
 
 struct spool_item_rcpt {
 	char *addr;
@@ -114,6 +119,8 @@ struct spool_item {
 	size_t bytes; /* len of this item and its copies: SPOOL_PENDING_MAX */
 	char *body_file;              /* with a body: its file's name */
 	unsigned long long body_size; /* and its length */
+	/* content in the log (spool_log.c): segment (0: none), offset */
+	unsigned long long log_seg, log_off;
 	spool_done_fn fn;
 	void *arg;
 	int ok;
@@ -129,16 +136,19 @@ struct spool_item {
 	int changes;   /* rows an administrator's change touched */
 	char **unlink; /* purge: body files to remove once committed */
 	size_t nunlink;
+	unsigned long long *segs; /* purge: log segments left unnamed */
+	size_t nsegs;
 };
 
 struct spool {
 	sqlite3 *db;
 	sqlite3_stmt *ins_msg, *ins_content, *ins_rcpt, *upd_rcpt, *del_msg,
-	    *sel_file;
+	    *sel_file, *sel_seg;
 	sqlite3 *reader; /* the event loop's read-only view */
 	sqlite3_stmt *sel_new, *sel_retry, *sel_info, *sel_last;
 	struct spool_view *view;     /* the event loop's message reader */
 	struct spool_bodies *bodies; /* the body writer thread */
+	struct spool_log *log;       /* the content log (committer's) */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -197,7 +207,10 @@ static const char spool_schema[] =
     " subject TEXT NOT NULL DEFAULT '',"
     " body_file TEXT NOT NULL DEFAULT '',"
     " requiretls INTEGER NOT NULL DEFAULT 0,"
-    " tls_optional INTEGER NOT NULL DEFAULT 0);"
+    " tls_optional INTEGER NOT NULL DEFAULT 0,"
+    /* the whole content (size bytes) in the content log, or 0 */
+    " log_seg INTEGER NOT NULL DEFAULT 0,"
+    " log_off INTEGER NOT NULL DEFAULT 0);"
     /* the first part of the content (see the top of this file) */
     "CREATE TABLE IF NOT EXISTS contents ("
     " message_id INTEGER PRIMARY KEY"
@@ -230,6 +243,9 @@ static const char spool_schema[] =
 static const char spool_indexes[] =
     "CREATE INDEX IF NOT EXISTS messages_body_file"
     " ON messages(body_file) WHERE body_file != '';"
+    /* is a log segment still named (purge, rotation, start)? */
+    "CREATE INDEX IF NOT EXISTS messages_log_seg"
+    " ON messages(log_seg) WHERE log_seg > 0;"
     /* the pending recipients in message order, for the queue views:
      * no sort, and finished recipients (the safety net) not walked */
     "CREATE INDEX IF NOT EXISTS recipients_pending"
@@ -266,7 +282,7 @@ spool_queue_id(char *out, size_t len)
  * of a 128 KB first part cost the committer thread some 100 us per
  * message, a tenth of a group commit; by words it is eight times less.
  */
-static uint64_t
+uint64_t
 spool_checksum(const char *p, size_t n)
 {
 	uint64_t h = 14695981039346656037ull, w;
@@ -319,6 +335,7 @@ spool_item_free(struct spool_item *it)
 	for (size_t i = 0; i < it->nunlink; i++)
 		free(it->unlink[i]);
 	free(it->unlink);
+	free(it->segs);
 	free(it);
 }
 
@@ -330,6 +347,22 @@ spool_exec(sqlite3 *db, const char *sql)
 	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
 		log_err("queue: %s: %s", sql, err != NULL ? err : "?");
 		sqlite3_free(err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The content's first part, a row of its own; 0 on success. */
+static int
+spool_write_content(struct spool *sp, struct spool_item *it, sqlite3_int64 id)
+{
+	sqlite3_reset(sp->ins_content);
+	sqlite3_bind_int64(sp->ins_content, 1, id);
+	sqlite3_bind_blob64(sp->ins_content, 2,
+	    it->data != NULL ? it->data : "", it->len, SQLITE_STATIC);
+	if (sqlite3_step(sp->ins_content) != SQLITE_DONE) {
+		log_err("queue: storing the content of %s: %s", it->queue_id,
+		    sqlite3_errmsg(sp->db));
 		return -1;
 	}
 	return 0;
@@ -368,21 +401,17 @@ spool_write_item(struct spool *sp, struct spool_item *it, time_t now)
 	sqlite3_bind_text(m, 17, it->subject, -1, SQLITE_STATIC);
 	sqlite3_bind_int(m, 18, it->requiretls);
 	sqlite3_bind_int(m, 19, it->tls_optional);
+	sqlite3_bind_int64(m, 20, (sqlite3_int64)it->log_seg);
+	sqlite3_bind_int64(m, 21, (sqlite3_int64)it->log_off);
 	if ((rc = sqlite3_step(m)) != SQLITE_DONE) {
 		log_err("queue: storing %s: %s", it->queue_id,
 		    sqlite3_errmsg(sp->db));
 		return -1;
 	}
 	rowid = sqlite3_last_insert_rowid(sp->db);
-	sqlite3_reset(sp->ins_content);
-	sqlite3_bind_int64(sp->ins_content, 1, rowid);
-	sqlite3_bind_blob64(sp->ins_content, 2,
-	    it->data != NULL ? it->data : "", it->len, SQLITE_STATIC);
-	if (sqlite3_step(sp->ins_content) != SQLITE_DONE) {
-		log_err("queue: storing the content of %s: %s", it->queue_id,
-		    sqlite3_errmsg(sp->db));
+	/* content in the log has no row of its own */
+	if (it->log_seg == 0 && spool_write_content(sp, it, rowid) < 0)
 		return -1;
-	}
 	for (size_t i = 0; i < it->nrcpts; i++) {
 		sqlite3_reset(r);
 		sqlite3_bind_int64(r, 1, rowid);
@@ -423,6 +452,37 @@ spool_file_named(struct spool *sp, const char *name)
 	return rc == SQLITE_ROW;
 }
 
+/* Does a row name this log segment?  (The committer's connection.) */
+static int
+spool_seg_named(void *arg, unsigned long long seg)
+{
+	struct spool *sp = arg;
+	int rc;
+
+	sqlite3_reset(sp->sel_seg);
+	sqlite3_bind_int64(sp->sel_seg, 1, (sqlite3_int64)seg);
+	rc = sqlite3_step(sp->sel_seg);
+	sqlite3_reset(sp->sel_seg);
+	/* an error: keep it (a segment too many beats content lost) */
+	return rc != SQLITE_DONE;
+}
+
+/* A purge met a row of this log segment: note it once. */
+static void
+spool_purge_seg(struct spool_item *it, unsigned long long seg)
+{
+	unsigned long long *more;
+
+	for (size_t i = 0; i < it->nsegs; i++)
+		if (it->segs[i] == seg)
+			return;
+	/* out of memory: the segment waits for the next start */
+	if ((more = realloc(it->segs, (it->nsegs + 1) * sizeof(*more))) == NULL)
+		return;
+	it->segs = more;
+	it->segs[it->nsegs++] = seg;
+}
+
 /*
  * The safety-net purge: messages whose recipients are all final, the last
  * of them since before `before`, leave the queue, SPOOL_PURGE_BATCH at a
@@ -445,8 +505,11 @@ spool_write_purge(
 	while ((rc = sqlite3_step(d)) == SQLITE_ROW) {
 		sp->purge_more++;
 		const char *f = (const char *)sqlite3_column_text(d, 0);
+		sqlite3_int64 seg = sqlite3_column_int64(d, 1);
 		char **more;
 
+		if (seg > 0)
+			spool_purge_seg(it, (unsigned long long)seg);
 		if (f == NULL || f[0] == '\0' || n == SPOOL_PURGE_FILES_MAX)
 			continue; /* beyond: the next start removes them */
 		if ((more = realloc(names, (n + 1) * sizeof(*names))) == NULL)
@@ -468,6 +531,7 @@ spool_write_purge(
 			free(it->unlink[i]);
 			it->unlink[i] = NULL;
 		}
+	/* Its segments are looked at once this is committed (see there). */
 	return 0;
 }
 
@@ -521,12 +585,49 @@ spool_write_result(struct spool *sp, struct spool_item *it, time_t now)
 	return sqlite3_step(u) == SQLITE_DONE ? 0 : -1;
 }
 
+/*
+ * The batch's medium contents into the content log: reserved in order,
+ * written with one pwritev and synced with one fdatasync (per segment),
+ * before the transaction that names them begins.  -1: the batch is
+ * refused.
+ */
+static int
+spool_write_log(struct spool *sp, struct spool_item *batch)
+{
+	int any = 0;
+
+	spool_log_begin(sp->log);
+	for (struct spool_item *m = batch; m != NULL; m = m->next)
+		for (struct spool_item *it = m; !m->is_result && it != NULL;
+		     it = it->copy) {
+			if (it->body_file != NULL || it->len < SPOOL_LOG_MIN ||
+			    it->len > SPOOL_LOG_MAX)
+				continue;
+			if (spool_log_add(sp->log, it->data, it->len,
+			        &it->log_seg, &it->log_off) < 0) {
+				spool_log_abandon(sp->log);
+				return -1;
+			}
+			any = 1;
+		}
+	return any ? spool_log_sync(sp->log) : 0;
+}
+
 /* One batch: a transaction, a savepoint per message, one COMMIT. */
 static void
 spool_commit_batch(struct spool *sp, struct spool_item *batch)
 {
 	time_t now = time(NULL);
 	int any = 0, files = 0;
+
+	if (spool_write_log(sp, batch) < 0) {
+		log_err("queue: writing the content log: %s; the batch is "
+		        "refused",
+		    strerror(errno));
+		for (struct spool_item *it = batch; it != NULL; it = it->next)
+			it->ok = 0;
+		return;
+	}
 
 	/*
 	 * The names of this batch's new body files must be durable before
@@ -568,10 +669,21 @@ spool_commit_batch(struct spool *sp, struct spool_item *batch)
 	}
 	if (any)
 		spool_crash_point("after-fsync");
-	for (struct spool_item *it = batch; it != NULL; it = it->next)
+	for (struct spool_item *it = batch; it != NULL; it = it->next) {
 		for (size_t i = 0; it->ok && i < it->nunlink; i++)
 			if (it->unlink[i] != NULL)
 				spool_bodies_unlink(sp->bodies, it->unlink[i]);
+		/*
+		 * A segment that no row names now, committed, goes (unless
+		 * it is the current one).  Asked after the commit, not in the
+		 * purge: a message of this same batch written after the purge
+		 * may have its content in that segment (it was current when
+		 * the batch's contents were written, then rotated).
+		 */
+		for (size_t i = 0; it->ok && i < it->nsegs; i++)
+			if (!spool_seg_named(sp, it->segs[i]))
+				spool_log_remove(sp->log, it->segs[i]);
+	}
 }
 
 /* Is new work waiting for the committer (spool_tidy gives way)? */
@@ -712,7 +824,8 @@ spool_wake(struct spool *sp)
  * the body file (version 6; messages stored before it keep their content
  * in messages.body, no contents row, and readers take it from there),
  * the REQUIRETLS flag and "TLS-Required: No" (RFC 8689, version 7;
- * older messages never had them).
+ * older messages never had them), the content log's segment and offset
+ * (version 8; older rows have their content in a row, log_seg 0).
  * New tables need no migration: their CREATE TABLE IF NOT EXISTS makes
  * them in a database of any version (the MTA-STS cache, version 5; the
  * contents table, version 6).
@@ -748,7 +861,11 @@ spool_migrate(sqlite3 *db)
 	    spool_add_column(db, "messages", "requiretls",
 	        "INTEGER NOT NULL DEFAULT 0") < 0 ||
 	    spool_add_column(db, "messages", "tls_optional",
-	        "INTEGER NOT NULL DEFAULT 0") < 0)
+	        "INTEGER NOT NULL DEFAULT 0") < 0 ||
+	    spool_add_column(
+	        db, "messages", "log_seg", "INTEGER NOT NULL DEFAULT 0") < 0 ||
+	    spool_add_column(
+	        db, "messages", "log_off", "INTEGER NOT NULL DEFAULT 0") < 0)
 		return -1;
 	/* transport rules (SPEC 5): what they decided, per recipient */
 	if (spool_add_column(
@@ -806,6 +923,7 @@ spool_close_db(struct spool *sp)
 	sqlite3_finalize(sp->upd_rcpt);
 	sqlite3_finalize(sp->del_msg);
 	sqlite3_finalize(sp->sel_file);
+	sqlite3_finalize(sp->sel_seg);
 	sqlite3_finalize(sp->sel_new);
 	sqlite3_finalize(sp->sel_retry);
 	sqlite3_finalize(sp->sel_info);
@@ -920,8 +1038,8 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        "INSERT INTO messages (queue_id, received, sender, envid, ret,"
 	        " body_type, smtputf8, connector, client, helo, tls, auth_as,"
 	        " size, checksum, body, body_file, message_id, subject,"
-	        " requiretls, tls_optional)"
-	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,x'',?,?,?,?,?)",
+	        " requiretls, tls_optional, log_seg, log_off)"
+	        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,x'',?,?,?,?,?,?,?)",
 	        -1, &sp->ins_msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "INSERT INTO contents (message_id, data) VALUES (?,?)", -1,
@@ -957,11 +1075,16 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	        " AND r.updated < ?1 AND NOT EXISTS (SELECT 1 FROM"
 	        " recipients p WHERE p.message_id = r.message_id"
 	        " AND (p.status = 0 OR p.updated >= ?1)) LIMIT ?2)"
-	        " RETURNING body_file",
+	        " RETURNING body_file, log_seg",
 	        -1, &sp->del_msg, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(sp->db,
 	        "SELECT 1 FROM messages WHERE body_file = ? LIMIT 1", -1,
 	        &sp->sel_file, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sp->db,
+	        /* "> 0" as the partial index says: it is used */
+	        "SELECT 1 FROM messages WHERE log_seg = ?1 AND log_seg > 0"
+	        " LIMIT 1",
+	        -1, &sp->sel_seg, NULL) != SQLITE_OK ||
 	    /* the loop's alone: no mutex around every column read */
 	    sqlite3_open_v2(path, &sp->reader,
 	        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
@@ -1012,8 +1135,11 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	    (sp->view = spool_view_borrow(sp->reader,
 	         spool_bodies_dirfd(sp->bodies), path, dir, why)) == NULL)
 		goto fail;
+	if ((sp->log = spool_log_open(dir, spool_seg_named, sp, why)) == NULL)
+		goto fail;
 	/* Content of messages that never got their 250 goes now. */
 	spool_bodies_sweep(sp->bodies, spool_sweep_named, sp);
+	spool_log_sweep(sp->log);
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->cv, NULL);
 	if (pthread_create(&sp->thread, NULL, spool_committer, sp) != 0) {
@@ -1022,6 +1148,7 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	}
 	return sp;
 fail:
+	spool_log_close(sp->log);
 	spool_bodies_free(sp->bodies);
 	if (sp->wake_ev != NULL)
 		event_free(sp->wake_ev);
@@ -1069,6 +1196,7 @@ spool_close(struct spool *sp)
 	close(sp->wake[0]);
 	close(sp->wake[1]);
 	spool_bodies_free(sp->bodies);
+	spool_log_close(sp->log);
 	spool_close_db(sp);
 	pthread_mutex_destroy(&sp->mu);
 	pthread_cond_destroy(&sp->cv);

@@ -7,11 +7,13 @@
  *   spool_reader.c  reading messages back in pieces (views, readers)
  *   spool_fault.c   fault injection for the tests
  *   spool_tidy.c    giving disk space back (vacuum, WAL truncation)
+ *   spool_log.c     the content log: medium content in segment files
  */
 #ifndef SLUICE_SPOOL_INT_H
 #define SLUICE_SPOOL_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct buf;
 struct spool;
@@ -23,6 +25,19 @@ struct sqlite3;
 
 /* The directory of the body files, under the queue directory. */
 #define SPOOL_BODY_DIR "body"
+/* The directory of the content log's segments, under the same. */
+#define SPOOL_LOG_DIR "log"
+/*
+ * The most content one range of the log holds: a body under
+ * SPOOL_INLINE_MAX with a header section up to MaxHeaderSize's default
+ * (256 KB) fits many times over.  Larger content (a header section of
+ * megabytes, which MaxHeaderSize allows up to 64 MB) stays inline, as it
+ * did before the log; a reader refuses a row that says more (damaged).
+ */
+#define SPOOL_LOG_MAX ((size_t)4 * 1024 * 1024)
+
+/* The FNV-1a checksum (by 64-bit words) a row stores of its content. */
+uint64_t spool_checksum(const char *, size_t);
 
 /* spool.c: an item whose body file (of body_size bytes) is durable goes
  * to the committer; one whose body could not be written is reported
@@ -90,5 +105,34 @@ struct spool_view *spool_view_open(
 struct spool_view *spool_view_borrow(struct sqlite3 *conn, int dirfd,
     const char *db, const char *dir, const char **why);
 struct sqlite3 *spool_view_db(struct spool_view *);
+
+/*
+ * spool_log.c: the content log (medium content, written once).  open():
+ * makes DIR/log and picks the next segment's number, after every one
+ * there; named(arg, seg) says whether a row names a segment (the
+ * committer's connection).  sweep(): at open, removes every segment no
+ * row names.  On the committer: add() reserves len bytes of data (the
+ * caller's until sync) in the current segment, rotating it when full,
+ * and says where they go; sync() writes all that is reserved and
+ * fdatasyncs it, before the transaction whose rows name it begins; after
+ * a failure of either (-1, errno) the batch is refused and
+ * spool_log_abandon() leaves the segment for a new one.  remove(): a
+ * segment no row names any more (after a purge), unless it is current.
+ */
+struct spool_log;
+struct spool_log *spool_log_open(const char *dir,
+    int (*named)(void *, unsigned long long), void *arg, const char **why);
+int spool_log_sweep(struct spool_log *);
+/* A batch's contents are about to be added (see spool_log.c, retire). */
+void spool_log_begin(struct spool_log *);
+int spool_log_add(struct spool_log *, const char *data, size_t len,
+    unsigned long long *seg, unsigned long long *off);
+int spool_log_sync(struct spool_log *);
+void spool_log_abandon(struct spool_log *);
+unsigned long long spool_log_current(const struct spool_log *);
+void spool_log_remove(struct spool_log *, unsigned long long seg);
+void spool_log_close(struct spool_log *);
+/* A segment's file name (8 digits or more), in out. */
+void spool_log_segment_name(unsigned long long seg, char *out, size_t len);
 
 #endif

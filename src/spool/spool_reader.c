@@ -20,6 +20,14 @@
  * the row's, so a damaged file is an error, never a short message sent as
  * if whole.  Messages stored by version 2 have their whole content in
  * messages.body and no contents row; they are read from there.
+ *
+ * Medium content (spool_log.c) is a range of a log segment: the reader
+ * preads it whole, at open, into the buffer a row's content takes (it is
+ * under SPOOL_INLINE_MAX plus the header section: the same bound), and
+ * checks its length and its checksum against the row's, so a truncated
+ * or overwritten segment is an error, never a message sent damaged.  The
+ * segment is opened by name and closed at once: a reader holds no
+ * descriptor for it, and a view none at rest.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,7 +88,8 @@ view_prepare(struct spool_view *v, const char **why)
 	if (sqlite3_prepare_v2(v->db,
 	        "SELECT m.queue_id, m.sender, m.envid, m.ret, m.body_type,"
 	        " m.smtputf8, m.received, m.helo, m.client, m.size,"
-	        " m.body_file, c.data, m.body, m.requiretls, m.tls_optional"
+	        " m.body_file, c.data, m.body, m.requiretls, m.tls_optional,"
+	        " m.log_seg, m.log_off, m.checksum"
 	        " FROM messages m LEFT JOIN contents c ON c.message_id = m.id"
 	        " WHERE m.id = ?",
 	        -1, &v->sel, NULL) != SQLITE_OK) {
@@ -202,14 +211,86 @@ reader_open_file(struct spool_view *v, struct spool_reader *r, const char *name,
 	return 0;
 }
 
+/*
+ * The content in the log: size bytes at off in segment seg, into
+ * r->first, checked against the row's checksum (hex).
+ */
+static int
+reader_log(struct spool_view *v, struct spool_reader *r, uint64_t seg,
+    uint64_t off, uint64_t size, const char *sum, const char **why)
+{
+	char name[32], path[4200], want[17];
+	size_t have = 0;
+	int fd;
+
+	spool_log_segment_name(seg, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s/%s", v->dir, SPOOL_LOG_DIR, name);
+	*why = "its content in the log cannot be read";
+	if (size > SPOOL_LOG_MAX) {
+		log_err("queue: log segment %s: a range of %llu bytes "
+		        "recorded, more than content in the log can be",
+		    name, (unsigned long long)size);
+		*why = "its content in the log is damaged";
+		return -1;
+	}
+	if ((r->first = malloc(size ? size : 1)) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		log_err("queue: log segment %s: %s", name, strerror(errno));
+		return -1;
+	}
+	while (have < size) {
+		ssize_t got = pread(
+		    fd, r->first + have, size - have, (off_t)(off + have));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		have += (size_t)got;
+	}
+	/*
+	 * What was read leaves the page cache, as a body file's does (see
+	 * reader_drop): the segment keeps growing into new pages, and the
+	 * pages a delivered message frees are the ones the next contents
+	 * are written into.  Only whole pages inside the range go; a second
+	 * reader (another next hop) reads from disk.
+	 */
+	(void)posix_fadvise(fd, (off_t)off, (off_t)size, POSIX_FADV_DONTNEED);
+	close(fd);
+	if (have < size) {
+		log_err("queue: log segment %s: %llu bytes at %llu recorded, "
+		        "%zu read: the segment is truncated or unreadable",
+		    name, (unsigned long long)size, (unsigned long long)off,
+		    have);
+		*why = "its content in the log is damaged";
+		return -1;
+	}
+	r->first_len = size;
+	snprintf(want, sizeof(want), "%016llx",
+	    (unsigned long long)spool_checksum(r->first, size));
+	if (strcmp(want, sum) != 0) {
+		log_err("queue: log segment %s: the %llu bytes at %llu do not "
+		        "match the checksum recorded (%s, read %s)",
+		    name, (unsigned long long)size, (unsigned long long)off,
+		    sum, want);
+		*why = "its content in the log is damaged";
+		return -1;
+	}
+	return 0;
+}
+
 struct spool_reader *
 spool_reader_open(struct spool_view *v, int64_t message_id,
     struct spool_stored *out, const char **why)
 {
 	struct spool_reader *r = calloc(1, sizeof(*r));
 	sqlite3_stmt *q = v->sel;
-	char file[64] = "";
+	char file[64] = "", sum[17] = "";
 	unsigned long long size = 0;
+	uint64_t seg = 0, off = 0;
 	int rc = -1;
 
 	*why = "it is no longer in the queue";
@@ -240,7 +321,12 @@ spool_reader_open(struct spool_view *v, int64_t message_id,
 		out->requiretls = sqlite3_column_int(q, 13);
 		out->tls_optional = sqlite3_column_int(q, 14);
 		out->size = size;
-		if ((r->first = malloc(n ? n : 1)) == NULL) {
+		seg = (uint64_t)sqlite3_column_int64(q, 15);
+		off = (uint64_t)sqlite3_column_int64(q, 16);
+		reader_text(q, 17, sum, sizeof(sum));
+		if (seg != 0) {
+			rc = 0; /* read below, after the transaction */
+		} else if ((r->first = malloc(n ? n : 1)) == NULL) {
 			*why = "out of memory";
 		} else {
 			memcpy(r->first, first, n);
@@ -249,7 +335,9 @@ spool_reader_open(struct spool_view *v, int64_t message_id,
 		}
 	}
 	sqlite3_reset(q); /* ends the read transaction */
-	if (rc == 0 && (unsigned long long)r->first_len > size) {
+	if (rc == 0 && seg != 0)
+		rc = reader_log(v, r, seg, off, size, sum, why);
+	else if (rc == 0 && (unsigned long long)r->first_len > size) {
 		*why = "its content is damaged";
 		rc = -1;
 	} else if (rc == 0 && file[0] != '\0') {

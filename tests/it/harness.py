@@ -614,6 +614,11 @@ class Sluice:
             body = first if first is not None else r.get("body")
             if isinstance(body, str):
                 body = body.encode()
+            if r.get("log_seg"):
+                # medium content: a range of a content log segment
+                with open(self.log_segment(r["log_seg"]), "rb") as f:
+                    f.seek(r["log_off"])
+                    body = f.read(r["size"])
             if r.get("body_file"):
                 body += (self.body_dir / r["body_file"]).read_bytes()
             r["body"] = body
@@ -623,6 +628,20 @@ class Sluice:
     def body_dir(self):
         """Where the spool keeps the body files of large messages."""
         return self.queue_dir / "body"
+
+    @property
+    def seglog_dir(self):
+        """Where the spool keeps the content log's segments."""
+        return self.queue_dir / "log"
+
+    def log_segment(self, n):
+        return self.seglog_dir / f"{n:08d}"
+
+    def log_segments(self):
+        """Names of the content log's segment files."""
+        if not self.seglog_dir.exists():
+            return []
+        return sorted(p.name for p in self.seglog_dir.iterdir())
 
     def body_files(self):
         """Names of the body files in the queue."""

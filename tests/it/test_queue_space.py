@@ -1,8 +1,8 @@
 """Space comes back (issue 19): with a short SafetyNetHoldTime, three
 cycles of filling the queue (a suspended smart-host queue, small messages
-in queue.db and large ones in body files) and draining it (resumed,
-delivered to a fake next hop, purged) leave queue.db, its WAL and body/ small after every
-drain, and the database no larger at the third fill than at the first:
+in queue.db, medium ones in the content log's segments and large ones in
+body files) and draining it (resumed, delivered to a fake next hop,
+purged) leave queue.db, its WAL, body/ and log/ small after every drain, and the database no larger at the third fill than at the first:
 delivered content is removed with its body files, free pages are handed
 back beyond a small reserve (incremental vacuum) and the WAL is truncated
 at a quiet moment.  Sizes and counts only; the waits are deadlines."""
@@ -16,8 +16,10 @@ from harness import (SLUICECTL, Client, Sluice, eventually, join_threads,
                      make_message, start_threads)
 from peers.fakesmtp import FakeSmtp
 
-SMALL = 300          # messages per cycle kept in queue.db
-SMALL_SIZE = 24000   # bytes of body each
+SMALL = 1000         # messages per cycle kept in queue.db
+SMALL_SIZE = 6000    # bytes of body each (under SPOOL_LOG_MIN, 8 KB)
+MEDIUM = 40          # messages per cycle in the content log
+MEDIUM_SIZE = 60000
 LARGE = 8            # messages per cycle with a body file
 LARGE_SIZE = 300000
 MB = 1024 * 1024
@@ -56,8 +58,10 @@ def sizes(s):
         db.close()
     bodies = [s.body_dir / f for f in os.listdir(s.body_dir)] \
         if s.body_dir.exists() else []
+    segs = [s.seglog_dir / f for f in s.log_segments()]
     return {"db": size(s.db_path), "wal": size(f"{s.db_path}-wal"),
             "bodies": len(bodies), "body_bytes": sum(map(size, bodies)),
+            "segments": len(segs), "segment_bytes": sum(map(size, segs)),
             "free": free * page, "free_pages": free, "messages": msgs}
 
 
@@ -79,6 +83,8 @@ def test_fill_and_drain_three_times(tmp_path):
                      "AuthMechanism": "ExternalAuthoritative"},
                transport={"SafetyNetHoldTime": "2s",
                           "Resolver": "127.0.0.1@9"},
+               # segments of 512 KB: a fill makes several
+               env={"SLUICE_LOG_SEGMENT_MAX": str(512 * 1024)},
                raw_extra=f"""
 [SendConnector Out]
 AddressSpaces = *
@@ -93,11 +99,14 @@ SmartHosts = [127.0.0.1]:{mx.port}
             threads = start_threads(
                 send, [(s.port, SMALL // 4, SMALL_SIZE, f"c{cycle}s")
                        for _ in range(4)] +
-                [(s.port, LARGE, LARGE_SIZE, f"c{cycle}l")])
+                [(s.port, LARGE, LARGE_SIZE, f"c{cycle}l"),
+                 (s.port, MEDIUM, MEDIUM_SIZE, f"c{cycle}m")])
             join_threads(threads, 300, "the fill")
             at_full = sizes(s)
-            assert at_full["messages"] == SMALL + LARGE
+            assert at_full["messages"] == SMALL + LARGE + MEDIUM
             assert at_full["bodies"] == LARGE
+            assert at_full["segment_bytes"] >= MEDIUM * MEDIUM_SIZE
+            assert at_full["segments"] >= 4, at_full
             full.append(at_full)
             ctl(s, "resume", "Out")
             # delivered, held 2 s, purged with the body files
@@ -110,6 +119,8 @@ SmartHosts = [127.0.0.1]:{mx.port}
                        60, "the WAL truncated and free pages handed back")
             after = sizes(s)
             assert after["bodies"] == 0 and after["body_bytes"] == 0
+            # the content log: at most the segment being written
+            assert after["segments"] <= 1, after
             drained.append(after)
         content = SMALL * SMALL_SIZE  # what queue.db held at each fill
         for at_full, after in zip(full, drained):
@@ -121,7 +132,7 @@ SmartHosts = [127.0.0.1]:{mx.port}
             1.25 * (full[0]["db"] + full[0]["wal"]), full
         assert drained[2]["db"] <= drained[0]["db"] + MB, drained
         # and all of it was delivered
-        assert len(mx.messages) == 3 * (SMALL + LARGE)
+        assert len(mx.messages) == 3 * (SMALL + LARGE + MEDIUM)
     finally:
         s.stop()
         mx.stop()

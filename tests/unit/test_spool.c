@@ -796,6 +796,11 @@ test_rule_copies(void **state)
 	"ALTER TABLE messages ADD COLUMN body_file TEXT NOT NULL DEFAULT '';"  \
 	"CREATE TABLE contents (message_id INTEGER PRIMARY KEY"                \
 	" REFERENCES messages(id) ON DELETE CASCADE, data BLOB NOT NULL);"
+#define ADD_V7                                                                 \
+	"ALTER TABLE messages ADD COLUMN requiretls INTEGER NOT NULL"          \
+	" DEFAULT 0;"                                                          \
+	"ALTER TABLE messages ADD COLUMN tls_optional INTEGER NOT NULL"        \
+	" DEFAULT 0;"
 #define ADD_STS                                                                \
 	"CREATE TABLE mta_sts (domain TEXT PRIMARY KEY, id TEXT NOT NULL,"     \
 	" policy BLOB NOT NULL, fetched INTEGER NOT NULL,"                     \
@@ -812,6 +817,133 @@ count_sts(void *arg, const struct spool_sts_row *row)
 	assert_string_equal(row->id, "id1");
 	(*n)++;
 	return 0;
+}
+
+/* n messages of content body in one batch, each with its own id. */
+static struct outcome
+submit_log(struct spool *sp, struct event_base *base, int n, const char *body)
+{
+	static const struct spool_rcpt rcpt = {.addr = "a@example.com"};
+	static int seq;
+	struct outcome o = {0, 0};
+	char ids[BATCH][32];
+
+	for (int i = 0; i < n; i++) {
+		struct spool_msg m;
+
+		memset(&m, 0, sizeof(m));
+		snprintf(ids[i], sizeof(ids[i]), "L%d", seq++);
+		m.queue_id = ids[i];
+		m.sender = "sender@example.org";
+		m.rcpts = &rcpt;
+		m.nrcpts = 1;
+		m.data = body;
+		m.len = strlen(body);
+		assert_int_equal(spool_submit(sp, &m, on_done, &o), 0);
+	}
+	wait_done(base, &o, n);
+	return o;
+}
+
+/* A message's content read back whole through a reader; 0 or -1. */
+static int
+read_whole(struct spool *sp, int64_t id, char *out, size_t max, size_t *len)
+{
+	struct spool_stored env;
+	const char *why, *p;
+	struct spool_reader *r =
+	    spool_reader_open(spool_loop_view(sp), id, &env, &why);
+	size_t n;
+	int rc;
+
+	*len = 0;
+	if (r == NULL)
+		return -1;
+	while ((rc = spool_reader_next(r, &p, &n)) > 0) {
+		assert_true(*len + n <= max);
+		memcpy(out + *len, p, n);
+		*len += n;
+	}
+	spool_reader_close(r);
+	return rc;
+}
+
+/*
+ * Medium content goes to the content log (a segment, one per start, its
+ * rows naming segment and offset), small content stays inline; both read
+ * back whole; a truncated or overwritten range is refused; a failed log
+ * write refuses the batch and stores nothing; at the next start a new
+ * segment, and the old one removed once no row names it.
+ */
+static void
+test_log_content(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *dir = make_dir(), path[512], *big = malloc(SPOOL_LOG_MIN + 1),
+	     *got = malloc(SPOOL_LOG_MIN + 1);
+	const char *why = NULL;
+	struct spool *sp = spool_open(dir, base, &why);
+	struct spool_stored env;
+	size_t n;
+	FILE *f;
+	int cur;
+
+	(void)state;
+	assert_non_null(sp);
+	for (size_t i = 0; i < SPOOL_LOG_MIN; i++)
+		big[i] = (char)('a' + i % 26);
+	big[SPOOL_LOG_MIN] = '\0';
+	/* three at SPOOL_LOG_MIN, in one batch: one segment, in order */
+	assert_int_equal(submit_log(sp, base, 3, big).ok, 3);
+	assert_int_equal(submit_log(sp, base, 1, "small\r\n").ok, 1);
+	assert_int_equal(count_rows(dir, "select count(*) from messages "
+	                                 "where log_seg = 1"),
+	    3);
+	assert_int_equal(count_rows(dir, "select max(log_off) from messages"),
+	    2 * SPOOL_LOG_MIN);
+	assert_int_equal(count_rows(dir, "select count(*) from contents"), 1);
+	assert_int_equal(read_whole(sp, 2, got, SPOOL_LOG_MIN + 1, &n), 0);
+	assert_int_equal(n, SPOOL_LOG_MIN);
+	assert_memory_equal(got, big, n);
+	assert_int_equal(read_whole(sp, 4, got, SPOOL_LOG_MIN + 1, &n), 0);
+	assert_int_equal(n, 7);
+	/* overwritten: the checksum tells */
+	snprintf(path, sizeof(path), "%s/log/00000001", dir);
+	assert_non_null(f = fopen(path, "r+b"));
+	assert_int_equal(fseek(f, SPOOL_LOG_MIN + 100, SEEK_SET), 0);
+	assert_int_equal(fputc('!', f), '!');
+	fclose(f);
+	assert_null(spool_reader_open(spool_loop_view(sp), 2, &env, &why));
+	assert_string_equal(why, "its content in the log is damaged");
+	/* truncated: the length tells */
+	assert_int_equal(truncate(path, 2 * SPOOL_LOG_MIN + 10), 0);
+	assert_null(spool_reader_open(spool_loop_view(sp), 3, &env, &why));
+	assert_string_equal(why, "its content in the log is damaged");
+	assert_int_equal(read_whole(sp, 1, got, SPOOL_LOG_MIN + 1, &n), 0);
+	/* a failed write of the log: the batch is refused, nothing stored */
+	spool_fault_arm("write");
+	assert_int_equal(submit_log(sp, base, 2, big).ok, 0);
+	spool_fault_arm("none");
+	assert_int_equal(count_rows(dir, "select count(*) from messages"), 4);
+	/* and the next content goes to a new segment */
+	assert_int_equal(submit_log(sp, base, 1, big).ok, 1);
+	/* (2 or 3: the two may have failed in two batches; a segment no
+	 * row names is removed at once) */
+	cur = count_rows(dir, "select max(log_seg) from messages");
+	assert_true(cur == 2 || cur == 3);
+	spool_close(sp);
+	/* a new start: a new segment; every segment a row names is kept */
+	sp = spool_open(dir, base, &why);
+	assert_non_null(sp);
+	assert_int_equal(submit_log(sp, base, 1, big).ok, 1);
+	assert_int_equal(
+	    count_rows(dir, "select max(log_seg) from messages"), cur + 1);
+	assert_int_equal(access(path, F_OK), 0);
+	spool_close(sp);
+	event_base_free(base);
+	free(big);
+	free(got);
+	free(dir);
 }
 
 /* Each earlier version is brought up to the current one, data kept. */
@@ -847,6 +979,10 @@ test_migrate_every_version(void **state)
 	    {"6",
 	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_V4 ADD_STS ADD_V6
 	            OLD_ROWS "PRAGMA user_version=6;",
+	        1},
+	    {"7",
+	        OLD_MESSAGES OLD_RECIPIENTS ADD_V2 ADD_V3 ADD_V4 ADD_STS ADD_V6
+	            ADD_V7 OLD_ROWS "PRAGMA user_version=7;",
 	        1},
 	};
 
@@ -895,7 +1031,13 @@ test_migrate_every_version(void **state)
 			free(head);
 			spool_close(sp);
 		}
-		assert_int_equal(count_rows(dir, "pragma user_version"), 7);
+		assert_int_equal(count_rows(dir, "pragma user_version"), 8);
+		/* version 8: the content log; older content is in a row */
+		assert_int_equal(
+		    count_rows(dir, "select count(*) from messages "
+		                    "where log_seg = 0 and "
+		                    "log_off = 0"),
+		    1);
 		/* version 7: RFC 8689's flags, off for older messages */
 		assert_int_equal(
 		    count_rows(dir, "select count(*) from messages "
@@ -928,6 +1070,7 @@ main(void)
 	    cmocka_unit_test(test_write_failure),
 	    cmocka_unit_test(test_due_record_purge),
 	    cmocka_unit_test(test_body_file),
+	    cmocka_unit_test(test_log_content),
 	    cmocka_unit_test(test_body_damaged),
 	    cmocka_unit_test(test_body_removed),
 	    cmocka_unit_test(test_body_fault),
