@@ -195,7 +195,8 @@ sink_field() { # S|P field: the sink's last value of field= (0 if none)
 	local c
 	c=$(tail -c 512 "$WORK/sink-$1.out" | tr '\r' '\n' |
 	    grep -o "\\b$2=[0-9]*" | tail -1)
-	echo "${c#"$2"=}" | awk '{ print $1 + 0 }'
+	c=${c#"$2"=}
+	echo "${c:-0}" # not through awk: mawk prints 2^31 and above as 2.2e+09
 }
 
 sink_count() { sink_field "$1" mesg; } # S|P: messages received so far
