@@ -3,16 +3,21 @@
  * dest_tls.h).
  *
  * Where it sits: between the resolver and the SMTP client.  dqueue.c
- * calls dest_tls_gather() after resolver_mx()/resolver_smarthosts(); the
- * TLSA look-ups (src/dns/tlsa.c, one per distinct host and port whose
- * address was secure) and the MTA-STS question (src/sts/sts.c) run in
- * parallel, and when the last answer is in the facts are handed over,
- * frozen.  The client then decides each hop's policy with them.
+ * asks the domain's MTA-STS question (src/sts/sts.c) with its MX question
+ * (dest_tls_begin() next to resolver_mx(): it needs only the domain), and
+ * once the next hops are in, dest_tls_gather_from() adds the TLSA
+ * look-ups (src/dns/tlsa.c, one per distinct host and port whose address
+ * was secure); all run in parallel, and when the last answer is in the
+ * facts are handed over, frozen.  The client then decides each hop's
+ * policy with them.  dest_tls_gather() does both steps at once
+ * (sluicectl's test-tls, which has its hops already).
  *
  * Invariants: the callback runs from the loop (an answer's callback, or
  * a zero timer when nothing had to be asked), exactly once unless the
- * query is cancelled; the facts are never changed after they are handed
- * over; a hop shares its host's TLSA result (first[]), freed once.
+ * query is cancelled, and never before the hops are given (fn is NULL
+ * until then: an MTA-STS answer that comes first is kept); the facts are
+ * never changed after they are handed over; a hop shares its host's TLSA
+ * result (first[]), freed once.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -50,7 +55,8 @@ struct dest_tls_query {
 	struct sts_query *sq;
 	struct event *later; /* nothing was asked: deliver from the loop */
 	size_t pending;
-	dest_tls_fn fn;
+	int sts_asked;  /* the MTA-STS question was asked (or could not be) */
+	dest_tls_fn fn; /* NULL until the hops are given */
 	void *arg;
 };
 
@@ -152,7 +158,7 @@ dest_tls_tlsa_answer(void *arg, struct tlsa_result *res)
 
 	q->tq[s->hop] = NULL;
 	q->dt->tlsa[s->hop] = res;
-	if (--q->pending == 0)
+	if (--q->pending == 0 && q->fn != NULL)
 		dest_tls_done(q);
 }
 
@@ -167,7 +173,8 @@ dest_tls_sts_answer(void *arg, const struct sts_state *st)
 	if (!st->has_policy && st->failed != STS_FAILED_NONE &&
 	    (q->dt->sts_failed = malloc(sizeof(*st))) != NULL)
 		*q->dt->sts_failed = *st;
-	if (--q->pending == 0)
+	/* before the hops (dest_tls_begin): kept until they come */
+	if (--q->pending == 0 && q->fn != NULL)
 		dest_tls_done(q);
 }
 
@@ -194,10 +201,8 @@ dest_tls_failed(const char *host)
 	return r;
 }
 
-struct dest_tls_query *
-dest_tls_gather(struct event_base *base, struct resolver *r, struct sts *sts,
-    const struct conf_send_connector *sc, const char *domain,
-    const struct resolver_result *res, dest_tls_fn fn, void *arg)
+static struct dest_tls_query *
+dest_tls_query_new(void)
 {
 	struct dest_tls_query *q = calloc(1, sizeof(*q));
 
@@ -205,9 +210,42 @@ dest_tls_gather(struct event_base *base, struct resolver *r, struct sts *sts,
 		free(q);
 		return NULL;
 	}
-	q->fn = fn;
-	q->arg = arg;
 	q->dt->refs = 1;
+	return q;
+}
+
+/* The domain's MTA-STS question, when it applies (once per query). */
+static void
+dest_tls_ask_sts(struct dest_tls_query *q, struct sts *sts,
+    const struct conf_send_connector *sc, const char *domain)
+{
+	q->sts_asked = 1;
+	if (dest_tls_mta_sts(sc, sts != NULL) &&
+	    (q->sq = sts_get(sts, domain, dest_tls_sts_answer, q)) != NULL)
+		q->pending++;
+}
+
+struct dest_tls_query *
+dest_tls_begin(
+    struct sts *sts, const struct conf_send_connector *sc, const char *domain)
+{
+	struct dest_tls_query *q;
+
+	if (!dest_tls_mta_sts(sc, sts != NULL) ||
+	    (q = dest_tls_query_new()) == NULL)
+		return NULL;
+	dest_tls_ask_sts(q, sts, sc, domain);
+	return q;
+}
+
+struct dest_tls_query *
+dest_tls_gather_from(struct dest_tls_query *q, struct event_base *base,
+    struct resolver *r, struct sts *sts, const struct conf_send_connector *sc,
+    const char *domain, const struct resolver_result *res, dest_tls_fn fn,
+    void *arg)
+{
+	if (q == NULL && (q = dest_tls_query_new()) == NULL)
+		return NULL;
 	q->dt->nhops = res->nhops;
 	for (size_t i = 0; i < res->nhops; i++) {
 		const struct resolver_hop *h = &res->hops[i];
@@ -229,22 +267,30 @@ dest_tls_gather(struct event_base *base, struct resolver *r, struct sts *sts,
 		else
 			q->dt->tlsa[i] = dest_tls_failed(h->host);
 	}
-	if (dest_tls_mta_sts(sc, sts != NULL) &&
-	    (q->sq = sts_get(sts, domain, dest_tls_sts_answer, q)) != NULL)
-		q->pending++;
+	if (!q->sts_asked)
+		dest_tls_ask_sts(q, sts, sc, domain);
 	if (q->pending == 0) {
 		const struct timeval now = {0, 0};
 
 		if ((q->later = evtimer_new(base, dest_tls_later, q)) == NULL ||
 		    evtimer_add(q->later, &now) != 0) {
-			if (q->later != NULL)
-				event_free(q->later);
-			dest_tls_unref(q->dt);
-			free(q);
+			dest_tls_cancel(q);
 			return NULL;
 		}
 	}
+	/* From here on an answer that completes the facts hands them over. */
+	q->fn = fn;
+	q->arg = arg;
 	return q;
+}
+
+struct dest_tls_query *
+dest_tls_gather(struct event_base *base, struct resolver *r, struct sts *sts,
+    const struct conf_send_connector *sc, const char *domain,
+    const struct resolver_result *res, dest_tls_fn fn, void *arg)
+{
+	return dest_tls_gather_from(
+	    NULL, base, r, sts, sc, domain, res, fn, arg);
 }
 
 void

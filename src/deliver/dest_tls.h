@@ -60,7 +60,25 @@ typedef void (*dest_tls_fn)(void *arg, struct dest_tls *);
 struct dest_tls_query *dest_tls_gather(struct event_base *, struct resolver *,
     struct sts *, const struct conf_send_connector *, const char *domain,
     const struct resolver_result *, dest_tls_fn, void *arg);
-/* Before the callback only; the callback will not run. */
+/*
+ * The same in two steps, so that the domain's MTA-STS question goes out
+ * with its MX question rather than after its answer (issue 19: one DNS
+ * round trip less before a new destination's first connection).
+ * dest_tls_begin() asks the MTA-STS question when it applies to this
+ * connector (NULL when it does not, or cannot start: no policy known);
+ * nothing is handed over until dest_tls_gather_from() gives it the next
+ * hops and the callback.  dest_tls_gather_from(NULL, ...) is
+ * dest_tls_gather(); with a begun query it asks only the TLSA look-ups
+ * and owns that query from then on, also when it returns NULL.  A begun
+ * query whose hops never come (the MX look-up failed) is cancelled.
+ */
+struct dest_tls_query *dest_tls_begin(
+    struct sts *, const struct conf_send_connector *, const char *domain);
+struct dest_tls_query *dest_tls_gather_from(struct dest_tls_query *begun,
+    struct event_base *, struct resolver *, struct sts *,
+    const struct conf_send_connector *, const char *domain,
+    const struct resolver_result *, dest_tls_fn, void *arg);
+/* Before the callback only; the callback will not run (NULL is fine). */
 void dest_tls_cancel(struct dest_tls_query *);
 
 #endif

@@ -1155,14 +1155,21 @@ dq_resolved(void *arg, const struct resolver_result *res)
 	/*
 	 * TLSA records of the secure hops and the domain's MTA-STS policy,
 	 * before the first connection (issue 16); the queue stays
-	 * "resolving" until they are in.
+	 * "resolving" until they are in.  The MTA-STS question went out
+	 * with the MX question (dq_resolve); without hops it is cancelled.
 	 */
 	if (res->status == RESOLVER_OK && sc != NULL &&
-	    dest_tls_needed(sc, res, dqs->sts != NULL) &&
-	    (q->tlsq = dest_tls_gather(dqs->daemon->base, dqs->resolver,
-	         dqs->sts, sc, q->domain, &q->hops, dq_tls_gathered, q)) !=
-	        NULL)
-		return;
+	    (q->tlsq != NULL || dest_tls_needed(sc, res, dqs->sts != NULL))) {
+		struct dest_tls_query *begun = q->tlsq;
+
+		q->tlsq = NULL;
+		if ((q->tlsq = dest_tls_gather_from(begun, dqs->daemon->base,
+		         dqs->resolver, dqs->sts, sc, q->domain, &q->hops,
+		         dq_tls_gathered, q)) != NULL)
+			return;
+	}
+	dest_tls_cancel(q->tlsq);
+	q->tlsq = NULL;
 	dest_tls_unref(q->tls);
 	q->tls = NULL;
 	q->resolving = 0;
@@ -1251,11 +1258,22 @@ dq_resolve(struct dq *q)
 	}
 	q->resolving = 1;
 	dqs->resolving++;
-	if (sc->dns_routing_enabled)
+	dest_tls_cancel(q->tlsq); /* none: the queue was not resolving */
+	q->tlsq = NULL;
+	if (sc->dns_routing_enabled) {
 		rc = resolver_mx(res, q->domain, sc->port, dq_resolved, q);
-	else
+		/*
+		 * The domain's MTA-STS question goes out with its MX question,
+		 * not after the answer (issue 19): one DNS round trip less
+		 * before a new destination's first connection.  It is asked
+		 * even when the MX look-up then fails (and cancelled then).
+		 */
+		if (rc == 0)
+			q->tlsq = dest_tls_begin(dqs->sts, sc, q->domain);
+	} else {
 		rc = resolver_smarthosts(res, sc->smart_hosts, sc->nsmart_hosts,
 		    sc->port, dq_resolved, q);
+	}
 	if (rc < 0) {
 		q->resolving = 0;
 		dqs->resolving--;
