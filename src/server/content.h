@@ -69,6 +69,7 @@ struct content {
 	int blocked;  /* the stage is full and the sink busy */
 	int body_cr;  /* body: the last byte stored was a CR */
 	int body_bol; /* body: at a line start (no bytes yet, or after LF) */
+	int clean;    /* content_clean_bytes: the caller has checked them */
 	struct content_limits lim;
 	uint64_t size;       /* client bytes seen, stored or not */
 	size_t header_bytes; /* client header bytes seen so far */
@@ -101,6 +102,13 @@ size_t content_line_part(struct content *, const char *, size_t);
 void content_fail(struct content *, enum content_error);
 /* Raw bytes (BDAT path); lines may span calls.  Returns the bytes taken. */
 size_t content_bytes(struct content *, const char *, size_t);
+/*
+ * content_bytes() for bytes the caller has checked with crlf_scan() as
+ * plain (CRLF_END or CRLF_DOT: only CRLF ends their lines, no NUL), the
+ * last byte taken before them not a CR: the body check is not repeated
+ * (the header section's checks still run).
+ */
+size_t content_clean_bytes(struct content *, const char *, size_t);
 /* Is the content waiting for its sink?  content_resume() tries again. */
 int content_blocked(const struct content *);
 void content_resume(struct content *);
