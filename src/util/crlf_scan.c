@@ -20,31 +20,66 @@
 
 #include "util/crlf_scan.h"
 
-/* The first NUL, CR or LF at or after i, or n. */
-static inline size_t
-crlf_scan_next(const unsigned char *p, size_t i, size_t n)
+/*
+ * Bit k set: p[k] is a NUL, CR or LF, for the 64 octets at p (the caller
+ * makes sure they are there).
+ */
+static inline uint64_t
+crlf_scan_mask(const unsigned char *p)
 {
+	uint64_t m = 0;
 #if defined(__SSE2__)
 	const __m128i cr = _mm_set1_epi8('\r');
 	const __m128i lf = _mm_set1_epi8('\n');
 	const __m128i nul = _mm_setzero_si128();
 
-	for (; i + 16 <= n; i += 16) {
-		__m128i v =
-		    _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+	for (int k = 0; k < 4; k++) {
+		__m128i v = _mm_loadu_si128(
+		    (const __m128i *)(const void *)(p + 16 * k));
 		__m128i hit = _mm_or_si128(
 		    _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
 		    _mm_cmpeq_epi8(v, nul));
-		unsigned mask = (unsigned)_mm_movemask_epi8(hit);
 
-		if (mask != 0)
-			return i + (size_t)__builtin_ctz(mask);
+		m |= (uint64_t)(unsigned)_mm_movemask_epi8(hit) << (16 * k);
 	}
+#else
+	for (int k = 0; k < 64; k++)
+		if (p[k] == '\r' || p[k] == '\n' || p[k] == '\0')
+			m |= (uint64_t)1 << k;
 #endif
-	for (; i < n; i++)
-		if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0')
-			break;
-	return i;
+	return m;
+}
+
+/*
+ * The special byte at j decides: returns 1 to stop (r filled in), 0 to
+ * go on with the line that starts at *bol.
+ */
+static inline int
+crlf_scan_at(const unsigned char *p, size_t n, size_t j, size_t line_max,
+    unsigned flags, size_t *bol, struct crlf_scan *r)
+{
+	if (p[j] == '\r' && j + 1 == n) {
+		r->why = CRLF_END; /* maybe half a CRLF at the end */
+		r->stop = n;
+		return 1;
+	}
+	if (p[j] != '\r' || p[j + 1] != '\n') {
+		r->why = CRLF_BAD; /* NUL, bare LF, bare CR */
+		r->stop = j;
+		return 1;
+	}
+	if (j - *bol > line_max) {
+		r->why = CRLF_LONG;
+		r->stop = *bol;
+		return 1;
+	}
+	*bol = j + 2;
+	if ((flags & CRLF_SCAN_DOT) && *bol < n && p[*bol] == '.') {
+		r->why = CRLF_DOT;
+		r->stop = *bol;
+		return 1;
+	}
+	return 0;
 }
 
 void
@@ -54,30 +89,33 @@ crlf_scan(const char *text, size_t n, size_t line_max, unsigned flags,
 	const unsigned char *p = (const unsigned char *)text;
 	size_t i = 0, bol = 0;
 
-	for (;;) {
-		size_t j = crlf_scan_next(p, i, n);
+	/*
+	 * 64 octets at a time: one mask, then its bits.  The LF of a CRLF
+	 * is passed over (bol is past it), in this block or the next.
+	 */
+	for (; i + 64 <= n; i += 64) {
+		uint64_t m = crlf_scan_mask(p + i);
 
-		if (j == n || (p[j] == '\r' && j + 1 == n)) {
-			r->why = CRLF_END; /* maybe half a CRLF at the end */
-			r->stop = n;
-			break;
-		}
-		if (p[j] != '\r' || p[j + 1] != '\n') {
-			r->why = CRLF_BAD; /* NUL, bare LF, bare CR */
-			r->stop = j;
-			break;
-		}
-		if (j - bol > line_max) {
-			r->why = CRLF_LONG;
-			r->stop = bol;
-			break;
-		}
-		bol = i = j + 2;
-		if ((flags & CRLF_SCAN_DOT) && i < n && p[i] == '.') {
-			r->why = CRLF_DOT;
-			r->stop = i;
-			break;
+		if (bol > i)
+			m &= ~(uint64_t)0 << (bol - i); /* bol - i is 1 or 2 */
+		while (m != 0) {
+			size_t j = i + (size_t)__builtin_ctzll(m);
+
+			if (crlf_scan_at(p, n, j, line_max, flags, &bol, r))
+				goto out;
+			/* bits up to the LF at j + 1 are done */
+			m = j + 2 - i >= 64 ? 0
+			                    : m & (~(uint64_t)0 << (j + 2 - i));
 		}
 	}
+	for (i = bol > i ? bol : i; i < n; i++)
+		if ((p[i] == '\r' || p[i] == '\n' || p[i] == '\0')) {
+			if (crlf_scan_at(p, n, i, line_max, flags, &bol, r))
+				goto out;
+			i = bol - 1;
+		}
+	r->why = CRLF_END;
+	r->stop = n;
+out:
 	r->lines = bol;
 }
