@@ -40,11 +40,12 @@ content_init(
 }
 
 void
-content_set_sink(
-    struct content *c, const struct content_sink *sink, size_t stage_max)
+content_set_sink(struct content *c, const struct content_sink *sink,
+    size_t stage_max, size_t piece_max)
 {
 	c->sink = *sink;
 	c->stage_max = stage_max;
+	c->piece_max = piece_max > stage_max ? piece_max : stage_max;
 	/* Room for the CRLF content_finish() may add to the last line. */
 	buf_init(&c->stage, stage_max + 2);
 }
@@ -164,6 +165,9 @@ content_flush(struct content *c)
 	case 0:
 		c->spilled = 1;
 		c->blocked = 0;
+		/* the buffer handed back is staged up to the larger size */
+		c->stage_max = c->piece_max;
+		c->stage.max = c->piece_max + 2;
 		break;
 	case 1:
 		c->blocked = 1;
