@@ -60,7 +60,9 @@ client_content_put(struct client_content *cc, const char *p, size_t n)
  * Whole lines that go out as they are, straight to the sink: what is
  * staged goes first, to keep the order, and these bytes are not copied
  * into the stage (a 1 MB body is some 13,000 lines; byte by byte through
- * the stage it cost two memchr and two copies a line).
+ * the stage it cost two memchr and two copies a line).  A run that fits
+ * the stage is staged all the same: a small message still reaches the
+ * sink in one call (for BDAT, one chunk: BDAT n LAST).
  */
 static void
 client_content_direct(struct client_content *cc, const char *p, size_t n)
@@ -68,6 +70,11 @@ client_content_direct(struct client_content *cc, const char *p, size_t n)
 	cc->total += n;
 	if (cc->sink == NULL)
 		return;
+	if (n <= sizeof(cc->stage) - cc->nstage) {
+		memcpy(cc->stage + cc->nstage, p, n);
+		cc->nstage += n;
+		return;
+	}
 	client_content_flush(cc);
 	if (!cc->failed && cc->sink(cc->arg, p, n) < 0)
 		cc->failed = 1;

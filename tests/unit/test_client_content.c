@@ -361,6 +361,51 @@ test_body_runs(void **state)
 	free(in);
 }
 
+/* A sink that counts its calls. */
+static int
+counting_sink(void *arg, const char *p, size_t n)
+{
+	(void)p;
+	(void)n;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/*
+ * A small message reaches the sink in one call, at the end, however its
+ * plain lines went (for BDAT: one chunk, BDAT n LAST); a large one in
+ * runs of whole lines.
+ */
+static void
+test_small_message_one_call(void **state)
+{
+	static const char small[] =
+	    "Subject: s\r\n\r\nline one\r\nline two\r\n";
+	char *big = malloc(64 * 1024);
+	struct client_content cc;
+	int calls = 0;
+
+	(void)state;
+	assert_non_null(big);
+	client_content_init(&cc, DS, counting_sink, &calls);
+	assert_int_equal(client_content_feed(&cc, small, sizeof(small) - 1), 0);
+	assert_int_equal(calls, 0);
+	assert_int_equal(client_content_end(&cc), 0);
+	assert_int_equal(calls, 1);
+
+	memcpy(big, "S: x\r\n\r\n", 8);
+	for (size_t i = 8; i < 64 * 1024; i++)
+		big[i] = (i - 8) % 80 == 78   ? '\r'
+		         : (i - 8) % 80 == 79 ? '\n'
+		                              : 'y';
+	calls = 0;
+	client_content_init(&cc, DS, counting_sink, &calls);
+	assert_int_equal(client_content_feed(&cc, big, 64 * 1024), 0);
+	assert_true(calls >= 1 && calls <= 3);
+	assert_int_equal(client_content_end(&cc), 0);
+	free(big);
+}
+
 /* A sink that fails stops the encoder, which says so. */
 static int
 failing_sink(void *arg, const char *p, size_t n)
@@ -387,6 +432,7 @@ main(void)
 	    cmocka_unit_test(test_encode_random),
 	    cmocka_unit_test(test_long_lines_folded),
 	    cmocka_unit_test(test_body_runs),
+	    cmocka_unit_test(test_small_message_one_call),
 	    cmocka_unit_test(test_sink_failure),
 	};
 
