@@ -16,7 +16,9 @@
  * client's header lines, bounded by max_header) since it is parsed and
  * filtered.  Without a sink the body follows it in the same buffer.  With
  * a sink (content_set_sink) the body is staged in a buffer of stage_max
- * bytes that is handed to the sink each time it fills: what a message
+ * bytes that is handed to the sink each time it fills, piece_max bytes
+ * once the sink has taken the first (the first decides whether the body
+ * goes inline, the later ones only how often it is handed over): what a message
  * holds in memory is then bounded by a constant, whatever its size.  A
  * sink that is still busy with the last piece makes the content take no
  * more (content_line_part and content_bytes return what they took) until
@@ -65,10 +67,12 @@ struct content {
 	struct buf stage; /* with a sink: body bytes not yet handed over */
 	struct content_sink sink;
 	size_t stage_max;
-	int spilled;  /* the sink has taken bytes: the body is not inline */
-	int blocked;  /* the stage is full and the sink busy */
-	int body_cr;  /* body: the last byte stored was a CR */
+	size_t piece_max; /* stage_max once the first piece has gone */
+	int spilled;      /* the sink has taken bytes: the body is not inline */
+	int blocked;      /* the stage is full and the sink busy */
+	int body_cr;      /* body: the last byte stored was a CR */
 	int body_bol; /* body: at a line start (no bytes yet, or after LF) */
+	int clean;    /* content_clean_bytes: the caller has checked them */
 	struct content_limits lim;
 	uint64_t size;       /* client bytes seen, stored or not */
 	size_t header_bytes; /* client header bytes seen so far */
@@ -83,9 +87,12 @@ struct content {
 /* memory_max bounds the header section (and, without a sink, the body). */
 void content_init(
     struct content *, const struct content_limits *, size_t memory_max);
-/* Stage the body in pieces of stage_max bytes for the sink. */
-void content_set_sink(
-    struct content *, const struct content_sink *, size_t stage_max);
+/*
+ * Stage the body in pieces for the sink: the first of stage_max bytes,
+ * the next of piece_max (at least stage_max).
+ */
+void content_set_sink(struct content *, const struct content_sink *,
+    size_t stage_max, size_t piece_max);
 void content_free(struct content *);
 /* Our own header lines (Received, X-Sluice-Organization-*), CRLF-ended. */
 int content_prefix(struct content *, const char *, size_t);
@@ -101,6 +108,13 @@ size_t content_line_part(struct content *, const char *, size_t);
 void content_fail(struct content *, enum content_error);
 /* Raw bytes (BDAT path); lines may span calls.  Returns the bytes taken. */
 size_t content_bytes(struct content *, const char *, size_t);
+/*
+ * content_bytes() for bytes the caller has checked with crlf_scan() as
+ * plain (CRLF_END or CRLF_DOT: only CRLF ends their lines, no NUL), the
+ * last byte taken before them not a CR: the body check is not repeated
+ * (the header section's checks still run).
+ */
+size_t content_clean_bytes(struct content *, const char *, size_t);
 /* Is the content waiting for its sink?  content_resume() tries again. */
 int content_blocked(const struct content *);
 void content_resume(struct content *);

@@ -62,6 +62,7 @@
 #include <openssl/x509.h>
 #include "util/addr.h"
 #include "util/buf.h"
+#include "util/crlf_scan.h"
 #include "util/log.h"
 
 static const char *session_state_names[] = {"greeting", "command", "data",
@@ -1036,6 +1037,8 @@ session_read_data(struct session *s)
 {
 	while (s->state == SESSION_DATA) {
 		size_t len, take, got;
+		struct crlf_scan r;
+		int clean;
 		/* three bytes decide at a line start: "." CRLF ends it */
 		const char *p = conn_peek_some(s->conn, 3, &len);
 		const char *lf;
@@ -1061,20 +1064,35 @@ session_read_data(struct session *s)
 		 * dot goes to the content in one piece: only there is there
 		 * anything to decide (the end, or a dot to remove).
 		 */
+		clean = 0;
 		if (s->data_cr && p[0] == '\n') {
 			take = 1; /* the LF of a CRLF split between reads */
 		} else {
-			/* the next CRLF followed by a dot (memchr per line:
-			 * faster than memmem here) */
-			for (lf = p; (lf = memchr(lf, '\n',
-			                  len - (size_t)(lf - p))) != NULL;
-			     lf++)
-				if (lf > p && lf[-1] == '\r' &&
-				    lf + 1 < p + len && lf[1] == '.')
-					break;
-			take = lf != NULL ? (size_t)(lf - p) + 1 : len;
+			/*
+			 * One pass finds the next CRLF followed by a dot and
+			 * checks the lines before it, which content.c then
+			 * need not check again.  Bytes it does not find plain
+			 * (or after a CR) are left to the checks in content.c,
+			 * with the dot found by memchr per line.
+			 */
+			if (!s->data_cr)
+				crlf_scan(p, len, SIZE_MAX, CRLF_SCAN_DOT, &r);
+			if (!s->data_cr && r.why != CRLF_BAD) {
+				take = r.stop;
+				clean = 1;
+			} else {
+				for (lf = p;
+				     (lf = memchr(lf, '\n',
+				          len - (size_t)(lf - p))) != NULL;
+				     lf++)
+					if (lf > p && lf[-1] == '\r' &&
+					    lf + 1 < p + len && lf[1] == '.')
+						break;
+				take = lf != NULL ? (size_t)(lf - p) + 1 : len;
+			}
 		}
-		got = content_bytes(&s->content, p, take);
+		got = clean ? content_clean_bytes(&s->content, p, take)
+		            : content_bytes(&s->content, p, take);
 		if (got == 0)
 			return; /* blocked */
 		/* at a line start: the last bytes taken are a CRLF */

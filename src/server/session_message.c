@@ -141,7 +141,8 @@ session_content_start(struct session *s)
 	if (!server_memory_room(s->srv, (const struct sockaddr *)&s->peer))
 		return -1;
 	content_init(&s->content, &lim, budget);
-	content_set_sink(&s->content, &sink, SPOOL_INLINE_MAX);
+	content_set_sink(
+	    &s->content, &sink, SPOOL_INLINE_MAX, SPOOL_BODY_PIECE);
 	s->content_started = 1;
 	spool_queue_id(s->queue_id, sizeof(s->queue_id));
 

@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,8 @@ struct spool {
 	size_t inflight;
 	int stop;
 	int wake[2];
+	/* a byte is in the wake pipe, or about to be: no need for another */
+	atomic_int wake_pending;
 	struct event *wake_ev;
 	struct spool_stats stats;
 	/* the safety-net purge: the last one removed a full batch (the
@@ -803,16 +806,32 @@ spool_wake_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	while (read(fd, drain, sizeof(drain)) > 0)
 		;
+	/*
+	 * Only now: a thread that finds the flag set has put its work on a
+	 * list before, and the lists are taken after this; one that finds it
+	 * clear writes a byte, and the loop comes back.
+	 */
+	atomic_store(&((struct spool *)arg)->wake_pending, 0);
 	spool_bodies_returned(((struct spool *)arg)->bodies);
 	spool_deliver_done(arg);
 }
 
+/*
+ * Wake the loop for what a thread has put on a list.  One byte for any
+ * number of wakes before the loop runs: with 20 sessions streaming large
+ * bodies, the writers, syncers and committer woke it several thousand
+ * times a second, a write(2) each.
+ */
 void
 spool_wake(struct spool *sp)
 {
-	if (write(sp->wake[1], "x", 1) < 0 && errno != EAGAIN)
+	if (atomic_exchange(&sp->wake_pending, 1) != 0)
+		return;
+	if (write(sp->wake[1], "x", 1) < 0 && errno != EAGAIN) {
+		atomic_store(&sp->wake_pending, 0); /* the next one tries */
 		log_err(
 		    "queue: cannot wake the event loop: %s", strerror(errno));
+	}
 }
 
 /*
@@ -1031,6 +1050,7 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	sp->pending_tail = &sp->pending;
 	sp->done_tail = &sp->done;
 	sp->wake[0] = sp->wake[1] = -1;
+	atomic_init(&sp->wake_pending, 0);
 	sp->tidy_wait = SPOOL_QUIET_SECONDS;
 	if ((sp->db = spool_open_db(path, why)) == NULL)
 		goto fail;
@@ -1244,9 +1264,7 @@ spool_fail_now(struct spool *sp, struct spool_item *it)
 	*sp->done_tail = it;
 	sp->done_tail = &it->next;
 	pthread_mutex_unlock(&sp->mu);
-	if (write(sp->wake[1], "x", 1) < 0 && errno != EAGAIN)
-		log_err(
-		    "queue: cannot wake the event loop: %s", strerror(errno));
+	spool_wake(sp);
 }
 
 struct spool_bodies *

@@ -354,6 +354,15 @@ void spool_reader_close(struct spool_reader *);
  */
 #define SPOOL_INLINE_MAX (128 * 1024)
 /*
+ * The pieces after the first (which is SPOOL_INLINE_MAX: up to it the
+ * body may still go inline).  Larger than the first so that a large body
+ * costs fewer hand-overs to the writer thread and back (each a wake-up of
+ * a thread and of the loop); a session holds two (bench/README.md,
+ * "Large messages": the hand-overs were about a tenth of sluiced's CPU
+ * at 1 MB with 128 KB pieces).
+ */
+#define SPOOL_BODY_PIECE (512 * 1024)
+/*
  * A message with no body file whose content is at least this long goes
  * to the content log (segment files, spool_log.c), written once, instead
  * of inline into SQLite, which writes it twice (WAL and checkpoint).

@@ -295,6 +295,117 @@ test_long_lines_folded(void **state)
 	}
 }
 
+/*
+ * A body of many lines goes out in one run of whole lines up to the
+ * first that needs work (a dot to stuff, a line to fold, a bare CR or
+ * LF), which the byte machine then takes: fed whole and fed an octet at
+ * a time (where no whole line is ever in view) the output is the same,
+ * lines of 998 octets and the end of a chunk included.
+ */
+static void
+test_body_runs(void **state)
+{
+#define LINE(s)                                                                \
+	{                                                                      \
+		s, sizeof(s) - 1, 0                                            \
+	}
+	/* a text, its length (NULs included), or a line of `fill` x's */
+	static const struct {
+		const char *text;
+		size_t len, fill;
+	} lines[] = {LINE("plain text\r\n"), LINE(".dot\r\n"), LINE("..\r\n"),
+	    LINE("a.b\r\n"), LINE("\r\n"), LINE("bare\rcr\r\n"),
+	    LINE("bare\nlf\r\n"), LINE("nul\0in\r\n"), LINE(".\r\n"),
+	    {NULL, 0, 997}, {NULL, 0, 998}, {NULL, 0, 999}};
+#undef LINE
+	size_t cap = 64 * 1024;
+	char *in = malloc(cap);
+	unsigned seed = 7;
+
+	(void)state;
+	assert_non_null(in);
+	for (int round = 0; round < 300; round++) {
+		size_t n = 0, k = (size_t)(round % 60) + 1;
+
+		memcpy(in, "Subject: s\r\n\r\n", 15);
+		n = 15;
+		for (size_t i = 0; i < k; i++) {
+			size_t w = (size_t)rand_r(&seed) %
+			           (sizeof(lines) / sizeof(lines[0]));
+
+			if (lines[w].text == NULL) {
+				memset(in + n, 'x', lines[w].fill);
+				memcpy(in + n + lines[w].fill, "\r\n", 2);
+				n += lines[w].fill + 2;
+			} else {
+				memcpy(in + n, lines[w].text, lines[w].len);
+				n += lines[w].len;
+			}
+		}
+		if (round % 2 == 1)
+			n -= (size_t)rand_r(&seed) % 3; /* end mid-line */
+		for (unsigned flags = 0; flags <= DS; flags += DS) {
+			long long whole_n, bytes_n;
+			char *whole = encode(in, n, flags, 0, &whole_n);
+			char *bytes = encode(in, n, flags, 1, &bytes_n);
+
+			assert_int_equal(whole_n, bytes_n);
+			assert_memory_equal(whole, bytes, (size_t)whole_n);
+			assert_int_equal(
+			    client_content_encode(in, n, flags, NULL, NULL),
+			    whole_n);
+			free(whole);
+			free(bytes);
+		}
+	}
+	free(in);
+}
+
+/* A sink that counts its calls. */
+static int
+counting_sink(void *arg, const char *p, size_t n)
+{
+	(void)p;
+	(void)n;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/*
+ * A small message reaches the sink in one call, at the end, however its
+ * plain lines went (for BDAT: one chunk, BDAT n LAST); a large one in
+ * runs of whole lines.
+ */
+static void
+test_small_message_one_call(void **state)
+{
+	static const char small[] =
+	    "Subject: s\r\n\r\nline one\r\nline two\r\n";
+	char *big = malloc(64 * 1024);
+	struct client_content cc;
+	int calls = 0;
+
+	(void)state;
+	assert_non_null(big);
+	client_content_init(&cc, DS, counting_sink, &calls);
+	assert_int_equal(client_content_feed(&cc, small, sizeof(small) - 1), 0);
+	assert_int_equal(calls, 0);
+	assert_int_equal(client_content_end(&cc), 0);
+	assert_int_equal(calls, 1);
+
+	memcpy(big, "S: x\r\n\r\n", 8);
+	for (size_t i = 8; i < 64 * 1024; i++)
+		big[i] = (i - 8) % 80 == 78   ? '\r'
+		         : (i - 8) % 80 == 79 ? '\n'
+		                              : 'y';
+	calls = 0;
+	client_content_init(&cc, DS, counting_sink, &calls);
+	assert_int_equal(client_content_feed(&cc, big, 64 * 1024), 0);
+	assert_true(calls >= 1 && calls <= 3);
+	assert_int_equal(client_content_end(&cc), 0);
+	free(big);
+}
+
 /* A sink that fails stops the encoder, which says so. */
 static int
 failing_sink(void *arg, const char *p, size_t n)
@@ -320,6 +431,8 @@ main(void)
 	    cmocka_unit_test(test_encode_table),
 	    cmocka_unit_test(test_encode_random),
 	    cmocka_unit_test(test_long_lines_folded),
+	    cmocka_unit_test(test_body_runs),
+	    cmocka_unit_test(test_small_message_one_call),
 	    cmocka_unit_test(test_sink_failure),
 	};
 

@@ -54,6 +54,7 @@ struct sink {
 	size_t len;
 	int busy; /* refuse this many times before taking */
 	int calls;
+	size_t first, largest; /* the first piece taken, the largest */
 };
 
 static int
@@ -68,6 +69,10 @@ sink_put(void *arg, struct buf *stage)
 	}
 	assert_true(k->len + stage->len <= sizeof(k->got));
 	memcpy(k->got + k->len, stage->data, stage->len);
+	if (k->len == 0)
+		k->first = stage->len;
+	if (stage->len > k->largest)
+		k->largest = stage->len;
 	k->len += stage->len;
 	stage->len = 0;
 	return 0;
@@ -188,7 +193,7 @@ test_sink_cases(void **state)
 				memset(&k, 0, sizeof(k));
 				ks.arg = &k;
 				content_init(&c, &limits, 8192);
-				content_set_sink(&c, &ks, stage);
+				content_set_sink(&c, &ks, stage, stage);
 				got = feed_chunks(&c, cases[i].text, chunk);
 				if (got != cases[i].want)
 					fail_msg("%s (stage %zu chunk %zu): "
@@ -223,7 +228,7 @@ test_sink_spills_body(void **state)
 	for (size_t i = 0; i < sizeof(body); i++)
 		body[i] = i % 100 == 98 ? '\r' : i % 100 == 99 ? '\n' : 'b';
 	content_init(&c, &big, 1024);
-	content_set_sink(&c, &ks, 256);
+	content_set_sink(&c, &ks, 256, 256);
 	assert_int_equal(content_bytes(&c, "S: x\r\n\r\n", 8), 8);
 	assert_int_equal(content_bytes(&c, body, sizeof(body)), sizeof(body));
 	assert_int_equal(content_finish(&c), CONTENT_OK);
@@ -240,13 +245,59 @@ test_sink_spills_body(void **state)
 	/* a body that fits the stage stays inline */
 	memset(&k, 0, sizeof(k));
 	content_init(&c, &big, 1024);
-	content_set_sink(&c, &ks, 256);
+	content_set_sink(&c, &ks, 256, 256);
 	content_bytes(&c, "S: x\r\n\r\nsmall\r\n", 15);
 	assert_int_equal(content_finish(&c), CONTENT_OK);
 	assert_false(c.spilled);
 	assert_int_equal(k.calls, 0);
 	assert_string_equal(c.out.data, "S: x\r\n\r\nsmall\r\n");
 	content_free(&c);
+}
+
+/*
+ * The first piece is the stage's size (up to it a body stays inline), the
+ * later ones piece_max: fewer hand-overs, and the stage never grows past
+ * it.  The body arrives whole and in order, fed in any chunks.
+ */
+static void
+test_sink_larger_pieces(void **state)
+{
+	struct content_sink ks = {sink_put, NULL};
+	struct content_limits big = limits;
+	char body[5000], stored[8192];
+
+	(void)state;
+	big.max_size = 1 << 20;
+	for (size_t i = 0; i < sizeof(body); i++)
+		body[i] = i % 100 == 98 ? '\r' : i % 100 == 99 ? '\n' : 'b';
+	for (size_t chunk = 1; chunk <= 5000; chunk = chunk * 3 + 1) {
+		struct sink k;
+		struct content c;
+		size_t n;
+
+		memset(&k, 0, sizeof(k));
+		ks.arg = &k;
+		content_init(&c, &big, 1024);
+		content_set_sink(&c, &ks, 256, 1024);
+		assert_int_equal(content_bytes(&c, "S: x\r\n\r\n", 8), 8);
+		for (size_t off = 0; off < sizeof(body); off += chunk) {
+			size_t k2 = sizeof(body) - off < chunk
+			                ? sizeof(body) - off
+			                : chunk;
+
+			assert_int_equal(content_bytes(&c, body + off, k2), k2);
+			assert_true(c.stage.cap <= 1024 + 3);
+		}
+		assert_int_equal(content_finish(&c), CONTENT_OK);
+		assert_int_equal(k.first, 256);
+		assert_int_equal(k.largest, 1024);
+		/* 256 + 4 x 1024, then the tail with the stage */
+		assert_int_equal(k.calls, 5);
+		sink_stored(&c, &k, stored, &n);
+		assert_int_equal(n, 8 + sizeof(body));
+		assert_memory_equal(stored + 8, body, sizeof(body));
+		content_free(&c);
+	}
 }
 
 /* A busy sink makes the content take nothing more until it resumes. */
@@ -269,7 +320,7 @@ test_sink_busy(void **state)
 	k.busy = 3;
 	big.max_size = 1 << 20;
 	content_init(&c, &big, 1024);
-	content_set_sink(&c, &ks, 8);
+	content_set_sink(&c, &ks, 8, 8);
 	while (off < len) {
 		took = content_bytes(&c, text + off, len - off);
 		off += took;
@@ -430,6 +481,7 @@ main(void)
 	    cmocka_unit_test(test_bdat_cases),
 	    cmocka_unit_test(test_sink_cases),
 	    cmocka_unit_test(test_sink_spills_body),
+	    cmocka_unit_test(test_sink_larger_pieces),
 	    cmocka_unit_test(test_sink_busy),
 	    cmocka_unit_test(test_data_path_strips_and_counts),
 	    cmocka_unit_test(test_nul_in_line_rejected),
