@@ -1160,12 +1160,11 @@ dq_resolved(void *arg, const struct resolver_result *res)
 	 */
 	if (res->status == RESOLVER_OK && sc != NULL &&
 	    (q->tlsq != NULL || dest_tls_needed(sc, res, dqs->sts != NULL))) {
-		struct dest_tls_query *begun = q->tlsq;
-
-		q->tlsq = NULL;
-		if ((q->tlsq = dest_tls_gather_from(begun, dqs->daemon->base,
-		         dqs->resolver, dqs->sts, sc, q->domain, &q->hops,
-		         dq_tls_gathered, q)) != NULL)
+		/* the query begun, if any, is taken over (or freed) */
+		q->tlsq = dest_tls_gather_from(q->tlsq, dqs->daemon->base,
+		    dqs->resolver, dqs->sts, sc, q->domain, &q->hops,
+		    dq_tls_gathered, q);
+		if (q->tlsq != NULL)
 			return;
 	}
 	dest_tls_cancel(q->tlsq);

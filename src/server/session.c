@@ -1032,16 +1032,31 @@ session_read_commands(struct session *s)
  * per line here.  While the spool's writer is behind (content_blocked),
  * input stays unread: the session resumes from session_body_ready().
  */
+/*
+ * The bytes up to the next line start that begins with a dot (after a
+ * CRLF), or all of them: the path for text crlf_scan() did not find plain,
+ * whose lines content.c then checks one by one.
+ */
+static size_t
+session_data_to_dot(const char *p, size_t len)
+{
+	for (const char *lf = p;
+	     (lf = memchr(lf, '\n', len - (size_t)(lf - p))) != NULL; lf++)
+		if (lf > p && lf[-1] == '\r' && lf + 1 < p + len &&
+		    lf[1] == '.')
+			return (size_t)(lf - p) + 1;
+	return len;
+}
+
 static void
 session_read_data(struct session *s)
 {
 	while (s->state == SESSION_DATA) {
 		size_t len, take, got;
 		struct crlf_scan r;
-		int clean;
+		int clean = 0;
 		/* three bytes decide at a line start: "." CRLF ends it */
 		const char *p = conn_peek_some(s->conn, 3, &len);
-		const char *lf;
 
 		if (len == 0 || content_blocked(&s->content))
 			return;
@@ -1064,32 +1079,21 @@ session_read_data(struct session *s)
 		 * dot goes to the content in one piece: only there is there
 		 * anything to decide (the end, or a dot to remove).
 		 */
-		clean = 0;
 		if (s->data_cr && p[0] == '\n') {
 			take = 1; /* the LF of a CRLF split between reads */
 		} else {
 			/*
 			 * One pass finds the next CRLF followed by a dot and
 			 * checks the lines before it, which content.c then
-			 * need not check again.  Bytes it does not find plain
-			 * (or after a CR) are left to the checks in content.c,
-			 * with the dot found by memchr per line.
+			 * need not check again.  Text it does not find plain
+			 * (or that follows a CR) goes up to the next dot, to
+			 * content.c's own checks.
 			 */
+			r.why = CRLF_BAD;
 			if (!s->data_cr)
 				crlf_scan(p, len, SIZE_MAX, CRLF_SCAN_DOT, &r);
-			if (!s->data_cr && r.why != CRLF_BAD) {
-				take = r.stop;
-				clean = 1;
-			} else {
-				for (lf = p;
-				     (lf = memchr(lf, '\n',
-				          len - (size_t)(lf - p))) != NULL;
-				     lf++)
-					if (lf > p && lf[-1] == '\r' &&
-					    lf + 1 < p + len && lf[1] == '.')
-						break;
-				take = lf != NULL ? (size_t)(lf - p) + 1 : len;
-			}
+			clean = r.why != CRLF_BAD;
+			take = clean ? r.stop : session_data_to_dot(p, len);
 		}
 		got = clean ? content_clean_bytes(&s->content, p, take)
 		            : content_bytes(&s->content, p, take);

@@ -616,6 +616,14 @@ spool_write_log(struct spool *sp, struct spool_item *batch)
 	return any ? spool_log_sync(sp->log) : 0;
 }
 
+/* Nothing of the batch is stored: every item fails. */
+static void
+spool_refuse_batch(struct spool_item *batch)
+{
+	for (struct spool_item *it = batch; it != NULL; it = it->next)
+		it->ok = 0;
+}
+
 /* One batch: a transaction, a savepoint per message, one COMMIT. */
 static void
 spool_commit_batch(struct spool *sp, struct spool_item *batch)
@@ -627,8 +635,7 @@ spool_commit_batch(struct spool *sp, struct spool_item *batch)
 		log_err("queue: writing the content log: %s; the batch is "
 		        "refused",
 		    strerror(errno));
-		for (struct spool_item *it = batch; it != NULL; it = it->next)
-			it->ok = 0;
+		spool_refuse_batch(batch);
 		return;
 	}
 
@@ -643,13 +650,11 @@ spool_commit_batch(struct spool *sp, struct spool_item *batch)
 		log_err("queue: syncing the body directory: %s; the batch is "
 		        "refused",
 		    strerror(errno));
-		for (struct spool_item *it = batch; it != NULL; it = it->next)
-			it->ok = 0;
+		spool_refuse_batch(batch);
 		return;
 	}
 	if (spool_exec(sp->db, "BEGIN IMMEDIATE") < 0) {
-		for (struct spool_item *it = batch; it != NULL; it = it->next)
-			it->ok = 0;
+		spool_refuse_batch(batch);
 		return;
 	}
 	for (struct spool_item *it = batch; it != NULL; it = it->next) {
@@ -666,8 +671,7 @@ spool_commit_batch(struct spool *sp, struct spool_item *batch)
 		log_err("queue: commit failed: %s; %s", sqlite3_errmsg(sp->db),
 		    "the batch is refused with 451");
 		sqlite3_exec(sp->db, "ROLLBACK", NULL, NULL, NULL);
-		for (struct spool_item *it = batch; it != NULL; it = it->next)
-			it->ok = 0;
+		spool_refuse_batch(batch);
 		return;
 	}
 	if (any)

@@ -109,7 +109,7 @@ crlf_scan(const char *text, size_t n, size_t line_max, unsigned flags,
 		}
 	}
 	for (i = bol > i ? bol : i; i < n; i++)
-		if ((p[i] == '\r' || p[i] == '\n' || p[i] == '\0')) {
+		if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0') {
 			if (crlf_scan_at(p, n, i, line_max, flags, &bol, r))
 				goto out;
 			i = bol - 1;
