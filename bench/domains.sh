@@ -51,6 +51,9 @@
 #   MX=distinct bench/domains.sh      # an MX host and address per domain
 #   PERF=1 RUNS=1 bench/domains.sh   # profiles the machine in sluiced's
 #                                    # rounds: $WORK/perf-rN-SHAPE.data
+#   POSTFIX=0 RUNS=10 bench/domains.sh  # sluiced's rounds only: for A/B of
+#                                    # two builds of sluiced, not a result
+#                                    # (the Postfix rounds load the machine)
 # Writes $BUILD/bench-domains.txt.  Exits non-zero on loss, a deferral, a
 # timeout or a failing tool; everything it started is stopped on exit.
 set -uo pipefail
@@ -69,6 +72,7 @@ WARMUP=${WARMUP:-500}
 TIMEOUT=${TIMEOUT:-300}
 MX=${MX:-shared} # shared: one MX host for every domain; distinct: one each
 PERF=${PERF:-0} # 1: perf record -a -g over each sluiced round (implies KEEP=1)
+POSTFIX=${POSTFIX:-1} # 0: no Postfix rounds (A/B of sluiced builds only)
 [ "$PERF" = 1 ] && KEEP=1
 BUILD=${BENCH_BUILD:-build}
 PY=/usr/bin/python3
@@ -266,7 +270,7 @@ wait_listen "$SPORT" || { tail -5 "$WORK/sluiced.log" >&2; die "sluiced did not 
 
 PF_DIR=$WORK/postfix
 mkdir -p "$PF_DIR"
-"${PEER[@]}" start --dir "$PF_DIR" --port "$PPORT" \
+[ "$POSTFIX" = 0 ] || "${PEER[@]}" start --dir "$PF_DIR" --port "$PPORT" \
     --mynetworks 127.0.0.0/8 --process-limit 100 --resolv-conf "$RESOLV_CONF" \
     -o default_transport=smtp -o disable_dns_lookups=no \
     -o smtp_dns_support_level=enabled -o smtp_host_lookup=native \
@@ -282,6 +286,14 @@ cpu_ticks() {
 	    echo 0
 }
 HZ=$(getconf CLK_TCK)
+# idle_share: the machine's idle and total clock ticks so far (/proc/stat)
+idle_share() {
+	awk '$1 == "cpu" { t = 0; for (k = 2; k <= NF; k++) t += $k
+	    print $5 + $6, t; exit }' /proc/stat
+}
+# the DNS server itself (DNS_PID is the Python process that runs it)
+UNBOUND_PID=$(pgrep -P "$DNS_PID" -x unbound | head -1)
+UNBOUND_PID=${UNBOUND_PID:-$DNS_PID}
 
 # relay_run server label shape n: sets RATE (msgs/s end to end) and, for
 # sluiced, CPU (its CPU seconds, and its sink's, in the run) or fails
@@ -300,10 +312,13 @@ relay_run() {
 	base=$(sink_field "$sink" mesg)
 	RATE=0
 	CPU=
-	local c0=0 k0=0
+	local c0=0 k0=0 u0=0 i0=0 l0=0
 	if [ "$1" = sluiced ]; then
 		c0=$(cpu_ticks "$SLUICED_PID")
 		k0=$(cpu_ticks "${SINK_PIDS[0]}")
+		u0=$(cpu_ticks "$UNBOUND_PID")
+		l0=$(cpu_ticks "$SLUICED_PID/task/$SLUICED_PID")
+		i0=$(idle_share)
 	fi
 	local perf=''
 	if [ "$PERF" = 1 ] && [ "$1" = sluiced ]; then
@@ -335,8 +350,15 @@ relay_run() {
 	fi
 	if [ "$1" = sluiced ]; then
 		CPU=$(awk -v a="$c0" -v b="$(cpu_ticks "$SLUICED_PID")" \
-		    -v c="$k0" -v d="$(cpu_ticks "${SINK_PIDS[0]}")" -v hz="$HZ" \
-		    'BEGIN { printf ", cpu sluiced %.2f s, sink %.2f s", (b - a) / hz, (d - c) / hz }')
+		    -v c="$k0" -v d="$(cpu_ticks "${SINK_PIDS[0]}")" \
+		    -v e="$u0" -v f="$(cpu_ticks "$UNBOUND_PID")" \
+		    -v g="$l0" -v h="$(cpu_ticks "$SLUICED_PID/task/$SLUICED_PID")" \
+		    -v i="$i0" -v j="$(idle_share)" -v hz="$HZ" 'BEGIN {
+		    split(i, x); split(j, y)
+		    printf ", cpu sluiced %.2f s (loop %.2f), sink %.2f s," \
+		        " dns %.2f s, machine idle %.0f%%", (b - a) / hz,
+		        (h - g) / hz, (d - c) / hz, (f - e) / hz,
+		        100 * (y[1] - x[1]) / (y[2] - x[2] + 1e-9) }')
 	fi
 	wait "$CHILD" || { tail -3 "$WORK/load.err" >&2; CHILD=; return 1; }
 	CHILD=
@@ -345,10 +367,14 @@ relay_run() {
 	[ "$c" = "$4" ] || { echo "$1 to $3: sink counted $c of $4" >&2; return 1; }
 	RATE=$(awk -v n="$4" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
 	SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+	# smtpload's acceptance latency (DATA's end to its reply), for sluiced
+	[ "$1" = sluiced ] && CPU+=$(awk '/^p50_ms:/ { a = $2 } /^p99_ms:/ { b = $2 }
+	    END { printf ", accepted in p50 %s ms, p99 %s ms", a, b }' "$WORK/load.out")
 }
 
 CONFIGS=("sluiced one" "sluiced many" "postfix one" "postfix many")
-declare -A BEST SENT ROUNDS
+[ "$POSTFIX" = 0 ] && CONFIGS=("sluiced one" "sluiced many")
+declare -A BEST SENT=([sluiced]=0 [postfix]=0) ROUNDS SECS_OF
 echo "many domains benchmark: $MESSAGES messages of $SIZE bytes to 1 domain" \
     "or to $DOMAINS domains, $SESSIONS sessions, $RUNS round(s) (best" \
     "counts), $WARMUP warm-up, MX=$MX, $(nproc) cores"
@@ -368,7 +394,10 @@ done
 for ((r = 1; r <= RUNS; r++)); do
 	order=("${CONFIGS[@]}")
 	if ((r % 2 == 0)); then
-		order=("${CONFIGS[3]}" "${CONFIGS[2]}" "${CONFIGS[1]}" "${CONFIGS[0]}")
+		order=()
+		for ((i = ${#CONFIGS[@]} - 1; i >= 0; i--)); do
+			order+=("${CONFIGS[i]}")
+		done
 	fi
 	for cfg in "${order[@]}"; do
 		read -r srv shape <<<"$cfg"
@@ -378,6 +407,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		echo "  round $r $srv to $shape domain(s): $RATE msgs/s" \
 		    "($SECS s${CPU:-}), load $(cut -d' ' -f1 /proc/loadavg)"
 		ROUNDS[$srv-$shape]+=" $RATE"
+		SECS_OF[$srv-$shape-$r]=$SECS
 		[ "$RATE" -gt "${BEST[$srv-$shape]}" ] && BEST[$srv-$shape]=$RATE
 	done
 done
@@ -422,7 +452,9 @@ S_LEFT=$(sqlite3 "$WORK/sluice/queue/queue.db" \
     'select count(*) from recipients where status <> 1' 2>/dev/null || echo '?')
 S_DEFER=$(cat "$WORK"/sluice/log/MessageTracking/*.LOG 2>/dev/null |
     grep -c ',DEFER,')
-P_LEFT=$("${PEER[@]}" count --dir "$PF_DIR" 2>/dev/null || echo '?')
+P_LEFT=0
+[ "$POSTFIX" = 0 ] ||
+    P_LEFT=$("${PEER[@]}" count --dir "$PF_DIR" 2>/dev/null || echo '?')
 {
 	echo
 	printf "%-28s %10s   %s\n" "run" "best msgs/s" "every round"
@@ -435,6 +467,27 @@ P_LEFT=$("${PEER[@]}" count --dir "$PF_DIR" 2>/dev/null || echo '?')
 	echo "time many/one, MX=$MX (best rounds; the target is at most 1.5):" \
 	    "sluiced $(ratio "${BEST[sluiced-one]}" "${BEST[sluiced-many]}")," \
 	    "postfix $(ratio "${BEST[postfix-one]}" "${BEST[postfix-many]}")"
+	# each round's many/one from the same round's two runs, which ran
+	# back to back: the pairing the best rounds above do not keep
+	for srv in sluiced postfix; do
+		[ "$srv" = postfix ] && [ "$POSTFIX" = 0 ] && continue
+		pairs=''
+		for ((r = 1; r <= RUNS; r++)); do
+			pairs+=" ${SECS_OF[$srv-one-$r]:--} ${SECS_OF[$srv-many-$r]:--}"
+		done
+		echo "$pairs" | awk -v s="$srv" '{
+		    n = 0; line = ""
+		    for (k = 1; k < NF; k += 2)
+		        if ($k + 0 > 0 && $(k + 1) + 0 > 0) {
+		            x[++n] = $(k + 1) / $k
+		            line = line sprintf(" %.2f", x[n])
+		        }
+		    if (n == 0) exit
+		    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+		        if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+		    m = n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
+		    printf "%s many/one round by round:%s; median %.2f\n", s, line, m }'
+	done
 	if [ "$CEIL_NEW" != 0 ] && [ "${BEST[sluiced-one]}" -gt 0 ]; then
 		awk -v n="$CEIL_NEW" -v u="$CEIL_REUSE" -v m="$MESSAGES" \
 		    -v r1="${BEST[sluiced-one]}" 'BEGIN {
