@@ -374,7 +374,8 @@ relay_run() {
 
 CONFIGS=("sluiced one" "sluiced many" "postfix one" "postfix many")
 [ "$POSTFIX" = 0 ] && CONFIGS=("sluiced one" "sluiced many")
-declare -A BEST SENT=([sluiced]=0 [postfix]=0) ROUNDS SECS_OF
+declare -A BEST=([postfix-one]=0 [postfix-many]=0) ROUNDS SECS_OF
+declare -A SENT=([sluiced]=0 [postfix]=0)
 echo "many domains benchmark: $MESSAGES messages of $SIZE bytes to 1 domain" \
     "or to $DOMAINS domains, $SESSIONS sessions, $RUNS round(s) (best" \
     "counts), $WARMUP warm-up, MX=$MX, $(nproc) cores"
@@ -501,7 +502,7 @@ P_LEFT=0
 		        "parked ones)\n", n, u, n / u,
 		        extra / m * 1e6, one, one + extra, (one + extra) / one }'
 	fi
-	echo "rate sluiced/postfix: one domain" \
+	[ "$POSTFIX" = 0 ] || echo "rate sluiced/postfix: one domain" \
 	    "$(ratio "${BEST[sluiced-one]}" "${BEST[postfix-one]}")," \
 	    "many domains $(ratio "${BEST[sluiced-many]}" "${BEST[postfix-many]}")"
 	echo
