@@ -22,7 +22,7 @@
 
 struct wakeup {
 	int fd;
-	atomic_int pending; /* written to fd, not yet seen by the loop */
+	atomic_int pending; /* a wake is written, or about to be */
 	struct event *ev;
 	void (*fn)(void *);
 	void *arg;
@@ -33,13 +33,18 @@ wakeup_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct wakeup *w = arg;
 	uint64_t n;
+	ssize_t r;
 
 	(void)what;
-	/* Non-blocking: EAGAIN only if another wake already read it. */
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		return;
+	/*
+	 * Whatever the read says, clear and call: a read that failed leaves
+	 * the counter to wake us again (one call too many, to nothing), where
+	 * returning with the flag set would swallow every later signal.
+	 */
+	r = read(fd, &n, sizeof(n));
+	(void)r;
 	atomic_store(&w->pending, 0);
-	w->fn(w->arg);
+	w->fn(w->arg); /* last: fn may free w */
 }
 
 struct wakeup *
@@ -56,8 +61,8 @@ wakeup_new(struct event_base *base, void (*fn)(void *), void *arg)
 		free(w);
 		return NULL;
 	}
-	if ((w->ev = event_new(base, w->fd, EV_READ | EV_PERSIST, wakeup_cb,
-	         w)) == NULL ||
+	if ((w->ev = event_new(
+	         base, w->fd, EV_READ | EV_PERSIST, wakeup_cb, w)) == NULL ||
 	    event_add(w->ev, NULL) < 0) {
 		wakeup_free(w);
 		errno = ENOMEM;
