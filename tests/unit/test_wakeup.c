@@ -109,12 +109,13 @@ run_until_taken(struct work *k)
 	event_free(t);
 }
 
-#define BURST 10000
+/* Items one thread hands over in a row. */
+#define EACH 10000
 
 static void *
-burst(void *arg)
+hand_over_each(void *arg)
 {
-	for (int i = 0; i < BURST; i++)
+	for (int i = 0; i < EACH; i++)
 		hand_over(arg);
 	return NULL;
 }
@@ -128,11 +129,11 @@ test_burst_is_one_callback(void **state)
 	(void)state;
 	work_init(&k, 0);
 	assert_non_null(k.w = wakeup_new(k.base, take, &k));
-	assert_int_equal(pthread_create(&th, NULL, burst, &k), 0);
+	assert_int_equal(pthread_create(&th, NULL, hand_over_each, &k), 0);
 	pthread_join(th, NULL);
 	event_base_loop(k.base, EVLOOP_NONBLOCK);
 	assert_int_equal(k.calls, 1);
-	assert_int_equal(k.taken, BURST);
+	assert_int_equal(k.taken, EACH);
 	assert_int_equal(k.failed, 0);
 	/* nothing more waits: no second wake */
 	event_base_loop(k.base, EVLOOP_NONBLOCK);
@@ -141,20 +142,11 @@ test_burst_is_one_callback(void **state)
 	hand_over(&k);
 	event_base_loop(k.base, EVLOOP_NONBLOCK);
 	assert_int_equal(k.calls, 2);
-	assert_int_equal(k.taken, BURST + 1);
+	assert_int_equal(k.taken, EACH + 1);
 	work_fini(&k);
 }
 
 #define THREADS 4
-#define EACH 20000
-
-static void *
-stream(void *arg)
-{
-	for (int i = 0; i < EACH; i++)
-		hand_over(arg);
-	return NULL;
-}
 
 static void
 test_streaming_threads_all_seen(void **state)
@@ -166,7 +158,8 @@ test_streaming_threads_all_seen(void **state)
 	work_init(&k, THREADS * EACH);
 	assert_non_null(k.w = wakeup_new(k.base, take, &k));
 	for (int i = 0; i < THREADS; i++)
-		assert_int_equal(pthread_create(&th[i], NULL, stream, &k), 0);
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, hand_over_each, &k), 0);
 	run_until_taken(&k);
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(th[i], NULL);
