@@ -37,7 +37,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <fnmatch.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,9 +45,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <event2/event.h>
 
 #include "conf/conf.h"
 #include "control/control_int.h"
@@ -60,6 +56,7 @@
 #include "spool/spool.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/wakeup.h"
 
 /* Views running at once; more are refused (an administrator's tool). */
 #define CV_VIEWS_MAX 4
@@ -130,8 +127,7 @@ struct control_view {
 	struct buf *ready; /* a page for the loop, or NULL */
 	int last;          /* ready is the worker's last page */
 	atomic_int cancel;
-	int wake[2];
-	struct event *wake_ev;
+	struct wakeup *wake;
 	/* the worker's own */
 	struct spool_view *sv;
 	struct buf *page;
@@ -188,7 +184,7 @@ cv_post(struct control_view *v, int last)
 	v->ready = v->page;
 	v->last = last;
 	pthread_mutex_unlock(&v->mu);
-	if (write(v->wake[1], "x", 1) < 0 && errno != EAGAIN)
+	if (wakeup_signal(v->wake) < 0)
 		log_err(
 		    "control: cannot wake the event loop: %s", strerror(errno));
 	v->page = next;
@@ -574,12 +570,7 @@ cv_free(struct control_view *v)
 	}
 	pthread_mutex_destroy(&v->mu);
 	pthread_cond_destroy(&v->cv);
-	if (v->wake_ev != NULL)
-		event_free(v->wake_ev);
-	if (v->wake[0] >= 0) {
-		close(v->wake[0]);
-		close(v->wake[1]);
-	}
+	wakeup_free(v->wake);
 	spool_view_free(v->sv);
 	if (v->ready != NULL) {
 		buf_free(v->ready);
@@ -722,14 +713,14 @@ control_view_pump(struct control_view *v)
 	}
 }
 
+/*
+ * The pump takes whatever waits: the page this wake is for may have gone
+ * already (the client drained, control.c pumped), and one wake may stand
+ * for the page after it too.
+ */
 static void
-cv_wake_cb(evutil_socket_t fd, short what, void *arg)
+cv_wake_cb(void *arg)
 {
-	char drain[64];
-
-	(void)what;
-	while (read(fd, drain, sizeof(drain)) > 0)
-		;
 	control_view_pump(arg);
 }
 
@@ -863,7 +854,6 @@ control_view_start(struct control_client *c, const struct control_request *req,
 	v->c = c;
 	v->kind = strcmp(req->verb, "queue") == 0 ? CV_QUEUES : CV_MESSAGES;
 	v->now = time(NULL);
-	v->wake[0] = v->wake[1] = -1;
 	pthread_mutex_init(&v->mu, NULL);
 	pthread_cond_init(&v->cv, NULL);
 	v->next = ctl->views;
@@ -875,17 +865,14 @@ control_view_start(struct control_client *c, const struct control_request *req,
 	}
 	v->conf = daemon_conf_acquire(ctl->daemon);
 	if ((v->page = malloc(sizeof(*v->page))) == NULL ||
-	    pipe2(v->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+	    (v->wake = wakeup_new(ctl->daemon->base, cv_wake_cb, v)) == NULL) {
 		buf_puts(out, "error: out of memory\n");
 		cv_free(v);
 		return 0;
 	}
 	buf_init(v->page, CV_PAGE_MAX);
 	v->sv = spool_view_new(ctl->daemon->spool);
-	v->wake_ev = event_new(
-	    ctl->daemon->base, v->wake[0], EV_READ | EV_PERSIST, cv_wake_cb, v);
-	if (v->wake_ev == NULL || event_add(v->wake_ev, NULL) < 0 ||
-	    pthread_create(&v->thread, NULL, cv_worker, v) != 0) {
+	if (pthread_create(&v->thread, NULL, cv_worker, v) != 0) {
 		buf_puts(out, "error: cannot start the view\n");
 		cv_free(v);
 		return 0;

@@ -4,24 +4,23 @@
  * Submission and delivery happen on the event loop; only the hash runs on
  * a worker.  A job is on exactly one list: queued (waiting for a worker),
  * running (a worker holds it), or done (waiting for the loop).  The loop
- * learns of finished jobs through a pipe, as the spool's committer does,
- * and runs each callback from its own event, never inside a session's
- * call chain.  Cancelling only marks a job: the pool still owns it and
- * frees it when it reaches the loop, without calling back.
+ * learns of finished jobs through a wake of its own (util/wakeup.h), as
+ * from the spool's committer, and runs each callback from that event,
+ * never inside a session's call chain.  Cancelling only marks a job: the
+ * pool still owns it and frees it when it reaches the loop, without
+ * calling back.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <event2/event.h>
 #include <openssl/crypto.h>
 
 #include "server/auth.h"
 #include "server/auth_pool.h"
 #include "util/log.h"
+#include "util/wakeup.h"
 
 struct auth_job {
 	struct auth_job *next;
@@ -41,8 +40,7 @@ struct auth_pool {
 	struct auth_job *queued, **queued_tail;
 	struct auth_job *done, **done_tail;
 	unsigned jobs; /* queued, running or done: all the pool owns */
-	int wake[2];
-	struct event *wake_ev;
+	struct wakeup *wake;
 };
 
 static void
@@ -90,23 +88,22 @@ auth_pool_worker(void *arg)
 		*p->done_tail = job;
 		p->done_tail = &job->next;
 		pthread_mutex_unlock(&p->mu);
-		if (write(p->wake[1], "x", 1) < 0 && errno != EAGAIN)
+		if (wakeup_signal(p->wake) < 0)
 			log_err("auth: cannot wake the event loop: %s",
 			    strerror(errno));
 	}
 }
 
-/* On the loop: report every finished check, then free it. */
+/*
+ * On the loop: report every finished check, then free it.  Every one: a
+ * wake may stand for several workers' results.
+ */
 static void
-auth_pool_wake_cb(evutil_socket_t fd, short what, void *arg)
+auth_pool_wake_cb(void *arg)
 {
 	struct auth_pool *p = arg;
 	struct auth_job *list, *next;
-	char drain[64];
 
-	(void)what;
-	while (read(fd, drain, sizeof(drain)) > 0)
-		;
 	pthread_mutex_lock(&p->mu);
 	list = p->done;
 	p->done = NULL;
@@ -139,13 +136,9 @@ auth_pool_new(struct event_base *base)
 		return NULL;
 	p->queued_tail = &p->queued;
 	p->done_tail = &p->done;
-	p->wake[0] = p->wake[1] = -1;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
-	if (pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) < 0 ||
-	    (p->wake_ev = event_new(base, p->wake[0], EV_READ | EV_PERSIST,
-	         auth_pool_wake_cb, p)) == NULL ||
-	    event_add(p->wake_ev, NULL) < 0)
+	if ((p->wake = wakeup_new(base, auth_pool_wake_cb, p)) == NULL)
 		goto fail;
 	for (; p->nthreads < AUTH_POOL_THREADS; p->nthreads++)
 		if (pthread_create(&p->threads[p->nthreads], NULL,
@@ -183,12 +176,7 @@ auth_pool_free(struct auth_pool *p)
 	/* The daemon is stopping: nobody waits for these any more. */
 	auth_pool_free_list(p->queued);
 	auth_pool_free_list(p->done);
-	if (p->wake_ev != NULL)
-		event_free(p->wake_ev);
-	if (p->wake[0] >= 0)
-		close(p->wake[0]);
-	if (p->wake[1] >= 0)
-		close(p->wake[1]);
+	wakeup_free(p->wake);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p);

@@ -32,7 +32,7 @@ struct auth_job;
 /* ok: the user and password matched (auth_check()). */
 typedef void (*auth_pool_fn)(void *arg, int ok);
 
-/* NULL when the threads or the wake-up pipe cannot be made. */
+/* NULL when the threads or the wake-up cannot be made. */
 struct auth_pool *auth_pool_new(struct event_base *);
 /* Stops and joins the threads; no callback runs afterwards. */
 void auth_pool_free(struct auth_pool *);

@@ -5,7 +5,7 @@
  * completion callbacks; one committer thread owns the writing SQLite
  * connection.  They share two lists under one mutex: "pending" (submitted,
  * not yet written) and "done" (committed or failed, not yet reported).
- * The committer wakes the loop through a pipe.
+ * The committer wakes the loop (util/wakeup.h).
  *
  * Durability: PRAGMA journal_mode=WAL with synchronous=FULL makes every
  * COMMIT fsync the WAL before returning.  Each batch is one transaction;
@@ -46,7 +46,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +53,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <sqlite3.h>
 
 #include "spool/spool.h"
@@ -64,6 +62,7 @@
 #include "spool/spool_sts.h"
 #include "util/log.h"
 #include "util/mkdirs.h"
+#include "util/wakeup.h"
 
 /*
  * Bytes of submitted messages waiting for the committer.  Past it new
@@ -158,10 +157,7 @@ struct spool {
 	struct spool_item *done, **done_tail;
 	size_t inflight;
 	int stop;
-	int wake[2];
-	/* a byte is in the wake pipe, or about to be: no need for another */
-	atomic_int wake_pending;
-	struct event *wake_ev;
+	struct wakeup *wake;
 	struct spool_stats stats;
 	/* the safety-net purge: the last one removed a full batch (the
 	 * committer sets it, the loop reads it in the purge's callback) */
@@ -802,40 +798,22 @@ spool_deliver_done(struct spool *sp)
 	}
 }
 
+/* One wake may stand for many hand-overs: both lists, whole. */
 static void
-spool_wake_cb(evutil_socket_t fd, short what, void *arg)
+spool_wake_cb(void *arg)
 {
-	char drain[256];
+	struct spool *sp = arg;
 
-	(void)what;
-	while (read(fd, drain, sizeof(drain)) > 0)
-		;
-	/*
-	 * Only now: a thread that finds the flag set has put its work on a
-	 * list before, and the lists are taken after this; one that finds it
-	 * clear writes a byte, and the loop comes back.
-	 */
-	atomic_store(&((struct spool *)arg)->wake_pending, 0);
-	spool_bodies_returned(((struct spool *)arg)->bodies);
-	spool_deliver_done(arg);
+	spool_bodies_returned(sp->bodies);
+	spool_deliver_done(sp);
 }
 
-/*
- * Wake the loop for what a thread has put on a list.  One byte for any
- * number of wakes before the loop runs: with 20 sessions streaming large
- * bodies, the writers, syncers and committer woke it several thousand
- * times a second, a write(2) each.
- */
 void
 spool_wake(struct spool *sp)
 {
-	if (atomic_exchange(&sp->wake_pending, 1) != 0)
-		return;
-	if (write(sp->wake[1], "x", 1) < 0 && errno != EAGAIN) {
-		atomic_store(&sp->wake_pending, 0); /* the next one tries */
+	if (wakeup_signal(sp->wake) < 0)
 		log_err(
 		    "queue: cannot wake the event loop: %s", strerror(errno));
-	}
 }
 
 /*
@@ -1053,8 +1031,6 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	}
 	sp->pending_tail = &sp->pending;
 	sp->done_tail = &sp->done;
-	sp->wake[0] = sp->wake[1] = -1;
-	atomic_init(&sp->wake_pending, 0);
 	sp->tidy_wait = SPOOL_QUIET_SECONDS;
 	if ((sp->db = spool_open_db(path, why)) == NULL)
 		goto fail;
@@ -1143,14 +1119,8 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 		*why = "cannot read the queue database";
 		goto fail;
 	}
-	if (pipe2(sp->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+	if ((sp->wake = wakeup_new(base, spool_wake_cb, sp)) == NULL) {
 		*why = strerror(errno);
-		goto fail;
-	}
-	sp->wake_ev = event_new(
-	    base, sp->wake[0], EV_READ | EV_PERSIST, spool_wake_cb, sp);
-	if (sp->wake_ev == NULL || event_add(sp->wake_ev, NULL) < 0) {
-		*why = "cannot register with the event loop";
 		goto fail;
 	}
 	/* The loop's view shares the reader's connection and the body
@@ -1174,12 +1144,7 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 fail:
 	spool_log_close(sp->log);
 	spool_bodies_free(sp->bodies);
-	if (sp->wake_ev != NULL)
-		event_free(sp->wake_ev);
-	if (sp->wake[0] >= 0) {
-		close(sp->wake[0]);
-		close(sp->wake[1]);
-	}
+	wakeup_free(sp->wake);
 	spool_close_db(sp);
 	free(sp);
 	return NULL;
@@ -1216,9 +1181,7 @@ spool_close(struct spool *sp)
 		sp->done_tail = tail;
 		spool_deliver_done(sp);
 	}
-	event_free(sp->wake_ev);
-	close(sp->wake[0]);
-	close(sp->wake[1]);
+	wakeup_free(sp->wake);
 	spool_bodies_free(sp->bodies);
 	spool_log_close(sp->log);
 	spool_close_db(sp);

@@ -19,8 +19,8 @@
  * session's pieces, and so their reading, behind each message's end;
  * several at once also let the filesystem share one journal commit among
  * them.  A finished job
- * comes back to the loop through the spool's wake pipe (the one the
- * committer's results take: a descriptor pair less) and gives its buffer back
+ * comes back to the loop through the spool's wake (the one the
+ * committer's results take: a descriptor less) and gives its buffer back
  * to the body, which can then take the next piece: a session never has more
  * than two pieces in flight, and one that gets ahead of the disk waits (its
  * input is not read) until the writer catches up.

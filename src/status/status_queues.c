@@ -8,8 +8,9 @@
  * view of the queue (spool_view_new) and a reference to the
  * configuration it routes with, taken and dropped on the loop, so a
  * reload never frees it under the thread.  The thread hands its table
- * back through a pipe; the loop adds each queue's live state (the
- * delivery queues are the loop's only) and serves it from then on.
+ * back and wakes the loop (util/wakeup.h); the loop adds each queue's
+ * live state (the delivery queues are the loop's only) and serves it
+ * from then on.
  *
  * One reading at a time; while one is in progress the previous one is
  * served.  Before the first has finished there is none: the page says
@@ -17,7 +18,6 @@
  * samples (a scrape never waits for the queue).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -25,14 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
 #include "control/control.h"
 #include "daemon/daemon.h"
 #include "spool/spool.h"
 #include "status/status_http.h"
 #include "status/status_queues.h"
 #include "util/log.h"
+#include "util/wakeup.h"
 
 struct status_queues {
 	struct daemon *daemon;
@@ -43,7 +42,7 @@ struct status_queues {
 	int have, failed;
 	time_t at; /* when it started; 0 never */
 	unsigned long readings;
-	/* the reading in progress: the thread's until it writes the pipe */
+	/* the reading in progress: the thread's until it wakes the loop */
 	int running;
 	pthread_t thread;
 	atomic_int cancel;
@@ -54,8 +53,7 @@ struct status_queues {
 	struct control_queue_info *next;
 	size_t nnext;
 	int next_rc;
-	int wake[2];
-	struct event *wake_ev;
+	struct wakeup *wake;
 };
 
 /*
@@ -95,7 +93,7 @@ status_queues_worker(void *arg)
 	sq->next_cpu = (double)(t1.tv_sec - t0.tv_sec) +
 	               (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	status_queues_test_hold(&sq->cancel);
-	if (write(sq->wake[1], "x", 1) < 0 && errno != EAGAIN)
+	if (wakeup_signal(sq->wake) < 0)
 		log_err(
 		    "status: cannot wake the event loop: %s", strerror(errno));
 	return NULL;
@@ -114,14 +112,10 @@ status_queues_join(struct status_queues *sq)
 }
 
 static void
-status_queues_done(evutil_socket_t fd, short what, void *arg)
+status_queues_done(void *arg)
 {
 	struct status_queues *sq = arg;
-	char drain[16];
 
-	(void)what;
-	while (read(fd, drain, sizeof(drain)) > 0)
-		;
 	if (!sq->running)
 		return;
 	status_queues_join(sq);
@@ -145,11 +139,8 @@ status_queues_new(struct daemon *daemon, struct qmgr *qmgr)
 		return NULL;
 	sq->daemon = daemon;
 	sq->qmgr = qmgr;
-	sq->wake[0] = sq->wake[1] = -1;
-	if (pipe2(sq->wake, O_NONBLOCK | O_CLOEXEC) < 0 ||
-	    (sq->wake_ev = event_new(daemon->base, sq->wake[0],
-	         EV_READ | EV_PERSIST, status_queues_done, sq)) == NULL ||
-	    event_add(sq->wake_ev, NULL) < 0) {
+	if ((sq->wake = wakeup_new(daemon->base, status_queues_done, sq)) ==
+	    NULL) {
 		status_queues_free(sq);
 		return NULL;
 	}
@@ -165,12 +156,7 @@ status_queues_free(struct status_queues *sq)
 		atomic_store(&sq->cancel, 1);
 		status_queues_join(sq);
 	}
-	if (sq->wake_ev != NULL)
-		event_free(sq->wake_ev);
-	if (sq->wake[0] >= 0) {
-		close(sq->wake[0]);
-		close(sq->wake[1]);
-	}
+	wakeup_free(sq->wake);
 	free(sq->next);
 	free(sq->queues);
 	free(sq);
