@@ -5,6 +5,8 @@ back.  Afterwards every mailbox is restored, and every recipient must end
 delivered, with the message in the user's Maildir (at least once), or
 still pending with the reason; none may be left behind in flight.  The
 daemon stops cleanly under ASan/UBSan.  Seeds are fixed."""
+import ctypes
+import os
 import random
 import threading
 import time
@@ -20,19 +22,35 @@ MESSAGES = 30
 SECONDS = 3.0
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+
+
+def exchange(a, b):
+    """Swap two paths in one step (renameat2 RENAME_EXCHANGE).  Two renames
+    left a moment with nothing at the mailbox's path, and sluiced, finding
+    no Maildir there, made a new one: the test then failed on its own race
+    (IsADirectoryError), not on anything sluiced did wrong."""
+    if _libc.renameat2(AT_FDCWD, str(a).encode(), AT_FDCWD,
+                       str(b).encode(), RENAME_EXCHANGE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), str(a))
+
+
 def block(box):
-    """Move the Maildir aside and put a file where it was."""
+    """Move the Maildir aside and put a file where it was, in one step."""
     saved = box.with_name(box.name + ".saved")
     if box.is_dir() and not saved.exists():
-        box.rename(saved)
-        box.write_text("not a directory\n")
+        saved.write_text("not a directory\n")
+        exchange(box, saved)
 
 
 def unblock(box):
     saved = box.with_name(box.name + ".saved")
-    if saved.exists():
-        box.unlink()
-        saved.rename(box)
+    if saved.is_dir():
+        exchange(box, saved)
+        saved.unlink()
 
 
 def subjects_in(box):
