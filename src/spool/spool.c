@@ -1137,6 +1137,8 @@ spool_open(const char *dir, struct event_base *base, const char **why)
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->cv, NULL);
 	if (pthread_create(&sp->thread, NULL, spool_committer, sp) != 0) {
+		pthread_cond_destroy(&sp->cv);
+		pthread_mutex_destroy(&sp->mu);
 		*why = "cannot start the committer thread";
 		goto fail;
 	}
