@@ -11,19 +11,18 @@
  * Threads: the event loop hands over pieces (spool_body_put) and never
  * touches a file; a writer thread (each body keeps to one of
  * SPOOL_BODY_WRITERS) opens, writes and removes its files, in the order
- * the jobs were handed over; a finished body (its last piece
- * written) goes to one of SPOOL_BODY_SYNCERS syncer threads, which
- * fdatasync it and its directory and hand the message to the committer.
- * Syncing apart from writing matters: an fdatasync waits for the disk
- * (milliseconds), and done by the writer it held up every other
- * session's pieces, and so their reading, behind each message's end;
- * several at once also let the filesystem share one journal commit among
- * them.  A finished job
- * comes back to the loop through the spool's wake (the one the
- * committer's results take: a descriptor less) and gives its buffer back
- * to the body, which can then take the next piece: a session never has more
- * than two pieces in flight, and one that gets ahead of the disk waits (its
- * input is not read) until the writer catches up.
+ * the jobs were handed over; a finished body (its last piece written)
+ * goes to one of SPOOL_BODY_SYNCERS syncer threads, which fdatasync it
+ * and its directory and hand the message to the committer.  Syncing apart
+ * from writing matters: an fdatasync waits for the disk (milliseconds),
+ * and done by the writer it held up every other session's pieces, and so
+ * their reading, behind each message's end; several at once also let the
+ * filesystem share one journal commit among them.  A finished job comes
+ * back to the loop through the spool's wake (the one the committer's
+ * results take: a descriptor less) and gives its buffer back to the body,
+ * which can then take the next piece: a session never has more than two
+ * pieces in flight, and one that gets ahead of the disk waits (its input
+ * is not read) until the writer catches up.
  *
  * Ownership: a body belongs to the loop.  It counts one reference for its
  * owner (the session, until it finishes or aborts the body) and one per
@@ -35,8 +34,8 @@
  * (sync_file_range), so the fdatasync at the end finds little to do; then
  * the message goes to the committer, which syncs the directory (the new
  * name must survive a crash) once for its whole batch before it commits
- * the rows.  A file whose row
- * never commits is removed at the next start (spool_bodies_sweep).
+ * the rows.  A file whose row never commits is removed at the next start
+ * (spool_bodies_sweep).
  */
 #include <dirent.h>
 #include <errno.h>
