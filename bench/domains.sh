@@ -368,8 +368,12 @@ relay_run() {
 	RATE=$(awk -v n="$4" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
 	SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 	# smtpload's acceptance latency (DATA's end to its reply), for sluiced
-	[ "$1" = sluiced ] && CPU+=$(awk '/^p50_ms:/ { a = $2 } /^p99_ms:/ { b = $2 }
-	    END { printf ", accepted in p50 %s ms, p99 %s ms", a, b }' "$WORK/load.out")
+	# (an if, not &&: the function's status is the round's)
+	if [ "$1" = sluiced ]; then
+		CPU+=$(awk '/^p50_ms:/ { a = $2 } /^p99_ms:/ { b = $2 }
+		    END { printf ", accepted in p50 %s ms, p99 %s ms", a, b }' \
+		    "$WORK/load.out")
+	fi
 }
 
 CONFIGS=("sluiced one" "sluiced many" "postfix one" "postfix many")
