@@ -181,7 +181,6 @@ static void *
 ping(void *arg)
 {
 	struct work *k = arg;
-
 	int stop = 0;
 
 	for (unsigned i = 1; i <= ROUNDS && !stop; i++) {
