@@ -28,7 +28,12 @@
 #include "util/fnv.h"
 #include "util/log.h"
 
-#define POSTURE_BUCKETS 1024
+/*
+ * About one entry per bucket at the caps (POSTURE_SEEN_MAX,
+ * POSTURE_ENTRIES_MAX): mail to thousands of new partners looks each one
+ * up, and a miss walks the whole chain (issue 19).
+ */
+#define POSTURE_BUCKETS 8192
 /* Flushes in flight at most; past it counts are dropped (and logged). */
 #define POSTURE_INFLIGHT_MAX 4
 #define POSTURE_NAME_MAX 255

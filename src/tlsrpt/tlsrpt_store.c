@@ -28,7 +28,8 @@
 #include "util/fnv.h"
 #include "util/log.h"
 
-#define TLSRPT_BUCKETS 1024
+/* About one entry per bucket at TLSRPT_ENTRIES_MAX: a miss walks its chain. */
+#define TLSRPT_BUCKETS 8192
 /* The fields of an aggregate's key, in the order of the table's columns. */
 #define TLSRPT_FIELDS 11
 #define TLSRPT_FIELD_MAX 255
