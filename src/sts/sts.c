@@ -46,7 +46,8 @@
 #include "sts/sts_fetch.h"
 #include "util/log.h"
 
-#define STS_BUCKETS 1024
+/* About one entry per bucket at STS_CACHE_MAX: every new domain looks. */
+#define STS_BUCKETS 8192
 #define RR_TYPE_A 1
 #define RR_TYPE_TXT 16
 #define RR_TYPE_AAAA 28
